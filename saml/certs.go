@@ -1,0 +1,62 @@
+package saml
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+)
+
+// fingerprint is the SHA-256 fingerprint of a certificate, lower-case hex.
+func fingerprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// Fingerprint returns the SHA-256 fingerprint of cert as colon-free hex, the
+// form KECIS metadata and logs use.
+func Fingerprint(cert *x509.Certificate) string { return fingerprint(cert) }
+
+// ParseCertificatesPEM reads every CERTIFICATE block of a PEM file.
+func ParseCertificatesPEM(data []byte) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no CERTIFICATE block found")
+	}
+	return out, nil
+}
+
+// LoadCertificates reads the certificates of each PEM file.
+func LoadCertificates(paths ...string) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		cs, err := ParseCertificatesPEM(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		out = append(out, cs...)
+	}
+	return out, nil
+}
