@@ -13,8 +13,8 @@ help: ## list the targets
 build: ## build the kecis binary into bin/
 	$(GO) build -o $(BIN) ./cmd/kecis
 
-run: build ## start what exists so far (today: the binary's help and the ECML demo)
-	./scripts/run.sh $(BIN)
+run: build ## start what exists so far: `kecis demo`
+	./$(BIN) demo
 
 test: ## lint, then every test (CI runs exactly this)
 	$(MAKE) lint

@@ -37,7 +37,7 @@ func (e *ParseError) Error() string {
 }
 
 func parseErr(path, format string, args ...any) *ParseError {
-	return &ParseError{Path: path, Message: RedactPANs(fmt.Sprintf(format, args...))}
+	return &ParseError{Path: RedactPANs(path), Message: RedactPANs(fmt.Sprintf(format, args...))}
 }
 
 // ParseDocument reads a standalone ECML document: its root is either a bare

@@ -581,12 +581,15 @@ func (v *validator) amountAuth(a *AmountAuth) {
 	v.field(path+"/@Currency", a.Currency)
 	ceiling, cok := v.amount(path+"/@Ceiling", a.Ceiling, path+"/@Currency", a.Currency, true)
 	v.slot(path+"/kx:Challenge", a.Challenge != "", a.EncryptedChallenge)
-	if a.Challenge == "" || a.Currency == "" {
+	if a.Challenge == "" {
 		return
 	}
 	ch, err := ParseAmount(string(a.Challenge), a.Currency)
 	switch {
 	case errors.Is(err, ErrUnknownCurrency):
+		if amountSyntax(string(a.Challenge)) != nil {
+			v.add(path+"/kx:Challenge", "is not an amount (value not shown)")
+		}
 	case err != nil:
 		v.add(path+"/kx:Challenge", "is not an amount in "+a.Currency+" (value not shown)")
 	case ch.Minor == 0:

@@ -3,6 +3,7 @@ package ecml
 import (
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/beevik/etree"
@@ -88,8 +89,14 @@ func detach(el *etree.Element, path string) (*etree.Element, error) {
 		return nil, err
 	}
 	cp := el.Copy()
-	slices.Sort(needed)
-	var decls []etree.Attr
+	var decls, others []etree.Attr
+	for _, a := range cp.Attr {
+		if isNSDecl(a) {
+			decls = append(decls, a)
+		} else {
+			others = append(others, a)
+		}
+	}
 	for _, prefix := range needed {
 		uri, ok := lookupPrefix(el, prefix)
 		if !ok {
@@ -103,17 +110,24 @@ func detach(el *etree.Element, path string) (*etree.Element, error) {
 		}
 		decls = append(decls, etree.Attr{Space: "xmlns", Key: prefix, Value: uri})
 	}
-	if len(decls) > 0 {
-		old := cp.Attr
-		cp.Attr = nil
-		for _, d := range decls {
-			cp.CreateAttr(d.FullKey(), d.Value)
-		}
-		for _, a := range old {
-			cp.CreateAttr(a.FullKey(), a.Value)
-		}
+	// Declarations first, sorted by prefix (the default one first), so that
+	// a copy looks the same however often it is detached.
+	slices.SortStableFunc(decls, func(a, b etree.Attr) int {
+		return strings.Compare(declPrefix(a), declPrefix(b))
+	})
+	cp.Attr = nil
+	for _, a := range append(decls, others...) {
+		cp.CreateAttr(a.FullKey(), a.Value)
 	}
 	return cp, nil
+}
+
+// declPrefix is the prefix a namespace declaration binds ("" for xmlns).
+func declPrefix(a etree.Attr) string {
+	if a.Space == "" {
+		return ""
+	}
+	return a.Key
 }
 
 // collectPrefixes appends to needed the prefixes that the subtree of el uses
@@ -187,6 +201,9 @@ func displayName(ns string, el *etree.Element) string {
 		return "xenc:" + el.Tag
 	case ProtocolNamespace:
 		return ProtocolPrefix + ":" + el.Tag
+	}
+	if el.Space == "" {
+		return "{" + ns + "}" + el.Tag
 	}
 	return el.FullTag()
 }
