@@ -23,7 +23,7 @@ type forgeOpts struct {
 	digestHash crypto.Hash
 	c14n       string
 	transforms []string
-	refURI     string      // default "#" + ID of target
+	refURI     string         // default "#" + ID of target
 	target     *etree.Element // element the reference digests; default root
 }
 
