@@ -21,6 +21,9 @@ func (x Payload) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x Payload) LogValue() slog.Value { return logValue(x) }
 
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x Payload) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
+
 // String implements fmt.Stringer with secrets masked.
 func (x Ecom) String() string { return describe(x, false) }
 
@@ -32,6 +35,9 @@ func (x Ecom) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x Ecom) LogValue() slog.Value { return logValue(x) }
+
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x Ecom) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
 
 // String implements fmt.Stringer with secrets masked.
 func (x Address) String() string { return describe(x, false) }
@@ -45,6 +51,9 @@ func (x Address) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x Address) LogValue() slog.Value { return logValue(x) }
 
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x Address) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
+
 // String implements fmt.Stringer with secrets masked.
 func (x Postal) String() string { return describe(x, false) }
 
@@ -56,6 +65,9 @@ func (x Postal) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x Postal) LogValue() slog.Value { return logValue(x) }
+
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x Postal) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
 
 // String implements fmt.Stringer with secrets masked.
 func (x Name) String() string { return describe(x, false) }
@@ -69,6 +81,9 @@ func (x Name) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x Name) LogValue() slog.Value { return logValue(x) }
 
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x Name) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
+
 // String implements fmt.Stringer with secrets masked.
 func (x Street) String() string { return describe(x, false) }
 
@@ -80,6 +95,9 @@ func (x Street) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x Street) LogValue() slog.Value { return logValue(x) }
+
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x Street) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
 
 // String implements fmt.Stringer with secrets masked.
 func (x Telecom) String() string { return describe(x, false) }
@@ -93,6 +111,9 @@ func (x Telecom) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x Telecom) LogValue() slog.Value { return logValue(x) }
 
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x Telecom) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
+
 // String implements fmt.Stringer with secrets masked.
 func (x Phone) String() string { return describe(x, false) }
 
@@ -104,6 +125,9 @@ func (x Phone) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x Phone) LogValue() slog.Value { return logValue(x) }
+
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x Phone) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
 
 // String implements fmt.Stringer with secrets masked.
 func (x Online) String() string { return describe(x, false) }
@@ -117,6 +141,9 @@ func (x Online) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x Online) LogValue() slog.Value { return logValue(x) }
 
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x Online) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
+
 // String implements fmt.Stringer with secrets masked.
 func (x Email) String() string { return describe(x, false) }
 
@@ -128,6 +155,9 @@ func (x Email) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x Email) LogValue() slog.Value { return logValue(x) }
+
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x Email) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
 
 // String implements fmt.Stringer with secrets masked.
 func (x Text) String() string { return describe(x, false) }
@@ -141,6 +171,9 @@ func (x Text) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x Text) LogValue() slog.Value { return logValue(x) }
 
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x Text) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
+
 // String implements fmt.Stringer with secrets masked.
 func (x SecretText) String() string { return describe(x, false) }
 
@@ -152,6 +185,9 @@ func (x SecretText) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x SecretText) LogValue() slog.Value { return logValue(x) }
+
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x SecretText) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
 
 // String implements fmt.Stringer with secrets masked.
 func (x Payment) String() string { return describe(x, false) }
@@ -165,6 +201,9 @@ func (x Payment) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x Payment) LogValue() slog.Value { return logValue(x) }
 
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x Payment) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
+
 // String implements fmt.Stringer with secrets masked.
 func (x Card) String() string { return describe(x, false) }
 
@@ -176,6 +215,9 @@ func (x Card) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x Card) LogValue() slog.Value { return logValue(x) }
+
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x Card) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
 
 // String implements fmt.Stringer with secrets masked.
 func (x Date) String() string { return describe(x, false) }
@@ -189,6 +231,9 @@ func (x Date) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x Date) LogValue() slog.Value { return logValue(x) }
 
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x Date) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
+
 // String implements fmt.Stringer with secrets masked.
 func (x Loyalty) String() string { return describe(x, false) }
 
@@ -200,6 +245,9 @@ func (x Loyalty) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x Loyalty) LogValue() slog.Value { return logValue(x) }
+
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x Loyalty) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
 
 // String implements fmt.Stringer with secrets masked.
 func (x User) String() string { return describe(x, false) }
@@ -213,6 +261,9 @@ func (x User) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x User) LogValue() slog.Value { return logValue(x) }
 
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x User) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
+
 // String implements fmt.Stringer with secrets masked.
 func (x Merchant) String() string { return describe(x, false) }
 
@@ -224,6 +275,9 @@ func (x Merchant) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x Merchant) LogValue() slog.Value { return logValue(x) }
+
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x Merchant) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
 
 // String implements fmt.Stringer with secrets masked.
 func (x Terminal) String() string { return describe(x, false) }
@@ -237,6 +291,9 @@ func (x Terminal) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x Terminal) LogValue() slog.Value { return logValue(x) }
 
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x Terminal) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
+
 // String implements fmt.Stringer with secrets masked.
 func (x Transaction) String() string { return describe(x, false) }
 
@@ -248,6 +305,9 @@ func (x Transaction) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x Transaction) LogValue() slog.Value { return logValue(x) }
+
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x Transaction) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
 
 // String implements fmt.Stringer with secrets masked.
 func (x TransactionID) String() string { return describe(x, false) }
@@ -261,6 +321,9 @@ func (x TransactionID) Format(f fmt.State, verb rune) { formatValue(f, verb, x) 
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x TransactionID) LogValue() slog.Value { return logValue(x) }
 
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x TransactionID) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
+
 // String implements fmt.Stringer with secrets masked.
 func (x Code) String() string { return describe(x, false) }
 
@@ -272,6 +335,9 @@ func (x Code) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x Code) LogValue() slog.Value { return logValue(x) }
+
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x Code) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
 
 // String implements fmt.Stringer with secrets masked.
 func (x TransactionDate) String() string { return describe(x, false) }
@@ -285,6 +351,9 @@ func (x TransactionDate) Format(f fmt.State, verb rune) { formatValue(f, verb, x
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x TransactionDate) LogValue() slog.Value { return logValue(x) }
 
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x TransactionDate) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
+
 // String implements fmt.Stringer with secrets masked.
 func (x Data) String() string { return describe(x, false) }
 
@@ -296,6 +365,9 @@ func (x Data) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x Data) LogValue() slog.Value { return logValue(x) }
+
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x Data) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
 
 // String implements fmt.Stringer with secrets masked.
 func (x TransactionComplete) String() string { return describe(x, false) }
@@ -309,6 +381,9 @@ func (x TransactionComplete) Format(f fmt.State, verb rune) { formatValue(f, ver
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x TransactionComplete) LogValue() slog.Value { return logValue(x) }
 
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x TransactionComplete) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
+
 // String implements fmt.Stringer with secrets masked.
 func (x UserData) String() string { return describe(x, false) }
 
@@ -320,6 +395,9 @@ func (x UserData) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x UserData) LogValue() slog.Value { return logValue(x) }
+
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x UserData) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
 
 // String implements fmt.Stringer with secrets masked.
 func (x BirthDate) String() string { return describe(x, false) }
@@ -333,6 +411,9 @@ func (x BirthDate) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x BirthDate) LogValue() slog.Value { return logValue(x) }
 
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x BirthDate) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
+
 // String implements fmt.Stringer with secrets masked.
 func (x Device) String() string { return describe(x, false) }
 
@@ -344,6 +425,9 @@ func (x Device) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x Device) LogValue() slog.Value { return logValue(x) }
+
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x Device) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
 
 // String implements fmt.Stringer with secrets masked.
 func (x BankAccount) String() string { return describe(x, false) }
@@ -357,6 +441,9 @@ func (x BankAccount) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x BankAccount) LogValue() slog.Value { return logValue(x) }
 
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x BankAccount) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
+
 // String implements fmt.Stringer with secrets masked.
 func (x Transfer) String() string { return describe(x, false) }
 
@@ -368,6 +455,9 @@ func (x Transfer) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x Transfer) LogValue() slog.Value { return logValue(x) }
+
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x Transfer) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
 
 // String implements fmt.Stringer with secrets masked.
 func (x Terms) String() string { return describe(x, false) }
@@ -381,6 +471,9 @@ func (x Terms) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x Terms) LogValue() slog.Value { return logValue(x) }
 
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x Terms) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
+
 // String implements fmt.Stringer with secrets masked.
 func (x AmountAuth) String() string { return describe(x, false) }
 
@@ -392,6 +485,9 @@ func (x AmountAuth) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x AmountAuth) LogValue() slog.Value { return logValue(x) }
+
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x AmountAuth) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
 
 // String implements fmt.Stringer with secrets masked.
 func (x VirtualCard) String() string { return describe(x, false) }
@@ -405,6 +501,9 @@ func (x VirtualCard) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x VirtualCard) LogValue() slog.Value { return logValue(x) }
 
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x VirtualCard) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
+
 // String implements fmt.Stringer with secrets masked.
 func (x Escrow) String() string { return describe(x, false) }
 
@@ -417,6 +516,9 @@ func (x Escrow) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x Escrow) LogValue() slog.Value { return logValue(x) }
 
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x Escrow) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
+
 // String implements fmt.Stringer with secrets masked.
 func (x KeyIn) String() string { return describe(x, false) }
 
@@ -428,3 +530,6 @@ func (x KeyIn) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
 
 // LogValue implements slog.LogValuer: a group of masked values.
 func (x KeyIn) LogValue() slog.Value { return logValue(x) }
+
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x KeyIn) MarshalJSON() ([]byte, error) { return marshalJSON(x) }

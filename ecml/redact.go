@@ -1,6 +1,7 @@
 package ecml
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -21,7 +22,8 @@ import (
 //
 // slog resolves LogValue only at the top of a value, and its JSON handler
 // marshals a struct's fields itself; that is why every container type
-// implements slog.LogValuer (a group of masked values), and why [PAN] and
+// implements slog.LogValuer (a group of masked values) and json.Marshaler
+// (the same, for a model value inside another struct), and why [PAN] and
 // [Secret] also implement encoding.TextMarshaler.
 
 var (
@@ -216,4 +218,42 @@ func formatValue(f fmt.State, verb rune, v any) {
 	default:
 		_, _ = f.Write([]byte(describe(v, false)))
 	}
+}
+
+// marshalJSON renders v as JSON with every secret masked: the model's JSON
+// form is for logs (slog's JSON handler marshals the fields of a struct that
+// holds a model value), never a way to carry the data.
+func marshalJSON(v any) ([]byte, error) { return json.Marshal(jsonValue(reflect.ValueOf(v))) }
+
+func jsonValue(v reflect.Value) any {
+	switch v.Type() {
+	case panType, secretType, elementType:
+		return slogValue(v).String()
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			return nil
+		}
+		return jsonValue(v.Elem())
+	case reflect.Struct:
+		m := make(map[string]any, v.NumField())
+		for i := 0; i < v.NumField(); i++ {
+			f := v.Field(i)
+			if !v.Type().Field(i).IsExported() || f.IsZero() {
+				continue
+			}
+			m[v.Type().Field(i).Name] = jsonValue(f)
+		}
+		return m
+	case reflect.Slice:
+		out := make([]any, v.Len())
+		for i := range out {
+			out[i] = jsonValue(v.Index(i))
+		}
+		return out
+	case reflect.Bool:
+		return v.Bool()
+	}
+	return slogValue(v).String()
 }

@@ -344,7 +344,9 @@ func (v *validator) ecom(e *Ecom) {
 		if l.ExpDate == nil {
 			v.missing(lp+"/ExpDate", "required by the RFC 4112 Schema")
 		} else {
-			exp, _ = v.date(lp+"/ExpDate", l.ExpDate, dateRule{needMonth: true, needYear: true, years: []int{2, 4}, expiry: true})
+			if c, ok := v.date(lp+"/ExpDate", l.ExpDate, dateRule{needMonth: true, needYear: true, years: []int{2, 4}, expiry: true}); ok {
+				exp = c
+			}
 		}
 		if l.ValidDate != nil {
 			v.validFrom(lp+"/ValidDate", l.ValidDate, exp)
@@ -443,7 +445,9 @@ func (v *validator) card(path string, c *Card) {
 	if c.ExpDate == nil {
 		v.missing(path+"/ExpDate", "required by the RFC 4112 Schema")
 	} else {
-		exp, _ = v.date(path+"/ExpDate", c.ExpDate, dateRule{needMonth: true, needYear: true, years: []int{4}, expiry: true})
+		if d, ok := v.date(path+"/ExpDate", c.ExpDate, dateRule{needMonth: true, needYear: true, years: []int{4}, expiry: true}); ok {
+			exp = d
+		}
 	}
 	if c.ValidDate != nil {
 		v.validFrom(path+"/ValidDate", c.ValidDate, exp)

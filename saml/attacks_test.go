@@ -3,6 +3,7 @@ package saml
 import (
 	"bytes"
 	"crypto"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
+	"github.com/crewjam/saml/xmlenc"
 )
 
 // The attack corpus (KECIS §9): each fixture under testdata/attacks/ is a
@@ -108,6 +110,26 @@ func (w *world) withAuthResult(t testing.TB, seed string, ar *etree.Element, mut
 	}
 	return ser(t, root)
 }
+
+// encCase is an encryption attack on a merchant-signed card approval.
+func encCase(name, desc string, tamper func(t *testing.T, w *world, root *etree.Element)) attackCase {
+	return attackCase{Name: name, Class: "encryption", Kind: "request", Reason: "decryption", Stage: AfterVerification.String(),
+		Description: desc,
+		build: func(t *testing.T, w *world) []byte {
+			root, err := w.approveRequest(t, name).Element()
+			if err != nil {
+				t.Fatal(err)
+			}
+			tamper(t, w, root)
+			if err := w.merchant.Signer.Sign(root); err != nil {
+				t.Fatal(err)
+			}
+			return ser(t, root)
+		}}
+}
+
+func base64Decode(s string) ([]byte, error) { return base64.StdEncoding.DecodeString(stripSpace(s)) }
+func base64Encode(b []byte) string          { return base64.StdEncoding.EncodeToString(b) }
 
 func arOf(root *etree.Element) *etree.Element { return child(root, "AuthenticationResult") }
 
@@ -445,6 +467,48 @@ func attackCases() []attackCase {
 				ar := w.authResult(t, "ar-forged", w.merchant.Signer, issuerID)
 				return w.withAuthResult(t, "ar-forged-msg", ar, nil)
 			}},
+		// XML Encryption (KECIS §8, §9.9): Jager & Somorovsky's CBC oracle,
+		// "One Bad Apple" backwards-compatibility attacks, tampering. Every
+		// one must meet the same refusal (no oracle).
+		encCase("enc-aes128-cbc", "the card encrypted with AES-128-CBC (XML Encryption 1.0)", func(t *testing.T, w *world, root *etree.Element) {
+			legacyEncrypt(t, w, root, xmlenc.OAEP(), xmlenc.AES128CBC)
+		}),
+		encCase("enc-aes256-cbc", "the card encrypted with AES-256-CBC", func(t *testing.T, w *world, root *etree.Element) {
+			legacyEncrypt(t, w, root, xmlenc.OAEP(), xmlenc.AES256CBC)
+		}),
+		encCase("enc-3des-cbc", "the card encrypted with Triple DES (CBC)", func(t *testing.T, w *world, root *etree.Element) {
+			legacyEncrypt(t, w, root, xmlenc.OAEP(), xmlenc.TripleDES)
+		}),
+		encCase("enc-seed-cbc", "the card claimed encrypted with SEED-128-CBC (RFC 6931 gives SEED only a CBC identifier)", func(t *testing.T, w *world, root *etree.Element) {
+			fakeCipher(root, "http://www.w3.org/2007/05/xmldsig-more#seed128-cbc")
+		}),
+		encCase("enc-rsa-1_5", "AES-256-GCM content with the key wrapped by RSA PKCS#1 v1.5 (rsa-1_5)", func(t *testing.T, w *world, root *etree.Element) {
+			legacyEncrypt(t, w, root, xmlenc.PKCS1v15(), AES256GCM)
+		}),
+		encCase("enc-flipped-tag", "a correctly encrypted card whose GCM tag has one bit flipped", func(t *testing.T, w *world, root *etree.Element) {
+			w.encryptFor(t, root, nil)
+			cv := cipherValueEl(root.FindElement(".//Payment/xenc:EncryptedData"))
+			b, _ := base64Decode(cv.Text())
+			b[len(b)-1] ^= 0x01
+			cv.SetText(base64Encode(b))
+		}),
+		encCase("enc-truncated", "a correctly encrypted card whose ciphertext is truncated to 20 bytes", func(t *testing.T, w *world, root *etree.Element) {
+			w.encryptFor(t, root, nil)
+			cv := cipherValueEl(root.FindElement(".//Payment/xenc:EncryptedData"))
+			b, _ := base64Decode(cv.Text())
+			cv.SetText(base64Encode(b[:20]))
+		}),
+		encCase("enc-wrong-recipient", "the card encrypted for another participant (the merchant's own key and entityID)", func(t *testing.T, w *world, root *etree.Element) {
+			w.encryptFor(t, root, &Encryptor{Recipient: merchantID, Cert: w.merchant.Cert})
+		}),
+		encCase("enc-not-sensitive", "the Transaction (amount and currency, which policy must see) encrypted as well as the card", func(t *testing.T, w *world, root *etree.Element) {
+			tx := root.FindElement(".//Transaction")
+			if _, err := (&Encryptor{Recipient: issuerID, Cert: w.issuer.Cert}).EncryptElement(tx); err != nil {
+				t.Fatal(err)
+			}
+			w.encryptFor(t, root, nil)
+		}),
+		encCase("sensitive-in-clear", "a card approval whose card travels in clear", func(t *testing.T, w *world, root *etree.Element) {}),
 		// The published encoding/xml round-trip inputs (mattermost/xml-roundtrip-validator).
 		{Name: "roundtrip-colon-element", Class: "round-trip instability", Kind: "request", Reason: "malformed", Stage: pre,
 			Description: "an element name with two colons (<x::Element>) inside a signed request",

@@ -16,7 +16,7 @@ const approvePayloadXML = `<kecis:Payload xmlns:kecis="urn:kecis:protocol:1.0">`
 	`<Telecom><Phone Number="01012345678"/></Telecom><Online><Email Address="gildong@example.kr"/></Online></BillTo>` +
 	`<Payment><Card Name="HONG GILDONG" Type="VISA" Number="4111111111111111"><ExpDate Month="12" Year="2030"/></Card></Payment>` +
 	`<User DataCountry="KR" DataLanguage="ko"><UserID>gildong</UserID></User>` +
-	`<Transaction Amount="15000" Currency="KRW" Type="credit"><Id Reference="R20261122000001"/>` +
+	`<Transaction Amount="15000" Currency="KRW" Type="credit"><Id Reference="R26112200001"/>` +
 	`<Data><PrivateUse>shop=example;channel=web;device=desktop;campaign=winter-sale-2026</PrivateUse></Data></Transaction>` +
 	`</Ecom></kecis:Payload>`
 

@@ -96,7 +96,10 @@ func textChild(el *etree.Element, what string) (string, error) {
 
 // decodeRequest reads the verified element into a ServiceRequest, with the
 // children in the order of KECIS §2.2. The signature is already gone
-// (removed by the enveloped-signature transform).
+// (removed by the enveloped-signature transform). The payload is read later,
+// after decryption (payloadStage), so that an encrypted element standing
+// where it should not meets the decryption refusal like every other
+// encryption fault.
 func decodeRequest(root *etree.Element) (*ServiceRequest, error) {
 	r := &ServiceRequest{}
 	a := attrs(root)
@@ -147,7 +150,7 @@ func decodeRequest(root *etree.Element) (*ServiceRequest, error) {
 		r.AuthResults = append(r.AuthResults, ar)
 	}
 	if p := c.take(NSKECIS, elPayload); p != nil {
-		if r.Payload, err = decodePayload(p); err != nil {
+		if err := attrs(p).done(); err != nil {
 			return nil, err
 		}
 	}
@@ -251,7 +254,7 @@ func decodeResponse(root *etree.Element) (*ServiceResponse, error) {
 		r.AuthResults = append(r.AuthResults, ar)
 	}
 	if p := c.take(NSKECIS, elPayload); p != nil {
-		if r.Payload, err = decodePayload(p); err != nil {
+		if err := attrs(p).done(); err != nil {
 			return nil, err
 		}
 	}

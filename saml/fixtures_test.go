@@ -2,6 +2,7 @@ package saml
 
 import (
 	"context"
+	"crypto"
 	"crypto/x509"
 	"flag"
 	"os"
@@ -73,9 +74,66 @@ func (w *world) issuerReceiver() *Receiver {
 		Keys:            w.keys(),
 		Replay:          NewMemoryReplayCache(w.clock.Now),
 		Destinations:    []string{issuerEndpoint, "https://issuer-dr.example/kecis/soap"},
+		Decrypter:       w.issuerDecryptor(),
 		ValidatePayload: true,
 		Now:             w.clock.Now,
 	}
+}
+
+// issuerDecryptor holds the issuer's encryption keys: its RSA key, and a
+// second one during a rollover.
+func (w *world) issuerDecryptor() *Decryptor {
+	return &Decryptor{EntityID: issuerID, Keys: []DecryptionKey{
+		{Cert: w.attacker.Cert, Key: w.attacker.Signer.Key.(crypto.Decrypter)}, // stands in for a retired key
+		{Cert: w.issuer.Cert, Key: w.issuer.Signer.Key.(crypto.Decrypter)},
+	}}
+}
+
+// encryptFor encrypts the sensitive elements of an unsigned message for
+// the issuer.
+func (w *world) encryptFor(t testing.TB, root *etree.Element, e *Encryptor) {
+	t.Helper()
+	if e == nil {
+		e = &Encryptor{Recipient: issuerID, Cert: w.issuer.Cert}
+	}
+	for _, c := range root.ChildElements() {
+		if c.Tag == "Payload" {
+			if _, err := e.EncryptPayload(c); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// approveRequest is a card approval carrying the card, unsigned and in clear.
+func (w *world) approveRequest(t testing.TB, seed string) *ServiceRequest {
+	t.Helper()
+	req, err := w.builder(merchantID, seed).NewRequest(issuerEndpoint, ServiceURI("card", "approve"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.IdempotencyKey = "order-20261122-0001-approve"
+	req.Routing = &Routing{CardBIN: "411111", CardLast4: "1111"}
+	req.Payload = payloadFrom(t, approvePayloadXML)
+	return req
+}
+
+// sealedApprove is the approval encrypted for the issuer and signed.
+func (w *world) sealedApprove(t testing.TB, seed string, e *Encryptor, mutate func(root *etree.Element)) []byte {
+	t.Helper()
+	root, err := w.approveRequest(t, seed).Element()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.encryptFor(t, root, e)
+	if mutate != nil {
+		mutate(root)
+	}
+	out, err := w.merchant.Signer.SignToBytes(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // merchantReceiver receives the issuer's responses.

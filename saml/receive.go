@@ -72,6 +72,10 @@ type Receiver struct {
 	// ValidatePayload runs ECML validation (step 8). Encrypted stand-ins are
 	// accepted where a sensitive element stands when Decrypter is nil.
 	ValidatePayload bool
+	// AllowClearSensitive accepts sensitive elements (card, account number,
+	// codes…) in clear. Only tools and tests set it: KECIS §8.1 requires
+	// them encrypted for the final recipient.
+	AllowClearSensitive bool
 
 	ClockSkew time.Duration
 	Limits    Limits
@@ -235,16 +239,8 @@ func (r *Receiver) ReceiveRequest(ctx context.Context, data []byte) (*ReceivedRe
 	if err := r.replay(ctx, req.Issuer, req.ID, req.IssueInstant); err != nil {
 		return nil, r.refuse(ctx, AsError(err), issuer, id)
 	}
-	if err := r.payloadStage(ctx, verified, req.Payload); err != nil {
+	if req.Payload, err = r.payloadStage(ctx, verified); err != nil {
 		return nil, r.refuse(ctx, AsError(err), issuer, id)
-	}
-	if req.Payload != nil && r.Decrypter != nil {
-		// Re-read the payload after decryption replaced its stand-ins.
-		p, err := decodePayload(findPayload(verified))
-		if err != nil {
-			return nil, r.refuse(ctx, ErrPayload.WithCause(err), issuer, id)
-		}
-		req.Payload = p
 	}
 	return out, nil
 }
@@ -284,15 +280,8 @@ func (r *Receiver) ReceiveResponse(ctx context.Context, data []byte) (*ReceivedR
 		}
 		return nil, r.refuse(ctx, ErrStore.WithCause(err), issuer, id)
 	}
-	if err := r.payloadStage(ctx, verified, resp.Payload); err != nil {
+	if resp.Payload, err = r.payloadStage(ctx, verified); err != nil {
 		return nil, r.refuse(ctx, AsError(err), issuer, id)
-	}
-	if resp.Payload != nil && r.Decrypter != nil {
-		p, err := decodePayload(findPayload(verified))
-		if err != nil {
-			return nil, r.refuse(ctx, ErrPayload.WithCause(err), issuer, id)
-		}
-		resp.Payload = p
 	}
 	return out, nil
 }
@@ -344,36 +333,40 @@ func findPayload(verified *etree.Element) *etree.Element {
 	return nil
 }
 
-// payloadStage is steps 7 and 8: decryption, then ECML validation.
-func (r *Receiver) payloadStage(ctx context.Context, verified *etree.Element, p *ecml.Payload) error {
-	if p == nil {
-		return nil
+// payloadStage is steps 7 and 8: no sensitive element may travel in clear
+// (KECIS §8.1); then decryption of what is addressed to us, and ECML
+// validation of the result. It returns the payload as decoded after
+// decryption.
+func (r *Receiver) payloadStage(ctx context.Context, verified *etree.Element) (*ecml.Payload, error) {
+	pel := findPayload(verified)
+	if pel == nil {
+		return nil, nil
+	}
+	if !r.AllowClearSensitive {
+		if clear := ecml.SensitiveElements(pel); len(clear) > 0 {
+			return nil, ErrDecryption.WithCausef("sensitive element %s travels in clear", clear[0].GetPath())
+		}
 	}
 	if r.Decrypter != nil {
-		if err := r.Decrypter.DecryptPayload(ctx, findPayload(verified)); err != nil {
+		if err := r.Decrypter.DecryptPayload(ctx, pel); err != nil {
 			var pe *Error
 			if errors.As(err, &pe) {
-				return pe
+				return nil, pe
 			}
-			return ErrDecryption.WithCause(err)
+			return nil, ErrDecryption.WithCause(err)
 		}
-		if !r.ValidatePayload {
-			return nil
+	}
+	p, err := decodePayload(pel)
+	if err != nil {
+		return nil, ErrPayload.WithCause(err)
+	}
+	if r.ValidatePayload {
+		problems := p.Validate(ecml.ValidateOptions{Now: r.now(), AllowEncrypted: r.Decrypter == nil})
+		if len(problems) > 0 {
+			return nil, ErrPayload.WithCause(problems)
 		}
-		np, err := decodePayload(findPayload(verified))
-		if err != nil {
-			return ErrPayload.WithCause(err)
-		}
-		p = np
 	}
-	if !r.ValidatePayload {
-		return nil
-	}
-	problems := p.Validate(ecml.ValidateOptions{Now: r.now(), AllowEncrypted: r.Decrypter == nil})
-	if len(problems) > 0 {
-		return ErrPayload.WithCause(problems)
-	}
-	return nil
+	return p, nil
 }
 
 // Kind names the root element of a KECIS document.
