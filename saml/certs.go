@@ -2,6 +2,7 @@ package saml
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
@@ -59,4 +60,10 @@ func LoadCertificates(paths ...string) ([]*x509.Certificate, error) {
 		out = append(out, cs...)
 	}
 	return out, nil
+}
+
+func base64Std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+func base64StdDecode(s string) ([]byte, error) {
+	return base64.StdEncoding.DecodeString(stripSpace(s))
 }

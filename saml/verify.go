@@ -89,3 +89,54 @@ func detach(el *etree.Element) *etree.Element {
 	}
 	return c
 }
+
+// detachMinimal returns a copy of el that declares, on itself, the
+// namespaces that it or its descendants use and inherit from ancestors —
+// and no others. It is how an element is serialised on its own (the
+// plaintext of an encrypted element).
+func detachMinimal(el *etree.Element) *etree.Element {
+	c := el.Copy()
+	used := map[string]bool{}
+	walkAll(c, func(e *etree.Element) {
+		used[e.Space] = true
+		for _, a := range e.Attr {
+			if a.Space != "" && a.Space != "xmlns" {
+				used[a.Space] = true
+			}
+		}
+	})
+	for prefix := range used {
+		if prefix == "xml" {
+			continue
+		}
+		if _, ok := resolveNS(c, c, prefix); ok && declaredInside(c, prefix) {
+			continue
+		}
+		if ns, ok := resolveNS(el, topOf(el), prefix); ok && ns != "" {
+			if prefix == "" {
+				c.CreateAttr("xmlns", ns)
+			} else {
+				c.CreateAttr("xmlns:"+prefix, ns)
+			}
+		}
+	}
+	return c
+}
+
+// declaredInside reports whether every use of prefix inside c resolves
+// without c's ancestors (conservatively: c itself declares it).
+func declaredInside(c *etree.Element, prefix string) bool {
+	for _, a := range c.Attr {
+		if (prefix == "" && a.Space == "" && a.Key == "xmlns") || (a.Space == "xmlns" && a.Key == prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+func topOf(el *etree.Element) *etree.Element {
+	for el.Parent() != nil && el.Parent().Tag != "" {
+		el = el.Parent()
+	}
+	return el
+}

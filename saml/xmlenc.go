@@ -333,7 +333,7 @@ func (e *Encryptor) EncryptElement(el *etree.Element) (*etree.Element, error) {
 	if err != nil {
 		return nil, err
 	}
-	plain, err := Serialize(detach(el))
+	plain, err := Serialize(detachMinimal(el))
 	if err != nil {
 		return nil, err
 	}
