@@ -2,8 +2,8 @@ package saml
 
 import (
 	"crypto/sha256"
-	"encoding/base64"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"

@@ -15,6 +15,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 
 	"github.com/beevik/etree"
@@ -386,7 +387,8 @@ func contains(list []string, s string) bool {
 }
 
 // DecryptionKey is one of a receiver's encryption keys with its certificate
-// as published in metadata (several during a rollover).
+// as published in metadata (several during a rollover). Cert may be nil
+// (a tool holding only the key): the key then matches by its public key.
 type DecryptionKey struct {
 	Cert *x509.Certificate
 	Key  crypto.Decrypter
@@ -587,8 +589,16 @@ func (d *Decryptor) selectKey(keyInfo *etree.Element) (DecryptionKey, error) {
 				return DecryptionKey{}, err
 			}
 			for _, k := range d.Keys {
-				if bytes.Equal(k.Cert.Raw, der) {
+				if k.Cert != nil && bytes.Equal(k.Cert.Raw, der) {
 					return k, nil
+				}
+			}
+			// A key held without its certificate matches by public key.
+			if named, err := x509.ParseCertificate(der); err == nil {
+				for _, k := range d.Keys {
+					if k.Cert == nil && publicKeysEqual(k.Key.Public(), named.PublicKey) {
+						return k, nil
+					}
 				}
 			}
 			return DecryptionKey{}, errors.New("EncryptedKey names a certificate that is not ours")
@@ -648,4 +658,45 @@ func (d *Decryptor) parsePlaintext(ed *etree.Element, plain []byte) (*etree.Elem
 	el := kids[0]
 	root.RemoveChild(el)
 	return el, nil
+}
+
+func sha1New() hash.Hash { return crypto.SHA1.New() }
+
+// payloadContainer finds where a document's ECML lives: the kecis:Payload of
+// a message, or the document itself when it is a payload or a bare Ecom.
+func payloadContainer(root *etree.Element) (*etree.Element, error) {
+	if root.Tag == "Ecom" || (root.Tag == elPayload && is(root, root, NSKECIS, elPayload)) {
+		return root, nil
+	}
+	if p := findPayload(root); p != nil {
+		return p, nil
+	}
+	return nil, errors.New("kecis: the document has no kecis:Payload or Ecom")
+}
+
+// EncryptDocument encrypts the sensitive elements of a message (or of a
+// bare payload or Ecom) in place; names limits it to those local names. A
+// signed message is refused: KECIS encrypts first and signs after, so that
+// the signature covers the ciphertext (KECIS §4.5).
+func EncryptDocument(root *etree.Element, e *Encryptor, names ...string) (int, error) {
+	for _, c := range root.ChildElements() {
+		if c.Tag == elSignature {
+			return 0, errors.New("kecis: the message is already signed; encrypt first, then sign")
+		}
+	}
+	p, err := payloadContainer(root)
+	if err != nil {
+		return 0, err
+	}
+	return e.EncryptPayload(p, names...)
+}
+
+// DecryptDocument decrypts every encrypted element of a message (or of a
+// bare payload or Ecom) in place.
+func DecryptDocument(ctx context.Context, root *etree.Element, d *Decryptor) error {
+	p, err := payloadContainer(root)
+	if err != nil {
+		return err
+	}
+	return d.DecryptPayload(ctx, p)
 }

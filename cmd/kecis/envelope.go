@@ -23,8 +23,14 @@ func newEnvelopeCmd() *cobra.Command {
 or stdin when FILE is absent or "-", and writes stdout.`,
 	}
 	cmd.AddCommand(newEnvelopeSignCmd(), newEnvelopeVerifyCmd(), newEnvelopeInspectCmd())
+	for _, f := range envelopeSubcommands {
+		cmd.AddCommand(f())
+	}
 	return cmd
 }
+
+// envelopeSubcommands are added by other files of this package.
+var envelopeSubcommands []func() *cobra.Command
 
 func newEnvelopeSignCmd() *cobra.Command {
 	var keyPath, certPath string
