@@ -109,8 +109,9 @@
 // number (1–6 digits). Track data take ISO/IEC 7813's own limits (track 1
 // 79, track 2 40) and response data ISO 8583's 99, because the RFC's 39 and
 // 27 are too small for real tracks. Elsewhere KECIS sets a ceiling that real
-// data fits: 16 for name prefixes and suffixes and postal codes, 64 for
-// other name parts, ids, types and the language tag, 128 for names, company,
+// data fits: 16 for name prefixes and suffixes, postal codes, the terminal ID
+// and the loyalty verification value, 64 for other name parts, ids, types,
+// the language tag, loyalty numbers and the AAV, 128 for names, company,
 // street lines, city, state, order, wallet and user identifiers, transaction
 // ID and date, 32 for the merchant ID and telephone numbers, 254 for e-mail
 // (RFC 5321), 255 for Merchant, Processor and terminal data, 500 for

@@ -12,19 +12,9 @@ import (
 // getter and one setter per row), Validate's length and syntax checks, and
 // SensitivePaths.
 //
-// Maximum lengths (in characters). RFC 4112's MIN column is the size a form
-// MUST allow for on data entry (§2.1.1), not a validity limit, so a maximum
-// is never below it. KECIS uses the RFC's own figure as the maximum where it
-// is the size of the underlying ISO field (the ISO 8583 identifiers and
-// codes of the merchant→processor fields, the 4-letter card type prefix),
-// and otherwise a ceiling that real data fits and that bounds what a
-// receiver must store: 64 for name parts, identifiers and short codes, 128
-// for names, address lines, order and wallet identifiers, 254 for e-mail
-// addresses (RFC 5321), 255 for the merchant and processor, 500 for
-// preferences, 999 for ISO 8583 private-use data (an LLLVAR), 2,000 for the
-// words of loan terms, 2,048 for URLs and 4,096 for a base64 signature.
-// Fields with a fixed format (dates, codes, card numbers, amounts) are
-// bounded by that format instead (max 0).
+// Maximum lengths are in characters; the package documentation ("Length
+// limits") says how they were chosen. A row with max 0 has a fixed format
+// (a date part, a code, a card number, an amount) that bounds it instead.
 type field struct {
 	path      string
 	flat      string

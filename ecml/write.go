@@ -21,11 +21,17 @@ import (
 // that XML 1.0 cannot carry (a control character, invalid UTF-8): it would
 // not read back as written.
 func (p *Payload) AppendTo(container *etree.Element) error {
+	_, err := p.appendTo(container)
+	return err
+}
+
+// appendTo is AppendTo, returning the copies of kept elements it inserted.
+func (p *Payload) appendTo(container *etree.Element) ([]*etree.Element, error) {
 	w := &writer{}
 	scratch := etree.NewElement("scratch")
 	p.write(w, scratch, container)
 	if w.err != nil {
-		return w.err
+		return nil, w.err
 	}
 	if p.hasExt() {
 		if uri, ok := lookupPrefix(container, ExtPrefix); !ok || uri != ExtNamespace {
@@ -52,7 +58,7 @@ func (p *Payload) AppendTo(container *etree.Element) error {
 	// Stand-ins and unknown elements were inserted against scratch; now that
 	// they are in place, drop declarations the real scope already makes.
 	pruneCopies(container, w.copies)
-	return nil
+	return w.copies, nil
 }
 
 // ownsPrefix reports whether el itself declares prefix.
@@ -474,15 +480,19 @@ func (t *Transaction) write(w *writer, parent *etree.Element, parentPath string)
 // declaration, indented by two spaces, deterministic (attributes in schema
 // order), with character references for CR, TAB and LF in attribute values
 // and for CR in text, so that every value reads back exactly. Leaf text is
-// never re-indented; white space between the elements of kept stand-ins and
-// unknown elements is.
+// never re-indented, and kept stand-ins and unknown elements are written as
+// they are, white space inside them included.
 func (p *Payload) MarshalDocument() ([]byte, error) {
 	doc := etree.NewDocument()
 	doc.CreateProcInst("xml", `version="1.0" encoding="UTF-8"`)
-	var root *etree.Element
+	var (
+		root   *etree.Element
+		copies []*etree.Element
+		err    error
+	)
 	if p.Ecom != nil && !p.hasExt() {
 		holder := etree.NewElement("holder")
-		if err := p.AppendTo(holder); err != nil {
+		if copies, err = p.appendTo(holder); err != nil {
 			return nil, err
 		}
 		root = holder.ChildElements()[0]
@@ -493,12 +503,27 @@ func (p *Payload) MarshalDocument() ([]byte, error) {
 		if p.hasExt() {
 			root.CreateAttr("xmlns:"+ExtPrefix, ExtNamespace)
 		}
-		if err := p.AppendTo(root); err != nil {
+		if copies, err = p.appendTo(root); err != nil {
 			return nil, err
 		}
 	}
 	doc.SetRoot(root)
+	// Indent around the kept elements, not inside them: swap each for an
+	// empty placeholder while indenting.
+	placeholders := make([]*etree.Element, len(copies))
+	for i, cp := range copies {
+		ph := etree.NewElement("placeholder")
+		parent := cp.Parent()
+		parent.InsertChildAt(cp.Index(), ph)
+		parent.RemoveChild(cp)
+		placeholders[i] = ph
+	}
 	doc.IndentWithSettings(&etree.IndentSettings{Spaces: 2, PreserveLeafWhitespace: true})
+	for i, ph := range placeholders {
+		parent := ph.Parent()
+		parent.InsertChildAt(ph.Index(), copies[i])
+		parent.RemoveChild(ph)
+	}
 	doc.WriteSettings = etree.WriteSettings{CanonicalText: true, CanonicalAttrVal: true}
 	return doc.WriteToBytes()
 }

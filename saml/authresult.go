@@ -166,7 +166,7 @@ func VerifyAuthenticationResult(ctx context.Context, el *etree.Element, keys Key
 	if err != nil {
 		return nil, nil, ErrAuthResult.WithCausef("issuer %q: %v", parts.issuer, err)
 	}
-	verified, _, err := verifySigned(top, parts, certs, now)
+	verified, _, err := verifySigned(top, parts, certs, now, true)
 	if err != nil {
 		return nil, nil, ErrAuthResult.WithCause(err)
 	}

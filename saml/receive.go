@@ -149,7 +149,7 @@ func (r *Receiver) verifyStage(ctx context.Context, data []byte, kind messageKin
 		}
 		return nil, parts, nil, ErrInternal.WithCause(err)
 	}
-	verified, cert, err := verifySigned(root, parts, certs, r.now())
+	verified, cert, err := verifySigned(root, parts, certs, r.now(), true)
 	if err != nil {
 		return nil, parts, nil, err
 	}
@@ -408,7 +408,7 @@ func (r *Receiver) Verify(ctx context.Context, data []byte) (*etree.Element, Kin
 	if err != nil {
 		return nil, k, ErrUnknownIssuer.WithCause(err)
 	}
-	verified, _, err := verifySigned(root, parts, certs, r.now())
+	verified, _, err := verifySigned(root, parts, certs, r.now(), true)
 	if err != nil {
 		return nil, k, err
 	}

@@ -9,12 +9,15 @@ import (
 
 // signedParts locates, in an unverified tree, what the signature check needs.
 type signedParts struct {
-	root      *etree.Element
-	id        string
-	issuer    string
-	signature *etree.Element
-	certDER   []byte
-	method    string
+	root       *etree.Element
+	id         string
+	issuer     string
+	signature  *etree.Element
+	signedInfo *etree.Element
+	digest     []byte // DigestValue, decoded
+	sigValue   []byte // SignatureValue, decoded
+	certDER    []byte
+	method     string
 }
 
 // messageKind names the root elements the profile knows.
@@ -323,6 +326,15 @@ func checkSignatureShape(sig, top *etree.Element, id string, p *signedParts) err
 	if err := onlyAttrs(refKids[2]); err != nil {
 		return err
 	}
+	dv, err := base64.StdEncoding.DecodeString(stripSpace(refKids[2].Text()))
+	if err != nil || len(dv) != 32 || len(refKids[2].ChildElements()) > 0 {
+		return ErrShape.WithCausef("DigestValue is not a base64 SHA-256 digest")
+	}
+	sigv, err := base64.StdEncoding.DecodeString(stripSpace(sv.Text()))
+	if err != nil || len(sigv) == 0 || len(sv.ChildElements()) > 0 {
+		return ErrShape.WithCausef("SignatureValue is not base64")
+	}
+	p.signedInfo, p.digest, p.sigValue = si, dv, sigv
 	kiKids, err := want(ki, "KeyInfo", 1)
 	if err != nil {
 		return err

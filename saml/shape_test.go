@@ -31,7 +31,7 @@ func TestVerifiedElementHasWholeText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	verified, _, err := verifySigned(root, parts, []*x509.Certificate{w.merchant.Cert}, w.clock.Now())
+	verified, _, err := verifySigned(root, parts, []*x509.Certificate{w.merchant.Cert}, w.clock.Now(), true)
 	if err != nil {
 		t.Fatalf("the comment does not break the signature, so this must verify: %v", err)
 	}

@@ -5,7 +5,9 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/base64"
@@ -14,7 +16,6 @@ import (
 	"math/big"
 
 	"github.com/beevik/etree"
-	dsig "github.com/russellhaering/goxmldsig"
 )
 
 // Signer signs KECIS messages with one key and its certificate (KECIS §4).
@@ -72,36 +73,51 @@ func publicKeysEqual(a, b any) bool {
 // Sign adds the enveloped signature of KECIS §4 to root, in place: exclusive
 // c14n, one reference to the root's ID, SHA-256, KeyInfo carrying the
 // certificate, placed right after saml:Issuer. root must be the document's
-// root and declare every namespace it uses (KECIS §2.5).
+// root (or an element that declares every namespace it uses, KECIS §2.5).
+// The rest of root is left exactly as it was.
 func (s *Signer) Sign(root *etree.Element) error {
 	id := root.SelectAttrValue("ID", "")
 	if !validXMLID(id) {
 		return errors.New("kecis: the element to sign needs a valid ID attribute")
 	}
-	if root.SelectElement(prefixDSig+":"+elSignature) != nil {
-		return errors.New("kecis: the element is already signed")
+	for _, c := range root.ChildElements() {
+		if c.Tag == elSignature {
+			return errors.New("kecis: the element is already signed")
+		}
 	}
-	ctx, err := dsig.NewSigningContext(s.Key, [][]byte{s.Cert.Raw})
+	digest := sha256.Sum256(CanonicalizeExclusive(root, nil))
+
+	sig := etree.NewElement(prefixDSig + ":" + elSignature)
+	sig.CreateAttr("xmlns:"+prefixDSig, NSDSig)
+	si := sig.CreateElement("ds:SignedInfo")
+	si.CreateElement("ds:CanonicalizationMethod").CreateAttr("Algorithm", AlgExcC14N)
+	si.CreateElement("ds:SignatureMethod").CreateAttr("Algorithm", s.alg)
+	ref := si.CreateElement("ds:Reference")
+	ref.CreateAttr("URI", "#"+id)
+	tr := ref.CreateElement("ds:Transforms")
+	tr.CreateElement("ds:Transform").CreateAttr("Algorithm", AlgEnveloped)
+	tr.CreateElement("ds:Transform").CreateAttr("Algorithm", AlgExcC14N)
+	ref.CreateElement("ds:DigestMethod").CreateAttr("Algorithm", AlgSHA256)
+	ref.CreateElement("ds:DigestValue").SetText(base64.StdEncoding.EncodeToString(digest[:]))
+	insertAfterIssuer(root, sig)
+
+	siHash := sha256.Sum256(CanonicalizeExclusive(si, nil))
+	raw, err := s.Key.Sign(rand.Reader, siHash[:], crypto.SHA256)
 	if err != nil {
-		return err
-	}
-	ctx.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
-	ctx.Prefix = prefixDSig
-	if err := ctx.SetSignatureMethod(s.alg); err != nil {
-		return err
-	}
-	sig, err := ctx.ConstructSignature(root, true)
-	if err != nil {
+		root.RemoveChild(sig)
 		return fmt.Errorf("kecis: signing: %w", err)
 	}
 	if s.alg == AlgECDSASHA256 {
-		// goxmldsig writes the ASN.1 DER form of (r, s); XML Signature 1.1
-		// §6.4.3 requires the raw r‖s octets that xmlsec1 and Santuario read.
-		if err := rewriteSignatureValue(sig, derToRawP256); err != nil {
+		// A crypto.Signer returns the ASN.1 DER form of (r, s); XML
+		// Signature 1.1 §6.4.3 requires the raw r‖s octets that xmlsec1 and
+		// Santuario read.
+		if raw, err = derToRawP256(raw); err != nil {
+			root.RemoveChild(sig)
 			return err
 		}
 	}
-	insertAfterIssuer(root, sig)
+	sig.CreateElement("ds:SignatureValue").SetText(base64.StdEncoding.EncodeToString(raw))
+	sig.CreateElement("ds:KeyInfo").CreateElement("ds:X509Data").CreateElement("ds:X509Certificate").SetText(base64.StdEncoding.EncodeToString(s.Cert.Raw))
 	return nil
 }
 
@@ -137,28 +153,6 @@ func Serialize(root *etree.Element) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func rewriteSignatureValue(sig *etree.Element, conv func([]byte) ([]byte, error)) error {
-	var sv *etree.Element
-	for _, c := range sig.ChildElements() {
-		if c.Tag == "SignatureValue" {
-			sv = c
-		}
-	}
-	if sv == nil {
-		return errors.New("kecis: signature has no SignatureValue")
-	}
-	raw, err := base64.StdEncoding.DecodeString(stripSpace(sv.Text()))
-	if err != nil {
-		return err
-	}
-	out, err := conv(raw)
-	if err != nil {
-		return err
-	}
-	sv.SetText(base64.StdEncoding.EncodeToString(out))
-	return nil
-}
-
 type ecdsaSig struct{ R, S *big.Int }
 
 // derToRawP256 converts an ASN.1 ECDSA-Sig-Value into the 64-octet r‖s form.
@@ -175,15 +169,6 @@ func derToRawP256(der []byte) ([]byte, error) {
 	v.R.FillBytes(out[:32])
 	v.S.FillBytes(out[32:])
 	return out, nil
-}
-
-// rawToDERP256 converts the XML Signature 1.1 r‖s form into ASN.1 DER for
-// Go's verifier. Only the exact 64-octet P-256 form is accepted.
-func rawToDERP256(raw []byte) ([]byte, error) {
-	if len(raw) != 64 {
-		return nil, errors.New("kecis: ECDSA SignatureValue is not the 64-octet r||s form")
-	}
-	return asn1.Marshal(ecdsaSig{R: new(big.Int).SetBytes(raw[:32]), S: new(big.Int).SetBytes(raw[32:])})
 }
 
 func stripSpace(s string) string {

@@ -1,28 +1,33 @@
 package saml
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/subtle"
 	"crypto/x509"
+	"errors"
+	"math/big"
 	"time"
 
 	"github.com/beevik/etree"
-	dsig "github.com/russellhaering/goxmldsig"
 )
-
-// staticCerts adapts a certificate list to goxmldsig's store.
-type staticCerts []*x509.Certificate
-
-func (s staticCerts) Certificates() ([]*x509.Certificate, error) { return s, nil }
 
 // verifySigned is step 5 of the receive pipeline (KECIS §5.1): the signature
 // of a shape-checked element is verified against the issuer's signing
 // certificates from metadata. The certificate in KeyInfo only selects among
 // them (several are trusted during a key rollover); it is never trusted on
-// its own. On success it returns the element goxmldsig re-parsed from the
-// verified canonical bytes, without the signature: from here on the pipeline
-// uses only that element (KECIS §5.2).
+// its own.
 //
-// el is the signed element inside tree; tree is not modified.
-func verifySigned(el *etree.Element, p *signedParts, trusted []*x509.Certificate, now time.Time) (*etree.Element, *x509.Certificate, error) {
+// The digest is computed over the exclusive canonical form of the very tree
+// that the rest of the pipeline reads (KECIS §5.2, §9.5): the parse that
+// verifies is the parse that is consumed, and everything canonicalization
+// would drop without a trace (comments, processing instructions, DOCTYPE
+// and entities, duplicate attributes) has been refused in step 3. On
+// success it returns the signed element without its signature: el itself
+// when inPlace (the pipeline owns the tree), else a detached copy.
+func verifySigned(el *etree.Element, p *signedParts, trusted []*x509.Certificate, now time.Time, inPlace bool) (*etree.Element, *x509.Certificate, error) {
 	cert, err := x509.ParseCertificate(p.certDER)
 	if err != nil {
 		return nil, nil, ErrSignature.WithCausef("KeyInfo certificate: %v", err)
@@ -37,6 +42,9 @@ func verifySigned(el *etree.Element, p *signedParts, trusted []*x509.Certificate
 	if match == nil {
 		return nil, nil, ErrSignature.WithCausef("KeyInfo certificate %s is not one of the issuer's %d signing certificates", fingerprint(cert), len(trusted))
 	}
+	if now.Before(match.NotBefore) || now.After(match.NotAfter) {
+		return nil, nil, ErrSignature.WithCausef("signing certificate %s is not valid at %s", fingerprint(match), now.Format(time.RFC3339))
+	}
 	alg, err := signatureAlgorithmFor(match.PublicKey)
 	if err != nil {
 		return nil, nil, ErrAlgorithm.WithCause(err)
@@ -44,22 +52,45 @@ func verifySigned(el *etree.Element, p *signedParts, trusted []*x509.Certificate
 	if alg != p.method {
 		return nil, nil, ErrAlgorithm.WithCausef("signature method %s does not fit the %s key", p.method, alg)
 	}
-	// Verify a detached copy: the element must mean the same on its own
-	// (standalone rule), and the ECDSA bridge rewrites the copy only.
-	work := detach(el)
-	if p.method == AlgECDSASHA256 {
-		sig := work.ChildElements()[1]
-		if err := rewriteSignatureValue(sig, rawToDERP256); err != nil {
-			return nil, nil, ErrSignature.WithCause(err)
-		}
+	digest := sha256.Sum256(CanonicalizeExclusive(el, p.signature))
+	if subtle.ConstantTimeCompare(digest[:], p.digest) != 1 {
+		return nil, nil, ErrSignature.WithCausef("reference digest does not match")
 	}
-	ctx := dsig.NewDefaultValidationContext(staticCerts{match})
-	ctx.Clock = dsig.NewFakeClockAt(now)
-	verified, err := ctx.Validate(work)
-	if err != nil {
+	siHash := sha256.Sum256(CanonicalizeExclusive(p.signedInfo, nil))
+	if err := checkSignatureValue(match.PublicKey, siHash[:], p.sigValue); err != nil {
 		return nil, nil, ErrSignature.WithCause(err)
 	}
-	return verified, match, nil
+	if inPlace {
+		el.RemoveChild(p.signature)
+		return el, match, nil
+	}
+	c := detach(el)
+	for _, k := range c.ChildElements() {
+		if k.Tag == elSignature && k.Index() == p.signature.Index() {
+			c.RemoveChild(k)
+			break
+		}
+	}
+	return c, match, nil
+}
+
+// checkSignatureValue verifies an rsa-sha256 (PKCS #1 v1.5) or ecdsa-sha256
+// (raw r‖s, XMLDSig 1.1 §6.4.3) signature over a SHA-256 hash.
+func checkSignatureValue(pub crypto.PublicKey, hash, sig []byte) error {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		return rsa.VerifyPKCS1v15(k, crypto.SHA256, hash, sig)
+	case *ecdsa.PublicKey:
+		if len(sig) != 64 {
+			return errors.New("ECDSA SignatureValue is not the 64-octet r||s form")
+		}
+		r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+		if !ecdsa.Verify(k, hash, r, s) {
+			return errors.New("ECDSA signature does not verify")
+		}
+		return nil
+	}
+	return errors.New("unsupported key")
 }
 
 // detach returns a copy of el that carries, on itself, every namespace
@@ -140,3 +171,9 @@ func topOf(el *etree.Element) *etree.Element {
 	}
 	return el
 }
+
+// staticCerts adapts a certificate list to goxmldsig's certificate store
+// (tests compare our verifier with goxmldsig's).
+type staticCerts []*x509.Certificate
+
+func (s staticCerts) Certificates() ([]*x509.Certificate, error) { return s, nil }

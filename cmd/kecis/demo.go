@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -148,7 +149,7 @@ func runDemo(ctx context.Context, w io.Writer, dir string, now func() time.Time)
 	}
 	fmt.Fprintln(w, "    valid")
 
-	say("The merchant signs a KECIS service request for the issuer (exclusive c14n, %s)", short(merchant.signer.Algorithm()))
+	say("The merchant encrypts the card for the issuer, then signs the request (exclusive c14n, %s)", short(merchant.signer.Algorithm()))
 	b := &saml.Builder{Issuer: merchant.entityID, Now: now}
 	req, err := b.NewRequest(endpoint, saml.ServiceURI("card", "approve"))
 	if err != nil {
@@ -162,19 +163,30 @@ func runDemo(ctx context.Context, w io.Writer, dir string, now func() time.Time)
 	if err != nil {
 		return err
 	}
+	// Encrypt first (the card, for the issuer only), then sign.
+	enc := &saml.Encryptor{Recipient: issuer.entityID, Cert: issuer.signer.Cert}
+	if _, err := saml.EncryptDocument(el, enc); err != nil {
+		return err
+	}
 	signed, err := merchant.signer.SignToBytes(el)
 	if err != nil {
 		return err
 	}
 	rep := saml.Inspect(signed)
 	fmt.Fprintf(w, "    %s %s, %d bytes, service %s, signed by %s\n", rep.Kind, rep.ID, len(signed), rep.Service, rep.Signatures[0].CertSubject)
-	fmt.Fprintln(w, "    (field-level encryption of the card for the issuer arrives with the next envelope issue)")
+	for _, e := range rep.Encrypted {
+		fmt.Fprintf(w, "    %s encrypted for %s (%s, %s)\n", e.Path, e.Recipient, short(e.EncryptionMethod), short(e.KeyTransport))
+	}
+	fmt.Fprintf(w, "    a relay sees no card number: %v\n", !ecml.ContainsPAN(string(signed)))
 
-	say("The issuer's receive pipeline: size, DOCTYPE, parse, shape, signature, time, Destination, replay, ECML")
+	say("The issuer's receive pipeline: size, DOCTYPE, parse, shape, signature, time, Destination, replay, decryption, ECML")
 	rc := &saml.Receiver{
-		Keys:            saml.StaticKeys{merchant.entityID: []*x509.Certificate{merchant.signer.Cert}},
-		Replay:          saml.NewMemoryReplayCache(now),
-		Destinations:    []string{endpoint},
+		Keys:         saml.StaticKeys{merchant.entityID: []*x509.Certificate{merchant.signer.Cert}},
+		Replay:       saml.NewMemoryReplayCache(now),
+		Destinations: []string{endpoint},
+		Decrypter: &saml.Decryptor{EntityID: issuer.entityID, Keys: []saml.DecryptionKey{
+			{Cert: issuer.signer.Cert, Key: issuer.signer.Key.(crypto.Decrypter)},
+		}},
 		ValidatePayload: true,
 		Now:             now,
 	}
