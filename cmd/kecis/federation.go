@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kecis/kecis/federation/registry"
+	"github.com/kecis/kecis/saml"
+)
+
+func init() { registerCommand(newFederationCmd) }
+
+// hubClientFlags are the connection flags every federation command shares.
+type hubClientFlags struct {
+	hub, clientCert, clientKey, hubTLSCert string
+	timeout                                time.Duration
+}
+
+func (f *hubClientFlags) register(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVar(&f.hub, "hub", "https://127.0.0.1:8443", "the hub's base URL")
+	cmd.PersistentFlags().StringVar(&f.clientCert, "client-cert", "", "your TLS client certificate (PEM): a participant's, or an operator's for operator commands")
+	cmd.PersistentFlags().StringVar(&f.clientKey, "client-key", "", "its private key (PEM)")
+	cmd.PersistentFlags().StringVar(&f.hubTLSCert, "hub-tls-cert", "", "pin the hub's TLS server certificate (PEM) instead of trusting the system roots")
+	cmd.PersistentFlags().DurationVar(&f.timeout, "timeout", 30*time.Second, "request timeout")
+}
+
+// client builds an HTTP client with the TLS client certificate and, when
+// given, the hub's pinned server certificate.
+func (f *hubClientFlags) client() (*http.Client, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if f.clientCert != "" || f.clientKey != "" {
+		kp, err := tls.LoadX509KeyPair(f.clientCert, f.clientKey)
+		if err != nil {
+			return nil, fmt.Errorf("client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{kp}
+	}
+	if f.hubTLSCert != "" {
+		pins, err := saml.LoadCertificates(f.hubTLSCert)
+		if err != nil {
+			return nil, fmt.Errorf("--hub-tls-cert: %w", err)
+		}
+		tc.InsecureSkipVerify = true // replaced by the pin check below
+		tc.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 {
+				return errors.New("the hub presented no certificate")
+			}
+			for _, p := range pins {
+				if bytes.Equal(p.Raw, raw[0]) {
+					return nil
+				}
+			}
+			return errors.New("the hub's TLS certificate is not the pinned one")
+		}
+	}
+	return &http.Client{Timeout: f.timeout, Transport: &http.Transport{TLSClientConfig: tc}}, nil
+}
+
+// call sends a request to the hub and decodes a JSON answer or an RFC 9457
+// problem into an error.
+func (f *hubClientFlags) call(method, path string, body []byte, contentType string, out any) error {
+	hc, err := f.client()
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequest(method, strings.TrimSuffix(f.hub, "/")+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var p struct{ Title, Detail string }
+		if json.Unmarshal(b, &p) == nil && p.Title != "" {
+			if p.Detail != "" {
+				return fmt.Errorf("hub: %s (%s)", p.Title, p.Detail)
+			}
+			return fmt.Errorf("hub: %s", p.Title)
+		}
+		return fmt.Errorf("hub: HTTP %d", resp.StatusCode)
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+type participantJSON struct {
+	EntityID    string    `json:"entity_id"`
+	DisplayName string    `json:"display_name"`
+	Roles       []string  `json:"roles"`
+	Status      string    `json:"status"`
+	Version     int64     `json:"version"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	Keys        []struct {
+		Use      string    `json:"use"`
+		SHA256   string    `json:"sha256"`
+		NotAfter time.Time `json:"not_after"`
+	} `json:"keys"`
+	Endpoints []struct {
+		Service, Binding, URL string
+		Priority              int
+	} `json:"endpoints"`
+}
+
+func newFederationCmd() *cobra.Command {
+	f := &hubClientFlags{}
+	cmd := &cobra.Command{
+		Use:   "federation",
+		Short: "Register with a hub, and operate its participant registry",
+		Long: `Participants register their metadata with a hub (kecis federation register);
+operators list, inspect and move participants through their lifecycle:
+pending → active (approve) → suspended (suspend) → active (reinstate), or removed.
+
+Every call is authenticated by a TLS client certificate: a participant's must be
+one its metadata publishes; an operator's must be listed in the hub's
+configuration (operators: cert_sha256).`,
+	}
+	f.register(cmd)
+
+	var mdFile, entity string
+	reg := &cobra.Command{
+		Use:   "register --hub URL --metadata FILE --client-cert C --client-key K",
+		Short: "Submit your metadata to a hub; you start as pending until an operator approves",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			md, err := os.ReadFile(mdFile)
+			if err != nil {
+				return err
+			}
+			var p participantJSON
+			if err := f.call(http.MethodPost, "/kecis/federation/participants", md, "application/samlmetadata+xml", &p); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "registered %s as %s (version %d); an operator must approve it\n", p.EntityID, p.Status, p.Version)
+			return nil
+		},
+	}
+	reg.Flags().StringVar(&mdFile, "metadata", "", "your md:EntityDescriptor (kecis metadata generate)")
+	_ = reg.MarkFlagRequired("metadata")
+
+	upd := &cobra.Command{
+		Use:   "update --hub URL --entity-id ID --metadata FILE --client-cert C --client-key K",
+		Short: "Replace your registered metadata (key rollover, new endpoints)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			md, err := os.ReadFile(mdFile)
+			if err != nil {
+				return err
+			}
+			var p participantJSON
+			if err := f.call(http.MethodPut, "/kecis/federation/participants?entity_id="+url.QueryEscape(entity), md, "application/samlmetadata+xml", &p); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "updated %s (version %d, %s)\n", p.EntityID, p.Version, p.Status)
+			return nil
+		},
+	}
+	upd.Flags().StringVar(&mdFile, "metadata", "", "the new md:EntityDescriptor")
+	upd.Flags().StringVar(&entity, "entity-id", "", "your entityID")
+	_ = upd.MarkFlagRequired("metadata")
+	_ = upd.MarkFlagRequired("entity-id")
+
+	var status string
+	list := &cobra.Command{
+		Use:   "list [--status pending|active|suspended|removed]",
+		Short: "List participants (operator)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var out struct{ Participants []participantJSON }
+			path := "/kecis/admin/participants"
+			if status != "" {
+				path += "?status=" + url.QueryEscape(status)
+			}
+			if err := f.call(http.MethodGet, path, nil, "", &out); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ENTITY ID\tSTATUS\tROLES\tKEYS\tUPDATED")
+			for _, p := range out.Participants {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", p.EntityID, p.Status, strings.Join(p.Roles, ","), len(p.Keys), p.UpdatedAt.Format(time.RFC3339))
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().StringVar(&status, "status", "", "only participants in this state")
+
+	show := &cobra.Command{
+		Use:   "show ENTITY_ID",
+		Short: "Show one participant with its keys and endpoints (operator)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var p participantJSON
+			if err := f.call(http.MethodGet, "/kecis/admin/participant?entity_id="+url.QueryEscape(args[0]), nil, "", &p); err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "entity id:  %s\nname:       %s\nstatus:     %s (version %d)\nroles:      %s\n", p.EntityID, p.DisplayName, p.Status, p.Version, strings.Join(p.Roles, ", "))
+			for _, k := range p.Keys {
+				fmt.Fprintf(w, "key:        %-10s sha256 %s  until %s\n", k.Use, k.SHA256, k.NotAfter.Format(time.DateOnly))
+			}
+			for _, e := range p.Endpoints {
+				fmt.Fprintf(w, "endpoint:   %s  %s  %s\n", e.Service, e.Binding, e.URL)
+			}
+			return nil
+		},
+	}
+	cmd.AddCommand(reg, upd, list, show)
+	for _, action := range registry.Actions {
+		action := action
+		var reason string
+		c := &cobra.Command{
+			Use:   action + " ENTITY_ID [--reason TEXT]",
+			Short: map[string]string{"approve": "Activate a pending participant (operator)", "suspend": "Suspend an active participant: the hub stops serving its metadata (operator)", "reinstate": "Reactivate a suspended participant (operator)", "remove": "Remove a participant for good (operator)"}[action],
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				body, _ := json.Marshal(map[string]string{"entity_id": args[0], "reason": reason})
+				var p participantJSON
+				if err := f.call(http.MethodPost, "/kecis/admin/participants/"+action, body, "application/json", &p); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s is now %s\n", p.EntityID, p.Status)
+				return nil
+			},
+		}
+		c.Flags().StringVar(&reason, "reason", "", "why (kept in the audit log)")
+		cmd.AddCommand(c)
+	}
+	return cmd
+}

@@ -1,0 +1,251 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+	"github.com/goccy/go-yaml"
+)
+
+// Config is the hub's configuration: a YAML file (kecis serve --config),
+// then environment variables KECIS_* over it (12-factor deployments), then
+// defaults. Unknown YAML keys are an error, not a silent typo.
+type Config struct {
+	// EntityID is the hub's entityID, the Issuer of what it signs.
+	EntityID string `yaml:"entity_id" env:"ENTITY_ID"`
+	// Listen is the participant-facing HTTPS address (TLS 1.2+, client
+	// certificates requested).
+	Listen string `yaml:"listen" env:"LISTEN"`
+	// OpsListen serves /healthz, /readyz and /metrics over plain HTTP for
+	// the orchestrator and Prometheus; keep it on a private interface.
+	OpsListen string `yaml:"ops_listen" env:"OPS_LISTEN"`
+	// PublicURL is how participants reach Listen (metadata links).
+	PublicURL string `yaml:"public_url" env:"PUBLIC_URL"`
+
+	TLS      TLSConfig      `yaml:"tls" envPrefix:"TLS_"`
+	Signing  KeyPair        `yaml:"signing" envPrefix:"SIGNING_"`
+	Database DatabaseConfig `yaml:"database" envPrefix:"DATABASE_"`
+	Metadata MetadataConfig `yaml:"metadata" envPrefix:"METADATA_"`
+	Limits   LimitsConfig   `yaml:"limits" envPrefix:"LIMITS_"`
+	Log      LogConfig      `yaml:"log" envPrefix:"LOG_"`
+
+	// Operators may run the registry's operator commands; each is named by
+	// the SHA-256 fingerprint of its TLS client certificate.
+	Operators []Operator `yaml:"operators"`
+	// TrustedProxies are the proxies whose X-Forwarded-For gin believes;
+	// empty (the default) trusts none.
+	TrustedProxies []string `yaml:"trusted_proxies" env:"TRUSTED_PROXIES"`
+	// OpenRegistration lets any client whose TLS certificate is in the
+	// metadata it submits register as a pending participant.
+	OpenRegistration bool `yaml:"open_registration" env:"OPEN_REGISTRATION"`
+
+	// dir is the directory of the config file; relative paths resolve
+	// against it.
+	dir string
+}
+
+// TLSConfig is the hub's TLS server certificate.
+type TLSConfig struct {
+	Cert string `yaml:"cert" env:"CERT"`
+	Key  string `yaml:"key" env:"KEY"`
+	// ClientCert and ClientKey are what the hub presents when it calls
+	// participants (the router, later).
+	ClientCert string `yaml:"client_cert" env:"CLIENT_CERT"`
+	ClientKey  string `yaml:"client_key" env:"CLIENT_KEY"`
+}
+
+// KeyPair names a PEM key and certificate.
+type KeyPair struct {
+	Cert string `yaml:"cert" env:"CERT"`
+	Key  string `yaml:"key" env:"KEY"`
+}
+
+// DatabaseConfig selects the store: "sqlite:PATH" (embedded, the default)
+// or "postgres://…" (several replicas on one database).
+type DatabaseConfig struct {
+	DSN string `yaml:"dsn" env:"DSN"`
+}
+
+// MetadataConfig sets what the hub publishes.
+type MetadataConfig struct {
+	// Validity is how long a signed descriptor or aggregate is valid
+	// (validUntil = now + Validity).
+	Validity Duration `yaml:"validity" env:"VALIDITY"`
+	// CacheDuration is the advertised cacheDuration.
+	CacheDuration Duration `yaml:"cache_duration" env:"CACHE_DURATION"`
+	// Name of the aggregate (md:EntitiesDescriptor/@Name).
+	Name string `yaml:"name" env:"NAME"`
+}
+
+// LimitsConfig bounds what a client can make the hub do.
+type LimitsConfig struct {
+	MaxBodyBytes    int64    `yaml:"max_body_bytes" env:"MAX_BODY_BYTES"`
+	ReadTimeout     Duration `yaml:"read_timeout" env:"READ_TIMEOUT"`
+	WriteTimeout    Duration `yaml:"write_timeout" env:"WRITE_TIMEOUT"`
+	ShutdownTimeout Duration `yaml:"shutdown_timeout" env:"SHUTDOWN_TIMEOUT"`
+}
+
+// LogConfig configures slog.
+type LogConfig struct {
+	Level  string `yaml:"level" env:"LEVEL"`   // debug, info, warn, error
+	Format string `yaml:"format" env:"FORMAT"` // json or text
+}
+
+// Operator is one registry operator.
+type Operator struct {
+	Name       string `yaml:"name"`
+	CertSHA256 string `yaml:"cert_sha256"`
+}
+
+// Duration is a time.Duration written as "90s", "1h" in YAML and env.
+type Duration time.Duration
+
+// UnmarshalText implements encoding.TextUnmarshaler (YAML and env).
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	if v < 0 {
+		return errors.New("duration must not be negative")
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// LoadConfig reads a YAML file, applies KECIS_* environment overrides from
+// environ (os.Environ() in production), fills defaults and validates.
+func LoadConfig(path string, environ []string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c := &Config{}
+	if err := yaml.NewDecoder(bytes.NewReader(data), yaml.Strict(), yaml.DisallowUnknownField()).Decode(c); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	envMap := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			envMap[k] = v
+		}
+	}
+	if err := env.ParseWithOptions(c, env.Options{Prefix: "KECIS_", Environment: envMap}); err != nil {
+		return nil, fmt.Errorf("environment: %w", err)
+	}
+	c.dir = filepath.Dir(path)
+	c.defaults()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+func (c *Config) defaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8443"
+	}
+	if c.OpsListen == "" {
+		c.OpsListen = "127.0.0.1:9090"
+	}
+	if c.Database.DSN == "" {
+		c.Database.DSN = "sqlite:hub.db"
+	}
+	if c.Metadata.Validity == 0 {
+		c.Metadata.Validity = Duration(7 * 24 * time.Hour)
+	}
+	if c.Metadata.CacheDuration == 0 {
+		c.Metadata.CacheDuration = Duration(time.Hour)
+	}
+	if c.Metadata.Name == "" {
+		c.Metadata.Name = c.EntityID
+	}
+	if c.Limits.MaxBodyBytes == 0 {
+		c.Limits.MaxBodyBytes = 1 << 20
+	}
+	if c.Limits.ReadTimeout == 0 {
+		c.Limits.ReadTimeout = Duration(10 * time.Second)
+	}
+	if c.Limits.WriteTimeout == 0 {
+		c.Limits.WriteTimeout = Duration(30 * time.Second)
+	}
+	if c.Limits.ShutdownTimeout == 0 {
+		c.Limits.ShutdownTimeout = Duration(20 * time.Second)
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "https://" + c.Listen
+	}
+}
+
+// Validate reports every configuration problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	need := func(v, name string) {
+		if v == "" {
+			errs = append(errs, fmt.Errorf("%s is required", name))
+		}
+	}
+	need(c.EntityID, "entity_id")
+	need(c.TLS.Cert, "tls.cert")
+	need(c.TLS.Key, "tls.key")
+	need(c.Signing.Cert, "signing.cert")
+	need(c.Signing.Key, "signing.key")
+	if !strings.HasPrefix(c.Database.DSN, "sqlite:") && !strings.HasPrefix(c.Database.DSN, "postgres://") && !strings.HasPrefix(c.Database.DSN, "postgresql://") {
+		errs = append(errs, fmt.Errorf("database.dsn must start with sqlite: or postgres://"))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level %q: use debug, info, warn or error", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		errs = append(errs, fmt.Errorf("log.format %q: use json or text", c.Log.Format))
+	}
+	for i, o := range c.Operators {
+		fp := strings.ToLower(strings.ReplaceAll(o.CertSHA256, ":", ""))
+		if len(fp) != 64 || strings.Trim(fp, "0123456789abcdef") != "" {
+			errs = append(errs, fmt.Errorf("operators[%d].cert_sha256 must be a SHA-256 fingerprint (64 hex digits)", i))
+		}
+		c.Operators[i].CertSHA256 = fp
+	}
+	if c.Metadata.CacheDuration > c.Metadata.Validity {
+		errs = append(errs, fmt.Errorf("metadata.cache_duration must not exceed metadata.validity"))
+	}
+	return errors.Join(errs...)
+}
+
+// Path resolves a configured path against the config file's directory.
+func (c *Config) Path(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.dir == "" {
+		return p
+	}
+	return filepath.Join(c.dir, p)
+}
+
+// SQLiteDSN rewrites a relative sqlite: path against the config directory.
+func (c *Config) SQLiteDSN() string {
+	if rest, ok := strings.CutPrefix(c.Database.DSN, "sqlite:"); ok && rest != ":memory:" && !strings.HasPrefix(rest, "file:") {
+		return "sqlite:" + c.Path(rest)
+	}
+	return c.Database.DSN
+}

@@ -1,0 +1,271 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/kecis/kecis/federation/registry"
+	"github.com/kecis/kecis/federation/store"
+)
+
+const metadataContentType = "application/samlmetadata+xml"
+
+// aggregateTTL bounds how long a built aggregate is reused before the
+// registry is read again (other replicas may have changed it).
+const aggregateTTL = 5 * time.Second
+
+func (s *Server) aggregateDoc(ctx context.Context) ([]byte, time.Time, error) {
+	s.mdMu.Lock()
+	defer s.mdMu.Unlock()
+	now := s.now()
+	validity := s.Config.Metadata.Validity.D()
+	if a := s.aggregate; a.body != nil && now.Sub(a.builtAt) < aggregateTTL && now.Before(a.validUntil.Add(-validity/2)) {
+		return a.body, a.validUntil, nil
+	}
+	ps, err := s.Store.ListParticipants(ctx, store.ParticipantFilter{Status: []store.Status{store.StatusActive}})
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	var key strings.Builder
+	counts := map[store.Status]float64{}
+	for _, p := range ps {
+		fmt.Fprintf(&key, "%s@%d;", p.EntityID, p.Version)
+		counts[p.Status]++
+	}
+	s.Metrics.Participants.WithLabelValues(string(store.StatusActive)).Set(counts[store.StatusActive])
+	if a := s.aggregate; a.body != nil && a.key == key.String() && now.Before(a.validUntil.Add(-validity/2)) {
+		s.aggregate.builtAt = now
+		return a.body, a.validUntil, nil
+	}
+	start := time.Now()
+	validUntil := now.Add(validity)
+	body, err := s.Publisher.Aggregate(ps, validUntil, s.Config.Metadata.CacheDuration.D())
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	s.Metrics.MetadataBuilds.WithLabelValues("aggregate").Observe(time.Since(start).Seconds())
+	s.aggregate = cachedDoc{body: body, key: key.String(), validUntil: validUntil, builtAt: now}
+	return body, validUntil, nil
+}
+
+func (s *Server) getAggregate(c *gin.Context) {
+	body, _, err := s.aggregateDoc(c)
+	if err != nil {
+		s.Log.ErrorContext(c, "metadata aggregate", "err", err)
+		problem(c, http.StatusServiceUnavailable, "metadata-unavailable", "metadata is temporarily unavailable", "")
+		return
+	}
+	s.writeMetadata(c, body)
+}
+
+func (s *Server) writeMetadata(c *gin.Context, body []byte) {
+	c.Header("Cache-Control", fmt.Sprintf("public, max-age=%d", int(s.Config.Metadata.CacheDuration.D().Seconds())))
+	c.Data(http.StatusOK, metadataContentType, body)
+}
+
+// getEntity serves one participant's descriptor, signed by the hub on its
+// own (the Metadata Query protocol). Suspended and removed participants are
+// not served.
+func (s *Server) getEntity(c *gin.Context) {
+	seg := strings.TrimPrefix(c.Param("id"), "/")
+	id, err := s.Publisher.DecodeID(seg, func() ([]string, error) {
+		ps, err := s.Store.ListParticipants(c, store.ParticipantFilter{Status: []store.Status{store.StatusActive}})
+		ids := make([]string, len(ps))
+		for i, p := range ps {
+			ids[i] = p.EntityID
+		}
+		return ids, err
+	})
+	if err != nil {
+		problem(c, http.StatusNotFound, "unknown-entity", "no such participant", "")
+		return
+	}
+	p, err := s.Store.GetParticipant(c, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && p.Status != store.StatusActive) {
+		problem(c, http.StatusNotFound, "unknown-entity", "no such participant", "")
+		return
+	}
+	if err != nil {
+		s.Log.ErrorContext(c, "metadata entity", "err", err)
+		problem(c, http.StatusServiceUnavailable, "metadata-unavailable", "metadata is temporarily unavailable", "")
+		return
+	}
+	now := s.now()
+	validity := s.Config.Metadata.Validity.D()
+	key := fmt.Sprintf("%d", p.Version)
+	s.mdMu.Lock()
+	doc, ok := s.entities[id]
+	s.mdMu.Unlock()
+	if !ok || doc.key != key || !now.Before(doc.validUntil.Add(-validity/2)) {
+		start := time.Now()
+		validUntil := now.Add(validity)
+		body, err := s.Publisher.Entity(p, validUntil, s.Config.Metadata.CacheDuration.D())
+		if err != nil {
+			s.Log.ErrorContext(c, "metadata entity", "entity", id, "err", err)
+			problem(c, http.StatusServiceUnavailable, "metadata-unavailable", "metadata is temporarily unavailable", "")
+			return
+		}
+		s.Metrics.MetadataBuilds.WithLabelValues("entity").Observe(time.Since(start).Seconds())
+		doc = cachedDoc{body: body, key: key, validUntil: validUntil, builtAt: now}
+		s.mdMu.Lock()
+		s.entities[id] = doc
+		s.mdMu.Unlock()
+	}
+	s.writeMetadata(c, doc.body)
+}
+
+func readBody(c *gin.Context) ([]byte, bool) {
+	b, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			problem(c, http.StatusRequestEntityTooLarge, "too-large", "request body too large", "")
+		} else {
+			problem(c, http.StatusBadRequest, "unreadable", "request body could not be read", "")
+		}
+		return nil, false
+	}
+	return b, true
+}
+
+func (s *Server) registryError(c *gin.Context, err error) {
+	switch {
+	case errors.Is(err, registry.ErrInvalidMetadata):
+		problem(c, http.StatusBadRequest, "invalid-metadata", "the metadata is not valid KECIS metadata", err.Error())
+	case errors.Is(err, registry.ErrNotOwner):
+		problem(c, http.StatusForbidden, "not-owner", "the request must come with a TLS client certificate the metadata publishes", "")
+	case errors.Is(err, registry.ErrTransition):
+		problem(c, http.StatusConflict, "transition", "that change is not allowed in the participant's state", err.Error())
+	case errors.Is(err, store.ErrExists):
+		problem(c, http.StatusConflict, "exists", "the participant is already registered", "")
+	case errors.Is(err, store.ErrNotFound):
+		problem(c, http.StatusNotFound, "unknown-entity", "no such participant", "")
+	case errors.Is(err, store.ErrConflict):
+		problem(c, http.StatusConflict, "concurrent-update", "the participant changed meanwhile; try again", "")
+	default:
+		s.Log.ErrorContext(c, "registry", "err", err)
+		problem(c, http.StatusInternalServerError, "internal", "internal error", "")
+	}
+}
+
+// register: POST /kecis/federation/participants with the participant's
+// metadata; the TLS client certificate must be one it publishes.
+func (s *Server) register(c *gin.Context) {
+	if !s.Config.OpenRegistration {
+		problem(c, http.StatusForbidden, "registration-closed", "registration is closed on this hub; ask the operator", "")
+		return
+	}
+	body, ok := readBody(c)
+	if !ok {
+		return
+	}
+	p, err := s.Registry.Register(c, body, clientFingerprint(c.Request))
+	if err != nil {
+		s.registryError(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, participantView(p, false))
+}
+
+// updateOwnMetadata: PUT /kecis/federation/participants?entity_id=…, a key
+// rollover or endpoint change by the participant itself.
+func (s *Server) updateOwnMetadata(c *gin.Context) {
+	body, ok := readBody(c)
+	if !ok {
+		return
+	}
+	p, err := s.Registry.UpdateMetadata(c, c.Query("entity_id"), body, clientFingerprint(c.Request))
+	if err != nil {
+		s.registryError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, participantView(p, false))
+}
+
+func (s *Server) listParticipants(c *gin.Context) {
+	var f store.ParticipantFilter
+	if st := c.Query("status"); st != "" {
+		f.Status = []store.Status{store.Status(st)}
+	}
+	ps, err := s.Store.ListParticipants(c, f)
+	if err != nil {
+		s.registryError(c, err)
+		return
+	}
+	out := make([]gin.H, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, participantView(p, false))
+	}
+	c.JSON(http.StatusOK, gin.H{"participants": out})
+}
+
+func (s *Server) showParticipant(c *gin.Context) {
+	p, err := s.Store.GetParticipant(c, c.Query("entity_id"))
+	if err != nil {
+		s.registryError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, participantView(p, true))
+}
+
+type transitionRequest struct {
+	EntityID string `json:"entity_id" binding:"required"`
+	Reason   string `json:"reason"`
+}
+
+func (s *Server) transition(action string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		var req transitionRequest
+		if err := c.ShouldBindJSON(&req); err != nil {
+			problem(c, http.StatusBadRequest, "bad-request", "a JSON body with entity_id is required", "")
+			return
+		}
+		p, err := s.Registry.Transition(c, req.EntityID, action, c.GetString("operator"), req.Reason)
+		if err != nil {
+			s.registryError(c, err)
+			return
+		}
+		s.invalidate(req.EntityID)
+		c.JSON(http.StatusOK, participantView(p, false))
+	}
+}
+
+func (s *Server) invalidate(entityID string) {
+	s.mdMu.Lock()
+	defer s.mdMu.Unlock()
+	delete(s.entities, entityID)
+	s.aggregate = cachedDoc{}
+}
+
+func participantView(p *store.Participant, full bool) gin.H {
+	keys := make([]gin.H, 0, len(p.Keys))
+	for _, k := range p.Keys {
+		keys = append(keys, gin.H{"use": k.Use, "sha256": k.Fingerprint, "not_after": k.NotAfter})
+	}
+	v := gin.H{
+		"entity_id": p.EntityID, "display_name": p.DisplayName, "roles": p.Roles, "status": p.Status,
+		"version": p.Version, "created_at": p.CreatedAt, "updated_at": p.UpdatedAt, "keys": keys,
+	}
+	if full {
+		eps := make([]gin.H, 0, len(p.Endpoints))
+		for _, e := range p.Endpoints {
+			eps = append(eps, gin.H{"service": e.Service, "binding": e.Binding, "url": e.URL, "priority": e.Priority})
+		}
+		v["endpoints"] = eps
+		svcs := make([]gin.H, 0, len(p.Services))
+		for _, sv := range p.Services {
+			svcs = append(svcs, gin.H{"service": sv.Service, "currencies": sv.Currencies, "min_amount": sv.MinAmount,
+				"max_amount": sv.MaxAmount, "bin_ranges": sv.BINRanges, "bank_codes": sv.BankCodes})
+		}
+		v["services"] = svcs
+		v["metadata"] = string(p.Metadata)
+	}
+	return v
+}

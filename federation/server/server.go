@@ -1,0 +1,328 @@
+// Package server is the KECIS hub's HTTP server: the participant-facing
+// HTTPS endpoints (metadata, registration, the operator API; the router
+// joins them later) and the operations endpoints (/healthz, /readyz,
+// /metrics), with TLS 1.2+, client certificates, body limits, explicit
+// trusted proxies and graceful shutdown.
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kecis/kecis/federation/registry"
+	"github.com/kecis/kecis/federation/store"
+	"github.com/kecis/kecis/saml"
+)
+
+// Publisher signs the metadata the hub serves: each participant's
+// descriptor on its own (MDQ) and the aggregate. Implemented over
+// federation/metadata.
+type Publisher interface {
+	Entity(p *store.Participant, validUntil time.Time, cacheDuration time.Duration) ([]byte, error)
+	Aggregate(ps []*store.Participant, validUntil time.Time, cacheDuration time.Duration) ([]byte, error)
+	// DecodeID turns an MDQ path segment into an entityID ({sha1} form needs
+	// the candidates).
+	DecodeID(segment string, candidates func() ([]string, error)) (string, error)
+}
+
+// Server is one hub replica.
+type Server struct {
+	Config    *Config
+	Store     store.Store
+	Registry  *registry.Registry
+	Publisher Publisher
+	Signer    *saml.Signer
+	Metrics   *Metrics
+	Log       *slog.Logger
+	Now       func() time.Time
+
+	tlsCert   tls.Certificate
+	operators map[string]string // fingerprint → name
+
+	mdMu      sync.Mutex
+	aggregate cachedDoc
+	entities  map[string]cachedDoc
+}
+
+type cachedDoc struct {
+	body       []byte
+	key        string
+	validUntil time.Time
+	builtAt    time.Time
+}
+
+// New builds a server from its configuration and store; it loads the keys.
+func New(cfg *Config, st store.Store, pub Publisher, describe registry.Describer, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	signer, err := saml.LoadSigner(cfg.Path(cfg.Signing.Key), cfg.Path(cfg.Signing.Cert))
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.Path(cfg.TLS.Cert), cfg.Path(cfg.TLS.Key))
+	if err != nil {
+		return nil, fmt.Errorf("TLS key: %w", err)
+	}
+	s := &Server{
+		Config: cfg, Store: st, Publisher: pub, Signer: signer, Metrics: NewMetrics(), Log: log,
+		tlsCert: cert, operators: map[string]string{}, entities: map[string]cachedDoc{},
+	}
+	for _, o := range cfg.Operators {
+		s.operators[o.CertSHA256] = o.Name
+	}
+	s.Registry = &registry.Registry{Store: st, Describe: describe, Now: s.now, Log: log,
+		OnEvent: func(a string) { s.Metrics.RegistryEvents.WithLabelValues(a).Inc() }}
+	return s, nil
+}
+
+func (s *Server) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// TLSConfig is the participant-facing TLS configuration: TLS 1.2 or later,
+// a client certificate requested (not required: metadata is public) and
+// checked by fingerprint against the registry, never against a CA.
+func (s *Server) TLSConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{s.tlsCert},
+		ClientAuth:   tls.RequestClientCert,
+	}
+}
+
+// Handler is the participant-facing HTTP handler.
+func (s *Server) Handler() http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	// gin trusts every proxy by default; the hub trusts only the configured.
+	if err := r.SetTrustedProxies(s.Config.TrustedProxies); err != nil {
+		s.Log.Error("trusted proxies", "err", err)
+	}
+	r.UseRawPath = true
+	r.UnescapePathValues = false
+	r.Use(s.recover(), s.observe(), s.limitBody())
+	r.GET("/kecis/metadata", s.getAggregate)
+	r.GET("/kecis/metadata/entities/*id", s.getEntity)
+	r.POST("/kecis/federation/participants", s.register)
+	r.PUT("/kecis/federation/participants", s.updateOwnMetadata)
+	admin := r.Group("/kecis/admin", s.requireOperator())
+	admin.GET("/participants", s.listParticipants)
+	admin.GET("/participant", s.showParticipant)
+	for _, a := range registry.Actions {
+		admin.POST("/participants/"+a, s.transition(a))
+	}
+	r.NoRoute(func(c *gin.Context) { problem(c, http.StatusNotFound, "not-found", "no such endpoint", "") })
+	return r
+}
+
+// OpsHandler serves /healthz, /readyz and /metrics.
+func (s *Server) OpsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		checks := s.Ready(r.Context())
+		code := http.StatusOK
+		for _, err := range checks {
+			if err != nil {
+				code = http.StatusServiceUnavailable
+			}
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(code)
+		for _, name := range []string{"database", "keys", "metadata"} {
+			if err := checks[name]; err != nil {
+				fmt.Fprintf(w, "%s: %v\n", name, err)
+			} else {
+				fmt.Fprintf(w, "%s: ok\n", name)
+			}
+		}
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{Registry: s.Metrics.Registry}))
+	return mux
+}
+
+// Ready runs the readiness checks: the database answers, the keys are
+// loaded and valid, and the metadata the hub serves can be built and is
+// fresh.
+func (s *Server) Ready(ctx context.Context) map[string]error {
+	out := map[string]error{}
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	out["database"] = s.Store.Ping(pctx)
+	now := s.now()
+	switch {
+	case s.Signer == nil:
+		out["keys"] = errors.New("no signing key")
+	case now.After(s.Signer.Cert.NotAfter):
+		out["keys"] = errors.New("the signing certificate has expired")
+	default:
+		out["keys"] = nil
+	}
+	if out["database"] == nil {
+		_, validUntil, err := s.aggregateDoc(ctx)
+		switch {
+		case err != nil:
+			out["metadata"] = err
+		case !now.Before(validUntil):
+			out["metadata"] = errors.New("the metadata aggregate is stale")
+		default:
+			out["metadata"] = nil
+		}
+	} else {
+		out["metadata"] = errors.New("database unavailable")
+	}
+	return out
+}
+
+// Run serves until ctx ends, then shuts down gracefully: listeners close,
+// requests in flight get ShutdownTimeout to finish.
+func (s *Server) Run(ctx context.Context) error {
+	c := s.Config
+	pub := &http.Server{
+		Addr: c.Listen, Handler: s.Handler(), TLSConfig: s.TLSConfig(),
+		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: c.Limits.ReadTimeout.D(), WriteTimeout: c.Limits.WriteTimeout.D(),
+		IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn),
+	}
+	ops := &http.Server{Addr: c.OpsListen, Handler: s.OpsHandler(), ReadHeaderTimeout: 5 * time.Second}
+	pl, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return err
+	}
+	ol, err := net.Listen("tcp", c.OpsListen)
+	if err != nil {
+		pl.Close()
+		return err
+	}
+	return s.serve(ctx, pub, pl, ops, ol)
+}
+
+// Serve is Run on listeners the caller opened (tests, socket activation).
+func (s *Server) Serve(ctx context.Context, public, opsL net.Listener) error {
+	c := s.Config
+	pub := &http.Server{Handler: s.Handler(), TLSConfig: s.TLSConfig(), ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: c.Limits.ReadTimeout.D(), WriteTimeout: c.Limits.WriteTimeout.D()}
+	ops := &http.Server{Handler: s.OpsHandler(), ReadHeaderTimeout: 5 * time.Second}
+	return s.serve(ctx, pub, public, ops, opsL)
+}
+
+func (s *Server) serve(ctx context.Context, pub *http.Server, pl net.Listener, ops *http.Server, ol net.Listener) error {
+	errc := make(chan error, 2)
+	go func() { errc <- pub.ServeTLS(pl, "", "") }()
+	go func() { errc <- ops.Serve(ol) }()
+	s.Log.Info("kecis hub serving", "entity_id", s.Config.EntityID, "listen", pl.Addr().String(), "ops", ol.Addr().String())
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+	}
+	s.Log.Info("kecis hub shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), s.Config.Limits.ShutdownTimeout.D())
+	defer cancel()
+	e1 := pub.Shutdown(sctx)
+	e2 := ops.Shutdown(sctx)
+	if err == nil {
+		err = errors.Join(e1, e2)
+	}
+	s.Log.Info("kecis hub stopped")
+	return err
+}
+
+// clientFingerprint is the SHA-256 fingerprint of the TLS client
+// certificate of the request, or "".
+func clientFingerprint(r *http.Request) string {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return ""
+	}
+	sum := sha256.Sum256(r.TLS.PeerCertificates[0].Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+func (s *Server) requireOperator() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		fp := clientFingerprint(c.Request)
+		name, ok := s.operators[fp]
+		if !ok {
+			s.Log.WarnContext(c, "operator API refused", "client_cert_sha256", fp, "path", c.Request.URL.Path)
+			problem(c, http.StatusForbidden, "not-an-operator", "an operator's TLS client certificate is required", "")
+			c.Abort()
+			return
+		}
+		c.Set("operator", name)
+		c.Next()
+	}
+}
+
+func (s *Server) limitBody() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.Config.Limits.MaxBodyBytes)
+		c.Next()
+	}
+}
+
+func (s *Server) observe() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		c.Next()
+		route := c.FullPath()
+		if route == "" {
+			route = "unmatched"
+		}
+		s.Metrics.HTTPRequests.WithLabelValues(route, strconv.Itoa(c.Writer.Status())).Inc()
+		s.Metrics.HTTPDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		s.Log.LogAttrs(c, slog.LevelInfo, "http", slog.String("method", c.Request.Method), slog.String("route", route),
+			slog.Int("status", c.Writer.Status()), slog.Duration("took", time.Since(start)))
+	}
+}
+
+func (s *Server) recover() gin.HandlerFunc {
+	return gin.CustomRecovery(func(c *gin.Context, err any) {
+		s.Log.ErrorContext(c, "panic in handler", "err", fmt.Sprint(err), "route", c.FullPath())
+		problem(c, http.StatusInternalServerError, "internal", "internal error", "")
+	})
+}
+
+// problem writes an RFC 9457 problem document.
+func problem(c *gin.Context, status int, typ, title, detail string) {
+	body := gin.H{"type": "urn:kecis:problem:" + typ, "title": title, "status": status}
+	if detail != "" {
+		body["detail"] = detail
+	}
+	c.Header("Content-Type", "application/problem+json")
+	c.JSON(status, body)
+	c.Writer.Header().Set("Content-Type", "application/problem+json")
+}
+
+// NewLogger builds the hub's slog logger.
+func NewLogger(c LogConfig) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+}
