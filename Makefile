@@ -5,7 +5,7 @@ BIN       ?= bin/kecis
 FUZZTIME  ?= 10s
 BENCHTIME ?= 1s
 
-.PHONY: help run build test bench lint fuzz clean
+.PHONY: help run build test bench bench-peers lint fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -22,6 +22,9 @@ test: ## lint, then every test (CI runs exactly this)
 
 bench: ## benchmarks, machine-readable (go test -bench output; RESULT lines from kecis envelope bench)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
+
+bench-peers: ## kecis vs libxmlsec1 (C) on one pinned core, interleaved rounds: medians and ratios (needs libxmlsec1-dev)
+	./scripts/bench-peers.sh
 
 lint: ## gofmt check and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

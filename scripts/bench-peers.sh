@@ -24,6 +24,11 @@
 #                       ignored), x509-untrusted (what `xmlsec1 --verify
 #                       --pubkey-cert-pem` does: a failed chain check of the
 #                       embedded cert per message, much slower), x509-trusted
+#   XMLSEC_SIGN_INPUT=encrypted
+#                       what xmlsec signs (and so verifies): encrypted = the
+#                       request with Card already encrypted, as on the wire and
+#                       as `kecis envelope bench` signs it; plain = the
+#                       unsigned request as given
 #   KECIS_BENCH_CMD     command (path, or an exported shell function) used
 #                       instead of building bin/kecis; gets the
 #                       `envelope bench ...` arguments
@@ -39,6 +44,7 @@ PIN_CPU=${PIN_CPU:-1}
 STRICT=${STRICT:-0}
 SELFTEST=${SELFTEST:-1}
 XMLSEC_KEY_LOOKUP=${XMLSEC_KEY_LOOKUP:-no-x509}
+XMLSEC_SIGN_INPUT=${XMLSEC_SIGN_INPUT:-encrypted}
 
 log() { printf 'bench-peers: %s\n' "$*" >&2; }
 die() { printf 'bench-peers: error: %s\n' "$*" >&2; exit 1; }
@@ -95,7 +101,8 @@ fi
 if [[ $SELFTEST == 1 ]]; then
     log "self-testing the harness against the xmlsec1 CLI"
     if command -v xmlsec1 >/dev/null; then
-        BENCH_BIN=bin/xmlsec_bench KEY_LOOKUP=$XMLSEC_KEY_LOOKUP tools/benchpeers/selftest.sh
+        BENCH_BIN=bin/xmlsec_bench KEY_LOOKUP=$XMLSEC_KEY_LOOKUP SIGN_INPUT=$XMLSEC_SIGN_INPUT \
+            tools/benchpeers/selftest.sh
     else
         log "warning: xmlsec1 CLI missing (apt-get install -y xmlsec1): self-test skipped"
     fi
@@ -141,14 +148,15 @@ $(cat "$out")"
         "$out" >>"$results"
 }
 
-log "$ROUNDS rounds, $dur_go per op, pinned to CPU ${PIN_CPU} ($([[ $pin == 1 ]] && echo yes || echo NO)), xmlsec key lookup $XMLSEC_KEY_LOOKUP"
+log "$ROUNDS rounds, $dur_go per op, pinned to CPU ${PIN_CPU} ($([[ $pin == 1 ]] && echo yes || echo NO)), xmlsec key lookup $XMLSEC_KEY_LOOKUP, sign input $XMLSEC_SIGN_INPUT"
 for ((r = 1; r <= ROUNDS; r++)); do
     log "round $r/$ROUNDS: xmlsec"
     run_pinned bin/xmlsec_bench --in "$in" \
         --rsa-key "$rsa_key" --rsa-cert "$rsa_cert" \
         --ec-key "$ec_key" --ec-cert "$ec_cert" \
         --recipient-key "$rcpt_key" --recipient-cert "$rcpt_cert" \
-        --key-lookup "$XMLSEC_KEY_LOOKUP" --duration "$dur_c" \
+        --key-lookup "$XMLSEC_KEY_LOOKUP" --sign-input "$XMLSEC_SIGN_INPUT" \
+        --duration "$dur_c" \
         >"$work/xmlsec.$r" 2>"$work/xmlsec.$r.err" ||
         die "round $r: xmlsec harness failed: $(cat "$work/xmlsec.$r.err")"
     collect "$r" xmlsec "$work/xmlsec.$r" "${xmlsec_ops[@]}"
@@ -188,8 +196,9 @@ host_cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/nu
 printf 'peer benchmark: %s rounds x %s per op, ops/sec, medians (min-max); host: %s, %s vCPU; pinned: %s\n' \
     "$ROUNDS" "$dur_go" "${host_cpu:-unknown}" "$(nproc)" \
     "$([[ $pin == 1 ]] && echo "CPU $PIN_CPU" || echo no)"
-printf 'xmlsec: %s (key lookup %s); kecis: %s\n\n' \
-    "$(pkg-config --modversion xmlsec1-openssl 2>/dev/null || echo '?')" "$XMLSEC_KEY_LOOKUP" \
+printf 'xmlsec: %s (key lookup %s, sign input %s); kecis: %s\n\n' \
+    "$(pkg-config --modversion xmlsec1-openssl 2>/dev/null || echo '?')" \
+    "$XMLSEC_KEY_LOOKUP" "$XMLSEC_SIGN_INPUT" \
     "${kecis_cmd[*]}"
 printf '%-28s %26s %26s %13s\n' op xmlsec kecis kecis/xmlsec
 cell() { # impl op

@@ -7,7 +7,8 @@
 #   tools/benchpeers/selftest.sh            # builds bin/xmlsec_bench first
 #   BENCH_BIN=path/to/xmlsec_bench tools/benchpeers/selftest.sh
 #
-# Env: KEY_LOOKUP (no-x509 | x509-untrusted | x509-trusted, default no-x509).
+# Env: KEY_LOOKUP (no-x509 | x509-untrusted | x509-trusted, default no-x509),
+#      SIGN_INPUT (plain | encrypted, default plain).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -38,7 +39,8 @@ trap 'rm -rf "$dir"' EXIT
     --rsa-key $keys/merchant-rsa.key.pem --rsa-cert $keys/merchant-rsa.cert.pem \
     --ec-key $keys/merchant-ec.key.pem --ec-cert $keys/merchant-ec.cert.pem \
     --recipient-key $keys/issuer-rsa.key.pem --recipient-cert $keys/issuer-rsa.cert.pem \
-    --key-lookup "${KEY_LOOKUP:-no-x509}" --selftest "$dir" 2>"$dir/harness.log" ||
+    --key-lookup "${KEY_LOOKUP:-no-x509}" --sign-input "${SIGN_INPUT:-plain}" \
+    --selftest "$dir" 2>"$dir/harness.log" ||
     { cat "$dir/harness.log" >&2; die "harness --selftest failed"; }
 
 # xmlsec1 prints "certificate verification failed" for the untrusted embedded
