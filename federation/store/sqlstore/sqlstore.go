@@ -1,0 +1,889 @@
+// Package sqlstore implements store.Store on SQL: SQLite (modernc.org/sqlite,
+// the embedded default) and PostgreSQL (pgx), through internal/sqlstore.
+//
+// Replay and idempotency are decided by the database, never by a lock in
+// this process, so that hub replicas sharing one database cannot both win:
+//
+//   - a message ID is remembered with INSERT … ON CONFLICT DO UPDATE … WHERE
+//     the old record expired; the primary key (issuer, message_id) refuses a
+//     live duplicate;
+//   - an idempotency lease is taken with INSERT … ON CONFLICT DO UPDATE …
+//     WHERE the fingerprint matches and the earlier attempt is done or its
+//     lease expired; on PostgreSQL a racing writer waits for the row lock and
+//     re-checks the WHERE clause on the committed row (READ COMMITTED), on
+//     SQLite writers are serialised by the database lock;
+//   - a participant update is UPDATE … WHERE version = $old, in one
+//     transaction with its keys, endpoints and services.
+//
+// All times come from the caller; the store never reads the clock.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kecis/kecis/federation/store"
+	sqldb "github.com/kecis/kecis/internal/sqlstore"
+)
+
+// Component is the hub store's name in schema_migrations.
+const Component = "hub"
+
+//go:embed migrations
+var migrations embed.FS
+
+// Store is the SQL implementation of store.Store.
+type Store struct {
+	db *sqldb.DB
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens the database named by dsn (see internal/sqlstore for the
+// formats: sqlite:PATH, sqlite::memory:, postgres://…), migrates it and
+// returns the store. Close closes the database.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	db, err := sqldb.Open(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	s, err := New(ctx, db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// New migrates db and returns a store on it; the store's Close closes db.
+func New(ctx context.Context, db *sqldb.DB) (*Store, error) {
+	if err := Migrate(ctx, db); err != nil {
+		return nil, err
+	}
+	return &Store{db: db}, nil
+}
+
+// Migrate brings the hub's tables in db to the newest schema (safe when
+// several replicas start at once).
+func Migrate(ctx context.Context, db *sqldb.DB) error {
+	if _, err := db.MigrateFS(ctx, Component, migrations, "migrations"); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+// DB returns the underlying database (for diagnostics and tests).
+func (s *Store) DB() *sqldb.DB { return s.db }
+
+// Ping implements store.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	return nil
+}
+
+// Close implements store.Store.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// ts converts a time for binding.
+func (s *Store) ts(t time.Time) any { return s.db.Dialect.Time(t) }
+
+// ---------------------------------------------------------------------------
+// Participants
+
+func validateParticipant(p *store.Participant) error {
+	switch {
+	case p == nil:
+		return errors.New("store: nil participant")
+	case p.EntityID == "":
+		return errors.New("store: participant without entityID")
+	case p.Status == "":
+		return fmt.Errorf("store: participant %q without status", p.EntityID)
+	}
+	return nil
+}
+
+// CreateParticipant implements store.Participants. The stored version is
+// 1, and p.Version is set to it.
+func (s *Store) CreateParticipant(ctx context.Context, p *store.Participant) error {
+	if err := validateParticipant(p); err != nil {
+		return err
+	}
+	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO hub_participants
+			(entity_id, display_name, status, metadata, version, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, 1, $5, $6)
+			ON CONFLICT (entity_id) DO NOTHING`,
+			p.EntityID, p.DisplayName, string(p.Status), sqldb.Bytes(p.Metadata),
+			s.ts(p.CreatedAt), s.ts(p.UpdatedAt))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return store.ErrExists
+		}
+		return s.insertChildren(ctx, tx, p)
+	})
+	if err != nil {
+		return fmt.Errorf("store: create participant %q: %w", p.EntityID, err)
+	}
+	p.Version = 1
+	return nil
+}
+
+// UpdateParticipant implements store.Participants. CreatedAt is kept as
+// stored; on success p.Version and p.CreatedAt are set to the stored values.
+func (s *Store) UpdateParticipant(ctx context.Context, p *store.Participant) error {
+	if err := validateParticipant(p); err != nil {
+		return err
+	}
+	var (
+		version int64
+		created time.Time
+	)
+	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `UPDATE hub_participants
+			SET display_name = $2, status = $3, metadata = $4, version = version + 1, updated_at = $5
+			WHERE entity_id = $1 AND version = $6
+			RETURNING version, created_at`,
+			p.EntityID, p.DisplayName, string(p.Status), sqldb.Bytes(p.Metadata),
+			s.ts(p.UpdatedAt), p.Version).Scan(&version, sqldb.ScanTime(&created))
+		if errors.Is(err, sql.ErrNoRows) {
+			var one int
+			err := tx.QueryRowContext(ctx, `SELECT 1 FROM hub_participants WHERE entity_id = $1`, p.EntityID).Scan(&one)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				return store.ErrNotFound
+			case err != nil:
+				return err
+			}
+			return store.ErrConflict
+		}
+		if err != nil {
+			return err
+		}
+		for _, table := range childTables {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE entity_id = $1`, p.EntityID); err != nil {
+				return err
+			}
+		}
+		return s.insertChildren(ctx, tx, p)
+	})
+	if err != nil {
+		return fmt.Errorf("store: update participant %q: %w", p.EntityID, err)
+	}
+	p.Version, p.CreatedAt = version, created
+	return nil
+}
+
+var childTables = []string{
+	"hub_participant_roles", "hub_participant_keys",
+	"hub_participant_endpoints", "hub_participant_services",
+}
+
+func (s *Store) insertChildren(ctx context.Context, tx *sql.Tx, p *store.Participant) error {
+	for i, r := range p.Roles {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO hub_participant_roles (entity_id, ord, role) VALUES ($1, $2, $3)`,
+			p.EntityID, i, string(r)); err != nil {
+			return fmt.Errorf("role %q: %w", r, err)
+		}
+	}
+	for i, k := range p.Keys {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO hub_participant_keys
+			(entity_id, ord, key_use, cert_der, fingerprint, not_after) VALUES ($1, $2, $3, $4, $5, $6)`,
+			p.EntityID, i, string(k.Use), sqldb.Bytes(k.CertDER), k.Fingerprint, s.ts(k.NotAfter)); err != nil {
+			return fmt.Errorf("key %s: %w", k.Fingerprint, err)
+		}
+	}
+	for i, e := range p.Endpoints {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO hub_participant_endpoints
+			(entity_id, ord, service, binding, url, priority) VALUES ($1, $2, $3, $4, $5, $6)`,
+			p.EntityID, i, e.Service, e.Binding, e.URL, e.Priority); err != nil {
+			return fmt.Errorf("endpoint %s: %w", e.URL, err)
+		}
+	}
+	for i, sv := range p.Services {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO hub_participant_services
+			(entity_id, ord, service, currencies, min_amount, max_amount, bin_ranges, bank_codes)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			p.EntityID, i, sv.Service, jsonList(sv.Currencies), sv.MinAmount, sv.MaxAmount,
+			jsonList(sv.BINRanges), jsonList(sv.BankCodes)); err != nil {
+			return fmt.Errorf("service %s: %w", sv.Service, err)
+		}
+	}
+	return nil
+}
+
+// GetParticipant implements store.Participants.
+func (s *Store) GetParticipant(ctx context.Context, entityID string) (*store.Participant, error) {
+	ps, err := s.loadParticipants(ctx, `p.entity_id = $1`, entityID)
+	if err != nil {
+		return nil, fmt.Errorf("store: get participant %q: %w", entityID, err)
+	}
+	if len(ps) == 0 {
+		return nil, fmt.Errorf("store: get participant %q: %w", entityID, store.ErrNotFound)
+	}
+	return ps[0], nil
+}
+
+// ListParticipants implements store.Participants: entityID in byte order.
+func (s *Store) ListParticipants(ctx context.Context, f store.ParticipantFilter) ([]*store.Participant, error) {
+	var (
+		conds []string
+		args  []any
+	)
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if len(f.Status) > 0 {
+		ph := make([]string, len(f.Status))
+		for i, st := range f.Status {
+			ph[i] = arg(string(st))
+		}
+		conds = append(conds, `p.status IN (`+strings.Join(ph, ", ")+`)`)
+	}
+	if f.Role != "" {
+		conds = append(conds, `EXISTS (SELECT 1 FROM hub_participant_roles r
+			WHERE r.entity_id = p.entity_id AND r.role = `+arg(string(f.Role))+`)`)
+	}
+	where := "1 = 1"
+	if len(conds) > 0 {
+		where = strings.Join(conds, " AND ")
+	}
+	ps, err := s.loadParticipants(ctx, where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list participants: %w", err)
+	}
+	return ps, nil
+}
+
+// ParticipantByCertificate implements store.Participants. A certificate
+// published by several participants that are not removed is ambiguous and
+// an error (the lookup authenticates); among removed ones, or one live
+// and others removed, the live one is returned.
+func (s *Store) ParticipantByCertificate(ctx context.Context, use store.KeyUse, fingerprint string) (*store.Participant, error) {
+	fingerprint = strings.ToLower(fingerprint)
+	var live, removed []string
+	err := sqldb.Retry(ctx, func() error {
+		live, removed = nil, nil
+		rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT p.entity_id, p.status
+			FROM hub_participant_keys k JOIN hub_participants p ON p.entity_id = k.entity_id
+			WHERE k.key_use = $1 AND k.fingerprint = $2
+			ORDER BY p.entity_id`, string(use), fingerprint)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id, status string
+			if err := rows.Scan(&id, &status); err != nil {
+				return err
+			}
+			if store.Status(status) == store.StatusRemoved {
+				removed = append(removed, id)
+			} else {
+				live = append(live, id)
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: participant by %s certificate %s: %w", use, fingerprint, err)
+	}
+	var id string
+	switch {
+	case len(live) > 1:
+		return nil, fmt.Errorf("store: %s certificate %s is published by several participants: %s",
+			use, fingerprint, strings.Join(live, ", "))
+	case len(live) == 1:
+		id = live[0]
+	case len(removed) > 0:
+		id = removed[0]
+	default:
+		return nil, fmt.Errorf("store: participant by %s certificate %s: %w", use, fingerprint, store.ErrNotFound)
+	}
+	return s.GetParticipant(ctx, id)
+}
+
+// loadParticipants reads the participants matching where (over alias p)
+// with their children, in one snapshot.
+func (s *Store) loadParticipants(ctx context.Context, where string, args ...any) ([]*store.Participant, error) {
+	var out []*store.Participant
+	err := s.db.ReadTx(ctx, func(tx *sql.Tx) error {
+		out = nil
+		byID := map[string]*store.Participant{}
+		err := queryEach(ctx, tx, `SELECT p.entity_id, p.display_name, p.status, p.metadata, p.version, p.created_at, p.updated_at
+			FROM hub_participants p WHERE `+where+` ORDER BY p.entity_id`, args,
+			func(rows *sql.Rows) error {
+				p := &store.Participant{}
+				var status string
+				if err := rows.Scan(&p.EntityID, &p.DisplayName, &status, &p.Metadata, &p.Version,
+					sqldb.ScanTime(&p.CreatedAt), sqldb.ScanTime(&p.UpdatedAt)); err != nil {
+					return err
+				}
+				p.Status = store.Status(status)
+				out = append(out, p)
+				byID[p.EntityID] = p
+				return nil
+			})
+		if err != nil || len(out) == 0 {
+			return err
+		}
+		child := func(cols, table string) string {
+			return `SELECT c.entity_id, ` + cols + ` FROM ` + table + ` c
+				JOIN hub_participants p ON p.entity_id = c.entity_id
+				WHERE ` + where + ` ORDER BY p.entity_id, c.ord`
+		}
+		var id string
+		if err := queryEach(ctx, tx, child(`c.role`, `hub_participant_roles`), args, func(rows *sql.Rows) error {
+			var role string
+			if err := rows.Scan(&id, &role); err != nil {
+				return err
+			}
+			p := byID[id]
+			p.Roles = append(p.Roles, store.Role(role))
+			return nil
+		}); err != nil {
+			return fmt.Errorf("roles: %w", err)
+		}
+		if err := queryEach(ctx, tx, child(`c.key_use, c.cert_der, c.fingerprint, c.not_after`, `hub_participant_keys`), args, func(rows *sql.Rows) error {
+			var (
+				k   store.Key
+				use string
+			)
+			if err := rows.Scan(&id, &use, &k.CertDER, &k.Fingerprint, sqldb.ScanTime(&k.NotAfter)); err != nil {
+				return err
+			}
+			k.Use = store.KeyUse(use)
+			p := byID[id]
+			p.Keys = append(p.Keys, k)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("keys: %w", err)
+		}
+		if err := queryEach(ctx, tx, child(`c.service, c.binding, c.url, c.priority`, `hub_participant_endpoints`), args, func(rows *sql.Rows) error {
+			var e store.Endpoint
+			if err := rows.Scan(&id, &e.Service, &e.Binding, &e.URL, &e.Priority); err != nil {
+				return err
+			}
+			p := byID[id]
+			p.Endpoints = append(p.Endpoints, e)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("endpoints: %w", err)
+		}
+		if err := queryEach(ctx, tx, child(`c.service, c.currencies, c.min_amount, c.max_amount, c.bin_ranges, c.bank_codes`, `hub_participant_services`), args, func(rows *sql.Rows) error {
+			var (
+				sv                    store.Service
+				currencies, bins, bcs string
+			)
+			if err := rows.Scan(&id, &sv.Service, &currencies, &sv.MinAmount, &sv.MaxAmount, &bins, &bcs); err != nil {
+				return err
+			}
+			var err error
+			if sv.Currencies, err = parseList(currencies); err != nil {
+				return err
+			}
+			if sv.BINRanges, err = parseList(bins); err != nil {
+				return err
+			}
+			if sv.BankCodes, err = parseList(bcs); err != nil {
+				return err
+			}
+			p := byID[id]
+			p.Services = append(p.Services, sv)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("services: %w", err)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// queryEach runs query and calls fn for each row.
+func queryEach(ctx context.Context, q sqldb.Queryer, query string, args []any, fn func(*sql.Rows) error) error {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// jsonList encodes a list of strings as a JSON array ("[]" when empty).
+func jsonList(v []string) string {
+	if len(v) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(v) // a []string always encodes
+	return string(b)
+}
+
+// parseList decodes jsonList's output; an empty list is nil.
+func parseList(s string) ([]string, error) {
+	var v []string
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		return nil, fmt.Errorf("stored list %q: %w", s, err)
+	}
+	if len(v) == 0 {
+		return nil, nil
+	}
+	return v, nil
+}
+
+// ---------------------------------------------------------------------------
+// Replay
+
+// RememberMessage implements store.Replay. A record is live while now <
+// expires; an expired record that was not purged yet is replaced.
+func (s *Store) RememberMessage(ctx context.Context, issuer, id string, expires, now time.Time) error {
+	if issuer == "" || id == "" {
+		return errors.New("store: remember message: empty issuer or message ID")
+	}
+	if !expires.After(now) {
+		return fmt.Errorf("store: remember message %q of %q: expiry %s is not after now %s",
+			id, issuer, expires.Format(time.RFC3339Nano), now.Format(time.RFC3339Nano))
+	}
+	err := sqldb.Retry(ctx, func() error {
+		res, err := s.db.ExecContext(ctx, `INSERT INTO hub_replay (issuer, message_id, expires)
+			VALUES ($1, $2, $3)
+			ON CONFLICT (issuer, message_id) DO UPDATE SET expires = excluded.expires
+			WHERE hub_replay.expires <= $4`,
+			issuer, id, s.ts(expires), s.ts(now))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return store.ErrAlreadySeen
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: remember message %q of %q: %w", id, issuer, err)
+	}
+	return nil
+}
+
+// PurgeReplay implements store.Replay: records with expires <= now go.
+func (s *Store) PurgeReplay(ctx context.Context, now time.Time) (int64, error) {
+	var n int64
+	err := sqldb.Retry(ctx, func() error {
+		res, err := s.db.ExecContext(ctx, `DELETE FROM hub_replay WHERE expires <= $1`, s.ts(now))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: purge replay cache: %w", err)
+	}
+	return n, nil
+}
+
+// ---------------------------------------------------------------------------
+// Idempotency
+
+const idemColumns = `scope, idem_key, fingerprint, state, lease_owner, lease_expires, request_id, attempts, created_at, updated_at`
+
+func scanIdem(row interface{ Scan(...any) error }) (*store.IdemEntry, int64, error) {
+	var (
+		e        store.IdemEntry
+		state    string
+		attempts int64
+	)
+	err := row.Scan(&e.Scope, &e.Key, &e.Fingerprint, &state, &e.LeaseOwner, sqldb.ScanTime(&e.LeaseExpires),
+		&e.RequestID, &attempts, sqldb.ScanTime(&e.CreatedAt), sqldb.ScanTime(&e.UpdatedAt))
+	if err != nil {
+		return nil, 0, err
+	}
+	e.State = store.IdemState(state)
+	return &e, attempts, nil
+}
+
+// maxAcquireRounds bounds AcquireIdem's loop when the entry keeps changing
+// between its upsert and its read (each round is a full, atomic attempt).
+const maxAcquireRounds = 8
+
+// AcquireIdem implements store.Idempotency in one atomic statement: insert
+// the entry, or take over an entry with the same fingerprint whose attempt
+// is done or whose lease expired (lease_expires <= now). When that
+// statement changes nothing, the entry is read to tell InFlight from
+// Mismatch; if it became free meanwhile, the statement runs again.
+func (s *Store) AcquireIdem(ctx context.Context, scope, key string, fingerprint []byte, owner, requestID string, leaseUntil, now time.Time) (store.AcquireResult, *store.IdemEntry, error) {
+	switch {
+	case scope == "" || key == "":
+		return "", nil, errors.New("store: acquire idempotency key: empty scope or key")
+	case owner == "":
+		return "", nil, errors.New("store: acquire idempotency key: empty lease owner")
+	case len(fingerprint) == 0:
+		return "", nil, errors.New("store: acquire idempotency key: empty fingerprint")
+	case !leaseUntil.After(now):
+		return "", nil, errors.New("store: acquire idempotency key: lease ends before it starts")
+	}
+	var (
+		result store.AcquireResult
+		entry  *store.IdemEntry
+	)
+	err := sqldb.Retry(ctx, func() error {
+		for range maxAcquireRounds {
+			e, attempts, err := scanIdem(s.db.QueryRowContext(ctx, `INSERT INTO hub_idempotency (`+idemColumns+`)
+				VALUES ($1, $2, $3, 'in_flight', $4, $5, $6, 1, $7, $7)
+				ON CONFLICT (scope, idem_key) DO UPDATE SET
+					state = 'in_flight',
+					lease_owner = excluded.lease_owner,
+					lease_expires = excluded.lease_expires,
+					request_id = excluded.request_id,
+					attempts = hub_idempotency.attempts + 1,
+					updated_at = excluded.updated_at
+				WHERE hub_idempotency.fingerprint = excluded.fingerprint
+					AND (hub_idempotency.state = 'done' OR hub_idempotency.lease_expires <= excluded.updated_at)
+				RETURNING `+idemColumns,
+				scope, key, fingerprint, owner, s.ts(leaseUntil), requestID, s.ts(now)))
+			if err == nil {
+				result, entry = store.Reacquired, e
+				if attempts == 1 {
+					result = store.Acquired
+				}
+				return nil
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			e, _, err = scanIdem(s.db.QueryRowContext(ctx,
+				`SELECT `+idemColumns+` FROM hub_idempotency WHERE scope = $1 AND idem_key = $2`, scope, key))
+			if errors.Is(err, sql.ErrNoRows) {
+				continue // removed meanwhile: insert again
+			}
+			if err != nil {
+				return err
+			}
+			if string(e.Fingerprint) != string(fingerprint) {
+				result, entry = store.Mismatch, e
+				return nil
+			}
+			if e.State == store.IdemInFlight && e.LeaseExpires.After(now) {
+				result, entry = store.InFlight, e
+				return nil
+			}
+			// Released or expired since the upsert: try again.
+		}
+		return errors.New("the entry kept changing")
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("store: acquire idempotency key %q in %q: %w", key, scope, err)
+	}
+	return result, entry, nil
+}
+
+// ReleaseIdem implements store.Idempotency. The holder may release even
+// after its lease expired, as long as nobody took the entry over. Either
+// way the lease is cleared (lease_expires = now); state IdemInFlight leaves
+// the entry retryable, IdemDone marks it answered.
+func (s *Store) ReleaseIdem(ctx context.Context, scope, key, owner string, state store.IdemState, now time.Time) error {
+	if state != store.IdemDone && state != store.IdemInFlight {
+		return fmt.Errorf("store: release idempotency key %q: invalid state %q", key, state)
+	}
+	if owner == "" {
+		return fmt.Errorf("store: release idempotency key %q: %w (empty owner)", key, store.ErrConflict)
+	}
+	err := sqldb.Retry(ctx, func() error {
+		res, err := s.db.ExecContext(ctx, `UPDATE hub_idempotency
+			SET state = $4, lease_owner = '', lease_expires = $5, updated_at = $5
+			WHERE scope = $1 AND idem_key = $2 AND lease_owner = $3 AND state = 'in_flight'`,
+			scope, key, owner, string(state), s.ts(now))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 1 {
+			return nil
+		}
+		var one int
+		err = s.db.QueryRowContext(ctx,
+			`SELECT 1 FROM hub_idempotency WHERE scope = $1 AND idem_key = $2`, scope, key).Scan(&one)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return store.ErrNotFound
+		case err != nil:
+			return err
+		}
+		return store.ErrConflict
+	})
+	if err != nil {
+		return fmt.Errorf("store: release idempotency key %q in %q: %w", key, scope, err)
+	}
+	return nil
+}
+
+// GetIdem implements store.Idempotency.
+func (s *Store) GetIdem(ctx context.Context, scope, key string) (*store.IdemEntry, error) {
+	var e *store.IdemEntry
+	err := sqldb.Retry(ctx, func() error {
+		var err error
+		e, _, err = scanIdem(s.db.QueryRowContext(ctx,
+			`SELECT `+idemColumns+` FROM hub_idempotency WHERE scope = $1 AND idem_key = $2`, scope, key))
+		return err
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get idempotency key %q in %q: %w", key, scope, err)
+	}
+	return e, nil
+}
+
+// CountInFlight implements store.Idempotency.
+func (s *Store) CountInFlight(ctx context.Context, now time.Time) (int64, error) {
+	var n int64
+	err := sqldb.Retry(ctx, func() error {
+		return s.db.QueryRowContext(ctx,
+			`SELECT COUNT(*) FROM hub_idempotency WHERE state = 'in_flight' AND lease_expires > $1`,
+			s.ts(now)).Scan(&n)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: count in-flight idempotency keys: %w", err)
+	}
+	return n, nil
+}
+
+// ---------------------------------------------------------------------------
+// Audit
+
+// AppendAudit implements store.Audit and sets r.ID. The table refuses
+// updates (a trigger).
+func (s *Store) AppendAudit(ctx context.Context, r *store.AuditRecord) error {
+	if r == nil || r.Kind == "" {
+		return errors.New("store: append audit record: no kind")
+	}
+	var id int64
+	err := sqldb.Retry(ctx, func() error {
+		return s.db.QueryRowContext(ctx, `INSERT INTO hub_audit
+			(time, kind, actor, entity_id, tx_id, request_id, idempotency_key, detail, message)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
+			s.ts(r.Time), r.Kind, r.Actor, r.EntityID, r.TxID, r.RequestID, r.IdempotencyKey,
+			r.Detail, sqldb.Bytes(r.Message)).Scan(&id)
+	})
+	if err != nil {
+		return fmt.Errorf("store: append audit record %s: %w", r.Kind, err)
+	}
+	r.ID = id
+	return nil
+}
+
+// ListAudit implements store.Audit: records in append (ID) order, Since
+// inclusive, Until exclusive, at most Limit when Limit > 0.
+func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]*store.AuditRecord, error) {
+	var (
+		conds []string
+		args  []any
+	)
+	add := func(cond string, v any) {
+		args = append(args, v)
+		conds = append(conds, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+	}
+	if f.TxID != "" {
+		add("tx_id = ?", f.TxID)
+	}
+	if f.RequestID != "" {
+		add("request_id = ?", f.RequestID)
+	}
+	if f.EntityID != "" {
+		add("entity_id = ?", f.EntityID)
+	}
+	if f.Kind != "" {
+		add("kind = ?", f.Kind)
+	}
+	if !f.Since.IsZero() {
+		add("time >= ?", s.ts(f.Since))
+	}
+	if !f.Until.IsZero() {
+		add("time < ?", s.ts(f.Until))
+	}
+	q := `SELECT id, time, kind, actor, entity_id, tx_id, request_id, idempotency_key, detail, message FROM hub_audit`
+	if len(conds) > 0 {
+		q += ` WHERE ` + strings.Join(conds, " AND ")
+	}
+	q += ` ORDER BY id`
+	if f.Limit > 0 {
+		args = append(args, f.Limit)
+		q += ` LIMIT $` + strconv.Itoa(len(args))
+	}
+	var out []*store.AuditRecord
+	err := sqldb.Retry(ctx, func() error {
+		out = nil
+		return queryEach(ctx, s.db, q, args, func(rows *sql.Rows) error {
+			r := &store.AuditRecord{}
+			if err := rows.Scan(&r.ID, sqldb.ScanTime(&r.Time), &r.Kind, &r.Actor, &r.EntityID, &r.TxID,
+				&r.RequestID, &r.IdempotencyKey, &r.Detail, &r.Message); err != nil {
+				return err
+			}
+			out = append(out, r)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: list audit records: %w", err)
+	}
+	return out, nil
+}
+
+// ---------------------------------------------------------------------------
+// Routing rules
+
+// PutRoutingRule implements store.Routing: ErrExists if the ID is taken
+// (delete the rule first to replace it).
+func (s *Store) PutRoutingRule(ctx context.Context, r *store.RoutingRule) error {
+	if r == nil || r.ID == "" {
+		return errors.New("store: put routing rule: empty ID")
+	}
+	err := sqldb.Retry(ctx, func() error {
+		res, err := s.db.ExecContext(ctx, `INSERT INTO hub_routing_rules
+			(id, priority, service, merchant, bin_prefix, bank_code, currency, min_amount, max_amount, target, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			ON CONFLICT (id) DO NOTHING`,
+			r.ID, r.Priority, r.Service, r.Merchant, r.BINPrefix, r.BankCode, r.Currency,
+			r.MinAmount, r.MaxAmount, r.Target, s.ts(r.CreatedAt))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return store.ErrExists
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: put routing rule %q: %w", r.ID, err)
+	}
+	return nil
+}
+
+// DeleteRoutingRule implements store.Routing.
+func (s *Store) DeleteRoutingRule(ctx context.Context, id string) error {
+	err := sqldb.Retry(ctx, func() error {
+		res, err := s.db.ExecContext(ctx, `DELETE FROM hub_routing_rules WHERE id = $1`, id)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return store.ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: delete routing rule %q: %w", id, err)
+	}
+	return nil
+}
+
+// ListRoutingRules implements store.Routing: by priority, then ID.
+func (s *Store) ListRoutingRules(ctx context.Context) ([]*store.RoutingRule, error) {
+	var out []*store.RoutingRule
+	err := sqldb.Retry(ctx, func() error {
+		out = nil
+		return queryEach(ctx, s.db, `SELECT id, priority, service, merchant, bin_prefix, bank_code, currency,
+			min_amount, max_amount, target, created_at FROM hub_routing_rules ORDER BY priority, id`, nil,
+			func(rows *sql.Rows) error {
+				r := &store.RoutingRule{}
+				if err := rows.Scan(&r.ID, &r.Priority, &r.Service, &r.Merchant, &r.BINPrefix, &r.BankCode,
+					&r.Currency, &r.MinAmount, &r.MaxAmount, &r.Target, sqldb.ScanTime(&r.CreatedAt)); err != nil {
+					return err
+				}
+				out = append(out, r)
+				return nil
+			})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: list routing rules: %w", err)
+	}
+	return out, nil
+}
+
+// ---------------------------------------------------------------------------
+// Metadata snapshots
+
+// PutSnapshot implements store.Snapshots: ErrExists if (EntityID, Version)
+// is taken.
+func (s *Store) PutSnapshot(ctx context.Context, m *store.MetadataSnapshot) error {
+	if m == nil || m.EntityID == "" {
+		return errors.New("store: put metadata snapshot: empty entityID")
+	}
+	err := sqldb.Retry(ctx, func() error {
+		res, err := s.db.ExecContext(ctx, `INSERT INTO hub_metadata_snapshots (entity_id, version, valid_from, signed)
+			VALUES ($1, $2, $3, $4) ON CONFLICT (entity_id, version) DO NOTHING`,
+			m.EntityID, m.Version, s.ts(m.ValidFrom), sqldb.Bytes(m.Signed))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return store.ErrExists
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: put metadata snapshot %q v%d: %w", m.EntityID, m.Version, err)
+	}
+	return nil
+}
+
+// SnapshotAt implements store.Snapshots: the latest ValidFrom <= t, and of
+// two with the same ValidFrom the higher version.
+func (s *Store) SnapshotAt(ctx context.Context, entityID string, t time.Time) (*store.MetadataSnapshot, error) {
+	m := &store.MetadataSnapshot{}
+	err := sqldb.Retry(ctx, func() error {
+		return s.db.QueryRowContext(ctx, `SELECT entity_id, version, valid_from, signed
+			FROM hub_metadata_snapshots WHERE entity_id = $1 AND valid_from <= $2
+			ORDER BY valid_from DESC, version DESC LIMIT 1`,
+			entityID, s.ts(t)).Scan(&m.EntityID, &m.Version, sqldb.ScanTime(&m.ValidFrom), &m.Signed)
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: metadata snapshot of %q at %s: %w", entityID, t.Format(time.RFC3339), err)
+	}
+	return m, nil
+}

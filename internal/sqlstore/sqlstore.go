@@ -1,0 +1,289 @@
+// Package sqlstore is the neutral SQL plumbing shared by the hub's store
+// (federation/store) and the providers' adapter stores (connectors): it opens
+// a database by DSN, knows the two dialects KECIS supports, runs versioned
+// migrations, retries transient lock errors and converts times and bytes the
+// same way for both dialects. It owns no table of its own except
+// schema_migrations, and imports nothing of the project's domain packages
+// (DESIGN.md §4: neither side owns it).
+//
+// Supported DSNs:
+//
+//	sqlite:PATH                 a database file (created if missing), e.g. sqlite:/var/lib/kecis/hub.db
+//	sqlite::memory:             a private in-memory database (one connection)
+//	sqlite:PATH?_synchronous=NORMAL   modernc.org/sqlite parameters override the defaults
+//	postgres://user@host:5432/db?sslmode=disable   PostgreSQL through pgx (also postgresql://)
+//
+// SQLite runs through modernc.org/sqlite (pure Go, no cgo) with WAL,
+// busy_timeout, foreign keys, synchronous=FULL and BEGIN IMMEDIATE for
+// read-write transactions, so that writers queue on SQLite's lock instead of
+// failing on a lock upgrade. PostgreSQL runs through the database/sql driver
+// of github.com/jackc/pgx/v5.
+//
+// Both dialects use $1, $2… placeholders: PostgreSQL natively, and
+// modernc.org/sqlite binds $N to the N-th argument.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
+)
+
+// Dialect names a supported SQL dialect.
+type Dialect string
+
+const (
+	// SQLite is modernc.org/sqlite, the embedded default.
+	SQLite Dialect = "sqlite"
+	// Postgres is PostgreSQL through github.com/jackc/pgx/v5.
+	Postgres Dialect = "postgres"
+)
+
+// DefaultBusyTimeout is how long a SQLite connection waits for another
+// connection's lock before it reports SQLITE_BUSY.
+const DefaultBusyTimeout = 10 * time.Second
+
+// DB is an open database and its dialect. The embedded *sql.DB is safe for
+// concurrent use; several DBs (in one process or several) may share one
+// database, as hub replicas do.
+type DB struct {
+	*sql.DB
+	Dialect Dialect
+}
+
+// Config is a parsed DSN.
+type Config struct {
+	Dialect Dialect
+	// DriverName and DataSource are what sql.Open receives.
+	DriverName string
+	DataSource string
+	// Memory is true for sqlite::memory:.
+	Memory bool
+}
+
+// sqliteDefaults are the modernc.org/sqlite parameters every SQLite
+// connection gets unless the DSN sets them itself.
+var sqliteDefaults = [][2]string{
+	{"_busy_timeout", fmt.Sprint(DefaultBusyTimeout.Milliseconds())},
+	{"_foreign_keys", "1"},
+	{"_journal_mode", "WAL"},
+	// FULL: a replay or idempotency record that was acknowledged survives
+	// a power cut. NORMAL is faster and may be set in the DSN.
+	{"_synchronous", "FULL"},
+	// Read-write transactions take the write lock at BEGIN, so that two
+	// writers never deadlock on a lock upgrade (SQLITE_BUSY without
+	// waiting); read-only transactions (sql.TxOptions.ReadOnly) stay
+	// deferred and never block writers under WAL.
+	{"_txlock", "immediate"},
+}
+
+// ParseDSN parses a KECIS DSN (see the package documentation).
+func ParseDSN(dsn string) (Config, error) {
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		rest := strings.TrimPrefix(dsn, "sqlite:")
+		path, rawQuery, _ := strings.Cut(rest, "?")
+		if path == "" {
+			return Config{}, errors.New("sqlstore: sqlite DSN without a path (want sqlite:PATH or sqlite::memory:)")
+		}
+		if strings.HasPrefix(path, "file:") {
+			return Config{}, errors.New("sqlstore: sqlite DSN: give a plain path, not a file: URI")
+		}
+		q, err := url.ParseQuery(rawQuery)
+		if err != nil {
+			return Config{}, fmt.Errorf("sqlstore: sqlite DSN parameters: %w", err)
+		}
+		memory := path == ":memory:"
+		for _, kv := range sqliteDefaults {
+			if memory && kv[0] == "_journal_mode" {
+				continue // an in-memory database has no WAL
+			}
+			if _, ok := q[kv[0]]; !ok {
+				q.Set(kv[0], kv[1])
+			}
+		}
+		return Config{
+			Dialect:    SQLite,
+			DriverName: "sqlite",
+			DataSource: path + "?" + q.Encode(),
+			Memory:     memory,
+		}, nil
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		if _, err := pgconn.ParseConfig(dsn); err != nil {
+			// pgconn redacts the password in its own errors.
+			return Config{}, fmt.Errorf("sqlstore: postgres DSN: %w", err)
+		}
+		return Config{Dialect: Postgres, DriverName: "pgx", DataSource: dsn}, nil
+	default:
+		return Config{}, fmt.Errorf("sqlstore: unsupported DSN %q (want sqlite:PATH, sqlite::memory: or postgres://…)", RedactDSN(dsn))
+	}
+}
+
+// RedactDSN returns dsn with any password replaced, for logs and errors.
+func RedactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.Scheme == "" {
+		if strings.Contains(dsn, "password") || strings.Contains(dsn, "@") {
+			return "<unparsable DSN>"
+		}
+		return dsn
+	}
+	return u.Redacted()
+}
+
+// Open opens the database named by dsn, applies the connection settings of
+// its dialect and checks that it is reachable. It does not migrate.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	cfg, err := ParseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	sdb, err := sql.Open(cfg.DriverName, cfg.DataSource)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: open %s: %w", RedactDSN(dsn), err)
+	}
+	db := &DB{DB: sdb, Dialect: cfg.Dialect}
+	switch {
+	case cfg.Memory:
+		// Every connection to ":memory:" is a separate database: keep
+		// exactly one, forever.
+		sdb.SetMaxOpenConns(1)
+		sdb.SetMaxIdleConns(1)
+		sdb.SetConnMaxLifetime(0)
+		sdb.SetConnMaxIdleTime(0)
+	case cfg.Dialect == SQLite:
+		// Writers queue on SQLite's lock; readers run in parallel (WAL).
+		n := max(4, runtime.GOMAXPROCS(0))
+		sdb.SetMaxOpenConns(n)
+		sdb.SetMaxIdleConns(n)
+	default:
+		sdb.SetMaxOpenConns(16)
+		sdb.SetMaxIdleConns(16)
+		sdb.SetConnMaxIdleTime(5 * time.Minute)
+		sdb.SetConnMaxLifetime(time.Hour)
+	}
+	if err := sdb.PingContext(ctx); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("sqlstore: connect %s: %w", RedactDSN(dsn), err)
+	}
+	return db, nil
+}
+
+// Queryer is what *sql.DB, *sql.Conn and *sql.Tx have in common.
+type Queryer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+var (
+	_ Queryer = (*sql.DB)(nil)
+	_ Queryer = (*sql.Conn)(nil)
+	_ Queryer = (*sql.Tx)(nil)
+)
+
+// writeTxOptions: PostgreSQL READ COMMITTED is right for statements that
+// decide with a row lock (UPDATE … WHERE version = $n, INSERT … ON
+// CONFLICT): a waiting writer re-checks its WHERE clause on the row the
+// winner committed. SQLite ignores the level; BEGIN IMMEDIATE serialises
+// writers.
+func (db *DB) writeTxOptions() *sql.TxOptions {
+	if db.Dialect == Postgres {
+		return &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+	}
+	return nil
+}
+
+// readTxOptions: one snapshot for several SELECTs.
+func (db *DB) readTxOptions() *sql.TxOptions {
+	if db.Dialect == Postgres {
+		return &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+	}
+	return &sql.TxOptions{ReadOnly: true}
+}
+
+// WriteTx runs fn in a read-write transaction and commits it, retrying the
+// whole transaction when the database reports a transient conflict
+// (SQLITE_BUSY, a PostgreSQL serialization failure or deadlock); fn must
+// therefore have no effect outside the transaction that a rerun would
+// repeat wrongly. An error from fn rolls back and is returned unchanged.
+func (db *DB) WriteTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return db.inTx(ctx, db.writeTxOptions(), fn)
+}
+
+// ReadTx runs fn in a read-only transaction that sees one snapshot.
+func (db *DB) ReadTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return db.inTx(ctx, db.readTxOptions(), fn)
+}
+
+func (db *DB) inTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
+	return Retry(ctx, func() error {
+		tx, err := db.BeginTx(ctx, opts)
+		if err != nil {
+			return fmt.Errorf("sqlstore: begin: %w", err)
+		}
+		if err := fn(tx); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("sqlstore: commit: %w", err)
+		}
+		return nil
+	})
+}
+
+// Time converts t to the value the dialect stores for a timestamp column:
+// TIMESTAMPTZ on PostgreSQL, INTEGER Unix microseconds on SQLite. Both
+// keep microseconds (PostgreSQL's precision), so t is truncated to them;
+// the zero time.Time round-trips as the zero time.Time.
+func (d Dialect) Time(t time.Time) any {
+	t = t.Round(0).UTC().Truncate(time.Microsecond)
+	if d == SQLite {
+		return t.UnixMicro()
+	}
+	return t
+}
+
+// ScanTime returns a sql.Scanner that reads a column written with
+// Dialect.Time into *dst, in UTC.
+func ScanTime(dst *time.Time) sql.Scanner { return timeScanner{dst} }
+
+type timeScanner struct{ dst *time.Time }
+
+func (s timeScanner) Scan(v any) error {
+	var t time.Time
+	switch x := v.(type) {
+	case int64:
+		t = time.UnixMicro(x)
+	case time.Time:
+		t = x
+	case nil:
+	default:
+		return fmt.Errorf("sqlstore: cannot scan %T into a time", v)
+	}
+	t = t.UTC()
+	if t.IsZero() {
+		t = time.Time{}
+	}
+	*s.dst = t
+	return nil
+}
+
+// Bytes returns b, or an empty non-nil slice for nil, so that a NOT NULL
+// BLOB/BYTEA column receives an empty value rather than NULL.
+func Bytes(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
