@@ -1,0 +1,126 @@
+package server
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kecis/kecis/federation/metadata"
+	"github.com/kecis/kecis/federation/store"
+	"github.com/kecis/kecis/saml"
+)
+
+// MetadataPublisher is the Publisher over federation/metadata: it re-reads
+// each participant's registered descriptor, bounds it (validUntil,
+// cacheDuration) and signs it with the hub's key.
+type MetadataPublisher struct {
+	Signer *saml.Signer
+	// Name is the aggregate's md:EntitiesDescriptor/@Name.
+	Name string
+}
+
+var _ Publisher = (*MetadataPublisher)(nil)
+
+// Entity implements Publisher.
+func (m *MetadataPublisher) Entity(p *store.Participant, validUntil time.Time, cacheDuration time.Duration) ([]byte, error) {
+	ed, err := metadata.Parse(p.Metadata)
+	if err != nil {
+		return nil, fmt.Errorf("stored metadata of %s: %w", p.EntityID, err)
+	}
+	ed.ID, ed.ValidUntil, ed.CacheDuration = "", validUntil, cacheDuration
+	return metadata.SignEntity(ed, m.Signer)
+}
+
+// Aggregate implements Publisher.
+func (m *MetadataPublisher) Aggregate(ps []*store.Participant, validUntil time.Time, cacheDuration time.Duration) ([]byte, error) {
+	eds := make([]*metadata.EntityDescriptor, 0, len(ps))
+	for _, p := range ps {
+		ed, err := metadata.Parse(p.Metadata)
+		if err != nil {
+			return nil, fmt.Errorf("stored metadata of %s: %w", p.EntityID, err)
+		}
+		ed.ID, ed.ValidUntil, ed.CacheDuration = "", time.Time{}, 0
+		eds = append(eds, ed)
+	}
+	id, err := saml.IDSource{}.NewID()
+	if err != nil {
+		return nil, err
+	}
+	return metadata.BuildAggregate(eds, m.Name, id, validUntil, cacheDuration, m.Signer)
+}
+
+// DecodeID implements Publisher: a percent-encoded entityID, or the
+// {sha1} transformed identifier matched against the candidates.
+func (m *MetadataPublisher) DecodeID(segment string, candidates func() ([]string, error)) (string, error) {
+	id, transformed, err := metadata.DecodeMDQ(segment)
+	if err != nil {
+		return "", err
+	}
+	if !transformed {
+		return id, nil
+	}
+	ids, err := candidates()
+	if err != nil {
+		return "", err
+	}
+	for _, c := range ids {
+		if metadata.MatchesMDQ(id, c) {
+			return c, nil
+		}
+	}
+	return "", errors.New("no participant with that identifier")
+}
+
+// Describe turns submitted metadata into the registry's record: the
+// descriptor's entityID, name, roles, keys, endpoints and services. The
+// stored metadata bytes stay the source of truth; the rows are for queries
+// (a service's limits are kept per row only when it has one currency).
+func Describe(md []byte) (*store.Participant, error) {
+	ed, err := metadata.Parse(md)
+	if err != nil {
+		return nil, err
+	}
+	p := &store.Participant{EntityID: ed.EntityID, DisplayName: ed.DisplayName}
+	for _, r := range ed.Roles {
+		p.Roles = append(p.Roles, store.Role(r))
+	}
+	add := func(use store.KeyUse, kd metadata.KeyDescriptor) {
+		sum := sha256.Sum256(kd.Certificate.Raw)
+		p.Keys = append(p.Keys, store.Key{Use: use, CertDER: kd.Certificate.Raw, Fingerprint: hex.EncodeToString(sum[:]), NotAfter: kd.Certificate.NotAfter})
+	}
+	for _, k := range ed.Keys {
+		switch k.Use {
+		case metadata.UseSigning:
+			add(store.KeySigning, k)
+		case metadata.UseEncryption:
+			add(store.KeyEncryption, k)
+		}
+	}
+	for _, k := range ed.TLSKeys {
+		switch k.Use {
+		case metadata.UseTLSClient:
+			add(store.KeyTLSClient, k)
+		case metadata.UseTLSServer:
+			add(store.KeyTLSServer, k)
+		}
+	}
+	for _, e := range ed.Endpoints {
+		p.Endpoints = append(p.Endpoints, store.Endpoint{Service: e.Service, Binding: e.Binding, URL: e.Location, Priority: e.Priority})
+	}
+	for _, s := range ed.Services {
+		sv := store.Service{Service: s.Service, BankCodes: s.BankCodes}
+		for _, l := range s.Limits {
+			sv.Currencies = append(sv.Currencies, l.Currency)
+		}
+		if len(s.Limits) == 1 {
+			sv.MinAmount, sv.MaxAmount = s.Limits[0].Min, s.Limits[0].Max
+		}
+		for _, r := range s.BINs {
+			sv.BINRanges = append(sv.BINRanges, r.String())
+		}
+		p.Services = append(p.Services, sv)
+	}
+	return p, nil
+}
