@@ -86,7 +86,7 @@ func serveHub(ctx context.Context, cfgPath string, devKeys bool, public, ops net
 	if err != nil {
 		return err
 	}
-	srv.Publisher = &server.MetadataPublisher{Signer: srv.Signer, Name: cfg.Metadata.Name}
+	srv.Publisher = srv.DefaultPublisher()
 	if public != nil {
 		return srv.Serve(ctx, public, ops)
 	}

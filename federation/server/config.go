@@ -89,6 +89,9 @@ type LimitsConfig struct {
 	ReadTimeout     Duration `yaml:"read_timeout" env:"READ_TIMEOUT"`
 	WriteTimeout    Duration `yaml:"write_timeout" env:"WRITE_TIMEOUT"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout" env:"SHUTDOWN_TIMEOUT"`
+	// RelayTimeout bounds one relayed exchange; past it the sender gets a
+	// hub-signed Pending.
+	RelayTimeout Duration `yaml:"relay_timeout" env:"RELAY_TIMEOUT"`
 }
 
 // LogConfig configures slog.
@@ -183,6 +186,9 @@ func (c *Config) defaults() {
 	}
 	if c.Limits.ShutdownTimeout == 0 {
 		c.Limits.ShutdownTimeout = Duration(20 * time.Second)
+	}
+	if c.Limits.RelayTimeout == 0 {
+		c.Limits.RelayTimeout = Duration(20 * time.Second)
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/kecis/kecis/federation/metadata"
 	"github.com/kecis/kecis/federation/registry"
 	"github.com/kecis/kecis/federation/store"
 )
@@ -85,6 +86,10 @@ func (s *Server) getEntity(c *gin.Context) {
 	})
 	if err != nil {
 		problem(c, http.StatusNotFound, "unknown-entity", "no such participant", "")
+		return
+	}
+	if pub, ok := s.Publisher.(*MetadataPublisher); ok && pub.Hub != nil && id == pub.Hub.EntityID {
+		s.serveHubEntity(c, pub)
 		return
 	}
 	p, err := s.Store.GetParticipant(c, id)
@@ -233,6 +238,7 @@ func (s *Server) transition(action string) gin.HandlerFunc {
 			return
 		}
 		s.invalidate(req.EntityID)
+		s.Directory.Invalidate()
 		c.JSON(http.StatusOK, participantView(p, false))
 	}
 }
@@ -268,4 +274,17 @@ func participantView(p *store.Participant, full bool) gin.H {
 		v["metadata"] = string(p.Metadata)
 	}
 	return v
+}
+
+// serveHubEntity serves the hub's own descriptor by MDQ.
+func (s *Server) serveHubEntity(c *gin.Context, pub *MetadataPublisher) {
+	h := *pub.Hub
+	h.ValidUntil, h.CacheDuration = s.now().Add(s.Config.Metadata.Validity.D()), s.Config.Metadata.CacheDuration.D()
+	body, err := metadata.SignEntity(&h, s.Signer)
+	if err != nil {
+		s.Log.ErrorContext(c, "hub descriptor", "err", err)
+		problem(c, http.StatusServiceUnavailable, "metadata-unavailable", "metadata is temporarily unavailable", "")
+		return
+	}
+	s.writeMetadata(c, body)
 }

@@ -2,9 +2,11 @@ package server
 
 import (
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/kecis/kecis/federation/metadata"
@@ -19,6 +21,9 @@ type MetadataPublisher struct {
 	Signer *saml.Signer
 	// Name is the aggregate's md:EntitiesDescriptor/@Name.
 	Name string
+	// Hub is the hub's own descriptor, first in the aggregate and served by
+	// MDQ like any participant's.
+	Hub *metadata.EntityDescriptor
 }
 
 var _ Publisher = (*MetadataPublisher)(nil)
@@ -35,7 +40,11 @@ func (m *MetadataPublisher) Entity(p *store.Participant, validUntil time.Time, c
 
 // Aggregate implements Publisher.
 func (m *MetadataPublisher) Aggregate(ps []*store.Participant, validUntil time.Time, cacheDuration time.Duration) ([]byte, error) {
-	eds := make([]*metadata.EntityDescriptor, 0, len(ps))
+	eds := make([]*metadata.EntityDescriptor, 0, len(ps)+1)
+	if m.Hub != nil {
+		h := *m.Hub
+		eds = append(eds, &h)
+	}
 	for _, p := range ps {
 		ed, err := metadata.Parse(p.Metadata)
 		if err != nil {
@@ -123,4 +132,19 @@ func Describe(md []byte) (*store.Participant, error) {
 		p.Services = append(p.Services, sv)
 	}
 	return p, nil
+}
+
+// HubDescriptor is the hub's own metadata: its signing certificate, its
+// TLS server and client certificates, and its router endpoint.
+func HubDescriptor(entityID, publicURL string, signing, tlsServer, tlsClient *x509.Certificate) *metadata.EntityDescriptor {
+	ed := &metadata.EntityDescriptor{
+		EntityID: entityID, DisplayName: "KECIS hub", Roles: []metadata.Role{metadata.RoleHub},
+		Keys:      []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: signing}},
+		TLSKeys:   []metadata.KeyDescriptor{{Use: metadata.UseTLSServer, Certificate: tlsServer}},
+		Endpoints: []metadata.Endpoint{{Service: metadata.AnyService, Binding: saml.BindingSOAP, Location: strings.TrimSuffix(publicURL, "/") + "/kecis/soap"}},
+	}
+	if tlsClient != nil {
+		ed.TLSKeys = append(ed.TLSKeys, metadata.KeyDescriptor{Use: metadata.UseTLSClient, Certificate: tlsClient})
+	}
+	return ed
 }

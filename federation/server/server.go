@@ -7,8 +7,10 @@ package server
 
 import (
 	"context"
+	"crypto/hkdf"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -24,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kecis/kecis/federation/registry"
+	"github.com/kecis/kecis/federation/router"
 	"github.com/kecis/kecis/federation/store"
 	"github.com/kecis/kecis/saml"
 )
@@ -50,8 +53,13 @@ type Server struct {
 	Log       *slog.Logger
 	Now       func() time.Time
 
-	tlsCert   tls.Certificate
-	operators map[string]string // fingerprint → name
+	// Router relays POST /kecis/soap; Directory is its view of the registry.
+	Router    *router.Router
+	Directory *router.Directory
+
+	tlsCert    tls.Certificate
+	clientCert tls.Certificate
+	operators  map[string]string // fingerprint → name
 
 	mdMu      sync.Mutex
 	aggregate cachedDoc
@@ -87,7 +95,58 @@ func New(cfg *Config, st store.Store, pub Publisher, describe registry.Describer
 	}
 	s.Registry = &registry.Registry{Store: st, Describe: describe, Now: s.now, Log: log,
 		OnEvent: func(a string) { s.Metrics.RegistryEvents.WithLabelValues(a).Inc() }}
+	clientCert := cert
+	if cfg.TLS.ClientCert != "" {
+		if clientCert, err = tls.LoadX509KeyPair(cfg.Path(cfg.TLS.ClientCert), cfg.Path(cfg.TLS.ClientKey)); err != nil {
+			return nil, fmt.Errorf("TLS client key: %w", err)
+		}
+	}
+	idemKey, err := deriveKey(signer, "kecis hub idempotency fingerprint v1")
+	if err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	s.clientCert = clientCert
+	s.Directory = &router.Directory{Store: st, Now: s.now}
+	rm := router.NewMetrics(s.Metrics.Registry, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		n, _ := st.CountInFlight(ctx, s.now())
+		return float64(n)
+	})
+	s.Router = router.New(router.Config{
+		HubEntityID: cfg.EntityID, Signer: signer, ClientCert: clientCert, IdemKey: idemKey,
+		ReplicaID: fmt.Sprintf("%s/%d", host, os.Getpid()), Limits: saml.Limits{MaxBytes: int(cfg.Limits.MaxBodyBytes)},
+		Timeout: cfg.Limits.RelayTimeout.D(),
+	}, st, s.Directory, rm, log, s.now)
 	return s, nil
+}
+
+// DefaultPublisher publishes over federation/metadata, with the hub's own
+// descriptor first in the aggregate.
+func (s *Server) DefaultPublisher() *MetadataPublisher {
+	leaf := func(c tls.Certificate) *x509.Certificate {
+		if c.Leaf != nil {
+			return c.Leaf
+		}
+		x, _ := x509.ParseCertificate(c.Certificate[0])
+		return x
+	}
+	return &MetadataPublisher{Signer: s.Signer, Name: s.Config.Metadata.Name,
+		Hub: HubDescriptor(s.Config.EntityID, s.Config.PublicURL, s.Signer.Cert, leaf(s.tlsCert), leaf(s.clientCert))}
+}
+
+// deriveKey derives a secret from the hub's signing key with HKDF-SHA256:
+// every replica holds the same key, so every replica derives the same
+// secret, and nothing more needs distributing.
+func deriveKey(signer *saml.Signer, label string) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(signer.Key)
+	if err != nil {
+		// A key in an HSM: derive from its certificate and a fixed label;
+		// configure a dedicated secret for production (not yet supported).
+		der = signer.Cert.Raw
+	}
+	return hkdf.Key(sha256.New, der, nil, label, 32)
 }
 
 func (s *Server) now() time.Time {
@@ -121,6 +180,7 @@ func (s *Server) Handler() http.Handler {
 	r.Use(s.recover(), s.observe(), s.limitBody())
 	r.GET("/kecis/metadata", s.getAggregate)
 	r.GET("/kecis/metadata/entities/*id", s.getEntity)
+	r.POST("/kecis/soap", gin.WrapH(s.Router))
 	r.POST("/kecis/federation/participants", s.register)
 	r.PUT("/kecis/federation/participants", s.updateOwnMetadata)
 	admin := r.Group("/kecis/admin", s.requireOperator())

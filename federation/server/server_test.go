@@ -61,7 +61,9 @@ func fp(c *x509.Certificate) string {
 	return hex.EncodeToString(s[:])
 }
 
-func startHub(t *testing.T, dsn string) *testHub {
+func startHub(t *testing.T, dsn string) *testHub { return startHubWith(t, dsn, 0) }
+
+func startHubWith(t *testing.T, dsn string, relayTimeout time.Duration) *testHub {
 	t.Helper()
 	dir := t.TempDir()
 	h := &testHub{t: t, dir: dir}
@@ -77,10 +79,11 @@ tls: {cert: tls/cert.pem, key: tls/key.pem}
 signing: {cert: signing/cert.pem, key: signing/key.pem}
 database: {dsn: %q}
 log: {level: warn}
+limits: {relay_timeout: %s}
 open_registration: true
 operators:
   - {name: alice, cert_sha256: %s}
-`, dsn, fp(opCert))
+`, dsn, relayTimeoutOr(relayTimeout), fp(opCert))
 	path := filepath.Join(dir, "hub.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -99,7 +102,7 @@ operators:
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Publisher = &server.MetadataPublisher{Signer: srv.Signer, Name: "https://hub.test/federation"}
+	srv.Publisher = srv.DefaultPublisher()
 	h.srv = srv
 	pl, _ := net.Listen("tcp", "127.0.0.1:0")
 	ol, _ := net.Listen("tcp", "127.0.0.1:0")
@@ -300,7 +303,7 @@ func TestThousandParticipants(t *testing.T) {
 	verify(agg, "urn:oasis:names:tc:SAML:2.0:metadata:EntitiesDescriptor")
 	t.Logf("xmlsec1 verified the aggregate in %s", time.Since(start))
 	a, err := metadata.VerifyAggregate(agg, []*x509.Certificate{h.hubCert}, time.Now())
-	if err != nil || len(a.Entities) != 1000 {
+	if err != nil || len(a.Entities) != 1001 { // the participants and the hub itself
 		t.Fatalf("aggregate: %v", err)
 	}
 	start = time.Now()
@@ -317,4 +320,11 @@ func TestThousandParticipants(t *testing.T) {
 		}
 	}
 	t.Logf("1,000 per-entity descriptors served and verified in %s", time.Since(start))
+}
+
+func relayTimeoutOr(d time.Duration) string {
+	if d == 0 {
+		d = 5 * time.Second
+	}
+	return d.String()
 }

@@ -1,0 +1,475 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kecis/kecis/ecml"
+	"github.com/kecis/kecis/federation/metadata"
+	"github.com/kecis/kecis/saml"
+)
+
+func init() { registerCommand(newMetadataCmd) }
+
+func newMetadataCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "metadata",
+		Short: "Generate, fetch and verify KECIS federation metadata",
+		Long: `KECIS metadata is one md:EntityDescriptor per participant with a KECIS role
+descriptor: roles, signing and encryption keys (several during a rollover),
+the TLS client and server certificates the hub pins, endpoints per service
+and binding, and offered services with their limits. The hub signs each
+descriptor on its own (GET /kecis/metadata/entities/{id}, the Metadata Query
+protocol) and an md:EntitiesDescriptor aggregate (GET /kecis/metadata).`,
+	}
+	cmd.AddCommand(newMetadataGenerateCmd(), newMetadataVerifyCmd(), newMetadataExportCmd())
+	return cmd
+}
+
+func newMetadataGenerateCmd() *cobra.Command {
+	var (
+		entityID, displayName, out                string
+		roles                                     []string
+		signing, encryption, tlsClient, tlsServer []string
+		endpoints, services                       []string
+	)
+	cmd := &cobra.Command{
+		Use:   "generate --entity-id URI --roles ROLE,... --signing-cert FILE --endpoint SPEC... [flags]",
+		Short: "Write a participant's (unsigned) md:EntityDescriptor from its keys, endpoints and services",
+		Long: `Builds the descriptor a participant registers with the hub and prints it
+(indented, deterministic). Nothing is signed: the hub signs what it publishes.
+
+Roles: merchant, pg, issuer, bank, telecom, tester (comma-separated).
+
+Certificates are PEM files; each flag may be repeated, and every certificate
+in a file is published (publish the old and the new key during a rollover).
+Signing keys must be RSA of at least 2048 bits or ECDSA P-256.
+
+--endpoint 'SERVICE|BINDING|URL[|PRIORITY]'
+    SERVICE  a service URI, a short name such as card:approve, or * (every
+             service without an endpoint of its own)
+    BINDING  soap, post, or a binding URI
+    PRIORITY lower first (default 0); failover moves between a participant's
+             endpoints in this order
+
+--service 'SERVICE[;CUR:MIN-MAX]...[;bins=B,B-B][;banks=CODE,CODE]'
+    CUR:MIN-MAX  an amount limit in ECML form: KRW:100-10000000, USD:0.50-5000.00
+    bins         BIN prefixes (1 to 8 digits) and ranges: 404143,411111-411199
+    banks        3-digit bank codes: 004,088`,
+		Example: `  kecis metadata generate --entity-id https://pg.example/kecis --display-name "Example PG" \
+    --roles pg --signing-cert keys/signing/cert.pem --encryption-cert keys/encryption/cert.pem \
+    --tls-client-cert tls/client.pem --tls-server-cert tls/server.pem \
+    --endpoint '*|soap|https://pg.example/kecis/soap' \
+    --endpoint '*|soap|https://dr.pg.example/kecis/soap|10' \
+    --endpoint 'card:approve|post|https://pg.example/kecis/post' \
+    --service 'card:approve;KRW:100-10000000;USD:0.50-5000.00;bins=404143,411111-411199' \
+    --service card:cancel --out pg-metadata.xml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ed := &metadata.EntityDescriptor{EntityID: entityID, DisplayName: displayName}
+			for _, r := range roles {
+				for _, part := range strings.Split(r, ",") {
+					if part = strings.TrimSpace(part); part != "" {
+						ed.Roles = append(ed.Roles, metadata.Role(part))
+					}
+				}
+			}
+			var err error
+			for _, k := range []struct {
+				files []string
+				use   metadata.KeyUse
+				dst   *[]metadata.KeyDescriptor
+			}{
+				{signing, metadata.UseSigning, &ed.Keys},
+				{encryption, metadata.UseEncryption, &ed.Keys},
+				{tlsClient, metadata.UseTLSClient, &ed.TLSKeys},
+				{tlsServer, metadata.UseTLSServer, &ed.TLSKeys},
+			} {
+				for _, f := range k.files {
+					certs, err := saml.LoadCertificates(f)
+					if err != nil {
+						return err
+					}
+					for _, c := range certs {
+						*k.dst = append(*k.dst, metadata.KeyDescriptor{Use: k.use, Certificate: c})
+					}
+				}
+			}
+			for _, spec := range endpoints {
+				e, err := parseEndpointSpec(spec)
+				if err != nil {
+					return err
+				}
+				ed.Endpoints = append(ed.Endpoints, e)
+			}
+			for _, spec := range services {
+				s, err := parseServiceSpec(spec)
+				if err != nil {
+					return err
+				}
+				ed.Services = append(ed.Services, s)
+			}
+			data, err := metadata.Marshal(ed)
+			if err != nil {
+				return err
+			}
+			return writeOutput(cmd, out, data)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&entityID, "entity-id", "", "the participant's entityID (an absolute URI)")
+	f.StringVar(&displayName, "display-name", "", "the name the hub shows")
+	f.StringSliceVar(&roles, "roles", nil, "roles, comma-separated: merchant, pg, issuer, bank, telecom, tester")
+	f.StringArrayVar(&signing, "signing-cert", nil, "PEM certificate of a signing key (repeatable)")
+	f.StringArrayVar(&encryption, "encryption-cert", nil, "PEM certificate of an encryption key (repeatable)")
+	f.StringArrayVar(&tlsClient, "tls-client-cert", nil, "PEM TLS client certificate the participant connects with (repeatable)")
+	f.StringArrayVar(&tlsServer, "tls-server-cert", nil, "PEM TLS server certificate the hub pins (repeatable)")
+	f.StringArrayVar(&endpoints, "endpoint", nil, "SERVICE|BINDING|URL[|PRIORITY] (repeatable)")
+	f.StringArrayVar(&services, "service", nil, "SERVICE[;CUR:MIN-MAX][;bins=...][;banks=...] (repeatable)")
+	f.StringVar(&out, "out", "", "write to FILE instead of stdout")
+	_ = cmd.MarkFlagRequired("entity-id")
+	_ = cmd.MarkFlagRequired("roles")
+	_ = cmd.MarkFlagRequired("signing-cert")
+	return cmd
+}
+
+// serviceName expands a short service name (card:approve) to its URI.
+func serviceName(s string) string {
+	if s == metadata.AnyService || strings.HasPrefix(s, "urn:") {
+		return s
+	}
+	return saml.ServicePrefix + s
+}
+
+func bindingName(s string) string {
+	switch strings.ToLower(s) {
+	case "soap":
+		return saml.BindingSOAP
+	case "post", "http-post":
+		return saml.BindingHTTPPOST
+	}
+	return s
+}
+
+func parseEndpointSpec(spec string) (metadata.Endpoint, error) {
+	parts := strings.Split(spec, "|")
+	if len(parts) < 3 || len(parts) > 4 {
+		return metadata.Endpoint{}, fmt.Errorf("--endpoint %q: want SERVICE|BINDING|URL[|PRIORITY]", spec)
+	}
+	e := metadata.Endpoint{Service: serviceName(strings.TrimSpace(parts[0])), Binding: bindingName(strings.TrimSpace(parts[1])), Location: strings.TrimSpace(parts[2])}
+	if len(parts) == 4 {
+		p, err := strconv.Atoi(strings.TrimSpace(parts[3]))
+		if err != nil {
+			return e, fmt.Errorf("--endpoint %q: priority %q is not a number", spec, parts[3])
+		}
+		e.Priority = p
+	}
+	return e, nil
+}
+
+func parseServiceSpec(spec string) (metadata.OfferedService, error) {
+	parts := strings.Split(spec, ";")
+	s := metadata.OfferedService{Service: serviceName(strings.TrimSpace(parts[0]))}
+	for _, p := range parts[1:] {
+		p = strings.TrimSpace(p)
+		switch {
+		case p == "":
+		case strings.HasPrefix(p, "bins="):
+			l, err := metadata.ParseBINList(strings.TrimPrefix(p, "bins="))
+			if err != nil {
+				return s, fmt.Errorf("--service %q: %w", spec, err)
+			}
+			s.BINs = append(s.BINs, l...)
+		case strings.HasPrefix(p, "banks="):
+			for _, b := range strings.Split(strings.TrimPrefix(p, "banks="), ",") {
+				if b = strings.TrimSpace(b); b != "" {
+					s.BankCodes = append(s.BankCodes, b)
+				}
+			}
+		default:
+			cur, rng, ok := strings.Cut(p, ":")
+			lo, hi, ok2 := strings.Cut(rng, "-")
+			if !ok || !ok2 {
+				return s, fmt.Errorf("--service %q: %q is neither CUR:MIN-MAX, bins= nor banks=", spec, p)
+			}
+			min, err := ecml.ParseAmount(lo, cur)
+			if err != nil {
+				return s, fmt.Errorf("--service %q: minimum: %w", spec, err)
+			}
+			max, err := ecml.ParseAmount(hi, cur)
+			if err != nil {
+				return s, fmt.Errorf("--service %q: maximum: %w", spec, err)
+			}
+			s.Limits = append(s.Limits, metadata.Limit{Currency: cur, Min: min.Minor, Max: max.Minor})
+		}
+	}
+	return s, nil
+}
+
+// readMetadataInput is readInput with the aggregate's size cap (an
+// aggregate of a few thousand participants exceeds the tools' 16 MiB).
+func readMetadataInput(cmd *cobra.Command, args []string) ([]byte, error) {
+	var r io.Reader = cmd.InOrStdin()
+	if len(args) > 0 && args[0] != "-" {
+		f, err := os.Open(args[0])
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	return io.ReadAll(io.LimitReader(r, metadata.MaxAggregateBytes+1))
+}
+
+func writeOutput(cmd *cobra.Command, path string, data []byte) error {
+	if path == "" || path == "-" {
+		_, err := cmd.OutOrStdout().Write(data)
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
+}
+
+func parseNow(s string) (time.Time, error) {
+	if s == "" {
+		return time.Now().UTC(), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--now: %v", err)
+	}
+	return t.UTC(), nil
+}
+
+// rootName returns the local name of the document's first element.
+func rootName(data []byte) string {
+	d := xml.NewDecoder(bytes.NewReader(data))
+	for {
+		tok, err := d.RawToken()
+		if err != nil {
+			return ""
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			return se.Name.Local
+		}
+	}
+}
+
+// verifyMetadata verifies a signed EntityDescriptor or EntitiesDescriptor.
+func verifyMetadata(data []byte, trusted []*x509.Certificate, now time.Time) (*metadata.Aggregate, bool, error) {
+	if rootName(data) == "EntitiesDescriptor" {
+		a, err := metadata.VerifyAggregate(data, trusted, now)
+		return a, true, err
+	}
+	ed, err := metadata.VerifyEntity(data, trusted, now)
+	if err != nil {
+		return nil, false, err
+	}
+	return &metadata.Aggregate{ID: ed.ID, ValidUntil: ed.ValidUntil, CacheDuration: ed.CacheDuration, Entities: []*metadata.EntityDescriptor{ed}}, false, nil
+}
+
+func newMetadataVerifyCmd() *cobra.Command {
+	var (
+		trust   []string
+		nowFlag string
+	)
+	cmd := &cobra.Command{
+		Use:   "verify --trust HUBCERT [--now RFC3339] [FILE]",
+		Short: "Verify hub-signed metadata and print a summary of its participants and keys",
+		Long: `Verifies a hub-signed md:EntityDescriptor (as the Metadata Query endpoint
+serves it) or md:EntitiesDescriptor aggregate against the hub's certificate:
+the signature profile of KECIS §4, validUntil (required, after --now), then
+every descriptor strictly. Prints each participant with its roles, endpoints
+and services, and every certificate with its use, SHA-256 fingerprint, key
+and expiry. Exits 1 when the document does not verify.`,
+		Example: `  kecis metadata verify --trust hub-cert.pem pg.xml
+  kecis metadata verify --trust hub-old.pem --trust hub-new.pem --now 2026-11-22T10:00:00Z federation.xml`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			certs, err := saml.LoadCertificates(trust...)
+			if err != nil {
+				return err
+			}
+			now, err := parseNow(nowFlag)
+			if err != nil {
+				return err
+			}
+			data, err := readMetadataInput(cmd, args)
+			if err != nil {
+				return err
+			}
+			a, isAggregate, err := verifyMetadata(data, certs, now)
+			if err != nil {
+				fmt.Fprintln(cmd.ErrOrStderr(), "refused:", err)
+				return fail(1, nil)
+			}
+			printSummary(cmd.OutOrStdout(), a, isAggregate, now)
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&trust, "trust", nil, "the hub's PEM certificate (repeat during the hub's key rollover)")
+	cmd.Flags().StringVar(&nowFlag, "now", "", "the clock, RFC 3339 (default: now)")
+	_ = cmd.MarkFlagRequired("trust")
+	return cmd
+}
+
+func printSummary(w io.Writer, a *metadata.Aggregate, isAggregate bool, now time.Time) {
+	kind := "md:EntityDescriptor"
+	if isAggregate {
+		kind = "md:EntitiesDescriptor"
+	}
+	fmt.Fprintf(w, "verified %s ID=%s", kind, a.ID)
+	if a.Name != "" {
+		fmt.Fprintf(w, " Name=%s", a.Name)
+	}
+	fmt.Fprintf(w, ", valid until %s (%s left)", a.ValidUntil.UTC().Format(time.RFC3339), a.ValidUntil.Sub(now).Round(time.Second))
+	if a.CacheDuration > 0 {
+		fmt.Fprintf(w, ", cacheDuration %s", metadata.FormatDuration(a.CacheDuration))
+	}
+	fmt.Fprintf(w, "\nentities: %d\n", len(a.Entities))
+	for _, id := range a.Expired {
+		fmt.Fprintf(w, "expired (left out): %s\n", id)
+	}
+	for _, ed := range a.Entities {
+		roles := make([]string, len(ed.Roles))
+		for i, r := range ed.Roles {
+			roles[i] = string(r)
+		}
+		fmt.Fprintf(w, "\n%s", ed.EntityID)
+		if ed.DisplayName != "" {
+			fmt.Fprintf(w, " %q", ed.DisplayName)
+		}
+		fmt.Fprintf(w, "\n  roles: %s; %d endpoints; services: %d\n", strings.Join(roles, " "), len(ed.Endpoints), len(ed.Services))
+		for _, k := range append(append([]metadata.KeyDescriptor{}, ed.Keys...), ed.TLSKeys...) {
+			use := string(k.Use)
+			if k.Use == metadata.UseTLSClient || k.Use == metadata.UseTLSServer {
+				use = "tls-" + use
+			}
+			c := k.Certificate
+			note := ""
+			switch {
+			case now.After(c.NotAfter):
+				note = " EXPIRED"
+			case now.Before(c.NotBefore):
+				note = " NOT YET VALID"
+			case c.NotAfter.Sub(now) < 30*24*time.Hour:
+				note = " expires within 30 days"
+			}
+			fmt.Fprintf(w, "  %-10s %s %-10s expires %s%s\n", use, saml.Fingerprint(c), keyDesc(c), c.NotAfter.UTC().Format(time.DateOnly), note)
+		}
+	}
+}
+
+func keyDesc(c *x509.Certificate) string {
+	switch k := c.PublicKey.(type) {
+	case *rsa.PublicKey:
+		return fmt.Sprintf("RSA-%d", k.N.BitLen())
+	case *ecdsa.PublicKey:
+		return "EC-" + k.Curve.Params().Name
+	}
+	return fmt.Sprintf("%T", c.PublicKey)
+}
+
+func newMetadataExportCmd() *cobra.Command {
+	var (
+		hubURL, entity, out, nowFlag string
+		trust                        []string
+		timeout                      time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "export --hub URL --trust HUBCERT [--entity ID] [--out FILE]",
+		Short: "Fetch hub-signed metadata, verify it and write it as received",
+		Long: `Fetches one participant's descriptor (--entity, through the Metadata Query
+endpoint GET /kecis/metadata/entities/{id}) or the whole aggregate (GET
+/kecis/metadata), verifies it against the hub's certificate like
+'kecis metadata verify', and writes the signed document exactly as received,
+so that it can be verified again later (evidence, offline use). A summary
+goes to stderr. Nothing is written when verification fails.`,
+		Example: `  kecis metadata export --hub https://hub.example --trust hub-cert.pem --out federation.xml
+  kecis metadata export --hub https://hub.example --trust hub-cert.pem --entity https://pg.example/kecis --out pg.xml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			certs, err := saml.LoadCertificates(trust...)
+			if err != nil {
+				return err
+			}
+			now, err := parseNow(nowFlag)
+			if err != nil {
+				return err
+			}
+			u := strings.TrimRight(hubURL, "/") + metadata.AggregatePath
+			if entity != "" {
+				u = strings.TrimRight(hubURL, "/") + metadata.EntitiesPath + metadata.EncodeMDQ(entity)
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			data, err := httpGet(ctx, u)
+			if err != nil {
+				return err
+			}
+			a, isAggregate, err := verifyMetadata(data, certs, now)
+			if err != nil {
+				fmt.Fprintln(cmd.ErrOrStderr(), "refused:", err)
+				return fail(1, nil)
+			}
+			if entity != "" && (isAggregate || len(a.Entities) != 1 || a.Entities[0].EntityID != entity) {
+				return fmt.Errorf("the hub did not answer with %s's descriptor", entity)
+			}
+			if entity == "" && !isAggregate {
+				return errors.New("the hub did not answer with an aggregate")
+			}
+			if err := writeOutput(cmd, out, data); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "exported %d entities (%d bytes), verified, valid until %s\n", len(a.Entities), len(data), a.ValidUntil.UTC().Format(time.RFC3339))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&hubURL, "hub", "", "the hub's base URL")
+	f.StringArrayVar(&trust, "trust", nil, "the hub's PEM certificate (repeat during the hub's key rollover)")
+	f.StringVar(&entity, "entity", "", "one participant's entityID (default: the aggregate)")
+	f.StringVar(&out, "out", "", "write to FILE instead of stdout")
+	f.StringVar(&nowFlag, "now", "", "the clock, RFC 3339 (default: now)")
+	f.DurationVar(&timeout, "timeout", 30*time.Second, "HTTP timeout")
+	_ = cmd.MarkFlagRequired("hub")
+	_ = cmd.MarkFlagRequired("trust")
+	return cmd
+}
+
+func httpGet(ctx context.Context, u string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", metadata.MediaType)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, metadata.MaxAggregateBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		if len(data) > 200 {
+			data = data[:200]
+		}
+		return nil, fmt.Errorf("GET %s: HTTP %d: %s", u, resp.StatusCode, strings.TrimSpace(string(data)))
+	}
+	return data, nil
+}

@@ -1,0 +1,80 @@
+package router
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+)
+
+// client returns the HTTP client for a recipient: the hub's TLS client
+// certificate, and the recipient's server certificates as published in its
+// metadata pinned — no CA, no hostname: the federation is the trust anchor.
+func (rt *Router) client(dest *Entry) *http.Client {
+	key := fmt.Sprintf("%s@%d", dest.P.EntityID, dest.P.Version)
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if c, ok := rt.clients[key]; ok {
+		return c
+	}
+	var tr http.RoundTripper
+	if rt.Transport != nil {
+		tr = rt.Transport(dest.TLSServer)
+	} else {
+		tr = &http.Transport{
+			TLSClientConfig:       PinnedTLS(rt.cfg.ClientCert, dest.TLSServer),
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+			TLSHandshakeTimeout:   5 * time.Second,
+			MaxIdleConnsPerHost:   16,
+			IdleConnTimeout:       90 * time.Second,
+			ResponseHeaderTimeout: rt.cfg.Timeout,
+			ForceAttemptHTTP2:     true,
+		}
+	}
+	c := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	rt.clients[key] = c
+	return c
+}
+
+// PinnedTLS is a TLS client configuration that presents cert and accepts
+// only a server whose leaf certificate is one of pins.
+func PinnedTLS(cert tls.Certificate, pins []*x509.Certificate) *tls.Config {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true} // verified by the pin below
+	if len(cert.Certificate) > 0 {
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	tc.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+		if len(raw) == 0 {
+			return errors.New("the server presented no certificate")
+		}
+		for _, p := range pins {
+			if bytes.Equal(p.Raw, raw[0]) {
+				return nil
+			}
+		}
+		return errPinMismatch
+	}
+	return tc
+}
+
+var errPinMismatch = errors.New("the server's TLS certificate is not the one its metadata publishes")
+
+// undelivered reports a failure before the request was written: the
+// connection or the TLS handshake failed (a pin mismatch included). Only
+// then may the router try another endpoint of the same participant.
+func undelivered(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	if errors.Is(err, errPinMismatch) {
+		return true
+	}
+	var rh tls.RecordHeaderError
+	var cv *tls.CertificateVerificationError
+	return errors.As(err, &rh) || errors.As(err, &cv)
+}
