@@ -385,9 +385,9 @@ func keyDesc(c *x509.Certificate) string {
 
 func newMetadataExportCmd() *cobra.Command {
 	var (
-		hubURL, entity, out, nowFlag string
-		trust                        []string
-		timeout                      time.Duration
+		hubURL, entity, out, nowFlag, hubTLS string
+		trust                                []string
+		timeout                              time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "export --hub URL --trust HUBCERT [--entity ID] [--out FILE]",
@@ -416,7 +416,13 @@ goes to stderr. Nothing is written when verification fails.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			data, err := httpGet(ctx, u)
+			hc := http.DefaultClient
+			if hubTLS != "" {
+				if hc, err = (&hubClientFlags{hubTLSCert: hubTLS, timeout: timeout}).client(); err != nil {
+					return err
+				}
+			}
+			data, err := httpGet(ctx, hc, u)
 			if err != nil {
 				return err
 			}
@@ -445,18 +451,19 @@ goes to stderr. Nothing is written when verification fails.`,
 	f.StringVar(&out, "out", "", "write to FILE instead of stdout")
 	f.StringVar(&nowFlag, "now", "", "the clock, RFC 3339 (default: now)")
 	f.DurationVar(&timeout, "timeout", 30*time.Second, "HTTP timeout")
+	f.StringVar(&hubTLS, "hub-tls-cert", "", "pin the hub's TLS server certificate (PEM) instead of trusting the system roots")
 	_ = cmd.MarkFlagRequired("hub")
 	_ = cmd.MarkFlagRequired("trust")
 	return cmd
 }
 
-func httpGet(ctx context.Context, u string) ([]byte, error) {
+func httpGet(ctx context.Context, hc *http.Client, u string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Accept", metadata.MediaType)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, err
 	}
