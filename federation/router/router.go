@@ -177,13 +177,49 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rt.fault(w, e, "")
 			return
 		}
-		rt.status(ctx, w, e.ID, "", e.StatusValue(), msg)
+		rt.writeStatus(ctx, w, e.ID, "", e.StatusValue())
 		return
 	}
 	req := got.Request
 	rt.audit(ctx, "message.in", req, dest.P.EntityID, msg, nil)
+	res := rt.Relay(ctx, req, dest, body)
+	if res.Outcome == OutcomeAnswered {
+		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(res.Body)
+		return
+	}
+	rt.writeStatus(ctx, w, req.ID, req.Service, res.Status)
+}
 
-	// The idempotency guard (DESIGN.md idempotency row).
+// Outcome of a relayed exchange.
+type Outcome int
+
+const (
+	// OutcomeUnavailable: not delivered, or answered unverifiably.
+	OutcomeUnavailable Outcome = iota
+	// OutcomePending: delivered (perhaps), no answer in time.
+	OutcomePending
+	// OutcomeAnswered: the recipient's verified answer.
+	OutcomeAnswered
+	// OutcomeRefused: the hub's idempotency guard refused (conflict, in flight).
+	OutcomeRefused
+)
+
+// Result of Relay. Status is the recipient's verified status when
+// Answered, else the status the hub answers with.
+type Result struct {
+	Outcome  Outcome
+	Status   saml.Status
+	Response *saml.ServiceResponse // when Answered: the verified response
+	Body     []byte                // when Answered: the HTTP body to pass on unchanged
+	Msg      []byte                // when Answered: the KECIS message inside it
+}
+
+// Relay applies the idempotency guard to a verified request and forwards
+// soapBody (the request's SOAP HTTP body, unchanged) to dest; it audits the
+// answer. It is shared by the SOAP endpoint and the JSON facade.
+func (rt *Router) Relay(ctx context.Context, req *saml.ServiceRequest, dest *Entry, soapBody []byte) *Result {
 	var scope, owner string
 	if req.IdempotencyKey != "" {
 		scope = req.Issuer
@@ -196,72 +232,60 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rt.now().Add(rt.cfg.Timeout+rt.cfg.LeaseGrace), rt.now())
 		if err != nil {
 			rt.log.ErrorContext(ctx, "idempotency store", "err", err)
-			rt.status(ctx, w, req.ID, req.Service, saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeProviderUnavailable, Message: "temporarily unable to process the request"}, msg)
-			return
+			return &Result{Outcome: OutcomeUnavailable, Status: saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeProviderUnavailable, Message: "temporarily unable to process the request"}}
 		}
 		if rt.metrics != nil {
 			rt.metrics.IdemHits.WithLabelValues(string(res)).Inc()
 		}
 		switch res {
 		case store.Mismatch:
-			rt.status(ctx, w, req.ID, req.Service, saml.Status{Code: saml.StatusRequester, SubCode: saml.CodeIdempotencyConflict, Message: "the idempotency key was used with a different request"}, msg)
-			return
+			return &Result{Outcome: OutcomeRefused, Status: saml.Status{Code: saml.StatusRequester, SubCode: saml.CodeIdempotencyConflict, Message: "the idempotency key was used with a different request"}}
 		case store.InFlight:
-			rt.status(ctx, w, req.ID, req.Service, saml.Status{Code: saml.StatusRequester, SubCode: saml.CodeInFlight, Message: "a request with this idempotency key is in flight"}, msg)
-			return
+			return &Result{Outcome: OutcomeRefused, Status: saml.Status{Code: saml.StatusRequester, SubCode: saml.CodeInFlight, Message: "a request with this idempotency key is in flight"}}
 		}
 	}
-	answer, outcome := rt.forward(ctx, req, dest, body)
+	ans, out := rt.forward(ctx, req, dest, soapBody)
 	if scope != "" {
 		state := store.IdemInFlight // lease cleared: the key stays retryable
-		if outcome == outcomeAnswered {
+		if out == OutcomeAnswered {
 			state = store.IdemDone
 		}
 		if err := rt.st.ReleaseIdem(context.WithoutCancel(ctx), scope, req.IdempotencyKey, owner, state, rt.now()); err != nil {
 			rt.log.WarnContext(ctx, "idempotency release", "err", err)
 		}
 	}
-	switch outcome {
-	case outcomeAnswered:
-		rt.audit(ctx, "message.out", req, dest.P.EntityID, answer.msg, answer.status)
-		rt.count(req.Service, answer.status)
-		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(answer.body)
-	case outcomePending:
-		rt.status(ctx, w, req.ID, req.Service, saml.Status{Code: saml.StatusResponder, SubCode: saml.CodePending,
-			Message: "the provider has not answered; ask with the service's inquire, or retry with the same idempotency key"}, nil)
+	switch out {
+	case OutcomeAnswered:
+		rt.audit(ctx, "message.out", req, dest.P.EntityID, ans.msg, ans.status)
+		rt.count(req.Service, ans.status)
+		return &Result{Outcome: out, Status: *ans.status, Response: ans.resp, Body: ans.body, Msg: ans.msg}
+	case OutcomePending:
+		return &Result{Outcome: out, Status: saml.Status{Code: saml.StatusResponder, SubCode: saml.CodePending,
+			Message: "the provider has not answered; ask with the service's inquire, or retry with the same idempotency key"}}
 	default:
-		rt.status(ctx, w, req.ID, req.Service, saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeProviderUnavailable,
-			Message: "the provider is unavailable"}, nil)
+		return &Result{Outcome: OutcomeUnavailable, Status: saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeProviderUnavailable,
+			Message: "the provider is unavailable"}}
 	}
 }
 
 func (rt *Router) limits() saml.Limits { return rt.cfg.Limits }
 
-type outcome int
-
-const (
-	outcomeUnavailable outcome = iota // not delivered, or answered unverifiably
-	outcomePending                    // delivered (maybe), no answer in time
-	outcomeAnswered                   // a verified answer
-)
-
 type answer struct {
 	body   []byte // the HTTP body to pass on unchanged
 	msg    []byte // the KECIS message inside it
 	status *saml.Status
+	resp   *saml.ServiceResponse
 }
 
 // forward sends the HTTP body unchanged to the recipient's endpoints, in
 // priority order, moving on only when the connection failed before the
 // request was delivered; the ciphertext is for this participant's key, so
 // no other participant is ever tried.
-func (rt *Router) forward(ctx context.Context, req *saml.ServiceRequest, dest *Entry, body []byte) (*answer, outcome) {
+func (rt *Router) forward(ctx context.Context, req *saml.ServiceRequest, dest *Entry, body []byte) (*answer, Outcome) {
 	eps := dest.Endpoints(req.Service, saml.BindingSOAP)
 	if len(eps) == 0 {
 		rt.log.WarnContext(ctx, "no SOAP endpoint", "provider", dest.P.EntityID, "service", req.Service)
-		return nil, outcomeUnavailable
+		return nil, OutcomeUnavailable
 	}
 	hc := rt.client(dest)
 	ctx, cancel := context.WithTimeout(ctx, rt.cfg.Timeout)
@@ -281,7 +305,7 @@ func (rt *Router) forward(ctx context.Context, req *saml.ServiceRequest, dest *E
 				continue
 			}
 			rt.log.WarnContext(ctx, "no answer from provider", "provider", dest.P.EntityID, "url", ep.URL, "err", err)
-			return nil, outcomePending
+			return nil, OutcomePending
 		}
 		rb, err := io.ReadAll(io.LimitReader(resp.Body, int64(rt.limits().MaxBytes)+8192))
 		resp.Body.Close()
@@ -289,15 +313,15 @@ func (rt *Router) forward(ctx context.Context, req *saml.ServiceRequest, dest *E
 			rt.metrics.RelayLatency.WithLabelValues(dest.P.EntityID).Observe(time.Since(start).Seconds())
 		}
 		if err != nil {
-			return nil, outcomePending
+			return nil, OutcomePending
 		}
 		a, ok := rt.checkAnswer(ctx, req, dest, rb)
 		if !ok {
-			return nil, outcomeUnavailable
+			return nil, OutcomeUnavailable
 		}
-		return a, outcomeAnswered
+		return a, OutcomeAnswered
 	}
-	return nil, outcomeUnavailable
+	return nil, OutcomeUnavailable
 }
 
 // checkAnswer verifies the provider's answer before passing it on: a SOAP
@@ -324,7 +348,7 @@ func (rt *Router) checkAnswer(ctx context.Context, req *saml.ServiceRequest, des
 		return nil, false
 	}
 	st := got.Response.Status
-	return &answer{body: body, msg: msg, status: &st}, true
+	return &answer{body: body, msg: msg, status: &st, resp: got.Response}, true
 }
 
 // fingerprint is the HMAC of the public fields of a request: service,
@@ -355,25 +379,21 @@ func (rt *Router) fingerprint(req *saml.ServiceRequest, dest string) []byte {
 	return m.Sum(nil)
 }
 
-// status answers with a status the hub signs, InResponseTo the request.
-func (rt *Router) status(ctx context.Context, w http.ResponseWriter, inResponseTo, service string, st saml.Status, in []byte) {
-	if inResponseTo == "" {
-		rt.fault(w, saml.ErrInternal, "")
-		return
-	}
+// SignStatus builds and signs a status the hub originates, InResponseTo
+// the request, and audits it.
+func (rt *Router) SignStatus(ctx context.Context, inResponseTo, service string, st saml.Status) ([]byte, error) {
 	b := &saml.Builder{Issuer: rt.cfg.HubEntityID, Now: rt.now, IDs: rt.ids}
-	var out []byte
 	resp, err := b.NewResponse(inResponseTo, "", st)
-	if err == nil {
-		el, e2 := resp.Element()
-		if err = e2; err == nil {
-			out, err = rt.cfg.Signer.SignToBytes(el)
-		}
-	}
 	if err != nil {
-		rt.log.ErrorContext(ctx, "signing a hub status", "err", err)
-		rt.fault(w, saml.ErrInternal, "")
-		return
+		return nil, err
+	}
+	el, err := resp.Element()
+	if err != nil {
+		return nil, err
+	}
+	out, err := rt.cfg.Signer.SignToBytes(el)
+	if err != nil {
+		return nil, err
 	}
 	rec := &store.AuditRecord{Time: rt.now(), Kind: "message.hub", Actor: rt.cfg.HubEntityID, RequestID: inResponseTo,
 		Detail: detailJSON(map[string]any{"status": st.Code, "sub": st.SubCode, "service": service}), Message: out}
@@ -381,6 +401,21 @@ func (rt *Router) status(ctx context.Context, w http.ResponseWriter, inResponseT
 		rt.log.ErrorContext(ctx, "audit", "err", err)
 	}
 	rt.count(service, &st)
+	return out, nil
+}
+
+// writeStatus answers the SOAP sender with a status the hub signs.
+func (rt *Router) writeStatus(ctx context.Context, w http.ResponseWriter, inResponseTo, service string, st saml.Status) {
+	if inResponseTo == "" {
+		rt.fault(w, saml.ErrInternal, "")
+		return
+	}
+	out, err := rt.SignStatus(ctx, inResponseTo, service, st)
+	if err != nil {
+		rt.log.ErrorContext(ctx, "signing a hub status", "err", err)
+		rt.fault(w, saml.ErrInternal, "")
+		return
+	}
 	saml.WriteSOAP(w, out)
 }
 
