@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"sort"
 	"sync"
 	"time"
 
@@ -214,4 +215,24 @@ func (r replayStore) Remember(ctx context.Context, issuer, id string, expires ti
 		return saml.ErrAlreadySeen
 	}
 	return err
+}
+
+// All returns every active participant (a fresh snapshot when stale).
+func (d *Directory) All(ctx context.Context) ([]*Entry, error) {
+	d.mu.Lock()
+	fresh := d.byID != nil && d.now().Sub(d.loadedAt) < d.ttl()
+	d.mu.Unlock()
+	if !fresh {
+		if err := d.load(ctx); err != nil {
+			return nil, err
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]*Entry, 0, len(d.byID))
+	for _, e := range d.byID {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].P.EntityID < out[j].P.EntityID })
+	return out, nil
 }

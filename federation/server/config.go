@@ -41,6 +41,8 @@ type Config struct {
 	// TrustedProxies are the proxies whose X-Forwarded-For gin believes;
 	// empty (the default) trusts none.
 	TrustedProxies []string `yaml:"trusted_proxies" env:"TRUSTED_PROXIES"`
+	// Facade configures the JSON API for merchants (/v1/...).
+	Facade FacadeConfig `yaml:"facade" envPrefix:"FACADE_"`
 	// OpenRegistration lets any client whose TLS certificate is in the
 	// metadata it submits register as a pending participant.
 	OpenRegistration bool `yaml:"open_registration" env:"OPEN_REGISTRATION"`
@@ -58,6 +60,22 @@ type TLSConfig struct {
 	// participants (the router, later).
 	ClientCert string `yaml:"client_cert" env:"CLIENT_CERT"`
 	ClientKey  string `yaml:"client_key" env:"CLIENT_KEY"`
+}
+
+// FacadeConfig configures the merchants' JSON facade.
+type FacadeConfig struct {
+	// AllowClearCard accepts card data in clear over TLS (encrypted by the
+	// hub at once). Development only, or a hub that accepts card-data scope:
+	// card numbers then pass through the hub's memory.
+	AllowClearCard bool `yaml:"allow_clear_card" env:"ALLOW_CLEAR_CARD"`
+	// APIKeys bind API keys (by SHA-256, hex) to merchants' entities.
+	APIKeys []FacadeAPIKey `yaml:"api_keys"`
+}
+
+// FacadeAPIKey is one merchant API key.
+type FacadeAPIKey struct {
+	EntityID  string `yaml:"entity_id"`
+	KeySHA256 string `yaml:"key_sha256"`
 }
 
 // KeyPair names a PEM key and certificate.

@@ -55,11 +55,12 @@ type testProvider struct {
 	received int
 }
 
-func newProvider(t *testing.T, merchantCerts []*x509.Certificate, hubTLS *x509.Certificate) *testProvider {
+func newProvider(t *testing.T, merchantCerts []*x509.Certificate, hubTLS, hubSigning *x509.Certificate) *testProvider {
 	p := &testProvider{signer: loadSigner(t, "issuer-rsa"), hubTLS: fp(hubTLS), outcomes: map[string]string{}}
 	p.rc = &saml.Receiver{
-		Keys:   saml.StaticKeys{merchantID: merchantCerts},
-		Replay: saml.NewMemoryReplayCache(nil),
+		Keys:        saml.StaticKeys{merchantID: merchantCerts, "https://hub.test/kecis": {hubSigning}},
+		HubEntityID: "https://hub.test/kecis",
+		Replay:      saml.NewMemoryReplayCache(nil),
 		Decrypter: &saml.Decryptor{EntityID: issuerID, Keys: []saml.DecryptionKey{
 			{Cert: p.signer.Cert, Key: p.signer.Key.(crypto.Decrypter)}}},
 		ValidatePayload: true,
@@ -130,12 +131,19 @@ type fed struct {
 }
 
 func setupFederation(t *testing.T, relayTimeout time.Duration) *fed {
-	h := startHubWith(t, "", relayTimeout)
+	return setupFederationWith(t, relayTimeout, "")
+}
+
+func setupFederationWith(t *testing.T, relayTimeout time.Duration, extraYAML string) *fed {
+	h := startHubFull(t, "", relayTimeout, extraYAML)
 	f := &fed{h: h, merchant: loadSigner(t, "merchant-rsa")}
 	var mTLSCert *x509.Certificate
 	f.mTLS, mTLSCert = writeKey(t, filepath.Join(t.TempDir(), "mtls"), devpki.TLSClient, "merchant tls")
-	f.p = newProvider(t, []*x509.Certificate{f.merchant.Cert}, h.tlsCert)
+	f.p = newProvider(t, []*x509.Certificate{f.merchant.Cert}, h.tlsCert, h.hubCert)
 	f.dest = f.p.srv.URL + "/kecis/soap"
+	// A recipient accepts any of its own published endpoint URLs as
+	// Destination, so that failover does not break the check.
+	f.p.rc.Destinations = []string{"https://127.0.0.1:1/kecis/soap", f.dest}
 	ctx := context.Background()
 	add := func(ed *metadata.EntityDescriptor) {
 		md, err := metadata.Marshal(ed)

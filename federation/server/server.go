@@ -25,6 +25,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kecis/kecis/federation/facade"
 	"github.com/kecis/kecis/federation/registry"
 	"github.com/kecis/kecis/federation/router"
 	"github.com/kecis/kecis/federation/store"
@@ -56,6 +57,7 @@ type Server struct {
 	// Router relays POST /kecis/soap; Directory is its view of the registry.
 	Router    *router.Router
 	Directory *router.Directory
+	Facade    *facade.Facade
 
 	tlsCert    tls.Certificate
 	clientCert tls.Certificate
@@ -119,6 +121,15 @@ func New(cfg *Config, st store.Store, pub Publisher, describe registry.Describer
 		ReplicaID: fmt.Sprintf("%s/%d", host, os.Getpid()), Limits: saml.Limits{MaxBytes: int(cfg.Limits.MaxBodyBytes)},
 		Timeout: cfg.Limits.RelayTimeout.D(),
 	}, st, s.Directory, rm, log, s.now)
+	keys := make([]facade.APIKey, len(cfg.Facade.APIKeys))
+	for i, k := range cfg.Facade.APIKeys {
+		keys[i] = facade.APIKey{EntityID: k.EntityID, KeySHA256: k.KeySHA256}
+	}
+	s.Facade = facade.New(facade.Config{HubEntityID: cfg.EntityID, AllowClearCard: cfg.Facade.AllowClearCard, APIKeys: keys,
+		MaxBodyBytes: cfg.Limits.MaxBodyBytes}, st, s.Directory, s.Router, signer, log, s.now)
+	if cfg.Facade.AllowClearCard {
+		log.Warn("the JSON facade accepts card data in clear (facade.allow_clear_card): development only, or a hub in card-data scope")
+	}
 	return s, nil
 }
 
@@ -181,6 +192,7 @@ func (s *Server) Handler() http.Handler {
 	r.GET("/kecis/metadata", s.getAggregate)
 	r.GET("/kecis/metadata/entities/*id", s.getEntity)
 	r.POST("/kecis/soap", gin.WrapH(s.Router))
+	s.Facade.Mount(r)
 	r.POST("/kecis/federation/participants", s.register)
 	r.PUT("/kecis/federation/participants", s.updateOwnMetadata)
 	admin := r.Group("/kecis/admin", s.requireOperator())

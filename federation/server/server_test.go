@@ -10,12 +10,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,6 +43,26 @@ type testHub struct {
 	operator tls.Certificate
 	cancel   context.CancelFunc
 	done     chan error
+	logs     *syncBuffer
+	dbPath   string
+}
+
+// syncBuffer collects log output from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func writeKey(t *testing.T, dir string, kind devpki.Kind, cn string) (tls.Certificate, *x509.Certificate) {
@@ -64,6 +86,10 @@ func fp(c *x509.Certificate) string {
 func startHub(t *testing.T, dsn string) *testHub { return startHubWith(t, dsn, 0) }
 
 func startHubWith(t *testing.T, dsn string, relayTimeout time.Duration) *testHub {
+	return startHubFull(t, dsn, relayTimeout, "")
+}
+
+func startHubFull(t *testing.T, dsn string, relayTimeout time.Duration, extraYAML string) *testHub {
 	t.Helper()
 	dir := t.TempDir()
 	h := &testHub{t: t, dir: dir}
@@ -72,7 +98,8 @@ func startHubWith(t *testing.T, dsn string, relayTimeout time.Duration) *testHub
 	var opCert *x509.Certificate
 	h.operator, opCert = writeKey(t, filepath.Join(dir, "operator"), devpki.TLSClient, "operator")
 	if dsn == "" {
-		dsn = "sqlite:" + filepath.Join(dir, "hub.db")
+		h.dbPath = filepath.Join(dir, "hub.db")
+		dsn = "sqlite:" + h.dbPath
 	}
 	cfg := fmt.Sprintf(`entity_id: https://hub.test/kecis
 tls: {cert: tls/cert.pem, key: tls/key.pem}
@@ -83,7 +110,7 @@ limits: {relay_timeout: %s}
 open_registration: true
 operators:
   - {name: alice, cert_sha256: %s}
-`, dsn, relayTimeoutOr(relayTimeout), fp(opCert))
+`+extraYAML, dsn, relayTimeoutOr(relayTimeout), fp(opCert))
 	path := filepath.Join(dir, "hub.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -98,7 +125,9 @@ operators:
 		t.Fatal(err)
 	}
 	h.st = st
-	srv, err := server.New(c, st, nil, server.Describe, nil)
+	h.logs = &syncBuffer{}
+	logger := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv, err := server.New(c, st, nil, server.Describe, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
