@@ -93,8 +93,9 @@ type Router struct {
 	// Transport, when set, replaces the pinned-TLS transport (tests).
 	Transport func(pins []*x509.Certificate) http.RoundTripper
 
-	mu      sync.Mutex
-	clients map[string]*http.Client // by recipient entityID and version
+	mu        sync.Mutex
+	clients   map[string]*http.Client // by recipient entityID and version
+	snapshots map[string]bool         // entity@version snapshots stored
 }
 
 // New builds a router.
@@ -220,6 +221,15 @@ type Result struct {
 // soapBody (the request's SOAP HTTP body, unchanged) to dest; it audits the
 // answer. It is shared by the SOAP endpoint and the JSON facade.
 func (rt *Router) Relay(ctx context.Context, req *saml.ServiceRequest, dest *Entry, soapBody []byte) *Result {
+	rt.ensureSnapshot(ctx, dest)
+	if sender, err := rt.dir.ByID(ctx, req.Issuer); err == nil {
+		rt.ensureSnapshot(ctx, sender)
+	}
+	if req.OnBehalfOf != "" {
+		if m, err := rt.dir.ByID(ctx, req.OnBehalfOf); err == nil {
+			rt.ensureSnapshot(ctx, m)
+		}
+	}
 	var scope, owner string
 	if req.IdempotencyKey != "" {
 		scope = req.Issuer
