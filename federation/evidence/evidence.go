@@ -37,8 +37,8 @@ type Item struct {
 	Issuer     string    `json:"issuer"`
 	ID         string    `json:"id"`
 	Time       time.Time `json:"time"`
-	SignerCert string    `json:"signer_cert"`          // certs/<sha256>.pem
-	Snapshot   string    `json:"snapshot,omitempty"`   // metadata/<file>.xml
+	SignerCert string    `json:"signer_cert"`           // certs/<sha256>.pem
+	Snapshot   string    `json:"snapshot,omitempty"`    // metadata/<file>.xml
 	AuthDetail string    `json:"auth_detail,omitempty"` // facade: how the merchant was authenticated
 }
 
