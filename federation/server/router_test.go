@@ -135,7 +135,11 @@ func setupFederation(t *testing.T, relayTimeout time.Duration) *fed {
 }
 
 func setupFederationWith(t *testing.T, relayTimeout time.Duration, extraYAML string) *fed {
-	h := startHubFull(t, "", relayTimeout, extraYAML)
+	return setupFederationOn(t, "", relayTimeout, extraYAML)
+}
+
+func setupFederationOn(t *testing.T, dsn string, relayTimeout time.Duration, extraYAML string) *fed {
+	h := startHubFull(t, dsn, relayTimeout, extraYAML)
 	f := &fed{h: h, merchant: loadSigner(t, "merchant-rsa")}
 	var mTLSCert *x509.Certificate
 	f.mTLS, mTLSCert = writeKey(t, filepath.Join(t.TempDir(), "mtls"), devpki.TLSClient, "merchant tls")

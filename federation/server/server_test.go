@@ -45,6 +45,40 @@ type testHub struct {
 	done     chan error
 	logs     *syncBuffer
 	dbPath   string
+	cfgPath  string
+}
+
+// replica starts a second hub on the same configuration and database: two
+// replicas of one hub.
+func (h *testHub) replica(t *testing.T) *testHub {
+	c, err := server.LoadConfig(h.cfgPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := sqlstore.Open(ctx, c.SQLiteDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := *h
+	r.st, r.logs = st, &syncBuffer{}
+	srv, err := server.New(c, st, nil, server.Describe, slog.New(slog.NewJSONHandler(r.logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Publisher = srv.DefaultPublisher()
+	r.srv = srv
+	pl, _ := net.Listen("tcp", "127.0.0.1:0")
+	ol, _ := net.Listen("tcp", "127.0.0.1:0")
+	r.url, r.ops = "https://"+pl.Addr().String(), "http://"+ol.Addr().String()
+	r.cancel, r.done = cancel, make(chan error, 1)
+	go func() { r.done <- srv.Serve(ctx, pl, ol) }()
+	t.Cleanup(func() {
+		r.cancel()
+		<-r.done
+		st.Close()
+	})
+	return &r
 }
 
 // syncBuffer collects log output from several goroutines.
@@ -115,6 +149,7 @@ operators:
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	h.cfgPath = path
 	c, err := server.LoadConfig(path, nil)
 	if err != nil {
 		t.Fatal(err)
