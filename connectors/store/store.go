@@ -1,0 +1,219 @@
+// Package store is the provider adapter's own state, in the provider's own
+// database through the project's neutral SQL plumbing: the replay cache and
+// the idempotency records that make the adapter the idempotency authority
+// (DESIGN.md idempotency row). Outcomes are sealed with AES-GCM under the
+// provider's at-rest key before they are stored.
+package store
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/kecis/kecis/internal/sqlstore"
+	"github.com/kecis/kecis/saml"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Component is this package's name in schema_migrations.
+const Component = "kecis-adapter"
+
+// Errors of the idempotency records.
+var (
+	ErrInFlight = errors.New("adapter store: the key is in flight")
+	ErrMismatch = errors.New("adapter store: the key was used with another request")
+)
+
+// Store is the adapter's state.
+type Store struct {
+	db   *sqlstore.DB
+	aead cipher.AEAD
+}
+
+// Open opens (and migrates) the adapter's tables in the database at dsn.
+// atRestKey (32 bytes) seals stored outcomes.
+func Open(ctx context.Context, dsn string, atRestKey []byte) (*Store, error) {
+	db, err := sqlstore.Open(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	s, err := New(ctx, db, atRestKey)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// New uses an open database (the provider's own, shared with its tables).
+func New(ctx context.Context, db *sqlstore.DB, atRestKey []byte) (*Store, error) {
+	if len(atRestKey) != 32 {
+		return nil, errors.New("adapter store: the at-rest key must be 32 bytes")
+	}
+	b, err := aes.NewCipher(atRestKey)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(b)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := db.MigrateFS(ctx, Component, migrations, "migrations"); err != nil {
+		return nil, err
+	}
+	return &Store{db: db, aead: aead}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Replay returns the replay cache on the clock now.
+func (s *Store) Replay(now func() time.Time) saml.ReplayCache { return replay{s, now} }
+
+type replay struct {
+	s   *Store
+	now func() time.Time
+}
+
+// Remember implements saml.ReplayCache with one atomic statement.
+func (r replay) Remember(ctx context.Context, issuer, id string, expires time.Time) error {
+	now := r.now()
+	d := r.s.db.Dialect
+	res, err := r.s.db.ExecContext(ctx, `INSERT INTO adapter_replay (issuer, msg_id, expires) VALUES ($1, $2, $3)
+		ON CONFLICT (issuer, msg_id) DO UPDATE SET expires = excluded.expires WHERE adapter_replay.expires <= $4`,
+		issuer, id, d.Time(expires), d.Time(now))
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return saml.ErrAlreadySeen
+	}
+	return nil
+}
+
+// Outcome is what the adapter answered for a key: re-signed for every retry.
+type Outcome struct {
+	Status  saml.Status
+	Payload []byte // the kecis:Payload children as XML, before encryption for the requester
+}
+
+// Begin takes the key for a new attempt: nil when the caller must run the
+// service; the stored outcome when the key is done with the same
+// fingerprint; ErrInFlight or ErrMismatch otherwise.
+func (s *Store) Begin(ctx context.Context, scope, key string, fingerprint []byte, lease time.Duration, now time.Time) (*Outcome, error) {
+	d := s.db.Dialect
+	var out *Outcome
+	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		var fp, sealed []byte
+		var state string
+		var exp time.Time
+		err := tx.QueryRowContext(ctx, `SELECT fingerprint, state, lease_expires, outcome FROM adapter_idempotency WHERE scope = $1 AND idem_key = $2`,
+			scope, key).Scan(&fp, &state, sqlstore.ScanTime(&exp), &sealed)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			_, err := tx.ExecContext(ctx, `INSERT INTO adapter_idempotency (scope, idem_key, fingerprint, state, lease_expires, created_at, updated_at)
+				VALUES ($1, $2, $3, 'in_flight', $4, $5, $5)`, scope, key, fingerprint, d.Time(now.Add(lease)), d.Time(now))
+			if sqlstore.IsUniqueViolation(err) {
+				return ErrInFlight
+			}
+			return err
+		case err != nil:
+			return err
+		}
+		if string(fp) != string(fingerprint) {
+			return ErrMismatch
+		}
+		if state == "done" {
+			o, err := s.open(sealed, scope, key)
+			if err != nil {
+				return err
+			}
+			out = o
+			return nil
+		}
+		if now.Before(exp) {
+			return ErrInFlight
+		}
+		// An attempt that crashed: take the key again.
+		_, err = tx.ExecContext(ctx, `UPDATE adapter_idempotency SET lease_expires = $3, updated_at = $4 WHERE scope = $1 AND idem_key = $2`,
+			scope, key, d.Time(now.Add(lease)), d.Time(now))
+		return err
+	})
+	return out, err
+}
+
+// Finish records the outcome of the attempt that holds the key.
+func (s *Store) Finish(ctx context.Context, scope, key string, o *Outcome, now time.Time) error {
+	sealed, err := s.seal(o, scope, key)
+	if err != nil {
+		return err
+	}
+	d := s.db.Dialect
+	_, err = s.db.ExecContext(ctx, `UPDATE adapter_idempotency SET state = 'done', outcome = $3, updated_at = $4 WHERE scope = $1 AND idem_key = $2`,
+		scope, key, sealed, d.Time(now))
+	return err
+}
+
+// Abandon releases a key whose attempt failed without an outcome (a crash
+// of the provider's function): the next retry runs it again.
+func (s *Store) Abandon(ctx context.Context, scope, key string, now time.Time) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM adapter_idempotency WHERE scope = $1 AND idem_key = $2 AND state = 'in_flight'`, scope, key)
+	return err
+}
+
+func (s *Store) seal(o *Outcome, scope, key string) ([]byte, error) {
+	plain := []byte(o.Status.Code + "\x00" + o.Status.SubCode + "\x00" + o.Status.Message + "\x00" + string(o.Payload))
+	nonce := make([]byte, s.aead.NonceSize())
+	if _, err := io.ReadFull(rand.Reader, nonce); err != nil {
+		return nil, err
+	}
+	return s.aead.Seal(nonce, nonce, plain, []byte(scope+"\x00"+key)), nil
+}
+
+func (s *Store) open(sealed []byte, scope, key string) (*Outcome, error) {
+	n := s.aead.NonceSize()
+	if len(sealed) < n {
+		return nil, errors.New("adapter store: sealed outcome too short")
+	}
+	plain, err := s.aead.Open(nil, sealed[:n], sealed[n:], []byte(scope+"\x00"+key))
+	if err != nil {
+		return nil, fmt.Errorf("adapter store: the stored outcome does not open: %w", err)
+	}
+	parts := splitN(string(plain), 4)
+	return &Outcome{Status: saml.Status{Code: parts[0], SubCode: parts[1], Message: parts[2]}, Payload: []byte(parts[3])}, nil
+}
+
+func splitN(s string, n int) []string {
+	out := make([]string, 0, n)
+	for i := 0; i < n-1; i++ {
+		j := indexByte(s, 0)
+		if j < 0 {
+			break
+		}
+		out = append(out, s[:j])
+		s = s[j+1:]
+	}
+	out = append(out, s)
+	for len(out) < n {
+		out = append(out, "")
+	}
+	return out
+}
+
+func indexByte(s string, c byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
+}
