@@ -3,9 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -53,20 +51,16 @@ func (f *hubClientFlags) client() (*http.Client, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--hub-tls-cert: %w", err)
 		}
-		tc.InsecureSkipVerify = true // replaced by the pin check below
-		tc.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
-			if len(raw) == 0 {
-				return errors.New("the hub presented no certificate")
-			}
-			for _, p := range pins {
-				if bytes.Equal(p.Raw, raw[0]) {
-					return nil
-				}
-			}
-			return errors.New("the hub's TLS certificate is not the pinned one")
-		}
+		tc = saml.PinnedTLS(certOrEmpty(tc), pins)
 	}
 	return &http.Client{Timeout: f.timeout, Transport: &http.Transport{TLSClientConfig: tc}}, nil
+}
+
+func certOrEmpty(tc *tls.Config) tls.Certificate {
+	if len(tc.Certificates) > 0 {
+		return tc.Certificates[0]
+	}
+	return tls.Certificate{}
 }
 
 // call sends a request to the hub and decodes a JSON answer or an RFC 9457

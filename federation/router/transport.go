@@ -1,14 +1,14 @@
 package router
 
 import (
-	"bytes"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/kecis/kecis/saml"
 )
 
 // client returns the HTTP client for a recipient: the hub's TLS client
@@ -26,7 +26,7 @@ func (rt *Router) client(dest *Entry) *http.Client {
 		tr = rt.Transport(dest.TLSServer)
 	} else {
 		tr = &http.Transport{
-			TLSClientConfig:       PinnedTLS(rt.cfg.ClientCert, dest.TLSServer),
+			TLSClientConfig:       saml.PinnedTLS(rt.cfg.ClientCert, dest.TLSServer),
 			DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 			TLSHandshakeTimeout:   5 * time.Second,
 			MaxIdleConnsPerHost:   16,
@@ -40,29 +40,6 @@ func (rt *Router) client(dest *Entry) *http.Client {
 	return c
 }
 
-// PinnedTLS is a TLS client configuration that presents cert and accepts
-// only a server whose leaf certificate is one of pins.
-func PinnedTLS(cert tls.Certificate, pins []*x509.Certificate) *tls.Config {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true} // verified by the pin below
-	if len(cert.Certificate) > 0 {
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	tc.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
-		if len(raw) == 0 {
-			return errors.New("the server presented no certificate")
-		}
-		for _, p := range pins {
-			if bytes.Equal(p.Raw, raw[0]) {
-				return nil
-			}
-		}
-		return errPinMismatch
-	}
-	return tc
-}
-
-var errPinMismatch = errors.New("the server's TLS certificate is not the one its metadata publishes")
-
 // undelivered reports a failure before the request was written: the
 // connection or the TLS handshake failed (a pin mismatch included). Only
 // then may the router try another endpoint of the same participant.
@@ -71,7 +48,7 @@ func undelivered(err error) bool {
 	if errors.As(err, &op) && op.Op == "dial" {
 		return true
 	}
-	if errors.Is(err, errPinMismatch) {
+	if errors.Is(err, saml.ErrPinMismatch) {
 		return true
 	}
 	var rh tls.RecordHeaderError

@@ -1,0 +1,295 @@
+package connectors
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/kecis/kecis/connectors/store"
+	"github.com/kecis/kecis/ecml"
+	"github.com/kecis/kecis/saml"
+)
+
+// HandlerConfig configures the serving side.
+type HandlerConfig struct {
+	// EntityID is this provider; Signer its signing key; Decryption its
+	// encryption keys (several during a rollover).
+	EntityID   string
+	Signer     *saml.Signer
+	Decryption []saml.DecryptionKey
+	// Endpoints are this provider's own published endpoint URLs: any of
+	// them is an acceptable Destination.
+	Endpoints []string
+	Directory Directory
+	// HubEntityID is the hub: the only issuer whose requests may carry
+	// OnBehalfOf.
+	HubEntityID string
+	// BackChannel lists the SHA-256 fingerprints of the TLS client
+	// certificates allowed to call: the hub's (from its metadata) and, in
+	// test mode, a registered tester's. Empty refuses everyone.
+	BackChannel []string
+	// Services are the provider's functions by service URI.
+	Services map[string]ServiceFunc
+	// Store holds replay and idempotency records; IdemKey keys the
+	// fingerprints' HMACs (a provider secret).
+	Store   *store.Store
+	IdemKey []byte
+	// Lease bounds an attempt; a retry after it runs the function again.
+	Lease     time.Duration
+	ClockSkew time.Duration
+	Now       func() time.Time
+	Log       *slog.Logger
+}
+
+// Handler terminates KECIS on the provider's side.
+type Handler struct {
+	cfg HandlerConfig
+	rc  *saml.Receiver
+}
+
+// NewHandler checks the configuration and builds the handler.
+func NewHandler(cfg HandlerConfig) (*Handler, error) {
+	switch {
+	case cfg.EntityID == "" || cfg.Signer == nil || cfg.Directory == nil || cfg.Store == nil:
+		return nil, errors.New("connectors: EntityID, Signer, Directory and Store are required")
+	case len(cfg.IdemKey) < 16:
+		return nil, errors.New("connectors: IdemKey must be at least 16 bytes")
+	case len(cfg.Endpoints) == 0:
+		return nil, errors.New("connectors: the provider's endpoint URLs are required (Destination check)")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Lease == 0 {
+		cfg.Lease = 60 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{cfg: cfg}
+	h.rc = &saml.Receiver{
+		Keys:         cfg.Directory,
+		Replay:       cfg.Store.Replay(cfg.Now),
+		Destinations: cfg.Endpoints,
+		HubEntityID:  cfg.HubEntityID,
+		Decrypter:    &saml.Decryptor{EntityID: cfg.EntityID, Keys: cfg.Decryption},
+		Authorize: func(_ context.Context, req *saml.ServiceRequest) error {
+			if _, ok := cfg.Services[req.Service]; !ok {
+				return saml.ErrUnknownService.WithCausef("%s is not offered here", req.Service)
+			}
+			return nil
+		},
+		ValidatePayload: true,
+		ClockSkew:       cfg.ClockSkew,
+		Now:             cfg.Now,
+		Logger:          cfg.Log,
+	}
+	return h, nil
+}
+
+// ServeHTTP implements the SOAP binding endpoint.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if !h.allowed(r) {
+		h.cfg.Log.WarnContext(ctx, "back-channel request refused: not the hub's TLS client certificate")
+		saml.WriteFault(w, &saml.Fault{Code: "soap:Client", String: "back-channel requests are accepted from the hub only"})
+		return
+	}
+	msg, err := saml.ReadSOAPRequest(r, saml.Limits{})
+	if err != nil {
+		saml.WriteFault(w, saml.FaultFor(err))
+		return
+	}
+	out, err := h.Handle(ctx, msg)
+	if err != nil {
+		saml.WriteFault(w, saml.FaultFor(err))
+		return
+	}
+	saml.WriteSOAP(w, out)
+}
+
+func (h *Handler) allowed(r *http.Request) bool {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return false
+	}
+	sum := sha256.Sum256(r.TLS.PeerCertificates[0].Raw)
+	return slices.Contains(h.cfg.BackChannel, hex.EncodeToString(sum[:]))
+}
+
+// Handle runs one message through the pipeline and the provider's function
+// and returns the signed answer. An error means a refusal before
+// verification (answer with an unsigned fault).
+func (h *Handler) Handle(ctx context.Context, msg []byte) ([]byte, error) {
+	got, err := h.rc.ReceiveRequest(ctx, msg)
+	if err != nil {
+		e := saml.AsError(err)
+		if e.Stage == saml.BeforeVerification {
+			return nil, e
+		}
+		return h.answer(ctx, e.ID, e.Issuer, &Response{Status: e.StatusValue()})
+	}
+	sr := got.Request
+	req := &Request{ID: sr.ID, Service: sr.Service, Issuer: sr.Issuer, OnBehalfOf: sr.OnBehalfOf,
+		IdempotencyKey: sr.IdempotencyKey, Routing: sr.Routing, Payload: sr.Payload, AuthResults: got.AuthResults}
+	fn := h.cfg.Services[sr.Service]
+	if req.IdempotencyKey == "" {
+		return h.answer(ctx, sr.ID, sr.Issuer, h.run(ctx, fn, req))
+	}
+	// The idempotency authority: the fingerprint covers the public fields and
+	// HMACs of the decrypted sensitive ones, so an honest retry (new
+	// encryption, same card) matches and a changed one does not.
+	scope := sr.Issuer
+	if sr.OnBehalfOf != "" {
+		scope += "|" + sr.OnBehalfOf
+	}
+	fp := h.fingerprint(got.Verified, sr)
+	now := h.cfg.Now()
+	prev, err := h.cfg.Store.Begin(ctx, scope, req.IdempotencyKey, fp, h.cfg.Lease, now)
+	switch {
+	case errors.Is(err, store.ErrMismatch):
+		return h.answer(ctx, sr.ID, sr.Issuer, &Response{Status: saml.Status{Code: saml.StatusRequester, SubCode: saml.CodeIdempotencyConflict, Message: "the idempotency key was used with a different request"}})
+	case errors.Is(err, store.ErrInFlight):
+		return h.answer(ctx, sr.ID, sr.Issuer, &Response{Status: saml.Status{Code: saml.StatusRequester, SubCode: saml.CodeInFlight, Message: "a request with this idempotency key is being processed"}})
+	case err != nil:
+		h.cfg.Log.ErrorContext(ctx, "idempotency store", "err", err)
+		return h.answer(ctx, sr.ID, sr.Issuer, &Response{Status: saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeProviderUnavailable, Message: "temporarily unable to process the request"}})
+	case prev != nil:
+		// A retry of a finished key: the original outcome, freshly signed.
+		resp := &Response{Status: prev.Status}
+		if len(prev.Payload) > 0 {
+			if p, err := parsePayloadXML(prev.Payload); err == nil {
+				resp.Payload = p
+			}
+		}
+		return h.answer(ctx, sr.ID, sr.Issuer, resp)
+	}
+	resp := h.run(ctx, fn, req)
+	if resp.Status.SubCode == saml.CodeProviderUnavailable {
+		_ = h.cfg.Store.Abandon(context.WithoutCancel(ctx), scope, req.IdempotencyKey, h.cfg.Now())
+	} else {
+		o := &store.Outcome{Status: resp.Status}
+		if resp.Payload != nil {
+			if o.Payload, err = payloadXML(resp.Payload); err != nil {
+				h.cfg.Log.ErrorContext(ctx, "outcome payload", "err", err)
+			}
+		}
+		if err := h.cfg.Store.Finish(context.WithoutCancel(ctx), scope, req.IdempotencyKey, o, h.cfg.Now()); err != nil {
+			h.cfg.Log.ErrorContext(ctx, "idempotency store: outcome not recorded", "err", err)
+		}
+	}
+	return h.answer(ctx, sr.ID, sr.Issuer, resp)
+}
+
+func (h *Handler) run(ctx context.Context, fn ServiceFunc, req *Request) (resp *Response) {
+	defer func() {
+		if p := recover(); p != nil {
+			h.cfg.Log.ErrorContext(ctx, "service function panicked", "service", req.Service, "panic", fmt.Sprint(p))
+			resp = &Response{Status: saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeProviderUnavailable, Message: "internal error"}}
+		}
+	}()
+	resp, err := fn(ctx, req)
+	if err != nil {
+		if st, ok := AsStatus(err); ok {
+			return &Response{Status: st}
+		}
+		h.cfg.Log.ErrorContext(ctx, "service function failed", "service", req.Service, "err", ecml.RedactPANs(err.Error()))
+		return &Response{Status: saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeProviderUnavailable, Message: "the provider could not process the request"}}
+	}
+	if resp == nil {
+		resp = &Response{Status: saml.Status{Code: saml.StatusSuccess}}
+	}
+	if resp.Status.Code == "" {
+		resp.Status.Code = saml.StatusSuccess
+	}
+	return resp
+}
+
+// answer builds the signed response, its sensitive elements encrypted for
+// the requester.
+func (h *Handler) answer(ctx context.Context, inResponseTo, requester string, r *Response) ([]byte, error) {
+	if inResponseTo == "" {
+		return nil, saml.ErrInternal
+	}
+	b := &saml.Builder{Issuer: h.cfg.EntityID, Now: h.cfg.Now}
+	resp, err := b.NewResponse(inResponseTo, "", r.Status)
+	if err != nil {
+		return nil, err
+	}
+	resp.Payload, resp.AuthResults = r.Payload, r.AuthResults
+	el, err := resp.Element()
+	if err != nil {
+		return nil, err
+	}
+	if r.Payload != nil && len(ecml.SensitiveElements(findChild(el, "Payload"))) > 0 {
+		cert, err := h.cfg.Directory.EncryptionCertificate(ctx, requester)
+		if err != nil {
+			h.cfg.Log.ErrorContext(ctx, "no encryption certificate for the requester", "requester", requester, "err", err)
+			return h.answer(ctx, inResponseTo, requester, &Response{Status: saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeProviderUnavailable, Message: "the answer cannot be encrypted for the requester"}})
+		}
+		if _, err := saml.EncryptDocument(el, &saml.Encryptor{Recipient: requester, Cert: cert}); err != nil {
+			return nil, err
+		}
+	}
+	return h.cfg.Signer.SignToBytes(el)
+}
+
+func findChild(el *etree.Element, local string) *etree.Element {
+	for _, c := range el.ChildElements() {
+		if c.Tag == local {
+			return c
+		}
+	}
+	return nil
+}
+
+// fingerprint is HMAC(IdemKey, public fields ‖ HMACs of the decrypted
+// sensitive elements' canonical form).
+func (h *Handler) fingerprint(verified *etree.Element, sr *saml.ServiceRequest) []byte {
+	m := hmac.New(sha256.New, h.cfg.IdemKey)
+	w := func(s string) { fmt.Fprintf(m, "%d:%s;", len(s), s) }
+	w(sr.Service)
+	w(sr.OnBehalfOf)
+	if p := findChild(verified, "Payload"); p != nil {
+		sens := ecml.SensitiveElements(p)
+		// Public part: the payload with the sensitive elements left out.
+		c := p.Copy()
+		for _, s := range ecml.SensitiveElements(c) {
+			s.Parent().RemoveChild(s)
+		}
+		m.Write(saml.CanonicalizeExclusive(c, nil))
+		for _, s := range sens {
+			inner := hmac.New(sha256.New, h.cfg.IdemKey)
+			inner.Write(saml.CanonicalizeExclusive(s, nil))
+			m.Write(inner.Sum(nil))
+		}
+	}
+	return m.Sum(nil)
+}
+
+func payloadXML(p *ecml.Payload) ([]byte, error) {
+	c := etree.NewElement("kecis:Payload")
+	c.CreateAttr("xmlns:kecis", saml.NSKECIS)
+	if err := p.AppendTo(c); err != nil {
+		return nil, err
+	}
+	return saml.Serialize(c)
+}
+
+func parsePayloadXML(b []byte) (*ecml.Payload, error) {
+	root, err := saml.ParseDocument(b, saml.Limits{})
+	if err != nil {
+		return nil, err
+	}
+	return ecml.ParsePayload(root)
+}
+
+var _ http.Handler = (*Handler)(nil)
