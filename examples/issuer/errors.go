@@ -34,10 +34,11 @@ const (
 	CodeIdempotencyConflict Code = "IDEMPOTENCY_CONFLICT" // the key was used with other parameters
 	CodeDuplicateOrder      Code = "DUPLICATE_ORDER"      // the merchant's order already has an approval
 	CodeAlreadyCancelled    Code = "ALREADY_CANCELLED"
-	CodeAlreadySettled      Code = "ALREADY_SETTLED" // a void after the cut-off: refund instead
-	CodeNotSettled          Code = "NOT_SETTLED"     // a refund before the cut-off: cancel instead
-	CodeRefundExceeded      Code = "REFUND_EXCEEDED" // refunds would exceed the approved amount
-	CodeUnauthorized        Code = "UNAUTHORIZED"    // HTTP API only: admin token missing or wrong
+	CodeAlreadySettled      Code = "ALREADY_SETTLED"    // a void after the cut-off: refund instead
+	CodeNotSettled          Code = "NOT_SETTLED"        // a refund before the cut-off: cancel instead
+	CodeRefundExceeded      Code = "REFUND_EXCEEDED"    // refunds would exceed the approved amount
+	CodeUnauthorized        Code = "UNAUTHORIZED"       // HTTP API only: admin token missing or wrong
+	CodeMethodNotAllowed    Code = "METHOD_NOT_ALLOWED" // HTTP API only
 	CodeInternal            Code = "INTERNAL"
 )
 
@@ -61,6 +62,8 @@ func (c Code) HTTPStatus() int {
 		return http.StatusBadRequest
 	case CodeUnauthorized:
 		return http.StatusUnauthorized
+	case CodeMethodNotAllowed:
+		return http.StatusMethodNotAllowed
 	case CodeNotFound:
 		return http.StatusNotFound
 	case CodeIdempotencyConflict, CodeRefundExceeded:

@@ -1,0 +1,71 @@
+package issuer
+
+import (
+	"html/template"
+	"net/http"
+	"time"
+
+	"github.com/kecis/kecis/ecml"
+)
+
+var adminPage = template.Must(template.New("admin").Funcs(template.FuncMap{
+	"money": func(minor int64, cur string) string { return formatMoney(ecml.Money{Minor: minor, Currency: cur}) },
+	"phone": MaskPhone,
+	"time": func(t time.Time, loc *time.Location) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.In(loc).Format("2006-01-02 15:04:05 MST")
+	},
+}).Parse(`<!doctype html>
+<html lang="ko"><head><meta charset="utf-8"><title>{{.Brand}} — issuer admin</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;margin-bottom:2em}
+th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left}
+th{background:#f4f4f4} td.n{text-align:right;font-variant-numeric:tabular-nums}
+</style></head><body>
+<h1>{{.Brand}} — issuer admin</h1>
+<p>{{time .Now $.Loc}}</p>
+<h2>Cards</h2>
+<table><tr><th>ID</th><th>Card</th><th>Type</th><th>Status</th><th>Expiry</th><th>Holder</th><th>Phone</th><th>Limit</th><th>Available</th><th>Failures</th></tr>
+{{range .Cards}}<tr><td>{{.ID}}</td><td>{{.Masked}}</td><td>{{.Type}}</td><td>{{.Status}}</td><td>{{printf "%02d/%d" .ExpMonth .ExpYear}}</td><td>{{.HolderName}}</td><td>{{phone .HolderPhone}}</td><td class="n">{{money .Limit .Currency}}</td><td class="n">{{money .Available .Currency}}</td><td class="n">{{.FailedAttempts}}</td></tr>
+{{else}}<tr><td colspan="10">no cards</td></tr>{{end}}</table>
+<h2>Recent approvals</h2>
+<table><tr><th>No.</th><th>Time</th><th>Merchant</th><th>Order</th><th>Card</th><th>Amount</th><th>Refunded</th><th>Status</th><th>Cut-off</th></tr>
+{{range .Approvals}}<tr><td>{{.Number}}</td><td>{{time .ApprovedAt $.Loc}}</td><td>{{.MerchantName}} ({{.MerchantID}})</td><td>{{.OrderID}}</td><td>{{.CardBIN}}******{{.CardLast4}}</td><td class="n">{{money .Amount.Minor .Amount.Currency}}</td><td class="n">{{money .Refunded .Amount.Currency}}</td><td>{{.Status}}</td><td>{{time .CutOffAt $.Loc}}</td></tr>
+{{else}}<tr><td colspan="9">no approvals</td></tr>{{end}}</table>
+<h2>Recent SMS</h2>
+<table><tr><th>#</th><th>Time</th><th>To</th><th>Text</th><th>State</th><th>Attempts</th><th>Last error</th></tr>
+{{range .SMS}}<tr><td>{{.ID}}</td><td>{{time .CreatedAt $.Loc}}</td><td>{{phone .Phone}}</td><td>{{.Text}}</td><td>{{.State}}</td><td class="n">{{.Attempts}}</td><td>{{.LastError}}</td></tr>
+{{else}}<tr><td colspan="7">no messages</td></tr>{{end}}</table>
+</body></html>
+`))
+
+// handleAdminPage renders the admin page: cards (masked), the latest
+// approvals and the latest SMS.
+func (i *Issuer) handleAdminPage(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	cards, err := i.Cards(ctx, 100)
+	if err != nil {
+		i.writeError(w, r, err)
+		return
+	}
+	approvals, err := i.RecentApprovals(ctx, 50)
+	if err != nil {
+		i.writeError(w, r, err)
+		return
+	}
+	sms, err := i.Notifications(ctx, 50)
+	if err != nil {
+		i.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := adminPage.Execute(w, map[string]any{
+		"Brand": i.brand, "Now": i.now(), "Loc": i.loc, "Cards": cards, "Approvals": approvals, "SMS": sms,
+	}); err != nil {
+		i.log.ErrorContext(ctx, "admin page", "err", err)
+	}
+}

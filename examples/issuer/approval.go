@@ -1,0 +1,600 @@
+package issuer
+
+import (
+	"context"
+	"crypto/hmac"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/kecis/kecis/ecml"
+	"github.com/kecis/kecis/internal/sqlstore"
+)
+
+// Approve authorises a payment on a card (승인): it checks the card (known
+// number, matching expiry, not expired, active), the key-in data when
+// given, and the available limit or balance, then takes the amount from
+// the available limit, records the approval with a fresh eight-digit
+// approval number and queues the cardholder SMS, all in one transaction.
+//
+// A decline is an *Error with one of the decline codes (DECLINED,
+// INSUFFICIENT_FUNDS, INVALID_CARD, EXPIRED, LIMIT_EXCEEDED). Wrong key-in
+// data declines with INVALID_CARD and counts against the card;
+// Config.MaxKeyInFailures consecutive failures block it. A repeat with the
+// same idempotency key and parameters returns the same approval (in its
+// current state, Replayed set) or the same decline, with no second
+// effect; other parameters give IDEMPOTENCY_CONFLICT. An order of a
+// merchant gets at most one approval (DUPLICATE_ORDER).
+func (i *Issuer) Approve(ctx context.Context, req ApproveRequest) (*Approval, error) {
+	if e := checkKey(req.IdempotencyKey); e != nil {
+		return nil, e
+	}
+	if e := checkText("merchant id", req.MerchantID, 64, true); e != nil {
+		return nil, e
+	}
+	if e := checkText("order id", req.OrderID, 128, true); e != nil {
+		return nil, e
+	}
+	if e := checkText("merchant name", req.MerchantName, 64, false); e != nil {
+		return nil, e
+	}
+	if req.MerchantName == "" {
+		req.MerchantName = req.MerchantID
+	}
+	if e := checkMoney(req.Amount); e != nil {
+		return nil, e
+	}
+	if req.Installments < 0 || req.Installments > 36 {
+		return nil, invalid("installments must be 0 (lump sum) to 36 months")
+	}
+	if req.Installments == 1 {
+		req.Installments = 0
+	}
+	pan := req.Card.PAN.Reveal()
+	expM, expY := req.Card.ExpMonth, normYear(req.Card.ExpYear)
+	if expM < 1 || expM > 12 || expY < 2000 || expY > 2099 {
+		return nil, invalid("card expiry must be a month 1–12 and a year")
+	}
+	var prefix, birth string
+	auth := AuthNone
+	if k := req.Card.KeyIn; k != nil {
+		prefix, birth = k.PasswordPrefix.Reveal(), k.BirthDate.Reveal()
+		if prefix == "" && birth == "" {
+			return nil, invalid("key-in data needs the password digits or the birth date")
+		}
+		if prefix != "" && (len(prefix) != 2 || !allDigits(prefix)) {
+			return nil, invalid("password prefix must be the two leading digits of the card password")
+		}
+		if birth != "" && !validYYMMDD(birth) {
+			return nil, invalid("birth date must be a date written YYMMDD")
+		}
+		auth = AuthKeyIn
+	}
+
+	now := i.now()
+	fp := i.vault.fingerprint(opApprove, req.MerchantID, req.OrderID, req.MerchantName,
+		strconv.FormatInt(req.Amount.Minor, 10), req.Amount.Currency, strconv.Itoa(req.Installments),
+		pan, strconv.Itoa(expM), strconv.Itoa(expY), string(auth), prefix, birth)
+	x := &approveTx{req: req, pan: pan, prefix: prefix, birth: birth, expM: expM, expY: expY, auth: auth, now: now}
+	out, err := i.idempotent(ctx, merchantScope(req.MerchantID), req.IdempotencyKey, opApprove, fp, now,
+		func(tx *sql.Tx) (string, *Error, error) { return i.authorize(ctx, tx, x) })
+	if err != nil {
+		return nil, err
+	}
+	if out.err != nil {
+		if !out.replayed {
+			i.log.InfoContext(ctx, "approval declined", "merchant", req.MerchantID, "order", req.OrderID,
+				"amount", req.Amount.Minor, "currency", req.Amount.Currency, "code", out.err.Code,
+				"reason", out.err.Message)
+			if f := x.failure; f != nil {
+				i.log.WarnContext(ctx, "key-in verification failed", "card", f.card, "last4", f.last4,
+					"attempts", f.attempts)
+				if f.blocked {
+					i.log.WarnContext(ctx, "card blocked after repeated key-in failures", "card", f.card,
+						"last4", f.last4, "attempts", f.attempts)
+				}
+			}
+		}
+		return nil, out.err
+	}
+	a, err := i.approval(ctx, i.db, out.ref, now)
+	if err != nil {
+		return nil, err
+	}
+	a.Replayed = out.replayed
+	if !out.replayed {
+		i.log.InfoContext(ctx, "approval approved", "approval", a.Number, "merchant", a.MerchantID,
+			"order", a.OrderID, "amount", a.Amount.Minor, "currency", a.Amount.Currency,
+			"card", a.CardID, "last4", a.CardLast4, "auth", a.CardholderAuth)
+		i.deliverAfterCommit(ctx, x.outboxID)
+	}
+	return a, nil
+}
+
+// approveTx is one Approve call: its checked input, and what its
+// transaction decided (reset on every run, as WriteTx may rerun it).
+type approveTx struct {
+	req                ApproveRequest
+	pan, prefix, birth string
+	expM, expY         int
+	auth               CardholderAuth
+	now                time.Time
+
+	outboxID int64         // the approval SMS
+	failure  *keyInFailure // wrong key-in data, for the log
+}
+
+type keyInFailure struct {
+	card, last4 string
+	attempts    int
+	blocked     bool
+}
+
+// authorize is the transaction of Approve (see idempotent).
+func (i *Issuer) authorize(ctx context.Context, tx *sql.Tx, x *approveTx) (string, *Error, error) {
+	x.outboxID, x.failure = 0, nil
+	var dup int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM issuer_approvals WHERE merchant_id = $1 AND order_id = $2`,
+		x.req.MerchantID, x.req.OrderID).Scan(&dup)
+	switch {
+	case err == nil:
+		return "", newError(CodeDuplicateOrder, "this order already has an approval"), nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return "", nil, fmt.Errorf("issuer: check order: %w", err)
+	}
+
+	if !ecml.LuhnValid(x.pan) || len(x.pan) < 13 || len(x.pan) > 19 {
+		return i.decline(ctx, tx, x, "", CodeInvalidCard, "invalid card number")
+	}
+	c, err := i.cardByPANHash(ctx, tx, i.vault.panHash(x.pan))
+	if errors.Is(err, sql.ErrNoRows) {
+		return i.decline(ctx, tx, x, "", CodeInvalidCard, "unknown card number")
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("issuer: find card: %w", err)
+	}
+	switch c.Status {
+	case CardLost:
+		return i.decline(ctx, tx, x, c.ID, CodeDeclined, "card reported lost")
+	case CardBlocked:
+		return i.decline(ctx, tx, x, c.ID, CodeDeclined, "card blocked")
+	}
+	if c.ExpMonth != x.expM || c.ExpYear != x.expY {
+		return i.decline(ctx, tx, x, c.ID, CodeInvalidCard, "card expiry does not match")
+	}
+	if i.expired(c.ExpMonth, c.ExpYear, x.now) {
+		return i.decline(ctx, tx, x, c.ID, CodeExpired, "card expired")
+	}
+	if x.auth == AuthKeyIn {
+		ok := true
+		if x.prefix != "" && !hmac.Equal(i.vault.secretHash("pw2", c.salt, x.prefix), c.pw2Hash) {
+			ok = false
+		}
+		if x.birth != "" && !hmac.Equal(i.vault.secretHash("birth", c.salt, x.birth), c.birthHash) {
+			ok = false
+		}
+		if !ok {
+			attempts, blocked, err := i.keyInFailed(ctx, tx, c.ID, x.now)
+			if err != nil {
+				return "", nil, err
+			}
+			x.failure = &keyInFailure{card: c.ID, last4: c.Last4, attempts: attempts, blocked: blocked}
+			return i.decline(ctx, tx, x, c.ID, CodeInvalidCard, "card password digits or birth date do not match")
+		}
+		if c.FailedAttempts > 0 {
+			if _, err := tx.ExecContext(ctx, `UPDATE issuer_cards SET failed_attempts = 0 WHERE id = $1`, c.ID); err != nil {
+				return "", nil, fmt.Errorf("issuer: reset key-in failures: %w", err)
+			}
+		}
+	}
+	if x.req.Amount.Currency != c.Currency {
+		return i.decline(ctx, tx, x, c.ID, CodeDeclined, "card cannot pay in "+x.req.Amount.Currency)
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE issuer_cards SET available = available - $1, updated_at = $2
+		WHERE id = $3 AND available >= $4`, x.req.Amount.Minor, i.t(x.now), c.ID, x.req.Amount.Minor)
+	if err != nil {
+		return "", nil, fmt.Errorf("issuer: take limit: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return "", nil, fmt.Errorf("issuer: take limit: %w", err)
+	} else if n == 0 {
+		if c.Type == Credit {
+			return i.decline(ctx, tx, x, c.ID, CodeLimitExceeded, "credit limit exceeded")
+		}
+		return i.decline(ctx, tx, x, c.ID, CodeInsufficientFunds, "insufficient balance")
+	}
+	number, err := i.newApprovalNumber(ctx, tx)
+	if err != nil {
+		return "", nil, err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO issuer_approvals (approval_number, card_id,
+		merchant_id, merchant_name, order_id, amount, currency, installments, cardholder_auth,
+		refunded_amount, status, approved_at, cutoff_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $12)`,
+		number, c.ID, x.req.MerchantID, x.req.MerchantName, x.req.OrderID, x.req.Amount.Minor,
+		x.req.Amount.Currency, x.req.Installments, string(x.auth), string(StatusApproved), i.t(x.now),
+		i.t(i.CutOffAfter(x.now))); err != nil {
+		return "", nil, fmt.Errorf("issuer: insert approval: %w", err)
+	}
+	text := i.smsText(smsApproval, x.req.MerchantName, x.req.Amount, x.req.Installments, x.now, c.Last4)
+	if x.outboxID, err = i.enqueueSMS(ctx, tx, smsApproval, number, c.HolderPhone, text, x.now); err != nil {
+		return "", nil, err
+	}
+	return number, nil, nil
+}
+
+// decline records a declined attempt and returns it as the outcome.
+func (i *Issuer) decline(ctx context.Context, tx *sql.Tx, x *approveTx, cardID string, code Code, msg string) (string, *Error, error) {
+	var card any
+	if cardID != "" {
+		card = cardID
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO issuer_declines (merchant_id, order_id, card_id,
+		code, reason, amount, currency, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		x.req.MerchantID, x.req.OrderID, card, string(code), msg, x.req.Amount.Minor, x.req.Amount.Currency,
+		i.t(x.now)); err != nil {
+		return "", nil, fmt.Errorf("issuer: record decline: %w", err)
+	}
+	return "", newError(code, msg), nil
+}
+
+// newApprovalNumber draws an eight-digit approval number not in use.
+func (i *Issuer) newApprovalNumber(ctx context.Context, tx *sql.Tx) (string, error) {
+	for range 20 {
+		n, err := randomDigits(i.rand, 8)
+		if err != nil {
+			return "", err
+		}
+		var one int
+		err = tx.QueryRowContext(ctx, `SELECT 1 FROM issuer_approvals WHERE approval_number = $1`, n).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return n, nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("issuer: check approval number: %w", err)
+		}
+	}
+	return "", errors.New("issuer: no free approval number found")
+}
+
+// Cancel voids an approval (승인취소): allowed while it is approved and its
+// cut-off has not passed. It restores the card's available limit and
+// queues the cardholder SMS. After the cut-off the approval is settled and
+// only Refund applies (ALREADY_SETTLED). Idempotent like Approve.
+func (i *Issuer) Cancel(ctx context.Context, req CancelRequest) (*Approval, error) {
+	if e := checkKey(req.IdempotencyKey); e != nil {
+		return nil, e
+	}
+	if e := checkText("merchant id", req.MerchantID, 64, true); e != nil {
+		return nil, e
+	}
+	if !validApprovalNumber(req.ApprovalNumber) {
+		return nil, invalid("approval number must be eight digits")
+	}
+	if e := checkText("reason", req.Reason, 200, false); e != nil {
+		return nil, e
+	}
+	now := i.now()
+	fp := i.vault.fingerprint(opCancel, req.MerchantID, req.ApprovalNumber, req.Reason)
+	var outboxID int64
+	out, err := i.idempotent(ctx, merchantScope(req.MerchantID), req.IdempotencyKey, opCancel, fp, now,
+		func(tx *sql.Tx) (string, *Error, error) {
+			outboxID = 0
+			a, berr, err := i.approvalForUpdate(ctx, tx, req.MerchantID, req.ApprovalNumber, now)
+			if berr != nil || err != nil {
+				return "", berr, err
+			}
+			switch a.Status {
+			case StatusCancelled:
+				return "", newError(CodeAlreadyCancelled, "the approval is already cancelled"), nil
+			case StatusApproved:
+			default:
+				return "", newError(CodeAlreadySettled, "the approval was settled at its cut-off; refund it instead"), nil
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE issuer_approvals SET status = $1, cancelled_at = $2
+				WHERE approval_number = $3`, string(StatusCancelled), i.t(now), a.Number); err != nil {
+				return "", nil, fmt.Errorf("issuer: cancel approval: %w", err)
+			}
+			phone, err := i.restoreLimit(ctx, tx, a.CardID, a.Amount.Minor, now)
+			if err != nil {
+				return "", nil, err
+			}
+			text := i.smsText(smsCancel, a.MerchantName, a.Amount, 0, now, a.CardLast4)
+			if outboxID, err = i.enqueueSMS(ctx, tx, smsCancel, a.Number, phone, text, now); err != nil {
+				return "", nil, err
+			}
+			return a.Number, nil, nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	if out.err != nil {
+		return nil, out.err
+	}
+	a, err := i.approval(ctx, i.db, out.ref, now)
+	if err != nil {
+		return nil, err
+	}
+	a.Replayed = out.replayed
+	if !out.replayed {
+		i.log.InfoContext(ctx, "approval cancelled", "approval", a.Number, "merchant", a.MerchantID,
+			"order", a.OrderID, "amount", a.Amount.Minor, "currency", a.Amount.Currency, "card", a.CardID)
+		i.deliverAfterCommit(ctx, outboxID)
+	}
+	return a, nil
+}
+
+// Refund refunds part or all of a settled approval (매출취소 after the
+// cut-off). The refunds of an approval never add up to more than its
+// amount (REFUND_EXCEEDED); before the cut-off Cancel is the way
+// (NOT_SETTLED). It restores the card's available limit by the refunded
+// amount and queues the cardholder SMS. Idempotent like Approve.
+func (i *Issuer) Refund(ctx context.Context, req RefundRequest) (*Refund, error) {
+	if e := checkKey(req.IdempotencyKey); e != nil {
+		return nil, e
+	}
+	if e := checkText("merchant id", req.MerchantID, 64, true); e != nil {
+		return nil, e
+	}
+	if !validApprovalNumber(req.ApprovalNumber) {
+		return nil, invalid("approval number must be eight digits")
+	}
+	if e := checkMoney(req.Amount); e != nil {
+		return nil, e
+	}
+	if e := checkText("reason", req.Reason, 200, false); e != nil {
+		return nil, e
+	}
+	now := i.now()
+	fp := i.vault.fingerprint(opRefund, req.MerchantID, req.ApprovalNumber,
+		strconv.FormatInt(req.Amount.Minor, 10), req.Amount.Currency, req.Reason)
+	var outboxID int64
+	out, err := i.idempotent(ctx, merchantScope(req.MerchantID), req.IdempotencyKey, opRefund, fp, now,
+		func(tx *sql.Tx) (string, *Error, error) {
+			outboxID = 0
+			a, berr, err := i.approvalForUpdate(ctx, tx, req.MerchantID, req.ApprovalNumber, now)
+			if berr != nil || err != nil {
+				return "", berr, err
+			}
+			switch a.Status {
+			case StatusCancelled:
+				return "", newError(CodeAlreadyCancelled, "the approval was cancelled; nothing to refund"), nil
+			case StatusApproved:
+				return "", newError(CodeNotSettled, "the approval is not settled yet; cancel it instead"), nil
+			}
+			if req.Amount.Currency != a.Amount.Currency {
+				return "", invalid("refund currency must be " + a.Amount.Currency), nil
+			}
+			if req.Amount.Minor > a.Refundable() {
+				return "", newError(CodeRefundExceeded, "at most "+
+					formatMoney(ecml.Money{Minor: a.Refundable(), Currency: a.Amount.Currency})+" can still be refunded"), nil
+			}
+			id, err := newID(i.rand, "rfd")
+			if err != nil {
+				return "", nil, err
+			}
+			status := StatusPartiallyRefunded
+			if a.Refunded+req.Amount.Minor == a.Amount.Minor {
+				status = StatusRefunded
+			}
+			// The approval may still read "approved" in the table if the
+			// cut-off passed before the settlement job ran: settle it here.
+			res, err := tx.ExecContext(ctx, `UPDATE issuer_approvals SET refunded_amount = refunded_amount + $1,
+				status = $2, settled_at = COALESCE(settled_at, cutoff_at)
+				WHERE approval_number = $3 AND refunded_amount + $4 <= amount`,
+				req.Amount.Minor, string(status), a.Number, req.Amount.Minor)
+			if err != nil {
+				return "", nil, fmt.Errorf("issuer: refund approval: %w", err)
+			}
+			if n, err := res.RowsAffected(); err != nil || n != 1 {
+				return "", nil, fmt.Errorf("issuer: refund approval: %d rows, %v", n, err)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO issuer_refunds (id, approval_number, amount, reason, created_at)
+				VALUES ($1, $2, $3, $4, $5)`, id, a.Number, req.Amount.Minor, req.Reason, i.t(now)); err != nil {
+				return "", nil, fmt.Errorf("issuer: insert refund: %w", err)
+			}
+			phone, err := i.restoreLimit(ctx, tx, a.CardID, req.Amount.Minor, now)
+			if err != nil {
+				return "", nil, err
+			}
+			text := i.smsText(smsRefund, a.MerchantName, req.Amount, 0, now, a.CardLast4)
+			if outboxID, err = i.enqueueSMS(ctx, tx, smsRefund, id, phone, text, now); err != nil {
+				return "", nil, err
+			}
+			return id, nil, nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	if out.err != nil {
+		return nil, out.err
+	}
+	r, err := i.refund(ctx, out.ref, now)
+	if err != nil {
+		return nil, err
+	}
+	r.Replayed = out.replayed
+	if !out.replayed {
+		i.log.InfoContext(ctx, "approval refunded", "approval", r.ApprovalNumber, "refund", r.ID,
+			"merchant", req.MerchantID, "amount", r.Amount.Minor, "currency", r.Amount.Currency,
+			"status", r.Approval.Status)
+		i.deliverAfterCommit(ctx, outboxID)
+	}
+	return r, nil
+}
+
+// restoreLimit gives amount back to a card's available limit and returns
+// the holder's phone number for the SMS.
+func (i *Issuer) restoreLimit(ctx context.Context, tx *sql.Tx, cardID string, amount int64, now time.Time) (string, error) {
+	var phone string
+	if _, err := tx.ExecContext(ctx, `UPDATE issuer_cards SET available = available + $1, updated_at = $2 WHERE id = $3`,
+		amount, i.t(now), cardID); err != nil {
+		return "", fmt.Errorf("issuer: restore limit: %w", err)
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT holder_phone FROM issuer_cards WHERE id = $1`, cardID).Scan(&phone); err != nil {
+		return "", fmt.Errorf("issuer: restore limit: %w", err)
+	}
+	return phone, nil
+}
+
+// Inquire returns the true state of a merchant's approval, found by its
+// number or by the merchant's order ID, with its refunds. An approval
+// whose cut-off has passed reads as settled even before Settle ran.
+func (i *Issuer) Inquire(ctx context.Context, req InquireRequest) (*Approval, error) {
+	if e := checkText("merchant id", req.MerchantID, 64, true); e != nil {
+		return nil, e
+	}
+	if (req.ApprovalNumber == "") == (req.OrderID == "") {
+		return nil, invalid("give either an approval number or an order id")
+	}
+	now := i.now()
+	var a *Approval
+	err := i.db.ReadTx(ctx, func(tx *sql.Tx) error {
+		number := req.ApprovalNumber
+		if number == "" {
+			err := tx.QueryRowContext(ctx, `SELECT approval_number FROM issuer_approvals
+				WHERE merchant_id = $1 AND order_id = $2`, req.MerchantID, req.OrderID).Scan(&number)
+			if errors.Is(err, sql.ErrNoRows) {
+				return newError(CodeNotFound, "no approval for this order")
+			}
+			if err != nil {
+				return fmt.Errorf("issuer: find order: %w", err)
+			}
+		}
+		var err error
+		a, err = i.approval(ctx, tx, number, now)
+		if err != nil {
+			return err
+		}
+		if a.MerchantID != req.MerchantID {
+			return newError(CodeNotFound, "no such approval")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// RecentApprovals lists the latest approvals, newest first, at most
+// limit (50 if limit ≤ 0), without their refunds.
+func (i *Issuer) RecentApprovals(ctx context.Context, limit int) ([]Approval, error) {
+	if limit <= 0 {
+		limit = 50
+	}
+	now := i.now()
+	rows, err := i.db.QueryContext(ctx, approvalSelect+` ORDER BY a.approved_at DESC, a.approval_number LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: list approvals: %w", err)
+	}
+	defer rows.Close()
+	var out []Approval
+	for rows.Next() {
+		var a Approval
+		if err := scanApproval(rows, &a); err != nil {
+			return nil, fmt.Errorf("issuer: list approvals: %w", err)
+		}
+		a.settleView(now)
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("issuer: list approvals: %w", err)
+	}
+	return out, nil
+}
+
+const approvalSelect = `SELECT a.approval_number, a.status, a.merchant_id, a.merchant_name, a.order_id,
+	a.amount, a.currency, a.refunded_amount, a.installments, a.cardholder_auth, a.card_id, c.bin, c.last4,
+	c.card_type, a.approved_at, a.cutoff_at, a.cancelled_at, a.settled_at, COALESCE(a.batch_id, '')
+	FROM issuer_approvals a JOIN issuer_cards c ON c.id = a.card_id`
+
+func scanApproval(row interface{ Scan(...any) error }, a *Approval) error {
+	var status, auth, typ string
+	if err := row.Scan(&a.Number, &status, &a.MerchantID, &a.MerchantName, &a.OrderID, &a.Amount.Minor,
+		&a.Amount.Currency, &a.Refunded, &a.Installments, &auth, &a.CardID, &a.CardBIN, &a.CardLast4, &typ,
+		sqlstore.ScanTime(&a.ApprovedAt), sqlstore.ScanTime(&a.CutOffAt), sqlstore.ScanTime(&a.CancelledAt),
+		sqlstore.ScanTime(&a.SettledAt), &a.BatchID); err != nil {
+		return err
+	}
+	a.Status, a.CardholderAuth, a.CardType = Status(status), CardholderAuth(auth), CardType(typ)
+	return nil
+}
+
+// settleView shows an approval whose cut-off passed as settled, as it is
+// for the card company even before the settlement job writes it.
+func (a *Approval) settleView(now time.Time) {
+	if a.Status == StatusApproved && !now.Before(a.CutOffAt) {
+		a.Status = StatusSettled
+		a.SettledAt = a.CutOffAt
+	}
+}
+
+// approval reads one approval with its refunds (NOT_FOUND if none).
+func (i *Issuer) approval(ctx context.Context, q sqlstore.Queryer, number string, now time.Time) (*Approval, error) {
+	var a Approval
+	err := scanApproval(q.QueryRowContext(ctx, approvalSelect+` WHERE a.approval_number = $1`, number), &a)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, newError(CodeNotFound, "no such approval")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("issuer: read approval: %w", err)
+	}
+	a.settleView(now)
+	rows, err := q.QueryContext(ctx, `SELECT id, amount, reason, created_at FROM issuer_refunds
+		WHERE approval_number = $1 ORDER BY created_at, id`, number)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: read refunds: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r := Refund{ApprovalNumber: number, Amount: ecml.Money{Currency: a.Amount.Currency}}
+		if err := rows.Scan(&r.ID, &r.Amount.Minor, &r.Reason, sqlstore.ScanTime(&r.CreatedAt)); err != nil {
+			return nil, fmt.Errorf("issuer: read refunds: %w", err)
+		}
+		a.Refunds = append(a.Refunds, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("issuer: read refunds: %w", err)
+	}
+	return &a, nil
+}
+
+// approvalForUpdate reads and (on PostgreSQL) locks a merchant's approval
+// for Cancel and Refund; another merchant's approval is NOT_FOUND.
+func (i *Issuer) approvalForUpdate(ctx context.Context, tx *sql.Tx, merchantID, number string, now time.Time) (*Approval, *Error, error) {
+	var a Approval
+	err := scanApproval(tx.QueryRowContext(ctx, approvalSelect+` WHERE a.approval_number = $1`+i.forUpdate("a"), number), &a)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && a.MerchantID != merchantID) {
+		return nil, newError(CodeNotFound, "no such approval"), nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("issuer: read approval: %w", err)
+	}
+	a.settleView(now)
+	return &a, nil, nil
+}
+
+// refund reads a refund with its approval.
+func (i *Issuer) refund(ctx context.Context, id string, now time.Time) (*Refund, error) {
+	var number string
+	err := i.db.QueryRowContext(ctx, `SELECT approval_number FROM issuer_refunds WHERE id = $1`, id).Scan(&number)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: read refund: %w", err)
+	}
+	a, err := i.approval(ctx, i.db, number, now)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range a.Refunds {
+		if r.ID == id {
+			r.Approval = a
+			return &r, nil
+		}
+	}
+	return nil, fmt.Errorf("issuer: refund %s vanished", id)
+}
+
+func validApprovalNumber(s string) bool { return len(s) == 8 && allDigits(s) }

@@ -1,0 +1,66 @@
+// Package issuer is a simulated Korean card company (card issuer) with its
+// own native API — the provider that a KECIS adapter is later mounted next
+// to (DESIGN.md §3, the "card" group: approve, also Korean key-in; cancel
+// until settlement; partial refunds never above the approved amount;
+// inquire; idempotent). It contains no KECIS protocol code.
+//
+// # State
+//
+// Everything lives in the issuer's own database (SQLite by default,
+// PostgreSQL too, through internal/sqlstore; migrations are embedded, the
+// component is "issuer"):
+//
+//   - cards: the number only as AES-256-GCM ciphertext and a keyed hash to
+//     find it by, BIN and last four digits in clear, expiry, status
+//     (active/blocked/lost), type (credit/check/prepaid), the two leading
+//     password digits and the birth date as keyed salted hashes, holder
+//     name and phone, limit and available limit (a check card's linked
+//     balance), consecutive key-in failures;
+//   - the approvals ledger with refunds, declines and settlement batches;
+//   - idempotency records, one per (client, key);
+//   - the SMS outbox.
+//
+// # Rules
+//
+// Approve takes the amount from the available limit with a conditional
+// UPDATE (available >= amount) inside the transaction, so concurrent
+// approvals, from one process or from several sharing the database, never
+// overspend. Declines are *Error values with the codes DECLINED,
+// INSUFFICIENT_FUNDS, INVALID_CARD, EXPIRED and LIMIT_EXCEEDED; wrong key-in
+// data is INVALID_CARD, and Config.MaxKeyInFailures (5) in a row block the
+// card.
+//
+// Each approval belongs to the first daily cut-off after it (Config.CutOff,
+// 23:00 KST by default). Before it, Cancel voids the approval and restores
+// the limit; from it on the approval is settled (Settle, the settlement
+// job, writes it into a batch), Cancel answers ALREADY_SETTLED, and Refund
+// refunds it in parts, never above the approved amount, restoring the
+// limit by each part.
+//
+// Every mutation takes an idempotency key: the key's record is claimed,
+// the effect made and the outcome recorded in one transaction, so a repeat
+// with the same parameters returns the original outcome (the same approval,
+// or the same decline) without a second effect, and a reuse with other
+// parameters is IDEMPOTENCY_CONFLICT.
+//
+// Every approval, cancel and refund queues a cardholder SMS in the same
+// transaction ("[KECIS Card] 승인 15,000원 Example Shop 11/22 19:00 (1111)");
+// it is sent right after commit and, if the Notifier fails, retried by
+// DeliverNotifications with backoff. A failing Notifier never undoes a
+// committed approval.
+//
+// No card number, password digit or birth date appears in clear in a log
+// line, an error, a stored row or an SMS; the request types carry them as
+// ecml.PAN and ecml.Secret, which print masked.
+//
+// # Use
+//
+//	iss, err := issuer.Open(ctx, issuer.Config{DSN: "sqlite:/var/lib/issuer.db", DataKey: k, Pepper: p})
+//	card, err := iss.IssueCard(ctx, issuer.IssueCardRequest{…})
+//	a, err := iss.Approve(ctx, issuer.ApproveRequest{…})
+//	http.ListenAndServe(addr, iss.Handler())
+//	go iss.Run(ctx, time.Minute) // settlement at the cut-off, SMS retries
+//
+// The Go API (Approve, Cancel, Refund, Inquire) is what a KECIS adapter
+// calls; Handler is the issuer's own HTTP API and admin page.
+package issuer

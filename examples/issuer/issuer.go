@@ -1,0 +1,281 @@
+package issuer
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kecis/kecis/internal/sqlstore"
+)
+
+// Component is the issuer's name in schema_migrations.
+const Component = "issuer"
+
+//go:embed migrations
+var migrations embed.FS
+
+// KST is Korea Standard Time (UTC+9, no daylight saving time), the default
+// zone of the settlement cut-off and of the SMS texts.
+var KST = time.FixedZone("KST", 9*60*60)
+
+// DefaultBINs are the issuer identification numbers of the simulated
+// cards, one per product (ISO/IEC 7812 major industry identifier 9:
+// national use, so they clash with no real issuer).
+var DefaultBINs = map[CardType]string{
+	Credit:  "949010",
+	Check:   "949020",
+	Prepaid: "949030",
+}
+
+// Config configures an Issuer. Zero fields take the documented defaults;
+// DataKey and Pepper are required.
+type Config struct {
+	// DSN names the issuer's own database: sqlite:PATH (the default
+	// deployment), sqlite::memory: or postgres://… (internal/sqlstore).
+	DSN string `json:"dsn"`
+	// Brand opens every SMS, "[KECIS Card] 승인 …". Default "KECIS Card".
+	Brand string `json:"brand,omitempty"`
+	// DataKey is the AES-256 key (32 bytes) that encrypts card numbers.
+	DataKey []byte `json:"data_key"`
+	// Pepper (at least 32 bytes) keys the card-number index and the hashes
+	// of cardholder secrets.
+	Pepper []byte `json:"pepper"`
+	// BINs are the six-digit prefixes of issued cards; DefaultBINs if nil.
+	BINs map[CardType]string `json:"bins,omitempty"`
+	// CutOff is the daily settlement cut-off, "HH:MM" in Location: an
+	// approval can be cancelled until the first cut-off after it, and is
+	// settled (refundable) from then on. Default "23:00".
+	CutOff string `json:"cut_off,omitempty"`
+	// Location is the zone of CutOff and of SMS times; KST if nil.
+	Location *time.Location `json:"-"`
+	// CardValidityYears is how long a new card is valid; default 5.
+	CardValidityYears int `json:"card_validity_years,omitempty"`
+	// MaxKeyInFailures is how many consecutive wrong key-in attempts block
+	// a card; default 5.
+	MaxKeyInFailures int `json:"max_keyin_failures,omitempty"`
+	// AdminToken guards the administrative HTTP endpoints (issuing cards,
+	// running settlement, the admin page) as a bearer token or the Basic
+	// auth password. Empty leaves them open, for a local demo only.
+	AdminToken string `json:"admin_token,omitempty"`
+	// NotifyTimeout bounds one SMS delivery attempt; default 5s.
+	NotifyTimeout time.Duration `json:"notify_timeout,omitempty"`
+	// NotifyMaxAttempts is after how many failed attempts an SMS is given
+	// up ("dead"); default 10.
+	NotifyMaxAttempts int `json:"notify_max_attempts,omitempty"`
+
+	// Notifier sends the cardholder SMS; nil logs them instead.
+	Notifier Notifier `json:"-"`
+	// Logger receives the issuer's logs; slog.Default() if nil.
+	Logger *slog.Logger `json:"-"`
+	// Now is the clock; time.Now if nil.
+	Now func() time.Time `json:"-"`
+	// Rand supplies every random value, GCM nonces included; crypto/rand
+	// if nil. Tests inject a deterministic reader; production must not.
+	Rand io.Reader `json:"-"`
+}
+
+// Issuer is a simulated Korean card company: its cards, its approvals
+// ledger, settlement and cardholder SMS, on its own database. It is safe
+// for concurrent use, and several Issuers may share one database.
+type Issuer struct {
+	db       *sqlstore.DB
+	vault    *vault
+	brand    string
+	bins     map[CardType]string
+	cutH     int
+	cutM     int
+	loc      *time.Location
+	validity int
+	maxFail  int
+	admin    string
+
+	notifier      Notifier
+	notifyTimeout time.Duration
+	notifyMax     int
+
+	log  *slog.Logger
+	now  func() time.Time
+	rand io.Reader
+}
+
+// Open validates cfg, opens and migrates the database and returns the
+// issuer. Close releases it.
+func Open(ctx context.Context, cfg Config) (*Issuer, error) {
+	i, err := newIssuer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.DSN == "" {
+		return nil, errors.New("issuer: config: dsn is required")
+	}
+	db, err := sqlstore.Open(ctx, cfg.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
+	if _, err := db.MigrateFS(ctx, Component, migrations, "migrations"); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
+	i.db = db
+	if i.admin == "" {
+		i.log.Warn("issuer: admin endpoints are open (no admin token configured)")
+	}
+	return i, nil
+}
+
+func newIssuer(cfg Config) (*Issuer, error) {
+	i := &Issuer{
+		brand:         cfg.Brand,
+		bins:          cfg.BINs,
+		loc:           cfg.Location,
+		validity:      cfg.CardValidityYears,
+		maxFail:       cfg.MaxKeyInFailures,
+		admin:         cfg.AdminToken,
+		notifier:      cfg.Notifier,
+		notifyTimeout: cfg.NotifyTimeout,
+		notifyMax:     cfg.NotifyMaxAttempts,
+		log:           cfg.Logger,
+		now:           cfg.Now,
+		rand:          cfg.Rand,
+	}
+	if i.brand == "" {
+		i.brand = "KECIS Card"
+	}
+	if strings.ContainsAny(i.brand, "\r\n") {
+		return nil, errors.New("issuer: config: brand must be one line")
+	}
+	if i.bins == nil {
+		i.bins = DefaultBINs
+	}
+	for _, t := range []CardType{Credit, Check, Prepaid} {
+		if b := i.bins[t]; len(b) != 6 || !allDigits(b) {
+			return nil, fmt.Errorf("issuer: config: BIN for %s cards must be six digits, got %q", t, b)
+		}
+	}
+	cut := cfg.CutOff
+	if cut == "" {
+		cut = "23:00"
+	}
+	h, m, ok := parseHHMM(cut)
+	if !ok {
+		return nil, fmt.Errorf("issuer: config: cut_off %q: want HH:MM", cut)
+	}
+	i.cutH, i.cutM = h, m
+	if i.loc == nil {
+		i.loc = KST
+	}
+	if i.validity == 0 {
+		i.validity = 5
+	}
+	if i.validity < 1 || i.validity > 20 {
+		return nil, fmt.Errorf("issuer: config: card_validity_years %d out of range 1–20", i.validity)
+	}
+	if i.maxFail == 0 {
+		i.maxFail = 5
+	}
+	if i.maxFail < 1 {
+		return nil, errors.New("issuer: config: max_keyin_failures must be positive")
+	}
+	if i.notifyTimeout <= 0 {
+		i.notifyTimeout = 5 * time.Second
+	}
+	if i.notifyMax <= 0 {
+		i.notifyMax = 10
+	}
+	if i.log == nil {
+		i.log = slog.Default()
+	}
+	if i.now == nil {
+		i.now = time.Now
+	}
+	if i.rand == nil {
+		i.rand = rand.Reader
+	}
+	if i.notifier == nil {
+		i.notifier = LogNotifier{Logger: i.log}
+	}
+	v, err := newVault(cfg.DataKey, cfg.Pepper, i.rand)
+	if err != nil {
+		return nil, err
+	}
+	i.vault = v
+	return i, nil
+}
+
+// Close closes the database.
+func (i *Issuer) Close() error { return i.db.Close() }
+
+// DB is the issuer's database, for tools and tests that inspect it.
+func (i *Issuer) DB() *sqlstore.DB { return i.db }
+
+// CutOffAfter returns the first settlement cut-off strictly after t: an
+// approval made at t can be cancelled until then.
+func (i *Issuer) CutOffAfter(t time.Time) time.Time {
+	l := t.In(i.loc)
+	c := time.Date(l.Year(), l.Month(), l.Day(), i.cutH, i.cutM, 0, 0, i.loc)
+	if !c.After(l) {
+		c = time.Date(l.Year(), l.Month(), l.Day()+1, i.cutH, i.cutM, 0, 0, i.loc)
+	}
+	return c.UTC()
+}
+
+// expired reports whether a card valid through expMonth/expYear has
+// expired at now: it is valid until the end of that month in i.loc.
+func (i *Issuer) expired(expMonth, expYear int, now time.Time) bool {
+	end := time.Date(expYear, time.Month(expMonth)+1, 1, 0, 0, 0, 0, i.loc)
+	return !now.Before(end)
+}
+
+// write runs fn in a write transaction. A unique-key violation (two
+// writers racing for the same idempotency key, order or random number)
+// reruns it: the rerun sees the winner's committed row.
+func (i *Issuer) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	var err error
+	for range 3 {
+		err = i.db.WriteTx(ctx, fn)
+		if !sqlstore.IsUniqueViolation(err) {
+			return err
+		}
+	}
+	return err
+}
+
+// forUpdate locks the selected rows on PostgreSQL; SQLite needs no lock
+// (BEGIN IMMEDIATE serialises writers) and has no such clause.
+func (i *Issuer) forUpdate(of string) string {
+	if i.db.Dialect == sqlstore.Postgres {
+		if of != "" {
+			return " FOR UPDATE OF " + of
+		}
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+func (i *Issuer) t(t time.Time) any { return i.db.Dialect.Time(t) }
+
+// nullTime stores the zero time as NULL.
+func (i *Issuer) nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return i.db.Dialect.Time(t)
+}
+
+func parseHHMM(s string) (h, m int, ok bool) {
+	hs, ms, found := strings.Cut(s, ":")
+	if !found || len(hs) != 2 || len(ms) != 2 || !allDigits(hs) || !allDigits(ms) {
+		return 0, 0, false
+	}
+	h, _ = strconv.Atoi(hs)
+	m, _ = strconv.Atoi(ms)
+	return h, m, h < 24 && m < 60
+}

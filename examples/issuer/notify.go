@@ -1,0 +1,369 @@
+package issuer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/kecis/kecis/ecml"
+	"github.com/kecis/kecis/internal/sqlstore"
+)
+
+// Notifier sends a text message to a cardholder's phone. Korean card
+// companies text the cardholder on every approval, void and refund; the
+// text shows the exact amount and the merchant name, which amount
+// authentication relies on (DESIGN.md §3, amountauth).
+type Notifier interface {
+	Send(ctx context.Context, phone, text string) error
+}
+
+// NotifierFunc adapts a function to Notifier.
+type NotifierFunc func(ctx context.Context, phone, text string) error
+
+// Send calls f.
+func (f NotifierFunc) Send(ctx context.Context, phone, text string) error { return f(ctx, phone, text) }
+
+// LogNotifier logs each SMS instead of sending it (the default Notifier).
+type LogNotifier struct{ Logger *slog.Logger }
+
+// Send logs the text with the phone number masked.
+func (n LogNotifier) Send(ctx context.Context, phone, text string) error {
+	l := n.Logger
+	if l == nil {
+		l = slog.Default()
+	}
+	l.InfoContext(ctx, "sms", "to", MaskPhone(phone), "text", text)
+	return nil
+}
+
+// SMS is one text message an Inbox received.
+type SMS struct {
+	Phone string
+	Text  string
+}
+
+// Inbox is an in-memory Notifier, a simulated phone network that keeps
+// every message: demos and tests read the cardholder's SMS from it. The
+// zero value is ready to use.
+type Inbox struct {
+	mu   sync.Mutex
+	msgs []SMS
+}
+
+// Send records the message.
+func (b *Inbox) Send(_ context.Context, phone, text string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.msgs = append(b.msgs, SMS{Phone: phone, Text: text})
+	return nil
+}
+
+// Messages returns the messages sent to phone (all messages if phone is
+// empty), oldest first.
+func (b *Inbox) Messages(phone string) []SMS {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []SMS
+	for _, m := range b.msgs {
+		if phone == "" || m.Phone == phone {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Last returns the latest message sent to phone.
+func (b *Inbox) Last(phone string) (SMS, bool) {
+	ms := b.Messages(phone)
+	if len(ms) == 0 {
+		return SMS{}, false
+	}
+	return ms[len(ms)-1], true
+}
+
+// MaskPhone shows a phone number as 010-****-5678.
+func MaskPhone(p string) string {
+	if len(p) < 8 {
+		return "****"
+	}
+	return p[:3] + "-****-" + p[len(p)-4:]
+}
+
+// smsKind is what an SMS reports.
+type smsKind string
+
+const (
+	smsApproval smsKind = "approval"
+	smsCancel   smsKind = "cancel"
+	smsRefund   smsKind = "refund"
+)
+
+var smsLabel = map[smsKind]string{smsApproval: "승인", smsCancel: "승인취소", smsRefund: "환불"}
+
+// smsText is the cardholder SMS, in the style of Korean card companies:
+//
+//	[KECIS Card] 승인 15,000원 Example Shop 11/22 19:00 (1111)
+//	[KECIS Card] 승인 300,000원 3개월 Example Shop 11/22 19:00 (1111)
+//	[KECIS Card] 승인취소 15,000원 Example Shop 11/22 19:05 (1111)
+//	[KECIS Card] 환불 5,000원 Example Shop 11/23 10:00 (1111)
+//
+// The time is local (Config.Location), the card shows its last four digits
+// only, and the merchant name is cut to 20 characters.
+func (i *Issuer) smsText(kind smsKind, merchant string, m ecml.Money, installments int, at time.Time, last4 string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[%s] %s %s", i.brand, smsLabel[kind], formatMoney(m))
+	if installments > 1 {
+		fmt.Fprintf(&b, " %d개월", installments)
+	}
+	name := ecml.RedactPANs(merchant)
+	if utf8.RuneCountInString(name) > 20 {
+		name = string([]rune(name)[:20])
+	}
+	fmt.Fprintf(&b, " %s %s (%s)", strings.TrimSpace(name), at.In(i.loc).Format("01/02 15:04"), last4)
+	return b.String()
+}
+
+// formatMoney writes KRW as "15,000원" and other currencies as
+// "USD 1,234.56".
+func formatMoney(m ecml.Money) string {
+	s, err := ecml.FormatAmount(m)
+	if err != nil {
+		s = fmt.Sprint(m.Minor)
+	}
+	whole, frac, hasFrac := strings.Cut(s, ".")
+	var g strings.Builder
+	for k, r := range whole {
+		if k > 0 && (len(whole)-k)%3 == 0 {
+			g.WriteByte(',')
+		}
+		g.WriteRune(r)
+	}
+	if hasFrac {
+		g.WriteString("." + frac)
+	}
+	if m.Currency == "KRW" {
+		return g.String() + "원"
+	}
+	return m.Currency + " " + g.String()
+}
+
+// Notification is a row of the SMS outbox.
+type Notification struct {
+	ID            int64
+	Kind          string // approval, cancel or refund
+	Ref           string // approval number or refund ID
+	Phone         string
+	Text          string
+	State         string // pending, sent or dead
+	Attempts      int
+	LastError     string
+	CreatedAt     time.Time
+	NextAttemptAt time.Time
+	SentAt        time.Time
+}
+
+// DeliveryReport counts the outcomes of one DeliverNotifications run.
+type DeliveryReport struct {
+	Sent   int // delivered
+	Failed int // failed, to be retried
+	Dead   int // failed for the last time
+}
+
+type deliveryResult int
+
+const (
+	deliverySkipped deliveryResult = iota // taken by another deliverer, or not due
+	deliverySent
+	deliveryFailed
+	deliveryDead
+)
+
+// enqueueSMS writes an SMS to the outbox in the caller's transaction, so
+// that it exists exactly when the mutation it reports was committed.
+func (i *Issuer) enqueueSMS(ctx context.Context, q sqlstore.Queryer, kind smsKind, ref, phone, text string, now time.Time) (int64, error) {
+	var id int64
+	if err := q.QueryRowContext(ctx, `INSERT INTO issuer_outbox (kind, ref, phone, body, state, attempts,
+		next_attempt_at, created_at) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6) RETURNING id`,
+		string(kind), ref, phone, text, i.t(now), i.t(now)).Scan(&id); err != nil {
+		return 0, fmt.Errorf("issuer: queue sms: %w", err)
+	}
+	return id, nil
+}
+
+// deliverAfterCommit makes the first delivery attempt of a committed SMS
+// right away, detached from the caller's cancellation; a failure stays in
+// the outbox for DeliverNotifications.
+func (i *Issuer) deliverAfterCommit(ctx context.Context, id int64) {
+	if id == 0 {
+		return
+	}
+	if _, err := i.deliver(context.WithoutCancel(ctx), id); err != nil {
+		i.log.ErrorContext(ctx, "sms outbox", "outbox", id, "err", err)
+	}
+}
+
+// DeliverNotifications attempts every pending SMS that is due (at most
+// 100 per run), oldest first. A failed attempt is retried with
+// exponential backoff (30 s doubling, at most an hour) up to
+// Config.NotifyMaxAttempts attempts.
+func (i *Issuer) DeliverNotifications(ctx context.Context) (DeliveryReport, error) {
+	var rep DeliveryReport
+	now := i.now()
+	rows, err := i.db.QueryContext(ctx, `SELECT id FROM issuer_outbox WHERE state = 'pending'
+		AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $2) ORDER BY id LIMIT 100`,
+		i.t(now), i.t(now))
+	if err != nil {
+		return rep, fmt.Errorf("issuer: sms outbox: %w", err)
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return rep, fmt.Errorf("issuer: sms outbox: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return rep, fmt.Errorf("issuer: sms outbox: %w", err)
+	}
+	for _, id := range ids {
+		res, err := i.deliver(ctx, id)
+		if err != nil {
+			return rep, err
+		}
+		switch res {
+		case deliverySent:
+			rep.Sent++
+		case deliveryFailed:
+			rep.Failed++
+		case deliveryDead:
+			rep.Dead++
+		}
+	}
+	return rep, nil
+}
+
+// deliver leases one due SMS, sends it and records the outcome. The lease
+// keeps two deliverers (the post-commit attempt and a retry run, or two
+// replicas) from sending the same message at once.
+func (i *Issuer) deliver(ctx context.Context, id int64) (deliveryResult, error) {
+	now := i.now()
+	lease := now.Add(2 * i.notifyTimeout)
+	var n int64
+	err := sqlstore.Retry(ctx, func() error {
+		res, err := i.db.ExecContext(ctx, `UPDATE issuer_outbox SET attempts = attempts + 1, lease_until = $1
+			WHERE id = $2 AND state = 'pending' AND next_attempt_at <= $3
+			AND (lease_until IS NULL OR lease_until <= $4)`, i.t(lease), id, i.t(now), i.t(now))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("issuer: lease sms %d: %w", id, err)
+	}
+	if n == 0 {
+		return deliverySkipped, nil
+	}
+	var phone, text string
+	var attempts int
+	if err := i.db.QueryRowContext(ctx, `SELECT phone, body, attempts FROM issuer_outbox WHERE id = $1`, id).
+		Scan(&phone, &text, &attempts); err != nil {
+		return 0, fmt.Errorf("issuer: read sms %d: %w", id, err)
+	}
+
+	sctx, cancel := context.WithTimeout(ctx, i.notifyTimeout)
+	sendErr := i.notifier.Send(sctx, phone, text)
+	cancel()
+
+	done := i.now()
+	result := deliverySent
+	var q string
+	var args []any
+	if sendErr == nil {
+		q = `UPDATE issuer_outbox SET state = 'sent', sent_at = $1, lease_until = NULL, last_error = '' WHERE id = $2`
+		args = []any{i.t(done), id}
+	} else {
+		state := "pending"
+		result = deliveryFailed
+		if attempts >= i.notifyMax {
+			state, result = "dead", deliveryDead
+		}
+		msg := errorText(sendErr)
+		q = `UPDATE issuer_outbox SET state = $1, next_attempt_at = $2, lease_until = NULL, last_error = $3 WHERE id = $4`
+		args = []any{state, i.t(done.Add(backoff(attempts))), msg, id}
+		i.log.WarnContext(ctx, "sms delivery failed", "outbox", id, "attempts", attempts, "state", state, "err", msg)
+	}
+	if err := sqlstore.Retry(ctx, func() error {
+		_, err := i.db.ExecContext(ctx, q, args...)
+		return err
+	}); err != nil {
+		return 0, fmt.Errorf("issuer: record sms %d: %w", id, err)
+	}
+	return result, nil
+}
+
+// backoff is the wait after the n-th failed attempt: 30 s doubling, at
+// most an hour.
+func backoff(n int) time.Duration {
+	d := 30 * time.Second
+	for k := 1; k < n && d < time.Hour; k++ {
+		d *= 2
+	}
+	return min(d, time.Hour)
+}
+
+// errorText is an error as stored and logged: one line, card numbers
+// masked, at most 300 bytes.
+func errorText(err error) string {
+	if err == nil {
+		return ""
+	}
+	s := ecml.RedactPANs(err.Error())
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+	for len(s) > 300 {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
+	}
+	return s
+}
+
+// Notifications lists the SMS outbox, newest first, at most limit (50 if
+// limit ≤ 0).
+func (i *Issuer) Notifications(ctx context.Context, limit int) ([]Notification, error) {
+	if limit <= 0 {
+		limit = 50
+	}
+	rows, err := i.db.QueryContext(ctx, `SELECT id, kind, ref, phone, body, state, attempts, last_error,
+		created_at, next_attempt_at, sent_at FROM issuer_outbox ORDER BY id DESC LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: list sms: %w", err)
+	}
+	defer rows.Close()
+	var out []Notification
+	for rows.Next() {
+		var n Notification
+		if err := rows.Scan(&n.ID, &n.Kind, &n.Ref, &n.Phone, &n.Text, &n.State, &n.Attempts, &n.LastError,
+			sqlstore.ScanTime(&n.CreatedAt), sqlstore.ScanTime(&n.NextAttemptAt), sqlstore.ScanTime(&n.SentAt)); err != nil {
+			return nil, fmt.Errorf("issuer: list sms: %w", err)
+		}
+		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("issuer: list sms: %w", err)
+	}
+	return out, nil
+}

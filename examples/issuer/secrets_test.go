@@ -1,0 +1,191 @@
+package issuer_test
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kecis/kecis/ecml"
+	"github.com/kecis/kecis/examples/issuer"
+	"github.com/kecis/kecis/internal/sqlstore"
+)
+
+// TestNoSecretsAtRest runs a full scenario through the Go and the HTTP
+// API, then dumps every column of every table, every log line, every SMS
+// and every error, and checks that no card number, birth date or card
+// password (digits) appears in any of them (DESIGN.md §2).
+func TestNoSecretsAtRest(t *testing.T) {
+	eachBackend(t, func(t *testing.T, dsn dsnFunc) {
+		e := newEnv(t, dsn, func(c *issuer.Config) { c.AdminToken = adminToken })
+		h := client{t: t, h: e.iss.Handler()}
+		var errs []string
+		note := func(_ any, err error) {
+			if err != nil {
+				errs = append(errs, err.Error())
+			}
+		}
+
+		c := e.issue(issuer.Credit, 100_000)
+		check := e.issue(issuer.Check, 50_000)
+		hc := httpIssueCard(t, h, "http-card", 200_000)
+		pans := []string{c.PAN.Reveal(), check.PAN.Reveal(), hc.str("number")}
+
+		keyIn := func(card *issuer.IssuedCard, amount int64, prefix, birth string) (*issuer.Approval, error) {
+			r := e.approveReq(card, amount)
+			r.Card.KeyIn = &issuer.KeyIn{PasswordPrefix: ecml.Secret(prefix), BirthDate: ecml.Secret(birth)}
+			if s := fmt.Sprintf("%v %+v %#v", r, r, r.Card.KeyIn); ecml.ContainsPAN(s) || strings.Contains(s, testBirth) {
+				t.Errorf("a request prints its card data: %s", s)
+			}
+			return e.iss.Approve(ctx, r)
+		}
+		a, err := keyIn(c, 15_000, testPrefix, testBirth)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 5 {
+			note(keyIn(check, 1000, "99", testBirth))
+		}
+		note(keyIn(check, 1000, testPrefix, testBirth)) // blocked now
+		unknown := e.approveReq(c, 1000)
+		unknown.Card.PAN = ecml.PAN(pans[0][:15] + string("0123456789"[(pans[0][15]-'0'+1)%10]))
+		note(e.iss.Approve(ctx, unknown))
+		note(e.iss.Approve(ctx, e.approveReq(c, 1_000_000)))
+
+		e.phone.fail.Store(true)
+		b, err := keyIn(c, 30_000, "", testBirth)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.phone.fail.Store(false)
+		note(e.cancel(a))
+		ha := h.do("POST", "/api/v1/approvals", "http-ap", false, httpApproveBody(hc, "HTTP-1", 40_000, true)).want(t, 201, "")
+		h.do("POST", "/api/v1/approvals", "http-ap2", false, httpApproveBody(hc, "HTTP-2", 1_000_000, true)).want(t, 402, issuer.CodeLimitExceeded)
+		e.pastCutOff()
+		note(e.iss.Settle(ctx, e.clock.Now()))
+		note(e.refund(b, 10_000))
+		note(e.refund(b, 30_000))
+		h.do("POST", "/api/v1/approvals/"+ha.str("approval_number")+"/refunds", "http-rf", false,
+			map[string]any{"merchant_id": merchant, "amount": 40_000, "currency": "KRW"}).want(t, 201, "")
+		note(e.iss.DeliverNotifications(ctx))
+		h.do("GET", "/admin", "", true, nil)
+		if len(errs) < 8 {
+			t.Fatalf("the scenario produced only %d errors: %q", len(errs), errs)
+		}
+
+		secrets := append([]string{testBirth, testPassword}, pans...)
+		leak := func(where, s string) {
+			if ecml.ContainsPAN(s) {
+				t.Errorf("%s contains a card number: %q", where, s)
+			}
+			for _, sec := range secrets {
+				if strings.Contains(s, sec) {
+					t.Errorf("%s contains the secret %s…: %q", where, sec[:2], s)
+				}
+			}
+		}
+		cells := 0
+		for table, rows := range dumpDB(t, e.iss.DB()) {
+			for k, row := range rows {
+				for col, v := range row {
+					where := fmt.Sprintf("%s[%d].%s", table, k, col)
+					cells++
+					switch v := v.(type) {
+					case string:
+						leak(where, v)
+						if v == testPrefix {
+							t.Errorf("%s holds the password digits", where)
+						}
+					case []byte:
+						leak(where, string(v))
+						if string(v) == testPrefix {
+							t.Errorf("%s holds the password digits", where)
+						}
+					case int64:
+						for _, p := range pans {
+							if strconv.FormatInt(v, 10) == p {
+								t.Errorf("%s holds a card number as an integer", where)
+							}
+						}
+					case nil, time.Time, bool, float64:
+					default:
+						t.Errorf("%s: unexpected %T", where, v)
+					}
+				}
+			}
+		}
+		if cells < 200 {
+			t.Errorf("only %d cells dumped", cells)
+		}
+		logs := e.logs.String()
+		for _, line := range strings.Split(logs, "\n") {
+			leak("log line", line)
+		}
+		for _, want := range []string{"approval approved", "approval declined", "key-in verification failed",
+			"sms delivery failed", "approval refunded", "settlement batch"} {
+			if !strings.Contains(logs, want) {
+				t.Errorf("no %q in the logs", want)
+			}
+		}
+		for _, m := range e.phone.Messages("") {
+			leak("SMS", m.Text)
+		}
+		for _, s := range errs {
+			leak("error", s)
+		}
+	})
+}
+
+// dumpDB returns every row of every table as column → value.
+func dumpDB(t *testing.T, db *sqlstore.DB) map[string][]map[string]any {
+	t.Helper()
+	q := `SELECT name FROM sqlite_master WHERE type = 'table'`
+	if db.Dialect == sqlstore.Postgres {
+		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'`
+	}
+	rows, err := db.QueryContext(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, n)
+	}
+	rows.Close()
+	if len(tables) < 7 {
+		t.Fatalf("tables: %v", tables)
+	}
+	out := map[string][]map[string]any{}
+	for _, table := range tables {
+		rows, err := db.QueryContext(ctx, `SELECT * FROM `+table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for k := range vals {
+				ptrs[k] = &vals[k]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			row := map[string]any{}
+			for k, c := range cols {
+				row[c] = vals[k]
+			}
+			out[table] = append(out[table], row)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+	}
+	return out
+}

@@ -1,0 +1,202 @@
+package issuer
+
+import (
+	"time"
+
+	"github.com/kecis/kecis/ecml"
+)
+
+// CardType is the product a card belongs to.
+type CardType string
+
+const (
+	// Credit cards spend against a credit limit (LIMIT_EXCEEDED above it).
+	Credit CardType = "credit"
+	// Check cards (체크카드) spend a linked account balance
+	// (INSUFFICIENT_FUNDS above it).
+	Check CardType = "check"
+	// Prepaid cards spend a loaded balance (INSUFFICIENT_FUNDS above it).
+	Prepaid CardType = "prepaid"
+)
+
+func (t CardType) valid() bool { return t == Credit || t == Check || t == Prepaid }
+
+// CardStatus is a card's life-cycle state.
+type CardStatus string
+
+const (
+	CardActive  CardStatus = "active"
+	CardBlocked CardStatus = "blocked" // by the issuer, or after too many wrong key-in attempts
+	CardLost    CardStatus = "lost"    // reported lost or stolen
+)
+
+func (s CardStatus) valid() bool { return s == CardActive || s == CardBlocked || s == CardLost }
+
+// Status is the state of an approval.
+type Status string
+
+const (
+	StatusApproved          Status = "approved"           // authorised, cancellable until the cut-off
+	StatusCancelled         Status = "cancelled"          // voided before the cut-off
+	StatusSettled           Status = "settled"            // past the cut-off; refundable
+	StatusPartiallyRefunded Status = "partially_refunded" // settled, part of it refunded
+	StatusRefunded          Status = "refunded"           // settled, all of it refunded
+)
+
+// CardholderAuth says how the cardholder was verified at approval.
+type CardholderAuth string
+
+const (
+	AuthNone  CardholderAuth = "none"  // card number and expiry only
+	AuthKeyIn CardholderAuth = "keyin" // Korean key-in: password digits and/or birth date checked
+)
+
+// Card is a card as the issuer shows it: never the full number.
+type Card struct {
+	ID             string
+	Type           CardType
+	Status         CardStatus
+	BIN            string // the first six digits, for routing
+	Last4          string
+	ExpMonth       int
+	ExpYear        int // four digits
+	HolderName     string
+	HolderPhone    string // digits only, e.g. 01012345678
+	Currency       string
+	Limit          int64 // credit limit, or the initial balance of check and prepaid cards
+	Available      int64 // available limit or balance, minor units
+	FailedAttempts int   // consecutive wrong key-in attempts
+	CreatedAt      time.Time
+}
+
+// Masked is the card number as it may be displayed: BIN, stars, last four.
+func (c *Card) Masked() string { return c.BIN + "******" + c.Last4 }
+
+// IssuedCard is the result of IssueCard: the card and, this once, its
+// number. PAN prints masked; use PAN.Reveal to read it.
+type IssuedCard struct {
+	Card
+	PAN      ecml.PAN
+	Replayed bool // an idempotent repeat of an earlier IssueCard
+}
+
+// Approval is an entry of the approvals ledger.
+type Approval struct {
+	Number         string // eight digits
+	Status         Status
+	MerchantID     string
+	MerchantName   string
+	OrderID        string
+	Amount         ecml.Money
+	Refunded       int64 // sum of the refunds, minor units of Amount.Currency
+	Installments   int   // 0 for a lump sum (일시불)
+	CardholderAuth CardholderAuth
+	CardID         string
+	CardBIN        string
+	CardLast4      string
+	CardType       CardType
+	ApprovedAt     time.Time
+	CutOffAt       time.Time // the settlement cut-off it belongs to; cancellable before it
+	CancelledAt    time.Time // zero unless cancelled
+	SettledAt      time.Time // zero until settled (the cut-off instant)
+	BatchID        string    // the settlement batch, once Settle ran
+	Refunds        []Refund
+	Replayed       bool // this result answers an idempotent repeat
+}
+
+// Refundable is what may still be refunded.
+func (a *Approval) Refundable() int64 {
+	if a.Status == StatusCancelled {
+		return 0
+	}
+	return a.Amount.Minor - a.Refunded
+}
+
+// Refund is a (partial) refund of a settled approval.
+type Refund struct {
+	ID             string
+	ApprovalNumber string
+	Amount         ecml.Money
+	Reason         string
+	CreatedAt      time.Time
+	// Approval is the approval after this refund (set by Refund; nil in
+	// Approval.Refunds).
+	Approval *Approval
+	Replayed bool
+}
+
+// KeyIn is the data a Korean key-in payment sends besides the card number
+// and expiry (DESIGN.md §3, card approve). At least one field is given;
+// each given field is checked.
+type KeyIn struct {
+	PasswordPrefix ecml.Secret // the two leading digits of the card password
+	BirthDate      ecml.Secret // the holder's birth date, YYMMDD
+}
+
+// CardData is the card as a payment presents it.
+type CardData struct {
+	PAN      ecml.PAN
+	ExpMonth int
+	ExpYear  int    // four digits (two are read as 20YY)
+	KeyIn    *KeyIn // nil: no cardholder data
+}
+
+// ApproveRequest asks for an approval (승인).
+type ApproveRequest struct {
+	MerchantID     string
+	MerchantName   string // shown in the cardholder's SMS; MerchantID if empty
+	OrderID        string // unique per merchant: one approval per order
+	Amount         ecml.Money
+	Installments   int // 0 (or 1) for a lump sum, 2–36 months
+	Card           CardData
+	IdempotencyKey string
+}
+
+// CancelRequest voids an approval before its cut-off (승인취소).
+type CancelRequest struct {
+	MerchantID     string
+	ApprovalNumber string
+	Reason         string
+	IdempotencyKey string
+}
+
+// RefundRequest refunds part or all of a settled approval (매출취소).
+type RefundRequest struct {
+	MerchantID     string
+	ApprovalNumber string
+	Amount         ecml.Money
+	Reason         string
+	IdempotencyKey string
+}
+
+// InquireRequest finds an approval of a merchant by its number or by the
+// merchant's order ID (exactly one of them).
+type InquireRequest struct {
+	MerchantID     string
+	ApprovalNumber string
+	OrderID        string
+}
+
+// IssueCardRequest issues a test card (an administrative operation).
+type IssueCardRequest struct {
+	Type        CardType
+	HolderName  string
+	HolderPhone string      // Korean mobile number; hyphens allowed
+	BirthDate   ecml.Secret // YYMMDD
+	Password    ecml.Secret // the four-digit card password; only its two leading digits are kept (hashed)
+	Limit       int64       // credit limit, or the balance of check and prepaid cards
+	Currency    string      // KRW if empty
+	// ExpMonth and ExpYear default to the issue month plus
+	// Config.CardValidityYears.
+	ExpMonth       int
+	ExpYear        int
+	IdempotencyKey string
+}
+
+// Settlement reports one run of Settle.
+type Settlement struct {
+	BatchID string // empty when nothing was due
+	RunAt   time.Time
+	Count   int
+	Totals  map[string]int64 // approved amounts of the batch: currency → minor units
+}
