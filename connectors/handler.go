@@ -129,6 +129,11 @@ func (h *Handler) allowed(r *http.Request) bool {
 // and returns the signed answer. An error means a refusal before
 // verification (answer with an unsigned fault).
 func (h *Handler) Handle(ctx context.Context, msg []byte) ([]byte, error) {
+	// Once a request is accepted, its work is finished even if the caller
+	// (the hub) stops waiting: the outcome is recorded, and a retry or an
+	// inquire finds it. Only the lease bounds it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.Lease)
+	defer cancel()
 	got, err := h.rc.ReceiveRequest(ctx, msg)
 	if err != nil {
 		e := saml.AsError(err)

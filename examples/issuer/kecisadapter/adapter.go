@@ -1,0 +1,143 @@
+// Package kecisadapter puts KECIS next to the example card issuer's own
+// API: it implements the SDK's card service (connectors/card) over the
+// issuer's Go API, mapping its native error codes to KECIS statuses. The
+// issuer itself contains no KECIS code; this file is all it takes.
+package kecisadapter
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/kecis/kecis/connectors/card"
+	"github.com/kecis/kecis/ecml"
+	"github.com/kecis/kecis/examples/issuer"
+)
+
+// Adapter serves the card service over an issuer.
+type Adapter struct {
+	Issuer *issuer.Issuer
+	// MerchantNames maps merchants' entityIDs to the names the cardholder's
+	// SMS shows.
+	MerchantNames map[string]string
+	// BeforeCall, when set, runs before each call (tests use it to stall
+	// the issuer and provoke a relay timeout).
+	BeforeCall func(ctx context.Context, service string)
+}
+
+var (
+	_ card.Service  = (*Adapter)(nil)
+	_ card.Canceler = (*Adapter)(nil)
+	_ card.Refunder = (*Adapter)(nil)
+	_ card.Inquirer = (*Adapter)(nil)
+)
+
+func (a *Adapter) before(ctx context.Context, s string) {
+	if a.BeforeCall != nil {
+		a.BeforeCall(ctx, s)
+	}
+}
+
+// Approve implements card.Service.
+func (a *Adapter) Approve(ctx context.Context, r *card.ApproveRequest) (*card.Approval, error) {
+	a.before(ctx, card.ServiceApprove)
+	m, _ := strconv.Atoi(r.Card.ExpMonth)
+	y, _ := strconv.Atoi(r.Card.ExpYear)
+	cd := issuer.CardData{PAN: r.Card.Number, ExpMonth: m, ExpYear: y}
+	if r.KeyIn != nil {
+		cd.KeyIn = &issuer.KeyIn{PasswordPrefix: r.KeyIn.PasswordPrefix, BirthDate: r.KeyIn.BirthDate}
+	}
+	ap, err := a.Issuer.Approve(ctx, issuer.ApproveRequest{MerchantID: r.Merchant, MerchantName: a.MerchantNames[r.Merchant],
+		OrderID: r.OrderID, Amount: r.Amount, Card: cd, IdempotencyKey: r.IdempotencyKey})
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return approval(ap), nil
+}
+
+// Cancel implements card.Canceler.
+func (a *Adapter) Cancel(ctx context.Context, r *card.CancelRequest) (*card.Approval, error) {
+	a.before(ctx, card.ServiceCancel)
+	no, err := a.number(ctx, r.Merchant, r.ApprovalNumber, r.OrderID)
+	if err != nil {
+		return nil, err
+	}
+	ap, err := a.Issuer.Cancel(ctx, issuer.CancelRequest{MerchantID: r.Merchant, ApprovalNumber: no, IdempotencyKey: r.IdempotencyKey})
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return approval(ap), nil
+}
+
+// Refund implements card.Refunder.
+func (a *Adapter) Refund(ctx context.Context, r *card.RefundRequest) (*card.Approval, error) {
+	a.before(ctx, card.ServiceRefund)
+	no, err := a.number(ctx, r.Merchant, r.ApprovalNumber, r.OrderID)
+	if err != nil {
+		return nil, err
+	}
+	rf, err := a.Issuer.Refund(ctx, issuer.RefundRequest{MerchantID: r.Merchant, ApprovalNumber: no, Amount: r.Amount, IdempotencyKey: r.IdempotencyKey})
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return approval(rf.Approval), nil
+}
+
+// Inquire implements card.Inquirer.
+func (a *Adapter) Inquire(ctx context.Context, r *card.InquireRequest) (*card.Approval, error) {
+	a.before(ctx, card.ServiceInquire)
+	ap, err := a.Issuer.Inquire(ctx, issuer.InquireRequest{MerchantID: r.Merchant, ApprovalNumber: r.ApprovalNumber, OrderID: r.OrderID})
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return approval(ap), nil
+}
+
+// number resolves an approval named by number or by the merchant's order.
+func (a *Adapter) number(ctx context.Context, merchant, no, order string) (string, error) {
+	if no != "" {
+		return no, nil
+	}
+	ap, err := a.Issuer.Inquire(ctx, issuer.InquireRequest{MerchantID: merchant, OrderID: order})
+	if err != nil {
+		return "", mapError(err)
+	}
+	return ap.Number, nil
+}
+
+func approval(ap *issuer.Approval) *card.Approval {
+	if ap == nil {
+		return nil
+	}
+	return &card.Approval{ApprovalNumber: ap.Number, OrderID: ap.OrderID, Amount: ap.Amount,
+		Refunded: ecml.Money{Minor: ap.Refunded, Currency: ap.Amount.Currency},
+		State:    card.State(strings.ReplaceAll(string(ap.Status), "_", "-"))}
+}
+
+// mapError turns the issuer's native codes into KECIS statuses; the
+// message is the issuer's public text (it never carries card data).
+func mapError(err error) error {
+	var ie *issuer.Error
+	if !errors.As(err, &ie) {
+		return err // an internal failure: ProviderUnavailable, retryable
+	}
+	msg := ie.Message
+	switch ie.Code {
+	case issuer.CodeDeclined, issuer.CodeDuplicateOrder, issuer.CodeAlreadyCancelled:
+		return card.Declined(msg)
+	case issuer.CodeInsufficientFunds:
+		return card.InsufficientFunds(msg)
+	case issuer.CodeInvalidCard:
+		return card.InvalidCard(msg)
+	case issuer.CodeExpired:
+		return card.Expired(msg)
+	case issuer.CodeLimitExceeded, issuer.CodeRefundExceeded:
+		return card.LimitExceeded(msg)
+	case issuer.CodeAlreadySettled, issuer.CodeNotSettled:
+		return card.PolicyViolation(msg)
+	case issuer.CodeNotFound, issuer.CodeInvalidRequest, issuer.CodeIdempotencyConflict:
+		return card.NotFound(msg)
+	}
+	return err
+}
