@@ -8,14 +8,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kecis/kecis/ecml"
+	"github.com/kecis/kecis/internal/demo"
 	"github.com/kecis/kecis/saml"
 )
 
@@ -42,24 +47,111 @@ var demoForm = url.Values{
 }
 
 func newDemoCmd() *cobra.Command {
-	var dir string
+	var (
+		dir         string
+		walkthrough bool
+		addrs       demoAddrs
+	)
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Walk through a KECIS card payment (what `make run` starts)",
-		Long: `Walks one card approval through what exists of KECIS so far: a merchant's
-checkout form becomes ECML v2, is validated, travels as a signed KECIS service
-request, and passes the card issuer's receive pipeline; then a tampered copy and
-a replay are refused. Development keys are generated on first run into --dir.
+		Short: "Run a whole KECIS federation on this machine (what `make run` starts)",
+		Long: `Starts, on loopback, the KECIS hub, a simulated card issuer behind its KECIS
+adapter (with its own native API and admin page), a simulated mobile carrier
+whose phones receive the issuer's approval texts, and a demo merchant — with a
+development PKI generated on first run into --dir, every participant registered
+and approved, on SQLite. It prints what to open and a curl line that approves a
+card payment through the hub's JSON facade, then runs until Ctrl-C.
 
-Card numbers are masked in everything this prints. Later issues make the demo
-start the hub and the example providers.`,
+The demo hub enables the facade's clear-card development mode (card numbers in
+clear over TLS, encrypted by the hub at once); a production hub refuses them.
+
+--walkthrough instead walks one message through the envelope layer and exits.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDemo(cmd.Context(), cmd.OutOrStdout(), dir, time.Now)
+			if walkthrough {
+				return runDemo(cmd.Context(), cmd.OutOrStdout(), filepath.Join(dir, "walkthrough"), time.Now)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runFederationDemo(ctx, cmd.OutOrStdout(), dir, addrs, nil)
 		},
 	}
-	cmd.Flags().StringVar(&dir, "dir", ".kecis-dev", "directory for the generated development keys")
+	cmd.Flags().StringVar(&dir, "dir", ".kecis-dev", "directory for the development keys and databases")
+	cmd.Flags().BoolVar(&walkthrough, "walkthrough", false, "walk one card approval through the envelope layer and exit")
+	cmd.Flags().StringVar(&addrs.hub, "hub", "127.0.0.1:8443", "the hub's HTTPS address")
+	cmd.Flags().StringVar(&addrs.ops, "hub-ops", "127.0.0.1:9090", "the hub's /healthz, /readyz, /metrics")
+	cmd.Flags().StringVar(&addrs.issuer, "issuer", "127.0.0.1:8444", "the issuer's KECIS endpoint")
+	cmd.Flags().StringVar(&addrs.native, "issuer-api", "127.0.0.1:8081", "the issuer's own API and admin page")
+	cmd.Flags().StringVar(&addrs.telecom, "telecom", "127.0.0.1:8082", "the carrier's SMS gateway and phone pages")
 	return cmd
+}
+
+type demoAddrs struct{ hub, ops, issuer, native, telecom string }
+
+// runFederationDemo starts the demo federation, prints the guide and waits
+// for ctx. ready, when set, receives the demo once it is up (tests).
+func runFederationDemo(ctx context.Context, w io.Writer, dir string, a demoAddrs, ready chan<- *demo.Demo) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	logFile, err := openDemoLog(dir)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	d, err := demo.Start(ctx, demo.Config{Dir: dir, HubListen: a.hub, HubOps: a.ops, IssuerKECIS: a.issuer, IssuerNative: a.native, Telecom: a.telecom,
+		AllowClearCard: true, Log: slog.New(slog.NewJSONHandler(logFile, nil))})
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	c := d.Cards[0]
+	fmt.Fprintf(w, `KECIS demo federation is up (state and logs in %s).
+
+  hub             %s   (metadata: %s/kecis/metadata, ops: %s/readyz)
+  card issuer     %s   (its own API; admin page: %s/admin)
+  mobile carrier  %s/phones   (the cardholders' phones and their texts)
+
+NOTE: the demo hub's JSON facade accepts card numbers in clear (development
+mode): the hub encrypts them for the issuer at once. A production hub refuses
+them; merchants' pages encrypt the card for the provider in the browser.
+
+Test card: %s, expires %02d/%d, holder %s, phone %s (%s)
+
+Approve a card payment through the hub's JSON facade:
+
+%s
+
+Then open the holder's phone to see the issuer's approval text:
+  %s/phones/%s
+
+Press Ctrl-C to stop.
+`, dir, d.HubURL, d.HubURL, d.HubOps, d.IssuerNative, d.IssuerNative, d.TelecomURL,
+		c.PAN.Reveal(), c.ExpMonth, c.ExpYear, c.Holder, c.Phone, c.Description,
+		curlLine(d, c), d.TelecomURL, strings.ReplaceAll(c.Phone, "-", ""))
+	if ready != nil {
+		ready <- d
+	}
+	<-ctx.Done()
+	fmt.Fprintln(w, "stopping")
+	return nil
+}
+
+func openDemoLog(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return os.OpenFile(filepath.Join(dir, "demo.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+}
+
+// curlLine is a shell command that approves 15,000 KRW on the test card,
+// with a fresh order and idempotency key each time it runs.
+func curlLine(d *demo.Demo, c demo.TestCard) string {
+	body := fmt.Sprintf(`{"fields":{"Ecom_ConsumerOrderID":"ORDER-'"$T"'","Ecom_Transaction_Amount":"15000","Ecom_Transaction_CurrencyCode":"KRW","Ecom_Transaction_Type":"credit","Ecom_Payment_Card_Number":"%s","Ecom_Payment_Card_ExpDate_Month":"%02d","Ecom_Payment_Card_ExpDate_Year":"%d"}}`,
+		c.PAN.Reveal(), c.ExpMonth, c.ExpYear)
+	return fmt.Sprintf("  T=$(date +%%s%%N); curl -sS --cacert %s %s/v1/card/approve \\\n"+
+		"    -H 'Authorization: Bearer %s' -H \"Idempotency-Key: demo-$T\" -H 'Content-Type: application/json' \\\n"+
+		"    -d '%s'", d.HubTLSCert, d.HubURL, d.MerchantAPIKey, body)
 }
 
 type demoParty struct {
