@@ -178,7 +178,8 @@ func (h *Handler) Handle(ctx context.Context, msg []byte) ([]byte, error) {
 		return h.answer(ctx, sr.ID, sr.Issuer, resp)
 	}
 	resp := h.run(ctx, fn, req)
-	if resp.Status.SubCode == saml.CodeProviderUnavailable {
+	if resp.Status.SubCode == saml.CodeProviderUnavailable || resp.Status.SubCode == saml.CodePending {
+		// No outcome yet: the key stays retryable (a timeout is never an outcome).
 		_ = h.cfg.Store.Abandon(context.WithoutCancel(ctx), scope, req.IdempotencyKey, h.cfg.Now())
 	} else {
 		o := &store.Outcome{Status: resp.Status}

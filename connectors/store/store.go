@@ -143,10 +143,21 @@ func (s *Store) Begin(ctx context.Context, scope, key string, fingerprint []byte
 		if now.Before(exp) {
 			return ErrInFlight
 		}
-		// An attempt that crashed: take the key again.
-		_, err = tx.ExecContext(ctx, `UPDATE adapter_idempotency SET lease_expires = $3, updated_at = $4 WHERE scope = $1 AND idem_key = $2`,
+		// An attempt that crashed: take the key again — only if the row is
+		// still the expired lease read above. Under PostgreSQL's READ
+		// COMMITTED two retries can both read it; the second UPDATE
+		// re-checks this WHERE against the first one's new lease and
+		// changes nothing, so only one of them runs the service.
+		res, err := tx.ExecContext(ctx, `UPDATE adapter_idempotency SET lease_expires = $3, updated_at = $4
+			WHERE scope = $1 AND idem_key = $2 AND state = 'in_flight' AND lease_expires <= $4`,
 			scope, key, d.Time(now.Add(lease)), d.Time(now))
-		return err
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return ErrInFlight
+		}
+		return nil
 	})
 	return out, err
 }

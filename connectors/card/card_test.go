@@ -1,0 +1,212 @@
+package card_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/beevik/etree"
+
+	"github.com/kecis/kecis/connectors"
+	"github.com/kecis/kecis/connectors/card"
+	"github.com/kecis/kecis/ecml"
+	"github.com/kecis/kecis/saml"
+)
+
+// wire writes p into a kecis:Payload and parses it back, as the receiving
+// side sees it.
+func wire(t *testing.T, p *ecml.Payload) *ecml.Payload {
+	t.Helper()
+	c := etree.NewElement("kecis:Payload")
+	c.CreateAttr("xmlns:kecis", saml.NSKECIS)
+	if err := p.AppendTo(c); err != nil {
+		t.Fatal(err)
+	}
+	if problems := p.Validate(ecml.ValidateOptions{RequireSchemaVersion: true}); len(problems) > 0 {
+		t.Fatalf("the approval payload does not validate: %v", problems)
+	}
+	doc := etree.NewDocument()
+	doc.SetRoot(c)
+	b, err := doc.WriteToBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := saml.ParseDocument(b, saml.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := ecml.ParsePayload(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
+func TestApprovalRoundTrip(t *testing.T) {
+	for _, a := range []card.Approval{
+		{ApprovalNumber: "30012345", OrderID: "ORD-1", Amount: ecml.Money{Minor: 15000, Currency: "KRW"}, State: card.Approved},
+		{ApprovalNumber: "30012346", OrderID: "ORD-2", Amount: ecml.Money{Minor: 50000, Currency: "KRW"},
+			Refunded: ecml.Money{Minor: 12000, Currency: "KRW"}, State: card.PartiallyRefunded},
+		{ApprovalNumber: "A1", Amount: ecml.Money{Minor: 12345, Currency: "USD"}, Refunded: ecml.Money{Minor: 12345, Currency: "USD"}, State: card.Refunded},
+		{ApprovalNumber: "A2", OrderID: "ORD-3", Amount: ecml.Money{Minor: 1000, Currency: "KRW"}, State: card.Cancelled},
+	} {
+		p := card.ApprovalPayload(&a)
+		got, err := card.ApprovalFrom(wire(t, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *got != a {
+			t.Errorf("round trip: %+v, want %+v", *got, a)
+		}
+	}
+	// The refunded amount travels in ECML amount form.
+	p := card.ApprovalPayload(&card.Approval{ApprovalNumber: "A1", Amount: ecml.Money{Minor: 12345, Currency: "USD"}, Refunded: ecml.Money{Minor: 2345, Currency: "USD"}, State: card.PartiallyRefunded})
+	if d := p.Ecom.Transaction.Data; d.PrivateUse == nil || d.PrivateUse.Value != "refunded=23.45" || d.Response.Value != "partially-refunded" || p.Ecom.Transaction.Amount != "123.45" {
+		t.Fatalf("%+v", d)
+	}
+	if _, err := card.ApprovalFrom(nil); err == nil {
+		t.Fatal("ApprovalFrom(nil) succeeded")
+	}
+	if _, err := card.ApprovalFrom(&ecml.Payload{Ecom: &ecml.Ecom{}}); err == nil {
+		t.Fatal("an answer without a Transaction was read as an approval")
+	}
+}
+
+type approveOnly struct{ got *card.ApproveRequest }
+
+func (s *approveOnly) Approve(_ context.Context, r *card.ApproveRequest) (*card.Approval, error) {
+	s.got = r
+	return &card.Approval{ApprovalNumber: "A1", OrderID: r.OrderID, Amount: r.Amount, State: card.Approved}, nil
+}
+
+type withInquire struct{ approveOnly }
+
+func (*withInquire) Inquire(context.Context, *card.InquireRequest) (*card.Approval, error) {
+	return nil, card.NotFound("no such approval")
+}
+
+type full struct {
+	withInquire
+	cancel *card.CancelRequest
+	refund *card.RefundRequest
+}
+
+func (f *full) Cancel(_ context.Context, r *card.CancelRequest) (*card.Approval, error) {
+	f.cancel = r
+	return &card.Approval{ApprovalNumber: r.ApprovalNumber, State: card.Cancelled}, nil
+}
+
+func (f *full) Refund(_ context.Context, r *card.RefundRequest) (*card.Approval, error) {
+	f.refund = r
+	return nil, errors.New("ledger unavailable")
+}
+
+func TestServicesDetectsOptionalInterfaces(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		svc  card.Service
+		want []string
+	}{
+		{"approve only", &approveOnly{}, []string{card.ServiceApprove}},
+		{"approve and inquire", &withInquire{}, []string{card.ServiceApprove, card.ServiceInquire}},
+		{"everything", &full{}, []string{card.ServiceApprove, card.ServiceCancel, card.ServiceInquire, card.ServiceRefund}},
+	} {
+		var got []string
+		for k := range card.Services(tc.svc) {
+			got = append(got, k)
+		}
+		slices.Sort(got)
+		slices.Sort(tc.want)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	if card.ServiceApprove != "urn:kecis:service:card:approve" || card.ServiceRefund != "urn:kecis:service:card:refund" {
+		t.Fatal("service URIs")
+	}
+}
+
+// TestServicesMapRequests: the functions read the ECML the SDK decrypted
+// and validated, and refuse what a card service cannot read.
+func TestServicesMapRequests(t *testing.T) {
+	ctx := context.Background()
+	svc := &full{}
+	m := card.Services(svc)
+
+	p := &ecml.Payload{Ecom: &ecml.Ecom{SchemaVersion: ecml.SchemaVersion, ConsumerOrderID: "ORD-1",
+		Payment:     &ecml.Payment{Card: &ecml.Card{Number: "4111111111111111", Name: "HONG GILDONG", Type: "VISA", ExpDate: &ecml.Date{Month: "12", Year: "2030"}}},
+		Transaction: &ecml.Transaction{Amount: "15000", Currency: "KRW", Type: "credit"}},
+		KeyIn: &ecml.KeyIn{PasswordPrefix: "12", BirthDate: "900101"}}
+	resp, err := m[card.ServiceApprove](ctx, &connectors.Request{Issuer: "https://hub.test/kecis", OnBehalfOf: "https://shop.test/kecis", IdempotencyKey: "k1", Payload: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := svc.got
+	if got.Merchant != "https://shop.test/kecis" || got.OrderID != "ORD-1" || got.Amount != (ecml.Money{Minor: 15000, Currency: "KRW"}) ||
+		got.IdempotencyKey != "k1" || got.Card.Number.Reveal() != "4111111111111111" || got.Card.ExpMonth != "12" || got.Card.ExpYear != "2030" ||
+		got.Card.Name != "HONG GILDONG" || got.Card.Type != "VISA" || got.KeyIn.PasswordPrefix.Reveal() != "12" || got.KeyIn.BirthDate.Reveal() != "900101" {
+		t.Fatalf("%#v", got)
+	}
+	if a, err := card.ApprovalFrom(resp.Payload); err != nil || !resp.Status.OK() || a.ApprovalNumber != "A1" {
+		t.Fatalf("%+v, %v", resp, err)
+	}
+
+	ref := &ecml.Payload{Ecom: &ecml.Ecom{SchemaVersion: ecml.SchemaVersion, Transaction: &ecml.Transaction{Type: "credit", Code: &ecml.Code{Approval: "A1"}}}}
+	if _, err := m[card.ServiceCancel](ctx, &connectors.Request{Issuer: "https://shop.test/kecis", IdempotencyKey: "k2", Payload: ref}); err != nil {
+		t.Fatal(err)
+	}
+	if svc.cancel.ApprovalNumber != "A1" || svc.cancel.Merchant != "https://shop.test/kecis" || svc.cancel.IdempotencyKey != "k2" {
+		t.Fatalf("%+v", svc.cancel)
+	}
+	// A provider error passes through (the SDK makes it ProviderUnavailable).
+	refund := &ecml.Payload{Ecom: &ecml.Ecom{SchemaVersion: ecml.SchemaVersion, Transaction: &ecml.Transaction{Type: "credit", Amount: "5000", Currency: "KRW", Code: &ecml.Code{Approval: "A1"}}}}
+	if _, err := m[card.ServiceRefund](ctx, &connectors.Request{Issuer: "https://shop.test/kecis", IdempotencyKey: "k3", Payload: refund}); err == nil || svc.refund.Amount != (ecml.Money{Minor: 5000, Currency: "KRW"}) {
+		t.Fatalf("%v, %+v", err, svc.refund)
+	}
+	if _, ok := connectors.AsStatus(errors.New("x")); ok {
+		t.Fatal("AsStatus of a plain error")
+	}
+
+	// Unreadable requests: Requester / InvalidPayload.
+	for name, tc := range map[string]struct {
+		service string
+		p       *ecml.Payload
+	}{
+		"approve without a card":  {card.ServiceApprove, &ecml.Payload{Ecom: &ecml.Ecom{Transaction: &ecml.Transaction{Amount: "1", Currency: "KRW"}}}},
+		"approve without payload": {card.ServiceApprove, nil},
+		"refund without amount":   {card.ServiceRefund, ref},
+		"cancel naming nothing":   {card.ServiceCancel, &ecml.Payload{Ecom: &ecml.Ecom{SchemaVersion: ecml.SchemaVersion}}},
+		"inquire without Ecom":    {card.ServiceInquire, &ecml.Payload{}},
+	} {
+		_, err := m[tc.service](ctx, &connectors.Request{Issuer: "https://shop.test/kecis", IdempotencyKey: "k", Payload: tc.p})
+		st, ok := connectors.AsStatus(err)
+		if !ok || st.Code != saml.StatusRequester || st.SubCode != saml.CodeInvalidPayload {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestRefusalCodes(t *testing.T) {
+	for _, tc := range []struct {
+		err       error
+		top, code string
+	}{
+		{card.Declined("m"), saml.StatusResponder, saml.CodeDeclined},
+		{card.InsufficientFunds("m"), saml.StatusResponder, saml.CodeInsufficientFunds},
+		{card.InvalidCard("m"), saml.StatusResponder, saml.CodeInvalidCard},
+		{card.Expired("m"), saml.StatusResponder, saml.CodeExpired},
+		{card.LimitExceeded("m"), saml.StatusResponder, saml.CodeLimitExceeded},
+		{card.PolicyViolation("m"), saml.StatusResponder, saml.CodePolicyViolation},
+		{card.NotFound("m"), saml.StatusRequester, saml.CodeDeclined},
+	} {
+		st, ok := connectors.AsStatus(tc.err)
+		if !ok || st.Code != tc.top || st.SubCode != tc.code || st.Message != "m" {
+			t.Errorf("%v: %+v, want %s / %s", tc.err, st, tc.top, tc.code)
+		}
+	}
+	o := &card.Outcome{Result: &connectors.Result{Status: saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeInsufficientFunds}}}
+	if o.OK() || o.Code() != "InsufficientFunds" {
+		t.Fatalf("%v %q", o.OK(), o.Code())
+	}
+}

@@ -1,0 +1,158 @@
+package sidecar
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/kecis/kecis/connectors"
+	"github.com/kecis/kecis/connectors/store"
+	"github.com/kecis/kecis/federation/metadata"
+	"github.com/kecis/kecis/saml"
+)
+
+// Sidecar is a running adapter.
+type Sidecar struct {
+	Config  *Config
+	Handler *connectors.Handler
+	Caller  *Caller
+	store   *store.Store
+	tls     tls.Certificate
+	log     *slog.Logger
+}
+
+// New builds the sidecar from a loaded configuration: keys, the
+// federation's metadata (through the hub, pinned), the adapter's store, the
+// mapping engine, the serving handler and the caller.
+func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Sidecar, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	signer, err := saml.LoadSigner(cfg.Path(cfg.Keys.Signing.Key), cfg.Path(cfg.Keys.Signing.Cert))
+	if err != nil {
+		return nil, fmt.Errorf("keys.signing: %w", err)
+	}
+	encKP, err := tls.LoadX509KeyPair(cfg.Path(cfg.Keys.Encryption.Cert), cfg.Path(cfg.Keys.Encryption.Key))
+	if err != nil {
+		return nil, fmt.Errorf("keys.encryption: %w", err)
+	}
+	encCert, _ := x509.ParseCertificate(encKP.Certificate[0])
+	dec, ok := encKP.PrivateKey.(crypto.Decrypter)
+	if !ok {
+		return nil, errors.New("keys.encryption: the key cannot decrypt")
+	}
+	tlsKP, err := tls.LoadX509KeyPair(cfg.Path(cfg.Keys.TLS.Cert), cfg.Path(cfg.Keys.TLS.Key))
+	if err != nil {
+		return nil, fmt.Errorf("keys.tls: %w", err)
+	}
+	hubSig, err := saml.LoadCertificates(cfg.Path(cfg.Hub.SigningCert))
+	if err != nil {
+		return nil, fmt.Errorf("hub.signing_cert: %w", err)
+	}
+	hubTLS, err := saml.LoadCertificates(cfg.Path(cfg.Hub.TLSCert))
+	if err != nil {
+		return nil, fmt.Errorf("hub.tls_cert: %w", err)
+	}
+	atRest, err := secretFile(cfg.Path(cfg.State.AtRestKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("state.at_rest_key_file: %w", err)
+	}
+	idem, err := secretFile(cfg.Path(cfg.State.IdempotencyKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("state.idempotency_key_file: %w", err)
+	}
+	dsn := cfg.State.DSN
+	if rest, ok := strings.CutPrefix(dsn, "sqlite:"); ok && rest != ":memory:" {
+		dsn = "sqlite:" + cfg.Path(rest)
+	}
+	st, err := store.Open(ctx, dsn, atRest)
+	if err != nil {
+		return nil, fmt.Errorf("state.dsn: %w", err)
+	}
+	mdHTTP := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{TLSClientConfig: saml.PinnedTLS(tls.Certificate{}, hubTLS)}}
+	dir := &metadata.Client{HubURL: cfg.Hub.URL, HubCerts: hubSig, HTTP: mdHTTP}
+	backChannel := append([]string{}, cfg.Testers...)
+	for _, c := range hubTLS {
+		sum := sha256.Sum256(c.Raw)
+		backChannel = append(backChannel, hex.EncodeToString(sum[:]))
+	}
+	eng := NewEngine(cfg, nil, log)
+	h, err := connectors.NewHandler(connectors.HandlerConfig{
+		EntityID: cfg.EntityID, Signer: signer, Decryption: []saml.DecryptionKey{{Cert: encCert, Key: dec}},
+		Endpoints: []string{strings.TrimRight(cfg.PublicURL, "/") + "/kecis/soap"}, Directory: dir, HubEntityID: cfg.Hub.EntityID,
+		BackChannel: backChannel, Services: eng.Services(), Store: st, IdemKey: idem, Log: log,
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	cl, err := connectors.NewClient(connectors.ClientConfig{EntityID: cfg.EntityID, Signer: signer, Decryption: []saml.DecryptionKey{{Cert: encCert, Key: dec}},
+		Directory: dir, HubEntityID: cfg.Hub.EntityID, HubURL: cfg.Hub.URL, TLSClient: tlsKP, HubTLS: hubTLS})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &Sidecar{Config: cfg, Handler: h, store: st, tls: tlsKP, log: log,
+		Caller: &Caller{Client: cl, Resolver: &connectors.Resolver{HubURL: cfg.Hub.URL, HubCerts: hubSig, HTTP: mdHTTP}, Log: log}}, nil
+}
+
+// Serve runs the KECIS endpoint (HTTPS, on kecis) and the local calling
+// endpoint (HTTP, on call; nil to disable) until ctx ends.
+func (s *Sidecar) Serve(ctx context.Context, kecis, call net.Listener) error {
+	mux := http.NewServeMux()
+	mux.Handle("POST /kecis/soap", s.Handler)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{s.tls}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12}}
+	errc := make(chan error, 2)
+	go func() { errc <- srv.ServeTLS(kecis, "", "") }()
+	var csrv *http.Server
+	if call != nil {
+		csrv = &http.Server{Handler: s.Caller, ReadHeaderTimeout: 5 * time.Second}
+		go func() { errc <- csrv.Serve(call) }()
+	}
+	s.log.Info("kecis adapter serving", "entity_id", s.Config.EntityID, "kecis", kecis.Addr().String())
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	if csrv != nil {
+		_ = csrv.Shutdown(sctx)
+	}
+	s.store.Close()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// secretFile reads a hex secret (made on first run when missing).
+func secretFile(path string) ([]byte, error) {
+	if path == "" {
+		return nil, errors.New("a path is required")
+	}
+	if b, err := os.ReadFile(path); err == nil {
+		return hex.DecodeString(strings.TrimSpace(string(b)))
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	return b, os.WriteFile(path, []byte(hex.EncodeToString(b)), 0o600)
+}
