@@ -8,13 +8,11 @@ import (
 )
 
 func main() {
-	if err := newRootCmd().Execute(); err != nil {
-		// cobra has already printed the error; a nonzero exit is all that is left.
-		os.Exit(exitCode(err))
-	}
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-// exitError carries an exit status through cobra without printing twice.
+// exitError carries an exit status through cobra; err, when set, is
+// printed once on stderr.
 type exitError struct {
 	code int
 	err  error
@@ -28,11 +26,3 @@ func (e *exitError) Error() string {
 }
 
 func (e *exitError) Unwrap() error { return e.err }
-
-func exitCode(err error) int {
-	var ee *exitError
-	if asExit(err, &ee) {
-		return ee.code
-	}
-	return 1
-}

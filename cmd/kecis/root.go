@@ -11,8 +11,6 @@ import (
 	"github.com/kecis/kecis/internal/buildinfo"
 )
 
-func asExit(err error, target **exitError) bool { return errors.As(err, target) }
-
 // subcommands lists the constructors of the top-level commands; each file of
 // this package adds its own in an init function, so that root.go does not
 // change when a command is added.
