@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -21,9 +20,8 @@ import (
 
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/federation/facade"
+	"github.com/kecis/kecis/internal/testutil"
 	"github.com/kecis/kecis/saml"
-
-	_ "modernc.org/sqlite"
 )
 
 const merchantAPIKey = "sk_test_merchant_0123456789"
@@ -159,55 +157,8 @@ func TestFacadeCardApprovalsLeaveNoCardNumber(t *testing.T) {
 		t.Fatalf("vcn on the facade: %d", code)
 	}
 	// No card number in the hub's database or logs.
-	db, err := sql.Open("sqlite", f.h.dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	tables, _ := db.Query(`SELECT name FROM sqlite_master WHERE type='table'`)
-	var names []string
-	for tables.Next() {
-		var n string
-		tables.Scan(&n)
-		names = append(names, n)
-	}
-	tables.Close()
-	scanned := 0
-	for _, n := range names {
-		rows, err := db.Query(`SELECT * FROM "` + n + `"`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := rows.Columns()
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			rows.Scan(ptrs...)
-			for i, v := range vals {
-				// Text and blobs only: SQLite stores times as integer
-				// microseconds, 16 digits that are Luhn-valid one time in ten.
-				var s string
-				switch x := v.(type) {
-				case string:
-					s = x
-				case []byte:
-					s = string(x)
-				default:
-					continue
-				}
-				scanned++
-				if ecml.ContainsPAN(s) || strings.Contains(s, "4111111111111111") {
-					t.Errorf("a card number in clear in table %s column %s", n, cols[i])
-				}
-			}
-		}
-		rows.Close()
-	}
-	if scanned < 50 {
-		t.Fatalf("scanned only %d values", scanned)
+	if n := testutil.AssertNoPANInSQLite(t, f.h.dbPath); n < 50 {
+		t.Fatalf("scanned only %d values", n)
 	}
 	if logs := f.h.logs.String(); ecml.ContainsPAN(logs) || len(logs) == 0 {
 		t.Fatalf("logs hold a card number, or nothing was logged (%d bytes)", len(logs))

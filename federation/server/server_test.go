@@ -17,7 +17,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -43,7 +42,7 @@ type testHub struct {
 	operator tls.Certificate
 	cancel   context.CancelFunc
 	done     chan error
-	logs     *syncBuffer
+	logs     *testutil.SyncBuffer
 	dbPath   string
 	cfgPath  string
 }
@@ -61,7 +60,7 @@ func (h *testHub) replica(t *testing.T) *testHub {
 		t.Fatal(err)
 	}
 	r := *h
-	r.st, r.logs = st, &syncBuffer{}
+	r.st, r.logs = st, &testutil.SyncBuffer{}
 	srv, err := server.New(c, st, nil, server.Describe, slog.New(slog.NewJSONHandler(r.logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -79,24 +78,6 @@ func (h *testHub) replica(t *testing.T) *testHub {
 		st.Close()
 	})
 	return &r
-}
-
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func writeKey(t *testing.T, dir string, kind devpki.Kind, cn string) (tls.Certificate, *x509.Certificate) {
@@ -160,7 +141,7 @@ operators:
 		t.Fatal(err)
 	}
 	h.st = st
-	h.logs = &syncBuffer{}
+	h.logs = &testutil.SyncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv, err := server.New(c, st, nil, server.Describe, logger)
 	if err != nil {

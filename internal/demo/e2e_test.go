@@ -1,14 +1,11 @@
 package demo
 
 import (
-	"bytes"
 	"context"
-	"database/sql"
 	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,17 +13,7 @@ import (
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/examples/telecom"
 	"github.com/kecis/kecis/internal/testutil"
-
-	_ "modernc.org/sqlite"
 )
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func krw(n int64) ecml.Money { return ecml.Money{Minor: n, Currency: "KRW"} }
 
@@ -35,7 +22,7 @@ func krw(n int64) ecml.Money { return ecml.Money{Minor: n, Currency: "KRW"} }
 // agree with every result, and no card number is in clear in the hub's
 // database or logs, nor in the issuer's database.
 func TestEndToEnd(t *testing.T) {
-	logs := &syncBuf{}
+	logs := &testutil.SyncBuffer{}
 	clock := testutil.NewClock(time.Now().UTC())
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -180,59 +167,9 @@ func TestEndToEnd(t *testing.T) {
 
 	// No card number in clear in the hub's database, the issuer's, or any log.
 	for _, db := range []string{filepath.Join(dir, "hub", "hub.db"), filepath.Join(dir, "issuer", "issuer.db"), filepath.Join(dir, "issuer", "kecis.db")} {
-		scanDB(t, db)
+		testutil.AssertNoPANInSQLite(t, db)
 	}
 	if ecml.ContainsPAN(logs.String()) {
 		t.Fatal("a card number in clear in the logs")
-	}
-}
-
-func scanDB(t *testing.T, path string) {
-	t.Helper()
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type='table'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for rows.Next() {
-		var n string
-		rows.Scan(&n)
-		tables = append(tables, n)
-	}
-	rows.Close()
-	for _, tb := range tables {
-		r, err := db.Query(`SELECT * FROM "` + tb + `"`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := r.Columns()
-		for r.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			r.Scan(ptrs...)
-			for i, v := range vals {
-				var s string
-				switch x := v.(type) {
-				case string:
-					s = x
-				case []byte:
-					s = string(x)
-				default:
-					continue // integers: times in microseconds
-				}
-				if ecml.ContainsPAN(s) {
-					t.Errorf("%s: a card number in clear in %s.%s", filepath.Base(path), tb, cols[i])
-				}
-			}
-		}
-		r.Close()
 	}
 }
