@@ -1,0 +1,297 @@
+package pg
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Currency is the one currency the PG settles: Korean won, which has no
+// minor unit, so every amount is an int64 number of won.
+const Currency = "KRW"
+
+// CardNumber is a card number (PAN) in a request. It prints, logs and
+// marshals masked (first six and last four digits), so that a request
+// struct can be logged safely; Reveal gives the digits to the code that
+// forwards them to the issuer gateway.
+type CardNumber string
+
+// Reveal returns the full card number.
+func (c CardNumber) Reveal() string { return string(c) }
+
+// Masked returns the number as the PG stores and shows it.
+func (c CardNumber) Masked() string { return MaskCardNo(string(c)) }
+
+// String implements fmt.Stringer, masked.
+func (c CardNumber) String() string { return c.Masked() }
+
+// GoString implements fmt.GoStringer, masked.
+func (c CardNumber) GoString() string { return "pg.CardNumber(" + strconv.Quote(c.Masked()) + ")" }
+
+// Format prints the number masked whatever the verb.
+func (c CardNumber) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		fmt.Fprint(f, c.GoString())
+		return
+	}
+	fmt.Fprint(f, c.Masked())
+}
+
+// LogValue implements slog.LogValuer, masked.
+func (c CardNumber) LogValue() slog.Value { return slog.StringValue(c.Masked()) }
+
+// MarshalText implements encoding.TextMarshaler, masked.
+func (c CardNumber) MarshalText() ([]byte, error) { return []byte(c.Masked()), nil }
+
+// MaskCardNo returns the first six and last four digits of a 13–19 digit
+// card number with '*' between them ("9490101234565583" →
+// "949010******5583"); anything else is masked entirely.
+func MaskCardNo(s string) string {
+	if s == "" {
+		return ""
+	}
+	if len(s) < 13 || len(s) > 19 || !allDigits(s) {
+		return "****"
+	}
+	return s[:6] + strings.Repeat("*", len(s)-10) + s[len(s)-4:]
+}
+
+// MerchantStatus is the state of a merchant account.
+type MerchantStatus string
+
+// Merchant states: only an ACTIVE merchant may pay; a SUSPENDED one may
+// still cancel, refund and inquire; a TERMINATED one may only inquire.
+const (
+	MerchantActive     MerchantStatus = "ACTIVE"
+	MerchantSuspended  MerchantStatus = "SUSPENDED"
+	MerchantTerminated MerchantStatus = "TERMINATED"
+)
+
+// Contract is a merchant's agreement with the PG.
+type Contract struct {
+	// BINPrefixes are the card number prefixes (1–8 digits) the merchant
+	// may accept; empty allows every card.
+	BINPrefixes []string `json:"binPrefixes"`
+	// FeeBPS is the PG's fee in basis points of the net amount (250 =
+	// 2.5 %).
+	FeeBPS int `json:"feeBps"`
+	// MaxAmount is the largest single payment in won; 0 means no maximum.
+	MaxAmount int64 `json:"maxAmount"`
+	// DailyLimit bounds the sum of a business day's live payments (their
+	// amount less what was cancelled); 0 means no limit.
+	DailyLimit int64 `json:"dailyLimit"`
+}
+
+// Allows reports whether the contract accepts a card number.
+func (c Contract) Allows(cardNo string) bool {
+	if len(c.BINPrefixes) == 0 {
+		return true
+	}
+	for _, p := range c.BINPrefixes {
+		if strings.HasPrefix(cardNo, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Merchant is a merchant account (가맹점) with its contract.
+type Merchant struct {
+	MID        string
+	Name       string
+	Status     MerchantStatus
+	APIKeyHint string // the API key's last four characters
+	Contract   Contract
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// NewMerchant is what CreateMerchant needs.
+type NewMerchant struct {
+	// MID is the merchant ID to use; empty assigns the next "M000001".
+	MID      string
+	Name     string
+	Contract Contract
+}
+
+// CreatedMerchant is a new merchant and its API key. The key is shown
+// this once: the PG keeps only its hash.
+type CreatedMerchant struct {
+	Merchant
+	APIKey string
+}
+
+// Status is the state of a transaction.
+type Status string
+
+// Transaction states.
+const (
+	// StatusPending: the approval awaits the issuer's answer.
+	StatusPending Status = "PENDING"
+	// StatusApproved: approved, nothing cancelled.
+	StatusApproved Status = "APPROVED"
+	// StatusDeclined: the issuer refused the approval.
+	StatusDeclined Status = "DECLINED"
+	// StatusFailed: never processed by an issuer (see CodeNotProcessed).
+	StatusFailed Status = "FAILED"
+	// StatusCancelled: voided before settlement (전체취소).
+	StatusCancelled Status = "CANCELLED"
+	// StatusPartRefunded: part of the amount refunded (부분취소).
+	StatusPartRefunded Status = "PART_REFUNDED"
+	// StatusRefunded: the whole amount refunded.
+	StatusRefunded Status = "REFUNDED"
+)
+
+// live reports whether the status holds (or may hold) money: it counts
+// against the daily limit and keeps its order number taken.
+func (s Status) live() bool { return s != StatusDeclined && s != StatusFailed }
+
+// OpKind is what a call to the issuer gateway did.
+type OpKind string
+
+// Operation kinds.
+const (
+	OpApprove OpKind = "approve"
+	OpCancel  OpKind = "cancel"
+	OpRefund  OpKind = "refund"
+)
+
+// OpStatus is the state of one call to the issuer gateway.
+type OpStatus string
+
+// Operation states.
+const (
+	OpPending OpStatus = "PENDING" // no answer yet; resolved by inquiry
+	OpDone    OpStatus = "DONE"    // the issuer carried it out
+	OpRefused OpStatus = "REFUSED" // the issuer refused it
+	OpFailed  OpStatus = "FAILED"  // never processed (CodeNotProcessed and the like)
+)
+
+// Operation is one approval, cancel or refund sent to the issuer.
+type Operation struct {
+	ID           string
+	Kind         OpKind
+	Amount       int64
+	Reason       string
+	Status       OpStatus
+	ResultCode   ResultCode
+	ResultDetail string
+	Attempts     int
+	CreatedAt    time.Time
+	DoneAt       time.Time
+}
+
+// Buyer is the optional buyer data of a payment, encrypted at rest.
+type Buyer struct {
+	Name  string `json:"name,omitempty"`
+	Tel   string `json:"tel,omitempty"`
+	Email string `json:"email,omitempty"`
+}
+
+func (b Buyer) empty() bool { return b == Buyer{} }
+
+// Payment is a transaction (거래) as the PG records it.
+type Payment struct {
+	TID             string
+	MID             string
+	OrderNo         string
+	ProductName     string
+	Status          Status
+	Amount          int64
+	CancelledAmount int64 // voided or refunded so far
+	Currency        string
+	ApprovalNo      string // the issuer's approval number
+	MaskedCardNo    string // 949010******5583: the PG keeps nothing more
+	FeeBPS          int
+	Buyer           Buyer
+	// IssuerState is the approval's state as the issuer last reported it
+	// (approved, settled, cancelled, partially-refunded, refunded).
+	IssuerState string
+	// ApprovalCode and ApprovalDetail are the outcome of the approval.
+	ApprovalCode   ResultCode
+	ApprovalDetail string
+	// PendingOperation is the kind of the call awaiting the issuer's
+	// answer, "" when none does.
+	PendingOperation OpKind
+	Operations       []Operation
+	CreatedAt        time.Time
+	ApprovedAt       time.Time
+	CancelledAt      time.Time
+	UpdatedAt        time.Time
+
+	// ResultCode and ResultDetail are the outcome of the call that
+	// returned this Payment: for Pay, Cancel and Refund, what the issuer
+	// answered ("0000", a decline such as "3011", "2001" pending); for Get
+	// and Find, "0000".
+	ResultCode   ResultCode
+	ResultDetail string
+	// Replayed is true when the call repeated an earlier one with the same
+	// Idempotency-Key and had no effect of its own.
+	Replayed bool
+}
+
+// Balance is the amount not cancelled or refunded.
+func (p *Payment) Balance() int64 { return p.Amount - p.CancelledAmount }
+
+// FeeAmount is the PG's fee on the balance, rounded half up.
+func (p *Payment) FeeAmount() int64 { return fee(p.Balance(), p.FeeBPS) }
+
+func fee(amount int64, bps int) int64 {
+	if amount <= 0 || bps <= 0 {
+		return 0
+	}
+	return (amount*int64(bps) + 5000) / 10000
+}
+
+// PayRequest asks for a card payment (승인). The PG checks the merchant's
+// contract, then forwards it to the card issuer through the issuer
+// gateway.
+type PayRequest struct {
+	MID         string
+	OrderNo     string
+	Amount      int64
+	CardNo      CardNumber
+	ExpMonth    int // 1–12
+	ExpYear     int // 2031, or 31
+	ProductName string
+	Buyer       Buyer
+	// IdempotencyKey (1–255 printable ASCII characters, scoped to the
+	// merchant) makes a retry safe: the same key and request give the
+	// same transaction, another request under it is refused.
+	IdempotencyKey string
+}
+
+// CancelRequest voids a whole approval (전체취소) before the issuer
+// settles it.
+type CancelRequest struct {
+	MID            string
+	TID            string
+	Reason         string
+	IdempotencyKey string
+}
+
+// RefundRequest refunds part or all of the balance (부분취소/환불).
+type RefundRequest struct {
+	MID            string
+	TID            string
+	Amount         int64
+	Reason         string
+	IdempotencyKey string
+}
+
+// TransactionFilter selects transactions for the admin listing.
+type TransactionFilter struct {
+	MID    string
+	Status Status
+	// Limit is at most 500; 0 means 100.
+	Limit int
+}
+
+// ResolveReport counts what ResolvePending did.
+type ResolveReport struct {
+	Checked      int // pending operations looked at
+	Resolved     int // now DONE, REFUSED or FAILED
+	StillPending int // the issuer's answer is still unknown
+}
