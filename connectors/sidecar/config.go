@@ -167,8 +167,15 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	expanded := []byte(os.ExpandEnv(string(data)))
-	c := &Config{dir: filepath.Dir(path), file: path}
+	return Parse(data, path, filepath.Dir(path), os.Getenv)
+}
+
+// Parse is Load on bytes: name is the file name errors cite, dir resolves
+// relative paths, and ${VAR} references are expanded with getenv.
+func Parse(data []byte, name, dir string, getenv func(string) string) (*Config, error) {
+	path := name
+	expanded := []byte(os.Expand(string(data), getenv))
+	c := &Config{dir: dir, file: name}
 	if err := yaml.NewDecoder(bytes.NewReader(expanded), yaml.Strict(), yaml.DisallowUnknownField()).Decode(c); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

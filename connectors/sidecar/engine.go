@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -232,7 +231,7 @@ func (e *Engine) do(ctx context.Context, what string, c *Call, st *callState, id
 		}
 		req.Header.Set("Accept", "application/json")
 		for k, v := range e.cfg.Native.Headers {
-			req.Header.Set(k, os.ExpandEnv(v))
+			req.Header.Set(k, v)
 		}
 		if idemKey != "" {
 			req.Header.Set("Idempotency-Key", idemKey)

@@ -288,3 +288,14 @@ func (s *Server) serveHubEntity(c *gin.Context, pub *MetadataPublisher) {
 	}
 	s.writeMetadata(c, body)
 }
+
+// RegistryChanged drops what this replica cached of the registry (the
+// metadata it serves, the router's directory): for changes made to the
+// store directly, as the demo does when it registers its participants.
+func (s *Server) RegistryChanged() {
+	s.mdMu.Lock()
+	s.entities = map[string]cachedDoc{}
+	s.aggregate = cachedDoc{}
+	s.mdMu.Unlock()
+	s.Directory.Invalidate()
+}

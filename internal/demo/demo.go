@@ -26,11 +26,13 @@ import (
 
 	"github.com/kecis/kecis/connectors"
 	"github.com/kecis/kecis/connectors/card"
+	"github.com/kecis/kecis/connectors/sidecar"
 	"github.com/kecis/kecis/connectors/sms"
 	adapterstore "github.com/kecis/kecis/connectors/store"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/examples/issuer"
 	"github.com/kecis/kecis/examples/issuer/kecisadapter"
+	"github.com/kecis/kecis/examples/pg"
 	"github.com/kecis/kecis/examples/telecom"
 	"github.com/kecis/kecis/federation/metadata"
 	"github.com/kecis/kecis/federation/server"
@@ -45,6 +47,7 @@ const (
 	HubID      = "https://hub.kecis.test/kecis"
 	IssuerID   = "https://issuer.kecis.test/kecis"
 	MerchantID = "https://shop.kecis.test/kecis"
+	PGID       = "https://pg.kecis.test/kecis"
 )
 
 // Config of a demo.
@@ -53,6 +56,8 @@ type Config struct {
 	Dir string
 	// Addresses; "127.0.0.1:0" picks free ports (tests).
 	HubListen, HubOps, IssuerKECIS, IssuerNative, Telecom string
+	// The PG: its own API, its sidecar's KECIS endpoint and calling endpoint.
+	PGNative, PGKECIS, PGCall string
 	// RelayTimeout of the hub (default 10s).
 	RelayTimeout time.Duration
 	// AllowClearCard enables the facade's clear-card development mode.
@@ -77,6 +82,7 @@ type TestCard struct {
 // Demo is a running federation.
 type Demo struct {
 	HubURL, HubOps, IssuerKECIS, IssuerNative, TelecomURL string
+	PGNative, PGKECIS, PGCall                             string
 	HubTLSCert                                            string // PEM file of the hub's TLS certificate (curl --cacert)
 	MerchantAPIKey                                        string
 	Cards                                                 []TestCard
@@ -86,6 +92,9 @@ type Demo struct {
 	Issuer   *issuer.Issuer
 	Adapter  *kecisadapter.Adapter
 	Telecom  *telecom.Telecom
+	PG       *pg.PG
+	// PGMerchant is the PG account the federation's merchants pay through.
+	PGMerchant string
 	// Merchant is the merchant's SDK client for the card service.
 	Merchant *card.Client
 
@@ -172,6 +181,7 @@ func Start(ctx context.Context, cfg Config) (_ *Demo, err error) {
 		{"hub/signing", devpki.Signing}, {"hub/tls", devpki.TLSServer},
 		{"issuer/signing", devpki.Signing}, {"issuer/encryption", devpki.Encryption}, {"issuer/tls", devpki.TLSServer},
 		{"merchant/signing", devpki.Signing}, {"merchant/encryption", devpki.Encryption}, {"merchant/tls", devpki.TLSClient},
+		{"pg/signing", devpki.Signing}, {"pg/encryption", devpki.Encryption}, {"pg/tls", devpki.TLSServer},
 	} {
 		ks, err := ensure(p(k.name), k.kind, "KECIS demo "+k.name)
 		if err != nil {
@@ -205,6 +215,19 @@ func Start(ctx context.Context, cfg Config) (_ *Demo, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("telecom: %w", err)
 	}
+	pgNatL, err := listen(cfg.PGNative)
+	if err != nil {
+		return nil, fmt.Errorf("PG: %w", err)
+	}
+	pgKL, err := listen(cfg.PGKECIS)
+	if err != nil {
+		return nil, fmt.Errorf("PG sidecar: %w", err)
+	}
+	pgCallL, err := listen(cfg.PGCall)
+	if err != nil {
+		return nil, fmt.Errorf("PG sidecar calling endpoint: %w", err)
+	}
+	d.PGNative, d.PGKECIS, d.PGCall = "http://"+pgNatL.Addr().String(), "https://"+pgKL.Addr().String(), "http://"+pgCallL.Addr().String()
 	d.HubURL, d.HubOps = "https://"+hubL.Addr().String(), "http://"+opsL.Addr().String()
 	d.IssuerKECIS, d.IssuerNative, d.TelecomURL = "https://"+issL.Addr().String(), "http://"+natL.Addr().String(), "http://"+telL.Addr().String()
 
@@ -307,7 +330,7 @@ facade:
 		Keys:      []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: keys["issuer/signing"].cert}, {Use: metadata.UseEncryption, Certificate: keys["issuer/encryption"].cert}},
 		TLSKeys:   []metadata.KeyDescriptor{{Use: metadata.UseTLSServer, Certificate: keys["issuer/tls"].cert}},
 		Endpoints: []metadata.Endpoint{{Service: metadata.AnyService, Binding: saml.BindingSOAP, Location: issuerEndpoint}},
-		Services:  []metadata.OfferedService{{Service: card.ServiceApprove}, {Service: card.ServiceCancel}, {Service: card.ServiceRefund}, {Service: card.ServiceInquire}},
+		Services:  issuerServices(),
 	}); err != nil {
 		return nil, err
 	}
@@ -367,7 +390,100 @@ facade:
 		return nil, err
 	}
 	d.Merchant = &card.Client{C: mc}
+	if err := d.startPG(ctx, cfg, keys, pgNatL, pgKL, pgCallL); err != nil {
+		return nil, err
+	}
 	return d, nil
+}
+
+// issuerServices are the issuer's card services, for its own cards' BINs.
+func issuerServices() []metadata.OfferedService {
+	var bins metadata.BINList
+	for _, b := range []string{issuer.DefaultBINs[issuer.Credit], issuer.DefaultBINs[issuer.Check], issuer.DefaultBINs[issuer.Prepaid]} {
+		bins = append(bins, metadata.BINRange{From: b, To: b})
+	}
+	var out []metadata.OfferedService
+	for _, s := range []string{card.ServiceApprove, card.ServiceCancel, card.ServiceRefund, card.ServiceInquire} {
+		out = append(out, metadata.OfferedService{Service: s, BINs: bins})
+	}
+	return out
+}
+
+// startPG starts the PG with its own API and joins it to the federation
+// through the sidecar and its mapping file alone. The demo's merchants
+// contract with the PG: a routing rule sends the facade's card payments to
+// it, and the PG reaches the issuer through its sidecar's calling endpoint.
+func (d *Demo) startPG(ctx context.Context, cfg Config, keys map[string]keyset, natL, kL, callL net.Listener) error {
+	p := func(parts ...string) string { return filepath.Join(append([]string{cfg.Dir}, parts...)...) }
+	dataKey, err := secret(p("pg", "data-key"), 32)
+	if err != nil {
+		return err
+	}
+	adminTok, err := secret(p("pg", "admin-token"), 16)
+	if err != nil {
+		return err
+	}
+	g, err := pg.Open(ctx, pg.Config{DSN: "sqlite:" + p("pg", "pg.db"), IssuerGatewayURL: d.PGCall, DataKey: dataKey,
+		AdminToken: hex.EncodeToString(adminTok), Logger: cfg.Log, GatewayTimeout: cfg.RelayTimeout + 15*time.Second})
+	if err != nil {
+		return fmt.Errorf("PG: %w", err)
+	}
+	d.PG = g
+	d.closers = append(d.closers, func() { g.Close() })
+	d.serve(natL, g.Handler(), nil)
+	// The PG account the sidecar uses for the federation's merchants.
+	keyFile := p("pg", "sidecar-account-key")
+	pgKey, err := os.ReadFile(keyFile)
+	if err != nil {
+		m, err := g.CreateMerchant(ctx, pg.NewMerchant{MID: "M900001", Name: "KECIS federation merchants",
+			Contract: pg.Contract{BINPrefixes: []string{"9490"}, FeeBPS: 250, MaxAmount: 10_000_000, DailyLimit: 100_000_000}})
+		if err != nil {
+			return fmt.Errorf("PG account: %w", err)
+		}
+		pgKey = []byte(m.APIKey)
+		if err := os.WriteFile(keyFile, pgKey, 0o600); err != nil {
+			return err
+		}
+	}
+	d.PGMerchant = "M900001"
+	// The sidecar, from the PG's mapping file.
+	env := map[string]string{
+		"PG_ENTITY_ID": PGID, "PG_KECIS_LISTEN": kL.Addr().String(), "PG_KECIS_URL": d.PGKECIS, "PG_CALL_LISTEN": callL.Addr().String(),
+		"HUB_URL": d.HubURL, "HUB_ENTITY_ID": HubID, "KEYS": cfg.Dir, "STATE": p("pg"),
+		"PG_NATIVE_URL": d.PGNative, "PG_SIDECAR_KEY": string(pgKey),
+	}
+	sc, err := sidecar.Parse(pg.KECISMapping, "examples/pg/adapter.yaml", cfg.Dir, func(k string) string { return env[k] })
+	if err != nil {
+		return err
+	}
+	side, err := sidecar.New(ctx, sc, cfg.Log)
+	if err != nil {
+		return err
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- side.Serve(sctx, kL, callL) }()
+	d.closers = append(d.closers, func() { cancel(); <-done })
+	// Register the PG and route the demo merchant's card payments to it.
+	var pgServices []metadata.OfferedService
+	for _, s := range []string{card.ServiceApprove, card.ServiceCancel, card.ServiceRefund, card.ServiceInquire} {
+		pgServices = append(pgServices, metadata.OfferedService{Service: s, Limits: []metadata.Limit{{Currency: "KRW", Min: 100, Max: 10_000_000}}})
+	}
+	if err := register(ctx, d.HubStore, &metadata.EntityDescriptor{EntityID: PGID, DisplayName: "KECIS Pay (demo PG)", Roles: []metadata.Role{metadata.RolePG},
+		Keys:      []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: keys["pg/signing"].cert}, {Use: metadata.UseEncryption, Certificate: keys["pg/encryption"].cert}},
+		TLSKeys:   []metadata.KeyDescriptor{{Use: metadata.UseTLSServer, Certificate: keys["pg/tls"].cert}, {Use: metadata.UseTLSClient, Certificate: keys["pg/tls"].cert}},
+		Endpoints: []metadata.Endpoint{{Service: metadata.AnyService, Binding: saml.BindingSOAP, Location: d.PGKECIS + "/kecis/soap"}},
+		Services:  pgServices,
+	}); err != nil {
+		return err
+	}
+	err = d.HubStore.PutRoutingRule(ctx, &store.RoutingRule{ID: "demo-card-via-pg", Priority: 10, Service: "urn:kecis:service:card:",
+		Merchant: MerchantID, Target: PGID, CreatedAt: time.Now().UTC()})
+	if err != nil && !errors.Is(err, store.ErrExists) {
+		return err
+	}
+	d.Hub.RegistryChanged()
+	return nil
 }
 
 func alreadyThere(err error) bool {
