@@ -117,7 +117,18 @@ func (e *Engine) run(ctx context.Context, uri string, s *Service, r *connectors.
 		return nil, refuse(saml.StatusResponder, statusNames[name], ecml.RedactPANs(msg))
 	}
 	form := url.Values{}
+	// Amounts last: their transform needs the currency, which the answer
+	// may carry (a cancel's request names none).
+	fields := make([]string, 0, len(s.Response))
 	for field, src := range s.Response {
+		if src.Transform == "integer" || src.Transform == "minor" {
+			fields = append(fields, field)
+		} else {
+			fields = append([]string{field}, fields...)
+		}
+	}
+	for _, field := range fields {
+		src := s.Response[field]
 		v, ok := "", false
 		if src.Const != "" {
 			v, ok = src.Const, true
@@ -136,7 +147,11 @@ func (e *Engine) run(ctx context.Context, uri string, s *Service, r *connectors.
 		if m, has := src.Map[v]; has {
 			v = m
 		}
-		v, err := fromNative(v, src.Transform, st.fields)
+		ctxFields := st.fields
+		if c := form.Get("Ecom_Transaction_CurrencyCode"); c != "" {
+			ctxFields = url.Values{"Ecom_Transaction_CurrencyCode": {c}}
+		}
+		v, err := fromNative(v, src.Transform, ctxFields)
 		if err != nil {
 			return nil, fmt.Errorf("sidecar: %s: response %s: %w", uri, field, err)
 		}

@@ -95,6 +95,10 @@ func (a *answer) success() bool { return a.kind == answered && a.status == "Succ
 
 type gatewayRequest struct {
 	Fields map[string]string `json:"fields"`
+	// Routing carries the card's BIN (public: the first six digits the PG
+	// keeps in the masked card), so that a cancel, refund or inquire reaches
+	// the issuer that approved it.
+	Routing *gatewayRouting `json:"routing,omitempty"`
 }
 
 type gatewayResponse struct {
@@ -118,10 +122,31 @@ type gatewayProblem struct {
 // notProcessed (it certainly was not). The call is detached from ctx's
 // cancellation (a merchant hanging up must not abandon an approval
 // mid-flight) and bounded by the gateway timeout instead.
-func (g *gateway) call(ctx context.Context, op, key string, fields map[string]string) answer {
+type gatewayRouting struct {
+	CardBIN string `json:"card_bin,omitempty"`
+}
+
+// binOf is the BIN of a (masked or full) card number, or "".
+func binOf(card string) string {
+	if len(card) >= 6 {
+		for i := 0; i < 6; i++ {
+			if card[i] < '0' || card[i] > '9' {
+				return ""
+			}
+		}
+		return card[:6]
+	}
+	return ""
+}
+
+func (g *gateway) call(ctx context.Context, op, key, bin string, fields map[string]string) answer {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.timeout)
 	defer cancel()
-	body, err := json.Marshal(gatewayRequest{Fields: fields})
+	gr := gatewayRequest{Fields: fields}
+	if bin != "" {
+		gr.Routing = &gatewayRouting{CardBIN: bin}
+	}
+	body, err := json.Marshal(gr)
 	if err != nil {
 		return answer{kind: notProcessed, reason: "encode request: " + err.Error()}
 	}

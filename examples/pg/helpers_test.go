@@ -214,7 +214,10 @@ func (g *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req struct {
-		Fields map[string]string `json:"fields"`
+		Fields  map[string]string `json:"fields"`
+		Routing *struct {
+			CardBIN string `json:"card_bin"`
+		} `json:"routing"`
 	}
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
@@ -224,6 +227,9 @@ func (g *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := req.Fields
+	if req.Routing == nil || len(req.Routing.CardBIN) != 6 {
+		g.t.Errorf("gateway: %s without the card's BIN as a routing hint", op)
+	}
 	for _, name := range wantFields[op] {
 		if f[name] == "" {
 			g.t.Errorf("gateway: %s without %s", op, name)

@@ -103,7 +103,7 @@ func (p *PG) Pay(ctx context.Context, req PayRequest) (*Payment, error) {
 	}
 	// From here on the outcome is recorded even if the merchant hangs up.
 	ctx = context.WithoutCancel(ctx)
-	a := p.gw.call(ctx, string(OpApprove), gwKey, fields)
+	a := p.gw.call(ctx, string(OpApprove), gwKey, binOf(pan), fields)
 	if err := p.settle(ctx, c.opID, &a); err != nil {
 		return nil, err
 	}
@@ -297,7 +297,7 @@ func (p *PG) change(ctx context.Context, kind OpKind, mid, tid string, amount in
 		return p.replay(ctx, mid, c)
 	}
 	ctx = context.WithoutCancel(ctx)
-	a := p.gw.call(ctx, string(kind), gwKey, changeFields(kind, t, amount))
+	a := p.gw.call(ctx, string(kind), gwKey, binOf(t.masked), changeFields(kind, t, amount))
 	if err := p.settle(ctx, c.opID, &a); err != nil {
 		return nil, err
 	}

@@ -319,7 +319,7 @@ func (p *PG) resolveOp(ctx context.Context, opID string) (done bool, err error) 
 	if t.approvalNo != "" {
 		fields[fApprovalCode] = t.approvalNo
 	}
-	inq := p.gw.call(ctx, "inquire", "", fields)
+	inq := p.gw.call(ctx, "inquire", "", binOf(t.masked), fields)
 	var a answer
 	switch {
 	case o.kind == OpApprove && inq.success():
@@ -338,7 +338,7 @@ func (p *PG) resolveOp(ctx context.Context, opID string) (done bool, err error) 
 	case inq.kind == answered:
 		// Not carried out as far as the issuer knows: send it again under
 		// its own key; the answer decides.
-		a = p.gw.call(ctx, string(o.kind), o.gwKey, changeFields(o.kind, t, o.amount))
+		a = p.gw.call(ctx, string(o.kind), o.gwKey, binOf(t.masked), changeFields(o.kind, t, o.amount))
 	default:
 		a = answer{kind: unknown, reason: "inquiry: " + describe(&inq)}
 	}

@@ -48,6 +48,8 @@ const (
 	IssuerID   = "https://issuer.kecis.test/kecis"
 	MerchantID = "https://shop.kecis.test/kecis"
 	PGID       = "https://pg.kecis.test/kecis"
+	// TesterID is the conformance suite's participant (Config.Tester).
+	TesterID = "https://tester.kecis.test/kecis"
 )
 
 // Config of a demo.
@@ -65,6 +67,10 @@ type Config struct {
 	// IssuerNow is the issuer's business clock (settlement cut-offs).
 	IssuerNow func() time.Time
 	Log       *slog.Logger
+	// Tester registers the conformance suite as a participant with the
+	// `tester` role (keys under Dir/tester) and lets the issuer's back
+	// channel admit its TLS client certificate beside the hub's (test mode).
+	Tester bool
 }
 
 // TestCard is a card the demo issuer issued.
@@ -86,6 +92,12 @@ type Demo struct {
 	HubTLSCert                                            string // PEM file of the hub's TLS certificate (curl --cacert)
 	MerchantAPIKey                                        string
 	Cards                                                 []TestCard
+
+	// HubSigningCert is the PEM file of the hub's signing certificate (it
+	// verifies the metadata the hub serves); TesterDir holds the tester's
+	// keys (signing/, encryption/, tls/: cert.pem, key.pem) when
+	// Config.Tester is set.
+	HubSigningCert, TesterDir string
 
 	Hub      *server.Server
 	HubStore store.Store
@@ -189,7 +201,21 @@ func Start(ctx context.Context, cfg Config) (_ *Demo, err error) {
 		}
 		keys[k.name] = ks
 	}
+	if cfg.Tester {
+		for _, k := range []struct {
+			name string
+			kind devpki.Kind
+		}{{"tester/signing", devpki.Signing}, {"tester/encryption", devpki.Encryption}, {"tester/tls", devpki.TLSClient}} {
+			ks, err := ensure(p(k.name), k.kind, "KECIS demo "+k.name)
+			if err != nil {
+				return nil, err
+			}
+			keys[k.name] = ks
+		}
+		d.TesterDir = p("tester")
+	}
 	d.HubTLSCert = p("hub", "tls", "cert.pem")
+	d.HubSigningCert = p("hub", "signing", "cert.pem")
 
 	// Listeners first: the URLs go into the metadata.
 	hubL, err := listen(cfg.HubListen)
@@ -341,6 +367,17 @@ facade:
 		return nil, err
 	}
 
+	backChannel := []string{fingerprint(keys["hub/tls"].cert)}
+	if cfg.Tester {
+		if err := register(ctx, st, &metadata.EntityDescriptor{EntityID: TesterID, DisplayName: "KECIS conformance suite", Roles: []metadata.Role{metadata.RoleTester},
+			Keys:    []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: keys["tester/signing"].cert}, {Use: metadata.UseEncryption, Certificate: keys["tester/encryption"].cert}},
+			TLSKeys: []metadata.KeyDescriptor{{Use: metadata.UseTLSClient, Certificate: keys["tester/tls"].cert}},
+		}); err != nil {
+			return nil, err
+		}
+		backChannel = append(backChannel, fingerprint(keys["tester/tls"].cert))
+	}
+
 	// The issuer's KECIS adapter: the SDK's Handler over the issuer.
 	hubSigner := keys["hub/signing"].cert
 	hubTLS := keys["hub/tls"].cert
@@ -367,7 +404,7 @@ facade:
 	h, err := connectors.NewHandler(connectors.HandlerConfig{
 		EntityID: IssuerID, Signer: issSigner, Endpoints: []string{issuerEndpoint}, Directory: issuerDir, HubEntityID: HubID,
 		Decryption:  []saml.DecryptionKey{{Cert: keys["issuer/encryption"].cert, Key: keys["issuer/encryption"].tls.PrivateKey.(crypto.Decrypter)}},
-		BackChannel: []string{fingerprint(hubTLS)}, Services: card.Services(d.Adapter), Store: astore, IdemKey: idemKey, Log: cfg.Log,
+		BackChannel: backChannel, Services: card.Services(d.Adapter), Store: astore, IdemKey: idemKey, Log: cfg.Log,
 	})
 	if err != nil {
 		return nil, err
