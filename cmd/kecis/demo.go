@@ -83,10 +83,13 @@ clear over TLS, encrypted by the hub at once); a production hub refuses them.
 	cmd.Flags().StringVar(&addrs.issuer, "issuer", "127.0.0.1:8444", "the issuer's KECIS endpoint")
 	cmd.Flags().StringVar(&addrs.native, "issuer-api", "127.0.0.1:8081", "the issuer's own API and admin page")
 	cmd.Flags().StringVar(&addrs.telecom, "telecom", "127.0.0.1:8082", "the carrier's SMS gateway and phone pages")
+	cmd.Flags().StringVar(&addrs.pgNative, "pg-api", "127.0.0.1:8083", "the PG's own API")
+	cmd.Flags().StringVar(&addrs.pgKECIS, "pg-kecis", "127.0.0.1:8445", "the PG sidecar's KECIS endpoint")
+	cmd.Flags().StringVar(&addrs.pgCall, "pg-call", "127.0.0.1:8446", "the PG sidecar's local calling endpoint")
 	return cmd
 }
 
-type demoAddrs struct{ hub, ops, issuer, native, telecom string }
+type demoAddrs struct{ hub, ops, issuer, native, telecom, pgNative, pgKECIS, pgCall string }
 
 // runFederationDemo starts the demo federation, prints the guide and waits
 // for ctx. ready, when set, receives the demo once it is up (tests).
@@ -100,6 +103,7 @@ func runFederationDemo(ctx context.Context, w io.Writer, dir string, a demoAddrs
 	}
 	defer logFile.Close()
 	d, err := demo.Start(ctx, demo.Config{Dir: dir, HubListen: a.hub, HubOps: a.ops, IssuerKECIS: a.issuer, IssuerNative: a.native, Telecom: a.telecom,
+		PGNative: a.pgNative, PGKECIS: a.pgKECIS, PGCall: a.pgCall,
 		AllowClearCard: true, Log: slog.New(slog.NewJSONHandler(logFile, nil))})
 	if err != nil {
 		return err
@@ -109,6 +113,7 @@ func runFederationDemo(ctx context.Context, w io.Writer, dir string, a demoAddrs
 	fmt.Fprintf(w, `KECIS demo federation is up (state and logs in %s).
 
   hub             %s   (metadata: %s/kecis/metadata, ops: %s/readyz)
+  payment gateway %s   (its own API; it joins KECIS through the sidecar at %s)
   card issuer     %s   (its own API; admin page: %s/admin)
   mobile carrier  %s/phones   (the cardholders' phones and their texts)
 
@@ -118,7 +123,8 @@ them; merchants' pages encrypt the card for the provider in the browser.
 
 Test card: %s, expires %02d/%d, holder %s, phone %s (%s)
 
-Approve a card payment through the hub's JSON facade:
+Approve a card payment through the hub's JSON facade (merchant → hub → PG,
+through its sidecar → hub → issuer):
 
 %s
 
@@ -126,7 +132,7 @@ Then open the holder's phone to see the issuer's approval text:
   %s/phones/%s
 
 Press Ctrl-C to stop.
-`, dir, d.HubURL, d.HubURL, d.HubOps, d.IssuerNative, d.IssuerNative, d.TelecomURL,
+`, dir, d.HubURL, d.HubURL, d.HubOps, d.PGNative, d.PGKECIS, d.IssuerNative, d.IssuerNative, d.TelecomURL,
 		c.PAN.Reveal(), c.ExpMonth, c.ExpYear, c.Holder, c.Phone, c.Description,
 		curlLine(d, c), d.TelecomURL, strings.ReplaceAll(c.Phone, "-", ""))
 	if ready != nil {

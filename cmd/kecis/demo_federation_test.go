@@ -38,7 +38,7 @@ func TestDemoCurlApproves(t *testing.T) {
 	done := make(chan error, 1)
 	dir := t.TempDir()
 	go func() {
-		done <- runFederationDemo(ctx, out, dir, demoAddrs{"127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"}, ready)
+		done <- runFederationDemo(ctx, out, dir, demoAddrs{"127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"}, ready)
 	}()
 	var d *demo.Demo
 	select {

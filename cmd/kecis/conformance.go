@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kecis/kecis/conformance"
+)
+
+func init() { registerCommand(newConformanceCmd) }
+
+func newConformanceCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "conformance",
+		Short: "Certify a participant: run the KECIS conformance suite against it",
+		Long: `The KECIS conformance suite (docs/conformance.md): a plan per role profile
+(issuer, pg, bank, merchant, hub), made of modules, each a sequence of checks
+that cite the clause they check. The suite acts as a registered participant
+with the tester role; ordinary requests go through the hub, attacks directly
+to the participant.`,
+	}
+	cmd.AddCommand(newConformanceRunCmd(), newConformanceListCmd())
+	return cmd
+}
+
+func newConformanceRunCmd() *cobra.Command {
+	var (
+		target, profile, plan, hub, clientCert, clientKey, out string
+		modules                                                []string
+		quiet                                                  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "run --target-metadata FILE|URL --profile FILE",
+		Short: "Run a plan against a participant and write report.json, junit.xml and report.html",
+		Long: `Runs the plan the participant's metadata selects (its roles), or --plan, with
+the test profile's cards, hooks and tester keys. Progress is printed as the
+checks run; the reports go to --out. The exit status is 0 only if no check
+FAILED (WARNING, SKIPPED and REVIEW do not fail a run), 1 if one did, 2 if
+the run could not start.
+
+--target-metadata is a file or a URL — typically the hub's Metadata Query URL,
+https://HUB/kecis/metadata/entities/ENTITYID, verified with the hub's signing
+certificate from the profile.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if target == "" || profile == "" {
+				return fail(2, errors.New("--target-metadata and --profile are required"))
+			}
+			if (clientCert == "") != (clientKey == "") {
+				return fail(2, errors.New("--client-cert and --client-key go together"))
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			rep, err := runConformance(ctx, cmd.OutOrStdout(), runOptions{target: target, profile: profile, plan: plan, hub: hub,
+				clientCert: clientCert, clientKey: clientKey, modules: modules, quiet: quiet})
+			if err != nil {
+				return fail(2, err)
+			}
+			if out != "" {
+				if err := rep.WriteFiles(out); err != nil {
+					return fail(2, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "reports: %s/report.html, report.json, junit.xml\n", strings.TrimRight(out, "/"))
+			}
+			if n := rep.Summary[conformance.Failed]; n > 0 {
+				return fail(1, fmt.Errorf("%d check(s) FAILED", n))
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&target, "target-metadata", "", "the participant's KECIS metadata: a file or an http(s) URL")
+	f.StringVar(&profile, "profile", "", "the participant's test profile (YAML; docs/conformance.md)")
+	f.StringVar(&plan, "plan", "", "the plan to run (default: discovered from the metadata's roles; see `kecis conformance list`)")
+	f.StringVar(&hub, "hub", "", "the hub's URL (default: the profile's hub.url); ordinary requests go through it")
+	f.StringVar(&clientCert, "client-cert", "", "the tester's TLS client certificate (PEM; default: the profile's tester.tls)")
+	f.StringVar(&clientKey, "client-key", "", "its private key (PEM)")
+	f.StringVar(&out, "out", "conformance-report", "directory for report.json, junit.xml and report.html (empty: none)")
+	f.StringSliceVar(&modules, "module", nil, "run only these modules of the plan (repeatable)")
+	f.BoolVarP(&quiet, "quiet", "q", false, "print only checks that did not pass, and the summary")
+	return cmd
+}
+
+type runOptions struct {
+	target, profile, plan, hub, clientCert, clientKey string
+	modules                                           []string
+	quiet                                             bool
+}
+
+func runConformance(ctx context.Context, w io.Writer, o runOptions) (*conformance.Report, error) {
+	p, err := conformance.LoadProfile(o.profile)
+	if err != nil {
+		return nil, err
+	}
+	tester, err := p.LoadTester(o.clientCert, o.clientKey)
+	if err != nil {
+		return nil, err
+	}
+	hub, err := p.LoadHub(o.hub)
+	if err != nil {
+		return nil, err
+	}
+	var certs []*x509.Certificate
+	if hub != nil {
+		certs = hub.SigningCerts
+	}
+	t, err := conformance.LoadTarget(ctx, o.target, certs, conformance.HubMetadataClient(hub), time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return conformance.Run(ctx, conformance.Config{Target: t, Profile: p, Tester: tester, Hub: hub, Plan: o.plan, Modules: o.modules,
+		OnEvent: progress(w, o.quiet)})
+}
+
+// progress prints the run as it goes: a line per module, a line per check
+// (with the first line of what went wrong), and the summary.
+func progress(w io.Writer, quiet bool) func(conformance.Event) {
+	return func(ev conformance.Event) {
+		switch ev.Kind {
+		case conformance.EventPlanStart:
+			r := ev.Report
+			route := "directly"
+			if r.Hub != "" {
+				route = "through " + r.Hub + " (attacks directly)"
+			}
+			fmt.Fprintf(w, "KECIS conformance: plan %s (%s) against %s, %s, run %s\n", r.Plan, r.PlanTitle, r.Participant, route, r.RunID)
+		case conformance.EventModuleStart:
+			if !quiet {
+				fmt.Fprintf(w, "\n%s (%s)\n", ev.Module.Title, ev.Module.Name)
+			}
+		case conformance.EventCondition:
+			c := ev.Condition
+			if quiet && c.Result == conformance.Passed {
+				return
+			}
+			fmt.Fprintf(w, "  %-8s %s  %s", c.Result, c.ID, c.Title)
+			if c.Duration > 0 {
+				fmt.Fprintf(w, " (%d ms)", c.Duration.Milliseconds())
+			}
+			fmt.Fprintln(w)
+			if c.Result != conformance.Passed && c.Message != "" {
+				msg, _, _ := strings.Cut(c.Message, "\n")
+				fmt.Fprintf(w, "           %s\n", msg)
+			}
+		case conformance.EventPlanDone:
+			r := ev.Report
+			var parts []string
+			for _, res := range conformance.Results {
+				parts = append(parts, fmt.Sprintf("%d %s", r.Summary[res], res))
+			}
+			verdict := "PASS"
+			if !r.Passed {
+				verdict = "FAIL"
+			}
+			fmt.Fprintf(w, "\n%s: %s — %d exchanges in %s\n", verdict, strings.Join(parts, ", "), r.Exchanges, r.Finished.Sub(r.Started).Round(time.Millisecond))
+		}
+	}
+}
+
+func newConformanceListCmd() *cobra.Command {
+	var plan string
+	var verbose bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the plans, their modules and (with -v or --plan) their checks and clauses",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
+			defer w.Flush()
+			plans := conformance.Plans()
+			if plan != "" {
+				p, err := conformance.PlanByName(plan)
+				if err != nil {
+					return fail(2, err)
+				}
+				plans, verbose = []*conformance.Plan{p}, true
+			}
+			for _, p := range plans {
+				fmt.Fprintf(w, "%s\t%s (roles: %s)\t%d checks\n", p.Name, p.Title, strings.Join(p.Roles, ", "), len(p.ConditionIDs()))
+				for _, m := range p.Modules {
+					fmt.Fprintf(w, "  %s\t%s\t%d checks\n", m.Name, m.Title, len(m.Conditions))
+					if !verbose {
+						continue
+					}
+					for _, c := range m.Conditions {
+						fmt.Fprintf(w, "    %s\t%s\t%s\n", c.ID, strings.Join(c.Clauses, ", "), c.Title)
+					}
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&plan, "plan", "", "show one plan with every check")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "show every check with its clauses")
+	return cmd
+}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/kecis/kecis/conformance"
+	"github.com/kecis/kecis/conformance/broken"
+)
+
+func TestConformanceList(t *testing.T) {
+	code, out, stderr := kecis(t, nil, "conformance", "list")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"issuer", "pg", "bank", "merchant", "hub", "security", "card", "responses"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("list lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, _ = kecis(t, nil, "conformance", "list", "--plan", "issuer")
+	if code != 0 || !strings.Contains(out, "security.xsw1-clone-inside-signature") || !strings.Contains(out, "KECIS §9.1") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	if code, _, _ := kecis(t, nil, "conformance", "list", "--plan", "nope"); code != 2 {
+		t.Fatalf("an unknown plan: exit %d", code)
+	}
+}
+
+// TestConformanceRun runs the CLI against a correct provider (exit 0) and
+// one that echoes card numbers (exit 1, the failing check named), and
+// reads the reports it writes.
+func TestConformanceRun(t *testing.T) {
+	good, err := broken.NewKit(t.TempDir(), broken.None, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer good.Close()
+	out := filepath.Join(t.TempDir(), "report")
+	code, stdout, stderr := kecis(t, nil, "conformance", "run", "--target-metadata", good.MetadataPath, "--profile", good.ProfilePath, "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, stderr, stdout)
+	}
+	for _, want := range []string{"plan issuer", "PASSED   security.replay", "WARNING  metadata.hub-signed", "PASS: "} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("progress lacks %q:\n%s", want, stdout)
+		}
+	}
+	var rep conformance.Report
+	b, err := os.ReadFile(filepath.Join(out, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil || !rep.Passed || rep.Participant != good.Provider.EntityID {
+		t.Fatalf("report.json: %v %+v", err, rep.Summary)
+	}
+	var ju struct {
+		Tests    int `xml:"tests,attr"`
+		Failures int `xml:"failures,attr"`
+	}
+	b, _ = os.ReadFile(filepath.Join(out, "junit.xml"))
+	if err := xml.Unmarshal(b, &ju); err != nil || ju.Tests != len(rep.Modules[0].Conditions)+countOthers(&rep) || ju.Failures != 0 {
+		t.Fatalf("junit.xml: %v %+v", err, ju)
+	}
+	html, _ := os.ReadFile(filepath.Join(out, "report.html"))
+	if !strings.Contains(string(html), "PASS — nothing failed") || strings.Contains(string(html), "<script") || strings.Contains(string(html), "http://") && strings.Contains(string(html), "<link") {
+		t.Fatalf("report.html is not a self-contained passing report")
+	}
+
+	bad, err := broken.NewKit(t.TempDir(), broken.EchoesPAN, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	out = filepath.Join(t.TempDir(), "report")
+	code, stdout, stderr = kecis(t, nil, "conformance", "run", "-q", "--target-metadata", bad.MetadataPath, "--profile", bad.ProfilePath, "--out", out,
+		"--client-cert", filepath.Join(bad.Tester.Dir, "tls", "cert.pem"), "--client-key", filepath.Join(bad.Tester.Dir, "tls", "key.pem"))
+	if code != 1 || !strings.Contains(stderr, "1 check(s) FAILED") || !strings.Contains(stdout, "FAILED   responses.no-clear-pan") || strings.Contains(stdout, "PASSED ") {
+		t.Fatalf("exit %d: %s\n%s", code, stderr, stdout)
+	}
+	b, _ = os.ReadFile(filepath.Join(out, "junit.xml"))
+	if !strings.Contains(string(b), `<failure message="approve: a Luhn-valid card number`) && !strings.Contains(string(b), `type="FAILED"`) {
+		t.Fatalf("junit.xml names no failure:\n%s", b)
+	}
+	for _, name := range []string{"report.json", "junit.xml", "report.html"} {
+		b, _ := os.ReadFile(filepath.Join(out, name))
+		if strings.Contains(string(b), broken.TestPAN(1)) {
+			t.Errorf("%s carries the echoed card number in clear", name)
+		}
+	}
+	if !slices.Contains(rep.Roles, "issuer") {
+		t.Errorf("roles %v", rep.Roles)
+	}
+
+	// Usage errors exit 2.
+	if code, _, _ := kecis(t, nil, "conformance", "run", "--profile", bad.ProfilePath); code != 2 {
+		t.Fatalf("no target: exit %d", code)
+	}
+	if code, _, _ := kecis(t, nil, "conformance", "run", "--target-metadata", bad.MetadataPath, "--profile", bad.ProfilePath, "--plan", "nope"); code != 2 {
+		t.Fatalf("unknown plan: exit %d", code)
+	}
+}
+
+func countOthers(r *conformance.Report) int {
+	n := 0
+	for _, m := range r.Modules[1:] {
+		n += len(m.Conditions)
+	}
+	return n
+}
