@@ -77,7 +77,10 @@ func newProvider(t *testing.T, merchantCerts []*x509.Certificate, hubTLS, hubSig
 
 func (p *testProvider) serve(w http.ResponseWriter, r *http.Request) {
 	// Only the hub may call: hub policy, idempotency and audit cannot be bypassed.
-	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 || fp(r.TLS.PeerCertificates[0]) != p.hubTLS {
+	p.mu.Lock()
+	hubTLS := p.hubTLS
+	p.mu.Unlock()
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 || fp(r.TLS.PeerCertificates[0]) != hubTLS {
 		saml.WriteFault(w, &saml.Fault{Code: "soap:Client", String: "back-channel requests are accepted from the hub only"})
 		return
 	}
@@ -296,6 +299,30 @@ func TestRouterRelaysAndRefuses(t *testing.T) {
 	if st, _, _ = f.send(t, &f.mTLS, f.approve(t, "k4", "100", f.dest)); !st.OK() || st.Message != f.p.outcomes["k4"] {
 		t.Fatalf("retry: %+v", st)
 	}
+	// An issuer that is no participant, over a participant's TLS
+	// connection: an unsigned, generic fault (its keys are unknown).
+	stranger := loadSigner(t, "attacker-rsa")
+	sb := &saml.Builder{Issuer: "https://stranger.test/kecis"}
+	sreq, _ := sb.NewRequest(f.dest, saml.ServiceURI("card", "inquire"))
+	sreq.Payload, _ = ecml.FromForm(map[string][]string{"Ecom_SchemaVersion": {ecml.SchemaVersion}, "Ecom_ConsumerOrderID": {"x"}})
+	sel, _ := sreq.Element()
+	smsg, _ := stranger.SignToBytes(sel)
+	if _, _, err := f.send(t, &f.mTLS, smsg); !errors.As(err, &fault) || fault.String != "message could not be verified" {
+		t.Fatalf("unknown issuer: %v", err)
+	}
+	// The recipient's own fault before verification (say, a key rollover it
+	// has not seen) reaches the sender as a hub-signed ProviderUnavailable.
+	f.p.mu.Lock()
+	saved := f.p.hubTLS
+	f.p.hubTLS = "not-the-hub"
+	f.p.mu.Unlock()
+	st, from, _ = f.send(t, &f.mTLS, f.approve(t, "k-fault", "100", f.dest))
+	if st.SubCode != saml.CodeProviderUnavailable || from != "https://hub.test/kecis" {
+		t.Fatalf("provider fault: %+v from %s", st, from)
+	}
+	f.p.mu.Lock()
+	f.p.hubTLS = saved
+	f.p.mu.Unlock()
 	// A suspended recipient is no destination.
 	if code := f.h.operate("suspend", issuerID); code != 200 {
 		t.Fatalf("suspend: %d", code)
