@@ -198,7 +198,7 @@ func (h *Handler) Handle(ctx context.Context, msg []byte) ([]byte, error) {
 func (h *Handler) run(ctx context.Context, fn ServiceFunc, req *Request) (resp *Response) {
 	defer func() {
 		if p := recover(); p != nil {
-			h.cfg.Log.ErrorContext(ctx, "service function panicked", "service", req.Service, "panic", fmt.Sprint(p))
+			h.cfg.Log.ErrorContext(ctx, "service function panicked", "service", req.Service, "panic", ecml.RedactPANs(fmt.Sprint(p)))
 			resp = &Response{Status: saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeProviderUnavailable, Message: "internal error"}}
 		}
 	}()
