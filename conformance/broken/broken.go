@@ -1,0 +1,591 @@
+// Package broken holds small, deliberately broken KECIS card providers
+// that prove the conformance suite catches what it claims to: one skips
+// signature verification, one accepts CBC (and rsa-1_5), one echoes the
+// card number in its answer, one ignores replays, one refunds more than
+// was approved, one answers with the wrong InResponseTo. Without a flaw
+// the same provider is a correct one, and the suite passes it.
+//
+// A Provider is a whole participant on loopback: an in-memory card ledger
+// behind the receive pipeline of package saml (not the SDK's Handler, which
+// cannot be broken this way), served over the SOAP binding with TLS and a
+// back-channel check of the caller's TLS client certificate, with its
+// (unsigned) metadata and plain-HTTP test hooks (settle, stall). It exists
+// for the suite's tests and for `kecis conformance` demonstrations; it is
+// not a reference implementation.
+package broken
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/kecis/kecis/ecml"
+	"github.com/kecis/kecis/federation/metadata"
+	"github.com/kecis/kecis/saml"
+)
+
+// Flaw is what a broken provider gets wrong.
+type Flaw string
+
+// The flaws.
+const (
+	// None: a correct provider.
+	None Flaw = "none"
+	// SkipsSignatureVerification consumes requests without checking who
+	// signed them (it verifies a signature of its own making instead).
+	SkipsSignatureVerification Flaw = "skips-signature-verification"
+	// AcceptsCBC decrypts legacy ciphertexts: AES-CBC and 3DES-CBC
+	// content, rsa-1_5 key transport (as crewjam/saml's xmlenc does).
+	AcceptsCBC Flaw = "accepts-cbc"
+	// EchoesPAN names the card number in clear in its approvals' status
+	// message.
+	EchoesPAN Flaw = "echoes-pan"
+	// IgnoresReplays remembers no message IDs.
+	IgnoresReplays Flaw = "ignores-replays"
+	// RefundsMoreThanApproved refunds whatever it is asked.
+	RefundsMoreThanApproved Flaw = "refunds-more-than-approved"
+	// WrongInResponseTo answers with an InResponseTo of its own making.
+	WrongInResponseTo Flaw = "wrong-in-response-to"
+)
+
+// Flaws lists the flaws (without None).
+var Flaws = []Flaw{SkipsSignatureVerification, AcceptsCBC, EchoesPAN, IgnoresReplays, RefundsMoreThanApproved, WrongInResponseTo}
+
+// Card service URIs.
+var (
+	svcApprove = saml.ServiceURI("card", "approve")
+	svcCancel  = saml.ServiceURI("card", "cancel")
+	svcRefund  = saml.ServiceURI("card", "refund")
+	svcInquire = saml.ServiceURI("card", "inquire")
+)
+
+// Peer is a participant the provider knows: its signing and encryption
+// certificates and, when it may call the provider's back channel, its TLS
+// client certificate (the tester's).
+type Peer struct {
+	EntityID   string
+	Signing    []*x509.Certificate
+	Encryption *x509.Certificate
+	TLSClient  *x509.Certificate
+}
+
+// Card is a card the provider issued.
+type Card struct {
+	PAN      string
+	ExpMonth string
+	ExpYear  string
+	Limit    int64 // KRW
+}
+
+// Config of a provider.
+type Config struct {
+	Flaw  Flaw
+	Peers []Peer
+	Cards []Card
+	Now   func() time.Time
+}
+
+// Provider is a running broken (or correct) card provider.
+type Provider struct {
+	Flaw       Flaw
+	EntityID   string
+	Endpoint   string
+	Descriptor *metadata.EntityDescriptor
+	// Metadata is the provider's descriptor, unsigned.
+	Metadata []byte
+	// HooksURL serves POST /settle and POST /stall.
+	HooksURL string
+
+	cfg      Config
+	signer   *saml.Signer
+	rc       *saml.Receiver
+	idemKey  []byte
+	rubber   *saml.Signer
+	srv, hsv *http.Server
+
+	mu        sync.Mutex
+	approvals map[string]*approval // by number
+	cards     map[string]*cardState
+	idem      map[string]*idemRecord
+	stall     map[string]time.Duration
+}
+
+type cardState struct {
+	Card
+	available int64
+}
+
+type approval struct {
+	number, order, merchant, pan string
+	amount, refunded             int64
+	state                        string
+}
+
+type idemRecord struct {
+	fp      []byte
+	status  saml.Status
+	payload *ecml.Payload
+}
+
+// keys are made once per process: RSA generation is slow.
+type keySet struct {
+	signing    *saml.Signer
+	encKey     *rsa.PrivateKey
+	encCert    *x509.Certificate
+	tlsCert    tls.Certificate
+	tlsLeaf    *x509.Certificate
+	rubber     *saml.Signer
+	generateAt time.Time
+}
+
+var (
+	keysOnce sync.Once
+	keysVal  *keySet
+	keysErr  error
+)
+
+func providerKeys() (*keySet, error) {
+	keysOnce.Do(func() {
+		now := time.Now()
+		ks := &keySet{generateAt: now}
+		mkSigner := func(cn string) (*saml.Signer, error) {
+			k, err := saml.GenerateKey(saml.KeyECDSA, nil)
+			if err != nil {
+				return nil, err
+			}
+			c, err := saml.SelfSignedCertificate(k, cn, now, 365*24*time.Hour, nil)
+			if err != nil {
+				return nil, err
+			}
+			return saml.NewSigner(k, c)
+		}
+		if ks.signing, keysErr = mkSigner("KECIS broken provider signing"); keysErr != nil {
+			return
+		}
+		if ks.rubber, keysErr = mkSigner("KECIS broken provider rubber stamp"); keysErr != nil {
+			return
+		}
+		if ks.encKey, keysErr = rsa.GenerateKey(rand.Reader, 2048); keysErr != nil {
+			return
+		}
+		if ks.encCert, keysErr = saml.SelfSignedCertificate(ks.encKey, "KECIS broken provider encryption", now, 365*24*time.Hour, nil); keysErr != nil {
+			return
+		}
+		ks.tlsCert, ks.tlsLeaf, keysErr = serverCert(now)
+		keysVal = ks
+	})
+	return keysVal, keysErr
+}
+
+// Start runs a provider with cfg's flaw on loopback.
+func Start(cfg Config) (*Provider, error) {
+	if cfg.Flaw == "" {
+		cfg.Flaw = None
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	ks, err := providerKeys()
+	if err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	hl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	p := &Provider{Flaw: cfg.Flaw, cfg: cfg, signer: ks.signing, rubber: ks.rubber,
+		EntityID: "https://" + string(cfg.Flaw) + ".broken.kecis.test/kecis",
+		Endpoint: "https://" + l.Addr().String() + "/kecis/soap", HooksURL: "http://" + hl.Addr().String(),
+		approvals: map[string]*approval{}, cards: map[string]*cardState{}, idem: map[string]*idemRecord{}, stall: map[string]time.Duration{}}
+	p.idemKey = make([]byte, 32)
+	_, _ = rand.Read(p.idemKey)
+	for _, c := range cfg.Cards {
+		p.cards[c.PAN] = &cardState{Card: c, available: c.Limit}
+	}
+	p.Descriptor = &metadata.EntityDescriptor{EntityID: p.EntityID, DisplayName: "Broken provider: " + string(cfg.Flaw), Roles: []metadata.Role{metadata.RoleIssuer},
+		Keys:      []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: ks.signing.Cert}, {Use: metadata.UseEncryption, Certificate: ks.encCert}},
+		TLSKeys:   []metadata.KeyDescriptor{{Use: metadata.UseTLSServer, Certificate: ks.tlsLeaf}},
+		Endpoints: []metadata.Endpoint{{Service: metadata.AnyService, Binding: saml.BindingSOAP, Location: p.Endpoint}},
+		Services:  []metadata.OfferedService{{Service: svcApprove}, {Service: svcCancel}, {Service: svcRefund}, {Service: svcInquire}},
+	}
+	if p.Metadata, err = metadata.Marshal(p.Descriptor); err != nil {
+		l.Close()
+		hl.Close()
+		return nil, err
+	}
+	keys := saml.StaticKeys{}
+	for _, peer := range cfg.Peers {
+		keys[peer.EntityID] = peer.Signing
+	}
+	var resolver saml.KeyResolver = keys
+	if cfg.Flaw == SkipsSignatureVerification {
+		resolver = saml.AnyIssuerKeys{ks.rubber.Cert}
+	}
+	var replay saml.ReplayCache = saml.NewMemoryReplayCache(cfg.Now)
+	if cfg.Flaw == IgnoresReplays {
+		replay = forgetful{}
+	}
+	var dec saml.Decrypter = &saml.Decryptor{EntityID: p.EntityID, Keys: []saml.DecryptionKey{{Cert: ks.encCert, Key: ks.encKey}}}
+	if cfg.Flaw == AcceptsCBC {
+		dec = &lenientDecrypter{key: ks.encKey}
+	}
+	services := []string{svcApprove, svcCancel, svcRefund, svcInquire}
+	p.rc = &saml.Receiver{Keys: resolver, Replay: replay, Destinations: []string{p.Endpoint}, Decrypter: dec, ValidatePayload: true, Now: cfg.Now,
+		Authorize: func(_ context.Context, req *saml.ServiceRequest) error {
+			if !slices.Contains(services, req.Service) {
+				return saml.ErrUnknownService.WithCausef("%s", req.Service)
+			}
+			return nil
+		}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /kecis/soap", p.serveSOAP)
+	p.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{ks.tlsCert}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12}}
+	go func() { _ = p.srv.ServeTLS(l, "", "") }()
+	hooks := http.NewServeMux()
+	hooks.HandleFunc("POST /settle", func(w http.ResponseWriter, _ *http.Request) { p.Settle(); w.WriteHeader(http.StatusNoContent) })
+	hooks.HandleFunc("POST /stall", func(w http.ResponseWriter, r *http.Request) {
+		var v struct {
+			Service string  `json:"service"`
+			Seconds float64 `json:"seconds"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&v); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		p.mu.Lock()
+		p.stall[v.Service] = time.Duration(v.Seconds * float64(time.Second))
+		p.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	p.hsv = &http.Server{Handler: hooks, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = p.hsv.Serve(hl) }()
+	return p, nil
+}
+
+// Close stops the provider.
+func (p *Provider) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = p.srv.Shutdown(ctx)
+	_ = p.hsv.Shutdown(ctx)
+}
+
+// TLSServerCertificate is the certificate the provider's endpoint presents.
+func (p *Provider) TLSServerCertificate() *x509.Certificate {
+	return p.Descriptor.TLSServerCertificates()[0]
+}
+
+// Settle settles every approval (the end-of-day run).
+func (p *Provider) Settle() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, a := range p.approvals {
+		if a.state == "approved" {
+			a.state = "settled"
+		}
+	}
+}
+
+type forgetful struct{}
+
+func (forgetful) Remember(context.Context, string, string, time.Time) error { return nil }
+
+func (p *Provider) allowed(r *http.Request) bool {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return false
+	}
+	for _, peer := range p.cfg.Peers {
+		if peer.TLSClient != nil && bytes.Equal(peer.TLSClient.Raw, r.TLS.PeerCertificates[0].Raw) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Provider) serveSOAP(w http.ResponseWriter, r *http.Request) {
+	if !p.allowed(r) {
+		saml.WriteFault(w, &saml.Fault{Code: "soap:Client", String: "back-channel requests are accepted from the hub only"})
+		return
+	}
+	msg, err := saml.ReadSOAPRequest(r, saml.Limits{})
+	if err != nil {
+		saml.WriteFault(w, saml.FaultFor(err))
+		return
+	}
+	out, err := p.handle(r.Context(), msg)
+	if err != nil {
+		saml.WriteFault(w, saml.FaultFor(err))
+		return
+	}
+	saml.WriteSOAP(w, out)
+}
+
+// rubberStamp is the SkipsSignatureVerification flaw: it throws the
+// sender's signatures away and signs the message itself, so that the
+// pipeline "verifies" whatever arrived.
+func (p *Provider) rubberStamp(msg []byte) ([]byte, error) {
+	root, err := saml.ParseDocument(msg, saml.Limits{})
+	if err != nil {
+		return nil, err
+	}
+	var sigs []*etree.Element
+	var walk func(el *etree.Element)
+	walk = func(el *etree.Element) {
+		for _, c := range el.ChildElements() {
+			if c.Tag == "Signature" {
+				sigs = append(sigs, c)
+				continue
+			}
+			walk(c)
+		}
+	}
+	walk(root)
+	for _, s := range sigs {
+		s.Parent().RemoveChild(s)
+	}
+	return p.rubber.SignToBytes(root)
+}
+
+func (p *Provider) handle(ctx context.Context, msg []byte) ([]byte, error) {
+	if p.Flaw == SkipsSignatureVerification {
+		var err error
+		if msg, err = p.rubberStamp(msg); err != nil {
+			return nil, err
+		}
+	}
+	got, err := p.rc.ReceiveRequest(ctx, msg)
+	if err != nil {
+		e := saml.AsError(err)
+		if e.Stage == saml.BeforeVerification {
+			return nil, e
+		}
+		return p.answer(e.ID, e.Issuer, e.StatusValue(), nil)
+	}
+	req := got.Request
+	p.mu.Lock()
+	d := p.stall[req.Service]
+	delete(p.stall, req.Service)
+	p.mu.Unlock()
+	if d > 0 {
+		time.Sleep(d)
+	}
+	var rec *idemRecord
+	scope := req.Issuer + "|" + req.IdempotencyKey
+	if req.IdempotencyKey != "" {
+		fp := p.fingerprint(got.Verified, req)
+		p.mu.Lock()
+		prev := p.idem[scope]
+		p.mu.Unlock()
+		if prev != nil {
+			if !hmac.Equal(prev.fp, fp) {
+				return p.answer(req.ID, req.Issuer, saml.Status{Code: saml.StatusRequester, SubCode: saml.CodeIdempotencyConflict, Message: "the idempotency key was used with a different request"}, nil)
+			}
+			return p.answer(req.ID, req.Issuer, prev.status, prev.payload)
+		}
+		rec = &idemRecord{fp: fp}
+	}
+	st, payload := p.serve(req)
+	if rec != nil {
+		rec.status, rec.payload = st, payload
+		p.mu.Lock()
+		p.idem[scope] = rec
+		p.mu.Unlock()
+	}
+	return p.answer(req.ID, req.Issuer, st, payload)
+}
+
+func (p *Provider) fingerprint(verified *etree.Element, req *saml.ServiceRequest) []byte {
+	m := hmac.New(sha256.New, p.idemKey)
+	fmt.Fprintf(m, "%d:%s;", len(req.Service), req.Service)
+	for _, c := range verified.ChildElements() {
+		if c.Tag == "Payload" {
+			m.Write(saml.CanonicalizeExclusive(c, nil))
+		}
+	}
+	return m.Sum(nil)
+}
+
+func (p *Provider) answer(irt, requester string, st saml.Status, payload *ecml.Payload) ([]byte, error) {
+	if irt == "" {
+		return nil, saml.ErrInternal
+	}
+	if p.Flaw == WrongInResponseTo {
+		id, _ := saml.IDSource{}.NewID()
+		irt = id
+	}
+	b := &saml.Builder{Issuer: p.EntityID, Now: p.cfg.Now}
+	resp, err := b.NewResponse(irt, "", st)
+	if err != nil {
+		return nil, err
+	}
+	resp.Payload = payload
+	el, err := resp.Element()
+	if err != nil {
+		return nil, err
+	}
+	if payload != nil {
+		for _, c := range el.ChildElements() {
+			if c.Tag == "Payload" && len(ecml.SensitiveElements(c)) > 0 {
+				var cert *x509.Certificate
+				for _, peer := range p.cfg.Peers {
+					if peer.EntityID == requester {
+						cert = peer.Encryption
+					}
+				}
+				if cert == nil {
+					return nil, errors.New("broken: no encryption certificate for the requester")
+				}
+				if _, err := saml.EncryptDocument(el, &saml.Encryptor{Recipient: requester, Cert: cert}); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	return p.signer.SignToBytes(el)
+}
+
+func refusal(top, sub, msg string) (saml.Status, *ecml.Payload) {
+	return saml.Status{Code: top, SubCode: sub, Message: msg}, nil
+}
+
+func (p *Provider) serve(req *saml.ServiceRequest) (saml.Status, *ecml.Payload) {
+	pl := req.Payload
+	if pl == nil || pl.Ecom == nil {
+		return refusal(saml.StatusRequester, saml.CodeInvalidPayload, "an Ecom payload is required")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e := pl.Ecom
+	switch req.Service {
+	case svcApprove:
+		if e.Payment == nil || e.Payment.Card == nil || e.Transaction == nil {
+			return refusal(saml.StatusRequester, saml.CodeInvalidPayload, "an approval needs Payment/Card and Transaction")
+		}
+		m, err := e.Transaction.Money()
+		if err != nil || m.Currency != "KRW" {
+			return refusal(saml.StatusRequester, saml.CodeInvalidPayload, "KRW amounts only")
+		}
+		pan := e.Payment.Card.Number.Reveal()
+		c := p.cards[pan]
+		switch {
+		case c == nil:
+			return refusal(saml.StatusResponder, saml.CodeInvalidCard, "unknown card")
+		case e.Payment.Card.ExpDate == nil || e.Payment.Card.ExpDate.Month != c.ExpMonth || e.Payment.Card.ExpDate.Year != c.ExpYear:
+			return refusal(saml.StatusResponder, saml.CodeInvalidCard, "the expiry does not match")
+		case m.Minor > c.available:
+			return refusal(saml.StatusResponder, saml.CodeLimitExceeded, "over the card's limit")
+		}
+		for _, a := range p.approvals {
+			if a.merchant == req.Issuer && a.order == e.ConsumerOrderID {
+				return refusal(saml.StatusResponder, saml.CodeDeclined, "the order was already approved")
+			}
+		}
+		n, _ := rand.Int(rand.Reader, big.NewInt(1e8))
+		a := &approval{number: fmt.Sprintf("%08d", n), order: e.ConsumerOrderID, merchant: req.Issuer, pan: pan, amount: m.Minor, state: "approved"}
+		p.approvals[a.number] = a
+		c.available -= m.Minor
+		st := saml.Status{Code: saml.StatusSuccess}
+		if p.Flaw == EchoesPAN {
+			st.Message = "approved for card " + pan
+		}
+		return st, a.payload()
+	case svcCancel, svcRefund, svcInquire:
+		a := p.find(req.Issuer, e)
+		if a == nil {
+			return refusal(saml.StatusRequester, saml.CodeDeclined, "no such approval")
+		}
+		switch req.Service {
+		case svcCancel:
+			switch a.state {
+			case "approved":
+				a.state = "cancelled"
+				p.cards[a.pan].available += a.amount
+			case "cancelled":
+				return refusal(saml.StatusResponder, saml.CodeDuplicate, "already cancelled")
+			default:
+				return refusal(saml.StatusResponder, saml.CodePolicyViolation, "settled: refund it instead")
+			}
+		case svcRefund:
+			if e.Transaction == nil {
+				return refusal(saml.StatusRequester, saml.CodeInvalidPayload, "a refund needs an amount")
+			}
+			m, err := e.Transaction.Money()
+			if err != nil {
+				return refusal(saml.StatusRequester, saml.CodeInvalidPayload, "a refund needs an amount")
+			}
+			switch {
+			case a.state == "approved":
+				return refusal(saml.StatusResponder, saml.CodePolicyViolation, "not settled yet: void it instead")
+			case a.state == "cancelled":
+				return refusal(saml.StatusResponder, saml.CodePolicyViolation, "cancelled")
+			case a.refunded+m.Minor > a.amount && p.Flaw != RefundsMoreThanApproved:
+				return refusal(saml.StatusResponder, saml.CodeLimitExceeded, "more than what is left to refund")
+			}
+			a.refunded += m.Minor
+			a.state = "partially-refunded"
+			if a.refunded >= a.amount {
+				a.state = "refunded"
+			}
+		}
+		return saml.Status{Code: saml.StatusSuccess}, a.payload()
+	}
+	return refusal(saml.StatusRequester, saml.StatusRequestUnsupported, "not offered")
+}
+
+func (p *Provider) find(merchant string, e *ecml.Ecom) *approval {
+	if e.Transaction != nil && e.Transaction.Code != nil && e.Transaction.Code.Approval != "" {
+		if a := p.approvals[e.Transaction.Code.Approval]; a != nil && a.merchant == merchant {
+			return a
+		}
+		return nil
+	}
+	for _, a := range p.approvals {
+		if a.merchant == merchant && e.ConsumerOrderID != "" && a.order == e.ConsumerOrderID {
+			return a
+		}
+	}
+	return nil
+}
+
+func (a *approval) payload() *ecml.Payload {
+	t := &ecml.Transaction{Type: "credit", Code: &ecml.Code{Approval: a.number}, Data: &ecml.Data{Response: &ecml.Text{Value: a.state}}}
+	_ = t.SetMoney(ecml.Money{Minor: a.amount, Currency: "KRW"})
+	if a.refunded > 0 {
+		if s, err := ecml.FormatAmount(ecml.Money{Minor: a.refunded, Currency: "KRW"}); err == nil {
+			t.Data.PrivateUse = &ecml.Text{Value: "refunded=" + s}
+		}
+	}
+	return &ecml.Payload{Ecom: &ecml.Ecom{SchemaVersion: ecml.SchemaVersion, ConsumerOrderID: a.order, Transaction: t}}
+}
+
+var _ crypto.Decrypter = (*rsa.PrivateKey)(nil)
+
+// Fingerprint is the SHA-256 of a certificate, hex.
+func Fingerprint(c *x509.Certificate) string {
+	s := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(s[:])
+}

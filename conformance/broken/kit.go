@@ -1,0 +1,179 @@
+package broken
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/kecis/kecis/ecml"
+)
+
+// TesterID is the entityID of the tester the kits register.
+const TesterID = "https://tester.conformance.kecis.test/kecis"
+
+// TesterFiles are the tester's key files (PEM) and certificates.
+type TesterFiles struct {
+	EntityID string
+	// Directory layout: signing/, encryption/, tls/, each with cert.pem
+	// and key.pem.
+	Dir                                  string
+	SigningCert, EncryptionCert, TLSCert *x509.Certificate
+}
+
+// Peer is the tester as a provider knows it.
+func (t *TesterFiles) Peer() Peer {
+	return Peer{EntityID: t.EntityID, Signing: []*x509.Certificate{t.SigningCert}, Encryption: t.EncryptionCert, TLSClient: t.TLSCert}
+}
+
+type pemPair struct {
+	key, cert []byte
+	c         *x509.Certificate
+}
+
+var (
+	testerOnce sync.Once
+	testerKeys map[string]pemPair
+	testerErr  error
+)
+
+func makePair(kind, cn string) (pemPair, error) {
+	var key crypto.Signer
+	var err error
+	if kind == "encryption" {
+		key, err = rsa.GenerateKey(rand.Reader, 2048)
+	} else {
+		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	}
+	if err != nil {
+		return pemPair{}, err
+	}
+	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(365 * 24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment}
+	if kind == "tls" {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return pemPair{}, err
+	}
+	c, _ := x509.ParseCertificate(der)
+	kd, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return pemPair{}, err
+	}
+	return pemPair{key: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}), cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), c: c}, nil
+}
+
+// WriteTester writes the tester's keys under dir (made once per process,
+// written as often as asked).
+func WriteTester(dir string) (*TesterFiles, error) {
+	testerOnce.Do(func() {
+		testerKeys = map[string]pemPair{}
+		for _, k := range []string{"signing", "encryption", "tls"} {
+			p, err := makePair(k, "KECIS conformance tester "+k)
+			if err != nil {
+				testerErr = err
+				return
+			}
+			testerKeys[k] = p
+		}
+	})
+	if testerErr != nil {
+		return nil, testerErr
+	}
+	for k, p := range testerKeys {
+		d := filepath.Join(dir, k)
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(d, "key.pem"), p.key, 0o600); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(d, "cert.pem"), p.cert, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return &TesterFiles{EntityID: TesterID, Dir: dir, SigningCert: testerKeys["signing"].c, EncryptionCert: testerKeys["encryption"].c, TLSCert: testerKeys["tls"].c}, nil
+}
+
+// TestPAN returns a Luhn-valid 16-digit card number on a test BIN.
+func TestPAN(serial int) string {
+	body := fmt.Sprintf("940000%09d", serial)
+	d, _ := ecml.LuhnCheckDigit(body)
+	return body + string(d)
+}
+
+// Kit is a broken provider with everything a run against it needs on
+// disk: its metadata, the tester's keys and a test profile.
+type Kit struct {
+	Provider     *Provider
+	Tester       *TesterFiles
+	Dir          string
+	ProfilePath  string
+	MetadataPath string
+}
+
+// NewKit starts a provider with flaw and writes the files of a run into
+// dir. With hooks, the profile names the provider's settle and stall
+// hooks (the stall costs the run about a second).
+func NewKit(dir string, flaw Flaw, hooks bool) (*Kit, error) {
+	t, err := WriteTester(filepath.Join(dir, "tester"))
+	if err != nil {
+		return nil, err
+	}
+	good, low := TestPAN(1), TestPAN(2)
+	p, err := Start(Config{Flaw: flaw, Peers: []Peer{t.Peer()}, Cards: []Card{
+		{PAN: good, ExpMonth: "12", ExpYear: "2030", Limit: 5_000_000},
+		{PAN: low, ExpMonth: "12", ExpYear: "2030", Limit: 50_000},
+	}})
+	if err != nil {
+		return nil, err
+	}
+	k := &Kit{Provider: p, Tester: t, Dir: dir, ProfilePath: filepath.Join(dir, "profile.yaml"), MetadataPath: filepath.Join(dir, "metadata.xml")}
+	if err := os.WriteFile(k.MetadataPath, p.Metadata, 0o644); err != nil {
+		p.Close()
+		return nil, err
+	}
+	profile := fmt.Sprintf(`# Test profile of the broken provider %q (conformance/broken).
+participant: %s
+tester:
+  entity_id: %s
+  signing:    {cert: tester/signing/cert.pem,    key: tester/signing/key.pem}
+  encryption: {cert: tester/encryption/cert.pem, key: tester/encryption/key.pem}
+  tls:        {cert: tester/tls/cert.pem,        key: tester/tls/key.pem}
+card:
+  currency: KRW
+  approve: {number: "%s", expiry: 12/2030, amount: "15000"}
+  declines:
+    - {name: over the limit, number: "%s", expiry: 12/2030, amount: "60000", expect: LimitExceeded}
+    - {name: wrong expiry, number: "%s", expiry: 11/2031, amount: "1000", expect: InvalidCard}
+  settle_before_refund: true
+timeouts: {request: 10s, stall: 1s, settle: 10s}
+`, flaw, p.EntityID, t.EntityID, good, low, good)
+	if hooks {
+		profile += fmt.Sprintf("hooks:\n  settle: {url: %s/settle}\n  stall: {url: %s/stall}\n", p.HooksURL, p.HooksURL)
+	} else {
+		profile += fmt.Sprintf("hooks:\n  settle: {url: %s/settle}\n", p.HooksURL)
+	}
+	if err := os.WriteFile(k.ProfilePath, []byte(profile), 0o644); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return k, nil
+}
+
+// Close stops the provider.
+func (k *Kit) Close() { k.Provider.Close() }

@@ -1,0 +1,164 @@
+package conformance_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kecis/kecis/conformance"
+	"github.com/kecis/kecis/internal/demo"
+	"github.com/kecis/kecis/internal/testutil"
+)
+
+// demoHooks serves the demo issuer's test hooks: settle (the end-of-day
+// run, on the issuer's business clock moved past the cut-off) and stall
+// (the issuer's next call of a service waits, so that the hub answers
+// Pending).
+func demoHooks(t *testing.T, d *demo.Demo, clock *testutil.Clock) *httptest.Server {
+	var mu sync.Mutex
+	stall := map[string]time.Duration{}
+	d.Adapter.BeforeCall = func(_ context.Context, s string) {
+		mu.Lock()
+		dur := stall[s]
+		delete(stall, s)
+		mu.Unlock()
+		time.Sleep(dur)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /settle", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		clock.Set(d.Issuer.CutOffAfter(clock.Now()).Add(time.Minute))
+		if _, err := d.Issuer.Settle(r.Context(), clock.Now()); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /stall", func(w http.ResponseWriter, r *http.Request) {
+		var v struct {
+			Service string  `json:"service"`
+			Seconds float64 `json:"seconds"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&v); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		stall[v.Service] = time.Duration(v.Seconds * float64(time.Second))
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestDemoIssuerPasses runs the whole issuer plan against the demo
+// federation's issuer (behind connectors.Handler), through the hub as a
+// registered tester, with the attacks sent directly: every check passes.
+func TestDemoIssuerPasses(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	clock := testutil.NewClock(time.Now().UTC())
+	d, err := demo.Start(ctx, demo.Config{Dir: dir, RelayTimeout: 800 * time.Millisecond, IssuerNow: clock.Now, Tester: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	hooks := demoHooks(t, d, clock)
+	good, low := d.Cards[0], d.Cards[1]
+	profile := fmt.Sprintf(`participant: %s
+tester:
+  entity_id: %s
+  signing:    {cert: %[3]s/signing/cert.pem,    key: %[3]s/signing/key.pem}
+  encryption: {cert: %[3]s/encryption/cert.pem, key: %[3]s/encryption/key.pem}
+  tls:        {cert: %[3]s/tls/cert.pem,        key: %[3]s/tls/key.pem}
+hub:
+  url: %[4]s
+  entity_id: %[5]s
+  signing_certs: [%[6]s]
+  tls_certs: [%[7]s]
+card:
+  currency: KRW
+  approve: {number: "%[8]s", expiry: "%02[9]d/%[10]d", amount: "15000"}
+  declines:
+    - {name: over the limit, number: "%[11]s", expiry: "%02[12]d/%[13]d", amount: "60000", expect: LimitExceeded}
+    - {name: expiry does not match, number: "%[8]s", expiry: "%02[9]d/%[14]d", amount: "1000", expect: InvalidCard}
+  settle_before_refund: true
+hooks:
+  settle: {url: %[15]s/settle}
+  stall: {url: %[15]s/stall}
+timeouts: {request: 10s, stall: 1500ms, settle: 10s}
+`, demo.IssuerID, demo.TesterID, d.TesterDir, d.HubURL, demo.HubID, d.HubSigningCert, d.HubTLSCert,
+		good.PAN.Reveal(), good.ExpMonth, good.ExpYear, low.PAN.Reveal(), low.ExpMonth, low.ExpYear, good.ExpYear+1, hooks.URL)
+	pp := filepath.Join(dir, "profile.yaml")
+	if err := os.WriteFile(pp, []byte(profile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := conformance.LoadProfile(pp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tester, err := p.LoadTester("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub, err := p.LoadHub("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := conformance.LoadTarget(ctx, conformance.MDQURL(hub.URL, demo.IssuerID), hub.SigningCerts, conformance.HubMetadataClient(hub), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events int
+	rep, err := conformance.Run(ctx, conformance.Config{Target: target, Profile: p, Tester: tester, Hub: hub,
+		OnEvent: func(conformance.Event) { events++ }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s: %v in %s, %d exchanges, %d events\n%s", rep.Plan, rep.Summary, rep.Finished.Sub(rep.Started).Round(time.Millisecond), rep.Exchanges, events, summary(rep))
+	if rep.Plan != "issuer" {
+		t.Errorf("discovered plan %q, want issuer", rep.Plan)
+	}
+	for _, r := range []conformance.Result{conformance.Failed, conformance.Warning, conformance.Review} {
+		if ids := rep.WithResult(r); len(ids) > 0 {
+			t.Errorf("%s: %v", r, ids)
+		}
+	}
+	// Answers of the card service carry nothing sensitive, so there is no
+	// encrypted answer to judge.
+	if s := rep.WithResult(conformance.Skipped); !slices.Equal(s, []string{"responses.encryption"}) {
+		t.Errorf("SKIPPED %v, want only responses.encryption", s)
+	}
+	if !rep.Passed {
+		t.Error("the report does not pass")
+	}
+	// The timeout went the way it does in production: the hub answered
+	// Pending, and inquire told the truth afterwards.
+	pending := false
+	for _, e := range rep.Condition("card.inquire-after-timeout").Evidence {
+		pending = pending || strings.Contains(e.Content, "the hub answered Pending")
+	}
+	if !pending {
+		t.Error("card.inquire-after-timeout passed without the hub's Pending")
+	}
+	// The metadata came from the hub, signed.
+	if c := rep.Condition("metadata.hub-signed"); c.Result != conformance.Passed {
+		t.Errorf("metadata.hub-signed: %s", c.Result)
+	}
+	if err := rep.WriteFiles(filepath.Join(dir, "out")); err != nil {
+		t.Fatal(err)
+	}
+	assertScrubbed(t, filepath.Join(dir, "out"), good.PAN.Reveal(), low.PAN.Reveal())
+}

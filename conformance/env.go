@@ -1,0 +1,500 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/kecis/kecis/ecml"
+	"github.com/kecis/kecis/federation/metadata"
+	"github.com/kecis/kecis/saml"
+)
+
+var emptyTLS tls.Certificate
+
+// Env is a run's environment: the participant, the tester, the hub, the
+// profile, and every exchange made so far.
+type Env struct {
+	Target  *Target
+	Profile *Profile
+	Tester  *Tester
+	// Hub is nil when the run sends everything directly.
+	Hub *HubConfig
+	// RunID makes this run's order IDs and idempotency keys unique.
+	RunID string
+
+	plan       *Plan
+	now        func() time.Time
+	timeout    time.Duration
+	scrubber   *strings.Replacer
+	directHTTP *http.Client
+	hubHTTP    *http.Client
+	reader     *saml.Receiver
+
+	mu        sync.Mutex
+	exchanges []*Exchange
+	passed    map[string]bool
+}
+
+// Now is the run's clock.
+func (e *Env) Now() time.Time { return e.now().UTC() }
+
+// Descriptor is the participant's metadata (nil when unreadable).
+func (e *Env) Descriptor() *metadata.EntityDescriptor { return e.Target.Descriptor }
+
+// Declares reports whether the participant's metadata offers service.
+func (e *Env) Declares(service string) bool {
+	ed := e.Descriptor()
+	if ed == nil {
+		return false
+	}
+	_, ok := ed.Offers(service)
+	return ok
+}
+
+func newRunID() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (e *Env) init() {
+	if e.RunID == "" {
+		e.RunID = newRunID()
+	}
+	e.scrubber = newScrubber(e.Profile.secrets())
+	if ed := e.Descriptor(); ed != nil {
+		e.directHTTP = e.httpClient(e.Tester.TLS, ed)
+	}
+	if e.Hub != nil {
+		e.hubHTTP = &http.Client{Timeout: e.timeout, Transport: &http.Transport{TLSClientConfig: saml.PinnedTLS(e.Tester.TLS, e.Hub.TLSCerts)}}
+	}
+	keys := saml.StaticKeys{}
+	if ed := e.Descriptor(); ed != nil {
+		keys[ed.EntityID] = ed.SigningCertificates()
+	}
+	if e.Hub != nil {
+		keys[e.Hub.EntityID] = e.Hub.SigningCerts
+	}
+	e.reader = &saml.Receiver{
+		Keys:              keys,
+		Replay:            saml.NewMemoryReplayCache(e.now),
+		Pending:           anyPending{},
+		AcceptDestination: func(context.Context, string) error { return nil },
+		Decrypter:         &saml.Decryptor{EntityID: e.Tester.EntityID, Keys: e.Tester.Decryption},
+		ValidatePayload:   true,
+		// The clock is judged by its own condition; here only what the
+		// answer says is read.
+		ClockSkew: 24 * time.Hour,
+		Now:       e.now,
+	}
+}
+
+// httpClient is a client presenting cert to the participant's endpoints,
+// pinning its published TLS server certificates.
+func (e *Env) httpClient(cert tls.Certificate, ed *metadata.EntityDescriptor) *http.Client {
+	return &http.Client{Timeout: e.timeout, Transport: &http.Transport{TLSClientConfig: saml.PinnedTLS(cert, ed.TLSServerCertificates()), DisableKeepAlives: true}}
+}
+
+func newScrubber(secrets []string) *strings.Replacer {
+	var pairs []string
+	for _, s := range secrets {
+		if s != "" {
+			pairs = append(pairs, s, "[REDACTED]")
+		}
+	}
+	return strings.NewReplacer(pairs...)
+}
+
+// scrub masks card numbers and the profile's secrets.
+func (e *Env) scrub(s string) string {
+	if e.scrubber != nil {
+		s = e.scrubber.Replace(s)
+	}
+	return ecml.RedactPANs(s)
+}
+
+// anyPending is the response reader's pending-request store: it accepts
+// every InResponseTo, which the suite compares with the request itself as
+// a check of its own (envelope.in-response-to, responses.in-response-to).
+type anyPending struct{}
+
+func (anyPending) Add(context.Context, string, string, time.Time) error { return nil }
+func (anyPending) Complete(context.Context, string, string) error       { return nil }
+
+// close releases the run's connections.
+func (e *Env) close() {
+	for _, c := range []*http.Client{e.directHTTP, e.hubHTTP} {
+		if c != nil {
+			c.CloseIdleConnections()
+		}
+	}
+}
+
+// Endpoint returns the participant's SOAP endpoint for service.
+func (e *Env) Endpoint(service string) (string, error) {
+	ed := e.Descriptor()
+	if ed == nil {
+		return "", errors.New("the participant's metadata could not be read")
+	}
+	ep, ok := ed.Endpoint(service, saml.BindingSOAP)
+	if !ok {
+		return "", fmt.Errorf("the metadata publishes no SOAP endpoint for %s", service)
+	}
+	return ep.Location, nil
+}
+
+// NewRequest starts a request from the tester to the participant's
+// endpoint for service.
+func (e *Env) NewRequest(service string) (*saml.ServiceRequest, error) {
+	dest, err := e.Endpoint(service)
+	if err != nil {
+		return nil, err
+	}
+	b := &saml.Builder{Issuer: e.Tester.EntityID, Now: e.now}
+	return b.NewRequest(dest, service)
+}
+
+// Seal options.
+type Seal struct {
+	// Encryptor replaces the default encryption for the participant
+	// (AES-256-GCM, rsa-oaep-mgf1p); NoEncrypt leaves sensitive elements
+	// in clear.
+	Encryptor *saml.Encryptor
+	NoEncrypt bool
+	// Tamper changes the element after encryption and before signing.
+	Tamper func(root *etree.Element) error
+	// Signer replaces the tester's signer; Unsigned leaves the message
+	// unsigned.
+	Signer   *saml.Signer
+	Unsigned bool
+}
+
+// Build returns the request as an unsigned element with its sensitive
+// elements encrypted (the step before signing).
+func (e *Env) Build(req *saml.ServiceRequest, o Seal) (*etree.Element, error) {
+	root, err := req.Element()
+	if err != nil {
+		return nil, err
+	}
+	if !o.NoEncrypt {
+		if p := childElement(root, "Payload"); p != nil && len(ecml.SensitiveElements(p)) > 0 {
+			enc := o.Encryptor
+			if enc == nil {
+				cert, ok := e.Descriptor().EncryptionCertificate(e.Now())
+				if !ok {
+					return nil, errors.New("the participant publishes no encryption certificate valid now")
+				}
+				enc = &saml.Encryptor{Recipient: e.Descriptor().EntityID, Cert: cert}
+			}
+			if _, err := saml.EncryptDocument(root, enc); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if o.Tamper != nil {
+		if err := o.Tamper(root); err != nil {
+			return nil, err
+		}
+	}
+	return root, nil
+}
+
+// Sealed builds, encrypts and signs a request (see Seal).
+func (e *Env) Sealed(req *saml.ServiceRequest, o Seal) ([]byte, error) {
+	root, err := e.Build(req, o)
+	if err != nil {
+		return nil, err
+	}
+	if o.Unsigned {
+		return saml.Serialize(root)
+	}
+	s := o.Signer
+	if s == nil {
+		s = e.Tester.Signer
+	}
+	return s.SignToBytes(root)
+}
+
+func childElement(el *etree.Element, local string) *etree.Element {
+	for _, c := range el.ChildElements() {
+		if c.Tag == local {
+			return c
+		}
+	}
+	return nil
+}
+
+// Exchange is one request and what came back.
+type Exchange struct {
+	Label     string
+	Route     Route
+	URL       string
+	Service   string
+	RequestID string
+	// Request is the KECIS message sent (the SOAP body, when Raw).
+	Request []byte
+	Raw     bool
+
+	HTTPStatus   int
+	Body         []byte
+	TransportErr error
+	// Fault is the SOAP fault the peer answered with.
+	Fault *saml.Fault
+	// Message is the KECIS message in the answer.
+	Message []byte
+	// Response is the answer verified (signature, with the metadata keys
+	// only) and decoded, its payload decrypted; ReadErr why it is nil
+	// although a message came back.
+	Response *saml.ServiceResponse
+	ReadErr  error
+	// TransportRefusal marks an exchange whose refusal is the connection's
+	// (a TLS client certificate), not a message's.
+	TransportRefusal bool
+	// ReadReason is the pipeline's reason for ReadErr ("signature",
+	// "shape", "decryption"…).
+	ReadReason string
+	At         time.Time
+	Elapsed    time.Duration
+}
+
+// Answered reports a verified ServiceResponse.
+func (x *Exchange) Answered() bool { return x.Response != nil }
+
+// From is the answer's issuer.
+func (x *Exchange) From() string {
+	if x.Response == nil {
+		return ""
+	}
+	return x.Response.Issuer
+}
+
+// Status is the verified answer's status (zero without one).
+func (x *Exchange) Status() saml.Status {
+	if x.Response == nil {
+		return saml.Status{}
+	}
+	return x.Response.Status
+}
+
+// Describe summarises the answer in one line for messages.
+func (x *Exchange) Describe() string {
+	switch {
+	case x.TransportErr != nil:
+		return "no answer: " + x.TransportErr.Error()
+	case x.Fault != nil:
+		return fmt.Sprintf("HTTP %d SOAP fault %s %q", x.HTTPStatus, x.Fault.Code, x.Fault.String)
+	case x.Response != nil:
+		s := x.Response.Status
+		d := fmt.Sprintf("signed %s", shortCode(s.Code))
+		if s.SubCode != "" {
+			d += "/" + shortCode(s.SubCode)
+		}
+		if x.Response.Issuer != "" && x.Route == ViaHub {
+			d += " from " + x.Response.Issuer
+		}
+		return d
+	case x.Message != nil:
+		return fmt.Sprintf("HTTP %d, an answer that does not verify: %v", x.HTTPStatus, x.ReadErr)
+	}
+	return fmt.Sprintf("HTTP %d, unreadable answer: %v", x.HTTPStatus, x.ReadErr)
+}
+
+func shortCode(uri string) string {
+	if i := strings.LastIndexAny(uri, ":"); i >= 0 {
+		return uri[i+1:]
+	}
+	return uri
+}
+
+func (x *Exchange) evidence(e *Env) []Evidence {
+	head := fmt.Sprintf("%s → %s (%s)", x.Label, x.URL, x.Route)
+	if x.Service != "" {
+		head += "\nservice " + x.Service
+	}
+	if x.RequestID != "" {
+		head += "\nrequest ID " + x.RequestID
+	}
+	head += "\nanswer: " + x.Describe()
+	if x.Response != nil {
+		head += "\nInResponseTo " + x.Response.InResponseTo
+		if x.Response.Status.Message != "" {
+			head += fmt.Sprintf("\nStatusMessage %q", x.Response.Status.Message)
+		}
+	}
+	head += fmt.Sprintf("\n%d ms", x.Elapsed.Milliseconds())
+	out := []Evidence{{Label: "exchange", Kind: "text", Content: e.scrub(head)}}
+	if len(x.Request) > 0 {
+		req := x.Request
+		if len(req) > 64<<10 {
+			req = append(append([]byte{}, req[:4096]...), []byte(fmt.Sprintf("\n… (%d bytes in all)", len(x.Request)))...)
+		}
+		out = append(out, Evidence{Label: "request", Kind: "xml", Content: e.scrub(string(req))})
+	}
+	switch {
+	case x.Message != nil:
+		out = append(out, Evidence{Label: "answer", Kind: "xml", Content: e.scrub(string(x.Message))})
+	case len(x.Body) > 0:
+		out = append(out, Evidence{Label: "answer (HTTP body)", Kind: "xml", Content: e.scrub(string(x.Body))})
+	}
+	return out
+}
+
+// Exchanges returns every exchange of the run so far.
+func (e *Env) Exchanges() []*Exchange {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.exchanges)
+}
+
+// Send posts a signed KECIS message over route and reads the answer.
+func (e *Env) Send(ctx context.Context, label string, route Route, service, requestID string, msg []byte) *Exchange {
+	x := &Exchange{Label: label, Route: route, Service: service, RequestID: requestID, Request: msg}
+	e.post(ctx, x, saml.WrapSOAP(msg), nil)
+	return x
+}
+
+// SendWith is Send directly to the participant with another HTTP client
+// (another TLS client certificate, or none).
+func (e *Env) SendWith(ctx context.Context, label, service, requestID string, msg []byte, client *http.Client) *Exchange {
+	x := &Exchange{Label: label, Route: Direct, Service: service, RequestID: requestID, Request: msg}
+	e.post(ctx, x, saml.WrapSOAP(msg), client)
+	return x
+}
+
+// SendRaw posts body (a whole SOAP envelope, or anything) directly to the
+// participant's endpoint for service, with client (nil: the tester's).
+func (e *Env) SendRaw(ctx context.Context, label, service string, body []byte, client *http.Client) *Exchange {
+	x := &Exchange{Label: label, Route: Direct, Service: service, Request: body, Raw: true}
+	e.post(ctx, x, body, client)
+	return x
+}
+
+func (e *Env) post(ctx context.Context, x *Exchange, body []byte, client *http.Client) {
+	defer func() {
+		e.mu.Lock()
+		e.exchanges = append(e.exchanges, x)
+		e.mu.Unlock()
+	}()
+	start := time.Now()
+	x.At = e.Now()
+	defer func() { x.Elapsed = time.Since(start) }()
+	if x.Route == ViaHub && e.Hub == nil {
+		x.Route = Direct
+	}
+	switch {
+	case x.Route == ViaHub:
+		x.URL = strings.TrimRight(e.Hub.URL, "/") + "/kecis/soap"
+		if client == nil {
+			client = e.hubHTTP
+		}
+	default:
+		u, err := e.Endpoint(x.Service)
+		if err != nil {
+			x.TransportErr = err
+			return
+		}
+		x.URL = u
+		if client == nil {
+			client = e.directHTTP
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, x.URL, bytes.NewReader(body))
+	if err != nil {
+		x.TransportErr = err
+		return
+	}
+	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+	req.Header.Set("SOAPAction", saml.SOAPAction)
+	resp, err := client.Do(req)
+	if err != nil {
+		x.TransportErr = err
+		return
+	}
+	defer resp.Body.Close()
+	x.HTTPStatus = resp.StatusCode
+	x.Body, err = io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		x.TransportErr = err
+		return
+	}
+	msg, err := saml.UnwrapSOAP(x.Body, saml.Limits{MaxBytes: 4 << 20})
+	if err != nil {
+		var f *saml.Fault
+		if errors.As(err, &f) {
+			x.Fault = f
+			return
+		}
+		x.ReadErr = err
+		x.ReadReason = saml.AsError(err).Reason
+		return
+	}
+	x.Message = msg
+	got, err := e.reader.ReceiveResponse(ctx, msg)
+	if err != nil {
+		x.ReadErr = describeRefusal(err)
+		x.ReadReason = saml.AsError(err).Reason
+		return
+	}
+	x.Response = got.Response
+}
+
+// describeRefusal keeps the private cause of a pipeline refusal: the
+// suite's reader is on the participant's side of nothing.
+func describeRefusal(err error) error {
+	var se *saml.Error
+	if errors.As(err, &se) && se.Cause() != nil {
+		return fmt.Errorf("%s: %v", se.Reason, se.Cause())
+	}
+	return err
+}
+
+// Exchange builds, seals and sends a request in one step.
+func (e *Env) Exchange(ctx context.Context, label string, route Route, req *saml.ServiceRequest, o Seal) (*Exchange, error) {
+	msg, err := e.Sealed(req, o)
+	if err != nil {
+		return nil, fmt.Errorf("the suite could not build %s: %w", label, err)
+	}
+	return e.Send(ctx, label, route, req.Service, req.ID, msg), nil
+}
+
+// callHook posts body to a test hook.
+func (e *Env) callHook(ctx context.Context, h *Hook, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range h.Headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := (&http.Client{Timeout: e.timeout}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("hook %s answered HTTP %d", h.URL, resp.StatusCode)
+	}
+	return nil
+}
+
+// passedOrWarned reports whether condition id ended PASSED or WARNING.
+func (e *Env) passedOrWarned(id string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.passed[id]
+}

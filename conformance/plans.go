@@ -1,0 +1,71 @@
+package conformance
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/kecis/kecis/federation/metadata"
+)
+
+// Plans returns every plan, one per role profile.
+func Plans() []*Plan {
+	provider := func(name, title, role, desc string) *Plan {
+		return &Plan{Name: name, Title: title, Roles: []string{role}, Description: desc,
+			Modules: []*Module{metadataModule(), envelopeModule(), encryptionModule(), clockModule(), cardModule(), securityModule(), responsesModule()}}
+	}
+	return []*Plan{
+		provider("issuer", "Card issuer", string(metadata.RoleIssuer),
+			"A card issuer behind its KECIS adapter: metadata and keys, the envelope, encryption, the clock, the card service, every attack of the security module, and every answer of the run."),
+		provider("pg", "Payment gateway", string(metadata.RolePG),
+			"A PG's KECIS adapter serving the card service to merchants: the issuer plan's modules (the PG answers as the card service's provider)."),
+		{Name: "bank", Title: "Bank", Roles: []string{string(metadata.RoleBank)},
+			Description: "A bank's adapter: metadata and keys, the envelope, the clock, the security module and every answer, probed with a read-only request of a declared service. The transfer and two-way service modules are not written yet.",
+			Modules:     []*Module{metadataModule(), envelopeModule(), clockModule(), securityModule(), responsesModule()}},
+		{Name: "merchant", Title: "Merchant client", Roles: []string{string(metadata.RoleMerchant)},
+			Description: "A merchant's client: its metadata and keys. A merchant serves no KECIS endpoint; the client module (the suite as provider, driven through the profile's purchase hook) is not written yet.",
+			Modules:     []*Module{metadataModule()}},
+		{Name: "hub", Title: "Hub", Roles: []string{string(metadata.RoleHub)},
+			Description: "A federation hub's own descriptor: metadata and keys. The router module (relay unchanged, refusals, Pending, the idempotency guard) is not written yet.",
+			Modules:     []*Module{metadataModule()}},
+	}
+}
+
+// PlanByName returns the plan named name.
+func PlanByName(name string) (*Plan, error) {
+	var names []string
+	for _, p := range Plans() {
+		if p.Name == name {
+			return p, nil
+		}
+		names = append(names, p.Name)
+	}
+	return nil, fmt.Errorf("conformance: no plan %q (plans: %s)", name, strings.Join(names, ", "))
+}
+
+// SelectPlan is discovery: the named plan, else the plan of the first of
+// the participant's roles that has one (providers before clients).
+func SelectPlan(ed *metadata.EntityDescriptor, name string) (*Plan, error) {
+	if name != "" {
+		return PlanByName(name)
+	}
+	if ed == nil {
+		return nil, fmt.Errorf("conformance: the participant's metadata could not be read; name the plan (--plan)")
+	}
+	for _, role := range []metadata.Role{metadata.RoleIssuer, metadata.RolePG, metadata.RoleBank, metadata.RoleHub, metadata.RoleMerchant} {
+		if !ed.HasRole(role) {
+			continue
+		}
+		for _, p := range Plans() {
+			if p.hasRole(string(role)) {
+				return p, nil
+			}
+		}
+	}
+	var roles []string
+	for _, r := range ed.Roles {
+		roles = append(roles, string(r))
+	}
+	slices.Sort(roles)
+	return nil, fmt.Errorf("conformance: no plan certifies the roles %v of %s", roles, ed.EntityID)
+}

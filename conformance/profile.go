@@ -1,0 +1,344 @@
+package conformance
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+
+	"github.com/kecis/kecis/ecml"
+	"github.com/kecis/kecis/saml"
+)
+
+// Profile is the per-participant test profile (docs/conformance.md, "The
+// test profile"): everything a run needs that the participant's metadata
+// does not carry. It is read from YAML strictly: an unknown key is an
+// error. Relative paths are relative to the profile file.
+type Profile struct {
+	// Participant is the entityID under test; it must match the metadata.
+	Participant string `yaml:"participant"`
+	// Plan overrides discovery from the metadata's roles.
+	Plan string `yaml:"plan,omitempty"`
+
+	// Tester is the suite's own identity: a participant of the test
+	// federation with the `tester` role.
+	Tester TesterProfile `yaml:"tester"`
+	// Hub is the federation's hub the suite sends ordinary requests
+	// through; without it every request goes directly to the participant.
+	Hub *HubProfile `yaml:"hub,omitempty"`
+
+	// Card describes the test cards of a card service provider.
+	Card *CardProfile `yaml:"card,omitempty"`
+	// Hooks are the participant's test hooks: out-of-band steps the suite
+	// triggers (settlement, a stalled call).
+	Hooks Hooks `yaml:"hooks,omitempty"`
+	// Secrets are extra strings scrubbed from every report (the test
+	// cards' passwords, say); card numbers are masked anyway.
+	Secrets []string `yaml:"secrets,omitempty"`
+	// Timeouts bound the run's waits.
+	Timeouts Timeouts `yaml:"timeouts,omitempty"`
+
+	dir string
+}
+
+// TesterProfile names the tester's key files.
+type TesterProfile struct {
+	EntityID   string  `yaml:"entity_id"`
+	Signing    KeyPair `yaml:"signing"`
+	Encryption KeyPair `yaml:"encryption"`
+	TLS        KeyPair `yaml:"tls"`
+}
+
+// KeyPair is a PEM certificate and its PEM private key.
+type KeyPair struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// HubProfile is the test federation's hub.
+type HubProfile struct {
+	URL      string `yaml:"url"`
+	EntityID string `yaml:"entity_id"`
+	// SigningCerts verify the metadata the hub serves and the statuses it
+	// signs; TLSCerts pin its TLS server certificate.
+	SigningCerts []string `yaml:"signing_certs"`
+	TLSCerts     []string `yaml:"tls_certs"`
+}
+
+// CardProfile describes the cards the card service module uses.
+type CardProfile struct {
+	// Currency of the amounts below (ISO 4217); default KRW.
+	Currency string `yaml:"currency,omitempty"`
+	// Approve is a card the participant approves for Amount (ECML amount
+	// form, e.g. "15000" KRW): the module approves, voids, refunds and
+	// retries with it.
+	Approve TestCard `yaml:"approve"`
+	// Declines are cards (or amounts) the participant refuses, each with
+	// the second-level status code it must answer.
+	Declines []TestCard `yaml:"declines,omitempty"`
+	// SettleBeforeRefund says refunds need a settled approval: the module
+	// calls hooks.settle after approving what it refunds.
+	SettleBeforeRefund bool `yaml:"settle_before_refund,omitempty"`
+}
+
+// TestCard is a card and the outcome expected for it.
+type TestCard struct {
+	Name   string `yaml:"name,omitempty"`
+	Number string `yaml:"number"`
+	// Expiry is MM/YYYY.
+	Expiry string `yaml:"expiry"`
+	Amount string `yaml:"amount"`
+	// Expect is the second-level status code of a refusal ("LimitExceeded"
+	// or the whole URI); empty for an approval.
+	Expect string `yaml:"expect,omitempty"`
+}
+
+// Hooks are the participant's test hooks.
+type Hooks struct {
+	// Settle: POST settles every approval made so far (an end-of-day run).
+	Settle *Hook `yaml:"settle,omitempty"`
+	// Stall: POST {"service": URI, "seconds": N} makes the participant's
+	// next call of that service take N seconds, so that the hub answers
+	// Pending and the suite checks inquire tells the truth afterwards.
+	Stall *Hook `yaml:"stall,omitempty"`
+}
+
+// Hook is one test hook.
+type Hook struct {
+	URL     string            `yaml:"url"`
+	Headers map[string]string `yaml:"headers,omitempty"`
+}
+
+// Timeouts of a run.
+type Timeouts struct {
+	// Request bounds one exchange (default 20s).
+	Request Duration `yaml:"request,omitempty"`
+	// Settle bounds how long the module waits for the truth after a
+	// timeout (default 30s).
+	Settle Duration `yaml:"settle,omitempty"`
+	// Stall is how long the stall hook makes a call take (default 3s);
+	// it must exceed the hub's relay timeout.
+	Stall Duration `yaml:"stall,omitempty"`
+}
+
+// Duration reads "20s", "1m30s".
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.BytesUnmarshaler.
+func (d *Duration) UnmarshalYAML(b []byte) error {
+	s := strings.Trim(strings.TrimSpace(string(b)), `"'`)
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", s, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// LoadProfile reads and checks a profile file.
+func LoadProfile(path string) (*Profile, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	p, err := ParseProfile(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	p.dir = filepath.Dir(path)
+	return p, nil
+}
+
+// ParseProfile reads a profile from YAML; relative paths are taken
+// relative to the working directory (LoadProfile sets the file's).
+func ParseProfile(data []byte) (*Profile, error) {
+	p := &Profile{}
+	if err := yaml.NewDecoder(bytes.NewReader(data), yaml.Strict(), yaml.DisallowUnknownField()).Decode(p); err != nil {
+		return nil, fmt.Errorf("profile: %s", yaml.FormatError(err, false, true))
+	}
+	return p, p.check()
+}
+
+func (p *Profile) check() error {
+	var errs []error
+	if p.Participant == "" {
+		errs = append(errs, errors.New("participant (the entityID under test) is required"))
+	}
+	if p.Tester.EntityID == "" {
+		errs = append(errs, errors.New("tester.entity_id is required"))
+	}
+	if p.Tester.Signing.Cert == "" || p.Tester.Signing.Key == "" {
+		errs = append(errs, errors.New("tester.signing {cert, key} is required"))
+	}
+	if p.Hub != nil && (p.Hub.URL == "" || p.Hub.EntityID == "" || len(p.Hub.TLSCerts) == 0 || len(p.Hub.SigningCerts) == 0) {
+		errs = append(errs, errors.New("hub needs url, entity_id, signing_certs and tls_certs"))
+	}
+	if c := p.Card; c != nil {
+		if c.Currency == "" {
+			c.Currency = "KRW"
+		}
+		if _, ok := ecml.MinorUnits(c.Currency); !ok {
+			errs = append(errs, fmt.Errorf("card.currency %q is not an ISO 4217 code", c.Currency))
+		}
+		cards := append([]TestCard{c.Approve}, c.Declines...)
+		for i, tc := range cards {
+			where := "card.approve"
+			if i > 0 {
+				where = fmt.Sprintf("card.declines[%d]", i-1)
+			}
+			if err := tc.check(c.Currency, i > 0); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", where, err))
+			}
+		}
+	}
+	for name, h := range map[string]*Hook{"settle": p.Hooks.Settle, "stall": p.Hooks.Stall} {
+		if h != nil && !strings.HasPrefix(h.URL, "http://") && !strings.HasPrefix(h.URL, "https://") {
+			errs = append(errs, fmt.Errorf("hooks.%s.url must be an http(s) URL", name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (tc TestCard) check(currency string, decline bool) error {
+	if !ecml.LuhnValid(tc.Number) || len(tc.Number) < 13 || len(tc.Number) > 19 {
+		return errors.New("number is not a 13–19 digit card number with a valid check digit")
+	}
+	if _, _, err := tc.expiry(); err != nil {
+		return err
+	}
+	if _, err := ecml.ParseAmount(tc.Amount, currency); err != nil {
+		return fmt.Errorf("amount %q: %w", tc.Amount, err)
+	}
+	if decline && tc.Expect == "" {
+		return errors.New("expect (the second-level status code of the refusal) is required")
+	}
+	return nil
+}
+
+func (tc TestCard) expiry() (month, year string, err error) {
+	m, y, ok := strings.Cut(tc.Expiry, "/")
+	if !ok || len(m) < 1 || len(m) > 2 || len(y) != 4 {
+		return "", "", fmt.Errorf("expiry %q is not MM/YYYY", tc.Expiry)
+	}
+	return m, y, nil
+}
+
+// expectCode returns the expected second-level code as a URI.
+func (tc TestCard) expectCode() string {
+	if tc.Expect == "" || strings.Contains(tc.Expect, ":") {
+		return tc.Expect
+	}
+	return saml.KECISStatusPrefix + tc.Expect
+}
+
+func (p *Profile) path(f string) string {
+	if f == "" || filepath.IsAbs(f) || p.dir == "" {
+		return f
+	}
+	return filepath.Join(p.dir, f)
+}
+
+// Tester is the suite's loaded identity.
+type Tester struct {
+	EntityID   string
+	Signer     *saml.Signer
+	Decryption []saml.DecryptionKey
+	EncCert    *x509.Certificate
+	TLS        tls.Certificate
+}
+
+// LoadTester reads the tester's keys; tlsCert and tlsKey, when given,
+// replace the profile's TLS client certificate (--client-cert,
+// --client-key).
+func (p *Profile) LoadTester(tlsCert, tlsKey string) (*Tester, error) {
+	s, err := saml.LoadSigner(p.path(p.Tester.Signing.Key), p.path(p.Tester.Signing.Cert))
+	if err != nil {
+		return nil, fmt.Errorf("tester signing key: %w", err)
+	}
+	t := &Tester{EntityID: p.Tester.EntityID, Signer: s}
+	if p.Tester.Encryption.Cert != "" {
+		certs, err := saml.LoadCertificates(p.path(p.Tester.Encryption.Cert))
+		if err != nil {
+			return nil, fmt.Errorf("tester encryption certificate: %w", err)
+		}
+		kd, err := os.ReadFile(p.path(p.Tester.Encryption.Key))
+		if err != nil {
+			return nil, fmt.Errorf("tester encryption key: %w", err)
+		}
+		k, err := saml.ParseKeyPEM(kd)
+		if err != nil {
+			return nil, fmt.Errorf("tester encryption key: %w", err)
+		}
+		dk, ok := k.(crypto.Decrypter)
+		if !ok {
+			return nil, errors.New("tester encryption key cannot decrypt")
+		}
+		t.EncCert = certs[0]
+		t.Decryption = []saml.DecryptionKey{{Cert: certs[0], Key: dk}}
+	}
+	cert, key := p.path(p.Tester.TLS.Cert), p.path(p.Tester.TLS.Key)
+	if tlsCert != "" || tlsKey != "" {
+		cert, key = tlsCert, tlsKey
+	}
+	if cert != "" {
+		kp, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, fmt.Errorf("tester TLS client certificate: %w", err)
+		}
+		t.TLS = kp
+	}
+	return t, nil
+}
+
+// HubConfig is the loaded hub: where it is and what it signs and serves with.
+type HubConfig struct {
+	URL          string
+	EntityID     string
+	SigningCerts []*x509.Certificate
+	TLSCerts     []*x509.Certificate
+}
+
+// LoadHub reads the hub's certificates; url, when given, replaces the
+// profile's (--hub). It returns nil without a hub.
+func (p *Profile) LoadHub(url string) (*HubConfig, error) {
+	if p.Hub == nil {
+		if url != "" {
+			return nil, errors.New("--hub given, but the profile has no hub section (entity_id and certificates)")
+		}
+		return nil, nil
+	}
+	h := &HubConfig{URL: p.Hub.URL, EntityID: p.Hub.EntityID}
+	if url != "" {
+		h.URL = url
+	}
+	var err error
+	if h.SigningCerts, err = loadCerts(p, p.Hub.SigningCerts); err != nil {
+		return nil, fmt.Errorf("hub signing certificates: %w", err)
+	}
+	if h.TLSCerts, err = loadCerts(p, p.Hub.TLSCerts); err != nil {
+		return nil, fmt.Errorf("hub TLS certificates: %w", err)
+	}
+	return h, nil
+}
+
+func loadCerts(p *Profile, files []string) ([]*x509.Certificate, error) {
+	var paths []string
+	for _, f := range files {
+		paths = append(paths, p.path(f))
+	}
+	return saml.LoadCertificates(paths...)
+}
+
+// secrets returns the strings to scrub from reports.
+func (p *Profile) secrets() []string {
+	// Card numbers need no entry: every Luhn-valid number is masked.
+	return p.Secrets
+}
