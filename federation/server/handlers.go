@@ -57,9 +57,9 @@ func (s *Server) aggregateDoc(ctx context.Context) ([]byte, time.Time, error) {
 }
 
 func (s *Server) getAggregate(c *gin.Context) {
-	body, _, err := s.aggregateDoc(c)
+	body, _, err := s.aggregateDoc(c.Request.Context())
 	if err != nil {
-		s.Log.ErrorContext(c, "metadata aggregate", "err", err)
+		s.Log.ErrorContext(c.Request.Context(), "metadata aggregate", "err", err)
 		problem(c, http.StatusServiceUnavailable, "metadata-unavailable", "metadata is temporarily unavailable", "")
 		return
 	}
@@ -77,7 +77,7 @@ func (s *Server) writeMetadata(c *gin.Context, body []byte) {
 func (s *Server) getEntity(c *gin.Context) {
 	seg := strings.TrimPrefix(c.Param("id"), "/")
 	id, err := s.Publisher.DecodeID(seg, func() ([]string, error) {
-		ps, err := s.Store.ListParticipants(c, store.ParticipantFilter{Status: []store.Status{store.StatusActive}})
+		ps, err := s.Store.ListParticipants(c.Request.Context(), store.ParticipantFilter{Status: []store.Status{store.StatusActive}})
 		ids := make([]string, len(ps))
 		for i, p := range ps {
 			ids[i] = p.EntityID
@@ -92,13 +92,13 @@ func (s *Server) getEntity(c *gin.Context) {
 		s.serveHubEntity(c, pub)
 		return
 	}
-	p, err := s.Store.GetParticipant(c, id)
+	p, err := s.Store.GetParticipant(c.Request.Context(), id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && p.Status != store.StatusActive) {
 		problem(c, http.StatusNotFound, "unknown-entity", "no such participant", "")
 		return
 	}
 	if err != nil {
-		s.Log.ErrorContext(c, "metadata entity", "err", err)
+		s.Log.ErrorContext(c.Request.Context(), "metadata entity", "err", err)
 		problem(c, http.StatusServiceUnavailable, "metadata-unavailable", "metadata is temporarily unavailable", "")
 		return
 	}
@@ -113,7 +113,7 @@ func (s *Server) getEntity(c *gin.Context) {
 		validUntil := now.Add(validity)
 		body, err := s.Publisher.Entity(p, validUntil, s.Config.Metadata.CacheDuration.D())
 		if err != nil {
-			s.Log.ErrorContext(c, "metadata entity", "entity", id, "err", err)
+			s.Log.ErrorContext(c.Request.Context(), "metadata entity", "entity", id, "err", err)
 			problem(c, http.StatusServiceUnavailable, "metadata-unavailable", "metadata is temporarily unavailable", "")
 			return
 		}
@@ -155,7 +155,7 @@ func (s *Server) registryError(c *gin.Context, err error) {
 	case errors.Is(err, store.ErrConflict):
 		problem(c, http.StatusConflict, "concurrent-update", "the participant changed meanwhile; try again", "")
 	default:
-		s.Log.ErrorContext(c, "registry", "err", err)
+		s.Log.ErrorContext(c.Request.Context(), "registry", "err", err)
 		problem(c, http.StatusInternalServerError, "internal", "internal error", "")
 	}
 }
@@ -171,7 +171,7 @@ func (s *Server) register(c *gin.Context) {
 	if !ok {
 		return
 	}
-	p, err := s.Registry.Register(c, body, clientFingerprint(c.Request))
+	p, err := s.Registry.Register(c.Request.Context(), body, clientFingerprint(c.Request))
 	if err != nil {
 		s.registryError(c, err)
 		return
@@ -186,7 +186,7 @@ func (s *Server) updateOwnMetadata(c *gin.Context) {
 	if !ok {
 		return
 	}
-	p, err := s.Registry.UpdateMetadata(c, c.Query("entity_id"), body, clientFingerprint(c.Request))
+	p, err := s.Registry.UpdateMetadata(c.Request.Context(), c.Query("entity_id"), body, clientFingerprint(c.Request))
 	if err != nil {
 		s.registryError(c, err)
 		return
@@ -199,7 +199,7 @@ func (s *Server) listParticipants(c *gin.Context) {
 	if st := c.Query("status"); st != "" {
 		f.Status = []store.Status{store.Status(st)}
 	}
-	ps, err := s.Store.ListParticipants(c, f)
+	ps, err := s.Store.ListParticipants(c.Request.Context(), f)
 	if err != nil {
 		s.registryError(c, err)
 		return
@@ -212,7 +212,7 @@ func (s *Server) listParticipants(c *gin.Context) {
 }
 
 func (s *Server) showParticipant(c *gin.Context) {
-	p, err := s.Store.GetParticipant(c, c.Query("entity_id"))
+	p, err := s.Store.GetParticipant(c.Request.Context(), c.Query("entity_id"))
 	if err != nil {
 		s.registryError(c, err)
 		return
@@ -232,7 +232,7 @@ func (s *Server) transition(action string) gin.HandlerFunc {
 			problem(c, http.StatusBadRequest, "bad-request", "a JSON body with entity_id is required", "")
 			return
 		}
-		p, err := s.Registry.Transition(c, req.EntityID, action, c.GetString("operator"), req.Reason)
+		p, err := s.Registry.Transition(c.Request.Context(), req.EntityID, action, c.GetString("operator"), req.Reason)
 		if err != nil {
 			s.registryError(c, err)
 			return
@@ -282,7 +282,7 @@ func (s *Server) serveHubEntity(c *gin.Context, pub *MetadataPublisher) {
 	h.ValidUntil, h.CacheDuration = s.now().Add(s.Config.Metadata.Validity.D()), s.Config.Metadata.CacheDuration.D()
 	body, err := metadata.SignEntity(&h, s.Signer)
 	if err != nil {
-		s.Log.ErrorContext(c, "hub descriptor", "err", err)
+		s.Log.ErrorContext(c.Request.Context(), "hub descriptor", "err", err)
 		problem(c, http.StatusServiceUnavailable, "metadata-unavailable", "metadata is temporarily unavailable", "")
 		return
 	}

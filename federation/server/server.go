@@ -338,7 +338,7 @@ func (s *Server) requireOperator() gin.HandlerFunc {
 		fp := clientFingerprint(c.Request)
 		name, ok := s.operators[fp]
 		if !ok {
-			s.Log.WarnContext(c, "operator API refused", "client_cert_sha256", fp, "path", c.Request.URL.Path)
+			s.Log.WarnContext(c.Request.Context(), "operator API refused", "client_cert_sha256", fp, "path", c.Request.URL.Path)
 			problem(c, http.StatusForbidden, "not-an-operator", "an operator's TLS client certificate is required", "")
 			c.Abort()
 			return
@@ -365,14 +365,14 @@ func (s *Server) observe() gin.HandlerFunc {
 		}
 		s.Metrics.HTTPRequests.WithLabelValues(route, strconv.Itoa(c.Writer.Status())).Inc()
 		s.Metrics.HTTPDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
-		s.Log.LogAttrs(c, slog.LevelInfo, "http", slog.String("method", c.Request.Method), slog.String("route", route),
+		s.Log.LogAttrs(c.Request.Context(), slog.LevelInfo, "http", slog.String("method", c.Request.Method), slog.String("route", route),
 			slog.Int("status", c.Writer.Status()), slog.Duration("took", time.Since(start)))
 	}
 }
 
 func (s *Server) recover() gin.HandlerFunc {
 	return gin.CustomRecovery(func(c *gin.Context, err any) {
-		s.Log.ErrorContext(c, "panic in handler", "err", fmt.Sprint(err), "route", c.FullPath())
+		s.Log.ErrorContext(c.Request.Context(), "panic in handler", "err", fmt.Sprint(err), "route", c.FullPath())
 		problem(c, http.StatusInternalServerError, "internal", "internal error", "")
 	})
 }

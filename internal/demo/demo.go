@@ -277,7 +277,7 @@ func Start(ctx context.Context, cfg Config) (_ *Demo, err error) {
 	}
 
 	// The issuer, texting through the telecom's HTTP gateway.
-	gw, err := sms.NewHTTPGateway(sms.GatewayConfig{URL: d.TelecomURL + "/api/sms", APIKey: hex.EncodeToString(smsKey), MessageIDField: "message_id", DefaultFrom: "15880000"})
+	gw, err := sms.NewHTTPGateway(sms.GatewayConfig{Logger: cfg.Log, URL: d.TelecomURL + "/api/sms", APIKey: hex.EncodeToString(smsKey), MessageIDField: "message_id", DefaultFrom: "15880000"})
 	if err != nil {
 		return nil, err
 	}
