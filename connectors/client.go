@@ -106,7 +106,12 @@ type Result struct {
 }
 
 // Pending reports whether the outcome is still unknown.
-func (r *Result) Pending() bool { return r.Status.SubCode == saml.CodePending }
+//
+// InFlight counts: the last attempt found an earlier one under the same
+// key still being processed, so the outcome is not known yet either.
+func (r *Result) Pending() bool {
+	return r.Status.SubCode == saml.CodePending || r.Status.SubCode == saml.CodeInFlight
+}
 
 // Do sends the call through the hub: the request encrypted for the
 // recipient and signed; when the outcome is unknown (a transport failure, a

@@ -120,6 +120,14 @@ type Source struct {
 	Map       map[string]string `yaml:"map"`       // an enumeration mapping
 	Default   string            `yaml:"default"`
 	Optional  bool              `yaml:"optional"`
+	// Format (responses only) wraps the transformed value: "{}" stands
+	// for it, e.g. "refunded={}" for the amount refunded so far, which the
+	// card service carries in Ecom_Transaction_PrivateUseData
+	// (card.ApprovalPayload).
+	Format string `yaml:"format"`
+	// OmitZero (responses only) leaves the field out when the native
+	// value is empty or 0.
+	OmitZero bool `yaml:"omit_zero"`
 }
 
 // StatusMap maps native result codes to KECIS statuses.
@@ -292,6 +300,9 @@ func (c *Config) check() Errors {
 			if !transforms[src.Transform] {
 				c.fail(&errs, p+".transform", "unknown transform "+src.Transform)
 			}
+			if src.Format != "" && strings.Count(src.Format, "{}") != 1 {
+				c.fail(&errs, p+".format", "needs exactly one {} (the value)")
+			}
 		}
 		if s.Status.Field == "" {
 			c.fail(&errs, base+".status.field", "is required (the native result code)")
@@ -365,6 +376,9 @@ func (c *Config) checkCall(errs *Errors, base string, call *Call, flat, captured
 			}
 			if !transforms[src.Transform] {
 				c.fail(errs, p+".transform", "unknown transform "+src.Transform)
+			}
+			if src.Format != "" || src.OmitZero {
+				c.fail(errs, p, "format: and omit_zero: apply to responses only")
 			}
 		}
 	}

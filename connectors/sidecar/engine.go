@@ -144,6 +144,9 @@ func (e *Engine) run(ctx context.Context, uri string, s *Service, r *connectors.
 				return nil, fmt.Errorf("sidecar: %s: the native answer lacks %s", uri, src.Native)
 			}
 		}
+		if src.OmitZero && (v == "" || v == "0") {
+			continue
+		}
 		if m, has := src.Map[v]; has {
 			v = m
 		}
@@ -154,6 +157,9 @@ func (e *Engine) run(ctx context.Context, uri string, s *Service, r *connectors.
 		v, err := fromNative(v, src.Transform, ctxFields)
 		if err != nil {
 			return nil, fmt.Errorf("sidecar: %s: response %s: %w", uri, field, err)
+		}
+		if src.Format != "" {
+			v = strings.Replace(src.Format, "{}", v, 1)
 		}
 		form.Set(field, v)
 	}

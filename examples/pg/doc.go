@@ -119,13 +119,14 @@
 //	1007  404   거래 없음                           no such transaction (or merchant)
 //	1008  404/405 지원하지 않는 요청                  no such endpoint or method
 //	2001  200   처리 중(결과 확인 필요)               the issuer has not answered; NOT a decline — inquire later
+//	                                                (a lookup of such a transaction answers 2001 with it)
 //	2002  200   미처리(카드사 미접수)                 no issuer processed it; nothing was charged
 //	2003  200   이전 요청 처리 중                     an earlier cancel/refund of the transaction is pending
 //	3001  200   계약되지 않은 카드(BIN)               the contract does not accept the card's BIN
 //	3002  200   1회 결제 한도 초과                    above the contract's per-transaction maximum
 //	3003  200   가맹점 일 한도 초과                   the merchant's daily limit would be exceeded
-//	3004  200   취소 가능 금액 초과                   refund above the balance (checked before the issuer)
-//	3005  200   이미 취소된 거래                      already cancelled or fully refunded
+//	3004  200   취소 가능 금액 초과                   refund above the balance, 0 once fully refunded (checked before the issuer)
+//	3005  200   이미 취소된 거래                      cancel of a cancelled or fully refunded payment; refund of a cancelled one
 //	3006  200   취소할 수 없는 거래                   the transaction was never approved
 //	3011  200   카드 승인 거절                        issuer: Declined
 //	3012  200   잔액(한도) 부족                       issuer: InsufficientFunds

@@ -245,9 +245,11 @@ func lastSegment(s string) string {
 // code. pending is true for sub-statuses that decide nothing.
 func refusalCode(kind OpKind, sub string) (code ResultCode, pending bool) {
 	switch sub {
-	case "Pending", "ProviderUnavailable", "Duplicate":
-		// Pending and unavailable decide nothing; Duplicate means the
-		// issuer already holds this order: an inquiry tells its state.
+	case "Pending", "ProviderUnavailable", "Duplicate", "InFlight":
+		// Pending and unavailable decide nothing, nor does InFlight (an
+		// earlier attempt under the same key is still being processed);
+		// Duplicate means the issuer already holds this order: an inquiry
+		// tells its state.
 		return CodePending, true
 	case "Declined":
 		if kind == OpApprove {

@@ -324,7 +324,7 @@ func (p *PG) handleRefund(w http.ResponseWriter, r *http.Request, m *Merchant) {
 }
 
 func (p *PG) handleGet(w http.ResponseWriter, r *http.Request, m *Merchant) {
-	pay, err := p.Get(r.Context(), m.MID, r.PathValue("tid"))
+	pay, err := p.Lookup(r.Context(), m.MID, r.PathValue("tid"))
 	p.writePayment(w, r, pay, err)
 }
 

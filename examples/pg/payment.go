@@ -329,6 +329,8 @@ func (p *PG) checkChange(ctx context.Context, tx *sql.Tx, kind OpKind, mid, tid 
 		return nil, newError(CodeOperationPending, "an earlier request on this transaction awaits the issuer's answer"), nil
 	case t.status == StatusDeclined || t.status == StatusFailed:
 		return nil, newError(CodeNotCancellable, "the transaction was not approved"), nil
+	case kind == OpRefund && t.status == StatusRefunded:
+		return nil, newError(CodeRefundExceeded, "the refundable balance is 0 won: the payment is fully refunded"), nil
 	case t.status == StatusCancelled || t.status == StatusRefunded:
 		return nil, newError(CodeAlreadyCancelled, "nothing is left to cancel"), nil
 	case kind == OpCancel && t.status == StatusPartRefunded:
@@ -390,7 +392,33 @@ func (p *PG) Get(ctx context.Context, mid, tid string) (*Payment, error) {
 		return nil, err
 	}
 	pay.ResultCode = CodeSuccess
+	if pay.Status == StatusPending {
+		// An approval still awaiting the issuer is not a success.
+		pay.ResultCode = CodePending
+	}
 	return pay, nil
+}
+
+// Lookup is the merchant's status check of a transaction, in real time:
+// an operation still awaiting the issuer is inquired first (as
+// ResolvePending would), so the answer is the issuer's truth when the
+// issuer can tell it. An approval still unknown afterwards answers
+// CodePending with the transaction, never a success.
+func (p *PG) Lookup(ctx context.Context, mid, tid string) (*Payment, error) {
+	pay, err := p.Get(ctx, mid, tid)
+	if err != nil || pay.PendingOperation == "" {
+		return pay, err
+	}
+	for _, o := range pay.Operations {
+		if o.Status != OpPending {
+			continue
+		}
+		if _, err := p.resolveOp(ctx, o.ID); err != nil {
+			// The stored state stays the answer; the resolver retries.
+			p.log.WarnContext(ctx, "inquiring a pending operation on lookup failed", "tid", tid, "op", o.ID, "err", err)
+		}
+	}
+	return p.Get(ctx, mid, tid)
 }
 
 // Find returns the transaction of a merchant's order: the live one if
@@ -409,7 +437,7 @@ func (p *PG) Find(ctx context.Context, mid, orderNo string) (*Payment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pg: find order: %w", err)
 	}
-	return p.Get(ctx, mid, tid)
+	return p.Lookup(ctx, mid, tid)
 }
 
 // Transactions lists transactions, newest first, without their buyer data

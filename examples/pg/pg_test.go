@@ -322,8 +322,10 @@ func TestPartialRefunds(t *testing.T) {
 		if a := e.gw.approvalOf(p.TID); a.refunded != 30_000 {
 			t.Errorf("the issuer refunded %d", a.refunded)
 		}
+		// A refund above the balance of 0 is an over-refund (as the
+		// issuer's LimitExceeded), not an "already cancelled".
 		_, err = e.refund(p.TID, 1)
-		wantCode(t, err, pg.CodeAlreadyCancelled)
+		wantCode(t, err, pg.CodeRefundExceeded)
 	})
 }
 
@@ -537,6 +539,43 @@ func TestPendingRetryWithSameKeyInquires(t *testing.T) {
 	}
 }
 
+// TestLookupInquiresPending: a merchant's status check of a pending
+// payment asks the issuer first, and answers its truth; while the issuer
+// cannot tell, the lookup answers pending, never success.
+func TestLookupInquiresPending(t *testing.T) {
+	e := newEnv(t, sqltest.TestSQLiteDSN)
+	e.gw.setMode("approve", pendingProcessed)
+	p, err := e.pg.Pay(ctx, e.payReq(cardGood, 15_000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, p, pg.StatusPending, pg.CodePending)
+	e.gw.setMode("inquire", unavailable)
+	l, err := e.pg.Lookup(ctx, e.m.MID, p.TID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, l, pg.StatusPending, pg.CodePending)
+	e.gw.setMode("inquire", normal)
+	if l, err = e.pg.Find(ctx, e.m.MID, p.OrderNo); err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, l, pg.StatusApproved, pg.CodeSuccess)
+	if l.ApprovalNo != e.gw.approvalOf(p.TID).code || l.PendingOperation != "" {
+		t.Errorf("after the lookup: %+v", l)
+	}
+	if n := e.gw.count("inquire"); n != 2 {
+		t.Errorf("%d inquiries, want 2 (one per lookup)", n)
+	}
+	// Nothing pending: a lookup asks the issuer nothing.
+	if _, err := e.pg.Lookup(ctx, e.m.MID, p.TID); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.gw.count("inquire"); n != 2 {
+		t.Errorf("%d inquiries after a lookup of a settled state", n)
+	}
+}
+
 func TestPendingNeverProcessedIsNotADecline(t *testing.T) {
 	eachBackend(t, func(t *testing.T, dsn dsnFunc) {
 		e := newEnv(t, dsn)
@@ -554,7 +593,7 @@ func TestPendingNeverProcessedIsNotADecline(t *testing.T) {
 		if rep := e.resolve(); rep.StillPending != 1 || rep.Resolved != 0 {
 			t.Errorf("report within grace %+v", rep)
 		}
-		wantState(t, e.get(p.TID), pg.StatusPending, pg.CodeSuccess)
+		wantState(t, e.get(p.TID), pg.StatusPending, pg.CodePending)
 
 		e.clock.Advance(6 * time.Minute)
 		if rep := e.resolve(); rep.Resolved != 1 {

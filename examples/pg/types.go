@@ -223,8 +223,9 @@ type Payment struct {
 
 	// ResultCode and ResultDetail are the outcome of the call that
 	// returned this Payment: for Pay, Cancel and Refund, what the issuer
-	// answered ("0000", a decline such as "3011", "2001" pending); for Get
-	// and Find, "0000".
+	// answered ("0000", a decline such as "3011", "2001" pending); for Get,
+	// Lookup and Find, "0000", or "2001" while the approval awaits the
+	// issuer.
 	ResultCode   ResultCode
 	ResultDetail string
 	// Replayed is true when the call repeated an earlier one with the same

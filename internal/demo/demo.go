@@ -467,6 +467,12 @@ func (d *Demo) startPG(ctx context.Context, cfg Config, keys map[string]keyset, 
 	}
 	d.PG = g
 	d.closers = append(d.closers, func() { g.Close() })
+	// The PG's resolver: pending transactions are inquired at the issuer
+	// (a lookup also inquires its own at once).
+	rctx, rcancel := context.WithCancel(context.Background())
+	rdone := make(chan struct{})
+	go func() { defer close(rdone); _ = g.Run(rctx, 10*time.Second) }()
+	d.closers = append(d.closers, func() { rcancel(); <-rdone })
 	d.serve(natL, g.Handler(), nil)
 	// The PG account the sidecar uses for the federation's merchants.
 	keyFile := p("pg", "sidecar-account-key")
@@ -492,6 +498,10 @@ func (d *Demo) startPG(ctx context.Context, cfg Config, keys map[string]keyset, 
 	sc, err := sidecar.Parse(pg.KECISMapping, "examples/pg/adapter.yaml", cfg.Dir, func(k string) string { return env[k] })
 	if err != nil {
 		return err
+	}
+	if cfg.Tester {
+		// Test mode: the registered tester may send attacks directly.
+		sc.Testers = append(sc.Testers, fingerprint(keys["tester/tls"].cert))
 	}
 	side, err := sidecar.New(ctx, sc, cfg.Log)
 	if err != nil {
