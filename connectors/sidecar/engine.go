@@ -138,7 +138,7 @@ func (e *Engine) run(ctx context.Context, uri string, s *Service, r *connectors.
 		if !ok {
 			if src.Default != "" {
 				v, ok = src.Default, true
-			} else if src.Optional {
+			} else if src.Optional || src.OmitZero {
 				continue
 			} else {
 				return nil, fmt.Errorf("sidecar: %s: the native answer lacks %s", uri, src.Native)

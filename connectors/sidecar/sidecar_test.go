@@ -28,7 +28,8 @@ func TestBadMappingRefusedAtStartUp(t *testing.T) {
 		"testdata/bad.yaml:20: services.urn:kecis:service:card:approve.path: placeholder {Ecom_Order} is neither an ECML field nor a captured lookup field",
 		"testdata/bad.yaml:23: services.urn:kecis:service:card:approve.request.amount.ecml: unknown ECML field Ecom_Transaction_Amont",
 		"testdata/bad.yaml:24: services.urn:kecis:service:card:approve.request.cardNo.transform: unknown transform rot13",
-		"testdata/bad.yaml:30: services.urn:kecis:service:card:approve.status.codes.3011: unknown KECIS status Refused",
+		"testdata/bad.yaml:27: services.urn:kecis:service:card:approve.response.Ecom_Transaction_PrivateUseData.format: needs exactly one {} (the value)",
+		"testdata/bad.yaml:31: services.urn:kecis:service:card:approve.status.codes.3011: unknown KECIS status Refused",
 	}
 	got := err.Error()
 	for _, w := range want {
@@ -70,7 +71,7 @@ func TestEngineMapsToTheNativeAPI(t *testing.T) {
 			}
 			io.WriteString(w, `{"resultCode":"0000","tid":"T1"}`)
 		case r.Method == "POST" && r.URL.Path == "/pg/v1/payments/T1/cancel":
-			io.WriteString(w, `{"resultCode":"0000","status":"CANCELLED"}`)
+			io.WriteString(w, `{"resultCode":"0000","status":"CANCELLED","amount":15000,"refundedAmount":15000}`)
 		default:
 			w.WriteHeader(404)
 		}
@@ -105,6 +106,10 @@ func TestEngineMapsToTheNativeAPI(t *testing.T) {
 	if tx.Code.Approval != "12345678" || tx.Amount != "15000" || tx.Data.Response.Value != "approved" {
 		t.Fatalf("mapped answer: %+v", tx)
 	}
+	// omit_zero: the native answer has no refundedAmount, so no field.
+	if tx.Data.PrivateUse != nil {
+		t.Errorf("PrivateUseData %q for an answer without a refunded amount", tx.Data.PrivateUse.Value)
+	}
 	// A native decline code maps to the KECIS status; the message is redacted.
 	form.Set("Ecom_Transaction_Amount", "200000")
 	p2, _ := ecml.FromForm(form)
@@ -118,6 +123,10 @@ func TestEngineMapsToTheNativeAPI(t *testing.T) {
 	cresp, err := svc["urn:kecis:service:card:cancel"](context.Background(), &connectors.Request{Service: "urn:kecis:service:card:cancel", Issuer: req.Issuer, IdempotencyKey: "c1", Payload: cp})
 	if err != nil || cresp.Payload.Ecom.Transaction.Data.Response.Value != "cancelled" {
 		t.Fatalf("cancel: %v %+v", err, cresp)
+	}
+	// format: the amount, transformed, inside the template.
+	if pu := cresp.Payload.Ecom.Transaction.Data.PrivateUse; pu == nil || pu.Value != "refunded=15000" {
+		t.Errorf("PrivateUseData %+v, want refunded=15000", pu)
 	}
 	// A merchant without a native contract is refused.
 	_, err = svc[req.Service](context.Background(), &connectors.Request{Service: req.Service, Issuer: "https://other.test/kecis", IdempotencyKey: "k3", Payload: p})
