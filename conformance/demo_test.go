@@ -93,6 +93,9 @@ func TestDemoPGPasses(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertScrubbed(t, filepath.Join(dir, "out"), d.Cards[0].PAN.Reveal(), d.Cards[1].PAN.Reveal())
+	if fi, err := os.Stat(filepath.Join(dir, "out", "report.json")); err == nil {
+		t.Logf("report.json: %d bytes", fi.Size())
+	}
 }
 
 // runDemoPlan starts the demo federation in test mode and runs the plan

@@ -16,13 +16,17 @@ import (
 
 // Report is a run's result: report.json is this structure.
 type Report struct {
-	Suite          string          `json:"suite"`
-	Version        string          `json:"version"`
-	Profile        string          `json:"profile"`
-	Plan           string          `json:"plan"`
-	PlanTitle      string          `json:"planTitle"`
-	Participant    string          `json:"participant"`
-	Roles          []string        `json:"roles,omitempty"`
+	Suite       string   `json:"suite"`
+	Version     string   `json:"version"`
+	Profile     string   `json:"profile"`
+	Plan        string   `json:"plan"`
+	PlanTitle   string   `json:"planTitle"`
+	Participant string   `json:"participant"`
+	Roles       []string `json:"roles,omitempty"`
+	// Keys are the SHA-256 fingerprints (hex) of the participant's
+	// certificates the run used: a hub's registration gate accepts the
+	// report only for the keys it was made with.
+	Keys           []string        `json:"keys,omitempty"`
 	MetadataSource string          `json:"metadataSource"`
 	Tester         string          `json:"tester"`
 	Hub            string          `json:"hub,omitempty"`

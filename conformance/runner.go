@@ -2,6 +2,8 @@ package conformance
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -109,6 +111,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if ed := cfg.Target.Descriptor; ed != nil {
 		for _, r := range ed.Roles {
 			rep.Roles = append(rep.Roles, string(r))
+		}
+		for _, k := range slices.Concat(ed.Keys, ed.TLSKeys) {
+			if k.Certificate != nil {
+				sum := sha256.Sum256(k.Certificate.Raw)
+				if fp := hex.EncodeToString(sum[:]); !slices.Contains(rep.Keys, fp) {
+					rep.Keys = append(rep.Keys, fp)
+				}
+			}
 		}
 	}
 	if cfg.Hub != nil {

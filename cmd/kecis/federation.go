@@ -243,5 +243,30 @@ configuration (operators: cert_sha256).`,
 		c.Flags().StringVar(&reason, "reason", "", "why (kept in the audit log)")
 		cmd.AddCommand(c)
 	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "conformance ENTITY_ID REPORT_JSON",
+		Short: "Record a participant's conformance report (operator): the registration gate opens on a passing one",
+		Long: `Record the report.json of a conformance run (kecis conformance run) with a
+participant's registration. The hub keeps the report in its audit log. When the
+hub requires conformance (conformance.required), approve succeeds only after a
+passing report of the participant's plan, made with the keys it registered.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body, err := os.ReadFile(args[1])
+			if err != nil {
+				return err
+			}
+			var out struct {
+				Plan    string         `json:"plan"`
+				Summary map[string]int `json:"summary"`
+				RunID   string         `json:"run_id"`
+			}
+			if err := f.call(http.MethodPost, "/kecis/admin/participants/conformance?entity_id="+url.QueryEscape(args[0]), body, "application/json", &out); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "recorded run %s of the %s plan for %s (%v): the registration gate is open\n", out.RunID, out.Plan, args[0], out.Summary)
+			return nil
+		},
+	})
 	return cmd
 }

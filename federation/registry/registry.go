@@ -37,6 +37,9 @@ type Registry struct {
 	Log      *slog.Logger
 	// OnEvent, when set, is told each completed action (metrics).
 	OnEvent func(action string)
+	// Gate is the registration gate: approval after a passing
+	// conformance report (RecordConformance).
+	Gate ConformanceGate
 }
 
 func (r *Registry) now() time.Time {
@@ -135,6 +138,11 @@ func (r *Registry) Transition(ctx context.Context, entityID, action, operator, r
 		}
 		if !slices.Contains(t.from, p.Status) {
 			return nil, fmt.Errorf("%w: %s a participant that is %s", ErrTransition, action, p.Status)
+		}
+		if action == "approve" {
+			if err := r.checkGate(ctx, p); err != nil {
+				return nil, err
+			}
 		}
 		from := p.Status
 		p.Status, p.UpdatedAt = t.to, r.now()

@@ -46,10 +46,21 @@ type Config struct {
 	// OpenRegistration lets any client whose TLS certificate is in the
 	// metadata it submits register as a pending participant.
 	OpenRegistration bool `yaml:"open_registration" env:"OPEN_REGISTRATION"`
+	// Conformance is the registration gate.
+	Conformance ConformanceConfig `yaml:"conformance" envPrefix:"CONFORMANCE_"`
 
 	// dir is the directory of the config file; relative paths resolve
 	// against it.
 	dir string
+}
+
+// ConformanceConfig is the registration gate: with Required, an operator
+// may approve a participant only after recording (kecis federation
+// conformance) a passing conformance report of it, made with the keys it
+// registered, no older than MaxAge (default 90 days).
+type ConformanceConfig struct {
+	Required bool     `yaml:"required" env:"REQUIRED"`
+	MaxAge   Duration `yaml:"max_age" env:"MAX_AGE"`
 }
 
 // TLSConfig is the hub's TLS server certificate.

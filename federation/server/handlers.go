@@ -146,6 +146,8 @@ func (s *Server) registryError(c *gin.Context, err error) {
 		problem(c, http.StatusBadRequest, "invalid-metadata", "the metadata is not valid KECIS metadata", err.Error())
 	case errors.Is(err, registry.ErrNotOwner):
 		problem(c, http.StatusForbidden, "not-owner", "the request must come with a TLS client certificate the metadata publishes", "")
+	case errors.Is(err, registry.ErrConformance):
+		problem(c, http.StatusConflict, "conformance", "no passing conformance report opens the registration gate", err.Error())
 	case errors.Is(err, registry.ErrTransition):
 		problem(c, http.StatusConflict, "transition", "that change is not allowed in the participant's state", err.Error())
 	case errors.Is(err, store.ErrExists):
@@ -218,6 +220,25 @@ func (s *Server) showParticipant(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, participantView(p, true))
+}
+
+// recordConformance: POST /kecis/admin/participants/conformance?entity_id=
+// with a conformance suite's report.json (operator). The report is kept
+// in the audit log; the answer says whether it opens the registration
+// gate (409 conformance when it does not).
+func (s *Server) recordConformance(c *gin.Context) {
+	body, ok := readBody(c)
+	if !ok {
+		return
+	}
+	entityID := c.Query("entity_id")
+	rep, err := s.Registry.RecordConformance(c.Request.Context(), entityID, c.GetString("operator"), body)
+	if err != nil {
+		s.registryError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"entity_id": entityID, "plan": rep.Plan, "passed": rep.Passed, "summary": rep.Summary,
+		"run_id": rep.RunID, "finished": rep.Finished, "gate": "open"})
 }
 
 type transitionRequest struct {

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -96,7 +97,8 @@ func New(cfg *Config, st store.Store, pub Publisher, describe registry.Describer
 		s.operators[o.CertSHA256] = o.Name
 	}
 	s.Registry = &registry.Registry{Store: st, Describe: describe, Now: s.now, Log: log,
-		OnEvent: func(a string) { s.Metrics.RegistryEvents.WithLabelValues(a).Inc() }}
+		OnEvent: func(a string) { s.Metrics.RegistryEvents.WithLabelValues(a).Inc() },
+		Gate:    registry.ConformanceGate{Required: cfg.Conformance.Required, MaxAge: time.Duration(cfg.Conformance.MaxAge)}}
 	clientCert := cert
 	if cfg.TLS.ClientCert != "" {
 		if clientCert, err = tls.LoadX509KeyPair(cfg.Path(cfg.TLS.ClientCert), cfg.Path(cfg.TLS.ClientKey)); err != nil {
@@ -198,6 +200,7 @@ func (s *Server) Handler() http.Handler {
 	admin := r.Group("/kecis/admin", s.requireOperator())
 	admin.GET("/participants", s.listParticipants)
 	admin.GET("/participant", s.showParticipant)
+	admin.POST(strings.TrimPrefix(reportPath, "/kecis/admin"), s.recordConformance)
 	for _, a := range registry.Actions {
 		admin.POST("/participants/"+a, s.transition(a))
 	}
@@ -348,9 +351,22 @@ func (s *Server) requireOperator() gin.HandlerFunc {
 	}
 }
 
+// reportPath takes conformance reports, larger than messages (their
+// evidence holds every exchange of a run); only operators reach it, and
+// their limit applies after the operator check.
+const reportPath = "/kecis/admin/participants/conformance"
+
+// maxReportBytes bounds a conformance report (a full issuer run is about
+// 420 KB).
+const maxReportBytes = 16 << 20
+
 func (s *Server) limitBody() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.Config.Limits.MaxBodyBytes)
+		limit := s.Config.Limits.MaxBodyBytes
+		if c.Request.URL.Path == reportPath {
+			limit = max(limit, maxReportBytes)
+		}
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
 		c.Next()
 	}
 }

@@ -1,0 +1,152 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kecis/kecis/federation/store"
+)
+
+// ErrConformance refuses a conformance report, or an approval that lacks a
+// passing one (the registration gate).
+var ErrConformance = errors.New("registry: conformance")
+
+// KindConformance is the audit kind of a recorded conformance report.
+const KindConformance = "participant.conformance"
+
+// ConformanceReport is what the registration gate reads of a conformance
+// suite's report.json (conformance.Report): the fields that decide, not
+// the whole model, so that the registry does not depend on the suite.
+type ConformanceReport struct {
+	Suite       string         `json:"suite"`
+	Version     string         `json:"version"`
+	Plan        string         `json:"plan"`
+	Participant string         `json:"participant"`
+	Roles       []string       `json:"roles"`
+	RunID       string         `json:"runId"`
+	Finished    time.Time      `json:"finished"`
+	Passed      bool           `json:"passed"`
+	Summary     map[string]int `json:"summary"`
+	// Keys are the SHA-256 fingerprints of the certificates the run
+	// tested (signing, encryption, TLS).
+	Keys []string `json:"keys"`
+}
+
+// ConformanceGate is the registration gate (issue 9, item 8): with
+// Required, an operator may approve a participant only after recording a
+// passing report of its plan, made with the keys it registered, no older
+// than MaxAge.
+type ConformanceGate struct {
+	Required bool
+	MaxAge   time.Duration // 0: 90 days
+}
+
+func (g ConformanceGate) maxAge() time.Duration {
+	if g.MaxAge > 0 {
+		return g.MaxAge
+	}
+	return 90 * 24 * time.Hour
+}
+
+// RecordConformance checks a report against the participant and stores it
+// whole in the audit log (the report's evidence is scrubbed by the suite;
+// the record is append-only, as certification evidence should be). A
+// failing report is recorded too — the history is the operator's — but
+// the answer says it does not open the gate.
+func (r *Registry) RecordConformance(ctx context.Context, entityID, operator string, report []byte) (*ConformanceReport, error) {
+	p, err := r.Store.GetParticipant(ctx, entityID)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := ParseConformanceReport(report)
+	if err != nil {
+		return nil, err
+	}
+	if rep.Participant != entityID {
+		return nil, fmt.Errorf("%w: the report certifies %q, not %q", ErrConformance, rep.Participant, entityID)
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, report); err != nil {
+		return nil, fmt.Errorf("%w: report.json: %v", ErrConformance, err)
+	}
+	r.audit(ctx, KindConformance, operator, p.EntityID, map[string]any{
+		"plan": rep.Plan, "passed": rep.Passed, "summary": rep.Summary, "run_id": rep.RunID,
+		"finished": rep.Finished, "suite_version": rep.Version, "report": json.RawMessage(compact.Bytes()),
+	})
+	if err := r.gateOpens(p, rep); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+// ParseConformanceReport reads report.json.
+func ParseConformanceReport(b []byte) (*ConformanceReport, error) {
+	var rep ConformanceReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return nil, fmt.Errorf("%w: report.json: %v", ErrConformance, err)
+	}
+	if rep.Participant == "" || rep.Plan == "" || rep.Finished.IsZero() || rep.Summary == nil {
+		return nil, fmt.Errorf("%w: not a conformance report (participant, plan, finished and summary are required)", ErrConformance)
+	}
+	return &rep, nil
+}
+
+// gateOpens says whether rep lets p be approved.
+func (r *Registry) gateOpens(p *store.Participant, rep *ConformanceReport) error {
+	switch {
+	case !rep.Passed || rep.Summary["FAILED"] > 0:
+		return fmt.Errorf("%w: the %s plan did not pass (%d FAILED)", ErrConformance, rep.Plan, rep.Summary["FAILED"])
+	case r.now().Sub(rep.Finished) > r.Gate.maxAge():
+		return fmt.Errorf("%w: the report of %s is older than %s: run the suite again", ErrConformance, rep.Finished.Format(time.DateOnly), r.Gate.maxAge())
+	}
+	if len(rep.Roles) > 0 && !slices.ContainsFunc(p.Roles, func(role store.Role) bool { return slices.Contains(rep.Roles, string(role)) }) {
+		return fmt.Errorf("%w: the report tested the roles %v, the participant registered %v", ErrConformance, rep.Roles, p.Roles)
+	}
+	var untested []string
+	for _, k := range p.Keys {
+		if !slices.Contains(rep.Keys, k.Fingerprint) {
+			untested = append(untested, string(k.Use)+" "+k.Fingerprint[:16]+"…")
+		}
+	}
+	if len(untested) > 0 {
+		return fmt.Errorf("%w: the run did not test the registered keys %s (the metadata changed since): run the suite again", ErrConformance, strings.Join(untested, ", "))
+	}
+	return nil
+}
+
+// checkGate is the approval's gate: the latest recorded report decides.
+func (r *Registry) checkGate(ctx context.Context, p *store.Participant) error {
+	if !r.Gate.Required {
+		return nil
+	}
+	recs, err := r.Store.ListAudit(ctx, store.AuditFilter{EntityID: p.EntityID, Kind: KindConformance})
+	if err != nil {
+		return err
+	}
+	var latest *store.AuditRecord
+	for _, rec := range recs {
+		if latest == nil || rec.ID > latest.ID {
+			latest = rec
+		}
+	}
+	if latest == nil {
+		return fmt.Errorf("%w: this hub requires a passing conformance report before approval: run `kecis conformance run` against %s, then `kecis federation conformance %s report.json`", ErrConformance, p.EntityID, p.EntityID)
+	}
+	var d struct {
+		Report json.RawMessage `json:"report"`
+	}
+	if err := json.Unmarshal([]byte(latest.Detail), &d); err != nil {
+		return fmt.Errorf("registry: the recorded conformance report %d: %w", latest.ID, err)
+	}
+	rep, err := ParseConformanceReport(d.Report)
+	if err != nil {
+		return err
+	}
+	return r.gateOpens(p, rep)
+}
