@@ -210,3 +210,24 @@ func assertDemoReport(t *testing.T, rep *conformance.Report) {
 		t.Errorf("metadata.hub-signed: %s", c.Result)
 	}
 }
+
+// TestDemoHubPasses runs the hub plan against the demo hub's own
+// descriptor, served by the hub's Metadata Query endpoint.
+func TestDemoHubPasses(t *testing.T) {
+	rep, _, _ := runDemoPlan(t, demo.HubID)
+	if rep.Plan != "hub" {
+		t.Errorf("discovered plan %q, want hub", rep.Plan)
+	}
+	for _, r := range []conformance.Result{conformance.Failed, conformance.Warning, conformance.Review} {
+		if ids := rep.WithResult(r); len(ids) > 0 {
+			t.Errorf("%s: %v", r, ids)
+		}
+	}
+	// The hub offers no service: nothing is encrypted for it.
+	if s := rep.WithResult(conformance.Skipped); !slices.Equal(s, []string{"metadata.encryption-keys"}) {
+		t.Errorf("SKIPPED %v, want only metadata.encryption-keys", s)
+	}
+	if !rep.Passed || rep.Summary[conformance.Passed] == 0 {
+		t.Errorf("the hub plan: %v", rep.Summary)
+	}
+}
