@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -36,9 +37,9 @@ to the participant.`,
 
 func newConformanceRunCmd() *cobra.Command {
 	var (
-		target, profile, plan, hub, clientCert, clientKey, out string
-		modules                                                []string
-		quiet                                                  bool
+		target, profile, plan, hub, clientCert, clientKey, out, ownHub string
+		modules                                                        []string
+		quiet, keysOnly                                                bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run --target-metadata FILE|URL --profile FILE",
@@ -51,19 +52,41 @@ the run could not start.
 
 --target-metadata is a file or a URL — typically the hub's Metadata Query URL,
 https://HUB/kecis/metadata/entities/ENTITYID, verified with the hub's signing
-certificate from the profile.`,
+certificate from the profile.
+
+--own-hub DIR runs a hub of the suite's own (kecis serve, as a process) for a
+participant without a sandbox hub: the participant (its metadata file) and
+the tester are registered in it, ordinary requests go through it. Its keys
+stay in DIR between runs: configure the participant once to trust
+DIR/signing/cert.pem (metadata, statuses) and DIR/tls/cert.pem (the hub's
+TLS client); ` + "`kecis conformance run --own-hub DIR --keys-only`" + ` creates them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if keysOnly {
+				if ownHub == "" {
+					return fail(2, errors.New("--keys-only goes with --own-hub"))
+				}
+				own := &conformance.OwnHub{Dir: ownHub}
+				if err := own.EnsureKeys(); err != nil {
+					return fail(2, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "own hub %s: configure the participant to trust\n  %s (its signing key: metadata, statuses)\n  %s (its TLS certificate: it calls the participant with it)\n",
+					conformance.OwnHubEntityID, own.SigningCert(), own.TLSCert())
+				return nil
+			}
 			if target == "" || profile == "" {
 				return fail(2, errors.New("--target-metadata and --profile are required"))
 			}
 			if (clientCert == "") != (clientKey == "") {
 				return fail(2, errors.New("--client-cert and --client-key go together"))
 			}
+			if ownHub != "" && hub != "" {
+				return fail(2, errors.New("--own-hub and --hub exclude each other"))
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			rep, err := runConformance(ctx, cmd.OutOrStdout(), runOptions{target: target, profile: profile, plan: plan, hub: hub,
-				clientCert: clientCert, clientKey: clientKey, modules: modules, quiet: quiet})
+				clientCert: clientCert, clientKey: clientKey, modules: modules, quiet: quiet, ownHub: ownHub})
 			if err != nil {
 				return fail(2, err)
 			}
@@ -89,13 +112,17 @@ certificate from the profile.`,
 	f.StringVar(&out, "out", "conformance-report", "directory for report.json, junit.xml and report.html (empty: none)")
 	f.StringSliceVar(&modules, "module", nil, "run only these modules of the plan (repeatable)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only checks that did not pass, and the summary")
+	f.StringVar(&ownHub, "own-hub", "", "run a hub of the suite's own (kecis serve) with its keys, database and log in this directory")
+	f.BoolVar(&keysOnly, "keys-only", false, "with --own-hub: only create the hub's keys and print what the participant must trust")
 	return cmd
 }
 
 type runOptions struct {
-	target, profile, plan, hub, clientCert, clientKey string
-	modules                                           []string
-	quiet                                             bool
+	target, profile, plan, hub, clientCert, clientKey, ownHub string
+	modules                                                   []string
+	quiet                                                     bool
+	// exe runs `serve` for --own-hub (default: this program).
+	exe string
 }
 
 func runConformance(ctx context.Context, w io.Writer, o runOptions) (*conformance.Report, error) {
@@ -118,6 +145,31 @@ func runConformance(ctx context.Context, w io.Writer, o runOptions) (*conformanc
 	t, err := conformance.LoadTarget(ctx, o.target, certs, conformance.HubMetadataClient(hub), time.Now())
 	if err != nil {
 		return nil, err
+	}
+	if o.ownHub != "" {
+		if t.Descriptor == nil {
+			return nil, fmt.Errorf("--own-hub: the participant's metadata could not be read: %v", t.ParseErr)
+		}
+		testerMD, err := conformance.TesterMetadata(tester)
+		if err != nil {
+			return nil, err
+		}
+		own := &conformance.OwnHub{Dir: o.ownHub, Exe: o.exe}
+		if hub, err = own.Start(ctx, t.Raw, testerMD); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err := own.Close(); err != nil {
+				fmt.Fprintf(w, "own hub: %v\n", err)
+			}
+		}()
+		fmt.Fprintf(w, "own hub %s at %s (trust %s and %s; log %s)\n", hub.EntityID, hub.URL, own.SigningCert(), own.TLSCert(),
+			filepath.Join(o.ownHub, "hub.log"))
+		// The participant as the hub publishes it, signed.
+		if t, err = conformance.LoadTarget(ctx, conformance.MDQURL(hub.URL, t.Descriptor.EntityID), hub.SigningCerts,
+			conformance.HubMetadataClient(hub), time.Now()); err != nil {
+			return nil, err
+		}
 	}
 	return conformance.Run(ctx, conformance.Config{Target: t, Profile: p, Tester: tester, Hub: hub, Plan: o.plan, Modules: o.modules,
 		OnEvent: progress(w, o.quiet)})

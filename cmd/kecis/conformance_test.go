@@ -11,6 +11,7 @@ import (
 
 	"github.com/kecis/kecis/conformance"
 	"github.com/kecis/kecis/conformance/broken"
+	"github.com/kecis/kecis/saml"
 )
 
 func TestConformanceList(t *testing.T) {
@@ -112,4 +113,68 @@ func countOthers(r *conformance.Report) int {
 		n += len(m.Conditions)
 	}
 	return n
+}
+
+// TestMain lets the test binary stand in for kecis when a test starts it
+// as a process (the suite's own hub runs `kecis serve`).
+func TestMain(m *testing.M) {
+	if os.Getenv("KECIS_TEST_RUN_MAIN") == "1" {
+		main()
+	}
+	os.Exit(m.Run())
+}
+
+// TestConformanceOwnHub: for a participant without a sandbox hub, the
+// suite runs `kecis serve` as a process, registers the participant and
+// itself in it, and goes through it; the participant trusts the hub's two
+// certificates, created beforehand with --keys-only.
+func TestConformanceOwnHub(t *testing.T) {
+	dir := t.TempDir()
+	hubDir := filepath.Join(dir, "hub")
+	code, out, stderr := kecis(t, nil, "conformance", "run", "--own-hub", hubDir, "--keys-only")
+	if code != 0 || !strings.Contains(out, filepath.Join(hubDir, "signing", "cert.pem")) {
+		t.Fatalf("--keys-only: exit %d: %s\n%s", code, stderr, out)
+	}
+	sig, err := saml.LoadCertificates(filepath.Join(hubDir, "signing", "cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsCert, err := saml.LoadCertificates(filepath.Join(hubDir, "tls", "cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kit, err := broken.NewKit(filepath.Join(dir, "kit"), broken.None, false,
+		broken.Peer{EntityID: conformance.OwnHubEntityID, Signing: sig, TLSClient: tlsCert[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kit.Close()
+	t.Setenv("KECIS_TEST_RUN_MAIN", "1") // the hub process is this test binary
+	report := filepath.Join(dir, "report")
+	code, out, stderr = kecis(t, nil, "conformance", "run", "-q", "--own-hub", hubDir, "--target-metadata", kit.MetadataPath,
+		"--profile", kit.ProfilePath, "--out", report)
+	if code != 0 {
+		log, _ := os.ReadFile(filepath.Join(hubDir, "hub.log"))
+		t.Fatalf("exit %d: %s\n%s\nhub log:\n%.4000s", code, stderr, out, log)
+	}
+	if !strings.Contains(out, "own hub "+conformance.OwnHubEntityID) || !strings.Contains(out, "through https://127.0.0.1:") {
+		t.Errorf("progress:\n%s", out)
+	}
+	var rep conformance.Report
+	b, err := os.ReadFile(filepath.Join(report, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil || !rep.Passed || rep.Hub == "" {
+		t.Fatalf("report.json: %v %+v", err, rep.Summary)
+	}
+	// Through its own hub the participant's metadata is hub-signed.
+	if c := rep.Condition("metadata.hub-signed"); c == nil || c.Result != conformance.Passed {
+		t.Errorf("metadata.hub-signed: %+v", c)
+	}
+	// The hub process is gone, and its log says it relayed.
+	log, _ := os.ReadFile(filepath.Join(hubDir, "hub.log"))
+	if !strings.Contains(string(log), "relay") && !strings.Contains(string(log), "soap") {
+		t.Errorf("the hub log shows no relayed request:\n%.2000s", log)
+	}
 }

@@ -129,13 +129,16 @@ type Kit struct {
 // NewKit starts a provider with flaw and writes the files of a run into
 // dir. With hooks, the profile names the provider's settle and stall
 // hooks (the stall costs the run about a second).
-func NewKit(dir string, flaw Flaw, hooks bool) (*Kit, error) {
+//
+// extra are further peers the provider trusts, such as the hub the suite
+// runs itself (--own-hub).
+func NewKit(dir string, flaw Flaw, hooks bool, extra ...Peer) (*Kit, error) {
 	t, err := WriteTester(filepath.Join(dir, "tester"))
 	if err != nil {
 		return nil, err
 	}
 	good, low := TestPAN(1), TestPAN(2)
-	p, err := Start(Config{Flaw: flaw, Peers: []Peer{t.Peer()}, Cards: []Card{
+	p, err := Start(Config{Flaw: flaw, Peers: append([]Peer{t.Peer()}, extra...), Cards: []Card{
 		{PAN: good, ExpMonth: "12", ExpYear: "2030", Limit: 5_000_000},
 		{PAN: low, ExpMonth: "12", ExpYear: "2030", Limit: 50_000},
 	}})

@@ -544,25 +544,7 @@ func register(ctx context.Context, st store.Store, ed *metadata.EntityDescriptor
 	if err != nil {
 		return err
 	}
-	p, err := server.Describe(md)
-	if err != nil {
-		return err
-	}
-	now := time.Now().UTC()
-	p.Status, p.Metadata, p.CreatedAt, p.UpdatedAt = store.StatusActive, md, now, now
-	err = st.CreateParticipant(ctx, p)
-	if errors.Is(err, store.ErrExists) {
-		cur, gerr := st.GetParticipant(ctx, p.EntityID)
-		if gerr != nil {
-			return gerr
-		}
-		if string(cur.Metadata) == string(md) && cur.Status == store.StatusActive {
-			return nil
-		}
-		p.Version, p.CreatedAt = cur.Version, cur.CreatedAt
-		return st.UpdateParticipant(ctx, p)
-	}
-	return err
+	return server.SeedActive(ctx, st, md, time.Now())
 }
 
 // serve runs an HTTP(S) server on l until Close.
