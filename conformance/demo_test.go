@@ -231,3 +231,24 @@ func TestDemoHubPasses(t *testing.T) {
 		t.Errorf("the hub plan: %v", rep.Summary)
 	}
 }
+
+// TestDemoMerchantPasses runs the merchant plan against the demo shop's
+// registration (a client: its metadata and keys).
+func TestDemoMerchantPasses(t *testing.T) {
+	rep, _, _ := runDemoPlan(t, demo.MerchantID)
+	if rep.Plan != "merchant" {
+		t.Errorf("discovered plan %q, want merchant", rep.Plan)
+	}
+	for _, r := range []conformance.Result{conformance.Failed, conformance.Warning, conformance.Review} {
+		if ids := rep.WithResult(r); len(ids) > 0 {
+			t.Errorf("%s: %v", r, ids)
+		}
+	}
+	// A client publishes no HTTPS endpoint: no TLS server to check.
+	if s := rep.WithResult(conformance.Skipped); !slices.Equal(s, []string{"metadata.tls-server"}) {
+		t.Errorf("SKIPPED %v, want only metadata.tls-server", s)
+	}
+	if !rep.Passed || rep.Summary[conformance.Passed] == 0 {
+		t.Errorf("the merchant plan: %v", rep.Summary)
+	}
+}
