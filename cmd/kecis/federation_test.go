@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kecis/kecis/conformance"
 	"github.com/kecis/kecis/internal/devpki"
 )
 
@@ -53,6 +55,7 @@ database: {dsn: "sqlite:hub.db"}
 log: {level: warn}
 open_registration: true
 operators: [{name: alice, cert_sha256: %s}]
+conformance: {required: true}
 `, certFingerprint(t, p("operator", "cert.pem")))
 	os.WriteFile(p("hub.yaml"), []byte(cfg), 0o600)
 	pl, _ := net.Listen("tcp", "127.0.0.1:0")
@@ -88,6 +91,27 @@ operators: [{name: alice, cert_sha256: %s}]
 	}
 	if code, out, stderr := kecis(t, nil, append([]string{"federation", "list", "--status", "pending"}, asOperator...)...); code != 0 || !strings.Contains(out, id) {
 		t.Fatalf("list: %d %s %s", code, out, stderr)
+	}
+	// The registration gate: approval waits for a passing conformance report.
+	if code, _, stderr := kecis(t, nil, append([]string{"federation", "approve", id}, asOperator...)...); code == 0 || !strings.Contains(stderr, "conformance") {
+		t.Fatalf("approve without a report: %d %s", code, stderr)
+	}
+	writeReport := func(name string, passed bool) string {
+		summary := map[conformance.Result]int{conformance.Passed: 6}
+		if !passed {
+			summary[conformance.Failed] = 1
+		}
+		b, _ := json.Marshal(&conformance.Report{Plan: "merchant", Participant: id, Roles: []string{"merchant"}, RunID: name,
+			Keys:    []string{certFingerprint(t, p("p-sig", "cert.pem")), certFingerprint(t, p("p-tls", "cert.pem"))},
+			Started: time.Now(), Finished: time.Now(), Passed: passed, Summary: summary})
+		os.WriteFile(p(name+".json"), b, 0o600)
+		return p(name + ".json")
+	}
+	if code, _, stderr := kecis(t, nil, append([]string{"federation", "conformance", id, writeReport("failing", false)}, asOperator...)...); code == 0 || !strings.Contains(stderr, "did not pass") {
+		t.Fatalf("a failing report: %d %s", code, stderr)
+	}
+	if code, out, stderr := kecis(t, nil, append([]string{"federation", "conformance", id, writeReport("passing", true)}, asOperator...)...); code != 0 || !strings.Contains(out, "gate is open") {
+		t.Fatalf("a passing report: %d %s %s", code, out, stderr)
 	}
 	if code, out, stderr := kecis(t, nil, append([]string{"federation", "approve", id, "--reason", "contract signed"}, asOperator...)...); code != 0 || !strings.Contains(out, "active") {
 		t.Fatalf("approve: %d %s %s", code, out, stderr)
