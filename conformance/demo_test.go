@@ -140,8 +140,9 @@ hooks:
   settle: {url: %[15]s/settle}
   stall: {url: %[15]s/stall}
 timeouts: {request: 10s, stall: 1500ms, settle: 10s}
+router: {provider: %[16]s}
 `, participant, demo.TesterID, d.TesterDir, d.HubURL, demo.HubID, d.HubSigningCert, d.HubTLSCert,
-		good.PAN.Reveal(), good.ExpMonth, good.ExpYear, low.PAN.Reveal(), low.ExpMonth, low.ExpYear, good.ExpYear+1, hooks.URL)
+		good.PAN.Reveal(), good.ExpMonth, good.ExpYear, low.PAN.Reveal(), low.ExpMonth, low.ExpYear, good.ExpYear+1, hooks.URL, demo.IssuerID)
 	pp := filepath.Join(dir, "profile.yaml")
 	if err := os.WriteFile(pp, []byte(profile), 0o644); err != nil {
 		t.Fatal(err)

@@ -46,6 +46,11 @@ type Env struct {
 	mu        sync.Mutex
 	exchanges []*Exchange
 	passed    map[string]bool
+	// subs are environments addressed to another participant (the hub
+	// plan's provider), closed with this one; their exchanges count in
+	// their parent's run.
+	subs   []*Env
+	parent *Env
 }
 
 // Now is the run's clock.
@@ -136,6 +141,9 @@ func (anyPending) Complete(context.Context, string, string) error       { return
 
 // close releases the run's connections.
 func (e *Env) close() {
+	for _, s := range e.subs {
+		s.close()
+	}
 	for _, c := range []*http.Client{e.directHTTP, e.hubHTTP} {
 		if c != nil {
 			c.CloseIdleConnections()
@@ -384,9 +392,13 @@ func (e *Env) SendRaw(ctx context.Context, label, service string, body []byte, c
 
 func (e *Env) post(ctx context.Context, x *Exchange, body []byte, client *http.Client) {
 	defer func() {
-		e.mu.Lock()
-		e.exchanges = append(e.exchanges, x)
-		e.mu.Unlock()
+		run := e
+		if e.parent != nil {
+			run = e.parent
+		}
+		run.mu.Lock()
+		run.exchanges = append(run.exchanges, x)
+		run.mu.Unlock()
 	}()
 	start := time.Now()
 	x.At = e.Now()

@@ -26,8 +26,8 @@ func Plans() []*Plan {
 			Description: "A merchant's client: its metadata and keys. A merchant serves no KECIS endpoint; the client module (the suite as provider, driven through the profile's purchase hook) is not written yet.",
 			Modules:     []*Module{metadataModule()}},
 		{Name: "hub", Title: "Hub", Roles: []string{string(metadata.RoleHub)},
-			Description: "A federation hub's own descriptor: metadata and keys. The router module (relay unchanged, refusals, Pending, the idempotency guard) is not written yet.",
-			Modules:     []*Module{metadataModule()}},
+			Description: "A federation hub: its own descriptor (metadata and keys), and the router — relaying to the profile's provider unchanged, refusing what no provider may receive, the idempotency guard.",
+			Modules:     []*Module{metadataModule(), routerModule()}},
 	}
 }
 

@@ -37,6 +37,8 @@ type Profile struct {
 
 	// Card describes the test cards of a card service provider.
 	Card *CardProfile `yaml:"card,omitempty"`
+	// Router names the provider the hub plan relays to.
+	Router *RouterProfile `yaml:"router,omitempty"`
 	// Hooks are the participant's test hooks: out-of-band steps the suite
 	// triggers (settlement, a stalled call).
 	Hooks Hooks `yaml:"hooks,omitempty"`
