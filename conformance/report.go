@@ -26,17 +26,20 @@ type Report struct {
 	// Keys are the SHA-256 fingerprints (hex) of the participant's
 	// certificates the run used: a hub's registration gate accepts the
 	// report only for the keys it was made with.
-	Keys           []string        `json:"keys,omitempty"`
-	MetadataSource string          `json:"metadataSource"`
-	Tester         string          `json:"tester"`
-	Hub            string          `json:"hub,omitempty"`
-	RunID          string          `json:"runId"`
-	Started        time.Time       `json:"started"`
-	Finished       time.Time       `json:"finished"`
-	Passed         bool            `json:"passed"`
-	Summary        map[Result]int  `json:"summary"`
-	Exchanges      int             `json:"exchanges"`
-	Modules        []*ModuleReport `json:"modules"`
+	Keys           []string  `json:"keys,omitempty"`
+	MetadataSource string    `json:"metadataSource"`
+	Tester         string    `json:"tester"`
+	Hub            string    `json:"hub,omitempty"`
+	RunID          string    `json:"runId"`
+	Started        time.Time `json:"started"`
+	Finished       time.Time `json:"finished"`
+	Passed         bool      `json:"passed"`
+	// Partial: the run was limited to some modules (Config.Modules); a
+	// registration gate does not accept it.
+	Partial   bool            `json:"partial,omitempty"`
+	Summary   map[Result]int  `json:"summary"`
+	Exchanges int             `json:"exchanges"`
+	Modules   []*ModuleReport `json:"modules"`
 }
 
 // ModuleReport is one module's part of the report.

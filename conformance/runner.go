@@ -104,7 +104,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep := &Report{Suite: "KECIS conformance suite", Version: buildinfo.Version(), Profile: "KECIS 1.0",
 		Plan: plan.Name, PlanTitle: plan.Title, Participant: cfg.Target.EntityID(), MetadataSource: cfg.Target.Source,
-		Tester: cfg.Tester.EntityID, RunID: env.RunID, Started: cfg.Now().UTC(), Summary: map[Result]int{}}
+		Tester: cfg.Tester.EntityID, RunID: env.RunID, Started: cfg.Now().UTC(), Summary: map[Result]int{}, Partial: len(cfg.Modules) > 0}
 	if rep.Participant == "" {
 		rep.Participant = cfg.Profile.Participant
 	}

@@ -10,12 +10,20 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/federation/store"
 )
 
-// ErrConformance refuses a conformance report, or an approval that lacks a
-// passing one (the registration gate).
+// ErrConformance refuses an approval that lacks a passing conformance
+// report, or a report that does not open the registration gate.
 var ErrConformance = errors.New("registry: conformance")
+
+// ErrInvalidReport: what was submitted is not a conformance report of the
+// participant (or carries a card number in clear).
+var ErrInvalidReport = errors.New("registry: invalid conformance report")
+
+// reportSkew is how far in the future a report's end may lie (clocks).
+const reportSkew = 5 * time.Minute
 
 // KindConformance is the audit kind of a recorded conformance report.
 const KindConformance = "participant.conformance"
@@ -24,15 +32,17 @@ const KindConformance = "participant.conformance"
 // suite's report.json (conformance.Report): the fields that decide, not
 // the whole model, so that the registry does not depend on the suite.
 type ConformanceReport struct {
-	Suite       string         `json:"suite"`
-	Version     string         `json:"version"`
-	Plan        string         `json:"plan"`
-	Participant string         `json:"participant"`
-	Roles       []string       `json:"roles"`
-	RunID       string         `json:"runId"`
-	Finished    time.Time      `json:"finished"`
-	Passed      bool           `json:"passed"`
-	Summary     map[string]int `json:"summary"`
+	Suite       string    `json:"suite"`
+	Version     string    `json:"version"`
+	Plan        string    `json:"plan"`
+	Participant string    `json:"participant"`
+	Roles       []string  `json:"roles"`
+	RunID       string    `json:"runId"`
+	Finished    time.Time `json:"finished"`
+	Passed      bool      `json:"passed"`
+	// Partial: the run was limited to some modules (--module).
+	Partial bool           `json:"partial"`
+	Summary map[string]int `json:"summary"`
 	// Keys are the SHA-256 fingerprints of the certificates the run
 	// tested (signing, encryption, TLS).
 	Keys []string `json:"keys"`
@@ -69,16 +79,30 @@ func (r *Registry) RecordConformance(ctx context.Context, entityID, operator str
 		return nil, err
 	}
 	if rep.Participant != entityID {
-		return nil, fmt.Errorf("%w: the report certifies %q, not %q", ErrConformance, rep.Participant, entityID)
+		return nil, fmt.Errorf("%w: the report certifies %q, not %q", ErrInvalidReport, rep.Participant, entityID)
+	}
+	if ecml.ContainsPAN(string(report)) {
+		// The suite masks every card number; this report was not left as
+		// it wrote it. Nothing of it is kept.
+		return nil, fmt.Errorf("%w: it carries a card number in clear", ErrInvalidReport)
 	}
 	var compact bytes.Buffer
 	if err := json.Compact(&compact, report); err != nil {
-		return nil, fmt.Errorf("%w: report.json: %v", ErrConformance, err)
+		return nil, fmt.Errorf("%w: report.json: %v", ErrInvalidReport, err)
 	}
-	r.audit(ctx, KindConformance, operator, p.EntityID, map[string]any{
-		"plan": rep.Plan, "passed": rep.Passed, "summary": rep.Summary, "run_id": rep.RunID,
+	// Recorded directly, not through audit(): the gate depends on this
+	// record, so losing it is the caller's error, not a log line.
+	d, _ := json.Marshal(map[string]any{
+		"plan": rep.Plan, "passed": rep.Passed, "partial": rep.Partial, "summary": rep.Summary, "run_id": rep.RunID,
 		"finished": rep.Finished, "suite_version": rep.Version, "report": json.RawMessage(compact.Bytes()),
 	})
+	if err := r.Store.AppendAudit(ctx, &store.AuditRecord{Time: r.now(), Kind: KindConformance, Actor: operator, EntityID: p.EntityID, Detail: string(d)}); err != nil {
+		return nil, fmt.Errorf("registry: record the conformance report: %w", err)
+	}
+	r.log().InfoContext(ctx, "registry", "action", KindConformance, "actor", operator, "entity", p.EntityID, "plan", rep.Plan, "passed", rep.Passed, "run_id", rep.RunID)
+	if r.OnEvent != nil {
+		r.OnEvent(KindConformance)
+	}
 	if err := r.gateOpens(p, rep); err != nil {
 		return rep, err
 	}
@@ -89,24 +113,30 @@ func (r *Registry) RecordConformance(ctx context.Context, entityID, operator str
 func ParseConformanceReport(b []byte) (*ConformanceReport, error) {
 	var rep ConformanceReport
 	if err := json.Unmarshal(b, &rep); err != nil {
-		return nil, fmt.Errorf("%w: report.json: %v", ErrConformance, err)
+		return nil, fmt.Errorf("%w: report.json: %v", ErrInvalidReport, err)
 	}
 	if rep.Participant == "" || rep.Plan == "" || rep.Finished.IsZero() || rep.Summary == nil {
-		return nil, fmt.Errorf("%w: not a conformance report (participant, plan, finished and summary are required)", ErrConformance)
+		return nil, fmt.Errorf("%w: not a conformance report (participant, plan, finished and summary are required)", ErrInvalidReport)
 	}
 	return &rep, nil
 }
 
 // gateOpens says whether rep lets p be approved.
 func (r *Registry) gateOpens(p *store.Participant, rep *ConformanceReport) error {
+	now := r.now()
 	switch {
 	case !rep.Passed || rep.Summary["FAILED"] > 0:
 		return fmt.Errorf("%w: the %s plan did not pass (%d FAILED)", ErrConformance, rep.Plan, rep.Summary["FAILED"])
-	case r.now().Sub(rep.Finished) > r.Gate.maxAge():
+	case rep.Partial:
+		return fmt.Errorf("%w: the run was limited to some modules (--module): run the whole plan", ErrConformance)
+	case now.Sub(rep.Finished) > r.Gate.maxAge():
 		return fmt.Errorf("%w: the report of %s is older than %s: run the suite again", ErrConformance, rep.Finished.Format(time.DateOnly), r.Gate.maxAge())
+	case rep.Finished.After(now.Add(reportSkew)):
+		return fmt.Errorf("%w: the report ends in the future (%s)", ErrConformance, rep.Finished.Format(time.RFC3339))
 	}
-	if len(rep.Roles) > 0 && !slices.ContainsFunc(p.Roles, func(role store.Role) bool { return slices.Contains(rep.Roles, string(role)) }) {
-		return fmt.Errorf("%w: the report tested the roles %v, the participant registered %v", ErrConformance, rep.Roles, p.Roles)
+	// Plans are named after the role they certify (conformance.Plans).
+	if !slices.Contains(p.Roles, store.Role(rep.Plan)) {
+		return fmt.Errorf("%w: the report ran the %s plan; the participant registered the roles %v", ErrConformance, rep.Plan, p.Roles)
 	}
 	var untested []string
 	for _, k := range p.Keys {

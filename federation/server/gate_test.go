@@ -73,7 +73,9 @@ func TestRegistrationGate(t *testing.T) {
 		}},
 		{"stale", "older than", func(r *conformance.Report) { r.Finished = r.Finished.Add(-31 * 24 * time.Hour) }},
 		{"other keys", "did not test the registered keys", func(r *conformance.Report) { r.Keys = r.Keys[1:] }},
-		{"other role", "tested the roles [pg]", func(r *conformance.Report) { r.Roles = []string{"pg"} }},
+		{"another plan", "ran the merchant plan", func(r *conformance.Report) { r.Plan = "merchant" }},
+		{"partial", "limited to some modules", func(r *conformance.Report) { r.Partial = true }},
+		{"from the future", "ends in the future", func(r *conformance.Report) { r.Finished = r.Finished.Add(time.Hour) }},
 	} {
 		code, out := record(report(c.mut))
 		if code != http.StatusConflict || !strings.Contains(out, c.why) {
@@ -81,12 +83,18 @@ func TestRegistrationGate(t *testing.T) {
 		}
 		approveRefused(c.why)
 	}
-	// A report of someone else, or not a report, is refused and not kept.
-	if code, out := record(report(func(r *conformance.Report) { r.Participant = "https://other.test/kecis" })); code != http.StatusConflict || !strings.Contains(out, "certifies") {
+	// A report of someone else, not a report, or one with a card number
+	// in clear is refused (400) and not kept.
+	if code, out := record(report(func(r *conformance.Report) { r.Participant = "https://other.test/kecis" })); code != http.StatusBadRequest || !strings.Contains(out, "certifies") {
 		t.Errorf("another participant's report: %d %s", code, out)
 	}
-	if code, _ := record([]byte(`{"hello":"world"}`)); code != http.StatusConflict {
+	if code, _ := record([]byte(`{"hello":"world"}`)); code != http.StatusBadRequest {
 		t.Errorf("not a report: %d", code)
+	}
+	if code, out := record(report(func(r *conformance.Report) {
+		r.Modules = []*conformance.ModuleReport{{Name: "card", Conditions: []*conformance.ConditionReport{{ID: "card.approve", Message: "card 4111111111111111"}}}}
+	})); code != http.StatusBadRequest || !strings.Contains(out, "card number in clear") || strings.Contains(out, "4111111111111111") {
+		t.Errorf("a report with a card number in clear: %d %s", code, out)
 	}
 	code, out := record(report(nil))
 	if code != http.StatusOK || !strings.Contains(out, `"gate":"open"`) {
@@ -100,8 +108,8 @@ func TestRegistrationGate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(recs) != 5 {
-		t.Fatalf("%d conformance records, want 5 (4 refused, 1 passing)", len(recs))
+	if len(recs) != 7 {
+		t.Fatalf("%d conformance records, want 7 (6 that do not open the gate, 1 passing)", len(recs))
 	}
 	last := recs[0]
 	for _, r := range recs {

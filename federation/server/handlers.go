@@ -146,6 +146,8 @@ func (s *Server) registryError(c *gin.Context, err error) {
 		problem(c, http.StatusBadRequest, "invalid-metadata", "the metadata is not valid KECIS metadata", err.Error())
 	case errors.Is(err, registry.ErrNotOwner):
 		problem(c, http.StatusForbidden, "not-owner", "the request must come with a TLS client certificate the metadata publishes", "")
+	case errors.Is(err, registry.ErrInvalidReport):
+		problem(c, http.StatusBadRequest, "invalid-report", "that is not a conformance report of this participant", err.Error())
 	case errors.Is(err, registry.ErrConformance):
 		problem(c, http.StatusConflict, "conformance", "no passing conformance report opens the registration gate", err.Error())
 	case errors.Is(err, registry.ErrTransition):

@@ -352,8 +352,8 @@ func (s *Server) requireOperator() gin.HandlerFunc {
 }
 
 // reportPath takes conformance reports, larger than messages (their
-// evidence holds every exchange of a run); only operators reach it, and
-// their limit applies after the operator check.
+// evidence holds every exchange of a run). The limit is set before the
+// operator check, but only an operator's request is ever read.
 const reportPath = "/kecis/admin/participants/conformance"
 
 // maxReportBytes bounds a conformance report (a full issuer run is about
