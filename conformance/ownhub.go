@@ -91,6 +91,14 @@ func (h *OwnHub) Start(ctx context.Context, participants ...[]byte) (*HubConfig,
 	if err := h.EnsureKeys(); err != nil {
 		return nil, err
 	}
+	signing, err := saml.LoadCertificates(h.SigningCert())
+	if err != nil {
+		return nil, err
+	}
+	tlsCerts, err := saml.LoadCertificates(h.TLSCert())
+	if err != nil {
+		return nil, err
+	}
 	dbPath := filepath.Join(h.Dir, "hub.db")
 	st, err := sqlstore.Open(ctx, "sqlite:"+dbPath)
 	if err != nil {
@@ -139,6 +147,15 @@ log: {level: info, format: json}
 	}
 	h.cmd = exec.Command(exe, "serve", "--config", cfgPath)
 	h.cmd.Stdout, h.cmd.Stderr = h.log, h.log
+	// The configuration written above is the whole of it: KECIS_*
+	// overrides of the caller's shell (a database, a listen address)
+	// must not reach this hub.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "KECIS_") {
+			h.cmd.Env = append(h.cmd.Env, kv)
+		}
+	}
+	h.cmd.SysProcAttr = dieWithParent()
 	if err := h.cmd.Start(); err != nil {
 		h.log.Close()
 		return nil, fmt.Errorf("own hub: start %s serve: %w", exe, err)
@@ -146,16 +163,9 @@ log: {level: info, format: json}
 	h.wait = make(chan error, 1)
 	go func() { h.wait <- h.cmd.Wait() }()
 	if err := h.ready(ctx, 30*time.Second); err != nil {
+		name := h.log.Name()
 		h.Close()
-		return nil, fmt.Errorf("own hub: %w (its log: %s)", err, h.log.Name())
-	}
-	signing, err := saml.LoadCertificates(h.SigningCert())
-	if err != nil {
-		return nil, err
-	}
-	tlsCerts, err := saml.LoadCertificates(h.TLSCert())
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("own hub: %w (its log: %s)", err, name)
 	}
 	return &HubConfig{URL: "https://" + listen, EntityID: OwnHubEntityID, SigningCerts: signing, TLSCerts: tlsCerts}, nil
 }

@@ -118,7 +118,7 @@ func countOthers(r *conformance.Report) int {
 // TestMain lets the test binary stand in for kecis when a test starts it
 // as a process (the suite's own hub runs `kecis serve`).
 func TestMain(m *testing.M) {
-	if os.Getenv("KECIS_TEST_RUN_MAIN") == "1" {
+	if os.Getenv("RUN_AS_KECIS_MAIN") == "1" {
 		main()
 	}
 	os.Exit(m.Run())
@@ -149,7 +149,9 @@ func TestConformanceOwnHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer kit.Close()
-	t.Setenv("KECIS_TEST_RUN_MAIN", "1") // the hub process is this test binary
+	t.Setenv("RUN_AS_KECIS_MAIN", "1") // the hub process is this test binary
+	// The caller's KECIS_* overrides do not reach the suite's hub.
+	t.Setenv("KECIS_DATABASE_DSN", "postgres://nowhere.invalid/kecis")
 	report := filepath.Join(dir, "report")
 	code, out, stderr = kecis(t, nil, "conformance", "run", "-q", "--own-hub", hubDir, "--target-metadata", kit.MetadataPath,
 		"--profile", kit.ProfilePath, "--out", report)
