@@ -126,7 +126,7 @@ type Source struct {
 	// (card.ApprovalPayload).
 	Format string `yaml:"format"`
 	// OmitZero (responses only) leaves the field out when the native
-	// value is absent, empty or 0.
+	// value is absent (and no Default is set), empty or the number 0.
 	OmitZero bool `yaml:"omit_zero"`
 }
 

@@ -144,7 +144,7 @@ func (e *Engine) run(ctx context.Context, uri string, s *Service, r *connectors.
 				return nil, fmt.Errorf("sidecar: %s: the native answer lacks %s", uri, src.Native)
 			}
 		}
-		if src.OmitZero && (v == "" || v == "0") {
+		if src.OmitZero && isZero(v) {
 			continue
 		}
 		if m, has := src.Map[v]; has {
@@ -424,4 +424,13 @@ func setPath(obj map[string]any, path string, v any) {
 		cur = next
 	}
 	cur[parts[len(parts)-1]] = v
+}
+
+// isZero reports an empty value or a number equal to zero ("0", "0.00").
+func isZero(v string) bool {
+	if v == "" {
+		return true
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	return err == nil && f == 0
 }

@@ -399,23 +399,38 @@ func (p *PG) Get(ctx context.Context, mid, tid string) (*Payment, error) {
 	return pay, nil
 }
 
+// lookupInquiryInterval spaces the inquiries a merchant's polling causes:
+// an operation asked about (or sent) less than this ago is not asked
+// again on a lookup.
+const lookupInquiryInterval = time.Second
+
 // Lookup is the merchant's status check of a transaction, in real time:
-// an operation still awaiting the issuer is inquired first (as
-// ResolvePending would), so the answer is the issuer's truth when the
-// issuer can tell it. An approval still unknown afterwards answers
-// CodePending with the transaction, never a success.
+// an operation still awaiting the issuer is resolved first, as
+// ResolvePending does — an approval is inquired; a cancel or refund the
+// issuer has not carried out is sent again under its original
+// Idempotency-Key, so it is never done twice — so the answer is the
+// issuer's truth when the issuer can tell it. An approval still unknown
+// afterwards answers CodePending with the transaction, never a success.
+// Find, and the cancel and refund addressed by order, look up this way.
 func (p *PG) Lookup(ctx context.Context, mid, tid string) (*Payment, error) {
 	pay, err := p.Get(ctx, mid, tid)
 	if err != nil || pay.PendingOperation == "" {
 		return pay, err
 	}
-	for _, o := range pay.Operations {
-		if o.Status != OpPending {
+	for _, op := range pay.Operations {
+		if op.Status != OpPending {
 			continue
 		}
-		if _, err := p.resolveOp(ctx, o.ID); err != nil {
+		o, err := p.opRow(ctx, p.db, op.ID)
+		if err != nil {
+			return nil, err
+		}
+		if p.now().Sub(o.lastAttempt) < lookupInquiryInterval {
+			continue // asked a moment ago; the answer stands
+		}
+		if _, err := p.resolveOp(ctx, op.ID); err != nil {
 			// The stored state stays the answer; the resolver retries.
-			p.log.WarnContext(ctx, "inquiring a pending operation on lookup failed", "tid", tid, "op", o.ID, "err", err)
+			p.log.WarnContext(ctx, "inquiring a pending operation on lookup failed", "tid", tid, "op", op.ID, "err", err)
 		}
 	}
 	return p.Get(ctx, mid, tid)

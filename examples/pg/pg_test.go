@@ -551,12 +551,22 @@ func TestLookupInquiresPending(t *testing.T) {
 	}
 	wantState(t, p, pg.StatusPending, pg.CodePending)
 	e.gw.setMode("inquire", unavailable)
+	e.clock.Advance(2 * time.Second)
 	l, err := e.pg.Lookup(ctx, e.m.MID, p.TID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	wantState(t, l, pg.StatusPending, pg.CodePending)
 	e.gw.setMode("inquire", normal)
+	// Polled again at once: the issuer is not asked again.
+	if l, err = e.pg.Lookup(ctx, e.m.MID, p.TID); err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, l, pg.StatusPending, pg.CodePending)
+	if n := e.gw.count("inquire"); n != 1 {
+		t.Errorf("%d inquiries for two lookups within a second, want 1", n)
+	}
+	e.clock.Advance(2 * time.Second)
 	if l, err = e.pg.Find(ctx, e.m.MID, p.OrderNo); err != nil {
 		t.Fatal(err)
 	}
