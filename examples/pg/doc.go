@@ -80,11 +80,14 @@
 //
 //	{"resultCode":"0000","resultMsg":"정상처리","tid":"T261122000001","mid":"M000001",
 //	 "orderNo":"ORD-1","productName":"Coffee","status":"APPROVED","amount":15000,
-//	 "cancelledAmount":0,"balanceAmount":15000,"currency":"KRW","approvalNo":"03427123",
+//	 "cancelledAmount":0,"refundedAmount":0,"balanceAmount":15000,"currency":"KRW","approvalNo":"03427123",
 //	 "maskedCardNo":"949010******5583","feeAmount":375,"issuerState":"approved",
 //	 "createdAt":"2026-11-22T19:00:00+09:00","approvedAt":"2026-11-22T19:00:00+09:00",
 //	 "history":[{"opId":"T261122000001-01","type":"approve","amount":15000,"status":"DONE",
 //	             "resultCode":"0000","resultMsg":"정상처리","createdAt":"…","doneAt":"…"}]}
+//
+// cancelledAmount is everything given back (a cancel or refunds),
+// refundedAmount the refunds alone.
 //
 // Transaction status: PENDING, APPROVED, DECLINED, FAILED, CANCELLED,
 // PART_REFUNDED, REFUNDED; pendingOperation names a cancel or refund still

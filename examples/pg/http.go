@@ -143,6 +143,7 @@ type wirePayment struct {
 	Status           Status          `json:"status"`
 	Amount           int64           `json:"amount"`
 	CancelledAmount  int64           `json:"cancelledAmount"`
+	RefundedAmount   int64           `json:"refundedAmount"`
 	BalanceAmount    int64           `json:"balanceAmount"`
 	Currency         string          `json:"currency"`
 	ApprovalNo       string          `json:"approvalNo"`
@@ -202,7 +203,7 @@ func (p *PG) toWirePayment(pay *Payment) wirePayment {
 	w := wirePayment{
 		wireResult: wireResult{ResultCode: pay.ResultCode, ResultMsg: pay.ResultCode.Message(), ResultDetail: pay.ResultDetail},
 		TID:        pay.TID, MID: pay.MID, OrderNo: pay.OrderNo, ProductName: pay.ProductName, Status: pay.Status,
-		Amount: pay.Amount, CancelledAmount: pay.CancelledAmount, BalanceAmount: pay.Balance(), Currency: pay.Currency,
+		Amount: pay.Amount, CancelledAmount: pay.CancelledAmount, RefundedAmount: pay.RefundedAmount(), BalanceAmount: pay.Balance(), Currency: pay.Currency,
 		ApprovalNo: pay.ApprovalNo, MaskedCardNo: pay.MaskedCardNo, FeeAmount: pay.FeeAmount(),
 		BuyerName: pay.Buyer.Name, BuyerTel: pay.Buyer.Tel, BuyerEmail: pay.Buyer.Email,
 		IssuerState: pay.IssuerState, PendingOperation: pay.PendingOperation,

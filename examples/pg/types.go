@@ -236,6 +236,17 @@ type Payment struct {
 // Balance is the amount not cancelled or refunded.
 func (p *Payment) Balance() int64 { return p.Amount - p.CancelledAmount }
 
+// RefundedAmount is what refunds (not a cancel) gave back so far.
+func (p *Payment) RefundedAmount() int64 {
+	var n int64
+	for _, o := range p.Operations {
+		if o.Kind == OpRefund && o.Status == OpDone {
+			n += o.Amount
+		}
+	}
+	return n
+}
+
 // FeeAmount is the PG's fee on the balance, rounded half up.
 func (p *Payment) FeeAmount() int64 { return fee(p.Balance(), p.FeeBPS) }
 
