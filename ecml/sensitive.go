@@ -1,7 +1,9 @@
 package ecml
 
 import (
+	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -156,28 +158,32 @@ func LuhnCheckDigit(s string) (digit byte, ok bool) {
 // Digits separated by spaces or hyphens ("4111 1111 1111 1111") are not
 // joined: KECIS never writes card numbers that way (RFC 4112 note 12 forbids
 // separators), and joining would flag every long run of grouped numbers.
+//
+// A run inside a hex token of 32 or more characters with a hex letter in
+// it (a SHA-256 fingerprint, a 128-bit message ID, an HMAC) is part of that
+// token, not a card number: about one such token in two hundred holds a
+// Luhn-valid run by chance.
 func FindPANs(text string) [][2]int {
 	var out [][2]int
-	for i := 0; i < len(text); {
-		if !isDigit(text[i]) {
-			i++
-			continue
+	for i := 0; ; {
+		s, e := nextPAN(text, i)
+		if s < 0 {
+			return out
 		}
-		j := i
-		for j < len(text) && isDigit(text[j]) {
-			j++
-		}
-		if n := j - i; n >= 13 && n <= 19 && LuhnValid(text[i:j]) {
-			out = append(out, [2]int{i, j})
-		}
-		i = j
+		out = append(out, [2]int{s, e})
+		i = e
 	}
-	return out
 }
 
 // ContainsPAN reports whether [FindPANs] finds anything in text.
 func ContainsPAN(text string) bool {
-	for i := 0; i < len(text); {
+	s, _ := nextPAN(text, 0)
+	return s >= 0
+}
+
+// nextPAN finds the first card number of text at or after i (-1 if none).
+func nextPAN(text string, i int) (int, int) {
+	for i < len(text) {
 		if !isDigit(text[i]) {
 			i++
 			continue
@@ -186,12 +192,46 @@ func ContainsPAN(text string) bool {
 		for j < len(text) && isDigit(text[j]) {
 			j++
 		}
-		if n := j - i; n >= 13 && n <= 19 && LuhnValid(text[i:j]) {
-			return true
+		if n := j - i; n >= 13 && n <= 19 && LuhnValid(text[i:j]) && !inHexToken(text, i, j) {
+			return i, j
 		}
 		i = j
 	}
-	return false
+	return -1, -1
+}
+
+// inHexToken reports whether the digits text[i:j] lie inside a hex token of
+// at least 32 characters that holds a hex letter.
+func inHexToken(text string, i, j int) bool {
+	a, b := i, j
+	letter := false
+	for a > 0 && isHex(text[a-1]) {
+		a--
+		letter = letter || !isDigit(text[a])
+	}
+	for b < len(text) && isHex(text[b]) {
+		letter = letter || !isDigit(text[b])
+		b++
+	}
+	return letter && b-a >= 32
+}
+
+func isHex(c byte) bool { return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
+
+// RandomHex returns n bytes of r as lower-case hex, drawn again while the
+// text holds a number [FindPANs] would take for a card number (a Luhn-valid
+// run of 13–19 digits, in about 0.3 % of 32-digit draws): identifiers made
+// of it are never masked in logs nor flagged by a leak check.
+func RandomHex(r io.Reader, n int) (string, error) {
+	b := make([]byte, n)
+	for {
+		if _, err := io.ReadFull(r, b); err != nil {
+			return "", err
+		}
+		if s := hex.EncodeToString(b); !ContainsPAN(s) {
+			return s, nil
+		}
+	}
 }
 
 // RedactPANs returns text with every number [FindPANs] finds replaced by its

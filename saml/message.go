@@ -2,7 +2,6 @@ package saml
 
 import (
 	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"strings"
@@ -80,11 +79,13 @@ func (s IDSource) NewID() (string, error) {
 	if r == nil {
 		r = rand.Reader
 	}
-	var b [16]byte
-	if _, err := io.ReadFull(r, b[:]); err != nil {
+	// Redrawn in the rare case the hex would hold a card-number-like run:
+	// message IDs are logged and stored in clear.
+	h, err := ecml.RandomHex(r, 16)
+	if err != nil {
 		return "", fmt.Errorf("kecis: reading randomness for a message ID: %w", err)
 	}
-	return "_" + hex.EncodeToString(b[:]), nil
+	return "_" + h, nil
 }
 
 // Builder fills in the envelope fields that every new message needs: a

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -281,11 +280,11 @@ func (g *HTTPGateway) prepare(m Message) (TemplateData, error) {
 	}
 	ref := m.Ref
 	if ref == "" {
-		var b [12]byte
-		if _, err := rand.Read(b[:]); err != nil {
+		h, err := ecml.RandomHex(rand.Reader, 12)
+		if err != nil {
 			return TemplateData{}, fmt.Errorf("sms: random ref: %w", err)
 		}
-		ref = "sms-" + hex.EncodeToString(b[:])
+		ref = "sms-" + h
 	}
 	return TemplateData{
 		From: from, To: to, ToNational: National(to), Text: m.Text, Ref: ref,
