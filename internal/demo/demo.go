@@ -178,6 +178,11 @@ func Start(ctx context.Context, cfg Config) (_ *Demo, err error) {
 	if cfg.RelayTimeout == 0 {
 		cfg.RelayTimeout = 10 * time.Second
 	}
+	// Absolute: the paths written into the hub's and the sidecar's
+	// configurations resolve against their own directories.
+	if cfg.Dir, err = filepath.Abs(cfg.Dir); err != nil {
+		return nil, err
+	}
 	d := &Demo{}
 	defer func() {
 		if err != nil {

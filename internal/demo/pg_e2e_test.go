@@ -25,7 +25,9 @@ func TestEndToEndThroughPG(t *testing.T) {
 	logs := &testutil.SyncBuffer{}
 	clock := testutil.NewClock(time.Now().UTC())
 	ctx := context.Background()
-	dir := t.TempDir()
+	// A relative directory, as `make run` passes (.kecis-dev).
+	t.Chdir(t.TempDir())
+	dir := ".kecis-dev"
 	d, err := Start(ctx, Config{Dir: dir, RelayTimeout: 2 * time.Second, IssuerNow: clock.Now,
 		Log: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
