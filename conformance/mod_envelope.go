@@ -88,10 +88,16 @@ func envelopeModule() *Module {
 // expectStatus checks that x is the participant's verified answer with
 // the given top-level code and (when not empty) second-level code.
 func expectStatus(c *C, x *Exchange, code, sub string) error {
+	return expectStatusFrom(x, c.answerOf, code, sub)
+}
+
+// expectStatusFrom is expectStatus with the signer judged by from (the
+// participant, or the hub when it refuses in the participant's place).
+func expectStatusFrom(x *Exchange, from func(*Exchange) error, code, sub string) error {
 	if x.Fault != nil {
 		return fmt.Errorf("refused with an unsigned SOAP fault (%q), but the request verified: KECIS §5.3.2 answers it with a signed %s/%s", x.Fault.String, shortCode(code), shortCode(sub))
 	}
-	if err := c.answerOf(x); err != nil {
+	if err := from(x); err != nil {
 		return err
 	}
 	st := x.Response.Status

@@ -200,15 +200,13 @@ func routerChangedRetry(c *C) (*Exchange, error) {
 
 // hubStatus checks that the hub itself refused x with a signed status.
 func hubStatus(c *C, x *Exchange, code, sub string) error {
-	switch {
-	case x.Fault != nil:
-		return fmt.Errorf("refused with an unsigned SOAP fault (%q), but the request verified: KECIS §5.3.2 answers it with a signed %s/%s", x.Fault.String, shortCode(code), shortCode(sub))
-	case x.Response == nil:
-		return fmt.Errorf("no signed answer: %s", x.Describe())
-	case x.Response.Issuer != c.Hub.EntityID:
-		return fmt.Errorf("answered by %s, not refused by the hub: %s", x.Response.Issuer, x.Describe())
-	case x.Response.Status.Code != code || x.Response.Status.SubCode != sub:
-		return fmt.Errorf("the hub answered %s; expected %s/%s", describeStatus(x.Response.Status), shortCode(code), shortCode(sub))
-	}
-	return nil
+	return expectStatusFrom(x, func(x *Exchange) error {
+		switch {
+		case x.Response == nil:
+			return fmt.Errorf("no signed answer: %s", x.Describe())
+		case x.Response.Issuer != c.Hub.EntityID:
+			return fmt.Errorf("answered by %s, not refused by the hub: %s", x.Response.Issuer, x.Describe())
+		}
+		return nil
+	}, code, sub)
 }

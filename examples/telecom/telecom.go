@@ -36,17 +36,16 @@ import (
 	"context"
 	"crypto/rand"
 	"embed"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/kecis/kecis/connectors/sms"
+	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/internal/sqlstore"
 )
 
@@ -300,17 +299,14 @@ func (t *Telecom) notify() {
 	t.changed = make(chan struct{})
 }
 
-// idEncoding is lower-case base32 without padding: its only digits are
-// 2–7, so an ID does not look like a card number to a leak scanner.
-var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
-
-// newID returns prefix and 16 random base32 characters (80 bits).
+// newID returns prefix and 20 random hex digits that never look like a
+// card number (ecml.RandomHex).
 func (t *Telecom) newID(prefix string) (string, error) {
-	var b [10]byte
-	if _, err := io.ReadFull(t.cfg.Rand, b[:]); err != nil {
+	h, err := ecml.RandomHex(t.cfg.Rand, 10)
+	if err != nil {
 		return "", fmt.Errorf("telecom: random id: %w", err)
 	}
-	return prefix + strings.ToLower(idEncoding.EncodeToString(b[:])), nil
+	return prefix + h, nil
 }
 
 // Sender returns an in-process [sms.Sender] for the account senderID, for
