@@ -26,6 +26,6 @@
 // certificate in test mode.
 //
 // Layering (DESIGN.md §4): this package uses saml, ecml and the client side
-// of federation/metadata, never the hub's server, router or store, nor the
+// of saml/metadata, never the hub's server, router or store, nor the
 // examples.
 package conformance

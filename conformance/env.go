@@ -18,8 +18,8 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/kecis/kecis/ecml"
-	"github.com/kecis/kecis/federation/metadata"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 var emptyTLS tls.Certificate

@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kecis/kecis/federation/metadata"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 // expiryWarning: a certificate that expires sooner gets a warning.

@@ -16,11 +16,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kecis/kecis/federation/metadata"
 	"github.com/kecis/kecis/federation/server"
 	"github.com/kecis/kecis/federation/store/sqlstore"
 	"github.com/kecis/kecis/internal/devpki"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 // OwnHubEntityID is the entityID of the hub the suite runs itself.

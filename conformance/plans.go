@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/kecis/kecis/federation/metadata"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 // Plans returns every plan, one per role profile.

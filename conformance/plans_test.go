@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kecis/kecis/federation/metadata"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 // TestPlansAreWellFormed: every plan validates (unique IDs named after

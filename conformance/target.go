@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kecis/kecis/federation/metadata"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 // Target is the participant under test, as its metadata describes it.

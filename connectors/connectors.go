@@ -18,13 +18,13 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/kecis/kecis/ecml"
-	"github.com/kecis/kecis/federation/metadata"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 // Directory is what the SDK needs of the federation metadata: signing keys
 // (to verify), encryption certificates (to encrypt for a recipient) and
-// endpoints. federation/metadata.Client implements it.
+// endpoints. saml/metadata.Client implements it.
 type Directory interface {
 	saml.KeyResolver
 	EncryptionCertificate(ctx context.Context, entityID string) (*x509.Certificate, error)

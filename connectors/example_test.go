@@ -18,8 +18,8 @@ import (
 	"github.com/kecis/kecis/connectors/card"
 	"github.com/kecis/kecis/connectors/store"
 	"github.com/kecis/kecis/ecml"
-	"github.com/kecis/kecis/federation/metadata"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 // myIssuer is the provider's own card system, reduced to what the example

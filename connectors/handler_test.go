@@ -21,11 +21,11 @@ import (
 	"github.com/kecis/kecis/connectors/card"
 	"github.com/kecis/kecis/connectors/store"
 	"github.com/kecis/kecis/ecml"
-	"github.com/kecis/kecis/federation/metadata"
-	"github.com/kecis/kecis/federation/metadata/metadatatest"
 	"github.com/kecis/kecis/internal/sqlstore/sqltest"
 	"github.com/kecis/kecis/internal/testutil"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
+	"github.com/kecis/kecis/saml/metadata/metadatatest"
 )
 
 // The federation of these tests. The test keys play these parts:

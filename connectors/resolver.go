@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kecis/kecis/federation/metadata"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 // Resolver finds the recipient of a call from the federation metadata: the

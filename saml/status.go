@@ -14,6 +14,9 @@ const (
 	StatusRequestUnsupported    = "urn:oasis:names:tc:SAML:2.0:status:RequestUnsupported"
 	StatusRequestVersionTooHigh = "urn:oasis:names:tc:SAML:2.0:status:RequestVersionTooHigh"
 	StatusRequestVersionTooLow  = "urn:oasis:names:tc:SAML:2.0:status:RequestVersionTooLow"
+	// StatusRequestDenied refuses a caller the service does not admit
+	// (KECIS §13.2).
+	StatusRequestDenied = "urn:oasis:names:tc:SAML:2.0:status:RequestDenied"
 )
 
 // KECISStatusPrefix starts every KECIS second-level status code (KECIS §6.2).

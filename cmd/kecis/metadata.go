@@ -19,8 +19,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kecis/kecis/ecml"
-	"github.com/kecis/kecis/federation/metadata"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 func init() { registerCommand(newMetadataCmd) }

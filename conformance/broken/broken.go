@@ -38,8 +38,8 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/kecis/kecis/ecml"
-	"github.com/kecis/kecis/federation/metadata"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 // Flaw is what a broken provider gets wrong.

@@ -19,8 +19,8 @@ import (
 
 	"github.com/kecis/kecis/connectors"
 	"github.com/kecis/kecis/connectors/store"
-	"github.com/kecis/kecis/federation/metadata"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 // Sidecar is a running adapter.

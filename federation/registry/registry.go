@@ -25,7 +25,7 @@ var (
 
 // Describer parses a participant's metadata into the registry's record
 // (entityID, display name, roles, keys, endpoints, services). It is
-// federation/metadata's parser, injected so that the registry does not
+// saml/metadata's parser, injected so that the registry does not
 // depend on the XML.
 type Describer func(metadata []byte) (*store.Participant, error)
 

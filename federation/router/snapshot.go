@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/kecis/kecis/federation/metadata"
 	"github.com/kecis/kecis/federation/store"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 // SnapshotValidity bounds a stored snapshot's validUntil: evidence is

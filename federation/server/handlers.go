@@ -11,9 +11,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/kecis/kecis/federation/metadata"
 	"github.com/kecis/kecis/federation/registry"
 	"github.com/kecis/kecis/federation/store"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 const metadataContentType = "application/samlmetadata+xml"

@@ -9,12 +9,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kecis/kecis/federation/metadata"
 	"github.com/kecis/kecis/federation/store"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
-// MetadataPublisher is the Publisher over federation/metadata: it re-reads
+// MetadataPublisher is the Publisher over saml/metadata: it re-reads
 // each participant's registered descriptor, bounds it (validUntil,
 // cacheDuration) and signs it with the hub's key.
 type MetadataPublisher struct {

@@ -18,11 +18,11 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/kecis/kecis/ecml"
-	"github.com/kecis/kecis/federation/metadata"
 	"github.com/kecis/kecis/federation/server"
 	"github.com/kecis/kecis/federation/store"
 	"github.com/kecis/kecis/internal/devpki"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 const (

@@ -35,7 +35,7 @@ import (
 
 // Publisher signs the metadata the hub serves: each participant's
 // descriptor on its own (MDQ) and the aggregate. Implemented over
-// federation/metadata.
+// saml/metadata.
 type Publisher interface {
 	Entity(p *store.Participant, validUntil time.Time, cacheDuration time.Duration) ([]byte, error)
 	Aggregate(ps []*store.Participant, validUntil time.Time, cacheDuration time.Duration) ([]byte, error)
@@ -135,7 +135,7 @@ func New(cfg *Config, st store.Store, pub Publisher, describe registry.Describer
 	return s, nil
 }
 
-// DefaultPublisher publishes over federation/metadata, with the hub's own
+// DefaultPublisher publishes over saml/metadata, with the hub's own
 // descriptor first in the aggregate.
 func (s *Server) DefaultPublisher() *MetadataPublisher {
 	leaf := func(c tls.Certificate) *x509.Certificate {

@@ -20,14 +20,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kecis/kecis/federation/metadata"
-	"github.com/kecis/kecis/federation/metadata/metadatatest"
 	"github.com/kecis/kecis/federation/server"
 	"github.com/kecis/kecis/federation/store"
 	"github.com/kecis/kecis/federation/store/sqlstore"
 	"github.com/kecis/kecis/internal/devpki"
 	"github.com/kecis/kecis/internal/testutil"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
+	"github.com/kecis/kecis/saml/metadata/metadatatest"
 )
 
 // testHub is a hub on loopback with an operator and a participant key set.

@@ -34,12 +34,12 @@ import (
 	"github.com/kecis/kecis/examples/issuer/kecisadapter"
 	"github.com/kecis/kecis/examples/pg"
 	"github.com/kecis/kecis/examples/telecom"
-	"github.com/kecis/kecis/federation/metadata"
 	"github.com/kecis/kecis/federation/server"
 	"github.com/kecis/kecis/federation/store"
 	"github.com/kecis/kecis/federation/store/sqlstore"
 	"github.com/kecis/kecis/internal/devpki"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 // Entity IDs of the demo federation.

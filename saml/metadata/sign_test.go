@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kecis/kecis/federation/metadata"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 func TestSignVerifyEntity(t *testing.T) {

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/kecis/kecis/ecml"
-	"github.com/kecis/kecis/federation/metadata"
-	"github.com/kecis/kecis/federation/metadata/metadatatest"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
+	"github.com/kecis/kecis/saml/metadata/metadatatest"
 )
 
 const simpleID = "https://pg.example/kecis"
@@ -100,7 +100,8 @@ func TestRoundTripForeignForm(t *testing.T) {
     <k:TLSKeyDescriptor use="server"><sig:KeyInfo><sig:X509Data><sig:X509Certificate>` + tlss + `</sig:X509Certificate></sig:X509Data></sig:KeyInfo></k:TLSKeyDescriptor>
     <k:Endpoint Location="https://pg.example/kecis/soap" Binding="urn:oasis:names:tc:SAML:2.0:bindings:SOAP" Service="*"></k:Endpoint>
     <k:OfferedService BINs=" 404143
-        411111-411199 " Service="urn:kecis:service:card:approve"><k:Limit Max="10000000.00" Min="100" Currency="KRW"/></k:OfferedService>
+        411111-411199 " Callers=" merchant
+        pg tester" Service="urn:kecis:service:card:approve"><k:Limit Max="10000000.00" Min="100" Currency="KRW"/></k:OfferedService>
     <k:OfferedService Service="urn:kecis:service:card:cancel"/>
   </RoleDescriptor>
 </EntityDescriptor>`
@@ -172,6 +173,10 @@ func TestStrictRefusals(t *testing.T) {
 		{"KRW with a fraction", `Min="100" Max="10000000"`, `Min="100.5" Max="10000000"`, "/kecis:Limit/@Min"},
 		{"unknown currency", `Currency="KRW"`, `Currency="KRX"`, "/kecis:Limit/@Currency"},
 		{"two limits in one currency", `<kecis:Limit Currency="KRW" Min="100" Max="10000000"/>`, `<kecis:Limit Currency="KRW" Min="100" Max="10000000"/><kecis:Limit Currency="KRW" Min="1" Max="2"/>`, "two KRW limits"},
+		{"caller role", `Callers="merchant pg tester"`, `Callers="merchant shop"`, `caller role "shop"`},
+		{"caller entities without roles", `Callers="merchant pg tester"`, `CallerEntities="https://pg.example"`, `CallerEntities needs Callers`},
+		{"caller entity not a URI", `Callers="merchant pg tester"`, `Callers="pg" CallerEntities="pg.example"`, `not an absolute URI`},
+		{"empty callers", `Callers="merchant pg tester"`, `Callers=" "`, `empty`},
 		{"bank code", `<kecis:OfferedService Service="urn:kecis:service:card:cancel"/>`, `<kecis:OfferedService Service="urn:kecis:service:card:cancel" BankCodes="04"/>`, `bank code "04"`},
 		{"service not a KECIS URI", `Service="urn:kecis:service:card:cancel"`, `Service="card:cancel"`, "not a KECIS service URI"},
 		{"service offered twice", `Service="urn:kecis:service:card:cancel"`, `Service="urn:kecis:service:card:approve"`, "offered twice"},

@@ -293,6 +293,29 @@ func checkService(s *OfferedService) error {
 		}
 		banks[b] = true
 	}
+	callers := map[Role]bool{}
+	for _, r := range s.Callers {
+		if !knownRole(r) {
+			return fmt.Errorf("service %s: caller role %q is not a KECIS role", s.Service, r)
+		}
+		if callers[r] {
+			return fmt.Errorf("service %s: caller role %s listed twice", s.Service, r)
+		}
+		callers[r] = true
+	}
+	if len(s.CallerEntities) > 0 && len(s.Callers) == 0 {
+		return fmt.Errorf("service %s: CallerEntities needs Callers (the roles they call in)", s.Service)
+	}
+	ents := map[string]bool{}
+	for _, e := range s.CallerEntities {
+		if err := checkString("CallerEntities", e); err != nil || !absoluteURI(e) {
+			return fmt.Errorf("service %s: caller entity %q is not an absolute URI", s.Service, e)
+		}
+		if ents[e] {
+			return fmt.Errorf("service %s: caller entity %s listed twice", s.Service, e)
+		}
+		ents[e] = true
+	}
 	return nil
 }
 

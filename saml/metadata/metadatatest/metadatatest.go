@@ -18,8 +18,8 @@ import (
 
 	crewjam "github.com/crewjam/saml"
 
-	"github.com/kecis/kecis/federation/metadata"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 // poolPEM holds 8 self-signed certificates (RSA 2048 at even indices,
@@ -113,7 +113,7 @@ func GenerateParticipants(n int, seed uint64) []*metadata.EntityDescriptor {
 		}
 		bins := generateBINs(r, roles)
 		for _, s := range svcs {
-			os := metadata.OfferedService{Service: s}
+			os := metadata.OfferedService{Service: s, Callers: callersFor(roles)}
 			if g, _, _ := saml.SplitService(s); slices.Contains([]string{"card", "cardauth", "vcn", "amountauth", "order"}, g) {
 				os.BINs = bins
 			}
@@ -188,6 +188,19 @@ func generateBINs(r *rand.Rand, roles []metadata.Role) metadata.BINList {
 	return l
 }
 
+// callersFor is who may call a generated participant's services: an
+// issuer's card services its acquirers (PGs), a bank's other banks and
+// PGs, everyone else's merchants and PGs.
+func callersFor(roles []metadata.Role) []metadata.Role {
+	switch {
+	case slices.Contains(roles, metadata.RoleIssuer):
+		return []metadata.Role{metadata.RolePG}
+	case slices.Contains(roles, metadata.RoleBank):
+		return []metadata.Role{metadata.RolePG, metadata.RoleBank}
+	}
+	return []metadata.Role{metadata.RoleMerchant, metadata.RolePG}
+}
+
 // Simple returns a small valid descriptor: the given signing certificates,
 // an RSA encryption certificate, TLS certificates from the pool, a SOAP
 // endpoint for every service and the card services.
@@ -204,8 +217,9 @@ func Simple(entityID string, signing ...*x509.Certificate) *metadata.EntityDescr
 		},
 		Endpoints: []metadata.Endpoint{{Service: metadata.AnyService, Binding: saml.BindingSOAP, Location: strings.TrimSuffix(entityID, "/") + "/soap"}},
 		Services: []metadata.OfferedService{
-			{Service: saml.ServiceURI("card", "approve"), Limits: []metadata.Limit{{Currency: "KRW", Min: 100, Max: 10_000_000}}, BINs: metadata.BINList{{From: "404143", To: "404143"}, {From: "411111", To: "411199"}}},
-			{Service: saml.ServiceURI("card", "cancel")},
+			{Service: saml.ServiceURI("card", "approve"), Limits: []metadata.Limit{{Currency: "KRW", Min: 100, Max: 10_000_000}}, BINs: metadata.BINList{{From: "404143", To: "404143"}, {From: "411111", To: "411199"}},
+				Callers: []metadata.Role{metadata.RoleMerchant, metadata.RolePG, metadata.RoleTester}},
+			{Service: saml.ServiceURI("card", "cancel")}, // no callers: nobody may call it
 		},
 	}
 	for _, c := range signing {

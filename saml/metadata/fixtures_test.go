@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kecis/kecis/federation/metadata"
-	"github.com/kecis/kecis/federation/metadata/metadatatest"
 	"github.com/kecis/kecis/internal/testutil"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
+	"github.com/kecis/kecis/saml/metadata/metadatatest"
 )
 
 const keysDir = "../../saml/testdata/keys"

@@ -11,8 +11,8 @@ import (
 	"github.com/beevik/etree"
 	crewjam "github.com/crewjam/saml"
 
-	"github.com/kecis/kecis/federation/metadata"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 // The package uses exactly one crewjam/saml type, Organization (with its

@@ -15,10 +15,10 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/kecis/kecis/ecml"
-	"github.com/kecis/kecis/federation/metadata"
-	"github.com/kecis/kecis/federation/metadata/metadatatest"
 	"github.com/kecis/kecis/internal/testutil"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
+	"github.com/kecis/kecis/saml/metadata/metadatatest"
 )
 
 type clientWorld struct {

@@ -559,6 +559,20 @@ func (p *parser) service(el *etree.Element) (OfferedService, error) {
 			return s, p.attrErr(el, "BankCodes", errors.New("empty"))
 		}
 	}
+	if v, ok := ar.get("Callers"); ok {
+		for _, r := range strings.Fields(v) {
+			s.Callers = append(s.Callers, Role(r))
+		}
+		if len(s.Callers) == 0 {
+			return s, p.attrErr(el, "Callers", errors.New("empty"))
+		}
+	}
+	if v, ok := ar.get("CallerEntities"); ok {
+		s.CallerEntities = strings.Fields(v)
+		if len(s.CallerEntities) == 0 {
+			return s, p.attrErr(el, "CallerEntities", errors.New("empty"))
+		}
+	}
 	if err := ar.done(); err != nil {
 		return s, err
 	}

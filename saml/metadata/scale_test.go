@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kecis/kecis/federation/metadata"
 	"github.com/kecis/kecis/internal/testutil"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 // The federation must serve 1,000 participants (DESIGN §2, metadata row):

@@ -71,6 +71,16 @@ func (ed *EntityDescriptor) ToElement() (*etree.Element, error) {
 		if len(s.BankCodes) > 0 {
 			el.CreateAttr("BankCodes", strings.Join(s.BankCodes, " "))
 		}
+		if len(s.Callers) > 0 {
+			rs := make([]string, len(s.Callers))
+			for i, r := range s.Callers {
+				rs[i] = string(r)
+			}
+			el.CreateAttr("Callers", strings.Join(rs, " "))
+		}
+		if len(s.CallerEntities) > 0 {
+			el.CreateAttr("CallerEntities", strings.Join(s.CallerEntities, " "))
+		}
 		for _, l := range s.Limits {
 			lo, err := ecml.FormatAmount(l.MinMoney())
 			if err != nil {

@@ -124,13 +124,33 @@ func (l Limit) MinMoney() ecml.Money { return ecml.Money{Minor: l.Min, Currency:
 // MaxMoney returns the maximum as ecml.Money.
 func (l Limit) MaxMoney() ecml.Money { return ecml.Money{Minor: l.Max, Currency: l.Currency} }
 
-// OfferedService is a service the participant provides, with its limits.
-// Empty lists mean "no restriction of that kind".
+// OfferedService is a service the participant provides, with its limits
+// and the callers it admits (KECIS §11.1, §13.2). Empty Limits, BINs and
+// BankCodes mean "no restriction of that kind"; empty Callers means that
+// nobody may call the service (fail closed: who may call is declared, never
+// assumed).
 type OfferedService struct {
 	Service   string // service URI, urn:kecis:service:<group>:<operation>
 	Limits    []Limit
 	BINs      BINList  // card BIN prefixes and ranges (issuers, PGs)
 	BankCodes []string // Korean bank codes, 3 digits (banks)
+	// Callers are the roles whose participants may call the service.
+	Callers []Role
+	// CallerEntities, when not empty, narrows Callers to these participants
+	// (the provider's contracts): a caller must have one of Callers and be
+	// listed here.
+	CallerEntities []string
+}
+
+// AdmitsCaller reports whether a participant with these roles and this
+// entityID may call the service (KECIS §13.2, function level): one of its
+// roles is among Callers and, when CallerEntities is not empty, it is
+// listed there.
+func (s *OfferedService) AdmitsCaller(entityID string, roles []Role) bool {
+	if !slices.ContainsFunc(roles, func(r Role) bool { return slices.Contains(s.Callers, r) }) {
+		return false
+	}
+	return len(s.CallerEntities) == 0 || slices.Contains(s.CallerEntities, entityID)
 }
 
 // Admits reports whether the service accepts amount m: true when no limit
