@@ -62,10 +62,23 @@ type Participant struct {
 	Keys      []Key
 	Endpoints []Endpoint
 	Services  []Service
+	// Pending is a change of the metadata that awaits an operator's
+	// decision (KECIS §13.6); nil when none does. Everything above is the
+	// active version, the one the hub publishes and routes by.
+	Pending *PendingVersion
 	// Version increases with every change; updates compare it.
 	Version   int64
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+// PendingVersion is a participant's metadata change that widens or alters
+// what it is trusted with (roles, offered services and their terms): the
+// md:EntityDescriptor exactly as submitted, and when. It takes effect only
+// when an operator approves it (KECIS §13.6, §12.6).
+type PendingVersion struct {
+	Metadata    []byte
+	RequestedAt time.Time
 }
 
 // KeyUse says what a certificate is for.
@@ -212,9 +225,9 @@ type Participants interface {
 	GetParticipant(ctx context.Context, entityID string) (*Participant, error)
 	// ListParticipants returns participants in entityID order.
 	ListParticipants(ctx context.Context, f ParticipantFilter) ([]*Participant, error)
-	// UpdateParticipant replaces a participant's fields, keys, endpoints and
-	// services if its Version still equals p.Version (else ErrConflict), and
-	// increments the version.
+	// UpdateParticipant replaces a participant's fields, keys, endpoints,
+	// services and pending version (nil clears it) if its Version still
+	// equals p.Version (else ErrConflict), and increments the version.
 	UpdateParticipant(ctx context.Context, p *Participant) error
 	// ParticipantByCertificate finds the participant that published a
 	// certificate (by SHA-256 fingerprint) for the given use.

@@ -14,6 +14,11 @@
 //   - times round-trip to the microsecond and come back in UTC;
 //   - CreateParticipant stores version 1 and UpdateParticipant increments
 //     it, both setting p.Version; UpdateParticipant keeps CreatedAt;
+//   - a participant's pending version (Pending) round-trips byte-exact
+//     beside the active fields, which it never changes; UpdateParticipant
+//     with Pending nil clears it; it is not a published key (a
+//     certificate only the pending version holds is not found by
+//     ParticipantByCertificate);
 //   - empty lists may come back nil; byte fields come back byte-exact;
 //   - a replay record is live while now < expires; PurgeReplay deletes
 //     records with expires <= now;
@@ -63,6 +68,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ParticipantUpdate", testParticipantUpdate},
 		{"ParticipantUpdateConflict", testParticipantUpdateConflict},
 		{"ParticipantByCertificate", testParticipantByCertificate},
+		{"ParticipantPendingVersion", testParticipantPendingVersion},
 		{"ReplayRemember", testReplayRemember},
 		{"ReplayExpiry", testReplayExpiry},
 		{"ReplayPurge", testReplayPurge},
@@ -213,6 +219,15 @@ func equalParticipant(t *testing.T, got, want *store.Participant) {
 	check("Endpoints", g.Endpoints, w.Endpoints)
 	check("Services", g.Services, w.Services)
 	check("Version", g.Version, w.Version)
+	switch {
+	case (g.Pending == nil) != (w.Pending == nil):
+		t.Errorf("participant %s: Pending got %v, want %v", want.EntityID, g.Pending != nil, w.Pending != nil)
+	case g.Pending != nil && (!bytes.Equal(g.Pending.Metadata, w.Pending.Metadata) || !g.Pending.RequestedAt.Equal(w.Pending.RequestedAt)):
+		t.Errorf("participant %s: Pending got %q at %s, want %q at %s", want.EntityID,
+			g.Pending.Metadata, g.Pending.RequestedAt, w.Pending.Metadata, w.Pending.RequestedAt)
+	case g.Pending != nil && g.Pending.RequestedAt.Location() != time.UTC:
+		t.Errorf("participant %s: Pending.RequestedAt in %s, want UTC", want.EntityID, g.Pending.RequestedAt.Location())
+	}
 	if !g.CreatedAt.Equal(w.CreatedAt) || !g.UpdatedAt.Equal(w.UpdatedAt) {
 		t.Errorf("participant %s: times got created %s updated %s, want %s %s", want.EntityID,
 			g.CreatedAt, g.UpdatedAt, w.CreatedAt, w.UpdatedAt)
@@ -495,6 +510,86 @@ func testParticipantByCertificate(t *testing.T, s store.Store) {
 	must(t, s.UpdateParticipant(ctx, cur), "UpdateParticipant")
 	_, err = s.ParticipantByCertificate(ctx, store.KeyTLSClient, tls.Fingerprint)
 	mustErr(t, err, store.ErrNotFound, "ParticipantByCertificate of a dropped key")
+}
+
+func testParticipantPendingVersion(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	const id = "https://shop.example/kecis"
+	p := sampleParticipant(id, 3)
+	p.Status = store.StatusActive
+	must(t, s.CreateParticipant(ctx, p), "CreateParticipant")
+	got, err := s.GetParticipant(ctx, id)
+	must(t, err, "GetParticipant")
+	if got.Pending != nil {
+		t.Fatalf("a new participant has a pending version: %+v", got.Pending)
+	}
+
+	// A pending version is stored beside the active one, which it leaves
+	// as it was.
+	pending := &store.PendingVersion{
+		Metadata:    []byte("<md:EntityDescriptor entityID=\"" + id + "\">issuer \xea\xb0\x80\r\n\x00</md:EntityDescriptor>"),
+		RequestedAt: at(time.Hour + 3*time.Microsecond).In(time.FixedZone("KST", 9*3600)),
+	}
+	got.Pending, got.UpdatedAt = pending, at(time.Hour)
+	must(t, s.UpdateParticipant(ctx, got), "UpdateParticipant with a pending version")
+	want := sampleParticipant(id, 3)
+	want.Status, want.Version, want.UpdatedAt = store.StatusActive, 2, at(time.Hour)
+	want.Pending = &store.PendingVersion{Metadata: pending.Metadata, RequestedAt: pending.RequestedAt.UTC()}
+	got, err = s.GetParticipant(ctx, id)
+	must(t, err, "GetParticipant")
+	equalParticipant(t, got, want)
+	ps, err := s.ListParticipants(ctx, store.ParticipantFilter{Status: []store.Status{store.StatusActive}})
+	must(t, err, "ListParticipants")
+	if len(ps) != 1 {
+		t.Fatalf("ListParticipants: %v", ids(ps))
+	}
+	equalParticipant(t, ps[0], want)
+	// Only the active version's keys are published.
+	if _, err := s.ParticipantByCertificate(ctx, store.KeyTLSClient, fp(200)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("ParticipantByCertificate of a certificate nobody publishes: %v", err)
+	}
+	byCert, err := s.ParticipantByCertificate(ctx, store.KeyTLSClient, want.Keys[3].Fingerprint)
+	must(t, err, "ParticipantByCertificate")
+	equalParticipant(t, byCert, want)
+
+	// Another participant's update does not touch it; a stale update is a
+	// conflict and leaves it.
+	must(t, s.CreateParticipant(ctx, sampleParticipant("https://other.example/kecis", 4)), "CreateParticipant other")
+	stale := *got
+	stale.Version, stale.Pending = 1, nil
+	mustErr(t, s.UpdateParticipant(ctx, &stale), store.ErrConflict, "a stale UpdateParticipant")
+
+	// Replacing it, then clearing it (an approval or a rejection).
+	got.Pending = &store.PendingVersion{Metadata: []byte("<md:EntityDescriptor/>"), RequestedAt: at(2 * time.Hour)}
+	must(t, s.UpdateParticipant(ctx, got), "UpdateParticipant replacing the pending version")
+	again, err := s.GetParticipant(ctx, id)
+	must(t, err, "GetParticipant")
+	if again.Pending == nil || string(again.Pending.Metadata) != "<md:EntityDescriptor/>" || !again.Pending.RequestedAt.Equal(at(2*time.Hour)) {
+		t.Errorf("replaced pending version: %+v", again.Pending)
+	}
+	again.Pending, again.Metadata, again.UpdatedAt = nil, []byte("<md:EntityDescriptor approved/>"), at(3*time.Hour)
+	must(t, s.UpdateParticipant(ctx, again), "UpdateParticipant clearing the pending version")
+	cleared, err := s.GetParticipant(ctx, id)
+	must(t, err, "GetParticipant")
+	if cleared.Pending != nil || string(cleared.Metadata) != "<md:EntityDescriptor approved/>" || cleared.Version != 4 {
+		t.Errorf("after clearing: pending %+v metadata %q version %d", cleared.Pending, cleared.Metadata, cleared.Version)
+	}
+
+	// A participant may be created with a pending version (a restore).
+	q := sampleParticipant("https://restored.example/kecis", 5)
+	q.Pending = &store.PendingVersion{Metadata: []byte("x"), RequestedAt: at(time.Minute)}
+	must(t, s.CreateParticipant(ctx, q), "CreateParticipant with a pending version")
+	gq, err := s.GetParticipant(ctx, q.EntityID)
+	must(t, err, "GetParticipant")
+	wq := sampleParticipant("https://restored.example/kecis", 5)
+	wq.Version, wq.Pending = 1, q.Pending
+	equalParticipant(t, gq, wq)
+	// A pending version without metadata is refused.
+	bad := sampleParticipant("https://bad.example/kecis", 6)
+	bad.Pending = &store.PendingVersion{RequestedAt: at(0)}
+	if err := s.CreateParticipant(ctx, bad); err == nil {
+		t.Errorf("CreateParticipant with an empty pending version succeeded")
+	}
 }
 
 // ---------------------------------------------------------------------------

@@ -112,6 +112,8 @@ func validateParticipant(p *store.Participant) error {
 		return errors.New("store: participant without entityID")
 	case p.Status == "":
 		return fmt.Errorf("store: participant %q without status", p.EntityID)
+	case p.Pending != nil && len(p.Pending.Metadata) == 0:
+		return fmt.Errorf("store: participant %q: a pending version without metadata", p.EntityID)
 	}
 	return nil
 }
@@ -123,12 +125,13 @@ func (s *Store) CreateParticipant(ctx context.Context, p *store.Participant) err
 		return err
 	}
 	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		pendingMD, pendingAt := s.pending(p)
 		res, err := tx.ExecContext(ctx, `INSERT INTO hub_participants
-			(entity_id, display_name, status, metadata, version, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, 1, $5, $6)
+			(entity_id, display_name, status, metadata, version, created_at, updated_at, pending_metadata, pending_requested_at)
+			VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8)
 			ON CONFLICT (entity_id) DO NOTHING`,
 			p.EntityID, p.DisplayName, string(p.Status), sqldb.Bytes(p.Metadata),
-			s.ts(p.CreatedAt), s.ts(p.UpdatedAt))
+			s.ts(p.CreatedAt), s.ts(p.UpdatedAt), pendingMD, pendingAt)
 		if err != nil {
 			return err
 		}
@@ -156,13 +159,15 @@ func (s *Store) UpdateParticipant(ctx context.Context, p *store.Participant) err
 		version int64
 		created time.Time
 	)
+	pendingMD, pendingAt := s.pending(p)
 	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, `UPDATE hub_participants
-			SET display_name = $2, status = $3, metadata = $4, version = version + 1, updated_at = $5
+			SET display_name = $2, status = $3, metadata = $4, version = version + 1, updated_at = $5,
+				pending_metadata = $7, pending_requested_at = $8
 			WHERE entity_id = $1 AND version = $6
 			RETURNING version, created_at`,
 			p.EntityID, p.DisplayName, string(p.Status), sqldb.Bytes(p.Metadata),
-			s.ts(p.UpdatedAt), p.Version).Scan(&version, sqldb.ScanTime(&created))
+			s.ts(p.UpdatedAt), p.Version, pendingMD, pendingAt).Scan(&version, sqldb.ScanTime(&created))
 		if errors.Is(err, sql.ErrNoRows) {
 			var one int
 			err := tx.QueryRowContext(ctx, `SELECT 1 FROM hub_participants WHERE entity_id = $1`, p.EntityID).Scan(&one)
@@ -189,6 +194,14 @@ func (s *Store) UpdateParticipant(ctx context.Context, p *store.Participant) err
 	}
 	p.Version, p.CreatedAt = version, created
 	return nil
+}
+
+// pending returns the pending-version columns' values: NULL for none.
+func (s *Store) pending(p *store.Participant) (md, at any) {
+	if p.Pending == nil {
+		return nil, nil
+	}
+	return sqldb.Bytes(p.Pending.Metadata), s.ts(p.Pending.RequestedAt)
 }
 
 var childTables = []string{
@@ -329,16 +342,24 @@ func (s *Store) loadParticipants(ctx context.Context, where string, args ...any)
 	err := s.db.ReadTx(ctx, func(tx *sql.Tx) error {
 		out = nil
 		byID := map[string]*store.Participant{}
-		err := queryEach(ctx, tx, `SELECT p.entity_id, p.display_name, p.status, p.metadata, p.version, p.created_at, p.updated_at
+		err := queryEach(ctx, tx, `SELECT p.entity_id, p.display_name, p.status, p.metadata, p.version, p.created_at, p.updated_at,
+				p.pending_metadata, p.pending_requested_at
 			FROM hub_participants p WHERE `+where+` ORDER BY p.entity_id`, args,
 			func(rows *sql.Rows) error {
 				p := &store.Participant{}
-				var status string
+				var (
+					status    string
+					pendingMD []byte
+					pendingAt time.Time
+				)
 				if err := rows.Scan(&p.EntityID, &p.DisplayName, &status, &p.Metadata, &p.Version,
-					sqldb.ScanTime(&p.CreatedAt), sqldb.ScanTime(&p.UpdatedAt)); err != nil {
+					sqldb.ScanTime(&p.CreatedAt), sqldb.ScanTime(&p.UpdatedAt), &pendingMD, sqldb.ScanTime(&pendingAt)); err != nil {
 					return err
 				}
 				p.Status = store.Status(status)
+				if pendingMD != nil {
+					p.Pending = &store.PendingVersion{Metadata: pendingMD, RequestedAt: pendingAt}
+				}
 				out = append(out, p)
 				byID[p.EntityID] = p
 				return nil
