@@ -25,6 +25,9 @@ type Resolver struct {
 	HTTP     *http.Client
 	Now      func() time.Time
 	MaxAge   time.Duration
+	// Self is the caller's own entityID: when set, only providers whose
+	// offer admits it as a caller are chosen (KECIS §13.2).
+	Self string
 
 	mu      sync.Mutex
 	agg     *metadata.Aggregate
@@ -82,59 +85,39 @@ func (r *Resolver) aggregate(ctx context.Context) (*metadata.Aggregate, error) {
 	return a, nil
 }
 
-// RecipientFor returns the participant offering service for the card BIN
-// (the most specific range wins) or the bank code.
+// RecipientFor returns the participant that answers for the card BIN (its
+// issuer) or the bank code (its bank) for service, with the federation's
+// one matcher (metadata.Choose, KECIS §13.4): only participants of the role
+// that may answer for it, whose offer admits the caller (Self, when set)
+// and that hold a valid encryption certificate; the most specific BIN range
+// wins, and two equally specific are refused as ambiguous (wrapping
+// ErrNoRecipient and a *metadata.AmbiguousError) instead of taking the
+// first.
 func (r *Resolver) RecipientFor(ctx context.Context, service, bin, bank string) (string, error) {
 	a, err := r.aggregate(ctx)
 	if err != nil {
 		return "", err
 	}
-	best, bestLen := "", -1
-	for _, ed := range a.Entities {
-		for _, s := range ed.Services {
-			if s.Service != service {
-				continue
-			}
-			switch {
-			case bin != "" && len(s.BINs) > 0:
-				for _, rg := range s.BINs {
-					// Specificity: a longer prefix, then a narrower range.
-					if rg.Contains(bin) {
-						l := len(rg.From)*10 - rangeWidth(rg)
-						if l > bestLen {
-							best, bestLen = ed.EntityID, l
-						}
-					}
-				}
-			case bank != "" && len(s.BankCodes) > 0:
-				for _, c := range s.BankCodes {
-					if c == bank && bestLen < 100 {
-						best, bestLen = ed.EntityID, 100
-					}
-				}
+	q := metadata.Query{Service: service, CardBIN: bin, BankCode: bank, At: r.now()}
+	if q.Role = metadata.RecipientRole(q); q.Role == "" {
+		return "", fmt.Errorf("%w: neither a card BIN nor a bank code names the recipient", ErrNoRecipient)
+	}
+	if r.Self != "" {
+		for _, ed := range a.Entities {
+			if ed.EntityID == r.Self {
+				q.Caller = ed
 			}
 		}
-	}
-	if best == "" {
-		return "", ErrNoRecipient
-	}
-	return best, nil
-}
-
-// rangeWidth is 0 for one prefix, up to 9 for the widest range of its length.
-func rangeWidth(r metadata.BINRange) int {
-	if r.From == r.To {
-		return 0
-	}
-	w := 0
-	for i := range r.From {
-		if r.From[i] != r.To[i] {
-			w = len(r.From) - i
-			break
+		if q.Caller == nil {
+			return "", fmt.Errorf("%w: %s is not in the federation metadata", ErrNoRecipient, r.Self)
 		}
 	}
-	if w > 9 {
-		w = 9
+	ed, err := metadata.Choose(a.Entities, q)
+	if err != nil {
+		if errors.Is(err, metadata.ErrNoProvider) {
+			return "", ErrNoRecipient
+		}
+		return "", fmt.Errorf("%w: %w", ErrNoRecipient, err)
 	}
-	return w
+	return ed.EntityID, nil
 }

@@ -229,7 +229,7 @@ func Start(cfg Config) (*Provider, error) {
 		Keys:      []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: ks.signing.Cert}, {Use: metadata.UseEncryption, Certificate: ks.encCert}},
 		TLSKeys:   []metadata.KeyDescriptor{{Use: metadata.UseTLSServer, Certificate: ks.tlsLeaf}},
 		Endpoints: []metadata.Endpoint{{Service: metadata.AnyService, Binding: saml.BindingSOAP, Location: p.Endpoint}},
-		Services:  []metadata.OfferedService{{Service: svcApprove}, {Service: svcCancel}, {Service: svcRefund}, {Service: svcInquire}},
+		Services:  offered(svcApprove, svcCancel, svcRefund, svcInquire),
 	}
 	if p.Metadata, err = metadata.Marshal(p.Descriptor); err != nil {
 		l.Close()
@@ -588,4 +588,15 @@ var _ crypto.Decrypter = (*rsa.PrivateKey)(nil)
 func Fingerprint(c *x509.Certificate) string {
 	s := sha256.Sum256(c.Raw)
 	return hex.EncodeToString(s[:])
+}
+
+// offered declares the services of a broken issuer as an honest issuer
+// would: callable by its acquirers (PGs) and the conformance tester
+// (KECIS §13.2).
+func offered(services ...string) []metadata.OfferedService {
+	out := make([]metadata.OfferedService, len(services))
+	for i, s := range services {
+		out[i] = metadata.OfferedService{Service: s, Callers: []metadata.Role{metadata.RolePG, metadata.RoleTester}}
+	}
+	return out
 }

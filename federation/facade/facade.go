@@ -267,20 +267,21 @@ func (f *Facade) call(c *gin.Context) {
 		target = encRecipient
 	}
 	money, _ := payload.Ecom.Transaction.Money()
-	dest, note, err := f.routes.Choose(ctx, Query{Service: service, Merchant: m.entity.P.EntityID, Recipient: target,
+	dest, note, err := f.routes.Choose(ctx, Query{Service: service, Merchant: m.entity, Recipient: target, At: f.now(),
 		CardBIN: hints.CardBIN, BankCode: hints.BankCode, Money: money})
 	if err != nil {
 		problem(c, http.StatusUnprocessableEntity, "no-route", "no provider can take this request", err.Error())
 		return
 	}
-	eps := dest.Endpoints(service, saml.BindingSOAP)
-	if len(eps) == 0 || len(dest.Encryption) == 0 {
+	eps := dest.D.EndpointsFor(service, saml.BindingSOAP)
+	encCert, hasCert := dest.D.EncryptionCertificate(f.now())
+	if len(eps) == 0 || !hasCert {
 		problem(c, http.StatusUnprocessableEntity, "no-route", "the provider publishes no endpoint or encryption key for this service", "")
 		return
 	}
 	// Build, encrypt for the recipient, sign as the hub OnBehalfOf the merchant.
 	b := &saml.Builder{Issuer: f.cfg.HubEntityID, Now: f.now}
-	req, err := b.NewRequest(eps[0].URL, service)
+	req, err := b.NewRequest(eps[0].Location, service)
 	if err != nil {
 		f.internal(c, err)
 		return
@@ -294,7 +295,7 @@ func (f *Facade) call(c *gin.Context) {
 		problem(c, http.StatusBadRequest, "invalid-request", "the request cannot be built", err.Error())
 		return
 	}
-	enc := &saml.Encryptor{Recipient: dest.P.EntityID, Cert: newest(dest)}
+	enc := &saml.Encryptor{Recipient: dest.P.EntityID, Cert: encCert}
 	if _, err := saml.EncryptDocument(el, enc); err != nil {
 		f.internal(c, err)
 		return
@@ -369,7 +370,7 @@ func (f *Facade) route(c *gin.Context) {
 		problem(c, http.StatusBadRequest, "bad-request", "a JSON body with service is required", "")
 		return
 	}
-	q := Query{Service: in.Service, Merchant: m.entity.P.EntityID, CardBIN: in.CardBIN, BankCode: in.BankCode}
+	q := Query{Service: in.Service, Merchant: m.entity, CardBIN: in.CardBIN, BankCode: in.BankCode, At: f.now()}
 	if in.Amount != "" {
 		money, err := ecml.ParseAmount(in.Amount, in.Currency)
 		if err != nil {
@@ -383,8 +384,8 @@ func (f *Facade) route(c *gin.Context) {
 		problem(c, http.StatusUnprocessableEntity, "no-route", "no provider can take this request", err.Error())
 		return
 	}
-	cert := newest(dest)
-	if cert == nil {
+	cert, ok := dest.D.EncryptionCertificate(f.now())
+	if !ok {
 		problem(c, http.StatusUnprocessableEntity, "no-route", "the provider publishes no encryption key", "")
 		return
 	}

@@ -4,60 +4,24 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
+	"log/slog"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/kecis/kecis/federation/store"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
-// Entry is one active participant as the router needs it: parsed
-// certificates by use, endpoints, offered services.
+// Entry is one active participant as the hub sees it: the registry's
+// record (status, version, timestamps) and its active metadata parsed into
+// the federation's one participant model (saml/metadata), which answers
+// every question about keys, endpoints, offered services and callers.
 type Entry struct {
-	P          *store.Participant
-	Signing    []*x509.Certificate
-	Encryption []*x509.Certificate
-	TLSClient  []*x509.Certificate
-	TLSServer  []*x509.Certificate
-}
-
-// Offers reports whether the participant offers the service.
-func (e *Entry) Offers(service string) bool {
-	for _, s := range e.P.Services {
-		if s.Service == service {
-			return true
-		}
-	}
-	return false
-}
-
-// Endpoints returns the participant's endpoints for a service and binding,
-// lowest priority first; "*" endpoints come after service-specific ones.
-func (e *Entry) Endpoints(service, binding string) []store.Endpoint {
-	var exact, any []store.Endpoint
-	for _, ep := range e.P.Endpoints {
-		if ep.Binding != binding {
-			continue
-		}
-		switch ep.Service {
-		case service:
-			exact = append(exact, ep)
-		case "*":
-			any = append(any, ep)
-		}
-	}
-	sortEndpoints(exact)
-	sortEndpoints(any)
-	return append(exact, any...)
-}
-
-func sortEndpoints(eps []store.Endpoint) {
-	for i := 1; i < len(eps); i++ {
-		for j := i; j > 0 && eps[j].Priority < eps[j-1].Priority; j-- {
-			eps[j], eps[j-1] = eps[j-1], eps[j]
-		}
-	}
+	P *store.Participant
+	D *metadata.EntityDescriptor
 }
 
 // Directory is a snapshot of the active participants, reloaded from the
@@ -69,9 +33,11 @@ type Directory struct {
 	TTL       time.Duration
 	MinReload time.Duration
 	Now       func() time.Time
+	Log       *slog.Logger
 
 	mu       sync.Mutex
 	loadedAt time.Time
+	parsed   map[string]*Entry // by entityID@version: a reload parses only what changed
 	byID     map[string]*Entry
 	byURL    map[string]*Entry
 	byTLS    map[string]*Entry // TLS client certificate fingerprint
@@ -84,40 +50,49 @@ func (d *Directory) now() time.Time {
 	return time.Now()
 }
 
+func (d *Directory) log() *slog.Logger {
+	if d.Log != nil {
+		return d.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
 func (d *Directory) load(ctx context.Context) error {
 	ps, err := d.Store.ListParticipants(ctx, store.ParticipantFilter{Status: []store.Status{store.StatusActive}})
 	if err != nil {
 		return err
 	}
+	d.mu.Lock()
+	prev := d.parsed
+	d.mu.Unlock()
+	parsed := make(map[string]*Entry, len(ps))
 	byID := make(map[string]*Entry, len(ps))
 	byURL := map[string]*Entry{}
 	byTLS := map[string]*Entry{}
 	for _, p := range ps {
-		e := &Entry{P: p}
-		for _, k := range p.Keys {
-			c, err := x509.ParseCertificate(k.CertDER)
-			if err != nil {
+		key := fmt.Sprintf("%s@%d", p.EntityID, p.Version)
+		e := prev[key]
+		if e == nil {
+			ed, err := metadata.Parse(p.Metadata)
+			if err != nil || ed.EntityID != p.EntityID {
+				// The registry stores only metadata that parsed; a row that
+				// no longer does is left out (fail closed) and said loudly.
+				d.log().ErrorContext(ctx, "directory: an active participant's stored metadata does not parse; it is left out", "entity", p.EntityID, "err", err)
 				continue
 			}
-			switch k.Use {
-			case store.KeySigning:
-				e.Signing = append(e.Signing, c)
-			case store.KeyEncryption:
-				e.Encryption = append(e.Encryption, c)
-			case store.KeyTLSClient:
-				e.TLSClient = append(e.TLSClient, c)
-				byTLS[k.Fingerprint] = e
-			case store.KeyTLSServer:
-				e.TLSServer = append(e.TLSServer, c)
-			}
+			e = &Entry{P: p, D: ed}
 		}
+		parsed[key] = e
 		byID[p.EntityID] = e
-		for _, ep := range p.Endpoints {
-			byURL[ep.URL] = e
+		for _, c := range e.D.TLSClientCertificates() {
+			byTLS[saml.Fingerprint(c)] = e
+		}
+		for _, ep := range e.D.Endpoints {
+			byURL[ep.Location] = e
 		}
 	}
 	d.mu.Lock()
-	d.byID, d.byURL, d.byTLS, d.loadedAt = byID, byURL, byTLS, d.now()
+	d.parsed, d.byID, d.byURL, d.byTLS, d.loadedAt = parsed, byID, byURL, byTLS, d.now()
 	d.mu.Unlock()
 	return nil
 }
@@ -195,10 +170,11 @@ func (d *Directory) SigningCertificates(ctx context.Context, entityID string) ([
 	if err != nil {
 		return nil, err
 	}
-	if len(e.Signing) == 0 {
+	certs := e.D.SigningCertificates()
+	if len(certs) == 0 {
 		return nil, saml.ErrUnknownEntity
 	}
-	return e.Signing, nil
+	return certs, nil
 }
 
 var _ saml.KeyResolver = (*Directory)(nil)
@@ -235,4 +211,14 @@ func (d *Directory) All(ctx context.Context) ([]*Entry, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].P.EntityID < out[j].P.EntityID })
 	return out, nil
+}
+
+// Descriptors returns the active participants' metadata, in entityID
+// order, for the matcher (metadata.Choose).
+func Descriptors(es []*Entry) []*metadata.EntityDescriptor {
+	out := make([]*metadata.EntityDescriptor, len(es))
+	for i, e := range es {
+		out[i] = e.D
+	}
+	return out
 }

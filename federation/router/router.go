@@ -31,6 +31,7 @@ import (
 
 	"github.com/kecis/kecis/federation/store"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 // Config of a router.
@@ -152,13 +153,16 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if req.Issuer != sender.P.EntityID {
 				return saml.ErrNotAuthorized.WithCausef("Issuer %q came over %q's TLS connection", req.Issuer, sender.P.EntityID)
 			}
-			if !dest.Offers(req.Service) {
-				return saml.ErrUnknownService.WithCausef("%s does not offer %s", dest.P.EntityID, req.Service)
-			}
 			if dest.P.EntityID == req.Issuer {
 				return saml.ErrNotAuthorized.WithCausef("request addressed to its own issuer")
 			}
-			return nil
+			// Function level (KECIS §13.2): the recipient's active metadata
+			// must admit the caller for this service.
+			var caller *metadata.EntityDescriptor
+			if e, err := rt.dir.ByID(ctx, metadata.Caller(req.Issuer, req.OnBehalfOf)); err == nil {
+				caller = e.D
+			}
+			return metadata.AuthorizeCall(dest.D, caller, req.Service)
 		},
 		ValidatePayload: true,
 		ClockSkew:       rt.cfg.ClockSkew,
@@ -292,7 +296,7 @@ type answer struct {
 // request was delivered; the ciphertext is for this participant's key, so
 // no other participant is ever tried.
 func (rt *Router) forward(ctx context.Context, req *saml.ServiceRequest, dest *Entry, body []byte) (*answer, Outcome) {
-	eps := dest.Endpoints(req.Service, saml.BindingSOAP)
+	eps := dest.D.EndpointsFor(req.Service, saml.BindingSOAP)
 	if len(eps) == 0 {
 		rt.log.WarnContext(ctx, "no SOAP endpoint", "provider", dest.P.EntityID, "service", req.Service)
 		return nil, OutcomeUnavailable
@@ -302,7 +306,7 @@ func (rt *Router) forward(ctx context.Context, req *saml.ServiceRequest, dest *E
 	defer cancel()
 	for _, ep := range eps {
 		start := time.Now()
-		hr, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(body))
+		hr, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.Location, bytes.NewReader(body))
 		if err != nil {
 			continue
 		}
@@ -311,10 +315,10 @@ func (rt *Router) forward(ctx context.Context, req *saml.ServiceRequest, dest *E
 		resp, err := hc.Do(hr)
 		if err != nil {
 			if undelivered(err) {
-				rt.log.WarnContext(ctx, "endpoint unreachable, trying the next", "provider", dest.P.EntityID, "url", ep.URL, "err", err)
+				rt.log.WarnContext(ctx, "endpoint unreachable, trying the next", "provider", dest.P.EntityID, "url", ep.Location, "err", err)
 				continue
 			}
-			rt.log.WarnContext(ctx, "no answer from provider", "provider", dest.P.EntityID, "url", ep.URL, "err", err)
+			rt.log.WarnContext(ctx, "no answer from provider", "provider", dest.P.EntityID, "url", ep.Location, "err", err)
 			return nil, OutcomePending
 		}
 		rb, err := io.ReadAll(io.LimitReader(resp.Body, int64(rt.limits().MaxBytes)+8192))

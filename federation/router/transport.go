@@ -23,10 +23,10 @@ func (rt *Router) client(dest *Entry) *http.Client {
 	}
 	var tr http.RoundTripper
 	if rt.Transport != nil {
-		tr = rt.Transport(dest.TLSServer)
+		tr = rt.Transport(dest.D.TLSServerCertificates())
 	} else {
 		tr = &http.Transport{
-			TLSClientConfig:       saml.PinnedTLS(rt.cfg.ClientCert, dest.TLSServer),
+			TLSClientConfig:       saml.PinnedTLS(rt.cfg.ClientCert, dest.D.TLSServerCertificates()),
 			DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 			TLSHandshakeTimeout:   5 * time.Second,
 			MaxIdleConnsPerHost:   16,

@@ -179,7 +179,7 @@ func setupFederationOn(t *testing.T, dsn string, relayTimeout time.Duration, ext
 			{Service: "*", Binding: saml.BindingSOAP, Location: "https://127.0.0.1:1/kecis/soap", Priority: 0},
 			{Service: "*", Binding: saml.BindingSOAP, Location: f.dest, Priority: 1},
 		},
-		Services: []metadata.OfferedService{{Service: saml.ServiceURI("card", "approve")}}})
+		Services: []metadata.OfferedService{{Service: saml.ServiceURI("card", "approve"), Callers: []metadata.Role{metadata.RoleMerchant}}}})
 	return f
 }
 

@@ -111,7 +111,7 @@ func New(cfg *Config, st store.Store, pub Publisher, describe registry.Describer
 	}
 	host, _ := os.Hostname()
 	s.clientCert = clientCert
-	s.Directory = &router.Directory{Store: st, Now: s.now}
+	s.Directory = &router.Directory{Store: st, Now: s.now, Log: log}
 	rm := router.NewMetrics(s.Metrics.Registry, func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()

@@ -204,7 +204,7 @@ func participant(t *testing.T, entityID string) ([]byte, tls.Certificate) {
 		Keys:      []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: sig}, {Use: metadata.UseEncryption, Certificate: enc}},
 		TLSKeys:   []metadata.KeyDescriptor{{Use: metadata.UseTLSClient, Certificate: tlsCert}},
 		Endpoints: []metadata.Endpoint{{Service: "*", Binding: saml.BindingSOAP, Location: "https://issuer.test/kecis/soap"}},
-		Services:  []metadata.OfferedService{{Service: saml.ServiceURI("card", "approve")}},
+		Services:  []metadata.OfferedService{{Service: saml.ServiceURI("card", "approve"), Callers: []metadata.Role{metadata.RoleMerchant}}},
 	}
 	md, err := metadata.Marshal(ed)
 	if err != nil {
