@@ -10,6 +10,7 @@ import (
 
 	"github.com/kecis/kecis/federation/server"
 	"github.com/kecis/kecis/federation/store"
+	"github.com/kecis/kecis/internal/devpki"
 	"github.com/kecis/kecis/saml"
 	"github.com/kecis/kecis/saml/metadata"
 )
@@ -156,4 +157,57 @@ func TestHubEnforcesCallers(t *testing.T) {
 
 func pemOf(c *x509.Certificate) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+}
+
+// Finding 7: the facade chose a provider's encryption certificate by its
+// expiry alone, without the validity check, so it could encrypt for a key
+// published ahead of a rollover (not valid yet) or for an expired one. The
+// choice is the model's EncryptionCertificate(now), the same the SDK uses.
+func TestFacadeEncryptsOnlyForAValidCertificate(t *testing.T) {
+	f := setupFederationWith(t, 2*time.Second, apiKeyYAML())
+	now := time.Now()
+	gen := func(at time.Time) *x509.Certificate {
+		_, certPEM, err := devpki.Generate(devpki.Encryption, "pg encryption", nil, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		certs, err := saml.ParseCertificatesPEM(certPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return certs[0]
+	}
+	current, future, expired := gen(now), gen(now.AddDate(0, 2, 0)), gen(now.AddDate(-3, 0, 0))
+	pg := func(enc ...*x509.Certificate) *metadata.EntityDescriptor {
+		ed := &metadata.EntityDescriptor{EntityID: pgID, Roles: []metadata.Role{metadata.RolePG},
+			Keys:      []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: f.p.signer.Cert}},
+			TLSKeys:   []metadata.KeyDescriptor{{Use: metadata.UseTLSServer, Certificate: f.p.tlsCert}},
+			Endpoints: []metadata.Endpoint{{Service: "*", Binding: saml.BindingSOAP, Location: "https://127.0.0.1:1/pg/soap"}},
+			Services:  []metadata.OfferedService{{Service: saml.ServiceURI("card", "approve"), Callers: []metadata.Role{metadata.RoleMerchant}}},
+		}
+		for _, c := range enc {
+			ed.Keys = append(ed.Keys, metadata.KeyDescriptor{Use: metadata.UseEncryption, Certificate: c})
+		}
+		return ed
+	}
+	f.putActive(t, pg(future, current), nil)
+	if err := f.h.st.PutRoutingRule(context.Background(), &store.RoutingRule{ID: "card-via-pg", Priority: 10,
+		Service: "urn:kecis:service:card:", Target: pgID, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	route := func() (int, map[string]any) {
+		return f.facadeCall(t, "/v1/routes", "", map[string]string{"service": saml.ServiceURI("card", "approve"), "card_bin": "411111"})
+	}
+	code, out := route()
+	if code != http.StatusOK || out["encryption_certificate"] != pemOf(current) {
+		t.Fatalf("a key published ahead of its rollover was chosen (or none): %d %v", code, out["recipient"])
+	}
+	cur, err := f.h.st.GetParticipant(context.Background(), pgID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.putActive(t, pg(expired), cur)
+	if code, out := route(); code != http.StatusUnprocessableEntity {
+		t.Fatalf("only an expired key: %d %v (want no-route)", code, out)
+	}
 }
