@@ -157,7 +157,7 @@ func curlLine(d *demo.Demo, c demo.TestCard) string {
 		c.PAN.Reveal(), c.ExpMonth, c.ExpYear)
 	return fmt.Sprintf("  T=$(date +%%s%%N); curl -sS --cacert %s %s/v1/card/approve \\\n"+
 		"    -H 'Authorization: Bearer %s' -H \"Idempotency-Key: demo-$T\" -H 'Content-Type: application/json' \\\n"+
-		"    -d '%s'", d.HubTLSCert, d.HubURL, d.MerchantAPIKey, body)
+		"    -d '%s'", d.HubTLSCert, d.HubURL, d.Merchants[0].APIKey, body)
 }
 
 type demoParty struct {

@@ -47,10 +47,32 @@ const (
 	HubID      = "https://hub.kecis.test/kecis"
 	IssuerID   = "https://issuer.kecis.test/kecis"
 	MerchantID = "https://shop.kecis.test/kecis"
-	PGID       = "https://pg.kecis.test/kecis"
+	// Merchant2ID is the second shop: two merchants of the same PG, each
+	// with its own keys and API key, must never see each other's payments.
+	Merchant2ID = "https://shop2.kecis.test/kecis"
+	PGID        = "https://pg.kecis.test/kecis"
 	// TesterID is the conformance suite's participant (Config.Tester).
 	TesterID = "https://tester.kecis.test/kecis"
 )
+
+// merchants are the demo's shops: entityID, display name and the
+// directory of their keys under Config.Dir.
+var merchants = []struct{ id, name, dir string }{
+	{MerchantID, "Demo shop", "merchant"},
+	{Merchant2ID, "Demo shop 2", "merchant2"},
+}
+
+// Merchant is one of the demo's shops, registered and active at the hub.
+type Merchant struct {
+	EntityID string
+	Name     string // its display name
+	// Dir holds its keys: signing/, encryption/, tls/ (cert.pem, key.pem).
+	Dir string
+	// APIKey authenticates it on the hub's JSON facade (Bearer).
+	APIKey string
+	// Client is its SDK client for the card service.
+	Client *card.Client
+}
 
 // Config of a demo.
 type Config struct {
@@ -90,8 +112,9 @@ type Demo struct {
 	HubURL, HubOps, IssuerKECIS, IssuerNative, TelecomURL string
 	PGNative, PGKECIS, PGCall                             string
 	HubTLSCert                                            string // PEM file of the hub's TLS certificate (curl --cacert)
-	MerchantAPIKey                                        string
 	Cards                                                 []TestCard
+	// Merchants are the demo's shops, in a stable order (MerchantID first).
+	Merchants []*Merchant
 
 	// HubSigningCert is the PEM file of the hub's signing certificate (it
 	// verifies the metadata the hub serves); TesterDir holds the tester's
@@ -107,10 +130,12 @@ type Demo struct {
 	PG       *pg.PG
 	// PGMerchant is the PG account the federation's merchants pay through.
 	PGMerchant string
-	// Merchant is the merchant's SDK client for the card service.
-	Merchant *card.Client
 
-	closers []func()
+	// hubSigning and hubTLS are the hub's certificates an SDK client
+	// trusts; clientTimeout bounds its calls.
+	hubSigning, hubTLS *x509.Certificate
+	clientTimeout      time.Duration
+	closers            []func()
 }
 
 type keyset struct {
@@ -123,6 +148,11 @@ func ensure(dir string, kind devpki.Kind, cn string) (keyset, error) {
 	if _, err := devpki.Ensure(dir, kind, cn, devpki.LoopbackHosts, time.Now()); err != nil {
 		return keyset{}, err
 	}
+	return load(dir)
+}
+
+// load reads the key pair in dir (cert.pem, key.pem).
+func load(dir string) (keyset, error) {
 	kp, err := tls.LoadX509KeyPair(filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
 	if err != nil {
 		return keyset{}, err
@@ -197,7 +227,6 @@ func Start(ctx context.Context, cfg Config) (_ *Demo, err error) {
 	}{
 		{"hub/signing", devpki.Signing}, {"hub/tls", devpki.TLSServer},
 		{"issuer/signing", devpki.Signing}, {"issuer/encryption", devpki.Encryption}, {"issuer/tls", devpki.TLSServer},
-		{"merchant/signing", devpki.Signing}, {"merchant/encryption", devpki.Encryption}, {"merchant/tls", devpki.TLSClient},
 		{"pg/signing", devpki.Signing}, {"pg/encryption", devpki.Encryption}, {"pg/tls", devpki.TLSServer},
 	} {
 		ks, err := ensure(p(k.name), k.kind, "KECIS demo "+k.name)
@@ -205,6 +234,20 @@ func Start(ctx context.Context, cfg Config) (_ *Demo, err error) {
 			return nil, err
 		}
 		keys[k.name] = ks
+	}
+	// Each merchant its own keys, its own TLS client certificate.
+	for _, m := range merchants {
+		for _, k := range []struct {
+			name string
+			kind devpki.Kind
+		}{{"signing", devpki.Signing}, {"encryption", devpki.Encryption}, {"tls", devpki.TLSClient}} {
+			ks, err := ensure(p(m.dir, k.name), k.kind, "KECIS demo "+m.dir+"/"+k.name)
+			if err != nil {
+				return nil, err
+			}
+			keys[m.dir+"/"+k.name] = ks
+		}
+		d.Merchants = append(d.Merchants, &Merchant{EntityID: m.id, Name: m.name, Dir: p(m.dir)})
 	}
 	if cfg.Tester {
 		for _, k := range []struct {
@@ -322,15 +365,16 @@ log: {level: info}
 facade:
   allow_clear_card: %t
   api_keys:
-    - {entity_id: %q, key_sha256: %s}
-`, HubID, hubL.Addr(), d.HubURL, opsL.Addr(), cfg.RelayTimeout, cfg.AllowClearCard, MerchantID, "%s")
-	apiKey, err := secret(p("merchant", "api-key"), 16)
-	if err != nil {
-		return nil, err
+`, HubID, hubL.Addr(), d.HubURL, opsL.Addr(), cfg.RelayTimeout, cfg.AllowClearCard)
+	for _, m := range d.Merchants {
+		apiKey, err := secret(filepath.Join(m.Dir, "api-key"), 16)
+		if err != nil {
+			return nil, err
+		}
+		m.APIKey = "sk_demo_" + hex.EncodeToString(apiKey)
+		sum := sha256.Sum256([]byte(m.APIKey))
+		hubCfg += fmt.Sprintf("    - {entity_id: %q, key_sha256: %s}\n", m.EntityID, hex.EncodeToString(sum[:]))
 	}
-	d.MerchantAPIKey = "sk_demo_" + hex.EncodeToString(apiKey)
-	sum := sha256.Sum256([]byte(d.MerchantAPIKey))
-	hubCfg = fmt.Sprintf(hubCfg, hex.EncodeToString(sum[:]))
 	if err := os.WriteFile(p("hub", "hub.yaml"), []byte(hubCfg), 0o600); err != nil {
 		return nil, err
 	}
@@ -361,15 +405,18 @@ facade:
 		Keys:      []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: keys["issuer/signing"].cert}, {Use: metadata.UseEncryption, Certificate: keys["issuer/encryption"].cert}},
 		TLSKeys:   []metadata.KeyDescriptor{{Use: metadata.UseTLSServer, Certificate: keys["issuer/tls"].cert}},
 		Endpoints: []metadata.Endpoint{{Service: metadata.AnyService, Binding: saml.BindingSOAP, Location: issuerEndpoint}},
-		Services:  issuerServices(),
+		Services:  issuerServices(cfg),
 	}); err != nil {
 		return nil, err
 	}
-	if err := register(ctx, st, &metadata.EntityDescriptor{EntityID: MerchantID, DisplayName: "Demo shop", Roles: []metadata.Role{metadata.RoleMerchant},
-		Keys:    []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: keys["merchant/signing"].cert}, {Use: metadata.UseEncryption, Certificate: keys["merchant/encryption"].cert}},
-		TLSKeys: []metadata.KeyDescriptor{{Use: metadata.UseTLSClient, Certificate: keys["merchant/tls"].cert}},
-	}); err != nil {
-		return nil, err
+	for i, m := range d.Merchants {
+		k := merchants[i].dir + "/"
+		if err := register(ctx, st, &metadata.EntityDescriptor{EntityID: m.EntityID, DisplayName: m.Name, Roles: []metadata.Role{metadata.RoleMerchant},
+			Keys:    []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: keys[k+"signing"].cert}, {Use: metadata.UseEncryption, Certificate: keys[k+"encryption"].cert}},
+			TLSKeys: []metadata.KeyDescriptor{{Use: metadata.UseTLSClient, Certificate: keys[k+"tls"].cert}},
+		}); err != nil {
+			return nil, err
+		}
 	}
 
 	backChannel := []string{fingerprint(keys["hub/tls"].cert)}
@@ -405,7 +452,9 @@ facade:
 	if err != nil {
 		return nil, err
 	}
-	d.Adapter = &kecisadapter.Adapter{Issuer: iss, MerchantNames: map[string]string{MerchantID: "Demo shop"}}
+	// The cardholder's text names whom the issuer approved for: its
+	// acquirer, the PG (merchants do not call the issuer).
+	d.Adapter = &kecisadapter.Adapter{Issuer: iss, MerchantNames: map[string]string{PGID: "KECIS Pay"}}
 	h, err := connectors.NewHandler(connectors.HandlerConfig{
 		EntityID: IssuerID, Signer: issSigner, Endpoints: []string{issuerEndpoint}, Directory: issuerDir, HubEntityID: HubID,
 		Decryption:  []saml.DecryptionKey{{Cert: keys["issuer/encryption"].cert, Key: keys["issuer/encryption"].tls.PrivateKey.(crypto.Decrypter)}},
@@ -418,35 +467,91 @@ facade:
 	mux.Handle("POST /kecis/soap", h)
 	d.serve(issL, mux, &tls.Config{Certificates: []tls.Certificate{keys["issuer/tls"].tls}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12})
 
-	// The merchant's SDK client.
-	mSigner, err := keys["merchant/signing"].signer()
-	if err != nil {
-		return nil, err
+	// The merchants' SDK clients.
+	d.hubSigning, d.hubTLS, d.clientTimeout = hubSigner, hubTLS, cfg.RelayTimeout+10*time.Second
+	for _, m := range d.Merchants {
+		if m.Client, err = d.cardClient(m.EntityID, m.Dir); err != nil {
+			return nil, err
+		}
 	}
-	merchantDir := &metadata.Client{HubURL: d.HubURL, HubCerts: []*x509.Certificate{hubSigner}, HTTP: mdHTTP}
-	mc, err := connectors.NewClient(connectors.ClientConfig{EntityID: MerchantID, Signer: mSigner, Directory: merchantDir,
-		Decryption:  []saml.DecryptionKey{{Cert: keys["merchant/encryption"].cert, Key: keys["merchant/encryption"].tls.PrivateKey.(crypto.Decrypter)}},
-		HubEntityID: HubID, HubURL: d.HubURL, TLSClient: keys["merchant/tls"].tls, HubTLS: []*x509.Certificate{hubTLS},
-		Attempts: 1, Timeout: cfg.RelayTimeout + 10*time.Second})
-	if err != nil {
-		return nil, err
-	}
-	d.Merchant = &card.Client{C: mc}
 	if err := d.startPG(ctx, cfg, keys, pgNatL, pgKL, pgCallL); err != nil {
 		return nil, err
 	}
 	return d, nil
 }
 
+// cardServices are the card service's operations.
+var cardServices = []string{card.ServiceApprove, card.ServiceCancel, card.ServiceRefund, card.ServiceInquire}
+
+// callers is who may call a demo provider's services (KECIS §13.2): the
+// role of its contracted callers, narrowed to those participants, and the
+// conformance suite (the tester role, narrowed to the demo's tester) when
+// Config.Tester registers it. A service without callers admits nobody.
+func callers(cfg Config, role metadata.Role, entities ...string) ([]metadata.Role, []string) {
+	roles := []metadata.Role{role, metadata.RoleTester}
+	ids := append([]string{}, entities...)
+	if cfg.Tester {
+		ids = append(ids, TesterID)
+	}
+	return roles, ids
+}
+
+// cardClient is an SDK client for the card service, calling through the
+// hub as the participant whose keys are in dir (signing/, encryption/,
+// tls/).
+func (d *Demo) cardClient(entityID, dir string) (*card.Client, error) {
+	var ks [3]keyset
+	for i, k := range []string{"signing", "encryption", "tls"} {
+		var err error
+		if ks[i], err = load(filepath.Join(dir, k)); err != nil {
+			return nil, err
+		}
+	}
+	signer, err := ks[0].signer()
+	if err != nil {
+		return nil, err
+	}
+	mdHTTP := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: saml.PinnedTLS(tls.Certificate{}, []*x509.Certificate{d.hubTLS})}}
+	c, err := connectors.NewClient(connectors.ClientConfig{EntityID: entityID, Signer: signer,
+		Directory:   &metadata.Client{HubURL: d.HubURL, HubCerts: []*x509.Certificate{d.hubSigning}, HTTP: mdHTTP},
+		Decryption:  []saml.DecryptionKey{{Cert: ks[1].cert, Key: ks[1].tls.PrivateKey.(crypto.Decrypter)}},
+		HubEntityID: HubID, HubURL: d.HubURL, TLSClient: ks[2].tls, HubTLS: []*x509.Certificate{d.hubTLS},
+		Attempts: 1, Timeout: d.clientTimeout})
+	if err != nil {
+		return nil, err
+	}
+	return &card.Client{C: c}, nil
+}
+
 // issuerServices are the issuer's card services, for its own cards' BINs.
-func issuerServices() []metadata.OfferedService {
+// The issuer takes card:* from its acquirer, the demo PG, never from a
+// merchant (KECIS §13.2), and from the conformance suite.
+func issuerServices(cfg Config) []metadata.OfferedService {
 	var bins metadata.BINList
 	for _, b := range []string{issuer.DefaultBINs[issuer.Credit], issuer.DefaultBINs[issuer.Check], issuer.DefaultBINs[issuer.Prepaid]} {
 		bins = append(bins, metadata.BINRange{From: b, To: b})
 	}
+	roles, ids := callers(cfg, metadata.RolePG, PGID)
 	var out []metadata.OfferedService
-	for _, s := range []string{card.ServiceApprove, card.ServiceCancel, card.ServiceRefund, card.ServiceInquire} {
-		out = append(out, metadata.OfferedService{Service: s, BINs: bins})
+	for _, s := range cardServices {
+		out = append(out, metadata.OfferedService{Service: s, BINs: bins, Callers: roles, CallerEntities: ids})
+	}
+	return out
+}
+
+// pgServices are the PG's card services, within its contract's amounts.
+// The PG takes card:* from the demo's merchants (its contracts) and from
+// the conformance suite.
+func (d *Demo) pgServices(cfg Config) []metadata.OfferedService {
+	var shops []string
+	for _, m := range d.Merchants {
+		shops = append(shops, m.EntityID)
+	}
+	roles, ids := callers(cfg, metadata.RoleMerchant, shops...)
+	var out []metadata.OfferedService
+	for _, s := range cardServices {
+		out = append(out, metadata.OfferedService{Service: s, Limits: []metadata.Limit{{Currency: "KRW", Min: 100, Max: 10_000_000}},
+			Callers: roles, CallerEntities: ids})
 	}
 	return out
 }
@@ -517,15 +622,11 @@ func (d *Demo) startPG(ctx context.Context, cfg Config, keys map[string]keyset, 
 	go func() { done <- side.Serve(sctx, kL, callL) }()
 	d.closers = append(d.closers, func() { cancel(); <-done })
 	// Register the PG and route the demo merchant's card payments to it.
-	var pgServices []metadata.OfferedService
-	for _, s := range []string{card.ServiceApprove, card.ServiceCancel, card.ServiceRefund, card.ServiceInquire} {
-		pgServices = append(pgServices, metadata.OfferedService{Service: s, Limits: []metadata.Limit{{Currency: "KRW", Min: 100, Max: 10_000_000}}})
-	}
 	if err := register(ctx, d.HubStore, &metadata.EntityDescriptor{EntityID: PGID, DisplayName: "KECIS Pay (demo PG)", Roles: []metadata.Role{metadata.RolePG},
 		Keys:      []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: keys["pg/signing"].cert}, {Use: metadata.UseEncryption, Certificate: keys["pg/encryption"].cert}},
 		TLSKeys:   []metadata.KeyDescriptor{{Use: metadata.UseTLSServer, Certificate: keys["pg/tls"].cert}, {Use: metadata.UseTLSClient, Certificate: keys["pg/tls"].cert}},
 		Endpoints: []metadata.Endpoint{{Service: metadata.AnyService, Binding: saml.BindingSOAP, Location: d.PGKECIS + "/kecis/soap"}},
-		Services:  pgServices,
+		Services:  d.pgServices(cfg),
 	}); err != nil {
 		return err
 	}

@@ -13,14 +13,18 @@ import (
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/examples/telecom"
 	"github.com/kecis/kecis/internal/testutil"
+	"github.com/kecis/kecis/saml"
 )
 
 func krw(n int64) ecml.Money { return ecml.Money{Minor: n, Currency: "KRW"} }
 
-// TestEndToEnd: merchant → hub → issuer and back over real TLS on loopback,
-// for every card operation; the issuer's ledger and the cardholder's texts
-// agree with every result, and no card number is in clear in the hub's
-// database or logs, nor in the issuer's database.
+// TestEndToEnd: acquirer → hub → issuer and back over real TLS on loopback,
+// for every card operation, as the PG calls the issuer (an SDK client with
+// the PG's keys); a merchant calling the issuer directly is refused (the
+// issuer takes card:* from its acquirer only, KECIS §13.2); the issuer's
+// ledger and the cardholder's texts agree with every result, and no card
+// number is in clear in the hub's database or logs, nor in the issuer's
+// database.
 func TestEndToEnd(t *testing.T) {
 	logs := &testutil.SyncBuffer{}
 	clock := testutil.NewClock(time.Now().UTC())
@@ -33,12 +37,16 @@ func TestEndToEnd(t *testing.T) {
 	}
 	defer d.Close()
 	c1, c2 := d.Cards[0], d.Cards[1]
+	acq, err := d.cardClient(PGID, filepath.Join(dir, "pg"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	cardOf := func(c TestCard) card.Card {
 		return card.Card{Number: c.PAN, ExpMonth: fmt.Sprint(c.ExpMonth), ExpYear: fmt.Sprint(c.ExpYear)}
 	}
 	approve := func(order string, c TestCard, amount int64, keyIn *card.KeyIn) *card.Outcome {
 		t.Helper()
-		out, err := d.Merchant.Approve(ctx, IssuerID, &card.ApproveRequest{OrderID: order, Amount: krw(amount), Card: cardOf(c), KeyIn: keyIn, IdempotencyKey: "approve-" + order})
+		out, err := acq.Approve(ctx, IssuerID, &card.ApproveRequest{OrderID: order, Amount: krw(amount), Card: cardOf(c), KeyIn: keyIn, IdempotencyKey: "approve-" + order})
 		if err != nil {
 			t.Fatalf("approve %s: %v", order, err)
 		}
@@ -55,12 +63,20 @@ func TestEndToEnd(t *testing.T) {
 		return m
 	}
 
-	// Approve, and the cardholder is texted the amount and the merchant.
+	// A merchant is not the issuer's caller: refused, nothing approved.
+	for _, m := range d.Merchants {
+		o, err := m.Client.Approve(ctx, IssuerID, &card.ApproveRequest{OrderID: "direct-1", Amount: krw(1000), Card: cardOf(c1), IdempotencyKey: "direct-1"})
+		if err != nil || o.OK() || o.Result.Status.SubCode != saml.StatusRequestDenied {
+			t.Fatalf("%s called the issuer directly: %v %+v", m.Name, err, o)
+		}
+	}
+
+	// Approve, and the cardholder is texted the amount and the acquirer.
 	o1 := approve("order-1", c1, 15000, nil)
 	if !o1.OK() || o1.Approval.State != card.Approved || o1.Approval.ApprovalNumber == "" {
 		t.Fatalf("approve: %+v %+v", o1.Result.Status, o1.Approval)
 	}
-	if txt := waitText(c1.Phone, "15,000"); !strings.Contains(txt.Text, "Demo shop") {
+	if txt := waitText(c1.Phone, "15,000"); !strings.Contains(txt.Text, "KECIS Pay") {
 		t.Fatalf("approval text: %q", txt.Text)
 	}
 	// A retry with the same key: the same approval, no second charge.
@@ -68,7 +84,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("retry: %+v", again.Approval)
 	}
 	// Void before the cut-off.
-	v, err := d.Merchant.Cancel(ctx, IssuerID, &card.CancelRequest{OrderID: "order-1", ApprovalNumber: o1.Approval.ApprovalNumber, IdempotencyKey: "cancel-1"})
+	v, err := acq.Cancel(ctx, IssuerID, &card.CancelRequest{OrderID: "order-1", ApprovalNumber: o1.Approval.ApprovalNumber, IdempotencyKey: "cancel-1"})
 	if err != nil || !v.OK() || v.Approval.State != card.Cancelled {
 		t.Fatalf("cancel: %v %+v", err, v)
 	}
@@ -83,18 +99,18 @@ func TestEndToEnd(t *testing.T) {
 	if _, err := d.Issuer.Settle(ctx, clock.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if c, _ := d.Merchant.Cancel(ctx, IssuerID, &card.CancelRequest{ApprovalNumber: o2.Approval.ApprovalNumber, IdempotencyKey: "cancel-2"}); c.OK() || c.Code() != "PolicyViolation" {
+	if c, _ := acq.Cancel(ctx, IssuerID, &card.CancelRequest{ApprovalNumber: o2.Approval.ApprovalNumber, IdempotencyKey: "cancel-2"}); c.OK() || c.Code() != "PolicyViolation" {
 		t.Fatalf("a void after settlement must be refused: %+v", c.Result.Status)
 	}
-	r1, _ := d.Merchant.Refund(ctx, IssuerID, &card.RefundRequest{ApprovalNumber: o2.Approval.ApprovalNumber, Amount: krw(5000), IdempotencyKey: "refund-2a"})
+	r1, _ := acq.Refund(ctx, IssuerID, &card.RefundRequest{ApprovalNumber: o2.Approval.ApprovalNumber, Amount: krw(5000), IdempotencyKey: "refund-2a"})
 	if !r1.OK() || r1.Approval.State != card.PartiallyRefunded || r1.Approval.Refunded.Minor != 5000 {
 		t.Fatalf("partial refund: %+v %+v", r1.Result.Status, r1.Approval)
 	}
-	r2, _ := d.Merchant.Refund(ctx, IssuerID, &card.RefundRequest{ApprovalNumber: o2.Approval.ApprovalNumber, Amount: krw(15000), IdempotencyKey: "refund-2b"})
+	r2, _ := acq.Refund(ctx, IssuerID, &card.RefundRequest{ApprovalNumber: o2.Approval.ApprovalNumber, Amount: krw(15000), IdempotencyKey: "refund-2b"})
 	if !r2.OK() || r2.Approval.State != card.Refunded {
 		t.Fatalf("second refund: %+v %+v", r2.Result.Status, r2.Approval)
 	}
-	if r3, _ := d.Merchant.Refund(ctx, IssuerID, &card.RefundRequest{ApprovalNumber: o2.Approval.ApprovalNumber, Amount: krw(1), IdempotencyKey: "refund-2c"}); r3.OK() || r3.Code() != "LimitExceeded" {
+	if r3, _ := acq.Refund(ctx, IssuerID, &card.RefundRequest{ApprovalNumber: o2.Approval.ApprovalNumber, Amount: krw(1), IdempotencyKey: "refund-2c"}); r3.OK() || r3.Code() != "LimitExceeded" {
 		t.Fatalf("over-refund: %+v", r3.Result.Status)
 	}
 
@@ -129,7 +145,7 @@ func TestEndToEnd(t *testing.T) {
 	d.Adapter.BeforeCall = nil
 	var q *card.Outcome
 	for i := 0; i < 100; i++ {
-		q, err = d.Merchant.Inquire(ctx, IssuerID, &card.InquireRequest{OrderID: "order-5"})
+		q, err = acq.Inquire(ctx, IssuerID, &card.InquireRequest{OrderID: "order-5"})
 		if err == nil && q.OK() {
 			break
 		}

@@ -40,7 +40,7 @@ func TestEndToEndThroughPG(t *testing.T) {
 	}
 	approve := func(order string, c TestCard, amount int64) *card.Outcome {
 		t.Helper()
-		out, err := d.Merchant.Approve(ctx, PGID, &card.ApproveRequest{OrderID: order, Amount: krw(amount), Card: cardOf(c), IdempotencyKey: "pg-approve-" + order})
+		out, err := d.Merchants[0].Client.Approve(ctx, PGID, &card.ApproveRequest{OrderID: order, Amount: krw(amount), Card: cardOf(c), IdempotencyKey: "pg-approve-" + order})
 		if err != nil {
 			t.Fatalf("approve %s: %v", order, err)
 		}
@@ -51,7 +51,7 @@ func TestEndToEndThroughPG(t *testing.T) {
 	if !o1.OK() || o1.Approval.State != card.Approved || o1.Approval.ApprovalNumber == "" {
 		t.Fatalf("approve through the PG: %+v", o1.Result.Status)
 	}
-	pay, err := d.PG.Find(ctx, d.PGMerchant, "pg-1")
+	pay, err := d.PG.Find(ctx, d.PGMerchants[MerchantID], "pg-1")
 	if err != nil || pay.Status != pg.StatusApproved || pay.ApprovalNo != o1.Approval.ApprovalNumber {
 		t.Fatalf("PG record: %v %+v", err, pay)
 	}
@@ -64,7 +64,7 @@ func TestEndToEndThroughPG(t *testing.T) {
 		t.Fatalf("issuer ledger: %v %+v", err, ia)
 	}
 	// Void before settlement.
-	v, err := d.Merchant.Cancel(ctx, PGID, &card.CancelRequest{OrderID: "pg-1", IdempotencyKey: "pg-cancel-1"})
+	v, err := d.Merchants[0].Client.Cancel(ctx, PGID, &card.CancelRequest{OrderID: "pg-1", IdempotencyKey: "pg-cancel-1"})
 	if err != nil || !v.OK() || v.Approval.State != card.Cancelled {
 		t.Fatalf("cancel: %v %+v", err, v.Result.Status)
 	}
@@ -80,10 +80,10 @@ func TestEndToEndThroughPG(t *testing.T) {
 	if _, err := d.Issuer.Settle(ctx, clock.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := d.Merchant.Refund(ctx, PGID, &card.RefundRequest{OrderID: "pg-2", Amount: krw(5000), IdempotencyKey: "pg-refund-2a"}); !r.OK() || r.Approval.State != card.PartiallyRefunded {
+	if r, _ := d.Merchants[0].Client.Refund(ctx, PGID, &card.RefundRequest{OrderID: "pg-2", Amount: krw(5000), IdempotencyKey: "pg-refund-2a"}); !r.OK() || r.Approval.State != card.PartiallyRefunded {
 		t.Fatalf("partial refund: %+v %+v", r.Result.Status, r.Approval)
 	}
-	if r, _ := d.Merchant.Refund(ctx, PGID, &card.RefundRequest{OrderID: "pg-2", Amount: krw(20000), IdempotencyKey: "pg-refund-2b"}); r.OK() || r.Code() != "LimitExceeded" {
+	if r, _ := d.Merchants[0].Client.Refund(ctx, PGID, &card.RefundRequest{OrderID: "pg-2", Amount: krw(20000), IdempotencyKey: "pg-refund-2b"}); r.OK() || r.Code() != "LimitExceeded" {
 		t.Fatalf("over-refund: %+v", r.Result.Status)
 	}
 	// A decline from the issuer comes back through the PG as a KECIS status.
@@ -111,7 +111,7 @@ func TestEndToEndThroughPG(t *testing.T) {
 		if _, err := d.PG.ResolvePending(ctx); err != nil {
 			t.Fatal(err)
 		}
-		q, err = d.Merchant.Inquire(ctx, PGID, &card.InquireRequest{OrderID: "pg-4"})
+		q, err = d.Merchants[0].Client.Inquire(ctx, PGID, &card.InquireRequest{OrderID: "pg-4"})
 		if err == nil && q.OK() && q.Approval.State == card.Approved {
 			break
 		}
@@ -122,7 +122,7 @@ func TestEndToEndThroughPG(t *testing.T) {
 	}
 	// The PG's records and the issuer's ledger reconcile.
 	for _, order := range []string{"pg-1", "pg-2", "pg-4"} {
-		p, err := d.PG.Find(ctx, d.PGMerchant, order)
+		p, err := d.PG.Find(ctx, d.PGMerchants[MerchantID], order)
 		if err != nil {
 			t.Fatal(err)
 		}
