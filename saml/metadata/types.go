@@ -25,8 +25,20 @@
 // verifies against the hub's pinned certificate and caches; it implements
 // saml.KeyResolver, so a receive pipeline uses it directly.
 //
-// This package is what participants' SDKs import: it depends on saml and
-// ecml only, never on the hub's store or server.
+// It is also the federation's one participant model (KECIS §13): what a
+// participant is trusted with (roles, offered services with their BIN
+// ranges, bank codes, limits and callers), the one matcher that decides who
+// serves a request (EntityDescriptor.Serves, Choose), the caller check
+// (AuthorizeCall) and the choice of an encryption certificate
+// (EncryptionCertificate). The hub's directory, its facade routing, its
+// router and the SDK's resolver and handler all read participants through
+// it; none keeps a second copy of these rules.
+//
+// Layering: SAML metadata is a SAML specification (saml-metadata-2.0-os),
+// so the package lives beside the envelope layer. It imports only saml and
+// ecml. The SDK (connectors), the examples and the conformance suite import
+// it without importing anything of the hub (federation/...); the hub's
+// registry, store and router import it too, never the other way round.
 package metadata
 
 import (
