@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 // Config is adapter.yaml.
@@ -60,6 +62,10 @@ type Config struct {
 	dir   string
 	lines map[string]int // config path → line, for error messages
 	file  string
+	// The merchants file: its name, its lines, the entityIDs it gave.
+	mfile    string
+	mlines   map[string]int
+	fromFile map[string]bool
 }
 
 // KeyPair names a PEM key and certificate.
@@ -70,12 +76,33 @@ type KeyPair struct {
 
 // Native is the provider's own API.
 type Native struct {
-	BaseURL string            `yaml:"base_url"`
-	Headers map[string]string `yaml:"headers"` // values may use ${ENV}
+	BaseURL string `yaml:"base_url"`
+	// Headers go with every native call, whoever the caller; the headers
+	// of a merchant's own account are in Merchants. Values may use ${ENV}.
+	Headers map[string]string `yaml:"headers"`
 	Timeout time.Duration     `yaml:"timeout"`
-	// Merchants maps federation merchants (entityIDs) to the native API's
-	// merchant identifiers, available to mappings as {merchant: native}.
-	Merchants map[string]string `yaml:"merchants"`
+	// Merchants maps each federation merchant — the caller of a request
+	// (KECIS §13.1), by entityID — to its own account at the native API
+	// (KECIS §13.3): every native call made for the merchant uses that
+	// account, and a caller without an entry is refused (Requester /
+	// RequestDenied) before any native call. There is no default account.
+	Merchants map[string]*Merchant `yaml:"merchants"`
+	// MerchantsFile names a YAML file holding more entries under its own
+	// "merchants:" key (relative to the configuration's directory, ${ENV}
+	// expanded too), so that onboarding a merchant changes no mapping and
+	// its credentials stay out of it. An entityID may appear only once.
+	MerchantsFile string `yaml:"merchants_file"`
+}
+
+// Merchant is a federation merchant's own account at the native API.
+type Merchant struct {
+	// ID is the native API's identifier of the account, the value of a
+	// {merchant: native} source; required when a mapping uses one.
+	ID string `yaml:"id"`
+	// Headers authenticate the account (e.g. its API key): sent with
+	// every native call made for the merchant, over native.headers of the
+	// same name. Values may use ${ENV}.
+	Headers map[string]string `yaml:"headers"`
 }
 
 // Service maps one KECIS service.
@@ -195,10 +222,68 @@ func Parse(data []byte, name, dir string, getenv func(string) string) (*Config, 
 	for _, d := range f.Docs {
 		index(d.Body, "", c.lines)
 	}
-	if errs := c.check(); len(errs) > 0 {
+	errs, err := c.loadMerchantsFile(getenv)
+	if err != nil {
+		return nil, err
+	}
+	if errs = append(errs, c.check()...); len(errs) > 0 {
 		return nil, errs
 	}
 	return c, nil
+}
+
+// loadMerchantsFile adds the entries of native.merchants_file to
+// native.merchants. A file that cannot be read or has an entityID the
+// configuration already maps is a mapping error; one that does not decode
+// is an error with the decoder's position.
+func (c *Config) loadMerchantsFile(getenv func(string) string) (Errors, error) {
+	if c.Native.MerchantsFile == "" {
+		return nil, nil
+	}
+	var errs Errors
+	path := c.Path(c.Native.MerchantsFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		c.fail(&errs, "native.merchants_file", "cannot be read: "+err.Error())
+		return errs, nil
+	}
+	expanded := []byte(os.Expand(string(data), getenv))
+	var mf struct {
+		Merchants map[string]*Merchant `yaml:"merchants"`
+	}
+	if err := yaml.NewDecoder(bytes.NewReader(expanded), yaml.Strict(), yaml.DisallowUnknownField()).Decode(&mf); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	f, err := parser.ParseBytes(expanded, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	c.mfile, c.mlines, c.fromFile = path, map[string]int{}, map[string]bool{}
+	for _, d := range f.Docs {
+		index(d.Body, "", c.mlines)
+	}
+	if c.Native.Merchants == nil {
+		c.Native.Merchants = map[string]*Merchant{}
+	}
+	for _, id := range sortedKeys(mf.Merchants) {
+		if _, dup := c.Native.Merchants[id]; dup {
+			errs = append(errs, &MappingError{File: path, Line: c.mlines["merchants."+id], Field: "merchants." + id,
+				Msg: "is also in native.merchants of " + c.file + ": a merchant has one native account"})
+			continue
+		}
+		c.Native.Merchants[id] = mf.Merchants[id]
+		c.fromFile[id] = true
+	}
+	return errs, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // index records the line of every mapping key by its dotted path.
@@ -234,12 +319,18 @@ var transforms = map[string]bool{
 var placeholder = regexp.MustCompile(`\{([A-Za-z0-9_]+)\}`)
 
 func (c *Config) fail(errs *Errors, path, msg string) {
-	line := c.lines[path]
+	failIn(errs, c.file, c.lines, path, msg)
+}
+
+// failIn reports a mistake at path of file, at the line of path or of
+// its nearest parent.
+func failIn(errs *Errors, file string, lines map[string]int, path, msg string) {
+	line := lines[path]
 	for p := path; line == 0 && strings.Contains(p, "."); {
 		p = p[:strings.LastIndex(p, ".")]
-		line = c.lines[p]
+		line = lines[p]
 	}
-	*errs = append(*errs, &MappingError{File: c.file, Line: line, Field: path, Msg: msg})
+	*errs = append(*errs, &MappingError{File: file, Line: line, Field: path, Msg: msg})
 }
 
 func (c *Config) check() Errors {
@@ -261,6 +352,10 @@ func (c *Config) check() Errors {
 	need(c.Keys.TLS.Cert, "keys.tls.cert")
 	need(c.State.DSN, "state.dsn")
 	need(c.Native.BaseURL, "native.base_url")
+	for _, name := range sortedKeys(c.Native.Headers) {
+		checkHeader(&errs, c.file, c.lines, "native.headers."+name, name, c.Native.Headers[name])
+	}
+	c.checkMerchants(&errs)
 	flat := map[string]bool{}
 	for _, n := range ecml.FlatNames() {
 		flat[n] = true
@@ -325,6 +420,89 @@ func (c *Config) check() Errors {
 		}
 	}
 	return errs
+}
+
+// checkMerchants checks the merchants table (KECIS §13.3): a mapped
+// service needs at least one merchant; every entry is an entityID with a
+// native account of its own — an ID when a mapping sends one, else
+// headers — and no two merchants reach the native API as one account.
+func (c *Config) checkMerchants(errs *Errors) {
+	if len(c.Services) > 0 && len(c.Native.Merchants) == 0 {
+		c.fail(errs, "native.merchants", "lists no merchant: every caller would be refused (each merchant needs its own native account)")
+		return
+	}
+	sendsID := false
+	for _, s := range c.Services {
+		if s == nil {
+			continue
+		}
+		calls := []*Call{&s.Call}
+		if s.Lookup != nil {
+			calls = append(calls, s.Lookup)
+		}
+		for _, call := range calls {
+			for _, m := range []map[string]*Source{call.Request, call.Query} {
+				for _, src := range m {
+					if src != nil && src.Merchant != "" {
+						sendsID = true
+					}
+				}
+			}
+		}
+	}
+	account := map[string]string{} // what the native API sees → entityID
+	for _, id := range sortedKeys(c.Native.Merchants) {
+		file, lines, path := c.file, c.lines, "native.merchants."+id
+		if c.fromFile[id] {
+			file, lines, path = c.mfile, c.mlines, "merchants."+id
+		}
+		if err := metadata.CheckEntityID(id); err != nil {
+			failIn(errs, file, lines, path, "is not a merchant's entityID: "+err.Error())
+		}
+		m := c.Native.Merchants[id]
+		if m == nil || m.ID == "" && len(m.Headers) == 0 {
+			failIn(errs, file, lines, path, "names no native account (id:, headers:)")
+			continue
+		}
+		if sendsID && m.ID == "" {
+			failIn(errs, file, lines, path+".id", "is required: a mapping sends {merchant: native}")
+		}
+		seen := map[string]string{}
+		for _, name := range sortedKeys(c.Native.Headers) {
+			seen[http.CanonicalHeaderKey(name)] = c.Native.Headers[name]
+		}
+		for _, name := range sortedKeys(m.Headers) {
+			checkHeader(errs, file, lines, path+".headers."+name, name, m.Headers[name])
+			seen[http.CanonicalHeaderKey(name)] = m.Headers[name]
+		}
+		var sig strings.Builder
+		if sendsID {
+			fmt.Fprintf(&sig, "id %d:%s;", len(m.ID), m.ID)
+		}
+		for _, name := range sortedKeys(seen) {
+			fmt.Fprintf(&sig, "%s %d:%s;", name, len(seen[name]), seen[name])
+		}
+		if other, dup := account[sig.String()]; dup {
+			failIn(errs, file, lines, path, "reaches the native API as the same account as "+other+": each merchant needs its own")
+			continue
+		}
+		account[sig.String()] = id
+	}
+}
+
+var headerName = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+
+// checkHeader checks a native header; its value never appears in an
+// error.
+func checkHeader(errs *Errors, file string, lines map[string]int, path, name, value string) {
+	switch {
+	case !headerName.MatchString(name):
+		failIn(errs, file, lines, path, "is not an HTTP header name")
+	case strings.TrimSpace(value) == "":
+		failIn(errs, file, lines, path, "is empty (an unset ${VAR}?)")
+	case strings.ContainsAny(value, "\r\n\x00"):
+		failIn(errs, file, lines, path, "holds a line break or NUL")
+	}
 }
 
 func (c *Config) checkCall(errs *Errors, base string, call *Call, flat, captured map[string]bool) {

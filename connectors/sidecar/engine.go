@@ -60,20 +60,34 @@ func (e *Engine) Services() map[string]connectors.ServiceFunc {
 
 var _ connectors.Module = (*Engine)(nil)
 
-// call state: the request's flat fields, the merchant, captured values.
+// call state: the request's flat fields, the caller's native account,
+// captured values.
 type callState struct {
 	fields   url.Values
-	merchant string
+	account  *Merchant
 	captured map[string]string
 }
 
+// account is the native account of the request's caller (KECIS §13.1,
+// §13.3): a caller without one is refused as the function level refuses
+// (Requester / RequestDenied), before any native call, the reason in the
+// log only.
+func (e *Engine) account(ctx context.Context, uri string, r *connectors.Request) (*Merchant, error) {
+	if m := e.cfg.Native.Merchants[r.Merchant()]; m != nil {
+		return m, nil
+	}
+	e.log.WarnContext(ctx, "caller refused: no native merchant account", "service", uri, "caller", r.Merchant(), "issuer", r.Issuer)
+	return nil, &connectors.StatusError{Status: saml.ErrCallerDenied.StatusValue()}
+}
+
 func (e *Engine) run(ctx context.Context, uri string, s *Service, r *connectors.Request) (*connectors.Response, error) {
-	st := &callState{fields: url.Values{}, captured: map[string]string{}}
+	acct, err := e.account(ctx, uri, r)
+	if err != nil {
+		return nil, err
+	}
+	st := &callState{fields: url.Values{}, account: acct, captured: map[string]string{}}
 	if r.Payload != nil {
 		st.fields = r.Payload.Form()
-	}
-	if nat, ok := e.cfg.Native.Merchants[r.Merchant()]; ok {
-		st.merchant = nat
 	}
 	key := ""
 	if r.IdempotencyKey != "" {
@@ -254,6 +268,9 @@ func (e *Engine) do(ctx context.Context, what string, c *Call, st *callState, id
 		for k, v := range e.cfg.Native.Headers {
 			req.Header.Set(k, v)
 		}
+		for k, v := range st.account.Headers {
+			req.Header.Set(k, v) // the caller's own account, over the common headers
+		}
 		if idemKey != "" {
 			req.Header.Set("Idempotency-Key", idemKey)
 		}
@@ -293,10 +310,7 @@ func (e *Engine) value(src *Source, st *callState) (any, bool, error) {
 	case src.Capture != "":
 		v = st.captured[src.Capture]
 	case src.Merchant != "":
-		if st.merchant == "" {
-			return nil, false, refuse(saml.StatusRequester, saml.CodePolicyViolation, "the merchant has no contract with this provider")
-		}
-		v = st.merchant
+		v = st.account.ID // required by the configuration check
 	default:
 		v = st.fields.Get(src.ECML)
 	}

@@ -46,6 +46,7 @@ func TestBadMappingRefusedAtStartUp(t *testing.T) {
 // TestEngineMapsToTheNativeAPI drives the mapping against a fake native PG.
 func TestEngineMapsToTheNativeAPI(t *testing.T) {
 	t.Setenv("PG_KEY", "pgkey-123")
+	t.Setenv("PG_KEY_2", "pgkey-456")
 	var seen []map[string]any
 	var seenKeys []string
 	native := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -128,9 +129,9 @@ func TestEngineMapsToTheNativeAPI(t *testing.T) {
 	if pu := cresp.Payload.Ecom.Transaction.Data.PrivateUse; pu == nil || pu.Value != "refunded=15000" {
 		t.Errorf("PrivateUseData %+v, want refunded=15000", pu)
 	}
-	// A merchant without a native contract is refused.
+	// A merchant without a native account is refused (KECIS §13.3).
 	_, err = svc[req.Service](context.Background(), &connectors.Request{Service: req.Service, Issuer: "https://other.test/kecis", IdempotencyKey: "k3", Payload: p})
-	if st, ok := connectors.AsStatus(err); !ok || st.SubCode != saml.CodePolicyViolation {
+	if st, ok := connectors.AsStatus(err); !ok || st.SubCode != saml.StatusRequestDenied {
 		t.Fatalf("unknown merchant: %v", err)
 	}
 }

@@ -128,8 +128,10 @@ type Demo struct {
 	Adapter  *kecisadapter.Adapter
 	Telecom  *telecom.Telecom
 	PG       *pg.PG
-	// PGMerchant is the PG account the federation's merchants pay through.
-	PGMerchant string
+	// PGMerchants are the PG merchant accounts (MIDs) the federation's
+	// merchants pay through, one each, by entityID (the tester's too in
+	// test mode).
+	PGMerchants map[string]string
 
 	// hubSigning and hubTLS are the hub's certificates an SDK client
 	// trusts; clientTimeout bounds its calls.
@@ -584,26 +586,37 @@ func (d *Demo) startPG(ctx context.Context, cfg Config, keys map[string]keyset, 
 	go func() { defer close(rdone); _ = g.Run(rctx, 10*time.Second) }()
 	d.closers = append(d.closers, func() { rcancel(); <-rdone })
 	d.serve(natL, g.Handler(), nil)
-	// The PG account the sidecar uses for the federation's merchants.
-	keyFile := p("pg", "sidecar-account-key")
-	pgKey, err := os.ReadFile(keyFile)
-	if err != nil {
-		m, err := g.CreateMerchant(ctx, pg.NewMerchant{MID: "M900001", Name: "KECIS federation merchants",
-			Contract: pg.Contract{BINPrefixes: []string{"9490"}, FeeBPS: 250, MaxAmount: 10_000_000, DailyLimit: 100_000_000}})
-		if err != nil {
-			return fmt.Errorf("PG account: %w", err)
-		}
-		pgKey = []byte(m.APIKey)
-		if err := os.WriteFile(keyFile, pgKey, 0o600); err != nil {
-			return err
-		}
-	}
-	d.PGMerchant = "M900001"
 	// The sidecar, from the PG's mapping file.
 	env := map[string]string{
 		"PG_ENTITY_ID": PGID, "PG_KECIS_LISTEN": kL.Addr().String(), "PG_KECIS_URL": d.PGKECIS, "PG_CALL_LISTEN": callL.Addr().String(),
 		"HUB_URL": d.HubURL, "HUB_ENTITY_ID": HubID, "KEYS": cfg.Dir, "STATE": p("pg"),
-		"PG_NATIVE_URL": d.PGNative, "PG_SIDECAR_KEY": string(pgKey),
+		"PG_NATIVE_URL": d.PGNative, "PG_MERCHANTS_FILE": p("pg", "merchants.yaml"),
+	}
+	// Each federation merchant pays through a PG merchant account of its
+	// own (KECIS §13.3), and so does the conformance suite, a caller like
+	// any other: the sidecar's merchants table maps each to its account's
+	// API key, which the environment carries.
+	type account struct{ id, name string }
+	var accounts []account
+	for _, m := range d.Merchants {
+		accounts = append(accounts, account{m.EntityID, m.Name})
+	}
+	if cfg.Tester {
+		accounts = append(accounts, account{TesterID, "KECIS conformance suite"})
+	}
+	d.PGMerchants = map[string]string{}
+	table := "# The PG merchant account of each federation merchant, written by the demo.\nmerchants:\n"
+	for _, c := range accounts {
+		mid, key, err := pgAccount(ctx, g, p("pg", "accounts"), c.id, c.name)
+		if err != nil {
+			return err
+		}
+		d.PGMerchants[c.id] = mid
+		env["PG_KEY_"+mid] = key
+		table += fmt.Sprintf("  %q: {id: %s, headers: {X-PG-Key: \"${PG_KEY_%s}\"}}\n", c.id, mid, mid)
+	}
+	if err := os.WriteFile(env["PG_MERCHANTS_FILE"], []byte(table), 0o600); err != nil {
+		return err
 	}
 	sc, err := sidecar.Parse(pg.KECISMapping, "examples/pg/adapter.yaml", cfg.Dir, func(k string) string { return env[k] })
 	if err != nil {
@@ -630,13 +643,40 @@ func (d *Demo) startPG(ctx context.Context, cfg Config, keys map[string]keyset, 
 	}); err != nil {
 		return err
 	}
-	err = d.HubStore.PutRoutingRule(ctx, &store.RoutingRule{ID: "demo-card-via-pg", Priority: 10, Service: "urn:kecis:service:card:",
-		Merchant: MerchantID, Target: PGID, CreatedAt: time.Now().UTC()})
-	if err != nil && !errors.Is(err, store.ErrExists) {
-		return err
+	for i, m := range d.Merchants {
+		id := "demo-card-via-pg"
+		if i > 0 {
+			id += fmt.Sprintf("-%d", i+1)
+		}
+		err = d.HubStore.PutRoutingRule(ctx, &store.RoutingRule{ID: id, Priority: 10, Service: "urn:kecis:service:card:",
+			Merchant: m.EntityID, Target: PGID, CreatedAt: time.Now().UTC()})
+		if err != nil && !errors.Is(err, store.ErrExists) {
+			return err
+		}
 	}
 	d.Hub.RegistryChanged()
 	return nil
+}
+
+// pgAccount returns the PG merchant account of a federation participant:
+// its MID, derived from the entityID, and its API key, kept in dir (the PG
+// keeps only the key's hash), opening the account on first use.
+func pgAccount(ctx context.Context, g *pg.PG, dir, entityID, name string) (mid, key string, err error) {
+	sum := sha256.Sum256([]byte(entityID))
+	mid = "K" + strings.ToUpper(hex.EncodeToString(sum[:6]))
+	keyFile := filepath.Join(dir, mid)
+	if b, err := os.ReadFile(keyFile); err == nil {
+		return mid, strings.TrimSpace(string(b)), nil
+	}
+	m, err := g.CreateMerchant(ctx, pg.NewMerchant{MID: mid, Name: name,
+		Contract: pg.Contract{BINPrefixes: []string{"9490"}, FeeBPS: 250, MaxAmount: 10_000_000, DailyLimit: 100_000_000}})
+	if err != nil {
+		return "", "", fmt.Errorf("PG account of %s: %w", entityID, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", err
+	}
+	return mid, m.APIKey, os.WriteFile(keyFile, []byte(m.APIKey), 0o600)
 }
 
 func alreadyThere(err error) bool {

@@ -97,6 +97,11 @@ func (ed *EntityDescriptor) Validate() error {
 	return nil
 }
 
+// CheckEntityID reports why id is not a valid entityID (an absolute URI
+// of at most 1024 characters), or nil: for the tables that name
+// participants outside the metadata, such as a sidecar's merchants.
+func CheckEntityID(id string) error { return checkEntityID(id) }
+
 func checkEntityID(id string) error {
 	if id == "" {
 		return errors.New("entityID is empty")
