@@ -37,6 +37,7 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/kecis/kecis/connectors/httpserver"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/saml"
 	"github.com/kecis/kecis/saml/metadata"
@@ -262,8 +263,8 @@ func Start(cfg Config) (*Provider, error) {
 		}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /kecis/soap", p.serveSOAP)
-	p.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{ks.tlsCert}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12}}
+	p.srv = httpserver.New(mux, httpserver.Limits{MaxBodyBytes: httpserver.SOAPMaxBodyBytes}, nil)
+	p.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{ks.tlsCert}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12}
 	go func() { _ = p.srv.ServeTLS(l, "", "") }()
 	hooks := http.NewServeMux()
 	hooks.HandleFunc("POST /settle", func(w http.ResponseWriter, _ *http.Request) { p.Settle(); w.WriteHeader(http.StatusNoContent) })
@@ -281,7 +282,7 @@ func Start(cfg Config) (*Provider, error) {
 		p.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	})
-	p.hsv = &http.Server{Handler: hooks, ReadHeaderTimeout: 5 * time.Second}
+	p.hsv = httpserver.New(hooks, httpserver.Limits{}, nil)
 	go func() { _ = p.hsv.Serve(hl) }()
 	return p, nil
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kecis/kecis/connectors"
+	"github.com/kecis/kecis/connectors/httpserver"
 	"github.com/kecis/kecis/connectors/store"
 	"github.com/kecis/kecis/saml"
 	"github.com/kecis/kecis/saml/metadata"
@@ -31,6 +32,27 @@ type Sidecar struct {
 	store   *store.Store
 	tls     tls.Certificate
 	log     *slog.Logger
+	// limits bound both endpoints (KECIS §9.10); zero fields take the
+	// endpoint's defaults (tests shorten them).
+	limits httpserver.Limits
+}
+
+// callWriteTimeout exceeds the calling endpoint's longest handler: the
+// Client's default worst case, three attempts of 30 s with their backoff
+// (KECIS §9.10).
+const callWriteTimeout = 2 * time.Minute
+
+// endpointLimits are s.limits with the endpoint's write timeout and body
+// cap where s.limits leaves them zero.
+func (s *Sidecar) endpointLimits(write time.Duration, body int64) httpserver.Limits {
+	l := s.limits
+	if l.WriteTimeout == 0 {
+		l.WriteTimeout = write
+	}
+	if l.MaxBodyBytes == 0 {
+		l.MaxBodyBytes = body
+	}
+	return l
 }
 
 // New builds the sidecar from a loaded configuration: keys, the
@@ -114,13 +136,13 @@ func (s *Sidecar) Serve(ctx context.Context, kecis, call net.Listener) error {
 	mux := http.NewServeMux()
 	mux.Handle("POST /kecis/soap", s.Handler)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{s.tls}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12}}
+	srv := httpserver.New(mux, s.endpointLimits(httpserver.SOAPWriteTimeout, httpserver.SOAPMaxBodyBytes), s.log)
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{s.tls}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.ServeTLS(kecis, "", "") }()
 	var csrv *http.Server
 	if call != nil {
-		csrv = &http.Server{Handler: s.Caller, ReadHeaderTimeout: 5 * time.Second}
+		csrv = httpserver.New(s.Caller, s.endpointLimits(callWriteTimeout, 0), s.log)
 		go func() { errc <- csrv.Serve(call) }()
 	}
 	s.log.Info("kecis adapter serving", "entity_id", s.Config.EntityID, "kecis", kecis.Addr().String())

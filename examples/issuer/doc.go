@@ -58,7 +58,9 @@
 //	iss, err := issuer.Open(ctx, issuer.Config{DSN: "sqlite:/var/lib/issuer.db", DataKey: k, Pepper: p})
 //	card, err := iss.IssueCard(ctx, issuer.IssueCardRequest{…})
 //	a, err := iss.Approve(ctx, issuer.ApproveRequest{…})
-//	http.ListenAndServe(addr, iss.Handler())
+//	srv := httpserver.New(iss.Handler(), httpserver.Limits{}, log) // connectors/httpserver: timeouts, body cap
+//	srv.Addr = addr
+//	go srv.ListenAndServe()
 //	go iss.Run(ctx, time.Minute) // settlement at the cut-off, SMS retries
 //
 // The Go API (Approve, Cancel, Refund, Inquire) is what a KECIS adapter

@@ -185,5 +185,9 @@
 //		IssuerGatewayURL: "http://127.0.0.1:8701", DataKey: key, AdminToken: tok})
 //	m, err := p.CreateMerchant(ctx, pg.NewMerchant{Name: "Example Shop", Contract: pg.Contract{FeeBPS: 250}})
 //	go p.Run(ctx, time.Minute) // resolve pending transactions
-//	http.ListenAndServe(addr, p.Handler())
+//	// connectors/httpserver bounds slow and idle clients and the body; the
+//	// write timeout exceeds GatewayTimeout (a payment waits for the issuer).
+//	srv := httpserver.New(p.Handler(), httpserver.Limits{WriteTimeout: time.Minute}, log)
+//	srv.Addr = addr
+//	srv.ListenAndServe()
 package pg

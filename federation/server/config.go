@@ -263,6 +263,11 @@ func (c *Config) Validate() error {
 		}
 		c.Operators[i].CertSHA256 = fp
 	}
+	if c.Limits.WriteTimeout <= c.Limits.RelayTimeout {
+		// A relayed exchange answers Pending after the relay timeout: the
+		// answer must still be writable then (KECIS §9.10).
+		errs = append(errs, fmt.Errorf("limits.write_timeout (%v) must exceed limits.relay_timeout (%v)", c.Limits.WriteTimeout.D(), c.Limits.RelayTimeout.D()))
+	}
 	if c.Metadata.CacheDuration > c.Metadata.Validity {
 		errs = append(errs, fmt.Errorf("metadata.cache_duration must not exceed metadata.validity"))
 	}

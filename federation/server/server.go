@@ -26,6 +26,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kecis/kecis/connectors/httpserver"
 	"github.com/kecis/kecis/federation/facade"
 	"github.com/kecis/kecis/federation/registry"
 	"github.com/kecis/kecis/federation/router"
@@ -273,32 +274,34 @@ func (s *Server) Ready(ctx context.Context) map[string]error {
 // Run serves until ctx ends, then shuts down gracefully: listeners close,
 // requests in flight get ShutdownTimeout to finish.
 func (s *Server) Run(ctx context.Context) error {
-	c := s.Config
-	pub := &http.Server{
-		Addr: c.Listen, Handler: s.Handler(), TLSConfig: s.TLSConfig(),
-		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: c.Limits.ReadTimeout.D(), WriteTimeout: c.Limits.WriteTimeout.D(),
-		IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn),
-	}
-	ops := &http.Server{Addr: c.OpsListen, Handler: s.OpsHandler(), ReadHeaderTimeout: 5 * time.Second}
-	pl, err := net.Listen("tcp", c.Listen)
+	pl, err := net.Listen("tcp", s.Config.Listen)
 	if err != nil {
 		return err
 	}
-	ol, err := net.Listen("tcp", c.OpsListen)
+	ol, err := net.Listen("tcp", s.Config.OpsListen)
 	if err != nil {
 		pl.Close()
 		return err
 	}
-	return s.serve(ctx, pub, pl, ops, ol)
+	return s.Serve(ctx, pl, ol)
 }
 
 // Serve is Run on listeners the caller opened (tests, socket activation).
 func (s *Server) Serve(ctx context.Context, public, opsL net.Listener) error {
-	c := s.Config
-	pub := &http.Server{Handler: s.Handler(), TLSConfig: s.TLSConfig(), ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout: c.Limits.ReadTimeout.D(), WriteTimeout: c.Limits.WriteTimeout.D()}
-	ops := &http.Server{Handler: s.OpsHandler(), ReadHeaderTimeout: 5 * time.Second}
+	pub, ops := s.httpServers()
 	return s.serve(ctx, pub, public, ops, opsL)
+}
+
+// httpServers builds the public server under the configured limits, its
+// body cap high enough for a conformance report (limitBody caps every
+// other route at MaxBodyBytes), and the operations server under the
+// defaults (KECIS §9.10).
+func (s *Server) httpServers() (pub, ops *http.Server) {
+	l := s.Config.Limits
+	pub = httpserver.New(s.Handler(), httpserver.Limits{ReadTimeout: l.ReadTimeout.D(), WriteTimeout: l.WriteTimeout.D(),
+		MaxBodyBytes: max(l.MaxBodyBytes, maxReportBytes)}, s.Log)
+	pub.TLSConfig = s.TLSConfig()
+	return pub, httpserver.New(s.OpsHandler(), httpserver.Limits{}, s.Log)
 }
 
 func (s *Server) serve(ctx context.Context, pub *http.Server, pl net.Listener, ops *http.Server, ol net.Listener) error {
