@@ -5,8 +5,9 @@
 // contains no KECIS code: it reaches card issuers through an "issuer
 // gateway", a plain HTTP JSON endpoint configured by URL — in production
 // its KECIS sidecar's local calling endpoint — and merchants of the KECIS
-// federation reach it through the same sidecar calling its native API
-// with a merchant account's X-PG-Key, like any other merchant.
+// federation reach it through the same sidecar calling its native API,
+// each with the X-PG-Key of a merchant account of its own, like any other
+// merchant.
 //
 // # State
 //
@@ -62,7 +63,10 @@
 // scoped to the merchant). A retry with the same key and body answers the
 // original result with Idempotent-Replayed: true; the same key with
 // another body is "1005". JSON fields are camelCase; amounts are whole won
-// and may be sent as numbers or digit strings.
+// and may be sent as numbers or digit strings. A merchant sees its own
+// transactions only: order numbers are its own (another merchant may use
+// the same), and another merchant's transaction, by TID or by order
+// number, answers "1007" exactly as an unknown one.
 //
 //	POST /pg/v1/payments                 approve
 //	     {"mid":"M000001","orderNo":"ORD-1","amount":15000,"cardNo":"…",

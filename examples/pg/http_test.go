@@ -156,3 +156,70 @@ func TestHTTPAPI(t *testing.T) {
 	}
 	c.do("GET", "/pg/v2/nothing", nil, nil).want(t, 404, pg.CodeUnsupported)
 }
+
+// TestMerchantsKeptApart: every merchant API call is scoped to the key's
+// merchant (KECIS §13.3). Two merchants may use one order number; one
+// reaching for the other's order — by order number or by TID, to inquire,
+// cancel or refund — gets exactly what an unknown order gets, and the
+// other's payment is untouched. This is what lets the KECIS sidecar give
+// each federation merchant an account of its own (issue 12 finding 2).
+func TestMerchantsKeptApart(t *testing.T) {
+	eachBackend(t, func(t *testing.T, dsn dsnFunc) {
+		e := newEnv(t, dsn)
+		c := client{t: t, h: e.pg.Handler()}
+		b, err := e.pg.CreateMerchant(ctx, pg.NewMerchant{Name: "Second shop", Contract: defaultContract})
+		if err != nil {
+			t.Fatal(err)
+		}
+		as := func(key, idem string) hdr { return hdr{"X-PG-Key": key, "Idempotency-Key": idem} }
+		pay := func(key, idem string, amount int) response {
+			return c.do("POST", "/pg/v1/payments", as(key, idem), map[string]any{"orderNo": "SAME-1", "amount": amount, "cardNo": cardGood,
+				"expMonth": 11, "expYear": 2031, "productName": "라떼"})
+		}
+		a := pay(e.m.APIKey, "a1", 15000).want(t, 200, pg.CodeSuccess)
+		tidA := a.str("tid")
+
+		// B, at A's order: 404 NotFound, the same body as for an unknown one.
+		for _, p := range []struct{ method, known, unknown string }{
+			{"GET", "/pg/v1/payments?orderNo=SAME-1", "/pg/v1/payments?orderNo=NOPE"},
+			{"GET", "/pg/v1/payments/" + tidA, "/pg/v1/payments/T000000000000"},
+			{"POST", "/pg/v1/orders/SAME-1/cancel", "/pg/v1/orders/NOPE/cancel"},
+			{"POST", "/pg/v1/payments/" + tidA + "/cancel", "/pg/v1/payments/T000000000000/cancel"},
+			{"POST", "/pg/v1/orders/SAME-1/refunds", "/pg/v1/orders/NOPE/refunds"},
+			{"POST", "/pg/v1/payments/" + tidA + "/refunds", "/pg/v1/payments/T000000000000/refunds"},
+		} {
+			var body any
+			if strings.HasSuffix(p.known, "/refunds") {
+				body = map[string]any{"amount": 1000}
+			}
+			got := c.do(p.method, p.known, as(b.APIKey, "b-"+p.known), body).want(t, 404, pg.CodeNotFound)
+			unknown := c.do(p.method, p.unknown, as(b.APIKey, "b-"+p.unknown), body).want(t, 404, pg.CodeNotFound)
+			if got.raw != unknown.raw {
+				t.Errorf("%s %s: %s; unknown: %s", p.method, p.known, got.raw, unknown.raw)
+			}
+		}
+		if p := e.get(tidA); p.Status != pg.StatusApproved || p.CancelledAmount != 0 || len(p.Operations) != 1 {
+			t.Fatalf("A's payment after B's attempts: %+v", p)
+		}
+		if n := e.gw.count("cancel") + e.gw.count("refund"); n != 0 {
+			t.Fatalf("%d cancels and refunds reached the issuer", n)
+		}
+
+		// B's own SAME-1: no duplicate; each merchant finds its own.
+		bp := pay(b.APIKey, "b1", 20000).want(t, 200, pg.CodeSuccess)
+		if bp.str("tid") == tidA || bp.str("mid") != b.MID {
+			t.Fatalf("B's payment %s", bp.raw)
+		}
+		pay(b.APIKey, "b2", 20000).want(t, 409, pg.CodeDuplicateOrder)
+		for key, want := range map[string]int64{e.m.APIKey: 15000, b.APIKey: 20000} {
+			f := c.do("GET", "/pg/v1/payments?orderNo=SAME-1", hdr{"X-PG-Key": key}, nil).want(t, 200, pg.CodeSuccess)
+			if f.num("amount") != want {
+				t.Errorf("find SAME-1: %s, want amount %d", f.raw, want)
+			}
+		}
+		c.do("POST", "/pg/v1/orders/SAME-1/cancel", as(b.APIKey, "b3"), nil).want(t, 200, pg.CodeSuccess)
+		if p := e.get(tidA); p.Status != pg.StatusApproved {
+			t.Fatalf("A's payment after B cancelled its own: %+v", p)
+		}
+	})
+}
