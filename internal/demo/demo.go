@@ -26,6 +26,7 @@ import (
 
 	"github.com/kecis/kecis/connectors"
 	"github.com/kecis/kecis/connectors/card"
+	"github.com/kecis/kecis/connectors/httpserver"
 	"github.com/kecis/kecis/connectors/sidecar"
 	"github.com/kecis/kecis/connectors/sms"
 	adapterstore "github.com/kecis/kecis/connectors/store"
@@ -693,9 +694,13 @@ func register(ctx context.Context, st store.Store, ed *metadata.EntityDescriptor
 	return server.SeedActive(ctx, st, md, time.Now())
 }
 
-// serve runs an HTTP(S) server on l until Close.
+// serve runs an HTTP(S) server on l until Close, under the limits of a
+// SOAP endpoint: the issuer's KECIS endpoint is one, and they also cover
+// the native APIs (the PG's calls the issuer for up to its gateway timeout)
+// and the phone pages.
 func (d *Demo) serve(l net.Listener, h http.Handler, tc *tls.Config) {
-	srv := &http.Server{Handler: h, TLSConfig: tc, ReadHeaderTimeout: 5 * time.Second}
+	srv := httpserver.New(h, httpserver.Limits{WriteTimeout: httpserver.SOAPWriteTimeout, MaxBodyBytes: httpserver.SOAPMaxBodyBytes}, nil)
+	srv.TLSConfig = tc
 	go func() {
 		if tc != nil {
 			_ = srv.ServeTLS(l, "", "")
