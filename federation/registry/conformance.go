@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/federation/store"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 // ErrConformance refuses an approval that lacks a passing conformance
@@ -103,10 +105,15 @@ func (r *Registry) RecordConformance(ctx context.Context, entityID, operator str
 	if r.OnEvent != nil {
 		r.OnEvent(KindConformance)
 	}
-	if err := r.gateOpens(p, rep); err != nil {
-		return rep, err
+	err = r.gateOpens(p, rep)
+	if err != nil && p.Pending != nil {
+		// A report for a pending change (a new role, say) opens its gate,
+		// not the active version's.
+		if next, _, derr := r.describe(p.Pending.Metadata); derr == nil && r.gateOpens(next, rep) == nil {
+			return rep, nil
+		}
 	}
-	return rep, nil
+	return rep, err
 }
 
 // ParseConformanceReport reads report.json.
@@ -155,28 +162,81 @@ func (r *Registry) checkGate(ctx context.Context, p *store.Participant) error {
 	if !r.Gate.Required {
 		return nil
 	}
-	recs, err := r.Store.ListAudit(ctx, store.AuditFilter{EntityID: p.EntityID, Kind: KindConformance})
+	rep, err := r.latestReport(ctx, p.EntityID, time.Time{}, "")
 	if err != nil {
 		return err
 	}
-	var latest *store.AuditRecord
-	for _, rec := range recs {
-		if latest == nil || rec.ID > latest.ID {
-			latest = rec
-		}
-	}
-	if latest == nil {
+	if rep == nil {
 		return fmt.Errorf("%w: this hub requires a passing conformance report before approval: run `kecis conformance run` against %s, then `kecis federation conformance %s report.json`", ErrConformance, p.EntityID, p.EntityID)
 	}
-	var d struct {
-		Report json.RawMessage `json:"report"`
-	}
-	if err := json.Unmarshal([]byte(latest.Detail), &d); err != nil {
-		return fmt.Errorf("registry: the recorded conformance report %d: %w", latest.ID, err)
-	}
-	rep, err := ParseConformanceReport(d.Report)
-	if err != nil {
-		return err
-	}
 	return r.gateOpens(p, rep)
+}
+
+// checkChangeGate is the registration gate applied to a pending change
+// (KECIS §12.6): when the change adds roles or offered services, approval
+// needs a passing report recorded after the change was requested, made
+// with the keys of the new version — for each added role, the latest such
+// report of that role's plan; for services added to the same roles, the
+// latest such report of any of its plans.
+func (r *Registry) checkChangeGate(ctx context.Context, next *store.Participant, d *metadata.Diff, requested time.Time) error {
+	if !r.Gate.Required || (len(d.AddedRoles) == 0 && len(d.AddedServices) == 0) {
+		return nil
+	}
+	what := "services " + strings.Join(d.AddedServices, ", ")
+	if len(d.AddedServices) == 0 {
+		what = "roles"
+	}
+	plans := []string{""}
+	if len(d.AddedRoles) > 0 {
+		plans = plans[:0]
+		for _, role := range d.AddedRoles {
+			plans = append(plans, string(role))
+		}
+	}
+	for _, plan := range plans {
+		rep, err := r.latestReport(ctx, next.EntityID, requested, plan)
+		if err != nil {
+			return err
+		}
+		if rep == nil {
+			of := ""
+			if plan != "" {
+				of = " of the " + plan + " plan"
+			}
+			return fmt.Errorf("%w: the change adds %s: this hub requires a passing conformance report%s recorded after the change was requested (%s): run `kecis conformance run` against the new metadata, then `kecis federation conformance %s report.json`",
+				ErrConformance, what, of, requested.Format(time.RFC3339), next.EntityID)
+		}
+		if err := r.gateOpens(next, rep); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// latestReport returns the latest conformance report recorded for
+// entityID after since (any time when zero), of the plan when plan
+// is not ""; nil when none is.
+func (r *Registry) latestReport(ctx context.Context, entityID string, since time.Time, plan string) (*ConformanceReport, error) {
+	recs, err := r.Store.ListAudit(ctx, store.AuditFilter{EntityID: entityID, Kind: KindConformance, Since: since})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(recs, func(a, b *store.AuditRecord) int { return cmp.Compare(b.ID, a.ID) }) // newest first
+	for _, rec := range recs {
+		if !since.IsZero() && !rec.Time.After(since) {
+			continue // strictly after: a report of the same instant may predate the change
+		}
+		var d struct {
+			Plan   string          `json:"plan"`
+			Report json.RawMessage `json:"report"`
+		}
+		if err := json.Unmarshal([]byte(rec.Detail), &d); err != nil {
+			return nil, fmt.Errorf("registry: the recorded conformance report %d: %w", rec.ID, err)
+		}
+		if plan != "" && d.Plan != plan {
+			continue
+		}
+		return ParseConformanceReport(d.Report)
+	}
+	return nil, nil
 }

@@ -152,6 +152,12 @@ func (s *Server) registryError(c *gin.Context, err error) {
 		problem(c, http.StatusConflict, "conformance", "no passing conformance report opens the registration gate", err.Error())
 	case errors.Is(err, registry.ErrTransition):
 		problem(c, http.StatusConflict, "transition", "that change is not allowed in the participant's state", err.Error())
+	case errors.Is(err, registry.ErrOverlap):
+		problem(c, http.StatusConflict, "overlap", "the participant's claim overlaps an active participant's (one issuer per BIN, one bank per bank code)", err.Error())
+	case errors.Is(err, registry.ErrStaleChange):
+		problem(c, http.StatusConflict, "stale-change", "the pending change is not the one reviewed", err.Error())
+	case errors.Is(err, registry.ErrDecision):
+		problem(c, http.StatusBadRequest, "bad-request", "the decision is incomplete", err.Error())
 	case errors.Is(err, store.ErrExists):
 		problem(c, http.StatusConflict, "exists", "the participant is already registered", "")
 	case errors.Is(err, store.ErrNotFound):
@@ -183,19 +189,64 @@ func (s *Server) register(c *gin.Context) {
 	c.JSON(http.StatusCreated, participantView(p, false))
 }
 
-// updateOwnMetadata: PUT /kecis/federation/participants?entity_id=…, a key
-// rollover or endpoint change by the participant itself.
+// updateOwnMetadata: PUT /kecis/federation/participants?entity_id=…, the
+// participant replacing its own metadata (KECIS §12.6, §13.6). A
+// self-service change (keys, endpoints, name, organization, contacts)
+// applies at once: 200 with the participant and the diff. A change of what
+// the participant is trusted with becomes a pending version: 202 with the
+// diff, and the active version stays in force until an operator decides.
 func (s *Server) updateOwnMetadata(c *gin.Context) {
 	body, ok := readBody(c)
 	if !ok {
 		return
 	}
-	p, err := s.Registry.UpdateMetadata(c.Request.Context(), c.Query("entity_id"), body, clientFingerprint(c.Request))
+	entityID := c.Query("entity_id")
+	res, err := s.Registry.UpdateMetadata(c.Request.Context(), entityID, body, clientFingerprint(c.Request))
 	if err != nil {
 		s.registryError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, participantView(p, false))
+	p := res.Participant
+	if res.Pending {
+		v := gin.H{
+			"entity_id": p.EntityID, "status": p.Status, "version": p.Version,
+			"pending_change": pendingView(p, res.Diff),
+			"message":        "the change alters what the participant is trusted with: it awaits an operator's approval, and the active version stays in force until then",
+		}
+		if res.Replaced != "" {
+			v["replaced_change"] = res.Replaced
+		}
+		c.JSON(http.StatusAccepted, v)
+		return
+	}
+	s.invalidate(entityID)
+	s.Directory.Invalidate()
+	v := participantView(p, false)
+	v["diff"] = orEmpty(res.Diff.Lines())
+	if res.Replaced != "" {
+		v["withdrawn_change"] = res.Replaced
+	}
+	c.JSON(http.StatusOK, v)
+}
+
+// pendingView is a pending change as the APIs show it: its ID, when it was
+// requested, and the diff against the active version (trust changes
+// first; keys by fingerprint).
+func pendingView(p *store.Participant, d *metadata.Diff) gin.H {
+	v := gin.H{"id": registry.ChangeID(p.Pending), "requested_at": p.Pending.RequestedAt, "awaits": "operator approval"}
+	if d != nil {
+		v["diff"] = orEmpty(d.Lines())
+		v["added_roles"] = orEmpty(d.AddedRoles)
+		v["added_services"] = orEmpty(d.AddedServices)
+	}
+	return v
+}
+
+func orEmpty[T any](l []T) []T {
+	if l == nil {
+		return []T{}
+	}
+	return l
 }
 
 func (s *Server) listParticipants(c *gin.Context) {
@@ -221,7 +272,18 @@ func (s *Server) showParticipant(c *gin.Context) {
 		s.registryError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, participantView(p, true))
+	v := participantView(p, true)
+	if p.Pending != nil {
+		d, err := s.Registry.PendingDiff(p)
+		if err != nil {
+			s.Log.ErrorContext(c.Request.Context(), "pending change", "entity", p.EntityID, "err", err)
+			d = &metadata.Diff{Changes: []metadata.Change{{Op: metadata.Changed, Text: "the pending metadata does not parse: " + err.Error(), Trust: true}}}
+		}
+		pv := pendingView(p, d)
+		pv["metadata"] = string(p.Pending.Metadata)
+		v["pending_change"] = pv
+	}
+	c.JSON(http.StatusOK, v)
 }
 
 // recordConformance: POST /kecis/admin/participants/conformance?entity_id=
@@ -243,9 +305,16 @@ func (s *Server) recordConformance(c *gin.Context) {
 		"run_id": rep.RunID, "finished": rep.Finished, "gate": "open"})
 }
 
+// transitionRequest is the body of an operator action (KECIS §12.6).
 type transitionRequest struct {
 	EntityID string `json:"entity_id" binding:"required"`
 	Reason   string `json:"reason"`
+	// AllowOverlap: approve, reinstate, approve-change accept overlapping
+	// claims of these participants (with a reason).
+	AllowOverlap []string `json:"allow_overlap"`
+	// Change: approve-change and reject-change decide this pending change
+	// only (its ID, as show lists it).
+	Change string `json:"change"`
 }
 
 func (s *Server) transition(action string) gin.HandlerFunc {
@@ -255,7 +324,8 @@ func (s *Server) transition(action string) gin.HandlerFunc {
 			problem(c, http.StatusBadRequest, "bad-request", "a JSON body with entity_id is required", "")
 			return
 		}
-		p, err := s.Registry.Transition(c.Request.Context(), req.EntityID, action, c.GetString("operator"), req.Reason)
+		p, err := s.Registry.Decide(c.Request.Context(), registry.Decision{EntityID: req.EntityID, Action: action,
+			Operator: c.GetString("operator"), Reason: req.Reason, AllowOverlap: req.AllowOverlap, Change: req.Change})
 		if err != nil {
 			s.registryError(c, err)
 			return
@@ -281,6 +351,9 @@ func participantView(p *store.Participant, full bool) gin.H {
 	v := gin.H{
 		"entity_id": p.EntityID, "display_name": p.DisplayName, "roles": p.Roles, "status": p.Status,
 		"version": p.Version, "created_at": p.CreatedAt, "updated_at": p.UpdatedAt, "keys": keys,
+	}
+	if p.Pending != nil {
+		v["pending_change"] = gin.H{"id": registry.ChangeID(p.Pending), "requested_at": p.Pending.RequestedAt}
 	}
 	if full {
 		eps := make([]gin.H, 0, len(p.Endpoints))

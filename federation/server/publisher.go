@@ -1,14 +1,13 @@
 package server
 
 import (
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/kecis/kecis/federation/registry"
 	"github.com/kecis/kecis/federation/store"
 	"github.com/kecis/kecis/saml"
 	"github.com/kecis/kecis/saml/metadata"
@@ -82,57 +81,9 @@ func (m *MetadataPublisher) DecodeID(segment string, candidates func() ([]string
 	return "", errors.New("no participant with that identifier")
 }
 
-// Describe turns submitted metadata into the registry's record: the
-// descriptor's entityID, name, roles, keys, endpoints and services. The
-// stored metadata bytes stay the source of truth; the rows are for queries
-// (a service's limits are kept per row only when it has one currency).
-func Describe(md []byte) (*store.Participant, error) {
-	ed, err := metadata.Parse(md)
-	if err != nil {
-		return nil, err
-	}
-	p := &store.Participant{EntityID: ed.EntityID, DisplayName: ed.DisplayName}
-	for _, r := range ed.Roles {
-		p.Roles = append(p.Roles, store.Role(r))
-	}
-	add := func(use store.KeyUse, kd metadata.KeyDescriptor) {
-		sum := sha256.Sum256(kd.Certificate.Raw)
-		p.Keys = append(p.Keys, store.Key{Use: use, CertDER: kd.Certificate.Raw, Fingerprint: hex.EncodeToString(sum[:]), NotAfter: kd.Certificate.NotAfter})
-	}
-	for _, k := range ed.Keys {
-		switch k.Use {
-		case metadata.UseSigning:
-			add(store.KeySigning, k)
-		case metadata.UseEncryption:
-			add(store.KeyEncryption, k)
-		}
-	}
-	for _, k := range ed.TLSKeys {
-		switch k.Use {
-		case metadata.UseTLSClient:
-			add(store.KeyTLSClient, k)
-		case metadata.UseTLSServer:
-			add(store.KeyTLSServer, k)
-		}
-	}
-	for _, e := range ed.Endpoints {
-		p.Endpoints = append(p.Endpoints, store.Endpoint{Service: e.Service, Binding: e.Binding, URL: e.Location, Priority: e.Priority})
-	}
-	for _, s := range ed.Services {
-		sv := store.Service{Service: s.Service, BankCodes: s.BankCodes}
-		for _, l := range s.Limits {
-			sv.Currencies = append(sv.Currencies, l.Currency)
-		}
-		if len(s.Limits) == 1 {
-			sv.MinAmount, sv.MaxAmount = s.Limits[0].Min, s.Limits[0].Max
-		}
-		for _, r := range s.BINs {
-			sv.BINRanges = append(sv.BINRanges, r.String())
-		}
-		p.Services = append(p.Services, sv)
-	}
-	return p, nil
-}
+// Describe turns submitted metadata into the registry's record
+// (registry.DescribeMetadata); it is what New's callers inject.
+func Describe(md []byte) (*store.Participant, error) { return registry.DescribeMetadata(md) }
 
 // HubDescriptor is the hub's own metadata: its signing certificate, its
 // TLS server and client certificates, and its router endpoint.
