@@ -57,10 +57,17 @@ func newDemoCmd() *cobra.Command {
 		Short: "Run a whole KECIS federation on this machine (what `make run` starts)",
 		Long: `Starts, on loopback, the KECIS hub, a simulated card issuer behind its KECIS
 adapter (with its own native API and admin page), a simulated mobile carrier
-whose phones receive the issuer's approval texts, and a demo merchant — with a
-development PKI generated on first run into --dir, every participant registered
-and approved, on SQLite. It prints what to open and a curl line that approves a
-card payment through the hub's JSON facade, then runs until Ctrl-C.
+whose phones receive the issuer's approval texts, a payment gateway behind the
+KECIS sidecar, and two demo merchants — with a development PKI generated on
+first run into --dir, every participant registered and approved, on SQLite. It
+prints what to open and a curl line that approves a card payment through the
+hub's JSON facade, then runs until Ctrl-C.
+
+Once the federation is up it writes DIR/demo.json (0600): the hub's URL and CA,
+each merchant's API key and TLS client certificate, the test cards, every
+participant's keys and the addresses actually bound — what scripts read
+(docs/demo.md). Every address flag accepts port 0 (a free port), so several
+demos run side by side in different directories.
 
 The demo hub enables the facade's clear-card development mode (card numbers in
 clear over TLS, encrypted by the hub at once); a production hub refuses them.
@@ -109,7 +116,11 @@ func runFederationDemo(ctx context.Context, w io.Writer, dir string, a demoAddrs
 		return err
 	}
 	defer d.Close()
-	c := d.Cards[0]
+	c, m := d.Cards[0], d.Merchants[0]
+	var shops strings.Builder
+	for _, s := range d.Merchants {
+		fmt.Fprintf(&shops, "  %-15s %s\n", s.Name, s.EntityID)
+	}
 	fmt.Fprintf(w, `KECIS demo federation is up (state and logs in %s).
 
   hub             %s   (metadata: %s/kecis/metadata, ops: %s/readyz)
@@ -117,14 +128,21 @@ func runFederationDemo(ctx context.Context, w io.Writer, dir string, a demoAddrs
   card issuer     %s   (its own API; admin page: %s/admin)
   mobile carrier  %s/phones   (the cardholders' phones and their texts)
 
+Merchants (each with its own API key and TLS client certificate):
+%s
+Everything a script needs — the hub's URL and CA, the merchants' API keys and
+certificates, the test cards, every participant's keys, the addresses bound —
+is in %s (docs/demo.md).
+
 NOTE: the demo hub's JSON facade accepts card numbers in clear (development
 mode): the hub encrypts them for the issuer at once. A production hub refuses
 them; merchants' pages encrypt the card for the provider in the browser.
 
 Test card: %s, expires %02d/%d, holder %s, phone %s (%s)
 
-Approve a card payment through the hub's JSON facade (merchant → hub → PG,
-through its sidecar → hub → issuer):
+Approve a card payment as %s through the hub's JSON facade (merchant → hub →
+PG, through its sidecar → hub → issuer); with another merchant's api_key from
+demo.json, the same line pays that merchant:
 
 %s
 
@@ -133,8 +151,9 @@ Then open the holder's phone to see the issuer's approval text:
 
 Press Ctrl-C to stop.
 `, dir, d.HubURL, d.HubURL, d.HubOps, d.PGNative, d.PGKECIS, d.IssuerNative, d.IssuerNative, d.TelecomURL,
+		shops.String(), filepath.Join(dir, demo.ManifestFile),
 		c.PAN.Reveal(), c.ExpMonth, c.ExpYear, c.Holder, c.Phone, c.Description,
-		curlLine(d, c), d.TelecomURL, strings.ReplaceAll(c.Phone, "-", ""))
+		m.Name, curlLine(d, m, c), d.TelecomURL, strings.ReplaceAll(c.Phone, "-", ""))
 	if ready != nil {
 		ready <- d
 	}
@@ -150,14 +169,14 @@ func openDemoLog(dir string) (*os.File, error) {
 	return os.OpenFile(filepath.Join(dir, "demo.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 }
 
-// curlLine is a shell command that approves 15,000 KRW on the test card,
-// with a fresh order and idempotency key each time it runs.
-func curlLine(d *demo.Demo, c demo.TestCard) string {
+// curlLine is a shell command that approves 15,000 KRW on the test card as
+// merchant m, with a fresh order and idempotency key each time it runs.
+func curlLine(d *demo.Demo, m *demo.Merchant, c demo.TestCard) string {
 	body := fmt.Sprintf(`{"fields":{"Ecom_ConsumerOrderID":"ORDER-'"$T"'","Ecom_Transaction_Amount":"15000","Ecom_Transaction_CurrencyCode":"KRW","Ecom_Transaction_Type":"credit","Ecom_Payment_Card_Number":"%s","Ecom_Payment_Card_ExpDate_Month":"%02d","Ecom_Payment_Card_ExpDate_Year":"%d"}}`,
 		c.PAN.Reveal(), c.ExpMonth, c.ExpYear)
 	return fmt.Sprintf("  T=$(date +%%s%%N); curl -sS --cacert %s %s/v1/card/approve \\\n"+
 		"    -H 'Authorization: Bearer %s' -H \"Idempotency-Key: demo-$T\" -H 'Content-Type: application/json' \\\n"+
-		"    -d '%s'", d.HubTLSCert, d.HubURL, d.Merchants[0].APIKey, body)
+		"    -d '%s'", d.HubTLSCert, d.HubURL, m.APIKey, body)
 }
 
 type demoParty struct {

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -54,6 +55,15 @@ const (
 	PGID        = "https://pg.kecis.test/kecis"
 	// TesterID is the conformance suite's participant (Config.Tester).
 	TesterID = "https://tester.kecis.test/kecis"
+)
+
+// Display names of the demo's participants (the merchants' are in
+// merchants).
+const (
+	hubName    = "KECIS hub (demo)"
+	issuerName = "KECIS Card (demo issuer)"
+	pgName     = "KECIS Pay (demo PG)"
+	testerName = "KECIS conformance suite"
 )
 
 // merchants are the demo's shops: entityID, display name and the
@@ -106,6 +116,9 @@ type TestCard struct {
 	ExpMonth      int
 	ExpYear       int
 	Description   string
+	// Outcome is what the card is for: OutcomeApproved, or
+	// OutcomeLimitExceeded for a payment above its small Limit.
+	Outcome string
 }
 
 // Demo is a running federation.
@@ -116,6 +129,9 @@ type Demo struct {
 	Cards                                                 []TestCard
 	// Merchants are the demo's shops, in a stable order (MerchantID first).
 	Merchants []*Merchant
+	// Manifest is the path of demo.json (ManifestFile), written once the
+	// demo is up and removed by Close.
+	Manifest string
 
 	// HubSigningCert is the PEM file of the hub's signing certificate (it
 	// verifies the metadata the hub serves); TesterDir holds the tester's
@@ -196,11 +212,27 @@ func listen(addr string) (net.Listener, error) {
 	return net.Listen("tcp", addr)
 }
 
-// Close stops everything, newest first.
+// reachable is the host:port a client dials for a bound listener: a
+// wildcard address (":0", "0.0.0.0:8443") is reached on loopback, which the
+// demo's TLS certificates name.
+func reachable(a net.Addr) string {
+	t, ok := a.(*net.TCPAddr)
+	if !ok || !t.IP.IsUnspecified() {
+		return a.String()
+	}
+	ip := net.IPv6loopback
+	if t.IP.To4() != nil {
+		ip = net.IPv4(127, 0, 0, 1)
+	}
+	return net.JoinHostPort(ip.String(), strconv.Itoa(t.Port))
+}
+
+// Close stops everything, newest first; a second Close does nothing.
 func (d *Demo) Close() {
 	for i := len(d.closers) - 1; i >= 0; i-- {
 		d.closers[i]()
 	}
+	d.closers = nil
 }
 
 // Start brings the federation up.
@@ -223,6 +255,11 @@ func Start(ctx context.Context, cfg Config) (_ *Demo, err error) {
 		}
 	}()
 	p := func(parts ...string) string { return filepath.Join(append([]string{cfg.Dir}, parts...)...) }
+	// demo.json exists while the demo runs: a stale one goes first.
+	d.Manifest = p(ManifestFile)
+	if err := os.Remove(d.Manifest); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
 	keys := map[string]keyset{}
 	for _, k := range []struct {
 		name string
@@ -268,45 +305,27 @@ func Start(ctx context.Context, cfg Config) (_ *Demo, err error) {
 	d.HubTLSCert = p("hub", "tls", "cert.pem")
 	d.HubSigningCert = p("hub", "signing", "cert.pem")
 
-	// Listeners first: the URLs go into the metadata.
-	hubL, err := listen(cfg.HubListen)
-	if err != nil {
-		return nil, fmt.Errorf("hub: %w", err)
+	// Listeners first: the hub's public URL, every participant's metadata
+	// and every configuration carry the addresses actually bound (port 0
+	// picks a free one, so that several demos run side by side).
+	var hubL, opsL, issL, natL, telL, pgNatL, pgKL, pgCallL net.Listener
+	for _, l := range []struct {
+		addr, what, scheme string
+		l                  *net.Listener
+		url                *string
+	}{
+		{cfg.HubListen, "hub", "https", &hubL, &d.HubURL}, {cfg.HubOps, "hub ops", "http", &opsL, &d.HubOps},
+		{cfg.IssuerKECIS, "issuer", "https", &issL, &d.IssuerKECIS}, {cfg.IssuerNative, "issuer native API", "http", &natL, &d.IssuerNative},
+		{cfg.Telecom, "telecom", "http", &telL, &d.TelecomURL}, {cfg.PGNative, "PG", "http", &pgNatL, &d.PGNative},
+		{cfg.PGKECIS, "PG sidecar", "https", &pgKL, &d.PGKECIS}, {cfg.PGCall, "PG sidecar calling endpoint", "http", &pgCallL, &d.PGCall},
+	} {
+		ln, err := listen(l.addr)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", l.what, err)
+		}
+		d.closers = append(d.closers, func() { ln.Close() })
+		*l.l, *l.url = ln, l.scheme+"://"+reachable(ln.Addr())
 	}
-	opsL, err := listen(cfg.HubOps)
-	if err != nil {
-		hubL.Close()
-		return nil, fmt.Errorf("hub ops: %w", err)
-	}
-	issL, err := listen(cfg.IssuerKECIS)
-	if err != nil {
-		hubL.Close()
-		opsL.Close()
-		return nil, fmt.Errorf("issuer: %w", err)
-	}
-	natL, err := listen(cfg.IssuerNative)
-	if err != nil {
-		return nil, fmt.Errorf("issuer native API: %w", err)
-	}
-	telL, err := listen(cfg.Telecom)
-	if err != nil {
-		return nil, fmt.Errorf("telecom: %w", err)
-	}
-	pgNatL, err := listen(cfg.PGNative)
-	if err != nil {
-		return nil, fmt.Errorf("PG: %w", err)
-	}
-	pgKL, err := listen(cfg.PGKECIS)
-	if err != nil {
-		return nil, fmt.Errorf("PG sidecar: %w", err)
-	}
-	pgCallL, err := listen(cfg.PGCall)
-	if err != nil {
-		return nil, fmt.Errorf("PG sidecar calling endpoint: %w", err)
-	}
-	d.PGNative, d.PGKECIS, d.PGCall = "http://"+pgNatL.Addr().String(), "https://"+pgKL.Addr().String(), "http://"+pgCallL.Addr().String()
-	d.HubURL, d.HubOps = "https://"+hubL.Addr().String(), "http://"+opsL.Addr().String()
-	d.IssuerKECIS, d.IssuerNative, d.TelecomURL = "https://"+issL.Addr().String(), "http://"+natL.Addr().String(), "http://"+telL.Addr().String()
 
 	// The telecom and its simulated phones.
 	if err := os.MkdirAll(p("telecom"), 0o700); err != nil {
@@ -404,7 +423,7 @@ facade:
 
 	// Register and approve the participants.
 	issuerEndpoint := d.IssuerKECIS + "/kecis/soap"
-	if err := register(ctx, st, &metadata.EntityDescriptor{EntityID: IssuerID, DisplayName: "KECIS Card (demo issuer)", Roles: []metadata.Role{metadata.RoleIssuer},
+	if err := register(ctx, st, &metadata.EntityDescriptor{EntityID: IssuerID, DisplayName: issuerName, Roles: []metadata.Role{metadata.RoleIssuer},
 		Keys:      []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: keys["issuer/signing"].cert}, {Use: metadata.UseEncryption, Certificate: keys["issuer/encryption"].cert}},
 		TLSKeys:   []metadata.KeyDescriptor{{Use: metadata.UseTLSServer, Certificate: keys["issuer/tls"].cert}},
 		Endpoints: []metadata.Endpoint{{Service: metadata.AnyService, Binding: saml.BindingSOAP, Location: issuerEndpoint}},
@@ -424,7 +443,7 @@ facade:
 
 	backChannel := []string{fingerprint(keys["hub/tls"].cert)}
 	if cfg.Tester {
-		if err := register(ctx, st, &metadata.EntityDescriptor{EntityID: TesterID, DisplayName: "KECIS conformance suite", Roles: []metadata.Role{metadata.RoleTester},
+		if err := register(ctx, st, &metadata.EntityDescriptor{EntityID: TesterID, DisplayName: testerName, Roles: []metadata.Role{metadata.RoleTester},
 			Keys:    []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: keys["tester/signing"].cert}, {Use: metadata.UseEncryption, Certificate: keys["tester/encryption"].cert}},
 			TLSKeys: []metadata.KeyDescriptor{{Use: metadata.UseTLSClient, Certificate: keys["tester/tls"].cert}},
 		}); err != nil {
@@ -480,6 +499,11 @@ facade:
 	if err := d.startPG(ctx, cfg, keys, pgNatL, pgKL, pgCallL); err != nil {
 		return nil, err
 	}
+	// demo.json last: once it exists, everything it names is up.
+	if err := writeManifest(cfg.Dir, d.manifest(cfg)); err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, func() { os.Remove(d.Manifest) })
 	return d, nil
 }
 
@@ -603,7 +627,7 @@ func (d *Demo) startPG(ctx context.Context, cfg Config, keys map[string]keyset, 
 		accounts = append(accounts, account{m.EntityID, m.Name})
 	}
 	if cfg.Tester {
-		accounts = append(accounts, account{TesterID, "KECIS conformance suite"})
+		accounts = append(accounts, account{TesterID, testerName})
 	}
 	d.PGMerchants = map[string]string{}
 	table := "# The PG merchant account of each federation merchant, written by the demo.\nmerchants:\n"
@@ -636,7 +660,7 @@ func (d *Demo) startPG(ctx context.Context, cfg Config, keys map[string]keyset, 
 	go func() { done <- side.Serve(sctx, kL, callL) }()
 	d.closers = append(d.closers, func() { cancel(); <-done })
 	// Register the PG and route the demo merchant's card payments to it.
-	if err := register(ctx, d.HubStore, &metadata.EntityDescriptor{EntityID: PGID, DisplayName: "KECIS Pay (demo PG)", Roles: []metadata.Role{metadata.RolePG},
+	if err := register(ctx, d.HubStore, &metadata.EntityDescriptor{EntityID: PGID, DisplayName: pgName, Roles: []metadata.Role{metadata.RolePG},
 		Keys:      []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: keys["pg/signing"].cert}, {Use: metadata.UseEncryption, Certificate: keys["pg/encryption"].cert}},
 		TLSKeys:   []metadata.KeyDescriptor{{Use: metadata.UseTLSServer, Certificate: keys["pg/tls"].cert}, {Use: metadata.UseTLSClient, Certificate: keys["pg/tls"].cert}},
 		Endpoints: []metadata.Endpoint{{Service: metadata.AnyService, Binding: saml.BindingSOAP, Location: d.PGKECIS + "/kecis/soap"}},
@@ -719,8 +743,8 @@ func (d *Demo) serve(l net.Listener, h http.Handler, tc *tls.Config) {
 // every run) and gives their holders phones at the telecom.
 func (d *Demo) issueCards(ctx context.Context) error {
 	specs := []TestCard{
-		{Holder: "Hong Gildong", Phone: "010-1234-5678", Limit: 3_000_000, Password: "1234", BirthDate: "900101", Description: "a credit card with a 3,000,000 KRW limit"},
-		{Holder: "Kim Minji", Phone: "010-2222-3333", Limit: 50_000, Password: "4321", BirthDate: "851231", Description: "a credit card with a 50,000 KRW limit (for declines)"},
+		{Holder: "Hong Gildong", Phone: "010-1234-5678", Limit: 3_000_000, Password: "1234", BirthDate: "900101", Description: "a credit card with a 3,000,000 KRW limit", Outcome: OutcomeApproved},
+		{Holder: "Kim Minji", Phone: "010-2222-3333", Limit: 50_000, Password: "4321", BirthDate: "851231", Description: "a credit card with a 50,000 KRW limit (for declines)", Outcome: OutcomeLimitExceeded},
 	}
 	for i, c := range specs {
 		born, err := time.Parse("060102", c.BirthDate)

@@ -30,7 +30,7 @@ func TestEndToEnd(t *testing.T) {
 	clock := testutil.NewClock(time.Now().UTC())
 	ctx := context.Background()
 	dir := t.TempDir()
-	d, err := Start(ctx, Config{Dir: dir, RelayTimeout: 700 * time.Millisecond, IssuerNow: clock.Now,
+	d, err := Start(ctx, Config{Dir: dir, RelayTimeout: 2 * time.Second, IssuerNow: clock.Now,
 		Log: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)

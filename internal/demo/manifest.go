@@ -1,0 +1,219 @@
+package demo
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/kecis/kecis/saml/metadata"
+)
+
+// ManifestFile is the name of the manifest a running demo writes in its
+// directory (docs/demo.md).
+const ManifestFile = "demo.json"
+
+// Manifest is demo.json: what a script, a load generator or the
+// conformance runner needs to drive a running demo — the hub, the
+// merchants with their credentials, the test cards, every participant's
+// keys and the addresses actually bound. It is a stable interface: keys may
+// be added, never renamed or removed (docs/demo.md). Paths are relative to
+// the demo's directory; ReadManifest resolves them.
+//
+// It holds the secrets of a development demo (API keys, the paths of
+// private keys), so it is written 0600; a demo's keys are never anyone's
+// production keys.
+type Manifest struct {
+	// HubURL is the hub's base URL (its JSON facade is under /v1/, its
+	// KECIS endpoint /kecis/soap, its metadata /kecis/metadata).
+	HubURL      string `json:"hub_url"`
+	HubEntityID string `json:"hub_entity_id"`
+	// HubCA is the PEM file that verifies the hub's TLS certificate
+	// (curl --cacert).
+	HubCA string `json:"hub_ca"`
+	// HubSigningCert is the PEM file that verifies the metadata the hub
+	// signs.
+	HubSigningCert string                `json:"hub_signing_cert"`
+	Merchants      []ManifestMerchant    `json:"merchants"`
+	Cards          []ManifestCard        `json:"cards"`
+	Participants   []ManifestParticipant `json:"participants"`
+	Addresses      ManifestAddresses     `json:"addresses"`
+}
+
+// ManifestMerchant is a demo shop as a JSON-facade client: it
+// authenticates with its API key (Authorization: Bearer) or its TLS client
+// certificate.
+type ManifestMerchant struct {
+	EntityID string `json:"entity_id"`
+	Name     string `json:"name"`
+	APIKey   string `json:"api_key"`
+	TLSCert  string `json:"tls_cert"`
+	TLSKey   string `json:"tls_key"`
+}
+
+// Card outcomes (ManifestCard.Outcome, TestCard.Outcome).
+const (
+	// OutcomeApproved: the card approves payments up to its limit.
+	OutcomeApproved = "approved"
+	// OutcomeLimitExceeded: the card for declines — a payment above its
+	// (small) limit gets the KECIS status LimitExceeded.
+	OutcomeLimitExceeded = "LimitExceeded"
+)
+
+// ManifestCard is a test card the demo issuer issued.
+type ManifestCard struct {
+	Number   string `json:"number"`
+	ExpMonth int    `json:"exp_month"`
+	ExpYear  int    `json:"exp_year"`
+	Holder   string `json:"holder"`
+	// Phone is the holder's phone at the demo telecom: its texts are at
+	// addresses.telecom + /phones/<digits>.
+	Phone string `json:"phone"`
+	// Outcome is what the card is for: OutcomeApproved or
+	// OutcomeLimitExceeded (above Limit).
+	Outcome string `json:"outcome"`
+	// Limit is the card's credit limit in KRW (minor units = won).
+	Limit       int64  `json:"limit"`
+	Currency    string `json:"currency"`
+	Description string `json:"description"`
+}
+
+// ManifestParticipant is a registered participant of the demo federation
+// and the files of its keys (PEM). A key it does not have is "".
+type ManifestParticipant struct {
+	EntityID       string          `json:"entity_id"`
+	Name           string          `json:"name"`
+	Roles          []metadata.Role `json:"roles"`
+	SigningCert    string          `json:"signing_cert"`
+	SigningKey     string          `json:"signing_key"`
+	EncryptionCert string          `json:"encryption_cert"`
+	EncryptionKey  string          `json:"encryption_key"`
+	TLSCert        string          `json:"tls_cert"`
+	TLSKey         string          `json:"tls_key"`
+}
+
+// ManifestAddresses are the base URLs of the demo's listeners, with the
+// ports actually bound (a flag's port 0 becomes the port chosen).
+type ManifestAddresses struct {
+	Hub       string `json:"hub"`        // KECIS endpoint, metadata, JSON facade (HTTPS)
+	HubOps    string `json:"hub_ops"`    // /healthz, /readyz, /metrics
+	Issuer    string `json:"issuer"`     // the issuer's KECIS endpoint (HTTPS, /kecis/soap)
+	IssuerAPI string `json:"issuer_api"` // the issuer's own API and admin page
+	Telecom   string `json:"telecom"`    // the carrier's SMS gateway and phone pages
+	PGAPI     string `json:"pg_api"`     // the PG's own API
+	PGKECIS   string `json:"pg_kecis"`   // the PG sidecar's KECIS endpoint (HTTPS, /kecis/soap)
+	PGCall    string `json:"pg_call"`    // the PG sidecar's local calling endpoint
+}
+
+// participant is a registered participant of the demo and the directory
+// of its keys under Config.Dir (signing/, encryption/, tls/; a kind it
+// lacks has no directory).
+type participant struct {
+	id, name string
+	roles    []metadata.Role
+	dir      string
+}
+
+// participants are the demo's registered participants, in a stable order.
+func (d *Demo) participants(cfg Config) []participant {
+	ps := []participant{
+		{HubID, hubName, []metadata.Role{metadata.RoleHub}, "hub"},
+		{IssuerID, issuerName, []metadata.Role{metadata.RoleIssuer}, "issuer"},
+		{PGID, pgName, []metadata.Role{metadata.RolePG}, "pg"},
+	}
+	for i, m := range d.Merchants {
+		ps = append(ps, participant{m.EntityID, m.Name, []metadata.Role{metadata.RoleMerchant}, merchants[i].dir})
+	}
+	if cfg.Tester {
+		ps = append(ps, participant{TesterID, testerName, []metadata.Role{metadata.RoleTester}, "tester"})
+	}
+	return ps
+}
+
+// manifest describes the running demo; paths are relative to cfg.Dir.
+func (d *Demo) manifest(cfg Config) *Manifest {
+	// rel names a key file under a participant's directory when it exists.
+	rel := func(dir, kind, file string) string {
+		r := filepath.Join(dir, kind, file)
+		if _, err := os.Stat(filepath.Join(cfg.Dir, r)); err != nil {
+			return ""
+		}
+		return r
+	}
+	m := &Manifest{
+		HubURL: d.HubURL, HubEntityID: HubID,
+		HubCA:          filepath.Join("hub", "tls", "cert.pem"),
+		HubSigningCert: filepath.Join("hub", "signing", "cert.pem"),
+		Addresses: ManifestAddresses{Hub: d.HubURL, HubOps: d.HubOps, Issuer: d.IssuerKECIS, IssuerAPI: d.IssuerNative,
+			Telecom: d.TelecomURL, PGAPI: d.PGNative, PGKECIS: d.PGKECIS, PGCall: d.PGCall},
+		Merchants: []ManifestMerchant{}, Cards: []ManifestCard{}, Participants: []ManifestParticipant{},
+	}
+	for i, s := range d.Merchants {
+		m.Merchants = append(m.Merchants, ManifestMerchant{EntityID: s.EntityID, Name: s.Name, APIKey: s.APIKey,
+			TLSCert: rel(merchants[i].dir, "tls", "cert.pem"), TLSKey: rel(merchants[i].dir, "tls", "key.pem")})
+	}
+	for _, c := range d.Cards {
+		m.Cards = append(m.Cards, ManifestCard{Number: c.PAN.Reveal(), ExpMonth: c.ExpMonth, ExpYear: c.ExpYear, Holder: c.Holder,
+			Phone: c.Phone, Outcome: c.Outcome, Limit: c.Limit, Currency: "KRW", Description: c.Description})
+	}
+	for _, p := range d.participants(cfg) {
+		m.Participants = append(m.Participants, ManifestParticipant{EntityID: p.id, Name: p.name, Roles: p.roles,
+			SigningCert: rel(p.dir, "signing", "cert.pem"), SigningKey: rel(p.dir, "signing", "key.pem"),
+			EncryptionCert: rel(p.dir, "encryption", "cert.pem"), EncryptionKey: rel(p.dir, "encryption", "key.pem"),
+			TLSCert: rel(p.dir, "tls", "cert.pem"), TLSKey: rel(p.dir, "tls", "key.pem")})
+	}
+	return m
+}
+
+// writeManifest writes m into dir as ManifestFile, 0600, replacing the
+// previous one at once (a reader never sees half a file).
+func writeManifest(dir string, m *Manifest) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".demo-*.json") // 0600
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), filepath.Join(dir, ManifestFile))
+}
+
+// ReadManifest reads the demo.json of the demo whose directory is dir,
+// with every path resolved against dir.
+func ReadManifest(dir string) (*Manifest, error) {
+	b, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+	if err != nil {
+		return nil, err
+	}
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ManifestFile), err)
+	}
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	abs(&m.HubCA)
+	abs(&m.HubSigningCert)
+	for i := range m.Merchants {
+		abs(&m.Merchants[i].TLSCert)
+		abs(&m.Merchants[i].TLSKey)
+	}
+	for i := range m.Participants {
+		p := &m.Participants[i]
+		for _, f := range []*string{&p.SigningCert, &p.SigningKey, &p.EncryptionCert, &p.EncryptionKey, &p.TLSCert, &p.TLSKey} {
+			abs(f)
+		}
+	}
+	return &m, nil
+}

@@ -1,0 +1,111 @@
+package demo
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/kecis/kecis/saml/metadata"
+)
+
+// TestManifestAndCallers: a demo in test mode writes demo.json (0600,
+// paths relative to its directory, every key file present, the tester
+// among the participants) and removes it on Close; every service the
+// demo's providers offer declares its callers: the issuer takes card:*
+// from the PG and the tester, the PG from the demo's merchants and the
+// tester (KECIS §13.2).
+func TestManifestAndCallers(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	d, err := Start(ctx, Config{Dir: dir, Tester: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	fi, err := os.Stat(d.Manifest)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("demo.json: %v %v", err, fi)
+	}
+	m, err := ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.HubURL != d.HubURL || m.HubEntityID != HubID || m.Addresses.PGKECIS != d.PGKECIS || m.Addresses.Telecom != d.TelecomURL {
+		t.Fatalf("manifest: %+v", m)
+	}
+	if len(m.Merchants) != 2 || m.Merchants[1].EntityID != Merchant2ID || m.Merchants[1].APIKey != d.Merchants[1].APIKey || m.Merchants[0].APIKey == m.Merchants[1].APIKey {
+		t.Fatalf("merchants: %+v", m.Merchants)
+	}
+	if len(m.Cards) != 2 || m.Cards[0].Number != d.Cards[0].PAN.Reveal() || m.Cards[1].Outcome != OutcomeLimitExceeded {
+		t.Fatalf("cards: %+v", m.Cards)
+	}
+	var ids []string
+	for _, p := range m.Participants {
+		ids = append(ids, p.EntityID)
+		files := []string{p.SigningCert, p.SigningKey, p.TLSCert, p.TLSKey}
+		if p.EntityID != HubID {
+			files = append(files, p.EncryptionCert, p.EncryptionKey)
+		}
+		for _, f := range files {
+			if !filepath.IsAbs(f) {
+				t.Fatalf("ReadManifest left %q relative", f)
+			}
+			if _, err := os.Stat(f); err != nil {
+				t.Fatalf("%s: %v", p.EntityID, err)
+			}
+		}
+	}
+	if want := []string{HubID, IssuerID, PGID, MerchantID, Merchant2ID, TesterID}; !slices.Equal(ids, want) {
+		t.Fatalf("participants %v, want %v", ids, want)
+	}
+
+	want := map[string]metadata.OfferedService{
+		IssuerID: {Callers: []metadata.Role{metadata.RolePG, metadata.RoleTester}, CallerEntities: []string{PGID, TesterID}},
+		PGID:     {Callers: []metadata.Role{metadata.RoleMerchant, metadata.RoleTester}, CallerEntities: []string{MerchantID, Merchant2ID, TesterID}},
+	}
+	for id, w := range want {
+		p, err := d.HubStore.GetParticipant(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ed, err := metadata.Parse(p.Metadata)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ed.Services) == 0 {
+			t.Fatalf("%s offers nothing", id)
+		}
+		for _, s := range ed.Services {
+			if !slices.Equal(s.Callers, w.Callers) || !slices.Equal(s.CallerEntities, w.CallerEntities) {
+				t.Errorf("%s %s: callers %v %v, want %v %v", id, s.Service, s.Callers, s.CallerEntities, w.Callers, w.CallerEntities)
+			}
+		}
+	}
+
+	d.Close()
+	if _, err := os.Stat(d.Manifest); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("demo.json outlives the demo: %v", err)
+	}
+}
+
+// TestReachable: a listener bound to a wildcard address is published on
+// loopback, of its family; any other address as bound.
+func TestReachable(t *testing.T) {
+	for _, c := range []struct {
+		addr *net.TCPAddr
+		want string
+	}{
+		{&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8443}, "127.0.0.1:8443"},
+		{&net.TCPAddr{IP: net.IPv4zero, Port: 8443}, "127.0.0.1:8443"},
+		{&net.TCPAddr{IP: net.IPv6unspecified, Port: 1}, "[::1]:1"},
+		{&net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 9}, "192.0.2.7:9"},
+	} {
+		if got := reachable(c.addr); got != c.want {
+			t.Errorf("reachable(%v) = %s, want %s", c.addr, got, c.want)
+		}
+	}
+}
