@@ -66,40 +66,46 @@ func certOrEmpty(tc *tls.Config) tls.Certificate {
 // call sends a request to the hub and decodes a JSON answer or an RFC 9457
 // problem into an error.
 func (f *hubClientFlags) call(method, path string, body []byte, contentType string, out any) error {
+	_, err := f.callStatus(method, path, body, contentType, out)
+	return err
+}
+
+// callStatus is call, with the HTTP status of a successful answer.
+func (f *hubClientFlags) callStatus(method, path string, body []byte, contentType string, out any) (int, error) {
 	hc, err := f.client()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	req, err := http.NewRequest(method, strings.TrimSuffix(f.hub, "/")+path, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if resp.StatusCode >= 300 {
 		var p struct{ Title, Detail string }
 		if json.Unmarshal(b, &p) == nil && p.Title != "" {
 			if p.Detail != "" {
-				return fmt.Errorf("hub: %s (%s)", p.Title, p.Detail)
+				return resp.StatusCode, fmt.Errorf("hub: %s (%s)", p.Title, p.Detail)
 			}
-			return fmt.Errorf("hub: %s", p.Title)
+			return resp.StatusCode, fmt.Errorf("hub: %s", p.Title)
 		}
-		return fmt.Errorf("hub: HTTP %d", resp.StatusCode)
+		return resp.StatusCode, fmt.Errorf("hub: HTTP %d", resp.StatusCode)
 	}
 	if out != nil {
-		return json.Unmarshal(b, out)
+		return resp.StatusCode, json.Unmarshal(b, out)
 	}
-	return nil
+	return resp.StatusCode, nil
 }
 
 type participantJSON struct {
@@ -118,6 +124,32 @@ type participantJSON struct {
 		Service, Binding, URL string
 		Priority              int
 	} `json:"endpoints"`
+	Services []struct {
+		Service    string   `json:"service"`
+		Currencies []string `json:"currencies"`
+		BINRanges  []string `json:"bin_ranges"`
+		BankCodes  []string `json:"bank_codes"`
+	} `json:"services"`
+	// PendingChange is a change awaiting an operator's decision (KECIS
+	// §12.6): its ID and, where shown whole, the diff.
+	PendingChange *struct {
+		ID          string    `json:"id"`
+		RequestedAt time.Time `json:"requested_at"`
+		Diff        []string  `json:"diff"`
+	} `json:"pending_change"`
+	// Of an update: the diff applied, a pending change it withdrew or
+	// replaced, the hub's message.
+	Diff            []string `json:"diff"`
+	WithdrawnChange string   `json:"withdrawn_change"`
+	ReplacedChange  string   `json:"replaced_change"`
+	Message         string   `json:"message"`
+}
+
+// printDiff writes diff lines indented.
+func printDiff(w io.Writer, lines []string) {
+	for _, l := range lines {
+		fmt.Fprintf(w, "    %s\n", l)
+	}
 }
 
 func newFederationCmd() *cobra.Command {
@@ -128,6 +160,14 @@ func newFederationCmd() *cobra.Command {
 		Long: `Participants register their metadata with a hub (kecis federation register);
 operators list, inspect and move participants through their lifecycle:
 pending → active (approve) → suspended (suspend) → active (reinstate), or removed.
+
+A participant changes on its own only its keys, endpoints, name, organization
+and contacts (kecis federation update applies them at once). A change of its
+roles, offered services, BIN ranges, bank codes, currencies, amount limits or
+callers waits as a pending change until an operator approves it
+(approve-change) or rejects it (reject-change); show displays it as a diff.
+Approvals refuse a BIN or bank code claim that overlaps an active issuer's or
+bank's unless the operator allows it by name (--allow-overlap, with --reason).
 
 Every call is authenticated by a TLS client certificate: a participant's must be
 one its metadata publishes; an operator's must be listed in the hub's
@@ -158,7 +198,7 @@ configuration (operators: cert_sha256).`,
 
 	upd := &cobra.Command{
 		Use:   "update --hub URL --entity-id ID --metadata FILE --client-cert C --client-key K",
-		Short: "Replace your registered metadata (key rollover, new endpoints)",
+		Short: "Replace your registered metadata: keys and endpoints at once, other changes after an operator's approval",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			md, err := os.ReadFile(mdFile)
@@ -166,10 +206,24 @@ configuration (operators: cert_sha256).`,
 				return err
 			}
 			var p participantJSON
-			if err := f.call(http.MethodPut, "/kecis/federation/participants?entity_id="+url.QueryEscape(entity), md, "application/samlmetadata+xml", &p); err != nil {
+			code, err := f.callStatus(http.MethodPut, "/kecis/federation/participants?entity_id="+url.QueryEscape(entity), md, "application/samlmetadata+xml", &p)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "updated %s (version %d, %s)\n", p.EntityID, p.Version, p.Status)
+			w := cmd.OutOrStdout()
+			if code == http.StatusAccepted && p.PendingChange != nil {
+				fmt.Fprintf(w, "change %s of %s awaits an operator's approval; your active version stays in force:\n", p.PendingChange.ID, p.EntityID)
+				printDiff(w, p.PendingChange.Diff)
+				if p.ReplacedChange != "" {
+					fmt.Fprintf(w, "it replaces the pending change %s\n", p.ReplacedChange)
+				}
+				return nil
+			}
+			fmt.Fprintf(w, "updated %s (version %d, %s)\n", p.EntityID, p.Version, p.Status)
+			printDiff(w, p.Diff)
+			if p.WithdrawnChange != "" {
+				fmt.Fprintf(w, "the pending change %s is withdrawn (this metadata does not ask for it)\n", p.WithdrawnChange)
+			}
 			return nil
 		},
 	}
@@ -193,9 +247,13 @@ configuration (operators: cert_sha256).`,
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ENTITY ID\tSTATUS\tROLES\tKEYS\tUPDATED")
+			fmt.Fprintln(tw, "ENTITY ID\tSTATUS\tROLES\tKEYS\tCHANGE\tUPDATED")
 			for _, p := range out.Participants {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", p.EntityID, p.Status, strings.Join(p.Roles, ","), len(p.Keys), p.UpdatedAt.Format(time.RFC3339))
+				change := "-"
+				if p.PendingChange != nil {
+					change = "pending"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", p.EntityID, p.Status, strings.Join(p.Roles, ","), len(p.Keys), change, p.UpdatedAt.Format(time.RFC3339))
 			}
 			return tw.Flush()
 		},
@@ -204,7 +262,7 @@ configuration (operators: cert_sha256).`,
 
 	show := &cobra.Command{
 		Use:   "show ENTITY_ID",
-		Short: "Show one participant with its keys and endpoints (operator)",
+		Short: "Show one participant with its keys, endpoints, services and pending change (operator)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var p participantJSON
@@ -219,28 +277,81 @@ configuration (operators: cert_sha256).`,
 			for _, e := range p.Endpoints {
 				fmt.Fprintf(w, "endpoint:   %s  %s  %s\n", e.Service, e.Binding, e.URL)
 			}
+			for _, sv := range p.Services {
+				line := sv.Service
+				if len(sv.BINRanges) > 0 {
+					line += "  BINs " + strings.Join(sv.BINRanges, " ")
+				}
+				if len(sv.BankCodes) > 0 {
+					line += "  bank codes " + strings.Join(sv.BankCodes, " ")
+				}
+				if len(sv.Currencies) > 0 {
+					line += "  " + strings.Join(sv.Currencies, " ")
+				}
+				fmt.Fprintf(w, "service:    %s\n", line)
+			}
+			if c := p.PendingChange; c != nil {
+				fmt.Fprintf(w, "pending change %s, requested %s (not in force):\n", c.ID, c.RequestedAt.Format(time.RFC3339))
+				printDiff(w, c.Diff)
+				fmt.Fprintf(w, "decide: kecis federation approve-change %s --change %s --reason …  |  reject-change %s --reason …\n", p.EntityID, c.ID, p.EntityID)
+			}
 			return nil
 		},
 	}
 	cmd.AddCommand(reg, upd, list, show)
+	short := map[string]string{
+		registry.ActionApprove:       "Activate a pending participant (operator)",
+		registry.ActionSuspend:       "Suspend an active participant: the hub stops serving its metadata (operator)",
+		registry.ActionReinstate:     "Reactivate a suspended participant (operator)",
+		registry.ActionRemove:        "Remove a participant for good (operator)",
+		registry.ActionApproveChange: "Put a participant's pending metadata change in force (operator)",
+		registry.ActionRejectChange:  "Reject a participant's pending metadata change, with a reason (operator)",
+	}
 	for _, action := range registry.Actions {
-		action := action
-		var reason string
+		var (
+			reason, change string
+			allowOverlap   []string
+		)
+		use := action + " ENTITY_ID [--reason TEXT]"
+		claims := action == registry.ActionApprove || action == registry.ActionReinstate || action == registry.ActionApproveChange
+		changes := action == registry.ActionApproveChange || action == registry.ActionRejectChange
+		if claims {
+			use += " [--allow-overlap OTHER_ENTITY_ID]…"
+		}
+		if changes {
+			use += " [--change ID]"
+		}
 		c := &cobra.Command{
-			Use:   action + " ENTITY_ID [--reason TEXT]",
-			Short: map[string]string{"approve": "Activate a pending participant (operator)", "suspend": "Suspend an active participant: the hub stops serving its metadata (operator)", "reinstate": "Reactivate a suspended participant (operator)", "remove": "Remove a participant for good (operator)"}[action],
+			Use:   use,
+			Short: short[action],
 			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				body, _ := json.Marshal(map[string]string{"entity_id": args[0], "reason": reason})
+				body, _ := json.Marshal(map[string]any{"entity_id": args[0], "reason": reason, "allow_overlap": allowOverlap, "change": change})
 				var p participantJSON
 				if err := f.call(http.MethodPost, "/kecis/admin/participants/"+action, body, "application/json", &p); err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s is now %s\n", p.EntityID, p.Status)
+				switch action {
+				case registry.ActionApproveChange:
+					fmt.Fprintf(cmd.OutOrStdout(), "the change of %s is in force (version %d, %s)\n", p.EntityID, p.Version, p.Status)
+				case registry.ActionRejectChange:
+					fmt.Fprintf(cmd.OutOrStdout(), "the change of %s is rejected; its active version stays (%s)\n", p.EntityID, p.Status)
+				default:
+					fmt.Fprintf(cmd.OutOrStdout(), "%s is now %s\n", p.EntityID, p.Status)
+				}
 				return nil
 			},
 		}
 		c.Flags().StringVar(&reason, "reason", "", "why (kept in the audit log)")
+		if claims {
+			c.Flags().StringSliceVar(&allowOverlap, "allow-overlap", nil, "accept that the participant's BIN or bank code claims overlap this active participant's (repeatable; needs --reason)")
+		}
+		if changes {
+			c.Flags().StringVar(&change, "change", "", "decide only this pending change (its ID, as show lists it)")
+		}
+		if action == registry.ActionRejectChange {
+			_ = c.MarkFlagRequired("reason")
+		}
 		cmd.AddCommand(c)
 	}
 	cmd.AddCommand(&cobra.Command{
