@@ -13,6 +13,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -225,7 +226,8 @@ type UpdateResult struct {
 // The newest document is the participant's whole intent: it replaces any
 // earlier pending change, and a self-service update withdraws one (an
 // approval must never bring back what a later rollover retired), as does
-// submitting the active version unchanged.
+// submitting the active version unchanged. Submitting the pending document
+// again changes nothing (a retry).
 func (r *Registry) UpdateMetadata(ctx context.Context, entityID string, md []byte, presented string) (*UpdateResult, error) {
 	var (
 		next   *store.Participant
@@ -257,6 +259,12 @@ func (r *Registry) UpdateMetadata(ctx context.Context, entityID string, md []byt
 		}
 		now := r.now()
 		res := &UpdateResult{Diff: metadata.Compare(curED, nextED)}
+		if cur.Pending != nil && bytes.Equal(cur.Pending.Metadata, md) && cur.Status != store.StatusPending {
+			// The pending change again (a retry): nothing changes, and a
+			// conformance report recorded since still counts.
+			res.Participant, res.Pending, res.ChangeID = cur, true, ChangeID(cur.Pending)
+			return res, nil
+		}
 		if cur.Pending != nil {
 			res.Replaced = ChangeID(cur.Pending)
 		}

@@ -495,6 +495,15 @@ func TestNewerUpdatesWhilePending(t *testing.T) {
 	if p := f.get(issuerA); ChangeID(p.Pending) != r2.ChangeID || !p.Pending.RequestedAt.Equal(f.now) {
 		t.Fatalf("pending is not the newest: %+v", p.Pending)
 	}
+	// The same change again (a retry) changes nothing, not even its time.
+	requests := len(f.audit(issuerA))
+	f.tick()
+	if again := f.update(second); !again.Pending || again.ChangeID != r2.ChangeID || again.Replaced != "" {
+		t.Fatalf("retry of the pending change: %+v", again)
+	}
+	if p := f.get(issuerA); !p.Pending.RequestedAt.Equal(f.now.Add(-time.Minute)) || len(f.audit(issuerA)) != requests {
+		t.Fatalf("a retry moved the request: %+v", p.Pending)
+	}
 	// An operator who reviewed the first change cannot approve the second
 	// by mistake.
 	if _, err := f.reg.Decide(f.ctx, Decision{EntityID: issuerA, Action: ActionApproveChange, Operator: "alice", Change: r1.ChangeID}); !errors.Is(err, ErrStaleChange) {
