@@ -1,8 +1,6 @@
 package metadata
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"reflect"
 	"slices"
@@ -310,8 +308,7 @@ func keyLines(ed *EntityDescriptor) []string {
 		if k.Certificate == nil {
 			return "key " + use + " (no certificate)"
 		}
-		sum := sha256.Sum256(k.Certificate.Raw)
-		return fmt.Sprintf("key %s sha256 %s until %s", use, hex.EncodeToString(sum[:]), k.Certificate.NotAfter.UTC().Format(time.DateOnly))
+		return fmt.Sprintf("key %s sha256 %s until %s", use, saml.Fingerprint(k.Certificate), k.Certificate.NotAfter.UTC().Format(time.DateOnly))
 	}
 	for _, k := range ed.Keys {
 		out = append(out, line(string(k.Use), k))
