@@ -12,10 +12,21 @@ import (
 // hot path of the receive pipeline. It is tested against goxmldsig's
 // canonicaliser and against xmlsec1.
 //
-// Inputs are trees the receive pipeline has already admitted: no DOCTYPE,
-// no entity references left, no comments or processing instructions
-// (canonicalization without comments drops comments; processing
-// instructions, which c14n would keep, are refused before).
+// Inputs are trees the receive pipeline has already admitted
+// (ParseDocument): no DOCTYPE, no entity references left, no comments or
+// processing instructions (canonicalization without comments drops
+// comments; processing instructions, which c14n would keep, are refused
+// before); every name a qualified name, every prefix bound to an absolute
+// URI (never undeclared with xmlns:p=""), no two attributes with one
+// expanded name, attribute values normalised (parse_wf.go). On anything
+// else the output is unspecified: an unbound prefix would sort as if in no
+// namespace.
+//
+// Attributes are ordered by namespace URI, then local name (C14N 1.0 §2.2),
+// as xmlsec1 and Santuario order them. goxmldsig orders prefixed attributes
+// by local name first, and renders xmlns="" where no default namespace has
+// been rendered; there it is not our reference (goxmldsigDeviates in the
+// tests, TestCanonicalizeMatchesXmlsec1).
 
 const xmlNamespace = "http://www.w3.org/XML/1998/namespace"
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/beevik/etree"
 )
@@ -37,7 +36,11 @@ var doctypeMarker = []byte("<!DOCTYPE")
 // expansion), and a strict parse with a depth cap. It also refuses what the
 // standalone rule forbids (KECIS §2.5): comments and processing instructions
 // anywhere, a declared encoding other than UTF-8, and content outside the
-// root. It returns the document's root.
+// root; and what encoding/xml lets through although it is not well-formed
+// XML with namespaces (parse_wf.go: attributes not separated by white space,
+// names that are not qualified names, forbidden or relative namespace
+// declarations, unbound prefixes, duplicate expanded names, raw tabs and
+// line breaks in attribute values). It returns the document's root.
 func ParseDocument(data []byte, lim Limits) (*etree.Element, error) {
 	if len(data) > lim.maxBytes() {
 		return nil, ErrTooLarge.WithCausef("%d bytes, cap %d", len(data), lim.maxBytes())
@@ -65,9 +68,8 @@ func ParseDocument(data []byte, lim Limits) (*etree.Element, error) {
 			if t.Target != "xml" || t.Index() != 0 {
 				return nil, ErrMalformed.WithCausef("processing instruction %q", t.Target)
 			}
-			if enc := xmlDeclEncoding(t.Inst); enc != "" && !strings.EqualFold(enc, "UTF-8") {
-				return nil, ErrMalformed.WithCausef("encoding %q; KECIS messages are UTF-8", enc)
-			}
+			// The declaration itself (version, encoding UTF-8) is checked
+			// by checkLexical.
 		case *etree.CharData:
 			if !t.IsWhitespace() {
 				return nil, ErrMalformed.WithCausef("text outside the root element")
@@ -86,65 +88,10 @@ func ParseDocument(data []byte, lim Limits) (*etree.Element, error) {
 	if err := checkTokens(root); err != nil {
 		return nil, err
 	}
+	if err := checkLexical(data, root); err != nil {
+		return nil, err
+	}
 	return root, nil
-}
-
-// checkTokens refuses comments, processing instructions and directives inside
-// the message and duplicate attributes. A KECIS message is machine-written
-// and needs none of them; refusing comments closes the comment-injection
-// class (KECIS §9.2) outright.
-func checkTokens(el *etree.Element) error {
-	if !ncName(el.Tag) || (el.Space != "" && !ncName(el.Space)) {
-		return ErrMalformed.WithCausef("element name %q is not a qualified name", el.FullTag())
-	}
-	seen := make(map[string]bool, len(el.Attr))
-	for _, a := range el.Attr {
-		if !ncName(a.Key) || (a.Space != "" && !ncName(a.Space)) {
-			return ErrMalformed.WithCausef("attribute name %q on %s is not a qualified name", a.FullKey(), el.FullTag())
-		}
-		k := a.Space + ":" + a.Key
-		if seen[k] {
-			return ErrMalformed.WithCausef("duplicate attribute %s on %s", a.FullKey(), el.FullTag())
-		}
-		seen[k] = true
-	}
-	for _, t := range el.Child {
-		switch t := t.(type) {
-		case *etree.Element:
-			if err := checkTokens(t); err != nil {
-				return err
-			}
-		case *etree.Comment:
-			return ErrMalformed.WithCausef("comment inside %s", el.FullTag())
-		case *etree.ProcInst:
-			return ErrMalformed.WithCausef("processing instruction inside %s", el.FullTag())
-		case *etree.Directive:
-			return ErrDoctype.WithCausef("directive inside %s", el.FullTag())
-		}
-	}
-	return nil
-}
-
-func xmlDeclEncoding(inst string) string {
-	i := strings.Index(inst, "encoding")
-	if i < 0 {
-		return ""
-	}
-	rest := strings.TrimLeft(inst[i+len("encoding"):], " \t\r\n")
-	rest = strings.TrimPrefix(rest, "=")
-	rest = strings.TrimLeft(rest, " \t\r\n")
-	if rest == "" {
-		return "?"
-	}
-	q := rest[0]
-	if q != '"' && q != '\'' {
-		return "?"
-	}
-	end := strings.IndexByte(rest[1:], q)
-	if end < 0 {
-		return "?"
-	}
-	return rest[1 : 1+end]
 }
 
 // nsResolver resolves prefixes against declarations inside one subtree only,
@@ -222,21 +169,4 @@ func textOnly(el *etree.Element) (string, error) {
 		return "", fmt.Errorf("%s must hold text only", el.Tag)
 	}
 	return el.Text(), nil
-}
-
-// ncName reports whether s can be one part of a qualified name: non-empty
-// and without a colon (Namespaces in XML §3). encoding/xml accepts names
-// such as "x::a" or ":" and re-serialises them differently, the root of
-// the round-trip attacks (golang/go#43168); KECIS refuses them outright.
-func ncName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == ':' || c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '<' || c == '>' || c == '&' || c == '"' || c == '\'' || c == '=' || c == '/':
-			return false
-		}
-	}
-	return true
 }
