@@ -69,6 +69,7 @@ func (d *Directory) load(ctx context.Context) error {
 	byID := make(map[string]*Entry, len(ps))
 	byURL := map[string]*Entry{}
 	byTLS := map[string]*Entry{}
+	clashes := map[string][]string{}
 	for _, p := range ps {
 		key := fmt.Sprintf("%s@%d", p.EntityID, p.Version)
 		e := prev[key]
@@ -85,16 +86,35 @@ func (d *Directory) load(ctx context.Context) error {
 		parsed[key] = e
 		byID[p.EntityID] = e
 		for _, c := range e.D.TLSClientCertificates() {
-			byTLS[saml.Fingerprint(c)] = e
+			claim(byTLS, saml.Fingerprint(c), e, clashes)
 		}
 		for _, ep := range e.D.Endpoints {
-			byURL[ep.Location] = e
+			claim(byURL, ep.Location, e, clashes)
 		}
+	}
+	// A TLS client certificate or endpoint URL that two participants
+	// publish names neither (the registry refuses such metadata; this is
+	// the second line): a connection or a Destination is never attributed
+	// to whichever entry came last.
+	for k, ids := range clashes {
+		delete(byTLS, k)
+		delete(byURL, k)
+		d.log().ErrorContext(ctx, "directory: two active participants publish the same TLS client certificate or endpoint URL; it names neither", "value", k, "entities", ids)
 	}
 	d.mu.Lock()
 	d.parsed, d.byID, d.byURL, d.byTLS, d.loadedAt = parsed, byID, byURL, byTLS, d.now()
 	d.mu.Unlock()
 	return nil
+}
+
+// claim maps k to e unless another participant holds it (recorded in
+// clashes).
+func claim(m map[string]*Entry, k string, e *Entry, clashes map[string][]string) {
+	if o, ok := m[k]; ok && o != e {
+		clashes[k] = append(clashes[k], o.P.EntityID, e.P.EntityID)
+		return
+	}
+	m[k] = e
 }
 
 func (d *Directory) lookup(ctx context.Context, f func() *Entry) (*Entry, error) {
