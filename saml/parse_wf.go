@@ -29,8 +29,10 @@ import (
 // us. goxmldsig, which reads the same etree tree, may then agree with us on
 // bytes no one else would produce: the fuzz target FuzzCanonicalizeExclusive
 // found <A xmlns00="00000" xmlns:a="" a:0="0"A0="0"/>, which we ordered as if
-// a:0 were in no namespace. Such a document is refused here, so the one
-// tree the pipeline reads is the tree every conforming parser builds.
+// a:0 were in no namespace. Such a document is refused here; raw white
+// space in attribute values alone is not refused but normalised, as every
+// conforming parser does. So the one tree the pipeline reads is the tree
+// every conforming parser builds.
 //
 // Names merely reserved (those beginning with "xml", such as an attribute
 // xmlns00 or a prefix xmlfoo) are not errors: Namespaces in XML 1.0 §3 says
