@@ -41,7 +41,8 @@ var doctypeMarker = []byte("<!DOCTYPE")
 // names that are not qualified names, forbidden or relative namespace
 // declarations, unbound prefixes, duplicate expanded names, a malformed XML
 // declaration). Raw tabs and line breaks in attribute values, which
-// encoding/xml keeps, are normalised to spaces (XML 1.0 §3.3.3). It returns the document's root.
+// encoding/xml keeps, are normalised to spaces (XML 1.0 §3.3.3). It
+// returns the document's root.
 func ParseDocument(data []byte, lim Limits) (*etree.Element, error) {
 	if len(data) > lim.maxBytes() {
 		return nil, ErrTooLarge.WithCausef("%d bytes, cap %d", len(data), lim.maxBytes())
