@@ -13,6 +13,7 @@ import (
 	_ "crypto/sha512"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"hash"
@@ -632,10 +633,10 @@ func (d *Decryptor) parsePlaintext(ed *etree.Element, plain []byte) (*etree.Elem
 			switch {
 			case a.Space == "xmlns" && !seen[a.Key]:
 				seen[a.Key] = true
-				fmt.Fprintf(&wrap, " xmlns:%s=%q", a.Key, a.Value)
+				fmt.Fprintf(&wrap, ` xmlns:%s="%s"`, a.Key, escapeAttr(a.Value))
 			case a.Space == "" && a.Key == "xmlns" && !seen[""]:
 				seen[""] = true
-				fmt.Fprintf(&wrap, " xmlns=%q", a.Value)
+				fmt.Fprintf(&wrap, ` xmlns="%s"`, escapeAttr(a.Value))
 			}
 		}
 	}
@@ -658,6 +659,14 @@ func (d *Decryptor) parsePlaintext(ed *etree.Element, plain []byte) (*etree.Elem
 	el := kids[0]
 	root.RemoveChild(el)
 	return el, nil
+}
+
+// escapeAttr escapes a value for a double-quoted XML attribute (Go's %q
+// would write Go escapes, which XML reads as other characters).
+func escapeAttr(v string) string {
+	var b bytes.Buffer
+	_ = xml.EscapeText(&b, []byte(v))
+	return b.String()
 }
 
 func sha1New() hash.Hash { return crypto.SHA1.New() }

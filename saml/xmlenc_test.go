@@ -140,3 +140,31 @@ func fakeCipher(root *etree.Element, alg string) {
 func cipherValueEl(ed *etree.Element) *etree.Element {
 	return ed.FindElement("./xenc:CipherData/xenc:CipherValue")
 }
+
+// The decrypted element is parsed in the namespace context of the
+// EncryptedData it replaces; a declaration whose URI holds characters XML
+// escapes (&) or non-ASCII ones must be carried over as XML, not as a Go
+// string literal.
+func TestDecryptInEscapedNamespaceContext(t *testing.T) {
+	w := newWorld(t)
+	d := w.issuerDecryptor()
+	root, _ := w.approveRequest(t, "ns-context").Element()
+	root.CreateAttr("xmlns:odd", "urn:x:a=1&b=\u00e9")
+	w.encryptFor(t, root, &Encryptor{Recipient: issuerID, Cert: d.Keys[0].Cert})
+	doc := etree.NewDocument()
+	doc.SetRoot(root)
+	b, err := doc.WriteToBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := ParseDocument(b, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.DecryptPayload(bg, child(again, "Payload")); err != nil {
+		t.Fatalf("decrypt: %v (%v)", err, AsError(err).Cause())
+	}
+	if again.FindElement(".//Card") == nil {
+		t.Fatal("card not restored")
+	}
+}
