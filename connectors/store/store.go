@@ -1,8 +1,10 @@
 // Package store is the provider adapter's own state, in the provider's own
 // database through the project's neutral SQL plumbing: the replay cache and
 // the idempotency records that make the adapter the idempotency authority
-// (DESIGN.md idempotency row). Outcomes are sealed with AES-GCM under the
-// provider's at-rest key before they are stored.
+// (KECIS §7.1), and the owners of the provider's objects (KECIS §13.3).
+// Outcomes are sealed with AES-GCM under the provider's at-rest key before
+// they are stored; object IDs are stored as HMACs under a key derived from
+// it.
 package store
 
 import (
@@ -35,8 +37,9 @@ var (
 
 // Store is the adapter's state.
 type Store struct {
-	db   *sqlstore.DB
-	aead cipher.AEAD
+	db     *sqlstore.DB
+	aead   cipher.AEAD
+	refKey []byte
 }
 
 // Open opens (and migrates) the adapter's tables in the database at dsn.
@@ -70,7 +73,7 @@ func New(ctx context.Context, db *sqlstore.DB, atRestKey []byte) (*Store, error)
 	if _, err := db.MigrateFS(ctx, Component, migrations, "migrations"); err != nil {
 		return nil, err
 	}
-	return &Store{db: db, aead: aead}, nil
+	return &Store{db: db, aead: aead, refKey: objectKey(atRestKey)}, nil
 }
 
 // Close closes the database.
@@ -110,6 +113,15 @@ type Outcome struct {
 // service; the stored outcome when the key is done with the same
 // fingerprint; ErrInFlight or ErrMismatch otherwise.
 func (s *Store) Begin(ctx context.Context, scope, key string, fingerprint []byte, lease time.Duration, now time.Time) (*Outcome, error) {
+	return s.BeginObjects(ctx, scope, key, fingerprint, lease, now, Objects{})
+}
+
+// BeginObjects is Begin for a request that creates or names objects
+// (KECIS §13.3): when it takes the key, it also checks and claims obj in
+// the same transaction (one commit), and a refusal (ErrNotFound) leaves the
+// key untaken. A finished key answers its outcome without looking at obj:
+// its scope already holds the owner.
+func (s *Store) BeginObjects(ctx context.Context, scope, key string, fingerprint []byte, lease time.Duration, now time.Time, obj Objects) (*Outcome, error) {
 	d := s.db.Dialect
 	var out *Outcome
 	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
@@ -125,7 +137,10 @@ func (s *Store) Begin(ctx context.Context, scope, key string, fingerprint []byte
 			if sqlstore.IsUniqueViolation(err) {
 				return ErrInFlight
 			}
-			return err
+			if err != nil {
+				return err
+			}
+			return s.apply(ctx, tx, obj, now)
 		case err != nil:
 			return err
 		}
@@ -157,21 +172,37 @@ func (s *Store) Begin(ctx context.Context, scope, key string, fingerprint []byte
 		if n, err := res.RowsAffected(); err != nil || n != 1 {
 			return ErrInFlight
 		}
-		return nil
+		return s.apply(ctx, tx, obj, now)
 	})
 	return out, err
 }
 
 // Finish records the outcome of the attempt that holds the key.
 func (s *Store) Finish(ctx context.Context, scope, key string, o *Outcome, now time.Time) error {
+	return s.FinishObjects(ctx, scope, key, o, Objects{}, now)
+}
+
+// FinishObjects is Finish for an outcome that reveals objects (the approval
+// number a card:approve created): obj is checked and claimed in the
+// transaction that records the outcome. On ErrNotFound nothing is written.
+func (s *Store) FinishObjects(ctx context.Context, scope, key string, o *Outcome, obj Objects, now time.Time) error {
 	sealed, err := s.seal(o, scope, key)
 	if err != nil {
 		return err
 	}
 	d := s.db.Dialect
-	_, err = s.db.ExecContext(ctx, `UPDATE adapter_idempotency SET state = 'done', outcome = $3, updated_at = $4 WHERE scope = $1 AND idem_key = $2`,
-		scope, key, sealed, d.Time(now))
-	return err
+	const done = `UPDATE adapter_idempotency SET state = 'done', outcome = $3, updated_at = $4 WHERE scope = $1 AND idem_key = $2`
+	if obj.IsZero() {
+		_, err = s.db.ExecContext(ctx, done, scope, key, sealed, d.Time(now))
+		return err
+	}
+	return s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		if err := s.apply(ctx, tx, obj, now); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, done, scope, key, sealed, d.Time(now))
+		return err
+	})
 }
 
 // Abandon releases a key whose attempt failed without an outcome (a crash

@@ -324,3 +324,101 @@ func TestSealedOutcome(t *testing.T) {
 		}
 	})
 }
+
+// TestObjects: owners of objects (KECIS §13.3). An order number is the
+// owner's own, an approval number one object; another owner's object is
+// ErrNotFound like an unknown one; a refusal writes nothing; no ID reaches
+// a row in clear.
+func TestObjects(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *store.Store, db *sqlstore.DB) {
+		ctx := context.Background()
+		now := testutil.FixedNow
+		const a, b = "https://a.test", "https://b.test"
+		order := func(id string) store.ObjectRef { return store.ObjectRef{Kind: "card:order", ID: id, PerOwner: true} }
+		approval := func(id string) store.ObjectRef { return store.ObjectRef{Kind: "card:approval", ID: id} }
+		fp := []byte("fp")
+
+		// A creates its order testPAN (an order number may hold anything)
+		// with the key, and its approval N1 with the outcome.
+		if o, err := s.BeginObjects(ctx, a, "k1", fp, time.Minute, now, store.Objects{Owner: a, Claim: []store.ObjectRef{order(testPAN)}}); err != nil || o != nil {
+			t.Fatalf("BeginObjects: %v, %v", o, err)
+		}
+		done := &store.Outcome{Status: saml.Status{Code: saml.StatusSuccess}}
+		if err := s.FinishObjects(ctx, a, "k1", done, store.Objects{Owner: a, Claim: []store.ObjectRef{approval("N1")}}, now); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			owner string
+			ref   store.ObjectRef
+			ok    bool
+		}{
+			{a, order(testPAN), true}, {a, approval("N1"), true},
+			{b, order(testPAN), false}, {b, approval("N1"), false},
+			{a, order("O-2"), false}, {a, approval("N2"), false},
+			{a, store.ObjectRef{Kind: "escrow:deal", ID: "N1"}, false}, // kinds do not mix
+		} {
+			err := s.Objects(ctx, store.Objects{Owner: c.owner, Check: []store.ObjectRef{c.ref}}, now)
+			if c.ok != (err == nil) || (err != nil && !errors.Is(err, store.ErrNotFound)) {
+				t.Errorf("%s checks %+v: %v", c.owner, c.ref, err)
+			}
+		}
+
+		// B's own order of the same number is B's; A's approval is not.
+		if err := s.Objects(ctx, store.Objects{Owner: b, Claim: []store.ObjectRef{order(testPAN)}}, now); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Objects(ctx, store.Objects{Owner: b, Check: []store.ObjectRef{order(testPAN)}}, now); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Objects(ctx, store.Objects{Owner: b, Claim: []store.ObjectRef{approval("N1")}}, now); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("B claimed A's approval: %v", err)
+		}
+
+		// A refused Begin leaves the key untaken and claims nothing.
+		_, err := s.BeginObjects(ctx, b, "k2", fp, time.Minute, now, store.Objects{Owner: b,
+			Claim: []store.ObjectRef{order("O-9")}, Check: []store.ObjectRef{approval("N1")}})
+		if !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("BeginObjects naming A's approval: %v", err)
+		}
+		if err := s.Objects(ctx, store.Objects{Owner: b, Check: []store.ObjectRef{order("O-9")}}, now); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("the refused request's order was claimed: %v", err)
+		}
+		if o, err := s.Begin(ctx, b, "k2", fp, time.Minute, now); err != nil || o != nil {
+			t.Fatalf("the refused request's key: %v, %v", o, err)
+		}
+		// A refused Finish records nothing: the key stays in flight.
+		if err := s.FinishObjects(ctx, b, "k2", done, store.Objects{Owner: b, Claim: []store.ObjectRef{approval("N1")}}, now); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("FinishObjects claiming A's approval: %v", err)
+		}
+		if _, err := s.Begin(ctx, b, "k2", fp, time.Minute, now); !errors.Is(err, store.ErrInFlight) {
+			t.Fatalf("after a refused Finish: %v, want in flight", err)
+		}
+
+		// No ID in clear.
+		rows, err := db.QueryContext(ctx, `SELECT kind, scope, ref, owner FROM adapter_objects`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		n := 0
+		for rows.Next() {
+			n++
+			var kind, scope, owner string
+			var ref []byte
+			if err := rows.Scan(&kind, &scope, &ref, &owner); err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range []string{kind, scope, string(ref), owner} {
+				if ecml.ContainsPAN(v) || strings.Contains(v, "N1") {
+					t.Errorf("a row holds an object ID in clear: %q", v)
+				}
+			}
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if n != 3 {
+			t.Fatalf("%d object rows, want 3 (A's order and approval, B's order)", n)
+		}
+	})
+}
