@@ -6,8 +6,10 @@
 // (card.Service, with optional card.Canceler, card.Refunder, card.Inquirer
 // detected at run time, in the manner of dex's connector package), and
 // turns them into ServiceFuncs by service URI. The Handler terminates
-// KECIS: the receive pipeline, the idempotency authority, the provider's
-// function, then encryption and signature of the answer.
+// KECIS: the receive pipeline with the check that the service admits the
+// caller (KECIS §13.2), the idempotency authority with the owners of the
+// provider's objects (KECIS §13.3), the provider's function, then
+// encryption and signature of the answer.
 package connectors
 
 import (
@@ -47,13 +49,9 @@ type Request struct {
 	AuthResults    []*saml.AuthenticationResult
 }
 
-// Merchant is whom the request is for: OnBehalfOf, else the Issuer.
-func (r *Request) Merchant() string {
-	if r.OnBehalfOf != "" {
-		return r.OnBehalfOf
-	}
-	return r.Issuer
-}
+// Merchant is whom the request is for — its caller (KECIS §13.1), the
+// owner of what it creates: OnBehalfOf, else the Issuer.
+func (r *Request) Merchant() string { return metadata.Caller(r.Issuer, r.OnBehalfOf) }
 
 // Response is a provider's answer; the SDK signs it and encrypts its
 // sensitive elements for the requester.

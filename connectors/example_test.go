@@ -104,9 +104,10 @@ func Example() {
 	hubTLS := must(tls.LoadX509KeyPair(keys+"issuer-ec.cert.pem", keys+"issuer-ec.key.pem"))
 	hubTLSCert := must(x509.ParseCertificate(hubTLS.Certificate[0]))
 
-	// What the federation metadata says about each participant.
-	entity := func(id string, sig, enc *x509.Certificate) *metadata.EntityDescriptor {
-		ed := &metadata.EntityDescriptor{EntityID: id,
+	// What the federation metadata says about each participant: its role,
+	// keys, endpoint and the services it offers to whom (KECIS §13.2).
+	entity := func(id string, role metadata.Role, sig, enc *x509.Certificate) *metadata.EntityDescriptor {
+		ed := &metadata.EntityDescriptor{EntityID: id, Roles: []metadata.Role{role},
 			Keys:      []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: sig}},
 			Endpoints: []metadata.Endpoint{{Service: metadata.AnyService, Binding: saml.BindingSOAP, Location: id + "/soap"}}}
 		if enc != nil {
@@ -115,10 +116,11 @@ func Example() {
 		return ed
 	}
 	dir := fixedDirectory{
-		hub:      entity(hub, hubKey.Cert, nil),
-		issuer:   entity(issuer, issuerKey.Cert, issuerKey.Cert),
-		merchant: entity(merchant, merchantKey.Cert, merchantKey.Cert),
+		hub:      entity(hub, metadata.RoleHub, hubKey.Cert, nil),
+		issuer:   entity(issuer, metadata.RoleIssuer, issuerKey.Cert, issuerKey.Cert),
+		merchant: entity(merchant, metadata.RoleMerchant, merchantKey.Cert, merchantKey.Cert),
 	}
+	dir[issuer].Services = []metadata.OfferedService{{Service: card.ServiceApprove, Callers: []metadata.Role{metadata.RoleMerchant}}}
 
 	// The issuer's side: its adapter store, and the Handler around its card
 	// system, accepting back-channel calls from the hub's TLS certificate only.

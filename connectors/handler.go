@@ -17,6 +17,7 @@ import (
 	"github.com/kecis/kecis/connectors/store"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 // HandlerConfig configures the serving side.
@@ -39,6 +40,11 @@ type HandlerConfig struct {
 	BackChannel []string
 	// Services are the provider's functions by service URI.
 	Services map[string]ServiceFunc
+	// Objects are the object rules (KECIS §13.3) of services of the
+	// provider's own that no service group registers (RegisterObjectRule
+	// holds the card service's). A service with a registered rule cannot be
+	// given another here.
+	Objects map[string]ObjectRule
 	// Store holds replay and idempotency records; IdemKey keys the
 	// fingerprints' HMACs (a provider secret).
 	Store   *store.Store
@@ -52,8 +58,9 @@ type HandlerConfig struct {
 
 // Handler terminates KECIS on the provider's side.
 type Handler struct {
-	cfg HandlerConfig
-	rc  *saml.Receiver
+	cfg     HandlerConfig
+	rc      *saml.Receiver
+	objects map[string]ObjectRule // by service URI, for the services offered
 }
 
 // NewHandler checks the configuration and builds the handler.
@@ -75,18 +82,32 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{cfg: cfg}
+	h := &Handler{cfg: cfg, objects: map[string]ObjectRule{}}
+	for svc, r := range cfg.Objects {
+		if _, ok := ObjectRuleOf(svc); ok {
+			return nil, fmt.Errorf("connectors: %s has a registered object rule; Objects cannot replace it", svc)
+		}
+		if err := r.check(svc); err != nil {
+			return nil, err
+		}
+		h.objects[svc] = r
+	}
+	for svc := range cfg.Services {
+		if r, ok := ObjectRuleOf(svc); ok {
+			h.objects[svc] = r
+		}
+	}
 	h.rc = &saml.Receiver{
 		Keys:         cfg.Directory,
 		Replay:       cfg.Store.Replay(cfg.Now),
 		Destinations: cfg.Endpoints,
 		HubEntityID:  cfg.HubEntityID,
 		Decrypter:    &saml.Decryptor{EntityID: cfg.EntityID, Keys: cfg.Decryption},
-		Authorize: func(_ context.Context, req *saml.ServiceRequest) error {
+		Authorize: func(ctx context.Context, req *saml.ServiceRequest) error {
 			if _, ok := cfg.Services[req.Service]; !ok {
 				return saml.ErrUnknownService.WithCausef("%s is not offered here", req.Service)
 			}
-			return nil
+			return h.authorizeCaller(ctx, req)
 		},
 		ValidatePayload: true,
 		ClockSkew:       cfg.ClockSkew,
@@ -115,6 +136,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	saml.WriteSOAP(w, out)
+}
+
+// authorizeCaller is the function-level check on receipt (KECIS §13.2),
+// defence in depth behind the hub's: the service as this provider's active
+// metadata offers it must admit the caller (KECIS §13.1) as the caller's
+// active metadata describes it. An unknown caller is refused; metadata that
+// cannot be read refuses too, as a retryable ProviderUnavailable.
+func (h *Handler) authorizeCaller(ctx context.Context, req *saml.ServiceRequest) error {
+	self, err := h.cfg.Directory.Lookup(ctx, h.cfg.EntityID)
+	switch {
+	case errors.Is(err, saml.ErrUnknownEntity):
+		return saml.ErrUnknownService.WithCausef("%s is not in the active metadata", h.cfg.EntityID)
+	case err != nil:
+		return saml.ErrStore.WithCausef("this provider's metadata: %v", err)
+	}
+	id := metadata.Caller(req.Issuer, req.OnBehalfOf)
+	caller, err := h.cfg.Directory.Lookup(ctx, id)
+	switch {
+	case errors.Is(err, saml.ErrUnknownEntity):
+		caller = nil
+	case err != nil:
+		return saml.ErrStore.WithCausef("the metadata of the caller %s: %v", id, err)
+	}
+	return metadata.AuthorizeCall(self, caller, req.Service)
 }
 
 func (h *Handler) allowed(r *http.Request) bool {
@@ -146,8 +191,26 @@ func (h *Handler) Handle(ctx context.Context, msg []byte) ([]byte, error) {
 	req := &Request{ID: sr.ID, Service: sr.Service, Issuer: sr.Issuer, OnBehalfOf: sr.OnBehalfOf,
 		IdempotencyKey: sr.IdempotencyKey, Routing: sr.Routing, Payload: sr.Payload, AuthResults: got.AuthResults}
 	fn := h.cfg.Services[sr.Service]
+	// Object level (KECIS §13.3): what the request creates is claimed for
+	// its caller, what it names must be the caller's.
+	owner := metadata.Caller(sr.Issuer, sr.OnBehalfOf)
+	rule, hasRule := h.objects[sr.Service]
+	var objs store.Objects
+	if hasRule {
+		objs = rule.requestObjects(owner, sr.Payload)
+	}
 	if req.IdempotencyKey == "" {
-		return h.answer(ctx, sr.ID, sr.Issuer, h.run(ctx, fn, req))
+		if err := h.cfg.Store.Objects(ctx, objs, h.cfg.Now()); err != nil {
+			return h.answer(ctx, sr.ID, sr.Issuer, h.objectRefusal(ctx, req, rule, objs, err))
+		}
+		resp := h.run(ctx, fn, req)
+		if hasRule {
+			ans := rule.answerObjects(owner, objs, resp)
+			if err := h.cfg.Store.Objects(ctx, ans, h.cfg.Now()); err != nil {
+				resp = h.objectRefusal(ctx, req, rule, ans, err)
+			}
+		}
+		return h.answer(ctx, sr.ID, sr.Issuer, resp)
 	}
 	// The idempotency authority: the fingerprint covers the public fields and
 	// HMACs of the decrypted sensitive ones, so an honest retry (new
@@ -158,8 +221,10 @@ func (h *Handler) Handle(ctx context.Context, msg []byte) ([]byte, error) {
 	}
 	fp := h.fingerprint(got.Verified, sr)
 	now := h.cfg.Now()
-	prev, err := h.cfg.Store.Begin(ctx, scope, req.IdempotencyKey, fp, h.cfg.Lease, now)
+	prev, err := h.cfg.Store.BeginObjects(ctx, scope, req.IdempotencyKey, fp, h.cfg.Lease, now, objs)
 	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return h.answer(ctx, sr.ID, sr.Issuer, h.objectRefusal(ctx, req, rule, objs, err))
 	case errors.Is(err, store.ErrMismatch):
 		return h.answer(ctx, sr.ID, sr.Issuer, &Response{Status: saml.Status{Code: saml.StatusRequester, SubCode: saml.CodeIdempotencyConflict, Message: "the idempotency key was used with a different request"}})
 	case errors.Is(err, store.ErrInFlight):
@@ -181,18 +246,52 @@ func (h *Handler) Handle(ctx context.Context, msg []byte) ([]byte, error) {
 	if resp.Status.SubCode == saml.CodeProviderUnavailable || resp.Status.SubCode == saml.CodePending {
 		// No outcome yet: the key stays retryable (a timeout is never an outcome).
 		_ = h.cfg.Store.Abandon(context.WithoutCancel(ctx), scope, req.IdempotencyKey, h.cfg.Now())
-	} else {
-		o := &store.Outcome{Status: resp.Status}
-		if resp.Payload != nil {
-			if o.Payload, err = payloadXML(resp.Payload); err != nil {
-				h.cfg.Log.ErrorContext(ctx, "outcome payload", "err", err)
-			}
-		}
-		if err := h.cfg.Store.Finish(context.WithoutCancel(ctx), scope, req.IdempotencyKey, o, h.cfg.Now()); err != nil {
-			h.cfg.Log.ErrorContext(ctx, "idempotency store: outcome not recorded", "err", err)
-		}
+		return h.answer(ctx, sr.ID, sr.Issuer, resp)
+	}
+	var ans store.Objects
+	if hasRule {
+		ans = rule.answerObjects(owner, objs, resp)
+	}
+	err = h.cfg.Store.FinishObjects(context.WithoutCancel(ctx), scope, req.IdempotencyKey, h.outcome(ctx, resp), ans, h.cfg.Now())
+	if errors.Is(err, store.ErrNotFound) {
+		// The provider answered with another owner's object: that answer
+		// is never given, and the refusal is the key's outcome.
+		resp = h.objectRefusal(ctx, req, rule, ans, err)
+		err = h.cfg.Store.Finish(context.WithoutCancel(ctx), scope, req.IdempotencyKey, h.outcome(ctx, resp), h.cfg.Now())
+	}
+	if err != nil {
+		h.cfg.Log.ErrorContext(ctx, "idempotency store: outcome not recorded", "err", err)
 	}
 	return h.answer(ctx, sr.ID, sr.Issuer, resp)
+}
+
+// outcome is what the store keeps of an answer.
+func (h *Handler) outcome(ctx context.Context, resp *Response) *store.Outcome {
+	o := &store.Outcome{Status: resp.Status}
+	if resp.Payload != nil {
+		var err error
+		if o.Payload, err = payloadXML(resp.Payload); err != nil {
+			h.cfg.Log.ErrorContext(ctx, "outcome payload", "err", err)
+		}
+	}
+	return o
+}
+
+// objectRefusal answers a request whose objects are unknown or another
+// owner's with the rule's NotFound (KECIS §13.3), and logs why; any other
+// store failure is ProviderUnavailable.
+func (h *Handler) objectRefusal(ctx context.Context, req *Request, rule ObjectRule, objs store.Objects, err error) *Response {
+	if !errors.Is(err, store.ErrNotFound) {
+		h.cfg.Log.ErrorContext(ctx, "object store", "service", req.Service, "err", err)
+		return &Response{Status: saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeProviderUnavailable, Message: "temporarily unable to process the request"}}
+	}
+	refs := make([]string, 0, len(objs.Claim)+len(objs.Check))
+	for _, r := range append(append([]ObjectRef{}, objs.Claim...), objs.Check...) {
+		refs = append(refs, r.Kind+" "+ecml.RedactPANs(r.ID))
+	}
+	h.cfg.Log.WarnContext(ctx, "object refused: unknown or another owner's", "service", req.Service, "caller", objs.Owner,
+		"objects", refs, "reason", err.Error())
+	return &Response{Status: rule.NotFound}
 }
 
 func (h *Handler) run(ctx context.Context, fn ServiceFunc, req *Request) (resp *Response) {

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,6 +27,8 @@ import (
 	"github.com/kecis/kecis/saml"
 	"github.com/kecis/kecis/saml/metadata"
 	"github.com/kecis/kecis/saml/metadata/metadatatest"
+
+	"modernc.org/sqlite"
 )
 
 // The federation of these tests. The test keys play these parts:
@@ -33,11 +36,13 @@ import (
 //	hub       signs with merchant-ec, connects to providers with issuer-ec's TLS certificate
 //	merchant  signs with and decrypts with merchant-rsa
 //	issuer    the provider under test: signs with and decrypts with issuer-rsa
-//	evil      a registered participant that is neither (attacker-rsa)
+//	evil      a registered PG the issuer does not take card:* from (attacker-rsa)
+//	merchantB a second merchant (signs with attacker-rsa too)
 //	stranger  attacker-rsa's TLS certificate: not allowed on the back channel
 const (
 	hubID          = "https://hub.test/kecis"
 	merchantID     = "https://merchant.test/kecis"
+	merchantBID    = "https://merchant-b.test/kecis"
 	issuerID       = "https://issuer.test/kecis"
 	evilID         = "https://evil.test/kecis"
 	issuerEndpoint = "https://issuer.test/kecis/soap"
@@ -76,17 +81,23 @@ type fakeIssuer struct {
 	mu        sync.Mutex
 	calls     map[string]int
 	approvals map[string]*card.Approval
+	merchants map[string]string // approval number → merchant
+	order     []string          // approval numbers, oldest first
 	seq       int
 	last      *card.ApproveRequest
 
 	fail     error         // Approve returns it
 	panicMsg string        // Approve panics with it
+	pending  bool          // Approve approves but answers Pending (the outcome lost on the way)
 	entered  chan struct{} // Approve signals here, then waits for release
 	release  chan struct{}
+	// ownerBlind finds an approval by its number or its order alone,
+	// whoever asks — as the example PG's mapping did (issue 12, finding 2).
+	ownerBlind bool
 }
 
 func newFakeIssuer() *fakeIssuer {
-	return &fakeIssuer{calls: map[string]int{}, approvals: map[string]*card.Approval{}}
+	return &fakeIssuer{calls: map[string]int{}, approvals: map[string]*card.Approval{}, merchants: map[string]string{}}
 }
 
 func (f *fakeIssuer) count(op string) int {
@@ -138,16 +149,24 @@ func (f *fakeIssuer) Approve(_ context.Context, req *card.ApproveRequest) (*card
 	f.seq++
 	a := &card.Approval{ApprovalNumber: fmt.Sprintf("A%04d", f.seq), OrderID: req.OrderID, Amount: req.Amount, State: card.Approved}
 	f.approvals[a.ApprovalNumber] = a
+	f.merchants[a.ApprovalNumber] = req.Merchant
+	f.order = append(f.order, a.ApprovalNumber)
+	if f.pending {
+		return nil, connectors.Refuse(saml.StatusResponder, saml.CodePending, "no answer from the card network")
+	}
 	c := *a
 	return &c, nil
 }
 
-func (f *fakeIssuer) find(number, order string) *card.Approval {
-	if a, ok := f.approvals[number]; ok {
+// find returns merchant's approval by number or order (anyone's when
+// ownerBlind).
+func (f *fakeIssuer) find(merchant, number, order string) *card.Approval {
+	mine := func(n string) bool { return f.ownerBlind || f.merchants[n] == merchant }
+	if a, ok := f.approvals[number]; ok && mine(number) {
 		return a
 	}
-	for _, a := range f.approvals {
-		if order != "" && a.OrderID == order {
+	for _, n := range f.order {
+		if a := f.approvals[n]; order != "" && a.OrderID == order && mine(n) {
 			return a
 		}
 	}
@@ -158,7 +177,7 @@ func (f *fakeIssuer) Cancel(_ context.Context, req *card.CancelRequest) (*card.A
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls["cancel"]++
-	a := f.find(req.ApprovalNumber, req.OrderID)
+	a := f.find(req.Merchant, req.ApprovalNumber, req.OrderID)
 	switch {
 	case a == nil:
 		return nil, card.NotFound("no such approval")
@@ -174,7 +193,7 @@ func (f *fakeIssuer) Refund(_ context.Context, req *card.RefundRequest) (*card.A
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls["refund"]++
-	a := f.find(req.ApprovalNumber, req.OrderID)
+	a := f.find(req.Merchant, req.ApprovalNumber, req.OrderID)
 	switch {
 	case a == nil:
 		return nil, card.NotFound("no such approval")
@@ -196,7 +215,7 @@ func (f *fakeIssuer) Inquire(_ context.Context, req *card.InquireRequest) (*card
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls["inquire"]++
-	a := f.find(req.ApprovalNumber, req.OrderID)
+	a := f.find(req.Merchant, req.ApprovalNumber, req.OrderID)
 	if a == nil {
 		return nil, card.NotFound("no such approval")
 	}
@@ -263,7 +282,19 @@ func participant(id string, role metadata.Role, signing *x509.Certificate, encry
 	return ed
 }
 
-func newWorld(t *testing.T) *world {
+// offered declares services at the issuer, each admitting callers.
+func offered(callers []metadata.Role, services ...string) []metadata.OfferedService {
+	out := make([]metadata.OfferedService, 0, len(services))
+	for _, s := range services {
+		out = append(out, metadata.OfferedService{Service: s, Callers: callers})
+	}
+	return out
+}
+
+// newWorld builds the federation. The issuer offers the card services
+// and the test services to merchants (KECIS §13.2); edits change its
+// descriptor before the metadata is served.
+func newWorld(t *testing.T, edits ...func(issuer *metadata.EntityDescriptor)) *world {
 	t.Helper()
 	w := &world{
 		clock:       testutil.NewClock(testutil.FixedNow),
@@ -281,10 +312,17 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	mdSigner := loadSigner(t, "issuer-ec")
+	issuerMD := participant(issuerID, metadata.RoleIssuer, w.issuer.Cert, w.issuer.Cert, nil, issuerEndpoint)
+	issuerMD.Services = offered([]metadata.Role{metadata.RoleMerchant},
+		card.ServiceApprove, card.ServiceCancel, card.ServiceRefund, card.ServiceInquire, serviceReveal, serviceRefuse)
+	for _, edit := range edits {
+		edit(issuerMD)
+	}
 	w.md = metadatatest.NewHub(t, mdSigner, w.clock.Now,
 		participant(hubID, metadata.RoleHub, w.hub.Cert, nil, hubTLSLeaf, "https://hub.test/kecis/soap"),
 		participant(merchantID, metadata.RoleMerchant, w.merchant.Cert, w.merchant.Cert, nil, "https://merchant.test/kecis/soap"),
-		participant(issuerID, metadata.RoleIssuer, w.issuer.Cert, w.issuer.Cert, nil, issuerEndpoint),
+		participant(merchantBID, metadata.RoleMerchant, w.evil.Cert, w.evil.Cert, nil, "https://merchant-b.test/kecis/soap"),
+		issuerMD,
 		participant(evilID, metadata.RolePG, w.evil.Cert, w.evil.Cert, nil, "https://evil.test/kecis/soap"),
 	)
 	w.dir = &metadata.Client{HubURL: w.md.URL, HubCerts: []*x509.Certificate{mdSigner.Cert}, HTTP: w.md.Client(), Now: w.clock.Now}
@@ -728,11 +766,380 @@ func TestNewHandlerChecksConfig(t *testing.T) {
 		"no store":     func(c *connectors.HandlerConfig) { c.Store = nil },
 		"short key":    func(c *connectors.HandlerConfig) { c.IdemKey = make([]byte, 15) },
 		"no endpoints": func(c *connectors.HandlerConfig) { c.Endpoints = nil },
+		"a second rule for a card service": func(c *connectors.HandlerConfig) {
+			c.Objects = map[string]connectors.ObjectRule{card.ServiceCancel: {Refs: card.Objects, NotFound: card.NoSuchApproval}}
+		},
+		"a rule without Refs": func(c *connectors.HandlerConfig) {
+			c.Objects = map[string]connectors.ObjectRule{serviceReveal: {NotFound: card.NoSuchApproval}}
+		},
+		"a rule whose NotFound is a success": func(c *connectors.HandlerConfig) {
+			c.Objects = map[string]connectors.ObjectRule{serviceReveal: {Refs: card.Objects, NotFound: saml.Status{Code: saml.StatusSuccess}}}
+		},
 	} {
 		c := good
 		mut(&c)
 		if _, err := connectors.NewHandler(c); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+	good.Objects = map[string]connectors.ObjectRule{serviceReveal: {Refs: card.Objects, NotFound: card.NoSuchApproval}}
+	if _, err := connectors.NewHandler(good); err != nil {
+		t.Fatalf("a rule for a service of the provider's own: %v", err)
+	}
+}
+
+func TestRegisterObjectRule(t *testing.T) {
+	if r, ok := connectors.ObjectRuleOf(card.ServiceApprove); !ok || !r.Creates {
+		t.Fatalf("card:approve's rule: %+v, %v", r, ok)
+	}
+	for name, f := range map[string]func(){
+		"twice": func() {
+			connectors.RegisterObjectRule(card.ServiceInquire, connectors.ObjectRule{Refs: card.Objects, NotFound: card.NoSuchApproval})
+		},
+		"no service": func() {
+			connectors.RegisterObjectRule("", connectors.ObjectRule{Refs: card.Objects, NotFound: card.NoSuchApproval})
+		},
+		"no Refs": func() {
+			connectors.RegisterObjectRule(saml.ServiceURI("test", "none"), connectors.ObjectRule{NotFound: card.NoSuchApproval})
+		},
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: no panic", name)
+				}
+			}()
+			f()
+		}()
+	}
+}
+
+// TestCallerAuthorization: the Handler admits only the callers the
+// service, as this provider's active metadata offers it, declares
+// (KECIS §13.2) — defence in depth behind the hub — and refuses the others
+// with a signed Requester / RequestDenied, before the provider runs.
+func TestCallerAuthorization(t *testing.T) {
+	denied := func(t *testing.T, w *world, s msgSpec) {
+		t.Helper()
+		_, r := w.handle(t, s)
+		wantStatus(t, r, saml.StatusRequester, saml.StatusRequestDenied)
+	}
+	t.Run("admitted role", func(t *testing.T) {
+		w := newWorld(t)
+		_, r := w.handle(t, msgSpec{key: "k1"})
+		approvalOf(t, r)
+	})
+	t.Run("refused role", func(t *testing.T) {
+		// A PG the issuer does not take card:approve from.
+		w := newWorld(t)
+		denied(t, w, msgSpec{issuer: evilID, signer: w.evil, key: "k1"})
+		if n := w.iss.count("approve"); n != 0 {
+			t.Fatalf("the provider ran %d times", n)
+		}
+		if log := w.log.String(); !strings.Contains(log, "caller_denied") || !strings.Contains(log, evilID) {
+			t.Fatalf("the reason is not in the log:\n%s", log)
+		}
+	})
+	t.Run("on behalf of a merchant, from the hub", func(t *testing.T) {
+		// The caller is the OnBehalfOf merchant, not the hub.
+		w := newWorld(t)
+		_, r := w.handle(t, msgSpec{issuer: hubID, signer: w.hub, key: "k1", onBehalfOf: merchantBID})
+		approvalOf(t, r)
+		// The hub on its own behalf is a caller of role hub: not admitted.
+		denied(t, w, msgSpec{issuer: hubID, signer: w.hub, key: "k2"})
+		// Nor is a PG the hub would name.
+		denied(t, w, msgSpec{issuer: hubID, signer: w.hub, key: "k3", onBehalfOf: evilID})
+	})
+	t.Run("unknown caller", func(t *testing.T) {
+		w := newWorld(t)
+		denied(t, w, msgSpec{issuer: hubID, signer: w.hub, key: "k1", onBehalfOf: "https://unknown.test/kecis"})
+	})
+	t.Run("caller entities narrow the roles", func(t *testing.T) {
+		w := newWorld(t, func(ed *metadata.EntityDescriptor) {
+			ed.Services[0].CallerEntities = []string{merchantBID} // card:approve: a contract with merchant B only
+		})
+		denied(t, w, msgSpec{key: "k1"})
+		denied(t, w, msgSpec{issuer: hubID, signer: w.hub, key: "k2", onBehalfOf: merchantID})
+		_, r := w.handle(t, msgSpec{issuer: hubID, signer: w.hub, key: "k3", onBehalfOf: merchantBID})
+		approvalOf(t, r)
+		_, r = w.handle(t, msgSpec{issuer: merchantBID, signer: w.evil, key: "k4"})
+		approvalOf(t, r)
+		if n := w.iss.count("approve"); n != 2 {
+			t.Fatalf("the provider ran %d times, want 2", n)
+		}
+	})
+	t.Run("a service that declares no callers", func(t *testing.T) {
+		w := newWorld(t, func(ed *metadata.EntityDescriptor) { ed.Services[0].Callers = nil })
+		denied(t, w, msgSpec{key: "k1"})
+	})
+	t.Run("a function the metadata does not offer", func(t *testing.T) {
+		w := newWorld(t, func(ed *metadata.EntityDescriptor) { ed.Services = ed.Services[1:] })
+		_, r := w.handle(t, msgSpec{key: "k1"})
+		wantStatus(t, r, saml.StatusRequester, saml.StatusRequestUnsupported)
+	})
+}
+
+// refPayload names an approval (by order, number or both) for cancel,
+// refund and inquire, as card.Client builds it; won > 0 adds the amount.
+func refPayload(t testing.TB, order, approval string, won int64) *ecml.Payload {
+	t.Helper()
+	tr := &ecml.Transaction{Type: "credit", Code: &ecml.Code{Approval: approval}}
+	if won > 0 {
+		if err := tr.SetMoney(ecml.Money{Minor: won, Currency: "KRW"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &ecml.Payload{Ecom: &ecml.Ecom{SchemaVersion: ecml.SchemaVersion, ConsumerOrderID: order, Transaction: tr}}
+}
+
+// onBehalfOf is a request the hub builds on its facade for merchant.
+func (w *world) onBehalfOf(merchant string, s msgSpec) msgSpec {
+	s.issuer, s.signer, s.onBehalfOf = hubID, w.hub, merchant
+	return s
+}
+
+// providerCalls is how often the provider ran cancel, refund and inquire.
+func (f *fakeIssuer) providerCalls() int {
+	return f.count("cancel") + f.count("refund") + f.count("inquire")
+}
+
+// TestObjectOwnership: another merchant's order or approval answers
+// exactly as an unknown one (KECIS §13.3), directly and through the hub's
+// facade, and the provider is not asked; the owner still can; order
+// numbers are the merchant's own.
+func TestObjectOwnership(t *testing.T) {
+	w := newWorld(t)
+	_, r := w.handle(t, msgSpec{key: "a-1", payload: approvePayload(t, testPAN, 15000, "ORD-1")})
+	a1 := approvalOf(t, r).ApprovalNumber
+
+	asB := []struct {
+		name string
+		spec func(msgSpec) msgSpec
+	}{
+		{"merchant B itself", func(s msgSpec) msgSpec { s.issuer, s.signer = merchantBID, w.evil; return s }},
+		{"merchant B through the hub", func(s msgSpec) msgSpec { return w.onBehalfOf(merchantBID, s) }},
+	}
+	type probe struct {
+		service         string
+		order, approval string
+		won             int64
+	}
+	probes := func(order, approval string) []probe {
+		var out []probe
+		for _, svc := range []string{card.ServiceInquire, card.ServiceCancel, card.ServiceRefund} {
+			won := int64(0)
+			if svc == card.ServiceRefund {
+				won = 1000
+			}
+			out = append(out, probe{svc, order, "", won}, probe{svc, "", approval, won}, probe{svc, order, approval, won})
+		}
+		return out
+	}
+	key := 0
+	ask := func(b func(msgSpec) msgSpec, p probe) *saml.ServiceResponse {
+		s := msgSpec{service: p.service, payload: refPayload(t, p.order, p.approval, p.won)}
+		if p.service != card.ServiceInquire {
+			key++
+			s.key = fmt.Sprintf("b-%d", key)
+		}
+		_, r := w.handle(t, b(s))
+		return r
+	}
+	before := w.iss.providerCalls()
+	for _, b := range asB {
+		for i, p := range probes("ORD-1", a1) {
+			unknown := probes("NOPE-1", "A9999")[i]
+			got, want := ask(b.spec, p), ask(b.spec, unknown)
+			if got.Status != want.Status || want.Status != card.NoSuchApproval || got.Payload != nil {
+				t.Fatalf("%s, %s of order %q approval %q: %+v; an unknown one: %+v", b.name, p.service, p.order, p.approval, got.Status, want.Status)
+			}
+		}
+	}
+	if n := w.iss.providerCalls(); n != before {
+		t.Fatalf("the provider was asked %d times for objects that are not the caller's", n-before)
+	}
+	if log := w.log.String(); !strings.Contains(log, "object refused") || !strings.Contains(log, "held by another owner") {
+		t.Fatalf("the refusals are not in the log:\n%s", log)
+	}
+
+	// The owner still can, directly or through the hub, by order or number.
+	for _, s := range []msgSpec{
+		{service: card.ServiceInquire, payload: refPayload(t, "ORD-1", "", 0)},
+		w.onBehalfOf(merchantID, msgSpec{service: card.ServiceInquire, payload: refPayload(t, "", a1, 0)}),
+	} {
+		_, r := w.handle(t, s)
+		if a := approvalOf(t, r); a.ApprovalNumber != a1 || a.State != card.Approved {
+			t.Fatalf("the owner's inquire: %+v", a)
+		}
+	}
+	w.iss.settle(a1)
+	_, r = w.handle(t, msgSpec{service: card.ServiceRefund, key: "a-2", payload: refPayload(t, "ORD-1", "", 5000)})
+	if a := approvalOf(t, r); a.State != card.PartiallyRefunded || a.Refunded.Minor != 5000 {
+		t.Fatalf("the owner's refund: %+v", a)
+	}
+
+	// Order numbers are the merchant's own: B uses ORD-1 too, and each
+	// sees its own approval under it.
+	_, r = w.handle(t, w.onBehalfOf(merchantBID, msgSpec{key: "b-approve", payload: approvePayload(t, otherPAN, 20000, "ORD-1")}))
+	b1 := approvalOf(t, r).ApprovalNumber
+	for owner, want := range map[string]string{merchantID: a1, merchantBID: b1} {
+		_, r := w.handle(t, w.onBehalfOf(owner, msgSpec{service: card.ServiceInquire, payload: refPayload(t, "ORD-1", "", 0)}))
+		if a := approvalOf(t, r); a.ApprovalNumber != want {
+			t.Fatalf("%s's ORD-1 is %s, want %s", owner, a.ApprovalNumber, want)
+		}
+	}
+	_, r = w.handle(t, w.onBehalfOf(merchantBID, msgSpec{service: card.ServiceCancel, key: "b-cancel", payload: refPayload(t, "ORD-1", "", 0)}))
+	if a := approvalOf(t, r); a.ApprovalNumber != b1 || a.State != card.Cancelled {
+		t.Fatalf("B's cancel of its own ORD-1: %+v", a)
+	}
+	_, r = w.handle(t, msgSpec{service: card.ServiceInquire, payload: refPayload(t, "", a1, 0)})
+	if a := approvalOf(t, r); a.State != card.PartiallyRefunded {
+		t.Fatalf("A's approval after B's cancel: %+v", a)
+	}
+	if ecml.ContainsPAN(w.log.String()) {
+		t.Fatal("a card number reached the log")
+	}
+}
+
+// TestObjectOwnershipPending: an approval whose outcome was lost (Pending)
+// is the caller's by its order from the start, and its number becomes the
+// caller's when an inquire by order reveals it.
+func TestObjectOwnershipPending(t *testing.T) {
+	w := newWorld(t)
+	w.iss.set(func(f *fakeIssuer) { f.pending = true })
+	_, r := w.handle(t, msgSpec{key: "a-5", payload: approvePayload(t, testPAN, 15000, "ORD-5")})
+	wantStatus(t, r, saml.StatusResponder, saml.CodePending)
+
+	_, r = w.handle(t, msgSpec{service: card.ServiceInquire, payload: refPayload(t, "ORD-5", "", 0)})
+	n := approvalOf(t, r).ApprovalNumber
+	_, r = w.handle(t, msgSpec{service: card.ServiceInquire, payload: refPayload(t, "", n, 0)})
+	approvalOf(t, r)
+	for _, p := range []*ecml.Payload{refPayload(t, "ORD-5", "", 0), refPayload(t, "", n, 0)} {
+		_, r = w.handle(t, w.onBehalfOf(merchantBID, msgSpec{service: card.ServiceInquire, payload: p}))
+		if r.Status != card.NoSuchApproval {
+			t.Fatalf("B's inquire of A's pending approval: %+v", r.Status)
+		}
+	}
+	_, r = w.handle(t, msgSpec{service: card.ServiceCancel, key: "a-6", payload: refPayload(t, "", n, 0)})
+	if a := approvalOf(t, r); a.State != card.Cancelled {
+		t.Fatalf("the owner's cancel: %+v", a)
+	}
+}
+
+// TestFinding2OtherMerchantsPayment is the SDK-level regression test of
+// issue 12, finding 2: a provider that finds an approval by its order
+// number or approval number alone (as the example PG's mapping did) served
+// merchant B's inquire, cancel and refund of merchant A's payment, all
+// sent by the hub on B's behalf, and answered B's inquire of its own order
+// number with A's payment. The SDK answers each as an unknown order.
+func TestFinding2OtherMerchantsPayment(t *testing.T) {
+	w := newWorld(t)
+	w.iss.set(func(f *fakeIssuer) { f.ownerBlind = true })
+	asA := func(s msgSpec) msgSpec { return w.onBehalfOf(merchantID, s) }
+	asB := func(s msgSpec) msgSpec { return w.onBehalfOf(merchantBID, s) }
+
+	_, r := w.handle(t, asA(msgSpec{key: "a-1", payload: approvePayload(t, testPAN, 15000, "ORD-1")}))
+	a1 := approvalOf(t, r).ApprovalNumber
+	_, r = w.handle(t, asA(msgSpec{key: "a-2", payload: approvePayload(t, testPAN, 30000, "ORD-2")}))
+	a2 := approvalOf(t, r).ApprovalNumber
+	w.iss.settle(a2)
+
+	// What B gets for an order and an approval nobody has.
+	_, unknown := w.handle(t, asB(msgSpec{service: card.ServiceInquire, payload: refPayload(t, "NOPE-1", "", 0)}))
+	if unknown.Status.OK() {
+		t.Fatal("an unknown order was found")
+	}
+	for name, s := range map[string]msgSpec{
+		"inquire by order":     {service: card.ServiceInquire, payload: refPayload(t, "ORD-1", "", 0)},
+		"inquire by number":    {service: card.ServiceInquire, payload: refPayload(t, "", a1, 0)},
+		"cancel by order":      {service: card.ServiceCancel, key: "b-1", payload: refPayload(t, "ORD-1", "", 0)},
+		"cancel by number":     {service: card.ServiceCancel, key: "b-2", payload: refPayload(t, "", a1, 0)},
+		"refund by order":      {service: card.ServiceRefund, key: "b-3", payload: refPayload(t, "ORD-2", "", 30000)},
+		"refund by number":     {service: card.ServiceRefund, key: "b-4", payload: refPayload(t, "", a2, 30000)},
+		"inquire of a settled": {service: card.ServiceInquire, payload: refPayload(t, "", a2, 0)},
+	} {
+		_, r := w.handle(t, asB(s))
+		if r.Status != unknown.Status || r.Payload != nil {
+			t.Errorf("%s of merchant A's payment by merchant B: %+v, want what an unknown order gets: %+v", name, r.Status, unknown.Status)
+		}
+	}
+	// B's own ORD-1: the provider finds A's ORD-1 first; that answer is
+	// never given.
+	_, r = w.handle(t, asB(msgSpec{key: "b-5", payload: approvePayload(t, otherPAN, 20000, "ORD-1")}))
+	b1 := approvalOf(t, r).ApprovalNumber
+	_, r = w.handle(t, asB(msgSpec{service: card.ServiceInquire, payload: refPayload(t, "ORD-1", "", 0)}))
+	if r.Status.OK() && approvalOf(t, r).ApprovalNumber != b1 {
+		t.Errorf("B's inquire of its own ORD-1 answered with A's approval %s", approvalOf(t, r).ApprovalNumber)
+	}
+
+	// A's payments are untouched.
+	for n, want := range map[string]card.State{a1: card.Approved, a2: card.Settled} {
+		_, r := w.handle(t, asA(msgSpec{service: card.ServiceInquire, payload: refPayload(t, "", n, 0)}))
+		if a := approvalOf(t, r); a.State != want || a.Refunded.Minor != 0 {
+			t.Errorf("A's approval %s after B's attempts: %+v", n, a)
+		}
+	}
+}
+
+// commits counts the SQLite commits of the databases whose DSN names the
+// running test (each commit is an fsync).
+type commits struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+var sqliteCommits = func() *commits {
+	c := &commits{n: map[string]int{}}
+	sqlite.RegisterConnectionHook(func(conn sqlite.ExecQuerierContext, dsn string) error {
+		h, ok := conn.(interface{ RegisterCommitHook(sqlite.CommitHookFn) })
+		if !ok {
+			return nil
+		}
+		h.RegisterCommitHook(func() int32 {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.n[dsn]++
+			return 0
+		})
+		return nil
+	})
+	return c
+}()
+
+func (c *commits) of(t *testing.T) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for dsn, k := range c.n {
+		if strings.Contains(dsn, t.Name()) {
+			n += k
+		}
+	}
+	return n
+}
+
+// TestCommitsPerRequest: the owner of a new order is claimed in the
+// transaction that takes the idempotency key, and the approval number in
+// the one that records the outcome, so that an approval costs the adapter
+// store the three commits it did before object ownership (replay record,
+// key, outcome); an inquire of a known approval costs one (its replay
+// record).
+func TestCommitsPerRequest(t *testing.T) {
+	w := newWorld(t)
+	for i, c := range []struct {
+		spec msgSpec
+		want int
+	}{
+		{msgSpec{key: "a-1", payload: approvePayload(t, testPAN, 15000, "ORD-1")}, 3},
+		{msgSpec{service: card.ServiceInquire, payload: refPayload(t, "ORD-1", "", 0)}, 1},
+		{msgSpec{service: card.ServiceInquire, payload: refPayload(t, "", "A0001", 0)}, 1},
+		{msgSpec{service: card.ServiceCancel, key: "a-2", payload: refPayload(t, "", "A0001", 0)}, 3},
+	} {
+		before := sqliteCommits.of(t)
+		_, r := w.handle(t, c.spec)
+		approvalOf(t, r)
+		if n := sqliteCommits.of(t) - before; n != c.want {
+			t.Errorf("request %d (%s): %d commits, want %d", i+1, c.spec.service, n, c.want)
 		}
 	}
 }

@@ -8,7 +8,8 @@
 // A provider implements Service and any of Canceler, Refunder and
 // Inquirer; Services turns it into the SDK's functions. Callers use Client.
 //
-// ECML mapping (KECIS spec §13):
+// ECML mapping (on the wire in KECIS §2.8 and §2.9; the order and the
+// approval are the objects whose owner the SDK checks, KECIS §13.3):
 //
 //	request  Ecom/@ConsumerOrderID        the merchant's order
 //	         Payment/Card (encrypted)     number, expiry, name, type
@@ -150,6 +151,45 @@ func PolicyViolation(msg string) error { return refuse(saml.CodePolicyViolation,
 // NotFound refuses a request that names no known approval.
 func NotFound(msg string) error {
 	return &connectors.StatusError{Status: saml.Status{Code: saml.StatusRequester, SubCode: saml.CodeDeclined, Message: msg}}
+}
+
+// NoSuchApproval is the answer to an approval or order that is unknown —
+// or another caller's, which reads the same (KECIS §13.3): the SDK gives it
+// without asking the provider, and a provider's own NotFound should say the
+// same.
+var NoSuchApproval = NotFound("no such approval").(*connectors.StatusError).Status
+
+// Object kinds of the card service (KECIS §13.3): an order number is the
+// merchant's own (scoped per caller), an approval number the provider's.
+const (
+	ObjectOrder    = "card:order"
+	ObjectApproval = "card:approval"
+)
+
+// Objects lists the objects a card payload names: the order
+// (Ecom/@ConsumerOrderID) and the approval (Transaction/Code/@Approval).
+func Objects(p *ecml.Payload) []connectors.ObjectRef {
+	if p == nil || p.Ecom == nil {
+		return nil
+	}
+	var refs []connectors.ObjectRef
+	if p.Ecom.ConsumerOrderID != "" {
+		refs = append(refs, connectors.ObjectRef{Kind: ObjectOrder, ID: p.Ecom.ConsumerOrderID, PerOwner: true})
+	}
+	if t := p.Ecom.Transaction; t != nil && t.Code != nil && t.Code.Approval != "" {
+		refs = append(refs, connectors.ObjectRef{Kind: ObjectApproval, ID: t.Code.Approval})
+	}
+	return refs
+}
+
+// The card service's object rules: an approve creates an order and an
+// approval for its caller; cancel, refund and inquire operate on the
+// caller's own.
+func init() {
+	connectors.RegisterObjectRule(ServiceApprove, connectors.ObjectRule{Creates: true, Refs: Objects, NotFound: NoSuchApproval})
+	for _, s := range []string{ServiceCancel, ServiceRefund, ServiceInquire} {
+		connectors.RegisterObjectRule(s, connectors.ObjectRule{Refs: Objects, NotFound: NoSuchApproval})
+	}
 }
 
 func refuse(code, msg string) error {

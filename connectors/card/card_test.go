@@ -210,3 +210,29 @@ func TestRefusalCodes(t *testing.T) {
 		t.Fatalf("%v %q", o.OK(), o.Code())
 	}
 }
+
+// TestObjectRules: the card service declares its objects (KECIS §13.3): an
+// approve creates the caller's order, cancel, refund and inquire name the
+// caller's order or approval; an unknown one is NoSuchApproval, the
+// status NotFound gives.
+func TestObjectRules(t *testing.T) {
+	p := wire(t, &ecml.Payload{Ecom: &ecml.Ecom{SchemaVersion: ecml.SchemaVersion, ConsumerOrderID: "ORD-1",
+		Transaction: &ecml.Transaction{Type: "credit", Code: &ecml.Code{Approval: "30000001"}}}})
+	want := []connectors.ObjectRef{{Kind: card.ObjectOrder, ID: "ORD-1", PerOwner: true}, {Kind: card.ObjectApproval, ID: "30000001"}}
+	if got := card.Objects(p); !slices.Equal(got, want) {
+		t.Fatalf("Objects = %+v, want %+v", got, want)
+	}
+	if got := card.Objects(&ecml.Payload{Ecom: &ecml.Ecom{Transaction: &ecml.Transaction{Code: &ecml.Code{}}}}); len(got) != 0 {
+		t.Fatalf("Objects of an empty reference = %+v", got)
+	}
+	for _, s := range []string{card.ServiceApprove, card.ServiceCancel, card.ServiceRefund, card.ServiceInquire} {
+		r, ok := connectors.ObjectRuleOf(s)
+		if !ok || r.Creates != (s == card.ServiceApprove) || r.NotFound != card.NoSuchApproval {
+			t.Errorf("%s: rule %+v, %v", s, r, ok)
+		}
+	}
+	var se *connectors.StatusError
+	if err := card.NotFound("no such approval"); !errors.As(err, &se) || se.Status != card.NoSuchApproval {
+		t.Fatalf("NotFound gives %v, NoSuchApproval is %+v", err, card.NoSuchApproval)
+	}
+}
