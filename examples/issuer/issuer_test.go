@@ -771,3 +771,64 @@ func TestRun(t *testing.T) {
 		t.Errorf("Run returned %v", err)
 	}
 }
+
+// TestOrdersAreTheMerchants: an order number is the merchant's own — two
+// merchants may both use "A-1" — and a merchant's approval answers
+// another merchant exactly as an unknown one does, by number and by order,
+// for inquire, cancel and refund (KECIS §13.3; issue 12, finding 2). The
+// KECIS adapter passes the caller as MerchantID.
+func TestOrdersAreTheMerchants(t *testing.T) {
+	eachBackend(t, func(t *testing.T, dsn dsnFunc) {
+		e := newEnv(t, dsn)
+		c := e.issue(issuer.Credit, 100_000)
+		const other = "M-OTHER"
+		reqA := e.approveReq(c, 10_000)
+		reqA.OrderID = "A-1"
+		a, err := e.iss.Approve(ctx, reqA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reqB := e.approveReq(c, 20_000)
+		reqB.MerchantID, reqB.OrderID = other, "A-1"
+		b, err := e.iss.Approve(ctx, reqB)
+		if err != nil {
+			t.Fatalf("the other merchant's A-1: %v", err)
+		}
+		for m, want := range map[string]*issuer.Approval{merchant: a, other: b} {
+			got, err := e.iss.Inquire(ctx, issuer.InquireRequest{MerchantID: m, OrderID: "A-1"})
+			if err != nil || got.Number != want.Number || got.Amount != want.Amount {
+				t.Fatalf("%s's A-1: %+v, %v; want %s", m, got, err, want.Number)
+			}
+		}
+
+		// What another merchant gets for A's approval is what anyone gets
+		// for an unknown one: the same code and message.
+		e.pastCutOff()
+		same := func(name string, got, unknown error) {
+			t.Helper()
+			var g, u *issuer.Error
+			if !errors.As(got, &g) || !errors.As(unknown, &u) || g.Code != issuer.CodeNotFound || g.Code != u.Code || g.Message != u.Message {
+				t.Errorf("%s of another merchant's approval: %v; of an unknown one: %v", name, got, unknown)
+			}
+		}
+		_, got := e.iss.Inquire(ctx, issuer.InquireRequest{MerchantID: "M-THIRD", ApprovalNumber: a.Number})
+		_, unknown := e.iss.Inquire(ctx, issuer.InquireRequest{MerchantID: "M-THIRD", ApprovalNumber: "99999999"})
+		same("inquire by number", got, unknown)
+		_, got = e.iss.Inquire(ctx, issuer.InquireRequest{MerchantID: "M-THIRD", OrderID: "A-1"})
+		_, unknown = e.iss.Inquire(ctx, issuer.InquireRequest{MerchantID: "M-THIRD", OrderID: "NOPE"})
+		same("inquire by order", got, unknown)
+		_, got = e.iss.Cancel(ctx, issuer.CancelRequest{MerchantID: other, ApprovalNumber: a.Number, IdempotencyKey: e.key("c")})
+		_, unknown = e.iss.Cancel(ctx, issuer.CancelRequest{MerchantID: other, ApprovalNumber: "99999999", IdempotencyKey: e.key("c")})
+		same("cancel", got, unknown)
+		_, got = e.iss.Refund(ctx, issuer.RefundRequest{MerchantID: other, ApprovalNumber: a.Number, Amount: krw(10_000), IdempotencyKey: e.key("r")})
+		_, unknown = e.iss.Refund(ctx, issuer.RefundRequest{MerchantID: other, ApprovalNumber: "99999999", Amount: krw(10_000), IdempotencyKey: e.key("r")})
+		same("refund", got, unknown)
+
+		if got := e.inquire(a.Number); got.Status != issuer.StatusSettled || got.Refunded != 0 {
+			t.Errorf("A's approval after the other merchant's attempts: %s, refunded %d", got.Status, got.Refunded)
+		}
+		if _, err := e.refund(b, 20_000); err != nil {
+			t.Errorf("the other merchant's refund of its own A-1: %v", err)
+		}
+	})
+}

@@ -15,7 +15,10 @@ import (
 	"github.com/kecis/kecis/examples/issuer"
 )
 
-// Adapter serves the card service over an issuer.
+// Adapter serves the card service over an issuer. The request's Merchant
+// (the caller, KECIS §13.1) is the issuer's MerchantID: the issuer keeps
+// each merchant's orders and approvals apart, behind the SDK's own check of
+// their owner (KECIS §13.3).
 type Adapter struct {
 	Issuer *issuer.Issuer
 	// MerchantNames maps merchants' entityIDs to the names the cardholder's
@@ -136,7 +139,11 @@ func mapError(err error) error {
 		return card.LimitExceeded(msg)
 	case issuer.CodeAlreadySettled, issuer.CodeNotSettled:
 		return card.PolicyViolation(msg)
-	case issuer.CodeNotFound, issuer.CodeInvalidRequest, issuer.CodeIdempotencyConflict:
+	case issuer.CodeNotFound:
+		// One answer for every approval the caller does not have, the one
+		// the SDK gives for an unknown or another caller's (KECIS §13.3).
+		return card.NotFound(card.NoSuchApproval.Message)
+	case issuer.CodeInvalidRequest, issuer.CodeIdempotencyConflict:
 		return card.NotFound(msg)
 	}
 	return err
