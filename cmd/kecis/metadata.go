@@ -66,18 +66,21 @@ Signing keys must be RSA of at least 2048 bits or ECDSA P-256.
     PRIORITY lower first (default 0); failover moves between a participant's
              endpoints in this order
 
---service 'SERVICE[;CUR:MIN-MAX]...[;bins=B,B-B][;banks=CODE,CODE]'
-    CUR:MIN-MAX  an amount limit in ECML form: KRW:100-10000000, USD:0.50-5000.00
-    bins         BIN prefixes (1 to 8 digits) and ranges: 404143,411111-411199
-    banks        3-digit bank codes: 004,088`,
+--service 'SERVICE[;CUR:MIN-MAX]...[;bins=B,B-B][;banks=CODE,CODE][;callers=ROLE,ROLE][;caller-entities=ID,ID]'
+    CUR:MIN-MAX      an amount limit in ECML form: KRW:100-10000000, USD:0.50-5000.00
+    bins             BIN prefixes (1 to 8 digits) and ranges: 404143,411111-411199
+    banks            3-digit bank codes: 004,088
+    callers          the roles that may call the service: merchant,tester. A service
+                     without callers admits nobody (KECIS §13.2)
+    caller-entities  narrows callers to these participants (your contracts)`,
 		Example: `  kecis metadata generate --entity-id https://pg.example/kecis --display-name "Example PG" \
     --roles pg --signing-cert keys/signing/cert.pem --encryption-cert keys/encryption/cert.pem \
     --tls-client-cert tls/client.pem --tls-server-cert tls/server.pem \
     --endpoint '*|soap|https://pg.example/kecis/soap' \
     --endpoint '*|soap|https://dr.pg.example/kecis/soap|10' \
     --endpoint 'card:approve|post|https://pg.example/kecis/post' \
-    --service 'card:approve;KRW:100-10000000;USD:0.50-5000.00;bins=404143,411111-411199' \
-    --service card:cancel --out pg-metadata.xml`,
+    --service 'card:approve;KRW:100-10000000;USD:0.50-5000.00;bins=404143,411111-411199;callers=merchant' \
+    --service 'card:cancel;callers=merchant' --out pg-metadata.xml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ed := &metadata.EntityDescriptor{EntityID: entityID, DisplayName: displayName}
@@ -139,7 +142,7 @@ Signing keys must be RSA of at least 2048 bits or ECDSA P-256.
 	f.StringArrayVar(&tlsClient, "tls-client-cert", nil, "PEM TLS client certificate the participant connects with (repeatable)")
 	f.StringArrayVar(&tlsServer, "tls-server-cert", nil, "PEM TLS server certificate the hub pins (repeatable)")
 	f.StringArrayVar(&endpoints, "endpoint", nil, "SERVICE|BINDING|URL[|PRIORITY] (repeatable)")
-	f.StringArrayVar(&services, "service", nil, "SERVICE[;CUR:MIN-MAX][;bins=...][;banks=...] (repeatable)")
+	f.StringArrayVar(&services, "service", nil, "SERVICE[;CUR:MIN-MAX][;bins=...][;banks=...][;callers=...][;caller-entities=...] (repeatable)")
 	f.StringVar(&out, "out", "", "write to FILE instead of stdout")
 	_ = cmd.MarkFlagRequired("entity-id")
 	_ = cmd.MarkFlagRequired("roles")
@@ -194,6 +197,18 @@ func parseServiceSpec(spec string) (metadata.OfferedService, error) {
 				return s, fmt.Errorf("--service %q: %w", spec, err)
 			}
 			s.BINs = append(s.BINs, l...)
+		case strings.HasPrefix(p, "callers="):
+			for _, r := range strings.Split(strings.TrimPrefix(p, "callers="), ",") {
+				if r = strings.TrimSpace(r); r != "" {
+					s.Callers = append(s.Callers, metadata.Role(r))
+				}
+			}
+		case strings.HasPrefix(p, "caller-entities="):
+			for _, e := range strings.Split(strings.TrimPrefix(p, "caller-entities="), ",") {
+				if e = strings.TrimSpace(e); e != "" {
+					s.CallerEntities = append(s.CallerEntities, e)
+				}
+			}
 		case strings.HasPrefix(p, "banks="):
 			for _, b := range strings.Split(strings.TrimPrefix(p, "banks="), ",") {
 				if b = strings.TrimSpace(b); b != "" {
@@ -204,7 +219,7 @@ func parseServiceSpec(spec string) (metadata.OfferedService, error) {
 			cur, rng, ok := strings.Cut(p, ":")
 			lo, hi, ok2 := strings.Cut(rng, "-")
 			if !ok || !ok2 {
-				return s, fmt.Errorf("--service %q: %q is neither CUR:MIN-MAX, bins= nor banks=", spec, p)
+				return s, fmt.Errorf("--service %q: %q is neither CUR:MIN-MAX, bins=, banks=, callers= nor caller-entities=", spec, p)
 			}
 			min, err := ecml.ParseAmount(lo, cur)
 			if err != nil {

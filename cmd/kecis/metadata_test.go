@@ -30,8 +30,8 @@ func generatePG(t *testing.T, extra ...string) (int, string, string) {
 		"--endpoint", "*|soap|https://dr.pg.example/kecis/soap|10",
 		"--endpoint", "card:approve|post|https://pg.example/kecis/post",
 		"--endpoint", "urn:kecis:service:card:approve|urn:oasis:names:tc:SAML:2.0:bindings:SOAP|https://pg.example/kecis/approve|1",
-		"--service", "card:approve;KRW:100-10000000;USD:0.50-5000.00;bins=404143,411111-411199",
-		"--service", "transfer:execute;banks=004,088",
+		"--service", "card:approve;KRW:100-10000000;USD:0.50-5000.00;bins=404143,411111-411199;callers=merchant,tester;caller-entities=https://shop.example/kecis",
+		"--service", "transfer:execute;banks=004,088;callers=bank",
 		"--service", "card:cancel",
 	}, extra...)
 	return kecis(t, nil, args...)
@@ -58,6 +58,9 @@ func TestMetadataGenerate(t *testing.T) {
 	approve, ok := ed.Offers(saml.ServiceURI("card", "approve"))
 	if !ok || len(approve.Limits) != 2 || approve.Limits[1].Min != 50 || approve.Limits[1].Max != 500000 || approve.BINs.String() != "404143 411111-411199" {
 		t.Fatalf("approve %+v", approve)
+	}
+	if len(approve.Callers) != 2 || approve.Callers[1] != metadata.RoleTester || len(approve.CallerEntities) != 1 || !approve.AdmitsCaller("https://shop.example/kecis", []metadata.Role{metadata.RoleMerchant}) {
+		t.Fatalf("approve's callers %+v %+v", approve.Callers, approve.CallerEntities)
 	}
 	for _, want := range []string{`BINs="404143 411111-411199"`, `<kecis:Limit Currency="KRW" Min="100" Max="10000000"/>`, `<kecis:Limit Currency="USD" Min="0.50" Max="5000.00"/>`, `BankCodes="004 088"`, `Roles="pg issuer"`} {
 		if !strings.Contains(out, want) {
