@@ -25,6 +25,8 @@ import (
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 
+	"github.com/kecis/kecis/connectors"
+	_ "github.com/kecis/kecis/connectors/card" // the card service's object rules (KECIS §13.3), for the Handler and NotFound
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/saml"
 	"github.com/kecis/kecis/saml/metadata"
@@ -406,12 +408,10 @@ func (c *Config) check() Errors {
 			c.fail(&errs, base+".status.success", "lists no success code")
 		}
 		for code, name := range s.Status.Codes {
-			if !knownStatus(name) {
-				c.fail(&errs, base+".status.codes."+code, "unknown KECIS status "+name)
-			}
+			c.checkStatus(&errs, base+".status.codes."+code, uri, name)
 		}
-		if s.Status.Default != "" && !knownStatus(s.Status.Default) {
-			c.fail(&errs, base+".status.default", "unknown KECIS status "+s.Status.Default)
+		if s.Status.Default != "" {
+			c.checkStatus(&errs, base+".status.default", uri, s.Status.Default)
 		}
 		switch s.Retry {
 		case "", "none", "connect":
@@ -569,7 +569,24 @@ var statusNames = map[string]string{
 	"ProviderUnavailable": saml.CodeProviderUnavailable, "Pending": saml.CodePending, "InvalidPayload": saml.CodeInvalidPayload,
 }
 
-func knownStatus(n string) bool { _, ok := statusNames[n]; return ok }
+// StatusNotFound is the status name of the answer a service gives for an
+// unknown object — its object rule's NotFound (KECIS §13.3). Map the
+// native API's "no such order or transaction" to it, so that another
+// merchant's object and an unknown one read the same, and the same as the
+// SDK's own refusal of them.
+const StatusNotFound = "NotFound"
+
+func (c *Config) checkStatus(errs *Errors, path, uri, name string) {
+	if name == StatusNotFound {
+		if _, ok := connectors.ObjectRuleOf(uri); !ok {
+			c.fail(errs, path, uri+" has no object rule: NotFound means nothing for it")
+		}
+		return
+	}
+	if _, ok := statusNames[name]; !ok {
+		c.fail(errs, path, "unknown KECIS status "+name)
+	}
+}
 
 // Path resolves a configured path against the config file's directory.
 func (c *Config) Path(p string) string {

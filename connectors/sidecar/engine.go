@@ -104,7 +104,7 @@ func (e *Engine) run(ctx context.Context, uri string, s *Service, r *connectors.
 		for name, path := range s.Lookup.Capture {
 			v, ok := lookupPath(res, path)
 			if !ok {
-				return nil, refuse(saml.StatusRequester, saml.CodeDeclined, "the provider knows no such transaction")
+				return nil, notFound(uri)
 			}
 			st.captured[name] = v
 		}
@@ -126,6 +126,9 @@ func (e *Engine) run(ctx context.Context, uri string, s *Service, r *connectors.
 		}
 		if name == "" {
 			name = "ProviderUnavailable"
+		}
+		if name == StatusNotFound {
+			return nil, notFound(uri)
 		}
 		msg, _ := lookupPath(res, "resultMsg")
 		return nil, refuse(saml.StatusResponder, statusNames[name], ecml.RedactPANs(msg))
@@ -188,6 +191,17 @@ func (e *Engine) run(ctx context.Context, uri string, s *Service, r *connectors.
 		return nil, fmt.Errorf("sidecar: %s: the mapped answer is not valid ECML: %w", uri, err)
 	}
 	return &connectors.Response{Payload: p}, nil
+}
+
+// notFound answers a request whose object the native API does not know:
+// with the service's object rule's NotFound, word for word (KECIS §13.3),
+// never with the native message, so that nothing tells an unknown object
+// from another merchant's.
+func notFound(uri string) error {
+	if r, ok := connectors.ObjectRuleOf(uri); ok {
+		return &connectors.StatusError{Status: r.NotFound}
+	}
+	return refuse(saml.StatusRequester, saml.CodeDeclined, "the provider knows no such transaction")
 }
 
 func refuse(top, sub, msg string) error {

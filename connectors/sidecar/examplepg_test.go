@@ -175,6 +175,10 @@ func TestExamplePGKeepsMerchantsApart(t *testing.T) {
 		if got != unknown {
 			t.Errorf("shop B's %s of shop A's order: %+v; of an unknown order: %+v — they must not differ", c.op, got, unknown)
 		}
+		// …and the same as the SDK's own answer to an unknown object.
+		if rule, _ := connectors.ObjectRuleOf(saml.ServiceURI("card", c.op)); got != rule.NotFound {
+			t.Errorf("shop B's %s of shop A's order: %+v, want the card service's NotFound %+v", c.op, got, rule.NotFound)
+		}
 	}
 	pay, err := e.pg.Find(ctx, e.mids[shopA], "ORD-1")
 	if err != nil || pay.Status != pg.StatusApproved || pay.CancelledAmount != 0 {

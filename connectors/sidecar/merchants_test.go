@@ -298,3 +298,25 @@ func TestMerchantsTableChecked(t *testing.T) {
 		t.Fatalf("merchants %+v", cfg.Native.Merchants)
 	}
 }
+
+// TestNotFoundStatus: NotFound names a service's object rule's answer to
+// an unknown object; a service without an object rule cannot use it.
+func TestNotFoundStatus(t *testing.T) {
+	good, err := os.ReadFile("testdata/good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := func(string) string { return "k" }
+	withCodes := strings.Replace(string(good), `codes: {"3011": Declined,`, `codes: {"1007": NotFound, "3011": Declined,`, 1)
+	if withCodes == string(good) {
+		t.Fatal("testdata/good.yaml changed: update this test")
+	}
+	if _, err := Parse([]byte(withCodes), "good.yaml", t.TempDir(), env); err != nil {
+		t.Fatalf("NotFound for card:approve: %v", err)
+	}
+	other := strings.Replace(withCodes, "urn:kecis:service:card:approve:", "urn:kecis:service:demo:echo:", 1)
+	_, err = Parse([]byte(other), "good.yaml", t.TempDir(), env)
+	if err == nil || !strings.Contains(err.Error(), `services.urn:kecis:service:demo:echo.status.codes.1007: urn:kecis:service:demo:echo has no object rule`) {
+		t.Fatalf("NotFound for a service without an object rule: %v", err)
+	}
+}
