@@ -146,10 +146,11 @@ func (e *Env) check(x *Exchange, a aspect) error {
 			if !slices.Contains(allowedTransport, ei.KeyTransport) {
 				p = append(p, fmt.Sprintf("%s: key transport %s is not allowed", ei.Path, ei.KeyTransport))
 			}
-			if ei.Recipient != e.Tester.EntityID {
+			requester := e.identity(x.As)
+			if ei.Recipient != requester.EntityID {
 				p = append(p, fmt.Sprintf("%s: encrypted for %q, not the requester", ei.Path, ei.Recipient))
 			}
-			if e.Tester.EncCert != nil && ei.RecipientCertSHA256 != saml.Fingerprint(e.Tester.EncCert) {
+			if requester.EncCert != nil && ei.RecipientCertSHA256 != saml.Fingerprint(requester.EncCert) {
 				p = append(p, fmt.Sprintf("%s: the EncryptedKey does not name the requester's encryption certificate", ei.Path))
 			}
 		}

@@ -69,6 +69,15 @@ func TestCorrectProviderPasses(t *testing.T) {
 	if w := rep.WithResult(conformance.Warning); !slices.Equal(w, []string{"metadata.hub-signed"}) {
 		t.Errorf("warnings %v, want only metadata.hub-signed", w)
 	}
+	// The authorization module ran whole: the profile gives the second
+	// identity and the outsider.
+	for _, m := range rep.Modules {
+		for _, c := range m.Conditions {
+			if m.Name == "authorization" && c.Result != conformance.Passed {
+				t.Errorf("%s: %s %s", c.ID, c.Result, c.Message)
+			}
+		}
+	}
 }
 
 // brokenFailures are the exact checks each broken provider fails.
@@ -86,6 +95,10 @@ var brokenFailures = map[broken.Flaw][]string{
 	broken.IgnoresReplays:          {"security.replay"},
 	broken.RefundsMoreThanApproved: {"card.over-refund"},
 	broken.WrongInResponseTo:       {"envelope.in-response-to", "responses.in-response-to"},
+	broken.FindsWithoutOwner: {
+		"authorization.other-inquire", "authorization.other-refund", "authorization.other-cancel", "authorization.owner-inquire",
+	},
+	broken.AdmitsAnyRole: {"authorization.caller-role"},
 }
 
 // TestBrokenProvidersFail: the suite catches each deliberately broken

@@ -18,6 +18,8 @@ import (
 	"github.com/kecis/kecis/conformance"
 	"github.com/kecis/kecis/internal/demo"
 	"github.com/kecis/kecis/internal/testutil"
+	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 // demoHooks serves the demo issuer's test hooks: settle (the end-of-day
@@ -112,6 +114,7 @@ func runDemoPlan(t *testing.T, participant string) (*conformance.Report, *demo.D
 	defer d.Close()
 	hooks := demoHooks(t, d, clock)
 	good, low := d.Cards[0], d.Cards[1]
+	second, outsider := demoIdentities(t, d, participant)
 	profile := fmt.Sprintf(`participant: %s
 tester:
   entity_id: %s
@@ -135,8 +138,17 @@ hooks:
   stall: {url: %[15]s/stall}
 timeouts: {request: 10s, stall: 1500ms, settle: 10s}
 router: {provider: %[16]s}
+second:
+  entity_id: %[17]s
+  signing:    {cert: %[18]s, key: %[19]s}
+  encryption: {cert: %[20]s, key: %[21]s}
+outsider:
+  entity_id: %[22]s
+  signing:    {cert: %[23]s, key: %[24]s}
 `, participant, demo.TesterID, d.TesterDir, d.HubURL, demo.HubID, d.HubSigningCert, d.HubTLSCert,
-		good.PAN.Reveal(), good.ExpMonth, good.ExpYear, low.PAN.Reveal(), low.ExpMonth, low.ExpYear, good.ExpYear+1, hooks.URL, demo.IssuerID)
+		good.PAN.Reveal(), good.ExpMonth, good.ExpYear, low.PAN.Reveal(), low.ExpMonth, low.ExpYear, good.ExpYear+1, hooks.URL, demo.IssuerID,
+		second.EntityID, second.SigningCert, second.SigningKey, second.EncryptionCert, second.EncryptionKey,
+		outsider.EntityID, outsider.SigningCert, outsider.SigningKey)
 	pp := filepath.Join(dir, "profile.yaml")
 	if err := os.WriteFile(pp, []byte(profile), 0o644); err != nil {
 		t.Fatal(err)
@@ -165,6 +177,55 @@ router: {provider: %[16]s}
 	}
 	t.Logf("%s: %v in %s, %d exchanges, %d events\n%s", rep.Plan, rep.Summary, rep.Finished.Sub(rep.Started).Round(time.Millisecond), rep.Exchanges, events, summary(rep))
 	return rep, d, dir
+}
+
+// demoIdentities picks, from the running demo's demo.json, the
+// authorization module's identities: the suite's second identity (a
+// participant of the tester's role other than the tester), and an outsider
+// — a registered participant, neither the hub nor a tester nor the
+// participant under test, whom none of the participant's services admits
+// (a merchant for the issuer, the issuer for the PG).
+func demoIdentities(t *testing.T, d *demo.Demo, participant string) (second, outsider demo.ManifestParticipant) {
+	t.Helper()
+	m, err := demo.ReadManifest(filepath.Dir(d.Manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hubCerts, err := saml.LoadCertificates(d.HubSigningCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsCerts, err := saml.LoadCertificates(d.HubTLSCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := &conformance.HubConfig{URL: d.HubURL, EntityID: demo.HubID, SigningCerts: hubCerts, TLSCerts: tlsCerts}
+	target, err := conformance.LoadTarget(context.Background(), conformance.MDQURL(hub.URL, participant), hubCerts, conformance.HubMetadataClient(hub), time.Now())
+	if err != nil || target.Descriptor == nil {
+		t.Fatalf("the participant's metadata: %v %v", err, target)
+	}
+	admitted := func(p demo.ManifestParticipant) bool {
+		for _, s := range target.Descriptor.Services {
+			if s.AdmitsCaller(p.EntityID, p.Roles) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, p := range m.Participants {
+		tester := slices.Contains(p.Roles, metadata.RoleTester)
+		switch {
+		case p.EntityID == participant || p.SigningKey == "":
+		case tester && p.EntityID != demo.TesterID && second.EntityID == "":
+			second = p
+		case !tester && !slices.Contains(p.Roles, metadata.RoleHub) && !admitted(p) && outsider.EntityID == "":
+			outsider = p
+		}
+	}
+	if second.EntityID == "" || outsider.EntityID == "" {
+		t.Fatalf("demo.json names no second tester (%q) or no outsider of %s (%q)", second.EntityID, participant, outsider.EntityID)
+	}
+	return second, outsider
 }
 
 // assertPlanPasses holds a reference participant's report to the bar: the

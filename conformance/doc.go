@@ -23,7 +23,12 @@
 // configured; every envelope-level attack of the security module, and every
 // check of a refusal the hub would otherwise make first, goes directly to
 // the participant, which admits a registered tester's TLS client
-// certificate in test mode.
+// certificate in test mode. The authorization module also signs as two
+// other identities the profile names — a second participant of the
+// tester's standing, and an outsider of a role the participant's services
+// do not admit — sending directly over the tester's TLS connection; the
+// hub plan's governance module changes the tester's own metadata at the
+// hub and withdraws the change.
 //
 // Layering (DESIGN.md §4): this package uses saml, ecml and the client side
 // of saml/metadata, never the hub's server, router or store, nor the

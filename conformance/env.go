@@ -30,6 +30,10 @@ type Env struct {
 	Target  *Target
 	Profile *Profile
 	Tester  *Tester
+	// Second and Outsider are the profile's other identities (nil when it
+	// gives none): a participant of the tester's standing, and one of a
+	// role the participant's services do not admit.
+	Second, Outsider *Tester
 	// Hub is nil when the run sends everything directly.
 	Hub *HubConfig
 	// RunID makes this run's order IDs and idempotency keys unique.
@@ -41,7 +45,9 @@ type Env struct {
 	scrubber   *strings.Replacer
 	directHTTP *http.Client
 	hubHTTP    *http.Client
-	reader     *saml.Receiver
+	// readers read answers, one per identity the suite sends as (by
+	// entityID): each decrypts with that identity's keys.
+	readers map[string]*saml.Receiver
 
 	mu        sync.Mutex
 	exchanges []*Exchange
@@ -93,18 +99,36 @@ func (e *Env) init() {
 	if e.Hub != nil {
 		keys[e.Hub.EntityID] = e.Hub.SigningCerts
 	}
-	e.reader = &saml.Receiver{
-		Keys:              keys,
-		Replay:            saml.NewMemoryReplayCache(e.now),
-		Pending:           anyPending{},
-		AcceptDestination: func(context.Context, string) error { return nil },
-		Decrypter:         &saml.Decryptor{EntityID: e.Tester.EntityID, Keys: e.Tester.Decryption},
-		ValidatePayload:   true,
-		// The clock is judged by its own condition; here only what the
-		// answer says is read.
-		ClockSkew: 24 * time.Hour,
-		Now:       e.now,
+	replay := saml.NewMemoryReplayCache(e.now)
+	e.readers = map[string]*saml.Receiver{}
+	for _, id := range []*Tester{e.Tester, e.Second, e.Outsider} {
+		if id == nil {
+			continue
+		}
+		e.readers[id.EntityID] = &saml.Receiver{
+			Keys:              keys,
+			Replay:            replay,
+			Pending:           anyPending{},
+			AcceptDestination: func(context.Context, string) error { return nil },
+			Decrypter:         &saml.Decryptor{EntityID: id.EntityID, Keys: id.Decryption},
+			ValidatePayload:   true,
+			// The clock is judged by its own condition; here only what the
+			// answer says is read.
+			ClockSkew: 24 * time.Hour,
+			Now:       e.now,
+		}
 	}
+}
+
+// identity returns the identity the suite sent as: entityID, or the
+// tester for "".
+func (e *Env) identity(entityID string) *Tester {
+	for _, id := range []*Tester{e.Second, e.Outsider} {
+		if id != nil && entityID == id.EntityID {
+			return id
+		}
+	}
+	return e.Tester
 }
 
 // httpClient is a client presenting cert to the participant's endpoints,
@@ -167,11 +191,17 @@ func (e *Env) Endpoint(service string) (string, error) {
 // NewRequest starts a request from the tester to the participant's
 // endpoint for service.
 func (e *Env) NewRequest(service string) (*saml.ServiceRequest, error) {
+	return e.NewRequestAs(e.Tester, service)
+}
+
+// NewRequestAs starts a request from identity id (the tester, Second or
+// Outsider) to the participant's endpoint for service; ExchangeAs sends it.
+func (e *Env) NewRequestAs(id *Tester, service string) (*saml.ServiceRequest, error) {
 	dest, err := e.Endpoint(service)
 	if err != nil {
 		return nil, err
 	}
-	b := &saml.Builder{Issuer: e.Tester.EntityID, Now: e.now}
+	b := &saml.Builder{Issuer: id.EntityID, Now: e.now}
 	return b.NewRequest(dest, service)
 }
 
@@ -255,6 +285,9 @@ type Exchange struct {
 	// Request is the KECIS message sent (the SOAP body, when Raw).
 	Request []byte
 	Raw     bool
+	// As is the identity the request was sent as (its entityID) when not
+	// the tester: its answers are read with that identity's keys.
+	As string
 
 	HTTPStatus   int
 	Body         []byte
@@ -329,6 +362,9 @@ func shortCode(uri string) string {
 
 func (x *Exchange) evidence(e *Env) []Evidence {
 	head := fmt.Sprintf("%s → %s (%s)", x.Label, x.URL, x.Route)
+	if x.As != "" {
+		head += "\nsent as " + x.As
+	}
 	if x.Service != "" {
 		head += "\nservice " + x.Service
 	}
@@ -454,7 +490,7 @@ func (e *Env) post(ctx context.Context, x *Exchange, body []byte, client *http.C
 		return
 	}
 	x.Message = msg
-	got, err := e.reader.ReceiveResponse(ctx, msg)
+	got, err := e.readers[e.identity(x.As).EntityID].ReceiveResponse(ctx, msg)
 	if err != nil {
 		x.ReadErr = describeRefusal(err)
 		x.ReadReason = saml.AsError(err).Reason
@@ -480,6 +516,25 @@ func (e *Env) Exchange(ctx context.Context, label string, route Route, req *saml
 		return nil, fmt.Errorf("the suite could not build %s: %w", label, err)
 	}
 	return e.Send(ctx, label, route, req.Service, req.ID, msg), nil
+}
+
+// ExchangeAs is Exchange for a request of another identity (NewRequestAs):
+// signed with its key, sent directly over the tester's TLS client
+// certificate, its answer read with its keys.
+func (e *Env) ExchangeAs(ctx context.Context, label string, id *Tester, req *saml.ServiceRequest, o Seal) (*Exchange, error) {
+	if o.Signer == nil {
+		o.Signer = id.Signer
+	}
+	msg, err := e.Sealed(req, o)
+	if err != nil {
+		return nil, fmt.Errorf("the suite could not build %s: %w", label, err)
+	}
+	x := &Exchange{Label: label, Route: Direct, Service: req.Service, RequestID: req.ID, Request: msg}
+	if id != e.Tester {
+		x.As = id.EntityID
+	}
+	e.post(ctx, x, saml.WrapSOAP(msg), nil)
+	return x, nil
 }
 
 // callHook posts body to a test hook.

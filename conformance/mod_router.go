@@ -141,7 +141,7 @@ func routerProvider(c *C) error {
 	case t.Descriptor.EntityID != id:
 		return fmt.Errorf("the hub served %q for %q", t.Descriptor.EntityID, id)
 	}
-	sub := &Env{Target: t, Profile: c.Profile, Tester: c.Tester, Hub: c.Hub, RunID: c.RunID, plan: c.plan, now: c.now,
+	sub := &Env{Target: t, Profile: c.Profile, Tester: c.Tester, Second: c.Second, Outsider: c.Outsider, Hub: c.Hub, RunID: c.RunID, plan: c.plan, now: c.now,
 		timeout: c.timeout, passed: map[string]bool{}, parent: c.Env}
 	sub.init()
 	c.Env.mu.Lock()

@@ -84,6 +84,45 @@ func TesterMetadata(t *Tester) ([]byte, error) {
 	})
 }
 
+// IdentitiesMetadata are the descriptors of the profile's other
+// identities — the second (role tester) and the outsider (its roles in the
+// profile; left out without them) — for a hub the suite runs itself to
+// register beside the tester, so that a participant verifying through it
+// knows them.
+func (p *Profile) IdentitiesMetadata() ([][]byte, error) {
+	var out [][]byte
+	for _, name := range []string{"second", "outsider"} {
+		id, err := p.LoadIdentity(name)
+		if err != nil || id == nil {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		roles := []metadata.Role{metadata.RoleTester}
+		if name == "outsider" {
+			if len(p.Outsider.Roles) == 0 {
+				continue
+			}
+			roles = roles[:0]
+			for _, r := range p.Outsider.Roles {
+				roles = append(roles, metadata.Role(r))
+			}
+		}
+		ed := &metadata.EntityDescriptor{EntityID: id.EntityID, DisplayName: "KECIS conformance suite (" + name + ")", Roles: roles,
+			Keys: []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: id.Signer.Cert}}}
+		if id.EncCert != nil {
+			ed.Keys = append(ed.Keys, metadata.KeyDescriptor{Use: metadata.UseEncryption, Certificate: id.EncCert})
+		}
+		md, err := metadata.Marshal(ed)
+		if err != nil {
+			return nil, fmt.Errorf("the %s identity's metadata: %w", name, err)
+		}
+		out = append(out, md)
+	}
+	return out, nil
+}
+
 // Start writes the hub's configuration (loopback ports chosen now),
 // registers the participants (their metadata) as active in its database,
 // starts `kecis serve` and waits until it is ready. Close stops it.

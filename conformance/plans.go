@@ -12,22 +12,22 @@ import (
 func Plans() []*Plan {
 	provider := func(name, title, role, desc string) *Plan {
 		return &Plan{Name: name, Title: title, Roles: []string{role}, Description: desc,
-			Modules: []*Module{metadataModule(), envelopeModule(), encryptionModule(), clockModule(), cardModule(), securityModule(), responsesModule()}}
+			Modules: []*Module{metadataModule(), envelopeModule(), encryptionModule(), clockModule(), cardModule(), securityModule(), authorizationModule(), responsesModule()}}
 	}
 	return []*Plan{
 		provider("issuer", "Card issuer", string(metadata.RoleIssuer),
-			"A card issuer behind its KECIS adapter: metadata and keys, the envelope, encryption, the clock, the card service, every attack of the security module, and every answer of the run."),
+			"A card issuer behind its KECIS adapter: metadata and keys, the envelope, encryption, the clock, the card service, every attack of the security module, authorization (whose payment it is, who may call), and every answer of the run."),
 		provider("pg", "Payment gateway", string(metadata.RolePG),
 			"A PG's KECIS adapter serving the card service to merchants: the issuer plan's modules (the PG answers as the card service's provider)."),
 		{Name: "bank", Title: "Bank", Roles: []string{string(metadata.RoleBank)},
-			Description: "A bank's adapter: metadata and keys, the envelope, the clock, the security module and every answer, probed with a read-only request of a declared service. The transfer and two-way service modules are not written yet.",
-			Modules:     []*Module{metadataModule(), envelopeModule(), clockModule(), securityModule(), responsesModule()}},
+			Description: "A bank's adapter: metadata and keys, the envelope, the clock, the security module, who may call its services, and every answer, probed with a read-only request of a declared service. The transfer and two-way service modules are not written yet.",
+			Modules:     []*Module{metadataModule(), envelopeModule(), clockModule(), securityModule(), authorizationModule(), responsesModule()}},
 		{Name: "merchant", Title: "Merchant client", Roles: []string{string(metadata.RoleMerchant)},
 			Description: "A merchant's client: its metadata and keys. A merchant serves no KECIS endpoint; the client module (the suite as provider, driven through the profile's purchase hook) is not written yet.",
 			Modules:     []*Module{metadataModule()}},
 		{Name: "hub", Title: "Hub", Roles: []string{string(metadata.RoleHub)},
-			Description: "A federation hub: its own descriptor (metadata and keys), and the router — relaying to the profile's provider unchanged, refusing what no provider may receive, the idempotency guard.",
-			Modules:     []*Module{metadataModule(), routerModule()}},
+			Description: "A federation hub: its own descriptor (metadata and keys), the router — relaying to the profile's provider unchanged, refusing what no provider may receive, the idempotency guard — and governed metadata changes (what widens a participant's trust waits for an operator).",
+			Modules:     []*Module{metadataModule(), routerModule(), governanceModule()}},
 	}
 }
 

@@ -106,14 +106,18 @@ timeouts: {request: 5s}
 		t.Fatalf("%+v", p.Card)
 	}
 	for name, bad := range map[string]string{
-		"unknown key":          base + "colour: blue\n",
-		"not a card number":    strings.Replace(base, `number: "4111111111111111", expiry: 12/2030, amount: "15000"`, `number: "4111111111111112", expiry: 12/2030, amount: "15000"`, 1),
-		"amount":               strings.Replace(base, `amount: "15000"`, `amount: "15000.5"`, 1),
-		"expiry":               strings.Replace(base, `expiry: 12/2030, amount: "15000"`, `expiry: 2030-12, amount: "15000"`, 1),
-		"decline without code": strings.Replace(base, `, expect: LimitExceeded`, ``, 1),
-		"no participant":       strings.Replace(base, "participant: https://issuer.example/kecis\n", "", 1),
-		"hook URL":             base + "hooks:\n  settle: {url: ftp://x}\n",
-		"incomplete hub":       base + "hub: {url: https://hub.example}\n",
+		"unknown key":                 base + "colour: blue\n",
+		"not a card number":           strings.Replace(base, `number: "4111111111111111", expiry: 12/2030, amount: "15000"`, `number: "4111111111111112", expiry: 12/2030, amount: "15000"`, 1),
+		"amount":                      strings.Replace(base, `amount: "15000"`, `amount: "15000.5"`, 1),
+		"expiry":                      strings.Replace(base, `expiry: 12/2030, amount: "15000"`, `expiry: 2030-12, amount: "15000"`, 1),
+		"decline without code":        strings.Replace(base, `, expect: LimitExceeded`, ``, 1),
+		"no participant":              strings.Replace(base, "participant: https://issuer.example/kecis\n", "", 1),
+		"hook URL":                    base + "hooks:\n  settle: {url: ftp://x}\n",
+		"incomplete hub":              base + "hub: {url: https://hub.example}\n",
+		"second without keys":         base + "second: {entity_id: https://two.example/kecis}\n",
+		"second is the tester":        base + "second: {entity_id: https://tester.example/kecis, signing: {cert: c.pem, key: k.pem}}\n",
+		"outsider is the participant": base + "outsider: {entity_id: https://issuer.example/kecis, signing: {cert: c.pem, key: k.pem}}\n",
+		"outsider of no role":         base + "outsider: {entity_id: https://shop.example/kecis, signing: {cert: c.pem, key: k.pem}, roles: [shopkeeper]}\n",
 	} {
 		if _, err := ParseProfile([]byte(bad)); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -139,7 +143,8 @@ func TestDocumentedProfileParses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Hub == nil || p.Card == nil || len(p.Card.Declines) != 2 || p.Hooks.Stall == nil || time.Duration(p.Timeouts.Stall) != 3*time.Second {
+	if p.Hub == nil || p.Card == nil || len(p.Card.Declines) != 2 || p.Hooks.Stall == nil || time.Duration(p.Timeouts.Stall) != 3*time.Second ||
+		p.Second == nil || p.Outsider == nil || len(p.Outsider.Roles) != 1 {
 		t.Fatalf("%+v", p)
 	}
 }

@@ -116,7 +116,12 @@ func (e *Env) ApproveRequest(label string, tc TestCard, amount ecml.Money) (*sam
 
 // refRequest is a card cancel, refund or inquire naming an approval.
 func (e *Env) refRequest(service, key, order, approval string, amount *ecml.Money) (*saml.ServiceRequest, error) {
-	req, err := e.NewRequest(service)
+	return e.refRequestAs(e.Tester, service, key, order, approval, amount)
+}
+
+// refRequestAs is refRequest from identity id.
+func (e *Env) refRequestAs(id *Tester, service, key, order, approval string, amount *ecml.Money) (*saml.ServiceRequest, error) {
+	req, err := e.NewRequestAs(id, service)
 	if err != nil {
 		return nil, err
 	}

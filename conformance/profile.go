@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 // Profile is the per-participant test profile (docs/conformance.md, "The
@@ -31,6 +33,15 @@ type Profile struct {
 	// Tester is the suite's own identity: a participant of the test
 	// federation with the `tester` role.
 	Tester TesterProfile `yaml:"tester"`
+	// Second is another identity of the tester's standing — a registered
+	// participant the provider admits as it admits the tester, with keys of
+	// its own: the authorization module acts as it to reach the tester's
+	// objects (KECIS §13.3).
+	Second *IdentityProfile `yaml:"second,omitempty"`
+	// Outsider is a registered participant of a role the provider's
+	// services do not admit: the authorization module calls as it and must
+	// be refused (KECIS §13.2).
+	Outsider *IdentityProfile `yaml:"outsider,omitempty"`
 	// Hub is the federation's hub the suite sends ordinary requests
 	// through; without it every request goes directly to the participant.
 	Hub *HubProfile `yaml:"hub,omitempty"`
@@ -57,6 +68,20 @@ type TesterProfile struct {
 	Signing    KeyPair `yaml:"signing"`
 	Encryption KeyPair `yaml:"encryption"`
 	TLS        KeyPair `yaml:"tls"`
+}
+
+// IdentityProfile names the key files of another identity the suite acts
+// as (second:, outsider:). Its requests go directly to the participant over
+// the tester's TLS client certificate, signed with the identity's key.
+type IdentityProfile struct {
+	EntityID string  `yaml:"entity_id"`
+	Signing  KeyPair `yaml:"signing"`
+	// Encryption, when given, decrypts what is encrypted for the identity.
+	Encryption KeyPair `yaml:"encryption,omitempty"`
+	// Roles are the identity's roles, used when the hub does not publish
+	// its metadata (a run without a hub); the hub's metadata decides
+	// otherwise.
+	Roles []string `yaml:"roles,omitempty"`
 }
 
 // KeyPair is a PEM certificate and its PEM private key.
@@ -180,6 +205,31 @@ func (p *Profile) check() error {
 	if p.Tester.Signing.Cert == "" || p.Tester.Signing.Key == "" {
 		errs = append(errs, errors.New("tester.signing {cert, key} is required"))
 	}
+	ids := map[string]string{p.Participant: "participant", p.Tester.EntityID: "tester"}
+	for _, x := range []struct {
+		name string
+		ip   *IdentityProfile
+	}{{"second", p.Second}, {"outsider", p.Outsider}} {
+		if x.ip == nil {
+			continue
+		}
+		switch {
+		case x.ip.EntityID == "":
+			errs = append(errs, fmt.Errorf("%s.entity_id is required", x.name))
+		case ids[x.ip.EntityID] != "":
+			errs = append(errs, fmt.Errorf("%s.entity_id is the %s's: another participant is needed", x.name, ids[x.ip.EntityID]))
+		default:
+			ids[x.ip.EntityID] = x.name
+		}
+		if x.ip.Signing.Cert == "" || x.ip.Signing.Key == "" {
+			errs = append(errs, fmt.Errorf("%s.signing {cert, key} is required", x.name))
+		}
+		for _, r := range x.ip.Roles {
+			if !slices.Contains(metadata.KnownRoles, metadata.Role(r)) {
+				errs = append(errs, fmt.Errorf("%s.roles: unknown role %q", x.name, r))
+			}
+		}
+	}
 	if p.Hub != nil && (p.Hub.URL == "" || p.Hub.EntityID == "" || len(p.Hub.TLSCerts) == 0 || len(p.Hub.SigningCerts) == 0) {
 		errs = append(errs, errors.New("hub needs url, entity_id, signing_certs and tls_certs"))
 	}
@@ -261,30 +311,9 @@ type Tester struct {
 // replace the profile's TLS client certificate (--client-cert,
 // --client-key).
 func (p *Profile) LoadTester(tlsCert, tlsKey string) (*Tester, error) {
-	s, err := saml.LoadSigner(p.path(p.Tester.Signing.Key), p.path(p.Tester.Signing.Cert))
+	t, err := p.loadIdentity("tester", p.Tester.EntityID, p.Tester.Signing, p.Tester.Encryption)
 	if err != nil {
-		return nil, fmt.Errorf("tester signing key: %w", err)
-	}
-	t := &Tester{EntityID: p.Tester.EntityID, Signer: s}
-	if p.Tester.Encryption.Cert != "" {
-		certs, err := saml.LoadCertificates(p.path(p.Tester.Encryption.Cert))
-		if err != nil {
-			return nil, fmt.Errorf("tester encryption certificate: %w", err)
-		}
-		kd, err := os.ReadFile(p.path(p.Tester.Encryption.Key))
-		if err != nil {
-			return nil, fmt.Errorf("tester encryption key: %w", err)
-		}
-		k, err := saml.ParseKeyPEM(kd)
-		if err != nil {
-			return nil, fmt.Errorf("tester encryption key: %w", err)
-		}
-		dk, ok := k.(crypto.Decrypter)
-		if !ok {
-			return nil, errors.New("tester encryption key cannot decrypt")
-		}
-		t.EncCert = certs[0]
-		t.Decryption = []saml.DecryptionKey{{Cert: certs[0], Key: dk}}
+		return nil, err
 	}
 	cert, key := p.path(p.Tester.TLS.Cert), p.path(p.Tester.TLS.Key)
 	if tlsCert != "" || tlsKey != "" {
@@ -297,6 +326,57 @@ func (p *Profile) LoadTester(tlsCert, tlsKey string) (*Tester, error) {
 		}
 		t.TLS = kp
 	}
+	return t, nil
+}
+
+// LoadIdentity reads the keys of another identity of the profile (name is
+// "second" or "outsider"); nil when the profile gives none. It has no TLS
+// client certificate: its requests travel over the tester's.
+func (p *Profile) LoadIdentity(name string) (*Tester, error) {
+	var ip *IdentityProfile
+	switch name {
+	case "second":
+		ip = p.Second
+	case "outsider":
+		ip = p.Outsider
+	default:
+		return nil, fmt.Errorf("conformance: the profile has no identity %q", name)
+	}
+	if ip == nil {
+		return nil, nil
+	}
+	return p.loadIdentity(name, ip.EntityID, ip.Signing, ip.Encryption)
+}
+
+// loadIdentity reads an identity's signing key and, when given, its
+// decryption key.
+func (p *Profile) loadIdentity(name, entityID string, signing, encryption KeyPair) (*Tester, error) {
+	s, err := saml.LoadSigner(p.path(signing.Key), p.path(signing.Cert))
+	if err != nil {
+		return nil, fmt.Errorf("%s signing key: %w", name, err)
+	}
+	t := &Tester{EntityID: entityID, Signer: s}
+	if encryption.Cert == "" {
+		return t, nil
+	}
+	certs, err := saml.LoadCertificates(p.path(encryption.Cert))
+	if err != nil {
+		return nil, fmt.Errorf("%s encryption certificate: %w", name, err)
+	}
+	kd, err := os.ReadFile(p.path(encryption.Key))
+	if err != nil {
+		return nil, fmt.Errorf("%s encryption key: %w", name, err)
+	}
+	k, err := saml.ParseKeyPEM(kd)
+	if err != nil {
+		return nil, fmt.Errorf("%s encryption key: %w", name, err)
+	}
+	dk, ok := k.(crypto.Decrypter)
+	if !ok {
+		return nil, fmt.Errorf("%s encryption key cannot decrypt", name)
+	}
+	t.EncCert = certs[0]
+	t.Decryption = []saml.DecryptionKey{{Cert: certs[0], Key: dk}}
 	return t, nil
 }
 

@@ -93,7 +93,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if timeout == 0 {
 		timeout = 20 * time.Second
 	}
-	env := &Env{Target: cfg.Target, Profile: cfg.Profile, Tester: cfg.Tester, Hub: cfg.Hub, RunID: cfg.RunID,
+	second, err := cfg.Profile.LoadIdentity("second")
+	if err != nil {
+		return nil, err
+	}
+	outsider, err := cfg.Profile.LoadIdentity("outsider")
+	if err != nil {
+		return nil, err
+	}
+	env := &Env{Target: cfg.Target, Profile: cfg.Profile, Tester: cfg.Tester, Second: second, Outsider: outsider, Hub: cfg.Hub, RunID: cfg.RunID,
 		plan: plan, now: cfg.Now, timeout: timeout, passed: map[string]bool{}}
 	env.init()
 	defer env.close()

@@ -154,8 +154,12 @@ func runConformance(ctx context.Context, w io.Writer, o runOptions) (*conformanc
 		if err != nil {
 			return nil, err
 		}
+		others, err := p.IdentitiesMetadata()
+		if err != nil {
+			return nil, err
+		}
 		own := &conformance.OwnHub{Dir: o.ownHub, Exe: o.exe}
-		if hub, err = own.Start(ctx, t.Raw, testerMD); err != nil {
+		if hub, err = own.Start(ctx, append([][]byte{t.Raw, testerMD}, others...)...); err != nil {
 			return nil, err
 		}
 		defer func() {

@@ -2,8 +2,9 @@
 // that prove the conformance suite catches what it claims to: one skips
 // signature verification, one accepts CBC (and rsa-1_5), one echoes the
 // card number in its answer, one ignores replays, one refunds more than
-// was approved, one answers with the wrong InResponseTo. Without a flaw
-// the same provider is a correct one, and the suite passes it.
+// was approved, one answers with the wrong InResponseTo, one finds a
+// payment whoever asks for it, one admits a caller of any role. Without a
+// flaw the same provider is a correct one, and the suite passes it.
 //
 // A Provider is a whole participant on loopback: an in-memory card ledger
 // behind the receive pipeline of package saml (not the SDK's Handler, which
@@ -31,7 +32,6 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
@@ -65,10 +65,17 @@ const (
 	RefundsMoreThanApproved Flaw = "refunds-more-than-approved"
 	// WrongInResponseTo answers with an InResponseTo of its own making.
 	WrongInResponseTo Flaw = "wrong-in-response-to"
+	// FindsWithoutOwner finds an approval by its order or approval number
+	// whoever asks (KECIS §13.3): any caller inquires, cancels and refunds
+	// any merchant's payment.
+	FindsWithoutOwner Flaw = "finds-without-owner"
+	// AdmitsAnyRole serves every caller it can verify, whatever its role
+	// (KECIS §13.2): the Callers its metadata declares are not enforced.
+	AdmitsAnyRole Flaw = "admits-any-role"
 )
 
 // Flaws lists the flaws (without None).
-var Flaws = []Flaw{SkipsSignatureVerification, AcceptsCBC, EchoesPAN, IgnoresReplays, RefundsMoreThanApproved, WrongInResponseTo}
+var Flaws = []Flaw{SkipsSignatureVerification, AcceptsCBC, EchoesPAN, IgnoresReplays, RefundsMoreThanApproved, WrongInResponseTo, FindsWithoutOwner, AdmitsAnyRole}
 
 // Card service URIs.
 var (
@@ -78,11 +85,12 @@ var (
 	svcInquire = saml.ServiceURI("card", "inquire")
 )
 
-// Peer is a participant the provider knows: its signing and encryption
-// certificates and, when it may call the provider's back channel, its TLS
-// client certificate (the tester's).
+// Peer is a participant the provider knows: its roles, its signing and
+// encryption certificates and, when it may call the provider's back
+// channel, its TLS client certificate (the tester's).
 type Peer struct {
 	EntityID   string
+	Roles      []metadata.Role
 	Signing    []*x509.Certificate
 	Encryption *x509.Certificate
 	TLSClient  *x509.Certificate
@@ -253,14 +261,8 @@ func Start(cfg Config) (*Provider, error) {
 	if cfg.Flaw == AcceptsCBC {
 		dec = &lenientDecrypter{key: ks.encKey}
 	}
-	services := []string{svcApprove, svcCancel, svcRefund, svcInquire}
 	p.rc = &saml.Receiver{Keys: resolver, Replay: replay, Destinations: []string{p.Endpoint}, Decrypter: dec, ValidatePayload: true, Now: cfg.Now,
-		Authorize: func(_ context.Context, req *saml.ServiceRequest) error {
-			if !slices.Contains(services, req.Service) {
-				return saml.ErrUnknownService.WithCausef("%s", req.Service)
-			}
-			return nil
-		}}
+		Authorize: p.authorize}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /kecis/soap", p.serveSOAP)
 	p.srv = httpserver.New(mux, httpserver.Limits{MaxBodyBytes: httpserver.SOAPMaxBodyBytes}, nil)
@@ -309,6 +311,26 @@ func (p *Provider) Settle() {
 			a.state = "settled"
 		}
 	}
+}
+
+// authorize is the function-level check (KECIS §13.2): the service is
+// offered, and its callers admit the caller's roles — unless the flaw is
+// AdmitsAnyRole.
+func (p *Provider) authorize(_ context.Context, req *saml.ServiceRequest) error {
+	if _, ok := p.Descriptor.Offers(req.Service); !ok {
+		return saml.ErrUnknownService.WithCausef("%s", req.Service)
+	}
+	if p.Flaw == AdmitsAnyRole {
+		return nil
+	}
+	id := metadata.Caller(req.Issuer, req.OnBehalfOf)
+	var caller *metadata.EntityDescriptor
+	for _, peer := range p.cfg.Peers {
+		if peer.EntityID == id {
+			caller = &metadata.EntityDescriptor{EntityID: id, Roles: peer.Roles}
+		}
+	}
+	return metadata.AuthorizeCall(p.Descriptor, caller, req.Service)
 }
 
 type forgetful struct{}
@@ -557,15 +579,19 @@ func (p *Provider) serve(req *saml.ServiceRequest) (saml.Status, *ecml.Payload) 
 	return refusal(saml.StatusRequester, saml.StatusRequestUnsupported, "not offered")
 }
 
+// find returns the merchant's approval the request names: another
+// merchant's reads as unknown (KECIS §13.3) — unless the flaw is
+// FindsWithoutOwner.
 func (p *Provider) find(merchant string, e *ecml.Ecom) *approval {
+	mine := func(a *approval) bool { return a.merchant == merchant || p.Flaw == FindsWithoutOwner }
 	if e.Transaction != nil && e.Transaction.Code != nil && e.Transaction.Code.Approval != "" {
-		if a := p.approvals[e.Transaction.Code.Approval]; a != nil && a.merchant == merchant {
+		if a := p.approvals[e.Transaction.Code.Approval]; a != nil && mine(a) {
 			return a
 		}
 		return nil
 	}
 	for _, a := range p.approvals {
-		if a.merchant == merchant && e.ConsumerOrderID != "" && a.order == e.ConsumerOrderID {
+		if mine(a) && e.ConsumerOrderID != "" && a.order == e.ConsumerOrderID {
 			return a
 		}
 	}

@@ -17,14 +17,23 @@ import (
 	"time"
 
 	"github.com/kecis/kecis/ecml"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
-// TesterID is the entityID of the tester the kits register.
-const TesterID = "https://tester.conformance.kecis.test/kecis"
+// Entity IDs of the identities the kits register: the tester, a second
+// participant of the tester's standing, and an outsider (a merchant, which
+// the broken issuer's services do not admit).
+const (
+	TesterID   = "https://tester.conformance.kecis.test/kecis"
+	SecondID   = "https://second.conformance.kecis.test/kecis"
+	OutsiderID = "https://outsider.conformance.kecis.test/kecis"
+)
 
-// TesterFiles are the tester's key files (PEM) and certificates.
+// TesterFiles are the key files (PEM) and certificates of the tester (or
+// of another identity of the kit, which has no TLS client certificate).
 type TesterFiles struct {
 	EntityID string
+	Roles    []metadata.Role
 	// Directory layout: signing/, encryption/, tls/, each with cert.pem
 	// and key.pem.
 	Dir                                  string
@@ -33,7 +42,7 @@ type TesterFiles struct {
 
 // Peer is the tester as a provider knows it.
 func (t *TesterFiles) Peer() Peer {
-	return Peer{EntityID: t.EntityID, Signing: []*x509.Certificate{t.SigningCert}, Encryption: t.EncryptionCert, TLSClient: t.TLSCert}
+	return Peer{EntityID: t.EntityID, Roles: t.Roles, Signing: []*x509.Certificate{t.SigningCert}, Encryption: t.EncryptionCert, TLSClient: t.TLSCert}
 }
 
 type pemPair struct {
@@ -41,10 +50,11 @@ type pemPair struct {
 	c         *x509.Certificate
 }
 
+// identityKeys are made once per process and identity: RSA generation is
+// slow.
 var (
-	testerOnce sync.Once
-	testerKeys map[string]pemPair
-	testerErr  error
+	identityMu   sync.Mutex
+	identityKeys = map[string]map[string]pemPair{}
 )
 
 func makePair(kind, cn string) (pemPair, error) {
@@ -80,21 +90,27 @@ func makePair(kind, cn string) (pemPair, error) {
 // WriteTester writes the tester's keys under dir (made once per process,
 // written as often as asked).
 func WriteTester(dir string) (*TesterFiles, error) {
-	testerOnce.Do(func() {
-		testerKeys = map[string]pemPair{}
-		for _, k := range []string{"signing", "encryption", "tls"} {
-			p, err := makePair(k, "KECIS conformance tester "+k)
+	return writeIdentity(dir, TesterID, metadata.RoleTester, "signing", "encryption", "tls")
+}
+
+// writeIdentity writes an identity's keys of kinds under dir.
+func writeIdentity(dir, entityID string, role metadata.Role, kinds ...string) (*TesterFiles, error) {
+	identityMu.Lock()
+	keys := identityKeys[entityID]
+	if keys == nil {
+		keys = map[string]pemPair{}
+		for _, k := range kinds {
+			p, err := makePair(k, "KECIS conformance "+string(role)+" "+k)
 			if err != nil {
-				testerErr = err
-				return
+				identityMu.Unlock()
+				return nil, err
 			}
-			testerKeys[k] = p
+			keys[k] = p
 		}
-	})
-	if testerErr != nil {
-		return nil, testerErr
+		identityKeys[entityID] = keys
 	}
-	for k, p := range testerKeys {
+	identityMu.Unlock()
+	for k, p := range keys {
 		d := filepath.Join(dir, k)
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, err
@@ -106,7 +122,7 @@ func WriteTester(dir string) (*TesterFiles, error) {
 			return nil, err
 		}
 	}
-	return &TesterFiles{EntityID: TesterID, Dir: dir, SigningCert: testerKeys["signing"].c, EncryptionCert: testerKeys["encryption"].c, TLSCert: testerKeys["tls"].c}, nil
+	return &TesterFiles{EntityID: entityID, Roles: []metadata.Role{role}, Dir: dir, SigningCert: keys["signing"].c, EncryptionCert: keys["encryption"].c, TLSCert: keys["tls"].c}, nil
 }
 
 // TestPAN returns a Luhn-valid 16-digit card number on a test BIN.
@@ -117,10 +133,13 @@ func TestPAN(serial int) string {
 }
 
 // Kit is a broken provider with everything a run against it needs on
-// disk: its metadata, the tester's keys and a test profile.
+// disk: its metadata, the keys of the tester and of the profile's second
+// and outsider identities, and a test profile.
 type Kit struct {
 	Provider     *Provider
 	Tester       *TesterFiles
+	Second       *TesterFiles
+	Outsider     *TesterFiles
 	Dir          string
 	ProfilePath  string
 	MetadataPath string
@@ -137,15 +156,23 @@ func NewKit(dir string, flaw Flaw, hooks bool, extra ...Peer) (*Kit, error) {
 	if err != nil {
 		return nil, err
 	}
+	second, err := writeIdentity(filepath.Join(dir, "second"), SecondID, metadata.RoleTester, "signing", "encryption")
+	if err != nil {
+		return nil, err
+	}
+	outsider, err := writeIdentity(filepath.Join(dir, "outsider"), OutsiderID, metadata.RoleMerchant, "signing", "encryption")
+	if err != nil {
+		return nil, err
+	}
 	good, low := TestPAN(1), TestPAN(2)
-	p, err := Start(Config{Flaw: flaw, Peers: append([]Peer{t.Peer()}, extra...), Cards: []Card{
+	p, err := Start(Config{Flaw: flaw, Peers: append([]Peer{t.Peer(), second.Peer(), outsider.Peer()}, extra...), Cards: []Card{
 		{PAN: good, ExpMonth: "12", ExpYear: "2030", Limit: 5_000_000},
 		{PAN: low, ExpMonth: "12", ExpYear: "2030", Limit: 50_000},
 	}})
 	if err != nil {
 		return nil, err
 	}
-	k := &Kit{Provider: p, Tester: t, Dir: dir, ProfilePath: filepath.Join(dir, "profile.yaml"), MetadataPath: filepath.Join(dir, "metadata.xml")}
+	k := &Kit{Provider: p, Tester: t, Second: second, Outsider: outsider, Dir: dir, ProfilePath: filepath.Join(dir, "profile.yaml"), MetadataPath: filepath.Join(dir, "metadata.xml")}
 	if err := os.WriteFile(k.MetadataPath, p.Metadata, 0o644); err != nil {
 		p.Close()
 		return nil, err
@@ -157,15 +184,25 @@ tester:
   signing:    {cert: tester/signing/cert.pem,    key: tester/signing/key.pem}
   encryption: {cert: tester/encryption/cert.pem, key: tester/encryption/key.pem}
   tls:        {cert: tester/tls/cert.pem,        key: tester/tls/key.pem}
+# Another participant of the tester's standing, and one of a role the
+# provider's services do not admit (the authorization module).
+second:
+  entity_id: %[6]s
+  signing:    {cert: second/signing/cert.pem,    key: second/signing/key.pem}
+  encryption: {cert: second/encryption/cert.pem, key: second/encryption/key.pem}
+outsider:
+  entity_id: %[7]s
+  signing:    {cert: outsider/signing/cert.pem,  key: outsider/signing/key.pem}
+  roles: [merchant]
 card:
   currency: KRW
-  approve: {number: "%s", expiry: 12/2030, amount: "15000"}
+  approve: {number: "%[4]s", expiry: 12/2030, amount: "15000"}
   declines:
-    - {name: over the limit, number: "%s", expiry: 12/2030, amount: "60000", expect: LimitExceeded}
-    - {name: wrong expiry, number: "%s", expiry: 11/2031, amount: "1000", expect: InvalidCard}
+    - {name: over the limit, number: "%[5]s", expiry: 12/2030, amount: "60000", expect: LimitExceeded}
+    - {name: wrong expiry, number: "%[4]s", expiry: 11/2031, amount: "1000", expect: InvalidCard}
   settle_before_refund: true
 timeouts: {request: 10s, stall: 1s, settle: 10s}
-`, flaw, p.EntityID, t.EntityID, good, low, good)
+`, flaw, p.EntityID, t.EntityID, good, low, second.EntityID, outsider.EntityID)
 	if hooks {
 		profile += fmt.Sprintf("hooks:\n  settle: {url: %s/settle}\n  stall: {url: %s/stall}\n", p.HooksURL, p.HooksURL)
 	} else {

@@ -55,6 +55,10 @@ const (
 	PGID        = "https://pg.kecis.test/kecis"
 	// TesterID is the conformance suite's participant (Config.Tester).
 	TesterID = "https://tester.kecis.test/kecis"
+	// SecondTesterID is the suite's second identity (Config.Tester): a
+	// participant of the tester's standing, with keys of its own, that must
+	// not reach the tester's payments (KECIS §13.3).
+	SecondTesterID = "https://tester2.kecis.test/kecis"
 )
 
 // Display names of the demo's participants (the merchants' are in
@@ -64,6 +68,8 @@ const (
 	issuerName = "KECIS Card (demo issuer)"
 	pgName     = "KECIS Pay (demo PG)"
 	testerName = "KECIS conformance suite"
+	// secondTesterName is the suite's second identity's.
+	secondTesterName = "KECIS conformance suite (second identity)"
 )
 
 // merchants are the demo's shops: entityID, display name and the
@@ -101,8 +107,10 @@ type Config struct {
 	IssuerNow func() time.Time
 	Log       *slog.Logger
 	// Tester registers the conformance suite as a participant with the
-	// `tester` role (keys under Dir/tester) and lets the issuer's back
-	// channel admit its TLS client certificate beside the hub's (test mode).
+	// `tester` role (keys under Dir/tester), and its second identity
+	// (SecondTesterID, keys under Dir/tester2), and lets the issuer's back
+	// channel admit the tester's TLS client certificate beside the hub's
+	// (test mode).
 	Tester bool
 }
 
@@ -293,7 +301,8 @@ func Start(ctx context.Context, cfg Config) (_ *Demo, err error) {
 		for _, k := range []struct {
 			name string
 			kind devpki.Kind
-		}{{"tester/signing", devpki.Signing}, {"tester/encryption", devpki.Encryption}, {"tester/tls", devpki.TLSClient}} {
+		}{{"tester/signing", devpki.Signing}, {"tester/encryption", devpki.Encryption}, {"tester/tls", devpki.TLSClient},
+			{"tester2/signing", devpki.Signing}, {"tester2/encryption", devpki.Encryption}, {"tester2/tls", devpki.TLSClient}} {
 			ks, err := ensure(p(k.name), k.kind, "KECIS demo "+k.name)
 			if err != nil {
 				return nil, err
@@ -450,6 +459,12 @@ facade:
 			return nil, err
 		}
 		backChannel = append(backChannel, fingerprint(keys["tester/tls"].cert))
+		if err := register(ctx, st, &metadata.EntityDescriptor{EntityID: SecondTesterID, DisplayName: secondTesterName, Roles: []metadata.Role{metadata.RoleTester},
+			Keys:    []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: keys["tester2/signing"].cert}, {Use: metadata.UseEncryption, Certificate: keys["tester2/encryption"].cert}},
+			TLSKeys: []metadata.KeyDescriptor{{Use: metadata.UseTLSClient, Certificate: keys["tester2/tls"].cert}},
+		}); err != nil {
+			return nil, err
+		}
 	}
 
 	// The issuer's KECIS adapter: the SDK's Handler over the issuer.
@@ -512,13 +527,14 @@ var cardServices = []string{card.ServiceApprove, card.ServiceCancel, card.Servic
 
 // callers is who may call a demo provider's services (KECIS §13.2): the
 // role of its contracted callers, narrowed to those participants, and the
-// conformance suite (the tester role, narrowed to the demo's tester) when
-// Config.Tester registers it. A service without callers admits nobody.
+// conformance suite (the tester role, narrowed to the demo's tester and its
+// second identity) when Config.Tester registers them. A service without
+// callers admits nobody.
 func callers(cfg Config, role metadata.Role, entities ...string) ([]metadata.Role, []string) {
 	roles := []metadata.Role{role, metadata.RoleTester}
 	ids := append([]string{}, entities...)
 	if cfg.Tester {
-		ids = append(ids, TesterID)
+		ids = append(ids, TesterID, SecondTesterID)
 	}
 	return roles, ids
 }
@@ -627,7 +643,7 @@ func (d *Demo) startPG(ctx context.Context, cfg Config, keys map[string]keyset, 
 		accounts = append(accounts, account{m.EntityID, m.Name})
 	}
 	if cfg.Tester {
-		accounts = append(accounts, account{TesterID, testerName})
+		accounts = append(accounts, account{TesterID, testerName}, account{SecondTesterID, secondTesterName})
 	}
 	d.PGMerchants = map[string]string{}
 	table := "# The PG merchant account of each federation merchant, written by the demo.\nmerchants:\n"

@@ -125,7 +125,8 @@ func (d *Demo) participants(cfg Config) []participant {
 		ps = append(ps, participant{m.EntityID, m.Name, []metadata.Role{metadata.RoleMerchant}, merchants[i].dir})
 	}
 	if cfg.Tester {
-		ps = append(ps, participant{TesterID, testerName, []metadata.Role{metadata.RoleTester}, "tester"})
+		ps = append(ps, participant{TesterID, testerName, []metadata.Role{metadata.RoleTester}, "tester"},
+			participant{SecondTesterID, secondTesterName, []metadata.Role{metadata.RoleTester}, "tester2"})
 	}
 	return ps
 }

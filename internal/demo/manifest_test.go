@@ -59,13 +59,13 @@ func TestManifestAndCallers(t *testing.T) {
 			}
 		}
 	}
-	if want := []string{HubID, IssuerID, PGID, MerchantID, Merchant2ID, TesterID}; !slices.Equal(ids, want) {
+	if want := []string{HubID, IssuerID, PGID, MerchantID, Merchant2ID, TesterID, SecondTesterID}; !slices.Equal(ids, want) {
 		t.Fatalf("participants %v, want %v", ids, want)
 	}
 
 	want := map[string]metadata.OfferedService{
-		IssuerID: {Callers: []metadata.Role{metadata.RolePG, metadata.RoleTester}, CallerEntities: []string{PGID, TesterID}},
-		PGID:     {Callers: []metadata.Role{metadata.RoleMerchant, metadata.RoleTester}, CallerEntities: []string{MerchantID, Merchant2ID, TesterID}},
+		IssuerID: {Callers: []metadata.Role{metadata.RolePG, metadata.RoleTester}, CallerEntities: []string{PGID, TesterID, SecondTesterID}},
+		PGID:     {Callers: []metadata.Role{metadata.RoleMerchant, metadata.RoleTester}, CallerEntities: []string{MerchantID, Merchant2ID, TesterID, SecondTesterID}},
 	}
 	for id, w := range want {
 		p, err := d.HubStore.GetParticipant(ctx, id)
