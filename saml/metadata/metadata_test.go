@@ -332,12 +332,12 @@ func TestAccessors(t *testing.T) {
 		}
 	}
 	for bin, want := range map[string]bool{"404143": true, "40414399": true, "411111": true, "411150": true, "411199": true, "411200": false, "404144": false, "4041": false} {
-		if approve.AdmitsBIN(bin) != want {
-			t.Errorf("AdmitsBIN(%s) = %v", bin, !want)
+		if _, _, why := ed.Serves(metadata.Query{Service: approve.Service, CardBIN: bin}); (why == "") != want {
+			t.Errorf("Serves(BIN %s): %q", bin, why)
 		}
 	}
 	cancel, _ := ed.Offers(saml.ServiceURI("card", "cancel"))
-	if !cancel.AdmitsBIN("999999") || !cancel.Admits(ecml.Money{Minor: 1, Currency: "USD"}) || !cancel.AdmitsBank("004") {
+	if _, _, why := ed.Serves(metadata.Query{Service: cancel.Service, CardBIN: "999999"}); why != "" || !cancel.Admits(ecml.Money{Minor: 1, Currency: "USD"}) || !cancel.AdmitsBank("004") {
 		t.Fatal("a service without limits admits everything")
 	}
 	if !ed.HasRole(metadata.RolePG) || ed.HasRole(metadata.RoleIssuer) {

@@ -179,12 +179,6 @@ func (s *OfferedService) Admits(m ecml.Money) bool {
 	return false
 }
 
-// AdmitsBIN reports whether the service accepts a card with this BIN (the
-// first 6 or 8 digits): true when no BIN list is published.
-func (s *OfferedService) AdmitsBIN(bin string) bool {
-	return len(s.BINs) == 0 || s.BINs.Contains(bin)
-}
-
 // AdmitsBank reports whether the service accepts this bank code: true when
 // no bank codes are published.
 func (s *OfferedService) AdmitsBank(code string) bool {
