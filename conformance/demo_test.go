@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/kecis/kecis/conformance"
-	"github.com/kecis/kecis/internal/demo"
+	"github.com/kecis/kecis/examples/demo"
 	"github.com/kecis/kecis/internal/testutil"
 	"github.com/kecis/kecis/saml"
 	"github.com/kecis/kecis/saml/metadata"

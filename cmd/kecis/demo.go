@@ -20,7 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kecis/kecis/ecml"
-	"github.com/kecis/kecis/internal/demo"
+	"github.com/kecis/kecis/examples/demo"
 	"github.com/kecis/kecis/saml"
 )
 

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/kecis/kecis/ecml"
+	"github.com/kecis/kecis/examples/demo"
 	"github.com/kecis/kecis/examples/telecom"
-	"github.com/kecis/kecis/internal/demo"
 	"github.com/kecis/kecis/internal/testutil"
 )
 
