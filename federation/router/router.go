@@ -236,10 +236,7 @@ func (rt *Router) Relay(ctx context.Context, req *saml.ServiceRequest, dest *Ent
 	}
 	var scope, owner string
 	if req.IdempotencyKey != "" {
-		scope = req.Issuer
-		if req.OnBehalfOf != "" {
-			scope += "|" + req.OnBehalfOf
-		}
+		scope = saml.IdemScope(req.Issuer, req.OnBehalfOf)
 		owner = rt.cfg.ReplicaID + "/" + req.ID
 		fp := rt.fingerprint(req, dest.P.EntityID)
 		res, _, err := rt.st.AcquireIdem(ctx, scope, req.IdempotencyKey, fp, owner, req.ID,
@@ -251,11 +248,8 @@ func (rt *Router) Relay(ctx context.Context, req *saml.ServiceRequest, dest *Ent
 		if rt.metrics != nil {
 			rt.metrics.IdemHits.WithLabelValues(string(res)).Inc()
 		}
-		switch res {
-		case store.Mismatch:
-			return &Result{Outcome: OutcomeRefused, Status: saml.Status{Code: saml.StatusRequester, SubCode: saml.CodeIdempotencyConflict, Message: "the idempotency key was used with a different request"}}
-		case store.InFlight:
-			return &Result{Outcome: OutcomeRefused, Status: saml.Status{Code: saml.StatusRequester, SubCode: saml.CodeInFlight, Message: "a request with this idempotency key is in flight"}}
+		if st, refused := res.Refusal(); refused {
+			return &Result{Outcome: OutcomeRefused, Status: st}
 		}
 	}
 	ans, out := rt.forward(ctx, req, dest, soapBody)

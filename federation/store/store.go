@@ -14,6 +14,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/kecis/kecis/saml"
 )
 
 // Shared errors every backend returns (the conformance suite checks them).
@@ -131,13 +133,13 @@ const (
 	IdemDone     IdemState = "done"
 )
 
-// IdemEntry is the hub's guard for one idempotency key (DESIGN.md
-// idempotency row): scoped to the issuer (and the OnBehalfOf merchant),
-// with a fingerprint over public fields (an HMAC, never ciphertext) and an
-// in-flight lease that expires, so that a crash does not block a key
-// forever. The hub never stores a provider's outcome as the truth.
+// IdemEntry is the hub's guard for one idempotency key (KECIS §7.1):
+// scoped to the issuer (and the OnBehalfOf merchant), with a fingerprint
+// over public fields (an HMAC, never ciphertext) and an in-flight lease
+// that expires, so that a crash does not block a key forever. The hub
+// never stores a provider's outcome as the truth.
 type IdemEntry struct {
-	Scope        string // issuer entityID, plus "|" + merchant when on behalf of one
+	Scope        string // saml.IdemScope: the issuer entityID, plus "|" + merchant when on behalf of one
 	Key          string
 	Fingerprint  []byte
 	State        IdemState
@@ -147,22 +149,6 @@ type IdemEntry struct {
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 }
-
-// AcquireResult tells what AcquireIdem found.
-type AcquireResult string
-
-const (
-	// Acquired: a new key; the caller holds the lease.
-	Acquired AcquireResult = "acquired"
-	// Reacquired: a known key with the same fingerprint whose earlier
-	// attempt finished or whose lease expired; the caller holds the lease
-	// and forwards the retry (the provider answers it).
-	Reacquired AcquireResult = "reacquired"
-	// InFlight: another attempt holds an unexpired lease.
-	InFlight AcquireResult = "in_flight"
-	// Mismatch: the key was used with a different fingerprint.
-	Mismatch AcquireResult = "mismatch"
-)
 
 // AuditRecord is one entry of the append-only audit log. Message holds a
 // signed message exactly as received or sent; no field ever holds a clear
@@ -246,9 +232,17 @@ type Replay interface {
 // Idempotency holds the hub's idempotency guard.
 type Idempotency interface {
 	// AcquireIdem takes the lease on (scope, key) for owner until
-	// leaseUntil, atomically: of two racing callers one acquires and the
-	// other sees InFlight (or Mismatch). The entry is returned as stored.
-	AcquireIdem(ctx context.Context, scope, key string, fingerprint []byte, owner, requestID string, leaseUntil, now time.Time) (AcquireResult, *IdemEntry, error)
+	// leaseUntil, atomically, and says what it found in the vocabulary the
+	// provider's store speaks too (saml.IdemResult, KECIS §7.1):
+	// IdemAcquired for a new key; IdemReacquired for a known key with the
+	// same fingerprint whose earlier attempt was answered or whose lease
+	// expired (the caller holds the lease and forwards the retry, which
+	// the provider answers); IdemInFlight while another attempt holds an
+	// unexpired lease; IdemMismatch for a key used with a different
+	// fingerprint. Never IdemDone: the hub stores no outcome. Of two racing
+	// callers one acquires and the other sees IdemInFlight (or
+	// IdemMismatch). The entry is returned as stored.
+	AcquireIdem(ctx context.Context, scope, key string, fingerprint []byte, owner, requestID string, leaseUntil, now time.Time) (saml.IdemResult, *IdemEntry, error)
 	// ReleaseIdem ends owner's lease: state Done when the provider
 	// answered, or the entry stays retryable (lease cleared) when it did
 	// not (a timeout is never an outcome). ErrConflict if owner does not

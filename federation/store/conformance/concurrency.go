@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kecis/kecis/federation/store"
+	"github.com/kecis/kecis/saml"
 )
 
 // Racers is how many goroutines per store take part in each race.
@@ -115,15 +116,15 @@ func testReplayRace(t *testing.T, a, b store.Store) {
 }
 
 type acquireOutcome struct {
-	res   store.AcquireResult
+	res   saml.IdemResult
 	entry *store.IdemEntry
 	err   error
 }
 
 // tally counts outcomes by result and reports unexpected errors.
-func tally(t *testing.T, what string, outs []acquireOutcome) (map[store.AcquireResult]int, int) {
+func tally(t *testing.T, what string, outs []acquireOutcome) (map[saml.IdemResult]int, int) {
 	t.Helper()
-	counts := map[store.AcquireResult]int{}
+	counts := map[saml.IdemResult]int{}
 	winner := -1
 	for i, o := range outs {
 		if o.err != nil {
@@ -131,7 +132,7 @@ func tally(t *testing.T, what string, outs []acquireOutcome) (map[store.AcquireR
 			continue
 		}
 		counts[o.res]++
-		if o.res == store.Acquired || o.res == store.Reacquired {
+		if o.res == saml.IdemAcquired || o.res == saml.IdemReacquired {
 			winner = i
 		}
 	}
@@ -151,12 +152,12 @@ func testIdemAcquireRace(t *testing.T, a, b store.Store) {
 		})
 		what := fmt.Sprintf("round %d", round)
 		counts, winner := tally(t, what, outs)
-		if counts[store.Acquired] != 1 || counts[store.InFlight] != 2*Racers-1 {
+		if counts[saml.IdemAcquired] != 1 || counts[saml.IdemInFlight] != 2*Racers-1 {
 			t.Errorf("%s: outcomes %v, want 1 acquired and %d in flight", what, counts, 2*Racers-1)
 			continue
 		}
 		for i, o := range outs {
-			if o.res == store.InFlight && o.entry.LeaseOwner != owner(winner) {
+			if o.res == saml.IdemInFlight && o.entry.LeaseOwner != owner(winner) {
 				t.Errorf("%s: racer %d saw lease owner %q, but %q won", what, i, o.entry.LeaseOwner, owner(winner))
 			}
 		}
@@ -185,7 +186,7 @@ func testIdemFingerprintRace(t *testing.T, a, b store.Store) {
 		})
 		what := fmt.Sprintf("round %d", round)
 		counts, winner := tally(t, what, outs)
-		if counts[store.Acquired] != 1 || winner < 0 {
+		if counts[saml.IdemAcquired] != 1 || winner < 0 {
 			t.Errorf("%s: outcomes %v, want exactly 1 acquired", what, counts)
 			continue
 		}
@@ -193,9 +194,9 @@ func testIdemFingerprintRace(t *testing.T, a, b store.Store) {
 			if i == winner || o.err != nil {
 				continue
 			}
-			want := store.InFlight
+			want := saml.IdemInFlight
 			if string(fps(i)) != string(fps(winner)) {
-				want = store.Mismatch
+				want = saml.IdemMismatch
 			}
 			if o.res != want {
 				t.Errorf("%s: racer %d: %s, want %s", what, i, o.res, want)
@@ -219,7 +220,7 @@ func testIdemReacquireRace(t *testing.T, a, b store.Store) {
 		})
 		what := fmt.Sprintf("round %d", round)
 		counts, winner := tally(t, what, outs)
-		if counts[store.Reacquired] != 1 || counts[store.InFlight] != 2*Racers-1 {
+		if counts[saml.IdemReacquired] != 1 || counts[saml.IdemInFlight] != 2*Racers-1 {
 			t.Errorf("%s: outcomes %v, want 1 reacquired and %d in flight", what, counts, 2*Racers-1)
 			continue
 		}

@@ -42,6 +42,7 @@ import (
 	"time"
 
 	"github.com/kecis/kecis/federation/store"
+	"github.com/kecis/kecis/saml"
 )
 
 // t0 is the instant the suite runs at; it has a microsecond fraction so
@@ -675,7 +676,7 @@ func checkEntry(t *testing.T, what string, e *store.IdemEntry, want store.IdemEn
 	}
 }
 
-func acquire(t *testing.T, s store.Store, owner, requestID string, fingerprint []byte, lease, now time.Time, want store.AcquireResult) *store.IdemEntry {
+func acquire(t *testing.T, s store.Store, owner, requestID string, fingerprint []byte, lease, now time.Time, want saml.IdemResult) *store.IdemEntry {
 	t.Helper()
 	res, e, err := s.AcquireIdem(ctxFor(t), scope, key, fingerprint, owner, requestID, lease, now)
 	must(t, err, "AcquireIdem by "+owner)
@@ -689,7 +690,7 @@ func testIdemAcquire(t *testing.T, s store.Store) {
 	ctx := ctxFor(t)
 	_, err := s.GetIdem(ctx, scope, key)
 	mustErr(t, err, store.ErrNotFound, "GetIdem before AcquireIdem")
-	e := acquire(t, s, "hub-1", "_req1", fpA, at(30*time.Second), at(0), store.Acquired)
+	e := acquire(t, s, "hub-1", "_req1", fpA, at(30*time.Second), at(0), saml.IdemAcquired)
 	want := store.IdemEntry{Scope: scope, Key: key, Fingerprint: fpA, State: store.IdemInFlight, LeaseOwner: "hub-1",
 		LeaseExpires: at(30 * time.Second), RequestID: "_req1", CreatedAt: at(0), UpdatedAt: at(0)}
 	checkEntry(t, "AcquireIdem result", e, want)
@@ -699,13 +700,13 @@ func testIdemAcquire(t *testing.T, s store.Store) {
 }
 
 func testIdemInFlight(t *testing.T, s store.Store) {
-	acquire(t, s, "hub-1", "_req1", fpA, at(30*time.Second), at(0), store.Acquired)
-	e := acquire(t, s, "hub-2", "_req2", fpA, at(40*time.Second), at(10*time.Second), store.InFlight)
+	acquire(t, s, "hub-1", "_req1", fpA, at(30*time.Second), at(0), saml.IdemAcquired)
+	e := acquire(t, s, "hub-2", "_req2", fpA, at(40*time.Second), at(10*time.Second), saml.IdemInFlight)
 	want := store.IdemEntry{Scope: scope, Key: key, Fingerprint: fpA, State: store.IdemInFlight, LeaseOwner: "hub-1",
 		LeaseExpires: at(30 * time.Second), RequestID: "_req1", CreatedAt: at(0), UpdatedAt: at(0)}
 	checkEntry(t, "InFlight entry", e, want)
 	// The same owner retrying is still in flight: a lease is not re-entrant.
-	acquire(t, s, "hub-1", "_req3", fpA, at(40*time.Second), at(29*time.Second), store.InFlight)
+	acquire(t, s, "hub-1", "_req3", fpA, at(40*time.Second), at(29*time.Second), saml.IdemInFlight)
 	got, err := s.GetIdem(ctxFor(t), scope, key)
 	must(t, err, "GetIdem")
 	checkEntry(t, "GetIdem after refused acquires", got, want)
@@ -713,15 +714,15 @@ func testIdemInFlight(t *testing.T, s store.Store) {
 
 func testIdemMismatch(t *testing.T, s store.Store) {
 	ctx := ctxFor(t)
-	acquire(t, s, "hub-1", "_req1", fpA, at(30*time.Second), at(0), store.Acquired)
-	e := acquire(t, s, "hub-2", "_req2", fpB, at(40*time.Second), at(10*time.Second), store.Mismatch)
+	acquire(t, s, "hub-1", "_req1", fpA, at(30*time.Second), at(0), saml.IdemAcquired)
+	e := acquire(t, s, "hub-2", "_req2", fpB, at(40*time.Second), at(10*time.Second), saml.IdemMismatch)
 	if !bytes.Equal(e.Fingerprint, fpA) || e.LeaseOwner != "hub-1" {
 		t.Errorf("Mismatch entry: %+v", e)
 	}
 	// Still a mismatch after the lease expired and after the key is done.
-	acquire(t, s, "hub-2", "_req2", fpB, at(2*time.Minute), at(time.Minute), store.Mismatch)
+	acquire(t, s, "hub-2", "_req2", fpB, at(2*time.Minute), at(time.Minute), saml.IdemMismatch)
 	must(t, s.ReleaseIdem(ctx, scope, key, "hub-1", store.IdemDone, at(time.Minute)), "ReleaseIdem")
-	acquire(t, s, "hub-2", "_req3", fpB, at(3*time.Minute), at(2*time.Minute), store.Mismatch)
+	acquire(t, s, "hub-2", "_req3", fpB, at(3*time.Minute), at(2*time.Minute), saml.IdemMismatch)
 	got, err := s.GetIdem(ctx, scope, key)
 	must(t, err, "GetIdem")
 	if !bytes.Equal(got.Fingerprint, fpA) || got.State != store.IdemDone || got.RequestID != "_req1" {
@@ -731,7 +732,7 @@ func testIdemMismatch(t *testing.T, s store.Store) {
 
 func testIdemReacquireAfterDone(t *testing.T, s store.Store) {
 	ctx := ctxFor(t)
-	acquire(t, s, "hub-1", "_req1", fpA, at(30*time.Second), at(0), store.Acquired)
+	acquire(t, s, "hub-1", "_req1", fpA, at(30*time.Second), at(0), saml.IdemAcquired)
 	must(t, s.ReleaseIdem(ctx, scope, key, "hub-1", store.IdemDone, at(5*time.Second)), "ReleaseIdem done")
 	got, err := s.GetIdem(ctx, scope, key)
 	must(t, err, "GetIdem")
@@ -745,19 +746,19 @@ func testIdemReacquireAfterDone(t *testing.T, s store.Store) {
 	}
 	// A retry of a finished key is forwarded again (the provider answers
 	// it with the original outcome): the caller gets the lease.
-	e := acquire(t, s, "hub-2", "_req2", fpA, at(70*time.Second), at(time.Minute), store.Reacquired)
+	e := acquire(t, s, "hub-2", "_req2", fpA, at(70*time.Second), at(time.Minute), saml.IdemReacquired)
 	checkEntry(t, "Reacquired entry", e, store.IdemEntry{Scope: scope, Key: key, Fingerprint: fpA, State: store.IdemInFlight,
 		LeaseOwner: "hub-2", LeaseExpires: at(70 * time.Second), RequestID: "_req2", CreatedAt: at(0), UpdatedAt: at(time.Minute)})
-	acquire(t, s, "hub-1", "_req3", fpA, at(70*time.Second), at(time.Minute), store.InFlight)
+	acquire(t, s, "hub-1", "_req3", fpA, at(70*time.Second), at(time.Minute), saml.IdemInFlight)
 	must(t, s.ReleaseIdem(ctx, scope, key, "hub-2", store.IdemDone, at(61*time.Second)), "ReleaseIdem by the new owner")
 }
 
 func testIdemReacquireAfterLeaseExpiry(t *testing.T, s store.Store) {
 	ctx := ctxFor(t)
-	acquire(t, s, "hub-1", "_req1", fpA, at(30*time.Second), at(0), store.Acquired)
-	acquire(t, s, "hub-2", "_req2", fpA, at(time.Minute), at(30*time.Second-time.Microsecond), store.InFlight)
+	acquire(t, s, "hub-1", "_req1", fpA, at(30*time.Second), at(0), saml.IdemAcquired)
+	acquire(t, s, "hub-2", "_req2", fpA, at(time.Minute), at(30*time.Second-time.Microsecond), saml.IdemInFlight)
 	// The first hub crashed: at the lease's end the key is free again.
-	e := acquire(t, s, "hub-2", "_req2", fpA, at(time.Minute), at(30*time.Second), store.Reacquired)
+	e := acquire(t, s, "hub-2", "_req2", fpA, at(time.Minute), at(30*time.Second), saml.IdemReacquired)
 	if e.LeaseOwner != "hub-2" || e.RequestID != "_req2" || !e.CreatedAt.Equal(at(0)) {
 		t.Errorf("Reacquired entry: %+v", e)
 	}
@@ -775,7 +776,7 @@ func testIdemReacquireAfterLeaseExpiry(t *testing.T, s store.Store) {
 
 func testIdemReleaseWithoutAnswer(t *testing.T, s store.Store) {
 	ctx := ctxFor(t)
-	acquire(t, s, "hub-1", "_req1", fpA, at(30*time.Second), at(0), store.Acquired)
+	acquire(t, s, "hub-1", "_req1", fpA, at(30*time.Second), at(0), saml.IdemAcquired)
 	// The provider timed out: not an outcome; the key is retryable at once.
 	must(t, s.ReleaseIdem(ctx, scope, key, "hub-1", store.IdemInFlight, at(10*time.Second)), "ReleaseIdem in flight")
 	got, err := s.GetIdem(ctx, scope, key)
@@ -788,7 +789,7 @@ func testIdemReleaseWithoutAnswer(t *testing.T, s store.Store) {
 	if n != 0 {
 		t.Errorf("CountInFlight after the lease was cleared = %d", n)
 	}
-	acquire(t, s, "hub-2", "_req2", fpA, at(40*time.Second), at(10*time.Second), store.Reacquired)
+	acquire(t, s, "hub-2", "_req2", fpA, at(40*time.Second), at(10*time.Second), saml.IdemReacquired)
 	// Releasing twice is a conflict: the lease is no longer held.
 	mustErr(t, s.ReleaseIdem(ctx, scope, key, "hub-1", store.IdemInFlight, at(11*time.Second)), store.ErrConflict,
 		"ReleaseIdem of a lease already released")
@@ -798,7 +799,7 @@ func testIdemReleaseByNonOwner(t *testing.T, s store.Store) {
 	ctx := ctxFor(t)
 	mustErr(t, s.ReleaseIdem(ctx, scope, key, "hub-1", store.IdemDone, at(0)), store.ErrNotFound,
 		"ReleaseIdem of an unknown key")
-	acquire(t, s, "hub-1", "_req1", fpA, at(30*time.Second), at(0), store.Acquired)
+	acquire(t, s, "hub-1", "_req1", fpA, at(30*time.Second), at(0), saml.IdemAcquired)
 	mustErr(t, s.ReleaseIdem(ctx, scope, key, "hub-2", store.IdemDone, at(time.Second)), store.ErrConflict,
 		"ReleaseIdem by a non-owner")
 	mustErr(t, s.ReleaseIdem(ctx, scope, key, "", store.IdemInFlight, at(time.Second)), store.ErrConflict,
@@ -819,13 +820,13 @@ func testIdemScopes(t *testing.T, s store.Store) {
 	for _, sc := range []string{scope, "https://other.example/kecis", onBehalf} {
 		res, _, err := s.AcquireIdem(ctx, sc, key, fpA, "hub-1", "_r", at(time.Minute), at(0))
 		must(t, err, "AcquireIdem in "+sc)
-		if res != store.Acquired {
+		if res != saml.IdemAcquired {
 			t.Errorf("AcquireIdem in scope %s = %s, want acquired (keys are scoped)", sc, res)
 		}
 	}
 	res, _, err := s.AcquireIdem(ctx, scope, key+"-2", fpB, "hub-1", "_r", at(time.Minute), at(0))
 	must(t, err, "AcquireIdem other key")
-	if res != store.Acquired {
+	if res != saml.IdemAcquired {
 		t.Errorf("AcquireIdem of another key = %s", res)
 	}
 	_, err = s.GetIdem(ctx, "https://nobody.example", key)

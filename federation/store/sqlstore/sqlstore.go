@@ -31,6 +31,7 @@ import (
 
 	"github.com/kecis/kecis/federation/store"
 	sqldb "github.com/kecis/kecis/internal/sqlstore"
+	"github.com/kecis/kecis/saml"
 )
 
 // Component is the hub store's name in schema_migrations.
@@ -556,9 +557,9 @@ const maxAcquireRounds = 8
 // AcquireIdem implements store.Idempotency in one atomic statement: insert
 // the entry, or take over an entry with the same fingerprint whose attempt
 // is done or whose lease expired (lease_expires <= now). When that
-// statement changes nothing, the entry is read to tell InFlight from
-// Mismatch; if it became free meanwhile, the statement runs again.
-func (s *Store) AcquireIdem(ctx context.Context, scope, key string, fingerprint []byte, owner, requestID string, leaseUntil, now time.Time) (store.AcquireResult, *store.IdemEntry, error) {
+// statement changes nothing, the entry is read to tell IdemInFlight from
+// IdemMismatch; if it became free meanwhile, the statement runs again.
+func (s *Store) AcquireIdem(ctx context.Context, scope, key string, fingerprint []byte, owner, requestID string, leaseUntil, now time.Time) (saml.IdemResult, *store.IdemEntry, error) {
 	switch {
 	case scope == "" || key == "":
 		return "", nil, errors.New("store: acquire idempotency key: empty scope or key")
@@ -570,7 +571,7 @@ func (s *Store) AcquireIdem(ctx context.Context, scope, key string, fingerprint 
 		return "", nil, errors.New("store: acquire idempotency key: lease ends before it starts")
 	}
 	var (
-		result store.AcquireResult
+		result saml.IdemResult
 		entry  *store.IdemEntry
 	)
 	err := sqldb.Retry(ctx, func() error {
@@ -589,9 +590,9 @@ func (s *Store) AcquireIdem(ctx context.Context, scope, key string, fingerprint 
 				RETURNING `+idemColumns,
 				scope, key, fingerprint, owner, s.ts(leaseUntil), requestID, s.ts(now)))
 			if err == nil {
-				result, entry = store.Reacquired, e
+				result, entry = saml.IdemReacquired, e
 				if attempts == 1 {
-					result = store.Acquired
+					result = saml.IdemAcquired
 				}
 				return nil
 			}
@@ -607,11 +608,11 @@ func (s *Store) AcquireIdem(ctx context.Context, scope, key string, fingerprint 
 				return err
 			}
 			if string(e.Fingerprint) != string(fingerprint) {
-				result, entry = store.Mismatch, e
+				result, entry = saml.IdemMismatch, e
 				return nil
 			}
 			if e.State == store.IdemInFlight && e.LeaseExpires.After(now) {
-				result, entry = store.InFlight, e
+				result, entry = saml.IdemInFlight, e
 				return nil
 			}
 			// Released or expired since the upsert: try again.
