@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -164,6 +165,16 @@ func (d *Demo) manifest(cfg Config) *Manifest {
 			TLSCert: rel(p.dir, "tls", "cert.pem"), TLSKey: rel(p.dir, "tls", "key.pem")})
 	}
 	return m
+}
+
+// publish writes demo.json, the last step: once it exists, everything it
+// names is up. Close removes it.
+func (d *Demo) publish(context.Context) error {
+	if err := writeManifest(d.cfg.Dir, d.manifest(d.cfg)); err != nil {
+		return err
+	}
+	d.onClose(func() { os.Remove(d.Manifest) })
+	return nil
 }
 
 // writeManifest writes m into dir as ManifestFile, 0600, replacing the

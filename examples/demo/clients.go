@@ -1,0 +1,105 @@
+package demo
+
+import (
+	"context"
+	"crypto/x509"
+	"path/filepath"
+
+	"github.com/kecis/kecis/connectors"
+	"github.com/kecis/kecis/connectors/card"
+	"github.com/kecis/kecis/internal/devpki"
+	"github.com/kecis/kecis/saml/metadata"
+)
+
+// testers are the conformance suite's identities in test mode
+// (Config.Tester): entityID, display name and the directory of their keys
+// under Config.Dir.
+var testers = []struct{ id, name, dir string }{
+	{TesterID, testerName, "tester"},
+	{SecondTesterID, secondTesterName, "tester2"},
+}
+
+// startTester registers, in test mode, the conformance suite and its
+// second identity as participants of the tester role, with keys of their
+// own.
+func (d *Demo) startTester(ctx context.Context) error {
+	if !d.cfg.Tester {
+		return nil
+	}
+	for _, t := range testers {
+		k, err := d.keys(t.dir, true, devpki.TLSClient)
+		if err != nil {
+			return err
+		}
+		if err := d.register(ctx, k.client(t.id, t.name, metadata.RoleTester)); err != nil {
+			return err
+		}
+		if t.id == TesterID {
+			d.testerTLS = k.tls.cert
+		}
+	}
+	d.TesterDir = d.path(testers[0].dir)
+	return nil
+}
+
+// startMerchants registers the demo's shops, each with its own keys and
+// TLS client certificate (their facade API keys the hub issued), and makes
+// each its SDK client for the card service.
+func (d *Demo) startMerchants(ctx context.Context) error {
+	for i, m := range d.Merchants {
+		k, err := d.keys(merchants[i].dir, true, devpki.TLSClient)
+		if err != nil {
+			return err
+		}
+		if err := d.register(ctx, k.client(m.EntityID, m.Name, metadata.RoleMerchant)); err != nil {
+			return err
+		}
+		if m.Client, err = d.cardClient(m.EntityID, m.Dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cardServices are the card service's operations.
+var cardServices = []string{card.ServiceApprove, card.ServiceCancel, card.ServiceRefund, card.ServiceInquire}
+
+// callers is who may call a demo provider's services (KECIS §13.2): the
+// role of its contracted callers, narrowed to those participants, and the
+// conformance suite (the tester role, narrowed to the demo's tester and its
+// second identity) when Config.Tester registers them. A service without
+// callers admits nobody.
+func callers(cfg Config, role metadata.Role, entities ...string) ([]metadata.Role, []string) {
+	roles := []metadata.Role{role, metadata.RoleTester}
+	ids := append([]string{}, entities...)
+	if cfg.Tester {
+		for _, t := range testers {
+			ids = append(ids, t.id)
+		}
+	}
+	return roles, ids
+}
+
+// cardClient is an SDK client for the card service, calling through the
+// hub as the participant whose keys are in dir (signing/, encryption/,
+// tls/).
+func (d *Demo) cardClient(entityID, dir string) (*card.Client, error) {
+	var ks [3]keyset
+	for i, k := range []string{"signing", "encryption", "tls"} {
+		var err error
+		if ks[i], err = load(filepath.Join(dir, k)); err != nil {
+			return nil, err
+		}
+	}
+	signer, err := ks[0].signer()
+	if err != nil {
+		return nil, err
+	}
+	c, err := connectors.NewClient(connectors.ClientConfig{EntityID: entityID, Signer: signer, Directory: d.directory(),
+		Decryption: ks[1].decryption(), HubEntityID: HubID, HubURL: d.HubURL, TLSClient: ks[2].tls, HubTLS: []*x509.Certificate{d.hubTLS},
+		Attempts: 1, Timeout: d.clientTimeout})
+	if err != nil {
+		return nil, err
+	}
+	return &card.Client{C: c}, nil
+}

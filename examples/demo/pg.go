@@ -1,0 +1,202 @@
+package demo
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+
+	"github.com/kecis/kecis/connectors/sidecar"
+	"github.com/kecis/kecis/examples/pg"
+	"github.com/kecis/kecis/federation/store"
+	"github.com/kecis/kecis/internal/devpki"
+	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
+)
+
+// startPG starts the PG with its own API and joins it to the federation
+// through the sidecar and its mapping file alone. The demo's merchants
+// contract with the PG: a routing rule sends the facade's card payments to
+// it, and the PG reaches the issuer through its sidecar's calling endpoint.
+func (d *Demo) startPG(ctx context.Context) error {
+	k, err := d.keys("pg", true, devpki.TLSServer)
+	if err != nil {
+		return err
+	}
+	native, err := d.listen("PG", d.cfg.PGNative, "http", &d.PGNative)
+	if err != nil {
+		return err
+	}
+	kecis, err := d.listen("PG sidecar", d.cfg.PGKECIS, "https", &d.PGKECIS)
+	if err != nil {
+		return err
+	}
+	call, err := d.listen("PG sidecar calling endpoint", d.cfg.PGCall, "http", &d.PGCall)
+	if err != nil {
+		return err
+	}
+	if err := d.openPG(ctx, native); err != nil {
+		return err
+	}
+	sc, err := d.sidecarConfig(ctx, kecis, call)
+	if err != nil {
+		return err
+	}
+	side, err := sidecar.New(ctx, sc, d.cfg.Log)
+	if err != nil {
+		return err
+	}
+	d.background(func(ctx context.Context) error { return side.Serve(ctx, kecis, call) })
+	if err := d.register(ctx, &metadata.EntityDescriptor{EntityID: PGID, DisplayName: pgName, Roles: []metadata.Role{metadata.RolePG},
+		Keys:      []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: k.signing.cert}, {Use: metadata.UseEncryption, Certificate: k.encryption.cert}},
+		TLSKeys:   []metadata.KeyDescriptor{{Use: metadata.UseTLSServer, Certificate: k.tls.cert}, {Use: metadata.UseTLSClient, Certificate: k.tls.cert}},
+		Endpoints: []metadata.Endpoint{{Service: metadata.AnyService, Binding: saml.BindingSOAP, Location: d.PGKECIS + "/kecis/soap"}},
+		Services:  d.pgServices(d.cfg),
+	}); err != nil {
+		return err
+	}
+	return d.routeToPG(ctx)
+}
+
+// openPG opens the PG, serves its own API on l and runs its resolver:
+// pending transactions are inquired at the issuer (a lookup also inquires
+// its own at once).
+func (d *Demo) openPG(ctx context.Context, l net.Listener) error {
+	dataKey, err := secret(d.path("pg", "data-key"), 32)
+	if err != nil {
+		return err
+	}
+	adminTok, err := secret(d.path("pg", "admin-token"), 16)
+	if err != nil {
+		return err
+	}
+	g, err := pg.Open(ctx, pg.Config{DSN: "sqlite:" + d.path("pg", "pg.db"), IssuerGatewayURL: d.PGCall, DataKey: dataKey,
+		AdminToken: hex.EncodeToString(adminTok), Logger: d.cfg.Log, GatewayTimeout: d.cfg.RelayTimeout + 15*time.Second})
+	if err != nil {
+		return err
+	}
+	d.PG = g
+	d.onClose(func() { g.Close() })
+	d.background(func(ctx context.Context) error { return g.Run(ctx, 10*time.Second) })
+	d.serve(l, g.Handler(), nil)
+	return nil
+}
+
+// sidecarConfig is the PG sidecar's configuration: the PG's mapping file
+// (examples/pg/adapter.yaml) with the environment it names. Each
+// federation merchant pays through a PG merchant account of its own
+// (KECIS §13.3), and so does the conformance suite, a caller like any
+// other: the merchants file maps each to its account, whose API key the
+// environment carries.
+func (d *Demo) sidecarConfig(ctx context.Context, kecis, call net.Listener) (*sidecar.Config, error) {
+	env := map[string]string{
+		"PG_ENTITY_ID": PGID, "PG_KECIS_LISTEN": kecis.Addr().String(), "PG_KECIS_URL": d.PGKECIS, "PG_CALL_LISTEN": call.Addr().String(),
+		"HUB_URL": d.HubURL, "HUB_ENTITY_ID": HubID, "KEYS": d.cfg.Dir, "STATE": d.path("pg"),
+		"PG_NATIVE_URL": d.PGNative, "PG_MERCHANTS_FILE": d.path("pg", "merchants.yaml"),
+	}
+	type account struct{ id, name string }
+	var accounts []account
+	for _, m := range d.Merchants {
+		accounts = append(accounts, account{m.EntityID, m.Name})
+	}
+	if d.cfg.Tester {
+		for _, t := range testers {
+			accounts = append(accounts, account{t.id, t.name})
+		}
+	}
+	d.PGMerchants = map[string]string{}
+	var file struct {
+		Merchants map[string]*sidecar.Merchant `yaml:"merchants"`
+	}
+	file.Merchants = map[string]*sidecar.Merchant{}
+	for _, a := range accounts {
+		mid, key, err := pgAccount(ctx, d.PG, d.path("pg", "accounts"), a.id, a.name)
+		if err != nil {
+			return nil, err
+		}
+		d.PGMerchants[a.id] = mid
+		env["PG_KEY_"+mid] = key
+		file.Merchants[a.id] = &sidecar.Merchant{ID: mid, Headers: map[string]string{"X-PG-Key": "${PG_KEY_" + mid + "}"}}
+	}
+	b, err := yaml.Marshal(&file)
+	if err != nil {
+		return nil, err
+	}
+	b = append([]byte("# The PG merchant account of each federation merchant, written by the demo.\n"), b...)
+	if err := os.WriteFile(env["PG_MERCHANTS_FILE"], b, 0o600); err != nil {
+		return nil, err
+	}
+	sc, err := sidecar.Parse(pg.KECISMapping, "examples/pg/adapter.yaml", d.cfg.Dir, func(k string) string { return env[k] })
+	if err != nil {
+		return nil, err
+	}
+	if d.testerTLS != nil {
+		// Test mode: the registered tester may send attacks directly.
+		sc.Testers = append(sc.Testers, saml.Fingerprint(d.testerTLS))
+	}
+	return sc, nil
+}
+
+// pgServices are the PG's card services, within its contract's amounts.
+// The PG takes card:* from the demo's merchants (its contracts) and from
+// the conformance suite.
+func (d *Demo) pgServices(cfg Config) []metadata.OfferedService {
+	var shops []string
+	for _, m := range d.Merchants {
+		shops = append(shops, m.EntityID)
+	}
+	roles, ids := callers(cfg, metadata.RoleMerchant, shops...)
+	var out []metadata.OfferedService
+	for _, s := range cardServices {
+		out = append(out, metadata.OfferedService{Service: s, Limits: []metadata.Limit{{Currency: "KRW", Min: 100, Max: 10_000_000}},
+			Callers: roles, CallerEntities: ids})
+	}
+	return out
+}
+
+// routeToPG routes each demo merchant's card payments to the PG: the
+// routing rules demo-card-via-pg, demo-card-via-pg-2, ….
+func (d *Demo) routeToPG(ctx context.Context) error {
+	for i, m := range d.Merchants {
+		id := "demo-card-via-pg"
+		if i > 0 {
+			id += fmt.Sprintf("-%d", i+1)
+		}
+		err := d.HubStore.PutRoutingRule(ctx, &store.RoutingRule{ID: id, Priority: 10, Service: "urn:kecis:service:card:",
+			Merchant: m.EntityID, Target: PGID, CreatedAt: time.Now().UTC()})
+		if err != nil && !errors.Is(err, store.ErrExists) {
+			return err
+		}
+	}
+	d.Hub.RegistryChanged()
+	return nil
+}
+
+// pgAccount returns the PG merchant account of a federation participant:
+// its MID, derived from the entityID, and its API key, kept in dir (the PG
+// keeps only the key's hash), opening the account on first use.
+func pgAccount(ctx context.Context, g *pg.PG, dir, entityID, name string) (mid, key string, err error) {
+	sum := sha256.Sum256([]byte(entityID))
+	mid = "K" + strings.ToUpper(hex.EncodeToString(sum[:6]))
+	keyFile := filepath.Join(dir, mid)
+	if b, err := os.ReadFile(keyFile); err == nil {
+		return mid, strings.TrimSpace(string(b)), nil
+	}
+	m, err := g.CreateMerchant(ctx, pg.NewMerchant{MID: mid, Name: name,
+		Contract: pg.Contract{BINPrefixes: []string{"9490"}, FeeBPS: 250, MaxAmount: 10_000_000, DailyLimit: 100_000_000}})
+	if err != nil {
+		return "", "", fmt.Errorf("PG account of %s: %w", entityID, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", err
+	}
+	return mid, m.APIKey, os.WriteFile(keyFile, []byte(m.APIKey), 0o600)
+}
