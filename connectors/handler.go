@@ -215,24 +215,20 @@ func (h *Handler) Handle(ctx context.Context, msg []byte) ([]byte, error) {
 	// The idempotency authority: the fingerprint covers the public fields and
 	// HMACs of the decrypted sensitive ones, so an honest retry (new
 	// encryption, same card) matches and a changed one does not.
-	scope := sr.Issuer
-	if sr.OnBehalfOf != "" {
-		scope += "|" + sr.OnBehalfOf
-	}
+	scope := saml.IdemScope(sr.Issuer, sr.OnBehalfOf)
 	fp := h.fingerprint(got.Verified, sr)
 	now := h.cfg.Now()
-	prev, err := h.cfg.Store.BeginObjects(ctx, scope, req.IdempotencyKey, fp, h.cfg.Lease, now, objs)
+	res, prev, err := h.cfg.Store.BeginObjects(ctx, scope, req.IdempotencyKey, fp, h.cfg.Lease, now, objs)
+	if st, refused := res.Refusal(); refused {
+		return h.answer(ctx, sr.ID, sr.Issuer, &Response{Status: st})
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return h.answer(ctx, sr.ID, sr.Issuer, h.objectRefusal(ctx, req, rule, objs, err))
-	case errors.Is(err, store.ErrMismatch):
-		return h.answer(ctx, sr.ID, sr.Issuer, &Response{Status: saml.Status{Code: saml.StatusRequester, SubCode: saml.CodeIdempotencyConflict, Message: "the idempotency key was used with a different request"}})
-	case errors.Is(err, store.ErrInFlight):
-		return h.answer(ctx, sr.ID, sr.Issuer, &Response{Status: saml.Status{Code: saml.StatusRequester, SubCode: saml.CodeInFlight, Message: "a request with this idempotency key is being processed"}})
 	case err != nil:
 		h.cfg.Log.ErrorContext(ctx, "idempotency store", "err", err)
 		return h.answer(ctx, sr.ID, sr.Issuer, &Response{Status: saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeProviderUnavailable, Message: "temporarily unable to process the request"}})
-	case prev != nil:
+	case res == saml.IdemDone:
 		// A retry of a finished key: the original outcome, freshly signed.
 		resp := &Response{Status: prev.Status}
 		if len(prev.Payload) > 0 {

@@ -425,7 +425,8 @@ func (p *Provider) handle(ctx context.Context, msg []byte) ([]byte, error) {
 		p.mu.Unlock()
 		if prev != nil {
 			if !hmac.Equal(prev.fp, fp) {
-				return p.answer(req.ID, req.Issuer, saml.Status{Code: saml.StatusRequester, SubCode: saml.CodeIdempotencyConflict, Message: "the idempotency key was used with a different request"}, nil)
+				st, _ := saml.IdemMismatch.Refusal()
+				return p.answer(req.ID, req.Issuer, st, nil)
 			}
 			return p.answer(req.ID, req.Issuer, prev.status, prev.payload)
 		}

@@ -48,6 +48,10 @@ func (o Objects) IsZero() bool { return len(o.Claim) == 0 && len(o.Check) == 0 }
 // the log, tells which.
 var ErrNotFound = errors.New("adapter store: no such object for this owner")
 
+// errNoOwner refuses objects without an owner: an owner that is not
+// recorded must never match an object that is not either.
+var errNoOwner = errors.New("adapter store: objects without an owner")
+
 // objectKey derives the key of the stored object references from the
 // at-rest key.
 func objectKey(atRestKey []byte) []byte {
@@ -122,7 +126,7 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, o Objects, now time.Time)
 		return nil
 	}
 	if o.Owner == "" {
-		return errors.New("adapter store: objects without an owner")
+		return errNoOwner
 	}
 	for _, r := range o.Check {
 		got, err := s.ownerOf(ctx, tx, o.Owner, r)
@@ -166,6 +170,9 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, o Objects, now time.Time)
 func (s *Store) Objects(ctx context.Context, o Objects, now time.Time) error {
 	if o.IsZero() {
 		return nil
+	}
+	if o.Owner == "" {
+		return errNoOwner
 	}
 	var missing bool
 	err := s.db.ReadTx(ctx, func(tx *sql.Tx) (err error) {

@@ -4,7 +4,8 @@
 // (KECIS §7.1), and the owners of the provider's objects (KECIS §13.3).
 // Outcomes are sealed with AES-GCM under the provider's at-rest key before
 // they are stored; object IDs are stored as HMACs under a key derived from
-// it.
+// it. Both databases (SQLite, PostgreSQL) run the conformance suite in
+// connectors/store/conformance.
 package store
 
 import (
@@ -17,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/kecis/kecis/internal/sqlstore"
@@ -28,12 +30,6 @@ var migrations embed.FS
 
 // Component is this package's name in schema_migrations.
 const Component = "kecis-adapter"
-
-// Errors of the idempotency records.
-var (
-	ErrInFlight = errors.New("adapter store: the key is in flight")
-	ErrMismatch = errors.New("adapter store: the key was used with another request")
-)
 
 // Store is the adapter's state.
 type Store struct {
@@ -109,10 +105,15 @@ type Outcome struct {
 	Payload []byte // the kecis:Payload children as XML, before encryption for the requester
 }
 
-// Begin takes the key for a new attempt: nil when the caller must run the
-// service; the stored outcome when the key is done with the same
-// fingerprint; ErrInFlight or ErrMismatch otherwise.
-func (s *Store) Begin(ctx context.Context, scope, key string, fingerprint []byte, lease time.Duration, now time.Time) (*Outcome, error) {
+// Begin takes the key for a new attempt and says what it found, in the
+// vocabulary the hub's guard speaks too (saml.IdemResult, KECIS §7.1):
+// IdemAcquired for a new key and IdemReacquired for one whose attempt
+// crashed (its lease ran out) — the caller holds the key and runs the
+// service; IdemDone with the stored outcome when the key finished with the
+// same fingerprint; IdemInFlight while another attempt holds an unexpired
+// lease; IdemMismatch when the key was used with another fingerprint. The
+// error is for failures only.
+func (s *Store) Begin(ctx context.Context, scope, key string, fingerprint []byte, lease time.Duration, now time.Time) (saml.IdemResult, *Outcome, error) {
 	return s.BeginObjects(ctx, scope, key, fingerprint, lease, now, Objects{})
 }
 
@@ -121,10 +122,14 @@ func (s *Store) Begin(ctx context.Context, scope, key string, fingerprint []byte
 // the same transaction (one commit), and a refusal (ErrNotFound) leaves the
 // key untaken. A finished key answers its outcome without looking at obj:
 // its scope already holds the owner.
-func (s *Store) BeginObjects(ctx context.Context, scope, key string, fingerprint []byte, lease time.Duration, now time.Time, obj Objects) (*Outcome, error) {
+func (s *Store) BeginObjects(ctx context.Context, scope, key string, fingerprint []byte, lease time.Duration, now time.Time, obj Objects) (saml.IdemResult, *Outcome, error) {
 	d := s.db.Dialect
-	var out *Outcome
+	var (
+		res saml.IdemResult
+		out *Outcome
+	)
 	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		res, out = "", nil // a retried transaction starts over
 		var fp, sealed []byte
 		var state string
 		var exp time.Time
@@ -135,47 +140,63 @@ func (s *Store) BeginObjects(ctx context.Context, scope, key string, fingerprint
 			_, err := tx.ExecContext(ctx, `INSERT INTO adapter_idempotency (scope, idem_key, fingerprint, state, lease_expires, created_at, updated_at)
 				VALUES ($1, $2, $3, 'in_flight', $4, $5, $5)`, scope, key, fingerprint, d.Time(now.Add(lease)), d.Time(now))
 			if sqlstore.IsUniqueViolation(err) {
-				return ErrInFlight
+				return refusal(saml.IdemInFlight)
 			}
 			if err != nil {
 				return err
 			}
+			res = saml.IdemAcquired
 			return s.apply(ctx, tx, obj, now)
 		case err != nil:
 			return err
 		}
 		if string(fp) != string(fingerprint) {
-			return ErrMismatch
+			return refusal(saml.IdemMismatch)
 		}
 		if state == "done" {
 			o, err := s.open(sealed, scope, key)
 			if err != nil {
 				return err
 			}
-			out = o
+			res, out = saml.IdemDone, o
 			return nil
 		}
 		if now.Before(exp) {
-			return ErrInFlight
+			return refusal(saml.IdemInFlight)
 		}
 		// An attempt that crashed: take the key again — only if the row is
 		// still the expired lease read above. Under PostgreSQL's READ
 		// COMMITTED two retries can both read it; the second UPDATE
 		// re-checks this WHERE against the first one's new lease and
 		// changes nothing, so only one of them runs the service.
-		res, err := tx.ExecContext(ctx, `UPDATE adapter_idempotency SET lease_expires = $3, updated_at = $4
+		upd, err := tx.ExecContext(ctx, `UPDATE adapter_idempotency SET lease_expires = $3, updated_at = $4
 			WHERE scope = $1 AND idem_key = $2 AND state = 'in_flight' AND lease_expires <= $4`,
 			scope, key, d.Time(now.Add(lease)), d.Time(now))
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return ErrInFlight
+		if n, err := upd.RowsAffected(); err != nil || n != 1 {
+			return refusal(saml.IdemInFlight)
 		}
+		res = saml.IdemReacquired
 		return s.apply(ctx, tx, obj, now)
 	})
-	return out, err
+	var r refusal
+	if errors.As(err, &r) {
+		return saml.IdemResult(r), nil, nil
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	return res, out, nil
 }
+
+// refusal ends a Begin transaction that takes no key: it is rolled back
+// (under PostgreSQL a failed INSERT leaves nothing to commit) and Begin
+// answers the result.
+type refusal saml.IdemResult
+
+func (r refusal) Error() string { return "adapter store: idempotency key " + string(r) }
 
 // Finish records the outcome of the attempt that holds the key.
 func (s *Store) Finish(ctx context.Context, scope, key string, o *Outcome, now time.Time) error {
@@ -230,32 +251,9 @@ func (s *Store) open(sealed []byte, scope, key string) (*Outcome, error) {
 	if err != nil {
 		return nil, fmt.Errorf("adapter store: the stored outcome does not open: %w", err)
 	}
-	parts := splitN(string(plain), 4)
+	parts := strings.SplitN(string(plain), "\x00", 4)
+	for len(parts) < 4 {
+		parts = append(parts, "")
+	}
 	return &Outcome{Status: saml.Status{Code: parts[0], SubCode: parts[1], Message: parts[2]}, Payload: []byte(parts[3])}, nil
-}
-
-func splitN(s string, n int) []string {
-	out := make([]string, 0, n)
-	for i := 0; i < n-1; i++ {
-		j := indexByte(s, 0)
-		if j < 0 {
-			break
-		}
-		out = append(out, s[:j])
-		s = s[j+1:]
-	}
-	out = append(out, s)
-	for len(out) < n {
-		out = append(out, "")
-	}
-	return out
-}
-
-func indexByte(s string, c byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return i
-		}
-	}
-	return -1
 }
