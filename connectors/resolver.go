@@ -5,9 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -16,73 +14,52 @@ import (
 
 // Resolver finds the recipient of a call from the federation metadata: the
 // participant that offers the service for a card BIN (the issuer of the
-// card) or a bank code. It reads the hub's signed aggregate, verified
-// against the hub's pinned certificate, and caches it for its
-// cacheDuration (at most MaxAge).
+// card) or a bank code. It reads the hub's aggregate through a
+// metadata.Client — the one fetch-verify-cache path of the SDK (verified
+// against the hub's pinned certificates, cached for its cacheDuration,
+// served stale while its validUntil holds and the hub is down; KECIS
+// §11.2).
 type Resolver struct {
+	// Metadata is the federation metadata: normally the *metadata.Client
+	// the Handler and the Client use as their Directory, so that one cache
+	// serves all three. When nil, the Resolver makes a Client of its own
+	// from HubURL, HubCerts, HTTP and Now on first use.
+	Metadata *metadata.Client
 	HubURL   string
 	HubCerts []*x509.Certificate
 	HTTP     *http.Client
-	Now      func() time.Time
-	MaxAge   time.Duration
+	// Now is the clock the recipient's certificates and offers are judged
+	// by; nil: Metadata's clock, else time.Now.
+	Now func() time.Time
 	// Self is the caller's own entityID: when set, only providers whose
 	// offer admits it as a caller are chosen (KECIS §13.2).
 	Self string
 
-	mu      sync.Mutex
-	agg     *metadata.Aggregate
-	fetched time.Time
+	once sync.Once
+	md   *metadata.Client
 }
 
 // ErrNoRecipient: no participant offers the service for that card or bank.
 var ErrNoRecipient = errors.New("connectors: no participant offers the service for that card or bank")
 
-func (r *Resolver) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
+func (r *Resolver) client() *metadata.Client {
+	r.once.Do(func() {
+		r.md = r.Metadata
+		if r.md == nil {
+			r.md = &metadata.Client{HubURL: r.HubURL, HubCerts: r.HubCerts, HTTP: r.HTTP, Now: r.Now}
+		}
+	})
+	return r.md
 }
 
-func (r *Resolver) aggregate(ctx context.Context) (*metadata.Aggregate, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	maxAge := r.MaxAge
-	if maxAge == 0 {
-		maxAge = 5 * time.Minute
+func (r *Resolver) now() time.Time {
+	switch {
+	case r.Now != nil:
+		return r.Now()
+	case r.Metadata != nil && r.Metadata.Now != nil:
+		return r.Metadata.Now()
 	}
-	if r.agg != nil && r.now().Sub(r.fetched) < maxAge && (r.agg.CacheDuration == 0 || r.now().Sub(r.fetched) < r.agg.CacheDuration) {
-		return r.agg, nil
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(r.HubURL, "/")+metadata.AggregatePath, nil)
-	if err != nil {
-		return nil, err
-	}
-	hc := r.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		if r.agg != nil && r.now().Before(r.agg.ValidUntil) {
-			return r.agg, nil // stale but still valid
-		}
-		return nil, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, metadata.MaxAggregateBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("connectors: the hub answered %d for its metadata", resp.StatusCode)
-	}
-	a, err := metadata.VerifyAggregate(data, r.HubCerts, r.now())
-	if err != nil {
-		return nil, err
-	}
-	r.agg, r.fetched = a, r.now()
-	return a, nil
+	return time.Now()
 }
 
 // RecipientFor returns the participant that answers for the card BIN (its
@@ -94,7 +71,7 @@ func (r *Resolver) aggregate(ctx context.Context) (*metadata.Aggregate, error) {
 // ErrNoRecipient and a *metadata.AmbiguousError) instead of taking the
 // first.
 func (r *Resolver) RecipientFor(ctx context.Context, service, bin, bank string) (string, error) {
-	a, err := r.aggregate(ctx)
+	a, err := r.client().Aggregate(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -103,12 +80,8 @@ func (r *Resolver) RecipientFor(ctx context.Context, service, bin, bank string) 
 		return "", fmt.Errorf("%w: neither a card BIN nor a bank code names the recipient", ErrNoRecipient)
 	}
 	if r.Self != "" {
-		for _, ed := range a.Entities {
-			if ed.EntityID == r.Self {
-				q.Caller = ed
-			}
-		}
-		if q.Caller == nil {
+		var ok bool
+		if q.Caller, ok = a.Entity(r.Self); !ok {
 			return "", fmt.Errorf("%w: %s is not in the federation metadata", ErrNoRecipient, r.Self)
 		}
 	}

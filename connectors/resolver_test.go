@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kecis/kecis/connectors"
+	"github.com/kecis/kecis/internal/testutil"
 	"github.com/kecis/kecis/saml"
 	"github.com/kecis/kecis/saml/metadata"
 	"github.com/kecis/kecis/saml/metadata/metadatatest"
@@ -89,5 +90,45 @@ func TestResolverRecipientFor(t *testing.T) {
 	// Neither a BIN nor a bank code: no recipient can be named.
 	if _, err := resolver().RecipientFor(ctx, approve, "", ""); !errors.Is(err, connectors.ErrNoRecipient) {
 		t.Fatalf("no BIN, no bank: %v", err)
+	}
+}
+
+// The Resolver reads the aggregate through the metadata.Client it is
+// given — the one the Handler and the Client use — so one cache serves
+// them: one request to the hub for many resolutions, and the Client's
+// stale policy when the hub is down.
+func TestResolverSharesTheMetadataClient(t *testing.T) {
+	const pgID, issuerID = "https://pg.example", "https://issuer.example"
+	clock := testutil.NewClock(time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC))
+	signer := loadSigner(t, "issuer-ec")
+	hub := metadatatest.NewHub(t, signer, clock.Now,
+		resolverParticipant(pgID, []metadata.Role{metadata.RolePG}, "", metadata.RoleMerchant),
+		resolverParticipant(issuerID, []metadata.Role{metadata.RoleIssuer}, "404143", metadata.RolePG))
+	hub.SetValidity(3*time.Hour, time.Hour)
+	md := &metadata.Client{HubURL: hub.URL, HubCerts: []*x509.Certificate{signer.Cert}, HTTP: hub.Client(), Now: clock.Now}
+	r := &connectors.Resolver{Metadata: md, Self: pgID}
+	approve := saml.ServiceURI("card", "approve")
+	ctx := context.Background()
+	for range 3 {
+		if got, err := r.RecipientFor(ctx, approve, "40414312", ""); err != nil || got != issuerID {
+			t.Fatalf("RecipientFor: %q, %v", got, err)
+		}
+	}
+	if _, err := md.Aggregate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := hub.Requests(metadata.AggregatePath); n != 1 {
+		t.Fatalf("%d aggregate requests, want 1", n)
+	}
+	// The hub goes down past cacheDuration: the verified aggregate stands
+	// while its validUntil holds, never after.
+	hub.SetDown(true)
+	clock.Advance(2 * time.Hour)
+	if got, err := r.RecipientFor(ctx, approve, "40414312", ""); err != nil || got != issuerID {
+		t.Fatalf("hub down, aggregate still valid: %q, %v", got, err)
+	}
+	clock.Advance(time.Hour)
+	if _, err := r.RecipientFor(ctx, approve, "40414312", ""); !errors.Is(err, metadata.ErrHubUnavailable) {
+		t.Fatalf("hub down, aggregate expired: %v", err)
 	}
 }

@@ -127,7 +127,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Sidecar, error) {
 		return nil, err
 	}
 	return &Sidecar{Config: cfg, Handler: h, store: st, tls: tlsKP, log: log,
-		Caller: &Caller{Client: cl, Resolver: &connectors.Resolver{HubURL: cfg.Hub.URL, HubCerts: hubSig, HTTP: mdHTTP, Self: cfg.EntityID}, Log: log}}, nil
+		Caller: &Caller{Client: cl, Resolver: &connectors.Resolver{Metadata: dir, Self: cfg.EntityID}, Log: log}}, nil
 }
 
 // Serve runs the KECIS endpoint (HTTPS, on kecis) and the local calling

@@ -361,3 +361,110 @@ func TestKeyRolloverThroughClient(t *testing.T) {
 		t.Fatalf("removed key after a refresh: %v", err)
 	}
 }
+
+func (w *clientWorld) aggregate(t *testing.T) *metadata.Aggregate {
+	t.Helper()
+	a, err := w.client.Aggregate(context.Background())
+	if err != nil {
+		t.Fatalf("Aggregate: %v", err)
+	}
+	return a
+}
+
+// TestClientAggregate: the aggregate goes through the same fetch, verify
+// and cache as the per-entity lookups (KECIS §11.2), cached apart from
+// them.
+func TestClientAggregate(t *testing.T) {
+	t.Run("cached for cacheDuration", func(t *testing.T) {
+		w := newClientWorld(t)
+		a := w.aggregate(t)
+		if len(a.Entities) != 11 {
+			t.Fatalf("%d entities", len(a.Entities))
+		}
+		if _, ok := a.Entity(simpleID); !ok {
+			t.Fatal("the aggregate lacks the simple participant")
+		}
+		w.lookup(t, simpleID)
+		w.wantRequests(t, simpleID, 1) // one cache, two documents
+		w.clock.Advance(59 * time.Minute)
+		if got := w.aggregate(t); got != a {
+			t.Fatal("the cached aggregate was not reused")
+		}
+		w.wantRequests(t, metadata.AggregatePath, 1)
+		w.clock.Advance(time.Minute)
+		w.aggregate(t)
+		w.wantRequests(t, metadata.AggregatePath, 2)
+	})
+	t.Run("MaxTTL and validUntil", func(t *testing.T) {
+		w := newClientWorld(t)
+		w.client.MaxTTL = 10 * time.Minute
+		w.aggregate(t)
+		w.clock.Advance(10 * time.Minute)
+		w.aggregate(t)
+		w.wantRequests(t, metadata.AggregatePath, 2)
+		w.client.MaxTTL = 0
+		w.hub.SetValidity(20*time.Minute, 6*time.Hour)
+		w.clock.Advance(time.Hour)
+		w.aggregate(t)
+		w.clock.Advance(19 * time.Minute)
+		w.aggregate(t)
+		w.wantRequests(t, metadata.AggregatePath, 3)
+		w.clock.Advance(time.Minute)
+		w.aggregate(t)
+		w.wantRequests(t, metadata.AggregatePath, 4)
+	})
+	t.Run("stale while the hub is down, never past validUntil", func(t *testing.T) {
+		w := newClientWorld(t)
+		w.hub.SetValidity(3*time.Hour, time.Hour)
+		a := w.aggregate(t)
+		w.hub.SetDown(true)
+		w.clock.Advance(90 * time.Minute)
+		if got := w.aggregate(t); got != a {
+			t.Fatal("the stale aggregate was not served")
+		}
+		w.clock.Advance(10 * time.Second)
+		w.aggregate(t) // within RetryInterval: no new attempt
+		w.wantRequests(t, metadata.AggregatePath, 2)
+		w.clock.Advance(90 * time.Minute)
+		if _, err := w.client.Aggregate(context.Background()); !errors.Is(err, metadata.ErrHubUnavailable) {
+			t.Fatalf("a stale, no longer valid aggregate was served: %v", err)
+		}
+		w.hub.SetDown(false)
+		w.aggregate(t)
+	})
+	t.Run("refuses what the hub did not sign", func(t *testing.T) {
+		w := newClientWorld(t)
+		w.hub.SetTamper(func(b []byte) []byte {
+			return []byte(strings.Replace(string(b), "https://pg.example/kecis/soap", "https://attacker.example/soap", 1))
+		})
+		if _, err := w.client.Aggregate(context.Background()); !errors.Is(err, saml.ErrSignature) || !errors.Is(err, metadata.ErrHubUnavailable) {
+			t.Fatalf("tampered: %v", err)
+		}
+		w.hub.SetTamper(nil)
+		w.hub.SetSigner(loadSigner(t, "attacker-rsa"))
+		if _, err := w.client.Aggregate(context.Background()); !errors.Is(err, saml.ErrSignature) {
+			t.Fatalf("another hub key: %v", err)
+		}
+	})
+	t.Run("a 404 is no unknown entity", func(t *testing.T) {
+		srv := httptest.NewServer(http.NotFoundHandler())
+		defer srv.Close()
+		c := &metadata.Client{HubURL: srv.URL, HubCerts: []*x509.Certificate{hub(t).Cert}, Now: func() time.Time { return now }}
+		if _, err := c.Aggregate(context.Background()); !errors.Is(err, metadata.ErrHubUnavailable) || errors.Is(err, saml.ErrUnknownEntity) {
+			t.Fatalf("%v", err)
+		}
+	})
+	t.Run("concurrent calls share one request", func(t *testing.T) {
+		w := newClientWorld(t)
+		var wg sync.WaitGroup
+		for range 32 {
+			wg.Go(func() {
+				if _, err := w.client.Aggregate(context.Background()); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		w.wantRequests(t, metadata.AggregatePath, 1)
+	})
+}
