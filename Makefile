@@ -2,6 +2,7 @@
 GO        ?= go
 PKGS      ?= ./...
 BIN       ?= bin/kecis
+DEMO_BIN  ?= bin/kecis-demo
 FUZZTIME  ?= 10s
 BENCHTIME ?= 1s
 
@@ -13,8 +14,9 @@ help: ## list the targets
 build: ## build the kecis binary into bin/
 	$(GO) build -o $(BIN) ./cmd/kecis
 
-run: build ## start what exists so far: `kecis demo`
-	./$(BIN) demo
+run: ## build and start the demo federation, bin/kecis-demo (docs/demo.md)
+	$(GO) build -o $(DEMO_BIN) ./cmd/kecis-demo
+	./$(DEMO_BIN)
 
 test: ## lint, then every test (CI runs exactly this)
 	$(MAKE) lint

@@ -3,10 +3,11 @@
 // carrier delivering the issuer's texts to simulated phones, a payment
 // gateway behind the KECIS sidecar and two merchants (SDK clients and
 // JSON-facade API keys), with a development PKI generated on first run,
-// every participant registered and approved, on SQLite. `kecis demo`
+// every participant registered and approved, on SQLite. `kecis-demo`
 // (make run), the end-to-end tests and the conformance suite's reference
 // runs use it. It is wiring, not plumbing: it lives beside the simulated
-// companies it wires.
+// companies it wires, and the production `kecis` links none of them
+// (docs/demo.md).
 package demo
 
 import (

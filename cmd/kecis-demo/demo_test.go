@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -74,7 +75,7 @@ func TestDemoCurlApproves(t *testing.T) {
 	}
 }
 
-// startFederationDemo runs `kecis demo` in dir with every address flag at
+// startFederationDemo runs `kecis-demo` in dir with every address flag at
 // port 0, until the test ends; it returns the demo once it is up and what
 // it printed.
 func startFederationDemo(t *testing.T, dir string) (*demo.Demo, *lockedBuf) {
@@ -101,7 +102,7 @@ func startFederationDemo(t *testing.T, dir string) (*demo.Demo, *lockedBuf) {
 	return nil, nil
 }
 
-// TestDemosSideBySide: two `kecis demo` runs on port 0 in different
+// TestDemosSideBySide: two `kecis-demo` runs on port 0 in different
 // directories — the first relative, as `make run` passes .kecis-dev — each
 // approve payments of both merchants through the hub's JSON facade, driven
 // only by what their demo.json says (one merchant by API key, the other by
@@ -163,9 +164,14 @@ func payThroughFacade(t *testing.T, m *demo.Manifest) {
 	}
 	// Each hub publishes the endpoints it bound: its metadata names this
 	// demo's issuer and PG endpoints.
-	md, err := httpGet(context.Background(), &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}, m.HubURL+"/kecis/metadata")
+	res, err := (&http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}).Get(m.HubURL + "/kecis/metadata")
 	if err != nil {
 		t.Fatal(err)
+	}
+	md, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("the hub's metadata: %d %v", res.StatusCode, err)
 	}
 	for _, ep := range []string{m.Addresses.Issuer + "/kecis/soap", m.Addresses.PGKECIS + "/kecis/soap"} {
 		if !strings.Contains(string(md), ep) {

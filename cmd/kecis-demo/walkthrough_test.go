@@ -10,11 +10,13 @@ import (
 	"github.com/kecis/kecis/internal/testutil"
 )
 
-func TestDemo(t *testing.T) {
+// TestWalkthrough: --walkthrough accepts the honest message, refuses the
+// tampered one and the replay, and shows no card number in clear.
+func TestWalkthrough(t *testing.T) {
 	dir := t.TempDir()
 	for run := 0; run < 2; run++ { // first run generates keys, the second loads them
 		var out bytes.Buffer
-		if err := runDemo(context.Background(), &out, dir, testutil.NewClock(testutil.FixedNow).Now); err != nil {
+		if err := runWalkthrough(context.Background(), &out, dir, testutil.NewClock(testutil.FixedNow).Now); err != nil {
 			t.Fatalf("run %d: %v\n%s", run, err, out.String())
 		}
 		s := out.String()

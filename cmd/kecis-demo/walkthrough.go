@@ -8,23 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/url"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"time"
 
-	"github.com/spf13/cobra"
-
 	"github.com/kecis/kecis/ecml"
-	"github.com/kecis/kecis/examples/demo"
 	"github.com/kecis/kecis/saml"
 )
-
-func init() { registerCommand(newDemoCmd) }
 
 // demoForm is what a merchant's checkout page posts: the flat ECML field
 // names of RFC 4112 §2.1. 4111111111111111 is the well-known test card.
@@ -44,139 +35,6 @@ var demoForm = url.Values{
 	"Ecom_Transaction_Amount":          {"15000"},
 	"Ecom_Transaction_CurrencyCode":    {"KRW"},
 	"Ecom_Transaction_Type":            {"credit"},
-}
-
-func newDemoCmd() *cobra.Command {
-	var (
-		dir         string
-		walkthrough bool
-		addrs       demoAddrs
-	)
-	cmd := &cobra.Command{
-		Use:   "demo",
-		Short: "Run a whole KECIS federation on this machine (what `make run` starts)",
-		Long: `Starts, on loopback, the KECIS hub, a simulated card issuer behind its KECIS
-adapter (with its own native API and admin page), a simulated mobile carrier
-whose phones receive the issuer's approval texts, a payment gateway behind the
-KECIS sidecar, and two demo merchants — with a development PKI generated on
-first run into --dir, every participant registered and approved, on SQLite. It
-prints what to open and a curl line that approves a card payment through the
-hub's JSON facade, then runs until Ctrl-C.
-
-Once the federation is up it writes DIR/demo.json (0600): the hub's URL and CA,
-each merchant's API key and TLS client certificate, the test cards, every
-participant's keys and the addresses actually bound — what scripts read
-(docs/demo.md). Every address flag accepts port 0 (a free port), so several
-demos run side by side in different directories.
-
-The demo hub enables the facade's clear-card development mode (card numbers in
-clear over TLS, encrypted by the hub at once); a production hub refuses them.
-
---walkthrough instead walks one message through the envelope layer and exits.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if walkthrough {
-				return runDemo(cmd.Context(), cmd.OutOrStdout(), filepath.Join(dir, "walkthrough"), time.Now)
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return runFederationDemo(ctx, cmd.OutOrStdout(), dir, addrs, nil)
-		},
-	}
-	cmd.Flags().StringVar(&dir, "dir", ".kecis-dev", "directory for the development keys and databases")
-	cmd.Flags().BoolVar(&walkthrough, "walkthrough", false, "walk one card approval through the envelope layer and exit")
-	cmd.Flags().StringVar(&addrs.hub, "hub", "127.0.0.1:8443", "the hub's HTTPS address")
-	cmd.Flags().StringVar(&addrs.ops, "hub-ops", "127.0.0.1:9090", "the hub's /healthz, /readyz, /metrics")
-	cmd.Flags().StringVar(&addrs.issuer, "issuer", "127.0.0.1:8444", "the issuer's KECIS endpoint")
-	cmd.Flags().StringVar(&addrs.native, "issuer-api", "127.0.0.1:8081", "the issuer's own API and admin page")
-	cmd.Flags().StringVar(&addrs.telecom, "telecom", "127.0.0.1:8082", "the carrier's SMS gateway and phone pages")
-	cmd.Flags().StringVar(&addrs.pgNative, "pg-api", "127.0.0.1:8083", "the PG's own API")
-	cmd.Flags().StringVar(&addrs.pgKECIS, "pg-kecis", "127.0.0.1:8445", "the PG sidecar's KECIS endpoint")
-	cmd.Flags().StringVar(&addrs.pgCall, "pg-call", "127.0.0.1:8446", "the PG sidecar's local calling endpoint")
-	return cmd
-}
-
-type demoAddrs struct{ hub, ops, issuer, native, telecom, pgNative, pgKECIS, pgCall string }
-
-// runFederationDemo starts the demo federation, prints the guide and waits
-// for ctx. ready, when set, receives the demo once it is up (tests).
-func runFederationDemo(ctx context.Context, w io.Writer, dir string, a demoAddrs, ready chan<- *demo.Demo) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	logFile, err := openDemoLog(dir)
-	if err != nil {
-		return err
-	}
-	defer logFile.Close()
-	d, err := demo.Start(ctx, demo.Config{Dir: dir, HubListen: a.hub, HubOps: a.ops, IssuerKECIS: a.issuer, IssuerNative: a.native, Telecom: a.telecom,
-		PGNative: a.pgNative, PGKECIS: a.pgKECIS, PGCall: a.pgCall,
-		AllowClearCard: true, Log: slog.New(slog.NewJSONHandler(logFile, nil))})
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	c, m := d.Cards[0], d.Merchants[0]
-	var shops strings.Builder
-	for _, s := range d.Merchants {
-		fmt.Fprintf(&shops, "  %-15s %s\n", s.Name, s.EntityID)
-	}
-	fmt.Fprintf(w, `KECIS demo federation is up (state and logs in %s).
-
-  hub             %s   (metadata: %s/kecis/metadata, ops: %s/readyz)
-  payment gateway %s   (its own API; it joins KECIS through the sidecar at %s)
-  card issuer     %s   (its own API; admin page: %s/admin)
-  mobile carrier  %s/phones   (the cardholders' phones and their texts)
-
-Merchants (each with its own API key and TLS client certificate):
-%s
-Everything a script needs — the hub's URL and CA, the merchants' API keys and
-certificates, the test cards, every participant's keys, the addresses bound —
-is in %s (docs/demo.md).
-
-NOTE: the demo hub's JSON facade accepts card numbers in clear (development
-mode): the hub encrypts them for the issuer at once. A production hub refuses
-them; merchants' pages encrypt the card for the provider in the browser.
-
-Test card: %s, expires %02d/%d, holder %s, phone %s (%s)
-
-Approve a card payment as %s through the hub's JSON facade (merchant → hub →
-PG, through its sidecar → hub → issuer); with another merchant's api_key from
-demo.json, the same line pays that merchant:
-
-%s
-
-Then open the holder's phone to see the issuer's approval text:
-  %s/phones/%s
-
-Press Ctrl-C to stop.
-`, dir, d.HubURL, d.HubURL, d.HubOps, d.PGNative, d.PGKECIS, d.IssuerNative, d.IssuerNative, d.TelecomURL,
-		shops.String(), filepath.Join(dir, demo.ManifestFile),
-		c.PAN.Reveal(), c.ExpMonth, c.ExpYear, c.Holder, c.Phone, c.Description,
-		m.Name, curlLine(d, m, c), d.TelecomURL, strings.ReplaceAll(c.Phone, "-", ""))
-	if ready != nil {
-		ready <- d
-	}
-	<-ctx.Done()
-	fmt.Fprintln(w, "stopping")
-	return nil
-}
-
-func openDemoLog(dir string) (*os.File, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	return os.OpenFile(filepath.Join(dir, "demo.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-}
-
-// curlLine is a shell command that approves 15,000 KRW on the test card as
-// merchant m, with a fresh order and idempotency key each time it runs.
-func curlLine(d *demo.Demo, m *demo.Merchant, c demo.TestCard) string {
-	body := fmt.Sprintf(`{"fields":{"Ecom_ConsumerOrderID":"ORDER-'"$T"'","Ecom_Transaction_Amount":"15000","Ecom_Transaction_CurrencyCode":"KRW","Ecom_Transaction_Type":"credit","Ecom_Payment_Card_Number":"%s","Ecom_Payment_Card_ExpDate_Month":"%02d","Ecom_Payment_Card_ExpDate_Year":"%d"}}`,
-		c.PAN.Reveal(), c.ExpMonth, c.ExpYear)
-	return fmt.Sprintf("  T=$(date +%%s%%N); curl -sS --cacert %s %s/v1/card/approve \\\n"+
-		"    -H 'Authorization: Bearer %s' -H \"Idempotency-Key: demo-$T\" -H 'Content-Type: application/json' \\\n"+
-		"    -d '%s'", d.HubTLSCert, d.HubURL, m.APIKey, body)
 }
 
 type demoParty struct {
@@ -217,7 +75,10 @@ func demoKeys(dir, name string, typ saml.KeyType, now time.Time) (*saml.Signer, 
 	return s, true, err
 }
 
-func runDemo(ctx context.Context, w io.Writer, dir string, now func() time.Time) error {
+// runWalkthrough walks one card approval through the envelope layer —
+// ECML from a checkout form, encrypted, signed, received, tampered with,
+// replayed — with the two parties' keys kept in dir.
+func runWalkthrough(ctx context.Context, w io.Writer, dir string, now func() time.Time) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/kecis/kecis/examples/demo"
+)
+
+type demoAddrs struct{ hub, ops, issuer, native, telecom, pgNative, pgKECIS, pgCall string }
+
+// runFederationDemo starts the demo federation, prints the guide and waits
+// for ctx. ready, when set, receives the demo once it is up (tests).
+func runFederationDemo(ctx context.Context, w io.Writer, dir string, a demoAddrs, ready chan<- *demo.Demo) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	logFile, err := openDemoLog(dir)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	d, err := demo.Start(ctx, demo.Config{Dir: dir, HubListen: a.hub, HubOps: a.ops, IssuerKECIS: a.issuer, IssuerNative: a.native, Telecom: a.telecom,
+		PGNative: a.pgNative, PGKECIS: a.pgKECIS, PGCall: a.pgCall,
+		AllowClearCard: true, Log: slog.New(slog.NewJSONHandler(logFile, nil))})
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	c, m := d.Cards[0], d.Merchants[0]
+	var shops strings.Builder
+	for _, s := range d.Merchants {
+		fmt.Fprintf(&shops, "  %-15s %s\n", s.Name, s.EntityID)
+	}
+	fmt.Fprintf(w, `KECIS demo federation is up (state and logs in %s).
+
+  hub             %s   (metadata: %s/kecis/metadata, ops: %s/readyz)
+  payment gateway %s   (its own API; it joins KECIS through the sidecar at %s)
+  card issuer     %s   (its own API; admin page: %s/admin)
+  mobile carrier  %s/phones   (the cardholders' phones and their texts)
+
+Merchants (each with its own API key and TLS client certificate):
+%s
+Everything a script needs — the hub's URL and CA, the merchants' API keys and
+certificates, the test cards, every participant's keys, the addresses bound —
+is in %s (docs/demo.md).
+
+NOTE: the demo hub's JSON facade accepts card numbers in clear (development
+mode): the hub encrypts them for the issuer at once. A production hub refuses
+them; merchants' pages encrypt the card for the provider in the browser.
+
+Test card: %s, expires %02d/%d, holder %s, phone %s (%s)
+
+Approve a card payment as %s through the hub's JSON facade (merchant → hub →
+PG, through its sidecar → hub → issuer); with another merchant's api_key from
+demo.json, the same line pays that merchant:
+
+%s
+
+Then open the holder's phone to see the issuer's approval text:
+  %s/phones/%s
+
+Press Ctrl-C to stop.
+`, dir, d.HubURL, d.HubURL, d.HubOps, d.PGNative, d.PGKECIS, d.IssuerNative, d.IssuerNative, d.TelecomURL,
+		shops.String(), filepath.Join(dir, demo.ManifestFile),
+		c.PAN.Reveal(), c.ExpMonth, c.ExpYear, c.Holder, c.Phone, c.Description,
+		m.Name, curlLine(d, m, c), d.TelecomURL, strings.ReplaceAll(c.Phone, "-", ""))
+	if ready != nil {
+		ready <- d
+	}
+	<-ctx.Done()
+	fmt.Fprintln(w, "stopping")
+	return nil
+}
+
+func openDemoLog(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return os.OpenFile(filepath.Join(dir, "demo.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+}
+
+// curlLine is a shell command that approves 15,000 KRW on the test card as
+// merchant m, with a fresh order and idempotency key each time it runs.
+func curlLine(d *demo.Demo, m *demo.Merchant, c demo.TestCard) string {
+	body := fmt.Sprintf(`{"fields":{"Ecom_ConsumerOrderID":"ORDER-'"$T"'","Ecom_Transaction_Amount":"15000","Ecom_Transaction_CurrencyCode":"KRW","Ecom_Transaction_Type":"credit","Ecom_Payment_Card_Number":"%s","Ecom_Payment_Card_ExpDate_Month":"%02d","Ecom_Payment_Card_ExpDate_Year":"%d"}}`,
+		c.PAN.Reveal(), c.ExpMonth, c.ExpYear)
+	return fmt.Sprintf("  T=$(date +%%s%%N); curl -sS --cacert %s %s/v1/card/approve \\\n"+
+		"    -H 'Authorization: Bearer %s' -H \"Idempotency-Key: demo-$T\" -H 'Content-Type: application/json' \\\n"+
+		"    -d '%s'", d.HubTLSCert, d.HubURL, m.APIKey, body)
+}

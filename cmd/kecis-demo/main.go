@@ -1,0 +1,121 @@
+// Command kecis-demo runs a whole KECIS federation on this machine — the
+// hub, a simulated card issuer, payment gateway and mobile carrier, two
+// merchants — what `make run` starts (docs/demo.md). It is a binary of its
+// own so that the production `kecis` links none of the simulated companies.
+//
+// Exit status: 0 when the federation stopped on Ctrl-C or SIGTERM, or the
+// walkthrough finished; 1 when the federation could not start (a port in
+// use, a --dir that cannot be written) or the walkthrough failed; 2 on a
+// usage error (an unknown flag, an argument).
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Exit statuses (the package documentation).
+const (
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+// usageError is a command line kecis-demo does not understand.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+
+// run executes kecis-demo with args and returns its exit status; tests
+// drive it in process.
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := newCmd()
+	cmd.SetArgs(args)
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	err := cmd.Execute()
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "kecis-demo: %v\nRun 'kecis-demo --help' for usage.\n", err)
+		return exitUsage
+	default:
+		fmt.Fprintln(stderr, "kecis-demo:", err)
+		return exitFailed
+	}
+}
+
+func newCmd() *cobra.Command {
+	var (
+		dir         string
+		walkthrough bool
+		addrs       demoAddrs
+	)
+	cmd := &cobra.Command{
+		Use:   "kecis-demo",
+		Short: "Run a whole KECIS federation on this machine (what `make run` starts)",
+		Long: `Starts, on loopback, the KECIS hub, a simulated card issuer behind its KECIS
+adapter (with its own native API and admin page), a simulated mobile carrier
+whose phones receive the issuer's approval texts, a payment gateway behind the
+KECIS sidecar, and two demo merchants — with a development PKI generated on
+first run into --dir, every participant registered and approved, on SQLite. It
+prints what to open and a curl line that approves a card payment through the
+hub's JSON facade, then runs until Ctrl-C.
+
+Once the federation is up it writes DIR/demo.json (0600): the hub's URL and CA,
+each merchant's API key and TLS client certificate, the test cards, every
+participant's keys and the addresses actually bound — what scripts read
+(docs/demo.md). Every address flag accepts port 0 (a free port), so several
+demos run side by side in different directories.
+
+The demo hub enables the facade's clear-card development mode (card numbers in
+clear over TLS, encrypted by the hub at once); a production hub refuses them.
+
+--walkthrough instead walks one message through the envelope layer and exits.
+
+Exit status: 0 when stopped by Ctrl-C or SIGTERM (or the walkthrough
+finished), 1 when the federation could not start or the walkthrough failed,
+2 on a usage error.`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError{fmt.Errorf("unexpected argument %q: kecis-demo takes flags only", args[0])}
+			}
+			return nil
+		},
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if walkthrough {
+				return runWalkthrough(cmd.Context(), cmd.OutOrStdout(), filepath.Join(dir, "walkthrough"), time.Now)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runFederationDemo(ctx, cmd.OutOrStdout(), dir, addrs, nil)
+		},
+	}
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	cmd.Flags().StringVar(&dir, "dir", ".kecis-dev", "directory for the development keys and databases")
+	cmd.Flags().BoolVar(&walkthrough, "walkthrough", false, "walk one card approval through the envelope layer and exit")
+	cmd.Flags().StringVar(&addrs.hub, "hub", "127.0.0.1:8443", "the hub's HTTPS address")
+	cmd.Flags().StringVar(&addrs.ops, "hub-ops", "127.0.0.1:9090", "the hub's /healthz, /readyz, /metrics")
+	cmd.Flags().StringVar(&addrs.issuer, "issuer", "127.0.0.1:8444", "the issuer's KECIS endpoint")
+	cmd.Flags().StringVar(&addrs.native, "issuer-api", "127.0.0.1:8081", "the issuer's own API and admin page")
+	cmd.Flags().StringVar(&addrs.telecom, "telecom", "127.0.0.1:8082", "the carrier's SMS gateway and phone pages")
+	cmd.Flags().StringVar(&addrs.pgNative, "pg-api", "127.0.0.1:8083", "the PG's own API")
+	cmd.Flags().StringVar(&addrs.pgKECIS, "pg-kecis", "127.0.0.1:8445", "the PG sidecar's KECIS endpoint")
+	cmd.Flags().StringVar(&addrs.pgCall, "pg-call", "127.0.0.1:8446", "the PG sidecar's local calling endpoint")
+	return cmd
+}
