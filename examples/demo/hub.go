@@ -23,11 +23,11 @@ func (d *Demo) startHub(ctx context.Context) error {
 		return err
 	}
 	d.hubSigning, d.hubTLS = k.signing.cert, k.tls.cert
-	pub, err := d.listen("hub", d.cfg.HubListen, "https", &d.HubURL)
+	pub, err := d.listen("public endpoint", d.cfg.HubListen, "https", &d.HubURL)
 	if err != nil {
 		return err
 	}
-	ops, err := d.listen("hub ops", d.cfg.HubOps, "http", &d.HubOps)
+	ops, err := d.listen("ops endpoint", d.cfg.HubOps, "http", &d.HubOps)
 	if err != nil {
 		return err
 	}

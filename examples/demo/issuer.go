@@ -37,7 +37,7 @@ func (d *Demo) smsKey() (string, error) {
 // gateway and the phone pages that show the texts — with the issuer's
 // sender account.
 func (d *Demo) startTelecom(ctx context.Context) error {
-	l, err := d.listen("telecom", d.cfg.Telecom, "http", &d.TelecomURL)
+	l, err := d.listen("SMS gateway", d.cfg.Telecom, "http", &d.TelecomURL)
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func (d *Demo) startTelecom(ctx context.Context) error {
 // API and admin page, texting cardholders through the telecom's gateway,
 // with the demo's test cards issued. Its KECIS side is startIssuerAdapter.
 func (d *Demo) startIssuer(ctx context.Context) error {
-	l, err := d.listen("issuer native API", d.cfg.IssuerNative, "http", &d.IssuerNative)
+	l, err := d.listen("native API", d.cfg.IssuerNative, "http", &d.IssuerNative)
 	if err != nil {
 		return err
 	}
@@ -108,7 +108,7 @@ func (d *Demo) startIssuerAdapter(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	l, err := d.listen("issuer", d.cfg.IssuerKECIS, "https", &d.IssuerKECIS)
+	l, err := d.listen("KECIS endpoint", d.cfg.IssuerKECIS, "https", &d.IssuerKECIS)
 	if err != nil {
 		return err
 	}

@@ -31,15 +31,15 @@ func (d *Demo) startPG(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	native, err := d.listen("PG", d.cfg.PGNative, "http", &d.PGNative)
+	native, err := d.listen("native API", d.cfg.PGNative, "http", &d.PGNative)
 	if err != nil {
 		return err
 	}
-	kecis, err := d.listen("PG sidecar", d.cfg.PGKECIS, "https", &d.PGKECIS)
+	kecis, err := d.listen("sidecar's KECIS endpoint", d.cfg.PGKECIS, "https", &d.PGKECIS)
 	if err != nil {
 		return err
 	}
-	call, err := d.listen("PG sidecar calling endpoint", d.cfg.PGCall, "http", &d.PGCall)
+	call, err := d.listen("sidecar's calling endpoint", d.cfg.PGCall, "http", &d.PGCall)
 	if err != nil {
 		return err
 	}

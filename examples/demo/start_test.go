@@ -139,7 +139,7 @@ func TestStartFailsClean(t *testing.T) {
 		setup func(cfg *Config)
 		want  string
 	}{
-		{"occupied port", func(cfg *Config) { cfg.PGCall = busy.Addr().String() }, "demo: PG: PG sidecar calling endpoint: listen tcp " + busy.Addr().String()},
+		{"occupied port", func(cfg *Config) { cfg.PGCall = busy.Addr().String() }, "demo: PG: sidecar's calling endpoint: listen tcp " + busy.Addr().String()},
 		{"PG directory a file", func(cfg *Config) {
 			if err := os.WriteFile(filepath.Join(cfg.Dir, "pg"), nil, 0o600); err != nil {
 				t.Fatal(err)
