@@ -20,9 +20,9 @@ import (
 
 	"github.com/kecis/kecis/connectors"
 	"github.com/kecis/kecis/connectors/card"
+	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
 	"github.com/kecis/kecis/connectors/store"
 	"github.com/kecis/kecis/ecml"
-	"github.com/kecis/kecis/internal/sqlstore/sqltest"
 	"github.com/kecis/kecis/internal/testutil"
 	"github.com/kecis/kecis/saml"
 	"github.com/kecis/kecis/saml/metadata"

@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/kecis/kecis/connectors"
+	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/examples/pg"
-	"github.com/kecis/kecis/internal/sqlstore/sqltest"
 	"github.com/kecis/kecis/saml"
 )
 

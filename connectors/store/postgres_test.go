@@ -3,8 +3,8 @@ package store_test
 import (
 	"testing"
 
+	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
 	"github.com/kecis/kecis/connectors/store/conformance"
-	"github.com/kecis/kecis/internal/sqlstore/sqltest"
 )
 
 // The PostgreSQL tests run against KECIS_TEST_POSTGRES_DSN (default: the

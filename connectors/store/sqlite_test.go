@@ -3,8 +3,8 @@ package store_test
 import (
 	"testing"
 
+	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
 	"github.com/kecis/kecis/connectors/store/conformance"
-	"github.com/kecis/kecis/internal/sqlstore/sqltest"
 )
 
 func sqliteDSN(t *testing.T) string { return sqltest.TestSQLiteDSN(t) }

@@ -21,7 +21,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kecis/kecis/internal/sqlstore"
+	"github.com/kecis/kecis/connectors/sqlstore"
 	"github.com/kecis/kecis/saml"
 )
 

@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kecis/kecis/connectors/sqlstore"
 	"github.com/kecis/kecis/ecml"
-	"github.com/kecis/kecis/internal/sqlstore"
 )
 
 // Approve authorises a payment on a card (승인): it checks the card (known

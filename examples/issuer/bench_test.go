@@ -5,8 +5,8 @@ import (
 	"log/slog"
 	"testing"
 
+	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
 	"github.com/kecis/kecis/examples/issuer"
-	"github.com/kecis/kecis/internal/sqlstore/sqltest"
 )
 
 // BenchmarkApprove measures one approval end to end on SQLite: the

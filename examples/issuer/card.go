@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kecis/kecis/connectors/sqlstore"
 	"github.com/kecis/kecis/ecml"
-	"github.com/kecis/kecis/internal/sqlstore"
 )
 
 const cardColumns = `id, card_type, status, bin, last4, exp_month, exp_year, holder_name, holder_phone,

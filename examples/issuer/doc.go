@@ -7,7 +7,7 @@
 // # State
 //
 // Everything lives in the issuer's own database (SQLite by default,
-// PostgreSQL too, through internal/sqlstore; migrations are embedded, the
+// PostgreSQL too, through connectors/sqlstore; migrations are embedded, the
 // component is "issuer"):
 //
 //   - cards: the number only as AES-256-GCM ciphertext and a keyed hash to

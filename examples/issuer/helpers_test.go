@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/examples/issuer"
-	"github.com/kecis/kecis/internal/sqlstore/sqltest"
 	"github.com/kecis/kecis/internal/testutil"
 )
 

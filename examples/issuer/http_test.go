@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/examples/issuer"
-	"github.com/kecis/kecis/internal/sqlstore/sqltest"
 )
 
 const adminToken = "admin-token-for-tests"

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kecis/kecis/internal/sqlstore"
+	"github.com/kecis/kecis/connectors/sqlstore"
 )
 
 // Component is the issuer's name in schema_migrations.
@@ -39,7 +39,7 @@ var DefaultBINs = map[CardType]string{
 // DataKey and Pepper are required.
 type Config struct {
 	// DSN names the issuer's own database: sqlite:PATH (the default
-	// deployment), sqlite::memory: or postgres://… (internal/sqlstore).
+	// deployment), sqlite::memory: or postgres://… (connectors/sqlstore).
 	DSN string `json:"dsn"`
 	// Brand opens every SMS, "[KECIS Card] 승인 …". Default "KECIS Card".
 	Brand string `json:"brand,omitempty"`

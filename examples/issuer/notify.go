@@ -10,8 +10,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/kecis/kecis/connectors/sqlstore"
 	"github.com/kecis/kecis/ecml"
-	"github.com/kecis/kecis/internal/sqlstore"
 )
 
 // Notifier sends a text message to a cardholder's phone. Korean card

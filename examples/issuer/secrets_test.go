@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kecis/kecis/connectors/sqlstore"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/examples/issuer"
-	"github.com/kecis/kecis/internal/sqlstore"
 )
 
 // TestNoSecretsAtRest runs a full scenario through the Go and the HTTP

@@ -12,7 +12,7 @@
 // # State
 //
 // Everything lives in the PG's own database (SQLite by default,
-// PostgreSQL too, through internal/sqlstore; migrations are embedded, the
+// PostgreSQL too, through connectors/sqlstore; migrations are embedded, the
 // component is "pg"):
 //
 //   - merchants (가맹점): MID ("M000001"), name, status (ACTIVE,

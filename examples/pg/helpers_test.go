@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
 	"github.com/kecis/kecis/examples/pg"
-	"github.com/kecis/kecis/internal/sqlstore/sqltest"
 	"github.com/kecis/kecis/internal/testutil"
 )
 

@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
 	"github.com/kecis/kecis/examples/pg"
-	"github.com/kecis/kecis/internal/sqlstore/sqltest"
 )
 
 func TestHTTPAPI(t *testing.T) {

@@ -49,8 +49,9 @@ func imports(t *testing.T, dir string, tests bool) []string {
 
 // TestImportsNoKECIS proves that the PG is an outside participant with an
 // API of its own: its code, and everything of the project it links,
-// imports nothing of KECIS — no ecml, saml, connectors or federation —
-// only the neutral SQL plumbing internal/sqlstore (DESIGN.md §4). The
+// imports nothing of KECIS — no ecml, saml, federation or the SDK's
+// protocol packages — only the neutral SQL plumbing connectors/sqlstore,
+// public so that an outside company may import it. The
 // walk follows the project's packages transitively, as go list -deps
 // would.
 func TestImportsNoKECIS(t *testing.T) {
@@ -61,11 +62,11 @@ func TestImportsNoKECIS(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
 		t.Fatalf("module root not found at %s: %v", root, err)
 	}
-	allowed := map[string]bool{module + "/internal/sqlstore": true}
+	allowed := map[string]bool{module + "/connectors/sqlstore": true}
 
 	direct := imports(t, ".", false)
-	if !slices.Contains(direct, module+"/internal/sqlstore") {
-		t.Errorf("the PG does not import internal/sqlstore: %v", direct)
+	if !slices.Contains(direct, module+"/connectors/sqlstore") {
+		t.Errorf("the PG does not import connectors/sqlstore: %v", direct)
 	}
 	queue := []string{module + "/examples/pg"}
 	visited := map[string]bool{}
@@ -82,7 +83,7 @@ func TestImportsNoKECIS(t *testing.T) {
 				continue
 			}
 			if !allowed[imp] {
-				t.Errorf("%s imports %s: the PG may link nothing of the project but internal/sqlstore", pkg, imp)
+				t.Errorf("%s imports %s: the PG may link nothing of the project but connectors/sqlstore", pkg, imp)
 				continue
 			}
 			queue = append(queue, imp)
@@ -94,10 +95,10 @@ func TestImportsNoKECIS(t *testing.T) {
 
 	// The tests may add the test helpers, and the package itself.
 	testAllowed := map[string]bool{
-		module + "/examples/pg":               true,
-		module + "/internal/sqlstore":         true,
-		module + "/internal/sqlstore/sqltest": true,
-		module + "/internal/testutil":         true,
+		module + "/examples/pg":                 true,
+		module + "/connectors/sqlstore":         true,
+		module + "/connectors/sqlstore/sqltest": true,
+		module + "/internal/testutil":           true,
 	}
 	for _, imp := range imports(t, ".", true) {
 		if strings.HasPrefix(imp, module) && !testAllowed[imp] {

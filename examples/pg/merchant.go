@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kecis/kecis/internal/sqlstore"
+	"github.com/kecis/kecis/connectors/sqlstore"
 )
 
 // CreateMerchant opens an ACTIVE merchant account with its contract and

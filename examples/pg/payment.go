@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kecis/kecis/internal/sqlstore"
+	"github.com/kecis/kecis/connectors/sqlstore"
 )
 
 // Pay approves a card payment (승인). In order, it checks the request, the

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kecis/kecis/internal/sqlstore"
+	"github.com/kecis/kecis/connectors/sqlstore"
 )
 
 // Component is the PG's name in schema_migrations.
@@ -31,7 +31,7 @@ var KST = time.FixedZone("KST", 9*60*60)
 // IssuerGatewayURL and DataKey are required.
 type Config struct {
 	// DSN names the PG's own database: sqlite:PATH (the default
-	// deployment), sqlite::memory: or postgres://… (internal/sqlstore).
+	// deployment), sqlite::memory: or postgres://… (connectors/sqlstore).
 	DSN string `json:"dsn"`
 	// IssuerGatewayURL is the base URL of the issuer gateway, the HTTP
 	// JSON endpoint through which the PG reaches card issuers (in

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
 	"github.com/kecis/kecis/examples/pg"
-	"github.com/kecis/kecis/internal/sqlstore/sqltest"
 )
 
 func TestApprove(t *testing.T) {

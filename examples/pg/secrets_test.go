@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kecis/kecis/connectors/sqlstore"
 	"github.com/kecis/kecis/examples/pg"
-	"github.com/kecis/kecis/internal/sqlstore"
 )
 
 // TestNoCardNumberAtRest runs a scenario through the Go and the HTTP API —

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/kecis/kecis/connectors/sms"
+	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
 	"github.com/kecis/kecis/ecml"
-	"github.com/kecis/kecis/internal/sqlstore/sqltest"
 	"github.com/kecis/kecis/internal/testutil"
 )
 

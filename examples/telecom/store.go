@@ -18,7 +18,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/kecis/kecis/connectors/sms"
-	"github.com/kecis/kecis/internal/sqlstore"
+	"github.com/kecis/kecis/connectors/sqlstore"
 )
 
 // setting returns the named random secret of this database, creating it

@@ -45,8 +45,8 @@ import (
 	"time"
 
 	"github.com/kecis/kecis/connectors/sms"
+	"github.com/kecis/kecis/connectors/sqlstore"
 	"github.com/kecis/kecis/ecml"
-	"github.com/kecis/kecis/internal/sqlstore"
 )
 
 //go:embed migrations

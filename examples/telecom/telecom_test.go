@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/kecis/kecis/connectors/sms"
-	"github.com/kecis/kecis/internal/sqlstore/sqltest"
+	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
 	"github.com/kecis/kecis/internal/testutil"
 )
 

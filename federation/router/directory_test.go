@@ -5,11 +5,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
 	"github.com/kecis/kecis/federation/router"
 	"github.com/kecis/kecis/federation/server"
 	"github.com/kecis/kecis/federation/store"
 	"github.com/kecis/kecis/federation/store/sqlstore"
-	"github.com/kecis/kecis/internal/sqlstore/sqltest"
 	"github.com/kecis/kecis/saml"
 	"github.com/kecis/kecis/saml/metadata"
 	"github.com/kecis/kecis/saml/metadata/metadatatest"

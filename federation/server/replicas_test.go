@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kecis/kecis/internal/sqlstore/sqltest"
+	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
 	"github.com/kecis/kecis/saml"
 )
 

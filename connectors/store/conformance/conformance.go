@@ -41,9 +41,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kecis/kecis/connectors/sqlstore"
 	"github.com/kecis/kecis/connectors/store"
 	"github.com/kecis/kecis/ecml"
-	"github.com/kecis/kecis/internal/sqlstore"
 	"github.com/kecis/kecis/saml"
 )
 

@@ -1,7 +1,7 @@
 package sqlstore_test
 
 import (
-	"github.com/kecis/kecis/internal/sqlstore/sqltest"
+	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
 	"testing"
 
 	"github.com/kecis/kecis/federation/store"

@@ -2,13 +2,13 @@ package sqlstore_test
 
 import (
 	"context"
-	"github.com/kecis/kecis/internal/sqlstore/sqltest"
+	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
 	"testing"
 
+	sqldb "github.com/kecis/kecis/connectors/sqlstore"
 	"github.com/kecis/kecis/federation/store"
 	"github.com/kecis/kecis/federation/store/conformance"
 	"github.com/kecis/kecis/federation/store/sqlstore"
-	sqldb "github.com/kecis/kecis/internal/sqlstore"
 )
 
 func openStore(t *testing.T, dsn string) *sqlstore.Store {

@@ -1,5 +1,5 @@
 // Package sqlstore implements store.Store on SQL: SQLite (modernc.org/sqlite,
-// the embedded default) and PostgreSQL (pgx), through internal/sqlstore.
+// the embedded default) and PostgreSQL (pgx), through connectors/sqlstore.
 //
 // Replay and idempotency are decided by the database, never by a lock in
 // this process, so that hub replicas sharing one database cannot both win:
@@ -29,8 +29,8 @@ import (
 	"strings"
 	"time"
 
+	sqldb "github.com/kecis/kecis/connectors/sqlstore"
 	"github.com/kecis/kecis/federation/store"
-	sqldb "github.com/kecis/kecis/internal/sqlstore"
 	"github.com/kecis/kecis/saml"
 )
 
@@ -47,7 +47,7 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// Open opens the database named by dsn (see internal/sqlstore for the
+// Open opens the database named by dsn (see connectors/sqlstore for the
 // formats: sqlite:PATH, sqlite::memory:, postgres://…), migrates it and
 // returns the store. Close closes the database.
 func Open(ctx context.Context, dsn string) (*Store, error) {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kecis/kecis/internal/sqlstore/sqltest"
+	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
 	"strings"
 	"testing"
 	"time"

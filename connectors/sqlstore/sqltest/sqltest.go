@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kecis/kecis/internal/sqlstore"
+	"github.com/kecis/kecis/connectors/sqlstore"
 	"github.com/kecis/kecis/internal/testutil"
 )
 

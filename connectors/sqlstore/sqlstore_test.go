@@ -5,14 +5,14 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/kecis/kecis/internal/sqlstore/sqltest"
+	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
 	"strings"
 	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
 
-	"github.com/kecis/kecis/internal/sqlstore"
+	"github.com/kecis/kecis/connectors/sqlstore"
 )
 
 func ctxFor(t *testing.T) context.Context {

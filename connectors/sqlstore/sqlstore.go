@@ -1,10 +1,18 @@
-// Package sqlstore is the neutral SQL plumbing shared by the hub's store
-// (federation/store) and the providers' adapter stores (connectors): it opens
-// a database by DSN, knows the two dialects KECIS supports, runs versioned
-// migrations, retries transient lock errors and converts times and bytes the
-// same way for both dialects. It owns no table of its own except
-// schema_migrations, and imports nothing of the project's domain packages
-// (DESIGN.md §4: neither side owns it).
+// Package sqlstore is the neutral SQL plumbing of KECIS: it opens a database
+// by DSN, knows the two dialects KECIS supports, runs versioned migrations,
+// maps the drivers' errors, retries transient lock errors and converts times
+// and bytes the same way for both dialects. It owns no table of its own
+// except schema_migrations, and imports nothing of the project.
+//
+// Who imports it: the hub's store (federation/store/sqlstore), the adapter
+// store of the SDK (connectors/store), and the simulated companies in
+// examples/ (issuer, PG, telecom) for their own native databases. Neither
+// the hub nor the SDK owns it. It is public, beside the SDK that providers
+// link, rather than under internal/, because the examples model separate
+// companies: they may import only what an outside participant could import,
+// and a real PG or issuer may use it the same way. Its test helpers (a fresh
+// PostgreSQL schema or SQLite file per test) are in sqlstore/sqltest, apart
+// so that production binaries do not link the testing package.
 //
 // Supported DSNs:
 //
