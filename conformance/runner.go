@@ -2,8 +2,6 @@ package conformance
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -11,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kecis/kecis/internal/buildinfo"
+	"github.com/kecis/kecis/saml"
 )
 
 // Config of a run.
@@ -122,8 +121,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		for _, k := range slices.Concat(ed.Keys, ed.TLSKeys) {
 			if k.Certificate != nil {
-				sum := sha256.Sum256(k.Certificate.Raw)
-				if fp := hex.EncodeToString(sum[:]); !slices.Contains(rep.Keys, fp) {
+				if fp := saml.Fingerprint(k.Certificate); !slices.Contains(rep.Keys, fp) {
 					rep.Keys = append(rep.Keys, fp)
 				}
 			}

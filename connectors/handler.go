@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -163,11 +162,8 @@ func (h *Handler) authorizeCaller(ctx context.Context, req *saml.ServiceRequest)
 }
 
 func (h *Handler) allowed(r *http.Request) bool {
-	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return false
-	}
-	sum := sha256.Sum256(r.TLS.PeerCertificates[0].Raw)
-	return slices.Contains(h.cfg.BackChannel, hex.EncodeToString(sum[:]))
+	fp := saml.ClientCertFingerprint(r)
+	return fp != "" && slices.Contains(h.cfg.BackChannel, fp)
 }
 
 // Handle runs one message through the pipeline and the provider's function

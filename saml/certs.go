@@ -11,15 +11,13 @@ import (
 	"os"
 )
 
-// fingerprint is the SHA-256 fingerprint of a certificate, lower-case hex.
-func fingerprint(c *x509.Certificate) string {
-	sum := sha256.Sum256(c.Raw)
+// Fingerprint returns the SHA-256 fingerprint of cert's DER encoding as
+// lower-case, colon-free hex, the form KECIS metadata, the hub's registry,
+// audit diffs and logs use (KECIS §11.1, §12).
+func Fingerprint(cert *x509.Certificate) string {
+	sum := sha256.Sum256(cert.Raw)
 	return hex.EncodeToString(sum[:])
 }
-
-// Fingerprint returns the SHA-256 fingerprint of cert as colon-free hex, the
-// form KECIS metadata and logs use.
-func Fingerprint(cert *x509.Certificate) string { return fingerprint(cert) }
 
 // ParseCertificatesPEM reads every CERTIFICATE block of a PEM file.
 func ParseCertificatesPEM(data []byte) ([]*x509.Certificate, error) {

@@ -201,7 +201,7 @@ func sigInfo(sig, top *etree.Element, problems *[]string) SigInfo {
 		if der, err := base64.StdEncoding.DecodeString(stripSpace(c.Text())); err == nil {
 			if cert, err := x509.ParseCertificate(der); err == nil {
 				si.CertSubject = cert.Subject.String()
-				si.CertFingerprint = fingerprint(cert)
+				si.CertFingerprint = Fingerprint(cert)
 				si.CertNotAfter = cert.NotAfter.UTC()
 				si.CertKeyAlgorithm = cert.PublicKeyAlgorithm.String()
 				if _, err := signatureAlgorithmFor(cert.PublicKey); err != nil {
@@ -240,7 +240,7 @@ func encInfo(ed, top *etree.Element, problems *[]string) EncInfo {
 		if c := findDesc(ek, top, NSDSig, "X509Certificate"); c != nil {
 			if der, err := base64.StdEncoding.DecodeString(stripSpace(c.Text())); err == nil {
 				if cert, err := x509.ParseCertificate(der); err == nil {
-					ei.RecipientCertSHA256 = fingerprint(cert)
+					ei.RecipientCertSHA256 = Fingerprint(cert)
 				}
 			}
 		}

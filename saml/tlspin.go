@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"net/http"
 )
 
 // ErrPinMismatch: the server's TLS certificate is not one of the pinned ones.
@@ -31,4 +32,15 @@ func PinnedTLS(cert tls.Certificate, pins []*x509.Certificate) *tls.Config {
 		return ErrPinMismatch
 	}
 	return tc
+}
+
+// ClientCertFingerprint is the [Fingerprint] of the TLS client certificate
+// r was sent with, or "" when it came without one. The hub's router and
+// operator API and a provider's back channel identify the caller by it
+// (KECIS §10.1, §12).
+func ClientCertFingerprint(r *http.Request) string {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return ""
+	}
+	return Fingerprint(r.TLS.PeerCertificates[0])
 }

@@ -40,10 +40,10 @@ func verifySigned(el *etree.Element, p *signedParts, trusted []*x509.Certificate
 		}
 	}
 	if match == nil {
-		return nil, nil, ErrSignature.WithCausef("KeyInfo certificate %s is not one of the issuer's %d signing certificates", fingerprint(cert), len(trusted))
+		return nil, nil, ErrSignature.WithCausef("KeyInfo certificate %s is not one of the issuer's %d signing certificates", Fingerprint(cert), len(trusted))
 	}
 	if now.Before(match.NotBefore) || now.After(match.NotAfter) {
-		return nil, nil, ErrSignature.WithCausef("signing certificate %s is not valid at %s", fingerprint(match), now.Format(time.RFC3339))
+		return nil, nil, ErrSignature.WithCausef("signing certificate %s is not valid at %s", Fingerprint(match), now.Format(time.RFC3339))
 	}
 	alg, err := signatureAlgorithmFor(match.PublicKey)
 	if err != nil {

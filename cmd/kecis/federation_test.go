@@ -2,11 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net"
 	"net/http"
@@ -18,20 +14,16 @@ import (
 
 	"github.com/kecis/kecis/conformance"
 	"github.com/kecis/kecis/internal/devpki"
+	"github.com/kecis/kecis/saml"
 )
 
 func certFingerprint(t *testing.T, path string) string {
-	b, err := os.ReadFile(path)
+	t.Helper()
+	certs, err := saml.LoadCertificates(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	blk, _ := pem.Decode(b)
-	c, err := x509.ParseCertificate(blk.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := sha256.Sum256(c.Raw)
-	return hex.EncodeToString(s[:])
+	return saml.Fingerprint(certs[0])
 }
 
 // TestFederationCLI drives registration and the operator commands against a

@@ -25,7 +25,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -611,12 +610,6 @@ func (a *approval) payload() *ecml.Payload {
 }
 
 var _ crypto.Decrypter = (*rsa.PrivateKey)(nil)
-
-// Fingerprint is the SHA-256 of a certificate, hex.
-func Fingerprint(c *x509.Certificate) string {
-	s := sha256.Sum256(c.Raw)
-	return hex.EncodeToString(s[:])
-}
 
 // offered declares the services of a broken issuer as an honest issuer
 // would: callable by its acquirers (PGs) and the conformance tester

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
@@ -107,8 +106,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Sidecar, error) {
 	dir := &metadata.Client{HubURL: cfg.Hub.URL, HubCerts: hubSig, HTTP: mdHTTP}
 	backChannel := append([]string{}, cfg.Testers...)
 	for _, c := range hubTLS {
-		sum := sha256.Sum256(c.Raw)
-		backChannel = append(backChannel, hex.EncodeToString(sum[:]))
+		backChannel = append(backChannel, saml.Fingerprint(c))
 	}
 	eng := NewEngine(cfg, nil, log)
 	h, err := connectors.NewHandler(connectors.HandlerConfig{

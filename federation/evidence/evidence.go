@@ -9,12 +9,9 @@ package evidence
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -101,7 +98,7 @@ func Export(ctx context.Context, st store.Store, hubEntityID string, hubCert *x5
 		}
 	}
 	m := &Manifest{Tx: tx, ExportedAt: now.UTC(), Hub: hubEntityID, HubCert: "certs/hub.pem"}
-	if err := os.WriteFile(filepath.Join(dir, "certs", "hub.pem"), pemCert(hubCert.Raw), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "certs", "hub.pem"), saml.EncodeCertPEM(hubCert), 0o644); err != nil {
 		return nil, err
 	}
 	snaps := map[string]bool{}
@@ -127,13 +124,12 @@ func Export(ctx context.Context, st store.Store, hubEntityID string, hubCert *x5
 		if err := os.WriteFile(filepath.Join(dir, it.File), r.Message, 0o644); err != nil {
 			return nil, err
 		}
-		der, err := signerCert(root)
+		cert, err := signerCert(root)
 		if err != nil {
 			return nil, fmt.Errorf("audit record %d: %w", r.ID, err)
 		}
-		sum := sha256.Sum256(der)
-		it.SignerCert = "certs/" + hex.EncodeToString(sum[:]) + ".pem"
-		if err := os.WriteFile(filepath.Join(dir, it.SignerCert), pemCert(der), 0o644); err != nil {
+		it.SignerCert = "certs/" + saml.Fingerprint(cert) + ".pem"
+		if err := os.WriteFile(filepath.Join(dir, it.SignerCert), saml.EncodeCertPEM(cert), 0o644); err != nil {
 			return nil, err
 		}
 		if it.Issuer != hubEntityID {
@@ -173,7 +169,7 @@ func childNamed(el *etree.Element, local string) *etree.Element {
 	return nil
 }
 
-func signerCert(root *etree.Element) ([]byte, error) {
+func signerCert(root *etree.Element) (*x509.Certificate, error) {
 	sig := childNamed(root, "Signature")
 	if sig == nil {
 		return nil, errors.New("message is not signed")
@@ -182,11 +178,11 @@ func signerCert(root *etree.Element) ([]byte, error) {
 	if c == nil {
 		return nil, errors.New("signature without a certificate")
 	}
-	return base64.StdEncoding.DecodeString(strings.Join(strings.Fields(c.Text()), ""))
-}
-
-func pemCert(der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(c.Text()), ""))
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(der)
 }
 
 func safe(s string) string {

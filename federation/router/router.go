@@ -17,7 +17,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -131,9 +130,9 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// The TLS client certificate must be one an active participant
 	// published; the envelope's Issuer must be that participant.
-	sender, err := rt.dir.ByTLSClient(ctx, clientFingerprint(r))
+	sender, err := rt.dir.ByTLSClient(ctx, saml.ClientCertFingerprint(r))
 	if err != nil {
-		rt.fault(w, saml.ErrUnknownIssuer.WithCausef("TLS client certificate %q is not an active participant's", clientFingerprint(r)), "")
+		rt.fault(w, saml.ErrUnknownIssuer.WithCausef("TLS client certificate %q is not an active participant's", saml.ClientCertFingerprint(r)), "")
 		return
 	}
 	var dest *Entry
@@ -476,12 +475,4 @@ func (rt *Router) audit(ctx context.Context, kind string, req *saml.ServiceReque
 func detailJSON(m map[string]any) string {
 	b, _ := json.Marshal(m)
 	return string(b)
-}
-
-func clientFingerprint(r *http.Request) string {
-	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return ""
-	}
-	sum := sha256.Sum256(r.TLS.PeerCertificates[0].Raw)
-	return hex.EncodeToString(sum[:])
 }

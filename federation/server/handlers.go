@@ -13,6 +13,7 @@ import (
 
 	"github.com/kecis/kecis/federation/registry"
 	"github.com/kecis/kecis/federation/store"
+	"github.com/kecis/kecis/saml"
 	"github.com/kecis/kecis/saml/metadata"
 )
 
@@ -181,7 +182,7 @@ func (s *Server) register(c *gin.Context) {
 	if !ok {
 		return
 	}
-	p, err := s.Registry.Register(c.Request.Context(), body, clientFingerprint(c.Request))
+	p, err := s.Registry.Register(c.Request.Context(), body, saml.ClientCertFingerprint(c.Request))
 	if err != nil {
 		s.registryError(c, err)
 		return
@@ -201,7 +202,7 @@ func (s *Server) updateOwnMetadata(c *gin.Context) {
 		return
 	}
 	entityID := c.Query("entity_id")
-	res, err := s.Registry.UpdateMetadata(c.Request.Context(), entityID, body, clientFingerprint(c.Request))
+	res, err := s.Registry.UpdateMetadata(c.Request.Context(), entityID, body, saml.ClientCertFingerprint(c.Request))
 	if err != nil {
 		s.registryError(c, err)
 		return

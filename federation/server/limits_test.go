@@ -18,6 +18,7 @@ import (
 	"github.com/kecis/kecis/federation/server"
 	"github.com/kecis/kecis/federation/store/sqlstore"
 	"github.com/kecis/kecis/internal/devpki"
+	"github.com/kecis/kecis/saml"
 )
 
 // TestHubBoundsSlowClientsAndBodies: the hub's public listener, built with
@@ -41,7 +42,7 @@ log: {level: error}
 limits: {read_timeout: %v, write_timeout: 5s, relay_timeout: 2s}
 operators:
   - {name: alice, cert_sha256: %s}
-`, readTimeout, fp(opCert))
+`, readTimeout, saml.Fingerprint(opCert))
 	path := filepath.Join(dir, "hub.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

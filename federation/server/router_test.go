@@ -56,7 +56,7 @@ type testProvider struct {
 }
 
 func newProvider(t *testing.T, merchantCerts []*x509.Certificate, hubTLS, hubSigning *x509.Certificate) *testProvider {
-	p := &testProvider{signer: loadSigner(t, "issuer-rsa"), hubTLS: fp(hubTLS), outcomes: map[string]string{}}
+	p := &testProvider{signer: loadSigner(t, "issuer-rsa"), hubTLS: saml.Fingerprint(hubTLS), outcomes: map[string]string{}}
 	p.rc = &saml.Receiver{
 		Keys:        saml.StaticKeys{merchantID: merchantCerts, "https://hub.test/kecis": {hubSigning}},
 		HubEntityID: "https://hub.test/kecis",
@@ -80,7 +80,7 @@ func (p *testProvider) serve(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	hubTLS := p.hubTLS
 	p.mu.Unlock()
-	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 || fp(r.TLS.PeerCertificates[0]) != hubTLS {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 || saml.Fingerprint(r.TLS.PeerCertificates[0]) != hubTLS {
 		saml.WriteFault(w, &saml.Fault{Code: "soap:Client", String: "back-channel requests are accepted from the hub only"})
 		return
 	}

@@ -11,7 +11,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -329,19 +328,9 @@ func (s *Server) serve(ctx context.Context, pub *http.Server, pl net.Listener, o
 	return err
 }
 
-// clientFingerprint is the SHA-256 fingerprint of the TLS client
-// certificate of the request, or "".
-func clientFingerprint(r *http.Request) string {
-	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return ""
-	}
-	sum := sha256.Sum256(r.TLS.PeerCertificates[0].Raw)
-	return hex.EncodeToString(sum[:])
-}
-
 func (s *Server) requireOperator() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		fp := clientFingerprint(c.Request)
+		fp := saml.ClientCertFingerprint(c.Request)
 		name, ok := s.operators[fp]
 		if !ok {
 			s.Log.WarnContext(c.Request.Context(), "operator API refused", "client_cert_sha256", fp, "path", c.Request.URL.Path)

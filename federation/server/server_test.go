@@ -3,10 +3,8 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -93,11 +91,6 @@ func writeKey(t *testing.T, dir string, kind devpki.Kind, cn string) (tls.Certif
 	return kp, c
 }
 
-func fp(c *x509.Certificate) string {
-	s := sha256.Sum256(c.Raw)
-	return hex.EncodeToString(s[:])
-}
-
 func startHub(t *testing.T, dsn string) *testHub { return startHubWith(t, dsn, 0) }
 
 func startHubWith(t *testing.T, dsn string, relayTimeout time.Duration) *testHub {
@@ -125,7 +118,7 @@ limits: {relay_timeout: %s}
 open_registration: true
 operators:
   - {name: alice, cert_sha256: %s}
-`+extraYAML, dsn, relayTimeoutOr(relayTimeout), fp(opCert))
+`+extraYAML, dsn, relayTimeoutOr(relayTimeout), saml.Fingerprint(opCert))
 	path := filepath.Join(dir, "hub.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
