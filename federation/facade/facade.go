@@ -7,10 +7,13 @@
 // arrives already encrypted for the provider (an xenc:EncryptedData the
 // merchant's page made in the browser, after POST /v1/routes named the
 // provider and its certificate), or — only where the operator enabled it —
-// in clear over TLS, and is encrypted at once.
+// in clear over TLS, and is encrypted at once; the other sensitive fields
+// of KECIS §8.1 (track data, password, birth date) are accepted only in
+// that development mode (§12.4). Every refusal is a Problem value.
 package facade
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -23,6 +26,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,9 +50,12 @@ type APIKey struct {
 // Config of the facade.
 type Config struct {
 	HubEntityID string
-	// AllowClearCard accepts card data in clear over TLS and encrypts it at
-	// once. Only for development, or for a hub that accepts card-data (PCI
-	// DSS) scope: the hub then sees card numbers, in memory.
+	// AllowClearCard is the development mode: the sensitive fields of
+	// KECIS §8.1 (card, track data, password, birth date…) are accepted in
+	// clear over TLS and encrypted at once for the recipient. Only for
+	// development, or for a hub that accepts card-data (PCI DSS) scope: the
+	// hub then sees them, in memory. Without it every one of them is
+	// refused in clear (§12.4); the card travels as encrypted.card.
 	AllowClearCard bool
 	APIKeys        []APIKey
 	MaxBodyBytes   int64
@@ -72,6 +81,9 @@ func New(cfg Config, st store.Store, dir *router.Directory, rt *router.Router, s
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = 256 << 10
 	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &Facade{cfg: cfg, st: st, dir: dir, rt: rt, signer: signer, log: log, now: now, routes: &Routing{Store: st, Dir: dir}}
 }
 
@@ -95,7 +107,7 @@ func (f *Facade) authenticate() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		m, err := f.whoIs(c)
 		if err != nil {
-			problem(c, http.StatusUnauthorized, "unauthenticated", "a merchant's TLS client certificate or API key is required", "")
+			f.fail(c, ProblemUnauthenticated.WithCause(err))
 			c.Abort()
 			return
 		}
@@ -177,113 +189,113 @@ type CallResponse struct {
 // card number): they are not offered on the facade.
 var noFacade = map[string]bool{"vcn": true}
 
+// call serves POST /v1/{group}/{operation} (KECIS §12.4). Every refusal is
+// one of the Problem values below; no input makes it panic.
 func (f *Facade) call(c *gin.Context) {
 	ctx := c.Request.Context()
 	m := c.MustGet("merchant").(*merchant)
 	group, op := c.Param("group"), c.Param("operation")
 	service := saml.ServiceURI(group, op)
-	if _, _, ok := saml.SplitService(service); !ok || noFacade[group] {
-		problem(c, http.StatusNotFound, "unknown-service", "this service is not offered on the JSON facade", "")
+	if !pathSegment(group) || !pathSegment(op) || noFacade[group] {
+		f.fail(c, ProblemUnknownService)
 		return
 	}
 	key := c.GetHeader("Idempotency-Key")
 	if saml.IsMutation(service) && key == "" {
-		problem(c, http.StatusBadRequest, "idempotency-key-missing", "an Idempotency-Key header is required for "+service, "")
+		f.fail(c, ProblemIdempotencyKeyMissing)
 		return
 	}
 	if len(key) > 255 {
-		problem(c, http.StatusBadRequest, "idempotency-key-invalid", "the Idempotency-Key is longer than 255 characters", "")
+		f.fail(c, ProblemIdempotencyKeyInvalid)
 		return
 	}
-	var in CallRequest
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, f.cfg.MaxBodyBytes))
-	if err != nil || json.Unmarshal(body, &in) != nil {
-		problem(c, http.StatusBadRequest, "bad-request", "the body must be a JSON object", "")
-		return
-	}
-	payload, err := ecml.FromForm(toValues(in.Fields))
 	if err != nil {
-		// The error lists field names and problems, never values.
-		problem(c, http.StatusBadRequest, "invalid-fields", "the ECML fields are not valid", err.Error())
+		f.fail(c, bodyProblem(err, f.cfg.MaxBodyBytes))
 		return
 	}
-	if payload.Ecom == nil {
-		payload.Ecom = &ecml.Ecom{}
+	in, err := decodeCall(body)
+	if err != nil {
+		f.fail(c, err)
+		return
 	}
-	if payload.Ecom.SchemaVersion == "" {
-		payload.Ecom.SchemaVersion = ecml.SchemaVersion
+	payload, err := f.payload(in.Fields)
+	if err != nil {
+		f.fail(c, err)
+		return
 	}
 	hints := in.Routing
 	if hints == nil {
 		hints = &RoutingHints{}
 	}
 	// Card data: encrypted in the browser for one provider, or in clear
-	// (development only).
+	// (development only; f.payload refused it otherwise).
 	var encRecipient string
+	for k := range in.Encrypted {
+		if k != "card" {
+			f.fail(c, ProblemUnknownEncrypted)
+			return
+		}
+	}
 	if x, ok := in.Encrypted["card"]; ok {
 		ed, recipient, err := parseEncrypted(x)
 		if err != nil {
-			problem(c, http.StatusBadRequest, "invalid-encrypted-card", "encrypted.card must be one xenc:EncryptedData for a named recipient", "")
+			f.fail(c, ProblemInvalidEncryptedCard.WithCause(err))
 			return
 		}
 		if payload.Ecom.Payment == nil {
 			payload.Ecom.Payment = &ecml.Payment{}
 		}
 		if payload.Ecom.Payment.Card != nil {
-			problem(c, http.StatusBadRequest, "card-twice", "send the card either encrypted or in fields, not both", "")
+			f.fail(c, ProblemCardTwice)
 			return
 		}
 		payload.Ecom.Payment.EncryptedCard = ed
 		encRecipient = recipient
 	}
-	for k := range in.Encrypted {
-		if k != "card" {
-			problem(c, http.StatusBadRequest, "unknown-encrypted", "only encrypted.card is accepted", "")
-			return
-		}
-	}
 	if p := payload.Ecom.Payment; p != nil && p.Card != nil {
-		if !f.cfg.AllowClearCard {
-			problem(c, http.StatusBadRequest, "clear-card-refused",
-				"card data in clear is refused: encrypt it for the provider in the browser (POST /v1/routes names the provider and its certificate)", "")
-			return
-		}
 		pan := p.Card.Number.Reveal()
 		if len(pan) >= 10 && hints.CardBIN == "" {
 			hints.CardBIN, hints.CardLast4 = pan[:6], pan[len(pan)-4:]
 		}
 	}
-	if problems := payload.Validate(ecml.ValidateOptions{Now: f.now(), AllowEncrypted: true}); len(problems) > 0 {
-		problem(c, http.StatusBadRequest, "invalid-fields", "the ECML fields are not valid", problems.Error())
+	if problems := payload.Validate(ecml.ValidateOptions{Now: f.now(), AllowEncrypted: true, RequireEncrypted: !f.cfg.AllowClearCard}); len(problems) > 0 {
+		// Paths and problems, never values (card numbers appear masked).
+		f.fail(c, ProblemInvalidFields.WithDetail(problems.Error()))
 		return
 	}
 	// The recipient: named, implied by the encryption, or routed.
 	target := in.Recipient
 	if encRecipient != "" {
 		if target != "" && target != encRecipient {
-			problem(c, http.StatusBadRequest, "recipient-mismatch", "the card is encrypted for another recipient than the one named", "")
+			f.fail(c, ProblemRecipientMismatch)
 			return
 		}
 		target = encRecipient
 	}
-	money, _ := payload.Ecom.Transaction.Money()
+	// An inquire or cancel by order number alone has no amount: it is
+	// routed with a zero one.
+	var money ecml.Money
+	if t := payload.Ecom.Transaction; t != nil {
+		money, _ = t.Money() // Validate checked it when present
+	}
 	dest, note, err := f.routes.Choose(ctx, Query{Service: service, Merchant: m.entity, Recipient: target, At: f.now(),
 		CardBIN: hints.CardBIN, BankCode: hints.BankCode, Money: money})
 	if err != nil {
-		problem(c, http.StatusUnprocessableEntity, "no-route", "no provider can take this request", err.Error())
+		f.fail(c, routeProblem(err))
 		return
 	}
 	eps := dest.D.EndpointsFor(service, saml.BindingSOAP)
 	encCert, hasCert := dest.D.EncryptionCertificate(f.now())
 	if len(eps) == 0 || !hasCert {
-		problem(c, http.StatusUnprocessableEntity, "no-route", "the provider publishes no endpoint or encryption key for this service", "")
+		f.fail(c, ProblemNoRoute.WithDetail("the provider publishes no endpoint or encryption key for this service"))
 		return
 	}
 	// Build, encrypt for the recipient, sign as the hub OnBehalfOf the merchant.
 	b := &saml.Builder{Issuer: f.cfg.HubEntityID, Now: f.now}
 	req, err := b.NewRequest(eps[0].Location, service)
 	if err != nil {
-		f.internal(c, err)
+		f.fail(c, err)
 		return
 	}
 	req.IdempotencyKey, req.OnBehalfOf, req.Payload = key, m.entity.P.EntityID, payload
@@ -292,17 +304,23 @@ func (f *Facade) call(c *gin.Context) {
 	}
 	el, err := req.Element()
 	if err != nil {
-		problem(c, http.StatusBadRequest, "invalid-request", "the request cannot be built", err.Error())
+		// The fields were validated: a failure here is the hub's, or the
+		// provider's metadata (an endpoint without a URL).
+		f.fail(c, err)
 		return
 	}
 	enc := &saml.Encryptor{Recipient: dest.P.EntityID, Cert: encCert}
 	if _, err := saml.EncryptDocument(el, enc); err != nil {
-		f.internal(c, err)
+		f.fail(c, err)
+		return
+	}
+	if err := noClearSensitive(el); err != nil {
+		f.fail(c, err)
 		return
 	}
 	signed, err := f.signer.SignToBytes(el)
 	if err != nil {
-		f.internal(c, err)
+		f.fail(c, err)
 		return
 	}
 	f.auditAuth(ctx, req, m, note, signed)
@@ -321,15 +339,89 @@ func (f *Facade) call(c *gin.Context) {
 	case router.OutcomeRefused:
 		switch res.Status.SubCode {
 		case saml.CodeIdempotencyConflict:
-			problem(c, http.StatusUnprocessableEntity, "idempotency-key-reused", "the Idempotency-Key was used with a different request", "")
+			f.fail(c, ProblemIdempotencyKeyReused)
 		default:
-			problem(c, http.StatusConflict, "idempotency-key-in-flight", "a request with this Idempotency-Key is being processed", "")
+			f.fail(c, ProblemIdempotencyKeyInFlight)
 		}
 		return
 	default:
 		out.Outcome, code = "unavailable", http.StatusServiceUnavailable
 	}
 	c.JSON(code, out)
+}
+
+// pathSegment reports whether a group or operation of the path is one the
+// OpenAPI description admits: lower-case letters and digits.
+func pathSegment(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if (s[i] < 'a' || s[i] > 'z') && (s[i] < '0' || s[i] > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// payload builds the request's ECML from its flat fields. Every name must
+// be an ECML flat name; outside the development mode, a field inside an
+// element KECIS §8.1 requires encrypted is refused before its value is
+// read (the answer names the fields, never their values).
+func (f *Facade) payload(fields map[string]string) (*ecml.Payload, error) {
+	var unknown, clear []string
+	for name, v := range fields {
+		switch {
+		case !isFlatName(name):
+			unknown = append(unknown, publicName(name))
+		case v != "" && sensitiveFlat(name) && !f.cfg.AllowClearCard:
+			clear = append(clear, name)
+		}
+	}
+	if len(clear) > 0 {
+		sort.Strings(clear)
+		return nil, ProblemClearSensitive.WithDetail(strings.Join(clear, ", "))
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return nil, ProblemInvalidFields.WithDetail("unknown ECML field names: " + strings.Join(unknown, ", "))
+	}
+	payload, err := ecml.FromForm(toValues(fields))
+	if err != nil {
+		// The error lists field names and problems, never values.
+		return nil, ProblemInvalidFields.WithDetail(err.Error())
+	}
+	if payload.Ecom == nil {
+		payload.Ecom = &ecml.Ecom{}
+	}
+	if payload.Ecom.SchemaVersion == "" {
+		payload.Ecom.SchemaVersion = ecml.SchemaVersion
+	}
+	return payload, nil
+}
+
+// noClearSensitive is the last check before the hub signs: no element of
+// the must-encrypt list (KECIS §8.1, ecml.SensitiveElements — the list the
+// envelope layer encrypts and receivers enforce) is left in clear.
+func noClearSensitive(el *etree.Element) error {
+	for _, c := range el.ChildElements() {
+		if c.Tag == "Payload" && c.NamespaceURI() == saml.NSKECIS {
+			if clear := ecml.SensitiveElements(c); len(clear) > 0 {
+				return fmt.Errorf("facade: %d sensitive elements left in clear after encryption (first %s)", len(clear), clear[0].Tag)
+			}
+		}
+	}
+	return nil
+}
+
+// routeProblem is the answer to a routing failure: no-route with the
+// routing's public explanation, or, for anything else (the store), an
+// internal error whose cause is only logged.
+func routeProblem(err error) *Problem {
+	if errors.Is(err, ErrNoRoute) {
+		return ProblemNoRoute.WithDetail(err.Error())
+	}
+	return ProblemInternal.WithCause(err)
 }
 
 // auditAuth keeps the hub's record of how it authenticated the merchant,
@@ -365,45 +457,171 @@ type RouteResponse struct {
 
 func (f *Facade) route(c *gin.Context) {
 	m := c.MustGet("merchant").(*merchant)
-	var in RouteRequest
-	if err := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, 64<<10)).Decode(&in); err != nil || in.Service == "" {
-		problem(c, http.StatusBadRequest, "bad-request", "a JSON body with service is required", "")
+	const maxRouteBody = 64 << 10
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxRouteBody))
+	if err != nil {
+		f.fail(c, bodyProblem(err, maxRouteBody))
+		return
+	}
+	in, err := decodeRoute(body)
+	if err != nil {
+		f.fail(c, err)
 		return
 	}
 	q := Query{Service: in.Service, Merchant: m.entity, CardBIN: in.CardBIN, BankCode: in.BankCode, At: f.now()}
 	if in.Amount != "" {
 		money, err := ecml.ParseAmount(in.Amount, in.Currency)
 		if err != nil {
-			problem(c, http.StatusBadRequest, "invalid-amount", "amount and currency are not a valid ECML amount", "")
+			f.fail(c, ProblemInvalidAmount.WithCause(err))
 			return
 		}
 		q.Money = money
 	}
 	dest, note, err := f.routes.Choose(c.Request.Context(), q)
 	if err != nil {
-		problem(c, http.StatusUnprocessableEntity, "no-route", "no provider can take this request", err.Error())
+		f.fail(c, routeProblem(err))
 		return
 	}
 	cert, ok := dest.D.EncryptionCertificate(f.now())
 	if !ok {
-		problem(c, http.StatusUnprocessableEntity, "no-route", "the provider publishes no encryption key", "")
+		f.fail(c, ProblemNoRoute.WithDetail("the provider publishes no encryption key"))
 		return
 	}
 	c.JSON(http.StatusOK, RouteResponse{Recipient: dest.P.EntityID, Routing: note,
 		EncryptionCertificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}))})
 }
 
-func (f *Facade) internal(c *gin.Context, err error) {
-	f.log.ErrorContext(c, "facade", "err", err)
-	problem(c, http.StatusInternalServerError, "internal", "internal error", "")
+// Problem is an answer the facade gives itself, instead of a provider's:
+// an RFC 9457 problem document (KECIS §12.4). Each kind is one value below,
+// with its type (urn:kecis:problem:<Type>), HTTP status and public title;
+// WithDetail and WithCause return a copy. The detail is sent and holds
+// only names — of fields, members, services — never a value; the cause is
+// logged and never sent. An error that is no Problem is answered as
+// ProblemInternal.
+type Problem struct {
+	Type   string
+	Status int
+	Title  string
+	detail string
+	cause  error
 }
 
-func problem(c *gin.Context, status int, typ, title, detail string) {
-	body := gin.H{"type": "urn:kecis:problem:" + typ, "title": title, "status": status}
-	if detail != "" {
-		body["detail"] = ecml.RedactPANs(detail)
+// The problems the facade answers.
+var (
+	ProblemUnauthenticated = &Problem{Type: "unauthenticated", Status: http.StatusUnauthorized,
+		Title: "a merchant's TLS client certificate or API key is required"}
+	ProblemUnknownService = &Problem{Type: "unknown-service", Status: http.StatusNotFound,
+		Title: "this service is not offered on the JSON facade"}
+	ProblemIdempotencyKeyMissing = &Problem{Type: "idempotency-key-missing", Status: http.StatusBadRequest,
+		Title: "an Idempotency-Key header is required for an operation that changes state"}
+	ProblemIdempotencyKeyInvalid = &Problem{Type: "idempotency-key-invalid", Status: http.StatusBadRequest,
+		Title: "the Idempotency-Key is longer than 255 characters"}
+	ProblemBadRequest = &Problem{Type: "bad-request", Status: http.StatusBadRequest,
+		Title: "the body is not a request as the OpenAPI description (GET /v1/openapi.json) defines it"}
+	ProblemInvalidFields = &Problem{Type: "invalid-fields", Status: http.StatusBadRequest,
+		Title: "the ECML fields are not valid"}
+	ProblemClearSensitive = &Problem{Type: "clear-card-refused", Status: http.StatusBadRequest,
+		Title: "sensitive fields in clear are refused (card, track data, password, birth date: KECIS §8.1): " +
+			"encrypt the card for the provider in the browser (POST /v1/routes names the provider and its certificate)"}
+	ProblemInvalidEncryptedCard = &Problem{Type: "invalid-encrypted-card", Status: http.StatusBadRequest,
+		Title: "encrypted.card must be one xenc:EncryptedData for a named recipient"}
+	ProblemCardTwice = &Problem{Type: "card-twice", Status: http.StatusBadRequest,
+		Title: "send the card either encrypted or in fields, not both"}
+	ProblemUnknownEncrypted = &Problem{Type: "unknown-encrypted", Status: http.StatusBadRequest,
+		Title: "only encrypted.card is accepted"}
+	ProblemRecipientMismatch = &Problem{Type: "recipient-mismatch", Status: http.StatusBadRequest,
+		Title: "the card is encrypted for another recipient than the one named"}
+	ProblemInvalidAmount = &Problem{Type: "invalid-amount", Status: http.StatusBadRequest,
+		Title: "amount and currency are not a valid ECML amount"}
+	ProblemNoRoute = &Problem{Type: "no-route", Status: http.StatusUnprocessableEntity,
+		Title: "no provider can take this request"}
+	ProblemIdempotencyKeyReused = &Problem{Type: "idempotency-key-reused", Status: http.StatusUnprocessableEntity,
+		Title: "the Idempotency-Key was used with a different request"}
+	ProblemIdempotencyKeyInFlight = &Problem{Type: "idempotency-key-in-flight", Status: http.StatusConflict,
+		Title: "a request with this Idempotency-Key is being processed"}
+	ProblemInternal = &Problem{Type: "internal", Status: http.StatusInternalServerError,
+		Title: "internal error"}
+)
+
+// problems lists every Problem, for the tests.
+var problems = []*Problem{ProblemUnauthenticated, ProblemUnknownService, ProblemIdempotencyKeyMissing,
+	ProblemIdempotencyKeyInvalid, ProblemBadRequest, ProblemInvalidFields, ProblemClearSensitive,
+	ProblemInvalidEncryptedCard, ProblemCardTwice, ProblemUnknownEncrypted, ProblemRecipientMismatch,
+	ProblemInvalidAmount, ProblemNoRoute, ProblemIdempotencyKeyReused, ProblemIdempotencyKeyInFlight, ProblemInternal}
+
+// TypeURI is the problem's type: urn:kecis:problem:<Type>.
+func (p *Problem) TypeURI() string { return "urn:kecis:problem:" + p.Type }
+
+// Detail is what the answer's detail member says.
+func (p *Problem) Detail() string { return p.detail }
+
+func (p *Problem) Error() string {
+	s := "facade: " + p.Type + ": " + p.Title
+	if p.detail != "" {
+		s += " (" + p.detail + ")"
 	}
-	c.Render(status, problemRender{body})
+	if p.cause != nil {
+		s += ": " + p.cause.Error()
+	}
+	return s
+}
+
+// Unwrap returns the private cause.
+func (p *Problem) Unwrap() error { return p.cause }
+
+// Is matches a Problem of the same type, whatever its detail and cause.
+func (p *Problem) Is(target error) bool {
+	t, ok := target.(*Problem)
+	return ok && t.Type == p.Type
+}
+
+// WithDetail returns a copy whose answer says detail: names only, never a
+// value (a card number slipped in is masked anyway).
+func (p *Problem) WithDetail(detail string) *Problem {
+	q := *p
+	q.detail = detail
+	return &q
+}
+
+// WithCause returns a copy carrying err for the log.
+func (p *Problem) WithCause(err error) *Problem {
+	q := *p
+	q.cause = err
+	return &q
+}
+
+// problemBody is the RFC 9457 document.
+type problemBody struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// fail answers err as a problem document and logs it with its cause: a
+// refusal at Info, an internal error at Error. Nothing logged or sent holds
+// a card number (RedactPANs), and causes are built from names only.
+func (f *Facade) fail(c *gin.Context, err error) {
+	var p *Problem
+	if !errors.As(err, &p) {
+		p = ProblemInternal.WithCause(err)
+	}
+	attrs := []slog.Attr{slog.String("problem", p.Type), slog.Int("status", p.Status)}
+	if v, ok := c.Get("merchant"); ok {
+		attrs = append(attrs, slog.String("merchant", v.(*merchant).entity.P.EntityID))
+	}
+	if p.detail != "" {
+		attrs = append(attrs, slog.String("detail", ecml.RedactPANs(p.detail)))
+	}
+	if p.cause != nil {
+		attrs = append(attrs, slog.String("cause", ecml.RedactPANs(p.cause.Error())))
+	}
+	lvl := slog.LevelInfo
+	if p.Status >= http.StatusInternalServerError {
+		lvl = slog.LevelError
+	}
+	f.log.LogAttrs(c.Request.Context(), lvl, "facade refused", attrs...)
+	c.Render(p.Status, problemRender{problemBody{Type: p.TypeURI(), Title: p.Title, Status: p.Status, Detail: ecml.RedactPANs(p.detail)}})
 }
 
 type problemRender struct{ v any }
@@ -417,6 +635,192 @@ func (problemRender) WriteContentType(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "application/problem+json")
 }
 
+// bodyProblem is the answer to a body that could not be read.
+func bodyProblem(err error, max int64) *Problem {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return ProblemBadRequest.WithDetail(fmt.Sprintf("the body is larger than %d bytes", max))
+	}
+	return ProblemBadRequest.WithDetail("the body could not be read").WithCause(err)
+}
+
+// decodeCall reads a CallRequest strictly, as the OpenAPI description says
+// (additionalProperties false): one JSON object; no member it does not
+// name, names compared exactly (encoding/json alone would take "Fields"
+// for "fields"); a member given twice refused; fields required; every
+// value of its type; nothing after the object.
+func decodeCall(body []byte) (*CallRequest, error) {
+	top, err := jsonObject(body, "the body", "recipient", "fields", "encrypted", "routing")
+	if err != nil {
+		return nil, err
+	}
+	in := &CallRequest{}
+	if raw, ok := top["recipient"]; ok {
+		if in.Recipient, err = jsonString(raw, "recipient"); err != nil {
+			return nil, err
+		}
+	}
+	raw, ok := top["fields"]
+	if !ok {
+		return nil, ProblemBadRequest.WithDetail("fields is required")
+	}
+	if in.Fields, err = jsonStrings(raw, "fields"); err != nil {
+		return nil, err
+	}
+	if raw, ok := top["encrypted"]; ok {
+		if in.Encrypted, err = jsonStrings(raw, "encrypted"); err != nil {
+			return nil, err
+		}
+	}
+	if raw, ok := top["routing"]; ok {
+		m, err := jsonObject(raw, "routing", "card_bin", "card_last4", "bank_code")
+		if err != nil {
+			return nil, err
+		}
+		h := &RoutingHints{}
+		for _, x := range []struct {
+			name     string
+			dst      *string
+			min, max int
+		}{{"card_bin", &h.CardBIN, 6, 8}, {"card_last4", &h.CardLast4, 4, 4}, {"bank_code", &h.BankCode, 3, 3}} {
+			if *x.dst, err = jsonDigits(m, "routing", x.name, x.min, x.max); err != nil {
+				return nil, err
+			}
+		}
+		in.Routing = h
+	}
+	return in, nil
+}
+
+// decodeRoute reads a RouteRequest as strictly as decodeCall.
+func decodeRoute(body []byte) (*RouteRequest, error) {
+	top, err := jsonObject(body, "the body", "service", "amount", "currency", "card_bin", "bank_code")
+	if err != nil {
+		return nil, err
+	}
+	in := &RouteRequest{}
+	for _, x := range []struct {
+		name string
+		dst  *string
+	}{{"service", &in.Service}, {"amount", &in.Amount}, {"currency", &in.Currency}} {
+		if raw, ok := top[x.name]; ok {
+			if *x.dst, err = jsonString(raw, x.name); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if in.Service == "" {
+		return nil, ProblemBadRequest.WithDetail("service is required")
+	}
+	if in.CardBIN, err = jsonDigits(top, "", "card_bin", 6, 8); err != nil {
+		return nil, err
+	}
+	if in.BankCode, err = jsonDigits(top, "", "bank_code", 3, 3); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// jsonObject splits one JSON object into its members. With allowed names,
+// any other member is refused; a member given twice always is. Whatever
+// follows the object is refused.
+func jsonObject(data []byte, where string, allowed ...string) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	tok, err := dec.Token()
+	if d, ok := tok.(json.Delim); err != nil || !ok || d != '{' {
+		return nil, ProblemBadRequest.WithDetail(where + " must be a JSON object")
+	}
+	out := map[string]json.RawMessage{}
+	for dec.More() {
+		tok, err := dec.Token()
+		name, ok := tok.(string)
+		if err != nil || !ok {
+			return nil, ProblemBadRequest.WithDetail(where + " is not valid JSON")
+		}
+		if _, dup := out[name]; dup {
+			return nil, ProblemBadRequest.WithDetail(where + " has the member " + publicName(name) + " twice")
+		}
+		if allowed != nil && !slices.Contains(allowed, name) {
+			return nil, ProblemBadRequest.WithDetail(where + " has a member the OpenAPI description does not define: " + publicName(name) +
+				" (it allows " + strings.Join(allowed, ", ") + ")")
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, ProblemBadRequest.WithDetail(where + " is not valid JSON")
+		}
+		out[name] = raw
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return nil, ProblemBadRequest.WithDetail(where + " is not valid JSON")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, ProblemBadRequest.WithDetail(where + " is followed by more data")
+	}
+	return out, nil
+}
+
+// jsonString reads a member that must be a JSON string (not null).
+func jsonString(raw json.RawMessage, where string) (string, error) {
+	var s string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return "", ProblemBadRequest.WithDetail(where + " must be a JSON string")
+	}
+	return s, nil
+}
+
+// jsonStrings reads a member that must be an object of strings.
+func jsonStrings(raw json.RawMessage, where string) (map[string]string, error) {
+	m, err := jsonObject(raw, where)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if out[k], err = jsonString(v, where+"."+publicName(k)); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// jsonDigits reads an optional member of m that must be a string of min to
+// max digits (the OpenAPI patterns of BINs, last digits and bank codes).
+func jsonDigits(m map[string]json.RawMessage, where, name string, min, max int) (string, error) {
+	if where != "" {
+		where += "."
+	}
+	raw, ok := m[name]
+	if !ok {
+		return "", nil
+	}
+	s, err := jsonString(raw, where+name)
+	if err != nil {
+		return "", err
+	}
+	if len(s) < min || len(s) > max || strings.Trim(s, "0123456789") != "" {
+		if min == max {
+			return "", ProblemBadRequest.WithDetail(fmt.Sprintf("%s%s must be %d digits", where, name, min))
+		}
+		return "", ProblemBadRequest.WithDetail(fmt.Sprintf("%s%s must be %d to %d digits", where, name, min, max))
+	}
+	return s, nil
+}
+
+// publicName is a member or field name as an answer or a log line may
+// repeat it: a short name of letters, digits and _ . - that holds no card
+// number; anything else is not repeated.
+func publicName(s string) string {
+	ok := s != "" && len(s) <= 64 && !ecml.ContainsPAN(s)
+	for i := 0; ok && i < len(s); i++ {
+		ch := s[i]
+		ok = ch == '_' || ch == '.' || ch == '-' || (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
+	}
+	if !ok {
+		return "(a name not repeated)"
+	}
+	return strconv.Quote(s)
+}
+
 func toValues(m map[string]string) url.Values {
 	v := url.Values{}
 	for k, x := range m {
@@ -425,22 +829,43 @@ func toValues(m map[string]string) url.Values {
 	return v
 }
 
+// isFlatName reports whether name is an ECML flat field name.
+func isFlatName(name string) bool {
+	_, ok := ecml.FlatNamePath(name)
+	return ok
+}
+
+// sensitivePaths are the paths KECIS §8.1 requires encrypted (elements)
+// and the sensitive values inside them: ecml's one list.
+var sensitivePaths = ecml.SensitivePaths()
+
+// sensitiveFlat reports whether a flat field lies at or inside a path of
+// the must-encrypt list: the card (number, expiry, holder…), the loyalty
+// card, the password, track data, the birth date.
+func sensitiveFlat(name string) bool {
+	p, ok := ecml.FlatNamePath(name)
+	if !ok {
+		return false
+	}
+	for _, s := range sensitivePaths {
+		if p == s || strings.HasPrefix(p, s+"/") {
+			return true
+		}
+	}
+	return false
+}
+
 // publicFields returns the response payload's flat fields with every
 // sensitive value dropped and any card-number-like run masked.
 func publicFields(p *ecml.Payload) map[string]string {
 	out := map[string]string{}
 	for k, v := range p.Form() {
-		if len(v) == 0 || sensitiveFlat[k] {
+		if len(v) == 0 || sensitiveFlat(k) {
 			continue
 		}
 		out[k] = ecml.RedactPANs(v[0])
 	}
 	return out
-}
-
-var sensitiveFlat = map[string]bool{
-	"Ecom_Payment_Card_Number": true, "Ecom_Payment_Card_Verification": true, "Ecom_Loyalty_Card_Number": true,
-	"Ecom_Loyalty_Card_Verification": true, "Ecom_User_Password": true, "Ecom_Transaction_Track1": true, "Ecom_Transaction_Track2": true,
 }
 
 func short(code string) string {

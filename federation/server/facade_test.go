@@ -177,3 +177,63 @@ func TestFacadeClearCardMode(t *testing.T) {
 		t.Fatal("the clear card number reached the logs")
 	}
 }
+
+// facadePost posts a raw body with the merchant's API key, without the
+// OpenAPI request check (the bodies here break it on purpose).
+func (f *fed) facadePost(t *testing.T, path, idemKey, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, f.h.url+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+merchantAPIKey)
+	if idemKey != "" {
+		req.Header.Set("Idempotency-Key", idemKey)
+	}
+	resp, err := f.h.client(nil).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rb, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(rb, &out); err != nil {
+		t.Fatalf("%s: not JSON: %s", path, rb)
+	}
+	return resp.StatusCode, out
+}
+
+// TestFacadeIssue12Findings4And5 replays, against the hub, the two facade
+// findings of issue 12: track data and a password in clear were accepted
+// outside the development mode (4); an inquire or cancel by order number
+// alone, {} and fields at the top level made the handler panic (5).
+func TestFacadeIssue12Findings4And5(t *testing.T) {
+	f := setupFederationWith(t, 2*time.Second, apiKeyYAML())
+	code, route := f.facadeCall(t, "/v1/routes", "", map[string]string{"service": saml.ServiceURI("card", "approve"), "amount": "1000", "currency": "KRW", "card_bin": "411111"})
+	if code != 200 {
+		t.Fatalf("routes: %d %v", code, route)
+	}
+	// The card encrypted as it should be, and beside it a sensitive field
+	// in clear.
+	card := browserEncryptedCard(t, route["encryption_certificate"].(string), route["recipient"].(string))
+	for name, value := range map[string]string{"Ecom_Transaction_Track2": ";4111111111111111=30121010000000000000?", "Ecom_User_Password": "s3cret-PASSWORD"} {
+		fields := approveFields("1000")
+		fields[name] = value
+		code, prob := f.facadeCall(t, "/v1/card/approve", "f4-"+name, map[string]any{"fields": fields, "encrypted": map[string]string{"card": card}})
+		if code != http.StatusBadRequest || prob["type"] != "urn:kecis:problem:clear-card-refused" || prob["detail"] != name {
+			t.Errorf("%s in clear: %d %v", name, code, prob)
+		}
+	}
+	for _, c := range []struct{ path, key, body string }{
+		{"/v1/card/inquire", "", `{"fields":{"Ecom_ConsumerOrderID":"WEB-1"}}`},
+		{"/v1/card/cancel", "f5-1", `{"fields":{"Ecom_ConsumerOrderID":"WEB-1"}}`},
+		{"/v1/card/inquire", "", `{}`},
+		{"/v1/card/cancel", "f5-2", `{"Ecom_ConsumerOrderID":"WEB-1"}`},
+	} {
+		code, out := f.facadePost(t, c.path, c.key, c.body)
+		if code >= 500 {
+			t.Errorf("%s %s: %d %v", c.path, c.body, code, out)
+		}
+	}
+	if logs := f.h.logs.String(); strings.Contains(logs, "panic") || strings.Contains(logs, "s3cret-PASSWORD") || ecml.ContainsPAN(logs) {
+		t.Error("a panic or a secret in the hub's log")
+	}
+}
