@@ -128,7 +128,7 @@ func (e *Env) check(x *Exchange, a aspect) error {
 			return fail("second-level status %q is neither a KECIS code nor SAML's", sub)
 		}
 		if st.Code != saml.StatusSuccess && st.SubCode == "" {
-			return fail("a refusal (%s) without a second-level code that tells the sender why", shortCode(st.Code))
+			return fail("a refusal (%s) without a second-level code that tells the sender why", st.Top())
 		}
 	case aspEncryption:
 		rep := saml.Inspect(x.Message)

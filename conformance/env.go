@@ -339,10 +339,7 @@ func (x *Exchange) Describe() string {
 		return fmt.Sprintf("HTTP %d SOAP fault %s %q", x.HTTPStatus, x.Fault.Code, x.Fault.String)
 	case x.Response != nil:
 		s := x.Response.Status
-		d := fmt.Sprintf("signed %s", shortCode(s.Code))
-		if s.SubCode != "" {
-			d += "/" + shortCode(s.SubCode)
-		}
+		d := "signed " + s.Short()
 		if x.Response.Issuer != "" && x.Route == ViaHub {
 			d += " from " + x.Response.Issuer
 		}
@@ -351,13 +348,6 @@ func (x *Exchange) Describe() string {
 		return fmt.Sprintf("HTTP %d, an answer that does not verify: %v", x.HTTPStatus, x.ReadErr)
 	}
 	return fmt.Sprintf("HTTP %d, unreadable answer: %v", x.HTTPStatus, x.ReadErr)
-}
-
-func shortCode(uri string) string {
-	if i := strings.LastIndexAny(uri, ":"); i >= 0 {
-		return uri[i+1:]
-	}
-	return uri
 }
 
 func (x *Exchange) evidence(e *Env) []Evidence {

@@ -108,7 +108,7 @@ func otherOwner(service string) func(c *C) error {
 		if service == svcRefund {
 			amount = &ecml.Money{Minor: st.amount.Minor / 2, Currency: st.amount.Currency}
 		}
-		op := shortCode(service)
+		_, op, _ := saml.SplitService(service)
 		var errs []error
 		for i, r := range refs {
 			label := fmt.Sprintf("authz-%s-%d", op, i+1)
@@ -293,7 +293,8 @@ func callerRole(c *C) error {
 			req.IdempotencyKey = c.Key(label)
 		}
 		req.Payload = &ecml.Payload{Ecom: &ecml.Ecom{SchemaVersion: ecml.SchemaVersion, ConsumerOrderID: c.OrderID(label)}}
-		x, err := c.ExchangeAs(c.Context(), fmt.Sprintf("%s as the outsider (%s)", shortCode(s.Service), joinRoles(roles)), c.Outsider, req, Seal{})
+		_, op, _ := saml.SplitService(s.Service)
+		x, err := c.ExchangeAs(c.Context(), fmt.Sprintf("%s as the outsider (%s)", op, joinRoles(roles)), c.Outsider, req, Seal{})
 		if err != nil {
 			return err
 		}

@@ -281,7 +281,7 @@ func cardModule() *Module {
 						}
 						s := x.Response.Status
 						if s.OK() || s.SubCode != tc.expectCode() {
-							errs = append(errs, fmt.Errorf("%s: answered %s, expected %s", name, describeStatus(s), shortCode(tc.expectCode())))
+							errs = append(errs, fmt.Errorf("%s: answered %s, expected %s", name, describeStatus(s), saml.StatusName(tc.expectCode())))
 						} else {
 							c.Note("%s: %s", name, describeStatus(s))
 						}

@@ -95,17 +95,14 @@ func expectStatus(c *C, x *Exchange, code, sub string) error {
 // participant, or the hub when it refuses in the participant's place).
 func expectStatusFrom(x *Exchange, from func(*Exchange) error, code, sub string) error {
 	if x.Fault != nil {
-		return fmt.Errorf("refused with an unsigned SOAP fault (%q), but the request verified: KECIS §5.3.2 answers it with a signed %s/%s", x.Fault.String, shortCode(code), shortCode(sub))
+		return fmt.Errorf("refused with an unsigned SOAP fault (%q), but the request verified: KECIS §5.3.2 answers it with a signed %s", x.Fault.String, saml.Status{Code: code, SubCode: sub}.Short())
 	}
 	if err := from(x); err != nil {
 		return err
 	}
 	st := x.Response.Status
 	if st.Code != code || (sub != "" && st.SubCode != sub) {
-		want := shortCode(code)
-		if sub != "" {
-			want += "/" + shortCode(sub)
-		}
+		want := saml.Status{Code: code, SubCode: sub}.Short()
 		if st.OK() {
 			return fmt.Errorf("accepted (%s); expected the refusal %s", describeStatus(st), want)
 		}

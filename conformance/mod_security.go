@@ -575,7 +575,7 @@ func noOracle(c *C) error {
 		a := answer{code: "(no signed answer)"}
 		if x.Response != nil {
 			st := x.Response.Status
-			a = answer{shortCode(st.Code), shortCode(st.SubCode), st.Message}
+			a = answer{st.Top(), saml.StatusName(st.SubCode), st.Message}
 		} else if x.Fault != nil {
 			a = answer{code: "SOAP fault", msg: x.Fault.String}
 		}

@@ -187,10 +187,7 @@ func rootID(msg []byte) string {
 
 // describeStatus is a status in short form.
 func describeStatus(st saml.Status) string {
-	s := shortCode(st.Code)
-	if st.SubCode != "" {
-		s += "/" + shortCode(st.SubCode)
-	}
+	s := st.Short()
 	if st.Message != "" {
 		s += fmt.Sprintf(" (%q)", st.Message)
 	}

@@ -1,5 +1,7 @@
 package saml
 
+import "strings"
+
 // Top-level status codes (SAML core §3.2.2.2). KECIS uses only these four at
 // the top level; every business outcome is a second-level code (KECIS §6).
 const (
@@ -60,14 +62,35 @@ type Status struct {
 // OK reports whether the top-level code is Success.
 func (s Status) OK() bool { return s.Code == StatusSuccess }
 
-// Sub returns the second-level code without the KECIS prefix when it is a
-// KECIS code (e.g. "Declined"), or the whole URI otherwise.
+// Top returns the last segment of the top-level code (KECIS §6.1):
+// "Requester" for urn:oasis:names:tc:SAML:2.0:status:Requester, "" when
+// there is none.
+func (s Status) Top() string { return StatusName(s.Code) }
+
+// Sub returns the second-level code (KECIS §6.2) without the KECIS prefix
+// when it is a KECIS code (e.g. "Declined"), or the whole URI otherwise (a SAML
+// second-level code such as RequestDenied stays a full URI).
 func (s Status) Sub() string {
-	if len(s.SubCode) > len(KECISStatusPrefix) && s.SubCode[:len(KECISStatusPrefix)] == KECISStatusPrefix {
-		return s.SubCode[len(KECISStatusPrefix):]
+	if name, ok := strings.CutPrefix(s.SubCode, KECISStatusPrefix); ok && name != "" {
+		return name
 	}
 	return s.SubCode
 }
+
+// Short is the status as reports and logs print it: [Status.Top], then "/"
+// and the last segment of the second-level code when there is one
+// ("Requester/RequestDenied", "Success"). It never holds the message.
+func (s Status) Short() string {
+	if s.SubCode == "" {
+		return s.Top()
+	}
+	return s.Top() + "/" + StatusName(s.SubCode)
+}
+
+// StatusName returns the last segment of a status code URI, top-level or
+// second-level, SAML's or KECIS's: what follows its last ':' ("Declined"
+// for urn:kecis:status:Declined). A string without ':' is returned whole.
+func StatusName(code string) string { return code[strings.LastIndexByte(code, ':')+1:] }
 
 func validTopLevel(code string) bool {
 	switch code {

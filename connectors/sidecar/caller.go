@@ -121,7 +121,7 @@ func (c *Caller) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Message: "the call could not be completed; retry with the same Idempotency-Key"})
 		return
 	}
-	out := callAnswer{Status: shortCode(res.Status.Code), SubStatus: res.Status.Sub(), Message: res.Status.Message, Provider: recipient}
+	out := callAnswer{Status: res.Status.Top(), SubStatus: res.Status.Sub(), Message: res.Status.Message, Provider: recipient}
 	if res.Response != nil {
 		out.RequestID, out.ResponseID = res.Response.InResponseTo, res.Response.ID
 	}
@@ -149,11 +149,4 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-func shortCode(s string) string {
-	if i := strings.LastIndexByte(s, ':'); i >= 0 {
-		return s[i+1:]
-	}
-	return s
 }

@@ -38,19 +38,10 @@ func (rt *Router) count(service string, st *saml.Status) {
 	}
 	label := st.Sub()
 	if label == "" {
-		label = shortStatus(st.Code)
+		label = st.Top()
 	}
 	if service == "" {
 		service = "unknown"
 	}
 	rt.metrics.Requests.WithLabelValues(service, label).Inc()
-}
-
-func shortStatus(code string) string {
-	for i := len(code) - 1; i >= 0; i-- {
-		if code[i] == ':' {
-			return code[i+1:]
-		}
-	}
-	return code
 }
