@@ -107,9 +107,12 @@ func (e *Env) ApproveRequest(label string, tc TestCard, amount ecml.Money) (*sam
 		return nil, err
 	}
 	req.IdempotencyKey = e.Key(label)
-	req.Routing = &saml.Routing{CardBIN: tc.Number[:6], CardLast4: tc.Number[len(tc.Number)-4:]}
+	pan := ecml.PAN(tc.Number)
+	if bin := pan.BIN(); bin != "" {
+		req.Routing = &saml.Routing{CardBIN: bin, CardLast4: pan.Last4()}
+	}
 	req.Payload = &ecml.Payload{Ecom: &ecml.Ecom{SchemaVersion: ecml.SchemaVersion, ConsumerOrderID: e.OrderID(label),
-		Payment:     &ecml.Payment{Card: &ecml.Card{Number: ecml.PAN(tc.Number), ExpDate: &ecml.Date{Month: month, Year: year}}},
+		Payment:     &ecml.Payment{Card: &ecml.Card{Number: pan, ExpDate: &ecml.Date{Month: month, Year: year}}},
 		Transaction: &ecml.Transaction{Amount: a, Currency: amount.Currency, Type: "credit"}}}
 	return req, nil
 }

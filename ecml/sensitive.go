@@ -52,6 +52,33 @@ func (p PAN) LogValue() slog.Value { return slog.StringValue(p.Masked()) }
 // that encoding/json and slog's handlers never see the digits.
 func (p PAN) MarshalText() ([]byte, error) { return []byte(p.Masked()), nil }
 
+// BIN returns the first six digits of the number, the issuer identification
+// number that a kecis:Routing hint carries as CardBIN (KECIS §2.2), or ""
+// when the value is not 13 to 19 ASCII digits. It shows no digit that
+// [PAN.Masked] does not: call it instead of revealing the number to slice it.
+func (p PAN) BIN() string {
+	if !p.showable() {
+		return ""
+	}
+	return string(p[:6])
+}
+
+// Last4 returns the last four digits of the number, the CardLast4 routing
+// hint (KECIS §2.2), or "" when the value is not 13 to 19 ASCII digits, by
+// the same rule as [PAN.BIN].
+func (p PAN) Last4() string {
+	if !p.showable() {
+		return ""
+	}
+	return string(p[len(p)-4:])
+}
+
+// showable reports whether the value is a card number long enough to show
+// its first six and last four digits and still hide some (13 to 19 ASCII
+// digits, PCI DSS 3.4): the one rule of [MaskPAN], [PAN.BIN] and
+// [PAN.Last4].
+func (p PAN) showable() bool { return len(p) >= 13 && len(p) <= 19 && allDigits(string(p)) }
+
 // Secret is a value that is never shown at all: card verification values
 // (RFC 4112 note 13), passwords (note 19), track data (notes 50, 51), bank
 // account numbers, one-time codes, amount-authentication challenges, birth
@@ -104,13 +131,14 @@ func formatLeaf(f fmt.State, verb rune, masked, gostring string) {
 // to 19 ASCII digits (too short to hide anything by showing ten digits, or
 // not a number at all) is masked entirely as [Redacted]; "" stays "".
 func MaskPAN(s string) string {
-	if s == "" {
+	switch p := PAN(s); {
+	case s == "":
 		return ""
-	}
-	if len(s) < 13 || len(s) > 19 || !allDigits(s) {
+	case !p.showable():
 		return Redacted
+	default:
+		return p.BIN() + strings.Repeat("*", len(s)-10) + p.Last4()
 	}
-	return s[:6] + strings.Repeat("*", len(s)-10) + s[len(s)-4:]
 }
 
 // LuhnValid reports whether s is at least two ASCII digits whose last digit

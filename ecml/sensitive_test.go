@@ -31,6 +31,27 @@ func TestMaskPAN(t *testing.T) {
 	}
 }
 
+func TestPANBINLast4(t *testing.T) {
+	for in, want := range map[string][2]string{
+		"4111111111111111":     {"411111", "1111"},
+		"6011000990139424124":  {"601100", "4124"},
+		"4111111111111":        {"411111", "1111"},
+		"411111111111":         {"", ""}, // 12 digits: MaskPAN shows none either
+		"4111-1111-1111-1111":  {"", ""},
+		"41111111111111111111": {"", ""},
+		"411111111111a111":     {"", ""},
+		"":                     {"", ""},
+	} {
+		p := PAN(in)
+		if got := [2]string{p.BIN(), p.Last4()}; got != want {
+			t.Errorf("PAN(%q): BIN, Last4 = %q, want %q", in, got, want)
+		}
+		if m := p.Masked(); want[0] != "" && (m[:6] != want[0] || m[len(m)-4:] != want[1]) {
+			t.Errorf("PAN(%q): Masked %q shows other digits than BIN and Last4", in, m)
+		}
+	}
+}
+
 func TestLuhn(t *testing.T) {
 	for in, want := range map[string]bool{
 		"4111111111111111": true, "4111111111111112": false, "79927398713": true,

@@ -134,8 +134,7 @@ func runWalkthrough(ctx context.Context, w io.Writer, dir string, now func() tim
 		return err
 	}
 	req.IdempotencyKey = "ORDER-DEMO-0001/approve"
-	pan := card.Number.Reveal()
-	req.Routing = &saml.Routing{CardBIN: pan[:6], CardLast4: pan[len(pan)-4:]}
+	req.Routing = &saml.Routing{CardBIN: card.Number.BIN(), CardLast4: card.Number.Last4()}
 	req.Payload = payload
 	el, err := req.Element()
 	if err != nil {

@@ -59,10 +59,9 @@ func (c *Client) Approve(ctx context.Context, recipient string, req *ApproveRequ
 	if req.KeyIn != nil {
 		p.KeyIn = &ecml.KeyIn{PasswordPrefix: req.KeyIn.PasswordPrefix, BirthDate: req.KeyIn.BirthDate}
 	}
-	pan := req.Card.Number.Reveal()
 	var routing *saml.Routing
-	if len(pan) >= 13 {
-		routing = &saml.Routing{CardBIN: pan[:6], CardLast4: pan[len(pan)-4:]}
+	if bin := req.Card.Number.BIN(); bin != "" {
+		routing = &saml.Routing{CardBIN: bin, CardLast4: req.Card.Number.Last4()}
 	}
 	return c.do(ctx, recipient, ServiceApprove, req.IdempotencyKey, p, routing)
 }

@@ -93,9 +93,9 @@ func (c *Caller) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		routing = &saml.Routing{CardBIN: in.Routing.CardBIN, CardLast4: in.Routing.CardLast4, BankCode: in.Routing.BankCode}
 	}
 	if p := payload.Ecom.Payment; p != nil && p.Card != nil {
-		if pan := p.Card.Number.Reveal(); len(pan) >= 13 {
-			bin = pan[:6]
-			routing = &saml.Routing{CardBIN: pan[:6], CardLast4: pan[len(pan)-4:]}
+		if b := p.Card.Number.BIN(); b != "" {
+			bin = b
+			routing = &saml.Routing{CardBIN: b, CardLast4: p.Card.Number.Last4()}
 		}
 	}
 	recipient := in.Recipient

@@ -99,7 +99,7 @@ func (i *Issuer) IssueCard(ctx context.Context, req IssueCardRequest) (*IssuedCa
 				exp_month, exp_year, card_type, status, holder_name, holder_phone, secret_salt, birth_hash,
 				pw2_hash, currency, credit_limit, available, failed_attempts, created_at, updated_at)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 0, $18, $19)`,
-				id, i.vault.panHash(pan), sealed, pan[:6], pan[len(pan)-4:], expM, expY, string(req.Type),
+				id, i.vault.panHash(pan), sealed, ecml.PAN(pan).BIN(), ecml.PAN(pan).Last4(), expM, expY, string(req.Type),
 				string(CardActive), req.HolderName, phone, salt,
 				i.vault.secretHash("birth", salt, birth), i.vault.secretHash("pw2", salt, password[:2]),
 				cur, req.Limit, req.Limit, i.t(now), i.t(now))

@@ -23,7 +23,7 @@ func TestIssueCard(t *testing.T) {
 			if len(pan) != 16 || !ecml.LuhnValid(pan) || !strings.HasPrefix(pan, bin) {
 				t.Errorf("%s card number %s: want 16 Luhn-valid digits under BIN %s", typ, c.PAN, bin)
 			}
-			if c.BIN != bin || c.Last4 != pan[12:] || c.Masked() != ecml.MaskPAN(pan) {
+			if c.BIN != bin || c.Last4 != c.PAN.Last4() || c.Masked() != ecml.MaskPAN(pan) {
 				t.Errorf("%s card: BIN %s last4 %s masked %s", typ, c.BIN, c.Last4, c.Masked())
 			}
 			if c.Status != issuer.CardActive || c.Available != 1_000_000 || c.Currency != "KRW" || c.HolderPhone != testPhoneD {
