@@ -2,7 +2,6 @@ package conformance
 
 import (
 	"bytes"
-	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -359,24 +358,12 @@ func (p *Profile) loadIdentity(name, entityID string, signing, encryption KeyPai
 	if encryption.Cert == "" {
 		return t, nil
 	}
-	certs, err := saml.LoadCertificates(p.path(encryption.Cert))
-	if err != nil {
-		return nil, fmt.Errorf("%s encryption certificate: %w", name, err)
-	}
-	kd, err := os.ReadFile(p.path(encryption.Key))
+	dk, err := saml.LoadDecryptionKey(p.path(encryption.Key), p.path(encryption.Cert))
 	if err != nil {
 		return nil, fmt.Errorf("%s encryption key: %w", name, err)
 	}
-	k, err := saml.ParseKeyPEM(kd)
-	if err != nil {
-		return nil, fmt.Errorf("%s encryption key: %w", name, err)
-	}
-	dk, ok := k.(crypto.Decrypter)
-	if !ok {
-		return nil, fmt.Errorf("%s encryption key cannot decrypt", name)
-	}
-	t.EncCert = certs[0]
-	t.Decryption = []saml.DecryptionKey{{Cert: certs[0], Key: dk}}
+	t.EncCert = dk.Cert
+	t.Decryption = []saml.DecryptionKey{dk}
 	return t, nil
 }
 

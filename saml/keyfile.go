@@ -107,19 +107,56 @@ func ParseKeyPEM(data []byte) (crypto.Signer, error) {
 	}
 }
 
-// LoadSigner reads a PEM key and certificate and returns a Signer.
-func LoadSigner(keyPath, certPath string) (*Signer, error) {
-	kd, err := os.ReadFile(keyPath)
+// LoadKey reads the private key of a PEM file ([ParseKeyPEM]). It is the
+// one way the project loads a signing or an encryption key from a file.
+func LoadKey(path string) (crypto.Signer, error) {
+	kd, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	key, err := ParseKeyPEM(kd)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", keyPath, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return key, nil
+}
+
+// LoadSigner reads a PEM key and certificate and returns a Signer.
+func LoadSigner(keyPath, certPath string) (*Signer, error) {
+	key, err := LoadKey(keyPath)
+	if err != nil {
+		return nil, err
 	}
 	certs, err := LoadCertificates(certPath)
 	if err != nil {
 		return nil, err
 	}
 	return NewSigner(key, certs[0])
+}
+
+// LoadDecryptionKey reads an encryption key and, when certPath is not "",
+// the certificate the receiver publishes for it with use="encryption"
+// (KECIS §8.3): the first certificate of the file, which must hold the
+// key's public key. Without a certificate the key matches an EncryptedKey by
+// its public key alone (a tool holding only the key).
+func LoadDecryptionKey(keyPath, certPath string) (DecryptionKey, error) {
+	key, err := LoadKey(keyPath)
+	if err != nil {
+		return DecryptionKey{}, err
+	}
+	dk, ok := key.(crypto.Decrypter)
+	if !ok {
+		return DecryptionKey{}, fmt.Errorf("%s: a %T cannot decrypt", keyPath, key)
+	}
+	if certPath == "" {
+		return DecryptionKey{Key: dk}, nil
+	}
+	certs, err := LoadCertificates(certPath)
+	if err != nil {
+		return DecryptionKey{}, err
+	}
+	if !publicKeysEqual(key.Public(), certs[0].PublicKey) {
+		return DecryptionKey{}, fmt.Errorf("%s: the key does not match the certificate %s", keyPath, certPath)
+	}
+	return DecryptionKey{Cert: certs[0], Key: dk}, nil
 }

@@ -105,26 +105,11 @@ the same error. With --cert the EncryptedKey must name that certificate; with
 The output holds the decrypted secrets: write it only where they may be.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			kd, err := os.ReadFile(keyPath)
+			dk, err := saml.LoadDecryptionKey(keyPath, certPath)
 			if err != nil {
 				return err
 			}
-			key, err := saml.ParseKeyPEM(kd)
-			if err != nil {
-				return fmt.Errorf("%s: %w", keyPath, err)
-			}
-			dk, ok := key.(crypto.Decrypter)
-			if !ok {
-				return errors.New("the key cannot decrypt")
-			}
-			d := &saml.Decryptor{EntityID: entity, Keys: []saml.DecryptionKey{{Key: dk}}}
-			if certPath != "" {
-				certs, err := saml.LoadCertificates(certPath)
-				if err != nil {
-					return err
-				}
-				d.Keys[0].Cert = certs[0]
-			}
+			d := &saml.Decryptor{EntityID: entity, Keys: []saml.DecryptionKey{dk}}
 			data, err := readInput(cmd, args)
 			if err != nil {
 				return err

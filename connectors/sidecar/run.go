@@ -2,10 +2,8 @@ package sidecar
 
 import (
 	"context"
-	"crypto"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -65,14 +63,9 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Sidecar, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keys.signing: %w", err)
 	}
-	encKP, err := tls.LoadX509KeyPair(cfg.Path(cfg.Keys.Encryption.Cert), cfg.Path(cfg.Keys.Encryption.Key))
+	dec, err := saml.LoadDecryptionKey(cfg.Path(cfg.Keys.Encryption.Key), cfg.Path(cfg.Keys.Encryption.Cert))
 	if err != nil {
 		return nil, fmt.Errorf("keys.encryption: %w", err)
-	}
-	encCert, _ := x509.ParseCertificate(encKP.Certificate[0])
-	dec, ok := encKP.PrivateKey.(crypto.Decrypter)
-	if !ok {
-		return nil, errors.New("keys.encryption: the key cannot decrypt")
 	}
 	tlsKP, err := tls.LoadX509KeyPair(cfg.Path(cfg.Keys.TLS.Cert), cfg.Path(cfg.Keys.TLS.Key))
 	if err != nil {
@@ -110,7 +103,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Sidecar, error) {
 	}
 	eng := NewEngine(cfg, nil, log)
 	h, err := connectors.NewHandler(connectors.HandlerConfig{
-		EntityID: cfg.EntityID, Signer: signer, Decryption: []saml.DecryptionKey{{Cert: encCert, Key: dec}},
+		EntityID: cfg.EntityID, Signer: signer, Decryption: []saml.DecryptionKey{dec},
 		Endpoints: []string{strings.TrimRight(cfg.PublicURL, "/") + "/kecis/soap"}, Directory: dir, HubEntityID: cfg.Hub.EntityID,
 		BackChannel: backChannel, Services: eng.Services(), Store: st, IdemKey: idem, Log: log,
 	})
@@ -118,7 +111,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Sidecar, error) {
 		st.Close()
 		return nil, err
 	}
-	cl, err := connectors.NewClient(connectors.ClientConfig{EntityID: cfg.EntityID, Signer: signer, Decryption: []saml.DecryptionKey{{Cert: encCert, Key: dec}},
+	cl, err := connectors.NewClient(connectors.ClientConfig{EntityID: cfg.EntityID, Signer: signer, Decryption: []saml.DecryptionKey{dec},
 		Directory: dir, HubEntityID: cfg.Hub.EntityID, HubURL: cfg.Hub.URL, TLSClient: tlsKP, HubTLS: hubTLS})
 	if err != nil {
 		st.Close()
