@@ -93,28 +93,13 @@ a receiver may use), or exits 1 with the public reason on stderr.`,
   kecis envelope verify --trust old.pem --trust new.pem --now 2026-11-22T10:00:00Z --destination https://issuer.example/kecis/soap signed.xml`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			certs, err := saml.LoadCertificates(trust...)
+			r, err := verifierFor(trust, nowFlag, destination, skew)
 			if err != nil {
 				return err
-			}
-			now := time.Now()
-			if nowFlag != "" {
-				if now, err = time.Parse(time.RFC3339, nowFlag); err != nil {
-					return fmt.Errorf("--now: %v", err)
-				}
 			}
 			data, err := readInput(cmd, args)
 			if err != nil {
 				return err
-			}
-			r := &saml.Receiver{
-				Keys:      saml.AnyIssuerKeys(certs),
-				Now:       func() time.Time { return now },
-				ClockSkew: skew,
-				Limits:    saml.Limits{MaxBytes: maxInput},
-			}
-			if destination != "" {
-				r.Destinations = []string{destination}
 			}
 			verified, _, err := r.Verify(context.Background(), data)
 			if err != nil {
@@ -140,6 +125,32 @@ a receiver may use), or exits 1 with the public reason on stderr.`,
 	cmd.Flags().Bool("explain", false, "also print the private cause of a refusal (for the integrator's own messages)")
 	_ = cmd.MarkFlagRequired("trust")
 	return cmd
+}
+
+// verifierFor is the Receiver of kecis envelope verify's flags: any of the
+// trusted certificates, the clock (RFC 3339, default now), the clock skew
+// and, when given, the Destination to check.
+func verifierFor(trust []string, nowFlag, destination string, skew time.Duration) (*saml.Receiver, error) {
+	certs, err := saml.LoadCertificates(trust...)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	if nowFlag != "" {
+		if now, err = time.Parse(time.RFC3339, nowFlag); err != nil {
+			return nil, fmt.Errorf("--now: %v", err)
+		}
+	}
+	r := &saml.Receiver{
+		Keys:      saml.AnyIssuerKeys(certs),
+		Now:       func() time.Time { return now },
+		ClockSkew: skew,
+		Limits:    saml.Limits{MaxBytes: maxInput},
+	}
+	if destination != "" {
+		r.Destinations = []string{destination}
+	}
+	return r, nil
 }
 
 func newEnvelopeInspectCmd() *cobra.Command {

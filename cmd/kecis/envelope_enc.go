@@ -2,12 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,7 +10,7 @@ import (
 )
 
 func init() {
-	envelopeSubcommands = append(envelopeSubcommands, newEnvelopeEncryptCmd, newEnvelopeDecryptCmd, newEnvelopeBenchCmd)
+	envelopeSubcommands = append(envelopeSubcommands, newEnvelopeEncryptCmd, newEnvelopeDecryptCmd)
 }
 
 func newEnvelopeEncryptCmd() *cobra.Command {
@@ -38,26 +33,9 @@ data. Encrypt first, then sign.`,
     | kecis envelope sign --key merchant.key --cert merchant.pem > signed.xml`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			certs, err := saml.LoadCertificates(certPath)
+			enc, err := encryptorFor(certPath, recipient, transport, content)
 			if err != nil {
 				return err
-			}
-			enc := &saml.Encryptor{Recipient: recipient, Cert: certs[0]}
-			switch transport {
-			case "rsa-oaep-mgf1p":
-				enc.KeyTransport = saml.AlgRSAOAEPMGF1P
-			case "rsa-oaep":
-				enc.KeyTransport = saml.AlgRSAOAEP
-			default:
-				return fmt.Errorf("--key-transport %q: use rsa-oaep-mgf1p or rsa-oaep", transport)
-			}
-			switch content {
-			case "aes256-gcm":
-				enc.Content = saml.AES256GCM
-			case "aes128-gcm":
-				enc.Content = saml.AES128GCM
-			default:
-				return fmt.Errorf("--content %q: use aes256-gcm or aes128-gcm", content)
 			}
 			data, err := readInput(cmd, args)
 			if err != nil {
@@ -89,6 +67,34 @@ data. Encrypt first, then sign.`,
 	cmd.Flags().StringVar(&content, "content", "aes256-gcm", "aes256-gcm or aes128-gcm")
 	_ = cmd.MarkFlagRequired("recipient-cert")
 	return cmd
+}
+
+// encryptorFor is the Encryptor of kecis envelope encrypt's flags: the
+// recipient's certificate, its entityID, the key transport and the content
+// algorithm by their flag names.
+func encryptorFor(certPath, recipient, transport, content string) (*saml.Encryptor, error) {
+	certs, err := saml.LoadCertificates(certPath)
+	if err != nil {
+		return nil, err
+	}
+	enc := &saml.Encryptor{Recipient: recipient, Cert: certs[0]}
+	switch transport {
+	case "rsa-oaep-mgf1p":
+		enc.KeyTransport = saml.AlgRSAOAEPMGF1P
+	case "rsa-oaep":
+		enc.KeyTransport = saml.AlgRSAOAEP
+	default:
+		return nil, fmt.Errorf("--key-transport %q: use rsa-oaep-mgf1p or rsa-oaep", transport)
+	}
+	switch content {
+	case "aes256-gcm":
+		enc.Content = saml.AES256GCM
+	case "aes128-gcm":
+		enc.Content = saml.AES128GCM
+	default:
+		return nil, fmt.Errorf("--content %q: use aes256-gcm or aes128-gcm", content)
+	}
+	return enc, nil
 }
 
 func newEnvelopeDecryptCmd() *cobra.Command {
@@ -134,87 +140,5 @@ The output holds the decrypted secrets: write it only where they may be.`,
 	cmd.Flags().StringVar(&certPath, "cert", "", "the key's certificate (EncryptedKey must name it)")
 	cmd.Flags().StringVar(&entity, "recipient", "", "your entityID (EncryptedKey/@Recipient must match)")
 	_ = cmd.MarkFlagRequired("key")
-	return cmd
-}
-
-func newEnvelopeBenchCmd() *cobra.Command {
-	var (
-		in, keyPath, certPath, ecKey, ecCert, rcert, rkey string
-		duration                                          time.Duration
-		asJSON                                            bool
-	)
-	cmd := &cobra.Command{
-		Use:   "bench --in FILE --key K --cert C [--recipient-cert C2 --recipient-key K2] [--duration 3s]",
-		Short: "Measure sign, verify, encrypt and decrypt on one document, on one goroutine",
-		Long: `Measures, each on one goroutine for --duration, on the given unsigned document:
-  rsa-sha256-sign / ecdsa-sha256-sign       parse + sign + serialise
-  rsa-sha256-verify / ecdsa-sha256-verify   parse + every receive check up to and including signature verification
-  xmlenc-gcm256-oaep-encrypt                parse + encrypt the sensitive elements + serialise
-  xmlenc-gcm256-oaep-decrypt                parse + decrypt them + serialise
-  raw-rsa2048-sign, raw-rsa2048-oaep-decrypt, raw-ecdsa-p256-sign, raw-ecdsa-p256-verify
-                                            the bare Go crypto operations, in the same run
-The signed documents carry the encrypted elements, as on the wire. Prints one
-line per operation, "RESULT kecis <op> <ops_per_sec>", or JSON with --json.
---key may be RSA or ECDSA; --ec-key/--ec-cert add the other kind.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			doc, err := os.ReadFile(in)
-			if err != nil {
-				return err
-			}
-			cfg := saml.BenchConfig{Doc: doc, Duration: duration}
-			for _, kc := range [][2]string{{keyPath, certPath}, {ecKey, ecCert}} {
-				if kc[0] == "" {
-					continue
-				}
-				s, err := saml.LoadSigner(kc[0], kc[1])
-				if err != nil {
-					return err
-				}
-				if s.Algorithm() == saml.AlgECDSASHA256 {
-					cfg.ECDSA = s
-				} else {
-					cfg.RSA = s
-				}
-			}
-			if rcert != "" || rkey != "" {
-				s, err := saml.LoadSigner(rkey, rcert)
-				if err != nil {
-					return fmt.Errorf("recipient: %w", err)
-				}
-				dk, ok := s.Key.(crypto.Decrypter)
-				if !ok {
-					return errors.New("the recipient key cannot decrypt")
-				}
-				cfg.RecipientCert, cfg.RecipientKey = s.Cert, dk
-			}
-			cfg.Progress = func(op string) { fmt.Fprintf(cmd.ErrOrStderr(), "bench: %s (%s)\n", op, duration) }
-			res, err := saml.Bench(cmd.Context(), cfg)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
-			}
-			for _, r := range res {
-				fmt.Fprintf(cmd.OutOrStdout(), "RESULT kecis %s %.1f\n", r.Op, r.OpsPerSec)
-			}
-			return nil
-		},
-	}
-	cmd.Flags().StringVar(&in, "in", "", "unsigned KECIS request to measure with (required)")
-	cmd.Flags().StringVar(&keyPath, "key", "", "signing key (PEM, RSA or ECDSA) (required)")
-	cmd.Flags().StringVar(&certPath, "cert", "", "its certificate (required)")
-	cmd.Flags().StringVar(&ecKey, "ec-key", "", "a second signing key, of the other kind")
-	cmd.Flags().StringVar(&ecCert, "ec-cert", "", "its certificate")
-	cmd.Flags().StringVar(&rcert, "recipient-cert", "", "encryption recipient certificate (RSA)")
-	cmd.Flags().StringVar(&rkey, "recipient-key", "", "encryption recipient private key")
-	cmd.Flags().DurationVar(&duration, "duration", 3*time.Second, "measuring time per operation")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	_ = cmd.MarkFlagRequired("in")
-	_ = cmd.MarkFlagRequired("key")
-	_ = cmd.MarkFlagRequired("cert")
 	return cmd
 }

@@ -174,8 +174,16 @@ one its metadata publishes; an operator's must be listed in the hub's
 configuration (operators: cert_sha256).`,
 	}
 	f.register(cmd)
+	cmd.AddCommand(newFederationRegisterCmd(f), newFederationUpdateCmd(f), newFederationListCmd(f), newFederationShowCmd(f))
+	for _, action := range registry.Actions {
+		cmd.AddCommand(newFederationActionCmd(f, action))
+	}
+	cmd.AddCommand(newFederationConformanceCmd(f))
+	return cmd
+}
 
-	var mdFile, entity string
+func newFederationRegisterCmd(f *hubClientFlags) *cobra.Command {
+	var mdFile string
 	reg := &cobra.Command{
 		Use:   "register --hub URL --metadata FILE --client-cert C --client-key K",
 		Short: "Submit your metadata to a hub; you start as pending until an operator approves",
@@ -195,7 +203,11 @@ configuration (operators: cert_sha256).`,
 	}
 	reg.Flags().StringVar(&mdFile, "metadata", "", "your md:EntityDescriptor (kecis metadata generate)")
 	_ = reg.MarkFlagRequired("metadata")
+	return reg
+}
 
+func newFederationUpdateCmd(f *hubClientFlags) *cobra.Command {
+	var mdFile, entity string
 	upd := &cobra.Command{
 		Use:   "update --hub URL --entity-id ID --metadata FILE --client-cert C --client-key K",
 		Short: "Replace your registered metadata: keys and endpoints at once, other changes after an operator's approval",
@@ -210,20 +222,7 @@ configuration (operators: cert_sha256).`,
 			if err != nil {
 				return err
 			}
-			w := cmd.OutOrStdout()
-			if code == http.StatusAccepted && p.PendingChange != nil {
-				fmt.Fprintf(w, "change %s of %s awaits an operator's approval; your active version stays in force:\n", p.PendingChange.ID, p.EntityID)
-				printDiff(w, p.PendingChange.Diff)
-				if p.ReplacedChange != "" {
-					fmt.Fprintf(w, "it replaces the pending change %s\n", p.ReplacedChange)
-				}
-				return nil
-			}
-			fmt.Fprintf(w, "updated %s (version %d, %s)\n", p.EntityID, p.Version, p.Status)
-			printDiff(w, p.Diff)
-			if p.WithdrawnChange != "" {
-				fmt.Fprintf(w, "the pending change %s is withdrawn (this metadata does not ask for it)\n", p.WithdrawnChange)
-			}
+			printUpdate(cmd.OutOrStdout(), code, &p)
 			return nil
 		},
 	}
@@ -231,7 +230,28 @@ configuration (operators: cert_sha256).`,
 	upd.Flags().StringVar(&entity, "entity-id", "", "your entityID")
 	_ = upd.MarkFlagRequired("metadata")
 	_ = upd.MarkFlagRequired("entity-id")
+	return upd
+}
 
+// printUpdate tells the participant what the hub did with its update: a
+// change awaiting an operator (202), or the diff applied at once.
+func printUpdate(w io.Writer, code int, p *participantJSON) {
+	if code == http.StatusAccepted && p.PendingChange != nil {
+		fmt.Fprintf(w, "change %s of %s awaits an operator's approval; your active version stays in force:\n", p.PendingChange.ID, p.EntityID)
+		printDiff(w, p.PendingChange.Diff)
+		if p.ReplacedChange != "" {
+			fmt.Fprintf(w, "it replaces the pending change %s\n", p.ReplacedChange)
+		}
+		return
+	}
+	fmt.Fprintf(w, "updated %s (version %d, %s)\n", p.EntityID, p.Version, p.Status)
+	printDiff(w, p.Diff)
+	if p.WithdrawnChange != "" {
+		fmt.Fprintf(w, "the pending change %s is withdrawn (this metadata does not ask for it)\n", p.WithdrawnChange)
+	}
+}
+
+func newFederationListCmd(f *hubClientFlags) *cobra.Command {
 	var status string
 	list := &cobra.Command{
 		Use:   "list [--status pending|active|suspended|removed]",
@@ -259,8 +279,11 @@ configuration (operators: cert_sha256).`,
 		},
 	}
 	list.Flags().StringVar(&status, "status", "", "only participants in this state")
+	return list
+}
 
-	show := &cobra.Command{
+func newFederationShowCmd(f *hubClientFlags) *cobra.Command {
+	return &cobra.Command{
 		Use:   "show ENTITY_ID",
 		Short: "Show one participant with its keys, endpoints, services and pending change (operator)",
 		Args:  cobra.ExactArgs(1),
@@ -269,92 +292,104 @@ configuration (operators: cert_sha256).`,
 			if err := f.call(http.MethodGet, "/kecis/admin/participant?entity_id="+url.QueryEscape(args[0]), nil, "", &p); err != nil {
 				return err
 			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "entity id:  %s\nname:       %s\nstatus:     %s (version %d)\nroles:      %s\n", p.EntityID, p.DisplayName, p.Status, p.Version, strings.Join(p.Roles, ", "))
-			for _, k := range p.Keys {
-				fmt.Fprintf(w, "key:        %-10s sha256 %s  until %s\n", k.Use, k.SHA256, k.NotAfter.Format(time.DateOnly))
+			printParticipant(cmd.OutOrStdout(), &p)
+			return nil
+		},
+	}
+}
+
+// printParticipant writes one participant as show displays it.
+func printParticipant(w io.Writer, p *participantJSON) {
+	fmt.Fprintf(w, "entity id:  %s\nname:       %s\nstatus:     %s (version %d)\nroles:      %s\n", p.EntityID, p.DisplayName, p.Status, p.Version, strings.Join(p.Roles, ", "))
+	for _, k := range p.Keys {
+		fmt.Fprintf(w, "key:        %-10s sha256 %s  until %s\n", k.Use, k.SHA256, k.NotAfter.Format(time.DateOnly))
+	}
+	for _, e := range p.Endpoints {
+		fmt.Fprintf(w, "endpoint:   %s  %s  %s\n", e.Service, e.Binding, e.URL)
+	}
+	for _, sv := range p.Services {
+		line := sv.Service
+		if len(sv.BINRanges) > 0 {
+			line += "  BINs " + strings.Join(sv.BINRanges, " ")
+		}
+		if len(sv.BankCodes) > 0 {
+			line += "  bank codes " + strings.Join(sv.BankCodes, " ")
+		}
+		if len(sv.Currencies) > 0 {
+			line += "  " + strings.Join(sv.Currencies, " ")
+		}
+		fmt.Fprintf(w, "service:    %s\n", line)
+	}
+	if c := p.PendingChange; c != nil {
+		fmt.Fprintf(w, "pending change %s, requested %s (not in force):\n", c.ID, c.RequestedAt.Format(time.RFC3339))
+		printDiff(w, c.Diff)
+		fmt.Fprintf(w, "decide: kecis federation approve-change %s --change %s --reason …  |  reject-change %s --reason …\n", p.EntityID, c.ID, p.EntityID)
+	}
+}
+
+// federationActionShort is the one-line help of each lifecycle action.
+var federationActionShort = map[string]string{
+	registry.ActionApprove:       "Activate a pending participant (operator)",
+	registry.ActionSuspend:       "Suspend an active participant: the hub stops serving its metadata (operator)",
+	registry.ActionReinstate:     "Reactivate a suspended participant (operator)",
+	registry.ActionRemove:        "Remove a participant for good (operator)",
+	registry.ActionApproveChange: "Put a participant's pending metadata change in force (operator)",
+	registry.ActionRejectChange:  "Reject a participant's pending metadata change, with a reason (operator)",
+}
+
+// newFederationActionCmd is the operator command of one lifecycle action
+// (registry.Actions): approve, suspend, reinstate, remove, approve-change,
+// reject-change.
+func newFederationActionCmd(f *hubClientFlags, action string) *cobra.Command {
+	var (
+		reason, change string
+		allowOverlap   []string
+	)
+	use := action + " ENTITY_ID [--reason TEXT]"
+	claims := action == registry.ActionApprove || action == registry.ActionReinstate || action == registry.ActionApproveChange
+	changes := action == registry.ActionApproveChange || action == registry.ActionRejectChange
+	if claims {
+		use += " [--allow-overlap OTHER_ENTITY_ID]…"
+	}
+	if changes {
+		use += " [--change ID]"
+	}
+	c := &cobra.Command{
+		Use:   use,
+		Short: federationActionShort[action],
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body, _ := json.Marshal(map[string]any{"entity_id": args[0], "reason": reason, "allow_overlap": allowOverlap, "change": change})
+			var p participantJSON
+			if err := f.call(http.MethodPost, "/kecis/admin/participants/"+action, body, "application/json", &p); err != nil {
+				return err
 			}
-			for _, e := range p.Endpoints {
-				fmt.Fprintf(w, "endpoint:   %s  %s  %s\n", e.Service, e.Binding, e.URL)
-			}
-			for _, sv := range p.Services {
-				line := sv.Service
-				if len(sv.BINRanges) > 0 {
-					line += "  BINs " + strings.Join(sv.BINRanges, " ")
-				}
-				if len(sv.BankCodes) > 0 {
-					line += "  bank codes " + strings.Join(sv.BankCodes, " ")
-				}
-				if len(sv.Currencies) > 0 {
-					line += "  " + strings.Join(sv.Currencies, " ")
-				}
-				fmt.Fprintf(w, "service:    %s\n", line)
-			}
-			if c := p.PendingChange; c != nil {
-				fmt.Fprintf(w, "pending change %s, requested %s (not in force):\n", c.ID, c.RequestedAt.Format(time.RFC3339))
-				printDiff(w, c.Diff)
-				fmt.Fprintf(w, "decide: kecis federation approve-change %s --change %s --reason …  |  reject-change %s --reason …\n", p.EntityID, c.ID, p.EntityID)
+			switch action {
+			case registry.ActionApproveChange:
+				fmt.Fprintf(cmd.OutOrStdout(), "the change of %s is in force (version %d, %s)\n", p.EntityID, p.Version, p.Status)
+			case registry.ActionRejectChange:
+				fmt.Fprintf(cmd.OutOrStdout(), "the change of %s is rejected; its active version stays (%s)\n", p.EntityID, p.Status)
+			default:
+				fmt.Fprintf(cmd.OutOrStdout(), "%s is now %s\n", p.EntityID, p.Status)
 			}
 			return nil
 		},
 	}
-	cmd.AddCommand(reg, upd, list, show)
-	short := map[string]string{
-		registry.ActionApprove:       "Activate a pending participant (operator)",
-		registry.ActionSuspend:       "Suspend an active participant: the hub stops serving its metadata (operator)",
-		registry.ActionReinstate:     "Reactivate a suspended participant (operator)",
-		registry.ActionRemove:        "Remove a participant for good (operator)",
-		registry.ActionApproveChange: "Put a participant's pending metadata change in force (operator)",
-		registry.ActionRejectChange:  "Reject a participant's pending metadata change, with a reason (operator)",
+	c.Flags().StringVar(&reason, "reason", "", "why (kept in the audit log)")
+	if claims {
+		c.Flags().StringSliceVar(&allowOverlap, "allow-overlap", nil, "accept that the participant's BIN or bank code claims overlap this active participant's (repeatable; needs --reason)")
 	}
-	for _, action := range registry.Actions {
-		var (
-			reason, change string
-			allowOverlap   []string
-		)
-		use := action + " ENTITY_ID [--reason TEXT]"
-		claims := action == registry.ActionApprove || action == registry.ActionReinstate || action == registry.ActionApproveChange
-		changes := action == registry.ActionApproveChange || action == registry.ActionRejectChange
-		if claims {
-			use += " [--allow-overlap OTHER_ENTITY_ID]…"
-		}
-		if changes {
-			use += " [--change ID]"
-		}
-		c := &cobra.Command{
-			Use:   use,
-			Short: short[action],
-			Args:  cobra.ExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				body, _ := json.Marshal(map[string]any{"entity_id": args[0], "reason": reason, "allow_overlap": allowOverlap, "change": change})
-				var p participantJSON
-				if err := f.call(http.MethodPost, "/kecis/admin/participants/"+action, body, "application/json", &p); err != nil {
-					return err
-				}
-				switch action {
-				case registry.ActionApproveChange:
-					fmt.Fprintf(cmd.OutOrStdout(), "the change of %s is in force (version %d, %s)\n", p.EntityID, p.Version, p.Status)
-				case registry.ActionRejectChange:
-					fmt.Fprintf(cmd.OutOrStdout(), "the change of %s is rejected; its active version stays (%s)\n", p.EntityID, p.Status)
-				default:
-					fmt.Fprintf(cmd.OutOrStdout(), "%s is now %s\n", p.EntityID, p.Status)
-				}
-				return nil
-			},
-		}
-		c.Flags().StringVar(&reason, "reason", "", "why (kept in the audit log)")
-		if claims {
-			c.Flags().StringSliceVar(&allowOverlap, "allow-overlap", nil, "accept that the participant's BIN or bank code claims overlap this active participant's (repeatable; needs --reason)")
-		}
-		if changes {
-			c.Flags().StringVar(&change, "change", "", "decide only this pending change (its ID, as show lists it)")
-		}
-		if action == registry.ActionRejectChange {
-			_ = c.MarkFlagRequired("reason")
-		}
-		cmd.AddCommand(c)
+	if changes {
+		c.Flags().StringVar(&change, "change", "", "decide only this pending change (its ID, as show lists it)")
 	}
-	cmd.AddCommand(&cobra.Command{
+	if action == registry.ActionRejectChange {
+		_ = c.MarkFlagRequired("reason")
+	}
+	return c
+}
+
+func newFederationConformanceCmd(f *hubClientFlags) *cobra.Command {
+	return &cobra.Command{
 		Use:   "conformance ENTITY_ID REPORT_JSON",
 		Short: "Record a participant's conformance report (operator): the registration gate opens on a passing one",
 		Long: `Record the report.json of a conformance run (kecis conformance run) with a
@@ -378,6 +413,5 @@ passing report of the participant's plan, made with the keys it registered.`,
 			fmt.Fprintf(cmd.OutOrStdout(), "recorded run %s of the %s plan for %s (%v): the registration gate is open\n", out.RunID, out.Plan, args[0], out.Summary)
 			return nil
 		},
-	})
-	return cmd
+	}
 }

@@ -40,13 +40,16 @@ protocol) and an md:EntitiesDescriptor aggregate (GET /kecis/metadata).`,
 	return cmd
 }
 
+// generateFlags are the flags of kecis metadata generate.
+type generateFlags struct {
+	entityID, displayName, out                string
+	roles                                     []string
+	signing, encryption, tlsClient, tlsServer []string
+	endpoints, services                       []string
+}
+
 func newMetadataGenerateCmd() *cobra.Command {
-	var (
-		entityID, displayName, out                string
-		roles                                     []string
-		signing, encryption, tlsClient, tlsServer []string
-		endpoints, services                       []string
-	)
+	var o generateFlags
 	cmd := &cobra.Command{
 		Use:   "generate --entity-id URI --roles ROLE,... --signing-cert FILE --endpoint SPEC... [flags]",
 		Short: "Write a participant's (unsigned) md:EntityDescriptor from its keys, endpoints and services",
@@ -83,71 +86,79 @@ Signing keys must be RSA of at least 2048 bits or ECDSA P-256.
     --service 'card:cancel;callers=merchant' --out pg-metadata.xml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ed := &metadata.EntityDescriptor{EntityID: entityID, DisplayName: displayName}
-			for _, r := range roles {
-				for _, part := range strings.Split(r, ",") {
-					if part = strings.TrimSpace(part); part != "" {
-						ed.Roles = append(ed.Roles, metadata.Role(part))
-					}
-				}
-			}
-			var err error
-			for _, k := range []struct {
-				files []string
-				use   metadata.KeyUse
-				dst   *[]metadata.KeyDescriptor
-			}{
-				{signing, metadata.UseSigning, &ed.Keys},
-				{encryption, metadata.UseEncryption, &ed.Keys},
-				{tlsClient, metadata.UseTLSClient, &ed.TLSKeys},
-				{tlsServer, metadata.UseTLSServer, &ed.TLSKeys},
-			} {
-				for _, f := range k.files {
-					certs, err := saml.LoadCertificates(f)
-					if err != nil {
-						return err
-					}
-					for _, c := range certs {
-						*k.dst = append(*k.dst, metadata.KeyDescriptor{Use: k.use, Certificate: c})
-					}
-				}
-			}
-			for _, spec := range endpoints {
-				e, err := parseEndpointSpec(spec)
-				if err != nil {
-					return err
-				}
-				ed.Endpoints = append(ed.Endpoints, e)
-			}
-			for _, spec := range services {
-				s, err := parseServiceSpec(spec)
-				if err != nil {
-					return err
-				}
-				ed.Services = append(ed.Services, s)
+			ed, err := o.descriptor()
+			if err != nil {
+				return err
 			}
 			data, err := metadata.Marshal(ed)
 			if err != nil {
 				return err
 			}
-			return writeOutput(cmd, out, data)
+			return writeOutput(cmd, o.out, data)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&entityID, "entity-id", "", "the participant's entityID (an absolute URI)")
-	f.StringVar(&displayName, "display-name", "", "the name the hub shows")
-	f.StringSliceVar(&roles, "roles", nil, "roles, comma-separated: merchant, pg, issuer, bank, telecom, tester")
-	f.StringArrayVar(&signing, "signing-cert", nil, "PEM certificate of a signing key (repeatable)")
-	f.StringArrayVar(&encryption, "encryption-cert", nil, "PEM certificate of an encryption key (repeatable)")
-	f.StringArrayVar(&tlsClient, "tls-client-cert", nil, "PEM TLS client certificate the participant connects with (repeatable)")
-	f.StringArrayVar(&tlsServer, "tls-server-cert", nil, "PEM TLS server certificate the hub pins (repeatable)")
-	f.StringArrayVar(&endpoints, "endpoint", nil, "SERVICE|BINDING|URL[|PRIORITY] (repeatable)")
-	f.StringArrayVar(&services, "service", nil, "SERVICE[;CUR:MIN-MAX][;bins=...][;banks=...][;callers=...][;caller-entities=...] (repeatable)")
-	f.StringVar(&out, "out", "", "write to FILE instead of stdout")
+	f.StringVar(&o.entityID, "entity-id", "", "the participant's entityID (an absolute URI)")
+	f.StringVar(&o.displayName, "display-name", "", "the name the hub shows")
+	f.StringSliceVar(&o.roles, "roles", nil, "roles, comma-separated: merchant, pg, issuer, bank, telecom, tester")
+	f.StringArrayVar(&o.signing, "signing-cert", nil, "PEM certificate of a signing key (repeatable)")
+	f.StringArrayVar(&o.encryption, "encryption-cert", nil, "PEM certificate of an encryption key (repeatable)")
+	f.StringArrayVar(&o.tlsClient, "tls-client-cert", nil, "PEM TLS client certificate the participant connects with (repeatable)")
+	f.StringArrayVar(&o.tlsServer, "tls-server-cert", nil, "PEM TLS server certificate the hub pins (repeatable)")
+	f.StringArrayVar(&o.endpoints, "endpoint", nil, "SERVICE|BINDING|URL[|PRIORITY] (repeatable)")
+	f.StringArrayVar(&o.services, "service", nil, "SERVICE[;CUR:MIN-MAX][;bins=...][;banks=...][;callers=...][;caller-entities=...] (repeatable)")
+	f.StringVar(&o.out, "out", "", "write to FILE instead of stdout")
 	_ = cmd.MarkFlagRequired("entity-id")
 	_ = cmd.MarkFlagRequired("roles")
 	_ = cmd.MarkFlagRequired("signing-cert")
 	return cmd
+}
+
+// descriptor builds the participant's descriptor from the flags.
+func (o *generateFlags) descriptor() (*metadata.EntityDescriptor, error) {
+	ed := &metadata.EntityDescriptor{EntityID: o.entityID, DisplayName: o.displayName}
+	for _, r := range o.roles {
+		for _, part := range strings.Split(r, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				ed.Roles = append(ed.Roles, metadata.Role(part))
+			}
+		}
+	}
+	for _, k := range []struct {
+		files []string
+		use   metadata.KeyUse
+		dst   *[]metadata.KeyDescriptor
+	}{
+		{o.signing, metadata.UseSigning, &ed.Keys},
+		{o.encryption, metadata.UseEncryption, &ed.Keys},
+		{o.tlsClient, metadata.UseTLSClient, &ed.TLSKeys},
+		{o.tlsServer, metadata.UseTLSServer, &ed.TLSKeys},
+	} {
+		for _, f := range k.files {
+			certs, err := saml.LoadCertificates(f)
+			if err != nil {
+				return nil, err
+			}
+			for _, c := range certs {
+				*k.dst = append(*k.dst, metadata.KeyDescriptor{Use: k.use, Certificate: c})
+			}
+		}
+	}
+	for _, spec := range o.endpoints {
+		e, err := parseEndpointSpec(spec)
+		if err != nil {
+			return nil, err
+		}
+		ed.Endpoints = append(ed.Endpoints, e)
+	}
+	for _, spec := range o.services {
+		s, err := parseServiceSpec(spec)
+		if err != nil {
+			return nil, err
+		}
+		ed.Services = append(ed.Services, s)
+	}
+	return ed, nil
 }
 
 // serviceName expands a short service name (card:approve) to its URI.
@@ -398,12 +409,15 @@ func keyDesc(c *x509.Certificate) string {
 	return fmt.Sprintf("%T", c.PublicKey)
 }
 
+// exportFlags are the flags of kecis metadata export.
+type exportFlags struct {
+	hubURL, entity, out, nowFlag, hubTLS string
+	trust                                []string
+	timeout                              time.Duration
+}
+
 func newMetadataExportCmd() *cobra.Command {
-	var (
-		hubURL, entity, out, nowFlag, hubTLS string
-		trust                                []string
-		timeout                              time.Duration
-	)
+	var o exportFlags
 	cmd := &cobra.Command{
 		Use:   "export --hub URL --trust HUBCERT [--entity ID] [--out FILE]",
 		Short: "Fetch hub-signed metadata, verify it and write it as received",
@@ -416,60 +430,63 @@ goes to stderr. Nothing is written when verification fails.`,
 		Example: `  kecis metadata export --hub https://hub.example --trust hub-cert.pem --out federation.xml
   kecis metadata export --hub https://hub.example --trust hub-cert.pem --entity https://pg.example/kecis --out pg.xml`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			certs, err := saml.LoadCertificates(trust...)
-			if err != nil {
-				return err
-			}
-			now, err := parseNow(nowFlag)
-			if err != nil {
-				return err
-			}
-			u := strings.TrimRight(hubURL, "/") + metadata.AggregatePath
-			if entity != "" {
-				u = strings.TrimRight(hubURL, "/") + metadata.EntitiesPath + metadata.EncodeMDQ(entity)
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
-			defer cancel()
-			hc := http.DefaultClient
-			if hubTLS != "" {
-				if hc, err = (&hubClientFlags{hubTLSCert: hubTLS, timeout: timeout}).client(); err != nil {
-					return err
-				}
-			}
-			data, err := httpGet(ctx, hc, u)
-			if err != nil {
-				return err
-			}
-			a, isAggregate, err := verifyMetadata(data, certs, now)
-			if err != nil {
-				fmt.Fprintln(cmd.ErrOrStderr(), "refused:", err)
-				return fail(1, nil)
-			}
-			if entity != "" && (isAggregate || len(a.Entities) != 1 || a.Entities[0].EntityID != entity) {
-				return fmt.Errorf("the hub did not answer with %s's descriptor", entity)
-			}
-			if entity == "" && !isAggregate {
-				return errors.New("the hub did not answer with an aggregate")
-			}
-			if err := writeOutput(cmd, out, data); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "exported %d entities (%d bytes), verified, valid until %s\n", len(a.Entities), len(data), a.ValidUntil.UTC().Format(time.RFC3339))
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&hubURL, "hub", "", "the hub's base URL")
-	f.StringArrayVar(&trust, "trust", nil, "the hub's PEM certificate (repeat during the hub's key rollover)")
-	f.StringVar(&entity, "entity", "", "one participant's entityID (default: the aggregate)")
-	f.StringVar(&out, "out", "", "write to FILE instead of stdout")
-	f.StringVar(&nowFlag, "now", "", "the clock, RFC 3339 (default: now)")
-	f.DurationVar(&timeout, "timeout", 30*time.Second, "HTTP timeout")
-	f.StringVar(&hubTLS, "hub-tls-cert", "", "pin the hub's TLS server certificate (PEM) instead of trusting the system roots")
+	f.StringVar(&o.hubURL, "hub", "", "the hub's base URL")
+	f.StringArrayVar(&o.trust, "trust", nil, "the hub's PEM certificate (repeat during the hub's key rollover)")
+	f.StringVar(&o.entity, "entity", "", "one participant's entityID (default: the aggregate)")
+	f.StringVar(&o.out, "out", "", "write to FILE instead of stdout")
+	f.StringVar(&o.nowFlag, "now", "", "the clock, RFC 3339 (default: now)")
+	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "HTTP timeout")
+	f.StringVar(&o.hubTLS, "hub-tls-cert", "", "pin the hub's TLS server certificate (PEM) instead of trusting the system roots")
 	_ = cmd.MarkFlagRequired("hub")
 	_ = cmd.MarkFlagRequired("trust")
 	return cmd
+}
+
+// run fetches, verifies and writes the descriptor or the aggregate.
+func (o *exportFlags) run(cmd *cobra.Command) error {
+	certs, err := saml.LoadCertificates(o.trust...)
+	if err != nil {
+		return err
+	}
+	now, err := parseNow(o.nowFlag)
+	if err != nil {
+		return err
+	}
+	u := strings.TrimRight(o.hubURL, "/") + metadata.AggregatePath
+	if o.entity != "" {
+		u = strings.TrimRight(o.hubURL, "/") + metadata.EntitiesPath + metadata.EncodeMDQ(o.entity)
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
+	defer cancel()
+	hc := http.DefaultClient
+	if o.hubTLS != "" {
+		if hc, err = (&hubClientFlags{hubTLSCert: o.hubTLS, timeout: o.timeout}).client(); err != nil {
+			return err
+		}
+	}
+	data, err := httpGet(ctx, hc, u)
+	if err != nil {
+		return err
+	}
+	a, isAggregate, err := verifyMetadata(data, certs, now)
+	if err != nil {
+		fmt.Fprintln(cmd.ErrOrStderr(), "refused:", err)
+		return fail(1, nil)
+	}
+	if o.entity != "" && (isAggregate || len(a.Entities) != 1 || a.Entities[0].EntityID != o.entity) {
+		return fmt.Errorf("the hub did not answer with %s's descriptor", o.entity)
+	}
+	if o.entity == "" && !isAggregate {
+		return errors.New("the hub did not answer with an aggregate")
+	}
+	if err := writeOutput(cmd, o.out, data); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "exported %d entities (%d bytes), verified, valid until %s\n", len(a.Entities), len(data), a.ValidUntil.UTC().Format(time.RFC3339))
+	return nil
 }
 
 func httpGet(ctx context.Context, hc *http.Client, u string) ([]byte, error) {
