@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -183,7 +184,7 @@ func (c *Client) once(ctx context.Context, call Call) (*Result, error) {
 		return nil, err
 	}
 	c.pend.add(req.ID, call.Recipient, c.cfg.Now().Add(c.cfg.Timeout+time.Minute))
-	answer, err := c.soap.Send(ctx, trimSlash(c.cfg.HubURL)+"/kecis/soap", msg)
+	answer, err := c.soap.Send(ctx, strings.TrimRight(c.cfg.HubURL, "/")+"/kecis/soap", msg)
 	if err != nil {
 		c.pend.drop(req.ID)
 		var f *saml.Fault
@@ -198,13 +199,6 @@ func (c *Client) once(ctx context.Context, call Call) (*Result, error) {
 		return nil, fmt.Errorf("connectors: the answer does not verify: %w", err)
 	}
 	return &Result{Status: got.Response.Status, Payload: got.Response.Payload, From: got.Response.Issuer, Response: got.Response}, nil
-}
-
-func trimSlash(s string) string {
-	for len(s) > 0 && s[len(s)-1] == '/' {
-		s = s[:len(s)-1]
-	}
-	return s
 }
 
 // pendingSet matches answers to requests: from the recipient, or from the

@@ -1,6 +1,7 @@
 package ecml
 
 import (
+	"maps"
 	"slices"
 	"sort"
 )
@@ -430,12 +431,7 @@ func (errFlag) Error() string {
 
 // FlatNames returns the ECML flat names FromForm and Form know, sorted.
 func FlatNames() []string {
-	out := make([]string, 0, len(fieldByFlat))
-	for n := range fieldByFlat {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(fieldByFlat))
 }
 
 // FlatNamePath returns the XML path (from the payload container) that a flat

@@ -1,8 +1,9 @@
 package ecml
 
 import (
+	"maps"
 	"net/url"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -67,12 +68,7 @@ func (e *FormError) OnlyUnknown() bool { return len(e.Problems) == 0 }
 func FromForm(v url.Values) (*Payload, error) {
 	p := &Payload{}
 	var fe FormError
-	names := make([]string, 0, len(v))
-	for name := range v {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(v)) {
 		if len(name) < len(FlatPrefix) || !strings.EqualFold(name[:len(FlatPrefix)], FlatPrefix) {
 			continue
 		}

@@ -3,6 +3,7 @@ package ecml
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -652,7 +653,7 @@ func (v *validator) dateParts(path, day, month, year string, r dateRule, secret 
 		ok = false
 	} else {
 		n := len(year)
-		if !allDigits(year) || !intIn(n, r.years) || strings.Trim(year, "0") == "" {
+		if !allDigits(year) || !slices.Contains(r.years, n) || strings.Trim(year, "0") == "" {
 			v.add(path+"/@Year", "must be a year of "+joinInts(r.years)+" digits (RFC 4112 note 16)"+shown(year))
 			ok = false
 		} else {
@@ -745,15 +746,6 @@ func (v *validator) birthDate(path string, b *BirthDate) {
 	if ok && c.y < 1900 {
 		v.add(path+"/@Year", "must be 1900 or later")
 	}
-}
-
-func intIn(n int, set []int) bool {
-	for _, s := range set {
-		if s == n {
-			return true
-		}
-	}
-	return false
 }
 
 func joinInts(ns []int) string {

@@ -1,6 +1,8 @@
 package saml
 
 import (
+	"slices"
+
 	"github.com/beevik/etree"
 )
 
@@ -90,12 +92,9 @@ func (c *c14n) element(el *etree.Element) {
 	var used [8]string
 	prefixes := used[:0]
 	addPrefix := func(p string) {
-		for _, q := range prefixes {
-			if q == p {
-				return
-			}
+		if !slices.Contains(prefixes, p) {
+			prefixes = append(prefixes, p)
 		}
-		prefixes = append(prefixes, p)
 	}
 	addPrefix(el.Space)
 	var attrBuf [16]c14nAttr

@@ -569,7 +569,7 @@ func xmlDecl(data []byte) (int, error) {
 				return bad("version must be 1.0")
 			}
 		case "encoding":
-			if !equalFoldASCII(val, "UTF-8") {
+			if !strings.EqualFold(val, "UTF-8") {
 				return bad("KECIS messages are UTF-8")
 			}
 		case "standalone":
@@ -582,23 +582,4 @@ func xmlDecl(data []byte) (int, error) {
 		return bad("version is required")
 	}
 	return end + 2, nil
-}
-
-func equalFoldASCII(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if x >= 'a' && x <= 'z' {
-			x -= 'a' - 'A'
-		}
-		if y >= 'a' && y <= 'z' {
-			y -= 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml/xmlenc"
@@ -367,7 +368,7 @@ func (e *Encryptor) EncryptElement(el *etree.Element) (*etree.Element, error) {
 func (e *Encryptor) EncryptPayload(container *etree.Element, names ...string) (int, error) {
 	n := 0
 	for _, el := range ecml.SensitiveElements(container) {
-		if len(names) > 0 && !contains(names, el.Tag) {
+		if len(names) > 0 && !slices.Contains(names, el.Tag) {
 			continue
 		}
 		if _, err := e.EncryptElement(el); err != nil {
@@ -376,15 +377,6 @@ func (e *Encryptor) EncryptPayload(container *etree.Element, names ...string) (i
 		n++
 	}
 	return n, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // DecryptionKey is one of a receiver's encryption keys with its certificate

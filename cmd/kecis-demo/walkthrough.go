@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/kecis/kecis/ecml"
@@ -213,11 +214,5 @@ Next:
 	return nil
 }
 
-func short(uri string) string {
-	for i := len(uri) - 1; i >= 0; i-- {
-		if uri[i] == ':' || uri[i] == '#' {
-			return uri[i+1:]
-		}
-	}
-	return uri
-}
+// short is the last segment of an algorithm or status URI.
+func short(uri string) string { return uri[strings.LastIndexAny(uri, ":#")+1:] }

@@ -13,11 +13,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -267,7 +268,7 @@ func (c *Config) loadMerchantsFile(getenv func(string) string) (Errors, error) {
 	if c.Native.Merchants == nil {
 		c.Native.Merchants = map[string]*Merchant{}
 	}
-	for _, id := range sortedKeys(mf.Merchants) {
+	for _, id := range slices.Sorted(maps.Keys(mf.Merchants)) {
 		if _, dup := c.Native.Merchants[id]; dup {
 			errs = append(errs, &MappingError{File: path, Line: c.mlines["merchants."+id], Field: "merchants." + id,
 				Msg: "is also in native.merchants of " + c.file + ": a merchant has one native account"})
@@ -277,15 +278,6 @@ func (c *Config) loadMerchantsFile(getenv func(string) string) (Errors, error) {
 		c.fromFile[id] = true
 	}
 	return errs, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // index records the line of every mapping key by its dotted path.
@@ -354,7 +346,7 @@ func (c *Config) check() Errors {
 	need(c.Keys.TLS.Cert, "keys.tls.cert")
 	need(c.State.DSN, "state.dsn")
 	need(c.Native.BaseURL, "native.base_url")
-	for _, name := range sortedKeys(c.Native.Headers) {
+	for _, name := range slices.Sorted(maps.Keys(c.Native.Headers)) {
 		checkHeader(&errs, c.file, c.lines, "native.headers."+name, name, c.Native.Headers[name])
 	}
 	c.checkMerchants(&errs)
@@ -362,12 +354,7 @@ func (c *Config) check() Errors {
 	for _, n := range ecml.FlatNames() {
 		flat[n] = true
 	}
-	names := make([]string, 0, len(c.Services))
-	for n := range c.Services {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, uri := range names {
+	for _, uri := range slices.Sorted(maps.Keys(c.Services)) {
 		s := c.Services[uri]
 		base := "services." + uri
 		if _, _, ok := saml.SplitService(uri); !ok {
@@ -451,7 +438,7 @@ func (c *Config) checkMerchants(errs *Errors) {
 		}
 	}
 	account := map[string]string{} // what the native API sees → entityID
-	for _, id := range sortedKeys(c.Native.Merchants) {
+	for _, id := range slices.Sorted(maps.Keys(c.Native.Merchants)) {
 		file, lines, path := c.file, c.lines, "native.merchants."+id
 		if c.fromFile[id] {
 			file, lines, path = c.mfile, c.mlines, "merchants."+id
@@ -468,10 +455,10 @@ func (c *Config) checkMerchants(errs *Errors) {
 			failIn(errs, file, lines, path+".id", "is required: a mapping sends {merchant: native}")
 		}
 		seen := map[string]string{}
-		for _, name := range sortedKeys(c.Native.Headers) {
+		for _, name := range slices.Sorted(maps.Keys(c.Native.Headers)) {
 			seen[http.CanonicalHeaderKey(name)] = c.Native.Headers[name]
 		}
-		for _, name := range sortedKeys(m.Headers) {
+		for _, name := range slices.Sorted(maps.Keys(m.Headers)) {
 			checkHeader(errs, file, lines, path+".headers."+name, name, m.Headers[name])
 			seen[http.CanonicalHeaderKey(name)] = m.Headers[name]
 		}
@@ -479,7 +466,7 @@ func (c *Config) checkMerchants(errs *Errors) {
 		if sendsID {
 			fmt.Fprintf(&sig, "id %d:%s;", len(m.ID), m.ID)
 		}
-		for _, name := range sortedKeys(seen) {
+		for _, name := range slices.Sorted(maps.Keys(seen)) {
 			fmt.Fprintf(&sig, "%s %d:%s;", name, len(seen[name]), seen[name])
 		}
 		if other, dup := account[sig.String()]; dup {

@@ -2,6 +2,7 @@ package sms
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -75,16 +76,7 @@ func containsDigits(msg, number string) bool {
 			d = append(d, number[i])
 		}
 	}
-	return len(d) > 4 && contains(msg, string(d))
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
+	return len(d) > 4 && strings.Contains(msg, string(d))
 }
 
 func TestPhoneFormats(t *testing.T) {

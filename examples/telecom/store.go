@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -399,10 +400,8 @@ func (t *Telecom) submit(ctx context.Context, s senderRow, m sms.Message, want s
 		if err != nil {
 			return Message{}, false, invalid(err)
 		}
-		for _, n := range s.numbers {
-			if n == c {
-				from = c
-			}
+		if slices.Contains(s.numbers, c) {
+			from = c
 		}
 		if from == "" {
 			return Message{}, false, ErrCallerNotRegistered
