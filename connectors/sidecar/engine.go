@@ -58,8 +58,6 @@ func (e *Engine) Services() map[string]connectors.ServiceFunc {
 	return out
 }
 
-var _ connectors.Module = (*Engine)(nil)
-
 // call state: the request's flat fields, the caller's native account,
 // captured values.
 type callState struct {
