@@ -31,6 +31,7 @@
 // hub and withdraws the change.
 //
 // Layering (DESIGN.md §4): this package uses saml, ecml and the client side
-// of saml/metadata, never the hub's server, router or store, nor the
-// examples.
+// of saml/metadata, never the hub's server, registry, router or store, nor
+// the examples (TestImportsNoHub); the hub it runs itself (OwnHub) is
+// `kecis serve`, driven through its API.
 package conformance

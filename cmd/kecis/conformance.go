@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -55,9 +56,11 @@ https://HUB/kecis/metadata/entities/ENTITYID, verified with the hub's signing
 certificate from the profile.
 
 --own-hub DIR runs a hub of the suite's own (kecis serve, as a process) for a
-participant without a sandbox hub: the participant (its metadata file) and
-the tester are registered in it, ordinary requests go through it. Its keys
-stay in DIR between runs: configure the participant once to trust
+participant without a sandbox hub: the participant (its metadata file), the
+tester and the profile's second and outsider identities are registered in it
+through its API and approved by the suite as its operator; ordinary requests
+go through it. Each run starts it with an empty database. Its keys stay in
+DIR between runs: configure the participant once to trust
 DIR/signing/cert.pem (metadata, statuses) and DIR/tls/cert.pem (the hub's
 TLS client); ` + "`kecis conformance run --own-hub DIR --keys-only`" + ` creates them.`,
 		Args: cobra.NoArgs,
@@ -159,7 +162,7 @@ func runConformance(ctx context.Context, w io.Writer, o runOptions) (*conformanc
 			return nil, err
 		}
 		own := &conformance.OwnHub{Dir: o.ownHub, Exe: o.exe}
-		if hub, err = own.Start(ctx, append([][]byte{t.Raw, testerMD}, others...)...); err != nil {
+		if hub, err = own.Start(ctx, []tls.Certificate{tester.TLS}, append([][]byte{t.Raw, testerMD}, others...)...); err != nil {
 			return nil, err
 		}
 		defer func() {

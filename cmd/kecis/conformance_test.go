@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"encoding/xml"
 	"os"
@@ -11,6 +12,9 @@ import (
 
 	"github.com/kecis/kecis/conformance"
 	"github.com/kecis/kecis/conformance/broken"
+	"github.com/kecis/kecis/federation/registry"
+	"github.com/kecis/kecis/federation/store"
+	"github.com/kecis/kecis/federation/store/sqlstore"
 	"github.com/kecis/kecis/saml"
 )
 
@@ -178,5 +182,76 @@ func TestConformanceOwnHub(t *testing.T) {
 	log, _ := os.ReadFile(filepath.Join(hubDir, "hub.log"))
 	if !strings.Contains(string(log), "relay") && !strings.Contains(string(log), "soap") {
 		t.Errorf("the hub log shows no relayed request:\n%.2000s", log)
+	}
+	// Registered through the hub's API and approved by its operator: the
+	// participant, the tester, the second identity and the outsider are
+	// active with their metadata exactly as given (no registration key of
+	// the suite's left in them), and the audit log holds each step.
+	checkOwnHubRegistry(t, filepath.Join(hubDir, "hub.db"), kit)
+
+	// A second run in the same directory starts from an empty database and
+	// registers everyone again.
+	code, out, stderr = kecis(t, nil, "conformance", "run", "-q", "--own-hub", hubDir, "--target-metadata", kit.MetadataPath,
+		"--profile", kit.ProfilePath, "--out", "")
+	if code != 0 {
+		log, _ := os.ReadFile(filepath.Join(hubDir, "hub.log"))
+		t.Fatalf("second run: exit %d: %s\n%s\nhub log:\n%.4000s", code, stderr, out, log)
+	}
+	checkOwnHubRegistry(t, filepath.Join(hubDir, "hub.db"), kit)
+}
+
+// checkOwnHubRegistry reads the own hub's database after a run.
+func checkOwnHubRegistry(t *testing.T, dbPath string, kit *broken.Kit) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlstore.Open(ctx, "sqlite:"+dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ps, err := st.ListParticipants(ctx, store.ParticipantFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	given, err := os.ReadFile(kit.MetadataPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*store.Participant{}
+	for _, p := range ps {
+		got[p.EntityID] = p
+	}
+	for _, id := range []string{kit.Provider.EntityID, broken.TesterID, broken.SecondID, broken.OutsiderID} {
+		p := got[id]
+		if p == nil || p.Status != store.StatusActive || p.Pending != nil {
+			t.Errorf("%s is not active at the own hub: %+v", id, p)
+			continue
+		}
+		for _, k := range p.Keys {
+			if k.Use == store.KeyTLSClient && id != broken.TesterID && id != kit.Provider.EntityID {
+				t.Errorf("%s publishes a TLS client certificate (%s): the suite's registration key stayed", id, k.Fingerprint)
+			}
+		}
+	}
+	if p := got[kit.Provider.EntityID]; p != nil && string(p.Metadata) != string(given) {
+		t.Errorf("the participant's metadata at the own hub is not its file:\n%s", p.Metadata)
+	}
+	if len(ps) != 4 {
+		t.Errorf("%d participants at the own hub, want 4", len(ps))
+	}
+	for _, id := range []string{kit.Provider.EntityID, broken.TesterID, broken.SecondID, broken.OutsiderID} {
+		events, err := st.ListAudit(ctx, store.AuditFilter{EntityID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var steps []string
+		for _, e := range events {
+			steps = append(steps, e.Kind+" by "+e.Actor)
+		}
+		for _, want := range []string{registry.KindRegister + " by " + id, "participant.approve by kecis conformance run"} {
+			if !slices.Contains(steps, want) {
+				t.Errorf("%s: the own hub's audit log has no %q: %v", id, want, steps)
+			}
+		}
 	}
 }
