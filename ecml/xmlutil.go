@@ -167,27 +167,6 @@ func collectPrefixes(el *etree.Element, declared []string, needed *[]string, pat
 	return nil
 }
 
-// insertCopy appends a copy of el to parent, dropping the namespace
-// declarations on its root that parent's scope already makes.
-func insertCopy(parent, el *etree.Element) {
-	cp := el.Copy()
-	kept := cp.Attr[:0]
-	for _, a := range cp.Attr {
-		if isNSDecl(a) {
-			prefix := a.Key
-			if a.Space == "" {
-				prefix = ""
-			}
-			if uri, ok := lookupPrefix(parent, prefix); ok && uri == a.Value {
-				continue
-			}
-		}
-		kept = append(kept, a)
-	}
-	cp.Attr = kept
-	parent.AddChild(cp)
-}
-
 // displayName is how paths name an element: ECML elements by local name,
 // extension elements with the kx prefix, EncryptedData with xenc, anything
 // else as written.

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/beevik/etree"
 
@@ -231,11 +230,3 @@ func golden(t *testing.T, name string, got []byte) {
 }
 
 var bg = context.Background()
-
-func mustTime(s string) time.Time {
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		panic(err)
-	}
-	return t
-}

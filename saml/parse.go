@@ -162,9 +162,6 @@ func checkNamespaces(el, top *etree.Element) error {
 	return nil
 }
 
-// childElements returns el's element children.
-func childElements(el *etree.Element) []*etree.Element { return el.ChildElements() }
-
 // textOnly returns el's text when it holds character data only.
 func textOnly(el *etree.Element) (string, error) {
 	if len(el.ChildElements()) > 0 {

@@ -16,7 +16,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"slices"
 
@@ -660,8 +659,6 @@ func escapeAttr(v string) string {
 	_ = xml.EscapeText(&b, []byte(v))
 	return b.String()
 }
-
-func sha1New() hash.Hash { return crypto.SHA1.New() }
 
 // payloadContainer finds where a document's ECML lives: the kecis:Payload of
 // a message, or the document itself when it is a payload or a bare Ecom.

@@ -11,7 +11,6 @@ package sidecar
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -582,5 +581,3 @@ func (c *Config) Path(p string) string {
 	}
 	return filepath.Join(c.dir, p)
 }
-
-var errNoService = errors.New("sidecar: no such service")

@@ -262,14 +262,6 @@ func (i *Issuer) forUpdate(of string) string {
 
 func (i *Issuer) t(t time.Time) any { return i.db.Dialect.Time(t) }
 
-// nullTime stores the zero time as NULL.
-func (i *Issuer) nullTime(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return i.db.Dialect.Time(t)
-}
-
 func parseHHMM(s string) (h, m int, ok bool) {
 	hs, ms, found := strings.Cut(s, ":")
 	if !found || len(hs) != 2 || len(ms) != 2 || !allDigits(hs) || !allDigits(ms) {

@@ -144,10 +144,6 @@ const (
 	StatusRefunded Status = "REFUNDED"
 )
 
-// live reports whether the status holds (or may hold) money: it counts
-// against the daily limit and keeps its order number taken.
-func (s Status) live() bool { return s != StatusDeclined && s != StatusFailed }
-
 // OpKind is what a call to the issuer gateway did.
 type OpKind string
 
