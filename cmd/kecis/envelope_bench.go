@@ -102,15 +102,14 @@ func (o *benchFlags) config() (benchConfig, error) {
 		}
 	}
 	if o.rcert != "" || o.rkey != "" {
-		s, err := saml.LoadSigner(o.rkey, o.rcert)
+		if o.rcert == "" || o.rkey == "" {
+			return benchConfig{}, errors.New("recipient: --recipient-key and --recipient-cert go together")
+		}
+		dk, err := saml.LoadDecryptionKey(o.rkey, o.rcert)
 		if err != nil {
 			return benchConfig{}, fmt.Errorf("recipient: %w", err)
 		}
-		dk, ok := s.Key.(crypto.Decrypter)
-		if !ok {
-			return benchConfig{}, errors.New("the recipient key cannot decrypt")
-		}
-		cfg.RecipientCert, cfg.RecipientKey = s.Cert, dk
+		cfg.RecipientCert, cfg.RecipientKey = dk.Cert, dk.Key
 	}
 	return cfg, nil
 }
