@@ -116,8 +116,10 @@ func (c *C) putMetadata(md []byte) (int, []byte, error) {
 // changeBIN is the BIN the change claims: the profile's approve card's
 // (the attack of finding 1 claimed the real issuer's), else a test BIN.
 func (c *C) changeBIN() string {
-	if c.Profile.Card != nil && len(c.Profile.Card.Approve.Number) >= 6 {
-		return c.Profile.Card.Approve.Number[:6]
+	if c.Profile.Card != nil {
+		if bin := ecml.PAN(c.Profile.Card.Approve.Number).BIN(); bin != "" {
+			return bin
+		}
 	}
 	return "940000"
 }

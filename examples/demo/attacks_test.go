@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/internal/testutil"
 	"github.com/kecis/kecis/saml"
 	"github.com/kecis/kecis/saml/metadata"
@@ -191,7 +192,7 @@ func TestAttacksOfIssue12AreRefused(t *testing.T) {
 		if ed == nil {
 			t.Fatal("shop 2 is not in the aggregate")
 		}
-		bins, _ := metadata.ParseBINList(m.Cards[0].Number[:6])
+		bins, _ := metadata.ParseBINList(ecml.PAN(m.Cards[0].Number).BIN())
 		ed.Roles = append(ed.Roles, metadata.RoleIssuer)
 		ed.Services = append(ed.Services, metadata.OfferedService{Service: saml.ServiceURI("card", "approve"), BINs: bins, Callers: []metadata.Role{metadata.RolePG}})
 		ed.Endpoints = append(ed.Endpoints, metadata.Endpoint{Service: metadata.AnyService, Binding: saml.BindingSOAP, Location: "https://127.0.0.1:1/evil/soap"})
