@@ -3,8 +3,8 @@
 // received or sent; the hub-signed metadata snapshot of each signer in force
 // at the time (versioned, so that a key rolled over since still verifies);
 // for JSON-facade transactions, the hub's record of how it authenticated
-// the merchant; and a script that checks it all with xmlsec1 alone,
-// without trusting the hub's software.
+// the merchant; and a script that checks it all with xmlsec1 and openssl
+// alone, without trusting the hub's software (KECIS §12.5).
 package evidence
 
 import (
@@ -199,11 +199,14 @@ func safe(s string) string {
 
 // verifyScript checks every signature with xmlsec1 alone: each snapshot
 // against the hub's certificate, each message against its signer's
-// certificate — which a reader confirms is listed, as a signing key, in the
-// issuer's snapshot (the script prints both fingerprints side by side).
+// certificate; and, with openssl, that the issuer's snapshot lists that
+// certificate as a signing key (KECIS §12.5). Any failed check stops the
+// script with a non-zero status before "all signatures verify". The
+// snapshots are the hub's own serialisation (saml/metadata), so the
+// signing key is matched as that writes it, white space removed.
 func verifyScript(m *Manifest) []byte {
 	var b strings.Builder
-	b.WriteString("#!/bin/sh\n# Verifies this evidence bundle with xmlsec1 alone (Debian package xmlsec1).\nset -e\ncd \"$(dirname \"$0\")\"\n")
+	b.WriteString("#!/bin/sh\n# Verifies this evidence bundle with xmlsec1 and openssl alone (Debian packages xmlsec1, openssl).\nset -e\ncd \"$(dirname \"$0\")\"\n")
 	for _, s := range m.Snapshots {
 		fmt.Fprintf(&b, "xmlsec1 --verify --pubkey-cert-pem %s --id-attr:ID urn:oasis:names:tc:SAML:2.0:metadata:EntityDescriptor %s\n", m.HubCert, s)
 	}
@@ -212,7 +215,10 @@ func verifyScript(m *Manifest) []byte {
 		if it.Snapshot != "" {
 			fp := strings.TrimSuffix(filepath.Base(it.SignerCert), ".pem")
 			fmt.Fprintf(&b, "# %s was signed by certificate %s; %s must list it as a signing key:\n", it.File, fp, it.Snapshot)
-			fmt.Fprintf(&b, "openssl x509 -in %s -outform DER | base64 -w0 | xargs -I{} grep -q {} %s && echo \"%s: signer listed in %s\"\n", it.SignerCert, it.Snapshot, it.File, it.Snapshot)
+			fmt.Fprintf(&b, "cert=$(openssl x509 -in %s -outform DER | base64 | tr -d '\\n')\n", it.SignerCert)
+			fmt.Fprintf(&b, "tr -d ' \\t\\r\\n' < %s | grep -qF \"use=\\\"signing\\\"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>$cert</ds:X509Certificate>\" ||\n", it.Snapshot)
+			fmt.Fprintf(&b, "    { echo \"%s: signer NOT listed as a signing key in %s\" >&2; exit 1; }\n", it.File, it.Snapshot)
+			fmt.Fprintf(&b, "echo \"%s: signer listed in %s\"\n", it.File, it.Snapshot)
 		}
 	}
 	b.WriteString("echo \"all signatures verify\"\n")
@@ -227,6 +233,7 @@ certs/      each signer's certificate (taken from its message) and the hub's cer
 manifest.json  what each file is; for JSON-facade requests, how the hub authenticated the merchant
 
 Run VERIFY.sh: it checks every snapshot against the hub's certificate and every message against
-its signer's certificate with xmlsec1, and checks that each signer's certificate is listed in its
-issuer's snapshot. Nothing here needs the hub's software.
+its signer's certificate with xmlsec1, and checks that each signer's certificate is listed as a
+signing key in its issuer's snapshot; it stops with an error at the first check that fails.
+Nothing here needs the hub's software.
 `
