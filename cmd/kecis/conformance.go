@@ -38,9 +38,9 @@ to the participant.`,
 
 func newConformanceRunCmd() *cobra.Command {
 	var (
-		target, profile, plan, hub, clientCert, clientKey, out, ownHub string
-		modules                                                        []string
-		quiet, keysOnly                                                bool
+		o        runOptions
+		out      string
+		keysOnly bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run --target-metadata FILE|URL --profile FILE",
@@ -66,58 +66,70 @@ TLS client); ` + "`kecis conformance run --own-hub DIR --keys-only`" + ` creates
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if keysOnly {
-				if ownHub == "" {
-					return fail(2, errors.New("--keys-only goes with --own-hub"))
-				}
-				own := &conformance.OwnHub{Dir: ownHub}
-				if err := own.EnsureKeys(); err != nil {
-					return fail(2, err)
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "own hub %s: configure the participant to trust\n  %s (its signing key: metadata, statuses)\n  %s (its TLS certificate: it calls the participant with it)\n",
-					conformance.OwnHubEntityID, own.SigningCert(), own.TLSCert())
-				return nil
+				return ownHubKeys(cmd.OutOrStdout(), o.ownHub)
 			}
-			if target == "" || profile == "" {
-				return fail(2, errors.New("--target-metadata and --profile are required"))
-			}
-			if (clientCert == "") != (clientKey == "") {
-				return fail(2, errors.New("--client-cert and --client-key go together"))
-			}
-			if ownHub != "" && hub != "" {
-				return fail(2, errors.New("--own-hub and --hub exclude each other"))
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			rep, err := runConformance(ctx, cmd.OutOrStdout(), runOptions{target: target, profile: profile, plan: plan, hub: hub,
-				clientCert: clientCert, clientKey: clientKey, modules: modules, quiet: quiet, ownHub: ownHub})
-			if err != nil {
-				return fail(2, err)
-			}
-			if out != "" {
-				if err := rep.WriteFiles(out); err != nil {
-					return fail(2, err)
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "reports: %s/report.html, report.json, junit.xml\n", strings.TrimRight(out, "/"))
-			}
-			if n := rep.Summary[conformance.Failed]; n > 0 {
-				return fail(1, fmt.Errorf("%d check(s) FAILED", n))
-			}
-			return nil
+			return conformanceRun(cmd, o, out)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&target, "target-metadata", "", "the participant's KECIS metadata: a file or an http(s) URL")
-	f.StringVar(&profile, "profile", "", "the participant's test profile (YAML; docs/conformance.md)")
-	f.StringVar(&plan, "plan", "", "the plan to run (default: discovered from the metadata's roles; see `kecis conformance list`)")
-	f.StringVar(&hub, "hub", "", "the hub's URL (default: the profile's hub.url); ordinary requests go through it")
-	f.StringVar(&clientCert, "client-cert", "", "the tester's TLS client certificate (PEM; default: the profile's tester.tls)")
-	f.StringVar(&clientKey, "client-key", "", "its private key (PEM)")
+	f.StringVar(&o.target, "target-metadata", "", "the participant's KECIS metadata: a file or an http(s) URL")
+	f.StringVar(&o.profile, "profile", "", "the participant's test profile (YAML; docs/conformance.md)")
+	f.StringVar(&o.plan, "plan", "", "the plan to run (default: discovered from the metadata's roles; see `kecis conformance list`)")
+	f.StringVar(&o.hub, "hub", "", "the hub's URL (default: the profile's hub.url); ordinary requests go through it")
+	f.StringVar(&o.clientCert, "client-cert", "", "the tester's TLS client certificate (PEM; default: the profile's tester.tls)")
+	f.StringVar(&o.clientKey, "client-key", "", "its private key (PEM)")
 	f.StringVar(&out, "out", "conformance-report", "directory for report.json, junit.xml and report.html (empty: none)")
-	f.StringSliceVar(&modules, "module", nil, "run only these modules of the plan (repeatable)")
-	f.BoolVarP(&quiet, "quiet", "q", false, "print only checks that did not pass, and the summary")
-	f.StringVar(&ownHub, "own-hub", "", "run a hub of the suite's own (kecis serve) with its keys, database and log in this directory")
+	f.StringSliceVar(&o.modules, "module", nil, "run only these modules of the plan (repeatable)")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only checks that did not pass, and the summary")
+	f.StringVar(&o.ownHub, "own-hub", "", "run a hub of the suite's own (kecis serve) with its keys, database and log in this directory")
 	f.BoolVar(&keysOnly, "keys-only", false, "with --own-hub: only create the hub's keys and print what the participant must trust")
 	return cmd
+}
+
+// ownHubKeys is --keys-only: it creates the own hub's keys in dir and
+// prints what the participant must trust.
+func ownHubKeys(w io.Writer, dir string) error {
+	if dir == "" {
+		return fail(2, errors.New("--keys-only goes with --own-hub"))
+	}
+	own := &conformance.OwnHub{Dir: dir}
+	if err := own.EnsureKeys(); err != nil {
+		return fail(2, err)
+	}
+	fmt.Fprintf(w, "own hub %s: configure the participant to trust\n  %s (its signing key: metadata, statuses)\n  %s (its TLS certificate: it calls the participant with it)\n",
+		conformance.OwnHubEntityID, own.SigningCert(), own.TLSCert())
+	return nil
+}
+
+// conformanceRun checks the flags, runs the plan until done or
+// interrupted, writes the reports to out and answers with the exit
+// status: 2 when the run could not start, 1 when a check FAILED.
+func conformanceRun(cmd *cobra.Command, o runOptions, out string) error {
+	if o.target == "" || o.profile == "" {
+		return fail(2, errors.New("--target-metadata and --profile are required"))
+	}
+	if (o.clientCert == "") != (o.clientKey == "") {
+		return fail(2, errors.New("--client-cert and --client-key go together"))
+	}
+	if o.ownHub != "" && o.hub != "" {
+		return fail(2, errors.New("--own-hub and --hub exclude each other"))
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := runConformance(ctx, cmd.OutOrStdout(), o)
+	if err != nil {
+		return fail(2, err)
+	}
+	if out != "" {
+		if err := rep.WriteFiles(out); err != nil {
+			return fail(2, err)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "reports: %s/report.html, report.json, junit.xml\n", strings.TrimRight(out, "/"))
+	}
+	if n := rep.Summary[conformance.Failed]; n > 0 {
+		return fail(1, fmt.Errorf("%d check(s) FAILED", n))
+	}
+	return nil
 }
 
 type runOptions struct {
