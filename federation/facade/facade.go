@@ -35,6 +35,7 @@ import (
 	"github.com/beevik/etree"
 	"github.com/gin-gonic/gin"
 
+	"github.com/kecis/kecis/connectors/httpserver"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/federation/router"
 	"github.com/kecis/kecis/federation/store"
@@ -417,7 +418,7 @@ func noClearSensitive(el *etree.Element) error {
 // routeProblem is the answer to a routing failure: no-route with the
 // routing's public explanation, or, for anything else (the store), an
 // internal error whose cause is only logged.
-func routeProblem(err error) *Problem {
+func routeProblem(err error) *httpserver.Problem {
 	if errors.Is(err, ErrNoRoute) {
 		return ProblemNoRoute.WithDetail(err.Error())
 	}
@@ -491,152 +492,75 @@ func (f *Facade) route(c *gin.Context) {
 		EncryptionCertificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}))})
 }
 
-// Problem is an answer the facade gives itself, instead of a provider's:
-// an RFC 9457 problem document (KECIS §12.4). Each kind is one value below,
-// with its type (urn:kecis:problem:<Type>), HTTP status and public title;
-// WithDetail and WithCause return a copy. The detail is sent and holds
-// only names — of fields, members, services — never a value; the cause is
-// logged and never sent. An error that is no Problem is answered as
-// ProblemInternal.
-type Problem struct {
-	Type   string
-	Status int
-	Title  string
-	detail string
-	cause  error
-}
-
 // The problems the facade answers.
 var (
-	ProblemUnauthenticated = &Problem{Type: "unauthenticated", Status: http.StatusUnauthorized,
-		Title: "a merchant's TLS client certificate or API key is required"}
-	ProblemUnknownService = &Problem{Type: "unknown-service", Status: http.StatusNotFound,
-		Title: "this service is not offered on the JSON facade"}
-	ProblemIdempotencyKeyMissing = &Problem{Type: "idempotency-key-missing", Status: http.StatusBadRequest,
-		Title: "an Idempotency-Key header is required for an operation that changes state"}
-	ProblemIdempotencyKeyInvalid = &Problem{Type: "idempotency-key-invalid", Status: http.StatusBadRequest,
-		Title: "the Idempotency-Key is longer than 255 characters"}
-	ProblemBadRequest = &Problem{Type: "bad-request", Status: http.StatusBadRequest,
-		Title: "the body is not a request as the OpenAPI description (GET /v1/openapi.json) defines it"}
-	ProblemInvalidFields = &Problem{Type: "invalid-fields", Status: http.StatusBadRequest,
-		Title: "the ECML fields are not valid"}
-	ProblemClearSensitive = &Problem{Type: "clear-card-refused", Status: http.StatusBadRequest,
-		Title: "sensitive fields in clear are refused (card, track data, password, birth date: KECIS §8.1): " +
-			"encrypt the card for the provider in the browser (POST /v1/routes names the provider and its certificate)"}
-	ProblemInvalidEncryptedCard = &Problem{Type: "invalid-encrypted-card", Status: http.StatusBadRequest,
-		Title: "encrypted.card must be one xenc:EncryptedData for a named recipient"}
-	ProblemCardTwice = &Problem{Type: "card-twice", Status: http.StatusBadRequest,
-		Title: "send the card either encrypted or in fields, not both"}
-	ProblemUnknownEncrypted = &Problem{Type: "unknown-encrypted", Status: http.StatusBadRequest,
-		Title: "only encrypted.card is accepted"}
-	ProblemRecipientMismatch = &Problem{Type: "recipient-mismatch", Status: http.StatusBadRequest,
-		Title: "the card is encrypted for another recipient than the one named"}
-	ProblemInvalidAmount = &Problem{Type: "invalid-amount", Status: http.StatusBadRequest,
-		Title: "amount and currency are not a valid ECML amount"}
-	ProblemNoRoute = &Problem{Type: "no-route", Status: http.StatusUnprocessableEntity,
-		Title: "no provider can take this request"}
-	ProblemIdempotencyKeyReused = &Problem{Type: "idempotency-key-reused", Status: http.StatusUnprocessableEntity,
-		Title: "the Idempotency-Key was used with a different request"}
-	ProblemIdempotencyKeyInFlight = &Problem{Type: "idempotency-key-in-flight", Status: http.StatusConflict,
-		Title: "a request with this Idempotency-Key is being processed"}
-	ProblemInternal = &Problem{Type: "internal", Status: http.StatusInternalServerError,
-		Title: "internal error"}
+	ProblemUnauthenticated = httpserver.NewProblem("unauthenticated", http.StatusUnauthorized,
+		"a merchant's TLS client certificate or API key is required")
+	ProblemUnknownService = httpserver.NewProblem("unknown-service", http.StatusNotFound,
+		"this service is not offered on the JSON facade")
+	ProblemIdempotencyKeyMissing = httpserver.NewProblem("idempotency-key-missing", http.StatusBadRequest,
+		"an Idempotency-Key header is required for an operation that changes state")
+	ProblemIdempotencyKeyInvalid = httpserver.NewProblem("idempotency-key-invalid", http.StatusBadRequest,
+		"the Idempotency-Key is longer than 255 characters")
+	ProblemBadRequest = httpserver.NewProblem("bad-request", http.StatusBadRequest,
+		"the body is not a request as the OpenAPI description (GET /v1/openapi.json) defines it")
+	ProblemInvalidFields = httpserver.NewProblem("invalid-fields", http.StatusBadRequest,
+		"the ECML fields are not valid")
+	ProblemClearSensitive = httpserver.NewProblem("clear-card-refused", http.StatusBadRequest,
+		"sensitive fields in clear are refused (card, track data, password, birth date: KECIS §8.1): "+
+			"encrypt the card for the provider in the browser (POST /v1/routes names the provider and its certificate)")
+	ProblemInvalidEncryptedCard = httpserver.NewProblem("invalid-encrypted-card", http.StatusBadRequest,
+		"encrypted.card must be one xenc:EncryptedData for a named recipient")
+	ProblemCardTwice = httpserver.NewProblem("card-twice", http.StatusBadRequest,
+		"send the card either encrypted or in fields, not both")
+	ProblemUnknownEncrypted = httpserver.NewProblem("unknown-encrypted", http.StatusBadRequest,
+		"only encrypted.card is accepted")
+	ProblemRecipientMismatch = httpserver.NewProblem("recipient-mismatch", http.StatusBadRequest,
+		"the card is encrypted for another recipient than the one named")
+	ProblemInvalidAmount = httpserver.NewProblem("invalid-amount", http.StatusBadRequest,
+		"amount and currency are not a valid ECML amount")
+	ProblemNoRoute = httpserver.NewProblem("no-route", http.StatusUnprocessableEntity,
+		"no provider can take this request")
+	ProblemIdempotencyKeyReused = httpserver.NewProblem("idempotency-key-reused", http.StatusUnprocessableEntity,
+		"the Idempotency-Key was used with a different request")
+	ProblemIdempotencyKeyInFlight = httpserver.NewProblem("idempotency-key-in-flight", http.StatusConflict,
+		"a request with this Idempotency-Key is being processed")
+	ProblemInternal = httpserver.ProblemInternal
 )
 
 // problems lists every Problem, for the tests.
-var problems = []*Problem{ProblemUnauthenticated, ProblemUnknownService, ProblemIdempotencyKeyMissing,
+var problems = []*httpserver.Problem{ProblemUnauthenticated, ProblemUnknownService, ProblemIdempotencyKeyMissing,
 	ProblemIdempotencyKeyInvalid, ProblemBadRequest, ProblemInvalidFields, ProblemClearSensitive,
 	ProblemInvalidEncryptedCard, ProblemCardTwice, ProblemUnknownEncrypted, ProblemRecipientMismatch,
 	ProblemInvalidAmount, ProblemNoRoute, ProblemIdempotencyKeyReused, ProblemIdempotencyKeyInFlight, ProblemInternal}
-
-// TypeURI is the problem's type: urn:kecis:problem:<Type>.
-func (p *Problem) TypeURI() string { return "urn:kecis:problem:" + p.Type }
-
-// Detail is what the answer's detail member says.
-func (p *Problem) Detail() string { return p.detail }
-
-func (p *Problem) Error() string {
-	s := "facade: " + p.Type + ": " + p.Title
-	if p.detail != "" {
-		s += " (" + p.detail + ")"
-	}
-	if p.cause != nil {
-		s += ": " + p.cause.Error()
-	}
-	return s
-}
-
-// Unwrap returns the private cause.
-func (p *Problem) Unwrap() error { return p.cause }
-
-// Is matches a Problem of the same type, whatever its detail and cause.
-func (p *Problem) Is(target error) bool {
-	t, ok := target.(*Problem)
-	return ok && t.Type == p.Type
-}
-
-// WithDetail returns a copy whose answer says detail: names only, never a
-// value (a card number slipped in is masked anyway).
-func (p *Problem) WithDetail(detail string) *Problem {
-	q := *p
-	q.detail = detail
-	return &q
-}
-
-// WithCause returns a copy carrying err for the log.
-func (p *Problem) WithCause(err error) *Problem {
-	q := *p
-	q.cause = err
-	return &q
-}
-
-// problemBody is the RFC 9457 document.
-type problemBody struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail,omitempty"`
-}
 
 // fail answers err as a problem document and logs it with its cause: a
 // refusal at Info, an internal error at Error. Nothing logged or sent holds
 // a card number (RedactPANs), and causes are built from names only.
 func (f *Facade) fail(c *gin.Context, err error) {
-	var p *Problem
-	if !errors.As(err, &p) {
-		p = ProblemInternal.WithCause(err)
-	}
+	p := httpserver.AsProblem(err)
 	attrs := []slog.Attr{slog.String("problem", p.Type), slog.Int("status", p.Status)}
 	if v, ok := c.Get("merchant"); ok {
 		attrs = append(attrs, slog.String("merchant", v.(*merchant).entity.P.EntityID))
 	}
-	if p.detail != "" {
-		attrs = append(attrs, slog.String("detail", ecml.RedactPANs(p.detail)))
+	if p.Detail() != "" {
+		p = p.WithDetail(ecml.RedactPANs(p.Detail()))
+		attrs = append(attrs, slog.String("detail", p.Detail()))
 	}
-	if p.cause != nil {
-		attrs = append(attrs, slog.String("cause", ecml.RedactPANs(p.cause.Error())))
+	if p.Cause() != nil {
+		attrs = append(attrs, slog.String("cause", ecml.RedactPANs(p.Cause().Error())))
 	}
 	lvl := slog.LevelInfo
 	if p.Status >= http.StatusInternalServerError {
 		lvl = slog.LevelError
 	}
 	f.log.LogAttrs(c.Request.Context(), lvl, "facade refused", attrs...)
-	c.Render(p.Status, problemRender{problemBody{Type: p.TypeURI(), Title: p.Title, Status: p.Status, Detail: ecml.RedactPANs(p.detail)}})
-}
-
-type problemRender struct{ v any }
-
-func (p problemRender) Render(w http.ResponseWriter) error {
-	p.WriteContentType(w)
-	return json.NewEncoder(w).Encode(p.v)
-}
-
-func (problemRender) WriteContentType(w http.ResponseWriter) {
-	w.Header().Set("Content-Type", "application/problem+json")
+	c.Abort()
+	p.Write(c.Writer)
 }
 
 // bodyProblem is the answer to a body that could not be read.
-func bodyProblem(err error, max int64) *Problem {
+func bodyProblem(err error, max int64) *httpserver.Problem {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		return ProblemBadRequest.WithDetail(fmt.Sprintf("the body is larger than %d bytes", max))

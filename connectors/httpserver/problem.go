@@ -1,0 +1,111 @@
+package httpserver
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+)
+
+// Problem is an HTTP answer a server gives itself: an RFC 9457 problem
+// document (KECIS §12.4) with a public face and a private cause, as the
+// envelope layer's protocol errors have (KECIS §6). Each kind is declared
+// once as a value by the package that answers it — its Type (the document's
+// type is urn:kecis:problem:<Type>), HTTP Status and public Title;
+// WithDetail and WithCause return a copy. The detail is sent and holds only
+// names — of fields, members, services, participants — never a value; the
+// cause is for the log and is never sent.
+type Problem struct {
+	Type   string
+	Status int
+	Title  string
+	detail string
+	cause  error
+}
+
+// NewProblem declares a kind of problem.
+func NewProblem(typ string, status int, title string) *Problem {
+	return &Problem{Type: typ, Status: status, Title: title}
+}
+
+// ProblemInternal is the answer to an error that is no Problem: its cause is
+// logged, nothing of it sent.
+var ProblemInternal = NewProblem("internal", http.StatusInternalServerError, "internal error")
+
+// ProblemTypePrefix prefixes every problem type URI.
+const ProblemTypePrefix = "urn:kecis:problem:"
+
+// TypeURI is the problem's type: urn:kecis:problem:<Type>.
+func (p *Problem) TypeURI() string { return ProblemTypePrefix + p.Type }
+
+// Detail is what the answer's detail member says.
+func (p *Problem) Detail() string { return p.detail }
+
+// Cause is the private cause, for the log; nil when there is none.
+func (p *Problem) Cause() error { return p.cause }
+
+func (p *Problem) Error() string {
+	s := p.Type + ": " + p.Title
+	if p.detail != "" {
+		s += " (" + p.detail + ")"
+	}
+	if p.cause != nil {
+		s += ": " + p.cause.Error()
+	}
+	return s
+}
+
+// Unwrap returns the private cause.
+func (p *Problem) Unwrap() error { return p.cause }
+
+// Is matches a Problem of the same type, whatever its detail and cause.
+func (p *Problem) Is(target error) bool {
+	t, ok := target.(*Problem)
+	return ok && t.Type == p.Type
+}
+
+// WithDetail returns a copy whose answer says detail: names only, never a
+// value.
+func (p *Problem) WithDetail(detail string) *Problem {
+	q := *p
+	q.detail = detail
+	return &q
+}
+
+// WithCause returns a copy carrying err for the log.
+func (p *Problem) WithCause(err error) *Problem {
+	q := *p
+	q.cause = err
+	return &q
+}
+
+// AsProblem is the Problem err is or wraps, or ProblemInternal caused by
+// err.
+func AsProblem(err error) *Problem {
+	var p *Problem
+	if errors.As(err, &p) {
+		return p
+	}
+	return ProblemInternal.WithCause(err)
+}
+
+// ProblemDocument is the RFC 9457 document a Problem is sent as.
+type ProblemDocument struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Document is the problem as sent: its cause left out.
+func (p *Problem) Document() ProblemDocument {
+	return ProblemDocument{Type: p.TypeURI(), Title: p.Title, Status: p.Status, Detail: p.detail}
+}
+
+// Write sends the problem as application/problem+json. Logging is the
+// caller's: it knows the request.
+func (p *Problem) Write(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p.Document())
+}

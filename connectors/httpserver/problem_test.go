@@ -1,0 +1,54 @@
+package httpserver
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestProblem(t *testing.T) {
+	kind := NewProblem("no-route", http.StatusUnprocessableEntity, "no provider can take this request")
+	cause := errors.New("private: issuer x refused")
+	p := kind.WithDetail("Ecom_Payment_Card_Number").WithCause(cause)
+	if kind.Detail() != "" || kind.Cause() != nil {
+		t.Fatal("WithDetail/WithCause changed the declared kind")
+	}
+	if !errors.Is(p, kind) || errors.Is(p, ProblemInternal) {
+		t.Error("Is must match by type only")
+	}
+	if !errors.Is(p, cause) {
+		t.Error("the cause must unwrap")
+	}
+	if got := AsProblem(fmt.Errorf("wrapped: %w", p)); got != p {
+		t.Errorf("AsProblem of a wrapped problem = %v", got)
+	}
+	if got := AsProblem(cause); got.Type != "internal" || got.Cause() != cause {
+		t.Errorf("AsProblem of a plain error = %v", got)
+	}
+	w := httptest.NewRecorder()
+	p.Write(w)
+	if w.Code != http.StatusUnprocessableEntity || w.Header().Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("status %d, content type %q", w.Code, w.Header().Get("Content-Type"))
+	}
+	if strings.Contains(w.Body.String(), "private") {
+		t.Errorf("the cause was sent: %s", w.Body)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"type": "urn:kecis:problem:no-route", "title": "no provider can take this request",
+		"status": float64(422), "detail": "Ecom_Payment_Card_Number"}
+	if len(doc) != len(want) {
+		t.Errorf("document %v, want %v", doc, want)
+	}
+	for k, v := range want {
+		if doc[k] != v {
+			t.Errorf("%s = %v, want %v", k, doc[k], v)
+		}
+	}
+}
