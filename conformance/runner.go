@@ -60,7 +60,8 @@ type Event struct {
 const ConditionTimeout = 2 * time.Minute
 
 // Run runs a plan against the participant and returns the report. It
-// fails only when the run cannot start (no plan, no tester); what the
+// fails only when the run cannot start (no plan, no tester keys, or — with
+// a hub — a tester the hub does not know: ErrTesterNotReady); what the
 // participant gets wrong is in the report.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Target == nil || cfg.Profile == nil || cfg.Tester == nil {
@@ -68,6 +69,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if err := checkTester(ctx, cfg.Hub, cfg.Tester, cfg.Now); err != nil {
+		return nil, err
 	}
 	name := cfg.Plan
 	if name == "" {
