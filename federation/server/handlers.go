@@ -60,8 +60,7 @@ func (s *Server) aggregateDoc(ctx context.Context) ([]byte, time.Time, error) {
 func (s *Server) getAggregate(c *gin.Context) {
 	body, _, err := s.aggregateDoc(c.Request.Context())
 	if err != nil {
-		s.Log.ErrorContext(c.Request.Context(), "metadata aggregate", "err", err)
-		problem(c, http.StatusServiceUnavailable, "metadata-unavailable", "metadata is temporarily unavailable", "")
+		s.fail(c, ProblemMetadataUnavailable.WithCause(fmt.Errorf("metadata aggregate: %w", err)))
 		return
 	}
 	s.writeMetadata(c, body)
@@ -86,7 +85,7 @@ func (s *Server) getEntity(c *gin.Context) {
 		return ids, err
 	})
 	if err != nil {
-		problem(c, http.StatusNotFound, "unknown-entity", "no such participant", "")
+		s.fail(c, ProblemUnknownEntity.WithCause(err))
 		return
 	}
 	if pub, ok := s.Publisher.(*MetadataPublisher); ok && pub.Hub != nil && id == pub.Hub.EntityID {
@@ -95,12 +94,11 @@ func (s *Server) getEntity(c *gin.Context) {
 	}
 	p, err := s.Store.GetParticipant(c.Request.Context(), id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && p.Status != store.StatusActive) {
-		problem(c, http.StatusNotFound, "unknown-entity", "no such participant", "")
+		s.fail(c, ProblemUnknownEntity)
 		return
 	}
 	if err != nil {
-		s.Log.ErrorContext(c.Request.Context(), "metadata entity", "err", err)
-		problem(c, http.StatusServiceUnavailable, "metadata-unavailable", "metadata is temporarily unavailable", "")
+		s.fail(c, ProblemMetadataUnavailable.WithCause(fmt.Errorf("metadata entity: %w", err)))
 		return
 	}
 	now := s.now()
@@ -114,8 +112,7 @@ func (s *Server) getEntity(c *gin.Context) {
 		validUntil := now.Add(validity)
 		body, err := s.Publisher.Entity(p, validUntil, s.Config.Metadata.CacheDuration.D())
 		if err != nil {
-			s.Log.ErrorContext(c.Request.Context(), "metadata entity", "entity", id, "err", err)
-			problem(c, http.StatusServiceUnavailable, "metadata-unavailable", "metadata is temporarily unavailable", "")
+			s.fail(c, ProblemMetadataUnavailable.WithCause(fmt.Errorf("metadata entity %s: %w", id, err)))
 			return
 		}
 		s.Metrics.MetadataBuilds.WithLabelValues("entity").Observe(time.Since(start).Seconds())
@@ -127,64 +124,31 @@ func (s *Server) getEntity(c *gin.Context) {
 	s.writeMetadata(c, doc.body)
 }
 
-func readBody(c *gin.Context) ([]byte, bool) {
+// readBody reads the request body under the limit limitBody set; when it
+// cannot, it has answered.
+func (s *Server) readBody(c *gin.Context) ([]byte, bool) {
 	b, err := io.ReadAll(c.Request.Body)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			problem(c, http.StatusRequestEntityTooLarge, "too-large", "request body too large", "")
-		} else {
-			problem(c, http.StatusBadRequest, "unreadable", "request body could not be read", "")
-		}
+		s.fail(c, bodyProblem(err))
 		return nil, false
 	}
 	return b, true
-}
-
-func (s *Server) registryError(c *gin.Context, err error) {
-	switch {
-	case errors.Is(err, registry.ErrInvalidMetadata):
-		problem(c, http.StatusBadRequest, "invalid-metadata", "the metadata is not valid KECIS metadata", err.Error())
-	case errors.Is(err, registry.ErrNotOwner):
-		problem(c, http.StatusForbidden, "not-owner", "the request must come with a TLS client certificate the metadata publishes", "")
-	case errors.Is(err, registry.ErrInvalidReport):
-		problem(c, http.StatusBadRequest, "invalid-report", "that is not a conformance report of this participant", err.Error())
-	case errors.Is(err, registry.ErrConformance):
-		problem(c, http.StatusConflict, "conformance", "no passing conformance report opens the registration gate", err.Error())
-	case errors.Is(err, registry.ErrTransition):
-		problem(c, http.StatusConflict, "transition", "that change is not allowed in the participant's state", err.Error())
-	case errors.Is(err, registry.ErrOverlap):
-		problem(c, http.StatusConflict, "overlap", "the participant's claim overlaps an active participant's (one issuer per BIN, one bank per bank code)", err.Error())
-	case errors.Is(err, registry.ErrStaleChange):
-		problem(c, http.StatusConflict, "stale-change", "the pending change is not the one reviewed", err.Error())
-	case errors.Is(err, registry.ErrDecision):
-		problem(c, http.StatusBadRequest, "bad-request", "the decision is incomplete", err.Error())
-	case errors.Is(err, store.ErrExists):
-		problem(c, http.StatusConflict, "exists", "the participant is already registered", "")
-	case errors.Is(err, store.ErrNotFound):
-		problem(c, http.StatusNotFound, "unknown-entity", "no such participant", "")
-	case errors.Is(err, store.ErrConflict):
-		problem(c, http.StatusConflict, "concurrent-update", "the participant changed meanwhile; try again", "")
-	default:
-		s.Log.ErrorContext(c.Request.Context(), "registry", "err", err)
-		problem(c, http.StatusInternalServerError, "internal", "internal error", "")
-	}
 }
 
 // register: POST /kecis/federation/participants with the participant's
 // metadata; the TLS client certificate must be one it publishes.
 func (s *Server) register(c *gin.Context) {
 	if !s.Config.OpenRegistration {
-		problem(c, http.StatusForbidden, "registration-closed", "registration is closed on this hub; ask the operator", "")
+		s.fail(c, ProblemRegistrationClosed)
 		return
 	}
-	body, ok := readBody(c)
+	body, ok := s.readBody(c)
 	if !ok {
 		return
 	}
 	p, err := s.Registry.Register(c.Request.Context(), body, saml.ClientCertFingerprint(c.Request))
 	if err != nil {
-		s.registryError(c, err)
+		s.fail(c, registryProblem(err))
 		return
 	}
 	c.JSON(http.StatusCreated, participantView(p, false))
@@ -197,14 +161,14 @@ func (s *Server) register(c *gin.Context) {
 // the participant is trusted with becomes a pending version: 202 with the
 // diff, and the active version stays in force until an operator decides.
 func (s *Server) updateOwnMetadata(c *gin.Context) {
-	body, ok := readBody(c)
+	body, ok := s.readBody(c)
 	if !ok {
 		return
 	}
 	entityID := c.Query("entity_id")
 	res, err := s.Registry.UpdateMetadata(c.Request.Context(), entityID, body, saml.ClientCertFingerprint(c.Request))
 	if err != nil {
-		s.registryError(c, err)
+		s.fail(c, registryProblem(err))
 		return
 	}
 	p := res.Participant
@@ -257,7 +221,7 @@ func (s *Server) listParticipants(c *gin.Context) {
 	}
 	ps, err := s.Store.ListParticipants(c.Request.Context(), f)
 	if err != nil {
-		s.registryError(c, err)
+		s.fail(c, registryProblem(err))
 		return
 	}
 	out := make([]gin.H, 0, len(ps))
@@ -270,7 +234,7 @@ func (s *Server) listParticipants(c *gin.Context) {
 func (s *Server) showParticipant(c *gin.Context) {
 	p, err := s.Store.GetParticipant(c.Request.Context(), c.Query("entity_id"))
 	if err != nil {
-		s.registryError(c, err)
+		s.fail(c, registryProblem(err))
 		return
 	}
 	v := participantView(p, true)
@@ -292,14 +256,14 @@ func (s *Server) showParticipant(c *gin.Context) {
 // in the audit log; the answer says whether it opens the registration
 // gate (409 conformance when it does not).
 func (s *Server) recordConformance(c *gin.Context) {
-	body, ok := readBody(c)
+	body, ok := s.readBody(c)
 	if !ok {
 		return
 	}
 	entityID := c.Query("entity_id")
 	rep, err := s.Registry.RecordConformance(c.Request.Context(), entityID, c.GetString("operator"), body)
 	if err != nil {
-		s.registryError(c, err)
+		s.fail(c, registryProblem(err))
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"entity_id": entityID, "plan": rep.Plan, "passed": rep.Passed, "summary": rep.Summary,
@@ -322,13 +286,13 @@ func (s *Server) transition(action string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req transitionRequest
 		if err := c.ShouldBindJSON(&req); err != nil {
-			problem(c, http.StatusBadRequest, "bad-request", "a JSON body with entity_id is required", "")
+			s.fail(c, ProblemIncompleteDecision.WithDetail("a JSON body with entity_id is required").WithCause(err))
 			return
 		}
 		p, err := s.Registry.Decide(c.Request.Context(), registry.Decision{EntityID: req.EntityID, Action: action,
 			Operator: c.GetString("operator"), Reason: req.Reason, AllowOverlap: req.AllowOverlap, Change: req.Change})
 		if err != nil {
-			s.registryError(c, err)
+			s.fail(c, registryProblem(err))
 			return
 		}
 		s.invalidate(req.EntityID)
@@ -379,8 +343,7 @@ func (s *Server) serveHubEntity(c *gin.Context, pub *MetadataPublisher) {
 	h.ValidUntil, h.CacheDuration = s.now().Add(s.Config.Metadata.Validity.D()), s.Config.Metadata.CacheDuration.D()
 	body, err := metadata.SignEntity(&h, s.Signer)
 	if err != nil {
-		s.Log.ErrorContext(c.Request.Context(), "hub descriptor", "err", err)
-		problem(c, http.StatusServiceUnavailable, "metadata-unavailable", "metadata is temporarily unavailable", "")
+		s.fail(c, ProblemMetadataUnavailable.WithCause(fmt.Errorf("hub descriptor: %w", err)))
 		return
 	}
 	s.writeMetadata(c, body)

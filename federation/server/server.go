@@ -204,7 +204,7 @@ func (s *Server) Handler() http.Handler {
 	for _, a := range registry.Actions {
 		admin.POST("/participants/"+a, s.transition(a))
 	}
-	r.NoRoute(func(c *gin.Context) { problem(c, http.StatusNotFound, "not-found", "no such endpoint", "") })
+	r.NoRoute(func(c *gin.Context) { s.fail(c, ProblemNotFound) })
 	return r
 }
 
@@ -333,9 +333,11 @@ func (s *Server) requireOperator() gin.HandlerFunc {
 		fp := saml.ClientCertFingerprint(c.Request)
 		name, ok := s.operators[fp]
 		if !ok {
-			s.Log.WarnContext(c.Request.Context(), "operator API refused", "client_cert_sha256", fp, "path", c.Request.URL.Path)
-			problem(c, http.StatusForbidden, "not-an-operator", "an operator's TLS client certificate is required", "")
-			c.Abort()
+			cause := errors.New("no TLS client certificate")
+			if fp != "" {
+				cause = fmt.Errorf("the TLS client certificate sha256 %s is no operator's", fp)
+			}
+			s.fail(c, ProblemNotAnOperator.WithCause(cause))
 			return
 		}
 		c.Set("operator", name)
@@ -380,20 +382,8 @@ func (s *Server) observe() gin.HandlerFunc {
 
 func (s *Server) recover() gin.HandlerFunc {
 	return gin.CustomRecovery(func(c *gin.Context, err any) {
-		s.Log.ErrorContext(c.Request.Context(), "panic in handler", "err", fmt.Sprint(err), "route", c.FullPath())
-		problem(c, http.StatusInternalServerError, "internal", "internal error", "")
+		s.fail(c, httpserver.ProblemInternal.WithCause(fmt.Errorf("panic in handler %s: %v", c.FullPath(), err)))
 	})
-}
-
-// problem writes an RFC 9457 problem document.
-func problem(c *gin.Context, status int, typ, title, detail string) {
-	body := gin.H{"type": "urn:kecis:problem:" + typ, "title": title, "status": status}
-	if detail != "" {
-		body["detail"] = detail
-	}
-	c.Header("Content-Type", "application/problem+json")
-	c.JSON(status, body)
-	c.Writer.Header().Set("Content-Type", "application/problem+json")
 }
 
 // NewLogger builds the hub's slog logger.

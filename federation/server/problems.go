@@ -1,0 +1,132 @@
+package server
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/kecis/kecis/connectors/httpserver"
+	"github.com/kecis/kecis/ecml"
+	"github.com/kecis/kecis/federation/registry"
+	"github.com/kecis/kecis/federation/store"
+)
+
+// The problems the hub's own endpoints answer (KECIS §12.4): metadata,
+// registration and the operator API. The JSON facade declares its own
+// (federation/facade); an error that is none of these is
+// httpserver.ProblemInternal, its cause logged and nothing of it sent.
+var (
+	ProblemNotFound = httpserver.NewProblem("not-found", http.StatusNotFound,
+		"no such endpoint")
+	ProblemMetadataUnavailable = httpserver.NewProblem("metadata-unavailable", http.StatusServiceUnavailable,
+		"metadata is temporarily unavailable")
+	ProblemUnknownEntity = httpserver.NewProblem("unknown-entity", http.StatusNotFound,
+		"no such participant")
+	ProblemTooLarge = httpserver.NewProblem("too-large", http.StatusRequestEntityTooLarge,
+		"request body too large")
+	ProblemUnreadable = httpserver.NewProblem("unreadable", http.StatusBadRequest,
+		"request body could not be read")
+	ProblemRegistrationClosed = httpserver.NewProblem("registration-closed", http.StatusForbidden,
+		"registration is closed on this hub; ask the operator")
+	ProblemNotAnOperator = httpserver.NewProblem("not-an-operator", http.StatusForbidden,
+		"an operator's TLS client certificate is required")
+	ProblemInvalidMetadata = httpserver.NewProblem("invalid-metadata", http.StatusBadRequest,
+		"the metadata is not valid KECIS metadata")
+	ProblemNotOwner = httpserver.NewProblem("not-owner", http.StatusForbidden,
+		"the request must come with a TLS client certificate the metadata publishes")
+	ProblemInvalidReport = httpserver.NewProblem("invalid-report", http.StatusBadRequest,
+		"that is not a conformance report of this participant")
+	ProblemConformance = httpserver.NewProblem("conformance", http.StatusConflict,
+		"no passing conformance report opens the registration gate")
+	ProblemTransition = httpserver.NewProblem("transition", http.StatusConflict,
+		"that change is not allowed in the participant's state")
+	ProblemOverlap = httpserver.NewProblem("overlap", http.StatusConflict,
+		"the participant's claim overlaps an active participant's (one issuer per BIN, one bank per bank code)")
+	ProblemStaleChange = httpserver.NewProblem("stale-change", http.StatusConflict,
+		"the pending change is not the one reviewed")
+	// ProblemIncompleteDecision answers an operator action without its
+	// entity_id, or without the reason or change it needs.
+	ProblemIncompleteDecision = httpserver.NewProblem("bad-request", http.StatusBadRequest,
+		"the decision is incomplete")
+	ProblemExists = httpserver.NewProblem("exists", http.StatusConflict,
+		"the participant is already registered")
+	ProblemConcurrentUpdate = httpserver.NewProblem("concurrent-update", http.StatusConflict,
+		"the participant changed meanwhile; try again")
+)
+
+// registryProblems maps the registry's and the store's errors to answers.
+// With reason, the answer's detail is the registry's own sentence: it
+// tells the participant or the operator what to fix (names, versions,
+// fingerprints and URLs of the participant's own metadata, never a secret).
+var registryProblems = []struct {
+	err    error
+	p      *httpserver.Problem
+	reason bool
+}{
+	{registry.ErrInvalidMetadata, ProblemInvalidMetadata, true},
+	{registry.ErrNotOwner, ProblemNotOwner, false},
+	{registry.ErrInvalidReport, ProblemInvalidReport, true},
+	{registry.ErrConformance, ProblemConformance, true},
+	{registry.ErrTransition, ProblemTransition, true},
+	{registry.ErrOverlap, ProblemOverlap, true},
+	{registry.ErrStaleChange, ProblemStaleChange, true},
+	{registry.ErrDecision, ProblemIncompleteDecision, true},
+	{store.ErrExists, ProblemExists, false},
+	{store.ErrNotFound, ProblemUnknownEntity, false},
+	{store.ErrConflict, ProblemConcurrentUpdate, false},
+}
+
+// registryProblem is the answer to an error of the registry or the store:
+// its problem with the error as the cause, or ProblemInternal.
+func registryProblem(err error) *httpserver.Problem {
+	for _, m := range registryProblems {
+		if errors.Is(err, m.err) {
+			p := m.p.WithCause(err)
+			if m.reason {
+				p = p.WithDetail(err.Error())
+			}
+			return p
+		}
+	}
+	return httpserver.ProblemInternal.WithCause(err)
+}
+
+// bodyProblem is the answer to a request body that could not be read.
+func bodyProblem(err error) *httpserver.Problem {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return ProblemTooLarge.WithCause(err)
+	}
+	return ProblemUnreadable.WithCause(err)
+}
+
+// fail answers a request with the problem err is (httpserver.AsProblem:
+// an error that is no Problem is ProblemInternal) and logs it: its type,
+// status, detail and private cause, card numbers redacted. A server error
+// logs at ERROR, a refused identity at WARN, any other refusal at INFO.
+func (s *Server) fail(c *gin.Context, err error) {
+	p := httpserver.AsProblem(err)
+	if p.Detail() != "" {
+		p = p.WithDetail(ecml.RedactPANs(p.Detail()))
+	}
+	attrs := []slog.Attr{slog.String("problem", p.Type), slog.Int("status", p.Status),
+		slog.String("method", c.Request.Method), slog.String("path", c.Request.URL.Path)}
+	if p.Detail() != "" {
+		attrs = append(attrs, slog.String("detail", p.Detail()))
+	}
+	if p.Cause() != nil {
+		attrs = append(attrs, slog.String("cause", ecml.RedactPANs(p.Cause().Error())))
+	}
+	lvl := slog.LevelInfo
+	switch {
+	case p.Status >= http.StatusInternalServerError:
+		lvl = slog.LevelError
+	case p.Status == http.StatusUnauthorized || p.Status == http.StatusForbidden:
+		lvl = slog.LevelWarn
+	}
+	s.Log.LogAttrs(c.Request.Context(), lvl, "hub refused", attrs...)
+	c.Abort()
+	p.Write(c.Writer)
+}
