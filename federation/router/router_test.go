@@ -271,7 +271,14 @@ func (f *fixture) addRecipient(t *testing.T, id string, urls ...string) *router.
 // reads it and the signed message.
 func (f *fixture) request(t *testing.T, key, amount, dest string) (*saml.ServiceRequest, []byte) {
 	t.Helper()
-	b := &saml.Builder{Issuer: merchantID}
+	return f.requestFrom(t, merchantID, f.merchant, key, amount, dest)
+}
+
+// requestFrom builds the card approval as request does, issued and signed
+// by issuer with signer.
+func (f *fixture) requestFrom(t *testing.T, issuer string, signer *saml.Signer, key, amount, dest string) (*saml.ServiceRequest, []byte) {
+	t.Helper()
+	b := &saml.Builder{Issuer: issuer}
 	req, err := b.NewRequest(dest, approveService)
 	if err != nil {
 		t.Fatal(err)
@@ -292,7 +299,7 @@ func (f *fixture) request(t *testing.T, key, amount, dest string) (*saml.Service
 	if _, err := saml.EncryptDocument(el, &saml.Encryptor{Recipient: issuerID, Cert: f.issuer.Cert}); err != nil {
 		t.Fatal(err)
 	}
-	msg, err := f.merchant.SignToBytes(el)
+	msg, err := signer.SignToBytes(el)
 	if err != nil {
 		t.Fatal(err)
 	}
