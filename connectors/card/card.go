@@ -63,6 +63,13 @@ type ApproveRequest struct {
 	Card           Card
 	KeyIn          *KeyIn
 	IdempotencyKey string
+
+	// SubMerchant is the shop the cardholder buys from when Merchant is an
+	// acquirer (a PG) paying for one of its merchants: its name as the
+	// cardholder knows it (Ecom/@Merchant) and the acquirer's ID for it
+	// (Ecom/Merchant/@id, the card acceptor ID). The acquirer vouches for
+	// them; empty when the caller sells itself.
+	SubMerchant, SubMerchantID string
 }
 
 // CancelRequest voids an approval before settlement.
@@ -245,10 +252,68 @@ func invalid(msg string) error {
 	return &connectors.StatusError{Status: saml.Status{Code: saml.StatusRequester, SubCode: saml.CodeInvalidPayload, Message: msg}}
 }
 
+// Missing lists, as ECML flat field names (RFC 4112 §2.1), what a request
+// of a card service lacks of what the service requires (the mapping in the
+// package comment): approve the card (number and expiry; in clear or as its
+// encrypted stand-in) and the amount with its currency, refund the amount
+// with its currency, and cancel, refund and inquire the approval or the
+// order ("Ecom_Transaction_ApprovalCode or Ecom_ConsumerOrderID"). Nil when
+// nothing is missing or service is no card service. The services refuse
+// such a request (Requester/InvalidPayload naming them); the hub's facade
+// and the sidecar's caller refuse it before it travels (KECIS §12.4).
+func Missing(service string, p *ecml.Payload) []string {
+	e := &ecml.Ecom{}
+	if p != nil && p.Ecom != nil {
+		e = p.Ecom
+	}
+	t := e.Transaction
+	if t == nil {
+		t = &ecml.Transaction{}
+	}
+	var out []string
+	money := func() {
+		if t.Amount == "" {
+			out = append(out, "Ecom_Transaction_Amount")
+		}
+		if t.Currency == "" {
+			out = append(out, "Ecom_Transaction_CurrencyCode")
+		}
+	}
+	ref := func() {
+		if e.ConsumerOrderID == "" && (t.Code == nil || t.Code.Approval == "") {
+			out = append(out, "Ecom_Transaction_ApprovalCode or Ecom_ConsumerOrderID")
+		}
+	}
+	switch service {
+	case ServiceApprove:
+		if pay := e.Payment; pay == nil || (pay.Card == nil && pay.EncryptedCard == nil) {
+			out = append(out, "Ecom_Payment_Card_Number", "Ecom_Payment_Card_ExpDate_Month", "Ecom_Payment_Card_ExpDate_Year")
+		}
+		money()
+	case ServiceRefund:
+		ref()
+		money()
+	case ServiceCancel, ServiceInquire:
+		ref()
+	}
+	return out
+}
+
+// lacks refuses a request Missing finds incomplete.
+func lacks(service string, p *ecml.Payload) error {
+	if m := Missing(service, p); len(m) > 0 {
+		return invalid("the request lacks " + strings.Join(m, ", "))
+	}
+	return nil
+}
+
 func approveFrom(r *connectors.Request) (*ApproveRequest, error) {
+	if err := lacks(ServiceApprove, r.Payload); err != nil {
+		return nil, err
+	}
 	p := r.Payload
-	if p == nil || p.Ecom == nil || p.Ecom.Transaction == nil || p.Ecom.Payment == nil || p.Ecom.Payment.Card == nil {
-		return nil, invalid("an approval needs Payment/Card and Transaction")
+	if p.Ecom.Payment.Card == nil {
+		return nil, invalid("an approval needs Payment/Card decrypted")
 	}
 	money, err := p.Ecom.Transaction.Money()
 	if err != nil {
@@ -256,7 +321,10 @@ func approveFrom(r *connectors.Request) (*ApproveRequest, error) {
 	}
 	c := p.Ecom.Payment.Card
 	req := &ApproveRequest{Merchant: r.Merchant(), OrderID: p.Ecom.ConsumerOrderID, Amount: money, IdempotencyKey: r.IdempotencyKey,
-		Card: Card{Number: c.Number, Name: c.Name, Type: c.Type}}
+		Card: Card{Number: c.Number, Name: c.Name, Type: c.Type}, SubMerchant: p.Ecom.Merchant}
+	if m := p.Ecom.MerchantInfo; m != nil {
+		req.SubMerchantID = m.ID
+	}
 	if c.ExpDate != nil {
 		req.Card.ExpMonth, req.Card.ExpYear = c.ExpDate.Month, c.ExpDate.Year
 	}
@@ -272,6 +340,9 @@ type reference struct {
 }
 
 func refFrom(r *connectors.Request) (*reference, error) {
+	if err := lacks(r.Service, r.Payload); err != nil {
+		return nil, err
+	}
 	p := r.Payload
 	if p == nil || p.Ecom == nil {
 		return nil, invalid("the request needs an Ecom payload")

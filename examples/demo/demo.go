@@ -209,8 +209,9 @@ func (d *Demo) run(ctx context.Context, steps []step) error {
 
 // newDemo is a demo not yet started: cfg's defaults, its directory made
 // absolute (the paths written into the hub's and the sidecar's
-// configurations resolve against their own directories), a stale demo.json
-// removed (it exists while a demo runs).
+// configurations resolve against their own directories) and locked
+// (LockFile: one demo per directory), a stale demo.json removed (it exists
+// while a demo runs).
 func newDemo(cfg Config) (*Demo, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -228,7 +229,15 @@ func newDemo(cfg Config) (*Demo, error) {
 	for _, m := range merchants {
 		d.Merchants = append(d.Merchants, &Merchant{EntityID: m.id, Name: m.name, Dir: d.path(m.dir)})
 	}
+	// The directory's lock first: a second demo in the same directory
+	// must stop here, before it removes the running one's demo.json.
+	unlock, err := lock(dir)
+	if err != nil {
+		return nil, err
+	}
+	d.onClose(unlock) // the first closer: released last
 	if err := os.Remove(d.Manifest); err != nil && !errors.Is(err, os.ErrNotExist) {
+		d.Close()
 		return nil, err
 	}
 	return d, nil

@@ -18,32 +18,41 @@ var adminPage = template.Must(template.New("admin").Funcs(template.FuncMap{
 		return t.In(loc).Format("2006-01-02 15:04:05 MST")
 	},
 }).Parse(`<!doctype html>
-<html lang="ko"><head><meta charset="utf-8"><title>{{.Brand}} — issuer admin</title>
+<html lang="ko"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.Brand}} — issuer admin</title>
 <style>
-body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;margin-bottom:2em}
-th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left}
-th{background:#f4f4f4} td.n{text-align:right;font-variant-numeric:tabular-nums}
+*{box-sizing:border-box}
+body{font-family:system-ui,"Apple SD Gothic Neo","Malgun Gothic",sans-serif;margin:0 auto;padding:.5rem 1rem;max-width:72rem;color:#222}
+h1{font-size:1.4rem}h2{font-size:1.1rem}
+.scroll{max-width:100%;overflow-x:auto;margin-bottom:1.5rem}
+table{border-collapse:collapse;font-size:.9rem}
+th,td{border:1px solid #ccc;padding:.3em .5em;text-align:left;vertical-align:top}
+th{background:#f4f4f4;white-space:nowrap} td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.text{min-width:14rem;overflow-wrap:anywhere}
+.via{display:block;font-size:.8rem;color:#555;overflow-wrap:anywhere}
 </style></head><body>
 <h1>{{.Brand}} — issuer admin</h1>
 <p>{{time .Now $.Loc}}</p>
 <h2>Cards</h2>
-<table><tr><th>ID</th><th>Card</th><th>Type</th><th>Status</th><th>Expiry</th><th>Holder</th><th>Phone</th><th>Limit</th><th>Available</th><th>Failures</th></tr>
-{{range .Cards}}<tr><td>{{.ID}}</td><td>{{.Masked}}</td><td>{{.Type}}</td><td>{{.Status}}</td><td>{{printf "%02d/%d" .ExpMonth .ExpYear}}</td><td>{{.HolderName}}</td><td>{{phone .HolderPhone}}</td><td class="n">{{money .Limit .Currency}}</td><td class="n">{{money .Available .Currency}}</td><td class="n">{{.FailedAttempts}}</td></tr>
-{{else}}<tr><td colspan="10">no cards</td></tr>{{end}}</table>
+<div class="scroll"><table><tr><th>ID</th><th>Card</th><th>Type</th><th>Status</th><th>Expiry</th><th>Holder</th><th>Phone</th><th>Limit</th><th>Available</th><th>Failures</th></tr>
+{{range .Cards}}<tr><td>{{.ID}}</td><td>{{.Masked}}</td><td>{{.Type}}</td><td>{{.Status}}{{if .ResponseDelay}} (answers after {{.ResponseDelay}}){{end}}</td><td>{{printf "%02d/%d" .ExpMonth .ExpYear}}</td><td>{{.HolderName}}</td><td>{{phone .HolderPhone}}</td><td class="n">{{money .Limit .Currency}}</td><td class="n">{{money .Available .Currency}}</td><td class="n">{{.FailedAttempts}}</td></tr>
+{{else}}<tr><td colspan="10">no cards</td></tr>{{end}}</table></div>
 <h2>Recent approvals</h2>
-<table><tr><th>No.</th><th>Time</th><th>Merchant</th><th>Order</th><th>Card</th><th>Amount</th><th>Refunded</th><th>Status</th><th>Cut-off</th></tr>
-{{range .Approvals}}<tr><td>{{.Number}}</td><td>{{time .ApprovedAt $.Loc}}</td><td>{{.MerchantName}} ({{.MerchantID}})</td><td>{{.OrderID}}</td><td>{{.CardBIN}}******{{.CardLast4}}</td><td class="n">{{money .Amount.Minor .Amount.Currency}}</td><td class="n">{{money .Refunded .Amount.Currency}}</td><td>{{.Status}}</td><td>{{time .CutOffAt $.Loc}}</td></tr>
-{{else}}<tr><td colspan="9">no approvals</td></tr>{{end}}</table>
+<div class="scroll"><table><tr><th>No.</th><th>Time</th><th>Merchant</th><th>Order</th><th>Card</th><th>Amount</th><th>Refunded</th><th>Status</th><th>Cut-off</th></tr>
+{{range .Approvals}}<tr><td>{{.Number}}</td><td>{{time .ApprovedAt $.Loc}}</td><td>{{.MerchantName}}{{if ne .MerchantName .MerchantID}}<span class="via">via {{.MerchantID}}</span>{{end}}</td><td>{{.OrderID}}</td><td>{{.CardBIN}}******{{.CardLast4}}</td><td class="n">{{money .Amount.Minor .Amount.Currency}}</td><td class="n">{{money .Refunded .Amount.Currency}}</td><td>{{.Status}}</td><td>{{time .CutOffAt $.Loc}}</td></tr>
+{{else}}<tr><td colspan="9">no approvals</td></tr>{{end}}</table></div>
 <h2>Recent SMS</h2>
-<table><tr><th>#</th><th>Time</th><th>To</th><th>Text</th><th>State</th><th>Attempts</th><th>Last error</th></tr>
-{{range .SMS}}<tr><td>{{.ID}}</td><td>{{time .CreatedAt $.Loc}}</td><td>{{phone .Phone}}</td><td>{{.Text}}</td><td>{{.State}}</td><td class="n">{{.Attempts}}</td><td>{{.LastError}}</td></tr>
-{{else}}<tr><td colspan="7">no messages</td></tr>{{end}}</table>
+<div class="scroll"><table><tr><th>#</th><th>Time</th><th>To</th><th>Text</th><th>State</th><th>Attempts</th><th>Last error</th></tr>
+{{range .SMS}}<tr><td>{{.ID}}</td><td>{{time .CreatedAt $.Loc}}</td><td>{{phone .Phone}}</td><td class="text">{{.Text}}</td><td>{{.State}}</td><td class="n">{{.Attempts}}</td><td>{{.LastError}}</td></tr>
+{{else}}<tr><td colspan="7">no messages</td></tr>{{end}}</table></div>
 </body></html>
 `))
 
 // handleAdminPage renders the admin page: cards (masked), the latest
-// approvals and the latest SMS.
+// approvals — the merchant the cardholder bought from, and the acquirer
+// it came through when that is another — and the latest SMS. It fits a
+// phone: a viewport, and tables that scroll sideways within the page.
 func (i *Issuer) handleAdminPage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	cards, err := i.Cards(ctx, 100)

@@ -73,6 +73,13 @@ func (i *Issuer) Approve(ctx context.Context, req ApproveRequest) (*Approval, er
 		auth = AuthKeyIn
 	}
 
+	if d := i.responseDelay(ctx, pan); d > 0 {
+		// A slow host for this card: it decides after d, whether or not
+		// the caller still waits (SetCardResponseDelay).
+		ctx = context.WithoutCancel(ctx)
+		i.log.InfoContext(ctx, "slow card: deciding after its response delay", "delay", d)
+		time.Sleep(d)
+	}
 	now := i.now()
 	fp := i.vault.fingerprint(opApprove, req.MerchantID, req.OrderID, req.MerchantName,
 		strconv.FormatInt(req.Amount.Minor, 10), req.Amount.Currency, strconv.Itoa(req.Installments),

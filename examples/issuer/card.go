@@ -13,18 +13,65 @@ import (
 )
 
 const cardColumns = `id, card_type, status, bin, last4, exp_month, exp_year, holder_name, holder_phone,
-	currency, credit_limit, available, failed_attempts, created_at`
+	currency, credit_limit, available, failed_attempts, response_delay_ms, created_at`
 
 func scanCard(row interface{ Scan(...any) error }, c *Card, extra ...any) error {
 	var typ, status string
+	var delayMS int64
 	dst := append([]any{&c.ID, &typ, &status, &c.BIN, &c.Last4, &c.ExpMonth, &c.ExpYear,
-		&c.HolderName, &c.HolderPhone, &c.Currency, &c.Limit, &c.Available, &c.FailedAttempts,
+		&c.HolderName, &c.HolderPhone, &c.Currency, &c.Limit, &c.Available, &c.FailedAttempts, &delayMS,
 		sqlstore.ScanTime(&c.CreatedAt)}, extra...)
 	if err := row.Scan(dst...); err != nil {
 		return err
 	}
 	c.Type, c.Status = CardType(typ), CardStatus(status)
+	c.ResponseDelay = time.Duration(delayMS) * time.Millisecond
 	return nil
+}
+
+// MaxResponseDelay bounds SetCardResponseDelay.
+const MaxResponseDelay = 2 * time.Minute
+
+// SetCardResponseDelay makes the issuer's host slow for a card: an
+// approval on it is decided only after d (0: at once), and is decided
+// then even if the caller has hung up — as a real host carries on with a
+// request its client gave up on. It simulates the issuer timeout a caller
+// must resolve by inquiry (the demo's timeout test card). Setting the
+// current delay again changes nothing.
+func (i *Issuer) SetCardResponseDelay(ctx context.Context, id string, d time.Duration) (*Card, error) {
+	if d < 0 || d > MaxResponseDelay {
+		return nil, invalid("response delay must be 0 to " + MaxResponseDelay.String())
+	}
+	now := i.now()
+	var n int64
+	err := i.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE issuer_cards SET response_delay_ms = $1, updated_at = $2 WHERE id = $3`,
+			d.Milliseconds(), i.t(now), id)
+		if err != nil {
+			return fmt.Errorf("issuer: set response delay: %w", err)
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, newError(CodeNotFound, "no such card")
+	}
+	i.log.InfoContext(ctx, "card response delay set", "card", id, "delay", d)
+	return i.Card(ctx, id)
+}
+
+// responseDelay is how long the host takes to decide on the card with
+// number pan (0 for an unknown card).
+func (i *Issuer) responseDelay(ctx context.Context, pan string) time.Duration {
+	var ms int64
+	if err := i.db.QueryRowContext(ctx, `SELECT response_delay_ms FROM issuer_cards WHERE pan_hash = $1`,
+		i.vault.panHash(pan)).Scan(&ms); err != nil {
+		return 0
+	}
+	return time.Duration(ms) * time.Millisecond
 }
 
 // IssueCard issues a new card with a fresh Luhn-valid number under the

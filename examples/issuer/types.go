@@ -67,6 +67,9 @@ type Card struct {
 	Available      int64 // available limit or balance, minor units
 	FailedAttempts int   // consecutive wrong key-in attempts
 	CreatedAt      time.Time
+	// ResponseDelay is how long the host takes to decide an approval on
+	// the card (SetCardResponseDelay); 0 for every card but a test one.
+	ResponseDelay time.Duration
 }
 
 // Masked is the card number as it may be displayed: BIN, stars, last four.

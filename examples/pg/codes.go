@@ -66,7 +66,12 @@ const (
 	CodeAuthRequired      ResultCode = "3017" // AuthenticationRequired: cardholder authentication needed
 	CodeIssuerRefused     ResultCode = "3019" // any other refusal (PolicyViolation on approve, …)
 	CodeAfterSettlement   ResultCode = "3020" // cancel refused: the approval is settled; refund instead
-	CodeBeforeSettlement  ResultCode = "3021" // refund refused: not settled yet; cancel instead
+	// CodeBeforeSettlement: a partial refund refused, the approval is not
+	// settled yet: refund after the settlement, or cancel the whole payment.
+	CodeBeforeSettlement ResultCode = "3021"
+	// CodeCancelInstead: a refund of the whole balance refused, the
+	// approval is not settled yet: cancel it instead.
+	CodeCancelInstead ResultCode = "3022"
 )
 
 // System error.
@@ -74,41 +79,57 @@ const (
 	CodeSystemError ResultCode = "9999"
 )
 
-var codeMessages = map[ResultCode]string{
-	CodeSuccess:             "정상처리",
-	CodeInvalidRequest:      "요청 값 오류",
-	CodeUnauthorized:        "인증 실패",
-	CodeMerchantInactive:    "사용할 수 없는 가맹점",
-	CodeIdempotencyKey:      "Idempotency-Key 오류",
-	CodeIdempotencyConflict: "Idempotency-Key 재사용(요청 불일치)",
-	CodeDuplicateOrder:      "중복된 주문번호",
-	CodeNotFound:            "거래 없음",
-	CodeUnsupported:         "지원하지 않는 요청",
-	CodePending:             "처리 중(결과 확인 필요)",
-	CodeNotProcessed:        "미처리(카드사 미접수)",
-	CodeOperationPending:    "이전 요청 처리 중",
-	CodeBINNotAllowed:       "계약되지 않은 카드(BIN)",
-	CodeOverMaxAmount:       "1회 결제 한도 초과",
-	CodeDailyLimit:          "가맹점 일 한도 초과",
-	CodeRefundExceeded:      "취소 가능 금액 초과",
-	CodeAlreadyCancelled:    "이미 취소된 거래",
-	CodeNotCancellable:      "취소할 수 없는 거래",
-	CodeCardDeclined:        "카드 승인 거절",
-	CodeInsufficientFunds:   "잔액(한도) 부족",
-	CodeInvalidCard:         "유효하지 않은 카드",
-	CodeCardExpired:         "유효기간 만료",
-	CodeLimitExceeded:       "카드 한도 초과",
-	CodeNoIssuer:            "처리 가능한 카드사 없음",
-	CodeAuthRequired:        "카드 본인인증 필요",
-	CodeIssuerRefused:       "카드사 거절",
-	CodeAfterSettlement:     "매입 후 취소 불가(환불 요청)",
-	CodeBeforeSettlement:    "매입 전 부분환불 불가(취소 요청)",
-	CodeSystemError:         "시스템 오류",
+// codeMessages are the result messages: Korean, as the PG's merchants
+// read them, and English for everyone else.
+var codeMessages = map[ResultCode]struct{ ko, en string }{
+	CodeSuccess:             {"정상처리", "OK"},
+	CodeInvalidRequest:      {"요청 값 오류", "invalid request"},
+	CodeUnauthorized:        {"인증 실패", "authentication failed"},
+	CodeMerchantInactive:    {"사용할 수 없는 가맹점", "merchant not active"},
+	CodeIdempotencyKey:      {"Idempotency-Key 오류", "Idempotency-Key missing or malformed"},
+	CodeIdempotencyConflict: {"Idempotency-Key 재사용(요청 불일치)", "Idempotency-Key used for another request"},
+	CodeDuplicateOrder:      {"중복된 주문번호", "duplicate order number"},
+	CodeNotFound:            {"거래 없음", "no such transaction"},
+	CodeUnsupported:         {"지원하지 않는 요청", "unsupported request"},
+	CodePending:             {"처리 중(결과 확인 필요)", "pending: inquire for the outcome"},
+	CodeNotProcessed:        {"미처리(카드사 미접수)", "not processed: no issuer received it, nothing was charged"},
+	CodeOperationPending:    {"이전 요청 처리 중", "an earlier request is still pending"},
+	CodeBINNotAllowed:       {"계약되지 않은 카드(BIN)", "card (BIN) not in the merchant's contract"},
+	CodeOverMaxAmount:       {"1회 결제 한도 초과", "above the per-payment maximum"},
+	CodeDailyLimit:          {"가맹점 일 한도 초과", "merchant's daily limit exceeded"},
+	CodeRefundExceeded:      {"취소 가능 금액 초과", "above the refundable balance"},
+	CodeAlreadyCancelled:    {"이미 취소된 거래", "already cancelled"},
+	CodeNotCancellable:      {"취소할 수 없는 거래", "not cancellable: the payment was not approved"},
+	CodeCardDeclined:        {"카드 승인 거절", "card declined"},
+	CodeInsufficientFunds:   {"잔액(한도) 부족", "insufficient funds"},
+	CodeInvalidCard:         {"유효하지 않은 카드", "invalid card"},
+	CodeCardExpired:         {"유효기간 만료", "card expired"},
+	CodeLimitExceeded:       {"카드 한도 초과", "card limit exceeded"},
+	CodeNoIssuer:            {"처리 가능한 카드사 없음", "no issuer for this card"},
+	CodeAuthRequired:        {"카드 본인인증 필요", "cardholder authentication required"},
+	CodeIssuerRefused:       {"카드사 거절", "refused by the issuer"},
+	CodeAfterSettlement:     {"매입 후 취소 불가(환불 요청)", "already settled: refund instead"},
+	CodeBeforeSettlement:    {"매입 전 부분환불 불가(매입 후 요청 또는 전체취소)", "not settled yet: refund part after settlement, or cancel the whole payment"},
+	CodeCancelInstead:       {"매입 전 환불 불가(취소 요청)", "not settled yet: cancel instead"},
+	CodeSystemError:         {"시스템 오류", "system error"},
 }
 
-// Message is the code's resultMsg, in Korean as the PG's merchants read
-// it; "" for an unknown code.
-func (c ResultCode) Message() string { return codeMessages[c] }
+// Message is the code's resultMsg: Korean, as the PG's merchants read it,
+// then English — "카드 한도 초과 / card limit exceeded"; "" for an unknown
+// code. MessageKO and MessageEN are its halves.
+func (c ResultCode) Message() string {
+	m, ok := codeMessages[c]
+	if !ok {
+		return ""
+	}
+	return m.ko + " / " + m.en
+}
+
+// MessageKO is the Korean half of Message.
+func (c ResultCode) MessageKO() string { return codeMessages[c].ko }
+
+// MessageEN is the English half of Message.
+func (c ResultCode) MessageEN() string { return codeMessages[c].en }
 
 // HTTPStatus is the status the native API answers c with. Outcomes of a
 // processed request (success, pending, refusals by contract or issuer) are
@@ -174,6 +195,8 @@ var (
 	ErrAlreadyCancelled    = &Error{Code: CodeAlreadyCancelled}
 	ErrNotCancellable      = &Error{Code: CodeNotCancellable}
 	ErrAfterSettlement     = &Error{Code: CodeAfterSettlement}
+	ErrBeforeSettlement    = &Error{Code: CodeBeforeSettlement}
+	ErrCancelInstead       = &Error{Code: CodeCancelInstead}
 	ErrInvalidCard         = &Error{Code: CodeInvalidCard}
 	ErrCardExpired         = &Error{Code: CodeCardExpired}
 )

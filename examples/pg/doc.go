@@ -115,6 +115,10 @@
 //
 // # Result codes
 //
+// resultMsg is Korean, then English after " / " ("카드 한도 초과 / card
+// limit exceeded"); the table shows the Korean half (ResultCode.MessageEN
+// has the other).
+//
 //	code  HTTP  resultMsg                         meaning
 //	0000  200   정상처리                           success
 //	1001  400   요청 값 오류                        a field is missing or malformed
@@ -144,7 +148,11 @@
 //	3017  200   카드 본인인증 필요                     issuer: AuthenticationRequired
 //	3019  200   카드사 거절                          any other issuer refusal
 //	3020  200   매입 후 취소 불가(환불 요청)             cancel after settlement (issuer PolicyViolation): refund instead
-//	3021  200   매입 전 부분환불 불가(취소 요청)          refund before settlement (issuer PolicyViolation): cancel instead
+//	3021  200   매입 전 부분환불 불가(매입 후 요청 또는 전체취소)
+//	                                                partial refund before settlement (issuer PolicyViolation):
+//	                                                refund after the settlement, or cancel the whole payment
+//	3022  200   매입 전 환불 불가(취소 요청)             refund of the whole balance before settlement (issuer
+//	                                                PolicyViolation): "not settled yet: cancel instead"
 //	9999  500   시스템 오류                          internal error
 //
 // Transient refusals (1003, 1007, 2003) are not recorded under the

@@ -41,6 +41,11 @@ const (
 	fApprovalCode = "Ecom_Transaction_ApprovalCode"
 	fResponseData = "Ecom_Transaction_ResponseData"
 	fPrivateUse   = "Ecom_Transaction_PrivateUseData"
+	// fMerchant (Ecom/@Merchant) names the sub-merchant a PG pays for, as
+	// the cardholder knows it; fMerchantID (Ecom/Merchant/@id, the card
+	// acceptor ID of ISO 8583 field 42) is the PG's merchant ID for it.
+	fMerchant   = "Ecom_Merchant"
+	fMerchantID = "Ecom_Merchant_ID"
 )
 
 // Issuer-side approval states, as Ecom_Transaction_ResponseData reports

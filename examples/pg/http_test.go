@@ -49,7 +49,7 @@ func TestHTTPAPI(t *testing.T) {
 	// Approve, with numbers as strings.
 	pay := c.do("POST", "/pg/v1/payments", merchant("k1"), payBody).want(t, 200, pg.CodeSuccess)
 	tid := pay.str("tid")
-	if pay.str("status") != "APPROVED" || pay.str("approvalNo") == "" || pay.str("resultMsg") != "정상처리" ||
+	if pay.str("status") != "APPROVED" || pay.str("approvalNo") == "" || pay.str("resultMsg") != pg.CodeSuccess.Message() ||
 		pay.str("maskedCardNo") != cardGood[:6]+"******"+cardGood[12:] || pay.num("amount") != 15000 ||
 		pay.num("feeAmount") != 375 || pay.str("buyerName") != "홍길동" || pay.str("approvedAt") != "2026-11-22T19:00:00+09:00" {
 		t.Fatalf("payment %s", pay.raw)
@@ -74,7 +74,7 @@ func TestHTTPAPI(t *testing.T) {
 	// Decline: a recorded transaction with its code.
 	changed["orderNo"], changed["cardNo"] = "HTTP-3", e.gw.declineCard(9, "InsufficientFunds")
 	d := c.do("POST", "/pg/v1/payments", merchant("k4"), changed).want(t, 200, pg.CodeInsufficientFunds)
-	if d.str("status") != "DECLINED" || d.str("tid") == "" || d.str("resultMsg") != "잔액(한도) 부족" {
+	if d.str("status") != "DECLINED" || d.str("tid") == "" || d.str("resultMsg") != "잔액(한도) 부족 / insufficient funds" {
 		t.Errorf("decline %s", d.raw)
 	}
 

@@ -68,20 +68,20 @@ func (p *PG) Pay(ctx context.Context, req PayRequest) (*Payment, error) {
 		strconv.Itoa(req.ExpMonth), strconv.Itoa(expYear), req.ProductName, req.Buyer.Name, req.Buyer.Tel, req.Buyer.Email)
 
 	var c claim
-	var gwKey string
+	var gwKey, merchantName string
 	err := p.write(ctx, func(tx *sql.Tx) error {
 		var err error
 		if c, err = p.claim(ctx, tx, req.MID, req.IdempotencyKey, idemPay, fp, now); err != nil || !c.fresh {
 			return err
 		}
-		tid, opID, key, refusal, err := p.openPayment(ctx, tx, &req, pan, now)
+		tid, opID, key, name, refusal, err := p.openPayment(ctx, tx, &req, pan, now)
 		if err != nil {
 			return err
 		}
 		if refusal != nil && transient(refusal) {
 			return refusal
 		}
-		c.tid, c.opID, c.err, gwKey = tid, opID, refusal, key
+		c.tid, c.opID, c.err, gwKey, merchantName = tid, opID, refusal, key, name
 		return p.record(ctx, tx, req.MID, req.IdempotencyKey, tid, opID, refusal)
 	})
 	if err != nil {
@@ -100,6 +100,10 @@ func (p *PG) Pay(ctx context.Context, req PayRequest) (*Payment, error) {
 	fields := map[string]string{
 		fOrderID: c.tid, fAmount: strconv.FormatInt(req.Amount, 10), fCurrency: Currency, fType: "credit",
 		fCardNumber: pan, fExpMonth: fmt.Sprintf("%02d", req.ExpMonth), fExpYear: strconv.Itoa(expYear),
+		// The sub-merchant: the shop the cardholder buys from, by its name
+		// and the PG's ID for it (the card acceptor ID), so that the
+		// issuer's text names the shop rather than the PG.
+		fMerchant: merchantName, fMerchantID: req.MID,
 	}
 	// From here on the outcome is recorded even if the merchant hangs up.
 	ctx = context.WithoutCancel(ctx)
@@ -113,13 +117,19 @@ func (p *PG) Pay(ctx context.Context, req PayRequest) (*Payment, error) {
 // openPayment is the transaction of Pay after the claim: the merchant and
 // contract checks, then the PENDING transaction and its approve
 // operation. A refusal is returned as an *Error with no effect.
-func (p *PG) openPayment(ctx context.Context, tx *sql.Tx, req *PayRequest, pan string, now time.Time) (tid, opID, gwKey string, refusal *Error, err error) {
+func (p *PG) openPayment(ctx context.Context, tx *sql.Tx, req *PayRequest, pan string, now time.Time) (tid, opID, gwKey, name string, refusal *Error, err error) {
+	tid, opID, gwKey, refusal, err = p.openPaymentOf(ctx, tx, req, pan, now, &name)
+	return tid, opID, gwKey, name, refusal, err
+}
+
+// openPaymentOf is openPayment; it reads the merchant's name into name.
+func (p *PG) openPaymentOf(ctx context.Context, tx *sql.Tx, req *PayRequest, pan string, now time.Time, name *string) (tid, opID, gwKey string, refusal *Error, err error) {
 	var status string
 	var bins string
 	var c Contract
-	err = tx.QueryRowContext(ctx, `SELECT m.status, c.bin_prefixes, c.fee_bps, c.max_amount, c.daily_limit
+	err = tx.QueryRowContext(ctx, `SELECT m.status, m.name, c.bin_prefixes, c.fee_bps, c.max_amount, c.daily_limit
 		FROM pgw_merchants m JOIN pgw_contracts c ON c.mid = m.mid WHERE m.mid = $1`+p.forUpdate(), req.MID).
-		Scan(&status, &bins, &c.FeeBPS, &c.MaxAmount, &c.DailyLimit)
+		Scan(&status, name, &bins, &c.FeeBPS, &c.MaxAmount, &c.DailyLimit)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", "", "", newError(CodeNotFound, "no such merchant"), nil
 	}
@@ -224,8 +234,9 @@ func (p *PG) Cancel(ctx context.Context, req CancelRequest) (*Payment, error) {
 
 // Refund refunds part or all of a transaction's balance (부분취소/환불).
 // Amounts above the balance are refused ("3004") before the issuer is
-// asked; the issuer may refuse a refund before it has settled the
-// approval ("3021": void it instead). Several partial refunds may follow
+// asked; the issuer refuses a refund before it has settled the approval
+// ("3022" for the whole balance: void it instead; "3021" for part of it:
+// after the settlement, or void the whole). Several partial refunds may follow
 // one another, one at a time.
 func (p *PG) Refund(ctx context.Context, req RefundRequest) (*Payment, error) {
 	if e := checkAmount("amount", req.Amount); e != nil {

@@ -288,12 +288,25 @@ func TestPartialRefunds(t *testing.T) {
 		e := newEnv(t, dsn)
 		p := e.approved(30_000)
 
-		// Before settlement the issuer refuses refunds: cancel instead.
+		// Before settlement the issuer refuses refunds: part of it later
+		// (3021), the whole balance by a cancel instead (3022), each
+		// saying so in Korean and English.
 		r, err := e.refund(p.TID, 10_000)
 		if err != nil {
 			t.Fatal(err)
 		}
 		wantState(t, r, pg.StatusApproved, pg.CodeBeforeSettlement)
+		r, err = e.refund(p.TID, 30_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantState(t, r, pg.StatusApproved, pg.CodeCancelInstead)
+		if m := r.ResultCode.Message(); !strings.Contains(m, "취소 요청") || !strings.Contains(m, "not settled yet: cancel instead") || strings.Contains(m, "부분") {
+			t.Errorf("full refund before settlement: %q", m)
+		}
+		if m := pg.CodeBeforeSettlement.Message(); !strings.Contains(m, "부분환불") || !strings.Contains(m, "not settled yet") {
+			t.Errorf("partial refund before settlement: %q", m)
+		}
 
 		e.gw.settleAll()
 		r, err = e.refund(p.TID, 10_000)
@@ -316,7 +329,7 @@ func TestPartialRefunds(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantState(t, r, pg.StatusRefunded, pg.CodeSuccess)
-		if r.Balance() != 0 || r.IssuerState != "refunded" || len(r.Operations) != 5 {
+		if r.Balance() != 0 || r.IssuerState != "refunded" || len(r.Operations) != 6 {
 			t.Errorf("fully refunded: %+v", r)
 		}
 		if a := e.gw.approvalOf(p.TID); a.refunded != 30_000 {

@@ -74,6 +74,10 @@ func (p *PG) apply(ctx context.Context, tx *sql.Tx, o *opRow, t *txRow, a *answe
 		return p.finish(ctx, tx, o, t, a, OpFailed, notProcessedCode(a.problem), detail, now, s)
 	case !a.success():
 		code, pending := refusalCode(o.kind, a.subStatus)
+		if code == CodeBeforeSettlement && o.amount >= t.amount-t.cancelled {
+			// The whole balance: not "partial" — a cancel does it now.
+			code = CodeCancelInstead
+		}
 		if pending {
 			s.reason = "answered " + a.status + "/" + a.subStatus
 			return p.keepPending(ctx, tx, o, a, now)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/kecis/kecis/connectors/card"
 	"github.com/kecis/kecis/ecml"
@@ -21,8 +22,9 @@ import (
 // their owner (KECIS §13.3).
 type Adapter struct {
 	Issuer *issuer.Issuer
-	// MerchantNames maps merchants' entityIDs to the names the cardholder's
-	// SMS shows.
+	// MerchantNames maps callers' entityIDs to the names the cardholder's
+	// SMS shows when a request names no sub-merchant (a PG paying for one
+	// of its shops names it: that name is shown instead).
 	MerchantNames map[string]string
 	// BeforeCall, when set, runs before each call (tests use it to stall
 	// the issuer and provoke a relay timeout).
@@ -51,12 +53,31 @@ func (a *Adapter) Approve(ctx context.Context, r *card.ApproveRequest) (*card.Ap
 	if r.KeyIn != nil {
 		cd.KeyIn = &issuer.KeyIn{PasswordPrefix: r.KeyIn.PasswordPrefix, BirthDate: r.KeyIn.BirthDate}
 	}
-	ap, err := a.Issuer.Approve(ctx, issuer.ApproveRequest{MerchantID: r.Merchant, MerchantName: a.MerchantNames[r.Merchant],
+	ap, err := a.Issuer.Approve(ctx, issuer.ApproveRequest{MerchantID: r.Merchant, MerchantName: a.merchantName(r),
 		OrderID: r.OrderID, Amount: r.Amount, Card: cd, IdempotencyKey: r.IdempotencyKey})
 	if err != nil {
 		return nil, mapError(err)
 	}
 	return approval(ap), nil
+}
+
+// maxMerchantName is the longest merchant name the issuer keeps (runes).
+const maxMerchantName = 64
+
+// merchantName is the name the cardholder's text and the issuer's admin
+// page show: the shop the cardholder bought from — the sub-merchant an
+// acquirer pays for (card.ApproveRequest.SubMerchant, which the acquirer
+// vouches for), else the caller's name from MerchantNames, else its
+// entityID. A name the issuer could not keep (too long, control
+// characters, digits like a card number) is cut or ignored rather than refusing the payment.
+func (a *Adapter) merchantName(r *card.ApproveRequest) string {
+	if n := strings.TrimSpace(r.SubMerchant); n != "" && !strings.ContainsFunc(n, unicode.IsControl) && !ecml.ContainsPAN(n) {
+		if rs := []rune(n); len(rs) > maxMerchantName {
+			n = strings.TrimSpace(string(rs[:maxMerchantName]))
+		}
+		return n
+	}
+	return a.MerchantNames[r.Merchant]
 }
 
 // Cancel implements card.Canceler.
