@@ -28,7 +28,7 @@ import (
 // implementation writes — signatures and ciphertexts outside the profile,
 // keys no participant publishes.
 
-// Algorithm identifiers outside the profile (XMLSEC.md §1).
+// Algorithm identifiers outside the profile (KECIS §4.2, §8.1).
 const (
 	algAES128CBC  = saml.NSXEnc + "aes128-cbc"
 	algAES256CBC  = saml.NSXEnc + "aes256-cbc"
@@ -204,6 +204,7 @@ func legacyEncrypt(el *etree.Element, recipient string, cert *x509.Certificate, 
 	var wrapped []byte
 	switch transport {
 	case algRSA15:
+		//lint:ignore SA1019 forges an rsa-1_5 key transport on purpose: the attack document a participant must refuse (KECIS §9)
 		wrapped, err = rsa.EncryptPKCS1v15(rand.Reader, pub, key)
 	default:
 		wrapped, err = rsa.EncryptOAEP(crypto.SHA1.New(), rand.Reader, pub, key, nil)

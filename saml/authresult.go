@@ -118,19 +118,19 @@ func decodeAuthResult(el *etree.Element) (*AuthenticationResult, error) {
 	}
 	m := c.take(NSKECIS, "Method")
 	if m == nil {
-		return nil, errors.New("Method is required")
+		return nil, errors.New("kecis:Method is required")
 	}
 	ma := attrs(m)
 	if f := ma.get("Factors"); f != "" {
 		if _, err := fmt.Sscanf(f, "%d", &r.Factors); err != nil || r.Factors < 1 || r.Factors > 9 || fmt.Sprint(r.Factors) != f {
-			return nil, fmt.Errorf("Factors %q is not a small positive integer", f)
+			return nil, fmt.Errorf("kecis:Method Factors %q is not a small positive integer", f)
 		}
 	}
 	if err := ma.done(); err != nil {
 		return nil, err
 	}
 	if r.Method, err = textOnly(m); err != nil || r.Method == "" {
-		return nil, errors.New("Method must be a URI")
+		return nil, errors.New("kecis:Method must be a URI")
 	}
 	if b := c.take(NSKECIS, "BoundTo"); b != nil {
 		ba := attrs(b)
@@ -146,7 +146,7 @@ func decodeAuthResult(el *etree.Element) (*AuthenticationResult, error) {
 		return nil, err
 	}
 	if r.Version != SAMLVersion {
-		return nil, fmt.Errorf("Version %q", r.Version)
+		return nil, fmt.Errorf("unsupported Version %q", r.Version)
 	}
 	return r, nil
 }

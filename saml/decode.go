@@ -114,7 +114,7 @@ func decodeRequest(root *etree.Element) (*ServiceRequest, error) {
 		return nil, err
 	}
 	if r.Destination == "" {
-		return nil, fmt.Errorf("Destination is required")
+		return nil, fmt.Errorf("the Destination attribute is required")
 	}
 	c := &childCursor{top: root, kids: root.ChildElements()}
 	if r.Issuer, err = decodeIssuer(c.take(NSSAML, elIssuer)); err != nil {
@@ -127,7 +127,7 @@ func decodeRequest(root *etree.Element) (*ServiceRequest, error) {
 		return nil, err
 	}
 	if _, _, ok := SplitService(r.Service); !ok {
-		return nil, fmt.Errorf("Service %q is not a KECIS service URI", r.Service)
+		return nil, fmt.Errorf("kecis:Service %q is not a KECIS service URI", r.Service)
 	}
 	if r.IdempotencyKey, err = textChild(c.take(NSKECIS, elIdempotencyKey), "IdempotencyKey"); err != nil {
 		return nil, err
@@ -166,14 +166,14 @@ func decodeIssuer(el *etree.Element) (string, error) {
 	}
 	a := attrs(el)
 	if f := a.get("Format"); f != "" && f != "urn:oasis:names:tc:SAML:2.0:nameid-format:entity" {
-		return "", fmt.Errorf("Issuer Format %q; KECIS issuers are entity IDs", f)
+		return "", fmt.Errorf("saml:Issuer Format %q; KECIS issuers are entity IDs", f)
 	}
 	if err := a.done(); err != nil {
 		return "", err
 	}
 	s, err := textOnly(el)
 	if err != nil || s == "" || s != strings.TrimSpace(s) {
-		return "", fmt.Errorf("Issuer must be a bare entity ID")
+		return "", fmt.Errorf("saml:Issuer must be a bare entity ID")
 	}
 	return s, nil
 }

@@ -39,7 +39,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		AcceptDestination: func(ctx context.Context, d string) error {
 			e, err := rt.dir.ByEndpoint(ctx, d)
 			if err != nil {
-				return fmt.Errorf("Destination %q is no active participant's endpoint", d)
+				return fmt.Errorf("the Destination %q is no active participant's endpoint", d)
 			}
 			dest = e
 			return nil
