@@ -16,7 +16,7 @@ import (
 
 	"github.com/kecis/kecis/connectors"
 	"github.com/kecis/kecis/connectors/card"
-	"github.com/kecis/kecis/connectors/store"
+	"github.com/kecis/kecis/connectors/store/sqlitestore"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/saml"
 	"github.com/kecis/kecis/saml/metadata"
@@ -122,9 +122,11 @@ func Example() {
 	}
 	dir[issuer].Services = []metadata.OfferedService{{Service: card.ServiceApprove, Callers: []metadata.Role{metadata.RoleMerchant}}}
 
-	// The issuer's side: its adapter store, and the Handler around its card
-	// system, accepting back-channel calls from the hub's TLS certificate only.
-	st := must(store.Open(ctx, "sqlite::memory:", bytes.Repeat([]byte{1}, 32))) // the at-rest key: from a secret store
+	// The issuer's side: its adapter store (SQLite here; pgstore for
+	// PostgreSQL — the program links the driver of the one it imports), and
+	// the Handler around its card system, accepting back-channel calls from
+	// the hub's TLS certificate only.
+	st := must(sqlitestore.Open(ctx, "sqlite::memory:", bytes.Repeat([]byte{1}, 32))) // the at-rest key: from a secret store
 	defer st.Close()
 	iss := &myIssuer{}
 	h := must(connectors.NewHandler(connectors.HandlerConfig{

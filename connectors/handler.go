@@ -44,9 +44,11 @@ type HandlerConfig struct {
 	// holds the card service's). A service with a registered rule cannot be
 	// given another here.
 	Objects map[string]ObjectRule
-	// Store holds replay and idempotency records; IdemKey keys the
+	// Store holds replay and idempotency records and the objects' owners:
+	// connectors/store/sqlitestore or connectors/store/pgstore, chosen by
+	// the program (the SDK links neither database). IdemKey keys the
 	// fingerprints' HMACs (a provider secret).
-	Store   *store.Store
+	Store   store.Store
 	IdemKey []byte
 	// Lease bounds an attempt; a retry after it runs the function again.
 	Lease     time.Duration
@@ -249,7 +251,7 @@ func (h *Handler) Handle(ctx context.Context, msg []byte) ([]byte, error) {
 		// The provider answered with another owner's object: that answer
 		// is never given, and the refusal is the key's outcome.
 		resp = h.objectRefusal(ctx, req, rule, ans, err)
-		err = h.cfg.Store.Finish(context.WithoutCancel(ctx), scope, req.IdempotencyKey, h.outcome(ctx, resp), h.cfg.Now())
+		err = h.cfg.Store.FinishObjects(context.WithoutCancel(ctx), scope, req.IdempotencyKey, h.outcome(ctx, resp), store.Objects{}, h.cfg.Now())
 	}
 	if err != nil {
 		h.cfg.Log.ErrorContext(ctx, "idempotency store: outcome not recorded", "err", err)

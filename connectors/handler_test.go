@@ -21,7 +21,8 @@ import (
 	"github.com/kecis/kecis/connectors"
 	"github.com/kecis/kecis/connectors/card"
 	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
-	"github.com/kecis/kecis/connectors/store"
+	"github.com/kecis/kecis/connectors/store/sqlitestore"
+	"github.com/kecis/kecis/connectors/store/storesql"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/internal/testutil"
 	"github.com/kecis/kecis/saml"
@@ -258,7 +259,7 @@ type world struct {
 	hub, merchant, issuer, evil *saml.Signer
 	hubTLS, strangerTLS         tls.Certificate
 	iss                         *fakeIssuer
-	store                       *store.Store
+	store                       *storesql.Store
 	h                           *connectors.Handler
 	srv                         *httptest.Server
 	log                         *syncBuffer
@@ -327,7 +328,7 @@ func newWorld(t *testing.T, edits ...func(issuer *metadata.EntityDescriptor)) *w
 	)
 	w.dir = &metadata.Client{HubURL: w.md.URL, HubCerts: []*x509.Certificate{mdSigner.Cert}, HTTP: w.md.Client(), Now: w.clock.Now}
 
-	w.store, err = store.Open(context.Background(), sqltest.TestSQLiteDSN(t), bytes.Repeat([]byte{7}, 32))
+	w.store, err = sqlitestore.Open(context.Background(), sqltest.TestSQLiteDSN(t), bytes.Repeat([]byte{7}, 32))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,10 @@ import (
 
 	"github.com/kecis/kecis/connectors"
 	"github.com/kecis/kecis/connectors/httpserver"
-	"github.com/kecis/kecis/connectors/store"
+	"github.com/kecis/kecis/connectors/sqlstore"
+	"github.com/kecis/kecis/connectors/store/pgstore"
+	"github.com/kecis/kecis/connectors/store/sqlitestore"
+	"github.com/kecis/kecis/connectors/store/storesql"
 	"github.com/kecis/kecis/saml"
 	"github.com/kecis/kecis/saml/metadata"
 )
@@ -26,7 +29,7 @@ type Sidecar struct {
 	Config  *Config
 	Handler *connectors.Handler
 	Caller  *Caller
-	store   *store.Store
+	store   *storesql.Store
 	tls     tls.Certificate
 	log     *slog.Logger
 	// limits bound both endpoints (KECIS §9.10); zero fields take the
@@ -91,7 +94,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Sidecar, error) {
 	if rest, ok := strings.CutPrefix(dsn, "sqlite:"); ok && rest != ":memory:" {
 		dsn = "sqlite:" + cfg.Path(rest)
 	}
-	st, err := store.Open(ctx, dsn, atRest)
+	st, err := openStore(ctx, dsn, atRest)
 	if err != nil {
 		return nil, fmt.Errorf("state.dsn: %w", err)
 	}
@@ -153,6 +156,20 @@ func (s *Sidecar) Serve(ctx context.Context, kecis, call net.Listener) error {
 		err = nil
 	}
 	return err
+}
+
+// openStore opens the adapter store state.dsn names: the sidecar links
+// both databases, and the DSN's dialect chooses (a program embedding the
+// SDK imports the one it uses, sqlitestore or pgstore).
+func openStore(ctx context.Context, dsn string, atRest []byte) (*storesql.Store, error) {
+	cfg, err := sqlstore.ParseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Dialect == sqlstore.Postgres {
+		return pgstore.Open(ctx, dsn, atRest)
+	}
+	return sqlitestore.Open(ctx, dsn, atRest)
 }
 
 // secretFile reads a hex secret (made on first run when missing).

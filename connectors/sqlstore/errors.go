@@ -5,50 +5,35 @@ import (
 	"errors"
 	"math/rand/v2"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
-)
-
-// PostgreSQL SQLSTATE codes this package recognises.
-const (
-	pgUniqueViolation      = "23505"
-	pgSerializationFailure = "40001"
-	pgDeadlockDetected     = "40P01"
 )
 
 // IsRetryable reports whether err is a transient conflict after which the
 // same transaction, run again, may succeed: SQLITE_BUSY or SQLITE_LOCKED
 // (busy_timeout ran out, or a deferred transaction could not upgrade its
-// lock), or a PostgreSQL serialization failure or deadlock.
+// lock), or a PostgreSQL serialization failure or deadlock. Each
+// registered driver recognises its own errors (Driver.Retryable).
 func IsRetryable(err error) bool {
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		switch se.Code() & 0xff {
-		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
-			return true
-		}
+	if err == nil {
 		return false
 	}
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code == pgSerializationFailure || pe.Code == pgDeadlockDetected
+	for _, d := range registered() {
+		if d.Retryable(err) {
+			return true
+		}
 	}
 	return false
 }
 
 // IsUniqueViolation reports whether err is a unique or primary-key
-// constraint violation.
+// constraint violation of a registered driver.
 func IsUniqueViolation(err error) bool {
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		c := se.Code()
-		return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	if err == nil {
+		return false
 	}
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code == pgUniqueViolation
+	for _, d := range registered() {
+		if d.UniqueViolation(err) {
+			return true
+		}
 	}
 	return false
 }

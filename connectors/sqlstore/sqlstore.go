@@ -21,6 +21,16 @@
 //	sqlite:PATH?_synchronous=NORMAL   modernc.org/sqlite parameters override the defaults
 //	postgres://user@host:5432/db?sslmode=disable   PostgreSQL through pgx (also postgresql://)
 //
+// This package links no database driver: a program imports the dialects
+// it supports for their side effect, and Open refuses the others (see
+// Driver):
+//
+//	import _ "github.com/kecis/kecis/connectors/sqlstore/sqlite"   // modernc.org/sqlite
+//	import _ "github.com/kecis/kecis/connectors/sqlstore/postgres" // pgx
+//
+// so that a provider embedding the SDK with a SQLite adapter store does
+// not carry the PostgreSQL driver, nor the reverse.
+//
 // SQLite runs through modernc.org/sqlite (pure Go, no cgo) with WAL,
 // busy_timeout, foreign keys, synchronous=FULL and BEGIN IMMEDIATE for
 // read-write transactions, so that writers queue on SQLite's lock instead of
@@ -40,10 +50,6 @@ import (
 	"runtime"
 	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
-	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
 )
 
 // Dialect names a supported SQL dialect.
@@ -71,8 +77,8 @@ type DB struct {
 // Config is a parsed DSN.
 type Config struct {
 	Dialect Dialect
-	// DriverName and DataSource are what sql.Open receives.
-	DriverName string
+	// DataSource is what sql.Open receives (with the registered driver's
+	// name, Driver.Name).
 	DataSource string
 	// Memory is true for sqlite::memory:.
 	Memory bool
@@ -94,7 +100,8 @@ var sqliteDefaults = [][2]string{
 	{"_txlock", "immediate"},
 }
 
-// ParseDSN parses a KECIS DSN (see the package documentation).
+// ParseDSN parses a KECIS DSN (see the package documentation). A
+// PostgreSQL DSN is checked further by the registered driver, when linked.
 func ParseDSN(dsn string) (Config, error) {
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):
@@ -121,16 +128,16 @@ func ParseDSN(dsn string) (Config, error) {
 		}
 		return Config{
 			Dialect:    SQLite,
-			DriverName: "sqlite",
 			DataSource: path + "?" + q.Encode(),
 			Memory:     memory,
 		}, nil
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		if _, err := pgconn.ParseConfig(dsn); err != nil {
-			// pgconn redacts the password in its own errors.
-			return Config{}, fmt.Errorf("sqlstore: postgres DSN: %w", err)
+		if d, ok := DriverOf(Postgres); ok && d.CheckDSN != nil {
+			if err := d.CheckDSN(dsn); err != nil {
+				return Config{}, fmt.Errorf("sqlstore: postgres DSN: %w", err)
+			}
 		}
-		return Config{Dialect: Postgres, DriverName: "pgx", DataSource: dsn}, nil
+		return Config{Dialect: Postgres, DataSource: dsn}, nil
 	default:
 		return Config{}, fmt.Errorf("sqlstore: unsupported DSN %q (want sqlite:PATH, sqlite::memory: or postgres://…)", RedactDSN(dsn))
 	}
@@ -149,13 +156,18 @@ func RedactDSN(dsn string) string {
 }
 
 // Open opens the database named by dsn, applies the connection settings of
-// its dialect and checks that it is reachable. It does not migrate.
+// its dialect and checks that it is reachable. It does not migrate. The
+// dialect's driver must be linked (see Driver).
 func Open(ctx context.Context, dsn string) (*DB, error) {
 	cfg, err := ParseDSN(dsn)
 	if err != nil {
 		return nil, err
 	}
-	sdb, err := sql.Open(cfg.DriverName, cfg.DataSource)
+	drv, ok := DriverOf(cfg.Dialect)
+	if !ok {
+		return nil, fmt.Errorf("sqlstore: %s: this program does not link the %s driver (import _ %q)", RedactDSN(dsn), cfg.Dialect, dialectPackage(cfg.Dialect))
+	}
+	sdb, err := sql.Open(drv.Name, cfg.DataSource)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: open %s: %w", RedactDSN(dsn), err)
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/kecis/kecis/connectors"
 	"github.com/kecis/kecis/connectors/card"
 	"github.com/kecis/kecis/connectors/sms"
-	adapterstore "github.com/kecis/kecis/connectors/store"
+	"github.com/kecis/kecis/connectors/store/sqlitestore"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/examples/issuer"
 	"github.com/kecis/kecis/examples/issuer/kecisadapter"
@@ -120,7 +120,7 @@ func (d *Demo) startIssuerAdapter(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	astore, err := adapterstore.Open(ctx, "sqlite:"+d.path("issuer", "kecis.db"), atRest)
+	astore, err := sqlitestore.Open(ctx, "sqlite:"+d.path("issuer", "kecis.db"), atRest)
 	if err != nil {
 		return err
 	}

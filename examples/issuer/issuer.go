@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/kecis/kecis/connectors/sqlstore"
+	_ "github.com/kecis/kecis/connectors/sqlstore/postgres" // the dialects its DSN may name
+	_ "github.com/kecis/kecis/connectors/sqlstore/sqlite"
 )
 
 // Component is the issuer's name in schema_migrations.

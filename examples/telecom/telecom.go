@@ -46,6 +46,8 @@ import (
 
 	"github.com/kecis/kecis/connectors/sms"
 	"github.com/kecis/kecis/connectors/sqlstore"
+	_ "github.com/kecis/kecis/connectors/sqlstore/postgres" // the dialects its DSN may name
+	_ "github.com/kecis/kecis/connectors/sqlstore/sqlite"
 	"github.com/kecis/kecis/ecml"
 )
 

@@ -1,7 +1,8 @@
 // Package sqltest provides DB-backed test helpers: a fresh PostgreSQL
 // schema per test (skipped on a laptop without PostgreSQL, failing under
 // CI=true) and a temporary SQLite file. It is kept apart from sqlstore so
-// that production binaries do not link the testing package.
+// that production binaries do not link the testing package. It links both
+// dialects' drivers, so that a test using it may open either.
 package sqltest
 
 import (
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"github.com/kecis/kecis/connectors/sqlstore"
+	_ "github.com/kecis/kecis/connectors/sqlstore/postgres" // the test databases of both dialects
+	_ "github.com/kecis/kecis/connectors/sqlstore/sqlite"
 	"github.com/kecis/kecis/internal/testutil"
 )
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kecis/kecis/connectors/store"
+	"github.com/kecis/kecis/connectors/store/storesql"
 	"github.com/kecis/kecis/saml"
 )
 
@@ -24,7 +25,7 @@ const raceRounds = 4
 func RunConcurrencyTests(t *testing.T, newDSN func(t *testing.T) string) {
 	tests := []struct {
 		name string
-		fn   func(t *testing.T, f *fixture, a, b *store.Store)
+		fn   func(t *testing.T, f *fixture, a, b *storesql.Store)
 	}{
 		{"SharedDatabase", testSharedDatabase},
 		{"ReplayRace", testReplayRace},
@@ -44,7 +45,7 @@ func RunConcurrencyTests(t *testing.T, newDSN func(t *testing.T) string) {
 // race runs fn(i, s) on Racers goroutines per store, all released at
 // once, and returns once all are done. i numbers the racers 0…2·Racers-1;
 // even i use a, odd i use b.
-func race(a, b *store.Store, fn func(i int, s *store.Store)) {
+func race(a, b *storesql.Store, fn func(i int, s *storesql.Store)) {
 	var (
 		wg    sync.WaitGroup
 		ready sync.WaitGroup
@@ -94,7 +95,7 @@ func tally(t *testing.T, what string, outs []beginOutcome) (map[saml.IdemResult]
 	return counts, winner
 }
 
-func testSharedDatabase(t *testing.T, f *fixture, a, b *store.Store) {
+func testSharedDatabase(t *testing.T, f *fixture, a, b *storesql.Store) {
 	begin(t, f, a, scope, key, fpA, at(0), claim(ownA, order("O-1")), saml.IdemAcquired)
 	begin(t, f, b, scope, key, fpA, at(time.Second), store.Objects{}, saml.IdemInFlight)
 	must(t, b.FinishObjects(f.ctx, scope, key, approved, claim(ownA, approval("N1")), at(2*time.Second)), "FinishObjects on b")
@@ -105,11 +106,11 @@ func testSharedDatabase(t *testing.T, f *fixture, a, b *store.Store) {
 	mustErr(t, a.Replay(func() time.Time { return t0 }).Remember(f.ctx, ownA, "_shared", at(time.Minute)), saml.ErrAlreadySeen, "Remember on a")
 }
 
-func testReplayRace(t *testing.T, f *fixture, a, b *store.Store) {
+func testReplayRace(t *testing.T, f *fixture, a, b *storesql.Store) {
 	for round := range raceRounds {
 		id := fmt.Sprintf("_race%d", round)
 		errs := make([]error, 2*Racers)
-		race(a, b, func(i int, s *store.Store) {
+		race(a, b, func(i int, s *storesql.Store) {
 			errs[i] = s.Replay(func() time.Time { return t0 }).Remember(f.ctx, ownA, id, at(5*time.Minute))
 		})
 		wins := 0
@@ -128,11 +129,11 @@ func testReplayRace(t *testing.T, f *fixture, a, b *store.Store) {
 	}
 }
 
-func testIdemAcquireRace(t *testing.T, f *fixture, a, b *store.Store) {
+func testIdemAcquireRace(t *testing.T, f *fixture, a, b *storesql.Store) {
 	for round := range raceRounds {
 		k := fmt.Sprintf("race-%d", round)
 		outs := make([]beginOutcome, 2*Racers)
-		race(a, b, func(i int, s *store.Store) {
+		race(a, b, func(i int, s *storesql.Store) {
 			o := &outs[i]
 			o.res, o.o, o.err = s.Begin(f.ctx, scope, k, fpA, lease, at(0))
 		})
@@ -143,12 +144,12 @@ func testIdemAcquireRace(t *testing.T, f *fixture, a, b *store.Store) {
 	}
 }
 
-func testIdemFingerprintRace(t *testing.T, f *fixture, a, b *store.Store) {
+func testIdemFingerprintRace(t *testing.T, f *fixture, a, b *storesql.Store) {
 	fps := func(i int) []byte { return fmt.Appendf(nil, "fingerprint-%d", i%3) }
 	for round := range raceRounds {
 		k := fmt.Sprintf("fp-race-%d", round)
 		outs := make([]beginOutcome, 2*Racers)
-		race(a, b, func(i int, s *store.Store) {
+		race(a, b, func(i int, s *storesql.Store) {
 			o := &outs[i]
 			o.res, o.o, o.err = s.Begin(f.ctx, scope, k, fps(i), lease, at(0))
 		})
@@ -176,13 +177,13 @@ func testIdemFingerprintRace(t *testing.T, f *fixture, a, b *store.Store) {
 	}
 }
 
-func testIdemReacquireRace(t *testing.T, f *fixture, a, b *store.Store) {
+func testIdemReacquireRace(t *testing.T, f *fixture, a, b *storesql.Store) {
 	for round := range raceRounds {
 		k := fmt.Sprintf("crashed-%d", round)
 		begin(t, f, a, scope, k, fpA, at(0), store.Objects{}, saml.IdemAcquired)
 		// The attempt crashed; its lease has run out when the retries race.
 		outs := make([]beginOutcome, 2*Racers)
-		race(a, b, func(i int, s *store.Store) {
+		race(a, b, func(i int, s *storesql.Store) {
 			o := &outs[i]
 			o.res, o.o, o.err = s.Begin(f.ctx, scope, k, fpA, lease, at(lease+time.Second))
 		})
@@ -193,14 +194,14 @@ func testIdemReacquireRace(t *testing.T, f *fixture, a, b *store.Store) {
 	}
 }
 
-func testObjectClaimRace(t *testing.T, f *fixture, a, b *store.Store) {
+func testObjectClaimRace(t *testing.T, f *fixture, a, b *storesql.Store) {
 	// Owners race to claim one approval number (a provider answering two
 	// merchants with one number): one gets it, the others are refused.
 	owner := func(i int) string { return fmt.Sprintf("https://merchant-%d.test", i) }
 	for round := range raceRounds {
 		n := approval(fmt.Sprintf("N-%d", round))
 		errs := make([]error, 2*Racers)
-		race(a, b, func(i int, s *store.Store) {
+		race(a, b, func(i int, s *storesql.Store) {
 			errs[i] = s.Objects(f.ctx, claim(owner(i), n), at(0))
 		})
 		winner := -1

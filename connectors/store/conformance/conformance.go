@@ -1,5 +1,7 @@
 // Package conformance is the test suite the adapter store
-// (connectors/store) runs on every database it supports, as the hub's
+// (connectors/store/storesql) runs on every database it supports — the
+// SQLite store's test (connectors/store/sqlitestore) and the PostgreSQL
+// store's (connectors/store/pgstore) —, as the hub's
 // store runs federation/store/conformance (after dex storage/conformance):
 // RunTests checks each behaviour on a fresh database per subtest,
 // RunConcurrencyTests checks that two stores on one database — two
@@ -43,6 +45,7 @@ import (
 
 	"github.com/kecis/kecis/connectors/sqlstore"
 	"github.com/kecis/kecis/connectors/store"
+	"github.com/kecis/kecis/connectors/store/storesql"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/saml"
 )
@@ -117,7 +120,7 @@ func RunTests(t *testing.T, newDSN func(t *testing.T) string) {
 type fixture struct {
 	ctx context.Context
 	dsn string
-	s   *store.Store
+	s   *storesql.Store
 	raw *sqlstore.DB
 }
 
@@ -135,9 +138,9 @@ func newFixture(t *testing.T, dsn string) *fixture {
 
 // open opens another store on the fixture's database, closed when the
 // test ends.
-func (f *fixture) open(t *testing.T, atRestKey []byte) *store.Store {
+func (f *fixture) open(t *testing.T, atRestKey []byte) *storesql.Store {
 	t.Helper()
-	s, err := store.Open(f.ctx, f.dsn, atRestKey)
+	s, err := storesql.Open(f.ctx, f.dsn, atRestKey)
 	if err != nil {
 		t.Fatalf("Open(%s): %v", sqlstore.RedactDSN(f.dsn), err)
 	}
@@ -166,7 +169,7 @@ func mustErr(t *testing.T, err, want error, what string) {
 
 // begin calls BeginObjects and fails unless it finds want; it returns the
 // outcome.
-func begin(t *testing.T, f *fixture, s *store.Store, scope, key string, fp []byte, now time.Time, obj store.Objects, want saml.IdemResult) *store.Outcome {
+func begin(t *testing.T, f *fixture, s *storesql.Store, scope, key string, fp []byte, now time.Time, obj store.Objects, want saml.IdemResult) *store.Outcome {
 	t.Helper()
 	res, o, err := s.BeginObjects(f.ctx, scope, key, fp, lease, now, obj)
 	if err != nil {
@@ -217,16 +220,16 @@ func check(owner string, refs ...store.ObjectRef) store.Objects {
 // Opening
 
 func testMigrations(t *testing.T, f *fixture) {
-	vs, err := f.raw.AppliedVersions(f.ctx, store.Component)
+	vs, err := f.raw.AppliedVersions(f.ctx, storesql.Component)
 	must(t, err, "AppliedVersions")
 	if len(vs) == 0 || vs[0] != 1 {
-		t.Fatalf("AppliedVersions(%s) = %v", store.Component, vs)
+		t.Fatalf("AppliedVersions(%s) = %v", storesql.Component, vs)
 	}
 	// Opening again (a restart, another replica) applies nothing new and
 	// keeps what is stored.
 	beginKey(t, f, fpA, at(0), saml.IdemAcquired)
 	again := f.open(t, AtRestKey)
-	vs2, err := f.raw.AppliedVersions(f.ctx, store.Component)
+	vs2, err := f.raw.AppliedVersions(f.ctx, storesql.Component)
 	must(t, err, "AppliedVersions after a second Open")
 	if fmt.Sprint(vs2) != fmt.Sprint(vs) {
 		t.Fatalf("a second Open applied %v, first %v", vs2, vs)
@@ -236,11 +239,11 @@ func testMigrations(t *testing.T, f *fixture) {
 
 func testAtRestKeyLength(t *testing.T, f *fixture) {
 	for _, n := range []int{0, 16, 31, 33, 64} {
-		if s, err := store.Open(f.ctx, f.dsn, bytes.Repeat([]byte{1}, n)); err == nil {
+		if s, err := storesql.Open(f.ctx, f.dsn, bytes.Repeat([]byte{1}, n)); err == nil {
 			s.Close()
 			t.Errorf("Open accepted a %d-byte at-rest key", n)
 		}
-		if _, err := store.New(f.ctx, f.raw, bytes.Repeat([]byte{1}, n)); err == nil {
+		if _, err := storesql.New(f.ctx, f.raw, bytes.Repeat([]byte{1}, n)); err == nil {
 			t.Errorf("New accepted a %d-byte at-rest key", n)
 		}
 	}

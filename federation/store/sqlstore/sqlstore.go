@@ -30,6 +30,8 @@ import (
 	"time"
 
 	sqldb "github.com/kecis/kecis/connectors/sqlstore"
+	_ "github.com/kecis/kecis/connectors/sqlstore/postgres" // the dialects its DSN may name
+	_ "github.com/kecis/kecis/connectors/sqlstore/sqlite"
 	"github.com/kecis/kecis/federation/store"
 	"github.com/kecis/kecis/saml"
 )

@@ -1,0 +1,262 @@
+// Package storesql is the one SQL implementation of the adapter store
+// (connectors/store.Store), in the provider's own database through the
+// project's neutral SQL plumbing (connectors/sqlstore): the replay cache
+// and the idempotency records that make the adapter the idempotency
+// authority (KECIS §7.1), and the owners of the provider's objects
+// (KECIS §13.3). Outcomes are sealed with AES-GCM under the provider's
+// at-rest key before they are stored; object IDs are stored as HMACs under
+// a key derived from it.
+//
+// It links no database driver: a program opens it through
+// connectors/store/sqlitestore or connectors/store/pgstore, which link
+// theirs, or passes New a database it opened itself. Both dialects run the
+// conformance suite in connectors/store/conformance.
+package storesql
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/kecis/kecis/connectors/sqlstore"
+	"github.com/kecis/kecis/connectors/store"
+	"github.com/kecis/kecis/saml"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Component is this package's name in schema_migrations.
+const Component = "kecis-adapter"
+
+// Store is the adapter's state in a SQL database.
+type Store struct {
+	db     *sqlstore.DB
+	aead   cipher.AEAD
+	refKey []byte
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (and migrates) the adapter's tables in the database at dsn,
+// whose dialect's driver the program links (see sqlstore.Driver).
+// atRestKey (32 bytes) seals stored outcomes.
+func Open(ctx context.Context, dsn string, atRestKey []byte) (*Store, error) {
+	db, err := sqlstore.Open(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	s, err := New(ctx, db, atRestKey)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// New uses an open database (the provider's own, shared with its tables).
+func New(ctx context.Context, db *sqlstore.DB, atRestKey []byte) (*Store, error) {
+	if len(atRestKey) != 32 {
+		return nil, errors.New("adapter store: the at-rest key must be 32 bytes")
+	}
+	b, err := aes.NewCipher(atRestKey)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(b)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := db.MigrateFS(ctx, Component, migrations, "migrations"); err != nil {
+		return nil, err
+	}
+	return &Store{db: db, aead: aead, refKey: objectKey(atRestKey)}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Replay returns the replay cache on the clock now.
+func (s *Store) Replay(now func() time.Time) saml.ReplayCache { return replay{s, now} }
+
+type replay struct {
+	s   *Store
+	now func() time.Time
+}
+
+// Remember implements saml.ReplayCache with one atomic statement.
+func (r replay) Remember(ctx context.Context, issuer, id string, expires time.Time) error {
+	now := r.now()
+	d := r.s.db.Dialect
+	res, err := r.s.db.ExecContext(ctx, `INSERT INTO adapter_replay (issuer, msg_id, expires) VALUES ($1, $2, $3)
+		ON CONFLICT (issuer, msg_id) DO UPDATE SET expires = excluded.expires WHERE adapter_replay.expires <= $4`,
+		issuer, id, d.Time(expires), d.Time(now))
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return saml.ErrAlreadySeen
+	}
+	return nil
+}
+
+// Begin takes the key for a new attempt and says what it found, in the
+// vocabulary the hub's guard speaks too (saml.IdemResult, KECIS §7.1):
+// IdemAcquired for a new key and IdemReacquired for one whose attempt
+// crashed (its lease ran out) — the caller holds the key and runs the
+// service; IdemDone with the stored outcome when the key finished with the
+// same fingerprint; IdemInFlight while another attempt holds an unexpired
+// lease; IdemMismatch when the key was used with another fingerprint. The
+// error is for failures only.
+func (s *Store) Begin(ctx context.Context, scope, key string, fingerprint []byte, lease time.Duration, now time.Time) (saml.IdemResult, *store.Outcome, error) {
+	return s.BeginObjects(ctx, scope, key, fingerprint, lease, now, store.Objects{})
+}
+
+// BeginObjects is Begin for a request that creates or names objects
+// (KECIS §13.3): when it takes the key, it also checks and claims obj in
+// the same transaction (one commit), and a refusal (ErrNotFound) leaves the
+// key untaken. A finished key answers its outcome without looking at obj:
+// its scope already holds the owner.
+func (s *Store) BeginObjects(ctx context.Context, scope, key string, fingerprint []byte, lease time.Duration, now time.Time, obj store.Objects) (saml.IdemResult, *store.Outcome, error) {
+	d := s.db.Dialect
+	var (
+		res saml.IdemResult
+		out *store.Outcome
+	)
+	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		res, out = "", nil // a retried transaction starts over
+		var fp, sealed []byte
+		var state string
+		var exp time.Time
+		err := tx.QueryRowContext(ctx, `SELECT fingerprint, state, lease_expires, outcome FROM adapter_idempotency WHERE scope = $1 AND idem_key = $2`,
+			scope, key).Scan(&fp, &state, sqlstore.ScanTime(&exp), &sealed)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			_, err := tx.ExecContext(ctx, `INSERT INTO adapter_idempotency (scope, idem_key, fingerprint, state, lease_expires, created_at, updated_at)
+				VALUES ($1, $2, $3, 'in_flight', $4, $5, $5)`, scope, key, fingerprint, d.Time(now.Add(lease)), d.Time(now))
+			if sqlstore.IsUniqueViolation(err) {
+				return refusal(saml.IdemInFlight)
+			}
+			if err != nil {
+				return err
+			}
+			res = saml.IdemAcquired
+			return s.apply(ctx, tx, obj, now)
+		case err != nil:
+			return err
+		}
+		if string(fp) != string(fingerprint) {
+			return refusal(saml.IdemMismatch)
+		}
+		if state == "done" {
+			o, err := s.open(sealed, scope, key)
+			if err != nil {
+				return err
+			}
+			res, out = saml.IdemDone, o
+			return nil
+		}
+		if now.Before(exp) {
+			return refusal(saml.IdemInFlight)
+		}
+		// An attempt that crashed: take the key again — only if the row is
+		// still the expired lease read above. Under PostgreSQL's READ
+		// COMMITTED two retries can both read it; the second UPDATE
+		// re-checks this WHERE against the first one's new lease and
+		// changes nothing, so only one of them runs the service.
+		upd, err := tx.ExecContext(ctx, `UPDATE adapter_idempotency SET lease_expires = $3, updated_at = $4
+			WHERE scope = $1 AND idem_key = $2 AND state = 'in_flight' AND lease_expires <= $4`,
+			scope, key, d.Time(now.Add(lease)), d.Time(now))
+		if err != nil {
+			return err
+		}
+		if n, err := upd.RowsAffected(); err != nil || n != 1 {
+			return refusal(saml.IdemInFlight)
+		}
+		res = saml.IdemReacquired
+		return s.apply(ctx, tx, obj, now)
+	})
+	var r refusal
+	if errors.As(err, &r) {
+		return saml.IdemResult(r), nil, nil
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	return res, out, nil
+}
+
+// refusal ends a Begin transaction that takes no key: it is rolled back
+// (under PostgreSQL a failed INSERT leaves nothing to commit) and Begin
+// answers the result.
+type refusal saml.IdemResult
+
+func (r refusal) Error() string { return "adapter store: idempotency key " + string(r) }
+
+// Finish records the outcome of the attempt that holds the key.
+func (s *Store) Finish(ctx context.Context, scope, key string, o *store.Outcome, now time.Time) error {
+	return s.FinishObjects(ctx, scope, key, o, store.Objects{}, now)
+}
+
+// FinishObjects is Finish for an outcome that reveals objects (the approval
+// number a card:approve created): obj is checked and claimed in the
+// transaction that records the outcome. On ErrNotFound nothing is written.
+func (s *Store) FinishObjects(ctx context.Context, scope, key string, o *store.Outcome, obj store.Objects, now time.Time) error {
+	sealed, err := s.seal(o, scope, key)
+	if err != nil {
+		return err
+	}
+	d := s.db.Dialect
+	const done = `UPDATE adapter_idempotency SET state = 'done', outcome = $3, updated_at = $4 WHERE scope = $1 AND idem_key = $2`
+	if obj.IsZero() {
+		_, err = s.db.ExecContext(ctx, done, scope, key, sealed, d.Time(now))
+		return err
+	}
+	return s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		if err := s.apply(ctx, tx, obj, now); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, done, scope, key, sealed, d.Time(now))
+		return err
+	})
+}
+
+// Abandon releases a key whose attempt failed without an outcome (a crash
+// of the provider's function): the next retry runs it again.
+func (s *Store) Abandon(ctx context.Context, scope, key string, now time.Time) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM adapter_idempotency WHERE scope = $1 AND idem_key = $2 AND state = 'in_flight'`, scope, key)
+	return err
+}
+
+func (s *Store) seal(o *store.Outcome, scope, key string) ([]byte, error) {
+	plain := []byte(o.Status.Code + "\x00" + o.Status.SubCode + "\x00" + o.Status.Message + "\x00" + string(o.Payload))
+	nonce := make([]byte, s.aead.NonceSize())
+	if _, err := io.ReadFull(rand.Reader, nonce); err != nil {
+		return nil, err
+	}
+	return s.aead.Seal(nonce, nonce, plain, []byte(scope+"\x00"+key)), nil
+}
+
+func (s *Store) open(sealed []byte, scope, key string) (*store.Outcome, error) {
+	n := s.aead.NonceSize()
+	if len(sealed) < n {
+		return nil, errors.New("adapter store: sealed outcome too short")
+	}
+	plain, err := s.aead.Open(nil, sealed[:n], sealed[n:], []byte(scope+"\x00"+key))
+	if err != nil {
+		return nil, fmt.Errorf("adapter store: the stored outcome does not open: %w", err)
+	}
+	parts := strings.SplitN(string(plain), "\x00", 4)
+	for len(parts) < 4 {
+		parts = append(parts, "")
+	}
+	return &store.Outcome{Status: saml.Status{Code: parts[0], SubCode: parts[1], Message: parts[2]}, Payload: []byte(parts[3])}, nil
+}
