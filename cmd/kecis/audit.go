@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -30,9 +31,15 @@ it, the hub-signed metadata of each signer in force at the time, for JSON-facade
 transactions the hub's record of how it authenticated the merchant, and
 VERIFY.sh, which checks all signatures with xmlsec1 without the hub's software.
 
---tx is the transaction ID of the audit log: "<issuer entityID>|<idempotency key>"
-(for facade requests the issuer is the hub), or a message ID.`,
-		Example: `  kecis audit export --config hub.yaml --tx 'https://shop.example/kecis|order-1001' --out evidence-1001
+--tx names the transaction, either way:
+  - the ID of its request: for a payment through the JSON facade, the
+    request_id of the facade's answer (ServiceRequest/@ID otherwise);
+  - "<issuer entityID>|<idempotency key>", the audit log's transaction ID.
+    For a payment through the JSON facade the issuer is the hub (its
+    entity_id), not the merchant, and the key is the Idempotency-Key header.
+The demo's hub (make run) keeps its configuration in .kecis-dev/hub/hub.yaml.`,
+		Example: `  kecis audit export --config .kecis-dev/hub/hub.yaml --tx _6f1d0c4be2a9487391a05d7e3c2b8f14 --out evidence-order-1001
+  kecis audit export --config .kecis-dev/hub/hub.yaml --tx 'https://hub.kecis.test/kecis|order-1001' --out evidence-1001
   sh evidence-1001/VERIFY.sh`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -52,6 +59,9 @@ VERIFY.sh, which checks all signatures with xmlsec1 without the hub's software.
 				return err
 			}
 			m, err := evidence.Export(ctx, st, cfg.EntityID, certs[0], tx, out, time.Now())
+			if errors.Is(err, evidence.ErrNoRecords) {
+				return fmt.Errorf("%w %q: give the request's ID (request_id in the facade's answer) or \"<issuer>|<idempotency key>\", where the facade's issuer is the hub: %q", err, tx, cfg.EntityID+"|<Idempotency-Key>")
+			}
 			if err != nil {
 				return err
 			}
@@ -60,7 +70,7 @@ VERIFY.sh, which checks all signatures with xmlsec1 without the hub's software.
 		},
 	}
 	export.Flags().StringVar(&cfgPath, "config", "hub.yaml", "the hub's configuration (for its database and certificate)")
-	export.Flags().StringVar(&tx, "tx", "", "transaction ID or message ID")
+	export.Flags().StringVar(&tx, "tx", "", "the request's ID (the facade's request_id) or ISSUER|IDEMPOTENCY-KEY")
 	export.Flags().StringVar(&out, "out", "", "directory to write the bundle into")
 	_ = export.MarkFlagRequired("tx")
 	_ = export.MarkFlagRequired("out")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -48,8 +47,10 @@ func newConformanceRunCmd() *cobra.Command {
 		Long: `Runs the plan the participant's metadata selects (its roles), or --plan, with
 the test profile's cards, hooks and tester keys. Progress is printed as the
 checks run; the reports go to --out. The exit status is 0 only if no check
-FAILED (WARNING, SKIPPED and REVIEW do not fail a run), 1 if one did, 2 if
-the run could not start.
+FAILED (WARNING, SKIPPED and REVIEW do not fail a run); 1 if one did, or if
+the run could not start (a profile, key or metadata that cannot be read, a
+hub that does not answer); 2 on a usage error (a required flag missing,
+flags that do not go together, an unknown --plan or --module).
 
 --target-metadata is a file or a URL — typically the hub's Metadata Query URL,
 https://HUB/kecis/metadata/entities/ENTITYID, verified with the hub's signing
@@ -74,7 +75,7 @@ TLS client); ` + "`kecis conformance run --own-hub DIR --keys-only`" + ` creates
 	f := cmd.Flags()
 	f.StringVar(&o.target, "target-metadata", "", "the participant's KECIS metadata: a file or an http(s) URL")
 	f.StringVar(&o.profile, "profile", "", "the participant's test profile (YAML; docs/conformance.md)")
-	f.StringVar(&o.plan, "plan", "", "the plan to run (default: discovered from the metadata's roles; see `kecis conformance list`)")
+	f.StringVar(&o.plan, "plan", "", "the plan to run (default: discovered from the metadata's roles; see kecis conformance list)")
 	f.StringVar(&o.hub, "hub", "", "the hub's URL (default: the profile's hub.url); ordinary requests go through it")
 	f.StringVar(&o.clientCert, "client-cert", "", "the tester's TLS client certificate (PEM; default: the profile's tester.tls)")
 	f.StringVar(&o.clientKey, "client-key", "", "its private key (PEM)")
@@ -90,11 +91,11 @@ TLS client); ` + "`kecis conformance run --own-hub DIR --keys-only`" + ` creates
 // prints what the participant must trust.
 func ownHubKeys(w io.Writer, dir string) error {
 	if dir == "" {
-		return fail(2, errors.New("--keys-only goes with --own-hub"))
+		return usagef("--keys-only goes with --own-hub")
 	}
 	own := &conformance.OwnHub{Dir: dir}
 	if err := own.EnsureKeys(); err != nil {
-		return fail(2, err)
+		return err
 	}
 	fmt.Fprintf(w, "own hub %s: configure the participant to trust\n  %s (its signing key: metadata, statuses)\n  %s (its TLS certificate: it calls the participant with it)\n",
 		conformance.OwnHubEntityID, own.SigningCert(), own.TLSCert())
@@ -103,31 +104,43 @@ func ownHubKeys(w io.Writer, dir string) error {
 
 // conformanceRun checks the flags, runs the plan until done or
 // interrupted, writes the reports to out and answers with the exit
-// status: 2 when the run could not start, 1 when a check FAILED.
+// status: 2 on a usage error, 1 when the run could not start or a check
+// FAILED.
 func conformanceRun(cmd *cobra.Command, o runOptions, out string) error {
 	if o.target == "" || o.profile == "" {
-		return fail(2, errors.New("--target-metadata and --profile are required"))
+		return usagef("--target-metadata and --profile are required")
 	}
 	if (o.clientCert == "") != (o.clientKey == "") {
-		return fail(2, errors.New("--client-cert and --client-key go together"))
+		return usagef("--client-cert and --client-key go together")
 	}
 	if o.ownHub != "" && o.hub != "" {
-		return fail(2, errors.New("--own-hub and --hub exclude each other"))
+		return usagef("--own-hub and --hub exclude each other")
+	}
+	if o.plan != "" {
+		p, err := conformance.PlanByName(o.plan)
+		if err != nil {
+			return fail(exitUsage, err)
+		}
+		for _, m := range o.modules {
+			if p.Module(m) == nil {
+				return usagef("--module %q: plan %s has no such module (it has %s)", m, p.Name, strings.Join(p.ModuleNames(), ", "))
+			}
+		}
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep, err := runConformance(ctx, cmd.OutOrStdout(), o)
 	if err != nil {
-		return fail(2, err)
+		return err
 	}
 	if out != "" {
 		if err := rep.WriteFiles(out); err != nil {
-			return fail(2, err)
+			return err
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "reports: %s/report.html, report.json, junit.xml\n", strings.TrimRight(out, "/"))
 	}
 	if n := rep.Summary[conformance.Failed]; n > 0 {
-		return fail(1, fmt.Errorf("%d check(s) FAILED", n))
+		return fail(exitFailed, fmt.Errorf("%d check(s) FAILED", n))
 	}
 	return nil
 }
@@ -253,7 +266,7 @@ func newConformanceListCmd() *cobra.Command {
 			if plan != "" {
 				p, err := conformance.PlanByName(plan)
 				if err != nil {
-					return fail(2, err)
+					return fail(exitUsage, err)
 				}
 				plans, verbose = []*conformance.Plan{p}, true
 			}

@@ -81,7 +81,7 @@ with the reason on standard error. Messages never show a full card number.`,
 				fmt.Fprintln(cmd.OutOrStdout(), pr.String())
 			}
 			if len(problems) > 0 {
-				return &exitError{code: 1}
+				return &exitError{code: exitFailed}
 			}
 			return nil
 		},
@@ -131,7 +131,7 @@ values themselves are not validated: pipe the output to "kecis ecml validate".`,
 					fmt.Fprintf(cmd.ErrOrStderr(), "kecis: %s: %s\n", pr.Name, pr.Message)
 				}
 				if !fe.OnlyUnknown() || !allowUnknown {
-					return &exitError{code: 1}
+					return &exitError{code: exitFailed}
 				}
 			case err != nil:
 				return ecmlFailf(cmd, "%v", err)
@@ -222,11 +222,11 @@ func ecmlTrimNewline(b []byte) []byte {
 // second message.
 func ecmlFailf(cmd *cobra.Command, format string, args ...any) error {
 	fmt.Fprintf(cmd.ErrOrStderr(), "kecis: "+format+"\n", args...)
-	return &exitError{code: 1}
+	return &exitError{code: exitFailed}
 }
 
 // ecmlUsageError reports a bad flag value with exit status 2.
 func ecmlUsageError(cmd *cobra.Command, msg string) error {
 	fmt.Fprintln(cmd.ErrOrStderr(), "kecis: "+msg)
-	return &exitError{code: 2}
+	return &exitError{code: exitUsage}
 }

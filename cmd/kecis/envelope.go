@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/beevik/etree"
 	"github.com/spf13/cobra"
 
 	"github.com/kecis/kecis/saml"
@@ -33,16 +34,27 @@ or stdin when FILE is absent or "-", and writes stdout.`,
 var envelopeSubcommands []func() *cobra.Command
 
 func newEnvelopeSignCmd() *cobra.Command {
-	var keyPath, certPath string
+	var (
+		keyPath, certPath string
+		keep              bool
+	)
 	cmd := &cobra.Command{
-		Use:   "sign --key K --cert C [FILE]",
+		Use:   "sign --key K --cert C [--keep] [FILE]",
 		Short: "Sign the root of a KECIS message (or any root element with an ID)",
 		Long: `Adds the enveloped signature of the KECIS signature profile to the document's
 root element: exclusive c14n, one reference to the root's ID, SHA-256,
 rsa-sha256 (RSA >= 2048) or ecdsa-sha256 (P-256, raw r||s), KeyInfo carrying
-the certificate, placed right after saml:Issuer. Prints the signed document.`,
-		Example: `  kecis envelope sign --key keys/key.pem --cert keys/cert.pem request.xml > signed.xml`,
-		Args:    cobra.MaximumNArgs(1),
+the certificate, placed right after saml:Issuer. Prints the signed document.
+
+The input is a template: the signed message gets a fresh ID and, when the
+root has one, an IssueInstant of now, so that a template signed twice makes
+two messages a receiver accepts (KECIS §7.2 refuses a repeated ID and an
+IssueInstant outside the clock skew; a retry is a new message with the same
+IdempotencyKey, §7.1). --keep signs the ID and IssueInstant as they are (to
+reproduce a message, or to sign one built elsewhere).`,
+		Example: `  kecis envelope sign --key keys/signing/key.pem --cert keys/signing/cert.pem request.xml > signed.xml
+  kecis envelope sign --keep --key keys/signing/key.pem --cert keys/signing/cert.pem request.xml > same-id.xml`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			signer, err := saml.LoadSigner(keyPath, certPath)
 			if err != nil {
@@ -56,6 +68,11 @@ the certificate, placed right after saml:Issuer. Prints the signed document.`,
 			if err != nil {
 				return fmt.Errorf("input: %s", describeErr(err))
 			}
+			if !keep {
+				if err := freshen(root, envOf(cmd)); err != nil {
+					return err
+				}
+			}
 			out, err := signer.SignToBytes(root)
 			if err != nil {
 				return err
@@ -66,9 +83,30 @@ the certificate, placed right after saml:Issuer. Prints the signed document.`,
 	}
 	cmd.Flags().StringVar(&keyPath, "key", "", "PEM private key (required)")
 	cmd.Flags().StringVar(&certPath, "cert", "", "PEM certificate of the key (required)")
+	cmd.Flags().BoolVar(&keep, "keep", false, "keep the input's ID and IssueInstant instead of giving the message fresh ones")
 	_ = cmd.MarkFlagRequired("key")
 	_ = cmd.MarkFlagRequired("cert")
 	return cmd
+}
+
+// freshen gives a template's root a fresh ID (saml.IDSource, from e's
+// randomness) and, when it has one, an IssueInstant of e's now: what makes
+// it a new message: a receiver refuses a repeated ID as a replay and an
+// IssueInstant outside its clock skew, and a retry is a new message with
+// the same idempotency key (KECIS §7.1, §7.2).
+func freshen(root *etree.Element, e env) error {
+	if root.SelectAttr("ID") == nil {
+		return nil // SignToBytes says what is missing
+	}
+	id, err := saml.IDSource{Rand: e.rand}.NewID()
+	if err != nil {
+		return err
+	}
+	root.CreateAttr("ID", id)
+	if root.SelectAttr("IssueInstant") != nil {
+		root.CreateAttr("IssueInstant", e.now().UTC().Format(saml.TimeLayout))
+	}
+	return nil
 }
 
 func newEnvelopeVerifyCmd() *cobra.Command {
@@ -138,7 +176,7 @@ func verifierFor(trust []string, nowFlag, destination string, skew time.Duration
 	now := time.Now()
 	if nowFlag != "" {
 		if now, err = time.Parse(time.RFC3339, nowFlag); err != nil {
-			return nil, fmt.Errorf("--now: %v", err)
+			return nil, usagef("--now: %v", err)
 		}
 	}
 	r := &saml.Receiver{
@@ -162,7 +200,12 @@ func newEnvelopeInspectCmd() *cobra.Command {
 (subject, SHA-256 fingerprint, expiry), what is encrypted for whom with which
 algorithms, and every problem visible without keys: a forbidden algorithm, a
 signature not at the profile's place, a missing idempotency key on an
-operation that changes state. It does not verify anything.`,
+operation that changes state. It does not verify anything.
+
+Exits 0 when it sees no problem, 1 when it lists one (an unsigned message
+is one).`,
+		Example: `  kecis envelope inspect signed.xml
+  kecis envelope inspect --json signed.xml`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			data, err := readInput(cmd, args)
@@ -173,9 +216,15 @@ operation that changes state. It does not verify anything.`,
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
+				if err := enc.Encode(rep); err != nil {
+					return err
+				}
+			} else {
+				printReport(cmd.OutOrStdout(), rep)
 			}
-			printReport(cmd.OutOrStdout(), rep)
+			if n := len(rep.Problems); n > 0 {
+				return fail(exitFailed, fmt.Errorf("%d problem(s) visible without keys", n))
+			}
 			return nil
 		},
 	}

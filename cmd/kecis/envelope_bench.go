@@ -82,6 +82,9 @@ line per operation, "RESULT kecis <op> <ops_per_sec>", or JSON with --json.
 
 // config reads the document and the keys the flags name.
 func (o *benchFlags) config() (benchConfig, error) {
+	if (o.rcert == "") != (o.rkey == "") {
+		return benchConfig{}, usagef("--recipient-key and --recipient-cert go together")
+	}
 	doc, err := os.ReadFile(o.in)
 	if err != nil {
 		return benchConfig{}, err
@@ -101,10 +104,7 @@ func (o *benchFlags) config() (benchConfig, error) {
 			cfg.RSA = s
 		}
 	}
-	if o.rcert != "" || o.rkey != "" {
-		if o.rcert == "" || o.rkey == "" {
-			return benchConfig{}, errors.New("recipient: --recipient-key and --recipient-cert go together")
-		}
+	if o.rcert != "" {
 		dk, err := saml.LoadDecryptionKey(o.rkey, o.rcert)
 		if err != nil {
 			return benchConfig{}, fmt.Errorf("recipient: %w", err)

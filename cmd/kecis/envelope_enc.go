@@ -84,7 +84,7 @@ func encryptorFor(certPath, recipient, transport, content string) (*saml.Encrypt
 	case "rsa-oaep":
 		enc.KeyTransport = saml.AlgRSAOAEP
 	default:
-		return nil, fmt.Errorf("--key-transport %q: use rsa-oaep-mgf1p or rsa-oaep", transport)
+		return nil, usagef("--key-transport %q: use rsa-oaep-mgf1p or rsa-oaep", transport)
 	}
 	switch content {
 	case "aes256-gcm":
@@ -92,7 +92,7 @@ func encryptorFor(certPath, recipient, transport, content string) (*saml.Encrypt
 	case "aes128-gcm":
 		enc.Content = saml.AES128GCM
 	default:
-		return nil, fmt.Errorf("--content %q: use aes256-gcm or aes128-gcm", content)
+		return nil, usagef("--content %q: use aes256-gcm or aes128-gcm", content)
 	}
 	return enc, nil
 }

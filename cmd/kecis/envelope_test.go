@@ -55,6 +55,15 @@ func kecis(t *testing.T, stdin []byte, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
+// kecisAt is kecis with the clock stopped at now and deterministic
+// randomness (the IDs envelope sign gives).
+func kecisAt(t *testing.T, now time.Time, stdin []byte, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := runEnv(env{now: func() time.Time { return now }, rand: testutil.NewDetRand(t.Name())}, args, bytes.NewReader(stdin), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
 func writeTemp(t *testing.T, name string, data []byte) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
@@ -77,7 +86,7 @@ func TestXMLSecInterop(t *testing.T) {
 		{"merchant-ec", saml.AlgECDSASHA256},
 	} {
 		t.Run(key.name+"/kecis-signs-xmlsec1-verifies", func(t *testing.T) {
-			code, signed, stderr := kecis(t, unsigned, "envelope", "sign", "--key", keyPath(key.name), "--cert", certPath(key.name))
+			code, signed, stderr := kecisAt(t, testutil.FixedNow, unsigned, "envelope", "sign", "--key", keyPath(key.name), "--cert", certPath(key.name))
 			if code != 0 {
 				t.Fatalf("kecis envelope sign: %d %s", code, stderr)
 			}
@@ -153,4 +162,87 @@ func signatureTemplate(t *testing.T, method string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestEnvelopeSignFreshens: envelope sign gives the template a fresh ID and
+// an IssueInstant of its clock, so that signing one template twice makes
+// two messages a receiver accepts; --keep signs the template's own.
+func TestEnvelopeSignFreshens(t *testing.T) {
+	tmpl := unsignedRequest(t)
+	oldID := tmpl.SelectAttrValue("ID", "")
+	unsigned, err := saml.Serialize(tmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := testutil.FixedNow.Add(time.Hour)
+	sign := func(extra ...string) *etree.Element {
+		t.Helper()
+		args := append([]string{"envelope", "sign", "--key", keyPath("merchant-ec"), "--cert", certPath("merchant-ec")}, extra...)
+		code, out, stderr := kecisAt(t, later, unsigned, args...)
+		if code != 0 {
+			t.Fatalf("sign %v: exit %d: %s", extra, code, stderr)
+		}
+		doc := etree.NewDocument()
+		if err := doc.ReadFromString(out); err != nil {
+			t.Fatal(err)
+		}
+		// The receiver accepts it at the signer's clock.
+		if code, _, stderr := kecis(t, []byte(out), "envelope", "verify", "--trust", certPath("merchant-ec"), "--now", later.Format(time.RFC3339)); code != 0 && len(extra) == 0 {
+			t.Fatalf("verify: exit %d: %s", code, stderr)
+		}
+		return doc.Root()
+	}
+	a := sign()
+	if id := a.SelectAttrValue("ID", ""); id == oldID || !strings.HasPrefix(id, "_") || len(id) != 33 {
+		t.Errorf("ID %q: want a fresh one (the template's is %q)", id, oldID)
+	}
+	if got := a.SelectAttrValue("IssueInstant", ""); got != later.Format(saml.TimeLayout) {
+		t.Errorf("IssueInstant %q, want the clock's %q", got, later.Format(saml.TimeLayout))
+	}
+	// Twice, with the real randomness: two different IDs.
+	var ids []string
+	for range 2 {
+		code, out, stderr := kecis(t, unsigned, "envelope", "sign", "--key", keyPath("merchant-ec"), "--cert", certPath("merchant-ec"))
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		doc := etree.NewDocument()
+		if err := doc.ReadFromString(out); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, doc.Root().SelectAttrValue("ID", ""))
+	}
+	if ids[0] == ids[1] {
+		t.Errorf("one template signed twice gave the same ID %s", ids[0])
+	}
+	k := sign("--keep")
+	if k.SelectAttrValue("ID", "") != oldID || k.SelectAttrValue("IssueInstant", "") != testutil.FixedNow.Format(saml.TimeLayout) {
+		t.Errorf("--keep: ID %s IssueInstant %s, want the template's %s %s", k.SelectAttrValue("ID", ""), k.SelectAttrValue("IssueInstant", ""),
+			oldID, testutil.FixedNow.Format(saml.TimeLayout))
+	}
+}
+
+// TestEnvelopeInspectExit: inspect exits 1 when it lists a problem (an
+// unsigned message, a missing idempotency key), 0 when it sees none, in
+// text and in JSON.
+func TestEnvelopeInspectExit(t *testing.T) {
+	unsigned, err := saml.Serialize(unsignedRequest(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, signed, _ := kecisAt(t, testutil.FixedNow, unsigned, "envelope", "sign", "--key", keyPath("merchant-rsa"), "--cert", certPath("merchant-rsa"))
+	for _, json := range []bool{false, true} {
+		args := []string{"envelope", "inspect"}
+		if json {
+			args = append(args, "--json")
+		}
+		code, out, stderr := kecis(t, []byte(signed), args...)
+		if code != 0 || stderr != "" {
+			t.Errorf("json=%v, signed: exit %d, stderr %q\n%s", json, code, stderr, out)
+		}
+		code, out, stderr = kecis(t, unsigned, args...)
+		if code != 1 || !strings.Contains(out, "unsigned") || !strings.HasPrefix(stderr, "kecis: ") || !strings.HasSuffix(stderr, " problem(s) visible without keys\n") {
+			t.Errorf("json=%v, unsigned: exit %d, stderr %q\n%s", json, code, stderr, out)
+		}
+	}
 }

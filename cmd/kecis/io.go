@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"os"
 
@@ -27,3 +28,10 @@ func readInput(cmd *cobra.Command, args []string) ([]byte, error) {
 // fail returns an error that makes kecis exit with code, printing err (if
 // any) on stderr.
 func fail(code int, err error) error { return &exitError{code: code, err: err} }
+
+// usagef is a usage error found by a command itself — a flag value it
+// cannot take, flags that go together or exclude each other: exit status
+// 2, like the errors cobra finds.
+func usagef(format string, args ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}

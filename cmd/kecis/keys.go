@@ -43,7 +43,10 @@ CA chain. key.pem is written with mode 0600 and never overwritten unless
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
-				return fmt.Errorf("--out DIR is required")
+				return usagef("--out DIR is required")
+			}
+			if kt := saml.KeyType(typ); kt != saml.KeyRSA && kt != saml.KeyECDSA {
+				return usagef("--type %q: use %s or %s", typ, saml.KeyRSA, saml.KeyECDSA)
 			}
 			key, err := saml.GenerateKey(saml.KeyType(typ), nil)
 			if err != nil {

@@ -182,13 +182,13 @@ func bindingName(s string) string {
 func parseEndpointSpec(spec string) (metadata.Endpoint, error) {
 	parts := strings.Split(spec, "|")
 	if len(parts) < 3 || len(parts) > 4 {
-		return metadata.Endpoint{}, fmt.Errorf("--endpoint %q: want SERVICE|BINDING|URL[|PRIORITY]", spec)
+		return metadata.Endpoint{}, usagef("--endpoint %q: want SERVICE|BINDING|URL[|PRIORITY]", spec)
 	}
 	e := metadata.Endpoint{Service: serviceName(strings.TrimSpace(parts[0])), Binding: bindingName(strings.TrimSpace(parts[1])), Location: strings.TrimSpace(parts[2])}
 	if len(parts) == 4 {
 		p, err := strconv.Atoi(strings.TrimSpace(parts[3]))
 		if err != nil {
-			return e, fmt.Errorf("--endpoint %q: priority %q is not a number", spec, parts[3])
+			return e, usagef("--endpoint %q: priority %q is not a number", spec, parts[3])
 		}
 		e.Priority = p
 	}
@@ -205,7 +205,7 @@ func parseServiceSpec(spec string) (metadata.OfferedService, error) {
 		case strings.HasPrefix(p, "bins="):
 			l, err := metadata.ParseBINList(strings.TrimPrefix(p, "bins="))
 			if err != nil {
-				return s, fmt.Errorf("--service %q: %w", spec, err)
+				return s, usagef("--service %q: %w", spec, err)
 			}
 			s.BINs = append(s.BINs, l...)
 		case strings.HasPrefix(p, "callers="):
@@ -230,15 +230,15 @@ func parseServiceSpec(spec string) (metadata.OfferedService, error) {
 			cur, rng, ok := strings.Cut(p, ":")
 			lo, hi, ok2 := strings.Cut(rng, "-")
 			if !ok || !ok2 {
-				return s, fmt.Errorf("--service %q: %q is neither CUR:MIN-MAX, bins=, banks=, callers= nor caller-entities=", spec, p)
+				return s, usagef("--service %q: %q is neither CUR:MIN-MAX, bins=, banks=, callers= nor caller-entities=", spec, p)
 			}
 			min, err := ecml.ParseAmount(lo, cur)
 			if err != nil {
-				return s, fmt.Errorf("--service %q: minimum: %w", spec, err)
+				return s, usagef("--service %q: minimum: %w", spec, err)
 			}
 			max, err := ecml.ParseAmount(hi, cur)
 			if err != nil {
-				return s, fmt.Errorf("--service %q: maximum: %w", spec, err)
+				return s, usagef("--service %q: maximum: %w", spec, err)
 			}
 			s.Limits = append(s.Limits, metadata.Limit{Currency: cur, Min: min.Minor, Max: max.Minor})
 		}
@@ -275,7 +275,7 @@ func parseNow(s string) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("--now: %v", err)
+		return time.Time{}, usagef("--now: %v", err)
 	}
 	return t.UTC(), nil
 }
@@ -445,7 +445,12 @@ goes to stderr. Nothing is written when verification fails.`,
 	return cmd
 }
 
-// run fetches, verifies and writes the descriptor or the aggregate.
+// run fetches and verifies the descriptor or the aggregate through
+// metadata.Client, the one fetch-and-verify path of the federation's
+// participants (KECIS §11.2: the pinned hub certificates, validUntil, the
+// descriptor of the entity asked for), and writes the document exactly as
+// the hub sent it, which the Client's transport keeps (keepBody): the
+// Client hands out what it parsed, the evidence is the bytes.
 func (o *exportFlags) run(cmd *cobra.Command) error {
 	certs, err := saml.LoadCertificates(o.trust...)
 	if err != nil {
@@ -455,60 +460,71 @@ func (o *exportFlags) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	u := strings.TrimRight(o.hubURL, "/") + metadata.AggregatePath
-	if o.entity != "" {
-		u = strings.TrimRight(o.hubURL, "/") + metadata.EntitiesPath + metadata.EncodeMDQ(o.entity)
-	}
-	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
-	defer cancel()
-	hc := http.DefaultClient
+	hc := &http.Client{Timeout: o.timeout}
 	if o.hubTLS != "" {
 		if hc, err = (&hubClientFlags{hubTLSCert: o.hubTLS, timeout: o.timeout}).client(); err != nil {
 			return err
 		}
 	}
-	data, err := httpGet(ctx, hc, u)
-	if err != nil {
-		return err
+	kept := &keepBody{base: hc.Transport}
+	hc.Transport = kept
+	mc := &metadata.Client{HubURL: o.hubURL, HubCerts: certs, HTTP: hc, Now: func() time.Time { return now }}
+	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
+	defer cancel()
+	var (
+		entities   int
+		validUntil time.Time
+	)
+	if o.entity != "" {
+		var ed *metadata.EntityDescriptor
+		if ed, err = mc.Lookup(ctx, o.entity); err == nil {
+			entities, validUntil = 1, ed.ValidUntil
+		}
+	} else {
+		var a *metadata.Aggregate
+		if a, err = mc.Aggregate(ctx); err == nil {
+			entities, validUntil = len(a.Entities), a.ValidUntil
+		}
 	}
-	a, isAggregate, err := verifyMetadata(data, certs, now)
-	if err != nil {
+	switch {
+	case errors.Is(err, saml.ErrUnknownEntity):
+		return fmt.Errorf("%s is not an active participant of the hub (HTTP 404)", o.entity)
+	case err != nil && kept.status == http.StatusOK:
+		// The hub answered and the answer does not verify.
 		fmt.Fprintln(cmd.ErrOrStderr(), "refused:", err)
-		return fail(1, nil)
-	}
-	if o.entity != "" && (isAggregate || len(a.Entities) != 1 || a.Entities[0].EntityID != o.entity) {
-		return fmt.Errorf("the hub did not answer with %s's descriptor", o.entity)
-	}
-	if o.entity == "" && !isAggregate {
-		return errors.New("the hub did not answer with an aggregate")
-	}
-	if err := writeOutput(cmd, o.out, data); err != nil {
+		return fail(exitFailed, nil)
+	case err != nil:
 		return err
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "exported %d entities (%d bytes), verified, valid until %s\n", len(a.Entities), len(data), a.ValidUntil.UTC().Format(time.RFC3339))
+	if err := writeOutput(cmd, o.out, kept.body.Bytes()); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "exported %d entities (%d bytes), verified, valid until %s\n", entities, kept.body.Len(), validUntil.UTC().Format(time.RFC3339))
 	return nil
 }
 
-func httpGet(ctx context.Context, hc *http.Client, u string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+// keepBody is an http.RoundTripper that keeps the status and the body of
+// the one response metadata.Client reads, as the Client reads it.
+type keepBody struct {
+	base   http.RoundTripper
+	status int
+	body   bytes.Buffer
+}
+
+func (k *keepBody) RoundTrip(req *http.Request) (*http.Response, error) {
+	base := k.base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	resp, err := base.RoundTrip(req)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Accept", metadata.MediaType)
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, metadata.MaxAggregateBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		if len(data) > 200 {
-			data = data[:200]
-		}
-		return nil, fmt.Errorf("GET %s: HTTP %d: %s", u, resp.StatusCode, strings.TrimSpace(string(data)))
-	}
-	return data, nil
+	k.status = resp.StatusCode
+	k.body.Reset()
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.TeeReader(resp.Body, &k.body), resp.Body}
+	return resp, nil
 }

@@ -186,7 +186,7 @@ func TestMetadataExportVerify(t *testing.T) {
 		t.Fatal("export wrote a document that did not verify")
 	}
 	code, _, stderr = kecis(t, nil, "metadata", "export", "--hub", h.URL, "--trust", hubCert, "--entity", "https://ghost.example/kecis", "--now", nowFlag)
-	if code == 0 || !strings.Contains(stderr, "HTTP 404") {
+	if code != 1 || !strings.Contains(stderr, "is not an active participant of the hub (HTTP 404)") {
 		t.Fatalf("unknown entity: %d %s", code, stderr)
 	}
 }
