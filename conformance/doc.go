@@ -30,7 +30,7 @@
 // hub plan's governance module changes the tester's own metadata at the
 // hub and withdraws the change.
 //
-// Layering (DESIGN.md §4): this package uses saml, ecml and the client side
+// Layering (KECIS §1.4): this package uses saml, ecml and the client side
 // of saml/metadata, never the hub's server, registry, router or store, nor
 // the examples (TestImportsNoHub); the hub it runs itself (OwnHub) is
 // `kecis serve`, driven through its API.

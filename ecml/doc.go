@@ -1,7 +1,7 @@
 // Package ecml is the KECIS data model: ECML v2 (RFC 4112, the Electronic
 // Commerce Modeling Language, updating RFC 3106) and the KECIS extension
 // elements, as carried in the kecis:Payload of a KECIS service request or
-// response (DESIGN.md §2). It imports nothing of the project; its only
+// response (KECIS §2.2, §14). It imports nothing of the project; its only
 // dependency is github.com/beevik/etree, the parser the envelope layer
 // verifies signatures with, so that one parser reads every byte (no parser
 // differential).
@@ -34,8 +34,8 @@
 //
 // # Mapping decisions
 //
-// RFC 4112 gives some flat fields no explicit XML slot (marked * in
-// ECML.md §3). KECIS maps them as follows:
+// RFC 4112 gives some flat fields no explicit XML slot (docs/ecml.md,
+// flat form names). KECIS maps them as follows:
 //
 //	Ecom_Payment_Card_IssueNumber   /Ecom/Payment/Card/@Issuer (the Schema's attribute)
 //	Ecom_Merchant_ID                /Ecom/Merchant/@id
@@ -63,7 +63,7 @@
 // They stand as siblings of Ecom in the container, so that Ecom stays valid
 // RFC 4112 ECML; the container is kecis:Payload (urn:kecis:protocol:1.0).
 // Order in the container, and the schema (attributes in brackets, S marks
-// what must be encrypted, DESIGN.md §2):
+// what must be encrypted, KECIS §8.1):
 //
 //	Ecom
 //	kx:UserData [Gender Preferences]

@@ -2,7 +2,7 @@ package ecml
 
 import "github.com/beevik/etree"
 
-// sensitiveElements lists the elements that DESIGN.md §2 ("must be
+// sensitiveElements lists the elements that KECIS §8.1 ("what is
 // encrypted") requires to travel as xenc:EncryptedData, by path from the
 // payload container.
 var sensitiveElements = []string{
@@ -20,7 +20,7 @@ var sensitiveElements = []string{
 }
 
 // SensitiveElements returns, in document order, the clear elements inside a
-// payload container that DESIGN.md §2 says must be encrypted: Ecom/Payment/
+// payload container that KECIS §8.1 says must be encrypted: Ecom/Payment/
 // Card, Ecom/Loyalty, Ecom/User/Password, Ecom/Transaction/Data/Track1 and
 // Track2, kx:UserData/kx:BirthDate, kx:BankAccount/kx:AccountNumber,
 // kx:OneTimeCode, kx:AmountAuth/kx:Challenge, kx:VirtualCard/kx:Number and

@@ -5,7 +5,7 @@ import "github.com/beevik/etree"
 // Namespaces of the payload.
 const (
 	// ExtNamespace is the namespace of the KECIS extension elements: data
-	// that ECML v2 lacks (DESIGN.md §2, payload). They stand as siblings of
+	// that ECML v2 lacks (KECIS §14.1). They stand as siblings of
 	// Ecom in the payload container, so that Ecom itself stays valid
 	// RFC 4112 ECML.
 	ExtNamespace = "urn:kecis:ecml-ext:1.0"
@@ -13,7 +13,7 @@ const (
 	// any prefix bound to it.
 	ExtPrefix = "kx"
 	// ProtocolNamespace is the KECIS protocol namespace, of the container
-	// element kecis:Payload (DESIGN.md §2).
+	// element kecis:Payload (KECIS §2.2).
 	ProtocolNamespace = "urn:kecis:protocol:1.0"
 	// ProtocolPrefix is the prefix KECIS writes for [ProtocolNamespace].
 	ProtocolPrefix = "kecis"
@@ -23,12 +23,12 @@ const (
 	// xenc:EncryptedData stand-ins.
 	XMLEncNamespace = "http://www.w3.org/2001/04/xmlenc#"
 	// XMLEncElementType is the EncryptedData/@Type of an encrypted element,
-	// the only kind KECIS uses (DESIGN.md §2, encryption).
+	// the only kind KECIS uses (KECIS §8.1).
 	XMLEncElementType = XMLEncNamespace + "Element"
 )
 
 // Payload is the content of a KECIS payload container (kecis:Payload,
-// DESIGN.md §2): exactly one ECML v2 Ecom element and the KECIS extension
+// KECIS §14.1): exactly one ECML v2 Ecom element and the KECIS extension
 // elements in [ExtNamespace].
 //
 // Children of the container appear, and are written, in this fixed order:
@@ -54,7 +54,7 @@ type Payload struct {
 	Escrow       *Escrow
 
 	// OneTimeCode is kx:OneTimeCode: a one-time code of 4 to 10 digits (the
-	// code texted to a payee in a 2-WAY transfer, DESIGN.md §3). Sensitive.
+	// code texted to a payee in a 2-WAY transfer, KECIS §15.5). Sensitive.
 	OneTimeCode Secret
 	// EncryptedOneTimeCode is an xenc:EncryptedData child of the container in
 	// the OneTimeCode slot: after the clear extension elements and before a
@@ -82,7 +82,7 @@ type Payload struct {
 type UserData struct {
 	Gender      string // "M" or "F" (case-insensitive)
 	Preferences string
-	BirthDate   *BirthDate // sensitive (DESIGN.md §2)
+	BirthDate   *BirthDate // sensitive (KECIS §8.1)
 	// EncryptedBirthDate is the xenc:EncryptedData that stands where
 	// kx:BirthDate stands.
 	EncryptedBirthDate *etree.Element
@@ -121,7 +121,7 @@ type BankAccount struct {
 }
 
 // Transfer purposes (kx:Transfer/@Purpose), from the 2-WAY transaction
-// verification paper (DESIGN.md §3, twoway).
+// verification paper (KECIS §15.5).
 const (
 	PurposePhishingPrevention = "phishing-prevention"
 	PurposeMutualAgreement    = "mutual-agreement"
@@ -146,7 +146,7 @@ type Terms struct {
 }
 
 // AmountAuth is kx:AmountAuth [SessionID Ceiling Currency] with
-// kx:Challenge: amount authentication (DESIGN.md §3, amountauth). The
+// kx:Challenge: amount authentication (KECIS §15.3). The
 // Challenge is the secret amount the cardholder reads from the issuer's SMS;
 // it travels encrypted, under the public Ceiling the recipient enforces.
 type AmountAuth struct {
@@ -160,7 +160,7 @@ type AmountAuth struct {
 }
 
 // Virtual card types (kx:VirtualCard/@Type), the card types of the VCN paper
-// (DESIGN.md §3, vcn).
+// (KECIS §15.4).
 const (
 	VirtualCardCredit  = "credit"
 	VirtualCardCheck   = "check"
@@ -180,7 +180,7 @@ type VirtualCard struct {
 }
 
 // Escrow states (kx:Escrow/@State): funded → shipped → confirmed (released),
-// or disputed → refunded (DESIGN.md §3, escrow).
+// or disputed → refunded (KECIS §15.6).
 const (
 	EscrowFunded    = "funded"
 	EscrowShipped   = "shipped"
@@ -195,9 +195,9 @@ type Escrow struct {
 }
 
 // KeyIn is kx:KeyIn [PasswordPrefix BirthDate BusinessNumber]: the data a
-// Korean key-in card payment asks for besides the card (DESIGN.md §3, card
+// Korean key-in card payment asks for besides the card (KECIS §15.2, card
 // approve). It is sensitive as a whole (card passwords and birth dates,
-// DESIGN.md §2). Exactly one of BirthDate (personal cards) and
+// KECIS §8.1). Exactly one of BirthDate (personal cards) and
 // BusinessNumber (corporate cards) is given.
 type KeyIn struct {
 	PasswordPrefix Secret // the two leading digits of the card password

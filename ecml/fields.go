@@ -446,7 +446,7 @@ func FlatNamePath(name string) (string, bool) {
 
 // SensitivePaths lists, sorted, the paths (from the payload container, list
 // indexes left out) of everything KECIS treats as sensitive: the elements
-// DESIGN.md §2 requires to be encrypted (which [SensitiveElements] returns),
+// KECIS §8.1 requires to be encrypted (which [SensitiveElements] returns),
 // and the values inside them that are [PAN] or [Secret] in the model. Every
 // other field is public.
 func SensitivePaths() []string {

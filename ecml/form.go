@@ -44,7 +44,7 @@ func (e *FormError) OnlyUnknown() bool { return len(e.Problems) == 0 }
 
 // FromForm builds a payload from ECML flat fields (RFC 4112 §2.1.1, the
 // names of an HTML checkout form, application/x-www-form-urlencoded), every
-// name of ECML.md §3: the ShipTo/BillTo/ReceiptTo families, the payment and
+// name of RFC 4112 §2.1.1: the ShipTo/BillTo/ReceiptTo families, the payment and
 // loyalty cards, the user and user data, the wallet, the device, the
 // merchant→consumer and merchant→processor transaction fields and
 // Ecom_TransactionComplete. Names with no XML slot in RFC 4112 go to the

@@ -20,7 +20,7 @@ func readForm(t *testing.T, name string) url.Values {
 }
 
 // TestFlatNamesComplete: the field table knows exactly the flat names of
-// ECML.md §3, and the full fixtures hold every one of them.
+// RFC 4112 §2.1.1, and the full fixtures hold every one of them.
 func TestFlatNamesComplete(t *testing.T) {
 	var want []string
 	for _, line := range strings.Split(string(readFixture(t, "ecml-flat-names.txt")), "\n") {
@@ -29,7 +29,7 @@ func TestFlatNamesComplete(t *testing.T) {
 		}
 	}
 	if got := FlatNames(); !slices.Equal(got, want) {
-		t.Errorf("FlatNames differs from ECML.md:\nextra %v\nmissing %v", minus(got, want), minus(want, got))
+		t.Errorf("FlatNames differs from testdata/ecml-flat-names.txt:\nextra %v\nmissing %v", minus(got, want), minus(want, got))
 	}
 	form := readForm(t, "full.form")
 	for _, n := range want {

@@ -48,7 +48,7 @@ func mustMarshal(t testing.TB, p *Payload) []byte {
 	return out
 }
 
-// fullPayload is testdata/full.xml, every field of ECML.md set.
+// fullPayload is testdata/full.xml, every ECML v2 field set.
 func fullPayload(t testing.TB) *Payload {
 	t.Helper()
 	return mustParse(t, readFixture(t, "full.xml"))

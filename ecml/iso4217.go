@@ -2,8 +2,8 @@ package ecml
 
 // iso4217 maps every active ISO 4217 currency code (List One, as amended up
 // to the introduction of XCG in 2025 and ZWG in 2024) that has minor units to
-// their number: the digits an amount carries after the period (DESIGN.md §2,
-// amounts). Codes whose minor unit is "N.A." (XAG, XAU, XBA, XBB, XBC, XBD,
+// their number: the digits an amount carries after the period (KECIS
+// §14.3). Codes whose minor unit is "N.A." (XAG, XAU, XBA, XBB, XBC, XBD,
 // XDR, XPD, XPT, XSU, XTS, XUA, XXX) are left out: no amount is written in
 // them. Withdrawn codes (ANG, CUC, HRK, MRO, SLL, STD, VEF, ZWL, …) are left
 // out too. BGN stays until ISO withdraws it from List One.

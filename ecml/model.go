@@ -15,7 +15,7 @@ import "github.com/beevik/etree"
 //   - Every ECML element keeps its own Mode attribute ("Query" or "Assert",
 //     §3.1), so that it round-trips. Extension elements have no Mode.
 //   - Secrets are [PAN] or [Secret] values, which never print themselves.
-//   - Where a sensitive element (DESIGN.md §2) may be replaced by an
+//   - Where a sensitive element (KECIS §8.1) may be replaced by an
 //     xenc:EncryptedData element, the struct has an Encrypted… field beside
 //     the clear one: it holds a detached copy of the EncryptedData element
 //     that stood in that element's place. EncryptedData does not say what it
@@ -53,7 +53,7 @@ type Ecom struct {
 	BillTo    *Address // Ecom_BillTo_*
 	ReceiptTo *Address // Ecom_ReceiptTo_*, note 32: when the bill payer is not the card holder
 	Payment   *Payment // Ecom_Payment_Card_*
-	Loyalty   *Loyalty // Ecom_Loyalty_Card_*; sensitive as a whole (DESIGN.md §2)
+	Loyalty   *Loyalty // Ecom_Loyalty_Card_*; sensitive as a whole (KECIS §8.1)
 	// EncryptedLoyalty is the xenc:EncryptedData that stands where Loyalty
 	// stands.
 	EncryptedLoyalty *etree.Element
@@ -154,7 +154,7 @@ type SecretText struct {
 // Payment is /Ecom/Payment, holding Card.
 type Payment struct {
 	Mode string
-	Card *Card // sensitive as a whole (DESIGN.md §2)
+	Card *Card // sensitive as a whole (KECIS §8.1)
 	// EncryptedCard is the xenc:EncryptedData that stands where Card stands.
 	EncryptedCard *etree.Element
 }
@@ -174,7 +174,7 @@ type Card struct {
 	Verification Secret // @Verification, note 13: CVV2/CVC2/CID
 	// Issuer carries the card issue number of Ecom_Payment_Card_IssueNumber
 	// (note 53, 1–2 digits, as on Maestro/Solo cards). RFC 4112 has no
-	// explicit XML slot for the issue number (ECML.md marks the path with *);
+	// explicit XML slot for the issue number (docs/ecml.md, flat form names);
 	// KECIS maps it to the Schema's Card/@Issuer attribute.
 	Issuer    string
 	ExpDate   *Date // Ecom_Payment_Card_ExpDate_Day/_Month/_Year, notes 14–16
@@ -194,7 +194,7 @@ type Date struct {
 }
 
 // Loyalty is /Ecom/Loyalty [Name Type Number Verification] with ExpDate and
-// ValidDate. It is sensitive as a whole (DESIGN.md §2).
+// ValidDate. It is sensitive as a whole (KECIS §8.1).
 type Loyalty struct {
 	Mode         string
 	Name         string // Ecom_Loyalty_Card_Name
@@ -213,7 +213,7 @@ type User struct {
 	DataCountry    string      // @DataCountry, Ecom_UserData_Country, note 7
 	DataLanguage   string      // @DataLanguage (xs:language), Ecom_UserData_Language, note 33
 	UserID         *Text       // Ecom_User_ID
-	Password       *SecretText // Ecom_User_Password; sensitive (DESIGN.md §2)
+	Password       *SecretText // Ecom_User_Password; sensitive (KECIS §8.1)
 	// EncryptedPassword is the xenc:EncryptedData that stands where Password
 	// stands.
 	EncryptedPassword *etree.Element
@@ -224,7 +224,7 @@ type User struct {
 type Merchant struct {
 	Mode string
 	// ID carries Ecom_Merchant_ID (the card acceptor ID, ISO 8583 field 42).
-	// RFC 4112 gives it no explicit XML slot (ECML.md marks it *); KECIS
+	// RFC 4112 gives it no explicit XML slot (docs/ecml.md); KECIS
 	// writes it as Merchant/@id.
 	ID       string
 	Terminal *Terminal
@@ -240,14 +240,14 @@ type Terminal struct {
 
 // Transaction is /Ecom/Transaction [Mode Currency Type Amount] with children
 // Id, Code, Date, Data, Inquiry, Signature in that order. Amount is in the
-// DTD only (the Schema omits it); KECIS uses it (DESIGN.md §2, amounts).
+// DTD only (the Schema omits it); KECIS uses it (KECIS §14.3).
 type Transaction struct {
 	Mode     string
 	Currency string // @Currency, Ecom_Transaction_CurrencyCode, note 28: ISO 4217 alpha-3
 	// Type is Ecom_Transaction_Type (note 30): "debit" or "credit".
 	Type string
 	// Amount is Ecom_Transaction_Amount (note 27) in the KECIS form of
-	// DESIGN.md §2: see [ParseAmount], [Transaction.Money].
+	// KECIS §14.3: see [ParseAmount], [Transaction.Money].
 	Amount    string
 	ID        *TransactionID
 	Code      *Code
@@ -261,7 +261,7 @@ type Transaction struct {
 type TransactionID struct {
 	Mode string
 	// Value carries Ecom_Transaction_ID (note 25). RFC 4112 has no explicit
-	// XML slot for it (ECML.md marks Transaction/Id with *); KECIS writes it
+	// XML slot for it (docs/ecml.md, flat form names); KECIS writes it
 	// as the attribute Transaction/Id/@Value, beside the ISO 8583
 	// identifiers, rather than as text, so that Id and Date (which has
 	// children) carry their own value the same way.
@@ -289,7 +289,7 @@ type Code struct {
 type TransactionDate struct {
 	Mode string
 	// Value carries Ecom_Transaction_Date (note 29, free form, MIN 80).
-	// RFC 4112 has no explicit XML slot for it (ECML.md marks it *); KECIS
+	// RFC 4112 has no explicit XML slot for it (docs/ecml.md); KECIS
 	// writes it as Transaction/Date/@Value, because Date has element
 	// children and text beside them would make it mixed content.
 	Value string

@@ -9,8 +9,8 @@ import (
 )
 
 // Money is an amount in minor units of an ISO 4217 currency (cents for USD,
-// won for KRW, fils for BHD): integers only, never floating point (DESIGN.md
-// §2, amounts; the stripe-go convention).
+// won for KRW, fils for BHD): integers only, never floating point (KECIS
+// §14.3; the stripe-go convention).
 type Money struct {
 	Minor    int64  // amount in minor units; KECIS amounts are never negative
 	Currency string // ISO 4217 alpha-3, upper case
@@ -36,7 +36,7 @@ var (
 
 // ParseAmount reads a Transaction/@Amount (RFC 4112 note 27, "two integer
 // numbers with a period in between", with no currency mark) in the exact form
-// of DESIGN.md §2 (amounts):
+// of KECIS §14.3:
 //
 //   - a currency with n > 0 minor-unit digits (ISO 4217) takes an integer
 //     part, a period and exactly n digits: USD "12.34", BHD "1.234";

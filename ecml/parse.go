@@ -44,7 +44,7 @@ func parseErr(path, format string, args ...any) *ParseError {
 // Ecom element (RFC 4112 §2.2) or a kecis:Payload container (namespace
 // [ProtocolNamespace]) holding Ecom and extension elements.
 //
-// Before the structure is read (DESIGN.md §2, receiving a message): the
+// Before the structure is read (KECIS §5.1 steps 1–3, §14.2): the
 // document must be at most [MaxDocumentSize] bytes of UTF-8 (a byte order
 // mark is skipped; an XML declaration naming another encoding is refused),
 // with no DOCTYPE or other directive anywhere, no comment, processing
@@ -144,7 +144,7 @@ func ParseDocument(data []byte) (*Payload, error) {
 // reported by [Payload.Validate].
 //
 // An xenc:EncryptedData may stand where a sensitive element stands
-// (DESIGN.md §2: Payment/Card, Loyalty, User/Password, Data/Track1 and
+// (KECIS §8.1: Payment/Card, Loyalty, User/Password, Data/Track1 and
 // Track2, kx:BirthDate, kx:AccountNumber, kx:OneTimeCode, kx:Challenge,
 // kx:VirtualCard/kx:Number, kx:KeyIn). It is kept as a detached copy that
 // declares the namespaces it uses, in the slot its position gives: the first

@@ -11,9 +11,8 @@ import (
 
 // This file holds the secret leaf types and the PAN helpers that the whole
 // project uses to keep card numbers and other secrets out of logs, error
-// messages and stored rows (DESIGN.md §2, "must be encrypted": "No Luhn-valid
-// 13–19 digit number appears in clear in any message, log line or stored
-// row").
+// messages and stored rows (KECIS §9.11: "no Luhn-valid run of 13 to 19
+// digits appears in clear" in any log line, error, stored row or report).
 
 // Redacted is what a [Secret] prints instead of its value.
 const Redacted = "[redacted]"
@@ -180,7 +179,7 @@ func LuhnCheckDigit(s string) (digit byte, ok bool) {
 
 // FindPANs returns the byte ranges [start, end) of every run of 13 to 19
 // ASCII digits in text that is not adjacent to another digit and passes the
-// Luhn check: the numbers that DESIGN.md §2 forbids in clear anywhere. The
+// Luhn check: the numbers that KECIS §9.11 forbids in clear anywhere. The
 // project's tests scan log output, stored rows and messages with it.
 //
 // Digits separated by spaces or hyphens ("4111 1111 1111 1111") are not

@@ -22,10 +22,10 @@ type ValidateOptions struct {
 	// AllowEncrypted accepts xenc:EncryptedData stand-ins where sensitive
 	// elements stand (a relaying hub, or a sender checking what it is about
 	// to send). Without it each stand-in is a problem: the final recipient
-	// decrypts first and validates the clear element (DESIGN.md §2).
+	// decrypts first and validates the clear element (KECIS §14.6).
 	AllowEncrypted bool
 	// RequireEncrypted makes every sensitive element in clear a problem
-	// (DESIGN.md §2, must be encrypted): the check a sender or hub runs on a
+	// (KECIS §8.1, must be encrypted): the check a sender or hub runs on a
 	// message about to travel.
 	RequireEncrypted bool
 	// RequireSchemaVersion makes a missing Ecom/@SchemaVersion a problem:
@@ -192,13 +192,13 @@ func (v *validator) slot(path string, clear bool, enc *etree.Element) {
 		}
 	}
 	if clear && v.opts.RequireEncrypted {
-		v.add(path, "sensitive element in clear: it must be encrypted (DESIGN.md §2)")
+		v.add(path, "sensitive element in clear: it must be encrypted (KECIS §8.1)")
 	}
 }
 
 func (v *validator) payload(p *Payload) {
 	if p.Ecom == nil {
-		v.missing("/Ecom", "a payload holds exactly one Ecom (DESIGN.md §2)")
+		v.missing("/Ecom", "a payload holds exactly one Ecom (KECIS §14.1)")
 	} else {
 		v.ecom(p.Ecom)
 	}
@@ -259,7 +259,7 @@ func (v *validator) payload(p *Payload) {
 			n := string(c.Number)
 			switch {
 			case len(n) != 16 || !allDigits(n):
-				v.add(path+"/kx:Number", "a virtual card number is 16 digits (DESIGN.md §3, vcn)")
+				v.add(path+"/kx:Number", "a virtual card number is 16 digits (KECIS §15.4)")
 			case !LuhnValid(n):
 				v.add(path+"/kx:Number", "fails the Luhn check ("+MaskPAN(n)+")")
 			}
@@ -600,7 +600,7 @@ func (v *validator) amountAuth(a *AmountAuth) {
 	case ch.Minor == 0:
 		v.add(path+"/kx:Challenge", "must be above zero")
 	case cok && ch.Minor > ceiling.Minor:
-		v.add(path+"/kx:Challenge", "exceeds the public ceiling (DESIGN.md §2, encryption)")
+		v.add(path+"/kx:Challenge", "exceeds the public ceiling (KECIS §8.1, §15.3)")
 	}
 }
 

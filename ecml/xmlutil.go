@@ -81,7 +81,7 @@ func validXMLString(s string) bool {
 // detach returns a deep copy of el, without parent, that declares on its
 // root every namespace prefix its subtree uses without declaring it, bound
 // as in el's scope: the copy means the same wherever it is written (the
-// standalone rule of DESIGN.md §2). It fails on an unbound prefix or a
+// standalone rule of KECIS §2.5). It fails on an unbound prefix or a
 // directive (DOCTYPE) anywhere in the subtree.
 func detach(el *etree.Element, path string) (*etree.Element, error) {
 	var needed []string

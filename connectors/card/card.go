@@ -1,4 +1,4 @@
-// Package card is the KECIS card service (DESIGN.md §3, "card"): approve —
+// Package card is the KECIS card service (KECIS §15.2, "card"): approve —
 // including Korean key-in approval (card number, expiry, the two leading
 // digits of the card password and the holder's birth date, all encrypted
 // for the issuer) —, cancel (a void, allowed until the approval is settled),

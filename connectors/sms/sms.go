@@ -1,9 +1,9 @@
 // Package sms is the SMS channel that KECIS participants use to reach
 // people's phones: a bank texting a payee the one-time code of a two-way
-// transfer (DESIGN.md §3 "twoway"), an issuer texting a cardholder the
-// amount of an amount-authentication approval ("amountauth").
+// transfer (KECIS §15.5, "twoway"), an issuer texting a cardholder the
+// amount of an amount-authentication approval (§15.3, "amountauth").
 //
-// No SMPP client is available to the project (DESIGN.md §2), so the channel
+// No SMPP client is available to the project, so the channel
 // is an interface, [Sender], with an HTTP gateway implementation,
 // [HTTPGateway], that speaks the JSON-over-HTTPS dialect most Korean SMS
 // gateways offer and can be adapted to others with a body template. Replies

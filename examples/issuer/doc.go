@@ -1,6 +1,6 @@
 // Package issuer is a simulated Korean card company (card issuer) with its
 // own native API — the provider that a KECIS adapter is later mounted next
-// to (DESIGN.md §3, the "card" group: approve, also Korean key-in; cancel
+// to (KECIS §15.2, the "card" group: approve, also Korean key-in; cancel
 // until settlement; partial refunds never above the approved amount;
 // inquire; idempotent). It contains no KECIS protocol code.
 //

@@ -17,7 +17,7 @@ import (
 // Notifier sends a text message to a cardholder's phone. Korean card
 // companies text the cardholder on every approval, void and refund; the
 // text shows the exact amount and the merchant name, which amount
-// authentication relies on (DESIGN.md §3, amountauth).
+// authentication relies on (KECIS §15.3).
 type Notifier interface {
 	Send(ctx context.Context, phone, text string) error
 }

@@ -15,7 +15,7 @@ import (
 // TestNoSecretsAtRest runs a full scenario through the Go and the HTTP
 // API, then dumps every column of every table, every log line, every SMS
 // and every error, and checks that no card number, birth date or card
-// password (digits) appears in any of them (DESIGN.md §2).
+// password (digits) appears in any of them (KECIS §9.11).
 func TestNoSecretsAtRest(t *testing.T) {
 	eachBackend(t, func(t *testing.T, dsn dsnFunc) {
 		e := newEnv(t, dsn, func(c *issuer.Config) { c.AdminToken = adminToken })

@@ -129,7 +129,7 @@ type Refund struct {
 }
 
 // KeyIn is the data a Korean key-in payment sends besides the card number
-// and expiry (DESIGN.md §3, card approve). At least one field is given;
+// and expiry (KECIS §15.2, card approve). At least one field is given;
 // each given field is checked.
 type KeyIn struct {
 	PasswordPrefix ecml.Secret // the two leading digits of the card password

@@ -1,5 +1,5 @@
 // Package pg is a simulated Korean payment gateway (PG, 전자지급결제대행)
-// with its own native JSON API and its own state (DESIGN.md §3, the "card"
+// with its own native JSON API and its own state (KECIS §15.2, the "card"
 // group seen from the PG's side: approve, cancel until settlement, partial
 // refunds never above the approved amount, inquire; idempotent). It
 // contains no KECIS code: it reaches card issuers through an "issuer

@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// The issuer gateway contract (the client side; DESIGN.md §3 "card"):
+// The issuer gateway contract (the client side; KECIS §15.2 "card"):
 //
 //	POST {IssuerGatewayURL}/v1/card/{approve|cancel|refund|inquire}
 //	Idempotency-Key: <key>            (approve, cancel, refund)

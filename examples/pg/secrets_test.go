@@ -15,7 +15,7 @@ import (
 // approvals, declines, refusals, pending and resolved payments, cancels,
 // refunds — then dumps every column of every table, every log line, every
 // error and every answer, and checks that no card number appears in any
-// of them: the PG keeps cards masked only (DESIGN.md §2).
+// of them: the PG keeps cards masked only (KECIS §9.11).
 func TestNoCardNumberAtRest(t *testing.T) {
 	eachBackend(t, func(t *testing.T, dsn dsnFunc) {
 		e := newEnv(t, dsn)

@@ -17,7 +17,7 @@ var (
 )
 
 // checkKey validates an Idempotency-Key: 1–255 printable ASCII characters
-// (the length KECIS allows, DESIGN.md §2).
+// (the length KECIS §7.1 allows).
 func checkKey(k string) *Error {
 	if k == "" {
 		return newError(CodeIdempotencyKey, "an Idempotency-Key is required")

@@ -1,5 +1,5 @@
-// Package router is the hub's verifying router (DESIGN.md "The hub is a
-// verifying router"): POST /kecis/soap verifies the sender — its TLS
+// Package router is the hub's verifying router (KECIS §12.1): POST
+// /kecis/soap verifies the sender — its TLS
 // client certificate and its signature, the whole receive pipeline but
 // decryption —, checks that the sender may call the service and that
 // Destination is an active participant offering it, applies the

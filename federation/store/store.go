@@ -177,7 +177,7 @@ type AuditFilter struct {
 	Limit     int
 }
 
-// RoutingRule routes JSON-facade requests (DESIGN.md: routing by rules
+// RoutingRule routes JSON-facade requests (KECIS §12.4: routing by rules
 // happens only on the facade). Matching fields that are empty match
 // anything; the lowest Priority that matches wins.
 type RoutingRule struct {

@@ -33,7 +33,7 @@ func (s *SyncBuffer) String() string {
 
 // AssertNoPANInSQLite reads every text and blob value of every table of a
 // SQLite database and fails the test for each Luhn-valid 13–19 digit run
-// (DESIGN.md: no card number in clear in a stored row). Integer columns are
+// (KECIS §9.11: no card number in clear in a stored row). Integer columns are
 // skipped: times stored as 16-digit microseconds are Luhn-valid one time in
 // ten. It returns how many values it read.
 func AssertNoPANInSQLite(t testing.TB, path string) int {

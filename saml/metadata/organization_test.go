@@ -172,7 +172,7 @@ func TestCrewjamContactPersonIsLossy(t *testing.T) {
 }
 
 // TestCrewjamEntityDescriptorLosesKECIS shows why EntityDescriptor is
-// KECIS's own type (DESIGN §2, metadata row): read into crewjam/saml's
+// KECIS's own type (KECIS §11.1): read into crewjam/saml's
 // EntityDescriptor and written back, a KECIS descriptor loses its
 // md:Extensions (the display name), its typed role descriptor's content
 // (roles, TLS keys, endpoints, offered services) and all but one contact.

@@ -18,7 +18,7 @@ import (
 	"github.com/kecis/kecis/saml/metadata"
 )
 
-// The federation must serve 1,000 participants (DESIGN §2, metadata row):
+// The federation must serve 1,000 participants (KECIS §11.2):
 // each generated one has 4 or 5 certificates, ten endpoints and a BIN
 // list. These tests build, sign and verify the aggregate and the 1,000
 // per-entity documents, and have xmlsec1 verify them against the hub's

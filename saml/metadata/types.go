@@ -75,7 +75,7 @@ const AnyService = "*"
 // Role is what a participant is in the federation.
 type Role string
 
-// Roles (DESIGN §1).
+// Roles (KECIS §1.3, §11.1).
 const (
 	RoleMerchant Role = "merchant"
 	RolePG       Role = "pg"

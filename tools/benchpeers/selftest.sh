@@ -108,7 +108,7 @@ def der(path):
     return x509.load_pem_x509_certificate(open(path, "rb").read()).public_bytes(
         serialization.Encoding.DER)
 
-# --- signature shape (DESIGN.md section 2) ---
+# --- signature shape (KECIS §4.1) ---
 for alg, key, meth in (("rsa", "merchant-rsa", "rsa-sha256"),
                        ("ecdsa", "merchant-ec", "ecdsa-sha256")):
     root = ET.parse(f"{d}/signed-{alg}.xml").getroot()

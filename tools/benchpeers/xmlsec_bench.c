@@ -1,6 +1,6 @@
 /*
  * xmlsec_bench: peer-comparison benchmark of libxmlsec1 (OpenSSL backend) on
- * the KECIS wire profile (DESIGN.md section 2).
+ * the KECIS wire profile (docs/spec, KECIS §4 and §8).
  *
  * Build (scripts/bench-peers.sh does this):
  *   cc -O2 -Wall -Wextra -o bin/xmlsec_bench tools/benchpeers/xmlsec_bench.c \

@@ -139,7 +139,7 @@ func TestInvalidArguments(t *testing.T) {
 	}
 }
 
-// TestManyParticipants lists 1,000 participants (DESIGN.md: metadata for
+// TestManyParticipants lists 1,000 participants (KECIS §11.2: metadata for
 // 1,000 participants) with their children in a few queries.
 func TestManyParticipants(t *testing.T) {
 	ctx := context.Background()
