@@ -30,6 +30,7 @@ import (
 	"github.com/kecis/kecis/federation/registry"
 	"github.com/kecis/kecis/federation/router"
 	"github.com/kecis/kecis/federation/store"
+	"github.com/kecis/kecis/federation/webcrypto"
 	"github.com/kecis/kecis/saml"
 )
 
@@ -195,6 +196,10 @@ func (s *Server) Handler() http.Handler {
 	r.GET("/kecis/metadata/entities/*id", s.getEntity)
 	r.POST("/kecis/soap", gin.WrapH(s.Router))
 	s.Facade.Mount(r)
+	// The browser script that encrypts the card for the provider (KECIS
+	// §12.4.1): public, versioned, immutable.
+	r.GET(webcrypto.Path, gin.WrapF(webcrypto.ServeHTTP))
+	r.HEAD(webcrypto.Path, gin.WrapF(webcrypto.ServeHTTP))
 	r.POST("/kecis/federation/participants", s.register)
 	r.PUT("/kecis/federation/participants", s.updateOwnMetadata)
 	admin := r.Group("/kecis/admin", s.requireOperator())
