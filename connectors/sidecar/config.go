@@ -10,7 +10,6 @@
 package sidecar
 
 import (
-	"bytes"
 	"fmt"
 	"maps"
 	"net/http"
@@ -179,6 +178,9 @@ type MappingError struct {
 }
 
 func (e *MappingError) Error() string {
+	if e.Field == "" {
+		return e.File + ": " + e.Msg
+	}
 	if e.Line > 0 {
 		return fmt.Sprintf("%s:%d: %s: %s", e.File, e.Line, e.Field, e.Msg)
 	}
@@ -196,49 +198,99 @@ func (es Errors) Error() string {
 	return strings.Join(s, "\n")
 }
 
-// Load reads and checks adapter.yaml: strict decoding, then every mapping
-// checked (ECML names, transforms, status names, placeholders), every
-// problem reported with file, line and field.
+// Load reads and checks adapter.yaml: ${VAR}s expanded from the
+// environment per value (see expandEnv), strict decoding, then every
+// mapping checked (ECML names, transforms, status names, placeholders).
+// Every problem found is reported at once, with file, line and field: the
+// error is then an Errors.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return Parse(data, path, filepath.Dir(path), os.Getenv)
+	return parse(data, path, filepath.Dir(path), os.LookupEnv)
 }
 
 // Parse is Load on bytes: name is the file name errors cite, dir resolves
-// relative paths, and ${VAR} references are expanded with getenv.
+// relative paths, and ${VAR} references are expanded with getenv, for
+// which an empty value means the variable is not set.
 func Parse(data []byte, name, dir string, getenv func(string) string) (*Config, error) {
-	path := name
-	expanded := []byte(os.Expand(string(data), getenv))
+	return parse(data, name, dir, func(k string) (string, bool) {
+		v := getenv(k)
+		return v, v != ""
+	})
+}
+
+func parse(data []byte, name, dir string, lookup func(string) (string, bool)) (*Config, error) {
 	c := &Config{dir: dir, file: name}
-	if err := yaml.NewDecoder(bytes.NewReader(expanded), yaml.Strict(), yaml.DisallowUnknownField()).Decode(c); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	f, err := parser.ParseBytes(expanded, 0)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	c.lines = map[string]int{}
-	for _, d := range f.Docs {
-		index(d.Body, "", c.lines)
-	}
-	errs, err := c.loadMerchantsFile(getenv)
+	var errs Errors
+	unset := map[string]bool{}
+	body, lines, err := decodeExpanded(data, name, lookup, &errs, unset)
 	if err != nil {
 		return nil, err
 	}
-	if errs = append(errs, c.check()...); len(errs) > 0 {
+	if err := yaml.NodeToValue(body, c, yaml.Strict(), yaml.DisallowUnknownField()); err != nil {
+		return nil, decodeError(errs, name, err)
+	}
+	c.lines = lines
+	merrs, err := c.loadMerchantsFile(lookup, unset)
+	if err != nil {
+		return nil, decodeError(errs, c.Path(c.Native.MerchantsFile), err)
+	}
+	errs = append(errs, merrs...)
+	for _, e := range c.check() {
+		// An unset ${VAR} was reported as such: not again as the empty
+		// value it left ("is required", "is empty"), nor as the merchants
+		// an unset merchants_file did not give.
+		consequence := unset[e.File+"\x00"+e.Field] ||
+			e.File == name && e.Field == "native.merchants" && unset[name+"\x00native.merchants_file"]
+		if !consequence {
+			errs = append(errs, e)
+		}
+	}
+	if len(errs) > 0 {
 		return nil, errs
 	}
 	return c, nil
+}
+
+// decodeExpanded parses a YAML file, records the line of every key and
+// expands the environment references of its values (adding a problem to
+// errs for each unset variable, and its path, keyed by file, to unset). It
+// returns the document's body for decoding; an error is a file that is
+// not YAML.
+func decodeExpanded(data []byte, file string, lookup func(string) (string, bool), errs *Errors, unset map[string]bool) (ast.Node, map[string]int, error) {
+	f, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if len(f.Docs) != 1 || f.Docs[0].Body == nil {
+		return nil, nil, fmt.Errorf("%s: want one YAML document", file)
+	}
+	lines := map[string]int{}
+	index(f.Docs[0].Body, "", lines)
+	set := map[string]bool{}
+	expandEnv(f.Docs[0].Body, "", lookup, func(path, msg string) { failIn(errs, file, lines, path, msg) }, set)
+	for p := range set {
+		unset[file+"\x00"+p] = true
+	}
+	return f.Docs[0].Body, lines, nil
+}
+
+// decodeError is a file that does not decode, after the problems already
+// found: one error listing them all.
+func decodeError(errs Errors, file string, err error) error {
+	if len(errs) == 0 {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	return append(errs, &MappingError{File: file, Msg: err.Error()})
 }
 
 // loadMerchantsFile adds the entries of native.merchants_file to
 // native.merchants. A file that cannot be read or has an entityID the
 // configuration already maps is a mapping error; one that does not decode
 // is an error with the decoder's position.
-func (c *Config) loadMerchantsFile(getenv func(string) string) (Errors, error) {
+func (c *Config) loadMerchantsFile(lookup func(string) (string, bool), unset map[string]bool) (Errors, error) {
 	if c.Native.MerchantsFile == "" {
 		return nil, nil
 	}
@@ -249,21 +301,17 @@ func (c *Config) loadMerchantsFile(getenv func(string) string) (Errors, error) {
 		c.fail(&errs, "native.merchants_file", "cannot be read: "+err.Error())
 		return errs, nil
 	}
-	expanded := []byte(os.Expand(string(data), getenv))
 	var mf struct {
 		Merchants map[string]*Merchant `yaml:"merchants"`
 	}
-	if err := yaml.NewDecoder(bytes.NewReader(expanded), yaml.Strict(), yaml.DisallowUnknownField()).Decode(&mf); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	f, err := parser.ParseBytes(expanded, 0)
+	body, lines, err := decodeExpanded(data, path, lookup, &errs, unset)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, err
 	}
-	c.mfile, c.mlines, c.fromFile = path, map[string]int{}, map[string]bool{}
-	for _, d := range f.Docs {
-		index(d.Body, "", c.mlines)
+	if err := yaml.NodeToValue(body, &mf, yaml.Strict(), yaml.DisallowUnknownField()); err != nil {
+		return nil, decodeError(errs, path, err)
 	}
+	c.mfile, c.mlines, c.fromFile = path, lines, map[string]bool{}
 	if c.Native.Merchants == nil {
 		c.Native.Merchants = map[string]*Merchant{}
 	}
@@ -485,7 +533,7 @@ func checkHeader(errs *Errors, file string, lines map[string]int, path, name, va
 	case !headerName.MatchString(name):
 		failIn(errs, file, lines, path, "is not an HTTP header name")
 	case strings.TrimSpace(value) == "":
-		failIn(errs, file, lines, path, "is empty (an unset ${VAR}?)")
+		failIn(errs, file, lines, path, "is empty")
 	case strings.ContainsAny(value, "\r\n\x00"):
 		failIn(errs, file, lines, path, "holds a line break or NUL")
 	}

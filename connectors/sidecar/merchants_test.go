@@ -244,7 +244,7 @@ func TestMerchantsTableChecked(t *testing.T) {
 		{name: "id missing", table: "  merchants:\n    https://shop.test/kecis: {headers: {X-PG-Key: a}}\n", want: []string{
 			"good.yaml:22: native.merchants.https://shop.test/kecis.id: is required: a mapping sends {merchant: native}"}},
 		{name: "unset variable", table: "  merchants:\n    https://shop.test/kecis: {id: M1, headers: {X-PG-Key: \"${UNSET}\"}}\n", want: []string{
-			"good.yaml:22: native.merchants.https://shop.test/kecis.headers.X-PG-Key: is empty (an unset ${VAR}?)"}},
+			"good.yaml:22: native.merchants.https://shop.test/kecis.headers.X-PG-Key: ${UNSET} is not set"}},
 		{name: "bad header name", table: "  merchants:\n    https://shop.test/kecis: {id: M1, headers: {\"X PG Key\": a}}\n", want: []string{
 			"native.merchants.https://shop.test/kecis.headers.X PG Key: is not an HTTP header name"}},
 		{name: "not an entityID", table: "  merchants:\n    shop.test: {id: M1}\n", want: []string{
