@@ -64,6 +64,9 @@ go through it. Each run starts it with an empty database. Its keys stay in
 DIR between runs: configure the participant once to trust
 DIR/signing/cert.pem (metadata, statuses) and DIR/tls/cert.pem (the hub's
 TLS client); ` + "`kecis conformance run --own-hub DIR --keys-only`" + ` creates them.`,
+		Example: `  kecis conformance run --target-metadata pg-metadata.xml --profile pg-profile.yaml --out report
+  kecis conformance run --own-hub ./own-hub --keys-only
+  kecis conformance run --own-hub ./own-hub --target-metadata pg-metadata.xml --profile pg-profile.yaml -q`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if keysOnly {
@@ -258,7 +261,9 @@ func newConformanceListCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the plans, their modules and (with -v or --plan) their checks and clauses",
-		Args:  cobra.NoArgs,
+		Example: `  kecis conformance list
+  kecis conformance list --plan issuer`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
 			defer w.Flush()

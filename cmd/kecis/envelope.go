@@ -128,7 +128,7 @@ current time) and, when --destination is given, Destination.
 Exits 0 and prints the element that verification returned (the only content
 a receiver may use), or exits 1 with the public reason on stderr.`,
 		Example: `  kecis envelope verify --trust partner-cert.pem signed.xml
-  kecis envelope verify --trust old.pem --trust new.pem --now 2026-11-22T10:00:00Z --destination https://issuer.example/kecis/soap signed.xml`,
+  kecis envelope verify --trust old.pem --trust new.pem --now 2026-11-22T10:00:00Z --destination https://issuer.example/kecis/soap archived.xml`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := verifierFor(trust, nowFlag, destination, skew)

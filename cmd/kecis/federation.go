@@ -187,7 +187,9 @@ func newFederationRegisterCmd(f *hubClientFlags) *cobra.Command {
 	reg := &cobra.Command{
 		Use:   "register --hub URL --metadata FILE --client-cert C --client-key K",
 		Short: "Submit your metadata to a hub; you start as pending until an operator approves",
-		Args:  cobra.NoArgs,
+		Example: `  kecis federation register --hub https://hub.example --hub-tls-cert hub-tls.pem \
+    --metadata pg-metadata.xml --client-cert tls/client.pem --client-key tls/client.key`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			md, err := os.ReadFile(mdFile)
 			if err != nil {
@@ -254,9 +256,10 @@ func printUpdate(w io.Writer, code int, p *participantJSON) {
 func newFederationListCmd(f *hubClientFlags) *cobra.Command {
 	var status string
 	list := &cobra.Command{
-		Use:   "list [--status pending|active|suspended|removed]",
-		Short: "List participants (operator)",
-		Args:  cobra.NoArgs,
+		Use:     "list [--status pending|active|suspended|removed]",
+		Short:   "List participants (operator)",
+		Example: `  kecis federation list --hub https://hub.example --client-cert operator.pem --client-key operator.key --status pending`,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var out struct{ Participants []participantJSON }
 			path := "/kecis/admin/participants"
