@@ -32,8 +32,9 @@ transactions the hub's record of how it authenticated the merchant, and
 VERIFY.sh, which checks all signatures with xmlsec1 without the hub's software.
 
 --tx names the transaction, either way:
-  - the ID of its request: for a payment through the JSON facade, the
-    request_id of the facade's answer (ServiceRequest/@ID otherwise);
+  - the ID of its request: the request_id of the facade's answer for a
+    payment through the JSON facade, the ServiceRequest's ID for a request
+    relayed between participants;
   - "<issuer entityID>|<idempotency key>", the audit log's transaction ID.
     For a payment through the JSON facade the issuer is the hub (its
     entity_id), not the merchant, and the key is the Idempotency-Key header.

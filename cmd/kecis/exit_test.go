@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,6 +104,26 @@ func TestExitStatus(t *testing.T) {
 			}
 			checkStderr(t, code, stderr)
 		})
+	}
+}
+
+// TestExitStatusMessage: the SDK's "kecis: " prefix is dropped where the
+// error starts and where a command wrapped it, so that kecis prints it once.
+func TestExitStatusMessage(t *testing.T) {
+	sdk := errors.New("kecis: the recipient certificate needs an RSA key of at least 2048 bits")
+	for _, c := range []struct {
+		err  error
+		code int
+		msg  string
+	}{
+		{sdk, exitUsage, "the recipient certificate needs an RSA key of at least 2048 bits"},
+		{fail(exitFailed, fmt.Errorf("recipient: %w", sdk)), exitFailed, "recipient: the recipient certificate needs an RSA key of at least 2048 bits"},
+		{fmt.Errorf("wrapped: %w", usagef("--now: bad")), exitUsage, "wrapped: --now: bad"},
+		{fail(exitFailed, nil), exitFailed, ""},
+	} {
+		if code, msg := exitStatus(c.err); code != c.code || msg != c.msg {
+			t.Errorf("exitStatus(%v) = %d %q, want %d %q", c.err, code, msg, c.code, c.msg)
+		}
 	}
 }
 

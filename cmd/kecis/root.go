@@ -111,7 +111,8 @@ func runEnv(e env, args []string, stdin io.Reader, stdout, stderr io.Writer) int
 // value, a wrong number of arguments, a required flag not set — a usage
 // error. msg is what to print: empty for an exitError without a message
 // (the command has said it all), without the "kecis: " the SDK's own
-// errors start with, so that it is not printed twice.
+// errors start with — at the start or where a command wrapped one
+// ("recipient: kecis: …") — so that the line says it once.
 func exitStatus(err error) (code int, msg string) {
 	var ee *exitError
 	if errors.As(err, &ee) {
@@ -122,7 +123,7 @@ func exitStatus(err error) (code int, msg string) {
 	} else {
 		code = exitUsage
 	}
-	return code, strings.TrimPrefix(err.Error(), "kecis: ")
+	return code, strings.ReplaceAll(strings.TrimPrefix(err.Error(), "kecis: "), ": kecis: ", ": ")
 }
 
 // markRunErrors gives every error a command's RunE returns without an exit
