@@ -56,6 +56,11 @@ them; merchants' pages encrypt the card for the provider in the browser.
 
 Test card: %s, expires %02d/%d, holder %s, phone %s (%s)
 
+%s
+Approvals settle at the issuer's 23:00 KST cut-off; to refund one now, end
+the issuer's business day (docs/demo.md, "The demo's clock"):
+  kecis-demo --settle --dir %s     (or: curl -X POST %s)
+
 Approve a card payment as %s through the hub's JSON facade (merchant → hub →
 PG, through its sidecar → hub → issuer); with another merchant's api_key from
 demo.json, the same line pays that merchant:
@@ -69,6 +74,7 @@ Press Ctrl-C to stop.
 `, dir, d.HubURL, d.HubURL, d.HubOps, d.PGNative, d.PGKECIS, d.IssuerNative, d.IssuerNative, d.TelecomURL,
 		shops.String(), filepath.Join(dir, demo.ManifestFile),
 		c.PAN.Reveal(), c.ExpMonth, c.ExpYear, c.Holder, c.Phone, c.Description,
+		testCardTable(d), dir, d.IssuerNative+demo.SettlePath,
 		m.Name, curlLine(d, m, c), d.TelecomURL, strings.ReplaceAll(c.Phone, "-", ""))
 	if ready != nil {
 		ready <- d
@@ -93,4 +99,22 @@ func curlLine(d *demo.Demo, m *demo.Merchant, c demo.TestCard) string {
 	return fmt.Sprintf("  T=$(date +%%s%%N); curl -sS --cacert %s %s/v1/card/approve \\\n"+
 		"    -H 'Authorization: Bearer %s' -H \"Idempotency-Key: demo-$T\" -H 'Content-Type: application/json' \\\n"+
 		"    -d '%s'", d.HubTLSCert, d.HubURL, m.APIKey, body)
+}
+
+// testCardTable lists the test cards, one per outcome (docs/merchant.md).
+func testCardTable(d *demo.Demo) string {
+	var b strings.Builder
+	b.WriteString("Test cards, one per outcome (demo.json test_cards, docs/merchant.md):\n")
+	fmt.Fprintf(&b, "  %-18s %-16s %-7s %7s  %s\n", "outcome", "number", "expiry", "amount", "sub_status")
+	for _, c := range d.Cards {
+		sub := c.SubStatus
+		if sub == "" {
+			sub = "- (Success)"
+		}
+		if c.Result == demo.CardIssuerTimeout {
+			sub += ", then inquire: approved"
+		}
+		fmt.Fprintf(&b, "  %-18s %-16s %02d/%d %7d  %s\n", c.Result, c.PAN.Reveal(), c.ExpMonth, c.ExpYear, c.Amount, sub)
+	}
+	return b.String()
 }

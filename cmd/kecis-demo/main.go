@@ -62,6 +62,7 @@ func newCmd() *cobra.Command {
 	var (
 		dir         string
 		walkthrough bool
+		settle      bool
 		addrs       demoAddrs
 	)
 	cmd := &cobra.Command{
@@ -85,6 +86,9 @@ The demo hub enables the facade's clear-card development mode (card numbers in
 clear over TLS, encrypted by the hub at once); a production hub refuses them.
 
 --walkthrough instead walks one message through the envelope layer and exits.
+--settle ends the issuer's business day in the demo already running in --dir:
+its clock moves to the 23:00 KST cut-off and every approval made so far is
+settled, so that it can be refunded (docs/demo.md).
 
 Exit status: 0 when stopped by Ctrl-C or SIGTERM (or the walkthrough
 finished), 1 when the federation could not start or the walkthrough failed,
@@ -98,6 +102,9 @@ finished), 1 when the federation could not start or the walkthrough failed,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if settle {
+				return runSettle(cmd.OutOrStdout(), dir)
+			}
 			if walkthrough {
 				return runWalkthrough(cmd.Context(), cmd.OutOrStdout(), filepath.Join(dir, "walkthrough"), time.Now)
 			}
@@ -109,6 +116,7 @@ finished), 1 when the federation could not start or the walkthrough failed,
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	cmd.Flags().StringVar(&dir, "dir", ".kecis-dev", "directory for the development keys and databases")
 	cmd.Flags().BoolVar(&walkthrough, "walkthrough", false, "walk one card approval through the envelope layer and exit")
+	cmd.Flags().BoolVar(&settle, "settle", false, "end the issuer's business day in the demo running in --dir (settle its approvals, so they can be refunded) and exit")
 	cmd.Flags().StringVar(&addrs.hub, "hub", "127.0.0.1:8443", "the hub's HTTPS address")
 	cmd.Flags().StringVar(&addrs.ops, "hub-ops", "127.0.0.1:9090", "the hub's /healthz, /readyz, /metrics")
 	cmd.Flags().StringVar(&addrs.issuer, "issuer", "127.0.0.1:8444", "the issuer's KECIS endpoint")

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/kecis/kecis/connectors/card"
@@ -89,7 +90,9 @@ type Config struct {
 	RelayTimeout time.Duration
 	// AllowClearCard enables the facade's clear-card development mode.
 	AllowClearCard bool
-	// IssuerNow is the issuer's business clock (settlement cut-offs).
+	// IssuerNow is the wall clock under the issuer's business clock
+	// (settlement cut-offs), time.Now if nil. The demo runs the issuer on
+	// Demo.Clock: this clock plus the time Settle skipped.
 	IssuerNow func() time.Time
 	Log       *slog.Logger
 	// Tester registers the conformance suite as a participant with the
@@ -100,19 +103,36 @@ type Config struct {
 	Tester bool
 }
 
-// TestCard is a card the demo issuer issued.
+// TestCard is a card the demo issuer issued: real issuer state (a card
+// record with its limit or balance, its status, its expiry) that produces
+// one outcome (docs/merchant.md, "Test cards").
 type TestCard struct {
 	PAN           ecml.PAN
 	Holder, Phone string
-	Limit         int64
-	Password      string // four digits; key-in payments send the first two
-	BirthDate     string // YYMMDD
-	ExpMonth      int
-	ExpYear       int
-	Description   string
-	// Outcome is what the card is for: OutcomeApproved, or
-	// OutcomeLimitExceeded for a payment above its small Limit.
+	// Type is the card's product: issuer.Credit (a credit limit) or
+	// issuer.Check (a balance).
+	Type        issuer.CardType
+	Limit       int64
+	Password    string // four digits; key-in payments send the first two
+	BirthDate   string // YYMMDD
+	ExpMonth    int
+	ExpYear     int
+	Description string
+	// Outcome is what the card is for in demo.json's cards[] (the first two
+	// cards): OutcomeApproved, or OutcomeLimitExceeded for a payment above
+	// its small Limit; "" for the others.
 	Outcome string
+	// Result is what a payment of Amount with the card gives (one of the
+	// Card* outcomes): the facade's sub_status then ("" for an approval),
+	// or the type of the problem the hub answers when it refuses the
+	// payment itself.
+	Result             string
+	SubStatus, Problem string
+	Amount             int64
+	// Status is the card's status at the issuer (active, blocked, lost);
+	// Delay how long the issuer's host takes to decide on it.
+	Status issuer.CardStatus
+	Delay  time.Duration
 }
 
 // Demo is a running federation.
@@ -139,6 +159,9 @@ type Demo struct {
 	Adapter  *kecisadapter.Adapter
 	Telecom  *telecom.Telecom
 	PG       *pg.PG
+	// Clock is the issuer's business clock: Config.IssuerNow plus the time
+	// Settle skipped (docs/demo.md, "The demo's clock").
+	Clock *Clock
 	// PGMerchants are the PG merchant accounts (MIDs) the federation's
 	// merchants pay through, one each, by entityID (the tester's too in
 	// test mode).
@@ -154,6 +177,8 @@ type Demo struct {
 	clientTimeout                 time.Duration
 	// closers undo, newest first, everything started so far (Close).
 	closers []func()
+	// settleMu runs one Settle at a time.
+	settleMu sync.Mutex
 }
 
 // step is one participant's start: its keys, listeners, state, servers and

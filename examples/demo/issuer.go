@@ -14,7 +14,6 @@ import (
 	"github.com/kecis/kecis/connectors/card"
 	"github.com/kecis/kecis/connectors/sms"
 	"github.com/kecis/kecis/connectors/store/sqlitestore"
-	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/examples/issuer"
 	"github.com/kecis/kecis/examples/issuer/kecisadapter"
 	"github.com/kecis/kecis/examples/telecom"
@@ -86,17 +85,20 @@ func (d *Demo) startIssuer(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if d.Clock, err = openClock(d.cfg.IssuerNow, d.path("issuer", "clock-offset")); err != nil {
+		return err
+	}
 	iss, err := issuer.Open(ctx, issuer.Config{DSN: "sqlite:" + d.path("issuer", "issuer.db"), Brand: "KECIS Card", DataKey: dataKey, Pepper: pepper,
 		Notifier: issuer.NotifierFunc(func(ctx context.Context, phone, text string) error {
 			_, err := gw.Send(ctx, sms.Message{To: phone, Text: text})
 			return err
-		}), Logger: d.cfg.Log, Now: d.cfg.IssuerNow})
+		}), Logger: d.cfg.Log, Now: d.Clock.Now})
 	if err != nil {
 		return err
 	}
 	d.Issuer = iss
 	d.onClose(func() { iss.Close() })
-	d.serve(l, iss.Handler(), nil)
+	d.serve(l, d.withAdmin(iss.Handler()), nil)
 	return d.issueCards(ctx)
 }
 
@@ -180,33 +182,4 @@ func issuerServices(cfg Config) []metadata.OfferedService {
 		out = append(out, metadata.OfferedService{Service: s, BINs: bins, Callers: roles, CallerEntities: ids})
 	}
 	return out
-}
-
-// issueCards issues the demo's test cards (idempotently: the same cards on
-// every run) and gives their holders phones at the telecom.
-func (d *Demo) issueCards(ctx context.Context) error {
-	specs := []TestCard{
-		{Holder: "Hong Gildong", Phone: "010-1234-5678", Limit: 3_000_000, Password: "1234", BirthDate: "900101", Description: "a credit card with a 3,000,000 KRW limit", Outcome: OutcomeApproved},
-		{Holder: "Kim Minji", Phone: "010-2222-3333", Limit: 50_000, Password: "4321", BirthDate: "851231", Description: "a credit card with a 50,000 KRW limit (for declines)", Outcome: OutcomeLimitExceeded},
-	}
-	for i, c := range specs {
-		born, err := time.Parse("060102", c.BirthDate)
-		if err != nil {
-			return err
-		}
-		if born.Year() > time.Now().Year() {
-			born = born.AddDate(-100, 0, 0)
-		}
-		if err := d.Telecom.AddSubscriber(ctx, telecom.Subscriber{Phone: c.Phone, HolderName: c.Holder, BirthDate: born}); err != nil && !alreadyThere(err) {
-			return fmt.Errorf("telecom subscriber: %w", err)
-		}
-		ic, err := d.Issuer.IssueCard(ctx, issuer.IssueCardRequest{Type: issuer.Credit, HolderName: c.Holder, HolderPhone: c.Phone,
-			BirthDate: ecml.Secret(c.BirthDate), Password: ecml.Secret(c.Password), Limit: c.Limit, IdempotencyKey: fmt.Sprintf("demo-card-%d", i+1)})
-		if err != nil {
-			return fmt.Errorf("issuing a test card: %w", err)
-		}
-		c.PAN, c.ExpMonth, c.ExpYear = ic.PAN, ic.ExpMonth, ic.ExpYear
-		d.Cards = append(d.Cards, c)
-	}
-	return nil
 }

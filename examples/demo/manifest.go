@@ -39,6 +39,42 @@ type Manifest struct {
 	Cards          []ManifestCard        `json:"cards"`
 	Participants   []ManifestParticipant `json:"participants"`
 	Addresses      ManifestAddresses     `json:"addresses"`
+	// TestCards are every test card, one per outcome (cards[] has the
+	// first two).
+	TestCards []ManifestTestCard `json:"test_cards"`
+	// SettleURL ends the issuer's business day when POSTed to (Demo.Settle):
+	// every approval made so far is settled and can be refunded.
+	SettleURL string `json:"settle_url"`
+}
+
+// ManifestTestCard is a test card and the outcome a payment of Amount
+// with it gives through the hub's facade (docs/merchant.md, "Test cards").
+type ManifestTestCard struct {
+	Number   string `json:"number"`
+	ExpMonth int    `json:"exp_month"`
+	ExpYear  int    `json:"exp_year"`
+	// Outcome is one of the Card* constants: approved, declined,
+	// insufficient_funds, limit_exceeded, expired, lost_stolen,
+	// issuer_timeout.
+	Outcome string `json:"outcome"`
+	// SubStatus is the facade's sub_status for that payment ("" when it is
+	// approved, or refused by the hub itself); Problem the type of the
+	// problem (last segment, "invalid-fields") when the hub refuses it
+	// itself, else "". Amount (minor units of Currency) is one that gives
+	// the outcome.
+	SubStatus string `json:"sub_status"`
+	Problem   string `json:"problem"`
+	Amount    int64  `json:"amount"`
+	Currency  string `json:"currency"`
+	// Type is credit or check; Limit the credit limit or the balance it was
+	// issued with; Status active, blocked or lost at the issuer.
+	Type   string `json:"type"`
+	Limit  int64  `json:"limit"`
+	Status string `json:"status"`
+	// Holder and Phone: its texts are at addresses.telecom + /phones/<digits>.
+	Holder      string `json:"holder"`
+	Phone       string `json:"phone"`
+	Description string `json:"description"`
 }
 
 // ManifestMerchant is a demo shop as a JSON-facade client: it
@@ -149,14 +185,20 @@ func (d *Demo) manifest(cfg Config) *Manifest {
 		Addresses: ManifestAddresses{Hub: d.HubURL, HubOps: d.HubOps, Issuer: d.IssuerKECIS, IssuerAPI: d.IssuerNative,
 			Telecom: d.TelecomURL, PGAPI: d.PGNative, PGKECIS: d.PGKECIS, PGCall: d.PGCall},
 		Merchants: []ManifestMerchant{}, Cards: []ManifestCard{}, Participants: []ManifestParticipant{},
+		TestCards: []ManifestTestCard{}, SettleURL: d.IssuerNative + SettlePath,
 	}
 	for i, s := range d.Merchants {
 		m.Merchants = append(m.Merchants, ManifestMerchant{EntityID: s.EntityID, Name: s.Name, APIKey: s.APIKey,
 			TLSCert: rel(merchants[i].dir, "tls", "cert.pem"), TLSKey: rel(merchants[i].dir, "tls", "key.pem")})
 	}
 	for _, c := range d.Cards {
-		m.Cards = append(m.Cards, ManifestCard{Number: c.PAN.Reveal(), ExpMonth: c.ExpMonth, ExpYear: c.ExpYear, Holder: c.Holder,
-			Phone: c.Phone, Outcome: c.Outcome, Limit: c.Limit, Currency: "KRW", Description: c.Description})
+		if c.Outcome != "" {
+			m.Cards = append(m.Cards, ManifestCard{Number: c.PAN.Reveal(), ExpMonth: c.ExpMonth, ExpYear: c.ExpYear, Holder: c.Holder,
+				Phone: c.Phone, Outcome: c.Outcome, Limit: c.Limit, Currency: "KRW", Description: c.Description})
+		}
+		m.TestCards = append(m.TestCards, ManifestTestCard{Number: c.PAN.Reveal(), ExpMonth: c.ExpMonth, ExpYear: c.ExpYear,
+			Outcome: c.Result, SubStatus: c.SubStatus, Problem: c.Problem, Amount: c.Amount, Currency: "KRW", Type: string(c.Type), Limit: c.Limit,
+			Status: string(c.Status), Holder: c.Holder, Phone: c.Phone, Description: c.Description})
 	}
 	for _, p := range d.participants(cfg) {
 		m.Participants = append(m.Participants, ManifestParticipant{EntityID: p.id, Name: p.name, Roles: p.roles,

@@ -43,6 +43,20 @@ func TestManifestAndCallers(t *testing.T) {
 	if len(m.Cards) != 2 || m.Cards[0].Number != d.Cards[0].PAN.Reveal() || m.Cards[1].Outcome != OutcomeLimitExceeded {
 		t.Fatalf("cards: %+v", m.Cards)
 	}
+	// test_cards: one card per outcome, the first two those of cards[].
+	var outcomes []string
+	for i, c := range m.TestCards {
+		outcomes = append(outcomes, c.Outcome)
+		if c.Number != d.Cards[i].PAN.Reveal() || c.Amount <= 0 || c.Currency != "KRW" || (c.SubStatus == "" && c.Problem == "") != (c.Outcome == CardApproved) {
+			t.Errorf("test card %d: %+v", i, c)
+		}
+	}
+	if want := []string{CardApproved, CardLimitExceeded, CardDeclined, CardInsufficientFunds, CardExpired, CardLostStolen, CardIssuerTimeout}; !slices.Equal(outcomes, want) {
+		t.Fatalf("test card outcomes %v, want %v", outcomes, want)
+	}
+	if m.SettleURL != d.IssuerNative+SettlePath {
+		t.Fatalf("settle_url %q", m.SettleURL)
+	}
 	var ids []string
 	for _, p := range m.Participants {
 		ids = append(ids, p.EntityID)

@@ -118,6 +118,13 @@ func (d *Demo) sidecarConfig(ctx context.Context, kecis, call net.Listener) (*si
 	}
 	file.Merchants = map[string]*sidecar.Merchant{}
 	for _, a := range accounts {
+		// The account is named as the hub's registry names the merchant
+		// (its metadata's display name): the PG passes that name to the
+		// issuer with every payment, so that the cardholder's text names
+		// the shop (Ecom_Merchant).
+		if p, err := d.HubStore.GetParticipant(ctx, a.id); err == nil && p.DisplayName != "" {
+			a.name = p.DisplayName
+		}
 		mid, key, err := pgAccount(ctx, d.PG, d.path("pg", "accounts"), a.id, a.name)
 		if err != nil {
 			return nil, err
