@@ -70,7 +70,7 @@ func checkToken(v *validator, path, val string) {
 // the value: it guards secrets (CVV, codes).
 func checkDigits(min, max int) checkFunc {
 	return func(v *validator, path, val string) {
-		if !allDigits(val) || len(val) < min || len(val) > max {
+		if !AllDigits(val) || len(val) < min || len(val) > max {
 			if min == max {
 				v.add(path, "must be exactly "+strconv.Itoa(min)+" digits")
 			} else {
@@ -279,7 +279,7 @@ func checkProtocols(v *validator, path, val string) {
 
 // checkISODate: YYYY-MM-DD, a valid calendar date.
 func checkISODate(v *validator, path, val string) {
-	ok := len(val) == 10 && val[4] == '-' && val[7] == '-' && allDigits(val[:4]) && allDigits(val[5:7]) && allDigits(val[8:])
+	ok := len(val) == 10 && val[4] == '-' && val[7] == '-' && AllDigits(val[:4]) && AllDigits(val[5:7]) && AllDigits(val[8:])
 	if ok {
 		y, _ := strconv.Atoi(val[:4])
 		m, _ := strconv.Atoi(val[5:7])
@@ -295,7 +295,7 @@ func checkISODate(v *validator, path, val string) {
 // decimals.
 func checkRate(v *validator, path, val string) {
 	i, f, hasPoint := strings.Cut(val, ".")
-	ok := i != "" && len(i) <= 3 && allDigits(i) && (!hasPoint || (f != "" && len(f) <= 4 && allDigits(f)))
+	ok := i != "" && len(i) <= 3 && AllDigits(i) && (!hasPoint || (f != "" && len(f) <= 4 && AllDigits(f)))
 	if ok {
 		n, _ := strconv.Atoi(i)
 		ok = n < 100 || (n == 100 && strings.Trim(f, "0") == "")
@@ -338,7 +338,7 @@ func checkAccountNumber(v *validator, path, val string) {
 // century is unknown, so 29 February is accepted in every year divisible by
 // four (00 included: 2000 was a leap year). Never quoted.
 func checkYYMMDD(v *validator, path, val string) {
-	ok := len(val) == 6 && allDigits(val)
+	ok := len(val) == 6 && AllDigits(val)
 	if ok {
 		yy, _ := strconv.Atoi(val[:2])
 		m, _ := strconv.Atoi(val[2:4])
@@ -370,7 +370,7 @@ func ValidBusinessNumber(s string) bool {
 	if len(s) == 12 && s[3] == '-' && s[6] == '-' {
 		s = s[:3] + s[4:6] + s[7:]
 	}
-	if len(s) != 10 || !allDigits(s) {
+	if len(s) != 10 || !AllDigits(s) {
 		return false
 	}
 	weights := [9]int{1, 3, 7, 1, 3, 7, 1, 3, 5}

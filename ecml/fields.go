@@ -377,7 +377,7 @@ func compactDate(path, flat string, d ref[Date], yymm bool) field {
 			return pad2(dd.Month) + pad2(dd.Day)
 		},
 		set: func(p *Payload, v string) error {
-			if len(v) != 4 || !allDigits(v) {
+			if len(v) != 4 || !AllDigits(v) {
 				if yymm {
 					return errCompactDate("YYMM")
 				}

@@ -89,7 +89,7 @@ func splitAmount(s string) (intPart, frac string, hasPoint bool, err error) {
 	switch {
 	case intPart == "":
 		err = fmt.Errorf("%w: no digits before the period", ErrAmountSyntax)
-	case !allDigits(intPart) || (hasPoint && !allDigits(frac)):
+	case !AllDigits(intPart) || (hasPoint && frac != "" && !AllDigits(frac)):
 		err = fmt.Errorf("%w: only the digits 0-9 and one period are allowed (no sign, exponent, space or separator)", ErrAmountSyntax)
 	case len(intPart) > 1 && intPart[0] == '0':
 		err = fmt.Errorf("%w: leading zero", ErrAmountSyntax)

@@ -72,11 +72,25 @@ func (p PAN) Last4() string {
 	return string(p[len(p)-4:])
 }
 
+// The length of a card number (RFC 4112 note 12, KECIS §14.4): ISO/IEC 7812
+// allows up to 19 digits, and the card networks issue numbers of 13 to 19.
+// Validation, masking, [PAN.BIN], [PAN.Last4] and [FindPANs] all take this
+// one range.
+const (
+	MinPANDigits = 13
+	MaxPANDigits = 19
+)
+
+// LooksLikePAN reports whether s has the shape of a card number: 13 to 19
+// ASCII digits ([MinPANDigits], [MaxPANDigits]), Luhn-valid or not.
+func LooksLikePAN(s string) bool {
+	return len(s) >= MinPANDigits && len(s) <= MaxPANDigits && AllDigits(s)
+}
+
 // showable reports whether the value is a card number long enough to show
-// its first six and last four digits and still hide some (13 to 19 ASCII
-// digits, PCI DSS 3.4): the one rule of [MaskPAN], [PAN.BIN] and
-// [PAN.Last4].
-func (p PAN) showable() bool { return len(p) >= 13 && len(p) <= 19 && allDigits(string(p)) }
+// its first six and last four digits and still hide some ([LooksLikePAN],
+// PCI DSS 3.4): the one rule of [MaskPAN], [PAN.BIN] and [PAN.Last4].
+func (p PAN) showable() bool { return LooksLikePAN(string(p)) }
 
 // Secret is a value that is never shown at all: card verification values
 // (RFC 4112 note 13), passwords (note 19), track data (notes 50, 51), bank
@@ -143,7 +157,7 @@ func MaskPAN(s string) string {
 // LuhnValid reports whether s is at least two ASCII digits whose last digit
 // is the Luhn (ISO/IEC 7812-1 Annex B, mod 10) check digit of the others.
 func LuhnValid(s string) bool {
-	if len(s) < 2 || !allDigits(s) {
+	if len(s) < 2 || !AllDigits(s) {
 		return false
 	}
 	return luhnSum(s)%10 == 0
@@ -170,7 +184,7 @@ func luhnSum(s string) int {
 // LuhnCheckDigit returns the digit that, appended to the all-digit string s,
 // makes it Luhn-valid; ok is false when s is empty or not all digits.
 func LuhnCheckDigit(s string) (digit byte, ok bool) {
-	if s == "" || !allDigits(s) {
+	if s == "" || !AllDigits(s) {
 		return 0, false
 	}
 	sum := luhnSum(s + "0")
@@ -219,7 +233,7 @@ func nextPAN(text string, i int) (int, int) {
 		for j < len(text) && isDigit(text[j]) {
 			j++
 		}
-		if n := j - i; n >= 13 && n <= 19 && LuhnValid(text[i:j]) && !inHexToken(text, i, j) {
+		if n := j - i; n >= MinPANDigits && n <= MaxPANDigits && LuhnValid(text[i:j]) && !inHexToken(text, i, j) {
 			return i, j
 		}
 		i = j
@@ -283,7 +297,13 @@ func RedactPANs(text string) string {
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
-func allDigits(s string) bool {
+// AllDigits reports whether s is one or more ASCII digits '0' to '9': no
+// sign, space, separator or other Unicode digit. It is the project's one
+// test that a card number, BIN, bank code, code or date part is digits only.
+func AllDigits(s string) bool {
+	if s == "" {
+		return false
+	}
 	for i := 0; i < len(s); i++ {
 		if !isDigit(s[i]) {
 			return false

@@ -52,6 +52,43 @@ func TestPANBINLast4(t *testing.T) {
 	}
 }
 
+// TestPANLengthOneRule: a card number is 13 to 19 digits (KECIS §14.4)
+// for validation, masking, BIN and last four, the leak scan and
+// LooksLikePAN alike — a Luhn-valid number of every length from 11 to 21
+// digits is accepted by each of them exactly when the others accept it.
+func TestPANLengthOneRule(t *testing.T) {
+	for n := 11; n <= 21; n++ {
+		body := strings.Repeat("4", 6) + strings.Repeat("1", n-7)
+		d, ok := LuhnCheckDigit(body)
+		if !ok {
+			t.Fatal(body)
+		}
+		num := body + string(d)
+		in := n >= MinPANDigits && n <= MaxPANDigits
+		p := fullPayload(t)
+		p.Ecom.Payment.Card.Number = PAN(num)
+		probs := p.Validate(strictOpts)
+		valid := len(probs) == 0
+		shows := PAN(num).BIN() == "444444" && PAN(num).Last4() == num[n-4:] && MaskPAN(num) != Redacted
+		found := ContainsPAN("x " + num + " y")
+		if valid != in || shows != in || found != in || LooksLikePAN(num) != in {
+			t.Errorf("%d digits: valid %v (%v), shown %v, found %v, LooksLikePAN %v; want all %v",
+				n, valid, probs, shows, found, LooksLikePAN(num), in)
+		}
+	}
+}
+
+func TestAllDigits(t *testing.T) {
+	for in, want := range map[string]bool{
+		"0": true, "0123456789": true, "": false, " 1": false, "1 ": false, "-1": false,
+		"+1": false, "1.0": false, "1e3": false, "１２": false, "٣": false, "12a": false,
+	} {
+		if got := AllDigits(in); got != want {
+			t.Errorf("AllDigits(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
 func TestLuhn(t *testing.T) {
 	for in, want := range map[string]bool{
 		"4111111111111111": true, "4111111111111112": false, "79927398713": true,

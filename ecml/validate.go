@@ -93,8 +93,9 @@ func (ps Problems) Err() error {
 //     card type of note 11 or a KECIS extension ([NormalizeCardType]), the
 //     protocols of note 17, debit/credit (note 30, case-sensitive), digits
 //     where ISO 8583 wants them;
-//   - card numbers: 12 to 19 digits, no separators (note 12), Luhn (ISO/IEC
-//     7812); CVV 3–4 digits; issue number 1–2 digits;
+//   - card numbers: 13 to 19 digits ([LooksLikePAN], KECIS §14.4), no
+//     separators (note 12), Luhn (ISO/IEC 7812); CVV 3–4 digits; issue
+//     number 1–2 digits;
 //   - dates: month 1–12 (leading zero ignored, note 15), four-digit year
 //     (note 16; a loyalty expiry year may have two), a day that exists in
 //     that month; an expired card or virtual card, a card not yet valid, a
@@ -258,7 +259,7 @@ func (v *validator) payload(p *Payload) {
 		if c.Number != "" {
 			n := string(c.Number)
 			switch {
-			case len(n) != 16 || !allDigits(n):
+			case len(n) != 16 || !AllDigits(n):
 				v.add(path+"/kx:Number", "a virtual card number is 16 digits (KECIS §15.4)")
 			case !LuhnValid(n):
 				v.add(path+"/kx:Number", "fails the Luhn check ("+MaskPAN(n)+")")
@@ -460,10 +461,10 @@ func (v *validator) cardNumber(path, n string) {
 	switch {
 	case n == "":
 		v.missing(path, "required (RFC 4112 DTD #REQUIRED)")
-	case !allDigits(n):
+	case !AllDigits(n):
 		v.add(path, "must be digits only, without spaces or hyphens (RFC 4112 note 12)")
-	case len(n) < 12 || len(n) > 19:
-		v.add(path, "must be 12 to 19 digits (ISO/IEC 7812), not "+strconv.Itoa(len(n)))
+	case len(n) < MinPANDigits || len(n) > MaxPANDigits:
+		v.add(path, "must be "+strconv.Itoa(MinPANDigits)+" to "+strconv.Itoa(MaxPANDigits)+" digits (ISO/IEC 7812, KECIS §14.4), not "+strconv.Itoa(len(n)))
 	case !LuhnValid(n):
 		v.add(path, "fails the Luhn check digit (ISO/IEC 7812): "+MaskPAN(n))
 	}
@@ -653,7 +654,7 @@ func (v *validator) dateParts(path, day, month, year string, r dateRule, secret 
 		ok = false
 	} else {
 		n := len(year)
-		if !allDigits(year) || !slices.Contains(r.years, n) || strings.Trim(year, "0") == "" {
+		if !AllDigits(year) || !slices.Contains(r.years, n) || strings.Trim(year, "0") == "" {
 			v.add(path+"/@Year", "must be a year of "+joinInts(r.years)+" digits (RFC 4112 note 16)"+shown(year))
 			ok = false
 		} else {
@@ -668,7 +669,7 @@ func (v *validator) dateParts(path, day, month, year string, r dateRule, secret 
 			v.missing(path+"/@Month", "required")
 		}
 		ok = false
-	} else if m, err := strconv.Atoi(month); err != nil || !allDigits(month) || len(month) > 2 || m < 1 || m > 12 {
+	} else if m, err := strconv.Atoi(month); err != nil || !AllDigits(month) || len(month) > 2 || m < 1 || m > 12 {
 		v.add(path+"/@Month", "must be a month 1 to 12 (RFC 4112 note 15)"+shown(month))
 		ok = false
 	} else {
@@ -688,7 +689,7 @@ func (v *validator) dateParts(path, day, month, year string, r dateRule, secret 
 			}
 			max = daysIn(y, c.m)
 		}
-		if d, err := strconv.Atoi(day); err != nil || !allDigits(day) || len(day) > 2 || d < 1 || d > max {
+		if d, err := strconv.Atoi(day); err != nil || !AllDigits(day) || len(day) > 2 || d < 1 || d > max {
 			v.add(path+"/@Day", "must be a day that exists in that month"+shown(day))
 			ok = false
 		} else {

@@ -98,10 +98,11 @@ func TestValidateCard(t *testing.T) {
 	runCases(t, []vcase{
 		{name: "number-missing-real", mutate: func(p *Payload) { card(p).Number = "" }, want: []string{"/Ecom/Payment/Card/@Number"}, msg: "missing"},
 		{name: "number-spaces", mutate: func(p *Payload) { card(p).Number = "4111 1111 1111 1111" }, want: []string{"/Ecom/Payment/Card/@Number"}, msg: "digits only"},
-		{name: "number-short", mutate: func(p *Payload) { card(p).Number = "41111111111" }, want: []string{"/Ecom/Payment/Card/@Number"}, msg: "12 to 19"},
-		{name: "number-long", mutate: func(p *Payload) { card(p).Number = "41111111111111111111" }, want: []string{"/Ecom/Payment/Card/@Number"}, msg: "12 to 19"},
+		{name: "number-short", mutate: func(p *Payload) { card(p).Number = "41111111111" }, want: []string{"/Ecom/Payment/Card/@Number"}, msg: "13 to 19"},
+		{name: "number-long", mutate: func(p *Payload) { card(p).Number = "41111111111111111111" }, want: []string{"/Ecom/Payment/Card/@Number"}, msg: "13 to 19"},
 		{name: "number-luhn", mutate: func(p *Payload) { card(p).Number = "4111111111111112" }, want: []string{"/Ecom/Payment/Card/@Number"}, msg: "411111******1112"},
-		{name: "number-12", mutate: func(p *Payload) { card(p).Number = "123456789015" }},
+		{name: "number-12", mutate: func(p *Payload) { card(p).Number = "123456789015" }, want: []string{"/Ecom/Payment/Card/@Number"}, msg: "13 to 19"}, // Luhn-valid, too short
+		{name: "number-13", mutate: func(p *Payload) { card(p).Number = "4222222222222" }},
 		{name: "number-19", mutate: func(p *Payload) { card(p).Number = "6011000990139424124" }},
 		{name: "type-unknown", mutate: func(p *Payload) { card(p).Type = "FOO" }, want: []string{"/Ecom/Payment/Card/@Type"}, msg: "note 11"},
 		{name: "type-mastercard", mutate: func(p *Payload) { card(p).Type = "MasterCard" }},

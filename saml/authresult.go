@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
+
+	"github.com/kecis/kecis/ecml"
 )
 
 // AuthenticationResult is kecis:AuthenticationResult (KECIS §3): a result one
@@ -48,7 +50,7 @@ func (a *AuthenticationResult) Element() (*etree.Element, error) {
 	if !validXMLID(a.ID) || a.Issuer == "" || a.Method == "" || a.IssueInstant.IsZero() || a.NotOnOrAfter.IsZero() {
 		return nil, errors.New("kecis: authentication result needs ID, Issuer, Method, IssueInstant and NotOnOrAfter")
 	}
-	if a.CardRef != "" && looksLikePAN(a.CardRef) {
+	if a.CardRef != "" && ecml.LooksLikePAN(a.CardRef) {
 		return nil, errors.New("kecis: authentication result CardRef must not be a card number")
 	}
 	root := etree.NewElement(prefixKECIS + ":" + elAuthenticationResult)
@@ -181,10 +183,4 @@ func VerifyAuthenticationResult(ctx context.Context, el *etree.Element, keys Key
 		return nil, nil, ErrAuthResult.WithCausef("expired at %s", r.NotOnOrAfter.Format(TimeLayout))
 	}
 	return r, verified, nil
-}
-
-// looksLikePAN reports whether s is 12–19 digits (a card number must never
-// be a public reference).
-func looksLikePAN(s string) bool {
-	return digits(s) && len(s) >= 12 && len(s) <= 19
 }

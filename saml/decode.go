@@ -187,25 +187,16 @@ func decodeRouting(el *etree.Element) (*Routing, error) {
 	if len(el.ChildElements()) > 0 || !onlySpace(el) {
 		return nil, fmt.Errorf("Routing must be empty")
 	}
-	if r.CardBIN != "" && !(digits(r.CardBIN) && (len(r.CardBIN) == 6 || len(r.CardBIN) == 8)) {
+	if r.CardBIN != "" && !(ecml.AllDigits(r.CardBIN) && (len(r.CardBIN) == 6 || len(r.CardBIN) == 8)) {
 		return nil, fmt.Errorf("Routing CardBIN must be 6 or 8 digits")
 	}
-	if r.CardLast4 != "" && !(digits(r.CardLast4) && len(r.CardLast4) == 4) {
+	if r.CardLast4 != "" && !(ecml.AllDigits(r.CardLast4) && len(r.CardLast4) == 4) {
 		return nil, fmt.Errorf("Routing CardLast4 must be 4 digits")
 	}
-	if r.BankCode != "" && !(digits(r.BankCode) && len(r.BankCode) == 3) {
+	if r.BankCode != "" && !(ecml.AllDigits(r.BankCode) && len(r.BankCode) == 3) {
 		return nil, fmt.Errorf("Routing BankCode must be 3 digits")
 	}
 	return r, nil
-}
-
-func digits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
 }
 
 func decodePayload(el *etree.Element) (*ecml.Payload, error) {

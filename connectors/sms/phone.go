@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/kecis/kecis/ecml"
 )
 
 // ErrInvalidNumber is wrapped by every error about a malformed phone number
@@ -94,7 +96,7 @@ func phoneDigits(s string) (digits string, plus bool, err error) {
 // Korean mobile number: 010 and eight digits, or 011/016/017/018/019 and
 // seven or eight digits.
 func koreanMobile(national string) bool {
-	if len(national) < 3 || !allDigits(national) {
+	if len(national) < 3 || !ecml.AllDigits(national) {
 		return false
 	}
 	switch national[:3] {
@@ -182,13 +184,4 @@ func NormalizeCallerID(s string) (string, error) {
 		return "", fmt.Errorf("%w: a caller number has 3 to 15 digits", ErrInvalidNumber)
 	}
 	return digits, nil
-}
-
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
 }

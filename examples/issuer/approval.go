@@ -64,7 +64,7 @@ func (i *Issuer) Approve(ctx context.Context, req ApproveRequest) (*Approval, er
 		if prefix == "" && birth == "" {
 			return nil, invalid("key-in data needs the password digits or the birth date")
 		}
-		if prefix != "" && (len(prefix) != 2 || !allDigits(prefix)) {
+		if prefix != "" && (len(prefix) != 2 || !ecml.AllDigits(prefix)) {
 			return nil, invalid("password prefix must be the two leading digits of the card password")
 		}
 		if birth != "" && !validYYMMDD(birth) {
@@ -604,4 +604,4 @@ func (i *Issuer) refund(ctx context.Context, id string, now time.Time) (*Refund,
 	return nil, fmt.Errorf("issuer: refund %s vanished", id)
 }
 
-func validApprovalNumber(s string) bool { return len(s) == 8 && allDigits(s) }
+func validApprovalNumber(s string) bool { return len(s) == 8 && ecml.AllDigits(s) }

@@ -97,7 +97,7 @@ func (i *Issuer) IssueCard(ctx context.Context, req IssueCardRequest) (*IssuedCa
 	if !validYYMMDD(birth) {
 		return nil, invalid("birth date must be a date written YYMMDD")
 	}
-	if len(password) != 4 || !allDigits(password) {
+	if len(password) != 4 || !ecml.AllDigits(password) {
 		return nil, invalid("card password must be four digits")
 	}
 	cur := req.Currency

@@ -16,6 +16,7 @@ import (
 	"github.com/kecis/kecis/connectors/sqlstore"
 	_ "github.com/kecis/kecis/connectors/sqlstore/postgres" // the dialects its DSN may name
 	_ "github.com/kecis/kecis/connectors/sqlstore/sqlite"
+	"github.com/kecis/kecis/ecml"
 )
 
 // Component is the issuer's name in schema_migrations.
@@ -158,7 +159,7 @@ func newIssuer(cfg Config) (*Issuer, error) {
 		i.bins = DefaultBINs
 	}
 	for _, t := range []CardType{Credit, Check, Prepaid} {
-		if b := i.bins[t]; len(b) != 6 || !allDigits(b) {
+		if b := i.bins[t]; len(b) != 6 || !ecml.AllDigits(b) {
 			return nil, fmt.Errorf("issuer: config: BIN for %s cards must be six digits, got %q", t, b)
 		}
 	}
@@ -266,7 +267,7 @@ func (i *Issuer) t(t time.Time) any { return i.db.Dialect.Time(t) }
 
 func parseHHMM(s string) (h, m int, ok bool) {
 	hs, ms, found := strings.Cut(s, ":")
-	if !found || len(hs) != 2 || len(ms) != 2 || !allDigits(hs) || !allDigits(ms) {
+	if !found || len(hs) != 2 || len(ms) != 2 || !ecml.AllDigits(hs) || !ecml.AllDigits(ms) {
 		return 0, 0, false
 	}
 	h, _ = strconv.Atoi(hs)

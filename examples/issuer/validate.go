@@ -10,18 +10,6 @@ import (
 	"github.com/kecis/kecis/ecml"
 )
 
-func allDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
 // checkText validates a free-text field a client sends: one line of valid
 // UTF-8, at most max characters, and never a card number (which would
 // otherwise reach logs, rows and SMS in clear).
@@ -81,7 +69,7 @@ func checkMoney(m ecml.Money) *Error {
 // ("010-1234-5678" → "01012345678").
 func normalizePhone(s string) (string, bool) {
 	d := strings.NewReplacer("-", "", " ", "").Replace(s)
-	if !allDigits(d) || len(d) < 10 || len(d) > 11 || !strings.HasPrefix(d, "01") {
+	if !ecml.AllDigits(d) || len(d) < 10 || len(d) > 11 || !strings.HasPrefix(d, "01") {
 		return "", false
 	}
 	return d, true
@@ -89,7 +77,7 @@ func normalizePhone(s string) (string, bool) {
 
 // validYYMMDD reports whether s is a calendar date written YYMMDD.
 func validYYMMDD(s string) bool {
-	if len(s) != 6 || !allDigits(s) {
+	if len(s) != 6 || !ecml.AllDigits(s) {
 		return false
 	}
 	_, err := time.Parse("060102", s)

@@ -230,6 +230,9 @@ func (p *PG) next(ctx context.Context, tx *sql.Tx, name, day string) (int64, err
 	return v, nil
 }
 
+// allDigits is the PG's own copy of ecml.AllDigits: the PG is an outside
+// company that links nothing of KECIS (TestImportsNoKECIS), so it cannot
+// import the ecml package.
 func allDigits(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {

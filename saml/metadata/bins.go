@@ -3,6 +3,8 @@ package metadata
 import (
 	"fmt"
 	"strings"
+
+	"github.com/kecis/kecis/ecml"
 )
 
 // maxBINDigits is the longest BIN prefix (ISO/IEC 7812-1:2017 issuer
@@ -29,7 +31,7 @@ func (r BINRange) String() string {
 // not match: it cannot be decided.
 func (r BINRange) Contains(bin string) bool {
 	n := len(r.From)
-	if len(bin) < n || !allDigits(bin) {
+	if len(bin) < n || !ecml.AllDigits(bin) {
 		return false
 	}
 	p := bin[:n]
@@ -88,7 +90,7 @@ func parseBINRange(f string) (BINRange, error) {
 		to = from
 	}
 	for _, p := range []string{from, to} {
-		if p == "" || len(p) > maxBINDigits || !allDigits(p) {
+		if p == "" || len(p) > maxBINDigits || !ecml.AllDigits(p) {
 			return BINRange{}, fmt.Errorf("BIN %q: a BIN is 1 to %d digits", f, maxBINDigits)
 		}
 	}
@@ -103,7 +105,7 @@ func parseBINRange(f string) (BINRange, error) {
 
 func (l BINList) validate() error {
 	for _, r := range l {
-		if !allDigits(r.From) || !allDigits(r.To) {
+		if !ecml.AllDigits(r.From) || !ecml.AllDigits(r.To) {
 			return fmt.Errorf("BIN range %q: digits only", r.From+"-"+r.To)
 		}
 		if _, err := parseBINRange(r.String()); err != nil {
@@ -111,16 +113,4 @@ func (l BINList) validate() error {
 		}
 	}
 	return nil
-}
-
-func allDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }

@@ -1,6 +1,10 @@
 package metadata
 
-import "slices"
+import (
+	"slices"
+
+	"github.com/kecis/kecis/ecml"
+)
 
 // Overlaps reports whether some card number falls in both ranges (KECIS
 // §13.5). Ranges of different prefix lengths are compared on the shorter
@@ -20,7 +24,7 @@ func (r BINRange) Overlaps(o BINRange) bool {
 }
 
 func (r BINRange) valid() bool {
-	return allDigits(r.From) && len(r.From) == len(r.To) && r.From <= r.To
+	return ecml.AllDigits(r.From) && len(r.From) == len(r.To) && r.From <= r.To
 }
 
 // Overlap returns the first range of l and the first range of o that

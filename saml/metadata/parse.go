@@ -521,7 +521,7 @@ func (p *parser) endpoint(el *etree.Element) (Endpoint, error) {
 		return e, err
 	}
 	if v, ok := ar.get("Priority"); ok {
-		if !allDigits(v) || (len(v) > 1 && v[0] == '0') || len(v) > 5 {
+		if !ecml.AllDigits(v) || (len(v) > 1 && v[0] == '0') || len(v) > 5 {
 			return e, p.attrErr(el, "Priority", fmt.Errorf("%q is not a non-negative integer", v))
 		}
 		e.Priority, _ = strconv.Atoi(v)

@@ -290,7 +290,7 @@ func checkService(s *OfferedService) error {
 	}
 	banks := map[string]bool{}
 	for _, b := range s.BankCodes {
-		if len(b) != 3 || !allDigits(b) {
+		if len(b) != 3 || !ecml.AllDigits(b) {
 			return fmt.Errorf("service %s: bank code %q is not 3 digits", s.Service, b)
 		}
 		if banks[b] {
