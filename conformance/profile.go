@@ -259,7 +259,7 @@ func (p *Profile) check() error {
 }
 
 func (tc TestCard) check(currency string, decline bool) error {
-	if !ecml.LuhnValid(tc.Number) || len(tc.Number) < 13 || len(tc.Number) > 19 {
+	if !ecml.LooksLikePAN(tc.Number) || !ecml.LuhnValid(tc.Number) {
 		return errors.New("number is not a 13–19 digit card number with a valid check digit")
 	}
 	if _, _, err := tc.expiry(); err != nil {
