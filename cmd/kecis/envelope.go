@@ -47,7 +47,8 @@ rsa-sha256 (RSA >= 2048) or ecdsa-sha256 (P-256, raw r||s), KeyInfo carrying
 the certificate, placed right after saml:Issuer. Prints the signed document.
 
 The input is a template: the signed message gets a fresh ID and, when the
-root has one, an IssueInstant of now, so that a template signed twice makes
+root has one, an IssueInstant of now (an authentication result's
+AuthnInstant and NotOnOrAfter move with it), so that a template signed twice makes
 two messages a receiver accepts (KECIS §7.2 refuses a repeated ID and an
 IssueInstant outside the clock skew; a retry is a new message with the same
 IdempotencyKey, §7.1). --keep signs the ID and IssueInstant as they are (to
@@ -103,9 +104,23 @@ func freshen(root *etree.Element, e env) error {
 		return err
 	}
 	root.CreateAttr("ID", id)
-	if root.SelectAttr("IssueInstant") != nil {
-		root.CreateAttr("IssueInstant", e.now().UTC().Format(saml.TimeLayout))
+	issued := root.SelectAttr("IssueInstant")
+	if issued == nil {
+		return nil
 	}
+	now := e.now().UTC()
+	if was, err := time.Parse(time.RFC3339Nano, issued.Value); err == nil {
+		// An authentication result's other instants move with it, so that
+		// its validity window stays what the template says.
+		for _, name := range []string{"AuthnInstant", "NotOnOrAfter"} {
+			if a := root.SelectAttr(name); a != nil {
+				if t, err := time.Parse(time.RFC3339Nano, a.Value); err == nil {
+					a.Value = t.Add(now.Sub(was)).UTC().Format(saml.TimeLayout)
+				}
+			}
+		}
+	}
+	issued.Value = now.Format(saml.TimeLayout)
 	return nil
 }
 

@@ -246,3 +246,37 @@ func TestEnvelopeInspectExit(t *testing.T) {
 		}
 	}
 }
+
+// TestEnvelopeSignFreshensAuthResult: an authentication result's
+// AuthnInstant and NotOnOrAfter move with its IssueInstant, so that the
+// signed result is valid for as long as the template says.
+func TestEnvelopeSignFreshensAuthResult(t *testing.T) {
+	ar := &saml.AuthenticationResult{ID: "_ar1", Issuer: "https://issuer.example/kecis", Method: "urn:kecis:authn:card-password", Factors: 1,
+		IssueInstant: testutil.FixedNow, AuthnInstant: testutil.FixedNow.Add(-time.Minute), NotOnOrAfter: testutil.FixedNow.Add(5 * time.Minute)}
+	el, err := ar.Element()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := saml.Serialize(el)
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := testutil.FixedNow.Add(48 * time.Hour)
+	code, out, stderr := kecisAt(t, later, tmpl, "envelope", "sign", "--key", keyPath("issuer-ec"), "--cert", certPath("issuer-ec"))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromString(out); err != nil {
+		t.Fatal(err)
+	}
+	r := doc.Root()
+	for attr, want := range map[string]time.Time{"IssueInstant": later, "AuthnInstant": later.Add(-time.Minute), "NotOnOrAfter": later.Add(5 * time.Minute)} {
+		if got := r.SelectAttrValue(attr, ""); got != want.Format(saml.TimeLayout) {
+			t.Errorf("%s = %s, want %s", attr, got, want.Format(saml.TimeLayout))
+		}
+	}
+	if r.SelectAttrValue("ID", "") == "_ar1" {
+		t.Error("the ID was kept")
+	}
+}
