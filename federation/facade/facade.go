@@ -3,7 +3,7 @@
 // merchant (TLS client certificate or an API key bound to its entity),
 // builds and signs the request OnBehalfOf the merchant, chooses the
 // recipient by the routing rules, encrypts for it and relays it like any
-// other request (DESIGN.md, "The hub is a verifying router"). Card data
+// other request (KECIS §12.1, the verifying router; §12.4). Card data
 // arrives already encrypted for the provider (an xenc:EncryptedData the
 // merchant's page made in the browser, after POST /v1/routes named the
 // provider and its certificate), or — only where the operator enabled it —
@@ -13,7 +13,6 @@
 package facade
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -25,16 +24,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
-	"slices"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/beevik/etree"
 	"github.com/gin-gonic/gin"
 
+	"github.com/kecis/kecis/connectors/callapi"
 	"github.com/kecis/kecis/connectors/httpserver"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/federation/router"
@@ -133,9 +129,7 @@ func (f *Facade) whoIs(c *gin.Context) (*merchant, error) {
 		}
 		return nil, errors.New("unknown API key")
 	}
-	if c.Request.TLS != nil && len(c.Request.TLS.PeerCertificates) > 0 {
-		sum := sha256.Sum256(c.Request.TLS.PeerCertificates[0].Raw)
-		fp := hex.EncodeToString(sum[:])
+	if fp := saml.ClientCertFingerprint(c.Request); fp != "" {
 		e, err := f.dir.ByTLSClient(ctx, fp)
 		if err == nil && hasRole(e, store.RoleMerchant) {
 			return &merchant{entity: e, method: "tls-client-certificate", cred: fp}, nil
@@ -153,252 +147,211 @@ func hasRole(e *router.Entry, r store.Role) bool {
 	return false
 }
 
-// CallRequest is the body of POST /v1/{group}/{operation}.
-type CallRequest struct {
-	// Recipient names the provider; empty: the routing rules choose.
-	Recipient string `json:"recipient,omitempty"`
-	// Fields are flat ECML fields (RFC 4112 §2.1 names: Ecom_*).
-	Fields map[string]string `json:"fields"`
-	// Encrypted holds sensitive elements the merchant's page encrypted for
-	// the provider: "card" → an xenc:EncryptedData standing for Payment/Card.
-	Encrypted map[string]string `json:"encrypted,omitempty"`
-	// Routing hints: the card's BIN and last four digits, a bank code.
-	Routing *RoutingHints `json:"routing,omitempty"`
-}
-
-// RoutingHints are public.
-type RoutingHints struct {
-	CardBIN   string `json:"card_bin,omitempty"`
-	CardLast4 string `json:"card_last4,omitempty"`
-	BankCode  string `json:"bank_code,omitempty"`
-}
-
-// CallResponse is the facade's answer.
-type CallResponse struct {
-	Outcome     string            `json:"outcome"` // answered, pending, unavailable
-	Status      string            `json:"status"`  // Success, Requester, Responder
-	SubStatus   string            `json:"sub_status,omitempty"`
-	Message     string            `json:"message,omitempty"`
-	Provider    string            `json:"provider"`
-	RequestID   string            `json:"request_id"`
-	ResponseID  string            `json:"response_id,omitempty"`
-	RoutingNote string            `json:"routing,omitempty"`
-	Fields      map[string]string `json:"fields,omitempty"`
-}
+// The wire types of the facade's JSON API: connectors/callapi declares
+// them once, for the facade, the sidecar's caller and the OpenAPI test.
+type (
+	CallRequest   = callapi.CallRequest
+	RoutingHints  = callapi.RoutingHints
+	CallResponse  = callapi.CallResponse
+	RouteRequest  = callapi.RouteRequest
+	RouteResponse = callapi.RouteResponse
+)
 
 // noFacade are the service groups whose responses carry secrets (a virtual
 // card number): they are not offered on the facade.
 var noFacade = map[string]bool{"vcn": true}
 
-// call serves POST /v1/{group}/{operation} (KECIS §12.4). Every refusal is
-// one of the Problem values below; no input makes it panic.
+// call serves POST /v1/{group}/{operation} (KECIS §12.4) in its stages:
+// decode the request, build its payload, choose the recipient, build and
+// sign the KECIS request, relay it, answer. Every refusal is one of the
+// Problem values below; no input makes it panic.
 func (f *Facade) call(c *gin.Context) {
 	ctx := c.Request.Context()
-	m := c.MustGet("merchant").(*merchant)
-	group, op := c.Param("group"), c.Param("operation")
-	service := saml.ServiceURI(group, op)
-	if !pathSegment(group) || !pathSegment(op) || noFacade[group] {
-		f.fail(c, ProblemUnknownService)
+	fc, err := f.decode(c)
+	if err == nil {
+		err = f.buildPayload(fc)
+	}
+	if err == nil {
+		err = f.choose(ctx, fc)
+	}
+	if err == nil {
+		err = f.sign(fc)
+	}
+	if err != nil {
+		f.fail(c, err)
 		return
 	}
-	key := c.GetHeader("Idempotency-Key")
-	if saml.IsMutation(service) && key == "" {
-		f.fail(c, ProblemIdempotencyKeyMissing)
-		return
+	f.auditAuth(ctx, fc.req, fc.merchant, fc.note, fc.signed)
+	f.answer(c, fc, f.rt.Relay(ctx, fc.req, fc.dest, saml.WrapSOAP(fc.signed)))
+}
+
+// facadeCall is one request on its way through call's stages.
+type facadeCall struct {
+	merchant *merchant
+	service  string
+	key      string // Idempotency-Key
+	in       *callapi.CallRequest
+	payload  *ecml.Payload
+	hints    callapi.RoutingHints
+	// encRecipient is the recipient the encrypted card names
+	// (EncryptedKey/@Recipient).
+	encRecipient string
+	dest         *router.Entry
+	note         string // why dest: into the audit record and the answer
+	req          *saml.ServiceRequest
+	signed       []byte
+}
+
+// decode reads the path, the Idempotency-Key and the body.
+func (f *Facade) decode(c *gin.Context) (*facadeCall, error) {
+	group := c.Param("group")
+	service, err := callapi.Service(group, c.Param("operation"))
+	if err != nil || noFacade[group] {
+		return nil, ProblemUnknownService
 	}
-	if len(key) > 255 {
-		f.fail(c, ProblemIdempotencyKeyInvalid)
-		return
+	fc := &facadeCall{merchant: c.MustGet("merchant").(*merchant), service: service, key: c.GetHeader("Idempotency-Key")}
+	if err := callapi.CheckIdempotencyKey(service, fc.key); err != nil {
+		return nil, err
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, f.cfg.MaxBodyBytes))
 	if err != nil {
-		f.fail(c, bodyProblem(err, f.cfg.MaxBodyBytes))
-		return
+		return nil, bodyProblem(err, f.cfg.MaxBodyBytes)
 	}
-	in, err := decodeCall(body)
-	if err != nil {
-		f.fail(c, err)
-		return
+	if fc.in, err = callapi.DecodeCall(body); err != nil {
+		return nil, err
 	}
-	payload, err := f.payload(in.Fields)
-	if err != nil {
-		f.fail(c, err)
-		return
+	if fc.in.Routing != nil {
+		fc.hints = *fc.in.Routing
 	}
-	hints := in.Routing
-	if hints == nil {
-		hints = &RoutingHints{}
+	return fc, nil
+}
+
+// buildPayload makes the request's ECML: its flat fields, the card —
+// encrypted in the browser for one provider, or in clear (development
+// only; callapi.Payload refused it otherwise) —, the routing hints the
+// card gives, then the checks of ECML and of what the service requires.
+func (f *Facade) buildPayload(fc *facadeCall) error {
+	var err error
+	if fc.payload, err = callapi.Payload(fc.in.Fields, callapi.PayloadOptions{ClearSensitive: f.cfg.AllowClearCard}); err != nil {
+		return err
 	}
-	// Card data: encrypted in the browser for one provider, or in clear
-	// (development only; f.payload refused it otherwise).
-	var encRecipient string
-	for k := range in.Encrypted {
+	for k := range fc.in.Encrypted {
 		if k != "card" {
-			f.fail(c, ProblemUnknownEncrypted)
-			return
+			return ProblemUnknownEncrypted
 		}
 	}
-	if x, ok := in.Encrypted["card"]; ok {
+	if x, ok := fc.in.Encrypted["card"]; ok {
 		ed, recipient, err := parseEncrypted(x)
 		if err != nil {
-			f.fail(c, ProblemInvalidEncryptedCard.WithCause(err))
-			return
+			return ProblemInvalidEncryptedCard.WithCause(err)
 		}
-		if payload.Ecom.Payment == nil {
-			payload.Ecom.Payment = &ecml.Payment{}
+		if fc.payload.Ecom.Payment == nil {
+			fc.payload.Ecom.Payment = &ecml.Payment{}
 		}
-		if payload.Ecom.Payment.Card != nil {
-			f.fail(c, ProblemCardTwice)
-			return
+		if fc.payload.Ecom.Payment.Card != nil {
+			return ProblemCardTwice
 		}
-		payload.Ecom.Payment.EncryptedCard = ed
-		encRecipient = recipient
+		fc.payload.Ecom.Payment.EncryptedCard = ed
+		fc.encRecipient = recipient
 	}
-	if p := payload.Ecom.Payment; p != nil && p.Card != nil {
-		pan := p.Card.Number.Reveal()
-		if len(pan) >= 10 && hints.CardBIN == "" {
-			hints.CardBIN, hints.CardLast4 = pan[:6], pan[len(pan)-4:]
-		}
+	if p := fc.payload.Ecom.Payment; p != nil && p.Card != nil && fc.hints.CardBIN == "" {
+		fc.hints.CardBIN, fc.hints.CardLast4 = p.Card.Number.BIN(), p.Card.Number.Last4()
 	}
-	if problems := payload.Validate(ecml.ValidateOptions{Now: f.now(), AllowEncrypted: true, RequireEncrypted: !f.cfg.AllowClearCard}); len(problems) > 0 {
+	if problems := fc.payload.Validate(ecml.ValidateOptions{Now: f.now(), AllowEncrypted: true, RequireEncrypted: !f.cfg.AllowClearCard}); len(problems) > 0 {
 		// Paths and problems, never values (card numbers appear masked).
-		f.fail(c, ProblemInvalidFields.WithDetail(problems.Error()))
-		return
+		return ProblemInvalidFields.WithDetail(problems.Error())
 	}
-	// The recipient: named, implied by the encryption, or routed.
-	target := in.Recipient
-	if encRecipient != "" {
-		if target != "" && target != encRecipient {
-			f.fail(c, ProblemRecipientMismatch)
-			return
+	return callapi.CheckRequired(fc.service, fc.payload, !f.cfg.AllowClearCard)
+}
+
+// choose finds the recipient — named, implied by the encryption, or routed
+// (KECIS §12.4, §13.4) — and checks that it can take the request.
+func (f *Facade) choose(ctx context.Context, fc *facadeCall) error {
+	target := fc.in.Recipient
+	if fc.encRecipient != "" {
+		if target != "" && target != fc.encRecipient {
+			return ProblemRecipientMismatch
 		}
-		target = encRecipient
+		target = fc.encRecipient
 	}
 	// An inquire or cancel by order number alone has no amount: it is
 	// routed with a zero one.
 	var money ecml.Money
-	if t := payload.Ecom.Transaction; t != nil {
+	if t := fc.payload.Ecom.Transaction; t != nil {
 		money, _ = t.Money() // Validate checked it when present
 	}
-	dest, note, err := f.routes.Choose(ctx, Query{Service: service, Merchant: m.entity, Recipient: target, At: f.now(),
-		CardBIN: hints.CardBIN, BankCode: hints.BankCode, Money: money})
+	dest, note, err := f.routes.Choose(ctx, Query{Service: fc.service, Merchant: fc.merchant.entity, Recipient: target, At: f.now(),
+		CardBIN: fc.hints.CardBIN, BankCode: fc.hints.BankCode, Money: money})
 	if err != nil {
-		f.fail(c, routeProblem(err))
-		return
+		return routeProblem(err)
 	}
-	eps := dest.D.EndpointsFor(service, saml.BindingSOAP)
-	encCert, hasCert := dest.D.EncryptionCertificate(f.now())
+	fc.dest, fc.note = dest, note
+	return nil
+}
+
+// sign builds the KECIS request OnBehalfOf the merchant, encrypts it for
+// the recipient and signs it as the hub.
+func (f *Facade) sign(fc *facadeCall) error {
+	eps := fc.dest.D.EndpointsFor(fc.service, saml.BindingSOAP)
+	encCert, hasCert := fc.dest.D.EncryptionCertificate(f.now())
 	if len(eps) == 0 || !hasCert {
-		f.fail(c, ProblemNoRoute.WithDetail("the provider publishes no endpoint or encryption key for this service"))
-		return
+		return ProblemNoRoute.WithDetail("the provider publishes no endpoint or encryption key for this service")
 	}
-	// Build, encrypt for the recipient, sign as the hub OnBehalfOf the merchant.
 	b := &saml.Builder{Issuer: f.cfg.HubEntityID, Now: f.now}
-	req, err := b.NewRequest(eps[0].Location, service)
+	req, err := b.NewRequest(eps[0].Location, fc.service)
 	if err != nil {
-		f.fail(c, err)
-		return
+		return err
 	}
-	req.IdempotencyKey, req.OnBehalfOf, req.Payload = key, m.entity.P.EntityID, payload
-	if hints.CardBIN != "" || hints.BankCode != "" {
-		req.Routing = &saml.Routing{CardBIN: hints.CardBIN, CardLast4: hints.CardLast4, BankCode: hints.BankCode}
+	req.IdempotencyKey, req.OnBehalfOf, req.Payload = fc.key, fc.merchant.entity.P.EntityID, fc.payload
+	if h := fc.hints; h.CardBIN != "" || h.BankCode != "" {
+		req.Routing = &saml.Routing{CardBIN: h.CardBIN, CardLast4: h.CardLast4, BankCode: h.BankCode}
 	}
 	el, err := req.Element()
 	if err != nil {
 		// The fields were validated: a failure here is the hub's, or the
 		// provider's metadata (an endpoint without a URL).
-		f.fail(c, err)
-		return
+		return err
 	}
-	enc := &saml.Encryptor{Recipient: dest.P.EntityID, Cert: encCert}
-	if _, err := saml.EncryptDocument(el, enc); err != nil {
-		f.fail(c, err)
-		return
+	if _, err := saml.EncryptDocument(el, &saml.Encryptor{Recipient: fc.dest.P.EntityID, Cert: encCert}); err != nil {
+		return err
 	}
 	if err := noClearSensitive(el); err != nil {
-		f.fail(c, err)
-		return
+		return err
 	}
-	signed, err := f.signer.SignToBytes(el)
-	if err != nil {
-		f.fail(c, err)
-		return
+	if fc.signed, err = f.signer.SignToBytes(el); err != nil {
+		return err
 	}
-	f.auditAuth(ctx, req, m, note, signed)
-	res := f.rt.Relay(ctx, req, dest, saml.WrapSOAP(signed))
-	out := CallResponse{Provider: dest.P.EntityID, RequestID: req.ID, RoutingNote: note,
-		Status: short(res.Status.Code), SubStatus: res.Status.Sub(), Message: res.Status.Message}
-	code := http.StatusOK
+	fc.req = req
+	return nil
+}
+
+// answer sends the relay's result: the provider's answer with the HTTP
+// status callapi.HTTPStatus gives it (402 for a decline, 202 Pending, 503
+// unavailable…), or the idempotency guard's refusal as a problem.
+func (f *Facade) answer(c *gin.Context, fc *facadeCall, res *router.Result) {
+	outcome := callapi.OutcomeUnavailable
 	switch res.Outcome {
 	case router.OutcomeAnswered:
-		out.Outcome, out.ResponseID = "answered", res.Response.ID
-		if res.Response.Payload != nil {
-			out.Fields = publicFields(res.Response.Payload)
-		}
+		outcome = callapi.OutcomeAnswered
 	case router.OutcomePending:
-		out.Outcome, code = "pending", http.StatusAccepted
+		outcome = callapi.OutcomePending
 	case router.OutcomeRefused:
-		switch res.Status.SubCode {
-		case saml.CodeIdempotencyConflict:
+		if res.Status.SubCode == saml.CodeIdempotencyConflict {
 			f.fail(c, ProblemIdempotencyKeyReused)
-		default:
+		} else {
 			f.fail(c, ProblemIdempotencyKeyInFlight)
 		}
 		return
-	default:
-		out.Outcome, code = "unavailable", http.StatusServiceUnavailable
 	}
-	c.JSON(code, out)
-}
-
-// pathSegment reports whether a group or operation of the path is one the
-// OpenAPI description admits: lower-case letters and digits.
-func pathSegment(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if (s[i] < 'a' || s[i] > 'z') && (s[i] < '0' || s[i] > '9') {
-			return false
+	out := callapi.NewResponse(outcome, fc.dest.P.EntityID, res.Status)
+	out.RequestID, out.RoutingNote = fc.req.ID, fc.note
+	if outcome == callapi.OutcomeAnswered {
+		out.ResponseID = res.Response.ID
+		if res.Response.Payload != nil {
+			out.Fields = callapi.PublicFields(res.Response.Payload)
 		}
 	}
-	return true
-}
-
-// payload builds the request's ECML from its flat fields. Every name must
-// be an ECML flat name; outside the development mode, a field inside an
-// element KECIS §8.1 requires encrypted is refused before its value is
-// read (the answer names the fields, never their values).
-func (f *Facade) payload(fields map[string]string) (*ecml.Payload, error) {
-	var unknown, clear []string
-	for name, v := range fields {
-		switch {
-		case !isFlatName(name):
-			unknown = append(unknown, publicName(name))
-		case v != "" && sensitiveFlat(name) && !f.cfg.AllowClearCard:
-			clear = append(clear, name)
-		}
-	}
-	if len(clear) > 0 {
-		sort.Strings(clear)
-		return nil, ProblemClearSensitive.WithDetail(strings.Join(clear, ", "))
-	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		return nil, ProblemInvalidFields.WithDetail("unknown ECML field names: " + strings.Join(unknown, ", "))
-	}
-	payload, err := ecml.FromForm(toValues(fields))
-	if err != nil {
-		// The error lists field names and problems, never values.
-		return nil, ProblemInvalidFields.WithDetail(err.Error())
-	}
-	if payload.Ecom == nil {
-		payload.Ecom = &ecml.Ecom{}
-	}
-	if payload.Ecom.SchemaVersion == "" {
-		payload.Ecom.SchemaVersion = ecml.SchemaVersion
-	}
-	return payload, nil
+	c.JSON(callapi.HTTPStatus(outcome, res.Status), out)
 }
 
 // noClearSensitive is the last check before the hub signs: no element of
@@ -440,22 +393,8 @@ func (f *Facade) auditAuth(ctx context.Context, req *saml.ServiceRequest, m *mer
 	}
 }
 
-// RouteRequest is the body of POST /v1/routes.
-type RouteRequest struct {
-	Service  string `json:"service"`
-	Amount   string `json:"amount,omitempty"`
-	Currency string `json:"currency,omitempty"`
-	CardBIN  string `json:"card_bin,omitempty"`
-	BankCode string `json:"bank_code,omitempty"`
-}
-
-// RouteResponse tells the merchant's page whom to encrypt for.
-type RouteResponse struct {
-	Recipient             string `json:"recipient"`
-	EncryptionCertificate string `json:"encryption_certificate"`
-	Routing               string `json:"routing"`
-}
-
+// route serves POST /v1/routes: whom the merchant's page encrypts the card
+// for (KECIS §12.4).
 func (f *Facade) route(c *gin.Context) {
 	m := c.MustGet("merchant").(*merchant)
 	const maxRouteBody = 64 << 10
@@ -464,7 +403,7 @@ func (f *Facade) route(c *gin.Context) {
 		f.fail(c, bodyProblem(err, maxRouteBody))
 		return
 	}
-	in, err := decodeRoute(body)
+	in, err := callapi.DecodeRoute(body)
 	if err != nil {
 		f.fail(c, err)
 		return
@@ -492,23 +431,22 @@ func (f *Facade) route(c *gin.Context) {
 		EncryptionCertificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}))})
 }
 
-// The problems the facade answers.
+// The problems the facade answers: the call API's (connectors/callapi),
+// shared with the sidecar's caller, and the facade's own.
 var (
+	ProblemUnknownService        = callapi.ProblemUnknownService
+	ProblemIdempotencyKeyMissing = callapi.ProblemIdempotencyKeyMissing
+	ProblemIdempotencyKeyInvalid = callapi.ProblemIdempotencyKeyInvalid
+	ProblemBadRequest            = callapi.ProblemBadRequest
+	ProblemInvalidFields         = callapi.ProblemInvalidFields
+	ProblemMissingFields         = callapi.ProblemMissingFields
+	ProblemCardNumberInField     = callapi.ProblemCardNumberInField
+	ProblemClearSensitive        = callapi.ProblemClearSensitive
+	ProblemNoRoute               = callapi.ProblemNoRoute
+	ProblemInternal              = callapi.ProblemInternal
+
 	ProblemUnauthenticated = httpserver.NewProblem("unauthenticated", http.StatusUnauthorized,
 		"a merchant's TLS client certificate or API key is required")
-	ProblemUnknownService = httpserver.NewProblem("unknown-service", http.StatusNotFound,
-		"this service is not offered on the JSON facade")
-	ProblemIdempotencyKeyMissing = httpserver.NewProblem("idempotency-key-missing", http.StatusBadRequest,
-		"an Idempotency-Key header is required for an operation that changes state")
-	ProblemIdempotencyKeyInvalid = httpserver.NewProblem("idempotency-key-invalid", http.StatusBadRequest,
-		"the Idempotency-Key is longer than 255 characters")
-	ProblemBadRequest = httpserver.NewProblem("bad-request", http.StatusBadRequest,
-		"the body is not a request as the OpenAPI description (GET /v1/openapi.json) defines it")
-	ProblemInvalidFields = httpserver.NewProblem("invalid-fields", http.StatusBadRequest,
-		"the ECML fields are not valid")
-	ProblemClearSensitive = httpserver.NewProblem("clear-card-refused", http.StatusBadRequest,
-		"sensitive fields in clear are refused (card, track data, password, birth date: KECIS §8.1): "+
-			"encrypt the card for the provider in the browser (POST /v1/routes names the provider and its certificate)")
 	ProblemInvalidEncryptedCard = httpserver.NewProblem("invalid-encrypted-card", http.StatusBadRequest,
 		"encrypted.card must be one xenc:EncryptedData for a named recipient")
 	ProblemCardTwice = httpserver.NewProblem("card-twice", http.StatusBadRequest,
@@ -519,19 +457,16 @@ var (
 		"the card is encrypted for another recipient than the one named")
 	ProblemInvalidAmount = httpserver.NewProblem("invalid-amount", http.StatusBadRequest,
 		"amount and currency are not a valid ECML amount")
-	ProblemNoRoute = httpserver.NewProblem("no-route", http.StatusUnprocessableEntity,
-		"no provider can take this request")
 	ProblemIdempotencyKeyReused = httpserver.NewProblem("idempotency-key-reused", http.StatusUnprocessableEntity,
 		"the Idempotency-Key was used with a different request")
 	ProblemIdempotencyKeyInFlight = httpserver.NewProblem("idempotency-key-in-flight", http.StatusConflict,
 		"a request with this Idempotency-Key is being processed")
-	ProblemInternal = httpserver.ProblemInternal
 )
 
 // problems lists every Problem, for the tests.
 var problems = []*httpserver.Problem{ProblemUnauthenticated, ProblemUnknownService, ProblemIdempotencyKeyMissing,
-	ProblemIdempotencyKeyInvalid, ProblemBadRequest, ProblemInvalidFields, ProblemClearSensitive,
-	ProblemInvalidEncryptedCard, ProblemCardTwice, ProblemUnknownEncrypted, ProblemRecipientMismatch,
+	ProblemIdempotencyKeyInvalid, ProblemBadRequest, ProblemInvalidFields, ProblemMissingFields, ProblemCardNumberInField,
+	ProblemClearSensitive, ProblemInvalidEncryptedCard, ProblemCardTwice, ProblemUnknownEncrypted, ProblemRecipientMismatch,
 	ProblemInvalidAmount, ProblemNoRoute, ProblemIdempotencyKeyReused, ProblemIdempotencyKeyInFlight, ProblemInternal}
 
 // fail answers err as a problem document and logs it with its cause: a
@@ -566,237 +501,6 @@ func bodyProblem(err error, max int64) *httpserver.Problem {
 		return ProblemBadRequest.WithDetail(fmt.Sprintf("the body is larger than %d bytes", max))
 	}
 	return ProblemBadRequest.WithDetail("the body could not be read").WithCause(err)
-}
-
-// decodeCall reads a CallRequest strictly, as the OpenAPI description says
-// (additionalProperties false): one JSON object; no member it does not
-// name, names compared exactly (encoding/json alone would take "Fields"
-// for "fields"); a member given twice refused; fields required; every
-// value of its type; nothing after the object.
-func decodeCall(body []byte) (*CallRequest, error) {
-	top, err := jsonObject(body, "the body", "recipient", "fields", "encrypted", "routing")
-	if err != nil {
-		return nil, err
-	}
-	in := &CallRequest{}
-	if raw, ok := top["recipient"]; ok {
-		if in.Recipient, err = jsonString(raw, "recipient"); err != nil {
-			return nil, err
-		}
-	}
-	raw, ok := top["fields"]
-	if !ok {
-		return nil, ProblemBadRequest.WithDetail("fields is required")
-	}
-	if in.Fields, err = jsonStrings(raw, "fields"); err != nil {
-		return nil, err
-	}
-	if raw, ok := top["encrypted"]; ok {
-		if in.Encrypted, err = jsonStrings(raw, "encrypted"); err != nil {
-			return nil, err
-		}
-	}
-	if raw, ok := top["routing"]; ok {
-		m, err := jsonObject(raw, "routing", "card_bin", "card_last4", "bank_code")
-		if err != nil {
-			return nil, err
-		}
-		h := &RoutingHints{}
-		for _, x := range []struct {
-			name     string
-			dst      *string
-			min, max int
-		}{{"card_bin", &h.CardBIN, 6, 8}, {"card_last4", &h.CardLast4, 4, 4}, {"bank_code", &h.BankCode, 3, 3}} {
-			if *x.dst, err = jsonDigits(m, "routing", x.name, x.min, x.max); err != nil {
-				return nil, err
-			}
-		}
-		in.Routing = h
-	}
-	return in, nil
-}
-
-// decodeRoute reads a RouteRequest as strictly as decodeCall.
-func decodeRoute(body []byte) (*RouteRequest, error) {
-	top, err := jsonObject(body, "the body", "service", "amount", "currency", "card_bin", "bank_code")
-	if err != nil {
-		return nil, err
-	}
-	in := &RouteRequest{}
-	for _, x := range []struct {
-		name string
-		dst  *string
-	}{{"service", &in.Service}, {"amount", &in.Amount}, {"currency", &in.Currency}} {
-		if raw, ok := top[x.name]; ok {
-			if *x.dst, err = jsonString(raw, x.name); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if in.Service == "" {
-		return nil, ProblemBadRequest.WithDetail("service is required")
-	}
-	if in.CardBIN, err = jsonDigits(top, "", "card_bin", 6, 8); err != nil {
-		return nil, err
-	}
-	if in.BankCode, err = jsonDigits(top, "", "bank_code", 3, 3); err != nil {
-		return nil, err
-	}
-	return in, nil
-}
-
-// jsonObject splits one JSON object into its members. With allowed names,
-// any other member is refused; a member given twice always is. Whatever
-// follows the object is refused.
-func jsonObject(data []byte, where string, allowed ...string) (map[string]json.RawMessage, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	tok, err := dec.Token()
-	if d, ok := tok.(json.Delim); err != nil || !ok || d != '{' {
-		return nil, ProblemBadRequest.WithDetail(where + " must be a JSON object")
-	}
-	out := map[string]json.RawMessage{}
-	for dec.More() {
-		tok, err := dec.Token()
-		name, ok := tok.(string)
-		if err != nil || !ok {
-			return nil, ProblemBadRequest.WithDetail(where + " is not valid JSON")
-		}
-		if _, dup := out[name]; dup {
-			return nil, ProblemBadRequest.WithDetail(where + " has the member " + publicName(name) + " twice")
-		}
-		if allowed != nil && !slices.Contains(allowed, name) {
-			return nil, ProblemBadRequest.WithDetail(where + " has a member the OpenAPI description does not define: " + publicName(name) +
-				" (it allows " + strings.Join(allowed, ", ") + ")")
-		}
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return nil, ProblemBadRequest.WithDetail(where + " is not valid JSON")
-		}
-		out[name] = raw
-	}
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
-		return nil, ProblemBadRequest.WithDetail(where + " is not valid JSON")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, ProblemBadRequest.WithDetail(where + " is followed by more data")
-	}
-	return out, nil
-}
-
-// jsonString reads a member that must be a JSON string (not null).
-func jsonString(raw json.RawMessage, where string) (string, error) {
-	var s string
-	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
-		return "", ProblemBadRequest.WithDetail(where + " must be a JSON string")
-	}
-	return s, nil
-}
-
-// jsonStrings reads a member that must be an object of strings.
-func jsonStrings(raw json.RawMessage, where string) (map[string]string, error) {
-	m, err := jsonObject(raw, where)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		if out[k], err = jsonString(v, where+"."+publicName(k)); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// jsonDigits reads an optional member of m that must be a string of min to
-// max digits (the OpenAPI patterns of BINs, last digits and bank codes).
-func jsonDigits(m map[string]json.RawMessage, where, name string, min, max int) (string, error) {
-	if where != "" {
-		where += "."
-	}
-	raw, ok := m[name]
-	if !ok {
-		return "", nil
-	}
-	s, err := jsonString(raw, where+name)
-	if err != nil {
-		return "", err
-	}
-	if len(s) < min || len(s) > max || strings.Trim(s, "0123456789") != "" {
-		if min == max {
-			return "", ProblemBadRequest.WithDetail(fmt.Sprintf("%s%s must be %d digits", where, name, min))
-		}
-		return "", ProblemBadRequest.WithDetail(fmt.Sprintf("%s%s must be %d to %d digits", where, name, min, max))
-	}
-	return s, nil
-}
-
-// publicName is a member or field name as an answer or a log line may
-// repeat it: a short name of letters, digits and _ . - that holds no card
-// number; anything else is not repeated.
-func publicName(s string) string {
-	ok := s != "" && len(s) <= 64 && !ecml.ContainsPAN(s)
-	for i := 0; ok && i < len(s); i++ {
-		ch := s[i]
-		ok = ch == '_' || ch == '.' || ch == '-' || (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
-	}
-	if !ok {
-		return "(a name not repeated)"
-	}
-	return strconv.Quote(s)
-}
-
-func toValues(m map[string]string) url.Values {
-	v := url.Values{}
-	for k, x := range m {
-		v.Set(k, x)
-	}
-	return v
-}
-
-// isFlatName reports whether name is an ECML flat field name.
-func isFlatName(name string) bool {
-	_, ok := ecml.FlatNamePath(name)
-	return ok
-}
-
-// sensitivePaths are the paths KECIS §8.1 requires encrypted (elements)
-// and the sensitive values inside them: ecml's one list.
-var sensitivePaths = ecml.SensitivePaths()
-
-// sensitiveFlat reports whether a flat field lies at or inside a path of
-// the must-encrypt list: the card (number, expiry, holder…), the loyalty
-// card, the password, track data, the birth date.
-func sensitiveFlat(name string) bool {
-	p, ok := ecml.FlatNamePath(name)
-	if !ok {
-		return false
-	}
-	for _, s := range sensitivePaths {
-		if p == s || strings.HasPrefix(p, s+"/") {
-			return true
-		}
-	}
-	return false
-}
-
-// publicFields returns the response payload's flat fields with every
-// sensitive value dropped and any card-number-like run masked.
-func publicFields(p *ecml.Payload) map[string]string {
-	out := map[string]string{}
-	for k, v := range p.Form() {
-		if len(v) == 0 || sensitiveFlat(k) {
-			continue
-		}
-		out[k] = ecml.RedactPANs(v[0])
-	}
-	return out
-}
-
-func short(code string) string {
-	if i := strings.LastIndexByte(code, ':'); i >= 0 {
-		return code[i+1:]
-	}
-	return code
 }
 
 // parseEncrypted reads a browser-made xenc:EncryptedData and the Recipient

@@ -13,6 +13,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 
+	"github.com/kecis/kecis/connectors/callapi"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/federation/facade"
 	"github.com/kecis/kecis/saml"
@@ -34,7 +35,7 @@ func TestProblems(t *testing.T) {
 		}
 		return m
 	}
-	ok := jsonBody(t, map[string]any{"fields": fields()})
+	ok := jsonBody(t, map[string]any{"fields": fields(), "encrypted": map[string]string{"card": card}})
 	cases := []struct {
 		name   string
 		env    *env
@@ -62,7 +63,21 @@ func TestProblems(t *testing.T) {
 		{"a member in another case", prod, request{path: inquire, body: `{"Fields":{"Ecom_ConsumerOrderID":"WEB-1"}}`}, 400, "bad-request", `"Fields"`},
 		{"a member twice", prod, request{path: inquire, body: `{"fields":{},"fields":{"Ecom_ConsumerOrderID":"WEB-1"}}`}, 400, "bad-request", "twice"},
 		{"a field twice", prod, request{path: inquire, body: `{"fields":{"Ecom_ConsumerOrderID":"A","Ecom_ConsumerOrderID":"B"}}`}, 400, "bad-request", "twice"},
-		{"a number in fields", prod, request{path: approve, key: "k", body: `{"fields":{"Ecom_ConsumerOrderID":"WEB-1","Ecom_Transaction_Amount":15000}}`}, 400, "bad-request", `fields."Ecom_Transaction_Amount" must be a JSON string`},
+		{"a number in fields", prod, request{path: approve, key: "k", body: `{"fields":{"Ecom_ConsumerOrderID":"WEB-1","Ecom_Transaction_Amount":15000}}`}, 400, "bad-request", `fields."Ecom_Transaction_Amount" must be a JSON string, not a number: every value of fields is a JSON string, amounts included ("15000", not 15000)`},
+		{"a card number as a JSON number is not repeated", prod, request{path: approve, key: "k", body: `{"fields":{"Ecom_Payment_Card_Number":4111111111111111}}`}, 400, "bad-request", "not a number"},
+		{"a boolean in fields", prod, request{path: inquire, body: `{"fields":{"Ecom_ConsumerOrderID":true}}`}, 400, "bad-request", "not a boolean"},
+		{"an array as the body", prod, request{path: inquire, body: `[]`}, 400, "bad-request", "the body must be a JSON object, not an array"},
+		{"approve without a card", prod, request{path: approve, key: "k", body: jsonBody(t, map[string]any{"fields": fields()})}, 400, "missing-fields",
+			"urn:kecis:service:card:approve requires encrypted.card"},
+		{"approve without a card in development mode", dev, request{path: approve, key: "k", body: jsonBody(t, map[string]any{"fields": fields()})}, 400, "missing-fields",
+			"requires Ecom_Payment_Card_Number, Ecom_Payment_Card_ExpDate_Month, Ecom_Payment_Card_ExpDate_Year"},
+		{"approve without an amount", prod, request{path: approve, key: "k", body: jsonBody(t, map[string]any{"fields": map[string]string{"Ecom_ConsumerOrderID": "WEB-1"},
+			"encrypted": map[string]string{"card": card}})}, 400, "missing-fields", "requires Ecom_Transaction_Amount, Ecom_Transaction_CurrencyCode"},
+		{"cancel naming nothing", prod, request{path: cancel, key: "k", body: `{"fields":{}}`}, 400, "missing-fields", "requires Ecom_Transaction_ApprovalCode or Ecom_ConsumerOrderID"},
+		{"refund without an amount", prod, request{path: "/v1/card/refund", key: "k", body: `{"fields":{"Ecom_Transaction_ApprovalCode":"03427123"}}`}, 400, "missing-fields",
+			"urn:kecis:service:card:refund requires Ecom_Transaction_Amount, Ecom_Transaction_CurrencyCode"},
+		{"an order number that reads as a card number", prod, request{path: inquire, body: jsonBody(t, map[string]any{"fields": map[string]string{"Ecom_ConsumerOrderID": "ORDER-" + luhnValid("179624123456789805")}})},
+			400, "card-number-in-field", "Ecom_ConsumerOrderID"},
 		{"null in fields", prod, request{path: inquire, body: `{"fields":{"Ecom_ConsumerOrderID":null}}`}, 400, "bad-request", "must be a JSON string"},
 		{"an object in fields", prod, request{path: inquire, body: `{"fields":{"Ecom_ConsumerOrderID":{"a":"b"}}}`}, 400, "bad-request", "must be a JSON string"},
 		{"recipient not a string", prod, request{path: inquire, body: `{"recipient":1,"fields":{}}`}, 400, "bad-request", "recipient must be a JSON string"},
@@ -111,12 +126,13 @@ func TestProblems(t *testing.T) {
 		if a := prod.do(t, request{path: approve, key: "reuse-1", body: ok}); a.status != 200 || a.json["outcome"] != "answered" {
 			t.Fatalf("first: %v", a)
 		}
-		changed := jsonBody(t, map[string]any{"fields": approveFields("WEB-1", "16000")})
+		changed := jsonBody(t, map[string]any{"fields": approveFields("WEB-1", "16000"), "encrypted": map[string]string{"card": card}})
 		checkProblem(t, prod.do(t, request{path: approve, key: "reuse-1", body: changed}), 422, "idempotency-key-reused", "")
 	})
 	seen["idempotency-key-reused"] = true
 	t.Run("key in flight", func(t *testing.T) {
 		env := newEnv(t, options{})
+		ok := jsonBody(t, map[string]any{"fields": fields(), "encrypted": map[string]string{"card": browserCard(t, env.issuer, issuerID, "4111111111111111")}})
 		block, arrived := make(chan struct{}), make(chan struct{}, 1)
 		env.issuer.mu.Lock()
 		env.issuer.block, env.issuer.arrived = block, arrived
@@ -345,11 +361,11 @@ func TestOpenAPIDescribesTheTypes(t *testing.T) {
 		closed   bool
 		required []string
 	}{
-		{schema("CallRequest"), facade.CallRequest{}, true, []string{"fields"}},
-		{schema("CallRequest").Properties["routing"].Value, facade.RoutingHints{}, true, nil},
-		{schema("RouteRequest"), facade.RouteRequest{}, true, []string{"service"}},
-		{schema("CallResponse"), facade.CallResponse{}, false, []string{"outcome", "status", "provider", "request_id"}},
-		{schema("RouteResponse"), facade.RouteResponse{}, false, []string{"recipient", "encryption_certificate", "routing"}},
+		{schema("CallRequest"), callapi.CallRequest{}, true, []string{"fields"}},
+		{schema("CallRequest").Properties["routing"].Value, callapi.RoutingHints{}, true, nil},
+		{schema("RouteRequest"), callapi.RouteRequest{}, true, []string{"service"}},
+		{schema("CallResponse"), callapi.CallResponse{}, false, []string{"outcome", "status", "provider", "request_id"}},
+		{schema("RouteResponse"), callapi.RouteResponse{}, false, []string{"recipient", "encryption_certificate", "routing"}},
 	} {
 		rt := reflect.TypeOf(c.typ)
 		var members []string
@@ -386,11 +402,22 @@ func TestOpenAPIDescribesTheTypes(t *testing.T) {
 			t.Errorf("the Problem schema does not list the type %s", p.Type)
 		}
 	}
+	// Every HTTP status an answer of the provider can have is described
+	// with the CallResponse body.
+	call := doc.Paths.Find("/v1/{group}/{operation}").Post
+	for _, a := range answerStatuses() {
+		code := callapi.HTTPStatus(a.outcome, a.st)
+		r := call.Responses.Status(code)
+		if r == nil || r.Value.Content.Get("application/json") == nil ||
+			r.Value.Content.Get("application/json").Schema.Ref != "#/components/schemas/CallResponse" {
+			t.Errorf("%s %s: status %d is not described with a CallResponse", a.outcome, a.st.Short(), code)
+		}
+	}
 	for _, path := range []string{"/v1/routes", "/v1/{group}/{operation}"} {
 		op := doc.Paths.Find(path).Post
 		for _, p := range facade.Problems {
 			if path == "/v1/routes" && slices.Contains([]string{"unknown-service", "idempotency-key-missing", "idempotency-key-invalid",
-				"invalid-fields", "clear-card-refused", "invalid-encrypted-card", "card-twice", "unknown-encrypted", "recipient-mismatch",
+				"invalid-fields", "missing-fields", "card-number-in-field", "clear-card-refused", "invalid-encrypted-card", "card-twice", "unknown-encrypted", "recipient-mismatch",
 				"idempotency-key-reused", "idempotency-key-in-flight"}, p.Type) {
 				continue // not answered there
 			}
@@ -399,4 +426,146 @@ func TestOpenAPIDescribesTheTypes(t *testing.T) {
 			}
 		}
 	}
+}
+
+// luhnValid completes digits with their Luhn check digit: a number that
+// ecml.FindPANs reads as a card number when it is 13 to 19 digits long.
+func luhnValid(digits string) string {
+	for d := '0'; d <= '9'; d++ {
+		if ecml.LuhnValid(digits + string(d)) {
+			return digits + string(d)
+		}
+	}
+	panic("unreachable")
+}
+
+// TestProviderAnswers: the provider's verified answer is the body of every
+// outcome, with the HTTP status a payments API gives it
+// (callapi.HTTPStatus): 402 for a refused payment, 400/409/422 for other
+// refusals, 202 Pending, 503 unavailable; the provider's message keeps its
+// text and gains the English reason of its sub-status.
+func TestProviderAnswers(t *testing.T) {
+	e := newEnv(t, options{})
+	card := browserCard(t, e.issuer, issuerID, "4111111111111111")
+	cases := []struct {
+		name   string
+		st     saml.Status
+		status int
+		sub    string
+		reason string
+	}{
+		{"approved", saml.Status{Code: saml.StatusSuccess, Message: "승인"}, 200, "", ""},
+		{"declined", saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeDeclined, Message: "승인 거절"}, 402, "Declined", "the provider declined"},
+		{"insufficient funds", saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeInsufficientFunds, Message: "한도 초과"}, 402, "InsufficientFunds", "insufficient funds: not enough limit or balance"},
+		{"limit exceeded", saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeLimitExceeded, Message: "한도 초과"}, 402, "LimitExceeded", "an amount or count limit was reached"},
+		{"invalid payload", saml.Status{Code: saml.StatusRequester, SubCode: saml.CodeInvalidPayload, Message: "필수 항목 누락"}, 400, "InvalidPayload", "the request's fields are not what the service needs"},
+		{"expired card", saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeExpired, Message: "유효기간 경과"}, 422, "Expired", "the card, session or result has expired"},
+		{"policy", saml.Status{Code: saml.StatusRequester, SubCode: saml.CodePolicyViolation, Message: "매입 전 부분환불 불가"}, 422, "PolicyViolation", "refused by federation or provider policy"},
+		{"caller denied", saml.Status{Code: saml.StatusRequester, SubCode: saml.StatusRequestDenied}, 422, saml.StatusRequestDenied, "the service does not admit this caller"},
+		{"refused without a sub-status", saml.Status{Code: saml.StatusRequester, Message: "거절"}, 422, "", "the provider refused the request"},
+		{"in flight at the provider", saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeInFlight}, 409, "InFlight", "a request with this Idempotency-Key is being processed"},
+		{"pending at the provider", saml.Status{Code: saml.StatusResponder, SubCode: saml.CodePending, Message: "처리 중"}, 202, "Pending", "the outcome is not known yet: retry with the same Idempotency-Key, or inquire"},
+		{"its own provider unavailable", saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeProviderUnavailable}, 503, "ProviderUnavailable", "the provider did not answer"},
+	}
+	e.issuer.mu.Lock()
+	e.issuer.answers = map[string]saml.Status{}
+	for i, c := range cases {
+		e.issuer.answers[fmt.Sprintf("ANS-%d", i)] = c.st
+	}
+	e.issuer.mu.Unlock()
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			order := fmt.Sprintf("ANS-%d", i)
+			a := e.do(t, request{path: approve, key: order, body: jsonBody(t, map[string]any{"fields": approveFields(order, "15000"), "encrypted": map[string]string{"card": card}})})
+			if a.status != c.status || a.ctype != "application/json; charset=utf-8" {
+				t.Fatalf("HTTP %d %s; want %d application/json", a.status, a.ctype, c.status)
+			}
+			want := map[string]any{"outcome": "answered", "status": c.st.Top(), "provider": issuerID}
+			for k, v := range map[string]string{"sub_status": c.sub, "message": c.st.Message, "reason": c.reason} {
+				if v != "" {
+					want[k] = v
+				}
+			}
+			for k, v := range want {
+				if a.json[k] != v {
+					t.Errorf("%s = %v; want %v", k, a.json[k], v)
+				}
+			}
+			for _, k := range []string{"sub_status", "message", "reason"} {
+				if _, ok := want[k]; !ok && a.json[k] != nil {
+					t.Errorf("%s = %v; want none", k, a.json[k])
+				}
+			}
+			if f, _ := a.json["fields"].(map[string]any); f["Ecom_ConsumerOrderID"] != order {
+				t.Errorf("fields %v", a.json["fields"])
+			}
+		})
+	}
+	t.Run("unavailable", func(t *testing.T) {
+		e.issuer.mu.Lock()
+		e.issuer.down = true
+		e.issuer.mu.Unlock()
+		defer func() { e.issuer.mu.Lock(); e.issuer.down = false; e.issuer.mu.Unlock() }()
+		a := e.do(t, request{path: inquire, body: `{"fields":{"Ecom_ConsumerOrderID":"WEB-1"}}`})
+		if a.status != 503 || a.json["outcome"] != "unavailable" || a.json["sub_status"] != "ProviderUnavailable" || a.json["reason"] != "the provider did not answer" {
+			t.Fatalf("%v", a)
+		}
+	})
+}
+
+// TestOrderNumbersComeBackAsSent: a nanosecond-timestamp order number
+// comes back from the provider unchanged — the answer masks no public
+// field the merchant sent; one that holds a Luhn-valid 13–19 digit run
+// (which reads as a card number, KECIS §9.11) is refused before it
+// travels, is logged or stored.
+func TestOrderNumbersComeBackAsSent(t *testing.T) {
+	e := newEnv(t, options{})
+	card := browserCard(t, e.issuer, issuerID, "4111111111111111")
+	plain := "ORDER-1796241234567898050"
+	if ecml.ContainsPAN(plain) {
+		plain = "ORDER-1796241234567898051"
+	}
+	if ecml.ContainsPAN(plain) {
+		t.Fatal("test order numbers")
+	}
+	a := e.do(t, request{path: approve, key: "ns-1", body: jsonBody(t, map[string]any{"fields": approveFields(plain, "15000"), "encrypted": map[string]string{"card": card}})})
+	if f, _ := a.json["fields"].(map[string]any); a.status != 200 || f["Ecom_ConsumerOrderID"] != plain {
+		t.Fatalf("%v", a)
+	}
+	pan := "ORDER-" + luhnValid("179624123456789805")
+	a = e.do(t, request{path: approve, key: "ns-2", body: jsonBody(t, map[string]any{"fields": approveFields(pan, "15000"), "encrypted": map[string]string{"card": card}})})
+	checkProblem(t, a, 400, "card-number-in-field", "Ecom_ConsumerOrderID")
+	if got, _ := e.issuer.received(); len(got) != 1 {
+		t.Errorf("the issuer received %d requests; want 1", len(got))
+	}
+	if strings.Contains(string(a.raw), pan[6:]) || strings.Contains(e.logs.String(), pan[6:]) {
+		t.Error("the refused order number was repeated")
+	}
+}
+
+// answerStatuses are an answer for each outcome and every status code
+// KECIS defines (§6).
+func answerStatuses() []struct {
+	outcome string
+	st      saml.Status
+} {
+	type answer = struct {
+		outcome string
+		st      saml.Status
+	}
+	out := []answer{{callapi.OutcomePending, saml.Status{Code: saml.StatusResponder, SubCode: saml.CodePending}},
+		{callapi.OutcomeUnavailable, saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeProviderUnavailable}},
+		{callapi.OutcomeAnswered, saml.Status{Code: saml.StatusSuccess}}}
+	for _, top := range []string{saml.StatusRequester, saml.StatusResponder, saml.StatusVersionMismatch} {
+		out = append(out, answer{callapi.OutcomeAnswered, saml.Status{Code: top}})
+		for _, sub := range []string{saml.CodeDeclined, saml.CodeInsufficientFunds, saml.CodeInvalidCard, saml.CodeAuthenticationRequired,
+			saml.CodePending, saml.CodeExpired, saml.CodeDuplicate, saml.CodeProviderUnavailable, saml.CodeLimitExceeded,
+			saml.CodePolicyViolation, saml.CodeIdempotencyConflict, saml.CodeInFlight, saml.CodeInvalidMessage, saml.CodeInvalidTime,
+			saml.CodeWrongDestination, saml.CodeReplay, saml.CodeNotAuthorized, saml.CodeInvalidPayload, saml.CodeDecryptionFailed,
+			saml.CodeInvalidAuthenticationResult, saml.StatusRequestUnsupported, saml.StatusRequestVersionTooHigh,
+			saml.StatusRequestVersionTooLow, saml.StatusRequestDenied} {
+			out = append(out, answer{callapi.OutcomeAnswered, saml.Status{Code: top, SubCode: sub}})
+		}
+	}
+	return out
 }

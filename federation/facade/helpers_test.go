@@ -23,6 +23,7 @@ import (
 	"github.com/beevik/etree"
 	"github.com/gin-gonic/gin"
 
+	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/federation/facade"
 	"github.com/kecis/kecis/federation/router"
 	"github.com/kecis/kecis/federation/store"
@@ -163,6 +164,7 @@ type issuer struct {
 	got     []*saml.ServiceRequest // verified and decrypted
 	bodies  [][]byte               // as they travelled
 	down    bool                   // the connection is refused
+	answers map[string]saml.Status // by order number: the status to answer instead of Success
 	block   chan struct{}          // when set, answers wait for it to close
 	arrived chan struct{}          // when set, told of each request
 }
@@ -213,6 +215,7 @@ func (p *issuer) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	got, err := p.rc.ReceiveRequest(r.Context(), msg)
 	st, inResp := saml.Status{Code: saml.StatusSuccess, Message: "approved"}, ""
+	var echo *ecml.Payload // the order number, as a provider's answer carries it
 	if err != nil {
 		e := saml.AsError(err)
 		if e.Stage == saml.BeforeVerification {
@@ -224,12 +227,19 @@ func (p *issuer) serve(w http.ResponseWriter, r *http.Request) {
 		inResp = got.Request.ID
 		p.mu.Lock()
 		p.got, p.bodies = append(p.got, got.Request), append(p.bodies, body)
+		if pl := got.Request.Payload; pl != nil && pl.Ecom != nil && pl.Ecom.ConsumerOrderID != "" {
+			echo = &ecml.Payload{Ecom: &ecml.Ecom{SchemaVersion: ecml.SchemaVersion, ConsumerOrderID: pl.Ecom.ConsumerOrderID}}
+			if a, ok := p.answers[pl.Ecom.ConsumerOrderID]; ok {
+				st = a
+			}
+		}
 		p.mu.Unlock()
 	}
 	resp, err := (&saml.Builder{Issuer: issuerID, Now: now}).NewResponse(inResp, "", st)
 	if err != nil {
 		panic(err)
 	}
+	resp.Payload = echo
 	el, err := resp.Element()
 	if err != nil {
 		panic(err)

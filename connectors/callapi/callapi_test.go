@@ -1,0 +1,188 @@
+package callapi
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/kecis/kecis/connectors/httpserver"
+	"github.com/kecis/kecis/ecml"
+	"github.com/kecis/kecis/saml"
+)
+
+func TestHTTPStatus(t *testing.T) {
+	st := func(top, sub string) saml.Status { return saml.Status{Code: top, SubCode: sub} }
+	for _, c := range []struct {
+		outcome string
+		st      saml.Status
+		want    int
+	}{
+		{OutcomeAnswered, st(saml.StatusSuccess, ""), http.StatusOK},
+		{OutcomePending, st(saml.StatusResponder, saml.CodePending), http.StatusAccepted},
+		{OutcomeUnavailable, st(saml.StatusResponder, saml.CodeProviderUnavailable), http.StatusServiceUnavailable},
+		{OutcomeAnswered, st(saml.StatusResponder, saml.CodeDeclined), http.StatusPaymentRequired},
+		{OutcomeAnswered, st(saml.StatusRequester, saml.CodeDeclined), http.StatusPaymentRequired},
+		{OutcomeAnswered, st(saml.StatusResponder, saml.CodeInsufficientFunds), http.StatusPaymentRequired},
+		{OutcomeAnswered, st(saml.StatusResponder, saml.CodeLimitExceeded), http.StatusPaymentRequired},
+		{OutcomeAnswered, st(saml.StatusResponder, saml.CodePending), http.StatusAccepted},
+		{OutcomeAnswered, st(saml.StatusResponder, saml.CodeProviderUnavailable), http.StatusServiceUnavailable},
+		{OutcomeAnswered, st(saml.StatusResponder, saml.CodeInFlight), http.StatusConflict},
+		{OutcomeAnswered, st(saml.StatusRequester, saml.CodeInvalidPayload), http.StatusBadRequest},
+		{OutcomeAnswered, st(saml.StatusRequester, saml.CodeInvalidMessage), http.StatusBadRequest},
+		{OutcomeAnswered, st(saml.StatusRequester, saml.StatusRequestUnsupported), http.StatusBadRequest},
+		{OutcomeAnswered, st(saml.StatusVersionMismatch, ""), http.StatusBadRequest},
+		{OutcomeAnswered, st(saml.StatusRequester, saml.StatusRequestDenied), http.StatusUnprocessableEntity},
+		{OutcomeAnswered, st(saml.StatusRequester, saml.CodePolicyViolation), http.StatusUnprocessableEntity},
+		{OutcomeAnswered, st(saml.StatusResponder, saml.CodeInvalidCard), http.StatusUnprocessableEntity},
+		{OutcomeAnswered, st(saml.StatusResponder, saml.CodeExpired), http.StatusUnprocessableEntity},
+		{OutcomeAnswered, st(saml.StatusRequester, saml.CodeIdempotencyConflict), http.StatusUnprocessableEntity},
+		{OutcomeAnswered, st(saml.StatusRequester, ""), http.StatusUnprocessableEntity},
+		{OutcomeAnswered, st(saml.StatusResponder, ""), http.StatusUnprocessableEntity},
+	} {
+		if got := HTTPStatus(c.outcome, c.st); got != c.want {
+			t.Errorf("%s %s: %d; want %d", c.outcome, c.st.Short(), got, c.want)
+		}
+	}
+}
+
+// TestReason: every second-level code KECIS defines (§6.2) and SAML's that
+// it uses has its English phrase; the provider's message stays as sent.
+func TestReason(t *testing.T) {
+	for _, sub := range []string{saml.CodeDeclined, saml.CodeInsufficientFunds, saml.CodeInvalidCard, saml.CodeAuthenticationRequired,
+		saml.CodePending, saml.CodeExpired, saml.CodeDuplicate, saml.CodeProviderUnavailable, saml.CodeLimitExceeded,
+		saml.CodePolicyViolation, saml.CodeIdempotencyConflict, saml.CodeInFlight, saml.CodeInvalidMessage, saml.CodeInvalidTime,
+		saml.CodeWrongDestination, saml.CodeReplay, saml.CodeNotAuthorized, saml.CodeInvalidPayload, saml.CodeDecryptionFailed,
+		saml.CodeInvalidAuthenticationResult, saml.StatusRequestUnsupported, saml.StatusRequestVersionTooHigh,
+		saml.StatusRequestVersionTooLow, saml.StatusRequestDenied} {
+		if _, ok := reasons[saml.StatusName(sub)]; !ok {
+			t.Errorf("no reason for %s", sub)
+		}
+	}
+	r := NewResponse(OutcomeAnswered, "https://issuer.test", saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeInsufficientFunds, Message: "한도 초과"})
+	if r.Status != "Responder" || r.SubStatus != "InsufficientFunds" || r.Message != "한도 초과" || r.Reason != "insufficient funds: not enough limit or balance" {
+		t.Errorf("%+v", r)
+	}
+	if r := Reason(saml.Status{Code: saml.StatusSuccess}); r != "" {
+		t.Errorf("Success: %q", r)
+	}
+	if r := Reason(saml.Status{Code: saml.StatusRequester, SubCode: "urn:example:Other"}); r != "the provider refused the request" {
+		t.Errorf("an unknown sub-status: %q", r)
+	}
+}
+
+func problemOf(t *testing.T, err error, want *httpserver.Problem, detail string) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("%v; want %s", err, want.Type)
+	}
+	if d := httpserver.AsProblem(err).Detail(); !strings.Contains(d, detail) {
+		t.Errorf("detail %q does not say %q", d, detail)
+	}
+}
+
+// TestDecodeCall: values that are not JSON strings are refused naming
+// their kind, never repeating them.
+func TestDecodeCall(t *testing.T) {
+	for _, c := range []struct{ body, detail string }{
+		{`{"fields":{"Ecom_Transaction_Amount":15000}}`, `fields."Ecom_Transaction_Amount" must be a JSON string, not a number: every value of fields is a JSON string, amounts included ("15000", not 15000)`},
+		{`{"fields":{"Ecom_Payment_Card_Number":4111111111111111}}`, "not a number"},
+		{`{"fields":{"Ecom_ConsumerOrderID":null}}`, "must be a JSON string, not null"},
+		{`{"fields":{"Ecom_ConsumerOrderID":["A"]}}`, "not an array"},
+		{`{"fields":[]}`, "fields must be a JSON object, not an array"},
+		{`{"recipient":true,"fields":{}}`, "recipient must be a JSON string, not a boolean"},
+		{`"fields"`, "the body must be a JSON object, not a string"},
+		{`fields=1`, "the body must be a JSON object"},
+		{`{"fields":{}`, "not valid JSON"},
+	} {
+		_, err := DecodeCall([]byte(c.body))
+		problemOf(t, err, ProblemBadRequest, c.detail)
+		if strings.Contains(httpserver.AsProblem(err).Detail(), "4111111111111111") {
+			t.Errorf("%s: the detail repeats the number", c.body)
+		}
+	}
+	in, err := DecodeCall([]byte(`{"recipient":"https://issuer.test","fields":{"Ecom_ConsumerOrderID":"A"},"routing":{"card_bin":"411111"}}`))
+	if err != nil || in.Recipient != "https://issuer.test" || in.Fields["Ecom_ConsumerOrderID"] != "A" || in.Routing.CardBIN != "411111" {
+		t.Fatalf("%+v %v", in, err)
+	}
+}
+
+// TestPayload: the fields' checks before a request is built.
+func TestPayload(t *testing.T) {
+	pan := "179624123456789805"
+	for d := '0'; d <= '9'; d++ {
+		if ecml.LuhnValid(pan + string(d)) {
+			pan += string(d)
+			break
+		}
+	}
+	card := map[string]string{"Ecom_Payment_Card_Number": "4111111111111111", "Ecom_Payment_Card_ExpDate_Month": "12", "Ecom_Payment_Card_ExpDate_Year": "2030"}
+	for _, c := range []struct {
+		name   string
+		fields map[string]string
+		o      PayloadOptions
+		want   *httpserver.Problem
+		detail string
+	}{
+		{"card in clear", card, PayloadOptions{}, ProblemClearSensitive, "Ecom_Payment_Card_ExpDate_Month, Ecom_Payment_Card_ExpDate_Year, Ecom_Payment_Card_Number"},
+		{"unknown name", map[string]string{"card_number": "x"}, PayloadOptions{ClearSensitive: true}, ProblemInvalidFields, `unknown ECML field names: "card_number"`},
+		{"order number with a card number", map[string]string{"Ecom_ConsumerOrderID": "ORDER-" + pan}, PayloadOptions{ClearSensitive: true}, ProblemCardNumberInField, "Ecom_ConsumerOrderID"},
+		{"amount that is a card number", map[string]string{"Ecom_Transaction_Amount": "4111111111111111", "Ecom_Transaction_CurrencyCode": "KRW"}, PayloadOptions{}, ProblemCardNumberInField, "Ecom_Transaction_Amount"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Payload(c.fields, c.o)
+			problemOf(t, err, c.want, c.detail)
+			if strings.Contains(httpserver.AsProblem(err).Detail(), "4111111111111111") || strings.Contains(httpserver.AsProblem(err).Detail(), pan) {
+				t.Error("the detail repeats a value")
+			}
+		})
+	}
+	p, err := Payload(card, PayloadOptions{ClearSensitive: true})
+	if err != nil || p.Ecom.Payment.Card.Number.Last4() != "1111" || p.Ecom.SchemaVersion != ecml.SchemaVersion {
+		t.Fatalf("%v", err)
+	}
+	if _, err = Payload(map[string]string{"Ecom_ConsumerOrderID": "ORDER-20261202-123456789012"}, PayloadOptions{}); err != nil {
+		t.Fatalf("a long order number that holds no card number: %v", err)
+	}
+}
+
+// TestCheckRequired: what a service requires, from the card service's own
+// declaration (card.Missing), named as the caller sends it.
+func TestCheckRequired(t *testing.T) {
+	fields := func(m map[string]string) *ecml.Payload {
+		p, err := Payload(m, PayloadOptions{ClearSensitive: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	money := map[string]string{"Ecom_Transaction_Amount": "15000", "Ecom_Transaction_CurrencyCode": "KRW"}
+	for _, c := range []struct {
+		name      string
+		service   string
+		p         *ecml.Payload
+		encrypted bool
+		detail    string // "" when complete
+	}{
+		{"approve without a card", saml.ServiceURI("card", "approve"), fields(money), false,
+			"urn:kecis:service:card:approve requires Ecom_Payment_Card_Number, Ecom_Payment_Card_ExpDate_Month, Ecom_Payment_Card_ExpDate_Year"},
+		{"approve without a card, encrypted expected", saml.ServiceURI("card", "approve"), fields(money), true, "requires encrypted.card"},
+		{"approve with nothing", saml.ServiceURI("card", "approve"), nil, true, "requires encrypted.card, Ecom_Transaction_Amount, Ecom_Transaction_CurrencyCode"},
+		{"cancel with nothing", saml.ServiceURI("card", "cancel"), fields(nil), false, "requires Ecom_Transaction_ApprovalCode or Ecom_ConsumerOrderID"},
+		{"inquire by order", saml.ServiceURI("card", "inquire"), fields(map[string]string{"Ecom_ConsumerOrderID": "A"}), false, ""},
+		{"refund by approval without amount", saml.ServiceURI("card", "refund"), fields(map[string]string{"Ecom_Transaction_ApprovalCode": "1"}), false,
+			"requires Ecom_Transaction_Amount, Ecom_Transaction_CurrencyCode"},
+		{"a service without declared requirements", saml.ServiceURI("bank", "transfer"), fields(nil), false, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := CheckRequired(c.service, c.p, c.encrypted)
+			if c.detail == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			problemOf(t, err, ProblemMissingFields, c.detail)
+		})
+	}
+}

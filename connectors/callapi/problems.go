@@ -1,0 +1,35 @@
+package callapi
+
+import (
+	"net/http"
+
+	"github.com/kecis/kecis/connectors/httpserver"
+)
+
+// The problems of the call API that the hub's facade and the sidecar's
+// caller both answer (RFC 9457, KECIS §12.4). Each server adds its own
+// (the facade: authentication, encrypted cards, idempotency refusals; the
+// sidecar: its metadata and recipient).
+var (
+	ProblemUnknownService = httpserver.NewProblem("unknown-service", http.StatusNotFound,
+		"this service is not offered on this API")
+	ProblemIdempotencyKeyMissing = httpserver.NewProblem("idempotency-key-missing", http.StatusBadRequest,
+		"an Idempotency-Key header is required for an operation that changes state")
+	ProblemIdempotencyKeyInvalid = httpserver.NewProblem("idempotency-key-invalid", http.StatusBadRequest,
+		"the Idempotency-Key is longer than 255 characters")
+	ProblemBadRequest = httpserver.NewProblem("bad-request", http.StatusBadRequest,
+		"the body is not a request as the OpenAPI description (GET /v1/openapi.json) defines it")
+	ProblemInvalidFields = httpserver.NewProblem("invalid-fields", http.StatusBadRequest,
+		"the ECML fields are not valid")
+	ProblemMissingFields = httpserver.NewProblem("missing-fields", http.StatusBadRequest,
+		"the request lacks fields its service requires")
+	ProblemCardNumberInField = httpserver.NewProblem("card-number-in-field", http.StatusBadRequest,
+		"a public field holds a run of 13 to 19 digits that passes the Luhn check: it reads as a card number, "+
+			"which no public field may carry (KECIS §9.11)")
+	ProblemClearSensitive = httpserver.NewProblem("clear-card-refused", http.StatusBadRequest,
+		"sensitive fields in clear are refused (card, track data, password, birth date: KECIS §8.1): "+
+			"encrypt the card for the provider in the browser (POST /v1/routes names the provider and its certificate)")
+	ProblemNoRoute = httpserver.NewProblem("no-route", http.StatusUnprocessableEntity,
+		"no provider can take this request")
+	ProblemInternal = httpserver.ProblemInternal
+)
