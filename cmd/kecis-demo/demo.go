@@ -96,7 +96,9 @@ func openDemoLog(dir string) (*os.File, error) {
 func curlLine(d *demo.Demo, m *demo.Merchant, c demo.TestCard) string {
 	body := fmt.Sprintf(`{"fields":{"Ecom_ConsumerOrderID":"ORDER-'"$T"'","Ecom_Transaction_Amount":"15000","Ecom_Transaction_CurrencyCode":"KRW","Ecom_Transaction_Type":"credit","Ecom_Payment_Card_Number":"%s","Ecom_Payment_Card_ExpDate_Month":"%02d","Ecom_Payment_Card_ExpDate_Year":"%d"}}`,
 		c.PAN.Reveal(), c.ExpMonth, c.ExpYear)
-	return fmt.Sprintf("  T=$(date +%%s%%N); curl -sS --cacert %s %s/v1/card/approve \\\n"+
+	// T is seconds.nanoseconds: no run of 13 or more digits, which the hub
+	// would read as a card number in the order number.
+	return fmt.Sprintf("  T=$(date +%%s.%%N); curl -sS --cacert %s %s/v1/card/approve \\\n"+
 		"    -H 'Authorization: Bearer %s' -H \"Idempotency-Key: demo-$T\" -H 'Content-Type: application/json' \\\n"+
 		"    -d '%s'", d.HubTLSCert, d.HubURL, m.APIKey, body)
 }

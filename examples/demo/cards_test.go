@@ -85,6 +85,7 @@ func TestTestCards(t *testing.T) {
 			}
 			order := "CARD-" + want.outcome
 			code, out := a.call(0, "approve", "tc-"+want.outcome, payFields(order, c, c.Amount), nil)
+			t.Logf("%s: HTTP %d %s", want.outcome, code, answer(out))
 			if c.Problem != "" {
 				// Refused by the hub itself: a problem, nothing relayed.
 				if typ := fmt.Sprint(out["type"]); code != http.StatusBadRequest || !strings.HasSuffix(typ, c.Problem) ||
