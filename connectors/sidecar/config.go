@@ -12,6 +12,7 @@ package sidecar
 import (
 	"fmt"
 	"maps"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -37,7 +38,11 @@ type Config struct {
 	Listen     string `yaml:"listen"`      // the KECIS SOAP endpoint (HTTPS)
 	PublicURL  string `yaml:"public_url"`  // how the hub reaches it
 	CallListen string `yaml:"call_listen"` // the local calling endpoint (loopback HTTP)
-	Hub        struct {
+	// OpsListen serves /healthz, /readyz and /metrics over plain HTTP for
+	// the orchestrator and Prometheus; empty: not served. Keep it on
+	// loopback or a private interface.
+	OpsListen string `yaml:"ops_listen"`
+	Hub       struct {
 		URL         string `yaml:"url"`
 		EntityID    string `yaml:"entity_id"`
 		SigningCert string `yaml:"signing_cert"` // pins the hub's metadata signature
@@ -393,6 +398,11 @@ func (c *Config) check() Errors {
 	need(c.Keys.TLS.Cert, "keys.tls.cert")
 	need(c.State.DSN, "state.dsn")
 	need(c.Native.BaseURL, "native.base_url")
+	if c.OpsListen != "" {
+		if _, _, err := net.SplitHostPort(c.OpsListen); err != nil {
+			c.fail(&errs, "ops_listen", "is not host:port")
+		}
+	}
 	for _, name := range slices.Sorted(maps.Keys(c.Native.Headers)) {
 		checkHeader(&errs, c.file, c.lines, "native.headers."+name, name, c.Native.Headers[name])
 	}

@@ -26,9 +26,10 @@ import (
 // Engine turns the mapping file's services into SDK service functions
 // that call the native API.
 type Engine struct {
-	cfg  *Config
-	http *http.Client
-	log  *slog.Logger
+	cfg     *Config
+	http    *http.Client
+	log     *slog.Logger
+	metrics *Metrics // nil: not counted
 }
 
 // NewEngine builds the engine for a loaded configuration.
@@ -95,7 +96,7 @@ func (e *Engine) run(ctx context.Context, uri string, s *Service, r *connectors.
 		key = "kecis-" + hex.EncodeToString(sum[:16])
 	}
 	if s.Lookup != nil {
-		res, _, err := e.do(ctx, uri+" lookup", s.Lookup, st, "", s.Retry)
+		res, _, err := e.do(ctx, uri, "lookup", s.Lookup, st, "", s.Retry)
 		if err != nil {
 			return nil, err
 		}
@@ -107,7 +108,7 @@ func (e *Engine) run(ctx context.Context, uri string, s *Service, r *connectors.
 			st.captured[name] = v
 		}
 	}
-	res, httpStatus, err := e.do(ctx, uri, &s.Call, st, key, s.Retry)
+	res, httpStatus, err := e.do(ctx, uri, "main", &s.Call, st, key, s.Retry)
 	if err != nil {
 		return nil, err
 	}
@@ -206,8 +207,13 @@ func refuse(top, sub, msg string) error {
 	return &connectors.StatusError{Status: saml.Status{Code: top, SubCode: sub, Message: msg}}
 }
 
-// do performs one native call and decodes its JSON answer.
-func (e *Engine) do(ctx context.Context, what string, c *Call, st *callState, idemKey, retry string) (map[string]any, int, error) {
+// do performs one native call of service uri — its main call or its
+// lookup (kind) — and decodes its JSON answer.
+func (e *Engine) do(ctx context.Context, uri, kind string, c *Call, st *callState, idemKey, retry string) (map[string]any, int, error) {
+	what := uri
+	if kind != "main" {
+		what += " " + kind
+	}
 	path := placeholder.ReplaceAllStringFunc(c.Path, func(m string) string {
 		name := m[1 : len(m)-1]
 		if v, ok := st.captured[name]; ok {
@@ -286,8 +292,10 @@ func (e *Engine) do(ctx context.Context, what string, c *Call, st *callState, id
 		if idemKey != "" {
 			req.Header.Set("Idempotency-Key", idemKey)
 		}
+		began := time.Now()
 		resp, err := e.http.Do(req)
 		if err != nil {
+			e.metrics.nativeCall(uri, kind, "unreachable", 0)
 			lastErr = err
 			var op *net.OpError
 			if errors.As(err, &op) && op.Op == "dial" && i+1 < attempts {
@@ -300,6 +308,7 @@ func (e *Engine) do(ctx context.Context, what string, c *Call, st *callState, id
 		}
 		defer resp.Body.Close()
 		rb, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+		e.metrics.nativeCall(uri, kind, strconv.Itoa(resp.StatusCode), time.Since(began))
 		if err != nil {
 			return nil, resp.StatusCode, refuse(saml.StatusResponder, saml.CodeProviderUnavailable, "the provider's system did not answer")
 		}

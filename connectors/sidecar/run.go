@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -29,8 +30,17 @@ type Sidecar struct {
 	Config  *Config
 	Handler *connectors.Handler
 	Caller  *Caller
+	// OpsListener serves the operations endpoints (OpsHandler); nil:
+	// Serve listens on Config.OpsListen when it is set.
+	OpsListener net.Listener
+
 	store   *storesql.Store
+	dir     *metadata.Client
+	engine  *Engine
+	metrics *Metrics
 	tls     tls.Certificate
+	certs   struct{ signing, encryption, tls *x509.Certificate }
+	now     func() time.Time
 	log     *slog.Logger
 	// limits bound both endpoints (KECIS §9.10); zero fields take the
 	// endpoint's defaults (tests shorten them).
@@ -105,6 +115,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Sidecar, error) {
 		backChannel = append(backChannel, saml.Fingerprint(c))
 	}
 	eng := NewEngine(cfg, nil, log)
+	eng.metrics = NewMetrics()
 	h, err := connectors.NewHandler(connectors.HandlerConfig{
 		EntityID: cfg.EntityID, Signer: signer, Decryption: []saml.DecryptionKey{dec},
 		Endpoints: []string{strings.TrimRight(cfg.PublicURL, "/") + "/kecis/soap"}, Directory: dir, HubEntityID: cfg.Hub.EntityID,
@@ -120,26 +131,44 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Sidecar, error) {
 		st.Close()
 		return nil, err
 	}
-	return &Sidecar{Config: cfg, Handler: h, store: st, tls: tlsKP, log: log,
-		Caller: &Caller{Client: cl, Resolver: &connectors.Resolver{Metadata: dir, Self: cfg.EntityID}, Log: log}}, nil
+	s := &Sidecar{Config: cfg, Handler: h, store: st, dir: dir, engine: eng, metrics: eng.metrics, tls: tlsKP, now: time.Now, log: log,
+		Caller: &Caller{Client: cl, Resolver: &connectors.Resolver{Metadata: dir, Self: cfg.EntityID}, Log: log}}
+	s.certs.signing, s.certs.encryption, s.certs.tls = signer.Cert, dec.Cert, tlsKP.Leaf
+	return s, nil
 }
 
-// Serve runs the KECIS endpoint (HTTPS, on kecis) and the local calling
-// endpoint (HTTP, on call; nil to disable) until ctx ends.
+// Serve runs the KECIS endpoint (HTTPS, on kecis), the local calling
+// endpoint (HTTP, on call; nil to disable) and the operations endpoints
+// (HTTP, on OpsListener or Config.OpsListen; neither: none) until ctx
+// ends.
 func (s *Sidecar) Serve(ctx context.Context, kecis, call net.Listener) error {
+	ops := s.OpsListener
+	if ops == nil && s.Config.OpsListen != "" {
+		var err error
+		if ops, err = net.Listen("tcp", s.Config.OpsListen); err != nil {
+			s.store.Close()
+			return fmt.Errorf("ops_listen: %w", err)
+		}
+	}
 	mux := http.NewServeMux()
 	mux.Handle("POST /kecis/soap", s.Handler)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	srv := httpserver.New(mux, s.endpointLimits(httpserver.SOAPWriteTimeout, httpserver.SOAPMaxBodyBytes), s.log)
+	srv := httpserver.New(s.metrics.instrument("kecis", mux), s.endpointLimits(httpserver.SOAPWriteTimeout, httpserver.SOAPMaxBodyBytes), s.log)
 	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{s.tls}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- srv.ServeTLS(kecis, "", "") }()
-	var csrv *http.Server
+	var csrv, osrv *http.Server
 	if call != nil {
-		csrv = httpserver.New(s.Caller, s.endpointLimits(callWriteTimeout, 0), s.log)
+		csrv = httpserver.New(s.metrics.instrument("call", s.Caller), s.endpointLimits(callWriteTimeout, 0), s.log)
 		go func() { errc <- csrv.Serve(call) }()
 	}
-	s.log.Info("kecis adapter serving", "entity_id", s.Config.EntityID, "kecis", kecis.Addr().String())
+	attrs := []any{"entity_id", s.Config.EntityID, "kecis", kecis.Addr().String()}
+	if ops != nil {
+		osrv = httpserver.New(s.OpsHandler(), httpserver.Limits{}, s.log)
+		go func() { errc <- osrv.Serve(ops) }()
+		attrs = append(attrs, "ops", ops.Addr().String())
+	}
+	s.log.Info("kecis adapter serving", attrs...)
 	var err error
 	select {
 	case <-ctx.Done():
@@ -148,8 +177,10 @@ func (s *Sidecar) Serve(ctx context.Context, kecis, call net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
-	if csrv != nil {
-		_ = csrv.Shutdown(sctx)
+	for _, o := range []*http.Server{csrv, osrv} {
+		if o != nil {
+			_ = o.Shutdown(sctx)
+		}
 	}
 	s.store.Close()
 	if errors.Is(err, http.ErrServerClosed) {

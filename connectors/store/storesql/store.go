@@ -84,6 +84,9 @@ func New(ctx context.Context, db *sqlstore.DB, atRestKey []byte) (*Store, error)
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
+// Ping checks that the database answers (a readiness check).
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
 // Replay returns the replay cache on the clock now.
 func (s *Store) Replay(now func() time.Time) saml.ReplayCache { return replay{s, now} }
 
