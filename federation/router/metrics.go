@@ -13,11 +13,16 @@ type Metrics struct {
 	RelayLatency *prometheus.HistogramVec // provider
 	IdemHits     *prometheus.CounterVec   // result
 	InFlight     prometheus.GaugeFunc
+
+	// reg is where New registers the router's circuit breakers
+	// (kecis_hub_breaker_state{provider,endpoint}).
+	reg prometheus.Registerer
 }
 
 // NewMetrics registers the router's metrics on reg.
 func NewMetrics(reg prometheus.Registerer, inFlight func() float64) *Metrics {
 	m := &Metrics{
+		reg: reg,
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "kecis", Subsystem: "router", Name: "requests_total",
 			Help: "Relayed requests by service and final status (second-level code, or the top-level one)."}, []string{"service", "status"}),
 		Refusals: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "kecis", Subsystem: "router", Name: "refusals_total",

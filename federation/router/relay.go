@@ -109,18 +109,35 @@ func (rt *Router) forward(ctx context.Context, req *saml.ServiceRequest, dest *E
 		return nil, OutcomeUnavailable
 	}
 	hc := rt.client(dest)
+	sender := ctx
 	ctx, cancel := context.WithTimeout(ctx, rt.cfg.Timeout)
 	defer cancel()
+	// failed is what an endpoint's breaker records for a failed exchange:
+	// nothing when the sender went away, which says nothing of the provider.
+	failed := func() error {
+		if sender.Err() != nil {
+			return errNotCounted
+		}
+		return errExchange
+	}
 	for _, ep := range eps {
-		start := time.Now()
 		hr, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.Location, bytes.NewReader(body))
 		if err != nil {
 			continue
 		}
 		hr.Header.Set("Content-Type", "text/xml; charset=utf-8")
 		hr.Header.Set("SOAPAction", saml.SOAPAction)
+		// An open breaker skips the endpoint at once: the request is not
+		// delivered there, as when the dial fails (KECIS §12.1.1).
+		done, ok := rt.breakers.allow(dest.P.EntityID, ep.Location)
+		if !ok {
+			rt.log.DebugContext(ctx, "circuit breaker open, endpoint skipped", "provider", dest.P.EntityID, "url", ep.Location)
+			continue
+		}
+		start := time.Now()
 		resp, err := hc.Do(hr)
 		if err != nil {
+			done(failed())
 			if undelivered(err) {
 				rt.log.WarnContext(ctx, "endpoint unreachable, trying the next", "provider", dest.P.EntityID, "url", ep.Location, "err", err)
 				continue
@@ -134,12 +151,21 @@ func (rt *Router) forward(ctx context.Context, req *saml.ServiceRequest, dest *E
 			rt.metrics.RelayLatency.WithLabelValues(dest.P.EntityID).Observe(time.Since(start).Seconds())
 		}
 		if err != nil {
+			done(failed())
 			return nil, OutcomePending
 		}
 		a, ok := rt.checkAnswer(ctx, req, dest, rb)
 		if !ok {
+			if resp.StatusCode == http.StatusTooManyRequests {
+				// The provider limits the hub's rate: it is there, and
+				// asks for fewer requests, not none.
+				done(errNotCounted)
+			} else {
+				done(failed())
+			}
 			return nil, OutcomeUnavailable
 		}
+		done(nil)
 		return a, OutcomeAnswered
 	}
 	return nil, OutcomeUnavailable

@@ -40,6 +40,9 @@ type Config struct {
 	ReplicaID string
 	Limits    saml.Limits
 	ClockSkew time.Duration
+	// Breaker configures the circuit breaker of each provider endpoint
+	// (KECIS §12.1.1).
+	Breaker BreakerConfig
 }
 
 // Router relays KECIS messages.
@@ -51,6 +54,8 @@ type Router struct {
 	metrics *Metrics
 	now     func() time.Time
 	ids     saml.IDSource
+
+	breakers *breakers
 
 	// Transport, when set, replaces the pinned-TLS transport (tests).
 	Transport func(pins []*x509.Certificate) http.RoundTripper
@@ -74,6 +79,13 @@ func New(cfg Config, st store.Store, dir *Directory, m *Metrics, log *slog.Logge
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Router{cfg: cfg, st: st, dir: dir, metrics: m, log: log, now: now, clients: map[string]*http.Client{}}
+	rt := &Router{cfg: cfg, st: st, dir: dir, metrics: m, log: log, now: now, clients: map[string]*http.Client{},
+		breakers: newBreakers(cfg.Breaker, log, now)}
+	if m != nil && m.reg != nil {
+		if err := m.reg.Register(rt.breakers); err != nil {
+			log.Warn("router: the circuit breakers' metric is not registered", "err", err)
+		}
+	}
+	return rt
 }
 func (rt *Router) limits() saml.Limits { return rt.cfg.Limits }
