@@ -3,8 +3,10 @@ package callapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -267,4 +269,18 @@ func PublicName(s string) string {
 		return "(a name not repeated)"
 	}
 	return strconv.Quote(s)
+}
+
+// ReadBody reads a request's body of at most max bytes; a larger or
+// unreadable one is ProblemBadRequest.
+func ReadBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, ProblemBadRequest.WithDetail(fmt.Sprintf("the body is larger than %d bytes", max))
+		}
+		return nil, ProblemBadRequest.WithDetail("the body could not be read").WithCause(err)
+	}
+	return body, nil
 }

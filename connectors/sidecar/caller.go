@@ -1,148 +1,190 @@
 package sidecar
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/kecis/kecis/connectors"
+	"github.com/kecis/kecis/connectors/callapi"
+	"github.com/kecis/kecis/connectors/httpserver"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/saml"
 )
 
 // Caller is the calling direction: the provider's backend posts
-// POST /v1/{group}/{operation} on loopback with the same JSON as the hub's
-// facade (flat ECML fields, optional recipient and routing hints,
-// Idempotency-Key header); the sidecar builds the KECIS request, encrypts
-// it for the recipient (found by card BIN or bank code in the federation
-// metadata when not named), signs it, sends it through the hub (retrying
-// with the same key while the outcome is unknown) and answers with the
-// verified, decrypted result.
+// POST /v1/{group}/{operation} on loopback with the JSON of the hub's
+// facade (connectors/callapi: flat ECML fields, optional recipient and
+// routing hints, Idempotency-Key header); the sidecar builds the KECIS
+// request, encrypts it for the recipient (found by card BIN or bank code in
+// the federation metadata when not named), signs it, sends it through the
+// hub (retrying with the same key while the outcome is unknown) and
+// answers with the verified, decrypted result, with the HTTP status the
+// facade gives the same answer (callapi.HTTPStatus: 402 for a refused
+// payment, 202 Pending, 503 unavailable…). The card may come in clear:
+// the backend is the provider's own, on loopback, and the sidecar encrypts
+// it; what its service requires must be there (callapi.CheckRequired).
 type Caller struct {
-	Client   *connectors.Client
+	Client   Doer
 	Resolver *connectors.Resolver
 	Log      *slog.Logger
 }
 
-type callBody struct {
-	Recipient string            `json:"recipient"`
-	Fields    map[string]string `json:"fields"`
-	Routing   *struct {
-		CardBIN   string `json:"card_bin"`
-		CardLast4 string `json:"card_last4"`
-		BankCode  string `json:"bank_code"`
-	} `json:"routing"`
+// Doer sends a call through the hub: a *connectors.Client.
+type Doer interface {
+	Do(ctx context.Context, call connectors.Call) (*connectors.Result, error)
 }
 
-type callAnswer struct {
-	Outcome    string            `json:"outcome"`
-	Status     string            `json:"status"`
-	SubStatus  string            `json:"sub_status,omitempty"`
-	Message    string            `json:"message,omitempty"`
-	Provider   string            `json:"provider"`
-	RequestID  string            `json:"request_id,omitempty"`
-	ResponseID string            `json:"response_id,omitempty"`
-	Fields     map[string]string `json:"fields,omitempty"`
-}
+// maxCallBody bounds a call's body.
+const maxCallBody = 256 << 10
 
-func problem(w http.ResponseWriter, status int, typ, title string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"type": "urn:kecis:problem:" + typ, "title": title, "status": status})
-}
+// The caller's own problems, beside the call API's (callapi).
+var (
+	ProblemMetadataUnavailable = httpserver.NewProblem("metadata-unavailable", http.StatusServiceUnavailable,
+		"the federation metadata is unavailable")
+	ProblemNoRecipient = httpserver.NewProblem("no-recipient", http.StatusBadRequest,
+		"name the recipient: no metadata resolver is configured")
+	ProblemEncryptedHere = httpserver.NewProblem("unknown-encrypted", http.StatusBadRequest,
+		"encrypted is not taken here: send the card in fields, the sidecar encrypts it for the recipient")
+)
+
+// callerProblems lists every problem the caller answers, for the tests.
+var callerProblems = []*httpserver.Problem{callapi.ProblemUnknownService, callapi.ProblemIdempotencyKeyMissing,
+	callapi.ProblemIdempotencyKeyInvalid, callapi.ProblemBadRequest, callapi.ProblemInvalidFields, callapi.ProblemMissingFields,
+	callapi.ProblemCardNumberInField, callapi.ProblemNoRoute, ProblemMetadataUnavailable, ProblemNoRecipient, ProblemEncryptedHere}
 
 // ServeHTTP implements the local endpoint.
 func (c *Caller) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	call, err := c.decode(w, r)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	res, err := c.Client.Do(r.Context(), *call)
+	if err != nil {
+		c.log().WarnContext(r.Context(), "call through the hub", "service", call.Service, "err", ecml.RedactPANs(err.Error()))
+		st := saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeProviderUnavailable,
+			Message: "the call could not be completed; retry with the same Idempotency-Key"}
+		writeJSON(w, http.StatusServiceUnavailable, callapi.NewResponse(callapi.OutcomeUnavailable, call.Recipient, st))
+		return
+	}
+	code, out := answer(call.Recipient, res)
+	writeJSON(w, code, out)
+}
+
+// decode reads the request into the call to make: path, key, body, the
+// fields' checks, the recipient.
+func (c *Caller) decode(w http.ResponseWriter, r *http.Request) (*connectors.Call, error) {
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	if r.Method != http.MethodPost || len(parts) != 3 || parts[0] != "v1" {
-		problem(w, http.StatusNotFound, "not-found", "POST /v1/{group}/{operation}")
-		return
+		return nil, callapi.ProblemUnknownService.WithDetail("POST /v1/{group}/{operation}")
 	}
-	service := saml.ServiceURI(parts[1], parts[2])
-	key := r.Header.Get("Idempotency-Key")
-	if saml.IsMutation(service) && key == "" {
-		problem(w, http.StatusBadRequest, "idempotency-key-missing", "an Idempotency-Key header is required for "+service)
-		return
-	}
-	var in callBody
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 256<<10))
-	if err != nil || json.Unmarshal(b, &in) != nil {
-		problem(w, http.StatusBadRequest, "bad-request", "the body must be a JSON object")
-		return
-	}
-	v := url.Values{}
-	for k, x := range in.Fields {
-		v.Set(k, x)
-	}
-	if v.Get("Ecom_SchemaVersion") == "" {
-		v.Set("Ecom_SchemaVersion", ecml.SchemaVersion)
-	}
-	payload, err := ecml.FromForm(v)
+	service, err := callapi.Service(parts[1], parts[2])
 	if err != nil {
-		problem(w, http.StatusBadRequest, "invalid-fields", "the ECML fields are not valid")
-		return
+		return nil, err
 	}
-	var routing *saml.Routing
+	call := &connectors.Call{Service: service, IdempotencyKey: r.Header.Get("Idempotency-Key")}
+	if err := callapi.CheckIdempotencyKey(service, call.IdempotencyKey); err != nil {
+		return nil, err
+	}
+	body, err := callapi.ReadBody(w, r, maxCallBody)
+	if err != nil {
+		return nil, err
+	}
+	in, err := callapi.DecodeCall(body)
+	if err != nil {
+		return nil, err
+	}
+	if len(in.Encrypted) > 0 {
+		return nil, ProblemEncryptedHere
+	}
+	if call.Payload, err = callapi.Payload(in.Fields, callapi.PayloadOptions{ClearSensitive: true}); err != nil {
+		return nil, err
+	}
+	if err := callapi.CheckRequired(service, call.Payload, false); err != nil {
+		return nil, err
+	}
 	bin, bank := "", ""
-	if in.Routing != nil {
-		bin, bank = in.Routing.CardBIN, in.Routing.BankCode
-		routing = &saml.Routing{CardBIN: in.Routing.CardBIN, CardLast4: in.Routing.CardLast4, BankCode: in.Routing.BankCode}
+	if h := in.Routing; h != nil {
+		bin, bank = h.CardBIN, h.BankCode
+		call.Routing = &saml.Routing{CardBIN: h.CardBIN, CardLast4: h.CardLast4, BankCode: h.BankCode}
 	}
-	if p := payload.Ecom.Payment; p != nil && p.Card != nil {
+	if p := call.Payload.Ecom.Payment; p != nil && p.Card != nil {
 		if b := p.Card.Number.BIN(); b != "" {
 			bin = b
-			routing = &saml.Routing{CardBIN: b, CardLast4: p.Card.Number.Last4()}
+			call.Routing = &saml.Routing{CardBIN: b, CardLast4: p.Card.Number.Last4()}
 		}
 	}
-	recipient := in.Recipient
-	if recipient == "" && c.Resolver != nil {
-		if recipient, err = c.Resolver.RecipientFor(r.Context(), service, bin, bank); err != nil {
+	call.Recipient = in.Recipient
+	if call.Recipient == "" && c.Resolver != nil {
+		if call.Recipient, err = c.Resolver.RecipientFor(r.Context(), service, bin, bank); err != nil {
 			if errors.Is(err, connectors.ErrNoRecipient) {
-				problem(w, http.StatusUnprocessableEntity, "no-route", "no participant offers this service for this card or bank")
-			} else {
-				c.Log.ErrorContext(r.Context(), "federation metadata", "err", err)
-				problem(w, http.StatusServiceUnavailable, "metadata-unavailable", "the federation metadata is unavailable")
+				return nil, callapi.ProblemNoRoute.WithDetail("no participant offers this service for this card or bank")
 			}
-			return
+			return nil, ProblemMetadataUnavailable.WithCause(err)
 		}
 	}
-	if recipient == "" {
-		problem(w, http.StatusBadRequest, "no-recipient", "name the recipient")
-		return
+	if call.Recipient == "" {
+		return nil, ProblemNoRecipient
 	}
-	res, err := c.Client.Do(r.Context(), connectors.Call{Recipient: recipient, Service: service, IdempotencyKey: key, Payload: payload, Routing: routing})
-	if err != nil {
-		c.Log.WarnContext(r.Context(), "call through the hub", "service", service, "err", ecml.RedactPANs(err.Error()))
-		writeJSON(w, http.StatusServiceUnavailable, callAnswer{Outcome: "unavailable", Status: "Responder", SubStatus: "ProviderUnavailable", Provider: recipient,
-			Message: "the call could not be completed; retry with the same Idempotency-Key"})
-		return
+	return call, nil
+}
+
+// answer is the call's answer and its HTTP status: pending or unavailable
+// when the hub said so (its own signed Pending or ProviderUnavailable, after
+// the client's retries), else the recipient's answer with its fields,
+// decrypted for us — the provider's own backend may see its own answer.
+func answer(recipient string, res *connectors.Result) (int, callapi.CallResponse) {
+	outcome := callapi.OutcomeAnswered
+	switch {
+	case res.From != recipient && res.Status.SubCode == saml.CodePending:
+		outcome = callapi.OutcomePending
+	case res.From != recipient && res.Status.SubCode == saml.CodeProviderUnavailable:
+		outcome = callapi.OutcomeUnavailable
 	}
-	out := callAnswer{Status: res.Status.Top(), SubStatus: res.Status.Sub(), Message: res.Status.Message, Provider: recipient}
+	out := callapi.NewResponse(outcome, recipient, res.Status)
 	if res.Response != nil {
 		out.RequestID, out.ResponseID = res.Response.InResponseTo, res.Response.ID
 	}
-	code := http.StatusOK
-	switch {
-	case res.From != recipient && res.Status.SubCode == saml.CodePending:
-		out.Outcome, code = "pending", http.StatusAccepted
-	case res.From != recipient && res.Status.SubCode == saml.CodeProviderUnavailable:
-		out.Outcome, code = "unavailable", http.StatusServiceUnavailable
-	default:
-		out.Outcome = "answered"
-		if res.Payload != nil {
-			out.Fields = map[string]string{}
-			for k, vs := range res.Payload.Form() {
-				if len(vs) > 0 {
-					out.Fields[k] = vs[0] // decrypted for us: the provider's own backend may see its own answer
-				}
+	if outcome == callapi.OutcomeAnswered && res.Payload != nil {
+		out.Fields = map[string]string{}
+		for k, vs := range res.Payload.Form() {
+			if len(vs) > 0 {
+				out.Fields[k] = vs[0]
 			}
 		}
 	}
-	writeJSON(w, code, out)
+	return callapi.HTTPStatus(outcome, res.Status), out
+}
+
+// fail answers err as a problem document and logs it: a refusal at Info,
+// anything at or above 500 at Error with its cause.
+func (c *Caller) fail(w http.ResponseWriter, r *http.Request, err error) {
+	p := httpserver.AsProblem(err)
+	attrs := []slog.Attr{slog.String("problem", p.Type), slog.Int("status", p.Status)}
+	if p.Detail() != "" {
+		p = p.WithDetail(ecml.RedactPANs(p.Detail()))
+		attrs = append(attrs, slog.String("detail", p.Detail()))
+	}
+	if p.Cause() != nil {
+		attrs = append(attrs, slog.String("cause", ecml.RedactPANs(p.Cause().Error())))
+	}
+	lvl := slog.LevelInfo
+	if p.Status >= http.StatusInternalServerError {
+		lvl = slog.LevelError
+	}
+	c.log().LogAttrs(r.Context(), lvl, "call refused", attrs...)
+	p.Write(w)
+}
+
+func (c *Caller) log() *slog.Logger {
+	if c.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Log
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -177,10 +177,11 @@
 // Ecom_Transaction_ResponseData (approved, cancelled, settled,
 // partially-refunded, refunded; Ecom_Transaction_PrivateUseData may say
 // "refunded=<amount>"); a refusal's sub_status maps to the 30xx codes
-// above; "pending" (202), "unavailable" (503), a 408/409/425/429/5xx, a
-// timeout or a transport error leave the operation pending; any other
-// 4xx problem means no issuer saw the request (2002, or 3016 for
-// no-route).
+// above, whether it came with HTTP 200 or as a refusal (402, 400, 409,
+// 422 with an outcome: connectors/callapi's statuses); "pending" (202),
+// "unavailable" (503), a 408/409/425/429/5xx, a timeout or a transport
+// error leave the operation pending; any other 4xx problem document means
+// no issuer saw the request (2002, or 3016 for no-route).
 //
 // # Logging
 //

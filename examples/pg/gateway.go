@@ -13,21 +13,20 @@ import (
 	"time"
 )
 
-// The issuer gateway contract (the client side; KECIS §15.2 "card"):
+// The issuer gateway contract (the client side; KECIS §15.2 "card"): the
+// KECIS JSON call API, whose bodies, answers and HTTP statuses
+// connectors/callapi declares (the hub's facade and the sidecar's calling
+// endpoint speak it; KECIS §12.4).
+// The PG links nothing of KECIS and reads it with its own small types:
 //
 //	POST {IssuerGatewayURL}/v1/card/{approve|cancel|refund|inquire}
 //	Idempotency-Key: <key>            (approve, cancel, refund)
-//	Content-Type: application/json
-//	{"fields": {"Ecom_ConsumerOrderID": "T261122000001", "Ecom_Transaction_Amount": "15000", …}}
+//	{"fields": {"Ecom_ConsumerOrderID": "T261122000001", …}, "routing": {"card_bin": "…"}}
 //
-// Fields are flat ECML names (RFC 4112). The answer is
-//
-//	{"outcome": "answered|pending|unavailable", "status": "Success|Requester|Responder",
-//	 "sub_status": "Declined|…", "message": "…", "provider": "…", "request_id": "…",
-//	 "fields": {"Ecom_Transaction_ApprovalCode": "03427123", "Ecom_Transaction_ResponseData": "approved", …}}
-//
-// with HTTP 200 (answered), 202 (pending) or 503 (unavailable), or a 4xx
-// application/problem+json refusal of the request itself.
+// An answer (application/json, outcome answered, pending or unavailable)
+// comes with 200 Success, 402 a refused payment, 400/409/422 another
+// refusal, 202 pending, 503 unavailable; the gateway's own refusal of the
+// request is an application/problem+json 4xx.
 
 // ECML flat field names the PG sends and reads.
 const (
@@ -185,7 +184,8 @@ func (g *gateway) call(ctx context.Context, op, key, bin string, fields map[stri
 func classify(code int, raw []byte) answer {
 	a := answer{httpStatus: code}
 	switch {
-	case code == http.StatusOK, code == http.StatusAccepted, code == http.StatusServiceUnavailable:
+	case code == http.StatusOK, code == http.StatusAccepted, code == http.StatusServiceUnavailable,
+		code >= 400 && code < 500 && isAnswer(raw):
 		var r gatewayResponse
 		if err := json.Unmarshal(raw, &r); err != nil {
 			a.kind, a.reason = unknown, fmt.Sprintf("HTTP %d with a body that is not the gateway's JSON", code)
@@ -195,7 +195,7 @@ func classify(code int, raw []byte) answer {
 		a.message, a.requestID = redactDigits(r.Message), redactDigits(r.RequestID)
 		a.fields = r.Fields
 		switch {
-		case code == http.StatusOK && r.Outcome == "answered" && a.status != "":
+		case code != http.StatusAccepted && code != http.StatusServiceUnavailable && r.Outcome == "answered" && a.status != "":
 			a.kind = answered
 		default:
 			a.kind = unknown
@@ -225,6 +225,15 @@ func classify(code int, raw []byte) answer {
 	}
 	a.kind, a.reason = unknown, fmt.Sprintf("unexpected HTTP %d", code)
 	return a
+}
+
+// isAnswer reports whether a 4xx body is the issuer's answer (a refusal it
+// decided: it has an outcome) rather than the gateway's problem document.
+func isAnswer(raw []byte) bool {
+	var r struct {
+		Outcome string `json:"outcome"`
+	}
+	return json.Unmarshal(raw, &r) == nil && r.Outcome != ""
 }
 
 // readProblem reads an RFC 9457 problem: the last segment of its type

@@ -21,7 +21,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -213,9 +212,9 @@ func (f *Facade) decode(c *gin.Context) (*facadeCall, error) {
 	if err := callapi.CheckIdempotencyKey(service, fc.key); err != nil {
 		return nil, err
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, f.cfg.MaxBodyBytes))
+	body, err := callapi.ReadBody(c.Writer, c.Request, f.cfg.MaxBodyBytes)
 	if err != nil {
-		return nil, bodyProblem(err, f.cfg.MaxBodyBytes)
+		return nil, err
 	}
 	if fc.in, err = callapi.DecodeCall(body); err != nil {
 		return nil, err
@@ -398,9 +397,9 @@ func (f *Facade) auditAuth(ctx context.Context, req *saml.ServiceRequest, m *mer
 func (f *Facade) route(c *gin.Context) {
 	m := c.MustGet("merchant").(*merchant)
 	const maxRouteBody = 64 << 10
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxRouteBody))
+	body, err := callapi.ReadBody(c.Writer, c.Request, maxRouteBody)
 	if err != nil {
-		f.fail(c, bodyProblem(err, maxRouteBody))
+		f.fail(c, err)
 		return
 	}
 	in, err := callapi.DecodeRoute(body)
@@ -492,15 +491,6 @@ func (f *Facade) fail(c *gin.Context, err error) {
 	f.log.LogAttrs(c.Request.Context(), lvl, "facade refused", attrs...)
 	c.Abort()
 	p.Write(c.Writer)
-}
-
-// bodyProblem is the answer to a body that could not be read.
-func bodyProblem(err error, max int64) *httpserver.Problem {
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return ProblemBadRequest.WithDetail(fmt.Sprintf("the body is larger than %d bytes", max))
-	}
-	return ProblemBadRequest.WithDetail("the body could not be read").WithCause(err)
 }
 
 // parseEncrypted reads a browser-made xenc:EncryptedData and the Recipient

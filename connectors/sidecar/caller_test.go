@@ -1,0 +1,243 @@
+package sidecar
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kecis/kecis/connectors"
+	"github.com/kecis/kecis/ecml"
+	"github.com/kecis/kecis/internal/devpki"
+	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata/metadatatest"
+)
+
+const (
+	callerIssuer = "https://issuer.test/kecis"
+	callerHub    = "https://hub.test/kecis"
+)
+
+// fakeHub is the connectors.Client as the caller uses it: it records the
+// calls and answers each by its order number.
+type fakeHub struct {
+	mu      sync.Mutex
+	calls   []connectors.Call
+	answers map[string]*connectors.Result
+	err     error
+}
+
+func (h *fakeHub) Do(_ context.Context, call connectors.Call) (*connectors.Result, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls = append(h.calls, call)
+	if h.err != nil {
+		return nil, h.err
+	}
+	res := &connectors.Result{Status: saml.Status{Code: saml.StatusSuccess}, From: call.Recipient,
+		Response: &saml.ServiceResponse{ID: "_resp", InResponseTo: "_req"},
+		Payload:  &ecml.Payload{Ecom: &ecml.Ecom{ConsumerOrderID: call.Payload.Ecom.ConsumerOrderID}}}
+	if a, ok := h.answers[call.Payload.Ecom.ConsumerOrderID]; ok {
+		res = a
+	}
+	return res, nil
+}
+
+func (h *fakeHub) n() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.calls)
+}
+
+// post sends one request to the caller.
+func post(t *testing.T, c *Caller, path, key, body string) (int, string, map[string]any) {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+	if key != "" {
+		r.Header.Set("Idempotency-Key", key)
+	}
+	w := httptest.NewRecorder()
+	c.ServeHTTP(w, r)
+	var out map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil {
+		t.Fatalf("not JSON: %s", w.Body)
+	}
+	return w.Code, w.Header().Get("Content-Type"), out
+}
+
+func cardFields(order string) string {
+	return `{"recipient":"` + callerIssuer + `","fields":{"Ecom_ConsumerOrderID":"` + order + `","Ecom_Transaction_Amount":"15000","Ecom_Transaction_CurrencyCode":"KRW",` +
+		`"Ecom_Payment_Card_Number":"4111111111111111","Ecom_Payment_Card_ExpDate_Month":"12","Ecom_Payment_Card_ExpDate_Year":"2030"}}`
+}
+
+// TestCallerProblems answers every problem the caller has, with the type,
+// status and RFC 9457 shape the hub's facade gives the same refusal; none
+// reaches the hub.
+func TestCallerProblems(t *testing.T) {
+	hub := &fakeHub{}
+	c := &Caller{Client: hub}
+	now := time.Date(2027, 3, 1, 9, 0, 0, 0, time.UTC)
+	keyPEM, certPEM, err := devpki.Generate(devpki.Signing, "hub metadata", nil, now.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := saml.ParseKeyPEM(keyPEM)
+	certs, _ := saml.ParseCertificatesPEM(certPEM)
+	signer, err := saml.NewSigner(key, certs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := metadatatest.NewHub(t, signer, func() time.Time { return now }, metadatatest.Simple("https://shop.test/kecis", signer.Cert)) // nobody offers the service
+	resolved := &Caller{Client: hub, Resolver: &connectors.Resolver{HubURL: md.URL, HubCerts: []*x509.Certificate{signer.Cert},
+		HTTP: md.Client(), Now: func() time.Time { return now }}}
+	down := metadatatest.NewHub(t, signer, func() time.Time { return now })
+	down.SetDown(true)
+	unreachable := &Caller{Client: hub, Resolver: &connectors.Resolver{HubURL: down.URL, HubCerts: []*x509.Certificate{signer.Cert},
+		HTTP: down.Client(), Now: func() time.Time { return now }}}
+	const approve = "/v1/card/approve"
+	noRecipient := `{"fields":{"Ecom_ConsumerOrderID":"A","Ecom_Transaction_Amount":"15000","Ecom_Transaction_CurrencyCode":"KRW",` +
+		`"Ecom_Payment_Card_Number":"4111111111111111","Ecom_Payment_Card_ExpDate_Month":"12","Ecom_Payment_Card_ExpDate_Year":"2030"}}`
+	cases := []struct {
+		name      string
+		c         *Caller
+		method    string
+		path, key string
+		body      string
+		status    int
+		typ       string
+		detail    string
+	}{
+		{"not a call", c, http.MethodGet, "/v1/card/approve", "k", cardFields("A"), 404, "unknown-service", "POST /v1/{group}/{operation}"},
+		{"upper-case group", c, "", "/v1/CARD/approve", "k", cardFields("A"), 404, "unknown-service", ""},
+		{"no Idempotency-Key", c, "", approve, "", cardFields("A"), 400, "idempotency-key-missing", ""},
+		{"Idempotency-Key too long", c, "", approve, strings.Repeat("k", 256), cardFields("A"), 400, "idempotency-key-invalid", ""},
+		{"an amount as a JSON number", c, "", approve, "k", `{"fields":{"Ecom_Transaction_Amount":15000}}`, 400, "bad-request",
+			`fields."Ecom_Transaction_Amount" must be a JSON string, not a number: every value of fields is a JSON string, amounts included ("15000", not 15000)`},
+		{"a card number as a JSON number", c, "", approve, "k", `{"fields":{"Ecom_Payment_Card_Number":4111111111111111}}`, 400, "bad-request", "not a number"},
+		{"not an object", c, "", approve, "k", `[]`, 400, "bad-request", "the body must be a JSON object, not an array"},
+		{"too large", c, "", approve, "k", `{"fields":{"Ecom_ConsumerOrderID":"` + strings.Repeat("A", 300<<10) + `"}}`, 400, "bad-request", "larger than"},
+		{"encrypted", c, "", approve, "k", `{"fields":{},"encrypted":{"card":"<x/>"}}`, 400, "unknown-encrypted", ""},
+		{"unknown field name", c, "", approve, "k", `{"fields":{"card_number":"4111111111111111"}}`, 400, "invalid-fields", `"card_number"`},
+		{"an order number that reads as a card number", c, "", "/v1/card/inquire", "", `{"recipient":"x","fields":{"Ecom_ConsumerOrderID":"4111111111111111"}}`,
+			400, "card-number-in-field", "Ecom_ConsumerOrderID"},
+		{"missing card number", c, "", approve, "k", `{"recipient":"x","fields":{"Ecom_ConsumerOrderID":"A","Ecom_Transaction_Amount":"15000","Ecom_Transaction_CurrencyCode":"KRW"}}`,
+			400, "missing-fields", "urn:kecis:service:card:approve requires Ecom_Payment_Card_Number, Ecom_Payment_Card_ExpDate_Month, Ecom_Payment_Card_ExpDate_Year"},
+		{"cancel naming nothing", c, "", "/v1/card/cancel", "k", `{"recipient":"x","fields":{}}`, 400, "missing-fields", "Ecom_Transaction_ApprovalCode or Ecom_ConsumerOrderID"},
+		{"no recipient and no resolver", c, "", approve, "k", noRecipient, 400, "no-recipient", ""},
+		{"nobody offers it", resolved, "", approve, "k", noRecipient, 422, "no-route", ""},
+		{"metadata unavailable", unreachable, "", approve, "k", noRecipient, 503, "metadata-unavailable", ""},
+	}
+	seen := map[string]bool{}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			method := tc.method
+			if method == "" {
+				method = http.MethodPost
+			}
+			r := httptest.NewRequest(method, tc.path, strings.NewReader(tc.body))
+			if tc.key != "" {
+				r.Header.Set("Idempotency-Key", tc.key)
+			}
+			w := httptest.NewRecorder()
+			tc.c.ServeHTTP(w, r)
+			var out map[string]any
+			if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil {
+				t.Fatalf("not JSON: %s", w.Body)
+			}
+			if w.Code != tc.status || out["type"] != "urn:kecis:problem:"+tc.typ || w.Header().Get("Content-Type") != "application/problem+json" {
+				t.Fatalf("%d %s %v; want %d %s", w.Code, w.Header().Get("Content-Type"), out, tc.status, tc.typ)
+			}
+			if s, _ := out["status"].(float64); int(s) != tc.status || out["title"] == "" {
+				t.Errorf("status or title: %v", out)
+			}
+			if d, _ := out["detail"].(string); !strings.Contains(d, tc.detail) {
+				t.Errorf("detail %q does not say %q", d, tc.detail)
+			}
+			if strings.Contains(w.Body.String(), "4111111111111111") {
+				t.Errorf("the answer repeats a card number: %s", w.Body)
+			}
+		})
+		seen[tc.typ] = true
+	}
+	for _, p := range callerProblems {
+		if !seen[p.Type] {
+			t.Errorf("no test answers the problem %s", p.Type)
+		}
+	}
+	if hub.n() != 0 {
+		t.Errorf("%d calls reached the hub", hub.n())
+	}
+}
+
+// TestCallerAnswers: the caller answers as the hub's facade does — the
+// provider's answer with callapi.HTTPStatus's status, its message as sent
+// and an English reason; the hub's own Pending 202 and ProviderUnavailable
+// 503; a call that could not complete 503.
+func TestCallerAnswers(t *testing.T) {
+	res := func(from string, st saml.Status) *connectors.Result {
+		return &connectors.Result{Status: st, From: from, Response: &saml.ServiceResponse{ID: "_resp", InResponseTo: "_req"}}
+	}
+	cases := []struct {
+		name    string
+		res     *connectors.Result
+		status  int
+		outcome string
+		sub     string
+		reason  string
+	}{
+		{"approved", nil, 200, "answered", "", ""},
+		{"declined", res(callerIssuer, saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeDeclined, Message: "승인 거절"}), 402, "answered", "Declined", "the provider declined"},
+		{"insufficient funds", res(callerIssuer, saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeInsufficientFunds}), 402, "answered", "InsufficientFunds", "insufficient funds: not enough limit or balance"},
+		{"limit exceeded", res(callerIssuer, saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeLimitExceeded}), 402, "answered", "LimitExceeded", "an amount or count limit was reached"},
+		{"invalid payload", res(callerIssuer, saml.Status{Code: saml.StatusRequester, SubCode: saml.CodeInvalidPayload}), 400, "answered", "InvalidPayload", "the request's fields are not what the service needs"},
+		{"policy", res(callerIssuer, saml.Status{Code: saml.StatusResponder, SubCode: saml.CodePolicyViolation}), 422, "answered", "PolicyViolation", "refused by federation or provider policy"},
+		{"the hub's Pending", res(callerHub, saml.Status{Code: saml.StatusResponder, SubCode: saml.CodePending}), 202, "pending", "Pending", "the outcome is not known yet: retry with the same Idempotency-Key, or inquire"},
+		{"the hub's ProviderUnavailable", res(callerHub, saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeProviderUnavailable}), 503, "unavailable", "ProviderUnavailable", "the provider did not answer"},
+		{"the hub's InFlight", res(callerHub, saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeInFlight}), 409, "answered", "InFlight", "a request with this Idempotency-Key is being processed"},
+	}
+	hub := &fakeHub{answers: map[string]*connectors.Result{}}
+	for _, tc := range cases {
+		if tc.res != nil {
+			hub.answers[tc.name] = tc.res
+		}
+	}
+	c := &Caller{Client: hub}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, ctype, out := post(t, c, "/v1/card/approve", "k-"+tc.name, cardFields(tc.name))
+			if code != tc.status || ctype != "application/json" || out["outcome"] != tc.outcome || out["provider"] != callerIssuer {
+				t.Fatalf("%d %s %v; want %d %s", code, ctype, out, tc.status, tc.outcome)
+			}
+			if sub, _ := out["sub_status"].(string); sub != tc.sub {
+				t.Errorf("sub_status %q; want %q", sub, tc.sub)
+			}
+			if r, _ := out["reason"].(string); r != tc.reason {
+				t.Errorf("reason %q; want %q", r, tc.reason)
+			}
+			if tc.res != nil && tc.res.Status.Message != "" && out["message"] != tc.res.Status.Message {
+				t.Errorf("message %v", out["message"])
+			}
+		})
+	}
+	// The card went through in clear, to be encrypted by the client; its
+	// BIN and last four became the routing hints.
+	hub.mu.Lock()
+	first := hub.calls[0]
+	hub.mu.Unlock()
+	if first.Routing == nil || first.Routing.CardBIN != "411111" || first.Routing.CardLast4 != "1111" || first.Payload.Ecom.Payment.Card.Number.Reveal() != "4111111111111111" {
+		t.Errorf("the call: %+v", first)
+	}
+	t.Run("could not complete", func(t *testing.T) {
+		c := &Caller{Client: &fakeHub{err: errors.New("dial tcp: connection refused")}}
+		code, _, out := post(t, c, "/v1/card/inquire", "", `{"recipient":"`+callerIssuer+`","fields":{"Ecom_ConsumerOrderID":"A"}}`)
+		if code != 503 || out["outcome"] != "unavailable" || out["sub_status"] != "ProviderUnavailable" || out["reason"] != "the provider did not answer" {
+			t.Fatalf("%d %v", code, out)
+		}
+	})
+}
