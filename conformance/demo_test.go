@@ -2,69 +2,17 @@ package conformance_test
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/kecis/kecis/conformance"
 	"github.com/kecis/kecis/examples/demo"
-	"github.com/kecis/kecis/internal/testutil"
-	"github.com/kecis/kecis/saml"
-	"github.com/kecis/kecis/saml/metadata"
 )
-
-// demoHooks serves the demo issuer's test hooks: settle (the end-of-day
-// run, on the issuer's business clock moved past the cut-off) and stall
-// (the issuer's next call of a service waits, so that the hub answers
-// Pending).
-func demoHooks(t *testing.T, d *demo.Demo, clock *testutil.Clock) *httptest.Server {
-	var mu sync.Mutex
-	stall := map[string]time.Duration{}
-	d.Adapter.BeforeCall = func(_ context.Context, s string) {
-		mu.Lock()
-		dur := stall[s]
-		delete(stall, s)
-		mu.Unlock()
-		time.Sleep(dur)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /settle", func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		clock.Set(d.Issuer.CutOffAfter(clock.Now()).Add(time.Minute))
-		if _, err := d.Issuer.Settle(r.Context(), clock.Now()); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	})
-	mux.HandleFunc("POST /stall", func(w http.ResponseWriter, r *http.Request) {
-		var v struct {
-			Service string  `json:"service"`
-			Seconds float64 `json:"seconds"`
-		}
-		if err := json.NewDecoder(r.Body).Decode(&v); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		mu.Lock()
-		stall[v.Service] = time.Duration(v.Seconds * float64(time.Second))
-		mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	})
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return srv
-}
 
 // TestDemoIssuerPasses runs the whole issuer plan against the demo
 // federation's issuer (behind connectors.Handler), through the hub as a
@@ -94,66 +42,35 @@ func TestDemoPGPasses(t *testing.T) {
 	}
 }
 
-// runDemoPlan starts the demo federation in test mode and runs the plan
-// discovered from participant's metadata, through the hub as a registered
-// tester, with the attacks sent directly.
+// runDemoPlan starts the demo federation in test mode, as kecis-demo
+// does, and runs the plan of participant with the test profile the demo
+// wrote for it (demo.json conformance.plans — the profile `make
+// conformance` runs), through the hub as the registered tester, with the
+// attacks sent directly.
 func runDemoPlan(t *testing.T, participant string) (*conformance.Report, *demo.Demo, string) {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	clock := testutil.NewClock(time.Now().UTC())
 	// KECIS_TEST_LOG=1 shows the federation's logs.
 	log := slog.New(slog.DiscardHandler)
 	if os.Getenv("KECIS_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	d, err := demo.Start(ctx, demo.Config{Dir: dir, RelayTimeout: 800 * time.Millisecond, IssuerNow: clock.Now, Tester: true, Log: log})
+	d, err := demo.Start(ctx, demo.Config{Dir: dir, RelayTimeout: 800 * time.Millisecond, Tester: true, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	hooks := demoHooks(t, d, clock)
-	good, low := d.Cards[0], d.Cards[1]
-	second, outsider := demoIdentities(t, d, participant)
-	profile := fmt.Sprintf(`participant: %s
-tester:
-  entity_id: %s
-  signing:    {cert: %[3]s/signing/cert.pem,    key: %[3]s/signing/key.pem}
-  encryption: {cert: %[3]s/encryption/cert.pem, key: %[3]s/encryption/key.pem}
-  tls:        {cert: %[3]s/tls/cert.pem,        key: %[3]s/tls/key.pem}
-hub:
-  url: %[4]s
-  entity_id: %[5]s
-  signing_certs: [%[6]s]
-  tls_certs: [%[7]s]
-card:
-  currency: KRW
-  approve: {number: "%[8]s", expiry: "%02[9]d/%[10]d", amount: "15000"}
-  declines:
-    - {name: over the limit, number: "%[11]s", expiry: "%02[12]d/%[13]d", amount: "60000", expect: LimitExceeded}
-    - {name: expiry does not match, number: "%[8]s", expiry: "%02[9]d/%[14]d", amount: "1000", expect: InvalidCard}
-  settle_before_refund: true
-hooks:
-  settle: {url: %[15]s/settle}
-  stall: {url: %[15]s/stall}
-timeouts: {request: 10s, stall: 1500ms, settle: 10s}
-router: {provider: %[16]s}
-second:
-  entity_id: %[17]s
-  signing:    {cert: %[18]s, key: %[19]s}
-  encryption: {cert: %[20]s, key: %[21]s}
-outsider:
-  entity_id: %[22]s
-  signing:    {cert: %[23]s, key: %[24]s}
-`, participant, demo.TesterID, d.TesterDir, d.HubURL, demo.HubID, d.HubSigningCert, d.HubTLSCert,
-		good.PAN.Reveal(), good.ExpMonth, good.ExpYear, low.PAN.Reveal(), low.ExpMonth, low.ExpYear, good.ExpYear+1, hooks.URL, demo.IssuerID,
-		second.EntityID, second.SigningCert, second.SigningKey, second.EncryptionCert, second.EncryptionKey,
-		outsider.EntityID, outsider.SigningCert, outsider.SigningKey)
-	pp := filepath.Join(dir, "profile.yaml")
-	if err := os.WriteFile(pp, []byte(profile), 0o644); err != nil {
+	m, err := demo.ReadManifest(dir)
+	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := conformance.LoadProfile(pp)
+	i := slices.IndexFunc(m.Conformance.Plans, func(p demo.ManifestPlan) bool { return p.Participant == participant })
+	if i < 0 {
+		t.Fatalf("demo.json lists no conformance plan for %s: %+v", participant, m.Conformance)
+	}
+	mp := m.Conformance.Plans[i]
+	p, err := conformance.LoadProfile(mp.Profile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +82,7 @@ outsider:
 	if err != nil {
 		t.Fatal(err)
 	}
-	target, err := conformance.LoadTarget(ctx, conformance.MDQURL(hub.URL, participant), hub.SigningCerts, conformance.HubMetadataClient(hub), time.Now())
+	target, err := conformance.LoadTarget(ctx, mp.TargetMetadata, hub.SigningCerts, conformance.HubMetadataClient(hub), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,56 +93,10 @@ outsider:
 		t.Fatal(err)
 	}
 	t.Logf("%s: %v in %s, %d exchanges, %d events\n%s", rep.Plan, rep.Summary, rep.Finished.Sub(rep.Started).Round(time.Millisecond), rep.Exchanges, events, summary(rep))
+	if rep.Plan != mp.Plan {
+		t.Errorf("demo.json lists %s's profile for plan %s; the suite discovered %s", participant, mp.Plan, rep.Plan)
+	}
 	return rep, d, dir
-}
-
-// demoIdentities picks, from the running demo's demo.json, the
-// authorization module's identities: the suite's second identity (a
-// participant of the tester's role other than the tester), and an outsider
-// — a registered participant, neither the hub nor a tester nor the
-// participant under test, whom none of the participant's services admits
-// (a merchant for the issuer, the issuer for the PG).
-func demoIdentities(t *testing.T, d *demo.Demo, participant string) (second, outsider demo.ManifestParticipant) {
-	t.Helper()
-	m, err := demo.ReadManifest(filepath.Dir(d.Manifest))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hubCerts, err := saml.LoadCertificates(d.HubSigningCert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tlsCerts, err := saml.LoadCertificates(d.HubTLSCert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub := &conformance.HubConfig{URL: d.HubURL, EntityID: demo.HubID, SigningCerts: hubCerts, TLSCerts: tlsCerts}
-	target, err := conformance.LoadTarget(context.Background(), conformance.MDQURL(hub.URL, participant), hubCerts, conformance.HubMetadataClient(hub), time.Now())
-	if err != nil || target.Descriptor == nil {
-		t.Fatalf("the participant's metadata: %v %v", err, target)
-	}
-	admitted := func(p demo.ManifestParticipant) bool {
-		for _, s := range target.Descriptor.Services {
-			if s.AdmitsCaller(p.EntityID, p.Roles) {
-				return true
-			}
-		}
-		return false
-	}
-	for _, p := range m.Participants {
-		tester := slices.Contains(p.Roles, metadata.RoleTester)
-		switch {
-		case p.EntityID == participant || p.SigningKey == "":
-		case tester && p.EntityID != demo.TesterID && second.EntityID == "":
-			second = p
-		case !tester && !slices.Contains(p.Roles, metadata.RoleHub) && !admitted(p) && outsider.EntityID == "":
-			outsider = p
-		}
-	}
-	if second.EntityID == "" || outsider.EntityID == "" {
-		t.Fatalf("demo.json names no second tester (%q) or no outsider of %s (%q)", second.EntityID, participant, outsider.EntityID)
-	}
-	return second, outsider
 }
 
 // assertPlanPasses holds a reference participant's report to the bar: the

@@ -179,6 +179,8 @@ type Demo struct {
 	closers []func()
 	// settleMu runs one Settle at a time.
 	settleMu sync.Mutex
+	// conformance is demo.json's conformance section (startConformance).
+	conformance ManifestConformance
 }
 
 // step is one participant's start: its keys, listeners, state, servers and
@@ -202,6 +204,7 @@ func (d *Demo) steps() []step {
 		{"issuer adapter", d.startIssuerAdapter},
 		{"merchants", d.startMerchants},
 		{"PG", d.startPG},
+		{"conformance", d.startConformance},
 		{ManifestFile, d.publish},
 	}
 }

@@ -45,6 +45,9 @@ type Manifest struct {
 	// SettleURL ends the issuer's business day when POSTed to (Demo.Settle):
 	// every approval made so far is settled and can be refunded.
 	SettleURL string `json:"settle_url"`
+	// Conformance lists the test profiles the demo wrote for the
+	// conformance suite, one per plan, and their hooks (test mode).
+	Conformance ManifestConformance `json:"conformance"`
 }
 
 // ManifestTestCard is a test card and the outcome a payment of Amount
@@ -185,7 +188,7 @@ func (d *Demo) manifest(cfg Config) *Manifest {
 		Addresses: ManifestAddresses{Hub: d.HubURL, HubOps: d.HubOps, Issuer: d.IssuerKECIS, IssuerAPI: d.IssuerNative,
 			Telecom: d.TelecomURL, PGAPI: d.PGNative, PGKECIS: d.PGKECIS, PGCall: d.PGCall},
 		Merchants: []ManifestMerchant{}, Cards: []ManifestCard{}, Participants: []ManifestParticipant{},
-		TestCards: []ManifestTestCard{}, SettleURL: d.IssuerNative + SettlePath,
+		TestCards: []ManifestTestCard{}, SettleURL: d.IssuerNative + SettlePath, Conformance: d.conformance,
 	}
 	for i, s := range d.Merchants {
 		m.Merchants = append(m.Merchants, ManifestMerchant{EntityID: s.EntityID, Name: s.Name, APIKey: s.APIKey,
@@ -269,5 +272,6 @@ func ReadManifest(dir string) (*Manifest, error) {
 			abs(f)
 		}
 	}
+	m.Conformance.resolve(dir)
 	return &m, nil
 }
