@@ -1,0 +1,65 @@
+package demo
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/kecis/kecis/internal/testutil"
+)
+
+// TestPagesFitAPhone opens every HTML page of the demo — the issuer's
+// admin page, with approvals and texts in it, and the telecom's phone
+// list and a phone's inbox — in headless Chromium 360 px wide, a small
+// phone: each declares a viewport, and none is wider than the screen
+// (wide tables scroll within the page). The PG serves no HTML page.
+func TestPagesFitAPhone(t *testing.T) {
+	chromium := testutil.RequireTool(t, "chromium", "chromium")
+	d, a, _ := startForMerchants(t, Config{RelayTimeout: 3 * time.Second})
+	c := a.m.TestCards[0]
+	if _, out := a.call(0, "approve", "page-1", payFields("PAGE-1", c, 15000), nil); out["status"] != "Success" {
+		t.Fatalf("approve: %s", answer(out))
+	}
+	phone := strings.ReplaceAll(c.Phone, "-", "")
+	pages := []string{d.IssuerNative + "/admin", d.TelecomURL + "/phones", d.TelecomURL + "/phones/" + phone}
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("no-first-run", true), chromedp.Flag("disable-quic", true),
+		chromedp.UserDataDir(filepath.Join(t.TempDir(), "profile")), chromedp.WindowSize(360, 740))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for _, u := range pages {
+		if err := chromedp.Do(ctx, chromedp.EmulateViewport(360, 740, chromedp.EmulateMobile), chromedp.Navigate(u),
+			chromedp.WaitVisible(chromedp.CSS("h1"))); err != nil {
+			t.Fatalf("%s: %v", u, err)
+		}
+		viewport, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.querySelector('meta[name=viewport]') || {}).content || ""`))
+		if err != nil {
+			t.Fatalf("%s: %v", u, err)
+		}
+		width, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`document.documentElement.scrollWidth`))
+		if err != nil {
+			t.Fatalf("%s: %v", u, err)
+		}
+		screen, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`window.innerWidth`))
+		if err != nil {
+			t.Fatalf("%s: %v", u, err)
+		}
+		if !strings.Contains(viewport, "width=device-width") {
+			t.Errorf("%s: viewport %q", u, viewport)
+		}
+		if screen != 360 || width > screen {
+			t.Errorf("%s: %.0f px wide on a %.0f px screen", u, width, screen)
+		}
+	}
+}
