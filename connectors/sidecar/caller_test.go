@@ -241,3 +241,26 @@ func TestCallerAnswers(t *testing.T) {
 		}
 	})
 }
+
+// TestEngineNamesEveryMissingField: a request the mapping cannot fill is
+// refused naming every ECML field it lacks, sorted — a request without a
+// card names the card number, not whichever expiry field a map's order
+// reached first — and no native call is made.
+func TestEngineNamesEveryMissingField(t *testing.T) {
+	native := newFakeNative(t, map[string]string{"key-of-shop-a": "M000001", "key-of-shop-b": "M000002"})
+	svc := goodEngine(t, native)
+	p := orderForm(t, "ORD-NOCARD")
+	p.Ecom.Transaction = &ecml.Transaction{Amount: "15000", Currency: "KRW"}
+	for i := 0; i < 20; i++ { // map order varies from run to run
+		_, err := svc["urn:kecis:service:card:approve"](context.Background(), &connectors.Request{Service: "urn:kecis:service:card:approve",
+			Issuer: hubID, OnBehalfOf: shopA, IdempotencyKey: "k", Payload: p})
+		st, ok := connectors.AsStatus(err)
+		if !ok || st.SubCode != saml.CodeInvalidPayload ||
+			st.Message != "the request lacks Ecom_Payment_Card_ExpDate_Year, Ecom_Payment_Card_Number" {
+			t.Fatalf("%v", err)
+		}
+	}
+	if calls := native.seen(); len(calls) != 0 {
+		t.Fatalf("native calls: %v", calls)
+	}
+}

@@ -222,6 +222,9 @@ func (e *Engine) do(ctx context.Context, uri, kind string, c *Call, st *callStat
 		return url.PathEscape(st.fields.Get(name))
 	})
 	u := strings.TrimRight(e.cfg.Native.BaseURL, "/") + path
+	if err := lacking(c, st); err != nil {
+		return nil, 0, err
+	}
 	q := url.Values{}
 	for name, src := range c.Query {
 		v, ok, err := e.value(src, st)
@@ -348,6 +351,26 @@ func (e *Engine) value(src *Source, st *callState) (any, bool, error) {
 		v = m
 	}
 	return toNative(v, src.Transform, st.fields)
+}
+
+// lacking refuses a request that lacks ECML fields the call maps, naming
+// every one, sorted — not the first a map's order reaches, which told a
+// request without a card that it lacked Ecom_Payment_Card_ExpDate_Month.
+func lacking(c *Call, st *callState) error {
+	var names []string
+	for _, srcs := range []map[string]*Source{c.Query, c.Request} {
+		for _, src := range srcs {
+			if src.ECML != "" && src.Const == "" && src.Capture == "" && src.Merchant == "" && src.Default == "" && !src.Optional &&
+				st.fields.Get(src.ECML) == "" {
+				names = append(names, src.ECML)
+			}
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	slices.Sort(names)
+	return refuse(saml.StatusRequester, saml.CodeInvalidPayload, "the request lacks "+strings.Join(slices.Compact(names), ", "))
 }
 
 func firstNonEmpty(s ...string) string {
