@@ -1,0 +1,256 @@
+package archtest
+
+import (
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/kecis/kecis/internal/testutil"
+)
+
+const module = "github.com/kecis/kecis"
+
+// A rule says what the packages at and below pkg may import (the longest
+// pkg naming a package decides). Names are relative to the module; a name
+// in a list stands for that package and every package below it.
+type rule struct {
+	pkg   string
+	layer string   // as docs/architecture.md names it
+	may   []string // project packages its code may import directly
+	tests []string // what its tests may import besides (itself always)
+	// links, when set, is all its code may link of the project, through
+	// whatever package (go list -deps); never is what it may not link.
+	links []string
+	never []string
+}
+
+// Groups of the table below.
+var (
+	envelope = []string{"ecml", "saml"} // saml covers saml/metadata
+	plumbing = []string{"internal", "connectors/sqlstore", "connectors/httpserver"}
+	helpers  = []string{"internal", "connectors/sqlstore/sqltest", "saml/metadata/metadatatest"}
+	// shared are the SDK's packages the hub uses too: the JSON API's wire
+	// types (the facade and the sidecar speak the same JSON) and the
+	// per-client rate limits.
+	shared = []string{"connectors/callapi", "connectors/ratelimit"}
+)
+
+func join(groups ...[]string) []string { return slices.Concat(groups...) }
+
+// layers is docs/architecture.md's table; change both together. From the
+// bottom: the envelope layer, plumbing, the SDK, the hub, the suite, the
+// outside companies, the wiring.
+var layers = []rule{
+	{pkg: "ecml", layer: "envelope"},
+	{pkg: "saml", layer: "envelope", may: []string{"ecml"}, tests: helpers},
+	{pkg: "saml/metadata", layer: "envelope", may: envelope, tests: helpers},
+
+	// Plumbing: no protocol (testutil's log buffer fails a test that logs
+	// a card number, with ecml.ContainsPAN).
+	{pkg: "internal", layer: "plumbing", may: []string{"ecml", "internal"}},
+	{pkg: "connectors/sqlstore", layer: "plumbing", may: []string{"connectors/sqlstore", "internal"}},
+	{pkg: "connectors/httpserver", layer: "plumbing", may: []string{"ecml"}, tests: helpers},
+
+	// The SDK a participant links: never the hub, the suite or an example.
+	{pkg: "connectors", layer: "SDK", may: join(envelope, plumbing, []string{"connectors"}), tests: helpers},
+	// Its tests run the example PG's own adapter.yaml against the PG.
+	{pkg: "connectors/sidecar", layer: "SDK", may: join(envelope, plumbing, []string{"connectors"}),
+		tests: join(helpers, []string{"examples/pg"})},
+
+	// The hub: the store at the bottom; router, registry and evidence over
+	// it; the facade over the router; the server over all. From the SDK
+	// only plumbing and what it shares.
+	{pkg: "federation", layer: "hub", may: join(envelope, plumbing, shared, []string{"federation"}),
+		tests: join(helpers, []string{"conformance"})}, // federation/server's tests run the suite
+	{pkg: "federation/store", layer: "hub", may: join(envelope, plumbing, []string{"federation/store"}), tests: helpers},
+	// The router's tests describe participants with server.Describe.
+	{pkg: "federation/router", layer: "hub", may: join(envelope, plumbing, []string{"federation/store"}),
+		tests: join(helpers, []string{"federation/server"})},
+	{pkg: "federation/registry", layer: "hub", may: join(envelope, plumbing, []string{"federation/store"}), tests: helpers},
+	{pkg: "federation/evidence", layer: "hub", may: join(envelope, plumbing, []string{"federation/store"}), tests: helpers},
+	{pkg: "federation/facade", layer: "hub", may: join(envelope, plumbing, shared, []string{"federation/store", "federation/router"}), tests: helpers},
+
+	// The suite tests black boxes; its own hub is `kecis serve`, a process.
+	// Its tests run it against the demo federation.
+	{pkg: "conformance", layer: "suite", may: join(envelope, plumbing, []string{"conformance", "connectors"}),
+		tests: join(helpers, []string{"examples/demo"}),
+		never: []string{"federation", "examples", "connectors/store", "connectors/sqlstore"}},
+
+	// Outside companies, each with its own API and database.
+	{pkg: "examples/pg", layer: "company", may: []string{"connectors/sqlstore"}, tests: []string{"internal/testutil"},
+		links: []string{"connectors/sqlstore"}},
+	{pkg: "examples/issuer", layer: "company", may: []string{"ecml", "connectors/sqlstore"}, tests: []string{"internal/testutil"}},
+	{pkg: "examples/issuer/kecisadapter", layer: "company", may: join(envelope, []string{"connectors", "examples/issuer"})},
+	{pkg: "examples/telecom", layer: "company", may: []string{"ecml", "connectors/sms", "connectors/sqlstore"}, tests: []string{"internal/testutil"}},
+	// The wiring of the demo federation: everything (the suite too, for
+	// its test profiles and kecis-demo --conformance) but the commands.
+	{pkg: "examples/demo", layer: "wiring", may: join(envelope, plumbing, []string{"connectors", "federation", "conformance", "examples"})},
+
+	// The binaries: kecis links no simulated company.
+	{pkg: "cmd/kecis", layer: "binary", may: join(envelope, plumbing, []string{"connectors", "federation", "conformance"}),
+		tests: helpers, never: []string{"examples"}},
+	{pkg: "cmd/kecis-demo", layer: "binary", may: join(envelope, plumbing, []string{"connectors", "federation", "conformance", "examples"}), tests: helpers},
+}
+
+// under reports whether p is name or below it.
+func under(p, name string) bool { return p == name || strings.HasPrefix(p, name+"/") }
+
+func anyUnder(p string, names []string) bool {
+	return slices.ContainsFunc(names, func(n string) bool { return under(p, n) })
+}
+
+// ruleFor is the rule with the longest pkg naming p.
+func ruleFor(p string) *rule {
+	var best *rule
+	for i := range layers {
+		r := &layers[i]
+		if under(p, r.pkg) && (best == nil || len(r.pkg) > len(best.pkg)) {
+			best = r
+		}
+	}
+	return best
+}
+
+// pkg is a package of the module as go list -deps reads it: its imports
+// of the project, relative to the module.
+type pkg struct {
+	imports, tests []string
+}
+
+// graph reads the module's packages and their project imports, tests' too.
+func graph(t *testing.T) map[string]*pkg {
+	t.Helper()
+	goTool := testutil.RequireTool(t, "go", "golang-go")
+	cmd := exec.Command(goTool, "list", "-deps", "-f",
+		"{{.Module}}|{{.ImportPath}}|{{join .Imports \" \"}}|{{join .TestImports \" \"}} {{join .XTestImports \" \"}}", "./...")
+	cmd.Dir = filepath.Join("..", "..")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list -deps ./...: %v", err)
+	}
+	rel := func(list string, self string) []string {
+		var ps []string
+		for _, i := range strings.Fields(list) {
+			if r, ok := strings.CutPrefix(i, module+"/"); ok && r != self && !slices.Contains(ps, r) {
+				ps = append(ps, r)
+			}
+		}
+		return ps
+	}
+	g := map[string]*pkg{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Split(line, "|")
+		if len(f) != 4 || f[0] != module {
+			continue // the standard library and other modules
+		}
+		p, ok := strings.CutPrefix(f[1], module+"/")
+		if !ok {
+			continue
+		}
+		g[p] = &pkg{imports: rel(f[2], p), tests: rel(f[3], p)}
+	}
+	return g
+}
+
+// closure is everything of the project p links (its code, not its tests).
+func closure(g map[string]*pkg, p string) []string {
+	seen := map[string]bool{}
+	var walk func(string)
+	walk = func(q string) {
+		for _, i := range g[q].imports {
+			if !seen[i] {
+				seen[i] = true
+				walk(i)
+			}
+		}
+	}
+	walk(p)
+	return slices.Sorted(func(yield func(string) bool) {
+		for q := range seen {
+			if !yield(q) {
+				return
+			}
+		}
+	})
+}
+
+// TestLayers: every package of the module imports along the layers
+// docs/architecture.md documents — its code only what its layer may, its
+// tests that and their listed helpers, and nothing it may not link comes
+// in through another package. cmd/kecis's TestLinksNoExamples,
+// conformance's TestImportsNoHub and examples/pg's TestImportsNoKECIS
+// state three of these rules where they apply; the table agrees with them.
+func TestLayers(t *testing.T) {
+	g := graph(t)
+	if p := g["saml"]; p == nil || !slices.Contains(p.imports, "ecml") {
+		t.Fatalf("go list -deps does not show saml importing ecml: the query is wrong (%d packages)", len(g))
+	}
+	for _, p := range slices.Sorted(func(yield func(string) bool) {
+		for p := range g {
+			if !yield(p) {
+				return
+			}
+		}
+	}) {
+		r := ruleFor(p)
+		if r == nil {
+			t.Errorf("%s is in no layer: add it to docs/architecture.md and to this table", p)
+			continue
+		}
+		for _, i := range g[p].imports {
+			if !anyUnder(i, r.may) {
+				t.Errorf("%s (%s) imports %s: against the layers of docs/architecture.md", p, r.layer, i)
+			}
+		}
+		for _, i := range g[p].tests {
+			if i != p && !anyUnder(i, r.may) && !anyUnder(i, r.tests) {
+				t.Errorf("a test of %s (%s) imports %s: against the layers of docs/architecture.md", p, r.layer, i)
+			}
+		}
+		for _, i := range closure(g, p) {
+			if anyUnder(i, r.never) || r.links != nil && !anyUnder(i, r.links) {
+				t.Errorf("%s (%s) links %s: it must not, through any package", p, r.layer, i)
+			}
+		}
+	}
+}
+
+// TestRulesBite: the table refuses what the doc forbids — a rule that let
+// everything through would pass TestLayers on any graph.
+func TestRulesBite(t *testing.T) {
+	for _, tc := range []struct{ from, imp string }{
+		{"ecml", "saml"},
+		{"saml", "saml/metadata/metadatatest"},
+		{"internal/devpki", "saml"},
+		{"connectors", "federation/store"},
+		{"connectors/card", "examples/issuer"},
+		{"federation/router", "federation/facade"},
+		{"federation/store", "federation/router"},
+		{"federation/facade", "connectors/sidecar"},
+		{"federation/server", "examples/demo"},
+		{"conformance", "federation/server"},
+		{"examples/pg", "ecml"},
+		{"examples/issuer", "saml"},
+		{"examples/telecom", "connectors"},
+		{"examples/issuer/kecisadapter", "federation/store"},
+		{"examples/demo", "cmd/kecis"},
+	} {
+		r := ruleFor(tc.from)
+		if r == nil || anyUnder(tc.imp, r.may) {
+			t.Errorf("the table lets %s import %s", tc.from, tc.imp)
+		}
+	}
+	for _, tc := range []struct{ from, dep string }{
+		{"cmd/kecis", "examples/demo"},
+		{"conformance/broken", "connectors/store"},
+		{"conformance", "federation/store/sqlstore"},
+		{"examples/pg", "connectors/store"},
+	} {
+		r := ruleFor(tc.from)
+		if r == nil || !anyUnder(tc.dep, r.never) && (r.links == nil || anyUnder(tc.dep, r.links)) {
+			t.Errorf("the table lets %s link %s", tc.from, tc.dep)
+		}
+	}
+}
