@@ -245,6 +245,10 @@ func (g *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if y := f["Ecom_Payment_Card_ExpDate_Year"]; len(y) != 4 {
 			g.t.Errorf("gateway: expiry year %q", y)
 		}
+		// The sub-merchant the PG pays for: its name and MID.
+		if f["Ecom_Merchant"] == "" || !strings.HasPrefix(f["Ecom_Merchant_ID"], "M") {
+			g.t.Errorf("gateway: approve without its sub-merchant: %q %q", f["Ecom_Merchant"], f["Ecom_Merchant_ID"])
+		}
 	}
 
 	g.mu.Lock()
