@@ -237,3 +237,34 @@ func TestFacadeIssue12Findings4And5(t *testing.T) {
 		t.Error("a panic or a secret in the hub's log")
 	}
 }
+
+// TestFacadeRefusesIncompleteRequestsAtTheHub (issue 14): a request that
+// lacks what its service requires is a 400 at the hub listing what is
+// missing — the provider sees nothing — and an amount sent as a JSON
+// number is refused saying so; the answers match the OpenAPI description.
+func TestFacadeRefusesIncompleteRequestsAtTheHub(t *testing.T) {
+	f := setupFederationWith(t, 2*time.Second, apiKeyYAML())
+	for _, c := range []struct {
+		path, key string
+		body      any
+		detail    string
+	}{
+		{"/v1/card/approve", "inc-1", map[string]any{"fields": approveFields("15000")}, "urn:kecis:service:card:approve requires encrypted.card"},
+		{"/v1/card/cancel", "inc-2", map[string]any{"fields": map[string]string{}}, "requires Ecom_Transaction_ApprovalCode or Ecom_ConsumerOrderID"},
+		{"/v1/card/refund", "inc-3", map[string]any{"fields": map[string]string{"Ecom_ConsumerOrderID": "WEB-1"}}, "requires Ecom_Transaction_Amount, Ecom_Transaction_CurrencyCode"},
+	} {
+		code, prob := f.facadeCall(t, c.path, c.key, c.body)
+		if code != http.StatusBadRequest || prob["type"] != "urn:kecis:problem:missing-fields" || !strings.Contains(fmt.Sprint(prob["detail"]), c.detail) {
+			t.Errorf("%s: %d %v", c.path, code, prob)
+		}
+	}
+	code, prob := f.facadePost(t, "/v1/card/approve", "inc-4", `{"fields":{"Ecom_ConsumerOrderID":"WEB-1","Ecom_Transaction_Amount":15000,"Ecom_Transaction_CurrencyCode":"KRW"}}`)
+	if code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(prob["detail"]), `fields."Ecom_Transaction_Amount" must be a JSON string, not a number`) {
+		t.Errorf("an amount as a JSON number: %d %v", code, prob)
+	}
+	f.p.mu.Lock()
+	defer f.p.mu.Unlock()
+	if f.p.received != 0 {
+		t.Errorf("the provider received %d requests", f.p.received)
+	}
+}
