@@ -15,7 +15,9 @@
 //     (active/blocked/lost), type (credit/check/prepaid), the two leading
 //     password digits and the birth date as keyed salted hashes, holder
 //     name and phone, limit and available limit (a check card's linked
-//     balance), consecutive key-in failures;
+//     balance), consecutive key-in failures, and the time the host takes
+//     to decide on the card (0 but for a test card: SetCardResponseDelay
+//     simulates a slow host, whose caller times out and must inquire);
 //   - the approvals ledger with refunds, declines and settlement batches;
 //   - idempotency records, one per (client, key);
 //   - the SMS outbox.

@@ -168,8 +168,10 @@
 // order numbers never collide at the issuer), Ecom_Transaction_Amount
 // ("15000"), Ecom_Transaction_CurrencyCode ("KRW"),
 // Ecom_Transaction_Type ("credit"), and for approve
-// Ecom_Payment_Card_Number, Ecom_Payment_Card_ExpDate_Month ("11") and
-// Ecom_Payment_Card_ExpDate_Year ("2031"); cancel, refund and inquire
+// Ecom_Payment_Card_Number, Ecom_Payment_Card_ExpDate_Month ("11"),
+// Ecom_Payment_Card_ExpDate_Year ("2031") and the sub-merchant the PG pays
+// for — Ecom_Merchant, the merchant's name (what the cardholder's text
+// shows), and Ecom_Merchant_ID, its MID (the card acceptor ID); cancel, refund and inquire
 // carry Ecom_Transaction_ApprovalCode. Approve, cancel and refund send an
 // Idempotency-Key that the PG fixes when it records the operation and
 // reuses on every retry. The answer's outcome "answered" with status
