@@ -3,6 +3,8 @@ GO        ?= go
 PKGS      ?= ./...
 BIN       ?= bin/kecis
 DEMO_BIN  ?= bin/kecis-demo
+# The demo's directory: kecis-demo's --dir default, where `make run` keeps its state.
+DEMO_DIR  ?= .kecis-dev
 FUZZTIME  ?= 10s
 BENCHTIME ?= 1s
 # Build tags for every go command make runs (build, run, vet, staticcheck, test, fuzz), passed
@@ -12,7 +14,7 @@ GO_TAGS   ?= nomsgpack
 GOFLAGS_ := $(shell $(GO) env GOFLAGS)
 export GOFLAGS := $(strip $(GOFLAGS_) $(if $(GO_TAGS),$(if $(filter -tags=$(GO_TAGS),$(GOFLAGS_)),,-tags=$(GO_TAGS))))
 
-.PHONY: help run build test bench bench-peers lint fuzz clean
+.PHONY: help run build test bench bench-peers lint fuzz clean conformance
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -23,6 +25,11 @@ build: ## build the kecis binary into bin/
 run: ## build and start the demo federation, bin/kecis-demo (docs/demo.md)
 	$(GO) build -o $(DEMO_BIN) ./cmd/kecis-demo
 	./$(DEMO_BIN)
+
+conformance: ## run every conformance plan against the demo `make run` started (DEMO_DIR); reports in DEMO_DIR/conformance-report/
+	$(GO) build -o $(BIN) ./cmd/kecis
+	$(GO) build -o $(DEMO_BIN) ./cmd/kecis-demo
+	./$(DEMO_BIN) --conformance --dir $(DEMO_DIR) --kecis $(BIN)
 
 test: ## lint, then every test (CI runs exactly this)
 	$(MAKE) lint

@@ -8,15 +8,23 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/kecis/kecis/examples/demo"
 )
 
 type demoAddrs struct{ hub, ops, issuer, native, telecom, pgNative, pgKECIS, pgCall string }
 
+// demoOptions are the demo's other flags: --tester (register the
+// conformance suite and write its profiles) and --relay-timeout.
+type demoOptions struct {
+	tester       bool
+	relayTimeout time.Duration
+}
+
 // runFederationDemo starts the demo federation, prints the guide and waits
 // for ctx. ready, when set, receives the demo once it is up (tests).
-func runFederationDemo(ctx context.Context, w io.Writer, dir string, a demoAddrs, ready chan<- *demo.Demo) error {
+func runFederationDemo(ctx context.Context, w io.Writer, dir string, a demoAddrs, o demoOptions, ready chan<- *demo.Demo) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -27,7 +35,7 @@ func runFederationDemo(ctx context.Context, w io.Writer, dir string, a demoAddrs
 	defer logFile.Close()
 	d, err := demo.Start(ctx, demo.Config{Dir: dir, HubListen: a.hub, HubOps: a.ops, IssuerKECIS: a.issuer, IssuerNative: a.native, Telecom: a.telecom,
 		PGNative: a.pgNative, PGKECIS: a.pgKECIS, PGCall: a.pgCall,
-		AllowClearCard: true, Log: slog.New(slog.NewJSONHandler(logFile, nil))})
+		AllowClearCard: true, Tester: o.tester, RelayTimeout: o.relayTimeout, Log: slog.New(slog.NewJSONHandler(logFile, nil))})
 	if err != nil {
 		return err
 	}
@@ -69,13 +77,13 @@ demo.json, the same line pays that merchant:
 
 Then open the holder's phone to see the issuer's approval text:
   %s/phones/%s
-
+%s
 Press Ctrl-C to stop.
 `, dir, d.HubURL, d.HubURL, d.HubOps, d.PGNative, d.PGKECIS, d.IssuerNative, d.IssuerNative, d.TelecomURL,
 		shops.String(), filepath.Join(dir, demo.ManifestFile),
 		c.PAN.Reveal(), c.ExpMonth, c.ExpYear, c.Holder, c.Phone, c.Description,
 		testCardTable(d), dir, d.IssuerNative+demo.SettlePath,
-		m.Name, curlLine(d, m, c), d.TelecomURL, strings.ReplaceAll(c.Phone, "-", ""))
+		m.Name, curlLine(d, m, c), d.TelecomURL, strings.ReplaceAll(c.Phone, "-", ""), conformanceNote(dir, o))
 	if ready != nil {
 		ready <- d
 	}
@@ -119,4 +127,18 @@ func testCardTable(d *demo.Demo) string {
 		fmt.Fprintf(&b, "  %-18s %-16s %02d/%d %7d  %s\n", c.Result, c.PAN.Reveal(), c.ExpMonth, c.ExpYear, c.Amount, sub)
 	}
 	return b.String()
+}
+
+// conformanceNote tells, in test mode, how to run the conformance suite
+// against the demo.
+func conformanceNote(dir string, o demoOptions) string {
+	if !o.tester {
+		return ""
+	}
+	return fmt.Sprintf(`
+The conformance suite's tester is registered, with a test profile per plan in
+%s: in another shell, run every plan against this demo
+(docs/conformance.md, "Against the demo"):
+  make conformance     (or: kecis-demo --conformance --dir %s)
+`, filepath.Join(dir, demo.ConformanceDir), dir)
 }

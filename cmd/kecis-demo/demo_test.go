@@ -80,12 +80,19 @@ func TestDemoCurlApproves(t *testing.T) {
 // it printed.
 func startFederationDemo(t *testing.T, dir string) (*demo.Demo, *lockedBuf) {
 	t.Helper()
+	return startFederationDemoWith(t, dir, demoOptions{tester: true})
+}
+
+// startFederationDemoWith is startFederationDemo with the demo's other
+// flags.
+func startFederationDemoWith(t *testing.T, dir string, o demoOptions) (*demo.Demo, *lockedBuf) {
+	t.Helper()
 	out := &lockedBuf{}
 	ready := make(chan *demo.Demo, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- runFederationDemo(ctx, out, dir, demoAddrs{"127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"}, ready)
+		done <- runFederationDemo(ctx, out, dir, demoAddrs{"127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"}, o, ready)
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -63,7 +63,10 @@ func newCmd() *cobra.Command {
 		dir         string
 		walkthrough bool
 		settle      bool
+		conform     bool
+		kecisBin    string
 		addrs       demoAddrs
+		opts        demoOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "kecis-demo",
@@ -85,14 +88,25 @@ demos run side by side in different directories.
 The demo hub enables the facade's clear-card development mode (card numbers in
 clear over TLS, encrypted by the hub at once); a production hub refuses them.
 
+It registers the conformance suite's tester (and its second identity) and
+writes a test profile per plan into DIR/conformance/ (--tester=false does not):
+in another shell, ` + "`make conformance`" + ` — kecis-demo --conformance — runs every
+plan against it with kecis conformance run (docs/conformance.md, "Against the
+demo").
+
 --walkthrough instead walks one message through the envelope layer and exits.
+--conformance runs every conformance plan against the demo already running in
+--dir with the kecis binary (--kecis; default: the one beside kecis-demo, else
+on the PATH), writes each plan's reports to DIR/conformance-report/<plan>/,
+prints a verdict line per plan and exits 1 unless every plan passed.
 --settle ends the issuer's business day in the demo already running in --dir:
 its clock moves to the 23:00 KST cut-off and every approval made so far is
 settled, so that it can be refunded (docs/demo.md).
 
-Exit status: 0 when stopped by Ctrl-C or SIGTERM (or the walkthrough
-finished), 1 when the federation could not start or the walkthrough failed,
-2 on a usage error.`,
+Exit status: 0 when stopped by Ctrl-C or SIGTERM (or the walkthrough, the
+settlement or every conformance plan finished well), 1 when the federation
+could not start, the walkthrough or the settlement failed, a conformance plan
+did not pass or no demo runs in --dir, 2 on a usage error.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return usageError{fmt.Errorf("unexpected argument %q: kecis-demo takes flags only", args[0])}
@@ -105,18 +119,27 @@ finished), 1 when the federation could not start or the walkthrough failed,
 			if settle {
 				return runSettle(cmd.OutOrStdout(), dir)
 			}
+			if conform {
+				ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				return runConformance(ctx, cmd.OutOrStdout(), dir, kecisBin)
+			}
 			if walkthrough {
 				return runWalkthrough(cmd.Context(), cmd.OutOrStdout(), filepath.Join(dir, "walkthrough"), time.Now)
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runFederationDemo(ctx, cmd.OutOrStdout(), dir, addrs, nil)
+			return runFederationDemo(ctx, cmd.OutOrStdout(), dir, addrs, opts, nil)
 		},
 	}
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	cmd.Flags().StringVar(&dir, "dir", ".kecis-dev", "directory for the development keys and databases")
 	cmd.Flags().BoolVar(&walkthrough, "walkthrough", false, "walk one card approval through the envelope layer and exit")
 	cmd.Flags().BoolVar(&settle, "settle", false, "end the issuer's business day in the demo running in --dir (settle its approvals, so they can be refunded) and exit")
+	cmd.Flags().BoolVar(&conform, "conformance", false, "run every conformance plan against the demo running in --dir (make conformance) and exit")
+	cmd.Flags().StringVar(&kecisBin, "kecis", "", "with --conformance: the kecis binary (default: the kecis beside kecis-demo, else on the PATH)")
+	cmd.Flags().BoolVar(&opts.tester, "tester", true, "register the conformance suite's tester and write its test profiles (test mode)")
+	cmd.Flags().DurationVar(&opts.relayTimeout, "relay-timeout", 10*time.Second, "how long the hub waits for a provider before it answers Pending")
 	cmd.Flags().StringVar(&addrs.hub, "hub", "127.0.0.1:8443", "the hub's HTTPS address")
 	cmd.Flags().StringVar(&addrs.ops, "hub-ops", "127.0.0.1:9090", "the hub's /healthz, /readyz, /metrics")
 	cmd.Flags().StringVar(&addrs.issuer, "issuer", "127.0.0.1:8444", "the issuer's KECIS endpoint")
