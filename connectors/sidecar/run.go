@@ -109,7 +109,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Sidecar, error) {
 		return nil, fmt.Errorf("state.dsn: %w", err)
 	}
 	mdHTTP := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{TLSClientConfig: saml.PinnedTLS(tls.Certificate{}, hubTLS)}}
-	dir := &metadata.Client{HubURL: cfg.Hub.URL, HubCerts: hubSig, HTTP: mdHTTP}
+	dir := &metadata.Client{HubURL: cfg.Hub.URL, HubCerts: hubSig, HTTP: mdHTTP, Logger: log} // warns when it serves a cached copy (the hub down)
 	backChannel := append([]string{}, cfg.Testers...)
 	for _, c := range hubTLS {
 		backChannel = append(backChannel, saml.Fingerprint(c))
