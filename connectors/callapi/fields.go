@@ -5,8 +5,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/kecis/kecis/connectors/card"
 	"github.com/kecis/kecis/ecml"
+	"github.com/kecis/kecis/saml"
 )
 
 // PayloadOptions tune [Payload].
@@ -72,12 +72,12 @@ func Payload(fields map[string]string, o PayloadOptions) (*ecml.Payload, error) 
 
 // CheckRequired refuses a request that lacks what its service requires
 // (ProblemMissingFields listing the fields), as the service itself would
-// once it arrived (for the card services, card.Missing: one declaration
-// for the provider's SDK and both callers). encryptedCard says that the
+// once it arrived (Missing: one declaration for the provider's SDK and
+// both callers). encryptedCard says that the
 // card is to come as encrypted.card (the hub's facade outside its
 // development mode): the detail then asks for it instead of card fields.
 func CheckRequired(service string, p *ecml.Payload, encryptedCard bool) error {
-	missing := card.Missing(service, p)
+	missing := Missing(service, p)
 	if len(missing) == 0 {
 		return nil
 	}
@@ -138,6 +138,63 @@ func PublicFields(p *ecml.Payload) map[string]string {
 			continue
 		}
 		out[k] = ecml.RedactPANs(v[0])
+	}
+	return out
+}
+
+// The card services (KECIS §15.2).
+var (
+	cardApprove = saml.ServiceURI("card", "approve")
+	cardCancel  = saml.ServiceURI("card", "cancel")
+	cardRefund  = saml.ServiceURI("card", "refund")
+	cardInquire = saml.ServiceURI("card", "inquire")
+)
+
+// Missing lists, as ECML flat field names (RFC 4112 §2.1), what a request
+// of a card service lacks of what the service requires (KECIS §15.2; the
+// mapping in connectors/card's package comment): approve the card (number and expiry; in clear or as its
+// encrypted stand-in) and the amount with its currency, refund the amount
+// with its currency, and cancel, refund and inquire the approval or the
+// order ("Ecom_Transaction_ApprovalCode or Ecom_ConsumerOrderID"). Nil when
+// nothing is missing or service is no card service. The card SDK's
+// services refuse such a request (Requester/InvalidPayload naming them);
+// the hub's facade and the sidecar's caller refuse it before it travels
+// (CheckRequired, KECIS §12.4). Declared here, in the leaf both sides
+// link, so that the hub need not link the SDK.
+func Missing(service string, p *ecml.Payload) []string {
+	e := &ecml.Ecom{}
+	if p != nil && p.Ecom != nil {
+		e = p.Ecom
+	}
+	t := e.Transaction
+	if t == nil {
+		t = &ecml.Transaction{}
+	}
+	var out []string
+	money := func() {
+		if t.Amount == "" {
+			out = append(out, "Ecom_Transaction_Amount")
+		}
+		if t.Currency == "" {
+			out = append(out, "Ecom_Transaction_CurrencyCode")
+		}
+	}
+	ref := func() {
+		if e.ConsumerOrderID == "" && (t.Code == nil || t.Code.Approval == "") {
+			out = append(out, "Ecom_Transaction_ApprovalCode or Ecom_ConsumerOrderID")
+		}
+	}
+	switch service {
+	case cardApprove:
+		if pay := e.Payment; pay == nil || (pay.Card == nil && pay.EncryptedCard == nil) {
+			out = append(out, "Ecom_Payment_Card_Number", "Ecom_Payment_Card_ExpDate_Month", "Ecom_Payment_Card_ExpDate_Year")
+		}
+		money()
+	case cardRefund:
+		ref()
+		money()
+	case cardCancel, cardInquire:
+		ref()
 	}
 	return out
 }

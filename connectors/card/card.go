@@ -28,6 +28,7 @@ import (
 	"strings"
 
 	"github.com/kecis/kecis/connectors"
+	"github.com/kecis/kecis/connectors/callapi"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/saml"
 )
@@ -252,56 +253,11 @@ func invalid(msg string) error {
 	return &connectors.StatusError{Status: saml.Status{Code: saml.StatusRequester, SubCode: saml.CodeInvalidPayload, Message: msg}}
 }
 
-// Missing lists, as ECML flat field names (RFC 4112 §2.1), what a request
-// of a card service lacks of what the service requires (the mapping in the
-// package comment): approve the card (number and expiry; in clear or as its
-// encrypted stand-in) and the amount with its currency, refund the amount
-// with its currency, and cancel, refund and inquire the approval or the
-// order ("Ecom_Transaction_ApprovalCode or Ecom_ConsumerOrderID"). Nil when
-// nothing is missing or service is no card service. The services refuse
-// such a request (Requester/InvalidPayload naming them); the hub's facade
-// and the sidecar's caller refuse it before it travels (KECIS §12.4).
-func Missing(service string, p *ecml.Payload) []string {
-	e := &ecml.Ecom{}
-	if p != nil && p.Ecom != nil {
-		e = p.Ecom
-	}
-	t := e.Transaction
-	if t == nil {
-		t = &ecml.Transaction{}
-	}
-	var out []string
-	money := func() {
-		if t.Amount == "" {
-			out = append(out, "Ecom_Transaction_Amount")
-		}
-		if t.Currency == "" {
-			out = append(out, "Ecom_Transaction_CurrencyCode")
-		}
-	}
-	ref := func() {
-		if e.ConsumerOrderID == "" && (t.Code == nil || t.Code.Approval == "") {
-			out = append(out, "Ecom_Transaction_ApprovalCode or Ecom_ConsumerOrderID")
-		}
-	}
-	switch service {
-	case ServiceApprove:
-		if pay := e.Payment; pay == nil || (pay.Card == nil && pay.EncryptedCard == nil) {
-			out = append(out, "Ecom_Payment_Card_Number", "Ecom_Payment_Card_ExpDate_Month", "Ecom_Payment_Card_ExpDate_Year")
-		}
-		money()
-	case ServiceRefund:
-		ref()
-		money()
-	case ServiceCancel, ServiceInquire:
-		ref()
-	}
-	return out
-}
-
-// lacks refuses a request Missing finds incomplete.
+// lacks refuses a request that lacks what its card service requires, by
+// the declaration the hub's facade and the sidecar's caller check before
+// the request travels (callapi.Missing).
 func lacks(service string, p *ecml.Payload) error {
-	if m := Missing(service, p); len(m) > 0 {
+	if m := callapi.Missing(service, p); len(m) > 0 {
 		return invalid("the request lacks " + strings.Join(m, ", "))
 	}
 	return nil
