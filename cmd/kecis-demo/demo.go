@@ -118,7 +118,10 @@ func testCardTable(d *demo.Demo) string {
 	fmt.Fprintf(&b, "  %-18s %-16s %-7s %7s  %s\n", "outcome", "number", "expiry", "amount", "sub_status")
 	for _, c := range d.Cards {
 		sub := c.SubStatus
-		if sub == "" {
+		switch {
+		case c.Problem != "":
+			sub = "the hub refuses it: problem " + c.Problem + " (HTTP 400)"
+		case sub == "":
 			sub = "- (Success)"
 		}
 		if c.Result == demo.CardIssuerTimeout {

@@ -21,6 +21,9 @@ func TestSettleAndTestCards(t *testing.T) {
 			t.Errorf("the guide does not list the %s card:\n%s", c.Result, guide)
 		}
 	}
+	if !strings.Contains(guide, "expired            ") || !strings.Contains(guide, "problem invalid-fields") {
+		t.Errorf("the guide does not say how the expired card is refused:\n%s", guide)
+	}
 	if !strings.Contains(guide, "kecis-demo --settle --dir "+dir) {
 		t.Errorf("the guide does not say how to settle:\n%s", guide)
 	}
