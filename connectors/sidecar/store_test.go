@@ -1,0 +1,38 @@
+package sidecar
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
+)
+
+// TestOpenStoreByDSN: state.dsn chooses the adapter store — SQLite or
+// PostgreSQL, both linked into the sidecar — and anything else is refused
+// without its password.
+func TestOpenStoreByDSN(t *testing.T) {
+	ctx := context.Background()
+	key := bytes.Repeat([]byte{3}, 32)
+	s, err := openStore(ctx, sqltest.TestSQLiteDSN(t), key)
+	if err != nil {
+		t.Fatalf("sqlite: %v", err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := openStore(ctx, "mysql://u:secret@h/db", key); err == nil || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("mysql: %v", err)
+	}
+	sqltest.RequirePostgres(t)
+	s, err = openStore(ctx, sqltest.TestPostgresDSN(t), key)
+	if err != nil {
+		t.Fatalf("postgres: %v", err)
+	}
+	defer s.Close()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
