@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
+	"time"
 )
 
 // Problem is an HTTP answer a server gives itself: an RFC 9457 problem
@@ -20,6 +22,8 @@ type Problem struct {
 	Title  string
 	detail string
 	cause  error
+	// retryAfter, when positive, is sent as Retry-After (RFC 9110 §10.2.3).
+	retryAfter time.Duration
 }
 
 // NewProblem declares a kind of problem.
@@ -30,6 +34,12 @@ func NewProblem(typ string, status int, title string) *Problem {
 // ProblemInternal is the answer to an error that is no Problem: its cause is
 // logged, nothing of it sent.
 var ProblemInternal = NewProblem("internal", http.StatusInternalServerError, "internal error")
+
+// ProblemRateLimited is the answer to a client over its rate limit (KECIS
+// §12.7): 429 with Retry-After, the seconds until the client's next
+// request is admitted (WithRetryAfter; connectors/ratelimit computes it).
+var ProblemRateLimited = NewProblem("rate-limited", http.StatusTooManyRequests,
+	"too many requests; retry after the time Retry-After gives")
 
 // ProblemTypePrefix prefixes every problem type URI.
 const ProblemTypePrefix = "urn:kecis:problem:"
@@ -78,6 +88,24 @@ func (p *Problem) WithCause(err error) *Problem {
 	return &q
 }
 
+// WithRetryAfter returns a copy answered with a Retry-After header: d in
+// whole seconds, rounded up, at least 1.
+func (p *Problem) WithRetryAfter(d time.Duration) *Problem {
+	q := *p
+	q.retryAfter = d
+	return &q
+}
+
+// RetryAfter is the delay the answer's Retry-After gives, 0 for none.
+func (p *Problem) RetryAfter() time.Duration { return p.retryAfter }
+
+// retryAfterSeconds is Retry-After's delay-seconds: d rounded up to whole
+// seconds, at least 1 (0 would invite a retry at once).
+func retryAfterSeconds(d time.Duration) string {
+	s := int64((d + time.Second - 1) / time.Second)
+	return strconv.FormatInt(max(s, 1), 10)
+}
+
 // AsProblem is the Problem err is or wraps, or ProblemInternal caused by
 // err.
 func AsProblem(err error) *Problem {
@@ -106,6 +134,9 @@ func (p *Problem) Document() ProblemDocument {
 func (p *Problem) Write(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if p.retryAfter > 0 {
+		w.Header().Set("Retry-After", retryAfterSeconds(p.retryAfter))
+	}
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p.Document())
 }

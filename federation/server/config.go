@@ -48,6 +48,10 @@ type Config struct {
 	OpenRegistration bool `yaml:"open_registration" env:"OPEN_REGISTRATION"`
 	// Conformance is the registration gate.
 	Conformance ConformanceConfig `yaml:"conformance" envPrefix:"CONFORMANCE_"`
+	// Breaker configures the relay's circuit breakers (KECIS §12.1.1).
+	Breaker BreakerConfig `yaml:"breaker" envPrefix:"BREAKER_"`
+	// RateLimits bound each client's request rate (KECIS §12.7).
+	RateLimits RateLimitsConfig `yaml:"rate_limits" envPrefix:"RATE_LIMITS_"`
 
 	// dir is the directory of the config file; relative paths resolve
 	// against it.
@@ -61,6 +65,56 @@ type Config struct {
 type ConformanceConfig struct {
 	Required bool     `yaml:"required" env:"REQUIRED"`
 	MaxAge   Duration `yaml:"max_age" env:"MAX_AGE"`
+}
+
+// BreakerConfig configures the circuit breaker of each provider endpoint
+// the hub relays to (KECIS §12.1.1): after Failures failed exchanges in a
+// row (not connected, no answer in time, garbage, a SOAP fault, an answer
+// that does not verify — a signed refusal is a healthy provider) the
+// endpoint is skipped for OpenFor, its requests answered
+// ProviderUnavailable at once; then one probe request is sent.
+type BreakerConfig struct {
+	// Failures in a row that open a breaker (default 5).
+	Failures int `yaml:"failures" env:"FAILURES"`
+	// OpenFor is how long a breaker stays open (default 30s).
+	OpenFor Duration `yaml:"open_for" env:"OPEN_FOR"`
+	// Disabled sends every request, whatever the endpoint's record.
+	Disabled bool `yaml:"disabled" env:"DISABLED"`
+}
+
+// RateLimitsConfig bounds how fast each client may call the hub (KECIS
+// §12.7): a token bucket per client, answered 429 with Retry-After past it.
+type RateLimitsConfig struct {
+	// Registration limits the registration API (POST and PUT
+	// /kecis/federation/participants) per TLS client certificate and per
+	// remote address (default 0.2/s, burst 10).
+	Registration RateConfig `yaml:"registration" envPrefix:"REGISTRATION_"`
+	// Facade limits the JSON facade per merchant API key or certificate
+	// (default 200/s, burst 400).
+	Facade RateConfig `yaml:"facade" envPrefix:"FACADE_"`
+	// MaxKeys bounds the clients each limiter remembers (default 10000);
+	// IdleAfter forgets a client unseen that long (default 10m).
+	MaxKeys   int      `yaml:"max_keys" env:"MAX_KEYS"`
+	IdleAfter Duration `yaml:"idle_after" env:"IDLE_AFTER"`
+}
+
+// RateConfig is one limit: PerSecond requests a second on average, Burst
+// at once; Disabled lifts it.
+type RateConfig struct {
+	PerSecond float64 `yaml:"per_second" env:"PER_SECOND"`
+	Burst     int     `yaml:"burst" env:"BURST"`
+	Disabled  bool    `yaml:"disabled" env:"DISABLED"`
+}
+
+// withDefaults fills a zero rate and burst.
+func (r RateConfig) withDefaults(perSecond float64, burst int) RateConfig {
+	if r.PerSecond == 0 {
+		r.PerSecond = perSecond
+	}
+	if r.Burst == 0 {
+		r.Burst = burst
+	}
+	return r
 }
 
 // TLSConfig is the hub's TLS server certificate.
@@ -219,6 +273,20 @@ func (c *Config) defaults() {
 	if c.Limits.RelayTimeout == 0 {
 		c.Limits.RelayTimeout = Duration(20 * time.Second)
 	}
+	if c.Breaker.Failures == 0 {
+		c.Breaker.Failures = 5
+	}
+	if c.Breaker.OpenFor == 0 {
+		c.Breaker.OpenFor = Duration(30 * time.Second)
+	}
+	c.RateLimits.Registration = c.RateLimits.Registration.withDefaults(0.2, 10)
+	c.RateLimits.Facade = c.RateLimits.Facade.withDefaults(200, 400)
+	if c.RateLimits.MaxKeys == 0 {
+		c.RateLimits.MaxKeys = 10000
+	}
+	if c.RateLimits.IdleAfter == 0 {
+		c.RateLimits.IdleAfter = Duration(10 * time.Minute)
+	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -267,6 +335,20 @@ func (c *Config) Validate() error {
 		// A relayed exchange answers Pending after the relay timeout: the
 		// answer must still be writable then (KECIS §9.10).
 		errs = append(errs, fmt.Errorf("limits.write_timeout (%v) must exceed limits.relay_timeout (%v)", c.Limits.WriteTimeout.D(), c.Limits.RelayTimeout.D()))
+	}
+	if c.Breaker.Failures < 1 {
+		errs = append(errs, fmt.Errorf("breaker.failures must be at least 1 (breaker.disabled turns the breakers off)"))
+	}
+	for _, r := range []struct {
+		name string
+		RateConfig
+	}{{"registration", c.RateLimits.Registration}, {"facade", c.RateLimits.Facade}} {
+		if !(r.PerSecond > 0) || r.Burst < 1 {
+			errs = append(errs, fmt.Errorf("rate_limits.%s: per_second must be positive and burst at least 1 (disabled: true lifts the limit)", r.name))
+		}
+	}
+	if c.RateLimits.MaxKeys < 1 {
+		errs = append(errs, fmt.Errorf("rate_limits.max_keys must be at least 1"))
 	}
 	if c.Metadata.CacheDuration > c.Metadata.Validity {
 		errs = append(errs, fmt.Errorf("metadata.cache_duration must not exceed metadata.validity"))

@@ -16,6 +16,7 @@ type Metrics struct {
 	RegistryEvents *prometheus.CounterVec   // by action
 	Participants   *prometheus.GaugeVec     // by status
 	MetadataBuilds *prometheus.HistogramVec // by kind (entity, aggregate)
+	RateLimited    *prometheus.CounterVec   // by endpoint
 }
 
 // NewMetrics registers the hub's metrics and the Go and process collectors.
@@ -47,8 +48,12 @@ func NewMetrics() *Metrics {
 			Namespace: "kecis", Subsystem: "hub", Name: "metadata_build_seconds",
 			Help: "Time to build and sign metadata, by kind.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}, []string{"kind"}),
+		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "kecis", Subsystem: "hub", Name: "rate_limited_total",
+			Help: "Requests refused 429 for a client over its rate limit, by endpoint (registration, facade).",
+		}, []string{"endpoint"}),
 	}
-	r.MustRegister(m.HTTPRequests, m.HTTPDuration, m.Refusals, m.RegistryEvents, m.Participants, m.MetadataBuilds,
+	r.MustRegister(m.HTTPRequests, m.HTTPDuration, m.Refusals, m.RegistryEvents, m.Participants, m.MetadataBuilds, m.RateLimited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

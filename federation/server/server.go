@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kecis/kecis/connectors/httpserver"
+	"github.com/kecis/kecis/connectors/ratelimit"
 	"github.com/kecis/kecis/federation/facade"
 	"github.com/kecis/kecis/federation/registry"
 	"github.com/kecis/kecis/federation/router"
@@ -60,6 +61,12 @@ type Server struct {
 	Router    *router.Router
 	Directory *router.Directory
 	Facade    *facade.Facade
+
+	// RegistrationLimiter limits the registration API per client (KECIS
+	// §12.7); FacadeLimiter is the facade's, per merchant. Nil when
+	// disabled.
+	RegistrationLimiter *ratelimit.Limiter
+	FacadeLimiter       *ratelimit.Limiter
 
 	tlsCert    tls.Certificate
 	clientCert tls.Certificate
@@ -123,7 +130,10 @@ func New(cfg *Config, st store.Store, pub Publisher, describe registry.Describer
 		HubEntityID: cfg.EntityID, Signer: signer, ClientCert: clientCert, IdemKey: idemKey,
 		ReplicaID: fmt.Sprintf("%s/%d", host, os.Getpid()), Limits: saml.Limits{MaxBytes: int(cfg.Limits.MaxBodyBytes)},
 		Timeout: cfg.Limits.RelayTimeout.D(),
+		Breaker: router.BreakerConfig{Failures: uint32(max(cfg.Breaker.Failures, 1)), OpenFor: cfg.Breaker.OpenFor.D(), Disabled: cfg.Breaker.Disabled},
 	}, st, s.Directory, rm, log, s.now)
+	s.RegistrationLimiter = s.limiter(cfg.RateLimits.Registration)
+	s.FacadeLimiter = s.limiter(cfg.RateLimits.Facade)
 	keys := make([]facade.APIKey, len(cfg.Facade.APIKeys))
 	for i, k := range cfg.Facade.APIKeys {
 		keys[i] = facade.APIKey{EntityID: k.EntityID, KeySHA256: k.KeySHA256}
@@ -134,6 +144,36 @@ func New(cfg *Config, st store.Store, pub Publisher, describe registry.Describer
 		log.Warn("the JSON facade accepts card data in clear (facade.allow_clear_card): development only, or a hub in card-data scope")
 	}
 	return s, nil
+}
+
+// limiter builds a per-client limiter of the configuration's bounds, on
+// the server's clock; nil when r is disabled.
+func (s *Server) limiter(r RateConfig) *ratelimit.Limiter {
+	if r.Disabled {
+		return nil
+	}
+	rl := s.Config.RateLimits
+	return ratelimit.New(ratelimit.Config{PerSecond: r.PerSecond, Burst: r.Burst, MaxKeys: rl.MaxKeys, Idle: rl.IdleAfter.D()}, s.now)
+}
+
+// rateLimit refuses a request over l's limit, 429 with Retry-After (KECIS
+// §12.7), counted as kecis_hub_rate_limited_total{endpoint}. A client is
+// its TLS client certificate when it presented one, else its remote
+// address (gin's ClientIP: only trusted proxies are believed).
+func (s *Server) rateLimit(endpoint string, l func() *ratelimit.Limiter) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		lim := l()
+		if lim == nil {
+			c.Next()
+			return
+		}
+		if err := lim.Check(ratelimit.ClientKey(c.Request, c.ClientIP())); err != nil {
+			s.Metrics.RateLimited.WithLabelValues(endpoint).Inc()
+			s.fail(c, err)
+			return
+		}
+		c.Next()
+	}
 }
 
 // DefaultPublisher publishes over saml/metadata, with the hub's own
@@ -200,8 +240,9 @@ func (s *Server) Handler() http.Handler {
 	// §12.4.1): public, versioned, immutable.
 	r.GET(webcrypto.Path, gin.WrapF(webcrypto.ServeHTTP))
 	r.HEAD(webcrypto.Path, gin.WrapF(webcrypto.ServeHTTP))
-	r.POST("/kecis/federation/participants", s.register)
-	r.PUT("/kecis/federation/participants", s.updateOwnMetadata)
+	limitRegistration := s.rateLimit("registration", func() *ratelimit.Limiter { return s.RegistrationLimiter })
+	r.POST("/kecis/federation/participants", limitRegistration, s.register)
+	r.PUT("/kecis/federation/participants", limitRegistration, s.updateOwnMetadata)
 	admin := r.Group("/kecis/admin", s.requireOperator())
 	admin.GET("/participants", s.listParticipants)
 	admin.GET("/participant", s.showParticipant)
