@@ -97,7 +97,7 @@ func (c *ManifestConformance) resolve(dir string) {
 
 // stallHook is the stall test hook: the duration the issuer adapter's next
 // call of each service waits, so that the hub answers Pending and the suite
-// checks that inquire tells the truth afterwards (KECIS §12.1, §15).
+// checks that inquire tells the truth afterwards (KECIS §12.1, §15.2).
 type stallHook struct {
 	mu    sync.Mutex
 	stall map[string]time.Duration
@@ -215,9 +215,6 @@ func (d *Demo) conformanceProfile(ctx context.Context, participant string) (*con
 			Stall: &conformance.Hook{URL: d.conformance.Hooks.Stall}},
 		Timeouts: conformance.Timeouts{Request: conformance.Duration(d.clientTimeout), Stall: conformance.Duration(stall),
 			Settle: conformance.Duration(stall + 20*time.Second)},
-	}
-	for _, c := range d.Cards {
-		p.Secrets = append(p.Secrets, c.Password)
 	}
 	return p, nil
 }
