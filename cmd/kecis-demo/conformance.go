@@ -40,11 +40,11 @@ func runConformance(ctx context.Context, w io.Writer, dir, kecisBin string) erro
 	if err != nil {
 		return err
 	}
-	if len(m.Conformance.Plans) == 0 {
-		return fmt.Errorf("the demo running in %s has no conformance tester (it was started with --tester=false): restart it without that flag", dir)
-	}
 	if err := demoAnswers(ctx, m); err != nil {
 		return fmt.Errorf("the demo of %s does not answer (%w): it is not running any more — start it with `make run`", filepath.Join(dir, demo.ManifestFile), err)
+	}
+	if len(m.Conformance.Plans) == 0 {
+		return fmt.Errorf("the demo running in %s has no conformance tester (it was started with --tester=false): restart it without that flag", dir)
 	}
 	if kecisBin, err = findKecis(kecisBin); err != nil {
 		return err

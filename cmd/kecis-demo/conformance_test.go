@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,6 +87,8 @@ func TestConformanceWithoutDemo(t *testing.T) {
 	}
 	deadOps := "http://" + l.Addr().String()
 	l.Close()
+	liveOps := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer liveOps.Close()
 	plan := demo.ManifestPlan{Plan: "issuer", Participant: demo.IssuerID, Profile: "conformance/issuer.yaml"}
 	for _, c := range []struct {
 		name     string
@@ -94,7 +98,7 @@ func TestConformanceWithoutDemo(t *testing.T) {
 		{"no demo.json", nil, "no demo is running in"},
 		{"a killed demo's demo.json", &demo.Manifest{Addresses: demo.ManifestAddresses{HubOps: deadOps},
 			Conformance: demo.ManifestConformance{Plans: []demo.ManifestPlan{plan}}}, "does not answer"},
-		{"no tester", &demo.Manifest{Addresses: demo.ManifestAddresses{HubOps: deadOps}}, "has no conformance tester"},
+		{"no tester", &demo.Manifest{Addresses: demo.ManifestAddresses{HubOps: liveOps.URL}}, "has no conformance tester"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
