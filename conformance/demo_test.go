@@ -2,6 +2,7 @@ package conformance_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -162,4 +163,65 @@ func TestDemoMerchantPasses(t *testing.T) {
 	rep, _, _ := runDemoPlan(t, demo.MerchantID)
 	// A client publishes no HTTPS endpoint: no TLS server to check.
 	assertPlanPasses(t, rep, "merchant", "metadata.tls-server")
+}
+
+// TestDemoWithoutTesterSaysSo: a demo restarted without its tester
+// (kecis-demo --tester=false) in a directory where it ran with one, its
+// keys and registration still there, no longer admits the tester — and
+// the suite, run with the profile of the earlier start, says before any
+// check that the tester is not active at the hub instead of failing checks
+// against the participant. The demo removed that profile itself.
+func TestDemoWithoutTesterSaysSo(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	d, err := demo.Start(ctx, demo.Config{Dir: dir, Tester: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := demo.ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp := m.Conformance.Plans[0]
+	b, err := os.ReadFile(mp.Profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := filepath.Join(filepath.Dir(mp.Profile), "kept.yaml")
+	if err := os.WriteFile(kept, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+
+	d, err = demo.Start(ctx, demo.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if m, err = demo.ReadManifest(dir); err != nil || len(m.Conformance.Plans) != 0 {
+		t.Fatalf("demo.json without the tester lists plans %+v (%v)", m.Conformance, err)
+	}
+	if _, err := os.Stat(mp.Profile); err == nil {
+		t.Errorf("%s is still there without the tester", mp.Profile)
+	}
+	p, err := conformance.LoadProfile(kept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tester, err := p.LoadTester("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub, err := p.LoadHub(d.HubURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := conformance.LoadTarget(ctx, conformance.MDQURL(d.HubURL, mp.Participant), hub.SigningCerts, conformance.HubMetadataClient(hub), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := conformance.Run(ctx, conformance.Config{Target: target, Profile: p, Tester: tester, Hub: hub})
+	if !errors.Is(err, conformance.ErrTesterNotReady) || !strings.Contains(err.Error(), "not registered or not active") {
+		t.Fatalf("Run: %v (report %v), want ErrTesterNotReady", err, rep)
+	}
 }

@@ -3,7 +3,9 @@ package demo
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"github.com/goccy/go-yaml"
 
 	"github.com/kecis/kecis/conformance"
+	"github.com/kecis/kecis/federation/store"
 	"github.com/kecis/kecis/saml/metadata"
 )
 
@@ -147,7 +150,7 @@ func (s *stallHook) handler() http.Handler {
 func (d *Demo) startConformance(ctx context.Context) error {
 	d.conformance = ManifestConformance{Plans: []ManifestPlan{}}
 	if !d.cfg.Tester {
-		return nil
+		return d.withoutTester(ctx)
 	}
 	hook := &stallHook{stall: map[string]time.Duration{}}
 	var hooksURL string
@@ -173,6 +176,38 @@ func (d *Demo) startConformance(ctx context.Context) error {
 		}
 		d.conformance.Plans = append(d.conformance.Plans, ManifestPlan{Plan: p.plan, Participant: p.participant, Profile: rel,
 			TargetMetadata: conformance.MDQURL(d.HubURL, p.participant), Reports: filepath.Join(ConformanceReportDir, p.plan)})
+	}
+	return nil
+}
+
+// withoutTester leaves no trace of an earlier run in test mode: the
+// tester and its second identity, kept active in the hub's registry since,
+// are suspended — a suite run with their keys then stops before its first
+// check, saying the tester is not active at the hub, rather than failing
+// checks the participants, which no longer admit it, cannot pass — and
+// the profiles written for them are removed.
+func (d *Demo) withoutTester(ctx context.Context) error {
+	for _, t := range testers {
+		p, err := d.HubStore.GetParticipant(ctx, t.id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if p.Status != store.StatusActive {
+			continue
+		}
+		p.Status, p.UpdatedAt = store.StatusSuspended, time.Now().UTC()
+		if err := d.HubStore.UpdateParticipant(ctx, p); err != nil {
+			return fmt.Errorf("suspending %s: %w", t.id, err)
+		}
+		d.Hub.RegistryChanged()
+	}
+	for _, p := range conformancePlans {
+		if err := os.Remove(d.path(ConformanceDir, p.plan+".yaml")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
 	}
 	return nil
 }
