@@ -15,7 +15,7 @@ import (
 	"github.com/kecis/kecis/saml/metadata/metadatatest"
 )
 
-func openStore(t *testing.T) store.Store {
+func openStore(t testing.TB) store.Store {
 	t.Helper()
 	st, err := sqlstore.Open(context.Background(), sqltest.TestSQLiteDSN(t))
 	if err != nil {
@@ -25,7 +25,7 @@ func openStore(t *testing.T) store.Store {
 	return st
 }
 
-func put(t *testing.T, st store.Store, ed *metadata.EntityDescriptor, status store.Status) *store.Participant {
+func put(t testing.TB, st store.Store, ed *metadata.EntityDescriptor, status store.Status) *store.Participant {
 	t.Helper()
 	md, err := metadata.Marshal(ed)
 	if err != nil {

@@ -48,7 +48,7 @@ const (
 
 var approveService = saml.ServiceURI("card", "approve")
 
-func testdataSigner(t *testing.T, name string) *saml.Signer {
+func testdataSigner(t testing.TB, name string) *saml.Signer {
 	t.Helper()
 	dir := filepath.Join("..", "..", "saml", "testdata", "keys")
 	s, err := saml.LoadSigner(filepath.Join(dir, name+".key.pem"), filepath.Join(dir, name+".cert.pem"))
@@ -59,7 +59,7 @@ func testdataSigner(t *testing.T, name string) *saml.Signer {
 }
 
 // devKey generates a development key and certificate of kind.
-func devKey(t *testing.T, kind devpki.Kind, cn string) (tls.Certificate, *x509.Certificate) {
+func devKey(t testing.TB, kind devpki.Kind, cn string) (tls.Certificate, *x509.Certificate) {
 	t.Helper()
 	keyPEM, certPEM, err := devpki.Generate(kind, cn, devpki.LoopbackHosts, time.Now())
 	if err != nil {
@@ -91,7 +91,7 @@ const (
 // provider is a fake recipient: a TLS server with the certificate the
 // participant publishes, answering as its mode says.
 type provider struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *httptest.Server
 	url     string
 	signer  *saml.Signer // its published signing key
@@ -104,7 +104,7 @@ type provider struct {
 	release chan struct{}
 }
 
-func newProvider(t *testing.T, tlsCert tls.Certificate, signer *saml.Signer, mode providerMode) *provider {
+func newProvider(t testing.TB, tlsCert tls.Certificate, signer *saml.Signer, mode providerMode) *provider {
 	p := &provider{t: t, signer: signer, forger: testdataSigner(t, "attacker-rsa"), mode: mode, release: make(chan struct{})}
 	p.srv = httptest.NewUnstartedServer(http.HandlerFunc(p.serve))
 	p.srv.TLS = &tls.Config{Certificates: []tls.Certificate{tlsCert}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12}
@@ -222,9 +222,15 @@ type fixture struct {
 	providerTLS tls.Certificate // the recipient's published TLS server certificate
 }
 
-func newFixture(t *testing.T, timeout time.Duration) *fixture {
+func newFixture(t testing.TB, timeout time.Duration) *fixture {
 	t.Helper()
-	f := &fixture{st: openStore(t), reg: prometheus.NewRegistry(),
+	return newFixtureOn(t, openStore(t), timeout)
+}
+
+// newFixtureOn is newFixture on a store of the caller's.
+func newFixtureOn(t testing.TB, st store.Store, timeout time.Duration) *fixture {
+	t.Helper()
+	f := &fixture{st: st, reg: prometheus.NewRegistry(),
 		issuer: testdataSigner(t, "issuer-rsa"), merchant: testdataSigner(t, "merchant-rsa"),
 		merchantTLS: metadatatest.Pool()[1]}
 	hubKP, hubCert := devKey(t, devpki.Signing, "hub signing")
@@ -247,7 +253,7 @@ func newFixture(t *testing.T, timeout time.Duration) *fixture {
 // addRecipient registers an active card issuer offering card:approve to
 // merchants at the SOAP endpoints urls, in priority order, and returns its
 // directory entry.
-func (f *fixture) addRecipient(t *testing.T, id string, urls ...string) *router.Entry {
+func (f *fixture) addRecipient(t testing.TB, id string, urls ...string) *router.Entry {
 	t.Helper()
 	ed := &metadata.EntityDescriptor{EntityID: id, Roles: []metadata.Role{metadata.RoleIssuer},
 		Keys: []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: f.issuer.Cert},
@@ -269,14 +275,14 @@ func (f *fixture) addRecipient(t *testing.T, id string, urls ...string) *router.
 // request builds the merchant's card approval for dest: the card encrypted
 // for the issuer, the message signed. It returns the request as the router
 // reads it and the signed message.
-func (f *fixture) request(t *testing.T, key, amount, dest string) (*saml.ServiceRequest, []byte) {
+func (f *fixture) request(t testing.TB, key, amount, dest string) (*saml.ServiceRequest, []byte) {
 	t.Helper()
 	return f.requestFrom(t, merchantID, f.merchant, key, amount, dest)
 }
 
 // requestFrom builds the card approval as request does, issued and signed
 // by issuer with signer.
-func (f *fixture) requestFrom(t *testing.T, issuer string, signer *saml.Signer, key, amount, dest string) (*saml.ServiceRequest, []byte) {
+func (f *fixture) requestFrom(t testing.TB, issuer string, signer *saml.Signer, key, amount, dest string) (*saml.ServiceRequest, []byte) {
 	t.Helper()
 	b := &saml.Builder{Issuer: issuer}
 	req, err := b.NewRequest(dest, approveService)

@@ -151,8 +151,9 @@ type IdemEntry struct {
 }
 
 // AuditRecord is one entry of the append-only audit log. Message holds a
-// signed message exactly as received or sent; no field ever holds a clear
-// card number, account number or code.
+// signed message exactly as received or sent — a backend may keep it
+// compressed, but gives back the same bytes (KECIS §12.3); no field ever
+// holds a clear card number, account number or code.
 type AuditRecord struct {
 	ID             int64 // assigned by the store
 	Time           time.Time
@@ -259,6 +260,90 @@ type Audit interface {
 	ListAudit(ctx context.Context, f AuditFilter) ([]*AuditRecord, error)
 }
 
+// ReplayEntry is one (issuer, message ID) for the replay cache, live until
+// Expires (RememberMessage's arguments).
+type ReplayEntry struct {
+	Issuer  string
+	ID      string
+	Expires time.Time
+}
+
+// IdemClaim asks for an idempotency lease (AcquireIdem's arguments).
+type IdemClaim struct {
+	Scope       string
+	Key         string
+	Fingerprint []byte
+	Owner       string
+	RequestID   string
+	LeaseUntil  time.Time
+}
+
+// IdemRelease ends a lease (ReleaseIdem's arguments).
+type IdemRelease struct {
+	Scope string
+	Key   string
+	Owner string
+	State IdemState
+}
+
+// Writes is what one step of a request writes, committed by Commit in one
+// transaction — one commit, one fsync — so that an approval costs the hub
+// a commit before it forwards and one before it answers (KECIS §12.3):
+// nothing of a step is visible without the rest of it after a crash.
+// The parts are applied in this order, with the semantics of the
+// single-purpose methods:
+//   - Remember: the replay cache; an ID already live fails the whole
+//     commit with ErrAlreadySeen and nothing is written;
+//   - Claim: AcquireIdem; a refusal (IdemInFlight, IdemMismatch) is an
+//     answer, not an error: the rest commits;
+//   - Release: ReleaseIdem; a lease this owner no longer holds is reported
+//     in Committed.ReleaseErr and the rest commits;
+//   - Audit: appended in order, their IDs set;
+//   - Prune: when set, at most Prune.Limit expired replay records and at
+//     most Prune.Limit idempotency entries neither leased nor changed since
+//     Prune.IdemBefore are deleted, so that the tables stay bounded at a
+//     bounded cost per request.
+//
+// Now is the instant of the step (the store never reads the clock).
+type Writes struct {
+	Now      time.Time
+	Remember []ReplayEntry
+	Claim    *IdemClaim
+	Release  *IdemRelease
+	Audit    []*AuditRecord
+	Prune    *Prune
+}
+
+// Prune bounds the clean-up a commit does (see Writes).
+type Prune struct {
+	Limit      int
+	IdemBefore time.Time
+}
+
+// Empty reports whether w writes nothing.
+func (w *Writes) Empty() bool {
+	return len(w.Remember) == 0 && w.Claim == nil && w.Release == nil && len(w.Audit) == 0
+}
+
+// Committed is what Commit found.
+type Committed struct {
+	// Claim is the idempotency guard's answer and Entry the entry as
+	// stored, when Writes.Claim was set.
+	Claim saml.IdemResult
+	Entry *IdemEntry
+	// ReleaseErr is ErrConflict or ErrNotFound (wrapped) when Writes.Release
+	// did not apply.
+	ReleaseErr error
+	// Pruned counts the rows Prune deleted.
+	Pruned int64
+}
+
+// Batches commits several writes of one request at once.
+type Batches interface {
+	// Commit applies w in one transaction (see Writes).
+	Commit(ctx context.Context, w *Writes) (*Committed, error)
+}
+
 // Routing stores routing rules.
 type Routing interface {
 	PutRoutingRule(ctx context.Context, r *RoutingRule) error
@@ -280,6 +365,7 @@ type Store interface {
 	Replay
 	Idempotency
 	Audit
+	Batches
 	Routing
 	Snapshots
 	// Ping reports whether the database is reachable (readiness).

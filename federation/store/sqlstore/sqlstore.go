@@ -44,7 +44,8 @@ var migrations embed.FS
 
 // Store is the SQL implementation of store.Store.
 type Store struct {
-	db *sqldb.DB
+	db    *sqldb.DB
+	dicts dicts // audit messages' dictionaries (auditcodec.go)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -481,36 +482,48 @@ func parseList(s string) ([]string, error) {
 // ---------------------------------------------------------------------------
 // Replay
 
-// RememberMessage implements store.Replay. A record is live while now <
-// expires; an expired record that was not purged yet is replaced.
-func (s *Store) RememberMessage(ctx context.Context, issuer, id string, expires, now time.Time) error {
+func checkReplay(issuer, id string, expires, now time.Time) error {
 	if issuer == "" || id == "" {
-		return errors.New("store: remember message: empty issuer or message ID")
+		return errors.New("empty issuer or message ID")
 	}
 	if !expires.After(now) {
-		return fmt.Errorf("store: remember message %q of %q: expiry %s is not after now %s",
-			id, issuer, expires.Format(time.RFC3339Nano), now.Format(time.RFC3339Nano))
+		return fmt.Errorf("expiry %s is not after now %s", expires.Format(time.RFC3339Nano), now.Format(time.RFC3339Nano))
 	}
-	err := sqldb.Retry(ctx, func() error {
-		res, err := s.db.ExecContext(ctx, `INSERT INTO hub_replay (issuer, message_id, expires)
-			VALUES ($1, $2, $3)
-			ON CONFLICT (issuer, message_id) DO UPDATE SET expires = excluded.expires
-			WHERE hub_replay.expires <= $4`,
-			issuer, id, s.ts(expires), s.ts(now))
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return store.ErrAlreadySeen
-		}
-		return nil
+	return nil
+}
+
+// remember records (issuer, id) in q: ErrAlreadySeen when a live record
+// holds it. A record is live while now < expires; an expired record that
+// was not purged yet is replaced.
+func (s *Store) remember(ctx context.Context, q sqldb.Queryer, e store.ReplayEntry, now time.Time) error {
+	res, err := q.ExecContext(ctx, `INSERT INTO hub_replay (issuer, message_id, expires)
+		VALUES ($1, $2, $3)
+		ON CONFLICT (issuer, message_id) DO UPDATE SET expires = excluded.expires
+		WHERE hub_replay.expires <= $4`,
+		e.Issuer, e.ID, s.ts(e.Expires), s.ts(now))
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("message %q of %q: %w", e.ID, e.Issuer, store.ErrAlreadySeen)
+	}
+	return nil
+}
+
+// RememberMessage implements store.Replay.
+func (s *Store) RememberMessage(ctx context.Context, issuer, id string, expires, now time.Time) error {
+	if err := checkReplay(issuer, id, expires, now); err != nil {
+		return fmt.Errorf("store: remember message %q of %q: %w", id, issuer, err)
+	}
+	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		return s.remember(ctx, tx, store.ReplayEntry{Issuer: issuer, ID: id, Expires: expires}, now)
 	})
 	if err != nil {
-		return fmt.Errorf("store: remember message %q of %q: %w", id, issuer, err)
+		return fmt.Errorf("store: remember: %w", err)
 	}
 	return nil
 }
@@ -552,74 +565,86 @@ func scanIdem(row interface{ Scan(...any) error }) (*store.IdemEntry, int64, err
 	return &e, attempts, nil
 }
 
-// maxAcquireRounds bounds AcquireIdem's loop when the entry keeps changing
+// maxAcquireRounds bounds acquire's loop when the entry keeps changing
 // between its upsert and its read (each round is a full, atomic attempt).
 const maxAcquireRounds = 8
 
-// AcquireIdem implements store.Idempotency in one atomic statement: insert
-// the entry, or take over an entry with the same fingerprint whose attempt
-// is done or whose lease expired (lease_expires <= now). When that
-// statement changes nothing, the entry is read to tell IdemInFlight from
-// IdemMismatch; if it became free meanwhile, the statement runs again.
-func (s *Store) AcquireIdem(ctx context.Context, scope, key string, fingerprint []byte, owner, requestID string, leaseUntil, now time.Time) (saml.IdemResult, *store.IdemEntry, error) {
+func checkClaim(c *store.IdemClaim, now time.Time) error {
 	switch {
-	case scope == "" || key == "":
-		return "", nil, errors.New("store: acquire idempotency key: empty scope or key")
-	case owner == "":
-		return "", nil, errors.New("store: acquire idempotency key: empty lease owner")
-	case len(fingerprint) == 0:
-		return "", nil, errors.New("store: acquire idempotency key: empty fingerprint")
-	case !leaseUntil.After(now):
-		return "", nil, errors.New("store: acquire idempotency key: lease ends before it starts")
+	case c.Scope == "" || c.Key == "":
+		return errors.New("empty scope or key")
+	case c.Owner == "":
+		return errors.New("empty lease owner")
+	case len(c.Fingerprint) == 0:
+		return errors.New("empty fingerprint")
+	case !c.LeaseUntil.After(now):
+		return errors.New("lease ends before it starts")
+	}
+	return nil
+}
+
+// acquire takes the lease in q in one atomic statement: insert the entry,
+// or take over an entry with the same fingerprint whose attempt is done or
+// whose lease expired (lease_expires <= now). When that statement changes
+// nothing, the entry is read to tell IdemInFlight from IdemMismatch; if it
+// became free meanwhile (outside a transaction), the statement runs again.
+func (s *Store) acquire(ctx context.Context, q sqldb.Queryer, c *store.IdemClaim, now time.Time) (saml.IdemResult, *store.IdemEntry, error) {
+	for range maxAcquireRounds {
+		e, attempts, err := scanIdem(q.QueryRowContext(ctx, `INSERT INTO hub_idempotency (`+idemColumns+`)
+			VALUES ($1, $2, $3, 'in_flight', $4, $5, $6, 1, $7, $7)
+			ON CONFLICT (scope, idem_key) DO UPDATE SET
+				state = 'in_flight',
+				lease_owner = excluded.lease_owner,
+				lease_expires = excluded.lease_expires,
+				request_id = excluded.request_id,
+				attempts = hub_idempotency.attempts + 1,
+				updated_at = excluded.updated_at
+			WHERE hub_idempotency.fingerprint = excluded.fingerprint
+				AND (hub_idempotency.state = 'done' OR hub_idempotency.lease_expires <= excluded.updated_at)
+			RETURNING `+idemColumns,
+			c.Scope, c.Key, c.Fingerprint, c.Owner, s.ts(c.LeaseUntil), c.RequestID, s.ts(now)))
+		if err == nil {
+			if attempts == 1 {
+				return saml.IdemAcquired, e, nil
+			}
+			return saml.IdemReacquired, e, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return "", nil, err
+		}
+		e, _, err = scanIdem(q.QueryRowContext(ctx,
+			`SELECT `+idemColumns+` FROM hub_idempotency WHERE scope = $1 AND idem_key = $2`, c.Scope, c.Key))
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // removed meanwhile: insert again
+		}
+		if err != nil {
+			return "", nil, err
+		}
+		if string(e.Fingerprint) != string(c.Fingerprint) {
+			return saml.IdemMismatch, e, nil
+		}
+		if e.State == store.IdemInFlight && e.LeaseExpires.After(now) {
+			return saml.IdemInFlight, e, nil
+		}
+		// Released or expired since the upsert: try again.
+	}
+	return "", nil, errors.New("the entry kept changing")
+}
+
+// AcquireIdem implements store.Idempotency (see acquire).
+func (s *Store) AcquireIdem(ctx context.Context, scope, key string, fingerprint []byte, owner, requestID string, leaseUntil, now time.Time) (saml.IdemResult, *store.IdemEntry, error) {
+	c := &store.IdemClaim{Scope: scope, Key: key, Fingerprint: fingerprint, Owner: owner, RequestID: requestID, LeaseUntil: leaseUntil}
+	if err := checkClaim(c, now); err != nil {
+		return "", nil, fmt.Errorf("store: acquire idempotency key: %w", err)
 	}
 	var (
 		result saml.IdemResult
 		entry  *store.IdemEntry
 	)
-	err := sqldb.Retry(ctx, func() error {
-		for range maxAcquireRounds {
-			e, attempts, err := scanIdem(s.db.QueryRowContext(ctx, `INSERT INTO hub_idempotency (`+idemColumns+`)
-				VALUES ($1, $2, $3, 'in_flight', $4, $5, $6, 1, $7, $7)
-				ON CONFLICT (scope, idem_key) DO UPDATE SET
-					state = 'in_flight',
-					lease_owner = excluded.lease_owner,
-					lease_expires = excluded.lease_expires,
-					request_id = excluded.request_id,
-					attempts = hub_idempotency.attempts + 1,
-					updated_at = excluded.updated_at
-				WHERE hub_idempotency.fingerprint = excluded.fingerprint
-					AND (hub_idempotency.state = 'done' OR hub_idempotency.lease_expires <= excluded.updated_at)
-				RETURNING `+idemColumns,
-				scope, key, fingerprint, owner, s.ts(leaseUntil), requestID, s.ts(now)))
-			if err == nil {
-				result, entry = saml.IdemReacquired, e
-				if attempts == 1 {
-					result = saml.IdemAcquired
-				}
-				return nil
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return err
-			}
-			e, _, err = scanIdem(s.db.QueryRowContext(ctx,
-				`SELECT `+idemColumns+` FROM hub_idempotency WHERE scope = $1 AND idem_key = $2`, scope, key))
-			if errors.Is(err, sql.ErrNoRows) {
-				continue // removed meanwhile: insert again
-			}
-			if err != nil {
-				return err
-			}
-			if string(e.Fingerprint) != string(fingerprint) {
-				result, entry = saml.IdemMismatch, e
-				return nil
-			}
-			if e.State == store.IdemInFlight && e.LeaseExpires.After(now) {
-				result, entry = saml.IdemInFlight, e
-				return nil
-			}
-			// Released or expired since the upsert: try again.
-		}
-		return errors.New("the entry kept changing")
+	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		result, entry, err = s.acquire(ctx, tx, c, now)
+		return err
 	})
 	if err != nil {
 		return "", nil, fmt.Errorf("store: acquire idempotency key %q in %q: %w", key, scope, err)
@@ -627,43 +652,54 @@ func (s *Store) AcquireIdem(ctx context.Context, scope, key string, fingerprint 
 	return result, entry, nil
 }
 
-// ReleaseIdem implements store.Idempotency. The holder may release even
-// after its lease expired, as long as nobody took the entry over. Either
-// way the lease is cleared (lease_expires = now); state IdemInFlight leaves
-// the entry retryable, IdemDone marks it answered.
+func checkRelease(r *store.IdemRelease) error {
+	if r.State != store.IdemDone && r.State != store.IdemInFlight {
+		return fmt.Errorf("invalid state %q", r.State)
+	}
+	if r.Owner == "" {
+		return fmt.Errorf("%w (empty owner)", store.ErrConflict)
+	}
+	return nil
+}
+
+// release ends the lease in q. The holder may release even after its
+// lease expired, as long as nobody took the entry over. Either way the
+// lease is cleared (lease_expires = now); state IdemInFlight leaves the
+// entry retryable, IdemDone marks it answered.
+func (s *Store) release(ctx context.Context, q sqldb.Queryer, r *store.IdemRelease, now time.Time) error {
+	res, err := q.ExecContext(ctx, `UPDATE hub_idempotency
+		SET state = $4, lease_owner = '', lease_expires = $5, updated_at = $5
+		WHERE scope = $1 AND idem_key = $2 AND lease_owner = $3 AND state = 'in_flight'`,
+		r.Scope, r.Key, r.Owner, string(r.State), s.ts(now))
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 1 {
+		return nil
+	}
+	var one int
+	err = q.QueryRowContext(ctx,
+		`SELECT 1 FROM hub_idempotency WHERE scope = $1 AND idem_key = $2`, r.Scope, r.Key).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return store.ErrNotFound
+	case err != nil:
+		return err
+	}
+	return store.ErrConflict
+}
+
+// ReleaseIdem implements store.Idempotency (see release).
 func (s *Store) ReleaseIdem(ctx context.Context, scope, key, owner string, state store.IdemState, now time.Time) error {
-	if state != store.IdemDone && state != store.IdemInFlight {
-		return fmt.Errorf("store: release idempotency key %q: invalid state %q", key, state)
+	r := &store.IdemRelease{Scope: scope, Key: key, Owner: owner, State: state}
+	if err := checkRelease(r); err != nil {
+		return fmt.Errorf("store: release idempotency key %q: %w", key, err)
 	}
-	if owner == "" {
-		return fmt.Errorf("store: release idempotency key %q: %w (empty owner)", key, store.ErrConflict)
-	}
-	err := sqldb.Retry(ctx, func() error {
-		res, err := s.db.ExecContext(ctx, `UPDATE hub_idempotency
-			SET state = $4, lease_owner = '', lease_expires = $5, updated_at = $5
-			WHERE scope = $1 AND idem_key = $2 AND lease_owner = $3 AND state = 'in_flight'`,
-			scope, key, owner, string(state), s.ts(now))
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n == 1 {
-			return nil
-		}
-		var one int
-		err = s.db.QueryRowContext(ctx,
-			`SELECT 1 FROM hub_idempotency WHERE scope = $1 AND idem_key = $2`, scope, key).Scan(&one)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return store.ErrNotFound
-		case err != nil:
-			return err
-		}
-		return store.ErrConflict
-	})
+	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error { return s.release(ctx, tx, r, now) })
 	if err != nil {
 		return fmt.Errorf("store: release idempotency key %q in %q: %w", key, scope, err)
 	}
@@ -706,28 +742,21 @@ func (s *Store) CountInFlight(ctx context.Context, now time.Time) (int64, error)
 // Audit
 
 // AppendAudit implements store.Audit and sets r.ID. The table refuses
-// updates (a trigger).
+// updates (a trigger); the message is stored compressed (auditcodec.go).
 func (s *Store) AppendAudit(ctx context.Context, r *store.AuditRecord) error {
 	if r == nil || r.Kind == "" {
 		return errors.New("store: append audit record: no kind")
 	}
-	var id int64
-	err := sqldb.Retry(ctx, func() error {
-		return s.db.QueryRowContext(ctx, `INSERT INTO hub_audit
-			(time, kind, actor, entity_id, tx_id, request_id, idempotency_key, detail, message)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
-			s.ts(r.Time), r.Kind, r.Actor, r.EntityID, r.TxID, r.RequestID, r.IdempotencyKey,
-			r.Detail, sqldb.Bytes(r.Message)).Scan(&id)
-	})
+	_, err := s.Commit(ctx, &store.Writes{Now: r.Time, Audit: []*store.AuditRecord{r}})
 	if err != nil {
 		return fmt.Errorf("store: append audit record %s: %w", r.Kind, err)
 	}
-	r.ID = id
 	return nil
 }
 
 // ListAudit implements store.Audit: records in append (ID) order, Since
-// inclusive, Until exclusive, at most Limit when Limit > 0.
+// inclusive, Until exclusive, at most Limit when Limit > 0; each message
+// as it was appended.
 func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]*store.AuditRecord, error) {
 	var (
 		conds []string
@@ -755,7 +784,7 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]*store.Au
 	if !f.Until.IsZero() {
 		add("time < ?", s.ts(f.Until))
 	}
-	q := `SELECT id, time, kind, actor, entity_id, tx_id, request_id, idempotency_key, detail, message FROM hub_audit`
+	q := `SELECT id, time, kind, actor, entity_id, tx_id, request_id, idempotency_key, detail, message, codec, COALESCE(dict_id, 0) FROM hub_audit`
 	if len(conds) > 0 {
 		q += ` WHERE ` + strings.Join(conds, " AND ")
 	}
@@ -764,23 +793,158 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]*store.Au
 		args = append(args, f.Limit)
 		q += ` LIMIT $` + strconv.Itoa(len(args))
 	}
-	var out []*store.AuditRecord
+	var (
+		out     []*store.AuditRecord
+		codecs  []int
+		dictIDs []int64
+	)
 	err := sqldb.Retry(ctx, func() error {
-		out = nil
+		out, codecs, dictIDs = nil, nil, nil
 		return queryEach(ctx, s.db, q, args, func(rows *sql.Rows) error {
 			r := &store.AuditRecord{}
+			var (
+				codec  int
+				dictID int64
+			)
 			if err := rows.Scan(&r.ID, sqldb.ScanTime(&r.Time), &r.Kind, &r.Actor, &r.EntityID, &r.TxID,
-				&r.RequestID, &r.IdempotencyKey, &r.Detail, &r.Message); err != nil {
+				&r.RequestID, &r.IdempotencyKey, &r.Detail, &r.Message, &codec, &dictID); err != nil {
 				return err
 			}
 			out = append(out, r)
+			codecs = append(codecs, codec)
+			dictIDs = append(dictIDs, dictID)
 			return nil
 		})
 	})
+	if err == nil {
+		err = s.decodeMessages(ctx, out, codecs, dictIDs)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: list audit records: %w", err)
 	}
 	return out, nil
+}
+
+// ---------------------------------------------------------------------------
+// Commit
+
+// Commit implements store.Batches: w's parts in one write transaction, in
+// the order and with the semantics store.Writes gives. Audit messages are
+// compressed before the transaction begins.
+func (s *Store) Commit(ctx context.Context, w *store.Writes) (*store.Committed, error) {
+	if w == nil {
+		return nil, errors.New("store: commit: nothing to write")
+	}
+	for _, e := range w.Remember {
+		if err := checkReplay(e.Issuer, e.ID, e.Expires, w.Now); err != nil {
+			return nil, fmt.Errorf("store: commit: remember message %q of %q: %w", e.ID, e.Issuer, err)
+		}
+	}
+	if w.Claim != nil {
+		if err := checkClaim(w.Claim, w.Now); err != nil {
+			return nil, fmt.Errorf("store: commit: idempotency claim: %w", err)
+		}
+	}
+	if w.Release != nil {
+		if err := checkRelease(w.Release); err != nil {
+			return nil, fmt.Errorf("store: commit: idempotency release: %w", err)
+		}
+	}
+	enc := make([]*encodedAudit, len(w.Audit))
+	for i, r := range w.Audit {
+		if r == nil || r.Kind == "" {
+			return nil, errors.New("store: commit: audit record without kind")
+		}
+		var err error
+		if enc[i], err = s.encodeAudit(ctx, r); err != nil {
+			return nil, fmt.Errorf("store: commit: %w", err)
+		}
+	}
+	var (
+		out     *store.Committed
+		dictIDs []int64
+	)
+	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		out, dictIDs = &store.Committed{}, make([]int64, len(enc))
+		for _, e := range w.Remember {
+			if err := s.remember(ctx, tx, e, w.Now); err != nil {
+				return err
+			}
+		}
+		if w.Claim != nil {
+			var err error
+			if out.Claim, out.Entry, err = s.acquire(ctx, tx, w.Claim, w.Now); err != nil {
+				return fmt.Errorf("idempotency key %q in %q: %w", w.Claim.Key, w.Claim.Scope, err)
+			}
+		}
+		if r := w.Release; r != nil {
+			err := s.release(ctx, tx, r, w.Now)
+			switch {
+			case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
+				out.ReleaseErr = fmt.Errorf("release idempotency key %q in %q: %w", r.Key, r.Scope, err)
+			case err != nil:
+				return fmt.Errorf("release idempotency key %q in %q: %w", r.Key, r.Scope, err)
+			}
+		}
+		for i, e := range enc {
+			var err error
+			if dictIDs[i], err = s.insertAudit(ctx, tx, e, w.Now); err != nil {
+				return fmt.Errorf("audit record %s: %w", e.rec.Kind, err)
+			}
+		}
+		if w.Prune != nil {
+			var err error
+			if out.Pruned, err = s.prune(ctx, tx, w.Prune, w.Now); err != nil {
+				return fmt.Errorf("prune: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		for _, r := range w.Audit {
+			r.ID = 0
+		}
+		return nil, fmt.Errorf("store: commit: %w", err)
+	}
+	s.commitDicts(enc, dictIDs)
+	return out, nil
+}
+
+// prune deletes at most p.Limit expired replay records and at most
+// p.Limit idle idempotency entries, oldest first, each by its index
+// (hub_replay_expires, hub_idempotency_idle): the cost does not grow with
+// the tables. On PostgreSQL rows another replica is deleting are skipped
+// rather than waited for.
+func (s *Store) prune(ctx context.Context, q sqldb.Queryer, p *store.Prune, now time.Time) (int64, error) {
+	if p.Limit <= 0 {
+		return 0, nil
+	}
+	lock := ""
+	if s.db.Dialect == sqldb.Postgres {
+		lock = ` FOR UPDATE SKIP LOCKED`
+	}
+	var total int64
+	res, err := q.ExecContext(ctx, `DELETE FROM hub_replay WHERE (issuer, message_id) IN
+		(SELECT issuer, message_id FROM hub_replay WHERE expires <= $1 ORDER BY expires LIMIT $2`+lock+`)`,
+		s.ts(now), p.Limit)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	total += n
+	if p.IdemBefore.IsZero() {
+		return total, nil
+	}
+	res, err = q.ExecContext(ctx, `DELETE FROM hub_idempotency WHERE (scope, idem_key) IN
+		(SELECT scope, idem_key FROM hub_idempotency
+			WHERE updated_at <= $1 AND (state = 'done' OR lease_expires <= $2)
+			ORDER BY updated_at LIMIT $3`+lock+`)`,
+		s.ts(p.IdemBefore), s.ts(now), p.Limit)
+	if err != nil {
+		return 0, err
+	}
+	n, _ = res.RowsAffected()
+	return total + n, nil
 }
 
 // ---------------------------------------------------------------------------
