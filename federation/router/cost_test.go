@@ -25,15 +25,19 @@ import (
 // fake that answers Success. Reported per approval:
 //
 //   - txns/op: write transactions committed;
+//
 //   - fsyncs/op: the commits that sync under the database's PRAGMA
 //     synchronous — in WAL mode FULL (the default, connectors/sqlstore)
 //     syncs the WAL at every commit, NORMAL and OFF at none; SQLite's
 //     automatic checkpoints (two syncs per 1000 WAL pages) are not in it;
+//
 //   - writes/op: statements that write;
+//
 //   - bytes/op: growth of the database's used pages after a checkpoint;
+//
 //   - audit-bytes/op: what the audit log stores for the messages.
 //
-//	go test ./federation/router -run '^$' -bench ApprovalCost -benchtime 300x
+//     go test ./federation/router -run '^$' -bench ApprovalCost -benchtime 300x
 func BenchmarkApprovalCost(b *testing.B) {
 	for _, path := range []string{"soap", "facade"} {
 		b.Run(path, func(b *testing.B) {
