@@ -12,7 +12,10 @@
 // companies: they may import only what an outside participant could import,
 // and a real PG or issuer may use it the same way. Its test helpers (a fresh
 // PostgreSQL schema or SQLite file per test) are in sqlstore/sqltest, apart
-// so that production binaries do not link the testing package.
+// so that production binaries do not link the testing package; sqlstore/sqlprobe
+// opens a SQLite file through a driver that counts write transactions
+// (fsyncs) and statements and can cut the database off at the Nth write,
+// for the benchmarks and crash tests of any program built on this package.
 //
 // Supported DSNs:
 //
