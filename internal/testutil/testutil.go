@@ -104,3 +104,32 @@ func (r *DetRand) Read(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// Race runs fn(i, s) on n goroutines per store, all released at once, and
+// returns once all are done: i numbers the racers 0…2n-1, even i use a,
+// odd i use b. The store conformance suites race two handles on one
+// database with it.
+func Race[S any](n int, a, b S, fn func(i int, s S)) {
+	var (
+		wg    sync.WaitGroup
+		ready sync.WaitGroup
+		start = make(chan struct{})
+	)
+	for i := range 2 * n {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Add(1)
+		ready.Add(1)
+		go func() {
+			defer wg.Done()
+			ready.Done()
+			<-start
+			fn(i, s)
+		}()
+	}
+	ready.Wait()
+	close(start)
+	wg.Wait()
+}

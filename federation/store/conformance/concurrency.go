@@ -3,11 +3,11 @@ package conformance
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/kecis/kecis/federation/store"
+	"github.com/kecis/kecis/internal/testutil"
 	"github.com/kecis/kecis/saml"
 )
 
@@ -50,32 +50,8 @@ func RunConcurrencyTests(t *testing.T, newStores func(t *testing.T) (store.Store
 }
 
 // race runs fn(i, s) on Racers goroutines per store, all released at
-// once, and returns once all are done. i numbers the racers 0…2·Racers-1;
-// even i use a, odd i use b.
-func race(a, b store.Store, fn func(i int, s store.Store)) {
-	var (
-		wg    sync.WaitGroup
-		ready sync.WaitGroup
-		start = make(chan struct{})
-	)
-	for i := range 2 * Racers {
-		s := a
-		if i%2 == 1 {
-			s = b
-		}
-		wg.Add(1)
-		ready.Add(1)
-		go func() {
-			defer wg.Done()
-			ready.Done()
-			<-start
-			fn(i, s)
-		}()
-	}
-	ready.Wait()
-	close(start)
-	wg.Wait()
-}
+// once (testutil.Race).
+func race(a, b store.Store, fn func(i int, s store.Store)) { testutil.Race(Racers, a, b, fn) }
 
 func testSharedDatabase(t *testing.T, a, b store.Store) {
 	ctx := ctxFor(t)
