@@ -486,6 +486,43 @@ func (i *Issuer) Inquire(ctx context.Context, req InquireRequest) (*Approval, er
 	return a, nil
 }
 
+// MaxCardApprovals bounds one page of CardApprovals.
+const MaxCardApprovals = 500
+
+// CardApprovals lists a card's approvals in approval-number order, those
+// numbered after after ("" from the first), at most limit (MaxCardApprovals
+// if limit ≤ 0 or above it), without their refunds (RefundedAmount has
+// their total): the card's ledger, read a page at a time — what a load
+// test reconciles its acknowledged payments against.
+func (i *Issuer) CardApprovals(ctx context.Context, cardID, after string, limit int) ([]Approval, error) {
+	if e := checkText("card id", cardID, 64, true); e != nil {
+		return nil, e
+	}
+	if limit <= 0 || limit > MaxCardApprovals {
+		limit = MaxCardApprovals
+	}
+	now := i.now()
+	rows, err := i.db.QueryContext(ctx, approvalSelect+` WHERE a.card_id = $1 AND a.approval_number > $2
+		ORDER BY a.approval_number LIMIT $3`, cardID, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: list a card's approvals: %w", err)
+	}
+	defer rows.Close()
+	out := []Approval{}
+	for rows.Next() {
+		var a Approval
+		if err := scanApproval(rows, &a); err != nil {
+			return nil, fmt.Errorf("issuer: list a card's approvals: %w", err)
+		}
+		a.settleView(now)
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("issuer: list a card's approvals: %w", err)
+	}
+	return out, nil
+}
+
 // RecentApprovals lists the latest approvals, newest first, at most
 // limit (50 if limit ≤ 0), without their refunds.
 func (i *Issuer) RecentApprovals(ctx context.Context, limit int) ([]Approval, error) {

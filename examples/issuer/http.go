@@ -22,6 +22,7 @@ const maxBody = 64 << 10
 //	GET  /api/v1/cards                       admin: list cards (masked)
 //	GET  /api/v1/cards/{id}                  admin: one card
 //	PUT  /api/v1/cards/{id}/status           admin: {"status":"active|blocked|lost"}
+//	GET  /api/v1/cards/{id}/approvals?after= admin: the card's ledger, a page of approvals
 //	POST /api/v1/approvals                   approve
 //	GET  /api/v1/approvals?merchant=&order=  inquire by order
 //	GET  /api/v1/approvals/{no}?merchant=    inquire by approval number
@@ -45,6 +46,7 @@ func (i *Issuer) Handler() http.Handler {
 		{"GET", "/api/v1/cards", i.adminOnly(i.handleListCards)},
 		{"GET", "/api/v1/cards/{id}", i.adminOnly(i.handleGetCard)},
 		{"PUT", "/api/v1/cards/{id}/status", i.adminOnly(i.handleCardStatus)},
+		{"GET", "/api/v1/cards/{id}/approvals", i.adminOnly(i.handleCardApprovals)},
 		{"POST", "/api/v1/approvals", i.handleApprove},
 		{"GET", "/api/v1/approvals", i.handleInquireOrder},
 		{"GET", "/api/v1/approvals/{no}", i.handleInquireNumber},
@@ -359,6 +361,32 @@ func (i *Issuer) handleGetCard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, false, toWireCard(c))
+}
+
+// handleCardApprovals answers a page of a card's approvals in
+// approval-number order, {"approvals": […], "next": N}: next is the
+// after= of the following page, "" on the last one.
+func (i *Issuer) handleCardApprovals(w http.ResponseWriter, r *http.Request) {
+	if _, err := i.Card(r.Context(), r.PathValue("id")); err != nil {
+		i.writeError(w, r, err)
+		return
+	}
+	as, err := i.CardApprovals(r.Context(), r.PathValue("id"), r.URL.Query().Get("after"), MaxCardApprovals)
+	if err != nil {
+		i.writeError(w, r, err)
+		return
+	}
+	out := struct {
+		Approvals []wireApproval `json:"approvals"`
+		Next      string         `json:"next"`
+	}{Approvals: []wireApproval{}}
+	for k := range as {
+		out.Approvals = append(out.Approvals, toWireApproval(&as[k]))
+	}
+	if len(as) == MaxCardApprovals {
+		out.Next = as[len(as)-1].Number
+	}
+	writeJSON(w, http.StatusOK, false, out)
 }
 
 func (i *Issuer) handleCardStatus(w http.ResponseWriter, r *http.Request) {

@@ -3,6 +3,7 @@ package issuer_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -210,6 +211,35 @@ func TestHTTPAPI(t *testing.T) {
 	}
 	c.do("POST", "/api/v1/approvals/"+bn+"/refunds", "rf-2", false,
 		map[string]any{"merchant_id": merchant, "amount": 13_001, "currency": "KRW"}).want(t, 422, issuer.CodeRefundExceeded)
+
+	// The card's ledger: both approvals, the cancelled one too, in
+	// approval-number order, with the refunded total; admin only.
+	ledger := c.do("GET", "/api/v1/cards/"+card.str("card", "id")+"/approvals", "", true, nil).want(t, 200, "")
+	var l struct {
+		Approvals []struct {
+			Number   string `json:"approval_number"`
+			Status   string `json:"status"`
+			Refunded int64  `json:"refunded_amount"`
+		} `json:"approvals"`
+		Next string `json:"next"`
+	}
+	if err := json.Unmarshal([]byte(ledger.raw), &l); err != nil {
+		t.Fatal(err)
+	}
+	states := map[string]string{}
+	for _, a := range l.Approvals {
+		states[a.Number] = fmt.Sprintf("%s %d", a.Status, a.Refunded)
+	}
+	if len(l.Approvals) != 2 || l.Next != "" || states[number] != "cancelled 0" || states[bn] != "partially_refunded 7000" ||
+		l.Approvals[0].Number > l.Approvals[1].Number || ecml.ContainsPAN(ledger.raw) {
+		t.Errorf("card ledger: %s", ledger.raw)
+	}
+	after := c.do("GET", "/api/v1/cards/"+card.str("card", "id")+"/approvals?after="+l.Approvals[1].Number, "", true, nil).want(t, 200, "")
+	if !strings.Contains(after.raw, `"approvals":[]`) {
+		t.Errorf("the page after the last: %s", after.raw)
+	}
+	c.do("GET", "/api/v1/cards/"+card.str("card", "id")+"/approvals", "", false, nil).want(t, 401, issuer.CodeUnauthorized)
+	c.do("GET", "/api/v1/cards/card_nope/approvals", "", true, nil).want(t, 404, issuer.CodeNotFound)
 
 	// Card status.
 	c.do("PUT", "/api/v1/cards/"+card.str("card", "id")+"/status", "", true, map[string]any{"status": "lost"}).want(t, 200, "")
