@@ -35,6 +35,7 @@ import (
 	"github.com/kecis/kecis/federation/router"
 	"github.com/kecis/kecis/federation/store"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 // APIKey binds a key (by its SHA-256) to a merchant's entity.
@@ -112,6 +113,11 @@ func (f *Facade) authenticate() gin.HandlerFunc {
 	}
 }
 
+// whoIs authenticates the caller: an API key bound to an entity, or a TLS
+// client certificate an entity's metadata publishes — in either case an
+// active participant whose metadata gives it the merchant role (the one
+// participant model, router.Entry.D). Any other participant's credential
+// is refused like none (KECIS §12.4).
 func (f *Facade) whoIs(c *gin.Context) (*merchant, error) {
 	ctx := c.Request.Context()
 	if auth := c.GetHeader("Authorization"); strings.HasPrefix(auth, "Bearer ") {
@@ -120,7 +126,7 @@ func (f *Facade) whoIs(c *gin.Context) (*merchant, error) {
 		for _, k := range f.cfg.APIKeys {
 			if subtle.ConstantTimeCompare([]byte(strings.ToLower(k.KeySHA256)), []byte(h)) == 1 {
 				e, err := f.dir.ByID(ctx, k.EntityID)
-				if err != nil || !hasRole(e, store.RoleMerchant) {
+				if err != nil || !e.D.HasRole(metadata.RoleMerchant) {
 					return nil, errors.New("API key of no active merchant")
 				}
 				return &merchant{entity: e, method: "api-key", cred: h}, nil
@@ -130,20 +136,11 @@ func (f *Facade) whoIs(c *gin.Context) (*merchant, error) {
 	}
 	if fp := saml.ClientCertFingerprint(c.Request); fp != "" {
 		e, err := f.dir.ByTLSClient(ctx, fp)
-		if err == nil && hasRole(e, store.RoleMerchant) {
+		if err == nil && e.D.HasRole(metadata.RoleMerchant) {
 			return &merchant{entity: e, method: "tls-client-certificate", cred: fp}, nil
 		}
 	}
 	return nil, errors.New("no credential")
-}
-
-func hasRole(e *router.Entry, r store.Role) bool {
-	for _, x := range e.P.Roles {
-		if x == r {
-			return true
-		}
-	}
-	return false
 }
 
 // The wire types of the facade's JSON API: connectors/callapi declares

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -43,6 +44,9 @@ const (
 	issuerURL = "https://issuer.test/kecis/soap"
 	otherID   = "https://other.test/kecis"
 	apiKey    = "sk_test_facade_0123456789"
+	// issuerAPIKey is bound to the issuer: an active participant that is
+	// no merchant, whose key the facade must refuse.
+	issuerAPIKey = "sk_test_issuer_0123456789"
 )
 
 // testNow is every clock of the federation: within the test keys' validity.
@@ -65,6 +69,9 @@ type env struct {
 	engine *gin.Engine
 	logs   *testutil.SyncBuffer
 	issuer *issuer
+	// shopTLS and issuerTLS are the TLS client certificates the merchant's
+	// and the issuer's metadata publish.
+	shopTLS, issuerTLS *x509.Certificate
 }
 
 // failingRules is the store, except that routing rules cannot be read.
@@ -85,6 +92,7 @@ func newEnv(t testing.TB, o options) *env {
 	hub := newSigner(t, devpki.Signing, "hub.test")
 	merchant := newSigner(t, devpki.Signing, "shop.test")
 	iss := newIssuer(t, hub)
+	shopTLS, issuerTLS := newCert(t, devpki.TLSClient, "shop tls"), newCert(t, devpki.TLSClient, "issuer tls")
 
 	add := func(ed *metadata.EntityDescriptor) {
 		md, err := metadata.Marshal(ed)
@@ -102,13 +110,15 @@ func newEnv(t testing.TB, o options) *env {
 		}
 	}
 	add(&metadata.EntityDescriptor{EntityID: shopID, Roles: []metadata.Role{metadata.RoleMerchant},
-		Keys: []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: merchant.Cert}}})
+		Keys:    []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: merchant.Cert}},
+		TLSKeys: []metadata.KeyDescriptor{{Use: metadata.UseTLSClient, Certificate: shopTLS}}})
 	var offers []metadata.OfferedService
 	for _, op := range []string{"approve", "inquire", "cancel", "refund"} {
 		offers = append(offers, metadata.OfferedService{Service: saml.ServiceURI("card", op), Callers: []metadata.Role{metadata.RoleMerchant}})
 	}
 	add(&metadata.EntityDescriptor{EntityID: issuerID, Roles: []metadata.Role{metadata.RoleIssuer},
 		Keys:      []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: iss.signer.Cert}, {Use: metadata.UseEncryption, Certificate: iss.signer.Cert}},
+		TLSKeys:   []metadata.KeyDescriptor{{Use: metadata.UseTLSClient, Certificate: issuerTLS}},
 		Endpoints: []metadata.Endpoint{{Service: metadata.AnyService, Binding: saml.BindingSOAP, Location: issuerURL}},
 		Services:  offers})
 
@@ -122,13 +132,31 @@ func newEnv(t testing.TB, o options) *env {
 	rt := router.New(router.Config{HubEntityID: hubID, Signer: hub, Timeout: 5 * time.Second, IdemKey: []byte("facade-test-idempotency-key"), ReplicaID: "test"},
 		st, dir, nil, log, now)
 	rt.Transport = func([]*x509.Certificate) http.RoundTripper { return iss }
-	sum := sha256.Sum256([]byte(apiKey))
+	keySum := func(k string) string {
+		sum := sha256.Sum256([]byte(k))
+		return hex.EncodeToString(sum[:])
+	}
 	f := facade.New(facade.Config{HubEntityID: hubID, AllowClearCard: o.clear,
-		APIKeys: []facade.APIKey{{EntityID: shopID, KeySHA256: hex.EncodeToString(sum[:])}}}, fst, dir, rt, hub, log, now)
+		APIKeys: []facade.APIKey{{EntityID: shopID, KeySHA256: keySum(apiKey)}, {EntityID: issuerID, KeySHA256: keySum(issuerAPIKey)}}},
+		fst, dir, rt, hub, log, now)
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	f.Mount(e)
-	return &env{engine: e, logs: logs, issuer: iss}
+	return &env{engine: e, logs: logs, issuer: iss, shopTLS: shopTLS, issuerTLS: issuerTLS}
+}
+
+// newCert makes a certificate of kind valid at testNow.
+func newCert(t testing.TB, kind devpki.Kind, cn string) *x509.Certificate {
+	t.Helper()
+	_, certPEM, err := devpki.Generate(kind, cn, nil, testNow.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := saml.ParseCertificatesPEM(certPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return certs[0]
 }
 
 func newSigner(t testing.TB, kind devpki.Kind, cn string) *saml.Signer {
@@ -260,9 +288,11 @@ func (p *issuer) received() ([]*saml.ServiceRequest, [][]byte) {
 
 // request is one HTTP request to the facade.
 type request struct {
-	path    string
-	key     string // Idempotency-Key
-	auth    string // the API key; "-" for none
+	path string
+	key  string // Idempotency-Key
+	auth string // the API key; "-" for none
+	// tls is the TLS client certificate the connection presented.
+	tls     *x509.Certificate
 	body    string
 	rawBody []byte // instead of body
 }
@@ -304,6 +334,9 @@ func (e *env) do(t testing.TB, r request) (a answer) {
 	}
 	if r.key != "" {
 		hr.Header.Set("Idempotency-Key", r.key)
+	}
+	if r.tls != nil {
+		hr.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{r.tls}}
 	}
 	w := httptest.NewRecorder()
 	func() {
