@@ -10,16 +10,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kecis/kecis/connectors/sqlstore"
 	"github.com/kecis/kecis/examples/demo"
 )
 
 type demoAddrs struct{ hub, ops, issuer, native, telecom, pgNative, pgKECIS, pgCall string }
 
 // demoOptions are the demo's other flags: --tester (register the
-// conformance suite and write its profiles) and --relay-timeout.
+// conformance suite and write its profiles), --relay-timeout and
+// --postgres (the hub's database).
 type demoOptions struct {
 	tester       bool
 	relayTimeout time.Duration
+	postgres     string
 }
 
 // runFederationDemo starts the demo federation, prints the guide and waits
@@ -35,7 +38,7 @@ func runFederationDemo(ctx context.Context, w io.Writer, dir string, a demoAddrs
 	defer logFile.Close()
 	d, err := demo.Start(ctx, demo.Config{Dir: dir, HubListen: a.hub, HubOps: a.ops, IssuerKECIS: a.issuer, IssuerNative: a.native, Telecom: a.telecom,
 		PGNative: a.pgNative, PGKECIS: a.pgKECIS, PGCall: a.pgCall,
-		AllowClearCard: true, Tester: o.tester, RelayTimeout: o.relayTimeout, Log: slog.New(slog.NewJSONHandler(logFile, nil))})
+		AllowClearCard: true, Tester: o.tester, RelayTimeout: o.relayTimeout, Postgres: o.postgres, Log: slog.New(slog.NewJSONHandler(logFile, nil))})
 	if err != nil {
 		return err
 	}
@@ -44,6 +47,10 @@ func runFederationDemo(ctx context.Context, w io.Writer, dir string, a demoAddrs
 	var shops strings.Builder
 	for _, s := range d.Merchants {
 		fmt.Fprintf(&shops, "  %-15s %s\n", s.Name, s.EntityID)
+	}
+	state := dir
+	if o.postgres != "" {
+		state += "; the hub's database: " + sqlstore.RedactDSN(d.Hub.Config.Database.DSN)
 	}
 	fmt.Fprintf(w, `KECIS demo federation is up (state and logs in %s).
 
@@ -79,7 +86,7 @@ Then open the holder's phone to see the issuer's approval text:
   %s/phones/%s
 %s
 Press Ctrl-C to stop.
-`, dir, d.HubURL, d.HubURL, d.HubOps, d.PGNative, d.PGKECIS, d.IssuerNative, d.IssuerNative, d.TelecomURL,
+`, state, d.HubURL, d.HubURL, d.HubOps, d.PGNative, d.PGKECIS, d.IssuerNative, d.IssuerNative, d.TelecomURL,
 		shops.String(), filepath.Join(dir, demo.ManifestFile),
 		c.PAN.Reveal(), c.ExpMonth, c.ExpYear, c.Holder, c.Phone, c.Description,
 		testCardTable(d), dir, d.IssuerNative+demo.SettlePath,

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/examples/demo"
 	"github.com/kecis/kecis/examples/telecom"
@@ -240,5 +241,25 @@ func payThroughFacade(t *testing.T, m *demo.Manifest) {
 		if v := pay(low, low.Limit+10000); v["status"] == "Success" || v["sub_status"] != low.Outcome {
 			t.Fatalf("%s at %s, over the limit: %v", mer.Name, m.HubURL, v)
 		}
+	}
+}
+
+// TestDemoOnPostgres: --postgres runs the demo's hub on PostgreSQL (the
+// DSN's schema), says so without a password, and keeps no hub.db.
+func TestDemoOnPostgres(t *testing.T) {
+	dsn := sqltest.TestPostgresDSN(t)
+	dir := t.TempDir()
+	d, out := startFederationDemoWith(t, dir, demoOptions{postgres: dsn, relayTimeout: 5 * time.Second})
+	if d.Hub.Config.Database.DSN != dsn {
+		t.Fatalf("the hub's DSN: %s, want %s", d.Hub.Config.Database.DSN, dsn)
+	}
+	if !strings.Contains(out.String(), "the hub's database: postgres://") {
+		t.Fatalf("the guide does not name the hub's database:\n%s", out.String())
+	}
+	if err := d.HubStore.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "hub", "hub.db")); err == nil {
+		t.Fatal("a hub.db beside the PostgreSQL store")
 	}
 }

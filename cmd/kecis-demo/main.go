@@ -75,7 +75,9 @@ func newCmd() *cobra.Command {
 adapter (with its own native API and admin page), a simulated mobile carrier
 whose phones receive the issuer's approval texts, a payment gateway behind the
 KECIS sidecar, and two demo merchants — with a development PKI generated on
-first run into --dir, every participant registered and approved, on SQLite. It
+first run into --dir, every participant registered and approved, on SQLite (the
+hub on PostgreSQL with --postgres DSN: in the DSN's search_path, else in a schema
+of --dir's own, kecis_demo_<16 hex digits>, created on first run). It
 prints what to open and a curl line that approves a card payment through the
 hub's JSON facade, then runs until Ctrl-C.
 
@@ -140,6 +142,7 @@ did not pass or no demo runs in --dir, 2 on a usage error.`,
 	cmd.Flags().StringVar(&kecisBin, "kecis", "", "with --conformance: the kecis binary (default: the kecis beside kecis-demo, else on the PATH)")
 	cmd.Flags().BoolVar(&opts.tester, "tester", true, "register the conformance suite's tester and write its test profiles (test mode)")
 	cmd.Flags().DurationVar(&opts.relayTimeout, "relay-timeout", 10*time.Second, "how long the hub waits for a provider before it answers Pending")
+	cmd.Flags().StringVar(&opts.postgres, "postgres", "", "the hub's database: a postgres:// DSN (its schema: the DSN's search_path, else kecis_demo_<hash of --dir>, created on first run); default SQLite in --dir")
 	cmd.Flags().StringVar(&addrs.hub, "hub", "127.0.0.1:8443", "the hub's HTTPS address")
 	cmd.Flags().StringVar(&addrs.ops, "hub-ops", "127.0.0.1:9090", "the hub's /healthz, /readyz, /metrics")
 	cmd.Flags().StringVar(&addrs.issuer, "issuer", "127.0.0.1:8444", "the issuer's KECIS endpoint")

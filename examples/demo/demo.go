@@ -3,7 +3,8 @@
 // carrier delivering the issuer's texts to simulated phones, a payment
 // gateway behind the KECIS sidecar and two merchants (SDK clients and
 // JSON-facade API keys), with a development PKI generated on first run,
-// every participant registered and approved, on SQLite. `kecis-demo`
+// every participant registered and approved, on SQLite (the hub on
+// PostgreSQL with Config.Postgres). `kecis-demo`
 // (make run), the end-to-end tests and the conformance suite's reference
 // runs use it. It is wiring, not plumbing: it lives beside the simulated
 // companies it wires, and the production `kecis` links none of them
@@ -95,6 +96,13 @@ type Config struct {
 	// Demo.Clock: this clock plus the time Settle skipped.
 	IssuerNow func() time.Time
 	Log       *slog.Logger
+	// Postgres, when set, is a postgres:// DSN: the hub's database is
+	// there instead of SQLite's hub/hub.db — in the schema the DSN's
+	// search_path names, else in this directory's own schema
+	// (PostgresSchema), created on first run so that demos in different
+	// directories never share a registry. The simulated companies keep
+	// their SQLite databases.
+	Postgres string
 	// Tester registers the conformance suite as a participant with the
 	// `tester` role (keys under Dir/tester), and its second identity
 	// (SecondTesterID, keys under Dir/tester2), and lets the issuer's back
@@ -179,6 +187,8 @@ type Demo struct {
 	closers []func()
 	// settleMu runs one Settle at a time.
 	settleMu sync.Mutex
+	// hubDSN is the hub's database (hubDatabase).
+	hubDSN string
 	// conformance is demo.json's conformance section (startConformance).
 	conformance ManifestConformance
 }
