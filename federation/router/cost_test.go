@@ -19,8 +19,8 @@ import (
 
 // What one card approval costs the hub's store (KECIS §12.3), through the
 // two paths of the router: the SOAP endpoint (a participant's signed
-// request, ServeHTTP) and Relay as the JSON facade calls it (the facade's
-// audit record of the merchant's authentication, then Relay). The store is
+// request, ServeHTTP) and Relay as the JSON facade calls it (with its
+// audit record of the merchant's authentication, router.WithAudit). The store is
 // SQLite through a probe (federation/store/sqlstore/probe), the provider a
 // fake that answers Success. Reported per approval:
 //
@@ -99,8 +99,7 @@ func (c *costFixture) approve(tb testing.TB, path, key string) {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		ctx = facadeAudit(tb, ctx, c.fixture, req, msg)
-		res := c.rt.Relay(ctx, req, dest, saml.WrapSOAP(msg))
+		res := c.rt.Relay(ctx, req, dest, saml.WrapSOAP(msg), router.WithAudit(facadeAudit(req, msg)))
 		if res.Outcome != router.OutcomeAnswered || !res.Status.OK() {
 			tb.Fatalf("approval %s: %+v", key, res.Status)
 		}
@@ -201,15 +200,11 @@ func seedHistory(tb testing.TB, st *sqlstore.Store, n int) {
 	}
 }
 
-// facadeAudit does what the facade does before Relay: it records how the
-// hub authenticated the merchant, with the request it signed.
-func facadeAudit(tb testing.TB, ctx context.Context, f *fixture, req *saml.ServiceRequest, msg []byte) context.Context {
-	tb.Helper()
-	rec := &store.AuditRecord{Time: time.Now(), Kind: "facade.request", Actor: req.Issuer, EntityID: req.Issuer,
+// facadeAudit is the facade's record of how the hub authenticated the
+// merchant, with the request it signed, which it hands to Relay's first
+// commit (router.WithAudit).
+func facadeAudit(req *saml.ServiceRequest, msg []byte) *store.AuditRecord {
+	return &store.AuditRecord{Time: time.Now(), Kind: "facade.request", Actor: req.Issuer, EntityID: req.Issuer,
 		TxID: req.Issuer + "|" + req.IdempotencyKey, RequestID: req.ID, IdempotencyKey: req.IdempotencyKey,
 		Detail: `{"auth_method":"api-key"}`, Message: msg}
-	if err := f.st.AppendAudit(ctx, rec); err != nil {
-		tb.Fatal(err)
-	}
-	return ctx
 }

@@ -3,7 +3,6 @@ package router
 import (
 	"context"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -199,18 +198,18 @@ func (d *Directory) SigningCertificates(ctx context.Context, entityID string) ([
 
 var _ saml.KeyResolver = (*Directory)(nil)
 
-// replayStore adapts the store's replay cache to saml.ReplayCache.
-type replayStore struct {
-	st  store.Store
-	now func() time.Time
+// replayBatch is the saml.ReplayCache of a Receiver whose message IDs the
+// router commits with the rest of the step (store.Writes.Remember, KECIS
+// §12.3): Remember only collects, and the commit refuses an ID already
+// live (store.ErrAlreadySeen), so that of two replicas receiving one
+// message exactly one goes on.
+type replayBatch struct {
+	entries []store.ReplayEntry
 }
 
-func (r replayStore) Remember(ctx context.Context, issuer, id string, expires time.Time) error {
-	err := r.st.RememberMessage(ctx, issuer, id, expires, r.now())
-	if errors.Is(err, store.ErrAlreadySeen) {
-		return saml.ErrAlreadySeen
-	}
-	return err
+func (r *replayBatch) Remember(_ context.Context, issuer, id string, expires time.Time) error {
+	r.entries = append(r.entries, store.ReplayEntry{Issuer: issuer, ID: id, Expires: expires})
+	return nil
 }
 
 // All returns every active participant (a fresh snapshot when stale).

@@ -36,10 +36,51 @@ type Result struct {
 	Msg      []byte                // when Answered: the KECIS message inside it
 }
 
+// RelayOption adds to what Relay writes.
+type RelayOption func(*relayWrites)
+
+// relayWrites is what the caller hands to Relay's first commit.
+type relayWrites struct {
+	remember []store.ReplayEntry
+	audit    []*store.AuditRecord
+}
+
+// WithAudit has Relay commit recs in its first commit, the one that
+// claims the idempotency key before it forwards (KECIS §12.3): the
+// caller's record of the request — the JSON facade's, of how the hub
+// authenticated the merchant and the request it signed — costs no commit
+// of its own, and exists whenever the request was forwarded. Relay sets
+// their IDs when they are stored; a request refused by the idempotency
+// guard is audited too.
+func WithAudit(recs ...*store.AuditRecord) RelayOption {
+	return func(w *relayWrites) { w.audit = append(w.audit, recs...) }
+}
+
+// withRemember has Relay's first commit record the received request's
+// message IDs in the replay cache; an ID already live refuses the request
+// as a replay and nothing of the commit is written.
+func withRemember(es ...store.ReplayEntry) RelayOption {
+	return func(w *relayWrites) { w.remember = append(w.remember, es...) }
+}
+
 // Relay applies the idempotency guard to a verified request and forwards
 // soapBody (the request's SOAP HTTP body, unchanged) to dest; it audits the
 // answer. It is shared by the SOAP endpoint and the JSON facade.
-func (rt *Router) Relay(ctx context.Context, req *saml.ServiceRequest, dest *Entry, soapBody []byte) *Result {
+//
+// What it writes costs the store two commits (KECIS §12.3): before it
+// forwards, one with the idempotency claim and what opts hand it (the
+// received request's replay record and audit records); after, one with the
+// provider's answer's replay record, the release of the key (done when
+// answered) and the answer's audit record, and a bounded pruning of
+// expired rows. An answer is passed on only once that second commit
+// holds: when it fails, the sender is told Pending and a retry with the
+// same key is forwarded again once the lease has expired — the provider,
+// the authority, answers it with the original outcome (§7.1).
+func (rt *Router) Relay(ctx context.Context, req *saml.ServiceRequest, dest *Entry, soapBody []byte, opts ...RelayOption) *Result {
+	var in relayWrites
+	for _, o := range opts {
+		o(&in)
+	}
 	rt.ensureSnapshot(ctx, dest)
 	if sender, err := rt.dir.ByID(ctx, req.Issuer); err == nil {
 		rt.ensureSnapshot(ctx, sender)
@@ -49,37 +90,48 @@ func (rt *Router) Relay(ctx context.Context, req *saml.ServiceRequest, dest *Ent
 			rt.ensureSnapshot(ctx, m)
 		}
 	}
+	now := rt.now()
+	first := &store.Writes{Now: now, Remember: in.remember, Audit: in.audit}
 	var scope, owner string
 	if req.IdempotencyKey != "" {
 		scope = saml.IdemScope(req.Issuer, req.OnBehalfOf)
 		owner = rt.cfg.ReplicaID + "/" + req.ID
-		fp := rt.fingerprint(req, dest.P.EntityID)
-		res, _, err := rt.st.AcquireIdem(ctx, scope, req.IdempotencyKey, fp, owner, req.ID,
-			rt.now().Add(rt.cfg.Timeout+rt.cfg.LeaseGrace), rt.now())
-		if err != nil {
-			rt.log.ErrorContext(ctx, "idempotency store", "err", err)
+		first.Claim = &store.IdemClaim{Scope: scope, Key: req.IdempotencyKey, Fingerprint: rt.fingerprint(req, dest.P.EntityID),
+			Owner: owner, RequestID: req.ID, LeaseUntil: now.Add(rt.cfg.Timeout + rt.cfg.LeaseGrace)}
+	}
+	if !first.Empty() {
+		c, err := rt.st.Commit(ctx, first)
+		switch {
+		case errors.Is(err, store.ErrAlreadySeen):
+			e := saml.ErrReplay.WithCausef("ID %q from %q", req.ID, req.Issuer)
+			if rt.metrics != nil {
+				rt.metrics.Refusals.WithLabelValues(e.Reason, e.Stage.String()).Inc()
+			}
+			rt.log.WarnContext(ctx, "kecis message refused", "refusal", e)
+			return &Result{Outcome: OutcomeRefused, Status: e.StatusValue()}
+		case err != nil:
+			rt.log.ErrorContext(ctx, "store: the request's commit", "err", err)
 			return &Result{Outcome: OutcomeUnavailable, Status: saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeProviderUnavailable, Message: "temporarily unable to process the request"}}
 		}
-		if rt.metrics != nil {
-			rt.metrics.IdemHits.WithLabelValues(string(res)).Inc()
-		}
-		if st, refused := res.Refusal(); refused {
-			return &Result{Outcome: OutcomeRefused, Status: st}
+		if first.Claim != nil {
+			if rt.metrics != nil {
+				rt.metrics.IdemHits.WithLabelValues(string(c.Claim)).Inc()
+			}
+			if st, refused := c.Claim.Refusal(); refused {
+				return &Result{Outcome: OutcomeRefused, Status: st}
+			}
 		}
 	}
 	ans, out := rt.forward(ctx, req, dest, soapBody)
-	if scope != "" {
-		state := store.IdemInFlight // lease cleared: the key stays retryable
-		if out == OutcomeAnswered {
-			state = store.IdemDone
+	if recorded := rt.commitAnswer(ctx, req, dest, scope, owner, ans, out); recorded != out {
+		if out == OutcomeAnswered && recorded == OutcomePending {
+			return &Result{Outcome: OutcomePending, Status: saml.Status{Code: saml.StatusResponder, SubCode: saml.CodePending,
+				Message: "the hub could not record the provider's answer; ask with the service's inquire, or retry with the same idempotency key"}}
 		}
-		if err := rt.st.ReleaseIdem(context.WithoutCancel(ctx), scope, req.IdempotencyKey, owner, state, rt.now()); err != nil {
-			rt.log.WarnContext(ctx, "idempotency release", "err", err)
-		}
+		out = recorded
 	}
 	switch out {
 	case OutcomeAnswered:
-		rt.audit(ctx, "message.out", req, dest.P.EntityID, ans.msg, ans.status)
 		rt.count(req.Service, ans.status)
 		return &Result{Outcome: out, Status: *ans.status, Response: ans.resp, Body: ans.body, Msg: ans.msg}
 	case OutcomePending:
@@ -91,11 +143,71 @@ func (rt *Router) Relay(ctx context.Context, req *saml.ServiceRequest, dest *Ent
 	}
 }
 
+// commitAnswer is Relay's second commit: the answer's replay record and
+// audit record with the release of the key (done), or, without an
+// answer, the release alone (the lease cleared: a timeout is never an
+// outcome); and the bounded pruning. It returns the outcome the sender
+// may be told: out, except that an answer that could not be recorded is
+// Pending (nothing is passed on that the store does not hold), and an
+// answer whose message ID is already in the replay cache — not the
+// provider's answer to this request — is ProviderUnavailable, its key
+// released retryable.
+func (rt *Router) commitAnswer(ctx context.Context, req *saml.ServiceRequest, dest *Entry, scope, owner string, ans *answer, out Outcome) Outcome {
+	ctx = context.WithoutCancel(ctx) // the exchange happened: record it
+	w := &store.Writes{Now: rt.now(), Prune: rt.prune()}
+	if scope != "" {
+		w.Release = &store.IdemRelease{Scope: scope, Key: req.IdempotencyKey, Owner: owner, State: store.IdemInFlight}
+	}
+	if out == OutcomeAnswered {
+		if w.Release != nil {
+			w.Release.State = store.IdemDone
+		}
+		w.Remember = ans.remember
+		w.Audit = []*store.AuditRecord{rt.auditRecord("message.out", req, dest.P.EntityID, ans.msg, ans.status)}
+	}
+	if w.Empty() {
+		return out
+	}
+	c, err := rt.st.Commit(ctx, w)
+	if errors.Is(err, store.ErrAlreadySeen) && out == OutcomeAnswered {
+		rt.log.WarnContext(ctx, "provider's answer does not verify", "provider", dest.P.EntityID,
+			"refusal", saml.ErrReplay.WithCausef("the answer's ID %v was seen before", ans.remember))
+		out = OutcomeUnavailable
+		w.Remember, w.Audit = nil, nil
+		if w.Release == nil {
+			return out
+		}
+		w.Release.State = store.IdemInFlight
+		c, err = rt.st.Commit(ctx, w)
+	}
+	if err != nil {
+		rt.log.ErrorContext(ctx, "store: the answer's commit", "err", err)
+		if out == OutcomeAnswered {
+			return OutcomePending
+		}
+		return out
+	}
+	if c.ReleaseErr != nil {
+		rt.log.WarnContext(ctx, "idempotency release", "err", c.ReleaseErr)
+	}
+	return out
+}
+
+// prune is the clean-up each answer's commit does (store.Prune): expired
+// replay records, and idempotency entries idle for cfg.IdemRetention.
+func (rt *Router) prune() *store.Prune {
+	if rt.cfg.PruneLimit <= 0 {
+		return nil
+	}
+	return &store.Prune{Limit: rt.cfg.PruneLimit, IdemBefore: rt.now().Add(-rt.cfg.IdemRetention)}
+}
+
 type answer struct {
-	body   []byte // the HTTP body to pass on unchanged
-	msg    []byte // the KECIS message inside it
-	status *saml.Status
-	resp   *saml.ServiceResponse
+	remember []store.ReplayEntry // its message ID, for the replay cache
+	body     []byte              // the HTTP body to pass on unchanged
+	msg      []byte              // the KECIS message inside it
+	status   *saml.Status
+	resp     *saml.ServiceResponse
 }
 
 // forward sends the HTTP body unchanged to the recipient's endpoints, in
@@ -187,7 +299,8 @@ func (rt *Router) checkAnswer(ctx context.Context, req *saml.ServiceRequest, des
 	}
 	pending := saml.NewMemoryPending(rt.now)
 	_ = pending.Add(ctx, req.ID, dest.P.EntityID, rt.now().Add(rt.cfg.Timeout+time.Minute))
-	rc := &saml.Receiver{Keys: rt.dir, Replay: replayStore{rt.st, rt.now}, Pending: pending,
+	replay := &replayBatch{}
+	rc := &saml.Receiver{Keys: rt.dir, Replay: replay, Pending: pending,
 		ValidatePayload: true, ClockSkew: rt.cfg.ClockSkew, Limits: rt.limits(), Now: rt.now, Logger: rt.log}
 	got, err := rc.ReceiveResponse(ctx, msg)
 	if err != nil {
@@ -195,5 +308,5 @@ func (rt *Router) checkAnswer(ctx context.Context, req *saml.ServiceRequest, des
 		return nil, false
 	}
 	st := got.Response.Status
-	return &answer{body: body, msg: msg, status: &st, resp: got.Response}, true
+	return &answer{remember: replay.entries, body: body, msg: msg, status: &st, resp: got.Response}, true
 }

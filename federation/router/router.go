@@ -40,10 +40,29 @@ type Config struct {
 	ReplicaID string
 	Limits    saml.Limits
 	ClockSkew time.Duration
+	// IdemRetention is how long an idempotency entry that is done (or
+	// whose lease expired) is kept after its last change; older ones are
+	// pruned (KECIS §12.3). Default 24 hours, the IETF Idempotency-Key
+	// draft's suggestion: a retry after that is forwarded as a new key, and
+	// the provider, the authority, still answers it with the original
+	// outcome.
+	IdemRetention time.Duration
+	// PruneLimit bounds how many expired replay records and how many idle
+	// idempotency entries each answer's commit deletes (default 16; a
+	// negative value disables pruning). An approval adds two replay
+	// records and one entry, so the tables stay bounded by what the
+	// retention keeps.
+	PruneLimit int
 	// Breaker configures the circuit breaker of each provider endpoint
 	// (KECIS §12.1.1).
 	Breaker BreakerConfig
 }
+
+// Defaults of Config's pruning (KECIS §12.3).
+const (
+	DefaultIdemRetention = 24 * time.Hour
+	DefaultPruneLimit    = 16
+)
 
 // Router relays KECIS messages.
 type Router struct {
@@ -72,6 +91,12 @@ func New(cfg Config, st store.Store, dir *Directory, m *Metrics, log *slog.Logge
 	}
 	if cfg.LeaseGrace == 0 {
 		cfg.LeaseGrace = 10 * time.Second
+	}
+	if cfg.IdemRetention <= 0 {
+		cfg.IdemRetention = DefaultIdemRetention
+	}
+	if cfg.PruneLimit == 0 {
+		cfg.PruneLimit = DefaultPruneLimit
 	}
 	if now == nil {
 		now = time.Now

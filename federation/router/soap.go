@@ -32,9 +32,10 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var dest *Entry
+	replay := &replayBatch{} // committed by Relay with the idempotency claim
 	rc := &saml.Receiver{
 		Keys:        rt.dir,
-		Replay:      replayStore{rt.st, rt.now},
+		Replay:      replay,
 		HubEntityID: rt.cfg.HubEntityID,
 		AcceptDestination: func(ctx context.Context, d string) error {
 			e, err := rt.dir.ByEndpoint(ctx, d)
@@ -81,8 +82,8 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := got.Request
-	rt.audit(ctx, "message.in", req, dest.P.EntityID, msg, nil)
-	res := rt.Relay(ctx, req, dest, body)
+	in := rt.auditRecord("message.in", req, dest.P.EntityID, msg, nil)
+	res := rt.Relay(ctx, req, dest, body, withRemember(replay.entries...), WithAudit(in))
 	if res.Outcome == OutcomeAnswered {
 		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 		w.WriteHeader(http.StatusOK)
