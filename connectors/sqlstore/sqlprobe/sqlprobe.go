@@ -60,6 +60,18 @@ type Probe struct {
 	crashAt    atomic.Int64 // 0: never; else the write statement number that fails
 	crashed    atomic.Bool
 	crashWrite atomic.Int64 // writes counted when CrashAt was armed
+	trace      atomic.Pointer[func(query string, args []any)]
+}
+
+// Trace calls f with every statement from now on (reads and writes,
+// with their arguments) before it runs; nil stops. Tests that check a
+// request's statements with EXPLAIN QUERY PLAN collect them this way.
+func (p *Probe) Trace(f func(query string, args []any)) {
+	if f == nil {
+		p.trace.Store(nil)
+		return
+	}
+	p.trace.Store(&f)
 }
 
 // Counts is a snapshot of a probe's counters.
@@ -219,7 +231,14 @@ type txn struct {
 	wrote bool
 }
 
-func (c *conn) statement(query string) error {
+func (c *conn) statement(query string, args []driver.NamedValue) error {
+	if f := c.p.trace.Load(); f != nil {
+		vs := make([]any, len(args))
+		for i, a := range args {
+			vs[i] = a.Value
+		}
+		(*f)(query, vs)
+	}
 	if !isWrite(query) {
 		return c.p.alive()
 	}
@@ -270,14 +289,14 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 }
 
 func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	if err := c.statement(query); err != nil {
+	if err := c.statement(query, args); err != nil {
 		return nil, err
 	}
 	return c.inner.(driver.ExecerContext).ExecContext(ctx, query, args)
 }
 
 func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	if err := c.statement(query); err != nil {
+	if err := c.statement(query, args); err != nil {
 		return nil, err
 	}
 	return c.inner.(driver.QueryerContext).QueryContext(ctx, query, args)
@@ -339,14 +358,14 @@ func (s *stmt) Query(args []driver.Value) (driver.Rows, error) {
 }
 
 func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
-	if err := s.c.statement(s.query); err != nil {
+	if err := s.c.statement(s.query, args); err != nil {
 		return nil, err
 	}
 	return s.inner.(driver.StmtExecContext).ExecContext(ctx, args)
 }
 
 func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
-	if err := s.c.statement(s.query); err != nil {
+	if err := s.c.statement(s.query, args); err != nil {
 		return nil, err
 	}
 	return s.inner.(driver.StmtQueryContext).QueryContext(ctx, args)
