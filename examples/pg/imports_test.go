@@ -96,10 +96,11 @@ func TestImportsNoKECIS(t *testing.T) {
 
 	// The tests may add the test helpers, and the package itself.
 	testAllowed := map[string]bool{
-		module + "/examples/pg":                 true,
-		module + "/connectors/sqlstore":         true,
-		module + "/connectors/sqlstore/sqltest": true,
-		module + "/internal/testutil":           true,
+		module + "/examples/pg":                  true,
+		module + "/connectors/sqlstore":          true,
+		module + "/connectors/sqlstore/sqltest":  true,
+		module + "/connectors/sqlstore/sqlprobe": true,
+		module + "/internal/testutil":            true,
 	}
 	for _, imp := range imports(t, ".", true) {
 		if strings.HasPrefix(imp, module) && !testAllowed[imp] {

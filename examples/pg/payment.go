@@ -143,12 +143,12 @@ func (p *PG) openPaymentOf(ctx context.Context, tx *sql.Tx, req *PayRequest, pan
 		return "", "", "", newError(CodeMerchantInactive, "the merchant is "+status), nil
 	}
 	var live int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pgw_transactions WHERE mid = $1 AND order_no = $2
-		AND status NOT IN ('DECLINED', 'FAILED')`, req.MID, req.OrderNo).Scan(&live); err != nil {
-		return "", "", "", nil, fmt.Errorf("pg: check order: %w", err)
-	}
-	if live > 0 {
+	switch err := tx.QueryRowContext(ctx, `SELECT 1 FROM pgw_transactions WHERE mid = $1 AND order_no = $2
+		AND status NOT IN ('DECLINED', 'FAILED') LIMIT 1`, req.MID, req.OrderNo).Scan(&live); {
+	case err == nil:
 		return "", "", "", newError(CodeDuplicateOrder, "the order already has a transaction"), nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return "", "", "", nil, fmt.Errorf("pg: check order: %w", err)
 	}
 	if !c.Allows(pan) {
 		return "", "", "", newError(CodeBINNotAllowed, "the merchant's contract does not accept this card"), nil
@@ -158,9 +158,11 @@ func (p *PG) openPaymentOf(ctx context.Context, tx *sql.Tx, req *PayRequest, pan
 	}
 	day := p.bizDate(now)
 	if c.DailyLimit > 0 {
+		// The running total, read under the merchant's lock taken above.
 		var used int64
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(amount - cancelled_amount), 0) FROM pgw_transactions
-			WHERE mid = $1 AND biz_date = $2 AND status NOT IN ('DECLINED', 'FAILED')`, req.MID, day).Scan(&used); err != nil {
+		err := tx.QueryRowContext(ctx, `SELECT used FROM pgw_daily_totals WHERE mid = $1 AND biz_date = $2`,
+			req.MID, day).Scan(&used)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return "", "", "", nil, fmt.Errorf("pg: daily total: %w", err)
 		}
 		if used+req.Amount > c.DailyLimit {
@@ -188,11 +190,38 @@ func (p *PG) openPaymentOf(ctx context.Context, tx *sql.Tx, req *PayRequest, pan
 		MaskCardNo(pan), c.FeeBPS, buyer, day, p.t(now)); err != nil {
 		return "", "", "", nil, fmt.Errorf("pg: insert transaction: %w", err)
 	}
+	if err := p.addDailyTotal(ctx, tx, req.MID, day, req.Amount); err != nil {
+		return "", "", "", nil, err
+	}
 	opID, gwKey, err = p.openOperation(ctx, tx, tid, OpApprove, req.Amount, "", now)
 	if err != nil {
 		return "", "", "", nil, err
 	}
 	return tid, opID, gwKey, nil, nil
+}
+
+// addDailyTotal adds delta won to the running total of a merchant's
+// business day (pgw_daily_totals): what its transactions not DECLINED or
+// FAILED add up to, amount − cancelled_amount each, which the daily limit
+// check reads. Every change of a transaction's amount, cancelled amount or
+// status is matched by one call in the same write transaction.
+func (p *PG) addDailyTotal(ctx context.Context, tx *sql.Tx, mid, day string, delta int64) error {
+	if delta == 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO pgw_daily_totals (mid, biz_date, used) VALUES ($1, $2, $3)
+		ON CONFLICT (mid, biz_date) DO UPDATE SET used = pgw_daily_totals.used + excluded.used`, mid, day, delta); err != nil {
+		return fmt.Errorf("pg: daily total: %w", err)
+	}
+	return nil
+}
+
+// dailyUse is what a transaction counts against its day's limit.
+func dailyUse(st Status, amount, cancelled int64) int64 {
+	if st == StatusDeclined || st == StatusFailed {
+		return 0
+	}
+	return amount - cancelled
 }
 
 // openOperation records a PENDING gateway operation on tid and marks the
@@ -560,18 +589,19 @@ type txRow struct {
 	masked     string
 	orderNo    string
 	pendingOp  string
+	bizDate    string
 }
 
 func (p *PG) txRow(ctx context.Context, q sqlstore.Queryer, tid string, lock bool) (*txRow, error) {
 	var t txRow
 	var status string
-	query := `SELECT tid, mid, order_no, status, amount, cancelled_amount, approval_no, masked_card, pending_op
-		FROM pgw_transactions WHERE tid = $1`
+	query := `SELECT tid, mid, order_no, status, amount, cancelled_amount, approval_no, masked_card, pending_op,
+		biz_date FROM pgw_transactions WHERE tid = $1`
 	if lock {
 		query += p.forUpdate()
 	}
 	err := q.QueryRowContext(ctx, query, tid).Scan(&t.tid, &t.mid, &t.orderNo, &status, &t.amount, &t.cancelled,
-		&t.approvalNo, &t.masked, &t.pendingOp)
+		&t.approvalNo, &t.masked, &t.pendingOp, &t.bizDate)
 	if err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, err

@@ -102,6 +102,23 @@ func Open(ctx context.Context, cfg Config) (*PG, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pg: %w", err)
 	}
+	return p.use(ctx, db)
+}
+
+// OpenDB is Open on a database the caller opened (cfg.DSN is ignored):
+// it migrates db and returns the PG, whose Close closes db. The tests and
+// benchmarks that count what a payment writes open db through
+// connectors/sqlstore/sqlprobe.
+func OpenDB(ctx context.Context, db *sqlstore.DB, cfg Config) (*PG, error) {
+	p, err := newPG(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return p.use(ctx, db)
+}
+
+// use migrates db and makes it the PG's; on failure db is closed.
+func (p *PG) use(ctx context.Context, db *sqlstore.DB) (*PG, error) {
 	if _, err := db.MigrateFS(ctx, Component, migrations, "migrations"); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("pg: %w", err)

@@ -182,6 +182,10 @@ func (p *PG) finish(ctx context.Context, tx *sql.Tx, o *opRow, t *txRow, a *answ
 		p.t(now), t.tid); err != nil {
 		return fmt.Errorf("pg: update transaction: %w", err)
 	}
+	if err := p.addDailyTotal(ctx, tx, t.mid, t.bizDate,
+		dailyUse(n.status, t.amount, n.cancelled)-dailyUse(t.status, t.amount, t.cancelled)); err != nil {
+		return err
+	}
 	if o.kind == OpApprove {
 		// The approval's outcome is the transaction's result.
 		if _, err := tx.ExecContext(ctx, `UPDATE pgw_transactions SET result_code = $1, result_detail = $2 WHERE tid = $3`,
