@@ -17,8 +17,7 @@ var (
 		"an Idempotency-Key header is required for an operation that changes state")
 	ProblemIdempotencyKeyInvalid = httpserver.NewProblem("idempotency-key-invalid", http.StatusBadRequest,
 		"the Idempotency-Key is longer than 255 characters")
-	ProblemBadRequest = httpserver.NewProblem("bad-request", http.StatusBadRequest,
-		"the body is not a request as the OpenAPI description (GET /v1/openapi.json) defines it")
+	ProblemBadRequest    = httpserver.ProblemBadRequest
 	ProblemInvalidFields = httpserver.NewProblem("invalid-fields", http.StatusBadRequest,
 		"the ECML fields are not valid")
 	ProblemMissingFields = httpserver.NewProblem("missing-fields", http.StatusBadRequest,

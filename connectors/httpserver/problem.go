@@ -35,6 +35,35 @@ func NewProblem(typ string, status int, title string) *Problem {
 // logged, nothing of it sent.
 var ProblemInternal = NewProblem("internal", http.StatusInternalServerError, "internal error")
 
+// The problems of a request's form, whatever the endpoint: each type has
+// this one title everywhere (the hub's facade and its own endpoints, the
+// sidecar's calling endpoint); the detail says what to fix.
+var (
+	// ProblemBadRequest is a request that is not as the endpoint's API
+	// description defines it: the detail names the member, field or
+	// parameter at fault.
+	ProblemBadRequest = NewProblem("bad-request", http.StatusBadRequest,
+		"the request is not as the API description defines it; the detail names what to fix")
+	// ProblemTooLarge is a body over the endpoint's cap.
+	ProblemTooLarge = NewProblem("too-large", http.StatusRequestEntityTooLarge,
+		"request body too large")
+	// ProblemUnreadable is a body that could not be read (the client went
+	// away, a broken chunked encoding).
+	ProblemUnreadable = NewProblem("unreadable", http.StatusBadRequest,
+		"request body could not be read")
+)
+
+// BodyProblem is the answer to an error reading a request's body:
+// ProblemTooLarge past the cap (*http.MaxBytesError), else
+// ProblemUnreadable; err is the cause.
+func BodyProblem(err error) *Problem {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return ProblemTooLarge.WithCause(err)
+	}
+	return ProblemUnreadable.WithCause(err)
+}
+
 // ProblemRateLimited is the answer to a client over its rate limit (KECIS
 // §12.7): 429 with Retry-After, the seconds until the client's next
 // request is admitted (WithRetryAfter; connectors/ratelimit computes it).

@@ -52,3 +52,15 @@ func TestProblem(t *testing.T) {
 		}
 	}
 }
+
+// TestBodyProblem: a body over the limit is too-large (413), any other
+// read failure unreadable (400); the error is the cause.
+func TestBodyProblem(t *testing.T) {
+	over := &http.MaxBytesError{Limit: 10}
+	if p := BodyProblem(fmt.Errorf("read: %w", over)); p.Type != "too-large" || p.Status != 413 || !errors.Is(p.Cause(), over) {
+		t.Errorf("too large: %s %d %v", p.Type, p.Status, p.Cause())
+	}
+	if p := BodyProblem(errors.New("connection reset")); p.Type != "unreadable" || p.Status != 400 {
+		t.Errorf("unreadable: %s %d", p.Type, p.Status)
+	}
+}

@@ -459,8 +459,10 @@ var (
 		"a request with this Idempotency-Key is being processed")
 )
 
-// problems lists every Problem, for the tests.
-var problems = []*httpserver.Problem{ProblemUnauthenticated, ProblemUnknownService, ProblemIdempotencyKeyMissing,
+// Problems lists every problem the facade answers: its tests answer each,
+// the OpenAPI description lists each, and the hub's tests check that each
+// type has one title across the hub (federation/server).
+var Problems = []*httpserver.Problem{ProblemUnauthenticated, ProblemUnknownService, ProblemIdempotencyKeyMissing,
 	ProblemIdempotencyKeyInvalid, ProblemBadRequest, ProblemInvalidFields, ProblemMissingFields, ProblemCardNumberInField,
 	ProblemClearSensitive, ProblemInvalidEncryptedCard, ProblemCardTwice, ProblemUnknownEncrypted, ProblemRecipientMismatch,
 	ProblemInvalidAmount, ProblemNoRoute, ProblemIdempotencyKeyReused, ProblemIdempotencyKeyInFlight, ProblemInternal}

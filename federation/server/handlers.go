@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/kecis/kecis/connectors/httpserver"
 	"github.com/kecis/kecis/federation/registry"
 	"github.com/kecis/kecis/federation/store"
 	"github.com/kecis/kecis/saml"
@@ -129,7 +130,7 @@ func (s *Server) getEntity(c *gin.Context) {
 func (s *Server) readBody(c *gin.Context) ([]byte, bool) {
 	b, err := io.ReadAll(c.Request.Body)
 	if err != nil {
-		s.fail(c, bodyProblem(err))
+		s.fail(c, httpserver.BodyProblem(err))
 		return nil, false
 	}
 	return b, true
@@ -286,7 +287,7 @@ func (s *Server) transition(action string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req transitionRequest
 		if err := c.ShouldBindJSON(&req); err != nil {
-			s.fail(c, ProblemIncompleteDecision.WithDetail("a JSON body with entity_id is required").WithCause(err))
+			s.fail(c, httpserver.ProblemBadRequest.WithDetail("a JSON body with entity_id is required").WithCause(err))
 			return
 		}
 		p, err := s.Registry.Decide(c.Request.Context(), registry.Decision{EntityID: req.EntityID, Action: action,

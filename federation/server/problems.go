@@ -14,8 +14,10 @@ import (
 )
 
 // The problems the hub's own endpoints answer (KECIS §12.4): metadata,
-// registration and the operator API. The JSON facade declares its own
-// (federation/facade); an error that is none of these is
+// registration and the operator API. Those of a request's form are
+// connectors/httpserver's (bad-request, too-large, unreadable,
+// rate-limited), as for the JSON facade (federation/facade), so that each
+// type has one title; an error that is none of these is
 // httpserver.ProblemInternal, its cause logged and nothing of it sent.
 var (
 	ProblemNotFound = httpserver.NewProblem("not-found", http.StatusNotFound,
@@ -24,10 +26,6 @@ var (
 		"metadata is temporarily unavailable")
 	ProblemUnknownEntity = httpserver.NewProblem("unknown-entity", http.StatusNotFound,
 		"no such participant")
-	ProblemTooLarge = httpserver.NewProblem("too-large", http.StatusRequestEntityTooLarge,
-		"request body too large")
-	ProblemUnreadable = httpserver.NewProblem("unreadable", http.StatusBadRequest,
-		"request body could not be read")
 	ProblemRegistrationClosed = httpserver.NewProblem("registration-closed", http.StatusForbidden,
 		"registration is closed on this hub; ask the operator")
 	ProblemNotAnOperator = httpserver.NewProblem("not-an-operator", http.StatusForbidden,
@@ -46,10 +44,6 @@ var (
 		"the participant's claim overlaps an active participant's (one issuer per BIN, one bank per bank code)")
 	ProblemStaleChange = httpserver.NewProblem("stale-change", http.StatusConflict,
 		"the pending change is not the one reviewed")
-	// ProblemIncompleteDecision answers an operator action without its
-	// entity_id, or without the reason or change it needs.
-	ProblemIncompleteDecision = httpserver.NewProblem("bad-request", http.StatusBadRequest,
-		"the decision is incomplete")
 	ProblemExists = httpserver.NewProblem("exists", http.StatusConflict,
 		"the participant is already registered")
 	ProblemConcurrentUpdate = httpserver.NewProblem("concurrent-update", http.StatusConflict,
@@ -72,7 +66,9 @@ var registryProblems = []struct {
 	{registry.ErrTransition, ProblemTransition, true},
 	{registry.ErrOverlap, ProblemOverlap, true},
 	{registry.ErrStaleChange, ProblemStaleChange, true},
-	{registry.ErrDecision, ProblemIncompleteDecision, true},
+	// An operator action without its entity_id, or without the reason or
+	// change it needs: the registry's reason names what is missing.
+	{registry.ErrDecision, httpserver.ProblemBadRequest, true},
 	{store.ErrExists, ProblemExists, false},
 	{store.ErrNotFound, ProblemUnknownEntity, false},
 	{store.ErrConflict, ProblemConcurrentUpdate, false},
@@ -91,15 +87,6 @@ func registryProblem(err error) *httpserver.Problem {
 		}
 	}
 	return httpserver.ProblemInternal.WithCause(err)
-}
-
-// bodyProblem is the answer to a request body that could not be read.
-func bodyProblem(err error) *httpserver.Problem {
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return ProblemTooLarge.WithCause(err)
-	}
-	return ProblemUnreadable.WithCause(err)
 }
 
 // fail answers a request with the problem err is (httpserver.AsProblem:

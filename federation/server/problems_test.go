@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/kecis/kecis/connectors/httpserver"
+	"github.com/kecis/kecis/federation/facade"
 	"github.com/kecis/kecis/federation/registry"
 	"github.com/kecis/kecis/federation/store"
 	"github.com/kecis/kecis/internal/testutil"
@@ -32,8 +33,8 @@ var serverProblems = []struct {
 	{"ProblemNotFound", ProblemNotFound, 404, "not-found"},
 	{"ProblemMetadataUnavailable", ProblemMetadataUnavailable, 503, "metadata-unavailable"},
 	{"ProblemUnknownEntity", ProblemUnknownEntity, 404, "unknown-entity"},
-	{"ProblemTooLarge", ProblemTooLarge, 413, "too-large"},
-	{"ProblemUnreadable", ProblemUnreadable, 400, "unreadable"},
+	{"httpserver.ProblemTooLarge", httpserver.ProblemTooLarge, 413, "too-large"},
+	{"httpserver.ProblemUnreadable", httpserver.ProblemUnreadable, 400, "unreadable"},
 	{"ProblemRegistrationClosed", ProblemRegistrationClosed, 403, "registration-closed"},
 	{"ProblemNotAnOperator", ProblemNotAnOperator, 403, "not-an-operator"},
 	{"ProblemInvalidMetadata", ProblemInvalidMetadata, 400, "invalid-metadata"},
@@ -43,10 +44,11 @@ var serverProblems = []struct {
 	{"ProblemTransition", ProblemTransition, 409, "transition"},
 	{"ProblemOverlap", ProblemOverlap, 409, "overlap"},
 	{"ProblemStaleChange", ProblemStaleChange, 409, "stale-change"},
-	{"ProblemIncompleteDecision", ProblemIncompleteDecision, 400, "bad-request"},
+	{"httpserver.ProblemBadRequest", httpserver.ProblemBadRequest, 400, "bad-request"},
 	{"ProblemExists", ProblemExists, 409, "exists"},
 	{"ProblemConcurrentUpdate", ProblemConcurrentUpdate, 409, "concurrent-update"},
 	{"ProblemInternal", httpserver.ProblemInternal, 500, "internal"},
+	{"httpserver.ProblemRateLimited", httpserver.ProblemRateLimited, 429, "rate-limited"},
 }
 
 // declaredProblems lists the Problem… variables problems.go declares.
@@ -153,7 +155,7 @@ func TestRegistryProblem(t *testing.T) {
 		{fmt.Errorf("%w: approve a participant that is active", registry.ErrTransition), ProblemTransition, true},
 		{fmt.Errorf("%w with b; approve with --allow-overlap", registry.ErrOverlap), ProblemOverlap, true},
 		{fmt.Errorf("%w: change 2 is pending now, not 1", registry.ErrStaleChange), ProblemStaleChange, true},
-		{fmt.Errorf("%w: an overlap is allowed only with a reason", registry.ErrDecision), ProblemIncompleteDecision, true},
+		{fmt.Errorf("%w: an overlap is allowed only with a reason", registry.ErrDecision), httpserver.ProblemBadRequest, true},
 		{fmt.Errorf("insert: %w", store.ErrExists), ProblemExists, false},
 		{store.ErrNotFound, ProblemUnknownEntity, false},
 		{fmt.Errorf("update: %w", store.ErrConflict), ProblemConcurrentUpdate, false},
@@ -186,13 +188,22 @@ func TestRegistryProblem(t *testing.T) {
 	}
 }
 
-// TestBodyProblem: a body over the limit is too-large, any other read
-// failure unreadable.
-func TestBodyProblem(t *testing.T) {
-	if p := bodyProblem(&http.MaxBytesError{Limit: 10}); p.Type != "too-large" || p.Status != 413 {
-		t.Errorf("too large: %s %d", p.Type, p.Status)
+// TestOneTitlePerType: the hub answers one vocabulary — its own endpoints'
+// problems, the JSON facade's and connectors/httpserver's: each type has
+// one status and one title wherever it is answered.
+func TestOneTitlePerType(t *testing.T) {
+	all := append([]*httpserver.Problem{}, facade.Problems...)
+	for _, c := range serverProblems {
+		all = append(all, c.p)
 	}
-	if p := bodyProblem(errors.New("connection reset")); p.Type != "unreadable" || p.Status != 400 {
-		t.Errorf("unreadable: %s %d", p.Type, p.Status)
+	seen := map[string]*httpserver.Problem{}
+	for _, p := range all {
+		if q, ok := seen[p.Type]; ok && (q.Title != p.Title || q.Status != p.Status) {
+			t.Errorf("%s: %d %q and %d %q", p.Type, q.Status, q.Title, p.Status, p.Title)
+		}
+		seen[p.Type] = p
+	}
+	if len(seen) < len(serverProblems) {
+		t.Errorf("only %d types", len(seen))
 	}
 }
