@@ -74,9 +74,14 @@ type costFixture struct {
 }
 
 func newCostFixture(tb testing.TB, path string) *costFixture {
+	return newCostFixtureClock(tb, path, nil)
+}
+
+// newCostFixtureClock is newCostFixture with the router's clock now.
+func newCostFixtureClock(tb testing.TB, path string, now func() time.Time) *costFixture {
 	tb.Helper()
 	st, pr := probe.Open(tb, path)
-	f := newFixtureOn(tb, st, 5*time.Second)
+	f := newFixtureClock(tb, st, 5*time.Second, now)
 	p := newProvider(tb, f.providerTLS, f.issuer, answerOK)
 	f.addRecipient(tb, issuerID, p.url)
 	return &costFixture{fixture: f, st: st, probe: pr, p: p, dest: p.url}

@@ -102,6 +102,10 @@ type provider struct {
 	bodies  [][]byte // the HTTP bodies it received
 	answers [][]byte // the HTTP bodies it answered
 	release chan struct{}
+	// byKey, when set, makes the provider idempotent as a real one is
+	// (KECIS §7.1): the approval code it first answered under an
+	// idempotency key is what it answers every retry with that key.
+	byKey map[string]string
 }
 
 func newProvider(t testing.TB, tlsCert tls.Certificate, signer *saml.Signer, mode providerMode) *provider {
@@ -184,8 +188,20 @@ func (p *provider) serve(w http.ResponseWriter, r *http.Request) {
 	case answerOther:
 		inResp = "_another-request"
 	}
+	code := "APV-" + id[len(id)-4:]
+	if key := root.FindElement("//IdempotencyKey"); key != nil {
+		p.mu.Lock()
+		if p.byKey != nil {
+			if first, ok := p.byKey[key.Text()]; ok {
+				code = first
+			} else {
+				p.byKey[key.Text()] = code
+			}
+		}
+		p.mu.Unlock()
+	}
 	b := &saml.Builder{Issuer: issuerID}
-	resp, err := b.NewResponse(inResp, "", saml.Status{Code: saml.StatusSuccess, Message: "APV-" + id[len(id)-4:]})
+	resp, err := b.NewResponse(inResp, "", saml.Status{Code: saml.StatusSuccess, Message: code})
 	if err != nil {
 		p.t.Error(err)
 		return
@@ -220,6 +236,9 @@ type fixture struct {
 	// merchantTLS is the TLS client certificate the merchant publishes.
 	merchantTLS *x509.Certificate
 	providerTLS tls.Certificate // the recipient's published TLS server certificate
+	hubTLS      tls.Certificate // the hub's TLS client certificate
+	timeout     time.Duration
+	now         func() time.Time // the router's clock (nil: time.Now)
 }
 
 func newFixture(t testing.TB, timeout time.Duration) *fixture {
@@ -229,25 +248,38 @@ func newFixture(t testing.TB, timeout time.Duration) *fixture {
 
 // newFixtureOn is newFixture on a store of the caller's.
 func newFixtureOn(t testing.TB, st store.Store, timeout time.Duration) *fixture {
+	return newFixtureClock(t, st, timeout, nil)
+}
+
+// newFixtureClock is newFixtureOn with the router's clock now.
+func newFixtureClock(t testing.TB, st store.Store, timeout time.Duration, now func() time.Time) *fixture {
 	t.Helper()
 	f := &fixture{st: st, reg: prometheus.NewRegistry(),
 		issuer: testdataSigner(t, "issuer-rsa"), merchant: testdataSigner(t, "merchant-rsa"),
-		merchantTLS: metadatatest.Pool()[1]}
+		merchantTLS: metadatatest.Pool()[1], timeout: timeout, now: now}
 	hubKP, hubCert := devKey(t, devpki.Signing, "hub signing")
 	var err error
 	if f.hub, err = saml.NewSigner(hubKP.PrivateKey.(crypto.Signer), hubCert); err != nil {
 		t.Fatal(err)
 	}
-	hubTLS, _ := devKey(t, devpki.TLSClient, "hub tls")
+	f.hubTLS, _ = devKey(t, devpki.TLSClient, "hub tls")
 	f.providerTLS, _ = devKey(t, devpki.TLSServer, "provider tls")
-	f.dir = &router.Directory{Store: f.st}
-	m := router.NewMetrics(f.reg, func() float64 { return 0 })
-	f.rt = router.New(router.Config{HubEntityID: hubID, Signer: f.hub, ClientCert: hubTLS, Timeout: timeout,
-		IdemKey: []byte("idempotency key of the tests"), ReplicaID: "r1"}, f.st, f.dir, m, nil, nil)
+	f.restart(st)
 	put(t, f.st, &metadata.EntityDescriptor{EntityID: merchantID, Roles: []metadata.Role{metadata.RoleMerchant},
 		Keys:    []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: f.merchant.Cert}},
 		TLSKeys: []metadata.KeyDescriptor{{Use: metadata.UseTLSClient, Certificate: f.merchantTLS}}}, store.StatusActive)
 	return f
+}
+
+// restart gives the fixture a new directory and router on st, as a hub
+// process started again on its database: nothing of the old router's
+// memory survives.
+func (f *fixture) restart(st store.Store) {
+	f.st, f.reg = st, prometheus.NewRegistry()
+	f.dir = &router.Directory{Store: f.st, Now: f.now}
+	m := router.NewMetrics(f.reg, func() float64 { return 0 })
+	f.rt = router.New(router.Config{HubEntityID: hubID, Signer: f.hub, ClientCert: f.hubTLS, Timeout: f.timeout,
+		IdemKey: []byte("idempotency key of the tests"), ReplicaID: "r1"}, f.st, f.dir, m, nil, f.now)
 }
 
 // addRecipient registers an active card issuer offering card:approve to
