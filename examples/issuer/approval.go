@@ -115,7 +115,7 @@ func (i *Issuer) Approve(ctx context.Context, req ApproveRequest) (*Approval, er
 		i.log.InfoContext(ctx, "approval approved", "approval", a.Number, "merchant", a.MerchantID,
 			"order", a.OrderID, "amount", a.Amount.Minor, "currency", a.Amount.Currency,
 			"card", a.CardID, "last4", a.CardLast4, "auth", a.CardholderAuth)
-		i.deliverAfterCommit(ctx, x.outboxID)
+		i.deliverAfterCommit(ctx, x.sms)
 	}
 	return a, nil
 }
@@ -129,8 +129,8 @@ type approveTx struct {
 	auth               CardholderAuth
 	now                time.Time
 
-	outboxID int64         // the approval SMS
-	failure  *keyInFailure // wrong key-in data, for the log
+	sms     queuedSMS     // the approval SMS
+	failure *keyInFailure // wrong key-in data, for the log
 }
 
 type keyInFailure struct {
@@ -141,7 +141,7 @@ type keyInFailure struct {
 
 // authorize is the transaction of Approve (see idempotent).
 func (i *Issuer) authorize(ctx context.Context, tx *sql.Tx, x *approveTx) (string, *Error, error) {
-	x.outboxID, x.failure = 0, nil
+	x.sms, x.failure = queuedSMS{}, nil
 	var dup int
 	err := tx.QueryRowContext(ctx, `SELECT 1 FROM issuer_approvals WHERE merchant_id = $1 AND order_id = $2`,
 		x.req.MerchantID, x.req.OrderID).Scan(&dup)
@@ -226,7 +226,7 @@ func (i *Issuer) authorize(ctx context.Context, tx *sql.Tx, x *approveTx) (strin
 		return "", nil, fmt.Errorf("issuer: insert approval: %w", err)
 	}
 	text := i.smsText(smsApproval, x.req.MerchantName, x.req.Amount, x.req.Installments, x.now, c.Last4)
-	if x.outboxID, err = i.enqueueSMS(ctx, tx, smsApproval, number, c.HolderPhone, text, x.now); err != nil {
+	if x.sms, err = i.enqueueSMS(ctx, tx, smsApproval, number, c.HolderPhone, text, x.now); err != nil {
 		return "", nil, err
 	}
 	return number, nil, nil
@@ -285,10 +285,10 @@ func (i *Issuer) Cancel(ctx context.Context, req CancelRequest) (*Approval, erro
 	}
 	now := i.now()
 	fp := i.vault.fingerprint(opCancel, req.MerchantID, req.ApprovalNumber, req.Reason)
-	var outboxID int64
+	var sms queuedSMS
 	out, err := i.idempotent(ctx, merchantScope(req.MerchantID), req.IdempotencyKey, opCancel, fp, now,
 		func(tx *sql.Tx) (string, *Error, error) {
-			outboxID = 0
+			sms = queuedSMS{}
 			a, berr, err := i.approvalForUpdate(ctx, tx, req.MerchantID, req.ApprovalNumber, now)
 			if berr != nil || err != nil {
 				return "", berr, err
@@ -309,7 +309,7 @@ func (i *Issuer) Cancel(ctx context.Context, req CancelRequest) (*Approval, erro
 				return "", nil, err
 			}
 			text := i.smsText(smsCancel, a.MerchantName, a.Amount, 0, now, a.CardLast4)
-			if outboxID, err = i.enqueueSMS(ctx, tx, smsCancel, a.Number, phone, text, now); err != nil {
+			if sms, err = i.enqueueSMS(ctx, tx, smsCancel, a.Number, phone, text, now); err != nil {
 				return "", nil, err
 			}
 			return a.Number, nil, nil
@@ -328,7 +328,7 @@ func (i *Issuer) Cancel(ctx context.Context, req CancelRequest) (*Approval, erro
 	if !out.replayed {
 		i.log.InfoContext(ctx, "approval cancelled", "approval", a.Number, "merchant", a.MerchantID,
 			"order", a.OrderID, "amount", a.Amount.Minor, "currency", a.Amount.Currency, "card", a.CardID)
-		i.deliverAfterCommit(ctx, outboxID)
+		i.deliverAfterCommit(ctx, sms)
 	}
 	return a, nil
 }
@@ -357,10 +357,10 @@ func (i *Issuer) Refund(ctx context.Context, req RefundRequest) (*Refund, error)
 	now := i.now()
 	fp := i.vault.fingerprint(opRefund, req.MerchantID, req.ApprovalNumber,
 		strconv.FormatInt(req.Amount.Minor, 10), req.Amount.Currency, req.Reason)
-	var outboxID int64
+	var sms queuedSMS
 	out, err := i.idempotent(ctx, merchantScope(req.MerchantID), req.IdempotencyKey, opRefund, fp, now,
 		func(tx *sql.Tx) (string, *Error, error) {
-			outboxID = 0
+			sms = queuedSMS{}
 			a, berr, err := i.approvalForUpdate(ctx, tx, req.MerchantID, req.ApprovalNumber, now)
 			if berr != nil || err != nil {
 				return "", berr, err
@@ -407,7 +407,7 @@ func (i *Issuer) Refund(ctx context.Context, req RefundRequest) (*Refund, error)
 				return "", nil, err
 			}
 			text := i.smsText(smsRefund, a.MerchantName, req.Amount, 0, now, a.CardLast4)
-			if outboxID, err = i.enqueueSMS(ctx, tx, smsRefund, id, phone, text, now); err != nil {
+			if sms, err = i.enqueueSMS(ctx, tx, smsRefund, id, phone, text, now); err != nil {
 				return "", nil, err
 			}
 			return id, nil, nil
@@ -427,7 +427,7 @@ func (i *Issuer) Refund(ctx context.Context, req RefundRequest) (*Refund, error)
 		i.log.InfoContext(ctx, "approval refunded", "approval", r.ApprovalNumber, "refund", r.ID,
 			"merchant", req.MerchantID, "amount", r.Amount.Minor, "currency", r.Amount.Currency,
 			"status", r.Approval.Status)
-		i.deliverAfterCommit(ctx, outboxID)
+		i.deliverAfterCommit(ctx, sms)
 	}
 	return r, nil
 }

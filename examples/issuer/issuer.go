@@ -73,6 +73,12 @@ type Config struct {
 	// NotifyMaxAttempts is after how many failed attempts an SMS is given
 	// up ("dead"); default 10.
 	NotifyMaxAttempts int `json:"notify_max_attempts,omitempty"`
+	// SMSRecordDelay is how long the 'sent' state of an SMS delivered
+	// right after its request may wait for the issuer's next write
+	// transaction to carry it before it is written on its own; default
+	// 200ms, at most a quarter of the SMS lease (2 × NotifyTimeout).
+	// Negative writes it at once, in a transaction of its own.
+	SMSRecordDelay time.Duration `json:"sms_record_delay,omitempty"`
 
 	// Notifier sends the cardholder SMS; nil logs them instead.
 	Notifier Notifier `json:"-"`
@@ -103,6 +109,8 @@ type Issuer struct {
 	notifier      Notifier
 	notifyTimeout time.Duration
 	notifyMax     int
+	smsDelay      time.Duration
+	sent          sentMarks
 
 	log  *slog.Logger
 	now  func() time.Time
@@ -123,6 +131,23 @@ func Open(ctx context.Context, cfg Config) (*Issuer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("issuer: %w", err)
 	}
+	return i.use(ctx, db)
+}
+
+// OpenDB is Open on a database the caller opened (cfg.DSN is ignored):
+// it migrates db and returns the issuer, whose Close closes db. The tests
+// and benchmarks that count what an approval writes open db through
+// connectors/sqlstore/sqlprobe.
+func OpenDB(ctx context.Context, db *sqlstore.DB, cfg Config) (*Issuer, error) {
+	i, err := newIssuer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return i.use(ctx, db)
+}
+
+// use migrates db and makes it the issuer's; on failure db is closed.
+func (i *Issuer) use(ctx context.Context, db *sqlstore.DB) (*Issuer, error) {
 	if _, err := db.MigrateFS(ctx, Component, migrations, "migrations"); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("issuer: %w", err)
@@ -145,6 +170,7 @@ func newIssuer(cfg Config) (*Issuer, error) {
 		notifier:      cfg.Notifier,
 		notifyTimeout: cfg.NotifyTimeout,
 		notifyMax:     cfg.NotifyMaxAttempts,
+		smsDelay:      cfg.SMSRecordDelay,
 		log:           cfg.Logger,
 		now:           cfg.Now,
 		rand:          cfg.Rand,
@@ -193,6 +219,12 @@ func newIssuer(cfg Config) (*Issuer, error) {
 	if i.notifyMax <= 0 {
 		i.notifyMax = 10
 	}
+	if i.smsDelay == 0 {
+		i.smsDelay = 200 * time.Millisecond
+	}
+	if i.smsDelay > 0 {
+		i.smsDelay = min(i.smsDelay, i.smsLease()/4)
+	}
 	if i.log == nil {
 		i.log = slog.Default()
 	}
@@ -213,8 +245,15 @@ func newIssuer(cfg Config) (*Issuer, error) {
 	return i, nil
 }
 
-// Close closes the database.
-func (i *Issuer) Close() error { return i.db.Close() }
+// Close writes the 'sent' state of the SMS delivered since the last
+// write (sentMarks) and closes the database.
+func (i *Issuer) Close() error {
+	i.sent.stop()
+	if err := i.flushSent(context.Background()); err != nil {
+		i.log.Error("sms outbox: recording delivered sms at close failed; they will be sent again after their lease", "err", err)
+	}
+	return i.db.Close()
+}
 
 // DB is the issuer's database, for tools and tests that inspect it.
 func (i *Issuer) DB() *sqlstore.DB { return i.db }
@@ -240,13 +279,26 @@ func (i *Issuer) expired(expMonth, expYear int, now time.Time) bool {
 // write runs fn in a write transaction. A unique-key violation (two
 // writers racing for the same idempotency key, order or random number)
 // reruns it: the rerun sees the winner's committed row.
+//
+// The transaction also carries the 'sent' state of the SMS delivered
+// since the last one (sentMarks), so that a busy issuer commits once per
+// request; marks it did not write (it rolled back) wait for the next.
 func (i *Issuer) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	marks := i.sent.take()
 	var err error
 	for range 3 {
-		err = i.db.WriteTx(ctx, fn)
+		err = i.db.WriteTx(ctx, func(tx *sql.Tx) error {
+			if err := fn(tx); err != nil {
+				return err
+			}
+			return i.recordSent(ctx, tx, marks)
+		})
 		if !sqlstore.IsUniqueViolation(err) {
-			return err
+			break
 		}
+	}
+	if err != nil {
+		i.sent.restore(i, marks)
 	}
 	return err
 }

@@ -2,8 +2,10 @@ package issuer
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -183,27 +185,43 @@ const (
 	deliveryDead
 )
 
-// enqueueSMS writes an SMS to the outbox in the caller's transaction, so
-// that it exists exactly when the mutation it reports was committed.
-func (i *Issuer) enqueueSMS(ctx context.Context, q sqlstore.Queryer, kind smsKind, ref, phone, text string, now time.Time) (int64, error) {
-	var id int64
-	if err := q.QueryRowContext(ctx, `INSERT INTO issuer_outbox (kind, ref, phone, body, state, attempts,
-		next_attempt_at, created_at) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6) RETURNING id`,
-		string(kind), ref, phone, text, i.t(now), i.t(now)).Scan(&id); err != nil {
-		return 0, fmt.Errorf("issuer: queue sms: %w", err)
-	}
-	return id, nil
+// queuedSMS is an SMS a request's transaction queued, for its first
+// delivery attempt after the commit.
+type queuedSMS struct {
+	id          int64
+	phone, text string
 }
 
+// enqueueSMS writes an SMS to the outbox in the caller's transaction, so
+// that it exists exactly when the mutation it reports was committed. The
+// row is written leased, its first attempt counted, for the delivery
+// right after the commit (deliverAfterCommit): the lease that keeps
+// another deliverer away costs no transaction of its own. Should the
+// process die before it sends, the lease runs out and DeliverNotifications
+// sends it.
+func (i *Issuer) enqueueSMS(ctx context.Context, q sqlstore.Queryer, kind smsKind, ref, phone, text string, now time.Time) (queuedSMS, error) {
+	var id int64
+	if err := q.QueryRowContext(ctx, `INSERT INTO issuer_outbox (kind, ref, phone, body, state, attempts,
+		next_attempt_at, lease_until, created_at) VALUES ($1, $2, $3, $4, 'pending', 1, $5, $6, $5) RETURNING id`,
+		string(kind), ref, phone, text, i.t(now), i.t(now.Add(i.smsLease()))).Scan(&id); err != nil {
+		return queuedSMS{}, fmt.Errorf("issuer: queue sms: %w", err)
+	}
+	return queuedSMS{id: id, phone: phone, text: text}, nil
+}
+
+// smsLease is how long a delivery attempt holds its SMS.
+func (i *Issuer) smsLease() time.Duration { return 2 * i.notifyTimeout }
+
 // deliverAfterCommit makes the first delivery attempt of a committed SMS
-// right away, detached from the caller's cancellation; a failure stays in
-// the outbox for DeliverNotifications.
-func (i *Issuer) deliverAfterCommit(ctx context.Context, id int64) {
-	if id == 0 {
+// right away, detached from the caller's cancellation, under the lease its
+// transaction took; a failure stays in the outbox for
+// DeliverNotifications.
+func (i *Issuer) deliverAfterCommit(ctx context.Context, m queuedSMS) {
+	if m.id == 0 {
 		return
 	}
-	if _, err := i.deliver(context.WithoutCancel(ctx), id); err != nil {
-		i.log.ErrorContext(ctx, "sms outbox", "outbox", id, "err", err)
+	if _, err := i.attempt(context.WithoutCancel(ctx), m.id, m.phone, m.text, 1, true); err != nil {
+		i.log.ErrorContext(ctx, "sms outbox", "outbox", m.id, "err", err)
 	}
 }
 
@@ -213,6 +231,9 @@ func (i *Issuer) deliverAfterCommit(ctx context.Context, id int64) {
 // Config.NotifyMaxAttempts attempts.
 func (i *Issuer) DeliverNotifications(ctx context.Context) (DeliveryReport, error) {
 	var rep DeliveryReport
+	if err := i.flushSent(ctx); err != nil {
+		return rep, err
+	}
 	now := i.now()
 	rows, err := i.db.QueryContext(ctx, `SELECT id FROM issuer_outbox WHERE state = 'pending'
 		AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $2) ORDER BY id LIMIT 100`,
@@ -255,7 +276,7 @@ func (i *Issuer) DeliverNotifications(ctx context.Context) (DeliveryReport, erro
 // replicas) from sending the same message at once.
 func (i *Issuer) deliver(ctx context.Context, id int64) (deliveryResult, error) {
 	now := i.now()
-	lease := now.Add(2 * i.notifyTimeout)
+	lease := now.Add(i.smsLease())
 	var n int64
 	err := sqlstore.Retry(ctx, func() error {
 		res, err := i.db.ExecContext(ctx, `UPDATE issuer_outbox SET attempts = attempts + 1, lease_until = $1
@@ -279,12 +300,22 @@ func (i *Issuer) deliver(ctx context.Context, id int64) (deliveryResult, error) 
 		Scan(&phone, &text, &attempts); err != nil {
 		return 0, fmt.Errorf("issuer: read sms %d: %w", id, err)
 	}
+	return i.attempt(ctx, id, phone, text, attempts, false)
+}
 
+// attempt sends a leased SMS and records the outcome: a failure at once,
+// in a transaction of its own; a success too, unless deferSent, when it
+// rides in a later transaction (sentMarks).
+func (i *Issuer) attempt(ctx context.Context, id int64, phone, text string, attempts int, deferSent bool) (deliveryResult, error) {
 	sctx, cancel := context.WithTimeout(ctx, i.notifyTimeout)
 	sendErr := i.notifier.Send(sctx, phone, text)
 	cancel()
 
 	done := i.now()
+	if sendErr == nil && deferSent {
+		i.sent.add(i, id, done)
+		return deliverySent, nil
+	}
 	result := deliverySent
 	var q string
 	var args []any
@@ -309,6 +340,127 @@ func (i *Issuer) deliver(ctx context.Context, id int64) (deliveryResult, error) 
 		return 0, fmt.Errorf("issuer: record sms %d: %w", id, err)
 	}
 	return result, nil
+}
+
+// sentMarks are the SMS that their first attempt delivered and whose
+// 'sent' state is not written yet. It rides in the next write transaction
+// of the issuer (write), which a busy issuer commits anyway, so that a
+// delivered SMS costs no commit of its own; an idle one writes it in a
+// transaction of its own after Config.SMSRecordDelay, and before
+// DeliverNotifications or Notifications read the outbox, and at Close.
+// The delay is kept under a quarter of the SMS's lease, so another
+// replica's deliverer never finds the lease run out while the mark waits.
+// A process that dies before writing it leaves the SMS pending under its
+// lease, and DeliverNotifications sends it again once the lease runs out:
+// at least once, as when a crash fell between a send and its record.
+type sentMarks struct {
+	mu    sync.Mutex
+	at    map[int64]time.Time
+	timer *time.Timer
+}
+
+// add marks id sent at t and makes sure a write follows within the delay.
+func (m *sentMarks) add(i *Issuer, id int64, t time.Time) {
+	if i.smsDelay <= 0 {
+		if err := i.writeSent(context.Background(), map[int64]time.Time{id: t}); err != nil {
+			i.log.Error("sms outbox: recording a delivered sms failed; it will be sent again after its lease", "outbox", id, "err", err)
+		}
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.at == nil {
+		m.at = map[int64]time.Time{}
+	}
+	m.at[id] = t
+	m.arm(i)
+}
+
+// arm starts the timer that writes the marks, unless it runs; m.mu held.
+func (m *sentMarks) arm(i *Issuer) {
+	if m.timer != nil || len(m.at) == 0 {
+		return
+	}
+	m.timer = time.AfterFunc(i.smsDelay, func() {
+		m.mu.Lock()
+		m.timer = nil
+		m.mu.Unlock()
+		if err := i.flushSent(context.Background()); err != nil {
+			i.log.Error("sms outbox: recording delivered sms failed; they will be sent again after their lease", "err", err)
+		}
+	})
+}
+
+// take removes and returns the marks (nil if none).
+func (m *sentMarks) take() map[int64]time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.at) == 0 {
+		return nil
+	}
+	out := m.at
+	m.at = nil
+	return out
+}
+
+// restore puts back marks that a rolled-back transaction did not write.
+func (m *sentMarks) restore(i *Issuer, marks map[int64]time.Time) {
+	if len(marks) == 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.at == nil {
+		m.at = map[int64]time.Time{}
+	}
+	for id, t := range marks {
+		m.at[id] = t
+	}
+	m.arm(i)
+}
+
+// stop stops the timer (Close).
+func (m *sentMarks) stop() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.timer != nil {
+		m.timer.Stop()
+		m.timer = nil
+	}
+}
+
+// recordSent writes marks in tx.
+func (i *Issuer) recordSent(ctx context.Context, tx *sql.Tx, marks map[int64]time.Time) error {
+	ids := make([]int64, 0, len(marks))
+	for id := range marks {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if _, err := tx.ExecContext(ctx, `UPDATE issuer_outbox SET state = 'sent', sent_at = $1, lease_until = NULL,
+			last_error = '' WHERE id = $2 AND state = 'pending'`, i.t(marks[id]), id); err != nil {
+			return fmt.Errorf("issuer: record sms %d: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// writeSent writes marks in a transaction of their own.
+func (i *Issuer) writeSent(ctx context.Context, marks map[int64]time.Time) error {
+	return i.db.WriteTx(ctx, func(tx *sql.Tx) error { return i.recordSent(ctx, tx, marks) })
+}
+
+// flushSent writes the waiting marks now.
+func (i *Issuer) flushSent(ctx context.Context) error {
+	marks := i.sent.take()
+	if len(marks) == 0 {
+		return nil
+	}
+	if err := i.writeSent(ctx, marks); err != nil {
+		i.sent.restore(i, marks)
+		return err
+	}
+	return nil
 }
 
 // backoff is the wait after the n-th failed attempt: 30 s doubling, at
@@ -346,6 +498,9 @@ func errorText(err error) string {
 func (i *Issuer) Notifications(ctx context.Context, limit int) ([]Notification, error) {
 	if limit <= 0 {
 		limit = 50
+	}
+	if err := i.flushSent(ctx); err != nil {
+		return nil, err
 	}
 	rows, err := i.db.QueryContext(ctx, `SELECT id, kind, ref, phone, body, state, attempts, last_error,
 		created_at, next_attempt_at, sent_at FROM issuer_outbox ORDER BY id DESC LIMIT $1`, limit)
