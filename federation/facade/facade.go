@@ -56,6 +56,12 @@ type Config struct {
 	AllowClearCard bool
 	APIKeys        []APIKey
 	MaxBodyBytes   int64
+	// RateLimit, when set, admits an authenticated merchant's request or
+	// refuses it (KECIS §12.7), by the credential it came with: the
+	// method and the SHA-256 of the API key or of the TLS client
+	// certificate. nil admits; an error — httpserver.ProblemRateLimited
+	// with its Retry-After — is answered before the body is read.
+	RateLimit func(credential string) error
 }
 
 // Facade serves the JSON API.
@@ -88,7 +94,7 @@ func New(cfg Config, st store.Store, dir *router.Directory, rt *router.Router, s
 func (f *Facade) Mount(r gin.IRouter) {
 	v1 := r.Group("/v1")
 	v1.GET("/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", OpenAPI) })
-	authed := v1.Group("", f.authenticate())
+	authed := v1.Group("", f.authenticate(), f.rateLimit())
 	authed.POST("/routes", f.route)
 	authed.POST("/:group/:operation", f.call)
 }
@@ -109,6 +115,24 @@ func (f *Facade) authenticate() gin.HandlerFunc {
 			return
 		}
 		c.Set("merchant", m)
+		c.Next()
+	}
+}
+
+// rateLimit refuses a merchant over its rate (Config.RateLimit), after
+// authentication — the limit is the credential's, not the address's — and
+// before anything of the body is read.
+func (f *Facade) rateLimit() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if f.cfg.RateLimit == nil {
+			c.Next()
+			return
+		}
+		m := c.MustGet("merchant").(*merchant)
+		if err := f.cfg.RateLimit(m.method + ":" + m.cred); err != nil {
+			f.fail(c, err)
+			return
+		}
 		c.Next()
 	}
 }
@@ -440,6 +464,7 @@ var (
 	ProblemClearSensitive        = callapi.ProblemClearSensitive
 	ProblemNoRoute               = callapi.ProblemNoRoute
 	ProblemInternal              = callapi.ProblemInternal
+	ProblemRateLimited           = httpserver.ProblemRateLimited
 
 	ProblemUnauthenticated = httpserver.NewProblem("unauthenticated", http.StatusUnauthorized,
 		"a merchant's TLS client certificate or API key is required")
@@ -465,7 +490,7 @@ var (
 var Problems = []*httpserver.Problem{ProblemUnauthenticated, ProblemUnknownService, ProblemIdempotencyKeyMissing,
 	ProblemIdempotencyKeyInvalid, ProblemBadRequest, ProblemInvalidFields, ProblemMissingFields, ProblemCardNumberInField,
 	ProblemClearSensitive, ProblemInvalidEncryptedCard, ProblemCardTwice, ProblemUnknownEncrypted, ProblemRecipientMismatch,
-	ProblemInvalidAmount, ProblemNoRoute, ProblemIdempotencyKeyReused, ProblemIdempotencyKeyInFlight, ProblemInternal}
+	ProblemInvalidAmount, ProblemNoRoute, ProblemIdempotencyKeyReused, ProblemIdempotencyKeyInFlight, ProblemRateLimited, ProblemInternal}
 
 // fail answers err as a problem document and logs it with its cause: a
 // refusal at Info, an internal error at Error. Nothing logged or sent holds

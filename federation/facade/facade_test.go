@@ -14,6 +14,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/kecis/kecis/connectors/callapi"
+	"github.com/kecis/kecis/connectors/ratelimit"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/federation/facade"
 	"github.com/kecis/kecis/saml"
@@ -153,6 +154,15 @@ func TestProblems(t *testing.T) {
 		}
 	})
 	seen["idempotency-key-in-flight"] = true
+	t.Run("over the rate limit", func(t *testing.T) {
+		env := newEnv(t, options{rate: ratelimit.New(ratelimit.Config{PerSecond: 1, Burst: 1}, now)})
+		body := `{"fields":{"Ecom_ConsumerOrderID":"WEB-1"}}`
+		if a := env.do(t, request{path: inquire, body: body}); a.status != 200 {
+			t.Fatalf("first: %v", a)
+		}
+		checkProblem(t, env.do(t, request{path: inquire, body: body}), 429, "rate-limited", "")
+	})
+	seen["rate-limited"] = true
 
 	for _, p := range facade.Problems {
 		if !seen[p.Type] {

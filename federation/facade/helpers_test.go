@@ -24,6 +24,7 @@ import (
 	"github.com/beevik/etree"
 	"github.com/gin-gonic/gin"
 
+	"github.com/kecis/kecis/connectors/ratelimit"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/federation/facade"
 	"github.com/kecis/kecis/federation/router"
@@ -61,6 +62,8 @@ type options struct {
 	// failRules makes the store fail to list routing rules: the one
 	// deliberate internal error.
 	failRules bool
+	// rate, when set, limits each merchant credential (Config.RateLimit).
+	rate *ratelimit.Limiter
 }
 
 // env is a facade mounted on a bare gin engine (no recovery: a panic
@@ -136,9 +139,12 @@ func newEnv(t testing.TB, o options) *env {
 		sum := sha256.Sum256([]byte(k))
 		return hex.EncodeToString(sum[:])
 	}
-	f := facade.New(facade.Config{HubEntityID: hubID, AllowClearCard: o.clear,
-		APIKeys: []facade.APIKey{{EntityID: shopID, KeySHA256: keySum(apiKey)}, {EntityID: issuerID, KeySHA256: keySum(issuerAPIKey)}}},
-		fst, dir, rt, hub, log, now)
+	cfg := facade.Config{HubEntityID: hubID, AllowClearCard: o.clear,
+		APIKeys: []facade.APIKey{{EntityID: shopID, KeySHA256: keySum(apiKey)}, {EntityID: issuerID, KeySHA256: keySum(issuerAPIKey)}}}
+	if o.rate != nil {
+		cfg.RateLimit = o.rate.Check
+	}
+	f := facade.New(cfg, fst, dir, rt, hub, log, now)
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	f.Mount(e)
@@ -300,6 +306,7 @@ type request struct {
 // answer is the facade's HTTP answer.
 type answer struct {
 	status int
+	header http.Header
 	ctype  string
 	raw    []byte
 	json   map[string]any
@@ -351,7 +358,7 @@ func (e *env) do(t testing.TB, r request) (a answer) {
 	if a.status == -1 {
 		return a
 	}
-	a = answer{status: w.Code, ctype: w.Header().Get("Content-Type"), raw: w.Body.Bytes()}
+	a = answer{status: w.Code, header: w.Header(), ctype: w.Header().Get("Content-Type"), raw: w.Body.Bytes()}
 	if err := json.Unmarshal(a.raw, &a.json); err != nil {
 		t.Errorf("POST %s: the answer is not a JSON object: %v\n%s", r.path, err, a.raw)
 	}

@@ -15,9 +15,11 @@ import (
 	"time"
 
 	"github.com/kecis/kecis/federation/server"
+	"github.com/kecis/kecis/federation/store"
 	"github.com/kecis/kecis/federation/store/sqlstore"
 	"github.com/kecis/kecis/internal/devpki"
 	kt "github.com/kecis/kecis/internal/testutil"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 // rateHub is a hub's handler on an injected clock, called in process: the
@@ -221,6 +223,89 @@ rate_limits: {registration: {per_second: -2}, facade: {burst: -1}, max_keys: -3}
 	for _, want := range []string{"breaker.failures", "rate_limits.registration", "rate_limits.facade", "rate_limits.max_keys"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s not refused: %v", want, err)
+		}
+	}
+}
+
+// activeMerchant registers entityID as an active merchant that publishes
+// the TLS client certificate tlsCert.
+func activeMerchant(t *testing.T, srv *server.Server, entityID string, tlsCert *tls.Certificate) {
+	t.Helper()
+	leaf, _ := x509.ParseCertificate(tlsCert.Certificate[0])
+	_, sig := writeKey(t, filepath.Join(t.TempDir(), "sig"), devpki.Signing, entityID)
+	md, err := metadata.Marshal(&metadata.EntityDescriptor{EntityID: entityID, Roles: []metadata.Role{metadata.RoleMerchant},
+		Keys:    []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: sig}},
+		TLSKeys: []metadata.KeyDescriptor{{Use: metadata.UseTLSClient, Certificate: leaf}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := server.Describe(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := srv.Now()
+	p.Status, p.Metadata, p.CreatedAt, p.UpdatedAt = store.StatusActive, md, now, now
+	if err := srv.Store.CreateParticipant(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// facadePost sends POST /v1/card/inquire with the merchant's API key, or
+// over a connection that presented cert when it is set.
+func facadePost(h http.Handler, cert *tls.Certificate) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(http.MethodPost, "/v1/card/inquire", strings.NewReader(`{"fields":{"Ecom_ConsumerOrderID":"WEB-1"}}`))
+	r.Header.Set("Content-Type", "application/json")
+	r.RemoteAddr = "192.0.2.7:4000"
+	if cert != nil {
+		leaf, _ := x509.ParseCertificate(cert.Certificate[0])
+		r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf}}
+	} else {
+		r.Header.Set("Authorization", "Bearer "+merchantAPIKey)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+// TestFacadeRateLimit: the hub wires rate_limits.facade into the JSON
+// facade — per merchant credential, the API key and the TLS client
+// certificate each their own bucket —, answers 429 rate-limited with
+// Retry-After, and counts kecis_hub_rate_limited_total{endpoint="facade"};
+// disabled, nothing is limited.
+func TestFacadeRateLimit(t *testing.T) {
+	srv, h, clock := rateHub(t, apiKeyYAML()+"rate_limits: {facade: {per_second: 1, burst: 2}}\n", nil)
+	_, mTLS := participant(t, merchantID)
+	activeMerchant(t, srv, merchantID, &mTLS)
+	for i := range 2 {
+		if w := facadePost(h, nil); w.Code == http.StatusTooManyRequests || w.Code == http.StatusUnauthorized {
+			t.Fatalf("request %d of the burst: %d %s", i+1, w.Code, w.Body)
+		}
+	}
+	w := facadePost(h, nil)
+	var doc map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &doc); err != nil || w.Code != http.StatusTooManyRequests || doc["type"] != "urn:kecis:problem:rate-limited" ||
+		w.Header().Get("Retry-After") != "1" {
+		t.Fatalf("past the burst: %d Retry-After %q %s", w.Code, w.Header().Get("Retry-After"), w.Body)
+	}
+	if w := facadePost(h, &mTLS); w.Code == http.StatusTooManyRequests || w.Code == http.StatusUnauthorized {
+		t.Fatalf("the merchant's certificate, another credential: %d %s", w.Code, w.Body)
+	}
+	if n := rateLimited(t, srv, "facade"); n != 1 {
+		t.Fatalf(`kecis_hub_rate_limited_total{endpoint="facade"} = %v, want 1`, n)
+	}
+	clock.Advance(time.Second)
+	if w := facadePost(h, nil); w.Code == http.StatusTooManyRequests {
+		t.Fatal("refused after Retry-After")
+	}
+
+	srv, h, _ = rateHub(t, apiKeyYAML()+"rate_limits: {facade: {disabled: true}}\n", nil)
+	activeMerchant(t, srv, merchantID, &mTLS)
+	if srv.FacadeLimiter != nil {
+		t.Fatal("a disabled facade limit built a limiter")
+	}
+	for range 50 {
+		if w := facadePost(h, nil); w.Code == http.StatusTooManyRequests {
+			t.Fatal("a disabled facade limit refused")
 		}
 	}
 }

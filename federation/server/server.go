@@ -63,8 +63,9 @@ type Server struct {
 	Facade    *facade.Facade
 
 	// RegistrationLimiter limits the registration API per client (KECIS
-	// §12.7); FacadeLimiter is the facade's, per merchant. Nil when
-	// disabled.
+	// §12.7); FacadeLimiter is the facade's, per merchant credential. Nil
+	// when disabled; each request reads the field, so a test may replace
+	// it.
 	RegistrationLimiter *ratelimit.Limiter
 	FacadeLimiter       *ratelimit.Limiter
 
@@ -139,7 +140,9 @@ func New(cfg *Config, st store.Store, pub Publisher, describe registry.Describer
 		keys[i] = facade.APIKey{EntityID: k.EntityID, KeySHA256: k.KeySHA256}
 	}
 	s.Facade = facade.New(facade.Config{HubEntityID: cfg.EntityID, AllowClearCard: cfg.Facade.AllowClearCard, APIKeys: keys,
-		MaxBodyBytes: cfg.Limits.MaxBodyBytes}, st, s.Directory, s.Router, signer, log, s.now)
+		MaxBodyBytes: cfg.Limits.MaxBodyBytes,
+		RateLimit:    func(credential string) error { return s.admit("facade", s.FacadeLimiter, credential) },
+	}, st, s.Directory, s.Router, signer, log, s.now)
 	if cfg.Facade.AllowClearCard {
 		log.Warn("the JSON facade accepts card data in clear (facade.allow_clear_card): development only, or a hub in card-data scope")
 	}
@@ -167,13 +170,26 @@ func (s *Server) rateLimit(endpoint string, l func() *ratelimit.Limiter) gin.Han
 			c.Next()
 			return
 		}
-		if err := lim.Check(ratelimit.ClientKey(c.Request, c.ClientIP())); err != nil {
-			s.Metrics.RateLimited.WithLabelValues(endpoint).Inc()
+		if err := s.admit(endpoint, lim, ratelimit.ClientKey(c.Request, c.ClientIP())); err != nil {
 			s.fail(c, err)
 			return
 		}
 		c.Next()
 	}
+}
+
+// admit takes a token of key's bucket in lim (nil: no limit), or refuses
+// the request with httpserver.ProblemRateLimited, counted in
+// kecis_hub_rate_limited_total{endpoint} (KECIS §12.7).
+func (s *Server) admit(endpoint string, lim *ratelimit.Limiter, key string) error {
+	if lim == nil {
+		return nil
+	}
+	if err := lim.Check(key); err != nil {
+		s.Metrics.RateLimited.WithLabelValues(endpoint).Inc()
+		return err
+	}
+	return nil
 }
 
 // DefaultPublisher publishes over saml/metadata, with the hub's own
