@@ -216,11 +216,34 @@ func Open(ctx context.Context, cfg Config) (*Telecom, error) {
 	if cfg.DSN == "" {
 		return nil, errors.New("telecom: Config.DSN is required")
 	}
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	db, err := sqlstore.Open(ctx, cfg.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("telecom: %w", err)
+	}
+	return open(ctx, db, cfg)
+}
+
+// OpenDB is Open on a database the caller opened (cfg.DSN is ignored):
+// it migrates db and returns the telecom, whose Close closes db. The
+// tests and benchmarks that count what a message writes open db through
+// connectors/sqlstore/sqlprobe.
+func OpenDB(ctx context.Context, db *sqlstore.DB, cfg Config) (*Telecom, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	return open(ctx, db, cfg)
+}
+
+// check validates cfg and fills its defaults.
+func (cfg *Config) check() error {
 	if cfg.AdminToken != "" && len(cfg.AdminToken) < 16 {
-		return nil, errors.New("telecom: Config.AdminToken must be at least 16 bytes")
+		return errors.New("telecom: Config.AdminToken must be at least 16 bytes")
 	}
 	if cfg.DeliveryDelay < 0 {
-		return nil, errors.New("telecom: negative DeliveryDelay")
+		return errors.New("telecom: negative DeliveryDelay")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -234,10 +257,11 @@ func Open(ctx context.Context, cfg Config) (*Telecom, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	db, err := sqlstore.Open(ctx, cfg.DSN)
-	if err != nil {
-		return nil, fmt.Errorf("telecom: %w", err)
-	}
+	return nil
+}
+
+// open migrates db and starts the telecom on it; on failure db is closed.
+func open(ctx context.Context, db *sqlstore.DB, cfg Config) (*Telecom, error) {
 	if _, err := db.MigrateFS(ctx, component, migrations, "migrations"); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("telecom: %w", err)
@@ -249,6 +273,7 @@ func Open(ctx context.Context, cfg Config) (*Telecom, error) {
 		changed: make(chan struct{}),
 		stop:    make(chan struct{}),
 	}
+	var err error
 	if t.birthKey, err = t.setting(ctx, "birth_date_key", 32); err != nil {
 		db.Close()
 		return nil, err
