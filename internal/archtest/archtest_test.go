@@ -78,6 +78,13 @@ var layers = []rule{
 		tests: join(helpers, []string{"examples/demo"}),
 		never: []string{"federation", "examples", "connectors/store", "connectors/sqlstore"}},
 
+	// The load generator (kecis loadtest) drives a hub's JSON facade and an
+	// issuer's own API over HTTP: the facade's wire types, nothing of the
+	// hub. Its tests run it against the demo federation.
+	{pkg: "conformance/loadtest", layer: "suite", may: join(envelope, plumbing, []string{"connectors/callapi"}),
+		tests: join(helpers, []string{"examples/demo"}),
+		never: []string{"federation", "examples", "connectors/store", "connectors/sqlstore"}},
+
 	// Outside companies, each with its own API and database.
 	{pkg: "examples/pg", layer: "company", may: []string{"connectors/sqlstore"}, tests: []string{"internal/testutil"},
 		links: []string{"connectors/sqlstore"}},
@@ -87,6 +94,9 @@ var layers = []rule{
 	// The wiring of the demo federation: everything (the suite too, for
 	// its test profiles and kecis-demo --conformance) but the commands.
 	{pkg: "examples/demo", layer: "wiring", may: join(envelope, plumbing, []string{"connectors", "federation", "conformance", "examples"})},
+	// The hub's fault tests: the demo, `kecis serve` replicas (processes)
+	// and the issuer's ledger; no code of their own.
+	{pkg: "examples/demo/faulttest", layer: "wiring", may: []string{}, tests: join(envelope, helpers, []string{"connectors", "federation/server", "examples"})},
 
 	// The binaries: kecis links no simulated company.
 	{pkg: "cmd/kecis", layer: "binary", may: join(envelope, plumbing, []string{"connectors", "federation", "conformance"}),
@@ -231,6 +241,8 @@ func TestRulesBite(t *testing.T) {
 		{"federation/facade", "connectors/sidecar"},
 		{"federation/server", "examples/demo"},
 		{"conformance", "federation/server"},
+		{"conformance/loadtest", "federation/facade"},
+		{"conformance/loadtest", "conformance"},
 		{"examples/pg", "ecml"},
 		{"examples/issuer", "saml"},
 		{"examples/telecom", "connectors"},
