@@ -2,7 +2,6 @@ package router_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kecis/kecis/connectors/sqlstore/sqlprobe"
 	"github.com/kecis/kecis/federation/router"
 	"github.com/kecis/kecis/federation/store"
 	"github.com/kecis/kecis/federation/store/sqlstore"
@@ -159,49 +159,59 @@ func auditBytes(tb testing.TB, st *sqlstore.Store) int64 {
 	return n
 }
 
-// seedHistory writes n past approvals' rows, in batches: per approval an
-// idempotency entry (done), two replay records (request and response; half
-// of them expired), and the four audit records of a facade and a SOAP
-// approval.
+// seedHistory writes n past approvals' rows, each table with one
+// statement (SQLite): per approval an idempotency entry (done), two replay
+// records (request and response; half of them expired), and the four
+// audit records of a facade and a SOAP approval, their messages stored
+// as they are.
 func seedHistory(tb testing.TB, st *sqlstore.Store, n int) {
 	tb.Helper()
 	ctx := context.Background()
-	t0 := time.Now().Add(-48 * time.Hour)
+	t0 := time.Now().Add(-48 * time.Hour).UnixMicro()
+	live := time.Now().Add(time.Hour).UnixMicro()
 	msg := []byte(strings.Repeat("<x>past message</x>", 20))
-	const batch = 2000
-	for start := 0; start < n; start += batch {
-		err := st.DB().WriteTx(ctx, func(tx *sql.Tx) error {
-			for i := start; i < min(n, start+batch); i++ {
-				at := t0.Add(time.Duration(i) * time.Second)
-				exp := at.Add(6 * time.Minute)
-				if i%2 == 0 {
-					exp = time.Now().Add(time.Hour)
-				}
-				key := fmt.Sprintf("past-%d", i)
-				if _, err := tx.ExecContext(ctx, `INSERT INTO hub_idempotency (scope, idem_key, fingerprint, state, lease_owner,
-					lease_expires, request_id, attempts, created_at, updated_at) VALUES ($1, $2, $3, 'done', '', $4, $5, 1, $4, $4)`,
-					merchantID, key, []byte("fp"), at.UnixMicro(), "_req"+key); err != nil {
-					return err
-				}
-				for _, id := range []string{"_req" + key, "_resp" + key} {
-					if _, err := tx.ExecContext(ctx, `INSERT INTO hub_replay (issuer, message_id, expires) VALUES ($1, $2, $3)`,
-						merchantID, id, exp.UnixMicro()); err != nil {
-						return err
-					}
-				}
-				for _, kind := range []string{"facade.request", "message.out", "message.in", "message.out"} {
-					if _, err := tx.ExecContext(ctx, `INSERT INTO hub_audit (time, kind, actor, entity_id, tx_id, request_id,
-						idempotency_key, detail, message) VALUES ($1, $2, $3, $4, $5, $6, $7, '{}', $8)`,
-						at.UnixMicro(), kind, merchantID, issuerID, merchantID+"|"+key, "_req"+key, key, msg); err != nil {
-						return err
-					}
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			tb.Fatal(err)
+	const series = `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < $1) `
+	// One connection with a page cache that holds the new indexes, and
+	// keys that sort in the order they are written.
+	conn, err := st.DB().Conn(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA cache_size = -262144`); err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.ExecContext(ctx, `PRAGMA cache_size = -2000`)
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	err = func() error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO hub_idempotency (scope, idem_key, fingerprint, state, lease_owner,
+			lease_expires, request_id, attempts, created_at, updated_at) `+series+`
+			SELECT $2, printf('past-%06d', i), X'6670', 'done', '', $3 + i * 1000000, printf('_reqpast-%06d', i), 1, $3 + i * 1000000, $3 + i * 1000000 FROM n`,
+			n, merchantID, t0); err != nil {
+			return err
 		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO hub_replay (issuer, message_id, expires) `+series+`
+			SELECT $2, printf(CASE i % 2 WHEN 0 THEN '_reqpast-%06d' ELSE '_resppast-%06d' END, i / 2),
+				CASE (i / 2) % 2 WHEN 0 THEN $4 ELSE $3 + (i / 2) * 1000000 + 360000000 END FROM n`,
+			2*n, merchantID, t0, live); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO hub_audit (time, kind, actor, entity_id, tx_id, request_id,
+			idempotency_key, detail, message) `+series+`
+			SELECT $2 + (i / 4) * 1000000, CASE i % 4 WHEN 0 THEN 'facade.request' WHEN 2 THEN 'message.in' ELSE 'message.out' END,
+				$3, $4, $3 || printf('|past-%06d', i / 4), printf('_reqpast-%06d', i / 4), printf('past-%06d', i / 4), '{}', $5 FROM n`,
+			4*n, t0, merchantID, issuerID, msg)
+		return err
+	}()
+	if err != nil {
+		_ = tx.Rollback()
+		tb.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		tb.Fatal(err)
 	}
 }
 
@@ -212,4 +222,47 @@ func facadeAudit(req *saml.ServiceRequest, msg []byte) *store.AuditRecord {
 	return &store.AuditRecord{Time: time.Now(), Kind: "facade.request", Actor: req.Issuer, EntityID: req.Issuer,
 		TxID: req.Issuer + "|" + req.IdempotencyKey, RequestID: req.ID, IdempotencyKey: req.IdempotencyKey,
 		Detail: `{"auth_method":"api-key"}`, Message: msg}
+}
+
+// TestApprovalCostAfterHistory: 100,000 past approvals in the store change
+// nothing of what an approval costs (KECIS §12.3) — the same write
+// transactions and statements as on a fresh store — and no statement an
+// approval runs reads the whole of a table that grows with them (SQLite's
+// query plans: every one searches by an index).
+func TestApprovalCostAfterHistory(t *testing.T) {
+	ctx := context.Background()
+	paths := []string{"soap", "facade"}
+	c := newCostFixture(t, filepath.Join(t.TempDir(), "hub.db"))
+	fresh := map[string]probe.Counts{}
+	for _, path := range paths {
+		c.approve(t, path, "warm-up-"+path)
+		before := c.probe.Counts()
+		c.approve(t, path, "fresh-"+path)
+		fresh[path] = c.probe.Counts().Sub(before)
+	}
+	start := time.Now()
+	seedHistory(t, c.st, 100_000)
+	t.Logf("100,000 past approvals seeded in %v", time.Since(start).Round(time.Millisecond))
+	for _, path := range paths {
+		stop := c.probe.Record()
+		before := c.probe.Counts()
+		c.approve(t, path, "after-history-"+path)
+		after := c.probe.Counts().Sub(before)
+		stmts := stop()
+		if after != fresh[path] {
+			t.Errorf("%s: an approval costs %+v after 100,000 past approvals, %+v on a fresh store", path, after, fresh[path])
+		}
+		if len(stmts) < int(after.Writes) {
+			t.Fatalf("%s: %d statements recorded, fewer than the %d an approval writes", path, len(stmts), after.Writes)
+		}
+		scans, err := sqlprobe.Scans(ctx, c.st.DB().DB, stmts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range scans {
+			if f := strings.Fields(s.Detail); len(f) > 1 && strings.HasPrefix(f[1], "hub_") {
+				t.Errorf("%s: %s\nreads a whole table: %s", path, s.Query, s.Detail)
+			}
+		}
+	}
 }
