@@ -35,6 +35,8 @@ var exampleSkips = map[string]string{
 	"kecis serve --config examples/hub/hub.yaml --dev-keys":       "runs the hub until stopped, on its fixed ports (TestServeExampleConfig starts it on free ones)",
 	"KECIS_DATABASE_DSN=postgres://kecis@db/kecis kecis serve":    "runs a hub on a PostgreSQL server named db, until stopped",
 	"kecis adapter --config adapter.yaml\n":                       "runs the sidecar until stopped, against the provider's own API",
+	"kecis loadtest --demo .kecis-dev":                            "needs a running demo (TestLoadtestDemo, in conformance/loadtest, runs the load test against one)",
+	"kecis loadtest --target staging.yaml":                        "needs a hub at hub.staging.internal and its target file",
 	"kecis metadata export --hub https://hub.example":             "needs a running hub at https://hub.example (TestMetadataExportVerify runs export against one)",
 }
 
