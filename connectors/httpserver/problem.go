@@ -128,9 +128,11 @@ func (p *Problem) WithRetryAfter(d time.Duration) *Problem {
 // RetryAfter is the delay the answer's Retry-After gives, 0 for none.
 func (p *Problem) RetryAfter() time.Duration { return p.retryAfter }
 
-// retryAfterSeconds is Retry-After's delay-seconds: d rounded up to whole
-// seconds, at least 1 (0 would invite a retry at once).
-func retryAfterSeconds(d time.Duration) string {
+// RetryAfterSeconds is Retry-After's delay-seconds (RFC 9110 §10.2.3): d
+// rounded up to whole seconds, at least 1 (0 would invite a retry at
+// once). Every 429 the project sends — a problem document, a SOAP
+// endpoint's fault — gives its delay this way.
+func RetryAfterSeconds(d time.Duration) string {
 	s := int64((d + time.Second - 1) / time.Second)
 	return strconv.FormatInt(max(s, 1), 10)
 }
@@ -164,7 +166,7 @@ func (p *Problem) Write(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	if p.retryAfter > 0 {
-		w.Header().Set("Retry-After", retryAfterSeconds(p.retryAfter))
+		w.Header().Set("Retry-After", RetryAfterSeconds(p.retryAfter))
 	}
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p.Document())

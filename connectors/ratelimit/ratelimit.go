@@ -197,3 +197,40 @@ func (l *Limiter) Middleware(next http.Handler, onLimited func(r *http.Request, 
 		next.ServeHTTP(w, r)
 	})
 }
+
+// SOAP limits each caller of a KECIS SOAP endpoint (KECIS §12.7) — by its
+// TLS client certificate, or its connection's address when it presented
+// none (ClientKey) — in front of next (a connectors.Handler, the sidecar's
+// endpoint). A refused request is answered before anything of its body is
+// read or parsed: HTTP 429 Too Many Requests with Retry-After, and a SOAP
+// fault (soap:Server: retry later) as the body, so that a SOAP client
+// reads a fault and the hub's relay, which sees the 429, neither delivers
+// the request nor counts it against the provider's breaker (KECIS
+// §12.1.1). onLimited, when not nil, is told of each refusal (a metric, a
+// log line).
+func (l *Limiter) SOAP(next http.Handler, onLimited func(r *http.Request, retryAfter time.Duration)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ok, d := l.Allow(ClientKey(r, ""))
+		if ok {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if onLimited != nil {
+			onLimited(r, d)
+		}
+		WriteSOAPRateLimited(w, d)
+	})
+}
+
+// WriteSOAPRateLimited answers a SOAP request refused by a rate limit:
+// 429, Retry-After (httpserver.RetryAfterSeconds) and a soap:Server fault
+// that says when to retry.
+func WriteSOAPRateLimited(w http.ResponseWriter, retryAfter time.Duration) {
+	secs := httpserver.RetryAfterSeconds(retryAfter)
+	h := w.Header()
+	h.Set("Content-Type", "text/xml; charset=utf-8")
+	h.Set("Cache-Control", "no-cache, no-store")
+	h.Set("Retry-After", secs)
+	w.WriteHeader(http.StatusTooManyRequests)
+	_, _ = w.Write(saml.FaultBody(&saml.Fault{Code: "soap:Server", String: "rate limited: retry after " + secs + " s"}))
+}

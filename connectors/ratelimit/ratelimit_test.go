@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -183,5 +184,72 @@ func TestMiddleware(t *testing.T) {
 	}
 	if len(limited) != 2 || limited[0] != 4*time.Second || limited[1] != 2500*time.Millisecond {
 		t.Fatalf("onLimited saw %v", limited)
+	}
+}
+
+// countingBody counts the bytes read from a request body.
+type countingBody struct {
+	data []byte
+	n    int
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	if b.n >= len(b.data) {
+		return 0, io.EOF
+	}
+	k := copy(p, b.data[b.n:])
+	b.n += k
+	return k, nil
+}
+
+func (b *countingBody) Close() error { return nil }
+
+// A SOAP endpoint's limit is per TLS client certificate; a refused request
+// is 429 with Retry-After and a soap:Server fault, answered before a byte
+// of its body is read, and reported to onLimited.
+func TestSOAP(t *testing.T) {
+	clock := testutil.NewClock(testutil.FixedNow)
+	l := ratelimit.New(ratelimit.Config{PerSecond: 0.5, Burst: 1}, clock.Now)
+	served, limited := 0, 0
+	h := l.SOAP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served++
+		_, _ = io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusOK)
+	}), func(*http.Request, time.Duration) { limited++ })
+	envelope := []byte(`<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body/></soap:Envelope>`)
+	do := func(cert string) (*httptest.ResponseRecorder, *countingBody) {
+		body := &countingBody{data: envelope}
+		r := httptest.NewRequest(http.MethodPost, "/kecis/soap", nil)
+		r.Body = body
+		r.RemoteAddr = "192.0.2.7:4711"
+		r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{{Raw: []byte(cert)}}}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w, body
+	}
+	if w, _ := do("the hub"); w.Code != http.StatusOK {
+		t.Fatalf("first request: %d", w.Code)
+	}
+	w, body := do("the hub")
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "2" || body.n != 0 {
+		t.Fatalf("over the limit: %d, Retry-After %q, %d bytes read", w.Code, w.Header().Get("Retry-After"), body.n)
+	}
+	if ct := w.Header().Get("Content-Type"); ct != "text/xml; charset=utf-8" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	_, err := saml.UnwrapSOAP(w.Body.Bytes(), saml.Limits{})
+	var f *saml.Fault
+	if !errors.As(err, &f) || f.Code != "soap:Server" || f.String != "rate limited: retry after 2 s" {
+		t.Fatalf("the body is not the rate limit's SOAP fault: %v\n%s", err, w.Body)
+	}
+	if w, _ := do("a tester"); w.Code != http.StatusOK {
+		t.Fatalf("another certificate: %d", w.Code)
+	}
+	clock.Advance(2 * time.Second)
+	if w, _ := do("the hub"); w.Code != http.StatusOK {
+		t.Fatalf("after Retry-After: %d", w.Code)
+	}
+	if served != 3 || limited != 1 {
+		t.Fatalf("served %d, limited %d; want 3, 1", served, limited)
 	}
 }

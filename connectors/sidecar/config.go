@@ -12,6 +12,7 @@ package sidecar
 import (
 	"fmt"
 	"maps"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/kecis/kecis/connectors"
 	_ "github.com/kecis/kecis/connectors/card" // the card service's object rules (KECIS §13.3), for the Handler and NotFound
+	"github.com/kecis/kecis/connectors/ratelimit"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/saml"
 	"github.com/kecis/kecis/saml/metadata"
@@ -58,6 +60,8 @@ type Config struct {
 		AtRestKeyFile      string `yaml:"at_rest_key_file"`
 		IdempotencyKeyFile string `yaml:"idempotency_key_file"`
 	} `yaml:"state"`
+	// RateLimits bound each caller of the KECIS endpoint (KECIS §12.7).
+	RateLimits RateLimits `yaml:"rate_limits"`
 	// Testers admits registered testers' TLS client certificates (SHA-256)
 	// on the back channel: test mode only.
 	Testers []string `yaml:"testers"`
@@ -72,6 +76,40 @@ type Config struct {
 	mfile    string
 	mlines   map[string]int
 	fromFile map[string]bool
+}
+
+// RateLimits is the KECIS endpoint's limit per caller — its TLS client
+// certificate, or its address when it presented none (KECIS §12.7): on
+// average PerSecond requests a second, Burst at once; past it the request
+// is answered 429 with Retry-After and a SOAP fault before it is read.
+type RateLimits struct {
+	// PerSecond defaults to DefaultRatePerSecond; 0 turns the limit off.
+	PerSecond *float64 `yaml:"per_second"`
+	// Burst defaults to twice PerSecond (at least 1).
+	Burst int `yaml:"burst"`
+}
+
+// DefaultRatePerSecond is the KECIS endpoint's limit per caller when
+// rate_limits.per_second is not set: far above what one provider's native
+// API takes from the hub in normal operation, it stops a runaway caller
+// (a tester in a loop) before the native API does.
+const DefaultRatePerSecond = 200
+
+// Limit is the endpoint's limiter configuration; ok is false when the
+// limit is off (per_second: 0).
+func (r RateLimits) Limit() (cfg ratelimit.Config, ok bool) {
+	perSecond := float64(DefaultRatePerSecond)
+	if r.PerSecond != nil {
+		perSecond = *r.PerSecond
+	}
+	if perSecond == 0 {
+		return ratelimit.Config{}, false
+	}
+	burst := r.Burst
+	if burst == 0 {
+		burst = max(1, int(math.Ceil(2*perSecond)))
+	}
+	return ratelimit.Config{PerSecond: perSecond, Burst: burst}, true
 }
 
 // KeyPair names a PEM key and certificate.
@@ -402,6 +440,12 @@ func (c *Config) check() Errors {
 		if _, _, err := net.SplitHostPort(c.OpsListen); err != nil {
 			c.fail(&errs, "ops_listen", "is not host:port")
 		}
+	}
+	if r := c.RateLimits.PerSecond; r != nil && (*r < 0 || math.IsNaN(*r) || math.IsInf(*r, 0)) {
+		c.fail(&errs, "rate_limits.per_second", "must be a number of requests a second, 0 to turn the limit off")
+	}
+	if c.RateLimits.Burst < 0 {
+		c.fail(&errs, "rate_limits.burst", "must be at least 1 (or left out: twice per_second)")
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.Native.Headers)) {
 		checkHeader(&errs, c.file, c.lines, "native.headers."+name, name, c.Native.Headers[name])

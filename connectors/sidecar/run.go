@@ -17,6 +17,7 @@ import (
 
 	"github.com/kecis/kecis/connectors"
 	"github.com/kecis/kecis/connectors/httpserver"
+	"github.com/kecis/kecis/connectors/ratelimit"
 	"github.com/kecis/kecis/connectors/sqlstore"
 	"github.com/kecis/kecis/connectors/store/pgstore"
 	"github.com/kecis/kecis/connectors/store/sqlitestore"
@@ -45,6 +46,9 @@ type Sidecar struct {
 	// limits bound both endpoints (KECIS §9.10); zero fields take the
 	// endpoint's defaults (tests shorten them).
 	limits httpserver.Limits
+	// limiter limits each caller of the KECIS endpoint (rate_limits,
+	// KECIS §12.7) on s.now; nil when off.
+	limiter *ratelimit.Limiter
 }
 
 // callWriteTimeout exceeds the calling endpoint's longest handler: the
@@ -134,6 +138,9 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Sidecar, error) {
 	s := &Sidecar{Config: cfg, Handler: h, store: st, dir: dir, engine: eng, metrics: eng.metrics, tls: tlsKP, now: time.Now, log: log,
 		Caller: &Caller{Client: cl, Resolver: &connectors.Resolver{Metadata: dir, Self: cfg.EntityID}, Log: log}}
 	s.certs.signing, s.certs.encryption, s.certs.tls = signer.Cert, dec.Cert, tlsKP.Leaf
+	if rl, ok := cfg.RateLimits.Limit(); ok {
+		s.limiter = ratelimit.New(rl, func() time.Time { return s.now() })
+	}
 	return s, nil
 }
 
@@ -150,10 +157,7 @@ func (s *Sidecar) Serve(ctx context.Context, kecis, call net.Listener) error {
 			return fmt.Errorf("ops_listen: %w", err)
 		}
 	}
-	mux := http.NewServeMux()
-	mux.Handle("POST /kecis/soap", s.Handler)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	srv := httpserver.New(s.metrics.instrument("kecis", mux), s.endpointLimits(httpserver.SOAPWriteTimeout, httpserver.SOAPMaxBodyBytes), s.log)
+	srv := httpserver.New(s.kecisHandler(), s.endpointLimits(httpserver.SOAPWriteTimeout, httpserver.SOAPMaxBodyBytes), s.log)
 	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{s.tls}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12}
 	errc := make(chan error, 3)
 	go func() { errc <- srv.ServeTLS(kecis, "", "") }()
@@ -187,6 +191,24 @@ func (s *Sidecar) Serve(ctx context.Context, kecis, call net.Listener) error {
 		err = nil
 	}
 	return err
+}
+
+// kecisHandler serves the KECIS endpoint: POST /kecis/soap, each caller
+// under the rate limit (a refusal is 429 with Retry-After and a SOAP
+// fault, before the request is read: ratelimit.SOAP), and GET /healthz;
+// every answer counted in kecis_adapter_http_requests_total{endpoint=kecis}.
+func (s *Sidecar) kecisHandler() http.Handler {
+	var soap http.Handler = s.Handler
+	if s.limiter != nil {
+		soap = s.limiter.SOAP(soap, func(r *http.Request, retryAfter time.Duration) {
+			s.log.WarnContext(r.Context(), "KECIS endpoint: caller over its rate limit", "client", ratelimit.ClientKey(r, ""),
+				"retry_after", retryAfter)
+		})
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /kecis/soap", soap)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	return s.metrics.instrument("kecis", mux)
 }
 
 // openStore opens the adapter store state.dsn names: the sidecar links

@@ -22,6 +22,27 @@ import (
 // addresses.
 func serving(t *testing.T, lim httpserver.Limits) (kecis, call string) {
 	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := goodSidecar(t, ctx, "")
+	s.limits = lim
+	kl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, kl, cl) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return kl.Addr().String(), cl.Addr().String()
+}
+
+// goodSidecar builds the sidecar of testdata/good.yaml and extraYAML (keys
+// at its top level), with fresh keys.
+func goodSidecar(t *testing.T, ctx context.Context, extraYAML string) *Sidecar {
+	t.Helper()
 	dir := t.TempDir()
 	now := time.Now()
 	for _, k := range []struct {
@@ -48,28 +69,15 @@ func serving(t *testing.T, lim httpserver.Limits) (kecis, call string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Parse(data, "good.yaml", dir, func(string) string { return "x" })
+	cfg, err := Parse(append(data, extraYAML...), "good.yaml", dir, func(string) string { return "x" })
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	s, err := New(ctx, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.limits = lim
-	kl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, kl, cl) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return kl.Addr().String(), cl.Addr().String()
+	return s
 }
 
 // TestSlowAndIdleConnectionsAreClosed is the regression test of issue 12
