@@ -33,6 +33,7 @@ func RunConcurrencyTests(t *testing.T, newStores func(t *testing.T) (store.Store
 		{"IdemFingerprintRace", testIdemFingerprintRace},
 		{"IdemReacquireRace", testIdemReacquireRace},
 		{"UpdateParticipantRace", testUpdateParticipantRace},
+		{"CommitRace", testCommitRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -262,6 +263,41 @@ func testUpdateParticipantRace(t *testing.T, a, b store.Store) {
 		if got.Version != base+1 || got.DisplayName != w.DisplayName || len(got.Keys) != len(w.Keys) {
 			t.Errorf("round %d: stored version %d name %q with %d keys, want version %d from racer %d (%d keys)",
 				round, got.Version, got.DisplayName, len(got.Keys), base+1, winner, len(w.Keys))
+		}
+	}
+}
+
+// testCommitRace: replicas commit the same received message (its ID, a
+// claim of its key, its audit record) at once: exactly one commit lands,
+// the others fail with ErrAlreadySeen and leave nothing (KECIS §12.3).
+func testCommitRace(t *testing.T, a, b store.Store) {
+	ctx := ctxFor(t)
+	for round := range raceRounds {
+		id, k, tx := fmt.Sprintf("_commit%d", round), fmt.Sprintf("commit-key-%d", round), fmt.Sprintf("tx-commit-%d", round)
+		errs := make([]error, 2*Racers)
+		race(a, b, func(i int, s store.Store) {
+			_, errs[i] = s.Commit(ctx, &store.Writes{Now: at(0),
+				Remember: []store.ReplayEntry{{Issuer: issuer, ID: id, Expires: at(5 * time.Minute)}},
+				Claim:    &store.IdemClaim{Scope: scope, Key: k, Fingerprint: fpA, Owner: owner(i), RequestID: id, LeaseUntil: at(time.Minute)},
+				Audit:    []*store.AuditRecord{{Time: at(0), Kind: "message.in", Actor: issuer, TxID: tx, RequestID: id, Message: signedMessage}}})
+		})
+		wins := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				wins++
+			case errors.Is(err, store.ErrAlreadySeen):
+			default:
+				t.Errorf("round %d racer %d: Commit: %v", round, i, err)
+			}
+		}
+		if wins != 1 {
+			t.Errorf("round %d: %d of %d racers committed message %s, want exactly 1", round, wins, len(errs), id)
+		}
+		recs, err := a.ListAudit(ctx, store.AuditFilter{TxID: tx})
+		must(t, err, "ListAudit")
+		if len(recs) != 1 {
+			t.Errorf("round %d: %d audit records, want 1", round, len(recs))
 		}
 	}
 }

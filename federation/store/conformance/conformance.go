@@ -24,6 +24,12 @@
 //     records with expires <= now;
 //   - ReleaseIdem clears the lease in both states; an entry released
 //     without an answer (IdemInFlight) is reacquirable at once;
+//   - Commit (store.Writes) applies its parts in one transaction: a live
+//     ID in Remember fails all of it with ErrAlreadySeen and leaves the
+//     audit records' IDs 0; the guard's refusal is an answer and the rest
+//     lands; a release not held is reported in ReleaseErr (ErrConflict,
+//     ErrNotFound) and the rest lands; Prune deletes at most Limit rows of
+//     each table, oldest first;
 //   - ListAudit returns records in append order, Since inclusive, Until
 //     exclusive; ListRoutingRules orders by priority, then ID;
 //     ListParticipants orders by entityID in byte order.
@@ -84,6 +90,11 @@ func RunTests(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"IdemCountInFlight", testIdemCountInFlight},
 		{"AuditAppendList", testAuditAppendList},
 		{"AuditFilters", testAuditFilters},
+		{"CommitAll", testCommitAll},
+		{"CommitAlreadySeen", testCommitAlreadySeen},
+		{"CommitRefusal", testCommitRefusal},
+		{"CommitReleaseConflict", testCommitReleaseConflict},
+		{"CommitPrune", testCommitPrune},
 		{"RoutingRules", testRoutingRules},
 		{"Snapshots", testSnapshots},
 	}
