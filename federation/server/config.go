@@ -52,6 +52,8 @@ type Config struct {
 	Breaker BreakerConfig `yaml:"breaker" envPrefix:"BREAKER_"`
 	// RateLimits bound each client's request rate (KECIS §12.7).
 	RateLimits RateLimitsConfig `yaml:"rate_limits" envPrefix:"RATE_LIMITS_"`
+	// Debug enables diagnostics for operators.
+	Debug DebugConfig `yaml:"debug" envPrefix:"DEBUG_"`
 
 	// dir is the directory of the config file; relative paths resolve
 	// against it.
@@ -80,6 +82,15 @@ type BreakerConfig struct {
 	OpenFor Duration `yaml:"open_for" env:"OPEN_FOR"`
 	// Disabled sends every request, whatever the endpoint's record.
 	Disabled bool `yaml:"disabled" env:"DISABLED"`
+}
+
+// DebugConfig enables diagnostics, off by default.
+type DebugConfig struct {
+	// PProf serves the Go runtime's profiles (net/http/pprof) under
+	// /kecis/admin/debug/pprof/ on the participant-facing listener, to
+	// operators only (their TLS client certificate, as the rest of the
+	// operator API).
+	PProf bool `yaml:"pprof" env:"PPROF"`
 }
 
 // RateLimitsConfig bounds how fast each client may call the hub (KECIS

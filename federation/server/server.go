@@ -16,7 +16,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
+	rpprof "runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -266,6 +268,9 @@ func (s *Server) Handler() http.Handler {
 	for _, a := range registry.Actions {
 		admin.POST("/participants/"+a, s.transition(a))
 	}
+	if s.Config.Debug.PProf {
+		mountPProf(admin.Group("/debug/pprof"))
+	}
 	r.NoRoute(func(c *gin.Context) { s.fail(c, ProblemNotFound) })
 	return r
 }
@@ -388,6 +393,22 @@ func (s *Server) serve(ctx context.Context, pub *http.Server, pl net.Listener, o
 	}
 	s.Log.Info("kecis hub stopped")
 	return err
+}
+
+// mountPProf serves the Go runtime's profiles (net/http/pprof) under g —
+// the operator API, so only an operator's TLS client certificate gets one
+// (debug.pprof). The command line is not served: nothing of the process's
+// start-up is sent. A CPU profile or trace is cut at the listener's
+// limits.write_timeout (pprof refuses a longer one).
+func mountPProf(g *gin.RouterGroup) {
+	g.GET("/", gin.WrapF(pprof.Index))
+	g.GET("/profile", gin.WrapF(pprof.Profile))
+	g.GET("/trace", gin.WrapF(pprof.Trace))
+	g.GET("/symbol", gin.WrapF(pprof.Symbol))
+	g.POST("/symbol", gin.WrapF(pprof.Symbol))
+	for _, p := range rpprof.Profiles() {
+		g.GET("/"+p.Name(), gin.WrapH(pprof.Handler(p.Name())))
+	}
 }
 
 func (s *Server) requireOperator() gin.HandlerFunc {
