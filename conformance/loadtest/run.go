@@ -291,8 +291,11 @@ func Run(ctx context.Context, t *Target, o Options) (*Summary, error) {
 		}
 	}
 	sum := r.measure(ctx, work)
-	r.resolve(work)
 	sum.Card = r.card.Number.Masked()
+	if unanswered := sum.Errors["transport"] + sum.Errors["timeout"]; sum.Requests > 0 && unanswered == sum.Requests {
+		return sum, fmt.Errorf("the hub at %s answered none of the %d requests", t.HubURL, sum.Requests)
+	}
+	r.resolve(work)
 	if iss != nil && r.card.ID != "" {
 		ledger, err := iss.Ledger(work, r.card.ID)
 		if err != nil {
@@ -378,8 +381,9 @@ func (r *runner) measure(stop, work context.Context) *Summary {
 		}
 	}()
 	done := make(chan struct{})
+	var printer sync.WaitGroup
 	if r.o.Progress != nil {
-		go r.progress(start, done)
+		printer.Go(func() { r.progress(start, done) })
 	}
 	var wg sync.WaitGroup
 	for range r.o.Concurrency {
@@ -397,6 +401,7 @@ func (r *runner) measure(stop, work context.Context) *Summary {
 	}
 	wg.Wait()
 	close(done)
+	printer.Wait() // no progress line after the summary
 	return r.summarize(clock.Now().Sub(start), stop.Err() != nil)
 }
 

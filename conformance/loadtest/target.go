@@ -136,7 +136,9 @@ func ReadTargetFile(path string) (*Target, error) {
 	}
 	var f targetFile
 	if err := yaml.NewDecoder(bytes.NewReader(b), yaml.Strict(), yaml.DisallowUnknownField()).Decode(&f); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		// The first line says where and what; the parser's excerpt of the
+		// file after it would show the secrets it holds.
+		return nil, fmt.Errorf("%s: %s", path, strings.SplitN(err.Error(), "\n", 2)[0])
 	}
 	t := &Target{HubURL: f.HubURL, SettleURL: f.SettleURL, IssuerAPI: f.IssuerAPI, IssuerAdminKey: os.ExpandEnv(f.IssuerAdminKey)}
 	for _, m := range f.Merchants {
