@@ -142,5 +142,5 @@ func (s *Store) Objects(ctx context.Context, o store.Objects, now time.Time) err
 	if err != nil || !missing {
 		return err
 	}
-	return s.db.WriteTx(ctx, func(tx *sql.Tx) error { return s.apply(ctx, tx, o, now) })
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.apply(ctx, tx, o, now) })
 }

@@ -7,6 +7,12 @@
 // at-rest key before they are stored; object IDs are stored as HMACs under
 // a key derived from it.
 //
+// On SQLite the writes of concurrent requests share commits: one writer
+// runs what waits in one transaction, each request under a savepoint of
+// its own, and answers each once the transaction committed (group commit;
+// one request alone waits for nothing). On PostgreSQL each write is a
+// transaction of its own.
+//
 // It links no database driver: a program opens it through
 // connectors/store/sqlitestore or connectors/store/pgstore, which link
 // theirs, or passes New a database it opened itself. Both dialects run the
@@ -40,6 +46,7 @@ const Component = "kecis-adapter"
 // Store is the adapter's state in a SQL database.
 type Store struct {
 	db     *sqlstore.DB
+	group  *group // SQLite: concurrent requests' writes share commits; nil on PostgreSQL
 	aead   cipher.AEAD
 	refKey []byte
 }
@@ -78,11 +85,44 @@ func New(ctx context.Context, db *sqlstore.DB, atRestKey []byte) (*Store, error)
 	if _, err := db.MigrateFS(ctx, Component, migrations, "migrations"); err != nil {
 		return nil, err
 	}
-	return &Store{db: db, aead: aead, refKey: objectKey(atRestKey)}, nil
+	st := &Store{db: db, aead: aead, refKey: objectKey(atRestKey)}
+	if db.Dialect == sqlstore.SQLite {
+		st.group = newGroup(db)
+	}
+	return st, nil
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close stops the writer and closes the database.
+func (s *Store) Close() error {
+	if s.group != nil {
+		s.group.close()
+	}
+	return s.db.Close()
+}
+
+// write runs fn in a write transaction: the next group's on SQLite (see
+// group), one of its own elsewhere.
+func (s *Store) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	if s.group != nil {
+		return s.group.write(ctx, fn)
+	}
+	return s.db.WriteTx(ctx, func(tx *sql.Tx) error { return fn(ctx, tx) })
+}
+
+// exec runs one writing statement: in the group on SQLite, alone
+// (autocommit) elsewhere.
+func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if s.group == nil {
+		return s.db.ExecContext(ctx, query, args...)
+	}
+	var res sql.Result
+	err := s.group.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		var err error
+		res, err = tx.ExecContext(ctx, query, args...)
+		return err
+	})
+	return res, err
+}
 
 // Ping checks that the database answers (a readiness check).
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
@@ -99,7 +139,7 @@ type replay struct {
 func (r replay) Remember(ctx context.Context, issuer, id string, expires time.Time) error {
 	now := r.now()
 	d := r.s.db.Dialect
-	res, err := r.s.db.ExecContext(ctx, `INSERT INTO adapter_replay (issuer, msg_id, expires) VALUES ($1, $2, $3)
+	res, err := r.s.exec(ctx, `INSERT INTO adapter_replay (issuer, msg_id, expires) VALUES ($1, $2, $3)
 		ON CONFLICT (issuer, msg_id) DO UPDATE SET expires = excluded.expires WHERE adapter_replay.expires <= $4`,
 		issuer, id, d.Time(expires), d.Time(now))
 	if err != nil {
@@ -134,7 +174,7 @@ func (s *Store) BeginObjects(ctx context.Context, scope, key string, fingerprint
 		res saml.IdemResult
 		out *store.Outcome
 	)
-	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, out = "", nil // a retried transaction starts over
 		var fp, sealed []byte
 		var state string
@@ -220,10 +260,10 @@ func (s *Store) FinishObjects(ctx context.Context, scope, key string, o *store.O
 	d := s.db.Dialect
 	const done = `UPDATE adapter_idempotency SET state = 'done', outcome = $3, updated_at = $4 WHERE scope = $1 AND idem_key = $2`
 	if obj.IsZero() {
-		_, err = s.db.ExecContext(ctx, done, scope, key, sealed, d.Time(now))
+		_, err = s.exec(ctx, done, scope, key, sealed, d.Time(now))
 		return err
 	}
-	return s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if err := s.apply(ctx, tx, obj, now); err != nil {
 			return err
 		}
@@ -235,7 +275,7 @@ func (s *Store) FinishObjects(ctx context.Context, scope, key string, o *store.O
 // Abandon releases a key whose attempt failed without an outcome (a crash
 // of the provider's function): the next retry runs it again.
 func (s *Store) Abandon(ctx context.Context, scope, key string, now time.Time) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM adapter_idempotency WHERE scope = $1 AND idem_key = $2 AND state = 'in_flight'`, scope, key)
+	_, err := s.exec(ctx, `DELETE FROM adapter_idempotency WHERE scope = $1 AND idem_key = $2 AND state = 'in_flight'`, scope, key)
 	return err
 }
 
