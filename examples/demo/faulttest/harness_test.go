@@ -377,11 +377,13 @@ func (a answer) String() string {
 }
 
 // final reports whether the answer is the request's outcome — the
-// provider's verified answer — rather than one a client retries with the
-// same Idempotency-Key: no answer, Pending, unavailable, in flight, rate
-// limited, an internal error.
+// provider's verified answer, not Pending — rather than one a client
+// retries with the same Idempotency-Key: no answer, Pending (the hub's or
+// the provider's, HTTP 202), unavailable, in flight, rate limited, an
+// internal error.
 func (a answer) final() bool {
-	return a.err == nil && a.problem == "" && a.resp.Outcome == callapi.OutcomeAnswered
+	return a.err == nil && a.problem == "" && a.resp.Outcome == callapi.OutcomeAnswered &&
+		a.status != http.StatusAccepted && a.resp.SubStatus != "Pending"
 }
 
 // approvalCode is the issuer's approval number of an approved answer.
@@ -459,8 +461,14 @@ type outcome struct {
 	last     answer
 	attempts int
 	gaveUp   bool
+	// pending: the provider kept answering Pending for driver.pendingFor
+	// (it could not tell whether the issuer approved; the PG inquires
+	// until its pending grace, 10 minutes, has passed).
+	pending bool
 	// seen counts the non-final answers by kind (status/problem).
 	seen map[string]int
+	// took is from the first call to the last answer.
+	took time.Duration
 }
 
 // driver sends requests round robin over targets(), retrying each with
@@ -470,16 +478,23 @@ type driver struct {
 	f        *fed
 	targets  func() []string
 	retryFor time.Duration
-	backoff  time.Duration
+	// pendingFor, when set, ends a request the provider has answered
+	// Pending for that long as pending.
+	pendingFor time.Duration
+	backoff    time.Duration
 	rr       atomic.Uint64
 	calls    atomic.Int64
+	retried  atomic.Int64 // answers that were not final
 	// onAnswer, when set, sees every answer (the tests' own checks).
 	onAnswer func(target string, a answer)
 }
 
-func (dr *driver) do(ctx context.Context, rq request) outcome {
-	o := outcome{request: rq, seen: map[string]int{}}
-	deadline := time.Now().Add(dr.retryFor)
+func (dr *driver) do(ctx context.Context, rq request) (o outcome) {
+	o = outcome{request: rq, seen: map[string]int{}}
+	start := time.Now()
+	defer func() { o.took = time.Since(start) }()
+	deadline := start.Add(dr.retryFor)
+	var firstPending time.Time
 	for {
 		ts := dr.targets()
 		target := ts[int(dr.rr.Add(1)%uint64(len(ts)))]
@@ -495,13 +510,22 @@ func (dr *driver) do(ctx context.Context, rq request) outcome {
 		if a.final() {
 			return o
 		}
+		dr.retried.Add(1)
+		if a.err == nil && a.problem == "" && a.resp.Outcome == callapi.OutcomeAnswered && a.resp.SubStatus == "Pending" && dr.pendingFor > 0 {
+			if firstPending.IsZero() {
+				firstPending = time.Now()
+			} else if time.Since(firstPending) > dr.pendingFor {
+				o.pending = true
+				return o
+			}
+		}
 		switch {
 		case a.err != nil:
 			o.seen["no answer"]++
 		case a.problem != "":
-			o.seen[fmt.Sprintf("%d %s", a.status, a.problem[strings.LastIndex(a.problem, "/")+1:])]++
+			o.seen[fmt.Sprintf("%d %s", a.status, a.problem[strings.LastIndexAny(a.problem, "/:")+1:])]++
 		default:
-			o.seen[fmt.Sprintf("%d %s", a.status, a.resp.Outcome)]++
+			o.seen[fmt.Sprintf("%d %s %s", a.status, a.resp.Outcome, a.resp.SubStatus)]++
 		}
 		if a.problem != "" && a.status < 500 && a.status != http.StatusConflict && a.status != http.StatusTooManyRequests {
 			o.gaveUp = true // a refusal a retry cannot change
@@ -558,6 +582,9 @@ func (f *fed) requests(prefix string, n int, from int64, ms ...*demo.Merchant) [
 // told, for the amounts of the test's requests.
 type reconciliation struct {
 	Acknowledged, InLedger, Lost, Doubled, Unacknowledged, Declined int
+	// Pending requests ended Pending (outcome.pending); of them, PendingApproved
+	// are approved at the issuer (once), the others not at all.
+	Pending, PendingApproved int
 }
 
 // reconcile checks the issuer's ledger against the outcomes: every
@@ -585,6 +612,18 @@ func (f *fed) reconcile(outs []outcome, from, to int64) reconciliation {
 			t.Errorf("request %s (%s) got no outcome after %d attempts: last %v, seen %v", o.key, o.merchant.EntityID, o.attempts, o.last, o.seen)
 			continue
 		}
+		if o.pending {
+			r.Pending++
+			told[o.amount] = true // the merchant knows to inquire
+			switch n := len(byAmount[o.amount]); {
+			case n == 1:
+				r.PendingApproved++
+			case n > 1:
+				r.Doubled++
+				t.Errorf("request %s (pending): approved %d times at the issuer: %v", o.key, n, byAmount[o.amount])
+			}
+			continue
+		}
 		code := o.last.approvalCode()
 		if code == "" {
 			r.Declined++
@@ -610,8 +649,8 @@ func (f *fed) reconcile(outs []outcome, from, to int64) reconciliation {
 			t.Errorf("the issuer approved %d KRW (%v), and no merchant was told", amount, nums)
 		}
 	}
-	t.Logf("reconciliation: acknowledged %d, in the ledger %d, lost %d, doubled %d, unacknowledged %d, declined %d",
-		r.Acknowledged, r.InLedger, r.Lost, r.Doubled, r.Unacknowledged, r.Declined)
+	t.Logf("reconciliation: acknowledged %d, in the ledger %d, lost %d, doubled %d, unacknowledged %d, declined %d, pending %d (approved at the issuer %d)",
+		r.Acknowledged, r.InLedger, r.Lost, r.Doubled, r.Unacknowledged, r.Declined, r.Pending, r.PendingApproved)
 	return r
 }
 
@@ -629,15 +668,17 @@ func urls(rs ...*replica) []string {
 func summarize(t *testing.T, what string, outs []outcome, took time.Duration) {
 	t.Helper()
 	attempts := 0
+	var longest time.Duration
 	seen := map[string]int{}
 	for _, o := range outs {
 		attempts += o.attempts
+		longest = max(longest, o.took)
 		for k, v := range o.seen {
 			seen[k] += v
 		}
 	}
-	t.Logf("%s: %d requests, %d calls in %v (%.0f requests/s); retried on %v", what, len(outs), attempts,
-		took.Round(time.Millisecond), float64(len(outs))/took.Seconds(), seen)
+	t.Logf("%s: %d requests, %d calls in %v (%.0f requests/s, the longest request %v); retried on %v", what, len(outs), attempts,
+		took.Round(time.Millisecond), float64(len(outs))/took.Seconds(), longest.Round(time.Millisecond), seen)
 }
 
 // waitFor polls cond every 50ms until it holds, at most within, and
@@ -652,4 +693,21 @@ func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) 
 		time.Sleep(50 * time.Millisecond)
 	}
 	return time.Since(start)
+}
+
+// askAgain sends every request once more with its Idempotency-Key, to the
+// next of targets in turn: each answer must be the outcome the request
+// ended with (one outcome per key, whichever replica is asked).
+func (f *fed) askAgain(outs []outcome, targets []string) {
+	t := f.t
+	t.Helper()
+	for i, o := range outs {
+		if o.gaveUp || o.pending {
+			continue
+		}
+		a := f.call(context.Background(), targets[i%len(targets)], "approve", o.merchant, o.key, f.approveFields(o.key, o.amount))
+		if !a.final() || a.resp.Status != o.last.resp.Status || a.approvalCode() != o.last.approvalCode() {
+			t.Errorf("request %s asked again: %v (approval %q), first %v (approval %q)", o.key, a, a.approvalCode(), o.last, o.last.approvalCode())
+		}
+	}
 }

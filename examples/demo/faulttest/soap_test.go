@@ -75,7 +75,7 @@ func (f *fed) soapClient(m *demo.Merchant, hubURL string) (*card.Client, *captur
 	capt := &capture{base: &http.Transport{TLSClientConfig: saml.PinnedTLS(kp[2], []*x509.Certificate{f.hubTLS})}}
 	dir := &metadata.Client{HubURL: hubURL, HubCerts: []*x509.Certificate{hubSigning}, HTTP: f.client}
 	c, err := connectors.NewClient(connectors.ClientConfig{EntityID: m.EntityID, Signer: signer, Directory: dir,
-		Decryption: []saml.DecryptionKey{{Cert: certs[1], Key: kp[1].PrivateKey.(crypto.Decrypter)}},
+		Decryption:  []saml.DecryptionKey{{Cert: certs[1], Key: kp[1].PrivateKey.(crypto.Decrypter)}},
 		HubEntityID: demo.HubID, HubURL: hubURL, HTTP: &http.Client{Timeout: 20 * time.Second, Transport: capt}, Attempts: 1})
 	if err != nil {
 		t.Fatal(err)
