@@ -236,3 +236,70 @@ func TestDailyTotalsFollowEveryChange(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkApprovalCost reports what one approval costs the PG's
+// database, on a fresh database and after 100,000 past transactions (half
+// of them the same day): write transactions (txns/op; under WAL with
+// synchronous=FULL each is one fsync of the WAL, fsyncs/op, checkpoints
+// aside), writing statements and statements.
+//
+//	go test ./examples/pg -run '^$' -bench ApprovalCost -benchtime 300x
+func BenchmarkApprovalCost(b *testing.B) {
+	for _, h := range []struct {
+		name string
+		n    int
+	}{{"fresh", 0}, {"after100k", 100_000}} {
+		b.Run(h.name, func(b *testing.B) {
+			p := newProbed(b, h.n)
+			p.approved(1000)
+			before := p.probe.Counts()
+			stop := p.probe.Record()
+			b.ResetTimer()
+			for b.Loop() {
+				p.approved(1000)
+			}
+			b.StopTimer()
+			reportCost(b, p.probe.Counts().Sub(before), len(stop()))
+		})
+	}
+}
+
+func reportCost(b *testing.B, c sqlprobe.Counts, stmts int) {
+	n := float64(b.N)
+	b.ReportMetric(float64(c.Commits)/n, "txns/op")
+	b.ReportMetric(float64(c.Commits)/n, "fsyncs/op")
+	b.ReportMetric(float64(c.Writes)/n, "writes/op")
+	b.ReportMetric(float64(stmts)/n, "stmts/op")
+}
+
+// BenchmarkDailyLimitCheck compares the daily limit's read before this
+// PG kept a running total (the sum of the day's transactions) with the
+// running total's row, on a fresh database (one transaction today) and
+// after 100,000 past transactions (50,000 of them today).
+//
+//	go test ./examples/pg -run '^$' -bench DailyLimitCheck
+func BenchmarkDailyLimitCheck(b *testing.B) {
+	queries := []struct{ name, q string }{
+		{"sum", `SELECT COALESCE(SUM(amount - cancelled_amount), 0) FROM pgw_transactions
+			WHERE mid = $1 AND biz_date = $2 AND status NOT IN ('DECLINED', 'FAILED')`},
+		{"total", `SELECT used FROM pgw_daily_totals WHERE mid = $1 AND biz_date = $2`},
+	}
+	for _, h := range []struct {
+		name string
+		n    int
+	}{{"fresh", 0}, {"after100k", 100_000}} {
+		p := newProbed(b, h.n)
+		p.approved(1000)
+		day := p.clock.Now().In(pg.KST).Format("20060102")
+		for _, q := range queries {
+			b.Run(q.name+"/"+h.name, func(b *testing.B) {
+				for b.Loop() {
+					var used int64
+					if err := p.db.QueryRowContext(ctx, q.q, costMID, day).Scan(&used); err != nil || used == 0 {
+						b.Fatalf("%d, %v", used, err)
+					}
+				}
+			})
+		}
+	}
+}
