@@ -180,7 +180,7 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print the version of kecis and of the KECIS profile it implements",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintf(cmd.OutOrStdout(), "kecis %s (KECIS profile 1.0, %s)\n", buildinfo.Version(), buildinfo.GoVersion())
+			fmt.Fprintf(cmd.OutOrStdout(), "kecis %s (KECIS profile 1.0, %s, %s)\n", buildinfo.Version(), buildinfo.GoVersion(), buildinfo.Crypto())
 			return nil
 		},
 	}

@@ -4,6 +4,7 @@ package buildinfo
 import (
 	"runtime"
 	"runtime/debug"
+	"strings"
 )
 
 // version is set at link time: -ldflags "-X github.com/kecis/kecis/internal/buildinfo.version=v1.2.3".
@@ -23,3 +24,17 @@ func Version() string {
 
 // GoVersion is the Go release the binary was built with.
 func GoVersion() string { return runtime.Version() }
+
+// Crypto names the cryptography the binary was built with: "BoringCrypto"
+// when built with GOEXPERIMENT=boringcrypto (docs/development.md,
+// "BoringCrypto"), else "Go crypto".
+func Crypto() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "GOEXPERIMENT" && strings.Contains(s.Value, "boringcrypto") {
+				return "BoringCrypto"
+			}
+		}
+	}
+	return "Go crypto"
+}
