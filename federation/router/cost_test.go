@@ -230,6 +230,7 @@ func facadeAudit(req *saml.ServiceRequest, msg []byte) *store.AuditRecord {
 // approval runs reads the whole of a table that grows with them (SQLite's
 // query plans: every one searches by an index).
 func TestApprovalCostAfterHistory(t *testing.T) {
+	t.Parallel() // seeding waits on the disk, or on PostgreSQL
 	ctx := context.Background()
 	paths := []string{"soap", "facade"}
 	c := newCostFixture(t, filepath.Join(t.TempDir(), "hub.db"))

@@ -22,6 +22,7 @@ import (
 // its arguments). It skips without a server, and fails under CI=true.
 func TestApprovalPlansPostgres(t *testing.T) {
 	sqltest.RequirePostgres(t)
+	t.Parallel() // seeding waits on the disk, or on PostgreSQL
 	ctx := context.Background()
 	cfg, err := pgx.ParseConfig(sqltest.TestPostgresDSN(t))
 	if err != nil {
