@@ -201,8 +201,8 @@ func (f *Facade) call(c *gin.Context) {
 		f.fail(c, err)
 		return
 	}
-	f.auditAuth(ctx, fc.req, fc.merchant, fc.note, fc.signed)
-	f.answer(c, fc, f.rt.Relay(ctx, fc.req, fc.dest, saml.WrapSOAP(fc.signed)))
+	audit := router.WithAudit(f.auditAuth(fc.req, fc.merchant, fc.note, fc.signed))
+	f.answer(c, fc, f.rt.Relay(ctx, fc.req, fc.dest, saml.WrapSOAP(fc.signed), audit))
 }
 
 // facadeCall is one request on its way through call's stages.
@@ -398,9 +398,15 @@ func routeProblem(err error) *httpserver.Problem {
 	return ProblemInternal.WithCause(err)
 }
 
-// auditAuth keeps the hub's record of how it authenticated the merchant,
+// auditAuth is the hub's record of how it authenticated the merchant,
 // with the request the hub signed on its behalf: evidence for a dispute.
-func (f *Facade) auditAuth(ctx context.Context, req *saml.ServiceRequest, m *merchant, note string, signed []byte) {
+// It goes into Relay's first commit (router.WithAudit, KECIS §12.3), with
+// the idempotency claim: it costs no commit of its own, it exists whenever
+// the request was forwarded, and a store that cannot write it stops the
+// request before it is forwarded. A request refused before Relay
+// (authentication, fields, routing) is answered with a problem and
+// logged, not audited: the hub signed nothing for it.
+func (f *Facade) auditAuth(req *saml.ServiceRequest, m *merchant, note string, signed []byte) *store.AuditRecord {
 	d, _ := json.Marshal(map[string]any{"service": req.Service, "on_behalf_of": m.entity.P.EntityID,
 		"auth_method": m.method, "credential_sha256": m.cred, "routing": note})
 	rec := &store.AuditRecord{Time: f.now(), Kind: "facade.request", Actor: m.entity.P.EntityID, EntityID: m.entity.P.EntityID,
@@ -408,9 +414,7 @@ func (f *Facade) auditAuth(ctx context.Context, req *saml.ServiceRequest, m *mer
 	if req.IdempotencyKey == "" {
 		rec.TxID = req.ID
 	}
-	if err := f.st.AppendAudit(ctx, rec); err != nil {
-		f.log.ErrorContext(ctx, "audit", "err", err)
-	}
+	return rec
 }
 
 // route serves POST /v1/routes: whom the merchant's page encrypts the card

@@ -30,6 +30,7 @@ import (
 	"github.com/kecis/kecis/federation/router"
 	"github.com/kecis/kecis/federation/store"
 	"github.com/kecis/kecis/federation/store/sqlstore"
+	"github.com/kecis/kecis/federation/store/sqlstore/probe"
 	"github.com/kecis/kecis/internal/devpki"
 	"github.com/kecis/kecis/internal/testutil"
 	"github.com/kecis/kecis/saml"
@@ -64,6 +65,9 @@ type options struct {
 	failRules bool
 	// rate, when set, limits each merchant credential (Config.RateLimit).
 	rate *ratelimit.Limiter
+	// probe opens the store through a probe (env.probe) that counts its
+	// commits and can cut it off.
+	probe bool
 }
 
 // env is a facade mounted on a bare gin engine (no recovery: a panic
@@ -72,6 +76,9 @@ type env struct {
 	engine *gin.Engine
 	logs   *testutil.SyncBuffer
 	issuer *issuer
+	st     store.Store
+	// probe watches the store's database when options.probe asked for it.
+	probe *probe.Probe
 	// shopTLS and issuerTLS are the TLS client certificates the merchant's
 	// and the issuer's metadata publish.
 	shopTLS, issuerTLS *x509.Certificate
@@ -87,11 +94,17 @@ func (failingRules) ListRoutingRules(context.Context) ([]*store.RoutingRule, err
 func newEnv(t testing.TB, o options) *env {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "hub.db"))
-	if err != nil {
-		t.Fatal(err)
+	var st *sqlstore.Store
+	var pr *probe.Probe
+	if o.probe {
+		st, pr = probe.Open(t, filepath.Join(t.TempDir(), "hub.db"))
+	} else {
+		var err error
+		if st, err = sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "hub.db")); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
 	}
-	t.Cleanup(func() { st.Close() })
 	hub := newSigner(t, devpki.Signing, "hub.test")
 	merchant := newSigner(t, devpki.Signing, "shop.test")
 	iss := newIssuer(t, hub)
@@ -148,7 +161,7 @@ func newEnv(t testing.TB, o options) *env {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	f.Mount(e)
-	return &env{engine: e, logs: logs, issuer: iss, shopTLS: shopTLS, issuerTLS: issuerTLS}
+	return &env{engine: e, logs: logs, issuer: iss, st: st, probe: pr, shopTLS: shopTLS, issuerTLS: issuerTLS}
 }
 
 // newCert makes a certificate of kind valid at testNow.
