@@ -386,6 +386,13 @@ func (a answer) final() bool {
 		a.status != http.StatusAccepted && a.resp.SubStatus != "Pending"
 }
 
+// refused reports whether the answer is the hub's refusal to take the
+// request now: a problem document with a 5xx status, or the outcome
+// unavailable (503) — nothing delivered, the key retryable.
+func (a answer) refused() bool {
+	return a.err == nil && a.status >= 500 && (a.problem != "" || a.resp.Outcome == callapi.OutcomeUnavailable)
+}
+
 // approvalCode is the issuer's approval number of an approved answer.
 func (a answer) approvalCode() string {
 	if a.final() && a.resp.Status == "Success" {
@@ -482,9 +489,9 @@ type driver struct {
 	// Pending for that long as pending.
 	pendingFor time.Duration
 	backoff    time.Duration
-	rr       atomic.Uint64
-	calls    atomic.Int64
-	retried  atomic.Int64 // answers that were not final
+	rr         atomic.Uint64
+	calls      atomic.Int64
+	retried    atomic.Int64 // answers that were not final
 	// onAnswer, when set, sees every answer (the tests' own checks).
 	onAnswer func(target string, a answer)
 }
@@ -677,8 +684,12 @@ func summarize(t *testing.T, what string, outs []outcome, took time.Duration) {
 			seen[k] += v
 		}
 	}
-	t.Logf("%s: %d requests, %d calls in %v (%.0f requests/s, the longest request %v); retried on %v", what, len(outs), attempts,
-		took.Round(time.Millisecond), float64(len(outs))/took.Seconds(), longest.Round(time.Millisecond), seen)
+	rate := ""
+	if took > 0 {
+		rate = fmt.Sprintf(" in %v (%.0f requests/s)", took.Round(time.Millisecond), float64(len(outs))/took.Seconds())
+	}
+	t.Logf("%s: %d requests, %d calls%s, the longest request %v; retried on %v", what, len(outs), attempts,
+		rate, longest.Round(time.Millisecond), seen)
 }
 
 // waitFor polls cond every 50ms until it holds, at most within, and
@@ -710,4 +721,50 @@ func (f *fed) askAgain(outs []outcome, targets []string) {
 			t.Errorf("request %s asked again: %v (approval %q), first %v (approval %q)", o.key, a, a.approvalCode(), o.last, o.last.approvalCode())
 		}
 	}
+}
+
+// checkHubRecords checks the hub's database (PostgreSQL) against
+// the outcomes: every request that ended with its outcome has its
+// idempotency record done — none left in flight — and is in the audit log
+// under its key. No record is half-written.
+func (f *fed) checkHubRecords(outs []outcome) {
+	t := f.t
+	t.Helper()
+	db, err := sql.Open("pgx", f.d.Hub.Config.Database.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	checked := 0
+	for _, o := range outs {
+		if o.gaveUp || o.pending {
+			continue
+		}
+		var states []string
+		rows, err := db.Query(`SELECT state FROM hub_idempotency WHERE idem_key = $1 AND scope LIKE '%|' || $2`, o.key, o.merchant.EntityID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			states = append(states, s)
+		}
+		rows.Close()
+		var audited int
+		if err := db.QueryRow(`SELECT count(*) FROM hub_audit WHERE idempotency_key = $1`, o.key).Scan(&audited); err != nil {
+			t.Fatal(err)
+		}
+		if len(states) != 1 || states[0] != "done" || audited == 0 {
+			t.Errorf("request %s (%v): idempotency records %v, %d audit records; want one done and some", o.key, o.last, states, audited)
+		}
+		checked++
+	}
+	var inFlight int
+	if err := db.QueryRow(`SELECT count(*) FROM hub_idempotency WHERE state = 'in_flight' AND lease_expires < now()`).Scan(&inFlight); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the hub's records: %d requests each with one done idempotency record and its audit; %d claims expired in flight", checked, inFlight)
 }

@@ -41,4 +41,5 @@ func TestKillReplicaUnderLoad(t *testing.T) {
 	summarize(t, "150 approvals round robin over 3 replicas, one killed", outs, time.Since(start))
 	f.reconcile(outs, 1000, 1150)
 	f.askAgain(outs, urls(a, b, c))
+	f.checkHubRecords(outs)
 }

@@ -67,4 +67,5 @@ func TestRestartPostgresUnderLoad(t *testing.T) {
 	outs = append(outs, dr.do(ctx, probe))
 	f.reconcile(outs, 1000, 5001)
 	f.askAgain(outs, urls(a, b))
+	f.checkHubRecords(outs)
 }

@@ -126,6 +126,7 @@ func TestReplicas(t *testing.T) {
 	summarize(t, "the first shop's load, round robin over 3 replicas", outs, time.Since(start))
 	all := append(append(append(outs, twins...), after...), replayed)
 	f.reconcile(all, 1000, 5000)
+	f.checkHubRecords(append(append(outs, twins...), after...))
 }
 
 // respWithCode is an approved answer with the approval number code (for
