@@ -214,3 +214,69 @@ func stateOf(e *store.IdemEntry) string {
 	}
 	return fmt.Sprintf("%s, request %s, lease %s until %s", e.State, e.RequestID, e.LeaseOwner, e.LeaseExpires.Format(time.RFC3339Nano))
 }
+
+// TestRelayReplayedAnswer: a provider's answer whose message ID it used
+// before is not its answer to this request (KECIS §7.2): the replay cache
+// refuses it in the answer's commit, the sender is told
+// ProviderUnavailable, nothing of the answer is audited, and the key stays
+// retryable.
+func TestRelayReplayedAnswer(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, 2*time.Second)
+	p := newProvider(t, f.providerTLS, f.issuer, answerSameID)
+	dest := f.addRecipient(t, issuerID, p.url)
+
+	req, msg := f.request(t, "k-first", "15000", p.url)
+	wantOutcome(t, "the first answer", f.relay(req, dest, msg), router.OutcomeAnswered, "")
+	req, msg = f.request(t, "k-second", "15000", p.url)
+	res := f.relay(req, dest, msg)
+	wantOutcome(t, "an answer with a used ID", res, router.OutcomeUnavailable, saml.CodeProviderUnavailable)
+	if res.Body != nil || res.Response != nil {
+		t.Fatal("a replayed answer is passed on")
+	}
+	e, err := f.st.GetIdem(ctx, saml.IdemScope(merchantID, ""), "k-second")
+	if err != nil || e.State != store.IdemInFlight || e.LeaseOwner != "" {
+		t.Fatalf("the key after a replayed answer: %s (%v); want retryable", stateOf(e), err)
+	}
+	for _, r := range audit(t, f.st, merchantID+"|k-second") {
+		if r.Kind == "message.out" {
+			t.Fatal("a replayed answer is audited as passed on")
+		}
+	}
+}
+
+// TestSOAPReplayRefused: a message posted again is refused as a replay
+// (KECIS §7.2) by the commit that would claim its key — one transaction
+// with its replay record, so nothing of the second copy is written or
+// forwarded — and the hub's signed Replay status is what the sender gets.
+func TestSOAPReplayRefused(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, 2*time.Second)
+	p := newProvider(t, f.providerTLS, f.issuer, answerOK)
+	f.addRecipient(t, issuerID, p.url)
+	req, msg := f.request(t, "k-replayed", "15000", p.url)
+	if w := f.serve(msg, f.merchantTLS); w.Code != http.StatusOK || !bytes.Equal(w.Body.Bytes(), p.answers[0]) {
+		t.Fatalf("the first copy: HTTP %d", w.Code)
+	}
+	w := f.serve(msg, f.merchantTLS)
+	if st := f.hubStatus(t, w.Body.Bytes(), req.ID); st.SubCode != saml.CodeReplay {
+		t.Fatalf("the second copy: %+v, want Replay", st)
+	}
+	if n := len(p.received()); n != 1 {
+		t.Fatalf("the provider received %d copies, want 1", n)
+	}
+	if got := f.counter(t, "kecis_router_refusals_total", map[string]string{"reason": "replay"}); got != 1 {
+		t.Fatalf("refusals_total{replay} = %v, want 1", got)
+	}
+	kinds := map[string]int{}
+	recs, err := f.st.ListAudit(ctx, store.AuditFilter{RequestID: req.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		kinds[r.Kind]++
+	}
+	if kinds["message.in"] != 1 || kinds["message.out"] != 1 || kinds["message.hub"] != 1 {
+		t.Fatalf("audit of the request: %v; want one message.in, one message.out, one message.hub (the refusal)", kinds)
+	}
+}

@@ -86,6 +86,7 @@ const (
 	answerFault                      // a SOAP fault (the provider refused before verifying)
 	answerBlock                      // no answer until released or the hub gives up
 	answerHangUp                     // reads the request, then closes the connection
+	answerSameID                     // a Success whose message ID is the same every time
 )
 
 // provider is a fake recipient: a TLS server with the certificate the
@@ -201,6 +202,9 @@ func (p *provider) serve(w http.ResponseWriter, r *http.Request) {
 		p.mu.Unlock()
 	}
 	b := &saml.Builder{Issuer: issuerID}
+	if mode == answerSameID {
+		b.IDs = saml.IDSource{Rand: bytes.NewReader(bytes.Repeat([]byte{0xab}, 16))}
+	}
 	resp, err := b.NewResponse(inResp, "", saml.Status{Code: saml.StatusSuccess, Message: code})
 	if err != nil {
 		p.t.Error(err)
