@@ -9,7 +9,9 @@
 // It lives in the SDK so that a provider that mounts connectors.Handler on
 // a server of its own can use it too. It imports only the standard library;
 // the hub, the SDK, the sidecar, the examples, the demo and the conformance
-// suite all build their servers with New.
+// suite all build their servers with New. Ops serves the operations
+// endpoints (/healthz, /readyz, /metrics) of the hub and of the adapter
+// sidecar.
 package httpserver
 
 import (

@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kecis/kecis/connectors/httpserver"
 )
 
 // The operations endpoints, on a listener of their own (ops_listen, plain
@@ -166,33 +168,19 @@ func (s *Sidecar) checkNative(ctx context.Context) error {
 	return nil
 }
 
-// OpsHandler serves /healthz, /readyz and /metrics.
+// OpsHandler serves /healthz, /readyz (ReadyCheckNames, each one's result
+// in the ReadyChecks gauge) and /metrics: httpserver.Ops, as the hub's.
 func (s *Sidecar) OpsHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		checks := s.Ready(r.Context())
-		code := http.StatusOK
-		for _, name := range ReadyCheckNames {
-			v := 1.0
-			if checks[name] != nil {
-				code, v = http.StatusServiceUnavailable, 0
+	return httpserver.Ops{
+		Checks: ReadyCheckNames,
+		Ready:  s.Ready,
+		OnCheck: func(name string, ok bool) {
+			v := 0.0
+			if ok {
+				v = 1
 			}
 			s.metrics.ReadyChecks.WithLabelValues(name).Set(v)
-		}
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(code)
-		for _, name := range ReadyCheckNames {
-			if err := checks[name]; err != nil {
-				fmt.Fprintf(w, "%s: %v\n", name, err)
-			} else {
-				fmt.Fprintf(w, "%s: ok\n", name)
-			}
-		}
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{Registry: s.metrics.Registry}))
-	return mux
+		},
+		Metrics: promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{Registry: s.metrics.Registry}),
+	}.Handler()
 }

@@ -275,33 +275,15 @@ func (s *Server) Handler() http.Handler {
 	return r
 }
 
-// OpsHandler serves /healthz, /readyz and /metrics.
+// ReadyCheckNames are the hub's readiness checks, in the order /readyz
+// lists them (Ready).
+var ReadyCheckNames = []string{"database", "keys", "metadata"}
+
+// OpsHandler serves /healthz, /readyz (ReadyCheckNames) and /metrics:
+// httpserver.Ops, as the adapter sidecar's.
 func (s *Server) OpsHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		checks := s.Ready(r.Context())
-		code := http.StatusOK
-		for _, err := range checks {
-			if err != nil {
-				code = http.StatusServiceUnavailable
-			}
-		}
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(code)
-		for _, name := range []string{"database", "keys", "metadata"} {
-			if err := checks[name]; err != nil {
-				fmt.Fprintf(w, "%s: %v\n", name, err)
-			} else {
-				fmt.Fprintf(w, "%s: ok\n", name)
-			}
-		}
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{Registry: s.Metrics.Registry}))
-	return mux
+	return httpserver.Ops{Checks: ReadyCheckNames, Ready: s.Ready,
+		Metrics: promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{Registry: s.Metrics.Registry})}.Handler()
 }
 
 // Ready runs the readiness checks: the database answers, the keys are
