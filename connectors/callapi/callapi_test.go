@@ -2,7 +2,9 @@ package callapi
 
 import (
 	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -184,5 +186,36 @@ func TestCheckRequired(t *testing.T) {
 			}
 			problemOf(t, err, ProblemMissingFields, c.detail)
 		})
+	}
+}
+
+// failingBody is a body whose reading fails: the client went away.
+type failingBody struct{}
+
+func (failingBody) Read([]byte) (int, error) { return 0, errors.New("connection reset by peer") }
+func (failingBody) Close() error             { return nil }
+
+// TestReadBody: a body within the cap is read whole; a larger one is
+// too-large (413) saying the cap, as the hub's own endpoints answer it;
+// one that cannot be read is unreadable (400) with the error as its cause.
+func TestReadBody(t *testing.T) {
+	read := func(body io.ReadCloser) ([]byte, error) {
+		r := httptest.NewRequest(http.MethodPost, "/v1/card/approve", nil)
+		r.Body = body
+		return ReadBody(httptest.NewRecorder(), r, 10)
+	}
+	if b, err := read(io.NopCloser(strings.NewReader("0123456789"))); err != nil || string(b) != "0123456789" {
+		t.Fatalf("10 bytes: %q %v", b, err)
+	}
+	_, err := read(io.NopCloser(strings.NewReader("0123456789A")))
+	var p *httpserver.Problem
+	if !errors.As(err, &p) || p.Type != "too-large" || p.Status != http.StatusRequestEntityTooLarge ||
+		p.Title != httpserver.ProblemTooLarge.Title || p.Detail() != "the body is larger than 10 bytes" {
+		t.Errorf("11 bytes: %v", err)
+	}
+	_, err = read(failingBody{})
+	if !errors.As(err, &p) || p.Type != "unreadable" || p.Status != http.StatusBadRequest || p.Cause() == nil ||
+		!strings.Contains(p.Cause().Error(), "connection reset") {
+		t.Errorf("unreadable: %v", err)
 	}
 }

@@ -3,7 +3,6 @@ package callapi
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -271,16 +270,18 @@ func PublicName(s string) string {
 	return strconv.Quote(s)
 }
 
-// ReadBody reads a request's body of at most max bytes; a larger or
-// unreadable one is ProblemBadRequest.
+// ReadBody reads a request's body of at most max bytes. A larger one is
+// ProblemTooLarge (413) saying the limit, one that could not be read
+// ProblemUnreadable (400) — what the hub's own endpoints answer
+// (httpserver.BodyProblem).
 func ReadBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, ProblemBadRequest.WithDetail(fmt.Sprintf("the body is larger than %d bytes", max))
+		p := httpserver.BodyProblem(err)
+		if p.Is(ProblemTooLarge) {
+			p = p.WithDetail(fmt.Sprintf("the body is larger than %d bytes", max))
 		}
-		return nil, ProblemBadRequest.WithDetail("the body could not be read").WithCause(err)
+		return nil, p
 	}
 	return body, nil
 }

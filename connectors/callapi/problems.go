@@ -17,9 +17,18 @@ var (
 		"an Idempotency-Key header is required for an operation that changes state")
 	ProblemIdempotencyKeyInvalid = httpserver.NewProblem("idempotency-key-invalid", http.StatusBadRequest,
 		"the Idempotency-Key is longer than 255 characters")
-	ProblemBadRequest    = httpserver.ProblemBadRequest
+	ProblemBadRequest = httpserver.ProblemBadRequest
+	// ProblemTooLarge and ProblemUnreadable are what ReadBody answers, as
+	// the hub's own endpoints do.
+	ProblemTooLarge      = httpserver.ProblemTooLarge
+	ProblemUnreadable    = httpserver.ProblemUnreadable
 	ProblemInvalidFields = httpserver.NewProblem("invalid-fields", http.StatusBadRequest,
 		"the ECML fields are not valid")
+	// ProblemUnknownEncrypted is an encrypted member the server does not
+	// take: the facade takes only encrypted.card, the sidecar's caller none
+	// (it encrypts the card itself); the detail says which.
+	ProblemUnknownEncrypted = httpserver.NewProblem("unknown-encrypted", http.StatusBadRequest,
+		"encrypted holds a member this API does not take; the detail says what it takes")
 	ProblemMissingFields = httpserver.NewProblem("missing-fields", http.StatusBadRequest,
 		"the request lacks fields its service requires")
 	ProblemCardNumberInField = httpserver.NewProblem("card-number-in-field", http.StatusBadRequest,

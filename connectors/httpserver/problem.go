@@ -3,8 +3,12 @@ package httpserver
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -26,9 +30,48 @@ type Problem struct {
 	retryAfter time.Duration
 }
 
-// NewProblem declares a kind of problem.
+// NewProblem declares a kind of problem. A type has one status and one
+// title in a whole program — the hub's endpoints, its facade and the
+// adapter sidecar's caller answer the same type the same way: declaring a
+// type again with the same status and title gives the first declaration
+// back, and with another status or title panics, so that a program that
+// links two different declarations of one type fails as it starts (its
+// tests fail) instead of answering with two titles. Declared lists them.
 func NewProblem(typ string, status int, title string) *Problem {
-	return &Problem{Type: typ, Status: status, Title: title}
+	declared.Lock()
+	defer declared.Unlock()
+	if q, ok := declared.byType[typ]; ok {
+		if q.Status != status || q.Title != title {
+			panic(fmt.Sprintf("httpserver: problem type %q declared as %d %q and as %d %q: one type has one status and one title; share one declaration",
+				typ, q.Status, q.Title, status, title))
+		}
+		return q
+	}
+	p := &Problem{Type: typ, Status: status, Title: title}
+	if declared.byType == nil {
+		declared.byType = map[string]*Problem{}
+	}
+	declared.byType[typ] = p
+	return p
+}
+
+// declared are the kinds NewProblem declared, by type.
+var declared struct {
+	sync.Mutex
+	byType map[string]*Problem
+}
+
+// Declared lists every kind of problem the program declared (NewProblem),
+// sorted by type.
+func Declared() []*Problem {
+	declared.Lock()
+	defer declared.Unlock()
+	out := make([]*Problem, 0, len(declared.byType))
+	for _, p := range declared.byType {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b *Problem) int { return strings.Compare(a.Type, b.Type) })
+	return out
 }
 
 // ProblemInternal is the answer to an error that is no Problem: its cause is
@@ -63,6 +106,13 @@ func BodyProblem(err error) *Problem {
 	}
 	return ProblemUnreadable.WithCause(err)
 }
+
+// ProblemMetadataUnavailable is the answer of a server that needs the
+// federation metadata and cannot have it now: the hub's metadata
+// endpoints when the registry cannot be read, the adapter sidecar's caller
+// when it cannot look up a recipient. 503: retry later.
+var ProblemMetadataUnavailable = NewProblem("metadata-unavailable", http.StatusServiceUnavailable,
+	"metadata is temporarily unavailable")
 
 // ProblemRateLimited is the answer to a client over its rate limit (KECIS
 // §12.7): 429 with Retry-After, the seconds until the client's next

@@ -64,3 +64,41 @@ func TestBodyProblem(t *testing.T) {
 		t.Errorf("unreadable: %s %d", p.Type, p.Status)
 	}
 }
+
+// TestOneDeclarationPerType: a type declared again with its status and
+// title is the first declaration; with another status or title the
+// program panics as it declares it; Declared lists every type once, in
+// order.
+func TestOneDeclarationPerType(t *testing.T) {
+	first := NewProblem("test-declared-once", http.StatusBadRequest, "a test problem")
+	if again := NewProblem("test-declared-once", http.StatusBadRequest, "a test problem"); again != first {
+		t.Error("a second identical declaration is not the first")
+	}
+	for _, c := range []struct {
+		status int
+		title  string
+	}{{http.StatusBadRequest, "another title"}, {http.StatusConflict, "a test problem"}} {
+		func() {
+			defer func() {
+				r := recover()
+				if s, _ := r.(string); !strings.Contains(s, `"test-declared-once" declared as 400 "a test problem"`) {
+					t.Errorf("declared again as %d %q: recovered %v; want a panic naming both declarations", c.status, c.title, r)
+				}
+			}()
+			NewProblem("test-declared-once", c.status, c.title)
+		}()
+	}
+	all := Declared()
+	seen := map[string]bool{}
+	for i, p := range all {
+		if seen[p.Type] || (i > 0 && all[i-1].Type > p.Type) {
+			t.Errorf("Declared: %s twice or out of order", p.Type)
+		}
+		seen[p.Type] = true
+	}
+	for _, p := range []*Problem{first, ProblemBadRequest, ProblemTooLarge, ProblemUnreadable, ProblemMetadataUnavailable, ProblemRateLimited, ProblemInternal} {
+		if !seen[p.Type] {
+			t.Errorf("Declared lacks %s", p.Type)
+		}
+	}
+}

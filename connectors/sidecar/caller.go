@@ -41,20 +41,25 @@ type Doer interface {
 // maxCallBody bounds a call's body.
 const maxCallBody = 256 << 10
 
-// The caller's own problems, beside the call API's (callapi).
+// The caller's problems beside the call API's (callapi): metadata-unavailable
+// is the hub's own (httpserver), unknown-encrypted the facade's type with
+// what the caller takes, and no-recipient the caller's alone — one status
+// and one title per type across the hub and the sidecar.
 var (
-	ProblemMetadataUnavailable = httpserver.NewProblem("metadata-unavailable", http.StatusServiceUnavailable,
-		"the federation metadata is unavailable")
-	ProblemNoRecipient = httpserver.NewProblem("no-recipient", http.StatusBadRequest,
+	ProblemMetadataUnavailable = httpserver.ProblemMetadataUnavailable
+	ProblemNoRecipient         = httpserver.NewProblem("no-recipient", http.StatusBadRequest,
 		"name the recipient: no metadata resolver is configured")
-	ProblemEncryptedHere = httpserver.NewProblem("unknown-encrypted", http.StatusBadRequest,
+	ProblemEncryptedHere = callapi.ProblemUnknownEncrypted.WithDetail(
 		"encrypted is not taken here: send the card in fields, the sidecar encrypts it for the recipient")
 )
 
-// callerProblems lists every problem the caller answers, for the tests.
-var callerProblems = []*httpserver.Problem{callapi.ProblemUnknownService, callapi.ProblemIdempotencyKeyMissing,
-	callapi.ProblemIdempotencyKeyInvalid, callapi.ProblemBadRequest, callapi.ProblemInvalidFields, callapi.ProblemMissingFields,
-	callapi.ProblemCardNumberInField, callapi.ProblemNoRoute, ProblemMetadataUnavailable, ProblemNoRecipient, ProblemEncryptedHere}
+// CallerProblems lists every problem the caller answers: its tests answer
+// each, and each type is declared once in the program
+// (httpserver.NewProblem).
+var CallerProblems = []*httpserver.Problem{callapi.ProblemUnknownService, callapi.ProblemIdempotencyKeyMissing,
+	callapi.ProblemIdempotencyKeyInvalid, callapi.ProblemBadRequest, callapi.ProblemTooLarge, callapi.ProblemUnreadable,
+	callapi.ProblemInvalidFields, callapi.ProblemMissingFields, callapi.ProblemCardNumberInField, callapi.ProblemNoRoute,
+	ProblemMetadataUnavailable, ProblemNoRecipient, ProblemEncryptedHere}
 
 // ServeHTTP implements the local endpoint.
 func (c *Caller) ServeHTTP(w http.ResponseWriter, r *http.Request) {

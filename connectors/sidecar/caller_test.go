@@ -10,9 +10,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/kecis/kecis/connectors"
+	"github.com/kecis/kecis/connectors/callapi"
+	"github.com/kecis/kecis/connectors/httpserver"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/internal/devpki"
 	"github.com/kecis/kecis/saml"
@@ -121,7 +124,7 @@ func TestCallerProblems(t *testing.T) {
 			`fields."Ecom_Transaction_Amount" must be a JSON string, not a number: every value of fields is a JSON string, amounts included ("15000", not 15000)`},
 		{"a card number as a JSON number", c, "", approve, "k", `{"fields":{"Ecom_Payment_Card_Number":4111111111111111}}`, 400, "bad-request", "not a number"},
 		{"not an object", c, "", approve, "k", `[]`, 400, "bad-request", "the body must be a JSON object, not an array"},
-		{"too large", c, "", approve, "k", `{"fields":{"Ecom_ConsumerOrderID":"` + strings.Repeat("A", 300<<10) + `"}}`, 400, "bad-request", "larger than"},
+		{"too large", c, "", approve, "k", `{"fields":{"Ecom_ConsumerOrderID":"` + strings.Repeat("A", 300<<10) + `"}}`, 413, "too-large", "larger than 262144 bytes"},
 		{"encrypted", c, "", approve, "k", `{"fields":{},"encrypted":{"card":"<x/>"}}`, 400, "unknown-encrypted", ""},
 		{"unknown field name", c, "", approve, "k", `{"fields":{"card_number":"4111111111111111"}}`, 400, "invalid-fields", `"card_number"`},
 		{"an order number that reads as a card number", c, "", "/v1/card/inquire", "", `{"recipient":"x","fields":{"Ecom_ConsumerOrderID":"4111111111111111"}}`,
@@ -165,13 +168,52 @@ func TestCallerProblems(t *testing.T) {
 		})
 		seen[tc.typ] = true
 	}
-	for _, p := range callerProblems {
+	t.Run("unreadable", func(t *testing.T) {
+		r := httptest.NewRequest(http.MethodPost, approve, iotest.ErrReader(errors.New("connection reset by peer")))
+		r.Header.Set("Idempotency-Key", "k")
+		w := httptest.NewRecorder()
+		c.ServeHTTP(w, r)
+		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), `"urn:kecis:problem:unreadable"`) {
+			t.Fatalf("%d %s", w.Code, w.Body)
+		}
+	})
+	seen["unreadable"] = true
+	for _, p := range CallerProblems {
 		if !seen[p.Type] {
 			t.Errorf("no test answers the problem %s", p.Type)
 		}
 	}
 	if hub.n() != 0 {
 		t.Errorf("%d calls reached the hub", hub.n())
+	}
+}
+
+// TestCallerProblemsDeclaredOnce: every problem the caller answers has
+// the one status and title its type is declared with in the program
+// (httpserver.NewProblem refuses a second declaration that differs, so
+// kecis, which links the hub and the sidecar, could not start with two),
+// and the types the hub answers too are the hub's declarations:
+// metadata-unavailable httpserver's, the call API's callapi's.
+func TestCallerProblemsDeclaredOnce(t *testing.T) {
+	declared := map[string]*httpserver.Problem{}
+	for _, p := range httpserver.Declared() {
+		declared[p.Type] = p
+	}
+	for _, p := range CallerProblems {
+		d, ok := declared[p.Type]
+		if !ok || d.Status != p.Status || d.Title != p.Title {
+			t.Errorf("%s: answered as %d %q, declared as %v", p.Type, p.Status, p.Title, d)
+		}
+	}
+	for _, c := range []struct{ caller, hub *httpserver.Problem }{
+		{ProblemMetadataUnavailable, httpserver.ProblemMetadataUnavailable},
+		{ProblemEncryptedHere, callapi.ProblemUnknownEncrypted},
+		{callapi.ProblemBadRequest, httpserver.ProblemBadRequest},
+		{callapi.ProblemTooLarge, httpserver.ProblemTooLarge},
+	} {
+		if c.caller.Type != c.hub.Type || c.caller.Status != c.hub.Status || c.caller.Title != c.hub.Title {
+			t.Errorf("%s: the caller answers %d %q, the hub %d %q", c.caller.Type, c.caller.Status, c.caller.Title, c.hub.Status, c.hub.Title)
+		}
 	}
 }
 

@@ -462,6 +462,8 @@ var (
 	ProblemIdempotencyKeyMissing = callapi.ProblemIdempotencyKeyMissing
 	ProblemIdempotencyKeyInvalid = callapi.ProblemIdempotencyKeyInvalid
 	ProblemBadRequest            = callapi.ProblemBadRequest
+	ProblemTooLarge              = callapi.ProblemTooLarge
+	ProblemUnreadable            = callapi.ProblemUnreadable
 	ProblemInvalidFields         = callapi.ProblemInvalidFields
 	ProblemMissingFields         = callapi.ProblemMissingFields
 	ProblemCardNumberInField     = callapi.ProblemCardNumberInField
@@ -469,6 +471,7 @@ var (
 	ProblemNoRoute               = callapi.ProblemNoRoute
 	ProblemInternal              = callapi.ProblemInternal
 	ProblemRateLimited           = httpserver.ProblemRateLimited
+	ProblemUnknownEncrypted      = callapi.ProblemUnknownEncrypted.WithDetail("only encrypted.card is accepted")
 
 	ProblemUnauthenticated = httpserver.NewProblem("unauthenticated", http.StatusUnauthorized,
 		"a merchant's TLS client certificate or API key is required")
@@ -476,8 +479,6 @@ var (
 		"encrypted.card must be one xenc:EncryptedData for a named recipient")
 	ProblemCardTwice = httpserver.NewProblem("card-twice", http.StatusBadRequest,
 		"send the card either encrypted or in fields, not both")
-	ProblemUnknownEncrypted = httpserver.NewProblem("unknown-encrypted", http.StatusBadRequest,
-		"only encrypted.card is accepted")
 	ProblemRecipientMismatch = httpserver.NewProblem("recipient-mismatch", http.StatusBadRequest,
 		"the card is encrypted for another recipient than the one named")
 	ProblemInvalidAmount = httpserver.NewProblem("invalid-amount", http.StatusBadRequest,
@@ -492,7 +493,7 @@ var (
 // the OpenAPI description lists each, and the hub's tests check that each
 // type has one title across the hub (federation/server).
 var Problems = []*httpserver.Problem{ProblemUnauthenticated, ProblemUnknownService, ProblemIdempotencyKeyMissing,
-	ProblemIdempotencyKeyInvalid, ProblemBadRequest, ProblemInvalidFields, ProblemMissingFields, ProblemCardNumberInField,
+	ProblemIdempotencyKeyInvalid, ProblemBadRequest, ProblemTooLarge, ProblemUnreadable, ProblemInvalidFields, ProblemMissingFields, ProblemCardNumberInField,
 	ProblemClearSensitive, ProblemInvalidEncryptedCard, ProblemCardTwice, ProblemUnknownEncrypted, ProblemRecipientMismatch,
 	ProblemInvalidAmount, ProblemNoRoute, ProblemIdempotencyKeyReused, ProblemIdempotencyKeyInFlight, ProblemRateLimited, ProblemInternal}
 

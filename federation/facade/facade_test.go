@@ -2,6 +2,7 @@ package facade_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 
 	"github.com/getkin/kin-openapi/openapi3"
 
@@ -86,7 +88,9 @@ func TestProblems(t *testing.T) {
 		{"card BIN not digits", prod, request{path: inquire, body: `{"fields":{},"routing":{"card_bin":"41111a"}}`}, 400, "bad-request", "routing.card_bin must be 6 to 8 digits"},
 		{"bank code too long", prod, request{path: inquire, body: `{"fields":{},"routing":{"bank_code":"0040"}}`}, 400, "bad-request", "routing.bank_code must be 3 digits"},
 		{"a card number as a member name is not repeated", prod, request{path: inquire, body: `{"4111111111111111":"x","fields":{}}`}, 400, "bad-request", "(a name not repeated)"},
-		{"body too large", prod, request{path: inquire, body: `{"fields":{"Ecom_ConsumerOrderID":"` + strings.Repeat("A", 300<<10) + `"}}`}, 400, "bad-request", "larger than"},
+		{"body too large", prod, request{path: inquire, body: `{"fields":{"Ecom_ConsumerOrderID":"` + strings.Repeat("A", 300<<10) + `"}}`}, 413, "too-large", "larger than 262144 bytes"},
+		{"routes: body too large", prod, request{path: "/v1/routes", body: `{"service":"` + strings.Repeat("A", 64<<10) + `"}`}, 413, "too-large", "larger than 65536 bytes"},
+		{"body unreadable", prod, request{path: inquire, reader: iotest.ErrReader(errors.New("connection reset by peer"))}, 400, "unreadable", ""},
 		{"routes: no service", prod, request{path: "/v1/routes", body: `{"amount":"100"}`}, 400, "bad-request", "service is required"},
 		{"routes: unknown member", prod, request{path: "/v1/routes", body: `{"service":"urn:kecis:service:card:approve","recipient":"x"}`}, 400, "bad-request", `"recipient"`},
 		{"unknown field name", prod, request{path: inquire, body: `{"fields":{"Ecom_ConsumerOrderID":"WEB-1","card_number":"4111111111111111"}}`}, 400, "invalid-fields", `"card_number"`},

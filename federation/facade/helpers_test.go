@@ -313,7 +313,8 @@ type request struct {
 	// tls is the TLS client certificate the connection presented.
 	tls     *x509.Certificate
 	body    string
-	rawBody []byte // instead of body
+	rawBody []byte    // instead of body
+	reader  io.Reader // instead of body: what the connection gives
 }
 
 // answer is the facade's HTTP answer.
@@ -340,7 +341,11 @@ func (e *env) do(t testing.TB, r request) (a answer) {
 	if body == nil {
 		body = []byte(r.body)
 	}
-	hr, err := http.NewRequest(http.MethodPost, "https://hub.test"+r.path, bytes.NewReader(body))
+	var rd io.Reader = bytes.NewReader(body)
+	if r.reader != nil {
+		rd = r.reader
+	}
+	hr, err := http.NewRequest(http.MethodPost, "https://hub.test"+r.path, rd)
 	if err != nil {
 		t.Fatal(err)
 	}

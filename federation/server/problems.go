@@ -22,8 +22,6 @@ import (
 var (
 	ProblemNotFound = httpserver.NewProblem("not-found", http.StatusNotFound,
 		"no such endpoint")
-	ProblemMetadataUnavailable = httpserver.NewProblem("metadata-unavailable", http.StatusServiceUnavailable,
-		"metadata is temporarily unavailable")
 	ProblemUnknownEntity = httpserver.NewProblem("unknown-entity", http.StatusNotFound,
 		"no such participant")
 	ProblemRegistrationClosed = httpserver.NewProblem("registration-closed", http.StatusForbidden,
@@ -49,6 +47,10 @@ var (
 	ProblemConcurrentUpdate = httpserver.NewProblem("concurrent-update", http.StatusConflict,
 		"the participant changed meanwhile; try again")
 )
+
+// ProblemMetadataUnavailable is httpserver's: the sidecar's caller answers
+// it too, with the same title.
+var ProblemMetadataUnavailable = httpserver.ProblemMetadataUnavailable
 
 // registryProblems maps the registry's and the store's errors to answers.
 // With reason, the answer's detail is the registry's own sentence: it
