@@ -177,7 +177,13 @@ func (h *Handler) Handle(ctx context.Context, msg []byte) ([]byte, error) {
 	// inquire finds it. Only the lease bounds it.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.Lease)
 	defer cancel()
-	got, err := h.rc.ReceiveRequest(ctx, msg)
+	// The replay check (KECIS §7.2) only collects the message's ID here;
+	// it is recorded below, before the function runs: with the
+	// idempotency key in one commit, or alone for a request without one.
+	seen := &replayBatch{}
+	rc := *h.rc
+	rc.Replay = seen
+	got, err := rc.ReceiveRequest(ctx, msg)
 	if err != nil {
 		e := saml.AsError(err)
 		if e.Stage == saml.BeforeVerification {
@@ -198,6 +204,9 @@ func (h *Handler) Handle(ctx context.Context, msg []byte) ([]byte, error) {
 		objs = rule.requestObjects(owner, sr.Payload)
 	}
 	if req.IdempotencyKey == "" {
+		if st, refused := h.remember(ctx, seen.entries); refused {
+			return h.answer(ctx, sr.ID, sr.Issuer, &Response{Status: st})
+		}
 		if err := h.cfg.Store.Objects(ctx, objs, h.cfg.Now()); err != nil {
 			return h.answer(ctx, sr.ID, sr.Issuer, h.objectRefusal(ctx, req, rule, objs, err))
 		}
@@ -216,12 +225,22 @@ func (h *Handler) Handle(ctx context.Context, msg []byte) ([]byte, error) {
 	scope := saml.IdemScope(sr.Issuer, sr.OnBehalfOf)
 	fp := h.fingerprint(got.Verified, sr)
 	now := h.cfg.Now()
-	res, prev, err := h.cfg.Store.BeginObjects(ctx, scope, req.IdempotencyKey, fp, h.cfg.Lease, now, objs)
+	res, prev, err := h.cfg.Store.BeginRemembered(ctx, seen.entries, scope, req.IdempotencyKey, fp, h.cfg.Lease, now, objs)
 	if st, refused := res.Refusal(); refused {
+		// The refusal took nothing, its IDs neither: record them on their
+		// own, so that a replay of this message is refused as one.
+		if rst, replay := h.remember(ctx, seen.entries); replay {
+			st = rst
+		}
 		return h.answer(ctx, sr.ID, sr.Issuer, &Response{Status: st})
 	}
 	switch {
+	case errors.Is(err, saml.ErrAlreadySeen):
+		return h.answer(ctx, sr.ID, sr.Issuer, h.replayed(ctx, sr.ID, sr.Issuer))
 	case errors.Is(err, store.ErrNotFound):
+		if st, replay := h.remember(ctx, seen.entries); replay {
+			return h.answer(ctx, sr.ID, sr.Issuer, &Response{Status: st})
+		}
 		return h.answer(ctx, sr.ID, sr.Issuer, h.objectRefusal(ctx, req, rule, objs, err))
 	case err != nil:
 		h.cfg.Log.ErrorContext(ctx, "idempotency store", "err", err)
@@ -257,6 +276,41 @@ func (h *Handler) Handle(ctx context.Context, msg []byte) ([]byte, error) {
 		h.cfg.Log.ErrorContext(ctx, "idempotency store: outcome not recorded", "err", err)
 	}
 	return h.answer(ctx, sr.ID, sr.Issuer, resp)
+}
+
+// replayBatch is the saml.ReplayCache of one request's Receiver: it only
+// collects the message's ID, which the Handler records with the
+// idempotency key (Store.BeginRemembered) or alone (remember) before the
+// provider's function runs; an ID already recorded is refused then.
+type replayBatch struct{ entries []store.ReplayEntry }
+
+func (r *replayBatch) Remember(_ context.Context, issuer, id string, expires time.Time) error {
+	r.entries = append(r.entries, store.ReplayEntry{Issuer: issuer, ID: id, Expires: expires})
+	return nil
+}
+
+// remember records the IDs of a request without an idempotency key, in a
+// commit of their own; an ID already recorded is a replay.
+func (h *Handler) remember(ctx context.Context, seen []store.ReplayEntry) (saml.Status, bool) {
+	rc := h.cfg.Store.Replay(h.cfg.Now)
+	for _, e := range seen {
+		err := rc.Remember(ctx, e.Issuer, e.ID, e.Expires)
+		switch {
+		case errors.Is(err, saml.ErrAlreadySeen):
+			return h.replayed(ctx, e.ID, e.Issuer).Status, true
+		case err != nil:
+			h.cfg.Log.ErrorContext(ctx, "replay cache", "err", err)
+			return saml.ErrStore.StatusValue(), true
+		}
+	}
+	return saml.Status{}, false
+}
+
+// replayed is the answer to a message whose ID was already recorded, as
+// the Receiver gives it (KECIS §7.2).
+func (h *Handler) replayed(ctx context.Context, id, issuer string) *Response {
+	h.cfg.Log.WarnContext(ctx, "request refused: replay", "id", id, "issuer", issuer)
+	return &Response{Status: saml.ErrReplay.StatusValue()}
 }
 
 // outcome is what the store keeps of an answer.

@@ -1119,22 +1119,21 @@ func (c *commits) of(t *testing.T) int {
 	return n
 }
 
-// TestCommitsPerRequest: the owner of a new order is claimed in the
-// transaction that takes the idempotency key, and the approval number in
-// the one that records the outcome, so that an approval costs the adapter
-// store the three commits it did before object ownership (replay record,
-// key, outcome); an inquire of a known approval costs one (its replay
-// record).
+// TestCommitsPerRequest: the request's replay record and the owner of a
+// new order are written in the transaction that takes the idempotency
+// key, and the approval number in the one that records the outcome, so
+// that an approval costs the adapter store two commits (key, outcome); an
+// inquire of a known approval costs one (its replay record).
 func TestCommitsPerRequest(t *testing.T) {
 	w := newWorld(t)
 	for i, c := range []struct {
 		spec msgSpec
 		want int
 	}{
-		{msgSpec{key: "a-1", payload: approvePayload(t, testPAN, 15000, "ORD-1")}, 3},
+		{msgSpec{key: "a-1", payload: approvePayload(t, testPAN, 15000, "ORD-1")}, 2},
 		{msgSpec{service: card.ServiceInquire, payload: refPayload(t, "ORD-1", "", 0)}, 1},
 		{msgSpec{service: card.ServiceInquire, payload: refPayload(t, "", "A0001", 0)}, 1},
-		{msgSpec{service: card.ServiceCancel, key: "a-2", payload: refPayload(t, "", "A0001", 0)}, 3},
+		{msgSpec{service: card.ServiceCancel, key: "a-2", payload: refPayload(t, "", "A0001", 0)}, 2},
 	} {
 		before := sqliteCommits.of(t)
 		_, r := w.handle(t, c.spec)
@@ -1142,5 +1141,39 @@ func TestCommitsPerRequest(t *testing.T) {
 		if n := sqliteCommits.of(t) - before; n != c.want {
 			t.Errorf("request %d (%s): %d commits, want %d", i+1, c.spec.service, n, c.want)
 		}
+	}
+}
+
+// TestReplayOfEveryOutcome: the message's ID is recorded whatever the
+// request ended with — an approval (with its key, one commit), a refusal
+// of an object the caller does not have (keyed, the refusal taking
+// nothing), an inquire without a key — so that the same message delivered
+// again is refused as a replay (KECIS §7.2).
+func TestReplayOfEveryOutcome(t *testing.T) {
+	w := newWorld(t)
+	for i, c := range []struct {
+		spec  msgSpec
+		first string // the first delivery's status code
+	}{
+		{msgSpec{key: "r-1", payload: approvePayload(t, testPAN, 15000, "ORD-R1")}, saml.StatusSuccess},
+		{msgSpec{service: card.ServiceCancel, key: "r-2", payload: refPayload(t, "", "A9999", 0)}, saml.StatusRequester},
+		{msgSpec{service: card.ServiceInquire, payload: refPayload(t, "ORD-R1", "", 0)}, saml.StatusSuccess},
+	} {
+		id, msg := w.request(t, c.spec)
+		out, err := w.h.Handle(context.Background(), msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := w.receive(t, id, out); r.Status.Code != c.first || r.Status.SubCode == saml.CodeReplay {
+			t.Fatalf("message %d: the first delivery answered %+v, want %s", i+1, r.Status, c.first)
+		}
+		out, err = w.h.Handle(context.Background(), msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, w.receive(t, id, out), saml.StatusRequester, saml.CodeReplay)
+	}
+	if n := w.iss.count("cancel"); n != 0 {
+		t.Errorf("the provider cancelled %d times; the unknown approval is refused before it", n)
 	}
 }

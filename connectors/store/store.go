@@ -41,6 +41,20 @@ type Store interface {
 	// answers its outcome without looking at obj: its scope already holds
 	// the owner.
 	BeginObjects(ctx context.Context, scope, key string, fingerprint []byte, lease time.Duration, now time.Time, obj Objects) (saml.IdemResult, *Outcome, error)
+	// BeginRemembered is BeginObjects for a request that arrived with
+	// the message IDs in seen (the replay check of KECIS §7.2, which the
+	// Handler's Receiver only collects): they are recorded in the
+	// transaction that takes the key, so that a request costs one commit
+	// before the provider's function runs instead of two. An ID already
+	// recorded and not expired refuses the request with
+	// saml.ErrAlreadySeen and writes nothing, so that of two replicas
+	// receiving one message exactly one goes on. The IDs are recorded with
+	// IdemAcquired, IdemReacquired and IdemDone (a retry answered from
+	// its stored outcome); a refusal (IdemInFlight, IdemMismatch,
+	// ErrNotFound) records nothing, and the Handler records them on their
+	// own (Replay), so that a replay of the refused message is refused as
+	// one.
+	BeginRemembered(ctx context.Context, seen []ReplayEntry, scope, key string, fingerprint []byte, lease time.Duration, now time.Time, obj Objects) (saml.IdemResult, *Outcome, error)
 	// FinishObjects records the outcome of the attempt that holds the key;
 	// obj (the objects the outcome reveals, such as the approval number a
 	// card:approve created) is checked and claimed in the same
@@ -54,6 +68,13 @@ type Store interface {
 	// one, such as an inquire): ErrNotFound when a checked object is not
 	// the owner's or a claimed one is another's.
 	Objects(ctx context.Context, o Objects, now time.Time) error
+}
+
+// ReplayEntry is a message ID as the replay cache keeps it: its issuer,
+// its ID, and until when a message with it could be accepted.
+type ReplayEntry struct {
+	Issuer, ID string
+	Expires    time.Time
 }
 
 // Outcome is what the adapter answered for a key: re-signed for every

@@ -29,6 +29,7 @@ func RunConcurrencyTests(t *testing.T, newDSN func(t *testing.T) string) {
 	}{
 		{"SharedDatabase", testSharedDatabase},
 		{"ReplayRace", testReplayRace},
+		{"ReplayWithKeyRace", testReplayWithKeyRace},
 		{"IdemAcquireRace", testIdemAcquireRace},
 		{"IdemFingerprintRace", testIdemFingerprintRace},
 		{"IdemReacquireRace", testIdemReacquireRace},
@@ -101,6 +102,36 @@ func testReplayRace(t *testing.T, f *fixture, a, b *storesql.Store) {
 		}
 		if wins != 1 {
 			t.Errorf("round %d: %d of %d racers remembered %s, want exactly 1", round, wins, len(errs), id)
+		}
+	}
+}
+
+// testReplayWithKeyRace: racers on two replicas deliver one message, each
+// under a key of its own (the worst case: the key cannot settle it), and
+// exactly one of them goes on.
+func testReplayWithKeyRace(t *testing.T, f *fixture, a, b *storesql.Store) {
+	for round := range raceRounds {
+		seen := []store.ReplayEntry{{Issuer: ownA, ID: fmt.Sprintf("_krace%d", round), Expires: at(5 * time.Minute)}}
+		errs := make([]error, 2*Racers)
+		race(a, b, func(i int, s *storesql.Store) {
+			var res saml.IdemResult
+			res, _, errs[i] = s.BeginRemembered(f.ctx, seen, scope, fmt.Sprintf("kr%d-%d", round, i), fpA, lease, at(0), store.Objects{})
+			if errs[i] == nil && res != saml.IdemAcquired {
+				errs[i] = fmt.Errorf("answered %s", res)
+			}
+		})
+		wins := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				wins++
+			case errors.Is(err, saml.ErrAlreadySeen):
+			default:
+				t.Errorf("round %d racer %d: BeginRemembered: %v", round, i, err)
+			}
+		}
+		if wins != 1 {
+			t.Errorf("round %d: %d of %d racers went on with one message, want exactly 1", round, wins, len(errs))
 		}
 	}
 }

@@ -88,6 +88,7 @@ func RunTests(t *testing.T, newDSN func(t *testing.T) string) {
 		{"AtRestKeyLength", testAtRestKeyLength},
 		{"ReplayRemember", testReplayRemember},
 		{"ReplayExpiry", testReplayExpiry},
+		{"ReplayWithKey", testReplayWithKey},
 		{"IdemAcquire", testIdemAcquire},
 		{"IdemInFlight", testIdemInFlight},
 		{"IdemMismatch", testIdemMismatch},
@@ -275,6 +276,52 @@ func testReplayExpiry(t *testing.T, f *fixture) {
 	now = at(3 * time.Minute)
 	must(t, rc.Remember(f.ctx, ownA, "_1", now.Add(3*time.Minute)), "at expiry")
 	mustErr(t, rc.Remember(f.ctx, ownA, "_1", now.Add(3*time.Minute)), saml.ErrAlreadySeen, "the renewed entry")
+}
+
+// testReplayWithKey: BeginRemembered records the request's message ID in
+// the transaction that takes the key; an ID already live refuses the
+// request and takes nothing; a refusal records nothing; a retry answered
+// from its stored outcome records its own ID.
+func testReplayWithKey(t *testing.T, f *fixture) {
+	rc := f.s.Replay(func() time.Time { return t0 })
+	seen := func(id string) []store.ReplayEntry {
+		return []store.ReplayEntry{{Issuer: ownA, ID: id, Expires: at(3 * time.Minute)}}
+	}
+	res, _, err := f.s.BeginRemembered(f.ctx, seen("_1"), scope, key, fpA, lease, at(0), claim(ownA, order("O-1")))
+	if err != nil || res != saml.IdemAcquired {
+		t.Fatalf("BeginRemembered = %s, %v", res, err)
+	}
+	mustErr(t, rc.Remember(f.ctx, ownA, "_1", at(3*time.Minute)), saml.ErrAlreadySeen, "the ID recorded with the key")
+	must(t, f.s.Objects(f.ctx, check(ownA, order("O-1")), at(0)), "the order claimed with the key")
+
+	// The same message again: a replay, and the key is untouched.
+	res, _, err = f.s.BeginRemembered(f.ctx, seen("_1"), scope, "k2", fpA, lease, at(time.Second), store.Objects{})
+	mustErr(t, err, saml.ErrAlreadySeen, "the same message with another key")
+	if res != "" {
+		t.Fatalf("a replay answered %s", res)
+	}
+	beginKey(t, f, fpA, at(time.Second), saml.IdemInFlight)
+	res, _, _ = f.s.Begin(f.ctx, scope, "k2", fpA, lease, at(time.Second))
+	if res != saml.IdemAcquired {
+		t.Fatalf("the key a replay named was taken: %s", res)
+	}
+
+	// A refusal (the key in flight) records nothing: the message's ID may
+	// come again.
+	res, _, err = f.s.BeginRemembered(f.ctx, seen("_2"), scope, key, fpA, lease, at(2*time.Second), store.Objects{})
+	if err != nil || res != saml.IdemInFlight {
+		t.Fatalf("BeginRemembered on a key in flight = %s, %v", res, err)
+	}
+	must(t, rc.Remember(f.ctx, ownA, "_2", at(3*time.Minute)), "the refused message's ID")
+
+	// A retry answered from the stored outcome records its ID.
+	must(t, f.s.FinishObjects(f.ctx, scope, key, approved, store.Objects{}, at(3*time.Second)), "FinishObjects")
+	res, o, err := f.s.BeginRemembered(f.ctx, seen("_3"), scope, key, fpA, lease, at(4*time.Second), store.Objects{})
+	if err != nil || res != saml.IdemDone {
+		t.Fatalf("BeginRemembered on a finished key = %s, %v", res, err)
+	}
+	sameOutcome(t, "the retry", o, approved)
+	mustErr(t, rc.Remember(f.ctx, ownA, "_3", at(3*time.Minute)), saml.ErrAlreadySeen, "the retry's ID")
 }
 
 // ---------------------------------------------------------------------------

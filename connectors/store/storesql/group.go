@@ -31,6 +31,7 @@ const maxGroup = 64
 type group struct {
 	db      *sqlstore.DB
 	waiting atomic.Int64 // writes waiting for the writer to take them (tests)
+	running atomic.Int64 // writes in the group the writer runs (tests)
 	reqs    chan *groupWrite
 	stop    chan struct{}
 	done    chan struct{}
@@ -101,7 +102,9 @@ func (g *group) loop() {
 				break drain
 			}
 		}
+		g.running.Store(int64(len(batch)))
 		errs := g.run(batch)
+		g.running.Store(0)
 		for i, w := range batch {
 			w.err <- errs[i]
 		}

@@ -135,18 +135,37 @@ type replay struct {
 	now func() time.Time
 }
 
+// rememberSQL records a message ID unless it is recorded and live.
+const rememberSQL = `INSERT INTO adapter_replay (issuer, msg_id, expires) VALUES ($1, $2, $3)
+	ON CONFLICT (issuer, msg_id) DO UPDATE SET expires = excluded.expires WHERE adapter_replay.expires <= $4`
+
 // Remember implements saml.ReplayCache with one atomic statement.
 func (r replay) Remember(ctx context.Context, issuer, id string, expires time.Time) error {
 	now := r.now()
 	d := r.s.db.Dialect
-	res, err := r.s.exec(ctx, `INSERT INTO adapter_replay (issuer, msg_id, expires) VALUES ($1, $2, $3)
-		ON CONFLICT (issuer, msg_id) DO UPDATE SET expires = excluded.expires WHERE adapter_replay.expires <= $4`,
-		issuer, id, d.Time(expires), d.Time(now))
+	res, err := r.s.exec(ctx, rememberSQL, issuer, id, d.Time(expires), d.Time(now))
 	if err != nil {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return saml.ErrAlreadySeen
+	}
+	return nil
+}
+
+// remember records seen in tx; a live one is saml.ErrAlreadySeen.
+func (s *Store) remember(ctx context.Context, tx *sql.Tx, seen []store.ReplayEntry, now time.Time) error {
+	d := s.db.Dialect
+	for _, e := range seen {
+		res, err := tx.ExecContext(ctx, rememberSQL, e.Issuer, e.ID, d.Time(e.Expires), d.Time(now))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return saml.ErrAlreadySeen
+		}
 	}
 	return nil
 }
@@ -169,6 +188,13 @@ func (s *Store) Begin(ctx context.Context, scope, key string, fingerprint []byte
 // key untaken. A finished key answers its outcome without looking at obj:
 // its scope already holds the owner.
 func (s *Store) BeginObjects(ctx context.Context, scope, key string, fingerprint []byte, lease time.Duration, now time.Time, obj store.Objects) (saml.IdemResult, *store.Outcome, error) {
+	return s.BeginRemembered(ctx, nil, scope, key, fingerprint, lease, now, obj)
+}
+
+// BeginRemembered is BeginObjects that also records the message IDs the
+// request arrived with, in the same transaction (see store.Store): a live
+// one refuses the request with saml.ErrAlreadySeen and nothing is written.
+func (s *Store) BeginRemembered(ctx context.Context, seen []store.ReplayEntry, scope, key string, fingerprint []byte, lease time.Duration, now time.Time, obj store.Objects) (saml.IdemResult, *store.Outcome, error) {
 	d := s.db.Dialect
 	var (
 		res saml.IdemResult
@@ -176,6 +202,9 @@ func (s *Store) BeginObjects(ctx context.Context, scope, key string, fingerprint
 	)
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, out = "", nil // a retried transaction starts over
+		if err := s.remember(ctx, tx, seen, now); err != nil {
+			return err
+		}
 		var fp, sealed []byte
 		var state string
 		var exp time.Time
