@@ -46,10 +46,13 @@
 // parameters is IDEMPOTENCY_CONFLICT.
 //
 // Every approval, cancel and refund queues a cardholder SMS in the same
-// transaction ("[KECIS Card] 승인 15,000원 Example Shop 11/22 19:00 (1111)");
-// it is sent right after commit and, if the Notifier fails, retried by
-// DeliverNotifications with backoff. A failing Notifier never undoes a
-// committed approval.
+// transaction ("[KECIS Card] 승인 15,000원 Example Shop 11/22 19:00 (1111)"),
+// leased for its first attempt; it is sent right after commit and, if the
+// Notifier fails, retried by DeliverNotifications with backoff. Its 'sent'
+// state rides in the next write transaction, so that a request commits
+// once (Config.SMSRecordDelay); a crash before it is written sends the SMS
+// again after its lease. A failing Notifier never undoes a committed
+// approval.
 //
 // No card number, password digit or birth date appears in clear in a log
 // line, an error, a stored row or an SMS; the request types carry them as

@@ -37,8 +37,10 @@
 // merchant (ACTIVE), the order (one live transaction per order number;
 // declined and failed attempts may be retried under it) and the contract
 // (BIN prefix, per-transaction maximum, daily limit — the day's live
-// amounts less what was cancelled, checked under a lock on the merchant so
-// that concurrent payments never overrun it), records the transaction as
+// amounts less what was cancelled, a running total per merchant and
+// business day kept in the transactions that change them, checked under a
+// lock on the merchant so that concurrent payments never overrun it; its
+// cost does not grow with the day's payments), records the transaction as
 // PENDING, and only then asks the issuer. The issuer's answer decides:
 // APPROVED, or DECLINED with the mapped code. Cancel voids a whole
 // approval until the issuer settles it; Refund returns part or all of the
