@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"slices"
 	"time"
 
 	"github.com/beevik/etree"
 
+	"github.com/kecis/kecis/connectors/ratelimit"
 	"github.com/kecis/kecis/connectors/store"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/saml"
@@ -53,6 +55,17 @@ type HandlerConfig struct {
 	// Lease bounds an attempt; a retry after it runs the function again.
 	Lease     time.Duration
 	ClockSkew time.Duration
+	// RateLimit, when set, limits each caller of ServeHTTP by its TLS
+	// client certificate — or its address when it presented none — on Now
+	// (KECIS §12.7): PerSecond requests a second on average, Burst at
+	// once. A caller past it is answered 429 Too Many Requests with
+	// Retry-After and a soap:Server fault before anything of its request
+	// is read (ratelimit.Limiter.SOAP, as the sidecar's endpoint), and
+	// logged as a warning with its certificate's fingerprint; the hub
+	// tells its sender ProviderUnavailable and counts the 429 neither for
+	// nor against this provider's breaker. nil: no limit. Handle, which
+	// has no caller, is never limited.
+	RateLimit *ratelimit.Config
 	Now       func() time.Time
 	Log       *slog.Logger
 }
@@ -62,6 +75,9 @@ type Handler struct {
 	cfg     HandlerConfig
 	rc      *saml.Receiver
 	objects map[string]ObjectRule // by service URI, for the services offered
+	// serve is ServeHTTP's handler: serveSOAP, behind the rate limit when
+	// HandlerConfig.RateLimit sets one.
+	serve http.Handler
 }
 
 // NewHandler checks the configuration and builds the handler.
@@ -73,6 +89,8 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 		return nil, errors.New("connectors: IdemKey must be at least 16 bytes")
 	case len(cfg.Endpoints) == 0:
 		return nil, errors.New("connectors: the provider's endpoint URLs are required (Destination check)")
+	case cfg.RateLimit != nil && (!(cfg.RateLimit.PerSecond > 0) || math.IsInf(cfg.RateLimit.PerSecond, 0) || cfg.RateLimit.Burst < 0):
+		return nil, errors.New("connectors: RateLimit needs a positive, finite PerSecond and a Burst of at least 0 (0: one); leave it nil for no limit")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -115,11 +133,25 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 		Now:             cfg.Now,
 		Logger:          cfg.Log,
 	}
+	h.serve = http.HandlerFunc(h.serveSOAP)
+	if cfg.RateLimit != nil {
+		h.serve = ratelimit.New(*cfg.RateLimit, cfg.Now).SOAP(h.serve, func(r *http.Request, retryAfter time.Duration) {
+			cfg.Log.WarnContext(r.Context(), "KECIS endpoint: caller over its rate limit", "client", ratelimit.ClientKey(r, ""),
+				"retry_after", retryAfter)
+		})
+	}
 	return h, nil
 }
 
-// ServeHTTP implements the SOAP binding endpoint.
+// ServeHTTP implements the SOAP binding endpoint, each caller under
+// HandlerConfig.RateLimit when it sets one.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.serve.ServeHTTP(w, r)
+}
+
+// serveSOAP answers one SOAP request: the back channel's check, then
+// Handle.
+func (h *Handler) serveSOAP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if !h.allowed(r) {
 		h.cfg.Log.WarnContext(ctx, "back-channel request refused: not the hub's TLS client certificate")
