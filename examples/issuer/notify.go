@@ -226,7 +226,7 @@ func (i *Issuer) deliverAfterCommit(ctx context.Context, m queuedSMS) {
 }
 
 // DeliverNotifications attempts every pending SMS that is due (at most
-// 100 per run), oldest first. A failed attempt is retried with
+// 100 per run), the longest due first. A failed attempt is retried with
 // exponential backoff (30 s doubling, at most an hour) up to
 // Config.NotifyMaxAttempts attempts.
 func (i *Issuer) DeliverNotifications(ctx context.Context) (DeliveryReport, error) {
@@ -236,7 +236,7 @@ func (i *Issuer) DeliverNotifications(ctx context.Context) (DeliveryReport, erro
 	}
 	now := i.now()
 	rows, err := i.db.QueryContext(ctx, `SELECT id FROM issuer_outbox WHERE state = 'pending'
-		AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $2) ORDER BY id LIMIT 100`,
+		AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $2) ORDER BY next_attempt_at, id LIMIT 100`,
 		i.t(now), i.t(now))
 	if err != nil {
 		return rep, fmt.Errorf("issuer: sms outbox: %w", err)
