@@ -2,6 +2,7 @@ package pg_test
 
 import (
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
@@ -320,6 +321,74 @@ func BenchmarkDailyLimitCheck(b *testing.B) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// TestPaymentSurvivesCrashAtEveryWrite kills the PG's writer at each
+// write of a payment in turn — the pending record before the issuer is
+// asked, then its answer — restarts the PG on the same file and retries
+// with the same Idempotency-Key: the order has exactly one transaction,
+// approved once at the issuer (an approval whose answer was lost is found
+// by the inquiry once the gateway timeout has passed), an acknowledged
+// payment keeps its TID, the earlier payment is intact, and the daily
+// total matches the transactions.
+func TestPaymentSurvivesCrashAtEveryWrite(t *testing.T) {
+	for n := int64(1); ; n++ {
+		p := newProbed(t, 0)
+		earlier := p.approved(1000)
+		req := p.payReq(cardGood, 3000)
+		p.probe.CrashAt(n)
+		first, err := p.pg.Pay(ctx, req)
+		acked := err == nil
+		if err != nil && !errors.Is(err, sqlprobe.ErrCrashed) {
+			t.Fatalf("crash at write %d: %v, want the crash", n, err)
+		}
+		crashed := p.probe.Crashed()
+		p.pg.Close()
+
+		cfg := p.cfg
+		cfg.DSN = "sqlite:" + p.path
+		cfg.Rand = testutil.NewDetRand(fmt.Sprint(t.Name(), n))
+		again, err := pg.Open(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		retry, err := again.Pay(ctx, req)
+		if err == nil && retry.Status == pg.StatusPending {
+			// The approval's answer was lost: the inquiry settles it once
+			// the original call can no longer be in flight.
+			p.clock.Advance(6 * time.Second)
+			retry, err = again.Pay(ctx, req)
+		}
+		if err != nil || retry.Status != pg.StatusApproved {
+			t.Fatalf("crash at write %d: the retry: %v %+v", n, err, retry)
+		}
+		if acked && retry.TID != first.TID {
+			t.Errorf("crash at write %d: the retry answers %s, the acknowledged payment was %s", n, retry.TID, first.TID)
+		}
+		var live int
+		if err := again.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM pgw_transactions WHERE mid = $1 AND order_no = $2`,
+			costMID, req.OrderNo).Scan(&live); err != nil {
+			t.Fatal(err)
+		}
+		if live != 1 {
+			t.Errorf("crash at write %d: %d transactions for the order, want 1", n, live)
+		}
+		if a := p.gw.approvalOf(retry.TID); a == nil || a.amount != 3000 {
+			t.Errorf("crash at write %d: the issuer's approval of %s: %+v", n, retry.TID, a)
+		}
+		if got, err := again.Get(ctx, costMID, earlier.TID); err != nil || got.Status != pg.StatusApproved {
+			t.Errorf("crash at write %d: the earlier payment: %v %+v", n, err, got)
+		}
+		checkDailyTotals(t, again.DB())
+		again.Close()
+		if !crashed {
+			if n < 4 {
+				t.Errorf("only %d writes in a payment: nothing was crashed", n-1)
+			}
+			t.Logf("a payment writes %d statements; crashed at each", n-1)
+			return
 		}
 	}
 }
