@@ -14,7 +14,7 @@ GO_TAGS   ?= nomsgpack
 GOFLAGS_ := $(shell $(GO) env GOFLAGS)
 export GOFLAGS := $(strip $(GOFLAGS_) $(if $(GO_TAGS),$(if $(filter -tags=$(GO_TAGS),$(GOFLAGS_)),,-tags=$(GO_TAGS))))
 
-.PHONY: help run build test bench bench-peers lint fuzz clean conformance
+.PHONY: help run build test bench bench-peers bench-report lint fuzz clean conformance
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ bench: ## benchmarks, machine-readable (go test -bench output; RESULT lines from
 
 bench-peers: ## kecis vs libxmlsec1 (C) on one pinned core, interleaved rounds: medians and ratios (needs libxmlsec1-dev)
 	./scripts/bench-peers.sh
+
+bench-report: ## measure and write docs/performance.md with its plots (~45 min; QUICK=1 ~6 min; scripts/bench-report.sh)
+	./scripts/bench-report.sh
 
 lint: ## gofmt, go vet, staticcheck (pinned) and go mod tidy -diff (scripts/lint.sh)
 	./scripts/lint.sh $(PKGS)

@@ -98,6 +98,10 @@ var layers = []rule{
 	// and the issuer's ledger; no code of their own.
 	{pkg: "examples/demo/faulttest", layer: "wiring", may: []string{}, tests: join(envelope, helpers, []string{"connectors", "federation/server", "examples"})},
 
+	// Developer tools (make bench-report): the load generator's summary,
+	// SQLite for a commit's timing; the rest they run as processes.
+	{pkg: "tools", layer: "tool", may: join(plumbing, []string{"conformance/loadtest"}), never: []string{"federation", "examples"}},
+
 	// The binaries: kecis links no simulated company.
 	{pkg: "cmd/kecis", layer: "binary", may: join(envelope, plumbing, []string{"connectors", "federation", "conformance"}),
 		tests: helpers, never: []string{"examples"}},

@@ -1,0 +1,303 @@
+package main
+
+import (
+	"bytes"
+	"encoding/xml"
+	"flag"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/kecis/kecis/conformance/loadtest"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (go test ./tools/benchreport -update writes it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from what the code renders now (go test ./tools/benchreport -update after checking the change):\n%s", path, firstDiff(string(want), string(got)))
+	}
+}
+
+// firstDiff shows the first line that differs.
+func firstDiff(want, got string) string {
+	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < max(len(wl), len(gl)); i++ {
+		var w, g string
+		if i < len(wl) {
+			w = wl[i]
+		}
+		if i < len(gl) {
+			g = gl[i]
+		}
+		if w != g {
+			return "line " + strconv.Itoa(i+1) + ":\nwant: " + w + "\ngot:  " + g
+		}
+	}
+	return "(same lines)"
+}
+
+func open(t *testing.T, name string) io.Reader {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.NewReader(b)
+}
+
+func TestParseEnvelope(t *testing.T) {
+	m, err := parseEnvelope(open(t, "envelope.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m) != 10 || m["ecdsa-sha256-sign"] != 4538.072871428737 || m[rawDecrypt] != 528.6783157283139 {
+		t.Errorf("parsed %v", m)
+	}
+	for _, bad := range []string{``, `[]`, `{"op":"x"}`, `[{"op":"x","opsPerSec":0}]`, `[{"op":"","opsPerSec":1}]`,
+		`[{"op":"x","opsPerSec":1},{"op":"x","opsPerSec":2}]`} {
+		if _, err := parseEnvelope(strings.NewReader(bad)); err == nil {
+			t.Errorf("%q taken", bad)
+		}
+	}
+}
+
+func TestParsePeers(t *testing.T) {
+	ps, err := parsePeers(open(t, "peers.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != 32 || ps[0] != (PeerResult{Round: 1, Impl: "xmlsec", Op: "rsa-sha256-sign", OpsPerSec: 1224.8}) {
+		t.Errorf("parsed %d: %+v", len(ps), ps[0])
+	}
+	for _, bad := range []string{"", "1 kecis op", "0 kecis op 1", "x kecis op 1", "1 kecis op -3", "1 kecis op NaN"} {
+		if _, err := parsePeers(strings.NewReader(bad)); err == nil {
+			t.Errorf("%q taken", bad)
+		}
+	}
+}
+
+func TestParseGoBench(t *testing.T) {
+	bs, err := parseGoBench(open(t, "cost.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bs) != 12 {
+		t.Fatalf("%d results: %+v", len(bs), bs)
+	}
+	b := bs[1]
+	if b.Pkg != "github.com/kecis/kecis/federation/router" || b.Name != "BenchmarkApprovalCost/facade" || b.N != 100 ||
+		b.NsPerOp != 8316543 || b.Metrics["fsyncs/op"] != 2 || b.Metrics["audit-bytes/op"] != 1255 || len(b.Metrics) != 5 {
+		t.Errorf("parsed %+v", b)
+	}
+	if b := bs[11]; b.Pkg != "github.com/kecis/kecis/connectors/store/storesql" || b.Name != "BenchmarkRequestCost/clients=16" || b.Metrics["fsyncs/op"] != 0.52 {
+		t.Errorf("parsed %+v", b)
+	}
+	if got := trimProcs("BenchmarkX/a-b"); got != "BenchmarkX/a-b" {
+		t.Errorf("trimProcs kept %q", got)
+	}
+}
+
+func TestParseProc(t *testing.T) {
+	// A command with spaces and a parenthesis in it.
+	stat := "4242 (kecis-demo (x) y) S 1 4242 4242 0 -1 4194560 3000 0 0 0 1234 567 0 0 20 0 12 0 100 0 0"
+	if n, err := parseProcCPU(stat); err != nil || n != 1801 {
+		t.Errorf("parseProcCPU = %d, %v", n, err)
+	}
+	if _, err := parseProcCPU("4242 (x) S 1 2"); err == nil {
+		t.Error("a short stat taken")
+	}
+	if v, err := parseLoadavg("3.52 2.10 1.00 2/300 4242\n"); err != nil || v != 3.52 {
+		t.Errorf("parseLoadavg = %v, %v", v, err)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	if !math.IsNaN(median(nil)) || median([]float64{3}) != 3 || median([]float64{5, 1, 3}) != 3 || median([]float64{4, 1, 2, 3}) != 2.5 {
+		t.Error("median")
+	}
+	m := medianOps([]map[string]float64{{"a": 1, "b": 10}, {"a": 3}, {"a": 2, "b": 20}})
+	if m["a"] != 2 || m["b"] != 15 {
+		t.Errorf("medianOps = %v", m)
+	}
+}
+
+// TestBounds: the bound is cores over 4 signatures, 6 verifications, 2
+// encryptions and 2 decryptions, and the bare operations' share is the
+// crypto.
+func TestBounds(t *testing.T) {
+	med := map[string]float64{
+		"ecdsa-sha256-sign": 1000, "ecdsa-sha256-verify": 500, "rsa-sha256-sign": 250, "rsa-sha256-verify": 2000,
+		opEncrypt: 1000, opDecrypt: 500,
+		"raw-ecdsa-p256-sign": 2000, "raw-ecdsa-p256-verify": 1000, "raw-rsa2048-sign": 500, rawRSAVer: 4000,
+		rawEncrypt: 4000, rawDecrypt: 1000,
+	}
+	bs, err := bounds(med, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+	// ECDSA: 4×1 + 6×2 + 2×1 + 2×2 = 22 ms; bare 4×0.5 + 6×1 + 2×0.25 + 2×1 = 10.5 ms.
+	if e := bs[0]; e.Short != "ECDSA" || !near(e.EnvelopeMS, 22) || !near(e.CryptoMS, 10.5) || !near(e.XMLMS, 11.5) || !near(e.PerS, 2000.0/22) {
+		t.Errorf("ECDSA %+v", e)
+	}
+	// RSA: 4×4 + 6×0.5 + 2 + 4 = 25 ms; bare 4×2 + 6×0.25 + 0.5 + 2 = 12 ms.
+	if r := bs[1]; r.Short != "RSA" || !near(r.EnvelopeMS, 25) || !near(r.CryptoMS, 12) || !near(r.PerS, 80) {
+		t.Errorf("RSA %+v", r)
+	}
+	delete(med, rawEncrypt)
+	if _, err := bounds(med, 2); err == nil || !strings.Contains(err.Error(), rawEncrypt) {
+		t.Errorf("a missing operation: %v", err)
+	}
+}
+
+func TestOfferedRates(t *testing.T) {
+	got := offeredRates(64.3, []int{10, 25, 50, 100})
+	want := []float64{6.4, 16.1, 32.2, 64.3}
+	for i := range want {
+		if math.Abs(got[i]-want[i]) > 1e-9 {
+			t.Errorf("offeredRates = %v, want %v", got, want)
+		}
+	}
+	if r := offeredRates(3, []int{10}); r[0] != 1 {
+		t.Errorf("below 1/s: %v", r)
+	}
+}
+
+// TestAggregate: medians over rounds, CPU over every approval, errors and
+// reconciliation added up.
+func TestAggregate(t *testing.T) {
+	run := func(rate, p99, cpu float64, approvals, lost int, errs map[string]int) LoadPoint {
+		return LoadPoint{Phase: "fresh", Kind: "closed", CPUS: cpu, Summary: &loadtest.Summary{Concurrency: 4, ApprovalsPerS: rate, P99MS: p99,
+			Approvals: approvals, Errors: errs, Reconciliation: &loadtest.Reconciliation{Lost: lost}}}
+	}
+	st := aggregate([]LoadPoint{run(50, 100, 2, 100, 0, nil), run(60, 80, 3, 150, 1, map[string]int{"503 X": 2}), run(40, 90, 1, 50, 0, nil)})
+	if st.ApprovalsPerS != 50 || st.P99 != 90 || st.Min != 40 || st.Max != 60 || st.Approvals != 300 ||
+		math.Abs(st.CPUPerApprovalMS-20) > 1e-9 || st.Errors != 2 || st.Lost != 1 || st.Runs != 3 {
+		t.Errorf("aggregate = %+v", st)
+	}
+}
+
+func testData(t *testing.T) *Data {
+	t.Helper()
+	d, err := readData(filepath.Join("testdata", "data.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestCostSplit: crypto and XML from the envelope figures, the database
+// from the fsyncs times the commit, the rest what the median at one
+// client leaves.
+func TestCostSplit(t *testing.T) {
+	d := testData(t)
+	bs, err := bounds(medianOps(d.Envelope), d.Host.Cores)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, ok := costSplits(d, bs)
+	if !ok || len(sp) != 2 {
+		t.Fatalf("costSplits: %v %v", sp, ok)
+	}
+	fs, _ := fsyncsPerApproval(d)
+	p50 := aggregate(selectLoad(d, "fresh", "closed", 1, 0)).P50
+	if s := sp[0]; !s.Measured || math.Abs(s.Database-fs*d.CommitMS) > 1e-9 || math.Abs(s.Total-p50) > 1e-9 {
+		t.Errorf("ECDSA split %+v (fsyncs %v, p50 %v)", s, fs, p50)
+	}
+	if sp[1].Measured || sp[1].Rest != sp[0].Rest {
+		t.Errorf("RSA split %+v", sp[1])
+	}
+}
+
+// TestRender renders testdata/data.json as the page and its plots; the
+// page must be the golden one, each plot an SVG document, the same bytes
+// twice, and a plot without figures (replicas) is not written — and an
+// old one is removed.
+func TestRender(t *testing.T) {
+	d := testData(t)
+	dir := t.TempDir()
+	assets := filepath.Join(dir, "performance")
+	if err := os.MkdirAll(assets, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(assets, "replicas.svg"), []byte("stale"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "performance.md")
+	if err := writeReport(d, out, assets); err != nil {
+		t.Fatal(err)
+	}
+	page, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "performance.md.golden", page)
+	for _, name := range []string{"latency.svg", "concurrency.svg", "cost.svg"} {
+		b, err := os.ReadFile(filepath.Join(assets, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := xml.NewDecoder(bytes.NewReader(b))
+		root := ""
+		for root == "" {
+			tok, err := dec.Token()
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if se, ok := tok.(xml.StartElement); ok {
+				root = se.Name.Local
+			}
+		}
+		if root != "svg" {
+			t.Errorf("%s: root element %q", name, root)
+		}
+		if !strings.Contains(string(page), "performance/"+name) {
+			t.Errorf("the page does not show %s", name)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(assets, "replicas.svg")); !os.IsNotExist(err) {
+		t.Errorf("replicas.svg without a replica run: %v", err)
+	}
+	first, _ := os.ReadFile(filepath.Join(assets, "cost.svg"))
+	if err := writeReport(d, out, assets); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := os.ReadFile(filepath.Join(assets, "cost.svg"))
+	if !bytes.Equal(first, again) {
+		t.Error("cost.svg differs between two renderings of the same figures")
+	}
+}
+
+// TestRenderWithout: a run that measured little still renders, saying
+// what is missing.
+func TestRenderWithout(t *testing.T) {
+	d := &Data{Generated: "2026-12-03T08:00:00Z", Host: Host{Cores: 2}, Mix: "approve=100",
+		PeersSkipped: "libxmlsec1-dev is not installed", BoringSkipped: "no BoringCrypto build was given",
+		Problems: []string{"demo: kecis-demo exited\nbefore it was up"}}
+	page := renderMarkdown(d, "performance", map[string]string{})
+	for _, want := range []string{"No envelope bound: envelope figures lack", "No load test ran", "Skipped: libxmlsec1-dev is not installed.",
+		"Not measured in this run: no BoringCrypto build was given.", "- demo: kecis-demo exited before it was up", "## BoringCrypto",
+		"Not measured here", "hub.md#profiling-a-replica"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+}
