@@ -3,7 +3,7 @@
 # plots and docs/performance/data.json (tools/benchreport).
 #
 #   scripts/bench-report.sh            # make bench-report: the full run (~45 min here)
-#   QUICK=1 scripts/bench-report.sh    # a short run (~6 min)
+#   QUICK=1 scripts/bench-report.sh    # a short run (~3 min)
 #
 # Builds bin/kecis and bin/kecis-demo, and bin/kecis-boring with
 # GOEXPERIMENT=boringcrypto when cgo and a C compiler are there (else the

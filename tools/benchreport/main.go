@@ -57,7 +57,7 @@ func run(args []string) error {
 	fs.StringVar(&p.Kecis, "kecis", "bin/kecis", "the kecis binary (standard build)")
 	fs.StringVar(&p.Boring, "kecis-boring", "", "kecis built with GOEXPERIMENT=boringcrypto (empty: no BoringCrypto comparison)")
 	fs.StringVar(&p.Demo, "kecis-demo", "bin/kecis-demo", "the kecis-demo binary")
-	fs.BoolVar(&p.Quick, "quick", false, "a short run (about 5 minutes): fewer and shorter rounds, a small history")
+	fs.BoolVar(&p.Quick, "quick", false, "a short run (about 3 minutes): fewer and shorter rounds, a small history")
 	fs.StringVar(&p.Peers, "peers", "auto", "the xmlsec peer comparison: auto (run it when libxmlsec1-dev is installed) or skip")
 	fs.IntVar(&p.PinCPU, "pin-cpu", 1, "CPU the envelope benchmarks are pinned to (-1: none)")
 	fs.StringVar(&out, "out", "docs/performance.md", "the page to write")

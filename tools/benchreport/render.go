@@ -241,7 +241,7 @@ func (r *report) envelopeSection(w writer) {
 	d := r.d
 	w("## The envelope bound\n\n")
 	w("`kecis envelope bench --json` (RSA and ECDSA signing keys, the RSA encryption recipient; `saml/testdata/bench/approve-request.xml`),\n")
-	w("%d rounds on one pinned CPU, interleaved with the BoringCrypto build's; the medians:\n\n", len(d.Envelope))
+	w("%s on one pinned CPU, alternating with the BoringCrypto build's; the medians:\n\n", roundsOf(len(d.Envelope)))
 	w("| operation | what it does | ops/s | ms per op |\n| --- | --- | --- | --- |\n")
 	for _, o := range envelopeOps {
 		v, ok := r.med[o.op]
@@ -472,7 +472,7 @@ func (r *report) peersSection(w writer) {
 		rates[p.Impl][p.Op] = append(rates[p.Impl][p.Op], p.OpsPerSec)
 	}
 	w("`scripts/bench-peers.sh` (`make bench-peers`): the C reference implementation libxmlsec1 (OpenSSL) and KECIS on\n")
-	w("the KECIS wire profile, %d interleaved rounds on one pinned CPU; medians in ops/s:\n\n", rounds)
+	w("the KECIS wire profile, %s on one pinned CPU; medians in ops/s:\n\n", roundsOf(rounds))
 	w("| operation | xmlsec | kecis | kecis / xmlsec |\n| --- | --- | --- | --- |\n")
 	for _, o := range envelopeOps {
 		k, kok := rates["kecis"][o.op]
@@ -538,7 +538,7 @@ func (r *report) reproduceSection(w writer) {
 	w("## Running it\n\n")
 	w("```sh\n")
 	w("make bench-report            # the full run: about 45 minutes here, most of it the 100,000 approvals of history\n")
-	w("QUICK=1 make bench-report    # about 6 minutes: shorter and fewer rounds, 2,000 approvals of history\n")
+	w("QUICK=1 make bench-report    # about 3 minutes: shorter and fewer rounds, 2,000 approvals of history\n")
 	w("HISTORY=20000 make bench-report   # any history; ROUNDS, RUN_DURATION likewise (scripts/bench-report.sh)\n")
 	w("go run ./tools/benchreport -render docs/performance/data.json   # this page again from its figures\n")
 	w("```\n\n")
