@@ -2,8 +2,8 @@
 # The performance report: measures, then writes docs/performance.md, its SVG
 # plots and docs/performance/data.json (tools/benchreport).
 #
-#   scripts/bench-report.sh            # make bench-report: the full run (~45 min here)
-#   QUICK=1 scripts/bench-report.sh    # a short run (~3 min)
+#   scripts/bench-report.sh            # make bench-report: the full run (~30 min here)
+#   QUICK=1 scripts/bench-report.sh    # a short run (~4 min)
 #
 # Builds bin/kecis and bin/kecis-demo, and bin/kecis-boring with
 # GOEXPERIMENT=boringcrypto when cgo and a C compiler are there (else the

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"database/sql"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -43,6 +45,7 @@ type plan struct {
 	OpenConc      int
 	History       int
 	Mix           string
+	RSA           bool // also a demo with RSA signing keys
 }
 
 // measurer runs a plan and fills Data; a failed step is noted in
@@ -275,12 +278,12 @@ type demo struct {
 
 // startDemo starts kecis-demo in a directory of the work directory, every
 // address on a free loopback port, and waits for its demo.json.
-func (m *measurer) startDemo(ctx context.Context) (*demo, error) {
-	dir := filepath.Join(m.p.Work, "demo")
+func (m *measurer) startDemo(ctx context.Context, name string) (*demo, error) {
+	dir := filepath.Join(m.p.Work, name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(filepath.Join(m.p.Work, "kecis-demo.out"))
+	logf, err := os.Create(filepath.Join(m.p.Work, name+".out"))
 	if err != nil {
 		return nil, err
 	}
@@ -412,24 +415,14 @@ func firstLine(s string) string {
 // concurrency (rounds interleaved), open loop at shares of the measured
 // peak, then History approvals, then the after-history points.
 func (m *measurer) load(ctx context.Context) {
-	d, err := m.startDemo(ctx)
+	d, err := m.startDemo(ctx, "demo")
 	if err != nil {
 		m.problem("demo: %v", err)
 		return
 	}
 	defer d.stop()
-	record := func(pt LoadPoint, conc int, rate float64, requests int, dur time.Duration) {
-		p, err := m.loadtest(ctx, d, pt, conc, rate, requests, dur)
-		if err != nil {
-			m.problem("load test (%s, %s, concurrency %d): %v", pt.Phase, pt.Kind, conc, firstLine(err.Error()))
-			return
-		}
-		m.d.Load = append(m.d.Load, *p)
-	}
-	// Warm-up: the first connections, the metadata, the card.
-	if _, err := m.loadtest(ctx, d, LoadPoint{Phase: "warmup"}, 4, 0, 50, 0); err != nil {
-		m.problem("warm-up load test: %v", firstLine(err.Error()))
-	}
+	record := m.recorder(ctx, d)
+	m.warmUp(ctx, d)
 	for r := 1; r <= m.p.LoadRounds; r++ {
 		for _, c := range m.p.Concurrencies {
 			m.log("load round %d/%d, concurrency %d, %s", r, m.p.LoadRounds, c, m.p.RunDur)
@@ -468,6 +461,100 @@ func (m *measurer) load(ctx context.Context) {
 			record(LoadPoint{Phase: "history", Kind: "open", Round: 1, OfferedPct: m.p.OfferedPcts[i]}, m.p.OpenConc, rates[i], 0, m.p.RunDur)
 		}
 	}
+}
+
+// recorder returns a function that runs a load test against d and keeps
+// its point.
+func (m *measurer) recorder(ctx context.Context, d *demo) func(pt LoadPoint, conc int, rate float64, requests int, dur time.Duration) {
+	return func(pt LoadPoint, conc int, rate float64, requests int, dur time.Duration) {
+		p, err := m.loadtest(ctx, d, pt, conc, rate, requests, dur)
+		if err != nil {
+			m.problem("load test (%s, %s, concurrency %d): %v", pt.Phase, pt.Kind, conc, firstLine(err.Error()))
+			return
+		}
+		m.d.Load = append(m.d.Load, *p)
+	}
+}
+
+// warmUp makes the first connections, fetches the metadata and issues the
+// card, unmeasured.
+func (m *measurer) warmUp(ctx context.Context, d *demo) {
+	if _, err := m.loadtest(ctx, d, LoadPoint{Phase: "warmup"}, 4, 0, 50, 0); err != nil {
+		m.problem("warm-up load test: %v", firstLine(err.Error()))
+	}
+}
+
+// rsaSigners are the demo's participants that sign (kecis-demo
+// --tester=false): each keeps its signing key in DIR/<name>/signing/,
+// generated on first run unless there.
+var rsaSigners = []string{"hub", "issuer", "pg", "merchant", "merchant2"}
+
+// loadRSA runs the closed-loop load tests against a second demo whose
+// every signing key is RSA 2048: `kecis keys generate --type rsa` writes
+// them where the demo looks for its keys before it first starts, so that
+// it keeps them. Every signing certificate the demo ends up with is
+// checked to be RSA; if one is not, the figures are dropped.
+func (m *measurer) loadRSA(ctx context.Context) {
+	dir := filepath.Join(m.p.Work, "demo-rsa")
+	for _, p := range rsaSigners {
+		out := filepath.Join(dir, p, "signing")
+		if err := os.MkdirAll(filepath.Dir(out), 0o700); err != nil {
+			m.problem("RSA demo: %v", err)
+			return
+		}
+		if _, err := output(ctx, nil, m.p.Kecis, "keys", "generate", "--type", "rsa", "--out", out, "--cn", "KECIS demo "+p+"/signing (RSA)"); err != nil {
+			m.problem("RSA demo: %v", err)
+			return
+		}
+	}
+	d, err := m.startDemo(ctx, "demo-rsa")
+	if err != nil {
+		m.problem("RSA demo: %v", err)
+		return
+	}
+	defer d.stop()
+	if err := allRSA(dir); err != nil {
+		m.problem("RSA demo: %v: its figures are left out", err)
+		return
+	}
+	record := m.recorder(ctx, d)
+	m.warmUp(ctx, d)
+	for r := 1; r <= m.p.LoadRounds; r++ {
+		for _, c := range m.p.Concurrencies {
+			m.log("RSA load round %d/%d, concurrency %d, %s", r, m.p.LoadRounds, c, m.p.RunDur)
+			record(LoadPoint{Phase: "rsa", Kind: "closed", Round: r}, c, 0, 0, m.p.RunDur)
+		}
+	}
+}
+
+// allRSA checks that every signing certificate under a demo's directory
+// holds an RSA key.
+func allRSA(dir string) error {
+	certs, err := filepath.Glob(filepath.Join(dir, "*", "signing", "cert.pem"))
+	if err != nil {
+		return err
+	}
+	if len(certs) == 0 {
+		return errors.New("no signing certificate found")
+	}
+	for _, c := range certs {
+		b, err := os.ReadFile(c)
+		if err != nil {
+			return err
+		}
+		blk, _ := pem.Decode(b)
+		if blk == nil {
+			return fmt.Errorf("%s: no PEM block", c)
+		}
+		cert, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c, err)
+		}
+		if cert.PublicKeyAlgorithm != x509.RSA {
+			return fmt.Errorf("%s signs with %s, not RSA", c, cert.PublicKeyAlgorithm)
+		}
+	}
+	return nil
 }
 
 // hostInfo describes the machine.

@@ -151,12 +151,19 @@ func (r *report) summary(w writer) {
 	w("| envelope CPU per approval | %s ms | %s ms |\n", num(r.bounds[0].EnvelopeMS, 2), num(r.bounds[1].EnvelopeMS, 2))
 	w("| envelope bound on %d cores | %s approvals/s | %s approvals/s |\n", d.Host.Cores, num(r.bounds[0].PerS, 0), num(r.bounds[1].PerS, 0))
 	if c16, ok := r.closed[maxConc(r.closed)]; ok {
-		w("| throughput at %d clients | %s approvals/s | not measured (the demo signs with ECDSA) |\n", c16.Concurrency, num(c16.ApprovalsPerS, 1))
-		w("| p99 at %d clients | %s ms | – |\n", c16.Concurrency, num(c16.P99, 1))
-		w("| ratio to the bound | %s | – |\n", pct(c16.ApprovalsPerS/r.bounds[0].PerS))
+		rsa := aggregate(selectLoad(d, "rsa", "closed", c16.Concurrency, 0))
+		notRSA := func(s string) string {
+			if rsa.Runs == 0 {
+				return "not measured"
+			}
+			return s
+		}
+		w("| throughput at %d clients | %s approvals/s | %s |\n", c16.Concurrency, num(c16.ApprovalsPerS, 1), notRSA(num(rsa.ApprovalsPerS, 1)+" approvals/s"))
+		w("| p99 at %d clients | %s ms | %s |\n", c16.Concurrency, num(c16.P99, 1), notRSA(num(rsa.P99, 1)+" ms"))
+		w("| ratio to the bound | %s | %s |\n", pct(c16.ApprovalsPerS/r.bounds[0].PerS), notRSA(pct(rsa.ApprovalsPerS/r.bounds[1].PerS)))
 	}
 	if h := aggregate(selectLoad(d, "history", "closed", maxConc(r.closed), 0)); h.Runs > 0 {
-		w("| after %s approvals: throughput, p99, ratio | %s approvals/s, %s ms, %s | – |\n",
+		w("| after %s approvals: throughput, p99, ratio | %s approvals/s, %s ms, %s | not measured (the RSA demo starts fresh) |\n",
 			thousands(d.History), num(h.ApprovalsPerS, 1), num(h.P99, 1), pct(h.ApprovalsPerS/r.bounds[0].PerS))
 	}
 	w("\n")
@@ -280,18 +287,13 @@ func (r *report) loadSection(w writer, assets string, plots map[string]string) {
 	w("approval is the demo process's user+system time over the run (every participant runs in it; the load generator\n")
 	w("does not) divided by the approvals. Every run ends with `kecis loadtest`'s reconciliation with the issuer's ledger.\n\n")
 	w("**As fast as the clients go** (closed loop, %s; medians, min–max of throughput):\n\n", roundsOf(r.closed[maxConc(r.closed)].Runs))
-	w("| clients | approvals/s | p50 | p95 | p99 | CPU per approval | envelope share of CPU | ratio to the ECDSA bound | errors | lost / doubled |\n")
-	w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
-	for _, c := range concurrencies(d, "fresh") {
-		st := r.closed[c]
-		env := math.NaN()
-		if len(r.bounds) > 0 {
-			env = r.bounds[0].EnvelopeMS / st.CPUPerApprovalMS
-		}
-		w("| %d | %s (%s–%s) | %s ms | %s ms | %s ms | %s ms | %s | %s | %d | %s |\n", c, num(st.ApprovalsPerS, 1), num(st.Min, 1), num(st.Max, 1),
-			num(st.P50, 1), num(st.P95, 1), num(st.P99, 1), num(st.CPUPerApprovalMS, 1), pct(env), pct(st.ApprovalsPerS/r.ecdsaBound()), st.Errors, lostDoubled(st))
+	r.closedTable(w, "fresh", 0)
+	if cs := concurrencies(d, "rsa"); len(cs) > 0 {
+		w("**With RSA 2048 signing keys**: a second demo, every participant's signing key generated beforehand with\n")
+		w("`kecis keys generate --type rsa` where the demo keeps it (it keeps keys it finds), the same runs (%s):\n\n",
+			roundsOf(aggregate(selectLoad(d, "rsa", "closed", cs[len(cs)-1], 0)).Runs))
+		r.closedTable(w, "rsa", 1)
 	}
-	w("\n")
 	if f, ok := plots["concurrency"]; ok {
 		w("![Throughput and p99 against clients](%s/%s)\n\n", assets, f)
 	}
@@ -310,6 +312,24 @@ func (r *report) loadSection(w writer, assets string, plots map[string]string) {
 	if f, ok := plots["latency"]; ok {
 		w("![Latency against offered load](%s/%s)\n\n", assets, f)
 	}
+}
+
+// closedTable is the closed-loop table of a phase, its ratios against
+// bounds[bi].
+func (r *report) closedTable(w writer, phase string, bi int) {
+	d := r.d
+	env, perS, name := math.NaN(), math.NaN(), "bound"
+	if bi < len(r.bounds) {
+		env, perS, name = r.bounds[bi].EnvelopeMS, r.bounds[bi].PerS, r.bounds[bi].Short+" bound"
+	}
+	w("| clients | approvals/s | p50 | p95 | p99 | CPU per approval | envelope share of CPU | ratio to the %s | errors | lost / doubled |\n", name)
+	w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, c := range concurrencies(d, phase) {
+		st := aggregate(selectLoad(d, phase, "closed", c, 0))
+		w("| %d | %s (%s–%s) | %s ms | %s ms | %s ms | %s ms | %s | %s | %d | %s |\n", c, num(st.ApprovalsPerS, 1), num(st.Min, 1), num(st.Max, 1),
+			num(st.P50, 1), num(st.P95, 1), num(st.P99, 1), num(st.CPUPerApprovalMS, 1), pct(env/st.CPUPerApprovalMS), pct(st.ApprovalsPerS/perS), st.Errors, lostDoubled(st))
+	}
+	w("\n")
 }
 
 func runLength(d *Data) string {
@@ -378,7 +398,11 @@ func (r *report) costSection(w writer, assets string, plots map[string]string) {
 	w("- **database**: the commits an approval waits for — %s fsyncs across the processes (below) × %s ms, the median\n", num(fs, 2), num(d.CommitMS, 2))
 	w("  SQLite write transaction on this disk (WAL, `synchronous=FULL`, measured by the report);\n")
 	w("- **network and the rest**: what is left — HTTP, TLS, JSON, the programs' own work, scheduling.\n\n")
-	w("The RSA row is modelled: its crypto and XML from the bench, its database and rest the ECDSA demo's.\n\n")
+	if !sp[1].Measured {
+		w("The RSA row is modelled: its crypto and XML from the bench, its database and rest the ECDSA demo's.\n\n")
+	} else {
+		w("The RSA row's median is the RSA demo's at one client (%s ms).\n\n", num(sp[1].Total, 1))
+	}
 	w("| deployment | crypto | XML | database | network and the rest | total |\n| --- | --- | --- | --- | --- | --- |\n")
 	for _, s := range sp {
 		name := s.Name + " (measured)"
@@ -415,7 +439,7 @@ func (r *report) databaseSection(w writer) {
 	}
 	w("| **total** | %s | %s | %s |\n\n", num(before, 0), okNum(fresh, freshOK), okNum(hist, histOK))
 	w("The hub's own figures (`federation/router`, BenchmarkApprovalCost and BenchmarkApprovalCostAfterHistory):\n\n")
-	w("| benchmark | txns | fsyncs | writes | bytes written | audit bytes | time per approval |\n| --- | --- | --- | --- | --- | --- | --- |\n")
+	w("| benchmark | txns | fsyncs | writes | database growth (bytes) | audit bytes | time per approval |\n| --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, b := range d.Cost {
 		if !strings.HasSuffix(b.Pkg, "federation/router") {
 			continue
@@ -537,8 +561,8 @@ func (r *report) profilingSection(w writer) {
 func (r *report) reproduceSection(w writer) {
 	w("## Running it\n\n")
 	w("```sh\n")
-	w("make bench-report            # the full run: about 45 minutes here, most of it the 100,000 approvals of history\n")
-	w("QUICK=1 make bench-report    # about 3 minutes: shorter and fewer rounds, 2,000 approvals of history\n")
+	w("make bench-report            # the full run: about 30 minutes here, half of it the 100,000 approvals of history\n")
+	w("QUICK=1 make bench-report    # about 4 minutes: shorter and fewer rounds, 2,000 approvals of history\n")
 	w("HISTORY=20000 make bench-report   # any history; ROUNDS, RUN_DURATION likewise (scripts/bench-report.sh)\n")
 	w("go run ./tools/benchreport -render docs/performance/data.json   # this page again from its figures\n")
 	w("```\n\n")
@@ -547,8 +571,8 @@ func (r *report) reproduceSection(w writer) {
 	w("plots and `docs/performance/data.json` (every run's figures as measured; the bound, ratios and split are\n")
 	w("computed from it when the page is rendered). The full run: envelope bench 5 rounds × 2 builds × 1 s per\n")
 	w("operation (~2 min), the peer comparison 5 rounds × 2 s per operation (~3 min), the cost benchmarks (~1 min),\n")
-	w("the load tests 3 rounds × 3 concurrencies × 20 s, 4 offered rates × 20 s (~5 min), the history (100,000\n")
-	w("approvals at the demo's peak, ~25 min here) and the after-history runs (~2 min).\n\n")
+	w("the load tests 3 rounds × 3 concurrencies × 20 s and 4 offered rates × 20 s (~5 min), the history (100,000\n")
+	w("approvals at the demo's peak, ~12 min here), the after-history runs (~2 min) and the RSA demo's runs (~4 min).\n\n")
 }
 
 // clients is "1 client", "4 clients".
