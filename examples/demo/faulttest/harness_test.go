@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,7 +49,8 @@ func runTests(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		fmt.Fprintln(os.Stderr, "faulttest: the go command builds the kecis binary the replicas run:", err)
+		return 1
 	}
 	kecisBin = filepath.Join(dir, "kecis")
 	cmd := exec.Command(goTool, "build", "-o", kecisBin, "github.com/kecis/kecis/cmd/kecis")
@@ -59,6 +59,17 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
+}
+
+// testTimeout bounds each fault test: its load gives up past it.
+const testTimeout = time.Minute
+
+// bounded is a context that ends testTimeout after the test started, or
+// with the test.
+func bounded(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	t.Cleanup(cancel)
+	return ctx
 }
 
 // testPostgresBase is the test PostgreSQL server's DSN (sqltest's).

@@ -1,7 +1,6 @@
 package faulttest
 
 import (
-	"context"
 	"net/http"
 	"testing"
 	"time"
@@ -21,7 +20,7 @@ func TestKillReplicaUnderLoad(t *testing.T) {
 	for _, r := range []*replica{a, b, c} {
 		r.waitReadyz(t, http.StatusOK, 20*time.Second)
 	}
-	ctx := context.Background()
+	ctx := bounded(t)
 	dr := &driver{f: f, targets: func() []string { return urls(a, b, c) }, retryFor: 30 * time.Second}
 	rqs := f.requests("kill", 150, 1000)
 	loaded := make(chan []outcome, 1)

@@ -25,7 +25,7 @@ func TestRestartPostgresUnderLoad(t *testing.T) {
 	for _, r := range []*replica{a, b} {
 		r.waitReadyz(t, http.StatusOK, 20*time.Second)
 	}
-	ctx := context.Background()
+	ctx := bounded(t)
 	dr := &driver{f: f, targets: func() []string { return urls(a, b) }, retryFor: 30 * time.Second, pendingFor: 8 * time.Second,
 		backoff: 50 * time.Millisecond}
 	rqs := f.requests("pg", 120, 1000)

@@ -68,7 +68,7 @@ func (f *fed) newBadProvider(name string, hang bool) *badProvider {
 	t.Cleanup(b.srv.Close)
 	t.Cleanup(func() { close(b.stop) })
 
-	ctx := context.Background()
+	ctx := bounded(t)
 	p, err := f.d.HubStore.GetParticipant(ctx, demo.PGID)
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +151,7 @@ func TestProviderFaults(t *testing.T) {
 	for _, r := range []*replica{a, b} {
 		r.waitReadyz(t, http.StatusOK, 20*time.Second)
 	}
-	ctx := context.Background()
+	ctx := bounded(t)
 	shop, shop2 := f.d.Merchants[0], f.d.Merchants[1]
 
 	// The first shop's approvals through the PG, all along.

@@ -1,7 +1,6 @@
 package faulttest
 
 import (
-	"context"
 	"database/sql"
 	"net/http"
 	"net/url"
@@ -26,7 +25,7 @@ func TestReadOnlyPostgres(t *testing.T) {
 	for _, r := range []*replica{a, b} {
 		r.waitReadyz(t, http.StatusOK, 20*time.Second)
 	}
-	ctx := context.Background()
+	ctx := bounded(t)
 	dr := &driver{f: f, targets: func() []string { return urls(a, b) }, retryFor: 30 * time.Second}
 	before := dr.run(ctx, f.requests("rw", 20, 1000), 4)
 

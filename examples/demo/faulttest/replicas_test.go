@@ -2,7 +2,6 @@ package faulttest
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -34,7 +33,7 @@ func TestReplicas(t *testing.T) {
 	for _, r := range []*replica{a, b, c} {
 		t.Logf("replica %s ready in %v", r.name, r.waitReadyz(t, http.StatusOK, 20*time.Second).Round(time.Millisecond))
 	}
-	ctx := context.Background()
+	ctx := bounded(t)
 	shop, shop2 := f.d.Merchants[0], f.d.Merchants[1]
 
 	// The load: the first shop's approvals, round robin over the three.

@@ -1,7 +1,6 @@
 package faulttest
 
 import (
-	"context"
 	"database/sql"
 	"fmt"
 	"net/http"
@@ -29,7 +28,7 @@ func TestSQLiteFull(t *testing.T) {
 	for _, r := range []*replica{full, ok} {
 		r.waitReadyz(t, http.StatusOK, 20*time.Second)
 	}
-	ctx := context.Background()
+	ctx := bounded(t)
 	refusals := map[string]int{}
 	mu := make(chan struct{}, 1)
 	dr := &driver{f: f, targets: func() []string { return urls(full, ok) }, retryFor: 30 * time.Second,
