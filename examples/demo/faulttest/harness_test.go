@@ -255,6 +255,25 @@ func (f *fed) addReplica(name string, env ...string) *replica {
 	return r
 }
 
+// addDemoReplica starts a replica as docs/demo.md says: `kecis serve
+// --config DIR/hub/hub.yaml`, the demo hub's own file, with KECIS_LISTEN
+// and KECIS_OPS_LISTEN set to addresses of its own (no operator).
+func (f *fed) addDemoReplica(name string) *replica {
+	t := f.t
+	t.Helper()
+	listen, ops := freeAddr(t), freeAddr(t)
+	dir := filepath.Join(f.dir, "replica-"+name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r := &replica{name: name, config: filepath.Join(f.dir, "hub", "hub.yaml"), url: "https://" + listen, ops: "http://" + ops,
+		logPath: filepath.Join(dir, "kecis.log"), env: []string{"KECIS_LISTEN=" + listen, "KECIS_OPS_LISTEN=" + ops}}
+	f.replicas = append(f.replicas, r)
+	r.start(t)
+	t.Cleanup(r.stop)
+	return r
+}
+
 // start runs the process (again, after a kill).
 func (r *replica) start(t *testing.T) {
 	t.Helper()
@@ -466,6 +485,27 @@ func (f *fed) cardFields(c demo.TestCard, order string, amount int64) map[string
 		"Ecom_Payment_Card_Number":        c.PAN.Reveal(),
 		"Ecom_Payment_Card_ExpDate_Month": fmt.Sprintf("%02d", c.ExpMonth), "Ecom_Payment_Card_ExpDate_Year": fmt.Sprint(c.ExpYear),
 	}
+}
+
+// issuerDelay makes the issuer decide on the demo's timeout card after d
+// and returns the card.
+func (f *fed) issuerDelay(d time.Duration) *demo.TestCard {
+	t := f.t
+	t.Helper()
+	for i := range f.d.Cards {
+		if c := &f.d.Cards[i]; c.Result == demo.CardIssuerTimeout {
+			ic, err := f.d.Issuer.FindCard(context.Background(), c.PAN)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.d.Issuer.SetCardResponseDelay(context.Background(), ic.ID, d); err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}
+	}
+	t.Fatal("the demo has no issuer_timeout card")
+	return nil
 }
 
 // request is one logical approval the driver makes: its Idempotency-Key

@@ -240,25 +240,13 @@ func TestProviderFaults(t *testing.T) {
 	t.Logf("healthy approvals answered while the hanging provider held requests: %d, the slowest in %v", len(during), maxOf(during))
 
 	// The issuer slow, then too slow, on the demo's timeout card.
-	var slowCard *demo.TestCard
-	for i := range f.d.Cards {
-		if f.d.Cards[i].Result == demo.CardIssuerTimeout {
-			slowCard = &f.d.Cards[i]
-		}
-	}
-	ic, err := f.d.Issuer.FindCard(ctx, slowCard.PAN)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var issuerOuts []outcome
 	for _, c := range []struct {
 		delay time.Duration
 		n     int
 		from  int64
 	}{{time.Second, 4, 40_000}, {relay + time.Second, 3, 50_000}} {
-		if _, err := f.d.Issuer.SetCardResponseDelay(ctx, ic.ID, c.delay); err != nil {
-			t.Fatal(err)
-		}
+		slowCard := f.issuerDelay(c.delay)
 		rqs := f.requests(fmt.Sprintf("issuer-%v", c.delay), c.n, c.from, shop)
 		for i := range rqs {
 			rqs[i].card = slowCard
