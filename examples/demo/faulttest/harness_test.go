@@ -283,6 +283,7 @@ func (r *replica) start(t *testing.T) {
 	}
 	cmd := exec.Command(kecisBin, "serve", "--config", r.config)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = procAttr()
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "KECIS_") {
 			cmd.Env = append(cmd.Env, kv)
