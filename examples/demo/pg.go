@@ -198,7 +198,7 @@ func pgAccount(ctx context.Context, g *pg.PG, dir, entityID, name string) (mid, 
 		return mid, strings.TrimSpace(string(b)), nil
 	}
 	m, err := g.CreateMerchant(ctx, pg.NewMerchant{MID: mid, Name: name,
-		Contract: pg.Contract{BINPrefixes: []string{"9490"}, FeeBPS: 250, MaxAmount: 10_000_000, DailyLimit: 100_000_000}})
+		Contract: pg.Contract{BINPrefixes: []string{"9490"}, FeeBPS: 250, MaxAmount: 10_000_000, DailyLimit: demoDailyLimit}})
 	if err != nil {
 		return "", "", fmt.Errorf("PG account of %s: %w", entityID, err)
 	}
@@ -207,3 +207,8 @@ func pgAccount(ctx context.Context, g *pg.PG, dir, entityID, name string) (mid, 
 	}
 	return mid, m.APIKey, os.WriteFile(keyFile, []byte(m.APIKey), 0o600)
 }
+
+// demoDailyLimit is each demo merchant's daily limit at the PG (KRW): a
+// large merchant's, so that a kecis loadtest of 100,000 approvals in one
+// business day (docs/loadtest.md) stays under it.
+const demoDailyLimit = 1_000_000_000
