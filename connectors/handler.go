@@ -305,7 +305,13 @@ func (h *Handler) Handle(ctx context.Context, msg []byte) ([]byte, error) {
 		err = h.cfg.Store.FinishObjects(context.WithoutCancel(ctx), scope, req.IdempotencyKey, h.outcome(ctx, resp), store.Objects{}, h.cfg.Now())
 	}
 	if err != nil {
-		h.cfg.Log.ErrorContext(ctx, "idempotency store: outcome not recorded", "err", err)
+		// An outcome this provider could not record is not given: a retry
+		// of the key must get the same answer, and only the record gives
+		// it. The caller is told Pending and resolves it by inquiry, as
+		// the hub does when it cannot record an answer (KECIS §7.1).
+		h.cfg.Log.ErrorContext(ctx, "idempotency store: outcome not recorded, answered Pending", "service", sr.Service, "status", resp.Status.SubCode, "err", err)
+		resp = &Response{Status: saml.Status{Code: saml.StatusResponder, SubCode: saml.CodePending,
+			Message: "the outcome could not be recorded: inquire before retrying"}}
 	}
 	return h.answer(ctx, sr.ID, sr.Issuer, resp)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/kecis/kecis/connectors"
 	"github.com/kecis/kecis/connectors/card"
 	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
+	"github.com/kecis/kecis/connectors/store"
 	"github.com/kecis/kecis/connectors/store/sqlitestore"
 	"github.com/kecis/kecis/connectors/store/storesql"
 	"github.com/kecis/kecis/ecml"
@@ -1175,5 +1176,42 @@ func TestReplayOfEveryOutcome(t *testing.T) {
 	}
 	if n := w.iss.count("cancel"); n != 0 {
 		t.Errorf("the provider cancelled %d times; the unknown approval is refused before it", n)
+	}
+}
+
+// finishFails is an adapter store that cannot record outcomes.
+type finishFails struct{ store.Store }
+
+func (finishFails) FinishObjects(context.Context, string, string, *store.Outcome, store.Objects, time.Time) error {
+	return errors.New("disk full")
+}
+
+// TestOutcomeNotRecordedIsPending: an outcome the adapter store could not
+// record is not given — the issuer approved, yet the caller is told
+// Pending (KECIS §7.1), the log says why, and the approval is not in it.
+func TestOutcomeNotRecordedIsPending(t *testing.T) {
+	w := newWorld(t)
+	h, err := connectors.NewHandler(connectors.HandlerConfig{
+		EntityID: issuerID, Signer: w.issuer, Decryption: decryptionKeys(w.issuer), Endpoints: []string{issuerEndpoint},
+		Directory: w.dir, HubEntityID: hubID, Services: card.Services(w.iss), Store: finishFails{w.store},
+		IdemKey: []byte("a provider secret of 32 bytes..."), Now: w.clock.Now, Log: slog.New(slog.NewTextHandler(w.log, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, msg := w.request(t, msgSpec{key: "k-unrecorded"})
+	out, err := h.Handle(context.Background(), msg)
+	if err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	resp := w.receive(t, id, out)
+	if resp.Status.SubCode != saml.CodePending {
+		t.Fatalf("status %+v, want Pending", resp.Status)
+	}
+	if resp.Payload != nil {
+		t.Errorf("a Pending answer carries the unrecorded outcome's payload")
+	}
+	if !strings.Contains(w.log.String(), "outcome not recorded, answered Pending") {
+		t.Errorf("the log does not say why:\n%s", w.log.String())
 	}
 }
