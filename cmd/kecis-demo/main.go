@@ -65,6 +65,7 @@ func newCmd() *cobra.Command {
 		settle      bool
 		conform     bool
 		kecisBin    string
+		pprofAddr   string
 		addrs       demoAddrs
 		opts        demoOptions
 	)
@@ -129,6 +130,14 @@ did not pass or no demo runs in --dir, 2 on a usage error.`,
 			if walkthrough {
 				return runWalkthrough(cmd.Context(), cmd.OutOrStdout(), filepath.Join(dir, "walkthrough"), time.Now)
 			}
+			if pprofAddr != "" {
+				bound, stopPProf, err := startPProf(pprofAddr)
+				if err != nil {
+					return err
+				}
+				defer stopPProf()
+				fmt.Fprintf(cmd.ErrOrStderr(), "profiles: http://%s/debug/pprof/\n", bound)
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return runFederationDemo(ctx, cmd.OutOrStdout(), dir, addrs, opts, nil)
@@ -143,6 +152,7 @@ did not pass or no demo runs in --dir, 2 on a usage error.`,
 	cmd.Flags().BoolVar(&opts.tester, "tester", true, "register the conformance suite's tester and write its test profiles (test mode)")
 	cmd.Flags().DurationVar(&opts.relayTimeout, "relay-timeout", 10*time.Second, "how long the hub waits for a provider before it answers Pending")
 	cmd.Flags().StringVar(&opts.postgres, "postgres", "", "the hub's database: a postgres:// DSN (its schema: the DSN's search_path, else kecis_demo_<hash of --dir>, created on first run); default SQLite in --dir")
+	cmd.Flags().StringVar(&pprofAddr, "pprof", "", "serve the Go runtime's profiles of the whole demo (net/http/pprof) on this loopback host:port; off by default")
 	cmd.Flags().StringVar(&addrs.hub, "hub", "127.0.0.1:8443", "the hub's HTTPS address")
 	cmd.Flags().StringVar(&addrs.ops, "hub-ops", "127.0.0.1:9090", "the hub's /healthz, /readyz, /metrics")
 	cmd.Flags().StringVar(&addrs.issuer, "issuer", "127.0.0.1:8444", "the issuer's KECIS endpoint")

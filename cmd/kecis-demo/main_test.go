@@ -25,6 +25,7 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"--help"}, 0, "--walkthrough", ""},
 		{[]string{"--bogus"}, exitUsage, "", "unknown flag: --bogus"},
 		{[]string{"serve"}, exitUsage, "", `unexpected argument "serve"`},
+		{[]string{"--pprof", "0.0.0.0:0"}, exitUsage, "", "not a loopback address"},
 		{[]string{"--dir", notDir}, exitFailed, "", "not a directory"},
 		{[]string{"--walkthrough", "--dir", notDir}, exitFailed, "", "not a directory"},
 	} {
