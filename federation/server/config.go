@@ -11,6 +11,8 @@ import (
 
 	"github.com/caarlos0/env/v11"
 	"github.com/goccy/go-yaml"
+
+	"github.com/kecis/kecis/federation/router"
 )
 
 // Config is the hub's configuration: a YAML file (kecis serve --config),
@@ -164,6 +166,13 @@ type KeyPair struct {
 // or "postgres://…" (several replicas on one database).
 type DatabaseConfig struct {
 	DSN string `yaml:"dsn" env:"DSN"`
+	// IdempotencyRetention is how long a finished idempotency key is kept
+	// (retries within it get the recorded answer; default 24h); PruneLimit
+	// bounds the expired rows each answer's commit deletes from each table
+	// (default 16), so that the tables stay bounded at a bounded cost per
+	// request (KECIS §12.3).
+	IdempotencyRetention Duration `yaml:"idempotency_retention" env:"IDEMPOTENCY_RETENTION"`
+	PruneLimit           int      `yaml:"prune_limit" env:"PRUNE_LIMIT"`
 }
 
 // MetadataConfig sets what the hub publishes.
@@ -287,6 +296,12 @@ func (c *Config) defaults() {
 	if c.Breaker.Failures == 0 {
 		c.Breaker.Failures = 5
 	}
+	if c.Database.IdempotencyRetention == 0 {
+		c.Database.IdempotencyRetention = Duration(router.DefaultIdemRetention)
+	}
+	if c.Database.PruneLimit == 0 {
+		c.Database.PruneLimit = router.DefaultPruneLimit
+	}
 	if c.Breaker.OpenFor == 0 {
 		c.Breaker.OpenFor = Duration(30 * time.Second)
 	}
@@ -346,6 +361,9 @@ func (c *Config) Validate() error {
 		// A relayed exchange answers Pending after the relay timeout: the
 		// answer must still be writable then (KECIS §9.10).
 		errs = append(errs, fmt.Errorf("limits.write_timeout (%v) must exceed limits.relay_timeout (%v)", c.Limits.WriteTimeout.D(), c.Limits.RelayTimeout.D()))
+	}
+	if c.Database.IdempotencyRetention < 0 || c.Database.PruneLimit < 0 {
+		errs = append(errs, fmt.Errorf("database.idempotency_retention and database.prune_limit must not be negative"))
 	}
 	if c.Breaker.Failures < 1 {
 		errs = append(errs, fmt.Errorf("breaker.failures must be at least 1 (breaker.disabled turns the breakers off)"))

@@ -132,7 +132,8 @@ func New(cfg *Config, st store.Store, pub Publisher, describe registry.Describer
 	s.Router = router.New(router.Config{
 		HubEntityID: cfg.EntityID, Signer: signer, ClientCert: clientCert, IdemKey: idemKey,
 		ReplicaID: fmt.Sprintf("%s/%d", host, os.Getpid()), Limits: saml.Limits{MaxBytes: int(cfg.Limits.MaxBodyBytes)},
-		Timeout: cfg.Limits.RelayTimeout.D(),
+		Timeout:       cfg.Limits.RelayTimeout.D(),
+		IdemRetention: cfg.Database.IdempotencyRetention.D(), PruneLimit: cfg.Database.PruneLimit,
 		Breaker: router.BreakerConfig{Failures: uint32(max(cfg.Breaker.Failures, 1)), OpenFor: cfg.Breaker.OpenFor.D(), Disabled: cfg.Breaker.Disabled},
 	}, st, s.Directory, rm, log, s.now)
 	s.RegistrationLimiter = s.limiter(cfg.RateLimits.Registration)
