@@ -1,5 +1,6 @@
 // Package sqlite links SQLite into a program that opens databases with
-// connectors/sqlstore: modernc.org/sqlite (pure Go, no cgo), registered as
+// connectors/sqlstore: modernc.org/sqlite (pure Go, no cgo), with a cache
+// of prepared statements per connection (DriverName), registered as
 // sqlstore's SQLite dialect. Import it for its side effect:
 //
 //	import _ "github.com/kecis/kecis/connectors/sqlstore/sqlite"
@@ -17,7 +18,7 @@ import (
 func init() {
 	sqlstore.Register(sqlstore.Driver{
 		Dialect:         sqlstore.SQLite,
-		Name:            "sqlite",
+		Name:            DriverName,
 		Retryable:       retryable,
 		UniqueViolation: uniqueViolation,
 	})

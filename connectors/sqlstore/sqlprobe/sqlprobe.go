@@ -44,7 +44,7 @@ import (
 	msqlite "modernc.org/sqlite"
 
 	"github.com/kecis/kecis/connectors/sqlstore"
-	_ "github.com/kecis/kecis/connectors/sqlstore/sqlite" // SQLite's errors for sqlstore.IsRetryable and IsUniqueViolation
+	"github.com/kecis/kecis/connectors/sqlstore/sqlite" // also SQLite's errors for sqlstore.IsRetryable and IsUniqueViolation
 )
 
 // ErrCrashed is what every operation returns once the probe cut the
@@ -212,7 +212,9 @@ func (c connector) Connect(context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &conn{p: c.p, inner: inner}, nil
+	// The statement cache sqlstore.Open's connections have, so that what
+	// a probe counts and cuts off is what runs in production.
+	return &conn{p: c.p, inner: sqlite.CacheStatements(inner)}, nil
 }
 
 func (c connector) Driver() driver.Driver { return &msqlite.Driver{} }
