@@ -547,8 +547,8 @@ type outcome struct {
 }
 
 // driver sends requests round robin over targets(), retrying each with
-// the same Idempotency-Key on any answer that is not final, until retryFor
-// has passed.
+// the same Idempotency-Key on any answer that is not final — at another
+// target when the last one failed it — until retryFor has passed.
 type driver struct {
 	f        *fed
 	targets  func() []string
@@ -570,9 +570,12 @@ func (dr *driver) do(ctx context.Context, rq request) (o outcome) {
 	defer func() { o.end = time.Now(); o.took = o.end.Sub(start) }()
 	deadline := start.Add(dr.retryFor)
 	var firstPending time.Time
+	// avoid holds the targets that failed this request (no answer, 5xx,
+	// Pending): its retries go elsewhere while another target is left, as
+	// a balancer retries on another replica.
+	avoid := map[string]bool{}
 	for {
-		ts := dr.targets()
-		target := ts[int(dr.rr.Add(1)%uint64(len(ts)))]
+		target := dr.pick(avoid)
 		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		a := dr.f.call(cctx, target, "approve", rq.merchant, rq.key, dr.f.fields(rq))
 		cancel()
@@ -586,6 +589,9 @@ func (dr *driver) do(ctx context.Context, rq request) (o outcome) {
 			return o
 		}
 		dr.retried.Add(1)
+		if a.err != nil || a.status >= 500 || a.status == http.StatusAccepted {
+			avoid[target] = true
+		}
 		if a.err == nil && a.problem == "" && a.resp.Outcome == callapi.OutcomeAnswered && a.resp.SubStatus == "Pending" && dr.pendingFor > 0 {
 			if firstPending.IsZero() {
 				firstPending = time.Now()
@@ -610,12 +616,26 @@ func (dr *driver) do(ctx context.Context, rq request) (o outcome) {
 			o.gaveUp = true
 			return o
 		}
+		// The pause doubles from backoff (25ms) up to 16 times it.
 		backoff := dr.backoff
 		if backoff == 0 {
 			backoff = 25 * time.Millisecond
 		}
-		time.Sleep(backoff)
+		time.Sleep(backoff << min(o.attempts-1, 4))
 	}
+}
+
+// pick is the next target round robin, skipping those in avoid unless
+// every target is.
+func (dr *driver) pick(avoid map[string]bool) string {
+	ts := dr.targets()
+	n := dr.rr.Add(1)
+	for i := range ts {
+		if t := ts[int((n+uint64(i))%uint64(len(ts)))]; !avoid[t] {
+			return t
+		}
+	}
+	return ts[int(n%uint64(len(ts)))]
 }
 
 // run sends rqs with conc workers and returns their outcomes in order.
