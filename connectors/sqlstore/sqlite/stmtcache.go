@@ -8,7 +8,7 @@ import (
 	"errors"
 	"reflect"
 
-	msqlite "modernc.org/sqlite"
+	_ "modernc.org/sqlite" // the "sqlite" driver this one wraps
 )
 
 // DriverName is the database/sql driver this package registers and
@@ -23,7 +23,16 @@ const DriverName = "kecis-sqlite"
 const StmtCacheSize = 128
 
 func init() {
-	sql.Register(DriverName, cachingDriver{})
+	// The driver instance modernc.org/sqlite registered as "sqlite", not
+	// a new one: its connection hooks (sqlite.RegisterConnectionHook) are
+	// that instance's.
+	db, err := sql.Open("sqlite", "")
+	if err != nil {
+		panic(err)
+	}
+	base := db.Driver()
+	_ = db.Close()
+	sql.Register(DriverName, cachingDriver{base: base})
 }
 
 // cachingDriver is modernc.org/sqlite whose connections keep their prepared
@@ -34,10 +43,10 @@ func init() {
 // cleared after every use (modernc's own reuse path for prepared
 // statements), so one run leaves nothing to the next; SQLite recompiles a
 // statement whose schema changed (sqlite3_prepare_v2).
-type cachingDriver struct{}
+type cachingDriver struct{ base driver.Driver }
 
-func (cachingDriver) Open(name string) (driver.Conn, error) {
-	inner, err := (&msqlite.Driver{}).Open(name)
+func (d cachingDriver) Open(name string) (driver.Conn, error) {
+	inner, err := d.base.Open(name)
 	if err != nil {
 		return nil, err
 	}
