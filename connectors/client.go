@@ -43,6 +43,13 @@ type ClientConfig struct {
 	Now      func() time.Time
 }
 
+// MaxIdleConnsPerHost is how many idle connections the SDK's HTTP clients
+// keep to one host (the hub, a provider's native API) for the next call:
+// as many as the calls a busy caller has in flight, so that concurrent
+// calls reuse their connections rather than dial and handshake anew
+// (net/http's default keeps 2).
+const MaxIdleConnsPerHost = 32
+
 // Client sends requests through the hub and returns verified, decrypted
 // answers.
 type Client struct {
@@ -71,7 +78,12 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	hc := cfg.HTTP
 	if hc == nil {
-		hc = &http.Client{Timeout: cfg.Timeout, Transport: &http.Transport{TLSClientConfig: saml.PinnedTLS(cfg.TLSClient, cfg.HubTLS)}}
+		// MaxIdleConnsPerHost: every request goes to the one hub, and
+		// net/http keeps 2 idle connections per host by default — under
+		// concurrent calls the rest were closed after each answer and
+		// the next call paid a new TLS handshake.
+		hc = &http.Client{Timeout: cfg.Timeout, Transport: &http.Transport{TLSClientConfig: saml.PinnedTLS(cfg.TLSClient, cfg.HubTLS),
+			MaxIdleConnsPerHost: MaxIdleConnsPerHost, IdleConnTimeout: 90 * time.Second}}
 	}
 	c := &Client{cfg: cfg, soap: &saml.SOAPClient{HTTP: hc}, pend: &pendingSet{m: map[string]pendingEntry{}, hub: cfg.HubEntityID, now: cfg.Now}}
 	c.rc = &saml.Receiver{

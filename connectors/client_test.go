@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -29,11 +30,12 @@ type fakeHub struct {
 	srv *httptest.Server
 	hc  *http.Client
 
-	mu     sync.Mutex
-	n      int
-	ids    []string
-	keys   []string
-	answer func(n int, id string, body []byte, rw http.ResponseWriter)
+	mu      sync.Mutex
+	n       int
+	ids     []string
+	keys    []string
+	remotes map[string]bool // the callers' connections, by remote address
+	answer  func(n int, id string, body []byte, rw http.ResponseWriter)
 }
 
 func newFakeHub(t *testing.T, w *world) *fakeHub {
@@ -63,6 +65,10 @@ func (h *fakeHub) serve(rw http.ResponseWriter, r *http.Request) {
 	}
 	h.mu.Lock()
 	h.n++
+	if h.remotes == nil {
+		h.remotes = map[string]bool{}
+	}
+	h.remotes[r.RemoteAddr] = true
 	n, answer := h.n, h.answer
 	h.ids, h.keys = append(h.ids, id), append(h.keys, key)
 	h.mu.Unlock()
@@ -409,5 +415,43 @@ func TestClientHubFaultAndMissingKey(t *testing.T) {
 	}
 	if _, err := connectors.NewClient(connectors.ClientConfig{EntityID: merchantID}); err == nil {
 		t.Fatal("NewClient accepted an incomplete configuration")
+	}
+}
+
+// TestClientReusesConnections: a client built without its own HTTP client
+// keeps its connections to the hub for the next calls — 8 callers, 4
+// rounds of concurrent approvals open no more than the 8 connections of
+// the first round (net/http's default of 2 idle connections per host made
+// the others dial, and handshake, again every round).
+func TestClientReusesConnections(t *testing.T) {
+	w := newWorld(t)
+	hub := newFakeHub(t, w)
+	cc := &card.Client{C: newClient(t, w, hub)}
+	const callers, rounds = 8, 4
+	for r := range rounds {
+		var wg sync.WaitGroup
+		errs := make(chan error, callers)
+		for i := range callers {
+			wg.Go(func() {
+				order := fmt.Sprintf("ORD-%d-%d", r, i)
+				o, err := cc.Approve(context.Background(), issuerID, approveReq(order, testPAN, 1000, order))
+				if err == nil && !o.OK() {
+					err = fmt.Errorf("%s: %s", order, o.Code())
+				}
+				errs <- err
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	hub.mu.Lock()
+	defer hub.mu.Unlock()
+	if n := len(hub.remotes); n > callers+2 {
+		t.Fatalf("%d connections to the hub for %d rounds of %d concurrent calls, want at most %d", n, rounds, callers, callers+2)
 	}
 }

@@ -39,7 +39,9 @@ func NewEngine(cfg *Config, hc *http.Client, log *slog.Logger) *Engine {
 		if t == 0 {
 			t = 15 * time.Second
 		}
-		hc = &http.Client{Timeout: t}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = connectors.MaxIdleConnsPerHost // concurrent calls to the one native API
+		hc = &http.Client{Timeout: t, Transport: tr}
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

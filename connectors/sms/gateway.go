@@ -177,7 +177,11 @@ func NewHTTPGateway(cfg GatewayConfig) (*HTTPGateway, error) {
 		cfg.MaxRetryAfter = DefaultMaxRetryAfter
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{}
+		// Texts go to one gateway, often several at once: keep their
+		// connections (net/http keeps 2 idle per host by default).
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 32
+		cfg.HTTPClient = &http.Client{Transport: tr}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

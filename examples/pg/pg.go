@@ -60,7 +60,8 @@ type Config struct {
 	// Location is the zone of business days; KST if nil.
 	Location *time.Location `json:"-"`
 
-	// HTTPClient calls the issuer gateway; http.DefaultClient if nil.
+	// HTTPClient calls the issuer gateway; if nil, a client of its own
+	// that keeps up to 32 idle connections to it.
 	HTTPClient *http.Client `json:"-"`
 	// Logger receives the PG's logs; slog.Default() if nil.
 	Logger *slog.Logger `json:"-"`
@@ -164,7 +165,12 @@ func newPG(cfg Config) (*PG, error) {
 	}
 	client := cfg.HTTPClient
 	if client == nil {
-		client = http.DefaultClient
+		// Every call goes to the one issuer gateway, several at once:
+		// keep their connections (net/http keeps 2 idle per host by
+		// default, so concurrent payments dialled anew).
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 32
+		client = &http.Client{Transport: tr}
 	}
 	p.gw = &gateway{base: strings.TrimRight(cfg.IssuerGatewayURL, "/"), client: client, timeout: timeout}
 	if p.vault, err = newVault(cfg.DataKey, p.rand); err != nil {
