@@ -1,6 +1,7 @@
 package saml
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rsa"
@@ -28,19 +29,9 @@ import (
 // success it returns the signed element without its signature: el itself
 // when inPlace (the pipeline owns the tree), else a detached copy.
 func verifySigned(el *etree.Element, p *signedParts, trusted []*x509.Certificate, now time.Time, inPlace bool) (*etree.Element, *x509.Certificate, error) {
-	cert, err := x509.ParseCertificate(p.certDER)
+	match, err := trustedSigningCert(p.certDER, trusted)
 	if err != nil {
-		return nil, nil, ErrSignature.WithCausef("KeyInfo certificate: %v", err)
-	}
-	var match *x509.Certificate
-	for _, t := range trusted {
-		if t.Equal(cert) {
-			match = t
-			break
-		}
-	}
-	if match == nil {
-		return nil, nil, ErrSignature.WithCausef("KeyInfo certificate %s is not one of the issuer's %d signing certificates", Fingerprint(cert), len(trusted))
+		return nil, nil, err
 	}
 	if now.Before(match.NotBefore) || now.After(match.NotAfter) {
 		return nil, nil, ErrSignature.WithCausef("signing certificate %s is not valid at %s", Fingerprint(match), now.Format(time.RFC3339))
@@ -72,6 +63,25 @@ func verifySigned(el *etree.Element, p *signedParts, trusted []*x509.Certificate
 		}
 	}
 	return c, match, nil
+}
+
+// trustedSigningCert returns the trusted certificate whose DER encoding is
+// der, the KeyInfo certificate — byte for byte, which is what
+// x509.Certificate.Equal compares, so that the certificate of every
+// message need not be parsed: the trusted ones were parsed from metadata.
+// A certificate that is none of them is parsed only to name it in the
+// error.
+func trustedSigningCert(der []byte, trusted []*x509.Certificate) (*x509.Certificate, error) {
+	for _, t := range trusted {
+		if len(der) > 0 && bytes.Equal(t.Raw, der) {
+			return t, nil
+		}
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, ErrSignature.WithCausef("KeyInfo certificate: %v", err)
+	}
+	return nil, ErrSignature.WithCausef("KeyInfo certificate %s is not one of the issuer's %d signing certificates", Fingerprint(cert), len(trusted))
 }
 
 // checkSignatureValue verifies an rsa-sha256 (PKCS #1 v1.5) or ecdsa-sha256
