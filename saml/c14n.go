@@ -1,7 +1,9 @@
 package saml
 
 import (
+	"crypto/sha256"
 	"slices"
+	"sync"
 
 	"github.com/beevik/etree"
 )
@@ -56,7 +58,12 @@ func lookupNS(stack []nsBinding, prefix string) (string, bool) {
 // transform), with the namespace declarations el inherits from its
 // ancestors in scope. el is not modified.
 func CanonicalizeExclusive(el, skip *etree.Element) []byte {
-	c := &c14n{skip: skip, buf: make([]byte, 0, 4096)}
+	return canonicalizeInto(make([]byte, 0, 4096), el, skip)
+}
+
+// canonicalizeInto appends CanonicalizeExclusive(el, skip) to buf.
+func canonicalizeInto(buf []byte, el, skip *etree.Element) []byte {
+	c := &c14n{skip: skip, buf: buf}
 	// In-scope declarations from the ancestors, outermost first.
 	var chain []*etree.Element
 	for p := el.Parent(); p != nil; p = p.Parent() {
@@ -67,6 +74,23 @@ func CanonicalizeExclusive(el, skip *etree.Element) []byte {
 	}
 	c.element(el)
 	return c.buf
+}
+
+// c14nBufs are the buffers digestExclusive canonicalises into: a message's
+// canonical form is hashed and dropped, several times per message.
+var c14nBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// digestExclusive is the SHA-256 of CanonicalizeExclusive(el, skip), the
+// digest a signature's Reference and SignedInfo take (KECIS §5.2).
+func digestExclusive(el, skip *etree.Element) [sha256.Size]byte {
+	bp := c14nBufs.Get().(*[]byte)
+	b := canonicalizeInto((*bp)[:0], el, skip)
+	sum := sha256.Sum256(b)
+	if cap(b) <= 1<<20 { // a metadata aggregate's buffer is not kept
+		*bp = b[:0]
+		c14nBufs.Put(bp)
+	}
+	return sum
 }
 
 func (c *c14n) pushDecls(el *etree.Element) {

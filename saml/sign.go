@@ -7,7 +7,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/base64"
@@ -85,7 +84,7 @@ func (s *Signer) Sign(root *etree.Element) error {
 			return errors.New("kecis: the element is already signed")
 		}
 	}
-	digest := sha256.Sum256(CanonicalizeExclusive(root, nil))
+	digest := digestExclusive(root, nil)
 
 	sig := etree.NewElement(prefixDSig + ":" + elSignature)
 	sig.CreateAttr("xmlns:"+prefixDSig, NSDSig)
@@ -101,7 +100,7 @@ func (s *Signer) Sign(root *etree.Element) error {
 	ref.CreateElement("ds:DigestValue").SetText(base64.StdEncoding.EncodeToString(digest[:]))
 	insertAfterIssuer(root, sig)
 
-	siHash := sha256.Sum256(CanonicalizeExclusive(si, nil))
+	siHash := digestExclusive(si, nil)
 	raw, err := s.Key.Sign(rand.Reader, siHash[:], crypto.SHA256)
 	if err != nil {
 		root.RemoveChild(sig)

@@ -5,7 +5,6 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
 	"errors"
@@ -43,11 +42,11 @@ func verifySigned(el *etree.Element, p *signedParts, trusted []*x509.Certificate
 	if alg != p.method {
 		return nil, nil, ErrAlgorithm.WithCausef("signature method %s does not fit the %s key", p.method, alg)
 	}
-	digest := sha256.Sum256(CanonicalizeExclusive(el, p.signature))
+	digest := digestExclusive(el, p.signature)
 	if subtle.ConstantTimeCompare(digest[:], p.digest) != 1 {
 		return nil, nil, ErrSignature.WithCausef("reference digest does not match")
 	}
-	siHash := sha256.Sum256(CanonicalizeExclusive(p.signedInfo, nil))
+	siHash := digestExclusive(p.signedInfo, nil)
 	if err := checkSignatureValue(match.PublicKey, siHash[:], p.sigValue); err != nil {
 		return nil, nil, ErrSignature.WithCause(err)
 	}
