@@ -2,7 +2,7 @@
 # The performance report: measures, then writes docs/performance.md, its SVG
 # plots and docs/performance/data.json (tools/benchreport).
 #
-#   scripts/bench-report.sh            # make bench-report: the full run (~30 min here)
+#   scripts/bench-report.sh            # make bench-report: the full run (~35 min here)
 #   QUICK=1 scripts/bench-report.sh    # a short run (~4 min)
 #
 # Builds bin/kecis and bin/kecis-demo, and bin/kecis-boring with

@@ -111,8 +111,8 @@ func latencyPlot(d *Data) (*plot.Plot, error) {
 	return p, nil
 }
 
-// concurrencyPlot: throughput against clients (closed loop), at the start
-// and after history.
+// concurrencyPlot: throughput against clients (closed loop), at the start,
+// after history, and with RSA signing keys.
 func concurrencyPlot(d *Data) (*plot.Plot, error) {
 	cs := concurrencies(d, "fresh")
 	if len(cs) == 0 {
@@ -131,15 +131,18 @@ func concurrencyPlot(d *Data) (*plot.Plot, error) {
 	p.X.Label.Text = "concurrent clients"
 	p.Y.Label.Text = "approvals/s"
 	p.X.Min, p.Y.Min = 0, 0
-	args := []any{"fresh demo", series("fresh")}
+	args := []any{"ECDSA, fresh", series("fresh")}
 	if h := series("history"); len(h) > 0 {
-		args = append(args, fmt.Sprintf("after %s approvals", thousands(d.History)), h)
+		args = append(args, fmt.Sprintf("ECDSA, after %s", thousands(d.History)), h)
+	}
+	if r := series("rsa"); len(r) > 0 {
+		args = append(args, "RSA keys, fresh", r)
 	}
 	if err := plotutil.AddLinePoints(p, args...); err != nil {
 		return nil, err
 	}
 	p.Legend.Top = true
-	headroom(p, series("fresh"), series("history"))
+	headroom(p, series("fresh"), series("history"), series("rsa"))
 	p.X.Max = float64(cs[len(cs)-1]) + 1
 	p.Add(plotter.NewGrid())
 	return p, nil

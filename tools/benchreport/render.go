@@ -561,7 +561,7 @@ func (r *report) profilingSection(w writer) {
 func (r *report) reproduceSection(w writer) {
 	w("## Running it\n\n")
 	w("```sh\n")
-	w("make bench-report            # the full run: about 30 minutes here, half of it the 100,000 approvals of history\n")
+	w("make bench-report            # the full run: about 35 minutes here, half of it the 100,000 approvals of history\n")
 	w("QUICK=1 make bench-report    # about 4 minutes: shorter and fewer rounds, 2,000 approvals of history\n")
 	w("HISTORY=20000 make bench-report   # any history; ROUNDS, RUN_DURATION likewise (scripts/bench-report.sh)\n")
 	w("go run ./tools/benchreport -render docs/performance/data.json   # this page again from its figures\n")
@@ -572,7 +572,7 @@ func (r *report) reproduceSection(w writer) {
 	w("computed from it when the page is rendered). The full run: envelope bench 5 rounds × 2 builds × 1 s per\n")
 	w("operation (~2 min), the peer comparison 5 rounds × 2 s per operation (~3 min), the cost benchmarks (~1 min),\n")
 	w("the load tests 3 rounds × 3 concurrencies × 20 s and 4 offered rates × 20 s (~5 min), the history (100,000\n")
-	w("approvals at the demo's peak, ~12 min here), the after-history runs (~2 min) and the RSA demo's runs (~4 min).\n\n")
+	w("approvals at the demo's peak, ~18 min here), the after-history runs (~2 min) and the RSA demo's runs (~4 min).\n\n")
 }
 
 // clients is "1 client", "4 clients".
