@@ -24,6 +24,14 @@ type Driver struct {
 	// UniqueViolation reports a unique or primary-key violation of this
 	// driver (see IsUniqueViolation).
 	UniqueViolation func(err error) bool
+	// ConnLost reports that the database ended the connection, or that it
+	// broke, so that nothing of a transaction it carried and had not
+	// committed holds (see IsConnLost). nil: never.
+	ConnLost func(err error) bool
+	// Unavailable reports that the database cannot take the work for now —
+	// unreachable, refusing writes, full — though the work itself is fine
+	// (see IsUnavailable). nil: never, beyond ConnLost.
+	Unavailable func(err error) bool
 }
 
 var (

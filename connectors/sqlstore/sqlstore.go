@@ -239,6 +239,13 @@ func (db *DB) readTxOptions() *sql.TxOptions {
 // (SQLITE_BUSY, a PostgreSQL serialization failure or deadlock); fn must
 // therefore have no effect outside the transaction that a rerun would
 // repeat wrongly. An error from fn rolls back and is returned unchanged.
+//
+// When the database ends the connection before the commit (IsConnLost: a
+// restart, an administrator's pg_terminate_backend, a pooled connection it
+// had closed), nothing of the transaction holds: it runs once more, on a
+// new connection. When the connection ends after COMMIT was sent, the
+// outcome is unknown: the error wraps ErrCommitUnknown and nothing is run
+// again. Errors IsUnavailable accepts are returned as UnavailableError.
 func (db *DB) WriteTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return db.inTx(ctx, db.writeTxOptions(), fn)
 }
@@ -249,20 +256,45 @@ func (db *DB) ReadTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 func (db *DB) inTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
+	reconnected := false
 	return Retry(ctx, func() error {
-		tx, err := db.BeginTx(ctx, opts)
-		if err != nil {
-			return fmt.Errorf("sqlstore: begin: %w", err)
+		for {
+			committing, err := db.tryTx(ctx, opts, fn)
+			switch {
+			case err == nil || !IsConnLost(err):
+				return err
+			case committing:
+				// COMMIT was sent: the transaction may hold. Running it
+				// again could apply it twice.
+				return fmt.Errorf("%w: %w", ErrCommitUnknown, err)
+			case !reconnected && ctx.Err() == nil:
+				// The database ended the connection before the commit
+				// (a restart, pg_terminate_backend, a pooled connection
+				// it had closed): nothing holds; run it once more on a
+				// new connection (database/sql drops the dead one).
+				reconnected = true
+			default:
+				return err
+			}
 		}
-		if err := fn(tx); err != nil {
-			_ = tx.Rollback()
-			return err
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("sqlstore: commit: %w", err)
-		}
-		return nil
 	})
+}
+
+// tryTx runs fn in one transaction; committing reports that the error is
+// the commit's, sent to the database.
+func (db *DB) tryTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx) error) (committing bool, err error) {
+	tx, err := db.BeginTx(ctx, opts)
+	if err != nil {
+		return false, fmt.Errorf("sqlstore: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return false, err
+	}
+	if err := tx.Commit(); err != nil {
+		return true, fmt.Errorf("sqlstore: commit: %w", err)
+	}
+	return false, nil
 }
 
 // Time converts t to the value the dialect stores for a timestamp column:

@@ -8,6 +8,10 @@ package postgres
 
 import (
 	"errors"
+	"io"
+	"net"
+	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
@@ -20,6 +24,12 @@ const (
 	uniqueViolationCode      = "23505"
 	serializationFailureCode = "40001"
 	deadlockDetectedCode     = "40P01"
+	adminShutdownCode        = "57P01"
+	crashShutdownCode        = "57P02"
+	cannotConnectNowCode     = "57P03"
+	readOnlyTransactionCode  = "25006"
+	connectionExceptionClass = "08"
+	insufficientResources    = "53" // disk full, out of memory, too many connections
 )
 
 func init() {
@@ -30,7 +40,39 @@ func init() {
 		CheckDSN:        func(dsn string) error { _, err := pgconn.ParseConfig(dsn); return err },
 		Retryable:       retryable,
 		UniqueViolation: uniqueViolation,
+		ConnLost:        connLost,
+		Unavailable:     unavailable,
 	})
+}
+
+// connLost: the server ended the session (admin_shutdown — a restart or
+// pg_terminate_backend —, crash_shutdown, cannot_connect_now), a
+// connection exception (class 08), or the connection closed or broke
+// under pgx.
+func connLost(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case adminShutdownCode, crashShutdownCode, cannotConnectNowCode:
+			return true
+		}
+		return strings.HasPrefix(pe.Code, connectionExceptionClass)
+	}
+	return errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// unavailable: the server cannot be reached, refuses writes
+// (read_only_sql_transaction: default_transaction_read_only, a standby) or
+// lacks resources (class 53: disk full, out of memory, too many
+// connections).
+func unavailable(err error) bool {
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return true
+	}
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == readOnlyTransactionCode || strings.HasPrefix(pe.Code, insufficientResources))
 }
 
 // retryable: a serialization failure or a deadlock.

@@ -21,7 +21,22 @@ func init() {
 		Name:            DriverName,
 		Retryable:       retryable,
 		UniqueViolation: uniqueViolation,
+		Unavailable:     unavailable,
 	})
+}
+
+// unavailable: the database file refuses writes (SQLITE_READONLY), is
+// full (SQLITE_FULL: the disk, or max_page_count), cannot be opened, or
+// the disk failed (SQLITE_IOERR).
+func unavailable(err error) bool {
+	var se *msqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR:
+			return true
+		}
+	}
+	return false
 }
 
 // retryable: SQLITE_BUSY or SQLITE_LOCKED (busy_timeout ran out, or a
