@@ -29,6 +29,18 @@ var (
 	ErrConflict = errors.New("store: concurrent update")
 )
 
+// IsUnavailable reports whether err says the database cannot take the work
+// for now though the work itself is fine — unreachable, its connection
+// ended, refusing writes (read-only, full), or a commit whose outcome is
+// unknown — so that the hub answers "temporarily unavailable, retry" and
+// not an internal error (KECIS §12.8). A backend marks such errors with a
+// method Unavailable() bool returning true (connectors/sqlstore's
+// UnavailableError).
+func IsUnavailable(err error) bool {
+	var u interface{ Unavailable() bool }
+	return errors.As(err, &u) && u.Unavailable()
+}
+
 // Status is a participant's lifecycle state: pending → active →
 // suspended → removed, with an operator approving the step to active.
 type Status string
@@ -370,5 +382,11 @@ type Store interface {
 	Snapshots
 	// Ping reports whether the database is reachable (readiness).
 	Ping(ctx context.Context) error
+	// Writable reports whether the database takes writes (readiness): an
+	// error when it is read-only — a PostgreSQL standby or
+	// default_transaction_read_only, a SQLite connection that is
+	// query_only or at its max_page_count with no free page. It writes
+	// nothing, so a disk that fills up is seen only when a write fails.
+	Writable(ctx context.Context) error
 	Close() error
 }

@@ -89,7 +89,54 @@ func (s *Store) DB() *sqldb.DB { return s.db }
 // Ping implements store.Store.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.db.PingContext(ctx); err != nil {
-		return fmt.Errorf("store: ping: %w", err)
+		return fmt.Errorf("store: ping: %w", &sqldb.UnavailableError{Err: err})
+	}
+	return nil
+}
+
+// Writable implements store.Store, by reading the database's settings:
+// on PostgreSQL, transaction_read_only (default_transaction_read_only, a
+// hot standby) and pg_is_in_recovery(); on SQLite, the connection's
+// query_only, and its page_count against max_page_count with no page on
+// the free list (every write that needs a page fails with SQLITE_FULL).
+func (s *Store) Writable(ctx context.Context) error {
+	var reason string
+	err := sqldb.Retry(ctx, func() error {
+		reason = ""
+		if s.db.Dialect == sqldb.Postgres {
+			var readOnly string
+			var recovery bool
+			if err := s.db.QueryRowContext(ctx, `SELECT current_setting('transaction_read_only'), pg_is_in_recovery()`).Scan(&readOnly, &recovery); err != nil {
+				return err
+			}
+			switch {
+			case recovery:
+				reason = "the database is a standby in recovery: it refuses writes"
+			case readOnly == "on":
+				reason = "the database refuses writes (transaction_read_only is on)"
+			}
+			return nil
+		}
+		var queryOnly bool
+		var pages, maxPages, free int64
+		if err := s.db.QueryRowContext(ctx, `SELECT q.query_only, p.page_count, m.max_page_count, f.freelist_count
+			FROM pragma_query_only() q, pragma_page_count() p, pragma_max_page_count() m, pragma_freelist_count() f`).
+			Scan(&queryOnly, &pages, &maxPages, &free); err != nil {
+			return err
+		}
+		switch {
+		case queryOnly:
+			reason = "the database refuses writes (query_only)"
+		case pages >= maxPages && free == 0:
+			reason = fmt.Sprintf("the database is full (%d pages, max_page_count %d, none free)", pages, maxPages)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: writable: %w", err)
+	}
+	if reason != "" {
+		return errors.New(reason)
 	}
 	return nil
 }
