@@ -37,7 +37,9 @@
 // SQLite runs through modernc.org/sqlite (pure Go, no cgo) with WAL,
 // busy_timeout, foreign keys, synchronous=FULL and BEGIN IMMEDIATE for
 // read-write transactions, so that writers queue on SQLite's lock instead of
-// failing on a lock upgrade. PostgreSQL runs through the database/sql driver
+// failing on a lock upgrade; each connection keeps the statements it runs
+// prepared (sqlite.DriverName), so that a statement is parsed once per
+// connection rather than on every run. PostgreSQL runs through the database/sql driver
 // of github.com/jackc/pgx/v5.
 //
 // Both dialects use $1, $2… placeholders: PostgreSQL natively, and
