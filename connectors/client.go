@@ -128,7 +128,7 @@ func (r *Result) Pending() bool {
 
 // Do sends the call through the hub: the request encrypted for the
 // recipient and signed; when the outcome is unknown (a transport failure, a
-// hub-signed Pending or ProviderUnavailable) it retries — a new message with
+// hub-signed Pending, ProviderUnavailable or HubUnavailable) it retries — a new message with
 // the same idempotency key — up to Attempts times. The last answer is
 // returned; a Pending result means: ask with the service's inquire later.
 func (c *Client) Do(ctx context.Context, call Call) (*Result, error) {
@@ -142,7 +142,8 @@ func (c *Client) Do(ctx context.Context, call Call) (*Result, error) {
 		if err == nil {
 			res.Attempts = attempt
 			last, lastErr = res, nil
-			unknown := res.From == c.cfg.HubEntityID && (res.Status.SubCode == saml.CodePending || res.Status.SubCode == saml.CodeProviderUnavailable || res.Status.SubCode == saml.CodeInFlight)
+			unknown := res.From == c.cfg.HubEntityID && (res.Status.SubCode == saml.CodePending || res.Status.SubCode == saml.CodeProviderUnavailable ||
+				res.Status.SubCode == saml.CodeHubUnavailable || res.Status.SubCode == saml.CodeInFlight)
 			if !unknown || call.IdempotencyKey == "" {
 				return res, nil
 			}

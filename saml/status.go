@@ -40,6 +40,11 @@ const (
 	CodeIdempotencyConflict    = KECISStatusPrefix + "IdempotencyConflict"
 	CodeInFlight               = KECISStatusPrefix + "InFlight"
 
+	// CodeHubUnavailable: the hub could not record the request (its
+	// database failed or refused the write) and forwarded nothing; the
+	// sender retries with the same idempotency key (KECIS §12.8).
+	CodeHubUnavailable = KECISStatusPrefix + "HubUnavailable"
+
 	// Protocol refusals after signature verification (KECIS §5.3).
 	CodeInvalidMessage              = KECISStatusPrefix + "InvalidMessage"
 	CodeInvalidTime                 = KECISStatusPrefix + "InvalidTime"

@@ -26,7 +26,8 @@ func NewResponse(outcome, provider string, st saml.Status) CallResponse {
 //	409  answered InFlight (the same Idempotency-Key is being processed)
 //	422  any other answered refusal, Requester or Responder (InvalidCard, Expired,
 //	     PolicyViolation, Duplicate, RequestDenied, IdempotencyConflict…)
-//	503  unavailable, or answered ProviderUnavailable
+//	503  unavailable, or answered ProviderUnavailable or HubUnavailable (the
+//	     hub could not record the request, KECIS §12.8)
 //
 // The body is the CallResponse in every case: the provider's verified
 // answer, its sub-status and message, is the merchant's to read.
@@ -46,7 +47,7 @@ func HTTPStatus(outcome string, st saml.Status) int {
 		return http.StatusPaymentRequired
 	case saml.CodePending:
 		return http.StatusAccepted
-	case saml.CodeProviderUnavailable:
+	case saml.CodeProviderUnavailable, saml.CodeHubUnavailable:
 		return http.StatusServiceUnavailable
 	case saml.CodeInFlight:
 		return http.StatusConflict
@@ -69,6 +70,7 @@ var reasons = map[string]string{
 	"Pending":                     "the outcome is not known yet: retry with the same Idempotency-Key, or inquire",
 	"Duplicate":                   "the operation was already done",
 	"ProviderUnavailable":         "the provider did not answer",
+	"HubUnavailable":              "the hub could not record the request and sent nothing: retry with the same Idempotency-Key",
 	"PolicyViolation":             "refused by federation or provider policy",
 	"IdempotencyConflict":         "the Idempotency-Key was used with a different request",
 	"InFlight":                    "a request with this Idempotency-Key is being processed",

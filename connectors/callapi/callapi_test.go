@@ -29,6 +29,8 @@ func TestHTTPStatus(t *testing.T) {
 		{OutcomeAnswered, st(saml.StatusResponder, saml.CodeLimitExceeded), http.StatusPaymentRequired},
 		{OutcomeAnswered, st(saml.StatusResponder, saml.CodePending), http.StatusAccepted},
 		{OutcomeAnswered, st(saml.StatusResponder, saml.CodeProviderUnavailable), http.StatusServiceUnavailable},
+		{OutcomeUnavailable, st(saml.StatusResponder, saml.CodeHubUnavailable), http.StatusServiceUnavailable},
+		{OutcomeAnswered, st(saml.StatusResponder, saml.CodeHubUnavailable), http.StatusServiceUnavailable},
 		{OutcomeAnswered, st(saml.StatusResponder, saml.CodeInFlight), http.StatusConflict},
 		{OutcomeAnswered, st(saml.StatusRequester, saml.CodeInvalidPayload), http.StatusBadRequest},
 		{OutcomeAnswered, st(saml.StatusRequester, saml.CodeInvalidMessage), http.StatusBadRequest},
@@ -52,7 +54,7 @@ func TestHTTPStatus(t *testing.T) {
 // it uses has its English phrase; the provider's message stays as sent.
 func TestReason(t *testing.T) {
 	for _, sub := range []string{saml.CodeDeclined, saml.CodeInsufficientFunds, saml.CodeInvalidCard, saml.CodeAuthenticationRequired,
-		saml.CodePending, saml.CodeExpired, saml.CodeDuplicate, saml.CodeProviderUnavailable, saml.CodeLimitExceeded,
+		saml.CodePending, saml.CodeExpired, saml.CodeDuplicate, saml.CodeProviderUnavailable, saml.CodeHubUnavailable, saml.CodeLimitExceeded,
 		saml.CodePolicyViolation, saml.CodeIdempotencyConflict, saml.CodeInFlight, saml.CodeInvalidMessage, saml.CodeInvalidTime,
 		saml.CodeWrongDestination, saml.CodeReplay, saml.CodeNotAuthorized, saml.CodeInvalidPayload, saml.CodeDecryptionFailed,
 		saml.CodeInvalidAuthenticationResult, saml.StatusRequestUnsupported, saml.StatusRequestVersionTooHigh,

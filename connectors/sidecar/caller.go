@@ -139,15 +139,15 @@ func (c *Caller) decode(w http.ResponseWriter, r *http.Request) (*connectors.Cal
 }
 
 // answer is the call's answer and its HTTP status: pending or unavailable
-// when the hub said so (its own signed Pending or ProviderUnavailable, after
-// the client's retries), else the recipient's answer with its fields,
+// when the hub said so (its own signed Pending, ProviderUnavailable or
+// HubUnavailable, after the client's retries), else the recipient's answer with its fields,
 // decrypted for us — the provider's own backend may see its own answer.
 func answer(recipient string, res *connectors.Result) (int, callapi.CallResponse) {
 	outcome := callapi.OutcomeAnswered
 	switch {
 	case res.From != recipient && res.Status.SubCode == saml.CodePending:
 		outcome = callapi.OutcomePending
-	case res.From != recipient && res.Status.SubCode == saml.CodeProviderUnavailable:
+	case res.From != recipient && (res.Status.SubCode == saml.CodeProviderUnavailable || res.Status.SubCode == saml.CodeHubUnavailable):
 		outcome = callapi.OutcomeUnavailable
 	}
 	out := callapi.NewResponse(outcome, recipient, res.Status)

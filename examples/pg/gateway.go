@@ -259,7 +259,7 @@ func lastSegment(s string) string {
 // code. pending is true for sub-statuses that decide nothing.
 func refusalCode(kind OpKind, sub string) (code ResultCode, pending bool) {
 	switch sub {
-	case "Pending", "ProviderUnavailable", "Duplicate", "InFlight":
+	case "Pending", "ProviderUnavailable", "HubUnavailable", "Duplicate", "InFlight":
 		// Pending and unavailable decide nothing, nor does InFlight (an
 		// earlier attempt under the same key is still being processed);
 		// Duplicate means the issuer already holds this order: an inquiry

@@ -36,6 +36,13 @@ type Result struct {
 	Msg      []byte                // when Answered: the KECIS message inside it
 }
 
+// hubUnavailable is the status of a request the hub could not record
+// before forwarding it — its database failed or refused the write —:
+// nothing was forwarded; the sender retries with the same idempotency key
+// (KECIS §12.8).
+var hubUnavailable = saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeHubUnavailable,
+	Message: "the hub is temporarily unable to record the request; nothing was forwarded: retry with the same idempotency key"}
+
 // RelayOption adds to what Relay writes.
 type RelayOption func(*relayWrites)
 
@@ -110,8 +117,11 @@ func (rt *Router) Relay(ctx context.Context, req *saml.ServiceRequest, dest *Ent
 			rt.log.WarnContext(ctx, "kecis message refused", "refusal", e)
 			return &Result{Outcome: OutcomeRefused, Status: e.StatusValue()}
 		case err != nil:
-			rt.log.ErrorContext(ctx, "store: the request's commit", "err", err)
-			return &Result{Outcome: OutcomeUnavailable, Status: saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeProviderUnavailable, Message: "temporarily unable to process the request"}}
+			// The hub's own database failed: nothing was forwarded, and
+			// the provider, which is not to blame, keeps its breaker
+			// (KECIS §12.8).
+			rt.log.ErrorContext(ctx, "store: the request's commit", "err", err, "unavailable", store.IsUnavailable(err))
+			return &Result{Outcome: OutcomeUnavailable, Status: hubUnavailable}
 		}
 		if first.Claim != nil {
 			if rt.metrics != nil {

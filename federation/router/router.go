@@ -7,7 +7,7 @@
 // over mutual TLS to the recipient, pinning the recipient's published
 // server certificate. The recipient's signed answer is verified and
 // forwarded unchanged. The hub signs only what it originates: refusals
-// after verification, Pending, ProviderUnavailable.
+// after verification, Pending, ProviderUnavailable, HubUnavailable.
 package router
 
 import (
