@@ -114,6 +114,14 @@ func BodyProblem(err error) *Problem {
 var ProblemMetadataUnavailable = NewProblem("metadata-unavailable", http.StatusServiceUnavailable,
 	"metadata is temporarily unavailable")
 
+// ProblemUnavailable is the answer of a server whose database cannot take
+// the request for now — unreachable, refusing writes, full (KECIS §12.8):
+// 503 with Retry-After (WithRetryAfter); the client retries the same
+// request later (with the same Idempotency-Key). Not an internal error:
+// nothing is wrong with the request, nor with the server's code.
+var ProblemUnavailable = NewProblem("unavailable", http.StatusServiceUnavailable,
+	"temporarily unavailable; retry after the time Retry-After gives")
+
 // ProblemRateLimited is the answer to a client over its rate limit (KECIS
 // §12.7): 429 with Retry-After, the seconds until the client's next
 // request is admitted (WithRetryAfter; connectors/ratelimit computes it).

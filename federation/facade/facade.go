@@ -109,6 +109,10 @@ type merchant struct {
 func (f *Facade) authenticate() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		m, err := f.whoIs(c)
+		if store.IsUnavailable(err) {
+			f.fail(c, unavailable(err))
+			return
+		}
 		if err != nil {
 			f.fail(c, ProblemUnauthenticated.WithCause(err))
 			c.Abort()
@@ -150,6 +154,9 @@ func (f *Facade) whoIs(c *gin.Context) (*merchant, error) {
 		for _, k := range f.cfg.APIKeys {
 			if subtle.ConstantTimeCompare([]byte(strings.ToLower(k.KeySHA256)), []byte(h)) == 1 {
 				e, err := f.dir.ByID(ctx, k.EntityID)
+				if store.IsUnavailable(err) {
+					return nil, err
+				}
 				if err != nil || !e.D.HasRole(metadata.RoleMerchant) {
 					return nil, errors.New("API key of no active merchant")
 				}
@@ -160,6 +167,9 @@ func (f *Facade) whoIs(c *gin.Context) (*merchant, error) {
 	}
 	if fp := saml.ClientCertFingerprint(c.Request); fp != "" {
 		e, err := f.dir.ByTLSClient(ctx, fp)
+		if store.IsUnavailable(err) {
+			return nil, err
+		}
 		if err == nil && e.D.HasRole(metadata.RoleMerchant) {
 			return &merchant{entity: e, method: "tls-client-certificate", cred: fp}, nil
 		}
@@ -363,6 +373,10 @@ func (f *Facade) answer(c *gin.Context, fc *facadeCall, res *router.Result) {
 		}
 		return
 	}
+	if res.Status.SubCode == saml.CodeHubUnavailable {
+		// The hub could not record the request (KECIS §12.8).
+		c.Header("Retry-After", httpserver.RetryAfterSeconds(RetryAfterUnavailable))
+	}
 	out := callapi.NewResponse(outcome, fc.dest.P.EntityID, res.Status)
 	out.RequestID, out.RoutingNote = fc.req.ID, fc.note
 	if outcome == callapi.OutcomeAnswered {
@@ -389,13 +403,29 @@ func noClearSensitive(el *etree.Element) error {
 }
 
 // routeProblem is the answer to a routing failure: no-route with the
-// routing's public explanation, or, for anything else (the store), an
-// internal error whose cause is only logged.
+// routing's public explanation, unavailable when the database cannot
+// answer for now, or, for anything else, an internal error whose cause is
+// only logged.
 func routeProblem(err error) *httpserver.Problem {
 	if errors.Is(err, ErrNoRoute) {
 		return ProblemNoRoute.WithDetail(err.Error())
 	}
+	if store.IsUnavailable(err) {
+		return unavailable(err)
+	}
 	return ProblemInternal.WithCause(err)
+}
+
+// RetryAfterUnavailable is the Retry-After of the facade's answers while
+// the hub's database cannot take requests (KECIS §12.8): a restart or a
+// failover takes seconds.
+const RetryAfterUnavailable = 2 * time.Second
+
+// unavailable is the answer when the hub's database cannot take the
+// request for now (store.IsUnavailable): 503 with Retry-After, the cause
+// only logged.
+func unavailable(err error) *httpserver.Problem {
+	return ProblemUnavailable.WithRetryAfter(RetryAfterUnavailable).WithCause(err)
 }
 
 // auditAuth is the hub's record of how it authenticated the merchant,
@@ -471,6 +501,7 @@ var (
 	ProblemNoRoute               = callapi.ProblemNoRoute
 	ProblemInternal              = callapi.ProblemInternal
 	ProblemRateLimited           = httpserver.ProblemRateLimited
+	ProblemUnavailable           = httpserver.ProblemUnavailable
 	ProblemUnknownEncrypted      = callapi.ProblemUnknownEncrypted.WithDetail("only encrypted.card is accepted")
 
 	ProblemUnauthenticated = httpserver.NewProblem("unauthenticated", http.StatusUnauthorized,
@@ -495,7 +526,7 @@ var (
 var Problems = []*httpserver.Problem{ProblemUnauthenticated, ProblemUnknownService, ProblemIdempotencyKeyMissing,
 	ProblemIdempotencyKeyInvalid, ProblemBadRequest, ProblemTooLarge, ProblemUnreadable, ProblemInvalidFields, ProblemMissingFields, ProblemCardNumberInField,
 	ProblemClearSensitive, ProblemInvalidEncryptedCard, ProblemCardTwice, ProblemUnknownEncrypted, ProblemRecipientMismatch,
-	ProblemInvalidAmount, ProblemNoRoute, ProblemIdempotencyKeyReused, ProblemIdempotencyKeyInFlight, ProblemRateLimited, ProblemInternal}
+	ProblemInvalidAmount, ProblemNoRoute, ProblemIdempotencyKeyReused, ProblemIdempotencyKeyInFlight, ProblemRateLimited, ProblemUnavailable, ProblemInternal}
 
 // fail answers err as a problem document and logs it with its cause: a
 // refusal at Info, an internal error at Error. Nothing logged or sent holds

@@ -29,6 +29,9 @@ const approve, inquire, cancel = "/v1/card/approve", "/v1/card/inquire", "/v1/ca
 // of RFC 9457.
 func TestProblems(t *testing.T) {
 	prod, dev, broken := newEnv(t, options{}), newEnv(t, options{clear: true}), newEnv(t, options{failRules: true})
+	downDB := &dbState{}
+	downDB.down.Store(true)
+	down := newEnv(t, options{db: downDB})
 	card := browserCard(t, prod.issuer, issuerID, "4111111111111111")
 	devCard := browserCard(t, dev.issuer, issuerID, "4111111111111111")
 	fields := func(extra ...string) map[string]string {
@@ -48,6 +51,7 @@ func TestProblems(t *testing.T) {
 		detail string // a part of the detail, when set
 	}{
 		{"no credential", prod, request{path: approve, key: "k", auth: "-", body: ok}, 401, "unauthenticated", ""},
+		{"the hub's database is down", down, request{path: approve, key: "k", body: ok}, 503, "unavailable", ""},
 		{"unknown API key", prod, request{path: approve, key: "k", auth: "sk_wrong", body: ok}, 401, "unauthenticated", ""},
 		{"unknown API key on routes", prod, request{path: "/v1/routes", auth: "sk_wrong", body: `{"service":"x"}`}, 401, "unauthenticated", ""},
 		{"virtual cards are not on the facade", prod, request{path: "/v1/vcn/issue", key: "k", body: `{"fields":{}}`}, 404, "unknown-service", ""},

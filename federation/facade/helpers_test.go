@@ -18,6 +18,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/kecis/kecis/connectors/ratelimit"
+	sqldb "github.com/kecis/kecis/connectors/sqlstore"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/federation/facade"
 	"github.com/kecis/kecis/federation/router"
@@ -68,6 +70,33 @@ type options struct {
 	// probe opens the store through a probe (env.probe) that counts its
 	// commits and can cut it off.
 	probe bool
+	// db, when set, is the state of the hub's database as the facade and
+	// the router see it: refusing writes, or down.
+	db *dbState
+}
+
+// dbState is what a dbFault store does: refuse every commit (readOnly),
+// or every read and write (down), as a database that refuses writes or
+// is unreachable, with the error a backend marks unavailable.
+type dbState struct{ readOnly, down atomic.Bool }
+
+type dbFault struct {
+	store.Store
+	s *dbState
+}
+
+func (f dbFault) Commit(ctx context.Context, w *store.Writes) (*store.Committed, error) {
+	if f.s.readOnly.Load() || f.s.down.Load() {
+		return nil, &sqldb.UnavailableError{Err: errors.New("cannot execute INSERT in a read-only transaction")}
+	}
+	return f.Store.Commit(ctx, w)
+}
+
+func (f dbFault) ListRoutingRules(ctx context.Context) ([]*store.RoutingRule, error) {
+	if f.s.down.Load() {
+		return nil, &sqldb.UnavailableError{Err: errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")}
+	}
+	return f.Store.ListRoutingRules(ctx)
 }
 
 // env is a facade mounted on a bare gin engine (no recovery: a panic
@@ -141,12 +170,16 @@ func newEnv(t testing.TB, o options) *env {
 	logs := &testutil.SyncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var fst store.Store = st
+	var rst store.Store = st
 	if o.failRules {
 		fst = failingRules{st}
 	}
+	if o.db != nil {
+		fst, rst = dbFault{st, o.db}, dbFault{st, o.db}
+	}
 	dir := &router.Directory{Store: st, Now: now, Log: log}
 	rt := router.New(router.Config{HubEntityID: hubID, Signer: hub, Timeout: 5 * time.Second, IdemKey: []byte("facade-test-idempotency-key"), ReplicaID: "test"},
-		st, dir, nil, log, now)
+		rst, dir, nil, log, now)
 	rt.Transport = func([]*x509.Certificate) http.RoundTripper { return iss }
 	keySum := func(k string) string {
 		sum := sha256.Sum256([]byte(k))
