@@ -278,7 +278,7 @@ func (s *Server) Handler() http.Handler {
 
 // ReadyCheckNames are the hub's readiness checks, in the order /readyz
 // lists them (Ready).
-var ReadyCheckNames = []string{"database", "keys", "metadata"}
+var ReadyCheckNames = []string{"database", "database-writes", "keys", "metadata"}
 
 // OpsHandler serves /healthz, /readyz (ReadyCheckNames) and /metrics:
 // httpserver.Ops, as the adapter sidecar's.
@@ -287,14 +287,20 @@ func (s *Server) OpsHandler() http.Handler {
 		Metrics: promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{Registry: s.Metrics.Registry})}.Handler()
 }
 
-// Ready runs the readiness checks: the database answers, the keys are
-// loaded and valid, and the metadata the hub serves can be built and is
-// fresh.
+// Ready runs the readiness checks: the database answers and takes writes
+// (a replica whose database refuses them can record no request, KECIS
+// §12.8), the keys are loaded and valid, and the metadata the hub serves
+// can be built and is fresh.
 func (s *Server) Ready(ctx context.Context) map[string]error {
 	out := map[string]error{}
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	out["database"] = s.Store.Ping(pctx)
+	if out["database"] == nil {
+		out["database-writes"] = s.Store.Writable(pctx)
+	} else {
+		out["database-writes"] = errors.New("database unavailable")
+	}
 	now := s.now()
 	switch {
 	case s.Signer == nil:
