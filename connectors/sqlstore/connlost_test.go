@@ -195,3 +195,33 @@ func TestWriteTxCommitUnknownNotRetried(t *testing.T) {
 		t.Errorf("the next WriteTx: %v", err)
 	}
 }
+
+// TestRetryReadAfterTerminatedBackend: a read outside a transaction on a
+// pooled connection the server ended runs once more on a new connection
+// with RetryRead; Retry, for statements that may write, does not.
+func TestRetryReadAfterTerminatedBackend(t *testing.T) {
+	db, admin := pgOneConn(t)
+	ctx := ctxFor(t)
+	pid := func() int {
+		var pid int
+		if err := db.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		return pid
+	}
+	count := func() error {
+		var n int
+		return db.QueryRowContext(ctx, `SELECT COUNT(*) FROM c`).Scan(&n)
+	}
+	terminate(t, admin, pid())
+	runs := 0
+	if err := sqlstore.RetryRead(ctx, func() error { runs++; return count() }); err != nil || runs != 2 {
+		t.Errorf("RetryRead across a terminated backend: %v after %d runs, want success after 2", err, runs)
+	}
+	terminate(t, admin, pid())
+	runs = 0
+	err := sqlstore.Retry(ctx, func() error { runs++; return count() })
+	if err == nil || runs != 1 || !sqlstore.IsUnavailable(err) {
+		t.Errorf("Retry across a terminated backend: %v after %d runs, want an unavailable error after 1", err, runs)
+	}
+}

@@ -112,6 +112,25 @@ func markUnavailable(err error) error {
 	return &UnavailableError{Err: err}
 }
 
+// RetryRead is Retry for an fn that only reads, outside a transaction: it
+// also runs fn once more when the database ended the connection
+// (IsConnLost), as WriteTx does for a transaction — a pooled connection
+// that a restart or pg_terminate_backend closed fails its next statement.
+// Never use it for a statement that writes: one whose connection ended
+// may have committed.
+func RetryRead(ctx context.Context, fn func() error) error {
+	reconnected := false
+	return Retry(ctx, func() error {
+		for {
+			err := fn()
+			if err == nil || reconnected || !IsConnLost(err) || ctx.Err() != nil {
+				return err
+			}
+			reconnected = true
+		}
+	})
+}
+
 // MaxAttempts is how many times Retry runs a function that keeps failing
 // with a retryable error.
 const MaxAttempts = 8

@@ -174,7 +174,7 @@ func (s *Store) currentDict(ctx context.Context, scope string) (*dict, error) {
 		id   int64
 		data []byte
 	)
-	err := sqldb.Retry(ctx, func() error {
+	err := sqldb.RetryRead(ctx, func() error {
 		return s.db.QueryRowContext(ctx, `SELECT id, dict FROM hub_audit_dicts WHERE scope = $1 ORDER BY id DESC LIMIT 1`,
 			scope).Scan(&id, &data)
 	})
@@ -292,7 +292,7 @@ func (s *Store) decodeMessages(ctx context.Context, recs []*store.AuditRecord, c
 	s.dicts.mu.Unlock()
 	for id := range need {
 		var data []byte
-		err := sqldb.Retry(ctx, func() error {
+		err := sqldb.RetryRead(ctx, func() error {
 			return s.db.QueryRowContext(ctx, `SELECT dict FROM hub_audit_dicts WHERE id = $1`, id).Scan(&data)
 		})
 		if err != nil {

@@ -101,7 +101,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // the free list (every write that needs a page fails with SQLITE_FULL).
 func (s *Store) Writable(ctx context.Context) error {
 	var reason string
-	err := sqldb.Retry(ctx, func() error {
+	err := sqldb.RetryRead(ctx, func() error {
 		reason = ""
 		if s.db.Dialect == sqldb.Postgres {
 			var readOnly string
@@ -345,7 +345,7 @@ func (s *Store) ListParticipants(ctx context.Context, f store.ParticipantFilter)
 func (s *Store) ParticipantByCertificate(ctx context.Context, use store.KeyUse, fingerprint string) (*store.Participant, error) {
 	fingerprint = strings.ToLower(fingerprint)
 	var live, removed []string
-	err := sqldb.Retry(ctx, func() error {
+	err := sqldb.RetryRead(ctx, func() error {
 		live, removed = nil, nil
 		rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT p.entity_id, p.status
 			FROM hub_participant_keys k JOIN hub_participants p ON p.entity_id = k.entity_id
@@ -756,7 +756,7 @@ func (s *Store) ReleaseIdem(ctx context.Context, scope, key, owner string, state
 // GetIdem implements store.Idempotency.
 func (s *Store) GetIdem(ctx context.Context, scope, key string) (*store.IdemEntry, error) {
 	var e *store.IdemEntry
-	err := sqldb.Retry(ctx, func() error {
+	err := sqldb.RetryRead(ctx, func() error {
 		var err error
 		e, _, err = scanIdem(s.db.QueryRowContext(ctx,
 			`SELECT `+idemColumns+` FROM hub_idempotency WHERE scope = $1 AND idem_key = $2`, scope, key))
@@ -774,7 +774,7 @@ func (s *Store) GetIdem(ctx context.Context, scope, key string) (*store.IdemEntr
 // CountInFlight implements store.Idempotency.
 func (s *Store) CountInFlight(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
-	err := sqldb.Retry(ctx, func() error {
+	err := sqldb.RetryRead(ctx, func() error {
 		return s.db.QueryRowContext(ctx,
 			`SELECT COUNT(*) FROM hub_idempotency WHERE state = 'in_flight' AND lease_expires > $1`,
 			s.ts(now)).Scan(&n)
@@ -845,7 +845,7 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]*store.Au
 		codecs  []int
 		dictIDs []int64
 	)
-	err := sqldb.Retry(ctx, func() error {
+	err := sqldb.RetryRead(ctx, func() error {
 		out, codecs, dictIDs = nil, nil, nil
 		return queryEach(ctx, s.db, q, args, func(rows *sql.Rows) error {
 			r := &store.AuditRecord{}
@@ -1053,7 +1053,7 @@ func (s *Store) DeleteRoutingRule(ctx context.Context, id string) error {
 // ListRoutingRules implements store.Routing: by priority, then ID.
 func (s *Store) ListRoutingRules(ctx context.Context) ([]*store.RoutingRule, error) {
 	var out []*store.RoutingRule
-	err := sqldb.Retry(ctx, func() error {
+	err := sqldb.RetryRead(ctx, func() error {
 		out = nil
 		return queryEach(ctx, s.db, `SELECT id, priority, service, merchant, bin_prefix, bank_code, currency,
 			min_amount, max_amount, target, created_at FROM hub_routing_rules ORDER BY priority, id`, nil,
@@ -1108,7 +1108,7 @@ func (s *Store) PutSnapshot(ctx context.Context, m *store.MetadataSnapshot) erro
 // two with the same ValidFrom the higher version.
 func (s *Store) SnapshotAt(ctx context.Context, entityID string, t time.Time) (*store.MetadataSnapshot, error) {
 	m := &store.MetadataSnapshot{}
-	err := sqldb.Retry(ctx, func() error {
+	err := sqldb.RetryRead(ctx, func() error {
 		return s.db.QueryRowContext(ctx, `SELECT entity_id, version, valid_from, signed
 			FROM hub_metadata_snapshots WHERE entity_id = $1 AND valid_from <= $2
 			ORDER BY valid_from DESC, version DESC LIMIT 1`,
