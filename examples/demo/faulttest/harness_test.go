@@ -395,6 +395,8 @@ type answer struct {
 	resp    callapi.CallResponse
 	problem string // the problem document's type, when the answer is one
 	err     error  // no answer (connection refused, reset, timeout)
+	// retryAfter is the Retry-After header, "" when none.
+	retryAfter string
 }
 
 func (a answer) String() string {
@@ -423,6 +425,15 @@ func (a answer) final() bool {
 // unavailable (503) — nothing delivered, the key retryable.
 func (a answer) refused() bool {
 	return a.err == nil && a.status >= 500 && (a.problem != "" || a.resp.Outcome == callapi.OutcomeUnavailable)
+}
+
+// hubUnavailable reports whether the answer is the hub's "my database
+// cannot take this now" (KECIS §12.8): 503 with Retry-After, the problem
+// unavailable or the outcome unavailable with the sub-status
+// HubUnavailable — never 500 internal, nor ProviderUnavailable.
+func (a answer) hubUnavailable() bool {
+	return a.err == nil && a.status == http.StatusServiceUnavailable && a.retryAfter != "" &&
+		(a.problem == "urn:kecis:problem:unavailable" || (a.problem == "" && a.resp.Outcome == callapi.OutcomeUnavailable && a.resp.SubStatus == "HubUnavailable"))
 }
 
 // approvalCode is the issuer's approval number of an approved answer.
@@ -455,7 +466,7 @@ func (f *fed) call(ctx context.Context, base, service string, m *demo.Merchant, 
 	if err != nil {
 		return answer{status: resp.StatusCode, err: err}
 	}
-	a := answer{status: resp.StatusCode}
+	a := answer{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After")}
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") {
 		var p struct {
 			Type string `json:"type"`

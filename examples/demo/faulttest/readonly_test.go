@@ -11,12 +11,15 @@ import (
 
 // TestReadOnlyPostgres: the database refuses writes (ALTER DATABASE … SET
 // default_transaction_read_only = on, its sessions ended so that the new
-// ones take it) while replicas serve. Each request is refused at once — a
-// 5xx problem document (the ended sessions) or the outcome unavailable
-// (503: the hub could not record it) — and nothing reaches the issuer: a hub that cannot
-// record a request does not relay it. Once the database takes writes
-// again, the same keys retried finish with one outcome each, and the
-// issuer's ledger reconciles.
+// ones take it) while replicas serve. Each request is refused at once
+// with 503 and Retry-After (KECIS §12.8) — HubUnavailable, the hub could
+// not record it, or the problem unavailable — never 500 internal (a
+// pooled session the change ended is run again on a new one) nor
+// ProviderUnavailable, and nothing reaches the issuer: a hub that cannot
+// record a request does not relay it. Both replicas' /readyz fail naming
+// database-writes, and pass again once the database takes writes; the
+// same keys retried then finish with one outcome each, and the issuer's
+// ledger reconciles.
 func TestReadOnlyPostgres(t *testing.T) {
 	dsn, admin := newDatabase(t)
 	name := strings.TrimPrefix(mustURL(t, dsn).Path, "/")
@@ -37,16 +40,24 @@ func TestReadOnlyPostgres(t *testing.T) {
 		r := []*replica{a, b}[i%2]
 		start := time.Now()
 		ans := f.call(ctx, r.url, "approve", rq.merchant, rq.key, f.approveFields(rq.key, rq.amount))
-		if !ans.refused() {
-			t.Errorf("request %s at replica %s while the database is read-only: %v, want a refusal (5xx problem or unavailable)", rq.key, r.name, ans)
+		if !ans.hubUnavailable() {
+			t.Errorf("request %s at replica %s while the database is read-only: %v (Retry-After %q), want 503 HubUnavailable or unavailable with Retry-After",
+				rq.key, r.name, ans, ans.retryAfter)
 		}
 		seen[ans.String()]++
 		slowest = max(slowest, time.Since(start))
 	}
 	t.Logf("requests while the database is read-only: %v, the slowest answered in %v", seen, slowest.Round(time.Millisecond))
+	if slowest > 2*time.Second {
+		t.Errorf("a refusal took %v: a database that refuses writes must be answered at once", slowest)
+	}
 	for _, r := range []*replica{a, b} {
+		took := r.waitReadyz(t, http.StatusServiceUnavailable, 10*time.Second)
 		code, body := r.readyz()
-		t.Logf("replica %s's /readyz while the database is read-only: %d %s", r.name, code, strings.ReplaceAll(strings.TrimSpace(body), "\n", "; "))
+		t.Logf("replica %s's /readyz while the database is read-only (%v): %d %s", r.name, took.Round(time.Millisecond), code, strings.ReplaceAll(strings.TrimSpace(body), "\n", "; "))
+		if !strings.Contains(body, "database: ok") || !strings.Contains(body, "database-writes: the database refuses writes") {
+			t.Errorf("replica %s's /readyz does not say the database refuses writes:\n%s", r.name, body)
+		}
 	}
 	// Nothing of the refused requests reached the issuer.
 	ledger, err := f.d.Issuer.RecentApprovals(ctx, 1_000_000)
@@ -60,6 +71,9 @@ func TestReadOnlyPostgres(t *testing.T) {
 	}
 
 	readOnly(t, admin, name, false)
+	for _, r := range []*replica{a, b} {
+		t.Logf("replica %s ready %v after the database takes writes again", r.name, r.waitReadyz(t, http.StatusOK, 20*time.Second).Round(time.Millisecond))
+	}
 	after := dr.run(ctx, refused, 4)
 	summarize(t, "the refused requests retried once the database takes writes", after, 0)
 	f.reconcile(append(before, after...), 1000, 2010)
