@@ -123,7 +123,7 @@ func Open(ctx context.Context, path string) (*sqlstore.DB, *Probe, error) {
 	}
 	file, _, _ := strings.Cut(strings.TrimPrefix(dsn, "sqlite:"), "?")
 	p := &Probe{path: file}
-	db := &sqlstore.DB{DB: sql.OpenDB(connector{p: p, name: cfg.DataSource}), Dialect: sqlstore.SQLite}
+	db := sqlstore.NewDB(sql.OpenDB(connector{p: p, name: cfg.DataSource}), sqlstore.SQLite)
 	db.SetMaxOpenConns(4)
 	db.SetMaxIdleConns(4)
 	if err := db.PingContext(ctx); err != nil {
