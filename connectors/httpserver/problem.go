@@ -1,15 +1,19 @@
 package httpserver
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kecis/kecis/ecml"
 )
 
 // Problem is an HTTP answer a server gives itself: an RFC 9457 problem
@@ -228,4 +232,32 @@ func (p *Problem) Write(w http.ResponseWriter) {
 	}
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p.Document())
+}
+
+// Fail answers err as a problem document on w and logs it with log under
+// msg, with attrs naming the request: a refusal at Info, an unauthenticated
+// or forbidden request at Warn, anything at or above 500 at Error with its
+// cause. Neither the detail sent nor anything logged holds a card number
+// (ecml.RedactPANs, KECIS §9.11); causes are built from names only.
+func Fail(ctx context.Context, w http.ResponseWriter, log *slog.Logger, msg string, err error, attrs ...slog.Attr) {
+	p := AsProblem(err)
+	attrs = append([]slog.Attr{slog.String("problem", p.Type), slog.Int("status", p.Status)}, attrs...)
+	if p.Detail() != "" {
+		p = p.WithDetail(ecml.RedactPANs(p.Detail()))
+		attrs = append(attrs, slog.String("detail", p.Detail()))
+	}
+	if p.Cause() != nil {
+		attrs = append(attrs, slog.String("cause", ecml.RedactPANs(p.Cause().Error())))
+	}
+	lvl := slog.LevelInfo
+	switch {
+	case p.Status >= http.StatusInternalServerError:
+		lvl = slog.LevelError
+	case p.Status == http.StatusUnauthorized || p.Status == http.StatusForbidden:
+		lvl = slog.LevelWarn
+	}
+	if log != nil {
+		log.LogAttrs(ctx, lvl, msg, attrs...)
+	}
+	p.Write(w)
 }

@@ -1,9 +1,12 @@
 package httpserver
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -99,6 +102,34 @@ func TestOneDeclarationPerType(t *testing.T) {
 	for _, p := range []*Problem{first, ProblemBadRequest, ProblemTooLarge, ProblemUnreadable, ProblemMetadataUnavailable, ProblemRateLimited, ProblemInternal} {
 		if !seen[p.Type] {
 			t.Errorf("Declared lacks %s", p.Type)
+		}
+	}
+}
+
+// TestFail: Fail sends the problem with its detail's card numbers redacted,
+// never its cause, and logs type, status, detail and cause, redacted too,
+// at the level the status calls for.
+func TestFail(t *testing.T) {
+	const pan = "4111111111111111"
+	for _, c := range []struct {
+		p     *Problem
+		level string
+	}{
+		{ProblemBadRequest, "INFO"},
+		{NewProblem("test-forbidden", http.StatusForbidden, "not yours"), "WARN"},
+		{ProblemInternal, "ERROR"},
+	} {
+		var log bytes.Buffer
+		w := httptest.NewRecorder()
+		err := c.p.WithDetail("card " + pan + " refused").WithCause(errors.New("cause with " + pan))
+		Fail(context.Background(), w, slog.New(slog.NewTextHandler(&log, nil)), "refused", err, slog.String("who", "tester"))
+		if w.Code != c.p.Status || strings.Contains(w.Body.String(), pan) || strings.Contains(w.Body.String(), "cause with") {
+			t.Errorf("%s: sent %d %s", c.p.Type, w.Code, w.Body.String())
+		}
+		l := log.String()
+		if strings.Contains(l, pan) || !strings.Contains(l, "level="+c.level) || !strings.Contains(l, "cause=") ||
+			!strings.Contains(l, "who=tester") || !strings.Contains(l, "problem="+c.p.Type) {
+			t.Errorf("%s: logged %s", c.p.Type, l)
 		}
 	}
 }

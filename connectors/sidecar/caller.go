@@ -168,21 +168,7 @@ func answer(recipient string, res *connectors.Result) (int, callapi.CallResponse
 // fail answers err as a problem document and logs it: a refusal at Info,
 // anything at or above 500 at Error with its cause.
 func (c *Caller) fail(w http.ResponseWriter, r *http.Request, err error) {
-	p := httpserver.AsProblem(err)
-	attrs := []slog.Attr{slog.String("problem", p.Type), slog.Int("status", p.Status)}
-	if p.Detail() != "" {
-		p = p.WithDetail(ecml.RedactPANs(p.Detail()))
-		attrs = append(attrs, slog.String("detail", p.Detail()))
-	}
-	if p.Cause() != nil {
-		attrs = append(attrs, slog.String("cause", ecml.RedactPANs(p.Cause().Error())))
-	}
-	lvl := slog.LevelInfo
-	if p.Status >= http.StatusInternalServerError {
-		lvl = slog.LevelError
-	}
-	c.log().LogAttrs(r.Context(), lvl, "call refused", attrs...)
-	p.Write(w)
+	httpserver.Fail(r.Context(), w, c.log(), "call refused", err)
 }
 
 func (c *Caller) log() *slog.Logger {

@@ -532,25 +532,12 @@ var Problems = []*httpserver.Problem{ProblemUnauthenticated, ProblemUnknownServi
 // refusal at Info, an internal error at Error. Nothing logged or sent holds
 // a card number (RedactPANs), and causes are built from names only.
 func (f *Facade) fail(c *gin.Context, err error) {
-	p := httpserver.AsProblem(err)
-	attrs := []slog.Attr{slog.String("problem", p.Type), slog.Int("status", p.Status)}
+	var attrs []slog.Attr
 	if v, ok := c.Get("merchant"); ok {
 		attrs = append(attrs, slog.String("merchant", v.(*merchant).entity.P.EntityID))
 	}
-	if p.Detail() != "" {
-		p = p.WithDetail(ecml.RedactPANs(p.Detail()))
-		attrs = append(attrs, slog.String("detail", p.Detail()))
-	}
-	if p.Cause() != nil {
-		attrs = append(attrs, slog.String("cause", ecml.RedactPANs(p.Cause().Error())))
-	}
-	lvl := slog.LevelInfo
-	if p.Status >= http.StatusInternalServerError {
-		lvl = slog.LevelError
-	}
-	f.log.LogAttrs(c.Request.Context(), lvl, "facade refused", attrs...)
 	c.Abort()
-	p.Write(c.Writer)
+	httpserver.Fail(c.Request.Context(), c.Writer, f.log, "facade refused", err, attrs...)
 }
 
 // parseEncrypted reads a browser-made xenc:EncryptedData and the Recipient

@@ -8,7 +8,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/kecis/kecis/connectors/httpserver"
-	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/federation/registry"
 	"github.com/kecis/kecis/federation/store"
 )
@@ -96,26 +95,7 @@ func registryProblem(err error) *httpserver.Problem {
 // status, detail and private cause, card numbers redacted. A server error
 // logs at ERROR, a refused identity at WARN, any other refusal at INFO.
 func (s *Server) fail(c *gin.Context, err error) {
-	p := httpserver.AsProblem(err)
-	if p.Detail() != "" {
-		p = p.WithDetail(ecml.RedactPANs(p.Detail()))
-	}
-	attrs := []slog.Attr{slog.String("problem", p.Type), slog.Int("status", p.Status),
-		slog.String("method", c.Request.Method), slog.String("path", c.Request.URL.Path)}
-	if p.Detail() != "" {
-		attrs = append(attrs, slog.String("detail", p.Detail()))
-	}
-	if p.Cause() != nil {
-		attrs = append(attrs, slog.String("cause", ecml.RedactPANs(p.Cause().Error())))
-	}
-	lvl := slog.LevelInfo
-	switch {
-	case p.Status >= http.StatusInternalServerError:
-		lvl = slog.LevelError
-	case p.Status == http.StatusUnauthorized || p.Status == http.StatusForbidden:
-		lvl = slog.LevelWarn
-	}
-	s.Log.LogAttrs(c.Request.Context(), lvl, "hub refused", attrs...)
 	c.Abort()
-	p.Write(c.Writer)
+	httpserver.Fail(c.Request.Context(), c.Writer, s.Log, "hub refused", err,
+		slog.String("method", c.Request.Method), slog.String("path", c.Request.URL.Path))
 }
