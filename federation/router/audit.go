@@ -9,9 +9,11 @@ import (
 
 // auditRecord is the audit record of a message the router relays (KECIS
 // §12.3), linked to its transaction: Issuer|IdempotencyKey, else the
-// request's ID.
+// request's ID. The request's issuer and destination are the record's
+// Actor and EntityID; Detail does not repeat them (every record is kept
+// for good, KECIS §12.3).
 func (rt *Router) auditRecord(kind string, req *saml.ServiceRequest, dest string, msg []byte, st *saml.Status) *store.AuditRecord {
-	d := map[string]any{"service": req.Service, "issuer": req.Issuer, "destination": dest}
+	d := map[string]any{"service": req.Service}
 	if req.OnBehalfOf != "" {
 		d["on_behalf_of"] = req.OnBehalfOf
 	}

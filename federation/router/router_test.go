@@ -737,8 +737,8 @@ func TestSOAPEndpointAudits(t *testing.T) {
 		t.Fatalf("message.out: %+v", out)
 	}
 	var d map[string]string
-	if err := json.Unmarshal([]byte(out.Detail), &d); err != nil || d["service"] != approveService || d["issuer"] != merchantID ||
-		d["destination"] != issuerID || d["status"] != saml.StatusSuccess {
+	if err := json.Unmarshal([]byte(out.Detail), &d); err != nil || d["service"] != approveService ||
+		d["status"] != saml.StatusSuccess || d["issuer"] != "" || d["destination"] != "" || out.Actor != merchantID || out.EntityID != issuerID {
 		t.Fatalf("message.out detail: %s %v", out.Detail, err)
 	}
 
