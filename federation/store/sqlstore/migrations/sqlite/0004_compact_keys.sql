@@ -1,22 +1,10 @@
 -- What one approval costs the hub's store (KECIS §12.3), continued.
 --
--- The replay cache and the idempotency guard are looked up only by their
--- primary keys (and pruned through hub_replay_expires, hub_idempotency_idle):
--- WITHOUT ROWID keeps each row in its primary key's b-tree, instead of a
--- rowid table plus an index that repeated the key (issuer and message ID,
--- scope and idempotency key: two thirds of each row).
-CREATE TABLE hub_replay_new (
-	issuer     TEXT    NOT NULL,
-	message_id TEXT    NOT NULL,
-	expires    INTEGER NOT NULL,
-	PRIMARY KEY (issuer, message_id)
-) STRICT, WITHOUT ROWID;
-INSERT INTO hub_replay_new (issuer, message_id, expires)
-	SELECT issuer, message_id, expires FROM hub_replay;
-DROP TABLE hub_replay;
-ALTER TABLE hub_replay_new RENAME TO hub_replay;
-CREATE INDEX hub_replay_expires ON hub_replay (expires);
-
+-- The idempotency guard is looked up by its primary key (and pruned through
+-- hub_idempotency_idle): WITHOUT ROWID keeps each row in its primary key's
+-- b-tree, instead of a rowid table plus an index that repeated the key
+-- (scope and idempotency key). (The replay cache stays a rowid table: its
+-- expiry index would repeat the whole key there, as much as it saves.)
 CREATE TABLE hub_idempotency_new (
 	scope         TEXT    NOT NULL,
 	idem_key      TEXT    NOT NULL,
