@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/kecis/kecis/conformance/loadtest"
+	"github.com/kecis/kecis/connectors/sqlstore"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -312,5 +313,70 @@ func TestRenderWithout(t *testing.T) {
 		if !strings.Contains(page, want) {
 			t.Errorf("the page lacks %q", want)
 		}
+	}
+}
+
+// TestMeasureDB: the hub's storage is measured on the database after a
+// checkpoint (a WAL that holds every write counts nothing), by table with
+// its indexes, and split into what is kept for good and what retention
+// prunes.
+func TestMeasureDB(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "hub.db")
+	db, err := sqlstore.Open(ctx, "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// The writer keeps the database open with automatic checkpoints off, as
+	// a busy hub's WAL holds the recent writes.
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, q := range []string{
+		`PRAGMA wal_autocheckpoint = 0`,
+		`CREATE TABLE hub_audit (id INTEGER PRIMARY KEY, tx_id TEXT NOT NULL, message BLOB NOT NULL)`,
+		`CREATE INDEX hub_audit_tx ON hub_audit (tx_id)`,
+		`CREATE TABLE hub_replay (issuer TEXT NOT NULL, message_id TEXT NOT NULL, PRIMARY KEY (issuer, message_id))`,
+	} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, err := measureDB(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	for i := range n {
+		if _, err := conn.ExecContext(ctx, `INSERT INTO hub_audit (tx_id, message) VALUES (printf('tx-%040d', ?), zeroblob(1000))`, i); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.ExecContext(ctx, `INSERT INTO hub_replay VALUES ('https://pg.example/kecis', ?)`, strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, err := measureDB(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(path + "-wal"); err == nil && st.Size() != 0 {
+		t.Errorf("WAL not truncated: %d bytes", st.Size())
+	}
+	h := perApproval(before, after, n)
+	// Each record is about 1 KB in the table (three a page), 50 bytes in its index.
+	if a := h.Tables["hub_audit"]; a < 1050 || a > 1600 {
+		t.Errorf("hub_audit %.0f bytes per approval, want 1 to 1.6 KB (three records a page, and the index)", a)
+	}
+	if r := h.Tables["hub_replay"]; r <= 0 || r > 200 {
+		t.Errorf("hub_replay %.0f bytes per approval", r)
+	}
+	if h.Class(storageRetained) != h.Tables["hub_audit"] || h.Class(storageRetention) != h.Tables["hub_replay"] {
+		t.Errorf("classes: %+v", h)
+	}
+	if h.FileBytes < h.Class(storageRetained)+h.Class(storageRetention) {
+		t.Errorf("file grew by %.0f, less than its tables", h.FileBytes)
 	}
 }

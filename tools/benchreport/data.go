@@ -46,11 +46,15 @@ type Data struct {
 	// Load: the load test runs against the demo.
 	Load []LoadPoint `json:"load"`
 	// History is how many approvals were pushed through the demo before
-	// the "after history" points; HubBytesPerApproval what the hub's
-	// database grew by per approval meanwhile.
-	History             int     `json:"history"`
-	HistoryDurationS    float64 `json:"history_duration_s"`
-	HubBytesPerApproval float64 `json:"hub_bytes_per_approval"`
+	// the "after history" points; HubStorage what the hub's database grew
+	// by per approval meanwhile, measured after a checkpoint.
+	History          int         `json:"history"`
+	HistoryDurationS float64     `json:"history_duration_s"`
+	HubStorage       *HubStorage `json:"hub_storage,omitempty"`
+	// HubBytesPerApproval is what runs before HubStorage measured: the
+	// growth of hub.db and its WAL together (the WAL's size is not the
+	// data's). Rendered only when HubStorage is absent.
+	HubBytesPerApproval float64 `json:"hub_bytes_per_approval,omitempty"`
 
 	// Replicas: throughput of N hub replicas, when such a run exists.
 	Replicas []ReplicaPoint `json:"replicas,omitempty"`

@@ -348,16 +348,8 @@ func (d *demo) cpuSeconds() float64 {
 // Linux architecture Go builds for.
 const clockTicks = 100
 
-// hubBytes is the size of the demo hub's database files.
-func (d *demo) hubBytes() int64 {
-	var n int64
-	for _, f := range []string{"hub.db", "hub.db-wal"} {
-		if st, err := os.Stat(filepath.Join(d.dir, "hub", f)); err == nil {
-			n += st.Size()
-		}
-	}
-	return n
-}
+// hubDB is the demo hub's database.
+func (d *demo) hubDB() string { return filepath.Join(d.dir, "hub", "hub.db") }
 
 func load1() float64 {
 	b, err := os.ReadFile("/proc/loadavg")
@@ -441,7 +433,11 @@ func (m *measurer) load(ctx context.Context) {
 	}
 	if m.p.History > 0 {
 		m.log("history: %d approvals at concurrency 16", m.p.History)
-		b0, t0 := d.hubBytes(), time.Now()
+		b0, err := measureDB(ctx, d.hubDB())
+		if err != nil {
+			m.problem("hub storage before the history run: %v", err)
+		}
+		t0 := time.Now()
 		p, err := m.loadtest(ctx, d, LoadPoint{Phase: "push", Kind: "closed", Round: 1}, 16, 0, m.p.History, 0)
 		if err != nil {
 			m.problem("history run: %v", firstLine(err.Error()))
@@ -450,8 +446,14 @@ func (m *measurer) load(ctx context.Context) {
 		m.d.Load = append(m.d.Load, *p)
 		m.d.History = p.Summary.Approvals
 		m.d.HistoryDurationS = time.Since(t0).Seconds()
-		if p.Summary.Approvals > 0 {
-			m.d.HubBytesPerApproval = float64(d.hubBytes()-b0) / float64(p.Summary.Approvals)
+		if p.Summary.Approvals > 0 && b0 != nil {
+			if b1, err := measureDB(ctx, d.hubDB()); err != nil {
+				m.problem("hub storage after the history run: %v", err)
+			} else {
+				m.d.HubStorage = perApproval(b0, b1, p.Summary.Approvals)
+				m.log("hub storage per approval: %.0f bytes retained, %.0f within retention, file %+.0f",
+					m.d.HubStorage.Class(storageRetained), m.d.HubStorage.Class(storageRetention), m.d.HubStorage.FileBytes)
+			}
 		}
 		for _, c := range m.p.Concurrencies {
 			record(LoadPoint{Phase: "history", Kind: "closed", Round: 1}, c, 0, 0, m.p.RunDur)

@@ -192,7 +192,11 @@ func (r *report) targets(w writer) {
 		w("| the same rate (±10 %%) after 100,000 approvals as at the start | %s after %s approvals | %s |\n",
 			signedPct(ch), thousands(d.History), yesNo(math.Abs(ch) <= 0.10 && d.History >= 100_000))
 	}
-	if d.HubBytesPerApproval > 0 {
+	if h := d.HubStorage; h != nil {
+		ret, win := h.Class(storageRetained), h.Class(storageRetention)
+		w("| ≤ 4 KB of hub storage per approval | %s KB (`hub.db` after a checkpoint, over %s approvals): %s KB audit kept for good, %s KB idempotency and replay within retention | %s |\n",
+			num((ret+win)/1024, 2), thousands(d.History), num(ret/1024, 2), num(win/1024, 2), yesNo(ret+win <= 4096))
+	} else if d.HubBytesPerApproval > 0 {
 		w("| ≤ 4 KB of hub storage per approval | %s KB (`hub.db` and its WAL, over %s approvals) | %s |\n",
 			num(d.HubBytesPerApproval/1024, 2), thousands(d.History), yesNo(d.HubBytesPerApproval <= 4096))
 	}
@@ -377,7 +381,9 @@ func (r *report) historySection(w writer) {
 			signedPct(h.ApprovalsPerS/f.ApprovalsPerS-1), num(f.P99, 1), num(h.P99, 1))
 	}
 	w("\n")
-	if d.HubBytesPerApproval > 0 {
+	if h := d.HubStorage; h != nil {
+		hubStorageSection(w, h, d.History)
+	} else if d.HubBytesPerApproval > 0 {
 		w("The hub's database (`hub.db` and its WAL) grew by %s bytes per approval over those %s approvals.\n\n",
 			num(d.HubBytesPerApproval, 0), thousands(d.History))
 	}
@@ -589,4 +595,19 @@ func roundsOf(n int) string {
 		return "1 round"
 	}
 	return fmt.Sprintf("%d interleaved rounds", n)
+}
+
+// hubStorageSection shows what the hub's database grew by per approval, by
+// table and by storage class (KECIS §12.3).
+func hubStorageSection(w writer, h *HubStorage, history int) {
+	ret, win := h.Class(storageRetained), h.Class(storageRetention)
+	w("The hub's database (`hub.db` after a checkpoint, its indexes counted with their tables) grew by %s bytes per approval\n", num(ret+win+h.Class(storageOther), 0))
+	w("over those %s approvals (the file by %s): %s bytes of audit kept for good, %s bytes of idempotency entries and\n",
+		thousands(history), num(h.FileBytes, 0), num(ret, 0), num(win, 0))
+	w("replay records that are pruned once past `database.idempotency_retention` and their expiry.\n\n")
+	w("| table | bytes per approval | kept |\n|---|---:|---|\n")
+	for _, t := range h.sortedTables() {
+		w("| `%s` | %s | %s |\n", t, num(h.Tables[t], 0), storageClass(t))
+	}
+	w("\n")
 }
