@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -131,7 +132,7 @@ did not pass or no demo runs in --dir, 2 on a usage error.`,
 				return runWalkthrough(cmd.Context(), cmd.OutOrStdout(), filepath.Join(dir, "walkthrough"), time.Now)
 			}
 			if pprofAddr != "" {
-				bound, stopPProf, err := startPProf(pprofAddr)
+				bound, stopPProf, err := startPProf(pprofAddr, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)))
 				if err != nil {
 					return err
 				}

@@ -4,17 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"time"
+
+	"github.com/kecis/kecis/connectors/httpserver"
 )
 
 // startPProf serves the Go runtime's profiles (net/http/pprof) of the whole
 // demo — every participant runs in this one process — on addr, which must be
 // a loopback address: the profiles carry memory contents, so they are never
-// published. It returns the address bound and a function that stops it.
-func startPProf(addr string) (string, func(), error) {
+// published; log gets the server's errors. It returns the address bound and a function that stops it.
+func startPProf(addr string, log *slog.Logger) (string, func(), error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return "", nil, usageError{fmt.Errorf("--pprof %q: %w", addr, err)}
@@ -31,10 +34,13 @@ func startPProf(addr string) (string, func(), error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Built as every server of the project (connectors/httpserver's
+	// timeouts and body cap); a CPU profile or trace runs for its seconds
+	// parameter (default 30 s), so writes may take up to two minutes.
+	srv := httpserver.New(mux, httpserver.Limits{WriteTimeout: 2 * time.Minute}, log)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			_ = err // the listener is gone; the demo goes on without profiles
+			log.Warn("profiles no longer served", "err", err)
 		}
 	}()
 	return ln.Addr().String(), func() {
