@@ -5,6 +5,7 @@ package testutil
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"os"
 	"os/exec"
 	"sync"
@@ -132,4 +133,23 @@ func Race[S any](n int, a, b S, fn func(i int, s S)) {
 	ready.Wait()
 	close(start)
 	wg.Wait()
+}
+
+// OneWins fails t unless exactly one of the racers' errs is nil and every
+// other is lost (errors.Is): what names the race in the messages.
+func OneWins(t testing.TB, errs []error, lost error, what string) {
+	t.Helper()
+	wins := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			wins++
+		case errors.Is(err, lost):
+		default:
+			t.Errorf("%s: racer %d: %v", what, i, err)
+		}
+	}
+	if wins != 1 {
+		t.Errorf("%s: %d of %d racers won, want exactly 1", what, wins, len(errs))
+	}
 }

@@ -90,19 +90,7 @@ func testReplayRace(t *testing.T, f *fixture, a, b *storesql.Store) {
 		race(a, b, func(i int, s *storesql.Store) {
 			errs[i] = s.Replay(func() time.Time { return t0 }).Remember(f.ctx, ownA, id, at(5*time.Minute))
 		})
-		wins := 0
-		for i, err := range errs {
-			switch {
-			case err == nil:
-				wins++
-			case errors.Is(err, saml.ErrAlreadySeen):
-			default:
-				t.Errorf("round %d racer %d: Remember: %v", round, i, err)
-			}
-		}
-		if wins != 1 {
-			t.Errorf("round %d: %d of %d racers remembered %s, want exactly 1", round, wins, len(errs), id)
-		}
+		testutil.OneWins(t, errs, saml.ErrAlreadySeen, fmt.Sprintf("round %d: Remember", round))
 	}
 }
 
@@ -120,19 +108,7 @@ func testReplayWithKeyRace(t *testing.T, f *fixture, a, b *storesql.Store) {
 				errs[i] = fmt.Errorf("answered %s", res)
 			}
 		})
-		wins := 0
-		for i, err := range errs {
-			switch {
-			case err == nil:
-				wins++
-			case errors.Is(err, saml.ErrAlreadySeen):
-			default:
-				t.Errorf("round %d racer %d: BeginRemembered: %v", round, i, err)
-			}
-		}
-		if wins != 1 {
-			t.Errorf("round %d: %d of %d racers went on with one message, want exactly 1", round, wins, len(errs))
-		}
+		testutil.OneWins(t, errs, saml.ErrAlreadySeen, fmt.Sprintf("round %d: BeginRemembered of one message", round))
 	}
 }
 

@@ -76,19 +76,7 @@ func testReplayRace(t *testing.T, a, b store.Store) {
 		race(a, b, func(i int, s store.Store) {
 			errs[i] = s.RememberMessage(ctx, issuer, id, at(5*time.Minute), at(0))
 		})
-		wins := 0
-		for i, err := range errs {
-			switch {
-			case err == nil:
-				wins++
-			case errors.Is(err, store.ErrAlreadySeen):
-			default:
-				t.Errorf("round %d racer %d: RememberMessage: %v", round, i, err)
-			}
-		}
-		if wins != 1 {
-			t.Errorf("round %d: %d of %d racers remembered message %s, want exactly 1", round, wins, len(errs), id)
-		}
+		testutil.OneWins(t, errs, store.ErrAlreadySeen, fmt.Sprintf("round %d: RememberMessage", round))
 	}
 }
 
@@ -281,19 +269,7 @@ func testCommitRace(t *testing.T, a, b store.Store) {
 				Claim:    &store.IdemClaim{Scope: scope, Key: k, Fingerprint: fpA, Owner: owner(i), RequestID: id, LeaseUntil: at(time.Minute)},
 				Audit:    []*store.AuditRecord{{Time: at(0), Kind: "message.in", Actor: issuer, TxID: tx, RequestID: id, Message: signedMessage}}})
 		})
-		wins := 0
-		for i, err := range errs {
-			switch {
-			case err == nil:
-				wins++
-			case errors.Is(err, store.ErrAlreadySeen):
-			default:
-				t.Errorf("round %d racer %d: Commit: %v", round, i, err)
-			}
-		}
-		if wins != 1 {
-			t.Errorf("round %d: %d of %d racers committed message %s, want exactly 1", round, wins, len(errs), id)
-		}
+		testutil.OneWins(t, errs, store.ErrAlreadySeen, fmt.Sprintf("round %d: Commit of one message", round))
 		recs, err := a.ListAudit(ctx, store.AuditFilter{TxID: tx})
 		must(t, err, "ListAudit")
 		if len(recs) != 1 {
