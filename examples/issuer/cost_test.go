@@ -101,18 +101,9 @@ func (p *probed) seedHistory(t testing.TB, n int) {
 	}
 }
 
-type cost struct {
-	sqlprobe.Counts
-	Statements int
-}
+type cost = sqlprobe.Cost
 
-func (p *probed) measure(f func()) (cost, []sqlprobe.Statement) {
-	before := p.probe.Counts()
-	stop := p.probe.Record()
-	f()
-	stmts := stop()
-	return cost{Counts: p.probe.Counts().Sub(before), Statements: len(stmts)}, stmts
-}
+func (p *probed) measure(f func()) (cost, []sqlprobe.Statement) { return p.probe.Measure(f) }
 
 // TestApprovalCostIndependentOfHistory: after 100,000 past approvals on
 // the card, an approval, a cancel, a refund and an inquiry run the same

@@ -123,20 +123,9 @@ func seedHistory(t testing.TB, db *sqlstore.DB, n int, now time.Time) {
 	}
 }
 
-// cost is what one request cost the database.
-type cost struct {
-	sqlprobe.Counts
-	Statements int
-}
+type cost = sqlprobe.Cost
 
-// measure runs f and returns what it cost, and its statements.
-func (p *probed) measure(f func()) (cost, []sqlprobe.Statement) {
-	before := p.probe.Counts()
-	stop := p.probe.Record()
-	f()
-	stmts := stop()
-	return cost{Counts: p.probe.Counts().Sub(before), Statements: len(stmts)}, stmts
-}
+func (p *probed) measure(f func()) (cost, []sqlprobe.Statement) { return p.probe.Measure(f) }
 
 // approveOnce pays with the good card and requires the approval.
 func (p *probed) approveOnce(t testing.TB) (cost, []sqlprobe.Statement) {

@@ -63,22 +63,16 @@ func probedTelecom(t testing.TB, history int) (*Telecom, *sqlprobe.Probe) {
 // statements reads a table whole; so does the phone's inbox listing.
 func TestSubmitCostIndependentOfHistory(t *testing.T) {
 	ctx := context.Background()
-	type cost struct {
-		sqlprobe.Counts
-		Statements int
-	}
-	measure := func(tc *Telecom, p *sqlprobe.Probe, n int) (cost, []sqlprobe.Statement) {
-		before := p.Counts()
-		stop := p.Record()
-		if _, err := tc.Submit(ctx, bankID, sms.Message{From: bankNumber, To: payeePhone, Text: "[KECIS Card] 승인 1,000원",
-			Ref: fmt.Sprintf("cost-%d", n)}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tc.Inbox(ctx, payeePhone); err != nil {
-			t.Fatal(err)
-		}
-		st := stop()
-		return cost{Counts: p.Counts().Sub(before), Statements: len(st)}, st
+	measure := func(tc *Telecom, p *sqlprobe.Probe, n int) (sqlprobe.Cost, []sqlprobe.Statement) {
+		return p.Measure(func() {
+			if _, err := tc.Submit(ctx, bankID, sms.Message{From: bankNumber, To: payeePhone, Text: "[KECIS Card] 승인 1,000원",
+				Ref: fmt.Sprintf("cost-%d", n)}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tc.Inbox(ctx, payeePhone); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 	fresh, fp := probedTelecom(t, 0)
 	old, op := probedTelecom(t, 100_000)

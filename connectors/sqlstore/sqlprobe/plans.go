@@ -90,3 +90,21 @@ func planned(q string) bool {
 	}
 	return false
 }
+
+// Cost is what a piece of work cost the database: the write transactions
+// and writing statements (Counts) and every statement it ran.
+type Cost struct {
+	Counts
+	Statements int
+}
+
+// Measure runs f and returns what it cost the database, and its statements
+// in order (the tests that require a request's cost not to grow with the
+// history compare two of these).
+func (p *Probe) Measure(f func()) (Cost, []Statement) {
+	before := p.Counts()
+	stop := p.Record()
+	f()
+	stmts := stop()
+	return Cost{Counts: p.Counts().Sub(before), Statements: len(stmts)}, stmts
+}
