@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -367,13 +368,7 @@ func (m *sentMarks) add(i *Issuer, id int64, t time.Time) {
 		}
 		return
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.at == nil {
-		m.at = map[int64]time.Time{}
-	}
-	m.at[id] = t
-	m.arm(i)
+	m.restore(i, map[int64]time.Time{id: t})
 }
 
 // arm starts the timer that writes the marks, unless it runs; m.mu held.
@@ -403,7 +398,8 @@ func (m *sentMarks) take() map[int64]time.Time {
 	return out
 }
 
-// restore puts back marks that a rolled-back transaction did not write.
+// restore adds marks (those a rolled-back transaction did not write, or
+// a new one) and arms the timer.
 func (m *sentMarks) restore(i *Issuer, marks map[int64]time.Time) {
 	if len(marks) == 0 {
 		return
@@ -413,9 +409,7 @@ func (m *sentMarks) restore(i *Issuer, marks map[int64]time.Time) {
 	if m.at == nil {
 		m.at = map[int64]time.Time{}
 	}
-	for id, t := range marks {
-		m.at[id] = t
-	}
+	maps.Copy(m.at, marks)
 	m.arm(i)
 }
 
@@ -431,12 +425,7 @@ func (m *sentMarks) stop() {
 
 // recordSent writes marks in tx.
 func (i *Issuer) recordSent(ctx context.Context, tx *sql.Tx, marks map[int64]time.Time) error {
-	ids := make([]int64, 0, len(marks))
-	for id := range marks {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(marks)) {
 		if _, err := tx.ExecContext(ctx, `UPDATE issuer_outbox SET state = 'sent', sent_at = $1, lease_until = NULL,
 			last_error = '' WHERE id = $2 AND state = 'pending'`, i.t(marks[id]), id); err != nil {
 			return fmt.Errorf("issuer: record sms %d: %w", id, err)
