@@ -21,14 +21,9 @@ package storesql
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"database/sql"
 	"embed"
 	"errors"
-	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -47,7 +42,7 @@ const Component = "kecis-adapter"
 type Store struct {
 	db     *sqlstore.DB
 	group  *group // SQLite: concurrent requests' writes share commits; nil on PostgreSQL
-	aead   cipher.AEAD
+	sealer *store.Sealer
 	refKey []byte
 }
 
@@ -71,21 +66,14 @@ func Open(ctx context.Context, dsn string, atRestKey []byte) (*Store, error) {
 
 // New uses an open database (the provider's own, shared with its tables).
 func New(ctx context.Context, db *sqlstore.DB, atRestKey []byte) (*Store, error) {
-	if len(atRestKey) != 32 {
-		return nil, errors.New("adapter store: the at-rest key must be 32 bytes")
-	}
-	b, err := aes.NewCipher(atRestKey)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(b)
+	sealer, err := store.NewSealer(atRestKey, nil)
 	if err != nil {
 		return nil, err
 	}
 	if _, err := db.MigrateFS(ctx, Component, migrations, "migrations"); err != nil {
 		return nil, err
 	}
-	st := &Store{db: db, aead: aead, refKey: objectKey(atRestKey)}
+	st := &Store{db: db, sealer: sealer, refKey: objectKey(atRestKey)}
 	if db.Dialect == sqlstore.SQLite {
 		st.group = newGroup(db)
 	}
@@ -310,21 +298,13 @@ func (s *Store) Abandon(ctx context.Context, scope, key string, now time.Time) e
 
 func (s *Store) seal(o *store.Outcome, scope, key string) ([]byte, error) {
 	plain := []byte(o.Status.Code + "\x00" + o.Status.SubCode + "\x00" + o.Status.Message + "\x00" + string(o.Payload))
-	nonce := make([]byte, s.aead.NonceSize())
-	if _, err := io.ReadFull(rand.Reader, nonce); err != nil {
-		return nil, err
-	}
-	return s.aead.Seal(nonce, nonce, plain, []byte(scope+"\x00"+key)), nil
+	return s.sealer.Seal(plain, []byte(scope+"\x00"+key))
 }
 
 func (s *Store) open(sealed []byte, scope, key string) (*store.Outcome, error) {
-	n := s.aead.NonceSize()
-	if len(sealed) < n {
-		return nil, errors.New("adapter store: sealed outcome too short")
-	}
-	plain, err := s.aead.Open(nil, sealed[:n], sealed[n:], []byte(scope+"\x00"+key))
+	plain, err := s.sealer.Open(sealed, []byte(scope+"\x00"+key))
 	if err != nil {
-		return nil, fmt.Errorf("adapter store: the stored outcome does not open: %w", err)
+		return nil, err
 	}
 	parts := strings.SplitN(string(plain), "\x00", 4)
 	for len(parts) < 4 {
