@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/beevik/etree"
+
 	"github.com/kecis/kecis/connectors/httpserver"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/saml"
@@ -189,6 +191,50 @@ func TestCheckRequired(t *testing.T) {
 			problemOf(t, err, ProblemMissingFields, c.detail)
 		})
 	}
+}
+
+// TestMissing: the card service's declaration as the provider's SDK reads
+// it (KECIS §15.2): approve-verification needs the order, the card and
+// kx:AmountAuth with its challenge (clear or encrypted); a refund may name
+// no amount (a verification approval's, refunded whole), but an amount
+// without its currency or the reverse is incomplete.
+func TestMissing(t *testing.T) {
+	verification := saml.ServiceURI("card", "approve-verification")
+	refund := saml.ServiceURI("card", "refund")
+	full := func() *ecml.Payload {
+		return &ecml.Payload{Ecom: &ecml.Ecom{ConsumerOrderID: "AA-1", Payment: &ecml.Payment{Card: &ecml.Card{Number: "4111111111111111"}}},
+			AmountAuth: &ecml.AmountAuth{SessionID: "S-1", Ceiling: "50000", Currency: "KRW", Challenge: "1234"}}
+	}
+	encrypted := full()
+	encrypted.AmountAuth.Challenge, encrypted.AmountAuth.EncryptedChallenge = "", etree.NewElement("xenc:EncryptedData")
+	noChallenge := full()
+	noChallenge.AmountAuth.Challenge = ""
+	noOrder := full()
+	noOrder.Ecom.ConsumerOrderID = ""
+	byApproval := &ecml.Payload{Ecom: &ecml.Ecom{Transaction: &ecml.Transaction{Code: &ecml.Code{Approval: "30000001"}}}}
+	amountOnly := &ecml.Payload{Ecom: &ecml.Ecom{Transaction: &ecml.Transaction{Amount: "5000", Code: &ecml.Code{Approval: "30000001"}}}}
+	for _, c := range []struct {
+		name    string
+		service string
+		p       *ecml.Payload
+		want    string
+	}{
+		{"verification, complete", verification, full(), ""},
+		{"verification, challenge encrypted", verification, encrypted, ""},
+		{"verification, no challenge", verification, noChallenge, "kx:AmountAuth/kx:Challenge"},
+		{"verification, no order", verification, noOrder, "Ecom_ConsumerOrderID"},
+		{"verification, nothing", verification, nil, "Ecom_ConsumerOrderID, Ecom_Payment_Card_Number, Ecom_Payment_Card_ExpDate_Month, " +
+			"Ecom_Payment_Card_ExpDate_Year, kx:AmountAuth/@SessionID, kx:AmountAuth/@Ceiling, kx:AmountAuth/@Currency, kx:AmountAuth/kx:Challenge"},
+		{"refund naming no amount", refund, byApproval, ""},
+		{"refund, an amount without its currency", refund, amountOnly, "Ecom_Transaction_CurrencyCode"},
+	} {
+		if got := strings.Join(Missing(c.service, c.p), ", "); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+	// The callers' check asks a merchant for the amount of a refund.
+	problemOf(t, CheckRequired(refund, byApproval, true), ProblemMissingFields,
+		"urn:kecis:service:card:refund requires Ecom_Transaction_Amount, Ecom_Transaction_CurrencyCode")
 }
 
 // failingBody is a body whose reading fails: the client went away.

@@ -73,11 +73,14 @@ func Payload(fields map[string]string, o PayloadOptions) (*ecml.Payload, error) 
 // CheckRequired refuses a request that lacks what its service requires
 // (ProblemMissingFields listing the fields), as the service itself would
 // once it arrived (Missing: one declaration for the provider's SDK and
-// both callers). encryptedCard says that the
+// both callers), and, of a refund, the amount: the hub's facade and the
+// sidecar's caller are a merchant's, and a merchant has no verification
+// approval, the one approval a refund naming no amount refunds whole
+// (KECIS §12.4, §15.2). encryptedCard says that the
 // card is to come as encrypted.card (the hub's facade outside its
 // development mode): the detail then asks for it instead of card fields.
 func CheckRequired(service string, p *ecml.Payload, encryptedCard bool) error {
-	missing := Missing(service, p)
+	missing := missing(service, p, true)
 	if len(missing) == 0 {
 		return nil
 	}
@@ -144,24 +147,37 @@ func PublicFields(p *ecml.Payload) map[string]string {
 
 // The card services (KECIS §15.2).
 var (
-	cardApprove = saml.ServiceURI("card", "approve")
-	cardCancel  = saml.ServiceURI("card", "cancel")
-	cardRefund  = saml.ServiceURI("card", "refund")
-	cardInquire = saml.ServiceURI("card", "inquire")
+	cardApprove             = saml.ServiceURI("card", "approve")
+	cardApproveVerification = saml.ServiceURI("card", "approve-verification")
+	cardCancel              = saml.ServiceURI("card", "cancel")
+	cardRefund              = saml.ServiceURI("card", "refund")
+	cardInquire             = saml.ServiceURI("card", "inquire")
 )
 
-// Missing lists, as ECML flat field names (RFC 4112 §2.1), what a request
-// of a card service lacks of what the service requires (KECIS §15.2; the
-// mapping in connectors/card's package comment): approve the card (number and expiry; in clear or as its
-// encrypted stand-in) and the amount with its currency, refund the amount
-// with its currency, and cancel, refund and inquire the approval or the
-// order ("Ecom_Transaction_ApprovalCode or Ecom_ConsumerOrderID"). Nil when
-// nothing is missing or service is no card service. The card SDK's
-// services refuse such a request (Requester/InvalidPayload naming them);
-// the hub's facade and the sidecar's caller refuse it before it travels
-// (CheckRequired, KECIS §12.4). Declared here, in the leaf both sides
-// link, so that the hub need not link the SDK.
-func Missing(service string, p *ecml.Payload) []string {
+// Missing lists, as ECML flat field names (RFC 4112 §2.1) — or, for an
+// extension element that has none, its path —, what a request of a card
+// service lacks of what the service requires (KECIS §15.2; the mapping in
+// connectors/card's package comment): approve the card (number and
+// expiry; in clear or as its encrypted stand-in) and the amount with its
+// currency; approve-verification the order, the card and kx:AmountAuth
+// with its session, ceiling, currency and challenge (in clear or
+// encrypted), and no Transaction amount, which it must not carry (the
+// card SDK refuses one); cancel, refund and inquire the approval or the
+// order ("Ecom_Transaction_ApprovalCode or Ecom_ConsumerOrderID"); a
+// refund that names an amount or a currency, both. A refund naming
+// neither refunds a verification approval whole (§15.2), which only its
+// provider can tell from any other: the provider refuses it for any other
+// (CheckRequired, the callers' check, asks a merchant for the amount
+// before). Nil when nothing is missing or service is no card service. The
+// card SDK's services refuse such a request (Requester/InvalidPayload
+// naming them); the hub's facade and the sidecar's caller refuse it
+// before it travels (CheckRequired, KECIS §12.4). Declared here, in the
+// leaf both sides link, so that the hub need not link the SDK.
+func Missing(service string, p *ecml.Payload) []string { return missing(service, p, false) }
+
+// missing is Missing; caller adds what a merchant's call needs besides
+// (the amount of a refund).
+func missing(service string, p *ecml.Payload, caller bool) []string {
 	e := &ecml.Ecom{}
 	if p != nil && p.Ecom != nil {
 		e = p.Ecom
@@ -184,15 +200,38 @@ func Missing(service string, p *ecml.Payload) []string {
 			out = append(out, "Ecom_Transaction_ApprovalCode or Ecom_ConsumerOrderID")
 		}
 	}
-	switch service {
-	case cardApprove:
+	card := func() {
 		if pay := e.Payment; pay == nil || (pay.Card == nil && pay.EncryptedCard == nil) {
 			out = append(out, "Ecom_Payment_Card_Number", "Ecom_Payment_Card_ExpDate_Month", "Ecom_Payment_Card_ExpDate_Year")
 		}
+	}
+	switch service {
+	case cardApprove:
+		card()
 		money()
+	case cardApproveVerification:
+		if e.ConsumerOrderID == "" {
+			out = append(out, "Ecom_ConsumerOrderID")
+		}
+		card()
+		aa := &ecml.AmountAuth{}
+		if p != nil && p.AmountAuth != nil {
+			aa = p.AmountAuth
+		}
+		for _, f := range []struct{ name, value string }{{"kx:AmountAuth/@SessionID", aa.SessionID},
+			{"kx:AmountAuth/@Ceiling", aa.Ceiling}, {"kx:AmountAuth/@Currency", aa.Currency}} {
+			if f.value == "" {
+				out = append(out, f.name)
+			}
+		}
+		if aa.Challenge == "" && aa.EncryptedChallenge == nil {
+			out = append(out, "kx:AmountAuth/kx:Challenge")
+		}
 	case cardRefund:
 		ref()
-		money()
+		if caller || t.Amount != "" || t.Currency != "" {
+			money()
+		}
 	case cardCancel, cardInquire:
 		ref()
 	}

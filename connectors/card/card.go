@@ -2,29 +2,37 @@
 // including Korean key-in approval (card number, expiry, the two leading
 // digits of the card password and the holder's birth date, all encrypted
 // for the issuer) —, cancel (a void, allowed until the approval is settled),
-// refund (partial allowed, never above what was approved and settled) and
-// inquire (the true state, what a caller uses after Pending).
+// refund (partial allowed, never above what was approved and settled),
+// inquire (the true state, what a caller uses after Pending) and
+// approve-verification (an approval whose amount is a one-time password:
+// amount authentication, KECIS §15.3).
 //
-// A provider implements Service and any of Canceler, Refunder and
-// Inquirer; Services turns it into the SDK's functions. Callers use Client.
+// A provider implements Service and any of Canceler, Refunder, Inquirer
+// and Verifier; Services turns it into the SDK's functions. Callers use
+// Client.
 //
 // ECML mapping (on the wire in KECIS §2.8 and §2.9; the order and the
 // approval are the objects whose owner the SDK checks, KECIS §13.3):
 //
 //	request  Ecom/@ConsumerOrderID        the merchant's order
+//	         Ecom/@Merchant, Merchant/@id the shop an acquirer pays for (its name, its card acceptor ID)
 //	         Payment/Card (encrypted)     number, expiry, name, type
 //	         kx:KeyIn (encrypted)         password prefix, birth date
-//	         Transaction/@Amount,@Currency,@Type="credit"
+//	         Transaction/@Amount,@Currency,@Type="credit"  (none in approve-verification; a refund naming none refunds a verification approval whole)
 //	         Transaction/Code/@Approval   the approval a cancel, refund or inquire names
+//	         kx:AmountAuth [SessionID Ceiling Currency]    approve-verification: the session and the public ceiling
+//	           kx:Challenge (encrypted)   the secret amount to approve
+//	         kx:OneTimeCode (encrypted)   approve-verification: the descriptor code the cardholder's text shows (§15.3.5)
 //	response Transaction/Code/@Approval   the approval number
-//	         Transaction/@Amount,@Currency  the approved amount
+//	         Transaction/@Amount,@Currency  the approved amount (never of a verification approval, §15.2)
 //	         Transaction/Data/Response    the state: approved, cancelled, settled, partially-refunded, refunded
-//	         Transaction/Data/PrivateUse  "refunded=<amount>" (ECML amount form)
+//	         Transaction/Data/PrivateUse  "refunded=<amount>" (ECML amount form; never of a verification approval)
 package card
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"github.com/kecis/kecis/connectors"
@@ -39,6 +47,9 @@ const (
 	ServiceCancel  = saml.ServicePrefix + "card:cancel"
 	ServiceRefund  = saml.ServicePrefix + "card:refund"
 	ServiceInquire = saml.ServicePrefix + "card:inquire"
+	// ServiceApproveVerification approves a secret amount on the card: a
+	// verification approval (KECIS §15.2, §15.3).
+	ServiceApproveVerification = saml.ServicePrefix + "card:approve-verification"
 )
 
 // Card is the card data of an approval; it travels encrypted for the issuer.
@@ -86,9 +97,55 @@ type RefundRequest struct {
 	Merchant       string
 	OrderID        string
 	ApprovalNumber string
+	// Amount is what to refund. Zero (no Transaction/@Amount) refunds what
+	// remains, which only a verification approval allows (KECIS §15.2):
+	// a provider refuses it for any other (InvalidPayload).
 	Amount         ecml.Money
 	IdempotencyKey string
 }
+
+// VerificationRequest asks for a verification approval (KECIS §15.2
+// approve-verification, §15.3): an approval like any other on the card's
+// limit and in the issuer's ledger, whose amount — Challenge — is a
+// one-time password that the issuer texts the cardholder with the
+// merchant's name. Challenge and DescriptorCode travel encrypted for the
+// recipient and no answer carries them; the request prints and logs
+// without them.
+type VerificationRequest struct {
+	Merchant  string // the caller's entityID (set by the SDK from the request)
+	OrderID   string
+	SessionID string     // the amount authentication session (kx:AmountAuth/@SessionID)
+	Challenge ecml.Money // the secret amount to approve, above zero and at most Ceiling
+	Ceiling   ecml.Money // public: the recipient refuses a challenge above it
+	Card      Card
+	// DescriptorCode, optional, is the code the cardholder's text shows
+	// after the merchant's name (kx:OneTimeCode, 4 to 10 digits; 6 in
+	// the descriptor variant, §15.3.5).
+	DescriptorCode ecml.Secret
+	// SubMerchant and SubMerchantID are the shop the cardholder's text
+	// names, as in ApproveRequest.
+	SubMerchant, SubMerchantID string
+	IdempotencyKey             string
+}
+
+// String describes the request without its secrets (the challenge, the
+// code) and with the card masked.
+func (r VerificationRequest) String() string {
+	return fmt.Sprintf("{Merchant:%s OrderID:%s SessionID:%s Challenge:%s Ceiling:%v Card:%v DescriptorCode:%v SubMerchant:%s SubMerchantID:%s IdempotencyKey:%s}",
+		r.Merchant, r.OrderID, r.SessionID, hidden, r.Ceiling, r.Card, r.DescriptorCode, r.SubMerchant, r.SubMerchantID, r.IdempotencyKey)
+}
+
+// GoString is String: %#v hides the secrets too.
+func (r VerificationRequest) GoString() string { return "card.VerificationRequest" + r.String() }
+
+// LogValue logs the request without its secrets.
+func (r VerificationRequest) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("merchant", r.Merchant), slog.String("order", r.OrderID),
+		slog.String("session", r.SessionID), slog.Any("ceiling", r.Ceiling), slog.String("last4", r.Card.Number.Last4()))
+}
+
+// hidden stands for a secret amount in what a request prints.
+const hidden = "[hidden]"
 
 // InquireRequest asks for the true state of an approval (by number, or by
 // the merchant's order).
@@ -138,6 +195,16 @@ type Inquirer interface {
 	Inquire(ctx context.Context, req *InquireRequest) (*Approval, error)
 }
 
+// Verifier makes verification approvals (KECIS §15.2
+// approve-verification). Its answers, and a Canceler's, Refunder's and
+// Inquirer's about a verification approval, leave Approval.Amount and
+// Refunded zero: the amount is the cardholder's one-time password. The SDK
+// drops them from an approve-verification answer whatever the provider
+// returns.
+type Verifier interface {
+	ApproveVerification(ctx context.Context, req *VerificationRequest) (*Approval, error)
+}
+
 // Business refusals, as second-level codes (KECIS spec §6.2).
 func Declined(msg string) error { return refuse(saml.CodeDeclined, msg) }
 
@@ -155,6 +222,13 @@ func LimitExceeded(msg string) error { return refuse(saml.CodeLimitExceeded, msg
 
 // PolicyViolation refuses what the rules forbid (e.g. a cancel after settlement).
 func PolicyViolation(msg string) error { return refuse(saml.CodePolicyViolation, msg) }
+
+// InvalidPayload refuses a request that lacks what its operation needs
+// (Requester / InvalidPayload, KECIS §15.2): e.g. a refund naming no
+// amount of an approval that is no verification approval.
+func InvalidPayload(msg string) error {
+	return &connectors.StatusError{Status: saml.Status{Code: saml.StatusRequester, SubCode: saml.CodeInvalidPayload, Message: msg}}
+}
 
 // NotFound refuses a request that names no known approval.
 func NotFound(msg string) error {
@@ -190,11 +264,13 @@ func Objects(p *ecml.Payload) []connectors.ObjectRef {
 	return refs
 }
 
-// The card service's object rules: an approve creates an order and an
-// approval for its caller; cancel, refund and inquire operate on the
-// caller's own.
+// The card service's object rules: an approve (and an
+// approve-verification) creates an order and an approval for its caller;
+// cancel, refund and inquire operate on the caller's own.
 func init() {
-	connectors.RegisterObjectRule(ServiceApprove, connectors.ObjectRule{Creates: true, Refs: Objects, NotFound: NoSuchApproval})
+	for _, s := range []string{ServiceApprove, ServiceApproveVerification} {
+		connectors.RegisterObjectRule(s, connectors.ObjectRule{Creates: true, Refs: Objects, NotFound: NoSuchApproval})
+	}
 	for _, s := range []string{ServiceCancel, ServiceRefund, ServiceInquire} {
 		connectors.RegisterObjectRule(s, connectors.ObjectRule{Refs: Objects, NotFound: NoSuchApproval})
 	}
@@ -218,7 +294,7 @@ func Services(svc Service) map[string]connectors.ServiceFunc {
 	}
 	if c, ok := svc.(Canceler); ok {
 		m[ServiceCancel] = func(ctx context.Context, r *connectors.Request) (*connectors.Response, error) {
-			ref, err := refFrom(r)
+			ref, err := refFrom(ServiceCancel, r)
 			if err != nil {
 				return nil, err
 			}
@@ -227,31 +303,41 @@ func Services(svc Service) map[string]connectors.ServiceFunc {
 	}
 	if f, ok := svc.(Refunder); ok {
 		m[ServiceRefund] = func(ctx context.Context, r *connectors.Request) (*connectors.Response, error) {
-			ref, err := refFrom(r)
+			ref, err := refFrom(ServiceRefund, r)
 			if err != nil {
 				return nil, err
-			}
-			if ref.amount.Currency == "" {
-				return nil, invalid("a refund needs Transaction/@Amount and @Currency")
 			}
 			return respond(f.Refund(ctx, &RefundRequest{Merchant: r.Merchant(), OrderID: ref.order, ApprovalNumber: ref.approval, Amount: ref.amount, IdempotencyKey: r.IdempotencyKey}))
 		}
 	}
 	if q, ok := svc.(Inquirer); ok {
 		m[ServiceInquire] = func(ctx context.Context, r *connectors.Request) (*connectors.Response, error) {
-			ref, err := refFrom(r)
+			ref, err := refFrom(ServiceInquire, r)
 			if err != nil {
 				return nil, err
 			}
 			return respond(q.Inquire(ctx, &InquireRequest{Merchant: r.Merchant(), OrderID: ref.order, ApprovalNumber: ref.approval}))
 		}
 	}
+	if v, ok := svc.(Verifier); ok {
+		m[ServiceApproveVerification] = func(ctx context.Context, r *connectors.Request) (*connectors.Response, error) {
+			req, err := verificationFrom(r)
+			if err != nil {
+				return nil, err
+			}
+			a, err := v.ApproveVerification(ctx, req)
+			if a != nil {
+				h := *a
+				h.Amount, h.Refunded = ecml.Money{}, ecml.Money{}
+				a = &h
+			}
+			return respond(a, err)
+		}
+	}
 	return m
 }
 
-func invalid(msg string) error {
-	return &connectors.StatusError{Status: saml.Status{Code: saml.StatusRequester, SubCode: saml.CodeInvalidPayload, Message: msg}}
-}
+func invalid(msg string) error { return InvalidPayload(msg) }
 
 // lacks refuses a request that lacks what its card service requires, by
 // the declaration the hub's facade and the sidecar's caller check before
@@ -268,26 +354,78 @@ func approveFrom(r *connectors.Request) (*ApproveRequest, error) {
 		return nil, err
 	}
 	p := r.Payload
-	if p.Ecom.Payment.Card == nil {
-		return nil, invalid("an approval needs Payment/Card decrypted")
+	c, err := cardFrom(p.Ecom)
+	if err != nil {
+		return nil, err
 	}
 	money, err := p.Ecom.Transaction.Money()
 	if err != nil {
 		return nil, invalid("Transaction/@Amount is not a valid amount")
 	}
-	c := p.Ecom.Payment.Card
-	req := &ApproveRequest{Merchant: r.Merchant(), OrderID: p.Ecom.ConsumerOrderID, Amount: money, IdempotencyKey: r.IdempotencyKey,
-		Card: Card{Number: c.Number, Name: c.Name, Type: c.Type}, SubMerchant: p.Ecom.Merchant}
-	if m := p.Ecom.MerchantInfo; m != nil {
-		req.SubMerchantID = m.ID
-	}
-	if c.ExpDate != nil {
-		req.Card.ExpMonth, req.Card.ExpYear = c.ExpDate.Month, c.ExpDate.Year
-	}
+	req := &ApproveRequest{Merchant: r.Merchant(), OrderID: p.Ecom.ConsumerOrderID, Amount: money, IdempotencyKey: r.IdempotencyKey, Card: c}
+	req.SubMerchant, req.SubMerchantID = subMerchantFrom(p.Ecom)
 	if k := p.KeyIn; k != nil {
 		req.KeyIn = &KeyIn{PasswordPrefix: k.PasswordPrefix, BirthDate: k.BirthDate}
 	}
 	return req, nil
+}
+
+// verificationFrom reads an approve-verification request (KECIS §15.2):
+// the secret amount is kx:AmountAuth/kx:Challenge, decrypted, and a
+// Transaction/@Amount — the amount in clear — is refused.
+func verificationFrom(r *connectors.Request) (*VerificationRequest, error) {
+	if err := lacks(ServiceApproveVerification, r.Payload); err != nil {
+		return nil, err
+	}
+	p := r.Payload
+	if t := p.Ecom.Transaction; t != nil && (t.Amount != "" || t.Currency != "") {
+		return nil, invalid("an approve-verification carries no Transaction/@Amount: the amount to approve is kx:AmountAuth/kx:Challenge")
+	}
+	c, err := cardFrom(p.Ecom)
+	if err != nil {
+		return nil, err
+	}
+	aa := p.AmountAuth
+	if aa.Challenge == "" {
+		return nil, invalid("an approve-verification needs kx:AmountAuth/kx:Challenge decrypted")
+	}
+	ceiling, err := aa.CeilingMoney()
+	if err != nil {
+		return nil, invalid("kx:AmountAuth/@Ceiling is not a valid amount")
+	}
+	challenge, err := aa.ChallengeMoney()
+	if err != nil {
+		return nil, invalid("kx:AmountAuth/kx:Challenge is not a valid amount")
+	}
+	if p.EncryptedOneTimeCode != nil && p.OneTimeCode == "" {
+		return nil, invalid("kx:OneTimeCode must be decrypted")
+	}
+	req := &VerificationRequest{Merchant: r.Merchant(), OrderID: p.Ecom.ConsumerOrderID, SessionID: aa.SessionID,
+		Challenge: challenge, Ceiling: ceiling, Card: c, DescriptorCode: p.OneTimeCode, IdempotencyKey: r.IdempotencyKey}
+	req.SubMerchant, req.SubMerchantID = subMerchantFrom(p.Ecom)
+	return req, nil
+}
+
+// cardFrom reads the decrypted Payment/Card of an approval.
+func cardFrom(e *ecml.Ecom) (Card, error) {
+	if e.Payment == nil || e.Payment.Card == nil {
+		return Card{}, invalid("an approval needs Payment/Card decrypted")
+	}
+	c := e.Payment.Card
+	out := Card{Number: c.Number, Name: c.Name, Type: c.Type}
+	if c.ExpDate != nil {
+		out.ExpMonth, out.ExpYear = c.ExpDate.Month, c.ExpDate.Year
+	}
+	return out, nil
+}
+
+// subMerchantFrom reads the shop an acquirer pays for: Ecom/@Merchant and
+// Merchant/@id.
+func subMerchantFrom(e *ecml.Ecom) (name, id string) {
+	if m := e.MerchantInfo; m != nil {
+		id = m.ID
+	}
+	return e.Merchant, id
 }
 
 type reference struct {
@@ -295,8 +433,8 @@ type reference struct {
 	amount          ecml.Money
 }
 
-func refFrom(r *connectors.Request) (*reference, error) {
-	if err := lacks(r.Service, r.Payload); err != nil {
+func refFrom(service string, r *connectors.Request) (*reference, error) {
+	if err := lacks(service, r.Payload); err != nil {
 		return nil, err
 	}
 	p := r.Payload
@@ -329,12 +467,17 @@ func respond(a *Approval, err error) (*connectors.Response, error) {
 	return &connectors.Response{Status: saml.Status{Code: saml.StatusSuccess}, Payload: ApprovalPayload(a)}, nil
 }
 
-// ApprovalPayload is the response payload of an approval.
+// ApprovalPayload is the response payload of an approval. An approval
+// without an amount (Amount.Currency "": a verification approval, KECIS
+// §15.2) is written without Transaction/@Amount and @Currency, and without
+// its refunded amount.
 func ApprovalPayload(a *Approval) *ecml.Payload {
 	t := &ecml.Transaction{Type: "credit", Code: &ecml.Code{Approval: a.ApprovalNumber},
 		Data: &ecml.Data{Response: &ecml.Text{Value: string(a.State)}}}
-	_ = t.SetMoney(a.Amount)
-	if a.Refunded.Minor > 0 {
+	if a.Amount.Currency != "" {
+		_ = t.SetMoney(a.Amount)
+	}
+	if a.Amount.Currency != "" && a.Refunded.Minor > 0 {
 		if s, err := ecml.FormatAmount(a.Refunded); err == nil {
 			t.Data.PrivateUse = &ecml.Text{Value: "refunded=" + s}
 		}

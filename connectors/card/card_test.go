@@ -1,9 +1,13 @@
 package card_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/beevik/etree"
@@ -92,6 +96,18 @@ type full struct {
 	refund *card.RefundRequest
 }
 
+// verifier is a provider with verification approvals.
+type verifier struct {
+	full
+	verification *card.VerificationRequest
+}
+
+func (v *verifier) ApproveVerification(_ context.Context, r *card.VerificationRequest) (*card.Approval, error) {
+	v.verification = r
+	// A careless provider answers the amount: the SDK drops it.
+	return &card.Approval{ApprovalNumber: "V1", OrderID: r.OrderID, Amount: r.Challenge, Refunded: r.Challenge, State: card.Approved}, nil
+}
+
 func (f *full) Cancel(_ context.Context, r *card.CancelRequest) (*card.Approval, error) {
 	f.cancel = r
 	return &card.Approval{ApprovalNumber: r.ApprovalNumber, State: card.Cancelled}, nil
@@ -111,6 +127,8 @@ func TestServicesDetectsOptionalInterfaces(t *testing.T) {
 		{"approve only", &approveOnly{}, []string{card.ServiceApprove}},
 		{"approve and inquire", &withInquire{}, []string{card.ServiceApprove, card.ServiceInquire}},
 		{"everything", &full{}, []string{card.ServiceApprove, card.ServiceCancel, card.ServiceInquire, card.ServiceRefund}},
+		{"with verification approvals", &verifier{}, []string{card.ServiceApprove, card.ServiceApproveVerification,
+			card.ServiceCancel, card.ServiceInquire, card.ServiceRefund}},
 	} {
 		var got []string
 		for k := range card.Services(tc.svc) {
@@ -122,7 +140,8 @@ func TestServicesDetectsOptionalInterfaces(t *testing.T) {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
 	}
-	if card.ServiceApprove != "urn:kecis:service:card:approve" || card.ServiceRefund != "urn:kecis:service:card:refund" {
+	if card.ServiceApprove != "urn:kecis:service:card:approve" || card.ServiceRefund != "urn:kecis:service:card:refund" ||
+		card.ServiceApproveVerification != "urn:kecis:service:card:approve-verification" {
 		t.Fatal("service URIs")
 	}
 }
@@ -167,17 +186,26 @@ func TestServicesMapRequests(t *testing.T) {
 	if _, ok := connectors.AsStatus(errors.New("x")); ok {
 		t.Fatal("AsStatus of a plain error")
 	}
+	// A refund naming no amount reaches the provider with a zero amount:
+	// it refunds a verification approval whole, and the provider refuses
+	// it for any other (KECIS §15.2).
+	svc.refund = nil
+	if _, err := m[card.ServiceRefund](ctx, &connectors.Request{Issuer: "https://shop.test/kecis", IdempotencyKey: "k4", Payload: ref}); err == nil ||
+		svc.refund == nil || svc.refund.Amount != (ecml.Money{}) || svc.refund.ApprovalNumber != "A1" {
+		t.Fatalf("%v, %+v", err, svc.refund)
+	}
+	currencyOnly := &ecml.Payload{Ecom: &ecml.Ecom{SchemaVersion: ecml.SchemaVersion, Transaction: &ecml.Transaction{Type: "credit", Currency: "KRW", Code: &ecml.Code{Approval: "A1"}}}}
 
 	// Unreadable requests: Requester / InvalidPayload.
 	for name, tc := range map[string]struct {
 		service string
 		p       *ecml.Payload
 	}{
-		"approve without a card":  {card.ServiceApprove, &ecml.Payload{Ecom: &ecml.Ecom{Transaction: &ecml.Transaction{Amount: "1", Currency: "KRW"}}}},
-		"approve without payload": {card.ServiceApprove, nil},
-		"refund without amount":   {card.ServiceRefund, ref},
-		"cancel naming nothing":   {card.ServiceCancel, &ecml.Payload{Ecom: &ecml.Ecom{SchemaVersion: ecml.SchemaVersion}}},
-		"inquire without Ecom":    {card.ServiceInquire, &ecml.Payload{}},
+		"approve without a card":               {card.ServiceApprove, &ecml.Payload{Ecom: &ecml.Ecom{Transaction: &ecml.Transaction{Amount: "1", Currency: "KRW"}}}},
+		"approve without payload":              {card.ServiceApprove, nil},
+		"refund with a currency but no amount": {card.ServiceRefund, currencyOnly},
+		"cancel naming nothing":                {card.ServiceCancel, &ecml.Payload{Ecom: &ecml.Ecom{SchemaVersion: ecml.SchemaVersion}}},
+		"inquire without Ecom":                 {card.ServiceInquire, &ecml.Payload{}},
 	} {
 		_, err := m[tc.service](ctx, &connectors.Request{Issuer: "https://shop.test/kecis", IdempotencyKey: "k", Payload: tc.p})
 		st, ok := connectors.AsStatus(err)
@@ -225,14 +253,176 @@ func TestObjectRules(t *testing.T) {
 	if got := card.Objects(&ecml.Payload{Ecom: &ecml.Ecom{Transaction: &ecml.Transaction{Code: &ecml.Code{}}}}); len(got) != 0 {
 		t.Fatalf("Objects of an empty reference = %+v", got)
 	}
-	for _, s := range []string{card.ServiceApprove, card.ServiceCancel, card.ServiceRefund, card.ServiceInquire} {
+	for _, s := range []string{card.ServiceApprove, card.ServiceApproveVerification, card.ServiceCancel, card.ServiceRefund, card.ServiceInquire} {
 		r, ok := connectors.ObjectRuleOf(s)
-		if !ok || r.Creates != (s == card.ServiceApprove) || r.NotFound != card.NoSuchApproval {
+		if !ok || r.Creates != (s == card.ServiceApprove || s == card.ServiceApproveVerification) || r.NotFound != card.NoSuchApproval {
 			t.Errorf("%s: rule %+v, %v", s, r, ok)
 		}
 	}
 	var se *connectors.StatusError
 	if err := card.NotFound("no such approval"); !errors.As(err, &se) || se.Status != card.NoSuchApproval {
 		t.Fatalf("NotFound gives %v, NoSuchApproval is %+v", err, card.NoSuchApproval)
+	}
+}
+
+func krw(n int64) ecml.Money { return ecml.Money{Minor: n, Currency: "KRW"} }
+
+// verificationReq is a verification approval of 1,234 won under a ceiling
+// of 50,000, with a descriptor code, for a PG's shop.
+func verificationReq() *card.VerificationRequest {
+	return &card.VerificationRequest{OrderID: "AA-ORD-1", SessionID: "S-7f3a", Challenge: krw(1234), Ceiling: krw(50000),
+		Card:           card.Card{Number: "4111111111111111", ExpMonth: "12", ExpYear: "2030", Name: "HONG GILDONG"},
+		DescriptorCode: "482193", SubMerchant: "Demo shop", SubMerchantID: "CA-0001", IdempotencyKey: "aa-S-7f3a-verify"}
+}
+
+// TestVerificationPayload: the request Client.ApproveVerification sends
+// (KECIS §15.2 approve-verification) carries no Transaction amount; the
+// secret amount is kx:AmountAuth/kx:Challenge beside the public ceiling,
+// the code kx:OneTimeCode, and both — with the card — are among the
+// elements the SDK encrypts for the recipient. The provider's SDK reads it
+// back whole, and its answer carries no amount whatever the provider
+// returned.
+func TestVerificationPayload(t *testing.T) {
+	req := verificationReq()
+	p, err := card.VerificationPayload(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr := p.Ecom.Transaction; tr.Amount != "" || tr.Currency != "" || tr.Type != "credit" {
+		t.Fatalf("Transaction %+v: an approve-verification names no amount", tr)
+	}
+	if aa := p.AmountAuth; aa.SessionID != "S-7f3a" || aa.Ceiling != "50000" || aa.Currency != "KRW" || aa.Challenge.Reveal() != "1234" {
+		t.Fatalf("kx:AmountAuth %#v", aa)
+	}
+	if p.OneTimeCode.Reveal() != "482193" || p.Ecom.ConsumerOrderID != "AA-ORD-1" || p.Ecom.Merchant != "Demo shop" ||
+		p.Ecom.MerchantInfo == nil || p.Ecom.MerchantInfo.ID != "CA-0001" {
+		t.Fatalf("payload %#v", p.Ecom)
+	}
+	c := etree.NewElement("kecis:Payload")
+	c.CreateAttr("xmlns:kecis", saml.NSKECIS)
+	if err := p.AppendTo(c); err != nil {
+		t.Fatal(err)
+	}
+	var enc []string
+	for _, el := range ecml.SensitiveElements(c) {
+		enc = append(enc, el.Tag)
+	}
+	if want := []string{"Card", "Challenge", "OneTimeCode"}; !slices.Equal(enc, want) {
+		t.Fatalf("the SDK encrypts %q, want %q", enc, want)
+	}
+
+	v := &verifier{}
+	resp, err := card.Services(v)[card.ServiceApproveVerification](context.Background(),
+		&connectors.Request{Issuer: "https://pg.test/kecis", IdempotencyKey: req.IdempotencyKey, Payload: wire(t, p)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := v.verification
+	want := *req
+	want.Merchant = "https://pg.test/kecis"
+	if got.Merchant != want.Merchant || got.OrderID != want.OrderID || got.SessionID != want.SessionID || got.Challenge != want.Challenge ||
+		got.Ceiling != want.Ceiling || got.Card != want.Card || got.DescriptorCode.Reveal() != "482193" || got.SubMerchant != want.SubMerchant ||
+		got.SubMerchantID != want.SubMerchantID || got.IdempotencyKey != want.IdempotencyKey {
+		t.Fatalf("the provider got %v, want %v", got, want)
+	}
+	if tr := resp.Payload.Ecom.Transaction; tr.Amount != "" || tr.Currency != "" || tr.Data.PrivateUse != nil || tr.Code.Approval != "V1" {
+		t.Fatalf("the answer to approve-verification shows %+v", tr)
+	}
+	if a, err := card.ApprovalFrom(resp.Payload); err != nil || a.Amount != (ecml.Money{}) || a.State != card.Approved {
+		t.Fatalf("%+v, %v", a, err)
+	}
+
+	// Without a code the payload has no kx:OneTimeCode; a challenge in
+	// another currency than the ceiling's is not sent.
+	req.DescriptorCode = ""
+	if p, err := card.VerificationPayload(req); err != nil || p.OneTimeCode != "" {
+		t.Fatalf("%v, %v", p, err)
+	}
+	req.Challenge = ecml.Money{Minor: 1234, Currency: "USD"}
+	if _, err := card.VerificationPayload(req); err == nil {
+		t.Fatal("a challenge in USD under a ceiling in KRW was built")
+	}
+}
+
+// TestVerificationRefusals: what an approve-verification lacks, or the
+// amount in clear, is Requester / InvalidPayload, named.
+func TestVerificationRefusals(t *testing.T) {
+	good := func() *ecml.Payload {
+		p, err := card.VerificationPayload(verificationReq())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	svc := card.Services(&verifier{})[card.ServiceApproveVerification]
+	for name, c := range map[string]struct {
+		edit   func(p *ecml.Payload)
+		detail string
+	}{
+		"nothing":          {func(p *ecml.Payload) { *p = ecml.Payload{} }, "Ecom_ConsumerOrderID, Ecom_Payment_Card_Number"},
+		"no kx:AmountAuth": {func(p *ecml.Payload) { p.AmountAuth = nil }, "kx:AmountAuth/@SessionID, kx:AmountAuth/@Ceiling, kx:AmountAuth/@Currency, kx:AmountAuth/kx:Challenge"},
+		"no challenge":     {func(p *ecml.Payload) { p.AmountAuth.Challenge = "" }, "lacks kx:AmountAuth/kx:Challenge"},
+		"a challenge encrypted": {func(p *ecml.Payload) {
+			p.AmountAuth.Challenge, p.AmountAuth.EncryptedChallenge = "", etree.NewElement("xenc:EncryptedData")
+		}, "kx:Challenge decrypted"},
+		"a code encrypted": {func(p *ecml.Payload) {
+			p.OneTimeCode, p.EncryptedOneTimeCode = "", etree.NewElement("xenc:EncryptedData")
+		}, "kx:OneTimeCode must be decrypted"},
+		"the amount in clear": {func(p *ecml.Payload) { _ = p.Ecom.Transaction.SetMoney(krw(1234)) }, "carries no Transaction/@Amount"},
+		"a card left encrypted": {func(p *ecml.Payload) {
+			p.Ecom.Payment = &ecml.Payment{EncryptedCard: etree.NewElement("xenc:EncryptedData")}
+		}, "Payment/Card decrypted"},
+		"a ceiling not an amount": {func(p *ecml.Payload) { p.AmountAuth.Ceiling = "5만" }, "@Ceiling is not a valid amount"},
+	} {
+		p := good()
+		c.edit(p)
+		_, err := svc(context.Background(), &connectors.Request{Issuer: "https://pg.test/kecis", IdempotencyKey: "k", Payload: p})
+		st, ok := connectors.AsStatus(err)
+		if !ok || st.Code != saml.StatusRequester || st.SubCode != saml.CodeInvalidPayload || !strings.Contains(st.Message, c.detail) {
+			t.Errorf("%s: %v", name, err)
+		}
+		if err != nil && (strings.Contains(err.Error(), "1234") || strings.Contains(err.Error(), "482193")) {
+			t.Errorf("%s: the refusal shows a secret: %v", name, err)
+		}
+	}
+}
+
+// TestVerificationRequestHidesSecrets: the challenge and the code print and
+// log as hidden, the card masked.
+func TestVerificationRequestHidesSecrets(t *testing.T) {
+	req := verificationReq()
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("verification", "req", req, "value", *req)
+	out := fmt.Sprintf("%v %+v %#v %s %v", req, *req, req, req, []any{req}) + logged.String()
+	for _, secret := range []string{"1234", "482193", "4111111111111111"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("%s shows in %s", secret, out)
+		}
+	}
+	if !strings.Contains(out, "S-7f3a") || !strings.Contains(out, "AA-ORD-1") || !strings.Contains(out, "[hidden]") {
+		t.Errorf("the request prints as %s", out)
+	}
+}
+
+// TestApprovalPayloadWithoutAmount: an approval with no amount (a
+// verification approval, KECIS §15.2) is answered without
+// Transaction/@Amount, @Currency or the refunded amount, and reads back
+// so.
+func TestApprovalPayloadWithoutAmount(t *testing.T) {
+	for _, a := range []card.Approval{
+		{ApprovalNumber: "30012347", OrderID: "AA-1", State: card.Approved},
+		{ApprovalNumber: "30012348", OrderID: "AA-2", State: card.Cancelled},
+		{ApprovalNumber: "30012349", OrderID: "AA-3", Refunded: krw(1234), State: card.Refunded},
+	} {
+		p := card.ApprovalPayload(&a)
+		if tr := p.Ecom.Transaction; tr.Amount != "" || tr.Currency != "" || tr.Data.PrivateUse != nil {
+			t.Errorf("%s: %+v", a.ApprovalNumber, tr)
+		}
+		got, err := card.ApprovalFrom(wire(t, p))
+		want := a
+		want.Refunded = ecml.Money{}
+		if err != nil || *got != want {
+			t.Errorf("round trip: %+v, %v; want %+v", got, err, want)
+		}
 	}
 }

@@ -47,23 +47,63 @@ func (c *Client) do(ctx context.Context, recipient, service, key string, p *ecml
 // encrypted for the recipient; BIN and last four digits travel as public
 // routing hints.
 func (c *Client) Approve(ctx context.Context, recipient string, req *ApproveRequest) (*Outcome, error) {
-	amount, err := ecml.FormatAmount(req.Amount)
-	if err != nil {
+	p := approvalRequest(req.OrderID, req.Card, req.SubMerchant, req.SubMerchantID)
+	if err := p.Ecom.Transaction.SetMoney(req.Amount); err != nil {
 		return nil, err
 	}
-	card := &ecml.Card{Number: req.Card.Number, Name: req.Card.Name, Type: req.Card.Type,
-		ExpDate: &ecml.Date{Month: req.Card.ExpMonth, Year: req.Card.ExpYear}}
-	p := &ecml.Payload{Ecom: &ecml.Ecom{SchemaVersion: ecml.SchemaVersion, ConsumerOrderID: req.OrderID,
-		Payment:     &ecml.Payment{Card: card},
-		Transaction: &ecml.Transaction{Amount: amount, Currency: req.Amount.Currency, Type: "credit"}}}
 	if req.KeyIn != nil {
 		p.KeyIn = &ecml.KeyIn{PasswordPrefix: req.KeyIn.PasswordPrefix, BirthDate: req.KeyIn.BirthDate}
 	}
-	var routing *saml.Routing
-	if bin := req.Card.Number.BIN(); bin != "" {
-		routing = &saml.Routing{CardBIN: bin, CardLast4: req.Card.Number.Last4()}
+	return c.do(ctx, recipient, ServiceApprove, req.IdempotencyKey, p, cardRouting(req.Card))
+}
+
+// ApproveVerification asks recipient for a verification approval (KECIS
+// §15.2 approve-verification): as Approve, but with no Transaction/@Amount;
+// the amount is kx:AmountAuth/kx:Challenge beside the public @Ceiling, and
+// the descriptor code, when given, kx:OneTimeCode — both encrypted for the
+// recipient with the card. The answer carries no amount.
+func (c *Client) ApproveVerification(ctx context.Context, recipient string, req *VerificationRequest) (*Outcome, error) {
+	p, err := verificationPayload(req)
+	if err != nil {
+		return nil, err
 	}
-	return c.do(ctx, recipient, ServiceApprove, req.IdempotencyKey, p, routing)
+	return c.do(ctx, recipient, ServiceApproveVerification, req.IdempotencyKey, p, cardRouting(req.Card))
+}
+
+// verificationPayload is the request payload of ApproveVerification.
+func verificationPayload(req *VerificationRequest) (*ecml.Payload, error) {
+	p := approvalRequest(req.OrderID, req.Card, req.SubMerchant, req.SubMerchantID)
+	aa := &ecml.AmountAuth{SessionID: req.SessionID}
+	if err := aa.SetCeiling(req.Ceiling); err != nil {
+		return nil, fmt.Errorf("card: the ceiling: %w", err)
+	}
+	if err := aa.SetChallenge(req.Challenge); err != nil {
+		return nil, fmt.Errorf("card: the challenge: %w", err)
+	}
+	p.AmountAuth, p.OneTimeCode = aa, req.DescriptorCode
+	return p, nil
+}
+
+// approvalRequest is the payload an approval request shares: the order,
+// the shop an acquirer pays for, the card (the SDK encrypts it for the
+// recipient, KECIS §8.1) and a credit Transaction without an amount.
+func approvalRequest(order string, c Card, subMerchant, subMerchantID string) *ecml.Payload {
+	card := &ecml.Card{Number: c.Number, Name: c.Name, Type: c.Type, ExpDate: &ecml.Date{Month: c.ExpMonth, Year: c.ExpYear}}
+	e := &ecml.Ecom{SchemaVersion: ecml.SchemaVersion, ConsumerOrderID: order, Merchant: subMerchant,
+		Payment: &ecml.Payment{Card: card}, Transaction: &ecml.Transaction{Type: "credit"}}
+	if subMerchantID != "" {
+		e.MerchantInfo = &ecml.Merchant{ID: subMerchantID}
+	}
+	return &ecml.Payload{Ecom: e}
+}
+
+// cardRouting is the public routing hint of a card: its BIN and last four
+// digits (KECIS §13.4), nil when the number has none.
+func cardRouting(c Card) *saml.Routing {
+	if bin := c.Number.BIN(); bin != "" {
+		return &saml.Routing{CardBIN: bin, CardLast4: c.Number.Last4()}
+	}
+	return nil
 }
 
 func refPayload(order, approval string, amount *ecml.Money) (*ecml.Payload, error) {
@@ -85,9 +125,14 @@ func (c *Client) Cancel(ctx context.Context, recipient string, req *CancelReques
 	return c.do(ctx, recipient, ServiceCancel, req.IdempotencyKey, p, nil)
 }
 
-// Refund refunds part or all of a settled approval.
+// Refund refunds part or all of a settled approval; a zero Amount names
+// none, which refunds a verification approval whole (KECIS §15.2).
 func (c *Client) Refund(ctx context.Context, recipient string, req *RefundRequest) (*Outcome, error) {
-	p, err := refPayload(req.OrderID, req.ApprovalNumber, &req.Amount)
+	var amount *ecml.Money
+	if req.Amount != (ecml.Money{}) {
+		amount = &req.Amount
+	}
+	p, err := refPayload(req.OrderID, req.ApprovalNumber, amount)
 	if err != nil {
 		return nil, err
 	}

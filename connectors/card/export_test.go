@@ -1,0 +1,5 @@
+package card
+
+// VerificationPayload exposes the payload ApproveVerification sends, for
+// the tests of what travels (the SDK encrypts its sensitive elements).
+var VerificationPayload = verificationPayload
