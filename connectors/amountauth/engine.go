@@ -64,14 +64,21 @@ type Config struct {
 // user and a merchant may start, and entries a client (the cardholder's
 // browser, by address) may make on the page. Each is a rate per hour and
 // a burst.
+// CardFailuresPerDay bounds the sessions of a card that may fail (reach
+// the attempt limit) in 24 hours: past it the card is refused AA until
+// the oldest failure is a day old. With n possible challenges and k
+// attempts a session, it bounds a guesser's chance per card and day at
+// CardFailuresPerDay·k/n (KECIS §15.3.4).
 type Limits struct {
 	CardPerHour, UserPerHour, MerchantPerSecond, ClientPerHour float64
 	CardBurst, UserBurst, MerchantBurst, ClientBurst           int
+	CardFailuresPerDay                                         int
 }
 
-// DefaultLimits: a card 10 sessions an hour (burst 5), a user 20 (10), a
-// merchant 50 a second (100), a client 60 entries an hour (20).
-var DefaultLimits = Limits{CardPerHour: 10, CardBurst: 5, UserPerHour: 20, UserBurst: 10,
+// DefaultLimits: a card 3 sessions an hour (burst 3) and 3 failed sessions
+// a day, a user 20 sessions an hour (10), a merchant 50 a second (100), a
+// client 60 entries an hour (20).
+var DefaultLimits = Limits{CardPerHour: 3, CardBurst: 3, CardFailuresPerDay: 3, UserPerHour: 20, UserBurst: 10,
 	MerchantPerSecond: 50, MerchantBurst: 100, ClientPerHour: 60, ClientBurst: 20}
 
 // Engine runs amount authentication.
@@ -116,6 +123,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if l.MerchantPerSecond <= 0 {
 		l.MerchantPerSecond, l.MerchantBurst = d.MerchantPerSecond, d.MerchantBurst
+	}
+	if l.CardFailuresPerDay <= 0 {
+		l.CardFailuresPerDay = d.CardFailuresPerDay
 	}
 	if l.ClientPerHour <= 0 {
 		l.ClientPerHour, l.ClientBurst = d.ClientPerHour, d.ClientBurst
@@ -235,6 +245,7 @@ func (e *Engine) Start(ctx context.Context, r *StartRequest) (*Session, error) {
 	}
 	o := e.options(r.Merchant)
 	now := e.now()
+
 	id, err := e.newID()
 	if err != nil {
 		return nil, err
@@ -249,6 +260,14 @@ func (e *Engine) Start(ctx context.Context, r *StartRequest) (*Session, error) {
 	skip, verifiedAt, err := e.skip(ctx, o, r, userMAC, cardMAC, now)
 	if err != nil {
 		return nil, err
+	}
+	if !skip {
+		if n, err := e.cfg.Store.Failures(ctx, cardMAC, now.Add(-24*time.Hour)); err != nil {
+			return nil, err
+		} else if n >= e.cfg.Limits.CardFailuresPerDay {
+			e.log.WarnContext(ctx, "amountauth: card past its failed sessions of the day", "card", r.Card.Number.Masked(), "failures", n)
+			return nil, errRateLimited
+		}
 	}
 	var secret string
 	if skip {

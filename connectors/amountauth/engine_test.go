@@ -454,3 +454,27 @@ func TestNothingSecretAtRest(t *testing.T) {
 		rows.Close()
 	}
 }
+
+func TestCardFailuresPerDayBoundGuessing(t *testing.T) {
+	r := newRig(t, func(c *Config) { c.Limits = Limits{CardPerHour: 100, CardBurst: 100, CardFailuresPerDay: 2} })
+	wrong := ecml.Money{Minor: 1, Currency: "KRW"} // below the lowest challenge: never right
+	for i := range 2 {
+		s := r.start(t, "ORD-F"+strconv.Itoa(i), 30000, testPAN)
+		for range 3 {
+			s = r.confirm(t, s, Typed{Amount: &wrong})
+		}
+		if s.State != Failed {
+			t.Fatalf("session %d: %s", i, s.State)
+		}
+	}
+	if _, err := r.e.Start(context.Background(), r.request("ORD-F2", 30000, testPAN)); !isStatus(err, saml.CodeLimitExceeded) {
+		t.Fatalf("a third session after two failures: %v", err)
+	}
+	// Another card, and a purchase below the minimum (no AA), go on.
+	r.start(t, "ORD-F3", 30000, otherPAN)
+	if s := r.start(t, "ORD-F4", 5000, testPAN); s.State != Approved {
+		t.Fatalf("below the minimum: %s", s.State)
+	}
+	r.clock.Advance(24 * time.Hour)
+	r.start(t, "ORD-F5", 30000, testPAN)
+}

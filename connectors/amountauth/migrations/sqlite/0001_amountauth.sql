@@ -35,6 +35,9 @@ CREATE TABLE amountauth_session (
 -- The recovery run reads only the sessions that still owe work.
 CREATE INDEX amountauth_session_open ON amountauth_session (deadline) WHERE verify_done = 0 OR state IN ('starting', 'processing');
 
+-- A card's failed sessions of the last day (the guessing bound, KECIS §15.3.4).
+CREATE INDEX amountauth_session_card ON amountauth_session (card_mac, updated_at);
+
 CREATE TABLE amountauth_profile (
     merchant    TEXT NOT NULL,
     user_mac    BLOB NOT NULL,
