@@ -39,9 +39,9 @@ td.text{min-width:14rem;overflow-wrap:anywhere}
 {{range .Cards}}<tr><td>{{.ID}}</td><td>{{.Masked}}</td><td>{{.Type}}</td><td>{{.Status}}{{if .ResponseDelay}} (answers after {{.ResponseDelay}}){{end}}</td><td>{{printf "%02d/%d" .ExpMonth .ExpYear}}</td><td>{{.HolderName}}</td><td>{{phone .HolderPhone}}</td><td class="n">{{money .Limit .Currency}}</td><td class="n">{{money .Available .Currency}}</td><td class="n">{{.FailedAttempts}}</td></tr>
 {{else}}<tr><td colspan="10">no cards</td></tr>{{end}}</table></div>
 <h2>Recent approvals</h2>
-<div class="scroll"><table><tr><th>No.</th><th>Time</th><th>Merchant</th><th>Order</th><th>Card</th><th>Amount</th><th>Refunded</th><th>Status</th><th>Cut-off</th></tr>
-{{range .Approvals}}<tr><td>{{.Number}}</td><td>{{time .ApprovedAt $.Loc}}</td><td>{{.MerchantName}}{{if ne .MerchantName .MerchantID}}<span class="via">via {{.MerchantID}}</span>{{end}}</td><td>{{.OrderID}}</td><td>{{.CardBIN}}******{{.CardLast4}}</td><td class="n">{{money .Amount.Minor .Amount.Currency}}</td><td class="n">{{money .Refunded .Amount.Currency}}</td><td>{{.Status}}</td><td>{{time .CutOffAt $.Loc}}</td></tr>
-{{else}}<tr><td colspan="9">no approvals</td></tr>{{end}}</table></div>
+<div class="scroll"><table><tr><th>No.</th><th>Time</th><th>Merchant</th><th>Order</th><th>Card</th><th>Kind</th><th>Amount</th><th>Refunded</th><th>Status</th><th>Cut-off</th></tr>
+{{range .Approvals}}<tr><td>{{.Number}}</td><td>{{time .ApprovedAt $.Loc}}</td><td>{{.MerchantName}}{{if ne .MerchantName .MerchantID}}<span class="via">via {{.MerchantID}}</span>{{end}}</td><td>{{.OrderID}}</td><td>{{.CardBIN}}******{{.CardLast4}}</td><td>{{if .Verification}}verification{{else}}payment{{end}}</td><td class="n">{{money .Amount.Minor .Amount.Currency}}</td><td class="n">{{money .Refunded .Amount.Currency}}</td><td>{{.Status}}</td><td>{{time .CutOffAt $.Loc}}</td></tr>
+{{else}}<tr><td colspan="10">no approvals</td></tr>{{end}}</table></div>
 <h2>Recent SMS</h2>
 <div class="scroll"><table><tr><th>#</th><th>Time</th><th>To</th><th>Text</th><th>State</th><th>Attempts</th><th>Last error</th></tr>
 {{range .SMS}}<tr><td>{{.ID}}</td><td>{{time .CreatedAt $.Loc}}</td><td>{{phone .Phone}}</td><td class="text">{{.Text}}</td><td>{{.State}}</td><td class="n">{{.Attempts}}</td><td>{{.LastError}}</td></tr>
@@ -51,7 +51,8 @@ td.text{min-width:14rem;overflow-wrap:anywhere}
 
 // handleAdminPage renders the admin page: cards (masked), the latest
 // approvals — the merchant the cardholder bought from, and the acquirer
-// it came through when that is another — and the latest SMS. It fits a
+// it came through when that is another; a payment or a verification
+// approval (KECIS §15.3) — and the latest SMS. It fits a
 // phone: a viewport, and tables that scroll sideways within the page.
 func (i *Issuer) handleAdminPage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()

@@ -28,6 +28,50 @@ import (
 // effect; other parameters give IDEMPOTENCY_CONFLICT. An order of a
 // merchant gets at most one approval (DUPLICATE_ORDER).
 func (i *Issuer) Approve(ctx context.Context, req ApproveRequest) (*Approval, error) {
+	return i.approve(ctx, req, nil)
+}
+
+// ApproveVerification makes a verification approval (KECIS §15.2
+// approve-verification, §15.3 amount authentication): an approval exactly
+// as Approve makes one — the same checks, declines, limit, ledger entry,
+// idempotency and approval SMS, whose amount and merchant name the
+// cardholder types back to the PG; the descriptor code, when given, after
+// the merchant name — marked Verification. Its amount must be at most the
+// ceiling and Config.MaxVerificationAmount (LIMIT_EXCEEDED). No log line
+// shows its amount or code. Cancel voids it; after the cut-off a Refund
+// naming no amount refunds it whole.
+func (i *Issuer) ApproveVerification(ctx context.Context, req VerificationRequest) (*Approval, error) {
+	if e := checkMoney(req.Amount); e != nil {
+		return nil, e
+	}
+	if e := checkMoney(req.Ceiling); e != nil {
+		return nil, invalid("ceiling: " + e.Message)
+	}
+	code := req.DescriptorCode.Reveal()
+	if code != "" && (len(code) < 4 || len(code) > 10 || !ecml.AllDigits(code)) {
+		return nil, invalid("descriptor code must be 4 to 10 digits")
+	}
+	if req.Ceiling.Currency != req.Amount.Currency {
+		return nil, invalid("the amount and the ceiling must be in one currency")
+	}
+	if req.Amount.Minor > req.Ceiling.Minor {
+		return nil, newError(CodeLimitExceeded, "the amount is above the ceiling")
+	}
+	if req.Amount.Minor > i.maxVerif[req.Amount.Currency] {
+		return nil, newError(CodeLimitExceeded, "the amount is above the issuer's maximum for verification approvals")
+	}
+	return i.approve(ctx, ApproveRequest{MerchantID: req.MerchantID, MerchantName: req.MerchantName, OrderID: req.OrderID,
+		Amount: req.Amount, Card: req.Card, IdempotencyKey: req.IdempotencyKey}, &verification{ceiling: req.Ceiling, code: code})
+}
+
+// verification is what makes an approval a verification approval.
+type verification struct {
+	ceiling ecml.Money
+	code    string // the descriptor code the SMS shows; "" for none
+}
+
+// approve is Approve, and ApproveVerification when v is set.
+func (i *Issuer) approve(ctx context.Context, req ApproveRequest, v *verification) (*Approval, error) {
 	if e := checkKey(req.IdempotencyKey); e != nil {
 		return nil, e
 	}
@@ -81,20 +125,25 @@ func (i *Issuer) Approve(ctx context.Context, req ApproveRequest) (*Approval, er
 		time.Sleep(d)
 	}
 	now := i.now()
-	fp := i.vault.fingerprint(opApprove, req.MerchantID, req.OrderID, req.MerchantName,
+	op := opApprove
+	fields := []string{req.MerchantID, req.OrderID, req.MerchantName,
 		strconv.FormatInt(req.Amount.Minor, 10), req.Amount.Currency, strconv.Itoa(req.Installments),
-		pan, strconv.Itoa(expM), strconv.Itoa(expY), string(auth), prefix, birth)
-	x := &approveTx{req: req, pan: pan, prefix: prefix, birth: birth, expM: expM, expY: expY, auth: auth, now: now}
-	out, err := i.idempotent(ctx, merchantScope(req.MerchantID), req.IdempotencyKey, opApprove, fp, now,
+		pan, strconv.Itoa(expM), strconv.Itoa(expY), string(auth), prefix, birth}
+	if v != nil {
+		op = opVerify
+		fields = append(fields, strconv.FormatInt(v.ceiling.Minor, 10), v.ceiling.Currency, v.code)
+	}
+	fp := i.vault.fingerprint(op, fields...)
+	x := &approveTx{req: req, verification: v, pan: pan, prefix: prefix, birth: birth, expM: expM, expY: expY, auth: auth, now: now}
+	out, err := i.idempotent(ctx, merchantScope(req.MerchantID), req.IdempotencyKey, op, fp, now,
 		func(tx *sql.Tx) (string, *Error, error) { return i.authorize(ctx, tx, x) })
 	if err != nil {
 		return nil, err
 	}
 	if out.err != nil {
 		if !out.replayed {
-			i.log.InfoContext(ctx, "approval declined", "merchant", req.MerchantID, "order", req.OrderID,
-				"amount", req.Amount.Minor, "currency", req.Amount.Currency, "code", out.err.Code,
-				"reason", out.err.Message)
+			args := append([]any{"merchant", req.MerchantID, "order", req.OrderID}, amountAttrs(req.Amount, v != nil)...)
+			i.log.InfoContext(ctx, "approval declined", append(args, "code", out.err.Code, "reason", out.err.Message)...)
 			if f := x.failure; f != nil {
 				i.log.WarnContext(ctx, "key-in verification failed", "card", f.card, "last4", f.last4,
 					"attempts", f.attempts)
@@ -112,18 +161,28 @@ func (i *Issuer) Approve(ctx context.Context, req ApproveRequest) (*Approval, er
 	}
 	a.Replayed = out.replayed
 	if !out.replayed {
-		i.log.InfoContext(ctx, "approval approved", "approval", a.Number, "merchant", a.MerchantID,
-			"order", a.OrderID, "amount", a.Amount.Minor, "currency", a.Amount.Currency,
-			"card", a.CardID, "last4", a.CardLast4, "auth", a.CardholderAuth)
+		args := append([]any{"approval", a.Number, "merchant", a.MerchantID, "order", a.OrderID}, amountAttrs(a.Amount, a.Verification)...)
+		i.log.InfoContext(ctx, "approval approved", append(args, "card", a.CardID, "last4", a.CardLast4, "auth", a.CardholderAuth)...)
 		i.deliverAfterCommit(ctx, x.sms)
 	}
 	return a, nil
+}
+
+// amountAttrs are the log attributes of an approval's amount: of a
+// verification approval only its currency, since its amount is the
+// cardholder's one-time password (KECIS §15.3).
+func amountAttrs(m ecml.Money, verification bool) []any {
+	if verification {
+		return []any{"verification", true, "currency", m.Currency}
+	}
+	return []any{"amount", m.Minor, "currency", m.Currency}
 }
 
 // approveTx is one Approve call: its checked input, and what its
 // transaction decided (reset on every run, as WriteTx may rerun it).
 type approveTx struct {
 	req                ApproveRequest
+	verification       *verification // nil but for ApproveVerification
 	pan, prefix, birth string
 	expM, expY         int
 	auth               CardholderAuth
@@ -216,16 +275,20 @@ func (i *Issuer) authorize(ctx context.Context, tx *sql.Tx, x *approveTx) (strin
 	if err != nil {
 		return "", nil, err
 	}
+	var code string
+	if x.verification != nil {
+		code = x.verification.code
+	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO issuer_approvals (approval_number, card_id,
 		merchant_id, merchant_name, order_id, amount, currency, installments, cardholder_auth,
-		refunded_amount, status, approved_at, cutoff_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $12)`,
+		refunded_amount, status, approved_at, cutoff_at, verification)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $12, $13)`,
 		number, c.ID, x.req.MerchantID, x.req.MerchantName, x.req.OrderID, x.req.Amount.Minor,
 		x.req.Amount.Currency, x.req.Installments, string(x.auth), string(StatusApproved), i.t(x.now),
-		i.t(i.CutOffAfter(x.now))); err != nil {
+		i.t(i.CutOffAfter(x.now)), x.verification != nil); err != nil {
 		return "", nil, fmt.Errorf("issuer: insert approval: %w", err)
 	}
-	text := i.smsText(smsApproval, x.req.MerchantName, x.req.Amount, x.req.Installments, x.now, c.Last4)
+	text := i.smsText(smsApproval, x.req.MerchantName, code, x.req.Amount, x.req.Installments, x.now, c.Last4)
 	if x.sms, err = i.enqueueSMS(ctx, tx, smsApproval, number, c.HolderPhone, text, x.now); err != nil {
 		return "", nil, err
 	}
@@ -308,7 +371,7 @@ func (i *Issuer) Cancel(ctx context.Context, req CancelRequest) (*Approval, erro
 			if err != nil {
 				return "", nil, err
 			}
-			text := i.smsText(smsCancel, a.MerchantName, a.Amount, 0, now, a.CardLast4)
+			text := i.smsText(smsCancel, a.MerchantName, "", a.Amount, 0, now, a.CardLast4)
 			if sms, err = i.enqueueSMS(ctx, tx, smsCancel, a.Number, phone, text, now); err != nil {
 				return "", nil, err
 			}
@@ -326,8 +389,8 @@ func (i *Issuer) Cancel(ctx context.Context, req CancelRequest) (*Approval, erro
 	}
 	a.Replayed = out.replayed
 	if !out.replayed {
-		i.log.InfoContext(ctx, "approval cancelled", "approval", a.Number, "merchant", a.MerchantID,
-			"order", a.OrderID, "amount", a.Amount.Minor, "currency", a.Amount.Currency, "card", a.CardID)
+		args := append([]any{"approval", a.Number, "merchant", a.MerchantID, "order", a.OrderID}, amountAttrs(a.Amount, a.Verification)...)
+		i.log.InfoContext(ctx, "approval cancelled", append(args, "card", a.CardID)...)
 		i.deliverAfterCommit(ctx, sms)
 	}
 	return a, nil
@@ -336,7 +399,9 @@ func (i *Issuer) Cancel(ctx context.Context, req CancelRequest) (*Approval, erro
 // Refund refunds part or all of a settled approval (매출취소 after the
 // cut-off). The refunds of an approval never add up to more than its
 // amount (REFUND_EXCEEDED); before the cut-off Cancel is the way
-// (NOT_SETTLED). It restores the card's available limit by the refunded
+// (NOT_SETTLED). A request naming no amount (zero Amount) refunds what
+// remains of a verification approval (KECIS §15.2), and of any other is
+// AMOUNT_REQUIRED. It restores the card's available limit by the refunded
 // amount and queues the cardholder SMS. Idempotent like Approve.
 func (i *Issuer) Refund(ctx context.Context, req RefundRequest) (*Refund, error) {
 	if e := checkKey(req.IdempotencyKey); e != nil {
@@ -348,8 +413,11 @@ func (i *Issuer) Refund(ctx context.Context, req RefundRequest) (*Refund, error)
 	if !validApprovalNumber(req.ApprovalNumber) {
 		return nil, invalid("approval number must be eight digits")
 	}
-	if e := checkMoney(req.Amount); e != nil {
-		return nil, e
+	whole := req.Amount == (ecml.Money{})
+	if !whole {
+		if e := checkMoney(req.Amount); e != nil {
+			return nil, e
+		}
 	}
 	if e := checkText("reason", req.Reason, 200, false); e != nil {
 		return nil, e
@@ -371,10 +439,20 @@ func (i *Issuer) Refund(ctx context.Context, req RefundRequest) (*Refund, error)
 			case StatusApproved:
 				return "", newError(CodeNotSettled, "the approval is not settled yet; cancel it instead"), nil
 			}
-			if req.Amount.Currency != a.Amount.Currency {
+			amount := req.Amount
+			if whole {
+				if !a.Verification {
+					return "", newError(CodeAmountRequired, "a refund needs an amount: only a verification approval is refunded whole without one"), nil
+				}
+				if a.Refundable() == 0 {
+					return "", newError(CodeRefundExceeded, "nothing is left to refund"), nil
+				}
+				amount = ecml.Money{Minor: a.Refundable(), Currency: a.Amount.Currency}
+			}
+			if amount.Currency != a.Amount.Currency {
 				return "", invalid("refund currency must be " + a.Amount.Currency), nil
 			}
-			if req.Amount.Minor > a.Refundable() {
+			if amount.Minor > a.Refundable() {
 				return "", newError(CodeRefundExceeded, "at most "+
 					formatMoney(ecml.Money{Minor: a.Refundable(), Currency: a.Amount.Currency})+" can still be refunded"), nil
 			}
@@ -383,7 +461,7 @@ func (i *Issuer) Refund(ctx context.Context, req RefundRequest) (*Refund, error)
 				return "", nil, err
 			}
 			status := StatusPartiallyRefunded
-			if a.Refunded+req.Amount.Minor == a.Amount.Minor {
+			if a.Refunded+amount.Minor == a.Amount.Minor {
 				status = StatusRefunded
 			}
 			// The approval may still read "approved" in the table if the
@@ -391,7 +469,7 @@ func (i *Issuer) Refund(ctx context.Context, req RefundRequest) (*Refund, error)
 			res, err := tx.ExecContext(ctx, `UPDATE issuer_approvals SET refunded_amount = refunded_amount + $1,
 				status = $2, settled_at = COALESCE(settled_at, cutoff_at)
 				WHERE approval_number = $3 AND refunded_amount + $4 <= amount`,
-				req.Amount.Minor, string(status), a.Number, req.Amount.Minor)
+				amount.Minor, string(status), a.Number, amount.Minor)
 			if err != nil {
 				return "", nil, fmt.Errorf("issuer: refund approval: %w", err)
 			}
@@ -399,14 +477,14 @@ func (i *Issuer) Refund(ctx context.Context, req RefundRequest) (*Refund, error)
 				return "", nil, fmt.Errorf("issuer: refund approval: %d rows, %v", n, err)
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO issuer_refunds (id, approval_number, amount, reason, created_at)
-				VALUES ($1, $2, $3, $4, $5)`, id, a.Number, req.Amount.Minor, req.Reason, i.t(now)); err != nil {
+				VALUES ($1, $2, $3, $4, $5)`, id, a.Number, amount.Minor, req.Reason, i.t(now)); err != nil {
 				return "", nil, fmt.Errorf("issuer: insert refund: %w", err)
 			}
-			phone, err := i.restoreLimit(ctx, tx, a.CardID, req.Amount.Minor, now)
+			phone, err := i.restoreLimit(ctx, tx, a.CardID, amount.Minor, now)
 			if err != nil {
 				return "", nil, err
 			}
-			text := i.smsText(smsRefund, a.MerchantName, req.Amount, 0, now, a.CardLast4)
+			text := i.smsText(smsRefund, a.MerchantName, "", amount, 0, now, a.CardLast4)
 			if sms, err = i.enqueueSMS(ctx, tx, smsRefund, id, phone, text, now); err != nil {
 				return "", nil, err
 			}
@@ -424,9 +502,9 @@ func (i *Issuer) Refund(ctx context.Context, req RefundRequest) (*Refund, error)
 	}
 	r.Replayed = out.replayed
 	if !out.replayed {
-		i.log.InfoContext(ctx, "approval refunded", "approval", r.ApprovalNumber, "refund", r.ID,
-			"merchant", req.MerchantID, "amount", r.Amount.Minor, "currency", r.Amount.Currency,
-			"status", r.Approval.Status)
+		args := append([]any{"approval", r.ApprovalNumber, "refund", r.ID, "merchant", req.MerchantID},
+			amountAttrs(r.Amount, r.Approval.Verification)...)
+		i.log.InfoContext(ctx, "approval refunded", append(args, "status", r.Approval.Status)...)
 		i.deliverAfterCommit(ctx, sms)
 	}
 	return r, nil
@@ -552,7 +630,7 @@ func (i *Issuer) RecentApprovals(ctx context.Context, limit int) ([]Approval, er
 
 const approvalSelect = `SELECT a.approval_number, a.status, a.merchant_id, a.merchant_name, a.order_id,
 	a.amount, a.currency, a.refunded_amount, a.installments, a.cardholder_auth, a.card_id, c.bin, c.last4,
-	c.card_type, a.approved_at, a.cutoff_at, a.cancelled_at, a.settled_at, COALESCE(a.batch_id, '')
+	c.card_type, a.approved_at, a.cutoff_at, a.cancelled_at, a.settled_at, COALESCE(a.batch_id, ''), a.verification
 	FROM issuer_approvals a JOIN issuer_cards c ON c.id = a.card_id`
 
 func scanApproval(row interface{ Scan(...any) error }, a *Approval) error {
@@ -560,7 +638,7 @@ func scanApproval(row interface{ Scan(...any) error }, a *Approval) error {
 	if err := row.Scan(&a.Number, &status, &a.MerchantID, &a.MerchantName, &a.OrderID, &a.Amount.Minor,
 		&a.Amount.Currency, &a.Refunded, &a.Installments, &auth, &a.CardID, &a.CardBIN, &a.CardLast4, &typ,
 		sqlstore.ScanTime(&a.ApprovedAt), sqlstore.ScanTime(&a.CutOffAt), sqlstore.ScanTime(&a.CancelledAt),
-		sqlstore.ScanTime(&a.SettledAt), &a.BatchID); err != nil {
+		sqlstore.ScanTime(&a.SettledAt), &a.BatchID, &a.Verification); err != nil {
 		return err
 	}
 	a.Status, a.CardholderAuth, a.CardType = Status(status), CardholderAuth(auth), CardType(typ)

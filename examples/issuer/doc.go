@@ -39,6 +39,15 @@
 // refunds it in parts, never above the approved amount, restoring the
 // limit by each part.
 //
+// ApproveVerification makes a verification approval for amount
+// authentication (KECIS §15.3): an approval as Approve makes one, on the
+// limit and in the ledger, marked as such, of a small secret amount (at
+// most the caller's ceiling and Config.MaxVerificationAmount, 50,000 KRW by
+// default) that the cardholder reads in the approval SMS — with a
+// descriptor code after the merchant name when one is given — and types
+// back to the PG. No log line shows its amount or code; after the cut-off
+// a refund naming no amount refunds it whole.
+//
 // Every mutation takes an idempotency key: the key's record is claimed,
 // the effect made and the outcome recorded in one transaction, so a repeat
 // with the same parameters returns the original outcome (the same approval,

@@ -37,6 +37,7 @@ const (
 	CodeAlreadySettled      Code = "ALREADY_SETTLED"    // a void after the cut-off: refund instead
 	CodeNotSettled          Code = "NOT_SETTLED"        // a refund before the cut-off: cancel instead
 	CodeRefundExceeded      Code = "REFUND_EXCEEDED"    // refunds would exceed the approved amount
+	CodeAmountRequired      Code = "AMOUNT_REQUIRED"    // a refund naming no amount of an approval that is no verification approval
 	CodeUnauthorized        Code = "UNAUTHORIZED"       // HTTP API only: admin token missing or wrong
 	CodeMethodNotAllowed    Code = "METHOD_NOT_ALLOWED" // HTTP API only
 	CodeInternal            Code = "INTERNAL"
@@ -58,7 +59,7 @@ func (c Code) HTTPStatus() int {
 		return http.StatusPaymentRequired
 	}
 	switch c {
-	case CodeInvalidRequest:
+	case CodeInvalidRequest, CodeAmountRequired:
 		return http.StatusBadRequest
 	case CodeUnauthorized:
 		return http.StatusUnauthorized
@@ -111,6 +112,7 @@ var (
 	ErrAlreadySettled      = &Error{Code: CodeAlreadySettled}
 	ErrNotSettled          = &Error{Code: CodeNotSettled}
 	ErrRefundExceeded      = &Error{Code: CodeRefundExceeded}
+	ErrAmountRequired      = &Error{Code: CodeAmountRequired}
 )
 
 // CodeOf returns the Code of err: that of the *Error it wraps, "" for nil,

@@ -161,6 +161,7 @@ type wireApproval struct {
 	CancelledAt      *time.Time   `json:"cancelled_at,omitempty"`
 	SettledAt        *time.Time   `json:"settled_at,omitempty"`
 	BatchID          string       `json:"settlement_batch,omitempty"`
+	Verification     bool         `json:"verification"`
 	Refunds          []wireRefund `json:"refunds"`
 }
 
@@ -211,7 +212,7 @@ func toWireApproval(a *Approval) wireApproval {
 		Currency: a.Amount.Currency, RefundedAmount: a.Refunded, RefundableAmount: a.Refundable(),
 		Installments: a.Installments, CardholderAuth: string(a.CardholderAuth),
 		Card:       wireCardRef{ID: a.CardID, Masked: a.CardBIN + "******" + a.CardLast4, Type: string(a.CardType)},
-		ApprovedAt: a.ApprovedAt, CutOffAt: a.CutOffAt, BatchID: a.BatchID, Refunds: []wireRefund{},
+		ApprovedAt: a.ApprovedAt, CutOffAt: a.CutOffAt, BatchID: a.BatchID, Verification: a.Verification, Refunds: []wireRefund{},
 	}
 	if !a.CancelledAt.IsZero() {
 		t := a.CancelledAt

@@ -13,6 +13,7 @@ import (
 const (
 	opIssueCard = "issue_card"
 	opApprove   = "approve"
+	opVerify    = "approve_verification"
 	opCancel    = "cancel"
 	opRefund    = "refund"
 )

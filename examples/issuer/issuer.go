@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -64,6 +65,11 @@ type Config struct {
 	// MaxKeyInFailures is how many consecutive wrong key-in attempts block
 	// a card; default 5.
 	MaxKeyInFailures int `json:"max_keyin_failures,omitempty"`
+	// MaxVerificationAmount is the largest verification approval
+	// (ApproveVerification, KECIS §15.3) per currency, in minor units;
+	// default {"KRW": 50000}. A currency it does not name has none
+	// (LIMIT_EXCEEDED).
+	MaxVerificationAmount map[string]int64 `json:"max_verification_amount,omitempty"`
 	// AdminToken guards the administrative HTTP endpoints (issuing cards,
 	// running settlement, the admin page) as a bearer token or the Basic
 	// auth password. Empty leaves them open, for a local demo only.
@@ -104,6 +110,7 @@ type Issuer struct {
 	loc      *time.Location
 	validity int
 	maxFail  int
+	maxVerif map[string]int64
 	admin    string
 
 	notifier      Notifier
@@ -212,6 +219,15 @@ func newIssuer(cfg Config) (*Issuer, error) {
 	}
 	if i.maxFail < 1 {
 		return nil, errors.New("issuer: config: max_keyin_failures must be positive")
+	}
+	i.maxVerif = maps.Clone(cfg.MaxVerificationAmount)
+	if i.maxVerif == nil {
+		i.maxVerif = map[string]int64{"KRW": 50_000}
+	}
+	for cur, n := range i.maxVerif {
+		if _, ok := ecml.MinorUnits(cur); !ok || n <= 0 {
+			return nil, fmt.Errorf("issuer: config: max_verification_amount %q: want a positive amount in a known currency", cur)
+		}
 	}
 	if i.notifyTimeout <= 0 {
 		i.notifyTimeout = 5 * time.Second

@@ -112,12 +112,15 @@ var smsLabel = map[smsKind]string{smsApproval: "승인", smsCancel: "승인취�
 //
 //	[KECIS Card] 승인 15,000원 Example Shop 11/22 19:00 (1111)
 //	[KECIS Card] 승인 300,000원 3개월 Example Shop 11/22 19:00 (1111)
+//	[KECIS Card] 승인 1,234원 Example Shop 482193 11/22 19:00 (1111)
 //	[KECIS Card] 승인취소 15,000원 Example Shop 11/22 19:05 (1111)
 //	[KECIS Card] 환불 5,000원 Example Shop 11/23 10:00 (1111)
 //
 // The time is local (Config.Location), the card shows its last four digits
-// only, and the merchant name is cut to 20 characters.
-func (i *Issuer) smsText(kind smsKind, merchant string, m ecml.Money, installments int, at time.Time, last4 string) string {
+// only, and the merchant name is cut to 20 characters; code, the
+// descriptor code of a verification approval (KECIS §15.3.5), follows it
+// when given.
+func (i *Issuer) smsText(kind smsKind, merchant, code string, m ecml.Money, installments int, at time.Time, last4 string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[%s] %s %s", i.brand, smsLabel[kind], formatMoney(m))
 	if installments > 1 {
@@ -127,7 +130,11 @@ func (i *Issuer) smsText(kind smsKind, merchant string, m ecml.Money, installmen
 	if utf8.RuneCountInString(name) > 20 {
 		name = string([]rune(name)[:20])
 	}
-	fmt.Fprintf(&b, " %s %s (%s)", strings.TrimSpace(name), at.In(i.loc).Format("01/02 15:04"), last4)
+	fmt.Fprintf(&b, " %s", strings.TrimSpace(name))
+	if code != "" {
+		fmt.Fprintf(&b, " %s", code)
+	}
+	fmt.Fprintf(&b, " %s (%s)", at.In(i.loc).Format("01/02 15:04"), last4)
 	return b.String()
 }
 

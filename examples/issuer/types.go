@@ -103,8 +103,12 @@ type Approval struct {
 	CancelledAt    time.Time // zero unless cancelled
 	SettledAt      time.Time // zero until settled (the cut-off instant)
 	BatchID        string    // the settlement batch, once Settle ran
-	Refunds        []Refund
-	Replayed       bool // this result answers an idempotent repeat
+	// Verification marks a verification approval (ApproveVerification):
+	// its amount is the cardholder's one-time password, and a refund
+	// naming no amount refunds it whole.
+	Verification bool
+	Refunds      []Refund
+	Replayed     bool // this result answers an idempotent repeat
 }
 
 // Refundable is what may still be refunded.
@@ -155,6 +159,25 @@ type ApproveRequest struct {
 	IdempotencyKey string
 }
 
+// VerificationRequest asks for a verification approval (KECIS §15.3,
+// amount authentication): an approval of Amount — a secret the
+// cardholder reads in the approval SMS and types back to the PG that asked
+// — checked and charged as ApproveRequest's, at most Ceiling (the PG's
+// public bound) and Config.MaxVerificationAmount.
+type VerificationRequest struct {
+	MerchantID   string
+	MerchantName string // shown in the cardholder's SMS; MerchantID if empty
+	OrderID      string // unique per merchant, as ApproveRequest's
+	Amount       ecml.Money
+	Ceiling      ecml.Money
+	Card         CardData
+	// DescriptorCode, optional, is shown after the merchant name in the
+	// SMS: 4 to 10 digits the cardholder types instead of the amount
+	// (KECIS §15.3.5). Prints masked; it is never stored but in the SMS.
+	DescriptorCode ecml.Secret
+	IdempotencyKey string
+}
+
 // CancelRequest voids an approval before its cut-off (승인취소).
 type CancelRequest struct {
 	MerchantID     string
@@ -167,6 +190,8 @@ type CancelRequest struct {
 type RefundRequest struct {
 	MerchantID     string
 	ApprovalNumber string
+	// Amount is what to refund. Zero refunds what remains of a
+	// verification approval; of any other approval it is AMOUNT_REQUIRED.
 	Amount         ecml.Money
 	Reason         string
 	IdempotencyKey string

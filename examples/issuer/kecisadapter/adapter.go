@@ -2,6 +2,11 @@
 // API: it implements the SDK's card service (connectors/card) over the
 // issuer's Go API, mapping its native error codes to KECIS statuses. The
 // issuer itself contains no KECIS code; this file is all it takes.
+//
+// A verification approval (KECIS §15.2 approve-verification) is the
+// issuer's ApproveVerification; every answer about one — to
+// approve-verification, cancel, refund and inquire — reports it without
+// its amount, the cardholder's one-time password.
 package kecisadapter
 
 import (
@@ -36,6 +41,7 @@ var (
 	_ card.Canceler = (*Adapter)(nil)
 	_ card.Refunder = (*Adapter)(nil)
 	_ card.Inquirer = (*Adapter)(nil)
+	_ card.Verifier = (*Adapter)(nil)
 )
 
 func (a *Adapter) before(ctx context.Context, s string) {
@@ -47,18 +53,38 @@ func (a *Adapter) before(ctx context.Context, s string) {
 // Approve implements card.Service.
 func (a *Adapter) Approve(ctx context.Context, r *card.ApproveRequest) (*card.Approval, error) {
 	a.before(ctx, card.ServiceApprove)
-	m, _ := strconv.Atoi(r.Card.ExpMonth)
-	y, _ := strconv.Atoi(r.Card.ExpYear)
-	cd := issuer.CardData{PAN: r.Card.Number, ExpMonth: m, ExpYear: y}
+	cd := cardData(r.Card)
 	if r.KeyIn != nil {
 		cd.KeyIn = &issuer.KeyIn{PasswordPrefix: r.KeyIn.PasswordPrefix, BirthDate: r.KeyIn.BirthDate}
 	}
-	ap, err := a.Issuer.Approve(ctx, issuer.ApproveRequest{MerchantID: r.Merchant, MerchantName: a.merchantName(r),
+	ap, err := a.Issuer.Approve(ctx, issuer.ApproveRequest{MerchantID: r.Merchant, MerchantName: a.merchantName(r.Merchant, r.SubMerchant),
 		OrderID: r.OrderID, Amount: r.Amount, Card: cd, IdempotencyKey: r.IdempotencyKey})
 	if err != nil {
 		return nil, mapError(err)
 	}
 	return approval(ap), nil
+}
+
+// ApproveVerification implements card.Verifier: the issuer's verification
+// approval of the challenge under the caller's ceiling, the descriptor
+// code shown in the cardholder's text. The answer has no amount.
+func (a *Adapter) ApproveVerification(ctx context.Context, r *card.VerificationRequest) (*card.Approval, error) {
+	a.before(ctx, card.ServiceApproveVerification)
+	ap, err := a.Issuer.ApproveVerification(ctx, issuer.VerificationRequest{MerchantID: r.Merchant,
+		MerchantName: a.merchantName(r.Merchant, r.SubMerchant), OrderID: r.OrderID, Amount: r.Challenge,
+		Ceiling: r.Ceiling, Card: cardData(r.Card), DescriptorCode: r.DescriptorCode, IdempotencyKey: r.IdempotencyKey})
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return approval(ap), nil
+}
+
+// cardData is the card as the issuer reads it (an expiry that is no
+// number reads 0, which the issuer refuses).
+func cardData(c card.Card) issuer.CardData {
+	m, _ := strconv.Atoi(c.ExpMonth)
+	y, _ := strconv.Atoi(c.ExpYear)
+	return issuer.CardData{PAN: c.Number, ExpMonth: m, ExpYear: y}
 }
 
 // maxMerchantName is the longest merchant name the issuer keeps (runes).
@@ -70,14 +96,14 @@ const maxMerchantName = 64
 // vouches for), else the caller's name from MerchantNames, else its
 // entityID. A name the issuer could not keep (too long, control
 // characters, digits like a card number) is cut or ignored rather than refusing the payment.
-func (a *Adapter) merchantName(r *card.ApproveRequest) string {
-	if n := strings.TrimSpace(r.SubMerchant); n != "" && !strings.ContainsFunc(n, unicode.IsControl) && !ecml.ContainsPAN(n) {
+func (a *Adapter) merchantName(caller, subMerchant string) string {
+	if n := strings.TrimSpace(subMerchant); n != "" && !strings.ContainsFunc(n, unicode.IsControl) && !ecml.ContainsPAN(n) {
 		if rs := []rune(n); len(rs) > maxMerchantName {
 			n = strings.TrimSpace(string(rs[:maxMerchantName]))
 		}
 		return n
 	}
-	return a.MerchantNames[r.Merchant]
+	return a.MerchantNames[caller]
 }
 
 // Cancel implements card.Canceler.
@@ -94,7 +120,9 @@ func (a *Adapter) Cancel(ctx context.Context, r *card.CancelRequest) (*card.Appr
 	return approval(ap), nil
 }
 
-// Refund implements card.Refunder.
+// Refund implements card.Refunder. A request naming no amount refunds a
+// verification approval whole; of any other approval the issuer refuses
+// it (InvalidPayload).
 func (a *Adapter) Refund(ctx context.Context, r *card.RefundRequest) (*card.Approval, error) {
 	a.before(ctx, card.ServiceRefund)
 	no, err := a.number(ctx, r.Merchant, r.ApprovalNumber, r.OrderID)
@@ -130,13 +158,19 @@ func (a *Adapter) number(ctx context.Context, merchant, no, order string) (strin
 	return ap.Number, nil
 }
 
+// approval is the issuer's approval as the card service reports it; a
+// verification approval without its amount or what was refunded of it
+// (KECIS §15.2): its state says the rest.
 func approval(ap *issuer.Approval) *card.Approval {
 	if ap == nil {
 		return nil
 	}
-	return &card.Approval{ApprovalNumber: ap.Number, OrderID: ap.OrderID, Amount: ap.Amount,
-		Refunded: ecml.Money{Minor: ap.Refunded, Currency: ap.Amount.Currency},
-		State:    card.State(strings.ReplaceAll(string(ap.Status), "_", "-"))}
+	out := &card.Approval{ApprovalNumber: ap.Number, OrderID: ap.OrderID,
+		State: card.State(strings.ReplaceAll(string(ap.Status), "_", "-"))}
+	if !ap.Verification {
+		out.Amount, out.Refunded = ap.Amount, ecml.Money{Minor: ap.Refunded, Currency: ap.Amount.Currency}
+	}
+	return out
 }
 
 // mapError turns the issuer's native codes into KECIS statuses; the
@@ -166,6 +200,8 @@ func mapError(err error) error {
 		return card.NotFound(card.NoSuchApproval.Message)
 	case issuer.CodeInvalidRequest, issuer.CodeIdempotencyConflict:
 		return card.NotFound(msg)
+	case issuer.CodeAmountRequired:
+		return card.InvalidPayload("a refund needs Transaction/@Amount and @Currency")
 	}
 	return err
 }
