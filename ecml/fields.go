@@ -302,38 +302,39 @@ func buildFields() []field {
 	addDate(tp+"/Date/Settle", "", settle, false)
 	addDate(tp+"/Date/Capture", "", capture, false)
 
-	// Extension elements without a flat name.
+	// Extension elements RFC 4112 has no flat name for: KECIS names them
+	// with its own prefix, ExtFlatPrefix (KECIS §14.7).
 	transfer := elem(root, func(p *Payload) **Transfer { return &p.Transfer })
 	terms := elem(transfer, func(t *Transfer) **Terms { return &t.Terms })
-	add("/kx:Transfer/@Purpose", "", leaf(transfer, func(t *Transfer) *string { return &t.Purpose }), 0, checkEnum(PurposePhishingPrevention, PurposeMutualAgreement))
-	add("/kx:Transfer/kx:Terms/@Principal", "", leaf(terms, func(t *Terms) *string { return &t.Principal }), 0, nil)
-	add("/kx:Transfer/kx:Terms/@Currency", "", leaf(terms, func(t *Terms) *string { return &t.Currency }), 0, checkCurrency)
-	add("/kx:Transfer/kx:Terms/@RepaymentDate", "", leaf(terms, func(t *Terms) *string { return &t.RepaymentDate }), 0, checkISODate)
-	add("/kx:Transfer/kx:Terms/@InterestRate", "", leaf(terms, func(t *Terms) *string { return &t.InterestRate }), 0, checkRate)
-	add("/kx:Transfer/kx:Terms", "", leaf(terms, func(t *Terms) *string { return &t.Text }), 2000, checkMultiline)
+	add("/kx:Transfer/@Purpose", "KECIS_Transfer_Purpose", leaf(transfer, func(t *Transfer) *string { return &t.Purpose }), 0, checkEnum(PurposePhishingPrevention, PurposeMutualAgreement))
+	add("/kx:Transfer/kx:Terms/@Principal", "KECIS_Transfer_Terms_Principal", leaf(terms, func(t *Terms) *string { return &t.Principal }), 0, nil)
+	add("/kx:Transfer/kx:Terms/@Currency", "KECIS_Transfer_Terms_Currency", leaf(terms, func(t *Terms) *string { return &t.Currency }), 0, checkCurrency)
+	add("/kx:Transfer/kx:Terms/@RepaymentDate", "KECIS_Transfer_Terms_RepaymentDate", leaf(terms, func(t *Terms) *string { return &t.RepaymentDate }), 0, checkISODate)
+	add("/kx:Transfer/kx:Terms/@InterestRate", "KECIS_Transfer_Terms_InterestRate", leaf(terms, func(t *Terms) *string { return &t.InterestRate }), 0, checkRate)
+	add("/kx:Transfer/kx:Terms", "KECIS_Transfer_Terms", leaf(terms, func(t *Terms) *string { return &t.Text }), 2000, checkMultiline)
 	aa := elem(root, func(p *Payload) **AmountAuth { return &p.AmountAuth })
-	add("/kx:AmountAuth/@SessionID", "", leaf(aa, func(a *AmountAuth) *string { return &a.SessionID }), 64, checkSessionID)
-	add("/kx:AmountAuth/@Ceiling", "", leaf(aa, func(a *AmountAuth) *string { return &a.Ceiling }), 0, nil)
-	add("/kx:AmountAuth/@Currency", "", leaf(aa, func(a *AmountAuth) *string { return &a.Currency }), 0, checkCurrency)
-	add("/kx:AmountAuth/kx:Challenge", "", leaf(aa, func(a *AmountAuth) *string { return (*string)(&a.Challenge) }), 0, nil)
+	add("/kx:AmountAuth/@SessionID", "KECIS_AmountAuth_SessionID", leaf(aa, func(a *AmountAuth) *string { return &a.SessionID }), 64, checkSessionID)
+	add("/kx:AmountAuth/@Ceiling", "KECIS_AmountAuth_Ceiling", leaf(aa, func(a *AmountAuth) *string { return &a.Ceiling }), 0, nil)
+	add("/kx:AmountAuth/@Currency", "KECIS_AmountAuth_Currency", leaf(aa, func(a *AmountAuth) *string { return &a.Currency }), 0, checkCurrency)
+	add("/kx:AmountAuth/kx:Challenge", "KECIS_AmountAuth_Challenge", leaf(aa, func(a *AmountAuth) *string { return (*string)(&a.Challenge) }), 0, nil)
 	secret()
 	vc := elem(root, func(p *Payload) **VirtualCard { return &p.VirtualCard })
-	add("/kx:VirtualCard/@Type", "", leaf(vc, func(v *VirtualCard) *string { return &v.Type }), 0,
+	add("/kx:VirtualCard/@Type", "KECIS_VirtualCard_Type", leaf(vc, func(v *VirtualCard) *string { return &v.Type }), 0,
 		checkEnum(VirtualCardCredit, VirtualCardCheck, VirtualCardPrepaid, VirtualCardOther))
-	add("/kx:VirtualCard/kx:Number", "", leaf(vc, func(v *VirtualCard) *string { return (*string)(&v.Number) }), 0, nil)
+	add("/kx:VirtualCard/kx:Number", "KECIS_VirtualCard_Number", leaf(vc, func(v *VirtualCard) *string { return (*string)(&v.Number) }), 0, nil)
 	secret()
 	addDate("/kx:VirtualCard/kx:ExpDate", "", elem(vc, func(v *VirtualCard) **Date { return &v.ExpDate }), false)
 	escrow := elem(root, func(p *Payload) **Escrow { return &p.Escrow })
-	add("/kx:Escrow/@State", "", leaf(escrow, func(e *Escrow) *string { return &e.State }), 0,
+	add("/kx:Escrow/@State", "KECIS_Escrow_State", leaf(escrow, func(e *Escrow) *string { return &e.State }), 0,
 		checkEnum(EscrowFunded, EscrowShipped, EscrowConfirmed, EscrowDisputed, EscrowRefunded))
-	add("/kx:OneTimeCode", "", leaf(root, func(p *Payload) *string { return (*string)(&p.OneTimeCode) }), 0, checkDigits(4, 10))
+	add("/kx:OneTimeCode", "KECIS_OneTimeCode", leaf(root, func(p *Payload) *string { return (*string)(&p.OneTimeCode) }), 0, checkDigits(4, 10))
 	secret()
 	keyIn := elem(root, func(p *Payload) **KeyIn { return &p.KeyIn })
-	add("/kx:KeyIn/@PasswordPrefix", "", leaf(keyIn, func(k *KeyIn) *string { return (*string)(&k.PasswordPrefix) }), 0, checkDigits(2, 2))
+	add("/kx:KeyIn/@PasswordPrefix", "KECIS_KeyIn_PasswordPrefix", leaf(keyIn, func(k *KeyIn) *string { return (*string)(&k.PasswordPrefix) }), 0, checkDigits(2, 2))
 	secret()
-	add("/kx:KeyIn/@BirthDate", "", leaf(keyIn, func(k *KeyIn) *string { return (*string)(&k.BirthDate) }), 0, checkYYMMDD)
+	add("/kx:KeyIn/@BirthDate", "KECIS_KeyIn_BirthDate", leaf(keyIn, func(k *KeyIn) *string { return (*string)(&k.BirthDate) }), 0, checkYYMMDD)
 	secret()
-	add("/kx:KeyIn/@BusinessNumber", "", leaf(keyIn, func(k *KeyIn) *string { return (*string)(&k.BusinessNumber) }), 0, checkBusinessNumber)
+	add("/kx:KeyIn/@BusinessNumber", "KECIS_KeyIn_BusinessNumber", leaf(keyIn, func(k *KeyIn) *string { return (*string)(&k.BusinessNumber) }), 0, checkBusinessNumber)
 	secret()
 
 	// Bank accounts are a list: their rows have no accessor.

@@ -11,11 +11,27 @@ import (
 // FlatPrefix starts every ECML flat field name (RFC 4112 §2.1.1).
 const FlatPrefix = "Ecom_"
 
+// ExtFlatPrefix starts the flat names KECIS gives the public and sensitive
+// values of its extension elements that RFC 4112 has no name for
+// (KECIS_AmountAuth_SessionID, KECIS_OneTimeCode…, KECIS §14.7).
+const ExtFlatPrefix = "KECIS_"
+
+// flatName reports whether name starts with one of the flat prefixes (in
+// any case).
+func flatName(name string) bool {
+	for _, p := range []string{FlatPrefix, ExtFlatPrefix} {
+		if len(name) >= len(p) && strings.EqualFold(name[:len(p)], p) {
+			return true
+		}
+	}
+	return false
+}
+
 // FormError is what FromForm could not take from a form. The fields it
 // names were left out of the payload; everything else was read.
 type FormError struct {
-	// Unknown lists, sorted, the names that start with "Ecom_" (in any case)
-	// and are not ECML v2 flat names this package knows.
+	// Unknown lists, sorted, the names that start with "Ecom_" or "KECIS_"
+	// (in any case) and are not flat names this package knows.
 	Unknown []string
 	// Problems lists, by name, known fields given more than once or whose
 	// value cannot be stored.
@@ -49,18 +65,22 @@ func (e *FormError) OnlyUnknown() bool { return len(e.Problems) == 0 }
 // merchant→consumer and merchant→processor transaction fields and
 // Ecom_TransactionComplete. Names with no XML slot in RFC 4112 go to the
 // KECIS extension elements (Ecom_UserData_Gender, _BirthDate_*,
-// _Preferences → kx:UserData; Ecom_Device_* → kx:Device). The mapping is the
+// _Preferences → kx:UserData; Ecom_Device_* → kx:Device), and the
+// extension elements' own values have KECIS names (KECIS_AmountAuth_*,
+// KECIS_Transfer_*, KECIS_VirtualCard_*, KECIS_Escrow_State,
+// KECIS_OneTimeCode, KECIS_KeyIn_*; KECIS §14.7). The mapping is the
 // package's field table; [FlatNamePath] tells where a name goes.
 //
 // The contract:
 //   - the result is never nil, and holds every known field FromForm could
 //     store;
-//   - names not starting with "Ecom_" are ignored (a form has other fields);
+//   - names starting with neither "Ecom_" nor "KECIS_" are ignored (a form
+//     has other fields);
 //   - an empty value is the same as an absent field (forms submit empty
 //     inputs), except for the flag Ecom_TransactionComplete, whose presence
 //     is what counts;
 //   - the error, when not nil, is a *[FormError] listing the names starting
-//     with "Ecom_" that are not known (a misspelt or wrongly-cased name must
+//     with "Ecom_" or "KECIS_" that are not known (a misspelt or wrongly-cased name must
 //     not silently lose data), the known names given more than once, and
 //     values that cannot be stored: a character XML cannot carry, an ISO 8583
 //     compact date that is not four digits, a TransactionComplete of "false";
@@ -69,7 +89,7 @@ func FromForm(v url.Values) (*Payload, error) {
 	p := &Payload{}
 	var fe FormError
 	for _, name := range slices.Sorted(maps.Keys(v)) {
-		if len(name) < len(FlatPrefix) || !strings.EqualFold(name[:len(FlatPrefix)], FlatPrefix) {
+		if !flatName(name) {
 			continue
 		}
 		f, ok := fieldByFlat[name]
@@ -102,10 +122,9 @@ func FromForm(v url.Values) (*Payload, error) {
 
 // Form returns the payload's ECML flat fields, the reverse of [FromForm]:
 // one value for every known name whose value is not empty. What flat fields
-// cannot say is left out: Mode and id attributes, the extension elements
-// without flat names (bank accounts, transfer, amount authentication,
-// virtual card, escrow, one-time code, key-in), encrypted stand-ins and
-// unknown elements, and the year of a settlement or capture date. Encode
+// cannot say is left out: Mode and id attributes, bank accounts (a list),
+// the virtual card's expiry, encrypted stand-ins and unknown elements, and
+// the year of a settlement or capture date. Encode
 // the result with url.Values.Encode, which sorts the names.
 func (p *Payload) Form() url.Values {
 	out := url.Values{}
