@@ -1,9 +1,11 @@
 package issuer_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -831,4 +833,20 @@ func TestOrdersAreTheMerchants(t *testing.T) {
 			t.Errorf("the other merchant's refund of its own A-1: %v", err)
 		}
 	})
+}
+
+func TestLogNotifierNeverLogsTheText(t *testing.T) {
+	var buf bytes.Buffer
+	n := issuer.LogNotifier{Logger: slog.New(slog.NewTextHandler(&buf, nil))}
+	if err := n.Send(context.Background(), "010-1234-5678", "[KECIS Card] 승인 3,417원 Shop 482193 12/03 10:41 (1111)"); err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"3,417", "482193", "1234-5678"} {
+		if strings.Contains(buf.String(), secret) {
+			t.Errorf("the log holds %q: %s", secret, buf.String())
+		}
+	}
+	if !strings.Contains(buf.String(), "010-****-5678") {
+		t.Errorf("the log does not name the masked phone: %s", buf.String())
+	}
 }
