@@ -8,7 +8,10 @@
 // acknowledged approval against the issuer's ledger: none lost, none
 // doubled (docs/hub.md, "Replicas"). Everything runs on loopback, each test
 // within a minute; the PostgreSQL restart runs a private cluster the test
-// creates, never the machine's shared one.
+// creates, never the machine's shared one. Beside them, the amount-
+// authentication crash matrix (aacrash_test.go) SIGKILLs the PG adapter's
+// AA engine — a child process, this test binary re-executed — at every
+// step of its flows and checks the issuer's ledger after its recovery.
 //
 // The package has no code of its own: it is wiring (the demo, the hub's
 // binary, the issuer's ledger) under test.
