@@ -58,7 +58,8 @@ func TestDemoOnPostgres(t *testing.T) {
 	if err := admin.QueryRow(`SELECT count(*) FROM ` + schema + `.hub_participants`).Scan(&participants); err != nil {
 		t.Fatal(err)
 	}
-	if err := admin.QueryRow(`SELECT count(*) FROM ` + schema + `.hub_audit WHERE kind = 'message.in'`).Scan(&audit); err != nil {
+	if err := admin.QueryRow(`SELECT count(*) FROM ` + schema + `.hub_audit a JOIN ` + schema + `.hub_audit_scopes s ON s.id = a.scope_id
+		WHERE s.kind = 'message.in'`).Scan(&audit); err != nil {
 		t.Fatal(err)
 	}
 	// Four participants (issuer, PG, two merchants), registered once; two

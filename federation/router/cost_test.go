@@ -164,8 +164,9 @@ func auditBytes(tb testing.TB, st *sqlstore.Store) int64 {
 // seedHistory writes n past approvals' rows, each table with one
 // statement (SQLite): per approval an idempotency entry (done), two replay
 // records (request and response; half of them expired), and the four
-// audit records of a facade and a SOAP approval, their messages stored
-// as they are.
+// audit records of a facade and a SOAP approval (their transaction IDs
+// derived from their scope's prefix and idempotency key), their messages
+// stored as they are.
 func seedHistory(tb testing.TB, st *sqlstore.Store, n int) {
 	tb.Helper()
 	ctx := context.Background()
@@ -195,16 +196,23 @@ func seedHistory(tb testing.TB, st *sqlstore.Store, n int) {
 			n, merchantID, t0); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO hub_replay (issuer, message_id, expires) `+series+`
-			SELECT $2, printf(CASE i % 2 WHEN 0 THEN '_reqpast-%06d' ELSE '_resppast-%06d' END, i / 2),
-				CASE (i / 2) % 2 WHEN 0 THEN $4 ELSE $3 + (i / 2) * 1000000 + 360000000 END FROM n`,
-			2*n, merchantID, t0, live); err != nil {
+		// Replay records are keyed by a digest (any 32 bytes here: SQLite
+		// has no SHA-256 in SQL).
+		if _, err := tx.ExecContext(ctx, `INSERT INTO hub_replay (digest, expires) `+series+`
+			SELECT randomblob(32), CASE (i / 2) % 2 WHEN 0 THEN $3 ELSE $2 + (i / 2) * 1000000 + 360000000 END FROM n`,
+			2*n, t0, live); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO hub_audit (time, kind, actor, entity_id, tx_id, request_id,
-			idempotency_key, detail, message) `+series+`
-			SELECT $2 + (i / 4) * 1000000, CASE i % 4 WHEN 0 THEN 'facade.request' WHEN 2 THEN 'message.in' ELSE 'message.out' END,
-				$3, $4, $3 || printf('|past-%06d', i / 4), printf('_reqpast-%06d', i / 4), printf('past-%06d', i / 4), '{}', $5 FROM n`,
+		if _, err := tx.ExecContext(ctx, `INSERT INTO hub_audit_scopes (kind, actor, entity_id, tx_prefix)
+			VALUES ('facade.request', $1, $2, $1), ('message.in', $1, $2, $1), ('message.out', $1, $2, $1)
+			ON CONFLICT DO NOTHING`, merchantID, issuerID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO hub_audit (time, scope_id, tx_id, request_id,
+			idempotency_key, detail, message, codec) `+series+`
+			SELECT $2 + (i / 4) * 1000000, (SELECT id FROM hub_audit_scopes WHERE actor = $3 AND entity_id = $4 AND tx_prefix = $3
+				AND kind = CASE i % 4 WHEN 0 THEN 'facade.request' WHEN 2 THEN 'message.in' ELSE 'message.out' END),
+				'', printf('_reqpast-%06d', i / 4), printf('past-%06d', i / 4), '{}', $5, 0 FROM n`,
 			4*n, t0, merchantID, issuerID, msg)
 		return err
 	}()

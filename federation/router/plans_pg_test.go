@@ -162,15 +162,19 @@ func seedHistoryPostgres(tb testing.TB, st *sqlstore.Store, n int) {
 			SELECT $1, 'past-' || lpad(i::text, 6, '0'), '\x6670'::bytea, 'done', '', $2::timestamptz + i * interval '1 second',
 				'_reqpast-' || lpad(i::text, 6, '0'), 1, $2::timestamptz + i * interval '1 second', $2::timestamptz + i * interval '1 second'
 			FROM generate_series(0, $3::int - 1) AS i`, []any{merchantID, t0, n}},
-		{`INSERT INTO hub_replay (issuer, message_id, expires)
-			SELECT $1, CASE i % 2 WHEN 0 THEN '_reqpast-' ELSE '_resppast-' END || lpad((i / 2)::text, 6, '0'),
+		{`INSERT INTO hub_replay (digest, expires)
+			SELECT sha256(convert_to($1, 'UTF8') || '\x00'::bytea ||
+					convert_to(CASE i % 2 WHEN 0 THEN '_reqpast-' ELSE '_resppast-' END || lpad((i / 2)::text, 6, '0'), 'UTF8')),
 				CASE (i / 2) % 2 WHEN 0 THEN $3::timestamptz ELSE $2::timestamptz + (i / 2) * interval '1 second' + interval '6 minutes' END
 			FROM generate_series(0, $4::int - 1) AS i`, []any{merchantID, t0, live, 2 * n}},
-		{`INSERT INTO hub_audit (time, kind, actor, entity_id, tx_id, request_id, idempotency_key, detail, message)
+		{`INSERT INTO hub_audit_scopes (kind, actor, entity_id, tx_prefix)
+			VALUES ('facade.request', $1, $2, $1), ('message.in', $1, $2, $1), ('message.out', $1, $2, $1)
+			ON CONFLICT DO NOTHING`, []any{merchantID, issuerID}},
+		{`INSERT INTO hub_audit (time, scope_id, tx_id, request_id, idempotency_key, detail, message)
 			SELECT $1::timestamptz + (i / 4) * interval '1 second',
-				CASE i % 4 WHEN 0 THEN 'facade.request' WHEN 2 THEN 'message.in' ELSE 'message.out' END,
-				$2, $3, $2 || '|past-' || lpad((i / 4)::text, 6, '0'), '_reqpast-' || lpad((i / 4)::text, 6, '0'),
-				'past-' || lpad((i / 4)::text, 6, '0'), '{}', $4
+				(SELECT id FROM hub_audit_scopes WHERE actor = $2 AND entity_id = $3 AND tx_prefix = $2
+					AND kind = CASE i % 4 WHEN 0 THEN 'facade.request' WHEN 2 THEN 'message.in' ELSE 'message.out' END),
+				'', '_reqpast-' || lpad((i / 4)::text, 6, '0'), 'past-' || lpad((i / 4)::text, 6, '0'), '{}', $4
 			FROM generate_series(0, $5::int - 1) AS i`, []any{t0, merchantID, issuerID, msg, 4 * n}},
 	} {
 		if _, err := st.DB().ExecContext(ctx, q.sql, q.args...); err != nil {

@@ -41,8 +41,10 @@ package conformance
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"testing"
 	"time"
@@ -90,6 +92,8 @@ func RunTests(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"IdemCountInFlight", testIdemCountInFlight},
 		{"AuditAppendList", testAuditAppendList},
 		{"AuditFilters", testAuditFilters},
+		{"AuditTransactions", testAuditTransactions},
+		{"AuditLongMessages", testAuditLongMessages},
 		{"CommitAll", testCommitAll},
 		{"CommitAlreadySeen", testCommitAlreadySeen},
 		{"CommitRefusal", testCommitRefusal},
@@ -962,6 +966,162 @@ func testAuditFilters(t *testing.T, s store.Store) {
 		}
 		equalStrings(t, "ListAudit "+c.name, got, c.want)
 	}
+}
+
+// testAuditTransactions: a record is found by its transaction ID whatever
+// its form (KECIS §12.3: Issuer|IdempotencyKey; a request ID; anything a
+// caller gives), and by no other — a store that derives the ID from the
+// key (sqlstore: splitTx) must not mistake one transaction for another
+// that shares a key or a prefix, nor split an ID wrongly when the key or
+// the issuer holds a "|" — and gives the ID back exactly.
+func testAuditTransactions(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	type rec struct{ tx, key string }
+	recs := []rec{
+		{issuer + "|" + key, key},      // 0: Issuer|IdempotencyKey
+		{scope + "|" + key, key},       // 1: the same key, another issuer
+		{issuer + "|a|b", "a|b"},       // 2: a key holding a "|"
+		{issuer + "|a|b", "b"},         // 3: the same ID, split elsewhere
+		{"_req-9", key},                // 4: a request ID, with a key
+		{issuer + "|other", key},       // 5: an ID that does not end with its key
+		{"", key},                      // 6: none
+		{"|" + key, key},               // 7: an empty prefix
+		{issuer + "|" + key + "x", ""}, // 8: no key
+		{issuer + "|" + key, key},      // 9: record 0's transaction again
+	}
+	for i, r := range recs {
+		must(t, s.AppendAudit(ctx, &store.AuditRecord{Time: at(time.Duration(i) * time.Second), Kind: "message.in",
+			Actor: issuer, EntityID: scope, TxID: r.tx, RequestID: fmt.Sprintf("_r%d", i), IdempotencyKey: r.key,
+			Detail: fmt.Sprint(i)}), "AppendAudit")
+	}
+	all, err := s.ListAudit(ctx, store.AuditFilter{})
+	must(t, err, "ListAudit")
+	for i, r := range all {
+		if r.TxID != recs[i].tx || r.IdempotencyKey != recs[i].key {
+			t.Errorf("record %d: TxID %q key %q, want %q %q", i, r.TxID, r.IdempotencyKey, recs[i].tx, recs[i].key)
+		}
+	}
+	for _, c := range []struct {
+		tx    string
+		limit int
+		want  []string
+	}{
+		{issuer + "|" + key, 0, []string{"0", "9"}},
+		{issuer + "|" + key, 1, []string{"0"}},
+		{scope + "|" + key, 0, []string{"1"}},
+		{issuer + "|a|b", 0, []string{"2", "3"}},
+		{"_req-9", 0, []string{"4"}},
+		{issuer + "|other", 0, []string{"5"}},
+		{"|" + key, 0, []string{"7"}},
+		{issuer + "|" + key + "x", 0, []string{"8"}},
+		{key, 0, nil},
+		{issuer, 0, nil},
+		{"|", 0, nil},
+	} {
+		recs, err := s.ListAudit(ctx, store.AuditFilter{TxID: c.tx, Limit: c.limit})
+		must(t, err, "ListAudit")
+		var got []string
+		for _, r := range recs {
+			got = append(got, r.Detail)
+			if r.TxID != c.tx {
+				t.Errorf("ListAudit(tx %q) gave a record of %q", c.tx, r.TxID)
+			}
+		}
+		equalStrings(t, fmt.Sprintf("ListAudit(tx %q, limit %d)", c.tx, c.limit), got, c.want)
+	}
+}
+
+// testAuditLongMessages: messages of the size of real ones, many of one
+// scope (kind, actor, entity) and some of others, one whose shape changes,
+// each with its detail, come back byte for byte, details included — what a
+// store that compresses them against what a scope's messages share must
+// keep (KECIS §12.3) — through every filter.
+func testAuditLongMessages(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	// A certificate's worth of bytes no earlier message holds.
+	cert := make([]byte, 1200)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range cert {
+		cert[i] = byte(rng.Uint32())
+	}
+	newCert := "<X509Certificate>" + base64.StdEncoding.EncodeToString(cert) + "</X509Certificate>"
+	msg := func(i int, shape string) []byte {
+		var b bytes.Buffer
+		fmt.Fprintf(&b, "<kecis:ServiceRequest xmlns:kecis=\"urn:kecis:protocol:1.0\" ID=\"_m%04d\">%s", i, shape)
+		for j := range 40 {
+			fmt.Fprintf(&b, "<f n=\"%d\">%x</f>\r\n", j, (i+1)*(j+7)*2654435761)
+		}
+		b.WriteString("</kecis:ServiceRequest>\n")
+		return b.Bytes()
+	}
+	type rec struct {
+		r    *store.AuditRecord
+		want []byte
+	}
+	var in []rec
+	for i := range 30 {
+		kind, actor, shape := "message.in", issuer, "<a/>"
+		switch {
+		case i%5 == 4:
+			kind = "message.out"
+		case i%7 == 6:
+			actor = scope
+		case i >= 20:
+			shape = newCert // the signer's key rolled over
+		}
+		m := msg(i, shape)
+		r := &store.AuditRecord{Time: at(time.Duration(i) * time.Second), Kind: kind, Actor: actor, EntityID: scope,
+			TxID: fmt.Sprintf("%s|k%d", actor, i), RequestID: fmt.Sprintf("_m%04d", i), IdempotencyKey: fmt.Sprintf("k%d", i),
+			Detail: fmt.Sprintf(`{"service":"urn:kecis:service:card:approve","status":"%d","note":"\u00e9\uac00 %d"}`, i%3, i), Message: m}
+		in = append(in, rec{r, bytes.Clone(m)})
+	}
+	// Half one at a time, half in one commit.
+	for _, x := range in[:15] {
+		must(t, s.AppendAudit(ctx, x.r), "AppendAudit")
+	}
+	var batch []*store.AuditRecord
+	for _, x := range in[15:] {
+		batch = append(batch, x.r)
+	}
+	_, err := s.Commit(ctx, &store.Writes{Now: at(time.Hour), Audit: batch})
+	must(t, err, "Commit")
+	check := func(what string, got []*store.AuditRecord, want []rec) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d records, want %d", what, len(got), len(want))
+		}
+		for i, r := range got {
+			w := want[i].r
+			if r.ID != w.ID || r.Kind != w.Kind || r.Actor != w.Actor || r.EntityID != w.EntityID || r.TxID != w.TxID ||
+				r.RequestID != w.RequestID || r.IdempotencyKey != w.IdempotencyKey || r.Detail != w.Detail || !r.Time.Equal(w.Time) {
+				t.Errorf("%s, record %d:\n got %+v\nwant %+v", what, i, r, w)
+			}
+			if !bytes.Equal(r.Message, want[i].want) {
+				t.Errorf("%s, record %d: the message differs", what, i)
+			}
+		}
+	}
+	all, err := s.ListAudit(ctx, store.AuditFilter{})
+	must(t, err, "ListAudit")
+	check("ListAudit", all, in)
+	for _, i := range []int{0, 6, 19, 24, 29} {
+		w := in[i]
+		got, err := s.ListAudit(ctx, store.AuditFilter{TxID: w.r.TxID})
+		must(t, err, "ListAudit by transaction")
+		check("ListAudit by transaction "+w.r.TxID, got, []rec{w})
+		got, err = s.ListAudit(ctx, store.AuditFilter{RequestID: w.r.RequestID})
+		must(t, err, "ListAudit by request")
+		check("ListAudit by request "+w.r.RequestID, got, []rec{w})
+	}
+	var outs []rec
+	for _, x := range in {
+		if x.r.Kind == "message.out" {
+			outs = append(outs, x)
+		}
+	}
+	got, err := s.ListAudit(ctx, store.AuditFilter{Kind: "message.out", EntityID: scope})
+	must(t, err, "ListAudit by kind and entity")
+	check("ListAudit by kind and entity", got, outs)
 }
 
 // ---------------------------------------------------------------------------

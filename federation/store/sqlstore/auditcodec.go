@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -27,9 +28,15 @@ import (
 // Adler-32, both checked on reading, so a record decoded with the wrong
 // dictionary or damaged is an error, never other bytes. Readers get the
 // exact original bytes: evidence bundles verify as before.
+//
+// Since migration 0006 a record's detail travels in the same stream, before
+// its message (codec 2): the detail of a scope's records differs little
+// from one to the next (the service, the status, the merchant), so that it
+// costs a few bytes instead of its length.
 const (
-	codecRaw  = 0 // message as is
-	codecZlib = 1 // zlib with the preset dictionary dict_id
+	codecRaw        = 0 // message as is, detail in its column
+	codecZlib       = 1 // message zlib-compressed with the preset dictionary dict_id
+	codecZlibDetail = 2 // uvarint(len(detail)) || detail || message, zlib-compressed with dict_id; the detail column ''
 )
 
 const (
@@ -126,38 +133,65 @@ func auditScope(r *store.AuditRecord) string {
 	return r.Kind + " " + r.Actor + " " + r.EntityID
 }
 
-// encodedAudit is an audit record ready for its INSERT: the message as
-// stored, and the dictionary its row must name (saved in the same
-// transaction when new).
+// encodedAudit is an audit record ready for its INSERT: its scope and the
+// transaction ID it stores (splitTx), the detail and message as stored,
+// and the dictionary its row must name (saved in the same transaction when
+// new).
 type encodedAudit struct {
-	rec   *store.AuditRecord
-	codec int
-	data  []byte
-	dict  *dict
+	rec    *store.AuditRecord
+	scope  scopeKey
+	txID   string
+	detail string
+	codec  int
+	data   []byte
+	dict   *dict
 }
 
-// encodeAudit compresses r's message against its scope's dictionary,
-// outside any transaction (the CPU work does not hold the write lock).
+// frameDetail is codec 2's plain text: the detail's length, the detail,
+// the message.
+func frameDetail(detail string, msg []byte) []byte {
+	b := make([]byte, 0, binary.MaxVarintLen64+len(detail)+len(msg))
+	b = binary.AppendUvarint(b, uint64(len(detail)))
+	b = append(b, detail...)
+	return append(b, msg...)
+}
+
+// unframeDetail reverses frameDetail.
+func unframeDetail(b []byte) (string, []byte, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)-k) {
+		return "", nil, errors.New("the detail's length does not fit")
+	}
+	return string(b[k : k+int(n)]), b[k+int(n):], nil
+}
+
+// encodeAudit compresses r's detail and message against its scope's
+// dictionary, outside any transaction (the CPU work does not hold the
+// write lock). A message shorter than minCompress (or none: a registry
+// event) is stored as it is, with its detail in its column.
 func (s *Store) encodeAudit(ctx context.Context, r *store.AuditRecord) (*encodedAudit, error) {
-	e := &encodedAudit{rec: r, codec: codecRaw, data: sqldb.Bytes(r.Message)}
+	e := &encodedAudit{rec: r, detail: r.Detail, codec: codecRaw, data: sqldb.Bytes(r.Message)}
+	e.scope, e.txID = splitTx(r)
 	if len(r.Message) < minCompress {
 		return e, nil
 	}
+	plain := frameDetail(r.Detail, r.Message)
 	scope := auditScope(r)
 	d, err := s.currentDict(ctx, scope)
 	if err != nil {
 		return nil, err
 	}
+	var c []byte
 	if d != nil {
-		if c := d.compress(r.Message); len(c)*renewDict <= len(r.Message) {
-			e.codec, e.data, e.dict = codecZlib, c, d
-			return e, nil
-		}
+		c = d.compress(plain)
 	}
-	// No dictionary yet, or one this message no longer resembles: the
-	// message becomes its scope's dictionary.
-	d = newDict(scope, r.Message)
-	e.codec, e.data, e.dict = codecZlib, d.compress(r.Message), d
+	if d == nil || len(c)*renewDict > len(plain) {
+		// No dictionary yet, or one this record no longer resembles: the
+		// record becomes its scope's dictionary.
+		d = newDict(scope, plain)
+		c = d.compress(plain)
+	}
+	e.codec, e.data, e.dict, e.detail = codecZlibDetail, c, d, ""
 	return e, nil
 }
 
@@ -240,29 +274,32 @@ func (s *Store) saveDict(ctx context.Context, q sqldb.Queryer, d *dict, now time
 }
 
 // insertAudit appends one encoded record in q and sets its ID; the
-// dictionary's row is saved first when new. It returns the dictionary ID
-// used (0: none), for commitDicts.
-func (s *Store) insertAudit(ctx context.Context, q sqldb.Queryer, e *encodedAudit, now time.Time) (int64, error) {
+// dictionary's and the scope's rows are saved first when new. It returns
+// the dictionary ID used (0: none), for commitDicts, and the scope's ID,
+// for commitScopes.
+func (s *Store) insertAudit(ctx context.Context, q sqldb.Queryer, e *encodedAudit, now time.Time) (dictUsed, scopeID int64, err error) {
 	r := e.rec
 	var dictID any
-	var used int64
 	if e.dict != nil {
 		id, err := s.saveDict(ctx, q, e.dict, now)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		dictID, used = id, id
+		dictID, dictUsed = id, id
+	}
+	if scopeID, err = s.saveScope(ctx, q, e.scope); err != nil {
+		return 0, 0, err
 	}
 	var id int64
 	if err := q.QueryRowContext(ctx, `INSERT INTO hub_audit
-		(time, kind, actor, entity_id, tx_id, request_id, idempotency_key, detail, message, codec, dict_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`,
-		s.ts(r.Time), r.Kind, r.Actor, r.EntityID, r.TxID, r.RequestID, r.IdempotencyKey,
-		r.Detail, e.data, e.codec, dictID).Scan(&id); err != nil {
-		return 0, err
+		(time, scope_id, tx_id, request_id, idempotency_key, detail, message, codec, dict_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
+		s.ts(r.Time), scopeID, e.txID, r.RequestID, r.IdempotencyKey,
+		e.detail, e.data, e.codec, dictID).Scan(&id); err != nil {
+		return 0, 0, err
 	}
 	r.ID = id
-	return used, nil
+	return dictUsed, scopeID, nil
 }
 
 // commitDicts remembers, after the commit, the row IDs of the
@@ -283,7 +320,7 @@ func (s *Store) decodeMessages(ctx context.Context, recs []*store.AuditRecord, c
 	need := map[int64]bool{}
 	s.dicts.mu.Lock()
 	for i, c := range codecs {
-		if c == codecZlib {
+		if c == codecZlib || c == codecZlibDetail {
 			if _, ok := s.dicts.byID[dictIDs[i]]; !ok {
 				need[dictIDs[i]] = true
 			}
@@ -308,15 +345,20 @@ func (s *Store) decodeMessages(ctx context.Context, recs []*store.AuditRecord, c
 	for i, r := range recs {
 		switch codecs[i] {
 		case codecRaw:
-		case codecZlib:
+		case codecZlib, codecZlibDetail:
 			s.dicts.mu.Lock()
 			d := s.dicts.byID[dictIDs[i]]
 			s.dicts.mu.Unlock()
-			msg, err := decompress(r.Message, d)
+			plain, err := decompress(r.Message, d)
 			if err != nil {
 				return fmt.Errorf("audit record %d: message does not decode: %w", r.ID, err)
 			}
-			r.Message = msg
+			r.Message = plain
+			if codecs[i] == codecZlibDetail {
+				if r.Detail, r.Message, err = unframeDetail(plain); err != nil {
+					return fmt.Errorf("audit record %d: %w", r.ID, err)
+				}
+			}
 		default:
 			return fmt.Errorf("audit record %d: unknown codec %d", r.ID, codecs[i])
 		}

@@ -5,8 +5,8 @@
 // this process, so that hub replicas sharing one database cannot both win:
 //
 //   - a message ID is remembered with INSERT … ON CONFLICT DO UPDATE … WHERE
-//     the old record expired; the primary key (issuer, message_id) refuses a
-//     live duplicate;
+//     the old record expired; the primary key, the SHA-256 of the issuer and
+//     the message ID (digest.go), refuses a live duplicate;
 //   - an idempotency lease is taken with INSERT … ON CONFLICT DO UPDATE …
 //     WHERE the fingerprint matches and the earlier attempt is done or its
 //     lease expired; on PostgreSQL a racing writer waits for the row lock and
@@ -44,8 +44,9 @@ var migrations embed.FS
 
 // Store is the SQL implementation of store.Store.
 type Store struct {
-	db    *sqldb.DB
-	dicts dicts // audit messages' dictionaries (auditcodec.go)
+	db     *sqldb.DB
+	dicts  dicts  // audit messages' dictionaries (auditcodec.go)
+	scopes scopes // audit records' scopes (auditscope.go)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -80,7 +81,7 @@ func Migrate(ctx context.Context, db *sqldb.DB) error {
 	if _, err := db.MigrateFS(ctx, Component, migrations, "migrations"); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	return nil
+	return convertLegacyReplay(ctx, db)
 }
 
 // DB returns the underlying database (for diagnostics and tests).
@@ -533,21 +534,24 @@ func checkReplay(issuer, id string, expires, now time.Time) error {
 	if issuer == "" || id == "" {
 		return errors.New("empty issuer or message ID")
 	}
+	if hasNUL(issuer) || hasNUL(id) {
+		return errors.New("a NUL in the issuer or the message ID")
+	}
 	if !expires.After(now) {
 		return fmt.Errorf("expiry %s is not after now %s", expires.Format(time.RFC3339Nano), now.Format(time.RFC3339Nano))
 	}
 	return nil
 }
 
-// remember records (issuer, id) in q: ErrAlreadySeen when a live record
-// holds it. A record is live while now < expires; an expired record that
-// was not purged yet is replaced.
+// remember records (issuer, id) in q, by its digest (replayDigest):
+// ErrAlreadySeen when a live record holds it. A record is live while now <
+// expires; an expired record that was not purged yet is replaced.
 func (s *Store) remember(ctx context.Context, q sqldb.Queryer, e store.ReplayEntry, now time.Time) error {
-	res, err := q.ExecContext(ctx, `INSERT INTO hub_replay (issuer, message_id, expires)
-		VALUES ($1, $2, $3)
-		ON CONFLICT (issuer, message_id) DO UPDATE SET expires = excluded.expires
-		WHERE hub_replay.expires <= $4`,
-		e.Issuer, e.ID, s.ts(e.Expires), s.ts(now))
+	res, err := q.ExecContext(ctx, `INSERT INTO hub_replay (digest, expires)
+		VALUES ($1, $2)
+		ON CONFLICT (digest) DO UPDATE SET expires = excluded.expires
+		WHERE hub_replay.expires <= $3`,
+		replayDigest(e.Issuer, e.ID), s.ts(e.Expires), s.ts(now))
 	if err != nil {
 		return err
 	}
@@ -803,42 +807,60 @@ func (s *Store) AppendAudit(ctx context.Context, r *store.AuditRecord) error {
 
 // ListAudit implements store.Audit: records in append (ID) order, Since
 // inclusive, Until exclusive, at most Limit when Limit > 0; each message
-// as it was appended.
+// and detail as it was appended. Every filter is served by an index: the
+// transaction by tx_id when the record stores it, else by the idempotency
+// key and the scope's prefix (splitTx); the entity and kind by the scope.
 func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]*store.AuditRecord, error) {
 	var (
 		conds []string
 		args  []any
 	)
-	add := func(cond string, v any) {
+	arg := func(v any) string {
 		args = append(args, v)
-		conds = append(conds, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+		return "$" + strconv.Itoa(len(args))
 	}
 	if f.TxID != "" {
-		add("tx_id = ?", f.TxID)
+		tx := arg(f.TxID)
+		q := `SELECT id FROM hub_audit WHERE tx_id = ` + tx + ` AND tx_id <> ''`
+		if keys := txKeys(f.TxID); len(keys) > 0 {
+			ph := make([]string, len(keys))
+			for i, k := range keys {
+				ph[i] = arg(k)
+			}
+			q += ` UNION ALL SELECT x.id FROM hub_audit x JOIN hub_audit_scopes y ON y.id = x.scope_id
+				WHERE x.idempotency_key IN (` + strings.Join(ph, ", ") + `) AND x.idempotency_key <> ''
+					AND y.tx_prefix <> '' AND y.tx_prefix || '|' || x.idempotency_key = ` + tx
+		}
+		conds = append(conds, `a.id IN (`+q+`)`)
 	}
 	if f.RequestID != "" {
-		add("request_id = ?", f.RequestID)
+		conds = append(conds, `a.request_id = `+arg(f.RequestID)+` AND a.request_id <> ''`)
 	}
-	if f.EntityID != "" {
-		add("entity_id = ?", f.EntityID)
-	}
-	if f.Kind != "" {
-		add("kind = ?", f.Kind)
+	if f.EntityID != "" || f.Kind != "" {
+		var sc []string
+		if f.EntityID != "" {
+			sc = append(sc, `entity_id = `+arg(f.EntityID))
+		}
+		if f.Kind != "" {
+			sc = append(sc, `kind = `+arg(f.Kind))
+		}
+		conds = append(conds, `a.scope_id IN (SELECT id FROM hub_audit_scopes WHERE `+strings.Join(sc, " AND ")+`)`)
 	}
 	if !f.Since.IsZero() {
-		add("time >= ?", s.ts(f.Since))
+		conds = append(conds, `a.time >= `+arg(s.ts(f.Since)))
 	}
 	if !f.Until.IsZero() {
-		add("time < ?", s.ts(f.Until))
+		conds = append(conds, `a.time < `+arg(s.ts(f.Until)))
 	}
-	q := `SELECT id, time, kind, actor, entity_id, tx_id, request_id, idempotency_key, detail, message, codec, COALESCE(dict_id, 0) FROM hub_audit`
+	q := `SELECT a.id, a.time, s.kind, s.actor, s.entity_id, s.tx_prefix, a.tx_id, a.request_id, a.idempotency_key,
+		a.detail, a.message, a.codec, COALESCE(a.dict_id, 0)
+		FROM hub_audit a JOIN hub_audit_scopes s ON s.id = a.scope_id`
 	if len(conds) > 0 {
 		q += ` WHERE ` + strings.Join(conds, " AND ")
 	}
-	q += ` ORDER BY id`
+	q += ` ORDER BY a.id`
 	if f.Limit > 0 {
-		args = append(args, f.Limit)
-		q += ` LIMIT $` + strconv.Itoa(len(args))
+		q += ` LIMIT ` + arg(f.Limit)
 	}
 	var (
 		out     []*store.AuditRecord
@@ -850,13 +872,15 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]*store.Au
 		return queryEach(ctx, s.db, q, args, func(rows *sql.Rows) error {
 			r := &store.AuditRecord{}
 			var (
-				codec  int
-				dictID int64
+				prefix, txID string
+				codec        int
+				dictID       int64
 			)
-			if err := rows.Scan(&r.ID, sqldb.ScanTime(&r.Time), &r.Kind, &r.Actor, &r.EntityID, &r.TxID,
+			if err := rows.Scan(&r.ID, sqldb.ScanTime(&r.Time), &r.Kind, &r.Actor, &r.EntityID, &prefix, &txID,
 				&r.RequestID, &r.IdempotencyKey, &r.Detail, &r.Message, &codec, &dictID); err != nil {
 				return err
 			}
+			r.TxID = joinTx(prefix, txID, r.IdempotencyKey)
 			out = append(out, r)
 			codecs = append(codecs, codec)
 			dictIDs = append(dictIDs, dictID)
@@ -908,11 +932,11 @@ func (s *Store) Commit(ctx context.Context, w *store.Writes) (*store.Committed, 
 		}
 	}
 	var (
-		out     *store.Committed
-		dictIDs []int64
+		out               *store.Committed
+		dictIDs, scopeIDs []int64
 	)
 	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		out, dictIDs = &store.Committed{}, make([]int64, len(enc))
+		out, dictIDs, scopeIDs = &store.Committed{}, make([]int64, len(enc)), make([]int64, len(enc))
 		for _, e := range w.Remember {
 			if err := s.remember(ctx, tx, e, w.Now); err != nil {
 				return err
@@ -935,7 +959,7 @@ func (s *Store) Commit(ctx context.Context, w *store.Writes) (*store.Committed, 
 		}
 		for i, e := range enc {
 			var err error
-			if dictIDs[i], err = s.insertAudit(ctx, tx, e, w.Now); err != nil {
+			if dictIDs[i], scopeIDs[i], err = s.insertAudit(ctx, tx, e, w.Now); err != nil {
 				return fmt.Errorf("audit record %s: %w", e.rec.Kind, err)
 			}
 		}
@@ -954,6 +978,7 @@ func (s *Store) Commit(ctx context.Context, w *store.Writes) (*store.Committed, 
 		return nil, fmt.Errorf("store: commit: %w", err)
 	}
 	s.commitDicts(enc, dictIDs)
+	s.commitScopes(enc, scopeIDs)
 	return out, nil
 }
 
@@ -971,8 +996,8 @@ func (s *Store) prune(ctx context.Context, q sqldb.Queryer, p *store.Prune, now 
 		lock = ` FOR UPDATE SKIP LOCKED`
 	}
 	var total int64
-	res, err := q.ExecContext(ctx, `DELETE FROM hub_replay WHERE (issuer, message_id) IN
-		(SELECT issuer, message_id FROM hub_replay WHERE expires <= $1 ORDER BY expires LIMIT $2`+lock+`)`,
+	res, err := q.ExecContext(ctx, `DELETE FROM hub_replay WHERE digest IN
+		(SELECT digest FROM hub_replay WHERE expires <= $1 ORDER BY expires LIMIT $2`+lock+`)`,
 		s.ts(now), p.Limit)
 	if err != nil {
 		return 0, err
