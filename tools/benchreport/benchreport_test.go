@@ -14,6 +14,7 @@ import (
 
 	"github.com/kecis/kecis/conformance/loadtest"
 	"github.com/kecis/kecis/connectors/sqlstore"
+	hubstore "github.com/kecis/kecis/federation/store/sqlstore"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -345,7 +346,7 @@ func TestMeasureDB(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before, err := measureDB(ctx, path)
+	before, err := hubstore.MeasureSQLite(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,7 +359,7 @@ func TestMeasureDB(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	after, err := measureDB(ctx, path)
+	after, err := hubstore.MeasureSQLite(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}

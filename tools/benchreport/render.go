@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	hubstore "github.com/kecis/kecis/federation/store/sqlstore"
 )
 
 // writeReport renders d: the plots into assets, the page into out.
@@ -607,7 +609,7 @@ func hubStorageSection(w writer, h *HubStorage, history int) {
 	w("replay records that are pruned once past `database.idempotency_retention` and their expiry.\n\n")
 	w("| table | bytes per approval | kept |\n|---|---:|---|\n")
 	for _, t := range h.sortedTables() {
-		w("| `%s` | %s | %s |\n", t, num(h.Tables[t], 0), storageClass(t))
+		w("| `%s` | %s | %s |\n", t, num(h.Tables[t], 0), hubstore.StorageClass(t))
 	}
 	w("\n")
 }
