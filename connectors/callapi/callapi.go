@@ -26,7 +26,22 @@ type CallRequest struct {
 	Encrypted map[string]string `json:"encrypted,omitempty"`
 	// Routing hints: the card's BIN and last four digits, a bank code.
 	Routing *RoutingHints `json:"routing,omitempty"`
+	// AuthenticationResults are signed kecis:AuthenticationResult
+	// elements to embed in the request unchanged (KECIS §3.2), each the
+	// base64 of the element's XML — an amount authentication's result on
+	// the purchase it verified (KECIS §15.3), so that the recipient and
+	// the hub's policy see it. At most MaxAuthenticationResults, each at
+	// most MaxAuthenticationResultLen characters. The sidecar's caller
+	// only (DecodeOptions.AuthenticationResults).
+	AuthenticationResults []string `json:"authentication_results,omitempty"`
 }
+
+// Bounds of CallRequest.AuthenticationResults: a signed result with its
+// certificate is about 4 KB of base64.
+const (
+	MaxAuthenticationResults   = 4
+	MaxAuthenticationResultLen = 12 << 10
+)
 
 // RoutingHints are public (KECIS §2.2, kecis:Routing).
 type RoutingHints struct {

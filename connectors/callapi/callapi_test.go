@@ -1,6 +1,7 @@
 package callapi
 
 import (
+	"encoding/base64"
 	"errors"
 	"io"
 	"net/http"
@@ -110,6 +111,45 @@ func TestDecodeCall(t *testing.T) {
 	in, err := DecodeCall([]byte(`{"recipient":"https://issuer.test","fields":{"Ecom_ConsumerOrderID":"A"},"routing":{"card_bin":"411111"}}`))
 	if err != nil || in.Recipient != "https://issuer.test" || in.Fields["Ecom_ConsumerOrderID"] != "A" || in.Routing.CardBIN != "411111" {
 		t.Fatalf("%+v %v", in, err)
+	}
+}
+
+// TestDecodeAuthenticationResults: authentication_results is a member only
+// a server that takes it admits (DecodeCallWith: the sidecar's caller);
+// DecodeCall — the hub's facade, whose OpenAPI description does not
+// define it — refuses it as any undefined member. Its items parse to the
+// elements to embed, each a kecis:AuthenticationResult read as the
+// receive pipeline reads a message.
+func TestDecodeAuthenticationResults(t *testing.T) {
+	el := `<kecis:AuthenticationResult xmlns:kecis="urn:kecis:protocol:1.0" ID="_a"/>`
+	item := base64.StdEncoding.EncodeToString([]byte(el))
+	body := `{"fields":{},"authentication_results":["` + item + `"]}`
+	_, err := DecodeCall([]byte(body))
+	problemOf(t, err, ProblemBadRequest, `a member the OpenAPI description does not define: "authentication_results"`)
+	in, err := DecodeCallWith([]byte(body), DecodeOptions{AuthenticationResults: true})
+	if err != nil || len(in.AuthenticationResults) != 1 || in.AuthenticationResults[0] != item {
+		t.Fatalf("%+v %v", in, err)
+	}
+	els, err := ParseAuthenticationResults(in.AuthenticationResults)
+	if err != nil || len(els) != 1 || els[0].SelectAttrValue("ID", "") != "_a" {
+		t.Fatalf("%v %v", els, err)
+	}
+	if els, err := ParseAuthenticationResults(nil); err != nil || els != nil {
+		t.Fatalf("none: %v %v", els, err)
+	}
+	_, err = ParseAuthenticationResults([]string{item, item, item, item, item})
+	problemOf(t, err, ProblemBadRequest, "at most 4")
+	big := base64.StdEncoding.EncodeToString([]byte(`<kecis:AuthenticationResult xmlns:kecis="urn:kecis:protocol:1.0">` +
+		strings.Repeat("x", MaxAuthenticationResultLen) + `</kecis:AuthenticationResult>`))
+	_, err = ParseAuthenticationResults([]string{big})
+	problemOf(t, err, ProblemInvalidAuthenticationResult, "authentication_results[0] is longer than 12288 characters")
+	deep := base64.StdEncoding.EncodeToString([]byte(`<kecis:AuthenticationResult xmlns:kecis="urn:kecis:protocol:1.0">` +
+		strings.Repeat("<a>", 20) + strings.Repeat("</a>", 20) + `</kecis:AuthenticationResult>`))
+	_, err = ParseAuthenticationResults([]string{deep})
+	problemOf(t, err, ProblemInvalidAuthenticationResult, "authentication_results[0] is not a well-formed XML document")
+	for _, bad := range []string{"not base64!", "QQ"} { // "QQ": "A" without its padding
+		_, err = ParseAuthenticationResults([]string{bad})
+		problemOf(t, err, ProblemInvalidAuthenticationResult, "is not standard base64")
 	}
 }
 

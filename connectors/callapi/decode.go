@@ -53,15 +53,37 @@ func CheckIdempotencyKey(service, key string) error {
 	return nil
 }
 
+// DecodeOptions admit the members of a CallRequest that not every server
+// takes.
+type DecodeOptions struct {
+	// AuthenticationResults admits authentication_results: the sidecar's
+	// caller embeds them (ParseAuthenticationResults); the hub's facade
+	// does not take them.
+	AuthenticationResults bool
+}
+
 // DecodeCall reads a CallRequest strictly, as the OpenAPI description says
 // (additionalProperties false): one JSON object; no member it does not
 // name, names compared exactly (encoding/json alone would take "Fields"
 // for "fields"); a member given twice refused; fields required; every
 // value of its type — a field value that is not a JSON string is refused
 // saying so; nothing after the object. Every refusal is ProblemBadRequest
-// whose detail names members, never values.
+// whose detail names members, never values. authentication_results is
+// refused as a member it does not define: DecodeCallWith admits it.
 func DecodeCall(body []byte) (*CallRequest, error) {
-	top, err := jsonObject(body, "the body", "recipient", "fields", "encrypted", "routing")
+	return DecodeCallWith(body, DecodeOptions{})
+}
+
+// DecodeCallWith is DecodeCall admitting what o admits.
+// authentication_results must be an array of at most
+// MaxAuthenticationResults strings of 1 to MaxAuthenticationResultLen
+// characters; what they hold is ParseAuthenticationResults' to check.
+func DecodeCallWith(body []byte, o DecodeOptions) (*CallRequest, error) {
+	members := []string{"recipient", "fields", "encrypted", "routing"}
+	if o.AuthenticationResults {
+		members = append(members, "authentication_results")
+	}
+	top, err := jsonObject(body, "the body", members...)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +122,41 @@ func DecodeCall(body []byte) (*CallRequest, error) {
 		}
 		in.Routing = h
 	}
+	if raw, ok := top["authentication_results"]; ok {
+		if in.AuthenticationResults, err = jsonStringArray(raw, "authentication_results", MaxAuthenticationResults, MaxAuthenticationResultLen); err != nil {
+			return nil, err
+		}
+	}
 	return in, nil
+}
+
+// jsonStringArray reads a member that must be an array of at most maxItems
+// strings of 1 to maxLen bytes each; refusals name the member and the
+// item, never the value.
+func jsonStringArray(raw json.RawMessage, where string, maxItems, maxLen int) ([]string, error) {
+	var items []json.RawMessage
+	if len(raw) == 0 || raw[0] != '[' || json.Unmarshal(raw, &items) != nil {
+		if kind := jsonKind(raw); kind != "" {
+			return nil, ProblemBadRequest.WithDetail(where + " must be a JSON array of strings, not " + kind)
+		}
+		return nil, ProblemBadRequest.WithDetail(where + " must be a JSON array of strings")
+	}
+	if len(items) > maxItems {
+		return nil, ProblemBadRequest.WithDetail(fmt.Sprintf("%s has %d items; at most %d", where, len(items), maxItems))
+	}
+	out := make([]string, len(items))
+	for i, item := range items {
+		at := fmt.Sprintf("%s[%d]", where, i)
+		s, err := jsonString(item, at)
+		if err != nil {
+			return nil, err
+		}
+		if s == "" || len(s) > maxLen {
+			return nil, ProblemBadRequest.WithDetail(fmt.Sprintf("%s must hold 1 to %d characters", at, maxLen))
+		}
+		out[i] = s
+	}
+	return out, nil
 }
 
 // DecodeRoute reads a RouteRequest as strictly as DecodeCall.

@@ -40,4 +40,10 @@ var (
 	ProblemNoRoute = httpserver.NewProblem("no-route", http.StatusUnprocessableEntity,
 		"no provider can take this request")
 	ProblemInternal = httpserver.ProblemInternal
+	// ProblemInvalidAuthenticationResult is an item of
+	// authentication_results that is not the base64 of one
+	// kecis:AuthenticationResult element (ParseAuthenticationResults);
+	// the detail names the item and what is wrong.
+	ProblemInvalidAuthenticationResult = httpserver.NewProblem("invalid-authentication-result", http.StatusBadRequest,
+		"an item of authentication_results is not the base64 of a kecis:AuthenticationResult element")
 )
