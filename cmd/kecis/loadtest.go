@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,13 +19,13 @@ func init() { registerCommand(newLoadtestCmd) }
 
 func newLoadtestCmd() *cobra.Command {
 	var (
-		demoDir, targetFile, jsonOut, mix string
-		allow                             []string
-		o                                 loadtest.Options
-		quiet                             bool
+		demoDir, jsonOut, mix string
+		allow, targets        []string
+		o                     loadtest.Options
+		quiet                 bool
 	)
 	cmd := &cobra.Command{
-		Use:   "loadtest (--demo DIR | --target FILE) (--requests N | --duration D)",
+		Use:   "loadtest (--demo DIR | --target FILE) [--target URL...] (--requests N | --duration D)",
 		Short: "Drive card payments through a hub's JSON facade, measure, and reconcile with the issuer's ledger",
 		Long: `Drives real card flows through the hub's JSON facade — approvals mixed with
 cancels, refunds and inquiries (--mix), from every merchant of the target in
@@ -39,6 +40,9 @@ names the hub, both merchants' API keys, the settle_url and the issuer's API.
 The load test issues a card of its own at the issuer (so that the card's
 ledger is the run's), approves and settles a few payments to refund during the
 run, then runs. --target FILE drives another hub (YAML: docs/loadtest.md).
+--target URL (repeated, or a comma list) sends the requests to several
+replicas of that hub instead, in turn, a retry to the next one; the summary
+counts each one's share.
 
 It is bounded: --requests N, --duration D or both (the first reached ends the
 run); at most 500000 requests, 256 workers, one hour. --rate R offers R
@@ -57,11 +61,16 @@ or issuer that does not answer); 2 on a usage error, and for a host that is
 not loopback nor allowed.`,
 		Example: `  kecis loadtest --demo .kecis-dev --requests 2000 --concurrency 16 --json loadtest.json
   kecis loadtest --demo .kecis-dev --duration 30s --rate 40 --concurrency 32
-  kecis loadtest --target staging.yaml --allow-host hub.staging.internal --requests 500`,
+  kecis loadtest --target staging.yaml --allow-host hub.staging.internal --requests 500
+  kecis loadtest --demo .kecis-dev --target https://127.0.0.1:8443,https://127.0.0.1:9443 --requests 2000 -c 16`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			targetFile, hubs, err := splitTargets(targets)
+			if err != nil {
+				return usagef("--target: %v", err)
+			}
 			if (demoDir == "") == (targetFile == "") {
-				return usagef("give --demo DIR or --target FILE, one of them")
+				return usagef("give --demo DIR or --target FILE, one of them (a --target URL only says where the hub's replicas are)")
 			}
 			if o.Requests == 0 && o.Duration == 0 {
 				return usagef("give --requests N or --duration D (a load test is bounded)")
@@ -77,7 +86,6 @@ not loopback nor allowed.`,
 				return usagef("%v", err)
 			}
 			var t *loadtest.Target
-			var err error
 			if demoDir != "" {
 				t, err = loadtest.ReadDemo(demoDir)
 			} else {
@@ -85,6 +93,9 @@ not loopback nor allowed.`,
 			}
 			if err != nil {
 				return err
+			}
+			if len(hubs) > 0 {
+				t.HubURL, t.HubURLs = hubs[0], hubs
 			}
 			if err := t.Check(allow); err != nil {
 				return usagef("%v", err)
@@ -118,7 +129,7 @@ not loopback nor allowed.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&demoDir, "demo", "", "drive the demo running in DIR (its demo.json)")
-	f.StringVar(&targetFile, "target", "", "drive the hub FILE describes (YAML: hub_url, hub_ca, merchants, issuer_api or card, settle_url)")
+	f.StringSliceVar(&targets, "target", nil, "drive the hub FILE describes (YAML: hub_url, hub_ca, merchants, issuer_api or card, settle_url); a URL: a replica of the hub to send requests to, in turn with the others (repeatable, or a comma list)")
 	f.IntVarP(&o.Requests, "requests", "n", 0, "stop after N requests")
 	f.DurationVar(&o.Duration, "duration", 0, "stop issuing requests after D (e.g. 30s)")
 	f.IntVarP(&o.Concurrency, "concurrency", "c", 4, "requests in flight at most (workers)")
@@ -131,4 +142,22 @@ not loopback nor allowed.`,
 	f.StringSliceVar(&allow, "allow-host", nil, "a host besides loopback the load test may reach (repeatable)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress lines")
 	return cmd
+}
+
+// splitTargets sorts --target's values into the target file (at most one)
+// and the hubs' URLs (values that start with http:// or https://).
+func splitTargets(values []string) (file string, hubs []string, err error) {
+	for _, v := range values {
+		v = strings.TrimSpace(v)
+		switch {
+		case v == "":
+		case strings.HasPrefix(v, "https://") || strings.HasPrefix(v, "http://"):
+			hubs = append(hubs, v)
+		case file != "":
+			return "", nil, fmt.Errorf("two target files, %s and %s: give one, and the hub's replicas as URLs", file, v)
+		default:
+			file = v
+		}
+	}
+	return file, hubs, nil
 }

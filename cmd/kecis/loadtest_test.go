@@ -39,6 +39,12 @@ func TestLoadtestExitStatus(t *testing.T) {
 		{"a host not loopback", []string{"loadtest", "--target", remote, "--requests", "10"}, exitUsage, "hub.example is not a loopback host"},
 		{"no demo running", []string{"loadtest", "--demo", filepath.Join(dir, "none"), "--requests", "10"}, exitFailed, "no demo runs in"},
 		{"a hub that does not answer", []string{"loadtest", "--target", dead, "--requests", "2", "--timeout", "2s", "--retries", "0", "-q"}, exitFailed, ""},
+		{"replicas without a target", []string{"loadtest", "--target", "https://127.0.0.1:8443", "--requests", "10"}, exitUsage, "a --target URL only says where"},
+		{"two target files", []string{"loadtest", "--target", remote + "," + dead, "--requests", "10"}, exitUsage, "two target files"},
+		{"a replica not loopback", []string{"loadtest", "--target", dead, "--target", "https://127.0.0.1:2,https://10.0.0.7:8443", "--requests", "10"}, exitUsage,
+			"10.0.0.7 is not a loopback host"},
+		{"replicas that do not answer", []string{"loadtest", "--target", dead + ",https://127.0.0.1:2,https://127.0.0.1:3", "--requests", "2", "--timeout", "2s", "--retries", "1", "-q"},
+			exitFailed, "the hub at https://127.0.0.1:2, https://127.0.0.1:3 answered none"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			code, _, stderr := kecis(t, nil, c.args...)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 type fakeHub struct {
 	t   testing.TB
 	srv *httptest.Server
+	mux *http.ServeMux
 
 	mu       sync.Mutex
 	keys     map[string]string // API key → merchant
@@ -65,9 +67,22 @@ func newFakeHub(t testing.TB) *fakeHub {
 		}
 		w.WriteHeader(http.StatusOK)
 	})
+	h.mux = mux
 	h.srv = httptest.NewServer(mux)
 	t.Cleanup(h.srv.Close)
 	return h
+}
+
+// replica serves the same hub (its facade over the same ledger) at
+// another URL, as a second `kecis serve` on the hub's database; served
+// counts the requests it took.
+func (h *fakeHub) replica(served *atomic.Int64) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		h.mux.ServeHTTP(w, r)
+	}))
+	h.t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 func (h *fakeHub) target() *Target {

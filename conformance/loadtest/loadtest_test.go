@@ -3,11 +3,15 @@ package loadtest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -179,6 +183,63 @@ func TestRunFlows(t *testing.T) {
 	}
 }
 
+// TestRunReplicas: with several hubs (Target.HubURLs, kecis loadtest
+// --target URL,URL…) the requests go to them in turn, a retry to the next
+// one — so that a replica that is down costs each of its requests one
+// attempt, not the request —, the summary counts each hub's share, and the
+// ledger reconciles.
+func TestRunReplicas(t *testing.T) {
+	h := newFakeHub(t)
+	var servedA, servedB atomic.Int64
+	a, b := h.replica(&servedA), h.replica(&servedB)
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close() // a replica that was killed: nothing listens there
+	tg := h.target()
+	tg.HubURLs = []string{a, b, dead.URL}
+	if err := tg.Check(nil); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := Run(context.Background(), tg, Options{Requests: 60, Concurrency: 3, Seed: 3, RunID: "replicas",
+		Mix: Mix{Approve: 1}, Retries: 2, Issuer: h, Clock: &fakeClock{now: time.Unix(1_800_000_000, 0)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	sum.WriteText(&text)
+	t.Log("\n" + text.String())
+	if sum.Approvals != 60 || len(sum.Errors) != 0 || !sum.Clean() || sum.Reconciliation.InLedger != 60 {
+		t.Fatalf("%d approvals, errors %v, reconciliation %+v", sum.Approvals, sum.Errors, sum.Reconciliation)
+	}
+	if len(sum.Targets) != 3 {
+		t.Fatalf("targets: %+v", sum.Targets)
+	}
+	ta, tb, td := sum.Targets[0], sum.Targets[1], sum.Targets[2]
+	// A third of the requests start at each hub; those that started at the
+	// dead one are retried at the first.
+	if ta.URL != a || tb.URL != b || td.URL != dead.URL {
+		t.Errorf("target URLs: %+v", sum.Targets)
+	}
+	if ta.Attempts != 40 || tb.Attempts != 20 || td.Attempts != 20 || sum.Retries != 20 {
+		t.Errorf("attempts %d, %d, %d and %d retries; want 40, 20, 20 and 20", ta.Attempts, tb.Attempts, td.Attempts, sum.Retries)
+	}
+	if ta.Requests != 40 || ta.Approvals != 40 || ta.OK != 40 || tb.Requests != 20 || tb.Approvals != 20 || td.Requests != 0 || td.Errors != 0 {
+		t.Errorf("per target: %+v", sum.Targets)
+	}
+	if servedA.Load() != 40 || servedB.Load() != 20 {
+		t.Errorf("the replicas served %d and %d requests; want 40 and 20", servedA.Load(), servedB.Load())
+	}
+	if !strings.Contains(text.String(), "hub "+a+": 40 requests (40 attempts), 40 ok, 0 errors; 40 approvals") {
+		t.Errorf("summary:\n%s", text.String())
+	}
+	// The JSON summary keeps every documented key and adds targets.
+	js, _ := json.Marshal(sum)
+	for _, k := range []string{`"approvals_per_s"`, `"p99_ms"`, `"errors"`, `"reconciliation"`, `"targets":[{"url":"` + a + `","attempts":40`} {
+		if !bytes.Contains(js, []byte(k)) {
+			t.Errorf("JSON summary lacks %s:\n%s", k, js)
+		}
+	}
+}
+
 // TestRunFindsLostAndDoubled: the hub acknowledges an approval the
 // issuer's ledger lacks, and books another twice; the reconciliation
 // finds both and names the orders.
@@ -278,6 +339,21 @@ func TestCheck(t *testing.T) {
 		err := (&Target{HubURL: c.hub, SettleURL: c.settle}).Check(c.allow)
 		if (err == nil) != c.ok || err != nil && !errors.Is(err, ErrHostRefused) {
 			t.Errorf("hub %s, settle %q, allowed %v: %v", c.hub, c.settle, c.allow, err)
+		}
+	}
+	// Every replica is checked; a URL with credentials is refused without
+	// repeating them.
+	for _, c := range []struct {
+		hubs []string
+		ok   bool
+	}{
+		{[]string{"https://127.0.0.1:8443", "https://127.0.0.1:9443"}, true},
+		{[]string{"https://127.0.0.1:8443", "https://10.0.0.7:8443"}, false},
+		{[]string{"https://user:s3cret@127.0.0.1:8443"}, false},
+	} {
+		err := (&Target{HubURL: c.hubs[0], HubURLs: c.hubs}).Check(nil)
+		if (err == nil) != c.ok || err != nil && (!errors.Is(err, ErrHostRefused) || strings.Contains(err.Error(), "s3cret")) {
+			t.Errorf("hubs %v: %v", c.hubs, err)
 		}
 	}
 }

@@ -48,6 +48,25 @@ type Summary struct {
 	// Interrupted: the run was stopped before its end (what was done is
 	// reported and reconciled).
 	Interrupted bool `json:"interrupted,omitempty"`
+	// Targets are the run's figures by hub (one per --target URL, or the
+	// one hub), in the order given: the requests went to them in turn.
+	Targets []TargetStats `json:"targets,omitempty"`
+}
+
+// TargetStats are one hub's share of a run. A request counts at the hub
+// its last attempt went to (a retry goes to the next hub).
+type TargetStats struct {
+	URL string `json:"url"`
+	// Attempts sent to it, retries included.
+	Attempts int `json:"attempts"`
+	// Requests whose last attempt it took; OK those it answered as wanted,
+	// Errors the others.
+	Requests int `json:"requests"`
+	OK       int `json:"ok"`
+	Errors   int `json:"errors"`
+	// Approvals it acknowledged, per second of the run.
+	Approvals     int     `json:"approvals"`
+	ApprovalsPerS float64 `json:"approvals_per_s"`
 }
 
 // OpStats are one operation's figures.
@@ -107,6 +126,25 @@ func (r *runner) summarize(elapsed time.Duration, interrupted bool) *Summary {
 		st.P50MS, st.P95MS, st.P99MS, st.MaxMS = ms(Percentile(l, 50)), ms(Percentile(l, 95)), ms(Percentile(l, 99)), ms(l[len(l)-1])
 		s.Operations[op] = st
 	}
+	s.Targets = make([]TargetStats, len(r.hubs))
+	for i, h := range r.hubs {
+		s.Targets[i] = TargetStats{URL: h, Attempts: int(r.attempts[i].Load())}
+	}
+	for _, x := range r.samples {
+		ts := &s.Targets[x.hub]
+		ts.Requests++
+		if !x.ok {
+			ts.Errors++
+			continue
+		}
+		ts.OK++
+		if x.op == OpApprove {
+			ts.Approvals++
+		}
+	}
+	for i := range s.Targets {
+		s.Targets[i].ApprovalsPerS = rate(s.Targets[i].Approvals, elapsed)
+	}
 	a := s.Operations[OpApprove]
 	s.Approvals, s.ApprovalsPerS = a.OK, rate(a.OK, elapsed)
 	s.P50MS, s.P95MS, s.P99MS, s.MaxMS = a.P50MS, a.P95MS, a.P99MS, a.MaxMS
@@ -135,6 +173,12 @@ func (s *Summary) WriteText(w io.Writer) {
 	for _, op := range []string{OpApprove, OpCancel, OpRefund, OpInquire} {
 		if st, ok := s.Operations[op]; ok {
 			fmt.Fprintf(w, "  %-8s %6d sent, %6d ok; p50 %.1f ms, p95 %.1f ms, p99 %.1f ms\n", op, st.Count, st.OK, st.P50MS, st.P95MS, st.P99MS)
+		}
+	}
+	if len(s.Targets) > 1 {
+		for _, t := range s.Targets {
+			fmt.Fprintf(w, "  hub %s: %d requests (%d attempts), %d ok, %d errors; %d approvals, %.1f/s\n",
+				t.URL, t.Requests, t.Attempts, t.OK, t.Errors, t.Approvals, t.ApprovalsPerS)
 		}
 	}
 	if len(s.Errors) == 0 {

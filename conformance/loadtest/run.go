@@ -219,6 +219,7 @@ type sample struct {
 	ok      bool
 	status  string // "" when ok
 	retries int
+	hub     int // the index in hubs of the hub its last attempt went to
 }
 
 type runner struct {
@@ -227,6 +228,10 @@ type runner struct {
 	hc   *http.Client
 	card *Card
 	run  string
+	// hubs are the target's hubs (Target.Hubs); attempts counts the
+	// attempts each was sent.
+	hubs     []string
+	attempts []atomic.Int64
 
 	mu          sync.Mutex
 	rng         *rand.Rand
@@ -247,7 +252,9 @@ func Run(ctx context.Context, t *Target, o Options) (*Summary, error) {
 	if len(t.Merchants) == 0 {
 		return nil, errors.New("the target has no merchant to pay as")
 	}
-	r := &runner{t: t, o: o, hc: t.httpClient(o.Concurrency), rng: rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))}
+	r := &runner{t: t, o: o, hc: t.httpClient(o.Concurrency), rng: rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)),
+		hubs: t.Hubs()}
+	r.attempts = make([]atomic.Int64, len(r.hubs))
 	r.run = o.RunID
 	if r.run == "" {
 		const abc = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -293,7 +300,7 @@ func Run(ctx context.Context, t *Target, o Options) (*Summary, error) {
 	sum := r.measure(ctx, work)
 	sum.Card = r.card.Number.Masked()
 	if unanswered := sum.Errors["transport"] + sum.Errors["timeout"]; sum.Requests > 0 && unanswered == sum.Requests {
-		return sum, fmt.Errorf("the hub at %s answered none of the %d requests", t.HubURL, sum.Requests)
+		return sum, fmt.Errorf("the hub at %s answered none of the %d requests", strings.Join(r.hubs, ", "), sum.Requests)
 	}
 	r.resolve(work)
 	if iss != nil && r.card.ID != "" {
@@ -314,7 +321,7 @@ func (r *runner) prepare(ctx context.Context, n int) error {
 	var ok []*order
 	for range n {
 		o := r.newOrder(prepAmount)
-		if a, _ := r.call(ctx, OpApprove, o, "lt-"+r.run+"-"+strconv.Itoa(o.n)+"-a", r.approveFields(o)); r.approved(o, a) {
+		if a, _, _ := r.call(ctx, OpApprove, o, "lt-"+r.run+"-"+strconv.Itoa(o.n)+"-a", r.approveFields(o), o.n); r.approved(o, a) {
 			ok = append(ok, o)
 		}
 	}
@@ -426,21 +433,22 @@ func (r *runner) progress(start time.Time, done <-chan struct{}) {
 	}
 }
 
-// one makes the request of a slot due at due, and records it.
+// one makes the request of a slot due at due, and records it. The n-th
+// request of the run goes to the n-th hub in turn (Target.HubURLs).
 func (r *runner) one(ctx context.Context, due time.Time) {
-	r.issued.Add(1)
+	n := int(r.issued.Add(1) - 1)
 	r.inFlight.Add(1)
 	defer r.inFlight.Add(-1)
 	op, o := r.pick()
 	var a answer
-	var retries int
+	var retries, hub int
 	ok := false
 	switch op {
 	case OpApprove:
-		a, retries = r.call(ctx, op, o, "lt-"+r.run+"-"+strconv.Itoa(o.n)+"-a", r.approveFields(o))
+		a, retries, hub = r.call(ctx, op, o, "lt-"+r.run+"-"+strconv.Itoa(o.n)+"-a", r.approveFields(o), n)
 		ok = r.approved(o, a)
 	case OpCancel:
-		a, retries = r.call(ctx, op, o, "lt-"+r.run+"-"+strconv.Itoa(o.n)+"-c", map[string]string{fOrder: o.id})
+		a, retries, hub = r.call(ctx, op, o, "lt-"+r.run+"-"+strconv.Itoa(o.n)+"-c", map[string]string{fOrder: o.id}, n)
 		ok = a.success() && a.resp.Fields[fResponseData] == "cancelled"
 		r.mu.Lock()
 		o.busy = false
@@ -458,7 +466,7 @@ func (r *runner) one(ctx context.Context, due time.Time) {
 		o.refunds++
 		key := "lt-" + r.run + "-" + strconv.Itoa(o.n) + "-r" + strconv.Itoa(o.refunds)
 		r.mu.Unlock()
-		a, retries = r.call(ctx, op, o, key, map[string]string{fOrder: o.id, fAmount: strconv.Itoa(refundAmount), fCurrency: "KRW"})
+		a, retries, hub = r.call(ctx, op, o, key, map[string]string{fOrder: o.id, fAmount: strconv.Itoa(refundAmount), fCurrency: "KRW"}, n)
 		ok = a.success()
 		r.mu.Lock()
 		o.busy = false
@@ -473,10 +481,10 @@ func (r *runner) one(ctx context.Context, due time.Time) {
 		}
 		r.mu.Unlock()
 	case OpInquire:
-		a, retries = r.call(ctx, op, o, "", map[string]string{fOrder: o.id})
+		a, retries, hub = r.call(ctx, op, o, "", map[string]string{fOrder: o.id}, n)
 		ok = a.success()
 	}
-	s := sample{op: op, latency: r.o.Clock.Now().Sub(due), ok: ok, retries: retries}
+	s := sample{op: op, latency: r.o.Clock.Now().Sub(due), ok: ok, retries: retries, hub: hub}
 	if !ok {
 		s.status = a.status()
 		r.failed.Add(1)
@@ -618,22 +626,26 @@ func (a answer) status() string {
 }
 
 // call sends op for o's merchant, again on an answer worth a retry, with
-// the same key, up to Retries times; it returns the last answer and the
-// number of retries.
-func (r *runner) call(ctx context.Context, op string, o *order, key string, fields map[string]string) (answer, int) {
+// the same key, up to Retries times; it returns the last answer, the
+// number of retries and the hub the last attempt went to. The first
+// attempt goes to hub first (modulo the hubs), each retry to the next
+// one — as a load balancer moves a client off a replica that failed it.
+func (r *runner) call(ctx context.Context, op string, o *order, key string, fields map[string]string, first int) (answer, int, int) {
 	m := r.t.Merchants[o.merchant]
 	body, _ := json.Marshal(callapi.CallRequest{Fields: fields})
 	for n := 0; ; n++ {
-		a := r.attempt(ctx, m, op, key, body)
+		hub := (first + n) % len(r.hubs)
+		r.attempts[hub].Add(1)
+		a := r.attempt(ctx, r.hubs[hub], m, op, key, body)
 		if !a.retry() || n >= r.o.Retries || ctx.Err() != nil {
-			return a, n
+			return a, n, hub
 		}
 		wait := time.Duration(n+1) * 100 * time.Millisecond
 		if a.retryAfter > 0 {
 			wait = min(a.retryAfter, 5*time.Second)
 		}
 		if r.o.Clock.SleepUntil(ctx, r.o.Clock.Now().Add(wait)) != nil {
-			return a, n
+			return a, n, hub
 		}
 	}
 }
@@ -641,10 +653,10 @@ func (r *runner) call(ctx context.Context, op string, o *order, key string, fiel
 // maxAnswer bounds an answer's body.
 const maxAnswer = 1 << 20
 
-func (r *runner) attempt(ctx context.Context, m Merchant, op, key string, body []byte) answer {
+func (r *runner) attempt(ctx context.Context, hub string, m Merchant, op, key string, body []byte) answer {
 	ctx, cancel := context.WithTimeout(ctx, r.o.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(r.t.HubURL, "/")+"/v1/card/"+op, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(hub, "/")+"/v1/card/"+op, bytes.NewReader(body))
 	if err != nil {
 		return answer{err: err}
 	}
@@ -695,7 +707,7 @@ func (r *runner) resolve(ctx context.Context) {
 	}
 	r.mu.Unlock()
 	for _, o := range todo {
-		a, _ := r.call(ctx, OpInquire, o, "", map[string]string{fOrder: o.id})
+		a, _, _ := r.call(ctx, OpInquire, o, "", map[string]string{fOrder: o.id}, o.n)
 		r.mu.Lock()
 		switch {
 		case a.success() && a.resp.Fields[fApprovalCode] != "":

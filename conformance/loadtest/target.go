@@ -26,6 +26,11 @@ import (
 type Target struct {
 	// HubURL is the hub's base URL; the facade is under /v1/.
 	HubURL string
+	// HubURLs, when set, are several replicas of the hub (KECIS §12.8:
+	// `kecis serve` processes on one database) that the requests go to in
+	// turn, as a load balancer would send them — client-side round robin;
+	// a retry goes to the next one. Empty: HubURL alone.
+	HubURLs []string
 	// RootCAs verify the hub's TLS certificate (nil: the system's).
 	RootCAs *x509.CertPool
 	// Merchants pay through the facade with their API keys; every order
@@ -187,6 +192,15 @@ func loadPool(path string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
+// Hubs are the base URLs the requests go to, in turn: HubURLs, else
+// HubURL.
+func (t *Target) Hubs() []string {
+	if len(t.HubURLs) > 0 {
+		return t.HubURLs
+	}
+	return []string{t.HubURL}
+}
+
 // ErrHostRefused is wrapped by Check's refusals.
 var ErrHostRefused = errors.New("refused")
 
@@ -195,13 +209,20 @@ var ErrHostRefused = errors.New("refused")
 // loopback (localhost, 127.0.0.0/8, ::1) nor one of allowed (host names or
 // IP addresses, compared without port, case-insensitive).
 func (t *Target) Check(allowed []string) error {
-	for _, u := range []struct{ name, url string }{{"hub", t.HubURL}, {"settle URL", t.SettleURL}, {"issuer API", t.IssuerAPI}} {
+	urls := []struct{ name, url string }{{"hub", t.HubURL}, {"settle URL", t.SettleURL}, {"issuer API", t.IssuerAPI}}
+	for _, h := range t.HubURLs {
+		urls = append(urls, struct{ name, url string }{"hub", h})
+	}
+	for _, u := range urls {
 		if u.url == "" {
 			continue
 		}
 		p, err := url.Parse(u.url)
 		if err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" {
 			return fmt.Errorf("%w: the %s is not an http(s) URL: %q", ErrHostRefused, u.name, u.url)
+		}
+		if p.User != nil {
+			return fmt.Errorf("%w: the %s URL carries credentials: give them in the target file, not in a URL", ErrHostRefused, u.name)
 		}
 		host := strings.ToLower(p.Hostname())
 		if loopback(host) || slices.ContainsFunc(allowed, func(a string) bool { return strings.EqualFold(strings.Trim(a, "[]"), host) }) {
