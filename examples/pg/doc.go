@@ -73,8 +73,12 @@
 //	POST /pg/v1/payments                 approve
 //	     {"mid":"M000001","orderNo":"ORD-1","amount":15000,"cardNo":"…",
 //	      "expMonth":"11","expYear":"2031","productName":"Coffee",
-//	      "buyerName":"…","buyerTel":"…","buyerEmail":"…"}
-//	     (mid defaults to the key's merchant; productName and buyer* are optional)
+//	      "buyerName":"…","buyerTel":"…","buyerEmail":"…","authentication":["…"]}
+//	     (mid defaults to the key's merchant; productName, buyer* and authentication
+//	     are optional; authentication is opaque evidence that the cardholder was
+//	     authenticated — at most 4 items of at most 12 KiB printable characters —
+//	     which the PG passes on to the issuer gateway with the approval and keeps
+//	     nowhere)
 //	POST /pg/v1/payments/{tid}/cancel    void the whole approval {"reason":"…"} (body optional)
 //	POST /pg/v1/payments/{tid}/refunds   refund {"amount":5000,"reason":"…"}
 //	GET  /pg/v1/payments/{tid}           inquire

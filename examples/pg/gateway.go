@@ -21,7 +21,8 @@ import (
 //
 //	POST {IssuerGatewayURL}/v1/card/{approve|cancel|refund|inquire}
 //	Idempotency-Key: <key>            (approve, cancel, refund)
-//	{"fields": {"Ecom_ConsumerOrderID": "T261122000001", …}, "routing": {"card_bin": "…"}}
+//	{"fields": {"Ecom_ConsumerOrderID": "T261122000001", …}, "routing": {"card_bin": "…"},
+//	 "authentication_results": ["…"]}   (an approve's opaque authentication, when it has one)
 //
 // An answer (application/json, outcome answered, pending or unavailable)
 // comes with 200 Success, 402 a refused payment, 400/409/422 another
@@ -103,6 +104,9 @@ type gatewayRequest struct {
 	// keeps in the masked card), so that a cancel, refund or inquire reaches
 	// the issuer that approved it.
 	Routing *gatewayRouting `json:"routing,omitempty"`
+	// AuthenticationResults is an approval's opaque authentication
+	// evidence (PayRequest.Authentication), passed on as it came.
+	AuthenticationResults []string `json:"authentication_results,omitempty"`
 }
 
 type gatewayResponse struct {
@@ -144,9 +148,14 @@ func binOf(card string) string {
 }
 
 func (g *gateway) call(ctx context.Context, op, key, bin string, fields map[string]string) answer {
+	return g.callWith(ctx, op, key, bin, fields, nil)
+}
+
+// callWith is call with an approval's opaque authentication evidence.
+func (g *gateway) callWith(ctx context.Context, op, key, bin string, fields map[string]string, auth []string) answer {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.timeout)
 	defer cancel()
-	gr := gatewayRequest{Fields: fields}
+	gr := gatewayRequest{Fields: fields, AuthenticationResults: auth}
 	if bin != "" {
 		gr.Routing = &gatewayRouting{CardBIN: bin}
 	}

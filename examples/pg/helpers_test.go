@@ -123,7 +123,8 @@ type fakeGateway struct {
 	sentKeys map[string][]string // op → Idempotency-Keys received
 	nextCode int
 	slow     time.Duration
-	raw      map[string]rawAnswer // op → a fixed answer, nothing carried out
+	raw      map[string]rawAnswer  // op → a fixed answer, nothing carried out
+	auth     map[string][][]string // op → the authentication_results of each call
 }
 
 type rawAnswer struct {
@@ -145,7 +146,14 @@ func (g *fakeGateway) setRaw(op string, a *rawAnswer) {
 func newFakeGateway(t testing.TB) *fakeGateway {
 	return &fakeGateway{t: t, modes: map[string]mode{}, declines: map[string]string{}, byOrder: map[string]*approval{},
 		keys: map[string]stored{}, calls: map[string]int{}, sentKeys: map[string][]string{}, nextCode: 3427123,
-		raw: map[string]rawAnswer{}}
+		raw: map[string]rawAnswer{}, auth: map[string][][]string{}}
+}
+
+// authOf returns the authentication_results of each call of op.
+func (g *fakeGateway) authOf(op string) [][]string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([][]string(nil), g.auth[op]...)
 }
 
 func (g *fakeGateway) setMode(op string, m mode) {
@@ -218,6 +226,7 @@ func (g *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Routing *struct {
 			CardBIN string `json:"card_bin"`
 		} `json:"routing"`
+		AuthenticationResults []string `json:"authentication_results"`
 	}
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
@@ -253,6 +262,7 @@ func (g *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	g.mu.Lock()
 	g.calls[op]++
+	g.auth[op] = append(g.auth[op], req.AuthenticationResults)
 	if key != "" {
 		g.sentKeys[op] = append(g.sentKeys[op], key)
 	}

@@ -101,6 +101,8 @@ type wirePayRequest struct {
 	BuyerName   string  `json:"buyerName,omitempty"`
 	BuyerTel    string  `json:"buyerTel,omitempty"`
 	BuyerEmail  string  `json:"buyerEmail,omitempty"`
+	// Authentication is opaque (PayRequest.Authentication).
+	Authentication []string `json:"authentication,omitempty"`
 }
 
 type wireCancelRequest struct {
@@ -287,7 +289,7 @@ func (p *PG) handlePay(w http.ResponseWriter, r *http.Request, m *Merchant) {
 		MID: in.MID, OrderNo: in.OrderNo, Amount: int64(in.Amount), CardNo: CardNumber(in.CardNo),
 		ExpMonth: int(in.ExpMonth), ExpYear: int(in.ExpYear), ProductName: in.ProductName,
 		Buyer:          Buyer{Name: in.BuyerName, Tel: in.BuyerTel, Email: in.BuyerEmail},
-		IdempotencyKey: r.Header.Get("Idempotency-Key"),
+		IdempotencyKey: r.Header.Get("Idempotency-Key"), Authentication: in.Authentication,
 	})
 	p.writePayment(w, r, pay, err)
 }

@@ -31,7 +31,8 @@ import (
 //     "3016".
 //
 // Refusals before the gateway is called are *Error values and create no
-// transaction. A repeat with the same Idempotency-Key and request returns
+// transaction. The approval carries req.Authentication, opaque, to the
+// issuer gateway (authentication_results), and nothing keeps it. A repeat with the same Idempotency-Key and request returns
 // the same transaction (Replayed set) without calling the issuer again;
 // another request under the key is CodeIdempotencyConflict.
 func (p *PG) Pay(ctx context.Context, req PayRequest) (*Payment, error) {
@@ -48,6 +49,9 @@ func (p *PG) Pay(ctx context.Context, req PayRequest) (*Payment, error) {
 		return nil, e
 	}
 	if e := checkText("productName", req.ProductName, 100, false); e != nil {
+		return nil, e
+	}
+	if e := checkAuthentication(req.Authentication); e != nil {
 		return nil, e
 	}
 	for _, f := range []struct {
@@ -107,7 +111,7 @@ func (p *PG) Pay(ctx context.Context, req PayRequest) (*Payment, error) {
 	}
 	// From here on the outcome is recorded even if the merchant hangs up.
 	ctx = context.WithoutCancel(ctx)
-	a := p.gw.call(ctx, string(OpApprove), gwKey, binOf(pan), fields)
+	a := p.gw.callWith(ctx, string(OpApprove), gwKey, binOf(pan), fields, req.Authentication)
 	if err := p.settle(ctx, c.opID, &a); err != nil {
 		return nil, err
 	}

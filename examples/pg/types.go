@@ -269,7 +269,22 @@ type PayRequest struct {
 	// merchant) makes a retry safe: the same key and request give the
 	// same transaction, another request under it is refused.
 	IdempotencyKey string
+	// Authentication is opaque evidence that the cardholder was
+	// authenticated for this payment (at most MaxAuthentication items of
+	// at most MaxAuthenticationLen printable characters), which the PG
+	// forwards with the approval to the issuer gateway as
+	// authentication_results and stores nowhere: the KECIS sidecar puts
+	// its signed amount-authentication result there. It is not part of
+	// the request an Idempotency-Key stands for (a retry may carry a
+	// freshly made one); only the first call forwards it.
+	Authentication []string
 }
+
+// Bounds of PayRequest.Authentication.
+const (
+	MaxAuthentication    = 4
+	MaxAuthenticationLen = 12 << 10
+)
 
 // CancelRequest voids a whole approval (전체취소) before the issuer
 // settles it.

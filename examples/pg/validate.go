@@ -64,6 +64,27 @@ func checkOrderNo(v string) *Error {
 	return nil
 }
 
+// checkAuthentication bounds the opaque authentication evidence of a
+// payment: at most MaxAuthentication items, each 1 to
+// MaxAuthenticationLen printable ASCII characters. What they hold is not
+// the PG's to read.
+func checkAuthentication(items []string) *Error {
+	if len(items) > MaxAuthentication {
+		return invalid(fmt.Sprintf("authentication has more than %d items", MaxAuthentication))
+	}
+	for _, a := range items {
+		if a == "" || len(a) > MaxAuthenticationLen {
+			return invalid(fmt.Sprintf("each item of authentication holds 1 to %d characters", MaxAuthenticationLen))
+		}
+		for i := 0; i < len(a); i++ {
+			if a[i] < 0x21 || a[i] > 0x7e {
+				return invalid("each item of authentication is printable ASCII without spaces")
+			}
+		}
+	}
+	return nil
+}
+
 func checkMID(v string) *Error {
 	if v == "" {
 		return invalid("mid is required")
