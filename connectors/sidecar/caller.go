@@ -27,6 +27,11 @@ import (
 // payment, 202 Pending, 503 unavailable…). The card may come in clear:
 // the backend is the provider's own, on loopback, and the sidecar encrypts
 // it; what its service requires must be there (callapi.CheckRequired).
+// authentication_results, signed kecis:AuthenticationResult elements in
+// base64 (the amountauth engine's result on the purchase it verified,
+// which the native PG passes on without reading it), are embedded in the
+// request unchanged (KECIS §3.2); one that is not such an element is
+// refused (callapi.ParseAuthenticationResults).
 type Caller struct {
 	Client   Doer
 	Resolver *connectors.Resolver
@@ -59,7 +64,7 @@ var (
 var CallerProblems = []*httpserver.Problem{callapi.ProblemUnknownService, callapi.ProblemIdempotencyKeyMissing,
 	callapi.ProblemIdempotencyKeyInvalid, callapi.ProblemBadRequest, callapi.ProblemTooLarge, callapi.ProblemUnreadable,
 	callapi.ProblemInvalidFields, callapi.ProblemMissingFields, callapi.ProblemCardNumberInField, callapi.ProblemNoRoute,
-	ProblemMetadataUnavailable, ProblemNoRecipient, ProblemEncryptedHere}
+	callapi.ProblemInvalidAuthenticationResult, ProblemMetadataUnavailable, ProblemNoRecipient, ProblemEncryptedHere}
 
 // ServeHTTP implements the local endpoint.
 func (c *Caller) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -99,12 +104,15 @@ func (c *Caller) decode(w http.ResponseWriter, r *http.Request) (*connectors.Cal
 	if err != nil {
 		return nil, err
 	}
-	in, err := callapi.DecodeCall(body)
+	in, err := callapi.DecodeCallWith(body, callapi.DecodeOptions{AuthenticationResults: true})
 	if err != nil {
 		return nil, err
 	}
 	if len(in.Encrypted) > 0 {
 		return nil, ProblemEncryptedHere
+	}
+	if call.AuthResults, err = callapi.ParseAuthenticationResults(in.AuthenticationResults); err != nil {
+		return nil, err
 	}
 	if call.Payload, err = callapi.Payload(in.Fields, callapi.PayloadOptions{ClearSensitive: true}); err != nil {
 		return nil, err

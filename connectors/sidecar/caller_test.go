@@ -3,6 +3,7 @@ package sidecar
 import (
 	"context"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/beevik/etree"
 
 	"github.com/kecis/kecis/connectors"
 	"github.com/kecis/kecis/connectors/callapi"
@@ -72,6 +75,11 @@ func post(t *testing.T, c *Caller, path, key, body string) (int, string, map[str
 		t.Fatalf("not JSON: %s", w.Body)
 	}
 	return w.Code, w.Header().Get("Content-Type"), out
+}
+
+// withAuth adds authentication_results (raw JSON) to a call's body.
+func withAuth(body, results string) string {
+	return strings.TrimSuffix(body, "}") + `,"authentication_results":` + results + "}"
 }
 
 func cardFields(order string) string {
@@ -135,6 +143,8 @@ func TestCallerProblems(t *testing.T) {
 		{"no recipient and no resolver", c, "", approve, "k", noRecipient, 400, "no-recipient", ""},
 		{"nobody offers it", resolved, "", approve, "k", noRecipient, 422, "no-route", ""},
 		{"metadata unavailable", unreachable, "", approve, "k", noRecipient, 503, "metadata-unavailable", ""},
+		{"an authentication result that is not base64", c, "", approve, "k", withAuth(cardFields("A"), `["<kecis:AuthenticationResult/>"]`), 400,
+			"invalid-authentication-result", "authentication_results[0] is not standard base64"},
 	}
 	seen := map[string]bool{}
 	for _, tc := range cases {
@@ -304,5 +314,112 @@ func TestEngineNamesEveryMissingField(t *testing.T) {
 	}
 	if calls := native.seen(); len(calls) != 0 {
 		t.Fatalf("native calls: %v", calls)
+	}
+}
+
+// TestCallerEmbedsAuthenticationResults: the base64 of a signed
+// kecis:AuthenticationResult in authentication_results reaches the hub as
+// an element of the call, unchanged (its signature verifies, KECIS §3.2);
+// anything else in it — a DOCTYPE, another element, text that is not
+// XML, too many or too long items, items that are not strings — is
+// refused before the hub with the call API's problems, naming the item,
+// never its content.
+func TestCallerEmbedsAuthenticationResults(t *testing.T) {
+	now := time.Now()
+	keyPEM, certPEM, err := devpki.Generate(devpki.Signing, "pg signing", nil, now.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := saml.ParseKeyPEM(keyPEM)
+	certs, _ := saml.ParseCertificatesPEM(certPEM)
+	signer, err := saml.NewSigner(key, certs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	el, err := (&saml.AuthenticationResult{ID: "_aa1", IssueInstant: now, Issuer: aaPG, Method: "urn:kecis:authn:amount-auth", Factors: 1,
+		Amount: "15000", Currency: "KRW", Merchant: shopA, OrderID: "A", CardRef: "411111******1111", AuthnInstant: now,
+		NotOnOrAfter: now.Add(10 * time.Minute)}).Sign(signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := etree.NewDocument()
+	doc.SetRoot(el)
+	raw, err := doc.WriteToBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	good := base64.StdEncoding.EncodeToString(raw)
+
+	hub := &fakeHub{}
+	c := &Caller{Client: hub}
+	code, _, out := post(t, c, "/v1/card/approve", "k-auth", withAuth(cardFields("A"), `["`+good+`"]`))
+	if code != http.StatusOK || hub.n() != 1 {
+		t.Fatalf("%d %v", code, out)
+	}
+	hub.mu.Lock()
+	got := hub.calls[0].AuthResults
+	hub.mu.Unlock()
+	if len(got) != 1 {
+		t.Fatalf("%d results embedded", len(got))
+	}
+	res, _, err := saml.VerifyAuthenticationResult(context.Background(), got[0], pgKeys{signer.Cert}, now, time.Minute)
+	if err != nil || res.OrderID != "A" || res.Amount != "15000" {
+		t.Fatalf("the embedded result: %+v %v", res, err)
+	}
+	// Without authentication_results, the call embeds none.
+	if code, _, _ := post(t, c, "/v1/card/approve", "k-none", cardFields("B")); code != http.StatusOK {
+		t.Fatal(code)
+	}
+	hub.mu.Lock()
+	none := hub.calls[1].AuthResults
+	hub.mu.Unlock()
+	if none != nil {
+		t.Fatalf("a call without results embedded %d", len(none))
+	}
+
+	secret := "SECRET-CONTENT-4111111111111111"
+	cases := []struct {
+		name, results string
+		typ, detail   string
+	}{
+		{"DOCTYPE", `["` + b64(`<!DOCTYPE x [<!ENTITY e "`+secret+`">]><kecis:AuthenticationResult xmlns:kecis="urn:kecis:protocol:1.0"/>`) + `"]`,
+			"invalid-authentication-result", "authentication_results[0] holds a DOCTYPE"},
+		{"another element", `["` + good + `","` + b64(`<kecis:Payload xmlns:kecis="urn:kecis:protocol:1.0">`+secret+`</kecis:Payload>`) + `"]`,
+			"invalid-authentication-result", "authentication_results[1] is not a kecis:AuthenticationResult element"},
+		{"another namespace", `["` + b64(`<AuthenticationResult xmlns="urn:other"/>`) + `"]`,
+			"invalid-authentication-result", "is not a kecis:AuthenticationResult element"},
+		{"not XML", `["` + b64(secret) + `"]`, "invalid-authentication-result", "authentication_results[0] is not a well-formed XML document"},
+		{"a comment", `["` + b64(`<kecis:AuthenticationResult xmlns:kecis="urn:kecis:protocol:1.0"><!-- `+secret+` --></kecis:AuthenticationResult>`) + `"]`,
+			"invalid-authentication-result", "is not a well-formed XML document"},
+		{"too many", `["` + strings.Repeat(good+`","`, 4) + good + `"]`, "bad-request", "authentication_results has 5 items; at most 4"},
+		{"too long", `["` + strings.Repeat("A", callapi.MaxAuthenticationResultLen+4) + `"]`, "bad-request", "authentication_results[0] must hold 1 to 12288 characters"},
+		{"empty", `[""]`, "bad-request", "authentication_results[0] must hold 1 to"},
+		{"not an array", `"` + good + `"`, "bad-request", "authentication_results must be a JSON array of strings, not a string"},
+		{"an item that is no string", `[4111111111111111]`, "bad-request", "authentication_results[0] must be a JSON string, not a number"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/v1/card/approve", strings.NewReader(withAuth(cardFields("C"), tc.results)))
+			r.Header.Set("Idempotency-Key", "k-"+tc.name)
+			w := httptest.NewRecorder()
+			c.ServeHTTP(w, r)
+			var p map[string]any
+			if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil {
+				t.Fatal(err)
+			}
+			if w.Code != http.StatusBadRequest || p["type"] != "urn:kecis:problem:"+tc.typ {
+				t.Fatalf("%d %v", w.Code, p)
+			}
+			if d, _ := p["detail"].(string); !strings.Contains(d, tc.detail) {
+				t.Errorf("detail %q does not say %q", d, tc.detail)
+			}
+			if strings.Contains(w.Body.String(), "SECRET") || strings.Contains(w.Body.String(), "4111111111111111") {
+				t.Errorf("the answer repeats the item: %s", w.Body)
+			}
+		})
+	}
+	if hub.n() != 2 {
+		t.Errorf("%d calls reached the hub, want the 2 accepted", hub.n())
 	}
 }

@@ -68,6 +68,9 @@ type Config struct {
 	Native  Native   `yaml:"native"`
 	// Services maps each KECIS service URI to a native call.
 	Services map[string]*Service `yaml:"services"`
+	// AmountAuth turns on amount authentication (KECIS §15.3) for the
+	// native PG; nil or not enabled: off.
+	AmountAuth *AmountAuth `yaml:"amountauth"`
 
 	dir   string
 	lines map[string]int // config path → line, for error messages
@@ -147,6 +150,10 @@ type Merchant struct {
 	// every native call made for the merchant, over native.headers of the
 	// same name. Values may use ${ENV}.
 	Headers map[string]string `yaml:"headers"`
+	// AmountAuth overrides amountauth.options for the merchant (its
+	// return URL, say) and names it in the cardholder's text; used when
+	// amountauth is enabled.
+	AmountAuth *MerchantAA `yaml:"amountauth,omitempty"`
 }
 
 // Service maps one KECIS service.
@@ -187,6 +194,7 @@ type Source struct {
 	Native    string            `yaml:"native"`    // a native response field (dotted path)
 	Merchant  string            `yaml:"merchant"`  // "native": the native merchant ID of the KECIS merchant
 	Capture   string            `yaml:"capture"`   // a field captured by the lookup
+	KECIS     string            `yaml:"kecis"`     // a part of the KECIS request (requests only): KECISAuthenticationResults
 	Transform string            `yaml:"transform"` // see transforms
 	Map       map[string]string `yaml:"map"`       // an enumeration mapping
 	Default   string            `yaml:"default"`
@@ -400,6 +408,14 @@ var transforms = map[string]bool{
 	"string":   true, // a JSON number → its decimal string
 }
 
+// KECISAuthenticationResults is the {kecis: …} source of the signed
+// kecis:AuthenticationResult elements the KECIS request carries (requests
+// of a JSON call only): a JSON array of base64 strings, each element
+// embedded unchanged (KECIS §3.2) — those of the purchase the amountauth
+// engine approves (Engine.run). With optional: true the field is left out
+// when there are none.
+const KECISAuthenticationResults = "authentication_results"
+
 var placeholder = regexp.MustCompile(`\{([A-Za-z0-9_]+)\}`)
 
 func (c *Config) fail(errs *Errors, path, msg string) {
@@ -407,12 +423,17 @@ func (c *Config) fail(errs *Errors, path, msg string) {
 }
 
 // failIn reports a mistake at path of file, at the line of path or of
-// its nearest parent.
+// its nearest parent (a sequence item, "key[i]", at its key's).
 func failIn(errs *Errors, file string, lines map[string]int, path, msg string) {
 	line := lines[path]
-	for p := path; line == 0 && strings.Contains(p, "."); {
-		p = p[:strings.LastIndex(p, ".")]
-		line = lines[p]
+	for p := path; line == 0; line = lines[p] {
+		if i := strings.LastIndex(p, "["); i > 0 && strings.HasSuffix(p, "]") {
+			p = p[:i]
+		} else if i := strings.LastIndex(p, "."); i >= 0 {
+			p = p[:i]
+		} else {
+			break
+		}
 	}
 	*errs = append(*errs, &MappingError{File: file, Line: line, Field: path, Msg: msg})
 }
@@ -451,6 +472,7 @@ func (c *Config) check() Errors {
 		checkHeader(&errs, c.file, c.lines, "native.headers."+name, name, c.Native.Headers[name])
 	}
 	c.checkMerchants(&errs)
+	c.checkAmountAuth(&errs)
 	flat := map[string]bool{}
 	for _, n := range ecml.FlatNames() {
 		flat[n] = true
@@ -481,6 +503,9 @@ func (c *Config) check() Errors {
 			if src == nil || (src.Native == "" && src.Const == "") {
 				c.fail(&errs, p, "needs native: (a response field) or const:")
 				continue
+			}
+			if src.KECIS != "" {
+				c.fail(&errs, p+".kecis", "applies to requests only")
 			}
 			if !transforms[src.Transform] {
 				c.fail(&errs, p+".transform", "unknown transform "+src.Transform)
@@ -623,13 +648,23 @@ func (c *Config) checkCall(errs *Errors, base string, call *Call, flat, captured
 				continue
 			}
 			n := 0
-			for _, v := range []string{src.ECML, src.Const, src.Merchant, src.Capture} {
+			for _, v := range []string{src.ECML, src.Const, src.Merchant, src.Capture, src.KECIS} {
 				if v != "" {
 					n++
 				}
 			}
 			if n != 1 {
-				c.fail(errs, p, "needs exactly one of ecml:, const:, merchant:, capture:")
+				c.fail(errs, p, "needs exactly one of ecml:, const:, merchant:, capture:, kecis:")
+			}
+			if src.KECIS != "" {
+				switch {
+				case src.KECIS != KECISAuthenticationResults:
+					c.fail(errs, p+".kecis", "must be "+KECISAuthenticationResults)
+				case group.name != "request" || call.Encoding == "form":
+					c.fail(errs, p+".kecis", "yields a JSON array: only in the request of a JSON call")
+				case src.Transform != "" || src.Map != nil || src.Default != "":
+					c.fail(errs, p+".kecis", "takes no transform:, map: or default:")
+				}
 			}
 			if src.ECML != "" && !flat[src.ECML] {
 				c.fail(errs, p+".ecml", "unknown ECML field "+src.ECML)

@@ -55,18 +55,19 @@ func (e *Engine) Services() map[string]connectors.ServiceFunc {
 	for uri, s := range e.cfg.Services {
 		uri, s := uri, s
 		out[uri] = func(ctx context.Context, r *connectors.Request) (*connectors.Response, error) {
-			return e.run(ctx, uri, s, r)
+			return e.run(ctx, uri, s, r, nil)
 		}
 	}
 	return out
 }
 
 // call state: the request's flat fields, the caller's native account,
-// captured values.
+// captured values, the signed authentication results it carries (base64).
 type callState struct {
-	fields   url.Values
-	account  *Merchant
-	captured map[string]string
+	fields      url.Values
+	account     *Merchant
+	captured    map[string]string
+	authResults []string
 }
 
 // account is the native account of the request's caller (KECIS §13.1,
@@ -81,12 +82,18 @@ func (e *Engine) account(ctx context.Context, uri string, r *connectors.Request)
 	return nil, &connectors.StatusError{Status: saml.ErrCallerDenied.StatusValue()}
 }
 
-func (e *Engine) run(ctx context.Context, uri string, s *Service, r *connectors.Request) (*connectors.Response, error) {
+// run runs the mapping s of service uri for r. authResults are the signed
+// kecis:AuthenticationResult elements of the request, base64 — what a
+// {kecis: authentication_results} source yields: those the sidecar's own
+// amountauth engine attaches to the purchase it approves (a request from
+// the hub reaches the mapping with its results verified and decoded, not
+// as the signed elements, and yields none).
+func (e *Engine) run(ctx context.Context, uri string, s *Service, r *connectors.Request, authResults []string) (*connectors.Response, error) {
 	acct, err := e.account(ctx, uri, r)
 	if err != nil {
 		return nil, err
 	}
-	st := &callState{fields: url.Values{}, account: acct, captured: map[string]string{}}
+	st := &callState{fields: url.Values{}, account: acct, captured: map[string]string{}, authResults: authResults}
 	if r.Payload != nil {
 		st.fields = r.Payload.Form()
 	}
@@ -329,6 +336,12 @@ func (e *Engine) do(ctx context.Context, uri, kind string, c *Call, st *callStat
 
 // value resolves a source for the request direction.
 func (e *Engine) value(src *Source, st *callState) (any, bool, error) {
+	if src.KECIS != "" { // authentication_results, the only one (checked at load)
+		if len(st.authResults) == 0 && src.Optional {
+			return nil, false, nil
+		}
+		return append([]string{}, st.authResults...), true, nil
+	}
 	var v string
 	switch {
 	case src.Const != "":

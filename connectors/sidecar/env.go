@@ -13,7 +13,9 @@ import (
 // so that a secret holding "# x", ": " or quotes arrives as it is, and
 // cannot change the document's structure. "$${" stands for a literal
 // "${"; any other "$" is literal. A variable that is not set is a mistake
-// reported with its name and the key it is in.
+// reported with its name and the key it is in, unless the reference gives
+// a default: ${NAME:-default} stands for default when NAME is not set or
+// empty, as in the shell (the default is literal text without "$" or "}").
 
 // expandEnv expands every ${NAME} of the scalar values under n in place.
 // lookup says whether a variable is set. Problems are reported through
@@ -88,12 +90,17 @@ func expandValue(s string, lookup func(string) (string, bool)) (string, []string
 		if end < 0 {
 			return "", nil, "has a ${ without its } (write $${ for a literal ${)"
 		}
-		name := s[i+2 : i+end]
-		if !isEnvName(name) {
-			return "", nil, strconv.Quote("${"+name+"}") + " is not a variable reference (${NAME}, NAME letters, digits and _; $${ for a literal ${)"
+		ref := s[i+2 : i+end]
+		name, def, hasDefault := strings.Cut(ref, ":-")
+		if !isEnvName(name) || hasDefault && strings.Contains(def, "$") {
+			return "", nil, strconv.Quote("${"+ref+"}") + " is not a variable reference (${NAME} or ${NAME:-default}, NAME letters, digits and _, " +
+				"the default without $ or }; $${ for a literal ${)"
 		}
 		v, ok := lookup(name)
-		if !ok {
+		switch {
+		case hasDefault && (!ok || v == ""):
+			v = def
+		case !ok:
 			missing = append(missing, name)
 		}
 		b.WriteString(v)

@@ -41,7 +41,7 @@ func NewMetrics() *Metrics {
 		Registry: r,
 		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "kecis", Subsystem: "adapter", Name: "http_requests_total",
-			Help: "HTTP requests by endpoint (kecis: the SOAP endpoint the hub calls; call: the local calling endpoint) and status code.",
+			Help: "HTTP requests by endpoint (kecis: the SOAP endpoint the hub calls; call: the local calling endpoint; amountauth: the cardholder's page) and status code.",
 		}, []string{"endpoint", "code"}),
 		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "kecis", Subsystem: "adapter", Name: "http_request_duration_seconds",
@@ -95,12 +95,27 @@ func (m *Metrics) nativeCall(service, call, result string, took time.Duration) {
 //   - native: the provider's native API answers at native.base_url (any
 //     HTTP answer; no account's credentials are sent);
 //   - store: the adapter store's database answers.
+//
+// With amountauth enabled, one more: ReadyCheckAmountAuth.
 var ReadyCheckNames = []string{"keys", "metadata", "native", "store"}
+
+// ReadyCheckAmountAuth is the readiness check of amount authentication,
+// when it is enabled: its sessions' store answers.
+const ReadyCheckAmountAuth = "amountauth"
+
+// readyCheckNames are the sidecar's readiness checks, in order.
+func (s *Sidecar) readyCheckNames() []string {
+	if s.aa == nil {
+		return ReadyCheckNames
+	}
+	return append(slices.Clip(ReadyCheckNames), ReadyCheckAmountAuth)
+}
 
 // readyTimeout bounds each readiness check.
 const readyTimeout = 2 * time.Second
 
-// Ready runs the readiness checks (ReadyCheckNames): nil for one that
+// Ready runs the readiness checks (ReadyCheckNames, and
+// ReadyCheckAmountAuth when amountauth is enabled): nil for one that
 // passes.
 func (s *Sidecar) Ready(ctx context.Context) map[string]error {
 	now := s.now()
@@ -115,6 +130,11 @@ func (s *Sidecar) Ready(ctx context.Context) map[string]error {
 	sctx, cancel3 := context.WithTimeout(ctx, readyTimeout)
 	defer cancel3()
 	out["store"] = s.store.Ping(sctx)
+	if s.aa != nil {
+		actx, cancel4 := context.WithTimeout(ctx, readyTimeout)
+		defer cancel4()
+		out[ReadyCheckAmountAuth] = s.aa.ready(actx)
+	}
 	return out
 }
 
@@ -168,11 +188,11 @@ func (s *Sidecar) checkNative(ctx context.Context) error {
 	return nil
 }
 
-// OpsHandler serves /healthz, /readyz (ReadyCheckNames, each one's result
+// OpsHandler serves /healthz, /readyz (readyCheckNames, each one's result
 // in the ReadyChecks gauge) and /metrics: httpserver.Ops, as the hub's.
 func (s *Sidecar) OpsHandler() http.Handler {
 	return httpserver.Ops{
-		Checks: ReadyCheckNames,
+		Checks: s.readyCheckNames(),
 		Ready:  s.Ready,
 		OnCheck: func(name string, ok bool) {
 			v := 0.0

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kecis/kecis/connectors"
+	"github.com/kecis/kecis/connectors/card"
 	"github.com/kecis/kecis/connectors/httpserver"
 	"github.com/kecis/kecis/connectors/ratelimit"
 	"github.com/kecis/kecis/connectors/sqlstore"
@@ -34,8 +36,13 @@ type Sidecar struct {
 	// OpsListener serves the operations endpoints (OpsHandler); nil:
 	// Serve listens on Config.OpsListen when it is set.
 	OpsListener net.Listener
+	// PageListener serves the cardholder's amount-authentication page
+	// when amountauth is enabled; nil: Serve listens on
+	// amountauth.page_listen.
+	PageListener net.Listener
 
 	store   *storesql.Store
+	aa      *amountAuth // nil: amountauth not enabled
 	dir     *metadata.Client
 	engine  *Engine
 	metrics *Metrics
@@ -71,7 +78,10 @@ func (s *Sidecar) endpointLimits(write time.Duration, body int64) httpserver.Lim
 
 // New builds the sidecar from a loaded configuration: keys, the
 // federation's metadata (through the hub, pinned), the adapter's store, the
-// mapping engine, the serving handler and the caller.
+// mapping engine, the serving handler and the caller; with amountauth
+// enabled, the amount-authentication engine (KECIS §15.3) whose services
+// the handler serves beside the mapped ones, on the issuer's card service
+// through the hub and the native approve (nativeApprove).
 func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Sidecar, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -108,7 +118,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Sidecar, error) {
 	if rest, ok := strings.CutPrefix(dsn, "sqlite:"); ok && rest != ":memory:" {
 		dsn = "sqlite:" + cfg.Path(rest)
 	}
-	st, err := openStore(ctx, dsn, atRest)
+	db, st, err := openStore(ctx, dsn, atRest)
 	if err != nil {
 		return nil, fmt.Errorf("state.dsn: %w", err)
 	}
@@ -120,23 +130,35 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Sidecar, error) {
 	}
 	eng := NewEngine(cfg, nil, log)
 	eng.metrics = NewMetrics()
-	h, err := connectors.NewHandler(connectors.HandlerConfig{
-		EntityID: cfg.EntityID, Signer: signer, Decryption: []saml.DecryptionKey{dec},
-		Endpoints: []string{strings.TrimRight(cfg.PublicURL, "/") + "/kecis/soap"}, Directory: dir, HubEntityID: cfg.Hub.EntityID,
-		BackChannel: backChannel, Services: eng.Services(), Store: st, IdemKey: idem, Log: log,
-	})
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
 	cl, err := connectors.NewClient(connectors.ClientConfig{EntityID: cfg.EntityID, Signer: signer, Decryption: []saml.DecryptionKey{dec},
 		Directory: dir, HubEntityID: cfg.Hub.EntityID, HubURL: cfg.Hub.URL, TLSClient: tlsKP, HubTLS: hubTLS})
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	s := &Sidecar{Config: cfg, Handler: h, store: st, dir: dir, engine: eng, metrics: eng.metrics, tls: tlsKP, now: time.Now, log: log,
+	s := &Sidecar{Config: cfg, store: st, dir: dir, engine: eng, metrics: eng.metrics, tls: tlsKP, now: time.Now, log: log,
 		Caller: &Caller{Client: cl, Resolver: &connectors.Resolver{Metadata: dir, Self: cfg.EntityID}, Log: log}}
+	services := eng.Services()
+	if cfg.AmountAuthEnabled() {
+		s.aa, err = newAmountAuth(ctx, cfg, aaDeps{signer: signer, db: db, atRest: atRest, issuer: &card.Client{C: cl},
+			route:    issuerRoute(s.Caller.Resolver),
+			acquirer: &nativeApprove{engine: eng, service: cfg.Services[card.ServiceApprove], objects: st, now: func() time.Time { return s.now() }},
+			log:      log})
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		maps.Copy(services, s.aa.services(eng))
+	}
+	s.Handler, err = connectors.NewHandler(connectors.HandlerConfig{
+		EntityID: cfg.EntityID, Signer: signer, Decryption: []saml.DecryptionKey{dec},
+		Endpoints: []string{strings.TrimRight(cfg.PublicURL, "/") + "/kecis/soap"}, Directory: dir, HubEntityID: cfg.Hub.EntityID,
+		BackChannel: backChannel, Services: services, Store: st, IdemKey: idem, Log: log,
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	s.certs.signing, s.certs.encryption, s.certs.tls = signer.Cert, dec.Cert, tlsKP.Leaf
 	if rl, ok := cfg.RateLimits.Limit(); ok {
 		s.limiter = ratelimit.New(rl, func() time.Time { return s.now() })
@@ -147,7 +169,10 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Sidecar, error) {
 // Serve runs the KECIS endpoint (HTTPS, on kecis), the local calling
 // endpoint (HTTP, on call; nil to disable) and the operations endpoints
 // (HTTP, on OpsListener or Config.OpsListen; neither: none) until ctx
-// ends.
+// ends; with amountauth enabled, also the cardholder's page (on
+// PageListener or amountauth.page_listen; HTTPS with keys.tls when
+// page_tls) and the recovery run, at once and every recover_every. On
+// shutdown the servers stop, then the recovery run, then the store.
 func (s *Sidecar) Serve(ctx context.Context, kecis, call net.Listener) error {
 	ops := s.OpsListener
 	if ops == nil && s.Config.OpsListen != "" {
@@ -157,11 +182,22 @@ func (s *Sidecar) Serve(ctx context.Context, kecis, call net.Listener) error {
 			return fmt.Errorf("ops_listen: %w", err)
 		}
 	}
+	page := s.PageListener
+	if s.aa != nil && page == nil {
+		var err error
+		if page, err = net.Listen("tcp", s.Config.AmountAuth.PageListen); err != nil {
+			if ops != nil {
+				ops.Close()
+			}
+			s.store.Close()
+			return fmt.Errorf("amountauth.page_listen: %w", err)
+		}
+	}
 	srv := httpserver.New(s.kecisHandler(), s.endpointLimits(httpserver.SOAPWriteTimeout, httpserver.SOAPMaxBodyBytes), s.log)
 	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{s.tls}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12}
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() { errc <- srv.ServeTLS(kecis, "", "") }()
-	var csrv, osrv *http.Server
+	var csrv, osrv, psrv *http.Server
 	if call != nil {
 		csrv = httpserver.New(s.metrics.instrument("call", s.Caller), s.endpointLimits(callWriteTimeout, 0), s.log)
 		go func() { errc <- csrv.Serve(call) }()
@@ -172,6 +208,23 @@ func (s *Sidecar) Serve(ctx context.Context, kecis, call net.Listener) error {
 		go func() { errc <- osrv.Serve(ops) }()
 		attrs = append(attrs, "ops", ops.Addr().String())
 	}
+	recovered := make(chan struct{})
+	rctx, stopRecovery := context.WithCancel(context.WithoutCancel(ctx))
+	if s.aa != nil {
+		// An entry that matches voids and approves through the hub before
+		// the page answers: the calling endpoint's write timeout.
+		psrv = httpserver.New(s.metrics.instrument("amountauth", s.aa.page), s.endpointLimits(callWriteTimeout, 0), s.log)
+		if s.Config.AmountAuth.PageTLS.On() {
+			psrv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{s.tls}, MinVersion: tls.VersionTLS12}
+			go func() { errc <- psrv.ServeTLS(page, "", "") }()
+		} else {
+			go func() { errc <- psrv.Serve(page) }()
+		}
+		go func() { defer close(recovered); s.aa.run(rctx) }()
+		attrs = append(attrs, "amountauth_page", page.Addr().String())
+	} else {
+		close(recovered)
+	}
 	s.log.Info("kecis adapter serving", attrs...)
 	var err error
 	select {
@@ -181,11 +234,13 @@ func (s *Sidecar) Serve(ctx context.Context, kecis, call net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
-	for _, o := range []*http.Server{csrv, osrv} {
+	for _, o := range []*http.Server{csrv, osrv, psrv} {
 		if o != nil {
 			_ = o.Shutdown(sctx)
 		}
 	}
+	stopRecovery()
+	<-recovered
 	s.store.Close()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
@@ -211,18 +266,30 @@ func (s *Sidecar) kecisHandler() http.Handler {
 	return s.metrics.instrument("kecis", mux)
 }
 
-// openStore opens the adapter store state.dsn names: the sidecar links
-// both databases, and the DSN's dialect chooses (a program embedding the
-// SDK imports the one it uses, sqlitestore or pgstore).
-func openStore(ctx context.Context, dsn string, atRest []byte) (*storesql.Store, error) {
+// openStore opens the adapter's database state.dsn names and the adapter
+// store in it: the sidecar links both databases, and the DSN's dialect
+// chooses (a program embedding the SDK imports the one it uses,
+// sqlitestore or pgstore). The amountauth store shares the database (one
+// pool; the store's Close closes it).
+func openStore(ctx context.Context, dsn string, atRest []byte) (*sqlstore.DB, *storesql.Store, error) {
 	cfg, err := sqlstore.ParseDSN(dsn)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	open := sqlitestore.New
 	if cfg.Dialect == sqlstore.Postgres {
-		return pgstore.Open(ctx, dsn, atRest)
+		open = pgstore.New
 	}
-	return sqlitestore.Open(ctx, dsn, atRest)
+	db, err := sqlstore.Open(ctx, dsn)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := open(ctx, db, atRest)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return db, st, nil
 }
 
 // secretFile reads a hex secret (made on first run when missing).
