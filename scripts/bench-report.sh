@@ -17,6 +17,10 @@
 #   ROUNDS=N         interleaved rounds of the closed-loop load tests (default 3, quick 1)
 #   RUN_DURATION=D   each load test run (default 20s, quick 6s)
 #   PEERS=skip       leave out the libxmlsec1 comparison (default: run it when libxmlsec1-dev is installed)
+#   REPLICAS=LIST    numbers of hub replicas on PostgreSQL to measure throughput against (default 1,2,3; "" none)
+#   POSTGRES=DSN     the PostgreSQL server of those runs (default KECIS_TEST_POSTGRES_DSN, else the local
+#                    test server postgres://postgres@127.0.0.1:5432/test); a schema of the run's own is
+#                    created there and dropped
 #   KEEP=1           keep the scratch directory (the demo's logs and databases)
 #   BENCH_REPORT_ARGS  more tools/benchreport flags
 set -euo pipefail
@@ -44,6 +48,8 @@ fi
 [[ -n ${ROUNDS:-} ]] && args+=(-rounds "$ROUNDS")
 [[ -n ${RUN_DURATION:-} ]] && args+=(-run-duration "$RUN_DURATION")
 [[ -n ${PEERS:-} ]] && args+=(-peers "$PEERS")
+[[ -n ${REPLICAS+set} ]] && args+=(-replicas "$REPLICAS")
+[[ -n ${POSTGRES:-} ]] && args+=(-postgres "$POSTGRES")
 [[ ${KEEP:-0} == 1 ]] && args+=(-keep)
 # shellcheck disable=SC2206 # extra flags are meant to be split
 [[ -n ${BENCH_REPORT_ARGS:-} ]] && args+=($BENCH_REPORT_ARGS)

@@ -244,18 +244,11 @@ func TestCostSplit(t *testing.T) {
 
 // TestRender renders testdata/data.json as the page and its plots; the
 // page must be the golden one, each plot an SVG document, the same bytes
-// twice, and a plot without figures (replicas) is not written — and an
-// old one is removed.
+// twice.
 func TestRender(t *testing.T) {
 	d := testData(t)
 	dir := t.TempDir()
 	assets := filepath.Join(dir, "performance")
-	if err := os.MkdirAll(assets, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(assets, "replicas.svg"), []byte("stale"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	out := filepath.Join(dir, "performance.md")
 	if err := writeReport(d, out, assets); err != nil {
 		t.Fatal(err)
@@ -265,7 +258,7 @@ func TestRender(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "performance.md.golden", page)
-	for _, name := range []string{"latency.svg", "concurrency.svg", "cost.svg"} {
+	for _, name := range []string{"latency.svg", "concurrency.svg", "cost.svg", "replicas.svg"} {
 		b, err := os.ReadFile(filepath.Join(assets, name))
 		if err != nil {
 			t.Fatal(err)
@@ -288,9 +281,6 @@ func TestRender(t *testing.T) {
 			t.Errorf("the page does not show %s", name)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(assets, "replicas.svg")); !os.IsNotExist(err) {
-		t.Errorf("replicas.svg without a replica run: %v", err)
-	}
 	first, _ := os.ReadFile(filepath.Join(assets, "cost.svg"))
 	if err := writeReport(d, out, assets); err != nil {
 		t.Fatal(err)
@@ -302,18 +292,39 @@ func TestRender(t *testing.T) {
 }
 
 // TestRenderWithout: a run that measured little still renders, saying
-// what is missing.
+// what is missing, and a plot without figures (replicas) is not written —
+// an old one is removed.
 func TestRenderWithout(t *testing.T) {
 	d := &Data{Generated: "2026-12-03T08:00:00Z", Host: Host{Cores: 2}, Mix: "approve=100",
 		PeersSkipped: "libxmlsec1-dev is not installed", BoringSkipped: "no BoringCrypto build was given",
-		Problems: []string{"demo: kecis-demo exited\nbefore it was up"}}
-	page := renderMarkdown(d, "performance", map[string]string{})
+		ReplicasSkipped: "PostgreSQL at postgres://postgres@127.0.0.1:5432/test does not answer (connection refused)",
+		Problems:        []string{"demo: kecis-demo exited\nbefore it was up"}}
+	dir := t.TempDir()
+	assets := filepath.Join(dir, "performance")
+	if err := os.MkdirAll(assets, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(assets, "replicas.svg"), []byte("stale"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "performance.md")
+	if err := writeReport(d, out, assets); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(b)
 	for _, want := range []string{"No envelope bound: envelope figures lack", "No load test ran", "Skipped: libxmlsec1-dev is not installed.",
 		"Not measured in this run: no BoringCrypto build was given.", "- demo: kecis-demo exited before it was up", "## BoringCrypto",
-		"Not measured here", "hub.md#profiling-a-replica"} {
+		"Not measured in this run: PostgreSQL at postgres://postgres@127.0.0.1:5432/test does not answer", "hub.md#profiling-a-replica"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the page lacks %q", want)
 		}
+	}
+	if _, err := os.Stat(filepath.Join(assets, "replicas.svg")); !os.IsNotExist(err) {
+		t.Errorf("replicas.svg without a replica run: %v", err)
 	}
 }
 
@@ -379,5 +390,31 @@ func TestMeasureDB(t *testing.T) {
 	}
 	if h.FileBytes < h.Class(storageRetained)+h.Class(storageRetention) {
 		t.Errorf("file grew by %.0f, less than its tables", h.FileBytes)
+	}
+}
+
+// TestReplicasWithoutPostgres: without a PostgreSQL server the replica
+// runs are left out, saying why — and under CI=true that is a problem of
+// the run, not a quiet omission.
+func TestReplicasWithoutPostgres(t *testing.T) {
+	for _, ci := range []string{"", "true"} {
+		t.Run("CI="+ci, func(t *testing.T) {
+			t.Setenv("CI", ci)
+			m := &measurer{p: plan{Replicas: []int{1, 2}, Postgres: "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2"},
+				d: &Data{}, log: t.Logf}
+			m.replicas(t.Context())
+			if len(m.d.Load) != 0 || m.d.ReplicaDB != "" {
+				t.Fatalf("replica runs without a database: %+v", m.d)
+			}
+			if ci == "true" {
+				if len(m.d.Problems) != 1 || !strings.Contains(m.d.Problems[0], "does not answer") {
+					t.Errorf("problems: %q", m.d.Problems)
+				}
+				return
+			}
+			if len(m.d.Problems) != 0 || !strings.Contains(m.d.ReplicasSkipped, "does not answer") {
+				t.Errorf("skipped: %q, problems %q", m.d.ReplicasSkipped, m.d.Problems)
+			}
+		})
 	}
 }

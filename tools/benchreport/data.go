@@ -56,8 +56,11 @@ type Data struct {
 	// data's). Rendered only when HubStorage is absent.
 	HubBytesPerApproval float64 `json:"hub_bytes_per_approval,omitempty"`
 
-	// Replicas: throughput of N hub replicas, when such a run exists.
-	Replicas []ReplicaPoint `json:"replicas,omitempty"`
+	// ReplicaDB is the PostgreSQL server the replica runs (Load points of
+	// phase "replicas") had the hub's database on ("PostgreSQL 15.20", say);
+	// ReplicasSkipped says why there are none.
+	ReplicaDB       string `json:"replica_db,omitempty"`
+	ReplicasSkipped string `json:"replicas_skipped,omitempty"`
 
 	// Problems met while measuring (a failed step, a ledger that did not
 	// reconcile): the page lists them.
@@ -97,24 +100,22 @@ type GoBench struct {
 
 // LoadPoint is one `kecis loadtest` run.
 type LoadPoint struct {
-	// Phase: "fresh" (the demo as started) or "history" (after History
-	// approvals). Kind: "closed" (as fast as the workers go) or "open"
-	// (at OfferedPct of the fresh peak).
+	// Phase: "fresh" (the demo as started), "history" (after History
+	// approvals), "rsa" (the demo with RSA signing keys) or "replicas"
+	// (the demo's hub on PostgreSQL, with Replicas hubs on it taking the
+	// requests in turn). Kind: "closed" (as fast as the workers go) or
+	// "open" (at OfferedPct of the fresh peak).
 	Phase      string `json:"phase"`
 	Kind       string `json:"kind"`
 	Round      int    `json:"round"`
 	OfferedPct int    `json:"offered_pct,omitempty"`
-	// CPUS: the demo process's CPU time (user+system) over the run.
+	Replicas   int    `json:"replicas,omitempty"`
+	// CPUS: the demo process's CPU time (user+system) over the run, and
+	// its extra hub replicas' (PostgreSQL's not counted).
 	CPUS float64 `json:"cpu_s"`
 	// Load1 before the run.
 	Load1   float64           `json:"load1"`
 	Summary *loadtest.Summary `json:"summary"`
-}
-
-// ReplicaPoint is the throughput of a number of hub replicas.
-type ReplicaPoint struct {
-	Replicas      int     `json:"replicas"`
-	ApprovalsPerS float64 `json:"approvals_per_s"`
 }
 
 // readData reads a Data file written by writeData.

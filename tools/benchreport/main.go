@@ -18,7 +18,10 @@
 //     the time of one SQLite commit on this disk;
 //   - kecis-demo in a scratch directory, and `kecis loadtest` against it:
 //     as fast as possible at each concurrency, at shares of the measured
-//     peak, then after a number of approvals.
+//     peak, then after a number of approvals;
+//   - kecis-demo with its hub on PostgreSQL and 1, 2, 3 hub replicas
+//     (`kecis serve` on the demo's hub.yaml), and `kecis loadtest --target
+//     URL,…` against them (replicas.go).
 //
 // The envelope bound, the ratios and the cost split are computed when the
 // page is rendered, from data.json (model.go).
@@ -26,6 +29,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -49,7 +53,7 @@ func run(args []string) error {
 	var (
 		p                                 plan
 		out, assets, render, rawDur, conc string
-		offered, work                     string
+		offered, work, replicas           string
 		keep                              bool
 		envRounds, loadRounds, history    int
 		runDur                            time.Duration
@@ -73,6 +77,9 @@ func run(args []string) error {
 	fs.StringVar(&offered, "offered", "10,25,50,100", "offered rates of the open-loop runs, in % of the measured peak")
 	fs.BoolVar(&p.RSA, "rsa", true, "also load-test a demo whose signing keys are RSA 2048")
 	fs.StringVar(&p.Mix, "mix", "approve=100", "the load test's operation mix (kecis loadtest --mix)")
+	fs.StringVar(&replicas, "replicas", "1,2,3", "numbers of hub replicas on PostgreSQL to measure throughput against (empty: none)")
+	fs.StringVar(&p.Postgres, "postgres", envOr("KECIS_TEST_POSTGRES_DSN", defaultPostgres), "the PostgreSQL server of the replica runs (a schema of the run's own is created there and dropped)")
+	fs.IntVar(&p.ReplicaConc, "replica-concurrency", 16, "clients of the replica runs")
 	fs.StringVar(&rawDur, "raw-bench", "", "internal: measure the bare RSA verify and encrypt for this long, print JSON, exit")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -98,6 +105,14 @@ func run(args []string) error {
 	}
 	if p.OfferedPcts, err = intList(offered); err != nil {
 		return fmt.Errorf("-offered: %w", err)
+	}
+	if strings.TrimSpace(replicas) != "" {
+		if p.Replicas, err = intList(replicas); err != nil {
+			return fmt.Errorf("-replicas: %w", err)
+		}
+	}
+	if p.ReplicaConc <= 0 {
+		return errors.New("-replica-concurrency: want a positive number")
 	}
 	pick := func(v, full, quick int) int {
 		if v > 0 {
@@ -166,7 +181,7 @@ func run(args []string) error {
 		m.d.BoringSkipped = "no BoringCrypto build was given (-kecis-boring; scripts/bench-report.sh builds one when cgo and a C compiler are there)"
 	}
 	m.log("scratch directory %s; %s run", p.Work, map[bool]string{false: "full", true: "quick"}[p.Quick])
-	steps := []func(context.Context){m.envelope, m.peers, m.cost, m.commitTime, m.load}
+	steps := []func(context.Context){m.envelope, m.peers, m.cost, m.commitTime, m.load, m.replicas}
 	if p.RSA {
 		steps = append(steps, m.loadRSA)
 	}
@@ -198,6 +213,14 @@ func run(args []string) error {
 		}
 	}
 	return nil
+}
+
+// envOr is the environment variable k, else def.
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
 }
 
 // intList reads "1,4,16".

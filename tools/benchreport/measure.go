@@ -47,6 +47,13 @@ type plan struct {
 	History       int
 	Mix           string
 	RSA           bool // also a demo with RSA signing keys
+
+	// Replicas are the numbers of hub replicas to measure throughput
+	// against (none: not measured), on the PostgreSQL server Postgres
+	// names, at ReplicaConc clients (replicas.go).
+	Replicas    []int
+	Postgres    string
+	ReplicaConc int
 }
 
 // measurer runs a plan and fills Data; a failed step is noted in
@@ -270,16 +277,60 @@ func (m *measurer) commitTime(ctx context.Context) {
 	m.log("SQLite commit (WAL, synchronous=FULL): median %.2f ms of %d", m.d.CommitMS, m.p.CommitN)
 }
 
-// demo is a running kecis-demo.
-type demo struct {
+// child is a program the report started.
+type child struct {
 	cmd  *exec.Cmd
-	dir  string
 	done chan error
 }
 
+func startChild(cmd *exec.Cmd) (*child, error) {
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &child{cmd: cmd, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait() }()
+	return p, nil
+}
+
+// stop ends the program with SIGTERM (SIGKILL after 30 s).
+func (p *child) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// cpuSeconds is the program's CPU time so far.
+func (p *child) cpuSeconds() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	t, err := parseProcCPU(string(b))
+	if err != nil {
+		return 0
+	}
+	return float64(t) / clockTicks
+}
+
+// demo is a running kecis-demo, with the hub replicas started beside its
+// hub (replicas.go).
+type demo struct {
+	*child
+	dir string
+	// hubs are the base URLs of the demo's hub and of its replicas, in
+	// that order; a load test point with Replicas n drives the first n.
+	hubs     []string
+	replicas []*child
+}
+
 // startDemo starts kecis-demo in a directory of the work directory, every
-// address on a free loopback port, and waits for its demo.json.
-func (m *measurer) startDemo(ctx context.Context, name string) (*demo, error) {
+// address on a free loopback port, with the extra arguments, and waits
+// for its demo.json.
+func (m *measurer) startDemo(ctx context.Context, name string, extra ...string) (*demo, error) {
 	dir := filepath.Join(m.p.Work, name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -293,13 +344,13 @@ func (m *measurer) startDemo(ctx context.Context, name string) (*demo, error) {
 	for _, f := range []string{"hub", "hub-ops", "issuer", "issuer-api", "telecom", "pg-api", "pg-kecis", "pg-call"} {
 		args = append(args, "--"+f, "127.0.0.1:0")
 	}
-	cmd := exec.Command(m.p.Demo, args...)
+	cmd := exec.Command(m.p.Demo, append(args, extra...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
+	p, err := startChild(cmd)
+	if err != nil {
 		return nil, err
 	}
-	d := &demo{cmd: cmd, dir: dir, done: make(chan error, 1)}
-	go func() { d.done <- cmd.Wait() }()
+	d := &demo{child: p, dir: dir}
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "demo.json")); err == nil {
@@ -321,28 +372,21 @@ func (m *measurer) startDemo(ctx context.Context, name string) (*demo, error) {
 	}
 }
 
-// stop ends the demo with SIGTERM (SIGKILL after 30 s).
+// stop ends the demo's replicas, then the demo.
 func (d *demo) stop() {
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(30 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-d.done
+	for _, r := range d.replicas {
+		r.stop()
 	}
+	d.child.stop()
 }
 
-// cpuSeconds is the demo process's CPU time so far.
+// cpuSeconds is the CPU time so far of the demo and of its replicas.
 func (d *demo) cpuSeconds() float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.cmd.Process.Pid))
-	if err != nil {
-		return 0
+	t := d.child.cpuSeconds()
+	for _, r := range d.replicas {
+		t += r.cpuSeconds()
 	}
-	t, err := parseProcCPU(string(b))
-	if err != nil {
-		return 0
-	}
-	return float64(t) / clockTicks
+	return t
 }
 
 // clockTicks is USER_HZ, the unit of /proc/PID/stat's times: 100 on every
@@ -376,6 +420,9 @@ func (m *measurer) loadtest(ctx context.Context, d *demo, pt LoadPoint, conc int
 	if rate > 0 {
 		argv = append(argv, "--rate", strconv.FormatFloat(rate, 'f', -1, 64))
 	}
+	if pt.Replicas > 0 {
+		argv = append(argv, "--target", strings.Join(d.hubs[:pt.Replicas], ","))
+	}
 	cpu0 := d.cpuSeconds()
 	_, runErr := output(ctx, nil, argv...)
 	pt.CPUS = d.cpuSeconds() - cpu0
@@ -394,8 +441,8 @@ func (m *measurer) loadtest(ctx context.Context, d *demo, pt LoadPoint, conc int
 	if runErr != nil {
 		m.problem("load test (%s, %s, concurrency %d): %v", pt.Phase, pt.Kind, conc, firstLine(runErr.Error()))
 	}
-	m.log("  %s %s c=%d rate=%g: %.1f approvals/s, p50 %.1f p95 %.1f p99 %.1f ms, CPU %.1f ms/approval, errors %d, load %.1f",
-		pt.Phase, pt.Kind, conc, rate, s.ApprovalsPerS, s.P50MS, s.P95MS, s.P99MS, pt.CPUS*1000/float64(max(s.Approvals, 1)), len(s.Errors), pt.Load1)
+	m.log("  %s %s c=%d rate=%g replicas=%d: %.1f approvals/s, p50 %.1f p95 %.1f p99 %.1f ms, CPU %.1f ms/approval, errors %d, load %.1f",
+		pt.Phase, pt.Kind, conc, rate, pt.Replicas, s.ApprovalsPerS, s.P50MS, s.P95MS, s.P99MS, pt.CPUS*1000/float64(max(s.Approvals, 1)), len(s.Errors), pt.Load1)
 	return &pt, nil
 }
 

@@ -173,6 +173,56 @@ func selectLoad(d *Data, phase, kind string, conc, pct int) []LoadPoint {
 	return out
 }
 
+// selectReplicas returns the replica runs with n hubs.
+func selectReplicas(d *Data, n int) []LoadPoint {
+	var out []LoadPoint
+	for _, p := range selectLoad(d, "replicas", "closed", 0, 0) {
+		if p.Replicas == n {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// replicaCounts are the distinct numbers of hubs of the replica runs,
+// ascending.
+func replicaCounts(d *Data) []int {
+	var ns []int
+	for _, p := range selectLoad(d, "replicas", "closed", 0, 0) {
+		if !slices.Contains(ns, p.Replicas) {
+			ns = append(ns, p.Replicas)
+		}
+	}
+	slices.Sort(ns)
+	return ns
+}
+
+// replicaConc is the number of clients of the replica runs.
+func replicaConc(d *Data) int {
+	if ps := selectLoad(d, "replicas", "closed", 0, 0); len(ps) > 0 {
+		return ps[0].Summary.Concurrency
+	}
+	return 0
+}
+
+// replicaShares are, for the replica runs with n hubs, the median over
+// rounds of each hub's approvals per second (Summary.Targets, in order).
+func replicaShares(d *Data, n int) []float64 {
+	per := make([][]float64, n)
+	for _, p := range selectReplicas(d, n) {
+		for i, t := range p.Summary.Targets {
+			if i < n {
+				per[i] = append(per[i], t.ApprovalsPerS)
+			}
+		}
+	}
+	out := make([]float64, n)
+	for i, v := range per {
+		out[i] = median(v)
+	}
+	return out
+}
+
 // concurrencies are the distinct concurrencies of a phase's closed runs,
 // ascending.
 func concurrencies(d *Data, phase string) []int {

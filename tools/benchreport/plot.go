@@ -238,23 +238,37 @@ func costPlot(d *Data) (*plot.Plot, error) {
 	return p, nil
 }
 
-// replicasPlot: throughput against hub replicas, when measured.
+// replicasPlot: throughput against hub replicas, when measured: the
+// median over rounds at each number of replicas.
 func replicasPlot(d *Data) (*plot.Plot, error) {
-	if len(d.Replicas) == 0 {
+	ns := replicaCounts(d)
+	if len(ns) == 0 {
 		return nil, nil
 	}
 	var xy plotter.XYs
-	for _, r := range d.Replicas {
-		xy = append(xy, plotter.XY{X: float64(r.Replicas), Y: r.ApprovalsPerS})
+	for _, n := range ns {
+		xy = append(xy, plotter.XY{X: float64(n), Y: aggregate(selectReplicas(d, n)).ApprovalsPerS})
 	}
 	p := plot.New()
-	p.Title.Text = "Throughput against hub replicas"
+	p.Title.Text = "Throughput against hub replicas on one PostgreSQL"
 	p.X.Label.Text = "replicas"
 	p.Y.Label.Text = "approvals/s"
-	p.X.Min, p.Y.Min = 0, 0
-	if err := plotutil.AddLinePoints(p, "approvals/s", xy); err != nil {
+	p.X.Min, p.X.Max, p.Y.Min = 0, float64(ns[len(ns)-1])+0.5, 0
+	if err := plotutil.AddLinePoints(p, fmt.Sprintf("approvals/s, %d clients", replicaConc(d)), xy); err != nil {
 		return nil, err
 	}
+	headroom(p, xy)
+	p.X.Tick.Marker = plot.ConstantTicks(replicaTicks(ns))
+	p.Legend.Top = true
 	p.Add(plotter.NewGrid())
 	return p, nil
+}
+
+// replicaTicks label the X axis at each number of replicas measured.
+func replicaTicks(ns []int) []plot.Tick {
+	ts := []plot.Tick{{Value: 0, Label: "0"}}
+	for _, n := range ns {
+		ts = append(ts, plot.Tick{Value: float64(n), Label: strconv.Itoa(n)})
+	}
+	return ts
 }

@@ -474,13 +474,55 @@ func okNum(v float64, ok bool, prec ...int) string {
 }
 
 func (r *report) replicaSection(w writer, assets string, plots map[string]string) {
+	d := r.d
 	w("## Throughput against replicas\n\n")
-	if f, ok := plots["replicas"]; ok {
-		w("![Throughput against hub replicas](%s/%s)\n\n", assets, f)
+	ns := replicaCounts(d)
+	if len(ns) == 0 {
+		why := d.ReplicasSkipped
+		if why == "" {
+			why = "this run has no replica runs"
+		}
+		w("Not measured in this run: %s.\n\n", strings.TrimSuffix(why, "."))
 		return
 	}
-	w("Not measured here: the report has no run of several `kecis serve` replicas on one PostgreSQL to take figures\n")
-	w("from (the replica harness, `examples/demo/faulttest`, runs as tests, not as a benchmark), so the plot is left out.\n\n")
+	first := aggregate(selectReplicas(d, ns[0]))
+	w("`kecis-demo --postgres` (the demo's hub on %s, in a schema of the run's own), and beside its hub more\n", orUnknown(d.ReplicaDB))
+	w("replicas of it — `kecis serve --config DIR/hub/hub.yaml` on addresses of their own, as docs/demo.md says —, all\n")
+	w("on this machine's %d cores with the demo's other participants and the load generator. `kecis loadtest --demo DIR\n", d.Host.Cores)
+	w("--target URL,…` (%d clients, %s, about %s each) sends request *n* to replica *n* mod the number of replicas\n",
+		replicaConc(d), roundsOf(first.Runs), runLengthOf(selectReplicas(d, ns[0])))
+	w("(client-side round robin; a retry to the next one). The first replica is the demo's own hub, which also relays\n")
+	w("every approval's second leg (the PG's SOAP request to the issuer: the PG's sidecar calls it). CPU per approval is\n")
+	w("the demo's and the replicas' processes' (PostgreSQL's not counted).\n\n")
+	w("| replicas | approvals/s | per replica | p50 | p95 | p99 | CPU per approval | errors | lost / doubled |\n")
+	w("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, n := range ns {
+		st := aggregate(selectReplicas(d, n))
+		var shares []string
+		for _, v := range replicaShares(d, n) {
+			shares = append(shares, num(v, 1))
+		}
+		w("| %d | %s (%s–%s) | %s | %s ms | %s ms | %s ms | %s ms | %d | %s |\n", n, num(st.ApprovalsPerS, 1), num(st.Min, 1), num(st.Max, 1),
+			strings.Join(shares, " / "), num(st.P50, 1), num(st.P95, 1), num(st.P99, 1), num(st.CPUPerApprovalMS, 1), st.Errors, lostDoubled(st))
+	}
+	w("\n")
+	if f, ok := plots["replicas"]; ok {
+		w("![Throughput against hub replicas](%s/%s)\n\n", assets, f)
+	}
+	w("Every process shares this machine's cores: the figures show that several hubs on one database agree under load\n")
+	w("(each run reconciles with the issuer's ledger) and what more hub processes gain here, not what replicas on\n")
+	w("machines of their own would add.\n\n")
+}
+
+// runLengthOf is the median length of runs, "about 20 s".
+func runLengthOf(runs []LoadPoint) string {
+	var s []float64
+	for _, p := range runs {
+		if p.Summary != nil {
+			s = append(s, p.Summary.DurationS)
+		}
+	}
+	return num(median(s), 0) + " s"
 }
 
 func (r *report) peersSection(w writer) {
@@ -569,9 +611,10 @@ func (r *report) profilingSection(w writer) {
 func (r *report) reproduceSection(w writer) {
 	w("## Running it\n\n")
 	w("```sh\n")
-	w("make bench-report            # the full run: about 35 minutes here, half of it the 100,000 approvals of history\n")
-	w("QUICK=1 make bench-report    # about 4 minutes: shorter and fewer rounds, 2,000 approvals of history\n")
+	w("make bench-report            # the full run: about 40 minutes here, half of it the 100,000 approvals of history\n")
+	w("QUICK=1 make bench-report    # about 5 minutes: shorter and fewer rounds, 2,000 approvals of history\n")
 	w("HISTORY=20000 make bench-report   # any history; ROUNDS, RUN_DURATION likewise (scripts/bench-report.sh)\n")
+	w("POSTGRES='postgres://…' make bench-report   # the replica runs' server; REPLICAS=1,2,3 (\"\": none)\n")
 	w("go run ./tools/benchreport -render docs/performance/data.json   # this page again from its figures\n")
 	w("```\n\n")
 	w("`scripts/bench-report.sh` builds `bin/kecis`, `bin/kecis-demo` and, when cgo and a C compiler are there,\n")
@@ -580,7 +623,10 @@ func (r *report) reproduceSection(w writer) {
 	w("computed from it when the page is rendered). The full run: envelope bench 5 rounds × 2 builds × 1 s per\n")
 	w("operation (~2 min), the peer comparison 5 rounds × 2 s per operation (~3 min), the cost benchmarks (~1 min),\n")
 	w("the load tests 3 rounds × 3 concurrencies × 20 s and 4 offered rates × 20 s (~5 min), the history (100,000\n")
-	w("approvals at the demo's peak, ~18 min here), the after-history runs (~2 min) and the RSA demo's runs (~4 min).\n\n")
+	w("approvals at the demo's peak, ~18 min here), the after-history runs (~2 min), the replica runs (3 rounds × 1, 2\n")
+	w("and 3 replicas × 20 s, ~4 min with their start) and the RSA demo's runs (~4 min). The replica runs need a\n")
+	w("PostgreSQL server the report may create a schema in (`POSTGRES`, default `KECIS_TEST_POSTGRES_DSN`, else the\n")
+	w("local test server); without one they are left out, saying so (a problem of the run under `CI=true`).\n\n")
 }
 
 // clients is "1 client", "4 clients".
