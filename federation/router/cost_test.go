@@ -37,7 +37,8 @@ import (
 //     (after history it is near zero: each approval's commit also prunes
 //     seeded rows that expired, freeing about what it adds);
 //
-//   - audit-bytes/op: what the audit log stores for the messages.
+//   - audit-bytes/op: what the audit log stores for the messages (and,
+//     compressed with them, their details).
 //
 //     go test ./federation/router -run '^$' -bench ApprovalCost -benchtime 300x
 func BenchmarkApprovalCost(b *testing.B) {
