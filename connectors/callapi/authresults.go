@@ -60,3 +60,21 @@ func xmlProblem(err error) string {
 	}
 	return "is not a well-formed XML document (one element, no comment or processing instruction)"
 }
+
+// EncodeAuthenticationResults is the reverse of ParseAuthenticationResults:
+// the base64 of each element's XML, for CallResponse.AuthenticationResults
+// (and a later CallRequest). An element that does not serialise is left
+// out.
+func EncodeAuthenticationResults(els []*etree.Element) []string {
+	var out []string
+	for _, el := range els {
+		doc := etree.NewDocument()
+		doc.SetRoot(el.Copy())
+		b, err := doc.WriteToBytes()
+		if err != nil {
+			continue
+		}
+		out = append(out, base64.StdEncoding.EncodeToString(b))
+	}
+	return out
+}

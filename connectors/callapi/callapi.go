@@ -29,10 +29,12 @@ type CallRequest struct {
 	// AuthenticationResults are signed kecis:AuthenticationResult
 	// elements to embed in the request unchanged (KECIS §3.2), each the
 	// base64 of the element's XML — an amount authentication's result on
-	// the purchase it verified (KECIS §15.3), so that the recipient and
-	// the hub's policy see it. At most MaxAuthenticationResults, each at
-	// most MaxAuthenticationResultLen characters. The sidecar's caller
-	// only (DecodeOptions.AuthenticationResults).
+	// the purchase it verified (KECIS §15.3), an issuer's cardholder
+	// authentication on the approval it allows —, so that the recipient
+	// and the hub's policy see it. At most MaxAuthenticationResults, each
+	// at most MaxAuthenticationResultLen characters. The hub's facade and
+	// the sidecar's caller take them (DecodeOptions.AuthenticationResults);
+	// the recipient verifies each with its issuer's keys.
 	AuthenticationResults []string `json:"authentication_results,omitempty"`
 }
 
@@ -79,6 +81,11 @@ type CallResponse struct {
 	ResponseID  string            `json:"response_id,omitempty"`
 	RoutingNote string            `json:"routing,omitempty"`
 	Fields      map[string]string `json:"fields,omitempty"`
+	// AuthenticationResults are the signed kecis:AuthenticationResult
+	// elements the answer embeds (KECIS §3), each the base64 of its XML as
+	// it travelled: evidence the caller may keep, or embed in a later
+	// request (CallRequest.AuthenticationResults).
+	AuthenticationResults []string `json:"authentication_results,omitempty"`
 }
 
 // RouteRequest is the body of POST /v1/routes.

@@ -126,6 +126,7 @@ func TestDecodeAuthenticationResults(t *testing.T) {
 	body := `{"fields":{},"authentication_results":["` + item + `"]}`
 	_, err := DecodeCall([]byte(body))
 	problemOf(t, err, ProblemBadRequest, `a member the OpenAPI description does not define: "authentication_results"`)
+	// The facade and the sidecar's caller admit it.
 	in, err := DecodeCallWith([]byte(body), DecodeOptions{AuthenticationResults: true})
 	if err != nil || len(in.AuthenticationResults) != 1 || in.AuthenticationResults[0] != item {
 		t.Fatalf("%+v %v", in, err)
@@ -150,6 +151,11 @@ func TestDecodeAuthenticationResults(t *testing.T) {
 	for _, bad := range []string{"not base64!", "QQ"} { // "QQ": "A" without its padding
 		_, err = ParseAuthenticationResults([]string{bad})
 		problemOf(t, err, ProblemInvalidAuthenticationResult, "is not standard base64")
+	}
+	// What an answer carries (EncodeAuthenticationResults) reads back.
+	again, err := ParseAuthenticationResults(EncodeAuthenticationResults(els))
+	if err != nil || len(again) != 1 || again[0].SelectAttrValue("ID", "") != "_a" {
+		t.Fatalf("round trip: %v %v", again, err)
 	}
 }
 

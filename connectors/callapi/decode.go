@@ -56,9 +56,9 @@ func CheckIdempotencyKey(service, key string) error {
 // DecodeOptions admit the members of a CallRequest that not every server
 // takes.
 type DecodeOptions struct {
-	// AuthenticationResults admits authentication_results: the sidecar's
-	// caller embeds them (ParseAuthenticationResults); the hub's facade
-	// does not take them.
+	// AuthenticationResults admits authentication_results: the hub's
+	// facade and the sidecar's caller embed them
+	// (ParseAuthenticationResults).
 	AuthenticationResults bool
 }
 

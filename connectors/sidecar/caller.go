@@ -161,6 +161,9 @@ func answer(recipient string, res *connectors.Result) (int, callapi.CallResponse
 	out := callapi.NewResponse(outcome, recipient, res.Status)
 	if res.Response != nil {
 		out.RequestID, out.ResponseID = res.Response.InResponseTo, res.Response.ID
+		if outcome == callapi.OutcomeAnswered {
+			out.AuthenticationResults = callapi.EncodeAuthenticationResults(res.Response.AuthResults)
+		}
 	}
 	if outcome == callapi.OutcomeAnswered && res.Payload != nil {
 		out.Fields = map[string]string{}

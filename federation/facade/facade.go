@@ -226,10 +226,13 @@ type facadeCall struct {
 	// encRecipient is the recipient the encrypted card names
 	// (EncryptedKey/@Recipient).
 	encRecipient string
-	dest         *router.Entry
-	note         string // why dest: into the audit record and the answer
-	req          *saml.ServiceRequest
-	signed       []byte
+	// authResults are the signed results to embed unchanged (KECIS §3.2):
+	// the recipient verifies them.
+	authResults []*etree.Element
+	dest        *router.Entry
+	note        string // why dest: into the audit record and the answer
+	req         *saml.ServiceRequest
+	signed      []byte
 }
 
 // decode reads the path, the Idempotency-Key and the body.
@@ -247,7 +250,10 @@ func (f *Facade) decode(c *gin.Context) (*facadeCall, error) {
 	if err != nil {
 		return nil, err
 	}
-	if fc.in, err = callapi.DecodeCall(body); err != nil {
+	if fc.in, err = callapi.DecodeCallWith(body, callapi.DecodeOptions{AuthenticationResults: true}); err != nil {
+		return nil, err
+	}
+	if fc.authResults, err = callapi.ParseAuthenticationResults(fc.in.AuthenticationResults); err != nil {
 		return nil, err
 	}
 	if fc.in.Routing != nil {
@@ -332,7 +338,7 @@ func (f *Facade) sign(fc *facadeCall) error {
 	if err != nil {
 		return err
 	}
-	req.IdempotencyKey, req.OnBehalfOf, req.Payload = fc.key, fc.merchant.entity.P.EntityID, fc.payload
+	req.IdempotencyKey, req.OnBehalfOf, req.Payload, req.AuthResults = fc.key, fc.merchant.entity.P.EntityID, fc.payload, fc.authResults
 	if h := fc.hints; h.CardBIN != "" || h.BankCode != "" {
 		req.Routing = &saml.Routing{CardBIN: h.CardBIN, CardLast4: h.CardLast4, BankCode: h.BankCode}
 	}
@@ -384,6 +390,7 @@ func (f *Facade) answer(c *gin.Context, fc *facadeCall, res *router.Result) {
 		if res.Response.Payload != nil {
 			out.Fields = callapi.PublicFields(res.Response.Payload)
 		}
+		out.AuthenticationResults = callapi.EncodeAuthenticationResults(res.Response.AuthResults)
 	}
 	c.JSON(callapi.HTTPStatus(outcome, res.Status), out)
 }

@@ -2,6 +2,7 @@ package facade_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,7 +13,9 @@ import (
 	"sync"
 	"testing"
 	"testing/iotest"
+	"time"
 
+	"github.com/beevik/etree"
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/kecis/kecis/connectors/callapi"
@@ -586,4 +589,43 @@ func answerStatuses() []struct {
 		}
 	}
 	return out
+}
+
+// TestAuthenticationResultsEmbedded: a signed kecis:AuthenticationResult
+// the merchant sends in authentication_results travels in the request
+// unchanged — the recipient verifies it with its issuer's keys (KECIS
+// §3.2) — and an item that is not one is refused before anything is sent.
+func TestAuthenticationResultsEmbedded(t *testing.T) {
+	e := newEnv(t, options{})
+	e.issuer.rc.Keys = saml.StaticKeys{hubID: e.issuer.rc.Keys.(saml.StaticKeys)[hubID], issuerID: {e.issuer.signer.Cert}}
+	res := &saml.AuthenticationResult{ID: "_authn-1", IssueInstant: testNow, Issuer: issuerID, Method: "urn:kecis:authn:card-password",
+		Factors: 1, Amount: "15000", Currency: "KRW", Merchant: shopID, OrderID: "WEB-AR-1", CardRef: "404143******0019",
+		NotOnOrAfter: testNow.Add(5 * time.Minute)}
+	el, err := res.Sign(e.issuer.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := callapi.EncodeAuthenticationResults([]*etree.Element{el})
+	body := jsonBody(t, map[string]any{"fields": map[string]string{"Ecom_ConsumerOrderID": "WEB-AR-1"}, "authentication_results": items})
+	if a := e.do(t, request{path: inquire, body: body}); a.status != 200 || a.json["outcome"] != "answered" {
+		t.Fatalf("inquire with a result: %v", a)
+	}
+	got, _ := e.issuer.received()
+	if len(got) != 1 {
+		t.Fatalf("the issuer received %d requests", len(got))
+	}
+	// The receiver verified it (an unverifiable result is refused there).
+	if r := got[0]; len(r.AuthResults) != 1 {
+		t.Fatalf("the request embeds %d results", len(r.AuthResults))
+	}
+	for name, bad := range map[string][]string{"not base64": {"%%%"}, "not a result": {base64.StdEncoding.EncodeToString([]byte(`<kecis:ServiceRequest xmlns:kecis="urn:kecis:1.0"/>`))},
+		"a DOCTYPE": {base64.StdEncoding.EncodeToString([]byte(`<!DOCTYPE x [<!ENTITY a "b">]><x/>`))}} {
+		body := jsonBody(t, map[string]any{"fields": map[string]string{"Ecom_ConsumerOrderID": "WEB-AR-2"}, "authentication_results": bad})
+		if a := e.do(t, request{path: inquire, body: body}); a.status != 400 || a.problem() != "urn:kecis:problem:invalid-authentication-result" {
+			t.Errorf("%s: %v", name, a)
+		}
+	}
+	if got, _ := e.issuer.received(); len(got) != 1 {
+		t.Fatalf("a refused result reached the issuer (%d requests)", len(got))
+	}
 }
