@@ -432,6 +432,19 @@ func (e *Engine) expire(ctx context.Context, s *Session) (*Session, error) {
 // (KECIS §15.3.1 confirm; the page calls it with merchant ""). A session
 // that ended answers as it is, without counting an attempt.
 func (e *Engine) Confirm(ctx context.Context, merchant, id string, typed Typed) (*Session, error) {
+	// An entry that loses a compare-and-set to a concurrent one (the page
+	// and the merchant at once) is judged again on the session as it now
+	// is, so that none is lost or judged on a stale state.
+	for range 8 {
+		s, err := e.confirm(ctx, merchant, id, typed)
+		if !errors.Is(err, ErrConflict) {
+			return s, err
+		}
+	}
+	return e.Lookup(ctx, merchant, id)
+}
+
+func (e *Engine) confirm(ctx context.Context, merchant, id string, typed Typed) (*Session, error) {
 	s, err := e.Lookup(ctx, merchant, id)
 	if err != nil {
 		return nil, err
@@ -455,7 +468,7 @@ func (e *Engine) Confirm(ctx context.Context, merchant, id string, typed Typed) 
 		}
 		s.Updated = now
 		if err := e.cfg.Store.Update(ctx, s); err != nil {
-			return e.reload(ctx, s, err)
+			return nil, err
 		}
 		e.log.InfoContext(ctx, "amountauth: wrong entry", "session", s.ID, "attempts", s.Attempts, "of", s.MaxAttempts)
 		if s.State == Failed {
@@ -465,7 +478,7 @@ func (e *Engine) Confirm(ctx context.Context, merchant, id string, typed Typed) 
 	}
 	s.State, s.VerifiedAt, s.Updated = Processing, now, now
 	if err := e.cfg.Store.Update(ctx, s); err != nil {
-		return e.reload(ctx, s, err)
+		return nil, err
 	}
 	e.log.InfoContext(ctx, "amountauth: matched", "session", s.ID)
 	if s.UserMAC != nil && e.options(s.Merchant).ProfilePeriod > 0 {

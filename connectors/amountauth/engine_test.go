@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -477,4 +478,23 @@ func TestCardFailuresPerDayBoundGuessing(t *testing.T) {
 	}
 	r.clock.Advance(24 * time.Hour)
 	r.start(t, "ORD-F5", 30000, testPAN)
+}
+
+func TestConcurrentEntriesAreEachCounted(t *testing.T) {
+	r := newRig(t, func(c *Config) { c.Options.Attempts = 5 })
+	s := r.start(t, "ORD-C1", 30000, testPAN)
+	wrong := ecml.Money{Minor: 1, Currency: "KRW"}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			if _, err := r.e.Confirm(context.Background(), merchantID, s.ID, Typed{Amount: &wrong}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	s, _ = r.e.Lookup(context.Background(), merchantID, s.ID)
+	if s.Attempts != 4 || s.State != AwaitingAmount {
+		t.Fatalf("after 4 concurrent wrong entries: %d attempts, %s", s.Attempts, s.State)
+	}
 }
