@@ -33,7 +33,19 @@ func TestDemoIssuerPasses(t *testing.T) {
 // call through the hub to the issuer: every check passes.
 func TestDemoPGPasses(t *testing.T) {
 	rep, d, dir := runDemoPlan(t, demo.PGID)
-	assertDemoReport(t, rep, "pg")
+	// Amount authentication runs whole once the demo PG declares it
+	// (issue 16: the demo wires it, with the profile's amountauth section
+	// and hook); until then its module is SKIPPED for that reason only.
+	var aa []string
+	for _, m := range rep.Modules {
+		if m.Name == "amountauth" && strings.Contains(m.Skipped, "declares no amount authentication") {
+			t.Logf("the demo PG does not offer amount authentication: %s", m.Skipped)
+			for _, c := range m.Conditions {
+				aa = append(aa, c.ID)
+			}
+		}
+	}
+	assertDemoReport(t, rep, "pg", aa...)
 	if err := rep.WriteFiles(filepath.Join(dir, "out")); err != nil {
 		t.Fatal(err)
 	}
@@ -128,12 +140,13 @@ func assertPlanPasses(t *testing.T, rep *conformance.Report, plan string, skippe
 }
 
 // assertDemoReport holds a card provider's report to the bar of
-// assertPlanPasses, with the timeout handled the production way.
-func assertDemoReport(t *testing.T, rep *conformance.Report, plan string) {
+// assertPlanPasses (with the checks skipped besides), with the timeout
+// handled the production way.
+func assertDemoReport(t *testing.T, rep *conformance.Report, plan string, skipped ...string) {
 	t.Helper()
 	// Answers of the card service carry nothing sensitive, so there is no
 	// encrypted answer to judge.
-	assertPlanPasses(t, rep, plan, "responses.encryption")
+	assertPlanPasses(t, rep, plan, append(skipped, "responses.encryption")...)
 	// The timeout went the way it does in production: the hub answered
 	// Pending, and inquire told the truth afterwards.
 	pending := false

@@ -52,6 +52,9 @@ type Env struct {
 	mu        sync.Mutex
 	exchanges []*Exchange
 	passed    map[string]bool
+	// otps are one-time secrets learnt during the run (redact), each in
+	// the forms it may be written in.
+	otps []string
 	// subs are environments addressed to another participant (the hub
 	// plan's provider), closed with this one; their exchanges count in
 	// their parent's run.
@@ -147,12 +150,155 @@ func newScrubber(secrets []string) *strings.Replacer {
 	return strings.NewReplacer(pairs...)
 }
 
-// scrub masks card numbers and the profile's secrets.
+// scrub masks card numbers, the profile's secrets and the run's one-time
+// secrets.
 func (e *Env) scrub(s string) string {
 	if e.scrubber != nil {
 		s = e.scrubber.Replace(s)
 	}
-	return ecml.RedactPANs(s)
+	return ecml.RedactPANs(e.redactOTPs(s))
+}
+
+// root is the run's environment (a sub-environment's parent).
+func (e *Env) root() *Env {
+	if e.parent != nil {
+		return e.parent
+	}
+	return e
+}
+
+// redact adds amounts learnt during the run that are one-time passwords —
+// an amount authentication's challenge, and what the suite typed in its
+// place (KECIS §15.3) — to what every report scrubs: from now on, and
+// again over the whole report when the run ends (Run). Each is redacted in
+// its ECML form, grouped by thousands and in minor units, wherever it
+// stands as a number of its own (not where its digits are part of a
+// longer digit run).
+func (e *Env) redact(amounts ...ecml.Money) {
+	r := e.root()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, m := range amounts {
+		for _, f := range amountForms(m) {
+			if !slices.Contains(r.otps, f) {
+				r.otps = append(r.otps, f)
+			}
+		}
+	}
+	// Longer forms first, so that "1,234" goes whole before "234" could.
+	slices.SortFunc(r.otps, func(a, b string) int { return len(b) - len(a) })
+}
+
+// amountForms are the ways an amount may be written: its ECML form
+// ("1234", "12.34"), grouped by thousands ("1,234", "1,234.50") and its
+// minor units ("1234" for 12.34).
+func amountForms(m ecml.Money) []string {
+	s, err := ecml.FormatAmount(m)
+	if err != nil || m.Minor <= 0 {
+		return nil
+	}
+	out := []string{s}
+	whole, frac, _ := strings.Cut(s, ".")
+	if len(whole) > 3 {
+		var b strings.Builder
+		for i, d := range whole {
+			if i > 0 && (len(whole)-i)%3 == 0 {
+				b.WriteByte(',')
+			}
+			b.WriteRune(d)
+		}
+		g := b.String()
+		if frac != "" {
+			g += "." + frac
+		}
+		out = append(out, g)
+	}
+	if minor := fmt.Sprint(m.Minor); minor != s {
+		out = append(out, minor)
+	}
+	return out
+}
+
+// otpForms returns the run's one-time secrets (see redact).
+func (e *Env) otpForms() []string {
+	r := e.root()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.otps)
+}
+
+// redactOTPs replaces the run's one-time secrets in s.
+func (e *Env) redactOTPs(s string) string {
+	for _, f := range e.otpForms() {
+		s = replaceNumber(s, f, "[REDACTED]")
+	}
+	return s
+}
+
+// numberAt reports whether s[i:] starts with the number n standing on its
+// own: no digit right before it or right after it.
+func numberAt(s string, i int, n string) bool {
+	isDigit := func(b byte) bool { return b >= '0' && b <= '9' }
+	if !strings.HasPrefix(s[i:], n) {
+		return false
+	}
+	if i > 0 && isDigit(s[i-1]) {
+		return false
+	}
+	j := i + len(n)
+	return j >= len(s) || !isDigit(s[j])
+}
+
+// containsNumber reports whether the number n stands on its own in s.
+func containsNumber(s, n string) bool {
+	if n == "" {
+		return false
+	}
+	for i := 0; ; {
+		k := strings.Index(s[i:], n)
+		if k < 0 {
+			return false
+		}
+		if numberAt(s, i+k, n) {
+			return true
+		}
+		i += k + 1
+	}
+}
+
+// replaceNumber replaces every occurrence of the number n standing on its
+// own in s with repl.
+func replaceNumber(s, n, repl string) string {
+	if n == "" || !strings.Contains(s, n) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		if numberAt(s, i, n) {
+			b.WriteString(repl)
+			i += len(n)
+			continue
+		}
+		b.WriteByte(s[i])
+		i++
+	}
+	return b.String()
+}
+
+// rescrub redacts the run's one-time secrets from what conditions
+// recorded before the secret was learnt.
+func (e *Env) rescrub(rep *Report) {
+	if len(e.otpForms()) == 0 {
+		return
+	}
+	for _, m := range rep.Modules {
+		for _, c := range m.Conditions {
+			c.Message = e.redactOTPs(c.Message)
+			for i := range c.Evidence {
+				c.Evidence[i].Content = e.redactOTPs(c.Evidence[i].Content)
+			}
+		}
+	}
 }
 
 // anyPending is the response reader's pending-request store: it accepts
@@ -529,9 +675,17 @@ func (e *Env) ExchangeAs(ctx context.Context, label string, id *Tester, req *sam
 
 // callHook posts body to a test hook.
 func (e *Env) callHook(ctx context.Context, h *Hook, body []byte) error {
+	_, err := e.hookCall(ctx, h, body)
+	return err
+}
+
+// hookCall posts body to a test hook and returns its answer's body (at
+// most 64 KiB). An error names the hook and its HTTP status, never what it
+// answered (a hook may reveal a one-time password).
+func (e *Env) hookCall(ctx context.Context, h *Hook, body []byte) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	for k, v := range h.Headers {
@@ -539,14 +693,17 @@ func (e *Env) callHook(ctx context.Context, h *Hook, body []byte) error {
 	}
 	resp, err := (&http.Client{Timeout: e.timeout}).Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("hook %s answered HTTP %d", h.URL, resp.StatusCode)
+		return nil, fmt.Errorf("hook %s answered HTTP %d", h.URL, resp.StatusCode)
 	}
-	return nil
+	if err != nil {
+		return nil, fmt.Errorf("hook %s: reading its answer: %w", h.URL, err)
+	}
+	return b, nil
 }
 
 // passedOrWarned reports whether condition id ended PASSED or WARNING.

@@ -127,10 +127,10 @@ func otherOwner(service string) func(c *C) error {
 			if err != nil {
 				return err
 			}
-			if err := controlHolds(c, control); err != nil {
+			if err := controlHolds(c, control, paymentWords); err != nil {
 				return err
 			}
-			if err := sameAsUnknown(c, x, control, []string{order, approval}, []string{unknownOrder, unknownApproval}); err != nil {
+			if err := sameAsUnknown(c, x, control, []string{order, approval}, []string{unknownOrder, unknownApproval}, paymentWords); err != nil {
 				errs = append(errs, fmt.Errorf("%s %s: %w", op, r.name, err))
 				continue
 			}
@@ -159,35 +159,48 @@ func (c *C) asSecond(what, label, service, order, approval string, amount *ecml.
 	return x, nil
 }
 
-// controlHolds checks that the control — an unknown order named by the
+// objectWords name the tester's object another participant tries to
+// reach, in the messages of controlHolds and sameAsUnknown.
+type objectWords struct {
+	unknown string // what the control names: "an unknown order"
+	theirs  string // "the tester's payment"
+	it      string // "the payment"
+}
+
+var (
+	paymentWords = objectWords{unknown: "an unknown order", theirs: "the tester's payment", it: "the payment"}
+	sessionWords = objectWords{unknown: "an unknown session", theirs: "the tester's session", it: "the session"}
+)
+
+// controlHolds checks that the control — an unknown object named by the
 // second identity — got the participant's signed refusal: otherwise the
 // second identity is not a caller of the tester's standing (a person must
-// look), or the participant answers for orders that do not exist.
-func controlHolds(c *C, control *Exchange) error {
+// look), or the participant answers for objects that do not exist.
+func controlHolds(c *C, control *Exchange, w objectWords) error {
 	if err := c.answerOf(control); err != nil {
-		return NeedsReview("the control (an unknown order named by the second identity %s) got no signed answer from the participant: %v — the second identity must be a registered participant the participant admits as it admits the tester", c.Second.EntityID, err)
+		return NeedsReview("the control (%s named by the second identity %s) got no signed answer from the participant: %v — the second identity must be a registered participant the participant admits as it admits the tester", w.unknown, c.Second.EntityID, err)
 	}
 	st := control.Response.Status
 	switch {
 	case st.SubCode == saml.StatusRequestDenied:
 		return NeedsReview("the participant does not admit the second identity %s (%s): give it the tester's standing (its role among the services' callers)", c.Second.EntityID, describeStatus(st))
 	case st.OK():
-		return fmt.Errorf("an order that does not exist was answered %s: an unknown order must be refused", describeStatus(st))
+		return fmt.Errorf("%s was answered %s: it must be refused", w.unknown, describeStatus(st))
 	}
 	return nil
 }
 
-// sameAsUnknown compares the answer to the tester's payment with the
+// sameAsUnknown compares the answer to the tester's object with the
 // control's, each with the references it named masked: the status, its
 // second-level code and message, and whether a payload came back must be
-// the same, so that the answer does not tell that the payment exists.
-func sameAsUnknown(c *C, x, control *Exchange, refs, controlRefs []string) error {
+// the same, so that the answer does not tell that the object exists.
+func sameAsUnknown(c *C, x, control *Exchange, refs, controlRefs []string, w objectWords) error {
 	if err := c.answerOf(x); err != nil {
-		return fmt.Errorf("%v; an unknown order gets %s", err, describeStatus(control.Response.Status))
+		return fmt.Errorf("%v; %s gets %s", err, w.unknown, describeStatus(control.Response.Status))
 	}
 	got, want := x.Response.Status, control.Response.Status
 	if got.OK() {
-		return fmt.Errorf("answered %s — another participant reached the tester's payment", describeStatus(got))
+		return fmt.Errorf("answered %s — another participant reached %s", describeStatus(got), w.theirs)
 	}
 	gm, wm := maskRefs(got.Message, refs), maskRefs(want.Message, controlRefs)
 	gp, wp := x.Response.Payload != nil, control.Response.Payload != nil
@@ -199,7 +212,7 @@ func sameAsUnknown(c *C, x, control *Exchange, refs, controlRefs []string) error
 			}
 			return s
 		}
-		return fmt.Errorf("answered %s; an unknown order gets %s — the difference tells another participant that the payment exists", d(got, gp), d(want, wp))
+		return fmt.Errorf("answered %s; %s gets %s — the difference tells another participant that %s exists", d(got, gp), w.unknown, d(want, wp), w.it)
 	}
 	return nil
 }

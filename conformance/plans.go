@@ -10,15 +10,19 @@ import (
 
 // Plans returns every plan, one per role profile.
 func Plans() []*Plan {
-	provider := func(name, title, role, desc string) *Plan {
+	// extra modules run after authorization, so that the responses module
+	// judges their answers too.
+	provider := func(name, title, role, desc string, extra ...*Module) *Plan {
+		mods := []*Module{metadataModule(), envelopeModule(), encryptionModule(), clockModule(), cardModule(), securityModule(), authorizationModule()}
 		return &Plan{Name: name, Title: title, Roles: []string{role}, Description: desc,
-			Modules: []*Module{metadataModule(), envelopeModule(), encryptionModule(), clockModule(), cardModule(), securityModule(), authorizationModule(), responsesModule()}}
+			Modules: append(append(mods, extra...), responsesModule())}
 	}
 	return []*Plan{
 		provider("issuer", "Card issuer", string(metadata.RoleIssuer),
 			"A card issuer behind its KECIS adapter: metadata and keys, the envelope, encryption, the clock, the card service, every attack of the security module, authorization (whose payment it is, who may call), and every answer of the run."),
 		provider("pg", "Payment gateway", string(metadata.RolePG),
-			"A PG's KECIS adapter serving the card service to merchants: the issuer plan's modules (the PG answers as the card service's provider)."),
+			"A PG's KECIS adapter serving the card service to merchants: the issuer plan's modules (the PG answers as the card service's provider), and its amount authentication when it declares it.",
+			amountAuthModule()),
 		{Name: "bank", Title: "Bank", Roles: []string{string(metadata.RoleBank)},
 			Description: "A bank's adapter: metadata and keys, the envelope, the clock, the security module, who may call its services, and every answer, probed with a read-only request of a declared service. The transfer and two-way service modules are not written yet.",
 			Modules:     []*Module{metadataModule(), envelopeModule(), clockModule(), securityModule(), authorizationModule(), responsesModule()}},

@@ -98,9 +98,13 @@ card:
     - {number: "4111111111111111", expiry: 12/2030, amount: "60000", expect: LimitExceeded}
 timeouts: {request: 5s}
 `
-	p, err := ParseProfile([]byte(base))
+	good := base + aa(`number: "4111111111111111", expiry: 12/2030, amount: "15000"`, "3", "5s") + "hooks:\n  amountauth: {url: https://pg.example/test-hooks/amountauth}\n"
+	p, err := ParseProfile([]byte(good))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if a := p.AmountAuth; a == nil || a.Currency != "KRW" || a.Attempts != 3 || time.Duration(a.Timeout) != 5*time.Second || p.Hooks.AmountAuth == nil {
+		t.Fatalf("amountauth: %+v, hook %v", p.AmountAuth, p.Hooks.AmountAuth)
 	}
 	if p.Card.Currency != "KRW" || p.Card.Declines[0].expectCode() != "urn:kecis:status:LimitExceeded" || time.Duration(p.Timeouts.Request) != 5*time.Second {
 		t.Fatalf("%+v", p.Card)
@@ -118,11 +122,23 @@ timeouts: {request: 5s}
 		"second is the tester":        base + "second: {entity_id: https://tester.example/kecis, signing: {cert: c.pem, key: k.pem}}\n",
 		"outsider is the participant": base + "outsider: {entity_id: https://issuer.example/kecis, signing: {cert: c.pem, key: k.pem}}\n",
 		"outsider of no role":         base + "outsider: {entity_id: https://shop.example/kecis, signing: {cert: c.pem, key: k.pem}, roles: [shopkeeper]}\n",
+		"amountauth hook URL":         base + "hooks:\n  amountauth: {url: file:///x}\n",
+		"amountauth card":             base + aa(`number: "4111111111111112", expiry: 12/2030, amount: "15000"`, "3", "5s"),
+		"amountauth amount zero":      base + aa(`number: "4111111111111111", expiry: 12/2030, amount: "0"`, "3", "5s"),
+		"amountauth card with expect": base + aa(`number: "4111111111111111", expiry: 12/2030, amount: "15000", expect: Declined`, "3", "5s"),
+		"amountauth long timeout":     base + aa(`number: "4111111111111111", expiry: 12/2030, amount: "15000"`, "3", "5m"),
+		"amountauth attempts":         base + aa(`number: "4111111111111111", expiry: 12/2030, amount: "15000"`, "-1", "5s"),
+		"amountauth unknown key":      base + aa(`number: "4111111111111111", expiry: 12/2030, amount: "15000"`, "3", "5s") + "  minimum: 100\n",
 	} {
 		if _, err := ParseProfile([]byte(bad)); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
+}
+
+// aa is a profile's amountauth section.
+func aa(card, attempts, timeout string) string {
+	return "amountauth:\n  card: {" + card + "}\n  attempts: " + attempts + "\n  timeout: " + timeout + "\n"
 }
 
 // TestDocumentedProfileParses: the annotated profile of
@@ -144,7 +160,7 @@ func TestDocumentedProfileParses(t *testing.T) {
 		t.Fatal(err)
 	}
 	if p.Hub == nil || p.Card == nil || len(p.Card.Declines) != 2 || p.Hooks.Stall == nil || time.Duration(p.Timeouts.Stall) != 3*time.Second ||
-		p.Second == nil || p.Outsider == nil || len(p.Outsider.Roles) != 1 {
+		p.Second == nil || p.Outsider == nil || len(p.Outsider.Roles) != 1 || p.AmountAuth == nil || p.Hooks.AmountAuth == nil {
 		t.Fatalf("%+v", p)
 	}
 }

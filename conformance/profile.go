@@ -47,6 +47,9 @@ type Profile struct {
 
 	// Card describes the test cards of a card service provider.
 	Card *CardProfile `yaml:"card,omitempty"`
+	// AmountAuth describes the amount authentication a PG offers the
+	// tester (the amountauth module, KECIS §15.3).
+	AmountAuth *AmountAuthProfile `yaml:"amountauth,omitempty"`
 	// Router names the provider the hub plan relays to.
 	Router *RouterProfile `yaml:"router,omitempty"`
 	// Hooks are the participant's test hooks: out-of-band steps the suite
@@ -115,6 +118,29 @@ type CardProfile struct {
 	SettleBeforeRefund bool `yaml:"settle_before_refund,omitempty"`
 }
 
+// AmountAuthProfile is what the amountauth module needs to know of the
+// PG's amount authentication for the tester (KECIS §15.3.4: the PG's
+// options for this merchant).
+type AmountAuthProfile struct {
+	// Currency of Card.Amount (ISO 4217); default KRW.
+	Currency string `yaml:"currency,omitempty"`
+	// Card is the card the purchases are made with; its Amount is the
+	// purchase amount, at or above the PG's minimum purchase for
+	// amount authentication (below it the PG approves at once).
+	Card TestCard `yaml:"card"`
+	// Attempts is the PG's attempt limit for the tester; without it the
+	// attempt-limit checks are SKIPPED.
+	Attempts int `yaml:"attempts,omitempty"`
+	// Timeout is the PG's session timeout for the tester, short (a few
+	// seconds: the run waits it out, MaxAmountAuthTimeout at most);
+	// without it the timeout checks are SKIPPED.
+	Timeout Duration `yaml:"timeout,omitempty"`
+}
+
+// MaxAmountAuthTimeout bounds the profile's amountauth.timeout: the run
+// waits it out within one check (ConditionTimeout).
+const MaxAmountAuthTimeout = time.Minute
+
 // TestCard is a card and the outcome expected for it.
 type TestCard struct {
 	Name   string `yaml:"name,omitempty"`
@@ -135,6 +161,13 @@ type Hooks struct {
 	// next call of that service take N seconds, so that the hub answers
 	// Pending and the suite checks inquire tells the truth afterwards.
 	Stall *Hook `yaml:"stall,omitempty"`
+	// AmountAuth: POST {"session_id": ID} answers, as JSON, the
+	// verification approval that session made at the card's issuer
+	// (KECIS §15.2 approve-verification): {"state": "approved" |
+	// "cancelled" | "refunded" | "none", "amount": ECML amount,
+	// "currency": ISO 4217}. Test mode only: it reveals the challenge, a
+	// one-time password, which the suite redacts from every report.
+	AmountAuth *Hook `yaml:"amountauth,omitempty"`
 }
 
 // Hook is one test hook.
@@ -250,7 +283,28 @@ func (p *Profile) check() error {
 			}
 		}
 	}
-	for name, h := range map[string]*Hook{"settle": p.Hooks.Settle, "stall": p.Hooks.Stall} {
+	if a := p.AmountAuth; a != nil {
+		if a.Currency == "" {
+			a.Currency = "KRW"
+		}
+		if _, ok := ecml.MinorUnits(a.Currency); !ok {
+			errs = append(errs, fmt.Errorf("amountauth.currency %q is not an ISO 4217 code", a.Currency))
+		} else if err := a.Card.check(a.Currency, false); err != nil {
+			errs = append(errs, fmt.Errorf("amountauth.card: %w", err))
+		} else if m, _ := ecml.ParseAmount(a.Card.Amount, a.Currency); m.Minor <= 0 {
+			errs = append(errs, errors.New("amountauth.card.amount (the purchase amount) must be above zero"))
+		}
+		if a.Card.Expect != "" {
+			errs = append(errs, errors.New("amountauth.card.expect: the card must be one the PG approves (no expected refusal)"))
+		}
+		if a.Attempts < 0 {
+			errs = append(errs, errors.New("amountauth.attempts must be positive"))
+		}
+		if t := time.Duration(a.Timeout); t < 0 || t > MaxAmountAuthTimeout {
+			errs = append(errs, fmt.Errorf("amountauth.timeout must be positive and at most %s: the run waits it out (give the tester a short timeout at the PG)", MaxAmountAuthTimeout))
+		}
+	}
+	for name, h := range map[string]*Hook{"settle": p.Hooks.Settle, "stall": p.Hooks.Stall, "amountauth": p.Hooks.AmountAuth} {
 		if h != nil && !strings.HasPrefix(h.URL, "http://") && !strings.HasPrefix(h.URL, "https://") {
 			errs = append(errs, fmt.Errorf("hooks.%s.url must be an http(s) URL", name))
 		}

@@ -166,6 +166,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Modules = append(rep.Modules, mr)
 		emit(Event{Kind: EventModuleDone, Plan: plan, Module: mr})
 	}
+	// What was recorded before a one-time secret was learnt is scrubbed
+	// of it too.
+	env.rescrub(rep)
 	rep.Finished = cfg.Now().UTC()
 	rep.Passed = rep.Summary[Failed] == 0
 	rep.Exchanges = len(env.Exchanges())

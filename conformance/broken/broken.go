@@ -6,6 +6,11 @@
 // payment whoever asks for it, one admits a caller of any role. Without a
 // flaw the same provider is a correct one, and the suite passes it.
 //
+// With Config.AmountAuth the provider is a PG that also offers amount
+// authentication (KECIS §15.3, NewPGKit), its verification approvals kept
+// in its own card ledger; its flaws (PGFlaws) are one that never voids a
+// verification approval and one that names the amounts in its answers.
+//
 // A Provider is a whole participant on loopback: an in-memory card ledger
 // behind the receive pipeline of package saml (not the SDK's Handler, which
 // cannot be broken this way), served over the SOAP binding with TLS and a
@@ -28,6 +33,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -71,10 +77,23 @@ const (
 	// AdmitsAnyRole serves every caller it can verify, whatever its role
 	// (KECIS §13.2): the Callers its metadata declares are not enforced.
 	AdmitsAnyRole Flaw = "admits-any-role"
+
+	// NeverVoids (a PG's amount authentication) leaves every verification
+	// approval standing at the issuer, whatever becomes of its session
+	// (KECIS §15.3.3): a stray charge on the cardholder's card.
+	NeverVoids Flaw = "never-voids"
+	// EchoesChallenge (a PG's amount authentication) names the amount
+	// typed and the challenge in the status message of a wrong amount.
+	EchoesChallenge Flaw = "echoes-challenge"
 )
 
-// Flaws lists the flaws (without None).
+// Flaws lists the flaws of the card provider (without None): NewKit runs
+// the issuer plan against each.
 var Flaws = []Flaw{SkipsSignatureVerification, AcceptsCBC, EchoesPAN, IgnoresReplays, RefundsMoreThanApproved, WrongInResponseTo, FindsWithoutOwner, AdmitsAnyRole}
+
+// PGFlaws lists the flaws of a PG's amount authentication: NewPGKit runs
+// the PG plan's amountauth module against each.
+var PGFlaws = []Flaw{NeverVoids, EchoesChallenge}
 
 // Card service URIs.
 var (
@@ -108,7 +127,12 @@ type Config struct {
 	Flaw  Flaw
 	Peers []Peer
 	Cards []Card
-	Now   func() time.Time
+	// AmountAuth, when set, makes the provider a PG that offers amount
+	// authentication (KECIS §15.3) beside the card service.
+	AmountAuth *AmountAuthConfig
+	Now        func() time.Time
+	// Rand draws challenges and session IDs (default crypto/rand).
+	Rand io.Reader
 }
 
 // Provider is a running broken (or correct) card provider.
@@ -119,7 +143,8 @@ type Provider struct {
 	Descriptor *metadata.EntityDescriptor
 	// Metadata is the provider's descriptor, unsigned.
 	Metadata []byte
-	// HooksURL serves POST /settle and POST /stall.
+	// HooksURL serves POST /settle and POST /stall, and for a PG with
+	// amount authentication POST /amountauth.
 	HooksURL string
 
 	cfg      Config
@@ -134,6 +159,7 @@ type Provider struct {
 	cards     map[string]*cardState
 	idem      map[string]*idemRecord
 	stall     map[string]time.Duration
+	sessions  map[string]*aaSession // by session ID
 }
 
 type cardState struct {
@@ -145,12 +171,16 @@ type approval struct {
 	number, order, merchant, pan string
 	amount, refunded             int64
 	state                        string
+	// verification marks a verification approval (KECIS §15.2
+	// approve-verification): its amount is a one-time password.
+	verification bool
 }
 
 type idemRecord struct {
 	fp      []byte
 	status  saml.Status
 	payload *ecml.Payload
+	results []*etree.Element
 }
 
 // keys are made once per process: RSA generation is slow.
@@ -211,6 +241,9 @@ func Start(cfg Config) (*Provider, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
 	ks, err := providerKeys()
 	if err != nil {
 		return nil, err
@@ -227,7 +260,7 @@ func Start(cfg Config) (*Provider, error) {
 	p := &Provider{Flaw: cfg.Flaw, cfg: cfg, signer: ks.signing, rubber: ks.rubber,
 		EntityID: "https://" + string(cfg.Flaw) + ".broken.kecis.test/kecis",
 		Endpoint: "https://" + l.Addr().String() + "/kecis/soap", HooksURL: "http://" + hl.Addr().String(),
-		approvals: map[string]*approval{}, cards: map[string]*cardState{}, idem: map[string]*idemRecord{}, stall: map[string]time.Duration{}}
+		approvals: map[string]*approval{}, cards: map[string]*cardState{}, idem: map[string]*idemRecord{}, stall: map[string]time.Duration{}, sessions: map[string]*aaSession{}}
 	p.idemKey = make([]byte, 32)
 	_, _ = rand.Read(p.idemKey)
 	for _, c := range cfg.Cards {
@@ -238,6 +271,13 @@ func Start(cfg Config) (*Provider, error) {
 		TLSKeys:   []metadata.KeyDescriptor{{Use: metadata.UseTLSServer, Certificate: ks.tlsLeaf}},
 		Endpoints: []metadata.Endpoint{{Service: metadata.AnyService, Binding: saml.BindingSOAP, Location: p.Endpoint}},
 		Services:  offered(svcApprove, svcCancel, svcRefund, svcInquire),
+	}
+	if cfg.AmountAuth != nil {
+		cfg.AmountAuth.defaults()
+		p.cfg.AmountAuth = cfg.AmountAuth
+		p.Descriptor.Roles = []metadata.Role{metadata.RolePG}
+		p.Descriptor.DisplayName = "Broken PG: " + string(cfg.Flaw)
+		p.Descriptor.Services = append(p.Descriptor.Services, offeredToMerchants(svcAAStart, svcAAConfirm, svcAAStatus)...)
 	}
 	if p.Metadata, err = metadata.Marshal(p.Descriptor); err != nil {
 		l.Close()
@@ -283,6 +323,9 @@ func Start(cfg Config) (*Provider, error) {
 		p.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	})
+	if cfg.AmountAuth != nil {
+		hooks.HandleFunc("POST /amountauth", p.serveAAHook)
+	}
 	p.hsv = httpserver.New(hooks, httpserver.Limits{}, nil)
 	go func() { _ = p.hsv.Serve(hl) }()
 	return p, nil
@@ -301,7 +344,8 @@ func (p *Provider) TLSServerCertificate() *x509.Certificate {
 	return p.Descriptor.TLSServerCertificates()[0]
 }
 
-// Settle settles every approval (the end-of-day run).
+// Settle settles every approval, verification approvals too (the
+// end-of-day run).
 func (p *Provider) Settle() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -427,18 +471,27 @@ func (p *Provider) handle(ctx context.Context, msg []byte) ([]byte, error) {
 				st, _ := saml.IdemMismatch.Refusal()
 				return p.answer(req.ID, req.Issuer, st, nil)
 			}
-			return p.answer(req.ID, req.Issuer, prev.status, prev.payload)
+			return p.answer(req.ID, req.Issuer, prev.status, prev.payload, prev.results...)
 		}
 		rec = &idemRecord{fp: fp}
 	}
-	st, payload := p.serve(req)
+	var (
+		st      saml.Status
+		payload *ecml.Payload
+		results []*etree.Element
+	)
+	if isAmountAuth(req.Service) {
+		st, payload, results = p.serveAA(req)
+	} else {
+		st, payload = p.serve(req)
+	}
 	if rec != nil {
-		rec.status, rec.payload = st, payload
+		rec.status, rec.payload, rec.results = st, payload, results
 		p.mu.Lock()
 		p.idem[scope] = rec
 		p.mu.Unlock()
 	}
-	return p.answer(req.ID, req.Issuer, st, payload)
+	return p.answer(req.ID, req.Issuer, st, payload, results...)
 }
 
 func (p *Provider) fingerprint(verified *etree.Element, req *saml.ServiceRequest) []byte {
@@ -452,7 +505,10 @@ func (p *Provider) fingerprint(verified *etree.Element, req *saml.ServiceRequest
 	return m.Sum(nil)
 }
 
-func (p *Provider) answer(irt, requester string, st saml.Status, payload *ecml.Payload) ([]byte, error) {
+// answer signs the answer to request irt of requester, its payload's
+// sensitive elements encrypted for the requester, with the
+// authentication results it embeds (KECIS §3).
+func (p *Provider) answer(irt, requester string, st saml.Status, payload *ecml.Payload, results ...*etree.Element) ([]byte, error) {
 	if irt == "" {
 		return nil, saml.ErrInternal
 	}
@@ -466,6 +522,9 @@ func (p *Provider) answer(irt, requester string, st saml.Status, payload *ecml.P
 		return nil, err
 	}
 	resp.Payload = payload
+	for _, r := range results {
+		resp.AuthResults = append(resp.AuthResults, r.Copy())
+	}
 	el, err := resp.Element()
 	if err != nil {
 		return nil, err

@@ -152,6 +152,22 @@ type Kit struct {
 // extra are further peers the provider trusts, such as the hub the suite
 // runs itself (--own-hub).
 func NewKit(dir string, flaw Flaw, hooks bool, extra ...Peer) (*Kit, error) {
+	return newKit(dir, flaw, hooks, nil, extra)
+}
+
+// PGTimeout is the session timeout of a PG kit's amount authentication:
+// short, for the suite waits it out.
+const PGTimeout = 2 * time.Second
+
+// NewPGKit is NewKit for a PG that also offers amount authentication
+// (KECIS §15.3): its flaw may be one of PGFlaws. The profile gives its
+// amountauth section (the good card, a purchase of 15,000 KRW, 3 attempts,
+// PGTimeout) and the amountauth hook, and waits 2 s for the truth.
+func NewPGKit(dir string, flaw Flaw, hooks bool, extra ...Peer) (*Kit, error) {
+	return newKit(dir, flaw, hooks, &AmountAuthConfig{Attempts: 3, Timeout: PGTimeout}, extra)
+}
+
+func newKit(dir string, flaw Flaw, hooks bool, aa *AmountAuthConfig, extra []Peer) (*Kit, error) {
 	t, err := WriteTester(filepath.Join(dir, "tester"))
 	if err != nil {
 		return nil, err
@@ -165,7 +181,7 @@ func NewKit(dir string, flaw Flaw, hooks bool, extra ...Peer) (*Kit, error) {
 		return nil, err
 	}
 	good, low := TestPAN(1), TestPAN(2)
-	p, err := Start(Config{Flaw: flaw, Peers: append([]Peer{t.Peer(), second.Peer(), outsider.Peer()}, extra...), Cards: []Card{
+	p, err := Start(Config{Flaw: flaw, AmountAuth: aa, Peers: append([]Peer{t.Peer(), second.Peer(), outsider.Peer()}, extra...), Cards: []Card{
 		{PAN: good, ExpMonth: "12", ExpYear: "2030", Limit: 5_000_000},
 		{PAN: low, ExpMonth: "12", ExpYear: "2030", Limit: 50_000},
 	}})
@@ -201,12 +217,21 @@ card:
     - {name: over the limit, number: "%[5]s", expiry: 12/2030, amount: "60000", expect: LimitExceeded}
     - {name: wrong expiry, number: "%[4]s", expiry: 11/2031, amount: "1000", expect: InvalidCard}
   settle_before_refund: true
-timeouts: {request: 10s, stall: 1s, settle: 10s}
 `, flaw, p.EntityID, t.EntityID, good, low, second.EntityID, outsider.EntityID)
+	settle := "10s"
+	if aa != nil {
+		// The module asks the hook until a verification approval is
+		// voided: the broken PG voids at once, or never.
+		settle = "2s"
+		profile += fmt.Sprintf("amountauth:\n  card: {number: %q, expiry: 12/2030, amount: \"15000\"}\n  attempts: %d\n  timeout: %s\n", good, aa.Attempts, aa.Timeout)
+	}
+	profile += fmt.Sprintf("timeouts: {request: 10s, stall: 1s, settle: %s}\n", settle)
+	profile += fmt.Sprintf("hooks:\n  settle: {url: %s/settle}\n", p.HooksURL)
 	if hooks {
-		profile += fmt.Sprintf("hooks:\n  settle: {url: %s/settle}\n  stall: {url: %s/stall}\n", p.HooksURL, p.HooksURL)
-	} else {
-		profile += fmt.Sprintf("hooks:\n  settle: {url: %s/settle}\n", p.HooksURL)
+		profile += fmt.Sprintf("  stall: {url: %s/stall}\n", p.HooksURL)
+	}
+	if aa != nil {
+		profile += fmt.Sprintf("  amountauth: {url: %s/amountauth}\n", p.HooksURL)
 	}
 	if err := os.WriteFile(k.ProfilePath, []byte(profile), 0o644); err != nil {
 		p.Close()
