@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/kecis/kecis/connectors/httpserver"
+	"github.com/kecis/kecis/federation/facade"
 	"github.com/kecis/kecis/federation/registry"
 	"github.com/kecis/kecis/federation/store"
 )
@@ -76,8 +77,13 @@ var registryProblems = []struct {
 }
 
 // registryProblem is the answer to an error of the registry or the store:
-// its problem with the error as the cause, or ProblemInternal.
+// its problem with the error as the cause; 503 unavailable with
+// Retry-After when the database cannot answer for now (KECIS §12.8: a
+// restart or a failover, retry shortly); else ProblemInternal.
 func registryProblem(err error) *httpserver.Problem {
+	if store.IsUnavailable(err) {
+		return httpserver.ProblemUnavailable.WithRetryAfter(facade.RetryAfterUnavailable).WithCause(err)
+	}
 	for _, m := range registryProblems {
 		if errors.Is(err, m.err) {
 			p := m.p.WithCause(err)
@@ -96,6 +102,10 @@ func registryProblem(err error) *httpserver.Problem {
 // logs at ERROR, a refused identity at WARN, any other refusal at INFO.
 func (s *Server) fail(c *gin.Context, err error) {
 	c.Abort()
+	var p *httpserver.Problem
+	if !errors.As(err, &p) && store.IsUnavailable(err) {
+		err = registryProblem(err)
+	}
 	httpserver.Fail(c.Request.Context(), c.Writer, s.Log, "hub refused", err,
 		slog.String("method", c.Request.Method), slog.String("path", c.Request.URL.Path))
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/kecis/kecis/connectors/httpserver"
+	"github.com/kecis/kecis/connectors/sqlstore"
 	"github.com/kecis/kecis/federation/facade"
 	"github.com/kecis/kecis/federation/registry"
 	"github.com/kecis/kecis/federation/store"
@@ -205,5 +206,27 @@ func TestOneTitlePerType(t *testing.T) {
 	}
 	if len(seen) < len(serverProblems) {
 		t.Errorf("only %d types", len(seen))
+	}
+}
+
+// TestDatabaseUnavailableIs503: an error of a database that cannot answer
+// for now — connection lost, failover — is 503 with Retry-After from the
+// registration and operator endpoints too, never an internal error
+// (KECIS §12.8).
+func TestDatabaseUnavailableIs503(t *testing.T) {
+	down := &sqlstore.UnavailableError{Err: errors.New("connection refused")}
+	for name, err := range map[string]error{"bare": down, "wrapped": fmt.Errorf("list entities: %w", down)} {
+		p := registryProblem(err)
+		if p.Status != http.StatusServiceUnavailable || p.Type != httpserver.ProblemUnavailable.Type {
+			t.Errorf("%s: %d %s", name, p.Status, p.Type)
+		}
+		w := httptest.NewRecorder()
+		p.Write(w)
+		if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
+			t.Errorf("%s: answered %d, Retry-After %q", name, w.Code, w.Header().Get("Retry-After"))
+		}
+	}
+	if p := registryProblem(errors.New("disk I/O error")); p.Status != http.StatusInternalServerError {
+		t.Errorf("another error: %d", p.Status)
 	}
 }
