@@ -14,15 +14,16 @@ import (
 	"github.com/kecis/kecis/examples/demo"
 )
 
-type demoAddrs struct{ hub, ops, issuer, native, telecom, pgNative, pgKECIS, pgCall string }
+type demoAddrs struct{ hub, ops, issuer, native, telecom, pgNative, pgKECIS, pgCall, pgPage, shop string }
 
 // demoOptions are the demo's other flags: --tester (register the
-// conformance suite and write its profiles), --relay-timeout and
-// --postgres (the hub's database).
+// conformance suite and write its profiles), --relay-timeout, --postgres
+// (the hub's database) and --aa-method (what the cardholder types).
 type demoOptions struct {
 	tester       bool
 	relayTimeout time.Duration
 	postgres     string
+	aaMethod     string
 }
 
 // runFederationDemo starts the demo federation, prints the guide and waits
@@ -37,7 +38,7 @@ func runFederationDemo(ctx context.Context, w io.Writer, dir string, a demoAddrs
 	}
 	defer logFile.Close()
 	d, err := demo.Start(ctx, demo.Config{Dir: dir, HubListen: a.hub, HubOps: a.ops, IssuerKECIS: a.issuer, IssuerNative: a.native, Telecom: a.telecom,
-		PGNative: a.pgNative, PGKECIS: a.pgKECIS, PGCall: a.pgCall,
+		PGNative: a.pgNative, PGKECIS: a.pgKECIS, PGCall: a.pgCall, PGPage: a.pgPage, Shop: a.shop, AmountAuthMethod: o.aaMethod,
 		AllowClearCard: true, Tester: o.tester, RelayTimeout: o.relayTimeout, Postgres: o.postgres, Log: slog.New(slog.NewJSONHandler(logFile, nil))})
 	if err != nil {
 		return err
@@ -84,13 +85,13 @@ demo.json, the same line pays that merchant:
 
 Then open the holder's phone to see the issuer's approval text:
   %s/phones/%s
-%s
+%s%s
 Press Ctrl-C to stop.
 `, state, d.HubURL, d.HubURL, d.HubOps, d.PGNative, d.PGKECIS, d.IssuerNative, d.IssuerNative, d.TelecomURL,
 		shops.String(), filepath.Join(dir, demo.ManifestFile),
 		c.PAN.Reveal(), c.ExpMonth, c.ExpYear, c.Holder, c.Phone, c.Description,
 		testCardTable(d), dir, d.IssuerNative+demo.SettlePath,
-		m.Name, curlLine(d, m, c), d.TelecomURL, strings.ReplaceAll(c.Phone, "-", ""), conformanceNote(dir, o))
+		m.Name, curlLine(d, m, c), d.TelecomURL, strings.ReplaceAll(c.Phone, "-", ""), amountAuthGuide(d, c), conformanceNote(dir, o))
 	if ready != nil {
 		ready <- d
 	}
@@ -137,6 +138,46 @@ func testCardTable(d *demo.Demo) string {
 		fmt.Fprintf(&b, "  %-18s %-16s %02d/%d %7d  %s\n", c.Result, c.PAN.Reveal(), c.ExpMonth, c.ExpYear, c.Amount, sub)
 	}
 	return b.String()
+}
+
+// amountAuthGuide walks a person through a purchase with amount
+// authentication at the demo shop (docs/demo.md, "Amount
+// authentication"), with test card c and the holder's phone.
+func amountAuthGuide(d *demo.Demo, c demo.TestCard) string {
+	aa := d.AmountAuth()
+	what, text := "that amount", `"[KECIS Card] 승인 3,417원 `+d.Merchants[0].Name+` …", a small random amount`
+	if aa.Method == "descriptor" {
+		what, text = "that code", `"[KECIS Card] 승인 1,234원 `+d.Merchants[0].Name+` 482193 …", a code after the shop's name`
+	}
+	return fmt.Sprintf(`
+Amount authentication (docs/amountauth.md): the card company texts the holder
+a small random approval, and the buyer proves they hold the card's phone by
+typing it in — no plugin, any browser:
+  1. open the demo shop's checkout:  %s
+  2. keep the card %s (%s) and press "Pay with amount authentication":
+     the shop sends the browser to the PG's page (%s)
+  3. open the holder's phone:        %s/phones/%s
+     the newest text reads %s
+  4. type %s on the PG's page: the small approval is cancelled, the purchase
+     approved, and the browser returns to the shop showing its approval number.
+%d wrong entries, or %s without one, end it with nothing charged (the small
+approval cancelled too). A script starts one with POST %s
+(demo.json amountauth, docs/demo.md).
+`, aa.CheckoutURL, c.PAN.Masked(), c.Holder, aa.PageURL, d.TelecomURL, strings.ReplaceAll(c.Phone, "-", ""), text, what,
+		aa.Attempts, shortDuration(time.Duration(aa.TimeoutSeconds)*time.Second), aa.StartURL)
+}
+
+// shortDuration writes d without its zero seconds or minutes: 5m, 1h, 90s
+// as 1m30s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // conformanceNote tells, in test mode, how to run the conformance suite

@@ -50,10 +50,22 @@ func TestDemoCurlApproves(t *testing.T) {
 	if !strings.Contains(guide, "accepts card numbers in clear") {
 		t.Fatal("the demo must say that the facade's clear-card mode is on")
 	}
-	for _, want := range []string{demo.MerchantID, demo.Merchant2ID, "Demo shop 2", "demo.json"} {
+	aa := d.AmountAuth()
+	for _, want := range []string{demo.MerchantID, demo.Merchant2ID, "Demo shop 2", "demo.json", aa.CheckoutURL, aa.PageURL, aa.StartURL,
+		"Pay with amount authentication", d.TelecomURL + "/phones/" + strings.ReplaceAll(d.Cards[0].Phone, "-", ""), d.Cards[0].PAN.Masked()} {
 		if !strings.Contains(guide, want) {
 			t.Errorf("the guide does not name %q:\n%s", want, guide)
 		}
+	}
+	// The checkout the guide names is up, with the button it names.
+	shop, err := http.Get(aa.CheckoutURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(shop.Body)
+	shop.Body.Close()
+	if shop.StatusCode != http.StatusOK || !strings.Contains(string(page), "Pay with amount authentication") || ecml.ContainsPAN(string(page)) {
+		t.Fatalf("the demo shop's checkout: %s\n%s", shop.Status, page)
 	}
 	line := guide[start:end]
 	res, err := exec.Command("sh", "-c", line).CombinedOutput()
@@ -93,7 +105,7 @@ func startFederationDemoWith(t *testing.T, dir string, o demoOptions) (*demo.Dem
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- runFederationDemo(ctx, out, dir, demoAddrs{"127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"}, o, ready)
+		done <- runFederationDemo(ctx, out, dir, demoAddrs{"127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"}, o, ready)
 	}()
 	t.Cleanup(func() {
 		cancel()

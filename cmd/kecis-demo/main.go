@@ -76,12 +76,15 @@ func newCmd() *cobra.Command {
 		Long: `Starts, on loopback, the KECIS hub, a simulated card issuer behind its KECIS
 adapter (with its own native API and admin page), a simulated mobile carrier
 whose phones receive the issuer's approval texts, a payment gateway behind the
-KECIS sidecar, and two demo merchants — with a development PKI generated on
+KECIS sidecar, two demo merchants and the first one's checkout, which pays with
+amount authentication — with a development PKI generated on
 first run into --dir, every participant registered and approved, on SQLite (the
 hub on PostgreSQL with --postgres DSN: in the DSN's search_path, else in a schema
 of --dir's own, kecis_demo_<16 hex digits>, created on first run). It
-prints what to open and a curl line that approves a card payment through the
-hub's JSON facade, then runs until Ctrl-C.
+prints what to open, a curl line that approves a card payment through the
+hub's JSON facade and the steps of a purchase with amount authentication (the
+card company texts a small random approval to the holder's phone, whose amount
+the buyer types on the PG's page), then runs until Ctrl-C.
 
 Once the federation is up it writes DIR/demo.json (0600): the hub's URL and CA,
 each merchant's API key and TLS client certificate, the test cards, every
@@ -114,6 +117,12 @@ did not pass or no demo runs in --dir, 2 on a usage error.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return usageError{fmt.Errorf("unexpected argument %q: kecis-demo takes flags only", args[0])}
+			}
+			return nil
+		},
+		PreRunE: func(*cobra.Command, []string) error {
+			if opts.aaMethod != "amount" && opts.aaMethod != "descriptor" {
+				return usageError{fmt.Errorf("--aa-method %q: amount or descriptor", opts.aaMethod)}
 			}
 			return nil
 		},
@@ -162,5 +171,8 @@ did not pass or no demo runs in --dir, 2 on a usage error.`,
 	cmd.Flags().StringVar(&addrs.pgNative, "pg-api", "127.0.0.1:8083", "the PG's own API")
 	cmd.Flags().StringVar(&addrs.pgKECIS, "pg-kecis", "127.0.0.1:8445", "the PG sidecar's KECIS endpoint")
 	cmd.Flags().StringVar(&addrs.pgCall, "pg-call", "127.0.0.1:8446", "the PG sidecar's local calling endpoint")
+	cmd.Flags().StringVar(&addrs.pgPage, "pg-page", "127.0.0.1:8447", "the PG's amount-authentication page (the cardholder types the texted amount there)")
+	cmd.Flags().StringVar(&addrs.shop, "shop", "127.0.0.1:8084", "the demo shop's checkout (a purchase with amount authentication)")
+	cmd.Flags().StringVar(&opts.aaMethod, "aa-method", "amount", "what the cardholder types on the PG's page: amount (of the card company's text) or descriptor (the code after the shop's name in it)")
 	return cmd
 }

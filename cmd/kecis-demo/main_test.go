@@ -26,6 +26,7 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"--bogus"}, exitUsage, "", "unknown flag: --bogus"},
 		{[]string{"serve"}, exitUsage, "", `unexpected argument "serve"`},
 		{[]string{"--pprof", "0.0.0.0:0"}, exitUsage, "", "not a loopback address"},
+		{[]string{"--aa-method", "sms"}, exitUsage, "", `--aa-method "sms": amount or descriptor`},
 		{[]string{"--dir", notDir}, exitFailed, "", "not a directory"},
 		{[]string{"--walkthrough", "--dir", notDir}, exitFailed, "", "not a directory"},
 	} {
@@ -39,7 +40,7 @@ func TestExitStatus(t *testing.T) {
 	}
 	var out bytes.Buffer
 	run([]string{"--help"}, &out, &out)
-	for _, f := range []string{"--dir", "--hub", "--hub-ops", "--issuer", "--issuer-api", "--telecom", "--pg-api", "--pg-kecis", "--pg-call", "Exit status"} {
+	for _, f := range []string{"--dir", "--hub", "--hub-ops", "--issuer", "--issuer-api", "--telecom", "--pg-api", "--pg-kecis", "--pg-call", "--pg-page", "--shop", "--aa-method", "Exit status"} {
 		if !strings.Contains(out.String(), f) {
 			t.Errorf("--help does not mention %s", f)
 		}

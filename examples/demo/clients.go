@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/kecis/kecis/connectors"
+	"github.com/kecis/kecis/connectors/amountauth"
 	"github.com/kecis/kecis/connectors/card"
 	"github.com/kecis/kecis/internal/devpki"
 	"github.com/kecis/kecis/saml/metadata"
@@ -63,6 +64,10 @@ func (d *Demo) startMerchants(ctx context.Context) error {
 
 // cardServices are the card service's operations.
 var cardServices = []string{card.ServiceApprove, card.ServiceCancel, card.ServiceRefund, card.ServiceInquire}
+
+// amountAuthServices are the amountauth service group's operations, which
+// the PG's sidecar serves (KECIS §15.3.1).
+var amountAuthServices = []string{amountauth.ServiceStart, amountauth.ServiceConfirm, amountauth.ServiceStatus}
 
 // callers is who may call a demo provider's services (KECIS §13.2): the
 // role of its contracted callers, narrowed to those participants, and the

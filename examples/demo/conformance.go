@@ -16,6 +16,8 @@ import (
 	"github.com/goccy/go-yaml"
 
 	"github.com/kecis/kecis/conformance"
+	"github.com/kecis/kecis/ecml"
+	"github.com/kecis/kecis/examples/issuer"
 	"github.com/kecis/kecis/federation/store"
 	"github.com/kecis/kecis/saml/metadata"
 )
@@ -51,6 +53,10 @@ var conformancePlans = []struct{ plan, participant string }{
 // (demo.json conformance.hooks.stall).
 const StallPath = "/stall"
 
+// AmountAuthHookPath is the amountauth hook on the demo's conformance
+// hooks listener (demo.json conformance.hooks.amountauth).
+const AmountAuthHookPath = "/amountauth"
+
 // maxStall bounds what the stall hook accepts: a stall is meant to outlast
 // the hub's relay timeout, not to hang the issuer.
 const maxStall = 2 * time.Minute
@@ -81,10 +87,12 @@ type ManifestPlan struct {
 
 // ManifestHooks are the test hooks the profiles name (docs/conformance.md,
 // "Hook semantics"): Settle is the demo's own settle_url, Stall delays the
-// issuer adapter's next call of a service.
+// issuer adapter's next call of a service, AmountAuth tells the
+// verification approval of an amount-authentication session at the issuer.
 type ManifestHooks struct {
-	Settle string `json:"settle"`
-	Stall  string `json:"stall"`
+	Settle     string `json:"settle"`
+	Stall      string `json:"stall"`
+	AmountAuth string `json:"amountauth"`
 }
 
 // resolve makes the section's paths absolute against dir (ReadManifest).
@@ -144,9 +152,90 @@ func (s *stallHook) handler() http.Handler {
 	return mux
 }
 
+// Verification approval states the amountauth hook answers
+// (docs/conformance.md, "Hook semantics").
+const (
+	verificationApproved  = "approved"
+	verificationCancelled = "cancelled"
+	verificationRefunded  = "refunded"
+	verificationNone      = "none"
+)
+
+// Verification is the verification approval an amount-authentication
+// session of the demo PG made at the issuer (KECIS §15.2
+// approve-verification, §15.3): its state — approved while it stands
+// (settled or partly refunded too), cancelled, refunded, or none — and
+// its amount, the challenge the cardholder was texted.
+type Verification struct {
+	State  string
+	Amount ecml.Money
+}
+
+// Verification finds the verification approval of the PG's session at the
+// issuer, through the issuer's own API: the PG's order there is "AA-" and
+// the session's identifier (connectors/amountauth), its merchant the PG.
+// The amount is a one-time password: test code only (the amountauth hook).
+func (d *Demo) Verification(ctx context.Context, session string) (Verification, error) {
+	a, err := d.Issuer.Inquire(ctx, issuer.InquireRequest{MerchantID: PGID, OrderID: "AA-" + session})
+	switch {
+	case errors.Is(err, issuer.ErrNotFound):
+		return Verification{State: verificationNone}, nil
+	case err != nil:
+		return Verification{}, err
+	case !a.Verification:
+		// The PG's order of that name is no verification approval.
+		return Verification{State: verificationNone}, nil
+	}
+	v := Verification{State: verificationApproved, Amount: a.Amount}
+	switch a.Status {
+	case issuer.StatusCancelled:
+		v.State = verificationCancelled
+	case issuer.StatusRefunded:
+		v.State = verificationRefunded
+	}
+	return v, nil
+}
+
+// amountAuthHook serves POST /amountauth {"session_id": ID}: the
+// verification approval of that session at the issuer (Verification), as
+// {"state", "amount" (ECML amount form), "currency"}; no amount when the
+// state is none. Test mode only: the amount is the cardholder's one-time
+// password, which the suite redacts from its reports and nothing here
+// logs.
+func (d *Demo) amountAuthHook() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+AmountAuthHookPath, func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			SessionID string `json:"session_id"`
+		}
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10)).Decode(&in); err != nil || !sessionShape(in.SessionID) {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "the body must be {\"session_id\": the session's identifier}"})
+			return
+		}
+		v, err := d.Verification(r.Context(), in.SessionID)
+		if err != nil {
+			d.cfg.Log.ErrorContext(r.Context(), "demo: amountauth hook", "session", in.SessionID, "error", err)
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "the issuer does not answer"})
+			return
+		}
+		out := map[string]string{"state": v.State}
+		if v.State != verificationNone {
+			amount, err := ecml.FormatAmount(v.Amount)
+			if err != nil {
+				writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "the verification approval's amount has no ECML form"})
+				return
+			}
+			out["amount"], out["currency"] = amount, v.Amount.Currency
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+	return mux
+}
+
 // startConformance, in test mode, serves the test hooks on a loopback
-// port of their own (the stall hook; settle is the demo's own settle_url)
-// and writes the test profile of every plan into Dir/conformance/.
+// port of their own (stall and amountauth; settle is the demo's own
+// settle_url) and writes the test profile of every plan into
+// Dir/conformance/.
 func (d *Demo) startConformance(ctx context.Context) error {
 	d.conformance = ManifestConformance{Plans: []ManifestPlan{}}
 	if !d.cfg.Tester {
@@ -159,8 +248,11 @@ func (d *Demo) startConformance(ctx context.Context) error {
 		return err
 	}
 	d.Adapter.BeforeCall = hook.before
-	d.serve(l, hook.handler(), nil)
-	d.conformance.Hooks = ManifestHooks{Settle: d.IssuerNative + SettlePath, Stall: hooksURL + StallPath}
+	mux := http.NewServeMux()
+	mux.Handle(StallPath, hook.handler())
+	mux.Handle(AmountAuthHookPath, d.amountAuthHook())
+	d.serve(l, mux, nil)
+	d.conformance.Hooks = ManifestHooks{Settle: d.IssuerNative + SettlePath, Stall: hooksURL + StallPath, AmountAuth: hooksURL + AmountAuthHookPath}
 
 	if err := os.MkdirAll(d.path(ConformanceDir), 0o700); err != nil {
 		return err
@@ -251,7 +343,21 @@ func (d *Demo) conformanceProfile(ctx context.Context, participant string) (*con
 		Timeouts: conformance.Timeouts{Request: conformance.Duration(d.clientTimeout), Stall: conformance.Duration(stall),
 			Settle: conformance.Duration(stall + 20*time.Second)},
 	}
+	if participant == PGID {
+		p.AmountAuth = d.conformanceAmountAuth(p.Card)
+		p.Hooks.AmountAuth = &conformance.Hook{URL: d.conformance.Hooks.AmountAuth}
+	}
 	return p, nil
+}
+
+// conformanceAmountAuth is the amountauth module's section of the PG's
+// profile (KECIS §15.3): the approving card, paying the demo shop's price
+// (above the PG's minimum purchase), and the PG's attempt limit and short
+// timeout for the tester (aaOverrides), which the module waits out.
+func (d *Demo) conformanceAmountAuth(cards *conformance.CardProfile) *conformance.AmountAuthProfile {
+	c := cards.Approve
+	c.Amount = fmt.Sprint(shopPrice)
+	return &conformance.AmountAuthProfile{Currency: "KRW", Card: c, Attempts: testerAAAttempts, Timeout: conformance.Duration(testerAATimeout)}
 }
 
 // conformanceCards are the card module's cards: the card that approves,

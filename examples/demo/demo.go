@@ -87,6 +87,13 @@ type Config struct {
 	HubListen, HubOps, IssuerKECIS, IssuerNative, Telecom string
 	// The PG: its own API, its sidecar's KECIS endpoint and calling endpoint.
 	PGNative, PGKECIS, PGCall string
+	// PGPage is the listener of the PG's amount-authentication page (the
+	// sidecar serves it, KECIS §15.3.2); Shop the demo shop's checkout's.
+	PGPage, Shop string
+	// AmountAuthMethod is what the cardholder types on the PG's page:
+	// "amount" (the default) or "descriptor", the code after the shop's
+	// name in the text (KECIS §15.3.5).
+	AmountAuthMethod string
 	// RelayTimeout of the hub (default 10s).
 	RelayTimeout time.Duration
 	// AllowClearCard enables the facade's clear-card development mode.
@@ -147,8 +154,12 @@ type TestCard struct {
 type Demo struct {
 	HubURL, HubOps, IssuerKECIS, IssuerNative, TelecomURL string
 	PGNative, PGKECIS, PGCall                             string
-	HubTLSCert                                            string // PEM file of the hub's TLS certificate (curl --cacert)
-	Cards                                                 []TestCard
+	// PGPage is the base URL of the PG's amount-authentication page (the
+	// page itself is PGPage + AmountAuthPagePath); ShopURL the demo shop's
+	// checkout (KECIS §15.3.2).
+	PGPage, ShopURL string
+	HubTLSCert      string // PEM file of the hub's TLS certificate (curl --cacert)
+	Cards           []TestCard
 	// Merchants are the demo's shops, in a stable order (MerchantID first).
 	Merchants []*Merchant
 	// Manifest is the path of demo.json (ManifestFile), written once the
@@ -189,8 +200,10 @@ type Demo struct {
 	settleMu sync.Mutex
 	// hubDSN is the hub's database (hubDatabase).
 	hubDSN string
-	// conformance is demo.json's conformance section (startConformance).
+	// conformance is demo.json's conformance section (startConformance);
+	// amountAuth its amountauth section (startPG).
 	conformance ManifestConformance
+	amountAuth  ManifestAmountAuth
 }
 
 // step is one participant's start: its keys, listeners, state, servers and
@@ -204,7 +217,8 @@ type step struct {
 // steps are the participants in the order they start, each after those
 // it needs: the hub first (everyone registers with it), the tester before
 // the providers that admit it, the telecom before the issuer that texts
-// through it, the issuer before the PG that calls it.
+// through it, the issuer before the PG that calls it, the shop's checkout
+// before the PG that returns the cardholder's browser to it.
 func (d *Demo) steps() []step {
 	return []step{
 		{"hub", d.startHub},
@@ -213,6 +227,7 @@ func (d *Demo) steps() []step {
 		{"issuer", d.startIssuer},
 		{"issuer adapter", d.startIssuerAdapter},
 		{"merchants", d.startMerchants},
+		{"shop", d.startShop},
 		{"PG", d.startPG},
 		{"conformance", d.startConformance},
 		{ManifestFile, d.publish},

@@ -170,7 +170,11 @@ func (d *Demo) directory() *metadata.Client {
 
 // issuerServices are the issuer's card services, for its own cards' BINs.
 // The issuer takes card:* from its acquirer, the demo PG, never from a
-// merchant (KECIS §13.2), and from the conformance suite.
+// merchant (KECIS §13.2), and from the conformance suite; the verification
+// approval of amount authentication (card:approve-verification, KECIS
+// §15.2, §15.3) from the PG alone: a PG's engine asks for it, never a
+// merchant or the suite, which tests the PG's amount authentication, not
+// the issuer's.
 func issuerServices(cfg Config) []metadata.OfferedService {
 	var bins metadata.BINList
 	for _, b := range []string{issuer.DefaultBINs[issuer.Credit], issuer.DefaultBINs[issuer.Check], issuer.DefaultBINs[issuer.Prepaid]} {
@@ -181,5 +185,6 @@ func issuerServices(cfg Config) []metadata.OfferedService {
 	for _, s := range cardServices {
 		out = append(out, metadata.OfferedService{Service: s, BINs: bins, Callers: roles, CallerEntities: ids})
 	}
-	return out
+	return append(out, metadata.OfferedService{Service: card.ServiceApproveVerification, BINs: bins,
+		Callers: []metadata.Role{metadata.RolePG}, CallerEntities: []string{PGID}})
 }

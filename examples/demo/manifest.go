@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
+	"github.com/kecis/kecis/connectors/amountauth"
+	"github.com/kecis/kecis/connectors/sidecar"
 	"github.com/kecis/kecis/saml/metadata"
 )
 
@@ -48,6 +51,45 @@ type Manifest struct {
 	// Conformance lists the test profiles the demo wrote for the
 	// conformance suite, one per plan, and their hooks (test mode).
 	Conformance ManifestConformance `json:"conformance"`
+	// AmountAuth says how to make a purchase with amount authentication
+	// (KECIS §15.3): in a browser at the demo shop, or as a script through
+	// the hub's facade.
+	AmountAuth ManifestAmountAuth `json:"amountauth"`
+}
+
+// ManifestAmountAuth is demo.json's amountauth section: the demo PG's
+// amount authentication (docs/amountauth.md) and how to drive it.
+type ManifestAmountAuth struct {
+	// CheckoutURL is the demo shop's checkout page (a browser's): it
+	// starts the purchase as Merchant and sends the browser to PageURL,
+	// which returns it to ReturnURL.
+	CheckoutURL string `json:"checkout_url"`
+	// Merchant is the shop's entityID (merchants[0]); ReturnURL is its
+	// return URL at the PG (KECIS §15.3.2), the shop's own.
+	Merchant  string `json:"merchant"`
+	ReturnURL string `json:"return_url"`
+	// PageURL is the PG's cardholder page: a form POST of SessionID (and
+	// RelayState, at most 80 bytes) shows the amount form. The PG's
+	// metadata publishes it as the HTTP-POST endpoint of
+	// urn:kecis:service:amountauth:confirm.
+	PageURL string `json:"page_url"`
+	// StartURL, ConfirmURL and StatusURL are the hub facade's operations
+	// (POST, Authorization: Bearer <api_key>; start and confirm with an
+	// Idempotency-Key): start takes the order, the amount, its currency
+	// and the card, and answers the session (KECIS_AmountAuth_SessionID).
+	StartURL   string `json:"start_url"`
+	ConfirmURL string `json:"confirm_url"`
+	StatusURL  string `json:"status_url"`
+	// Method is what the cardholder types: amount, or descriptor (the
+	// code after the shop's name in the text).
+	Method string `json:"method"`
+	// MinPurchase is the least purchase that is authenticated (minor
+	// units of Currency): below it start approves at once.
+	MinPurchase int64  `json:"min_purchase"`
+	Currency    string `json:"currency"`
+	// Attempts and TimeoutSeconds bound a session of the demo's shops.
+	Attempts       int `json:"attempts"`
+	TimeoutSeconds int `json:"timeout_seconds"`
 }
 
 // ManifestTestCard is a test card and the outcome a payment of Amount
@@ -143,6 +185,8 @@ type ManifestAddresses struct {
 	PGAPI     string `json:"pg_api"`     // the PG's own API
 	PGKECIS   string `json:"pg_kecis"`   // the PG sidecar's KECIS endpoint (HTTPS, /kecis/soap)
 	PGCall    string `json:"pg_call"`    // the PG sidecar's local calling endpoint
+	PGPage    string `json:"pg_page"`    // the PG's amount-authentication page (under /amountauth)
+	Shop      string `json:"shop"`       // the demo shop's checkout
 }
 
 // participant is a registered participant of the demo and the directory
@@ -186,9 +230,10 @@ func (d *Demo) manifest(cfg Config) *Manifest {
 		HubCA:          filepath.Join("hub", "tls", "cert.pem"),
 		HubSigningCert: filepath.Join("hub", "signing", "cert.pem"),
 		Addresses: ManifestAddresses{Hub: d.HubURL, HubOps: d.HubOps, Issuer: d.IssuerKECIS, IssuerAPI: d.IssuerNative,
-			Telecom: d.TelecomURL, PGAPI: d.PGNative, PGKECIS: d.PGKECIS, PGCall: d.PGCall},
+			Telecom: d.TelecomURL, PGAPI: d.PGNative, PGKECIS: d.PGKECIS, PGCall: d.PGCall, PGPage: d.PGPage, Shop: d.ShopURL},
 		Merchants: []ManifestMerchant{}, Cards: []ManifestCard{}, Participants: []ManifestParticipant{},
 		TestCards: []ManifestTestCard{}, SettleURL: d.IssuerNative + SettlePath, Conformance: d.conformance,
+		AmountAuth: d.amountAuth,
 	}
 	for i, s := range d.Merchants {
 		m.Merchants = append(m.Merchants, ManifestMerchant{EntityID: s.EntityID, Name: s.Name, APIKey: s.APIKey,
@@ -208,6 +253,40 @@ func (d *Demo) manifest(cfg Config) *Manifest {
 			SigningCert: rel(p.dir, "signing", "cert.pem"), SigningKey: rel(p.dir, "signing", "key.pem"),
 			EncryptionCert: rel(p.dir, "encryption", "cert.pem"), EncryptionKey: rel(p.dir, "encryption", "key.pem"),
 			TLSCert: rel(p.dir, "tls", "cert.pem"), TLSKey: rel(p.dir, "tls", "key.pem")})
+	}
+	return m
+}
+
+// AmountAuth is demo.json's amountauth section: how to make a purchase
+// with amount authentication in the running demo.
+func (d *Demo) AmountAuth() ManifestAmountAuth { return d.amountAuth }
+
+// manifestAmountAuth is demo.json's amountauth section, from the
+// sidecar's configuration: the section's options for every merchant (the
+// shop sets only its return URL and name), with the engine's defaults
+// where it sets none (docs/amountauth.md, "Options": the minimum purchase
+// leaves 10,000 possible challenges above the lowest).
+func (d *Demo) manifestAmountAuth(sc *sidecar.Config) ManifestAmountAuth {
+	o, def := sc.AmountAuth.Options, amountauth.DefaultOptions
+	orDefault := func(p *int64, v int64) int64 {
+		if p != nil {
+			return *p
+		}
+		return v
+	}
+	m := ManifestAmountAuth{CheckoutURL: d.ShopURL + "/", Merchant: MerchantID, ReturnURL: d.ShopURL + shopReturnPath,
+		PageURL: sc.AmountAuth.PageURL, StartURL: d.HubURL + "/v1/amountauth/start", ConfirmURL: d.HubURL + "/v1/amountauth/confirm",
+		StatusURL: d.HubURL + "/v1/amountauth/status", Method: string(def.Method), Currency: "KRW", Attempts: def.Attempts,
+		TimeoutSeconds: int(def.Timeout / time.Second)}
+	if o.Method != "" {
+		m.Method = o.Method
+	}
+	m.MinPurchase = orDefault(o.MinPurchase, orDefault(o.LowestChallenge, def.LowestChallenge)+10_000)
+	if o.Attempts != nil {
+		m.Attempts = *o.Attempts
+	}
+	if o.Timeout != nil {
+		m.TimeoutSeconds = int(*o.Timeout / time.Second)
 	}
 	return m
 }

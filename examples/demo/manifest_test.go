@@ -9,6 +9,9 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/kecis/kecis/connectors/amountauth"
+	"github.com/kecis/kecis/connectors/card"
+	"github.com/kecis/kecis/saml"
 	"github.com/kecis/kecis/saml/metadata"
 )
 
@@ -16,8 +19,11 @@ import (
 // paths relative to its directory, every key file present, the tester
 // among the participants) and removes it on Close; every service the
 // demo's providers offer declares its callers: the issuer takes card:*
-// from the PG and the tester, the PG from the demo's merchants and the
-// tester (KECIS §13.2).
+// from the PG and the tester — card:approve-verification from the PG
+// alone —, the PG card:* and amountauth:* from the demo's merchants and
+// the tester (KECIS §13.2); the PG publishes its amount-authentication
+// page with the HTTP-POST binding (KECIS §15.3.2), and the hub routes each
+// merchant's card and amountauth requests to the PG.
 func TestManifestAndCallers(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -81,6 +87,8 @@ func TestManifestAndCallers(t *testing.T) {
 		IssuerID: {Callers: []metadata.Role{metadata.RolePG, metadata.RoleTester}, CallerEntities: []string{PGID, TesterID, SecondTesterID}},
 		PGID:     {Callers: []metadata.Role{metadata.RoleMerchant, metadata.RoleTester}, CallerEntities: []string{MerchantID, Merchant2ID, TesterID, SecondTesterID}},
 	}
+	pgOnly := metadata.OfferedService{Callers: []metadata.Role{metadata.RolePG}, CallerEntities: []string{PGID}}
+	offers := map[string][]string{}
 	for id, w := range want {
 		p, err := d.HubStore.GetParticipant(ctx, id)
 		if err != nil {
@@ -94,8 +102,37 @@ func TestManifestAndCallers(t *testing.T) {
 			t.Fatalf("%s offers nothing", id)
 		}
 		for _, s := range ed.Services {
+			offers[id] = append(offers[id], s.Service)
+			w := w
+			if s.Service == card.ServiceApproveVerification {
+				w = pgOnly
+			}
 			if !slices.Equal(s.Callers, w.Callers) || !slices.Equal(s.CallerEntities, w.CallerEntities) {
 				t.Errorf("%s %s: callers %v %v, want %v %v", id, s.Service, s.Callers, s.CallerEntities, w.Callers, w.CallerEntities)
+			}
+		}
+		if id == PGID {
+			if ep, ok := ed.Endpoint(amountauth.ServiceConfirm, saml.BindingHTTPPOST); !ok || ep.Location != m.AmountAuth.PageURL {
+				t.Errorf("the PG's amount-authentication page in its metadata: %+v, want %s", ep, m.AmountAuth.PageURL)
+			}
+		}
+	}
+	if !slices.Contains(offers[IssuerID], card.ServiceApproveVerification) || !slices.Contains(offers[PGID], amountauth.ServiceStart) ||
+		!slices.Contains(offers[PGID], amountauth.ServiceStatus) || !slices.Contains(offers[PGID], amountauth.ServiceConfirm) {
+		t.Errorf("the offers: %v", offers)
+	}
+	rules, err := d.HubStore.ListRoutingRules(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	routed := map[string]string{}
+	for _, r := range rules {
+		routed[r.Merchant+" "+r.Service] = r.Target
+	}
+	for _, mer := range d.Merchants {
+		for _, g := range []string{"urn:kecis:service:card:", "urn:kecis:service:amountauth:"} {
+			if routed[mer.EntityID+" "+g] != PGID {
+				t.Errorf("%s's %s* requests are routed to %q", mer.Name, g, routed[mer.EntityID+" "+g])
 			}
 		}
 	}

@@ -12,32 +12,48 @@ import (
 	"github.com/kecis/kecis/internal/testutil"
 )
 
-// TestPagesFitAPhone opens every HTML page of the demo — the issuer's
-// admin page, with approvals and texts in it, and the telecom's phone
-// list and a phone's inbox — in headless Chromium 360 px wide, a small
-// phone: each declares a viewport, and none is wider than the screen
-// (wide tables scroll within the page). The PG serves no HTML page.
-func TestPagesFitAPhone(t *testing.T) {
+// browser is a tab of a headless Chromium 360 px wide, a small phone,
+// started at once (chromedp.NewContext of it opens another tab of the same
+// browser) and closed when the test ends; its context ends after timeout.
+func browser(t *testing.T, timeout time.Duration) context.Context {
+	t.Helper()
 	chromium := testutil.RequireTool(t, "chromium", "chromium")
-	d, a, _ := startForMerchants(t, Config{RelayTimeout: 3 * time.Second})
-	c := a.m.TestCards[0]
-	if _, out := a.call(0, "approve", "page-1", payFields("PAGE-1", c, 15000), nil); out["status"] != "Success" {
-		t.Fatalf("approve: %s", answer(out))
-	}
-	phone := strings.ReplaceAll(c.Phone, "-", "")
-	pages := []string{d.IssuerNative + "/admin", d.TelecomURL + "/phones", d.TelecomURL + "/phones/" + phone}
-
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.Flag("no-first-run", true), chromedp.Flag("disable-quic", true),
 		chromedp.UserDataDir(filepath.Join(t.TempDir(), "profile")), chromedp.WindowSize(360, 740))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	tab, cancelTab := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelTab(); cancelAlloc() })
+	// The first run starts the browser, for as long as tab lives.
+	if err := chromedp.Do(tab); err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(tab, timeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestPagesFitAPhone opens every HTML page of the demo that a GET shows —
+// the issuer's admin page, with approvals and texts in it, the telecom's
+// phone list and a phone's inbox, the demo shop's checkout — in headless
+// Chromium 360 px wide, a small phone: each declares a viewport, and none
+// is wider than the screen (wide tables scroll within the page). The PG's
+// amount-authentication page takes a POST only (TestAmountAuthInTheBrowser
+// goes through it; connectors/amountauth tests it 360 px wide).
+func TestPagesFitAPhone(t *testing.T) {
+	testutil.RequireTool(t, "chromium", "chromium")
+	d, a, _ := startForMerchants(t, Config{RelayTimeout: 3 * time.Second})
+	// The browser closes first (cleanups run last first): a connection it
+	// opened ahead would hold the demo's servers' shutdown.
+	ctx := browser(t, 60*time.Second)
+	c := a.m.TestCards[0]
+	if _, out := a.call(0, "approve", "page-1", payFields("PAGE-1", c, 15000), nil); out["status"] != "Success" {
+		t.Fatalf("approve: %s", answer(out))
+	}
+	phone := strings.ReplaceAll(c.Phone, "-", "")
+	pages := []string{d.IssuerNative + "/admin", d.TelecomURL + "/phones", d.TelecomURL + "/phones/" + phone, d.ShopURL + "/"}
 	for _, u := range pages {
 		if err := chromedp.Do(ctx, chromedp.EmulateViewport(360, 740, chromedp.EmulateMobile), chromedp.Navigate(u),
 			chromedp.WaitVisible(chromedp.CSS("h1"))); err != nil {

@@ -9,11 +9,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/goccy/go-yaml"
 
+	"github.com/kecis/kecis/connectors/amountauth"
 	"github.com/kecis/kecis/connectors/sidecar"
 	"github.com/kecis/kecis/examples/pg"
 	"github.com/kecis/kecis/federation/store"
@@ -24,8 +26,10 @@ import (
 
 // startPG starts the PG with its own API and joins it to the federation
 // through the sidecar and its mapping file alone. The demo's merchants
-// contract with the PG: a routing rule sends the facade's card payments to
-// it, and the PG reaches the issuer through its sidecar's calling endpoint.
+// contract with the PG: routing rules send the facade's card payments and
+// amount authentications to it, and the PG reaches the issuer through its
+// sidecar's calling endpoint. The sidecar runs amount authentication
+// (KECIS §15.3) with the cardholder's page on a listener of the demo's.
 func (d *Demo) startPG(ctx context.Context) error {
 	k, err := d.keys("pg", true, devpki.TLSServer)
 	if err != nil {
@@ -43,10 +47,14 @@ func (d *Demo) startPG(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	page, err := d.listen("amount-authentication page", d.cfg.PGPage, "http", &d.PGPage)
+	if err != nil {
+		return err
+	}
 	if err := d.openPG(ctx, native); err != nil {
 		return err
 	}
-	sc, err := d.sidecarConfig(ctx, kecis, call)
+	sc, err := d.sidecarConfig(ctx, kecis, call, page)
 	if err != nil {
 		return err
 	}
@@ -54,15 +62,20 @@ func (d *Demo) startPG(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	side.PageListener = page
 	d.background(func(ctx context.Context) error { return side.Serve(ctx, kecis, call) })
+	// The sidecar's endpoints: its SOAP endpoint, and the cardholder's
+	// page with the HTTP-POST binding, where a merchant's checkout sends
+	// the browser (KECIS §10.2, §15.3.2).
 	if err := d.register(ctx, &metadata.EntityDescriptor{EntityID: PGID, DisplayName: pgName, Roles: []metadata.Role{metadata.RolePG},
 		Keys:      []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: k.signing.cert}, {Use: metadata.UseEncryption, Certificate: k.encryption.cert}},
 		TLSKeys:   []metadata.KeyDescriptor{{Use: metadata.UseTLSServer, Certificate: k.tls.cert}, {Use: metadata.UseTLSClient, Certificate: k.tls.cert}},
-		Endpoints: []metadata.Endpoint{{Service: metadata.AnyService, Binding: saml.BindingSOAP, Location: d.PGKECIS + "/kecis/soap"}},
+		Endpoints: sc.Endpoints(),
 		Services:  d.pgServices(d.cfg),
 	}); err != nil {
 		return err
 	}
+	d.amountAuth = d.manifestAmountAuth(sc)
 	return d.routeToPG(ctx)
 }
 
@@ -95,12 +108,15 @@ func (d *Demo) openPG(ctx context.Context, l net.Listener) error {
 // federation merchant pays through a PG merchant account of its own
 // (KECIS §13.3), and so does the conformance suite, a caller like any
 // other: the merchants file maps each to its account, whose API key the
-// environment carries.
-func (d *Demo) sidecarConfig(ctx context.Context, kecis, call net.Listener) (*sidecar.Config, error) {
+// environment carries, with its amount-authentication options
+// (aaOverrides). Amount authentication is on, its page served on page.
+func (d *Demo) sidecarConfig(ctx context.Context, kecis, call, page net.Listener) (*sidecar.Config, error) {
 	env := map[string]string{
 		"PG_ENTITY_ID": PGID, "PG_KECIS_LISTEN": kecis.Addr().String(), "PG_KECIS_URL": d.PGKECIS, "PG_CALL_LISTEN": call.Addr().String(),
 		"HUB_URL": d.HubURL, "HUB_ENTITY_ID": HubID, "KEYS": d.cfg.Dir, "STATE": d.path("pg"),
 		"PG_NATIVE_URL": d.PGNative, "PG_MERCHANTS_FILE": d.path("pg", "merchants.yaml"),
+		"PG_AMOUNTAUTH": "true", "PG_AA_PAGE_LISTEN": page.Addr().String(), "PG_AA_PAGE_URL": d.PGPage + AmountAuthPagePath,
+		"PG_AA_METHOD": d.cfg.AmountAuthMethod,
 	}
 	type account struct{ id, name string }
 	var accounts []account
@@ -131,13 +147,16 @@ func (d *Demo) sidecarConfig(ctx context.Context, kecis, call net.Listener) (*si
 		}
 		d.PGMerchants[a.id] = mid
 		env["PG_KEY_"+mid] = key
-		file.Merchants[a.id] = &sidecar.Merchant{ID: mid, Headers: map[string]string{"X-PG-Key": "${PG_KEY_" + mid + "}"}}
+		file.Merchants[a.id] = &sidecar.Merchant{ID: mid, Headers: map[string]string{"X-PG-Key": "${PG_KEY_" + mid + "}"},
+			AmountAuth: d.aaOverrides(a.id, a.name)}
 	}
-	b, err := yaml.Marshal(&file)
+	b, err := yaml.MarshalWithOptions(&file, yaml.CustomMarshaler[time.Duration](func(t time.Duration) ([]byte, error) {
+		return []byte(t.String()), nil
+	}))
 	if err != nil {
 		return nil, err
 	}
-	b = append([]byte("# The PG merchant account of each federation merchant, written by the demo.\n"), b...)
+	b = append([]byte("# The PG merchant account of each federation merchant, and its amount-authentication options, written by the demo.\n"), b...)
 	if err := os.WriteFile(env["PG_MERCHANTS_FILE"], b, 0o600); err != nil {
 		return nil, err
 	}
@@ -145,6 +164,10 @@ func (d *Demo) sidecarConfig(ctx context.Context, kecis, call net.Listener) (*si
 	if err != nil {
 		return nil, err
 	}
+	if !sc.AmountAuthEnabled() {
+		return nil, errors.New("examples/pg/adapter.yaml does not enable amount authentication with PG_AMOUNTAUTH=true")
+	}
+	sc.AmountAuth.Limits = demoAALimits
 	if d.testerTLS != nil {
 		// Test mode: the registered tester may send attacks directly.
 		sc.Testers = append(sc.Testers, saml.Fingerprint(d.testerTLS))
@@ -152,9 +175,47 @@ func (d *Demo) sidecarConfig(ctx context.Context, kecis, call net.Listener) (*si
 	return sc, nil
 }
 
-// pgServices are the PG's card services, within its contract's amounts.
-// The PG takes card:* from the demo's merchants (its contracts) and from
-// the conformance suite.
+// AmountAuthPagePath is the path of the PG's amount-authentication page
+// under Demo.PGPage (the sidecar's amountauth.page_url).
+const AmountAuthPagePath = "/amountauth"
+
+// testerAATimeout is the conformance suite's session timeout at the PG
+// (the profile's amountauth.timeout): the amountauth module waits it out.
+const testerAATimeout = 4 * time.Second
+
+// testerAAAttempts is the suite's attempt limit at the PG (the profile's
+// amountauth.attempts), the PG's default written out.
+const testerAAAttempts = 3
+
+// demoAALimits are the PG's amount-authentication limits in the demo: a
+// test card may start 60 sessions an hour (burst 20) and fail 50 a day —
+// the engine's defaults are 3, 3 and 3 (docs/amountauth.md, "The guessing
+// bound") — so that people, the tests and repeated `make conformance`
+// runs can share the demo's few test cards. The other limits are the
+// engine's.
+var demoAALimits = sidecar.AALimits{CardPerHour: 60, CardBurst: 20, CardFailuresPerDay: 50}
+
+// aaOverrides are a federation participant's amount-authentication
+// options in the PG's merchants table (KECIS §15.3.4): the name the
+// cardholder's text shows; the demo shop's return URL, its checkout's
+// (KECIS §15.3.2); for the conformance suite a short timeout and the
+// amount method whatever Config.AmountAuthMethod says (its amountauth
+// module types the amount the issuer approved).
+func (d *Demo) aaOverrides(id, name string) *sidecar.MerchantAA {
+	o := &sidecar.MerchantAA{Name: name}
+	switch id {
+	case MerchantID:
+		o.ReturnURL = d.ShopURL + shopReturnPath
+	case TesterID:
+		timeout, attempts := testerAATimeout, testerAAAttempts
+		o.Timeout, o.Attempts, o.Method = &timeout, &attempts, string(amountauth.ByAmount)
+	}
+	return o
+}
+
+// pgServices are the PG's card services and its amount authentication
+// (KECIS §15.3), within its contract's amounts. The PG takes both from the
+// demo's merchants (its contracts) and from the conformance suite.
 func (d *Demo) pgServices(cfg Config) []metadata.OfferedService {
 	var shops []string
 	for _, m := range d.Merchants {
@@ -162,25 +223,28 @@ func (d *Demo) pgServices(cfg Config) []metadata.OfferedService {
 	}
 	roles, ids := callers(cfg, metadata.RoleMerchant, shops...)
 	var out []metadata.OfferedService
-	for _, s := range cardServices {
+	for _, s := range append(slices.Clone(cardServices), amountAuthServices...) {
 		out = append(out, metadata.OfferedService{Service: s, Limits: []metadata.Limit{{Currency: "KRW", Min: 100, Max: 10_000_000}},
 			Callers: roles, CallerEntities: ids})
 	}
 	return out
 }
 
-// routeToPG routes each demo merchant's card payments to the PG: the
-// routing rules demo-card-via-pg, demo-card-via-pg-2, ….
+// routeToPG routes each demo merchant's card payments and amount
+// authentications to the PG: the routing rules demo-card-via-pg,
+// demo-card-via-pg-2, … and demo-amountauth-via-pg, … (KECIS §13.4).
 func (d *Demo) routeToPG(ctx context.Context) error {
-	for i, m := range d.Merchants {
-		id := "demo-card-via-pg"
-		if i > 0 {
-			id += fmt.Sprintf("-%d", i+1)
-		}
-		err := d.HubStore.PutRoutingRule(ctx, &store.RoutingRule{ID: id, Priority: 10, Service: "urn:kecis:service:card:",
-			Merchant: m.EntityID, Target: PGID, CreatedAt: time.Now().UTC()})
-		if err != nil && !errors.Is(err, store.ErrExists) {
-			return err
+	for _, g := range []struct{ rule, group string }{{"demo-card-via-pg", "card"}, {"demo-amountauth-via-pg", "amountauth"}} {
+		for i, m := range d.Merchants {
+			id := g.rule
+			if i > 0 {
+				id += fmt.Sprintf("-%d", i+1)
+			}
+			err := d.HubStore.PutRoutingRule(ctx, &store.RoutingRule{ID: id, Priority: 10, Service: saml.ServicePrefix + g.group + ":",
+				Merchant: m.EntityID, Target: PGID, CreatedAt: time.Now().UTC()})
+			if err != nil && !errors.Is(err, store.ErrExists) {
+				return err
+			}
 		}
 	}
 	d.Hub.RegistryChanged()
