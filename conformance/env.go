@@ -198,19 +198,7 @@ func amountForms(m ecml.Money) []string {
 		return nil
 	}
 	out := []string{s}
-	whole, frac, _ := strings.Cut(s, ".")
-	if len(whole) > 3 {
-		var b strings.Builder
-		for i, d := range whole {
-			if i > 0 && (len(whole)-i)%3 == 0 {
-				b.WriteByte(',')
-			}
-			b.WriteRune(d)
-		}
-		g := b.String()
-		if frac != "" {
-			g += "." + frac
-		}
+	if g := m.Grouped(); g != s {
 		out = append(out, g)
 	}
 	if minor := fmt.Sprint(m.Minor); minor != s {

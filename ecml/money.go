@@ -26,6 +26,43 @@ func (m Money) String() string {
 	return s + " " + m.Currency
 }
 
+// Grouped writes the amount as people read it, without its currency: the
+// whole part grouped by thousands with commas, the minor unit after a
+// period ("15,000" KRW, "1,234.56" USD). An amount FormatAmount refuses
+// is written as its minor units.
+func (m Money) Grouped() string {
+	s, err := FormatAmount(m)
+	if err != nil {
+		s = strconv.FormatInt(m.Minor, 10)
+	}
+	sign := ""
+	if rest, ok := strings.CutPrefix(s, "-"); ok {
+		sign, s = "-", rest
+	}
+	whole, frac, hasFrac := strings.Cut(s, ".")
+	var g strings.Builder
+	g.WriteString(sign)
+	for i := range len(whole) {
+		if i > 0 && (len(whole)-i)%3 == 0 {
+			g.WriteByte(',')
+		}
+		g.WriteByte(whole[i])
+	}
+	if hasFrac {
+		g.WriteString("." + frac)
+	}
+	return g.String()
+}
+
+// Display writes the amount as a Korean cardholder reads it in a text or
+// on a page: "15,000원" for KRW, "USD 1,234.56" for another currency.
+func (m Money) Display() string {
+	if m.Currency == "KRW" {
+		return m.Grouped() + "원"
+	}
+	return m.Currency + " " + m.Grouped()
+}
+
 // Errors of ParseAmount and FormatAmount. They never quote the amount: an
 // amount can be a secret (the amount-authentication challenge).
 var (

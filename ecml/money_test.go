@@ -166,3 +166,24 @@ func TestTypedAccessors(t *testing.T) {
 		t.Error(c)
 	}
 }
+
+func TestMoneyGroupedAndDisplay(t *testing.T) {
+	for _, c := range []struct {
+		m                Money
+		grouped, display string
+	}{
+		{Money{0, "KRW"}, "0", "0원"},
+		{Money{15000, "KRW"}, "15,000", "15,000원"},
+		{Money{1234, "BHD"}, "1.234", "BHD 1.234"},
+		{Money{999, "KRW"}, "999", "999원"},
+		{Money{1000000, "KRW"}, "1,000,000", "1,000,000원"},
+		{Money{123456, "USD"}, "1,234.56", "USD 1,234.56"},
+		{Money{5, "USD"}, "0.05", "USD 0.05"},
+		{Money{1234567, "BHD"}, "1,234.567", "BHD 1,234.567"},
+		{Money{1234, "XAU"}, "1,234", "XAU 1,234"}, // no minor unit: its minor units
+	} {
+		if g, d := c.m.Grouped(), c.m.Display(); g != c.grouped || d != c.display {
+			t.Errorf("%+v: Grouped %q Display %q, want %q %q", c.m, g, d, c.grouped, c.display)
+		}
+	}
+}

@@ -397,7 +397,7 @@ func (p *Page) outcome(w http.ResponseWriter, r *http.Request, s *Session, f pag
 // never in it (the engine keeps only its HMAC), nor anything typed.
 func (p *Page) sessionData(s *Session, f pageForm) *pageData {
 	return &pageData{Entry: p.prefix + "/", Confirm: p.prefix + "/confirm", SessionID: s.ID, RelayState: f.RelayState,
-		Merchant: s.SubMerchant, Amount: displayMoney(s.Amount), Card: s.CardRef, Descriptor: s.Method == ByDescriptor,
+		Merchant: s.SubMerchant, Amount: s.Amount.Display(), Card: s.CardRef, Descriptor: s.Method == ByDescriptor,
 		AttemptsLeft: max(s.MaxAttempts-s.Attempts, 0)}
 }
 
@@ -490,31 +490,6 @@ func (p *Page) nonce() (string, error) {
 		return "", fmt.Errorf("amountauth: random: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
-}
-
-// displayMoney writes an amount as the cardholder reads it: digits grouped
-// by thousands, "15,000원" in KRW, "USD 1,234.56" otherwise (the issuer's
-// text writes it the same way).
-func displayMoney(m ecml.Money) string {
-	s, err := ecml.FormatAmount(m)
-	if err != nil {
-		return m.String()
-	}
-	whole, frac, hasFrac := strings.Cut(s, ".")
-	var g strings.Builder
-	for i := range len(whole) {
-		if i > 0 && (len(whole)-i)%3 == 0 {
-			g.WriteByte(',')
-		}
-		g.WriteByte(whole[i])
-	}
-	if hasFrac {
-		g.WriteString("." + frac)
-	}
-	if m.Currency == "KRW" {
-		return g.String() + "원"
-	}
-	return m.Currency + " " + g.String()
 }
 
 var _ http.Handler = (*Page)(nil)

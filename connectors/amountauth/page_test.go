@@ -20,7 +20,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/internal/testutil"
 )
 
@@ -801,22 +800,6 @@ func TestPageMethodsPathsAndOrigin(t *testing.T) {
 	}
 	if _, err := NewPage(nil, PageConfig{}); err == nil {
 		t.Error("NewPage without an engine")
-	}
-}
-
-func TestDisplayMoney(t *testing.T) {
-	for _, c := range []struct {
-		minor    int64
-		currency string
-		want     string
-	}{
-		{0, "KRW", "0원"}, {999, "KRW", "999원"}, {15000, "KRW", "15,000원"}, {1234567, "KRW", "1,234,567원"},
-		{5, "USD", "USD 0.05"}, {123456, "USD", "USD 1,234.56"}, {1234, "BHD", "BHD 1.234"},
-	} {
-		m := ecml.Money{Minor: c.minor, Currency: c.currency}
-		if got := displayMoney(m); got != c.want {
-			t.Errorf("displayMoney(%v) = %q, want %q", m, got, c.want)
-		}
 	}
 }
 

@@ -459,19 +459,4 @@ func (s *shop) render(w http.ResponseWriter, r *http.Request, status int, name s
 }
 
 // won writes a KRW amount as the shop shows it: 15,000원.
-func won(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i := range len(s) {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte(s[i])
-	}
-	if neg {
-		return "-" + b.String() + "원"
-	}
-	return b.String() + "원"
-}
+func won(n int64) string { return ecml.Money{Minor: n, Currency: "KRW"}.Display() }

@@ -9,7 +9,7 @@ import (
 )
 
 var adminPage = template.Must(template.New("admin").Funcs(template.FuncMap{
-	"money": func(minor int64, cur string) string { return formatMoney(ecml.Money{Minor: minor, Currency: cur}) },
+	"money": func(minor int64, cur string) string { return ecml.Money{Minor: minor, Currency: cur}.Display() },
 	"phone": MaskPhone,
 	"time": func(t time.Time, loc *time.Location) string {
 		if t.IsZero() {

@@ -454,7 +454,7 @@ func (i *Issuer) Refund(ctx context.Context, req RefundRequest) (*Refund, error)
 			}
 			if amount.Minor > a.Refundable() {
 				return "", newError(CodeRefundExceeded, "at most "+
-					formatMoney(ecml.Money{Minor: a.Refundable(), Currency: a.Amount.Currency})+" can still be refunded"), nil
+					ecml.Money{Minor: a.Refundable(), Currency: a.Amount.Currency}.Display()+" can still be refunded"), nil
 			}
 			id, err := newID(i.rand, "rfd")
 			if err != nil {

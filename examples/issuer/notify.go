@@ -126,7 +126,7 @@ var smsLabel = map[smsKind]string{smsApproval: "승인", smsCancel: "승인취�
 // when given.
 func (i *Issuer) smsText(kind smsKind, merchant, code string, m ecml.Money, installments int, at time.Time, last4 string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "[%s] %s %s", i.brand, smsLabel[kind], formatMoney(m))
+	fmt.Fprintf(&b, "[%s] %s %s", i.brand, smsLabel[kind], m.Display())
 	if installments > 1 {
 		fmt.Fprintf(&b, " %d개월", installments)
 	}
@@ -140,30 +140,6 @@ func (i *Issuer) smsText(kind smsKind, merchant, code string, m ecml.Money, inst
 	}
 	fmt.Fprintf(&b, " %s (%s)", at.In(i.loc).Format("01/02 15:04"), last4)
 	return b.String()
-}
-
-// formatMoney writes KRW as "15,000원" and other currencies as
-// "USD 1,234.56".
-func formatMoney(m ecml.Money) string {
-	s, err := ecml.FormatAmount(m)
-	if err != nil {
-		s = fmt.Sprint(m.Minor)
-	}
-	whole, frac, hasFrac := strings.Cut(s, ".")
-	var g strings.Builder
-	for k, r := range whole {
-		if k > 0 && (len(whole)-k)%3 == 0 {
-			g.WriteByte(',')
-		}
-		g.WriteRune(r)
-	}
-	if hasFrac {
-		g.WriteString("." + frac)
-	}
-	if m.Currency == "KRW" {
-		return g.String() + "원"
-	}
-	return m.Currency + " " + g.String()
 }
 
 // Notification is a row of the SMS outbox.
