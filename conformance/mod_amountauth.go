@@ -200,23 +200,7 @@ func getAA(c *C, key string) *aaSession {
 // aaStartRequest is an amountauth:start of tc for amount, its order and
 // idempotency key named after label; the card is encrypted for the PG.
 func (e *Env) aaStartRequest(label string, tc TestCard, amount ecml.Money) (*saml.ServiceRequest, error) {
-	req, err := e.NewRequest(svcAAStart)
-	if err != nil {
-		return nil, err
-	}
-	month, year, err := tc.expiry()
-	if err != nil {
-		return nil, err
-	}
-	a, err := ecml.FormatAmount(amount)
-	if err != nil {
-		return nil, err
-	}
-	req.IdempotencyKey = e.Key(label)
-	req.Payload = &ecml.Payload{Ecom: &ecml.Ecom{SchemaVersion: ecml.SchemaVersion, ConsumerOrderID: e.OrderID(label),
-		Payment:     &ecml.Payment{Card: &ecml.Card{Number: ecml.PAN(tc.Number), ExpDate: &ecml.Date{Month: month, Year: year}}},
-		Transaction: &ecml.Transaction{Amount: a, Currency: amount.Currency, Type: "credit"}}}
-	return req, nil
+	return e.purchaseRequest(svcAAStart, label, tc, amount)
 }
 
 // aaSend sends a confirm (typed set) or status of session as identity id

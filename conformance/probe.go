@@ -94,7 +94,14 @@ func (e *Env) SensitiveRequest(label string) (*saml.ServiceRequest, error) {
 // ApproveRequest is a card approval of tc for amount, order and key named
 // after label.
 func (e *Env) ApproveRequest(label string, tc TestCard, amount ecml.Money) (*saml.ServiceRequest, error) {
-	req, err := e.NewRequest(svcApprove)
+	return e.purchaseRequest(svcApprove, label, tc, amount)
+}
+
+// purchaseRequest is a request of service paying amount with tc — a card
+// approval, an amount authentication's start —, its order and key named
+// after label, the card's BIN and last four digits as routing hints.
+func (e *Env) purchaseRequest(service, label string, tc TestCard, amount ecml.Money) (*saml.ServiceRequest, error) {
+	req, err := e.NewRequest(service)
 	if err != nil {
 		return nil, err
 	}
