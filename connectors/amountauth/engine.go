@@ -49,8 +49,7 @@ type Config struct {
 	// (default 10 minutes).
 	ResultValidity time.Duration
 	// Grace is how long a step in flight is left to its own process before
-	// Recover takes it over (default 2 minutes: longer than a call through
-	// the hub with its retries).
+	// Recover takes it over (default DefaultGrace).
 	Grace time.Duration
 	// Limits bound the sessions and attempts per card, user, client and
 	// merchant (KECIS §15.3.4); zero fields take DefaultLimits.
@@ -64,11 +63,13 @@ type Config struct {
 // user and a merchant may start, and entries a client (the cardholder's
 // browser, by address) may make on the page. Each is a rate per hour and
 // a burst.
-// CardFailuresPerDay bounds the sessions of a card that may fail (reach
-// the attempt limit) in 24 hours: past it the card is refused AA until
-// the oldest failure is a day old. With n possible challenges and k
-// attempts a session, it bounds a guesser's chance per card and day at
-// CardFailuresPerDay·k/n (KECIS §15.3.4).
+// CardFailuresPerDay bounds a card's wrong entries in 24 hours, counted in
+// sessions: past CardFailuresPerDay × the attempt limit wrong entries in
+// sessions that did not end approved (failed, expired or still open), the
+// card is refused AA until the oldest is a day old. With n possible
+// challenges and k attempts a session, it bounds a guesser's chance per
+// card and day at CardFailuresPerDay·k/n (KECIS §15.3.4), however the
+// guesser ends its sessions.
 type Limits struct {
 	CardPerHour, UserPerHour, MerchantPerSecond, ClientPerHour float64
 	CardBurst, UserBurst, MerchantBurst, ClientBurst           int
@@ -80,6 +81,12 @@ type Limits struct {
 // client 60 entries an hour (20).
 var DefaultLimits = Limits{CardPerHour: 3, CardBurst: 3, CardFailuresPerDay: 3, UserPerHour: 20, UserBurst: 10,
 	MerchantPerSecond: 50, MerchantBurst: 100, ClientPerHour: 60, ClientBurst: 20}
+
+// DefaultGrace outlasts any request: a call through the hub with its
+// retries (three attempts of 30 s and their backoff) and a receiver's
+// clock skew on either side (2 × 3 min), so that a verification request
+// Recover has found no trace of can no longer arrive.
+const DefaultGrace = 8 * time.Minute
 
 // Engine runs amount authentication.
 type Engine struct {
@@ -111,7 +118,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg.ResultValidity = 10 * time.Minute
 	}
 	if cfg.Grace <= 0 {
-		cfg.Grace = 2 * time.Minute
+		cfg.Grace = DefaultGrace
 	}
 	l := cfg.Limits
 	d := DefaultLimits
@@ -264,7 +271,7 @@ func (e *Engine) Start(ctx context.Context, r *StartRequest) (*Session, error) {
 	if !skip {
 		if n, err := e.cfg.Store.Failures(ctx, cardMAC, now.Add(-24*time.Hour)); err != nil {
 			return nil, err
-		} else if n >= e.cfg.Limits.CardFailuresPerDay {
+		} else if n >= e.cfg.Limits.CardFailuresPerDay*o.Attempts {
 			e.log.WarnContext(ctx, "amountauth: card past its failed sessions of the day", "card", r.Card.Number.Masked(), "failures", n)
 			return nil, errRateLimited
 		}
@@ -295,12 +302,17 @@ func (e *Engine) Start(ctx context.Context, r *StartRequest) (*Session, error) {
 }
 
 // subMerchant is the name the cardholder's text shows.
+//
+// The configured name comes first: the name in the text is what lets a
+// cardholder see whom they are paying, so a merchant may not choose
+// another's. A merchant without a configured name is shown by the name it
+// sends, else by its entityID.
 func (e *Engine) subMerchant(r *StartRequest) string {
-	if r.SubMerchant != "" {
-		return r.SubMerchant
-	}
 	if n := e.cfg.MerchantNames[r.Merchant]; n != "" {
 		return n
+	}
+	if r.SubMerchant != "" {
+		return r.SubMerchant
 	}
 	return r.Merchant
 }
@@ -459,6 +471,9 @@ func (e *Engine) confirm(ctx context.Context, merchant, id string, typed Typed) 
 	case s.Method == ByAmount && typed.Amount != nil && typed.Amount.Currency == s.Amount.Currency:
 		value = strconv.FormatInt(typed.Amount.Minor, 10)
 	}
+	if typed.Amount == nil && typed.Code == "" {
+		return s, nil // nothing typed: nothing judged, nothing counted
+	}
 	match := value != "" && hmac.Equal(e.challengeMAC(s.ID, s.Method, value), s.ChallengeMAC)
 	now := e.now()
 	if !match {
@@ -483,7 +498,7 @@ func (e *Engine) confirm(ctx context.Context, merchant, id string, typed Typed) 
 	e.log.InfoContext(ctx, "amountauth: matched", "session", s.ID)
 	if s.UserMAC != nil && e.options(s.Merchant).ProfilePeriod > 0 {
 		if err := e.cfg.Store.Remember(ctx, s.Merchant, s.UserMAC, s.CardMAC, now); err != nil {
-			e.log.WarnContext(ctx, "amountauth: profile not recorded", "session", s.ID, "error", err)
+			e.log.WarnContext(ctx, "amountauth: profile not recorded", "session", s.ID, "error", errText(err))
 		}
 	}
 	return e.drive(ctx, s)
@@ -619,7 +634,7 @@ func (e *Engine) purchase(ctx context.Context, s *Session) (*Session, error) {
 		}
 		s.State, s.RefusalCode, s.RefusalMessage = Declined, st.SubCode, st.Message
 	} else if err != nil {
-		e.log.WarnContext(ctx, "amountauth: purchase outcome unknown; asked again later", "session", s.ID, "error", err)
+		e.log.WarnContext(ctx, "amountauth: purchase outcome unknown; asked again later", "session", s.ID, "error", errText(err))
 		return s, nil
 	} else {
 		s.State, s.PurchaseApproval = Approved, ap.ApprovalNumber
@@ -678,9 +693,13 @@ func (e *Engine) Recover(ctx context.Context, limit int) (pending int, err error
 		if s.State == Processing && e.now().Sub(s.Updated) < e.cfg.Grace {
 			continue // its own request is still driving it
 		}
+		id := s.ID
 		s, err := e.drive(ctx, s)
 		if err != nil {
-			return pending, err
+			// One session's trouble stops no other's recovery.
+			e.log.ErrorContext(ctx, "amountauth: recovery of a session failed", "session", id, "error", errText(err))
+			pending++
+			continue
 		}
 		if !s.VerifyDone || s.State == Starting || s.State == Processing {
 			pending++
@@ -693,7 +712,7 @@ func (e *Engine) Recover(ctx context.Context, limit int) (pending int, err error
 func (e *Engine) Run(ctx context.Context, tick <-chan time.Time) {
 	for {
 		if n, err := e.Recover(ctx, 1000); err != nil {
-			e.log.ErrorContext(ctx, "amountauth: recovery failed", "error", err)
+			e.log.ErrorContext(ctx, "amountauth: recovery failed", "error", errText(err))
 		} else if n > 0 {
 			e.log.WarnContext(ctx, "amountauth: sessions still owe work", "count", n)
 		}

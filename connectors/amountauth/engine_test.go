@@ -257,7 +257,7 @@ func TestVoidRetriedWithTheSameKeyAndResolvedByInquire(t *testing.T) {
 	r.issuer.mu.Lock()
 	r.issuer.fail = nil
 	r.issuer.mu.Unlock()
-	r.clock.Advance(3 * time.Minute)
+	r.clock.Advance(DefaultGrace + time.Minute)
 	if n, err := r.e.Recover(context.Background(), 10); err != nil || n != 0 {
 		t.Fatalf("Recover = %d, %v", n, err)
 	}
@@ -320,7 +320,7 @@ func TestStartOutcomeUnknown(t *testing.T) {
 		if s, _ = r.e.Lookup(context.Background(), merchantID, s.ID); s.State != Starting {
 			t.Fatalf("ended within the grace: %+v", s)
 		}
-		r.clock.Advance(3 * time.Minute)
+		r.clock.Advance(DefaultGrace + time.Minute)
 		if n, err := r.e.Recover(context.Background(), 10); err != nil || n != 0 {
 			t.Fatalf("Recover = %d, %v", n, err)
 		}
@@ -347,7 +347,7 @@ func TestPurchaseOutcomeUnknownAskedAgainWithTheSameKey(t *testing.T) {
 		t.Fatalf("%+v", s)
 	}
 	r.acq.fail = ""
-	r.clock.Advance(3 * time.Minute)
+	r.clock.Advance(DefaultGrace + time.Minute)
 	if _, err := r.e.Recover(context.Background(), 10); err != nil {
 		t.Fatal(err)
 	}
@@ -496,5 +496,37 @@ func TestConcurrentEntriesAreEachCounted(t *testing.T) {
 	s, _ = r.e.Lookup(context.Background(), merchantID, s.ID)
 	if s.Attempts != 4 || s.State != AwaitingAmount {
 		t.Fatalf("after 4 concurrent wrong entries: %d attempts, %s", s.Attempts, s.State)
+	}
+}
+
+func TestWrongEntriesOfExpiredSessionsCountToo(t *testing.T) {
+	r := newRig(t, func(c *Config) {
+		c.Limits = Limits{CardPerHour: 100, CardBurst: 100, CardFailuresPerDay: 1}
+		c.Options.Timeout = time.Minute
+	})
+	wrong := ecml.Money{Minor: 1, Currency: "KRW"}
+	// attempts−1 wrong entries, then let it expire: 2 + 2 ≥ 1 × 3.
+	for i := range 2 {
+		s := r.start(t, "ORD-X"+strconv.Itoa(i), 30000, testPAN)
+		for range 2 {
+			s = r.confirm(t, s, Typed{Amount: &wrong})
+		}
+		r.clock.Advance(time.Minute)
+		if s, _ = r.e.Lookup(context.Background(), merchantID, s.ID); s.State != Expired {
+			t.Fatalf("session %d: %s", i, s.State)
+		}
+	}
+	if _, err := r.e.Start(context.Background(), r.request("ORD-X2", 30000, testPAN)); !isStatus(err, saml.CodeLimitExceeded) {
+		t.Fatalf("after 4 wrong entries in expired sessions: %v", err)
+	}
+}
+
+func TestTheConfiguredNameIsTheText(t *testing.T) {
+	r := newRig(t, nil)
+	req := r.request("ORD-N1", 30000, testPAN)
+	req.SubMerchant = "Another Shop"
+	s, err := r.e.Start(context.Background(), req)
+	if err != nil || s.SubMerchant != "KECIS 상점" {
+		t.Fatalf("the text names %q (%v)", s.SubMerchant, err)
 	}
 }

@@ -85,8 +85,8 @@ type Store interface {
 	// approval not voided, or a step in flight. Its cost does not grow
 	// with ended sessions (a partial index).
 	Open(ctx context.Context, limit int) ([]*Session, error)
-	// Failures counts the card's sessions that failed (attempt limit)
-	// since a time.
+	// Failures counts the card's wrong entries since a time, in sessions
+	// that did not end approved (failed, expired or still open alike).
 	Failures(ctx context.Context, cardMAC []byte, since time.Time) (int, error)
 	// Verified returns when the merchant's user last verified the card.
 	Verified(ctx context.Context, merchant string, user, card []byte) (time.Time, bool, error)
@@ -236,7 +236,7 @@ func (st *SQLStore) Open(ctx context.Context, limit int) ([]*Session, error) {
 // Failures implements Store.
 func (st *SQLStore) Failures(ctx context.Context, cardMAC []byte, since time.Time) (int, error) {
 	var n int
-	err := st.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM amountauth_session WHERE card_mac = $1 AND updated_at > $2 AND state = 'failed'`,
+	err := st.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(attempts), 0) FROM amountauth_session WHERE card_mac = $1 AND updated_at > $2 AND state <> 'approved'`,
 		cardMAC, st.db.Dialect.Time(since)).Scan(&n)
 	return n, err
 }

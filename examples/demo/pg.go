@@ -181,7 +181,7 @@ const AmountAuthPagePath = "/amountauth"
 
 // testerAATimeout is the conformance suite's session timeout at the PG
 // (the profile's amountauth.timeout): the amountauth module waits it out.
-const testerAATimeout = 4 * time.Second
+const testerAATimeout = 10 * time.Second
 
 // testerAAAttempts is the suite's attempt limit at the PG (the profile's
 // amountauth.attempts), the PG's default written out.
