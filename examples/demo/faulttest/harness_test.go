@@ -215,6 +215,9 @@ func freeAddr(t *testing.T) string {
 type replica struct {
 	name, config, url, ops, logPath string
 	env                             []string
+	// rebinds counts the starts that found their port taken (freeAddr's
+	// port is free only "a moment ago": another process may take it).
+	rebinds int
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -383,6 +386,11 @@ func (r *replica) waitReadyz(t *testing.T, want int, within time.Duration) time.
 			return time.Since(start)
 		}
 		if r.exited() {
+			if log := r.logTail(); r.rebinds < 3 && strings.Count(log, "address already in use") > r.rebinds {
+				r.rebind(t)
+				r.start(t)
+				continue
+			}
 			t.Fatalf("replica %s exited while waiting for /readyz %d:\n%s", r.name, want, r.logTail())
 		}
 		if time.Since(start) > within {
@@ -390,6 +398,23 @@ func (r *replica) waitReadyz(t *testing.T, want int, within time.Duration) time.
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// rebind gives the replica new addresses (KECIS_LISTEN and
+// KECIS_OPS_LISTEN override its configuration's) after another process
+// took its port between freeAddr and the bind.
+func (r *replica) rebind(t *testing.T) {
+	t.Helper()
+	r.rebinds++
+	listen, ops := freeAddr(t), freeAddr(t)
+	env := []string{"KECIS_LISTEN=" + listen, "KECIS_OPS_LISTEN=" + ops}
+	for _, kv := range r.env {
+		if !strings.HasPrefix(kv, "KECIS_LISTEN=") && !strings.HasPrefix(kv, "KECIS_OPS_LISTEN=") {
+			env = append(env, kv)
+		}
+	}
+	r.env, r.url, r.ops = env, "https://"+listen, "http://"+ops
+	t.Logf("replica %s: its port was taken; again on %s", r.name, listen)
 }
 
 // answer is what the facade answered one call.
