@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/kecis/kecis/conformance/loadtest"
+	"github.com/kecis/kecis/connectors/sqlstore/sqlprobe"
 	"github.com/kecis/kecis/examples/demo"
-	"github.com/kecis/kecis/federation/store/sqlstore"
 )
 
 // maxHubBytesPerApproval is issue 15's bound on what the hub stores per
@@ -23,7 +23,7 @@ const maxHubBytesPerApproval = 4096
 // TestHubStoragePerApproval: a card approval through the demo federation
 // (the merchant's facade call relayed to the PG, the PG's SOAP request
 // relayed to the issuer) costs the hub's database at most 4 KB — measured
-// as the report measures it (sqlstore.MeasureSQLite: hub.db after a
+// as the report measures it (sqlprobe.MeasureSQLite: hub.db after a
 // checkpoint, the WAL excluded, page by page with dbstat), over approvals
 // driven by the load generator after a warm-up that made each audit
 // scope's dictionary.
@@ -56,12 +56,12 @@ func TestHubStoragePerApproval(t *testing.T) {
 	}
 	hubDB := filepath.Join(dir, "hub", "hub.db")
 	run(20, 1) // both merchants' scopes: the dictionaries, the metadata snapshots
-	before, err := sqlstore.MeasureSQLite(ctx, hubDB)
+	before, err := sqlprobe.MeasureSQLite(ctx, hubDB)
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := run(400, 2)
-	after, err := sqlstore.MeasureSQLite(ctx, hubDB)
+	after, err := sqlprobe.MeasureSQLite(ctx, hubDB)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,13 +77,13 @@ func TestHubStoragePerApproval(t *testing.T) {
 	}) {
 		split = append(split, fmt.Sprintf("%s %.0f", tb, per(grew.Tables[tb])))
 	}
-	retained, retention := per(grew.Class(sqlstore.StorageRetained)), per(grew.Class(sqlstore.StorageRetention))
+	retained, retention := per(grew.Class(sqlprobe.StorageRetained)), per(grew.Class(sqlprobe.StorageRetention))
 	t.Logf("hub storage per approval over %d approvals: %.0f bytes (%.0f kept for good, %.0f within retention; file %+.0f): %s",
 		n, retained+retention, retained, retention, per(grew.File), strings.Join(split, ", "))
 	if total := retained + retention; total > maxHubBytesPerApproval {
 		t.Errorf("the hub stores %.0f bytes per approval, more than %d", total, maxHubBytesPerApproval)
 	}
-	if other := per(grew.Class(sqlstore.StorageOther)); other > 64 {
+	if other := per(grew.Class(sqlprobe.StorageOther)); other > 64 {
 		t.Errorf("tables that should not grow with traffic grew by %.0f bytes per approval", other)
 	}
 }

@@ -14,7 +14,7 @@ import (
 
 	"github.com/kecis/kecis/conformance/loadtest"
 	"github.com/kecis/kecis/connectors/sqlstore"
-	hubstore "github.com/kecis/kecis/federation/store/sqlstore"
+	"github.com/kecis/kecis/connectors/sqlstore/sqlprobe"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -357,7 +357,7 @@ func TestMeasureDB(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before, err := hubstore.MeasureSQLite(ctx, path)
+	before, err := sqlprobe.MeasureSQLite(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,7 +370,7 @@ func TestMeasureDB(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	after, err := hubstore.MeasureSQLite(ctx, path)
+	after, err := sqlprobe.MeasureSQLite(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}

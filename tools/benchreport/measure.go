@@ -21,7 +21,7 @@ import (
 	"github.com/kecis/kecis/conformance/loadtest"
 	"github.com/kecis/kecis/connectors/sqlstore"
 	_ "github.com/kecis/kecis/connectors/sqlstore/sqlite" // the hub's SQLite driver, for the commit timing
-	hubstore "github.com/kecis/kecis/federation/store/sqlstore"
+	"github.com/kecis/kecis/connectors/sqlstore/sqlprobe"
 )
 
 // plan is what a run measures and with what.
@@ -481,7 +481,7 @@ func (m *measurer) load(ctx context.Context) {
 	}
 	if m.p.History > 0 {
 		m.log("history: %d approvals at concurrency 16", m.p.History)
-		b0, err := hubstore.MeasureSQLite(ctx, d.hubDB())
+		b0, err := sqlprobe.MeasureSQLite(ctx, d.hubDB())
 		if err != nil {
 			m.problem("hub storage before the history run: %v", err)
 		}
@@ -495,7 +495,7 @@ func (m *measurer) load(ctx context.Context) {
 		m.d.History = p.Summary.Approvals
 		m.d.HistoryDurationS = time.Since(t0).Seconds()
 		if p.Summary.Approvals > 0 && b0 != nil {
-			if b1, err := hubstore.MeasureSQLite(ctx, d.hubDB()); err != nil {
+			if b1, err := sqlprobe.MeasureSQLite(ctx, d.hubDB()); err != nil {
 				m.problem("hub storage after the history run: %v", err)
 			} else {
 				m.d.HubStorage = perApproval(b0, b1, p.Summary.Approvals)

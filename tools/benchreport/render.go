@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	hubstore "github.com/kecis/kecis/federation/store/sqlstore"
+	"github.com/kecis/kecis/connectors/sqlstore/sqlprobe"
 )
 
 // writeReport renders d: the plots into assets, the page into out.
@@ -655,7 +655,7 @@ func hubStorageSection(w writer, h *HubStorage, history int) {
 	w("replay records that are pruned once past `database.idempotency_retention` and their expiry.\n\n")
 	w("| table | bytes per approval | kept |\n|---|---:|---|\n")
 	for _, t := range h.sortedTables() {
-		w("| `%s` | %s | %s |\n", t, num(h.Tables[t], 0), hubstore.StorageClass(t))
+		w("| `%s` | %s | %s |\n", t, num(h.Tables[t], 0), sqlprobe.StorageClass(t))
 	}
 	w("\n")
 }

@@ -3,13 +3,13 @@ package main
 import (
 	"sort"
 
-	hubstore "github.com/kecis/kecis/federation/store/sqlstore"
+	"github.com/kecis/kecis/connectors/sqlstore/sqlprobe"
 )
 
 // HubStorage is what the demo hub's database grew by per approval over the
 // history run, measured on the database after a checkpoint (the WAL folded
 // in and truncated, so its size says nothing), by table with its indexes
-// (hubstore.MeasureSQLite, as the hub store's own bound test measures it).
+// (sqlprobe.MeasureSQLite, as the hub store's own bound test measures it).
 type HubStorage struct {
 	// Tables: bytes per approval by table, its indexes' pages included.
 	Tables map[string]float64 `json:"tables"`
@@ -18,20 +18,20 @@ type HubStorage struct {
 	FileBytes float64 `json:"file_bytes"`
 }
 
-// Storage classes of the hub's tables (KECIS §12.3, hubstore.StorageClass):
+// Storage classes of the hub's tables (KECIS §12.3, sqlprobe.StorageClass):
 // the audit log is kept for good; idempotency entries and replay records
 // only within their retention.
 const (
-	storageRetained  = hubstore.StorageRetained
-	storageRetention = hubstore.StorageRetention
-	storageOther     = hubstore.StorageOther
+	storageRetained  = sqlprobe.StorageRetained
+	storageRetention = sqlprobe.StorageRetention
+	storageOther     = sqlprobe.StorageOther
 )
 
 // Class sums the tables of one storage class.
 func (h *HubStorage) Class(class string) float64 {
 	var n float64
 	for t, b := range h.Tables {
-		if hubstore.StorageClass(t) == class {
+		if sqlprobe.StorageClass(t) == class {
 			n += b
 		}
 	}
@@ -54,7 +54,7 @@ func (h *HubStorage) sortedTables() []string {
 }
 
 // perApproval is what the database grew by from a to b, per approval.
-func perApproval(a, b *hubstore.Usage, approvals int) *HubStorage {
+func perApproval(a, b *sqlprobe.Usage, approvals int) *HubStorage {
 	d := b.Sub(a)
 	h := &HubStorage{Tables: map[string]float64{}, FileBytes: float64(d.File) / float64(approvals)}
 	for t, n := range d.Tables {

@@ -1,16 +1,17 @@
-package sqlstore
+package sqlprobe
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
 
-	sqldb "github.com/kecis/kecis/connectors/sqlstore"
+	"github.com/kecis/kecis/connectors/sqlstore"
 )
 
-// Storage classes of the hub's tables (KECIS §12.3): the audit log and its
+// Storage classes of the hub's tables (KECIS §12.3; the hub store's
+// schema, federation/store/sqlstore — measured here, in plumbing, so that
+// the tools measure the hub's file without linking the hub): the audit log and its
 // dictionaries are kept for good; idempotency entries and replay records
 // are pruned once past database.idempotency_retention and their expiry, so
 // what they hold per approval is held only within that window. Everything
@@ -81,7 +82,7 @@ const checkpointTries = 20
 // virtual table. It is how the hub's storage per approval is counted
 // (KECIS §12.3): the database after a checkpoint, by table.
 func MeasureSQLite(ctx context.Context, path string) (*Usage, error) {
-	db, err := sqldb.Open(ctx, "sqlite:"+path)
+	db, err := sqlstore.Open(ctx, "sqlite:"+path)
 	if err != nil {
 		return nil, err
 	}
@@ -104,9 +105,14 @@ func MeasureSQLite(ctx context.Context, path string) (*Usage, error) {
 		}
 	}
 	u := &Usage{Tables: map[string]int64{}}
-	err = queryEach(ctx, db, `SELECT COALESCE(m.tbl_name, d.name), SUM(d.pgsize)
-		FROM dbstat d LEFT JOIN sqlite_schema m ON m.name = d.name GROUP BY 1`, nil,
-		func(rows *sql.Rows) error {
+	err = func() error {
+		rows, err := db.QueryContext(ctx, `SELECT COALESCE(m.tbl_name, d.name), SUM(d.pgsize)
+		FROM dbstat d LEFT JOIN sqlite_schema m ON m.name = d.name GROUP BY 1`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
 			var (
 				t string
 				n int64
@@ -115,8 +121,9 @@ func MeasureSQLite(ctx context.Context, path string) (*Usage, error) {
 				return err
 			}
 			u.Tables[t] = n
-			return nil
-		})
+		}
+		return rows.Err()
+	}()
 	if err != nil {
 		return nil, fmt.Errorf("store: measure %s: dbstat: %w", path, err)
 	}
