@@ -91,7 +91,10 @@ func (db *DB) MigrateFS(ctx context.Context, component string, fsys fs.FS, root 
 // transaction. A migration already applied with a different checksum is an
 // error: migrations are append-only. Versions applied by a newer binary
 // that this one does not know are left alone, so that an older replica
-// keeps running during a rolling upgrade.
+// keeps starting during a rolling upgrade — whether it can still write
+// depends on the migration: the hub's 0005 and 0006 move replay and audit
+// rows to new tables, so replicas older than them refuse their writes
+// (HubUnavailable) and must be stopped before the upgrade (docs/hub.md).
 func (db *DB) Migrate(ctx context.Context, component string, migrations []Migration) (int, error) {
 	if component == "" {
 		return 0, errors.New("sqlstore: migrate: empty component")
