@@ -59,6 +59,10 @@ var layers = []rule{
 	{pkg: "connectors/sidecar", layer: "SDK", may: join(envelope, plumbing, []string{"connectors"}),
 		tests: join(helpers, []string{"examples/pg"})},
 
+	// The issuer's virtual card numbers (KECIS §15.4): plumbing for an
+	// issuer's own database, no protocol.
+	{pkg: "connectors/vcn", layer: "SDK", may: []string{"ecml", "connectors/sqlstore"}, tests: helpers},
+
 	// The hub: the store at the bottom; router, registry and evidence over
 	// it; the facade over the router; the server over all. From the SDK
 	// only plumbing and what it shares.
@@ -88,7 +92,7 @@ var layers = []rule{
 	// Outside companies, each with its own API and database.
 	{pkg: "examples/pg", layer: "company", may: []string{"connectors/sqlstore"}, tests: []string{"internal/testutil"},
 		links: []string{"connectors/sqlstore"}},
-	{pkg: "examples/issuer", layer: "company", may: []string{"ecml", "connectors/sqlstore"}, tests: []string{"internal/testutil"}},
+	{pkg: "examples/issuer", layer: "company", may: []string{"ecml", "connectors/sqlstore", "connectors/vcn"}, tests: []string{"internal/testutil"}},
 	{pkg: "examples/issuer/kecisadapter", layer: "company", may: join(envelope, []string{"connectors", "examples/issuer"})},
 	{pkg: "examples/telecom", layer: "company", may: []string{"ecml", "connectors/sms", "connectors/sqlstore"}, tests: []string{"internal/testutil"}},
 	// The wiring of the demo federation: everything (the suite too, for
