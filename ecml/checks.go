@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -289,6 +290,19 @@ func checkISODate(v *validator, path, val string) {
 	if !ok {
 		v.add(path, "must be a date YYYY-MM-DD")
 	}
+}
+
+// checkDateTime: an xs:dateTime with a time zone (Z or ±hh:mm), as SAML
+// writes its instants.
+func checkDateTime(v *validator, path, val string) {
+	if _, err := parseDateTime(val); err != nil {
+		v.add(path, "must be an xs:dateTime with a time zone, e.g. 2026-11-05T10:30:00Z")
+	}
+}
+
+// parseDateTime parses an xs:dateTime with a time zone.
+func parseDateTime(val string) (time.Time, error) {
+	return time.Parse(time.RFC3339Nano, val)
 }
 
 // checkRate: a yearly interest rate in percent, 0 to 100 with up to four

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/beevik/etree"
 )
@@ -283,6 +284,9 @@ func TestParseErrors(t *testing.T) {
 		{"dup-ecom", `<kecis:Payload ` + kx + `><Ecom/><Ecom/></kecis:Payload>`, "/Ecom", "repeated element"},
 		{"order", `<Ecom><Transaction/><Payment/></Ecom>`, "/Ecom/Payment", "out of order"},
 		{"order-ext", `<kecis:Payload ` + kx + `><kx:Escrow State="funded"/><kx:Device/></kecis:Payload>`, "/kx:Device", "out of order"},
+		{"order-cardauth", `<kecis:Payload ` + kx + `><kx:OneTimeCode>1234</kx:OneTimeCode><kx:CardAuth/></kecis:Payload>`, "/kx:CardAuth", "out of order"},
+		{"cardauth-child", `<kecis:Payload ` + kx + `><kx:CardAuth><kx:X/></kx:CardAuth></kecis:Payload>`, "/kx:CardAuth/kx:X", "unexpected element"},
+		{"cardauth-attr", `<kecis:Payload ` + kx + `><kx:CardAuth Amount="1"/></kecis:Payload>`, "/kx:CardAuth/@Amount", "unexpected attribute"},
 		{"unknown-before-known", `<kecis:Payload ` + kx + `><kx:Future/><kx:Escrow/></kecis:Payload>`, "/kx:Escrow", "out of order"},
 		{"text-in-element-only", `<Ecom><Payment>card</Payment></Ecom>`, "/Ecom/Payment", "unexpected text"},
 		{"text-in-address", `<Ecom><ShipTo>somewhere</ShipTo></Ecom>`, "/Ecom/ShipTo", "unexpected text"},
@@ -488,4 +492,56 @@ func ExampleParseDocument() {
 	m, _ := p.Ecom.Transaction.Money()
 	fmt.Println(m)
 	// Output: 15000 KRW
+}
+
+// TestCardAuth: kx:CardAuth (KECIS §15.7) reads, writes back in its slot
+// (after kx:Escrow, before kx:OneTimeCode), maps to its flat names, and its
+// defaults read as the contract says.
+func TestCardAuth(t *testing.T) {
+	const doc = `<kecis:Payload xmlns:kecis="urn:kecis:protocol:1.0" xmlns:kx="urn:kecis:ecml-ext:1.0"><Ecom/>` +
+		`<kx:Escrow State="funded"/><kx:CardAuth Acquirer="https://pg.example.kr/kecis" VirtualCard="true" Use="multi" MerchantLock="false" NotOnOrAfter="2026-11-05T10:30:00+09:00"/>` +
+		`<kx:OneTimeCode>1234</kx:OneTimeCode></kecis:Payload>`
+	p := mustParseString(t, doc)
+	want := CardAuth{Acquirer: "https://pg.example.kr/kecis", VirtualCard: "true", Use: CardAuthMultiUse, MerchantLock: "false", NotOnOrAfter: "2026-11-05T10:30:00+09:00"}
+	if p.CardAuth == nil || *p.CardAuth != want {
+		t.Fatalf("CardAuth = %#v", p.CardAuth)
+	}
+	if !p.CardAuth.WantsVirtual() || p.CardAuth.SingleUse() || p.CardAuth.MerchantLocked() {
+		t.Errorf("helpers: virtual %v single %v locked %v", p.CardAuth.WantsVirtual(), p.CardAuth.SingleUse(), p.CardAuth.MerchantLocked())
+	}
+	if exp, ok := p.CardAuth.Expiry(); !ok || !exp.Equal(time.Date(2026, 11, 5, 1, 30, 0, 0, time.UTC)) {
+		t.Errorf("Expiry = %v %v", exp, ok)
+	}
+	out, err := p.MarshalDocument()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(out)
+	if i, j, k := strings.Index(s, "kx:Escrow"), strings.Index(s, "kx:CardAuth"), strings.Index(s, "kx:OneTimeCode"); !(i < j && j < k) {
+		t.Errorf("order: %s", s)
+	}
+	back := mustParseString(t, s)
+	if back.CardAuth == nil || *back.CardAuth != want {
+		t.Errorf("round trip: %#v", back.CardAuth)
+	}
+	form := back.Form()
+	for name, v := range map[string]string{
+		"KECIS_CardAuth_Acquirer": want.Acquirer, "KECIS_CardAuth_VirtualCard": "true", "KECIS_CardAuth_Use": "multi",
+		"KECIS_CardAuth_MerchantLock": "false", "KECIS_CardAuth_NotOnOrAfter": want.NotOnOrAfter,
+	} {
+		if got := form.Get(name); got != v {
+			t.Errorf("Form %s = %q, want %q", name, got, v)
+		}
+	}
+	// Absent attributes: real number, single use, merchant-locked, no expiry.
+	var none *CardAuth
+	empty := &CardAuth{}
+	for _, c := range []*CardAuth{none, empty} {
+		if c.WantsVirtual() || !c.SingleUse() || !c.MerchantLocked() {
+			t.Errorf("defaults of %#v", c)
+		}
+		if _, ok := c.Expiry(); ok {
+			t.Errorf("Expiry of %#v", c)
+		}
+	}
 }

@@ -80,6 +80,7 @@
 //	    kx:Number text (16-digit VCN, Luhn)                              S
 //	    kx:ExpDate [Day Month Year]
 //	kx:Escrow [State]                                 (funded|shipped|confirmed|disputed|refunded)
+//	kx:CardAuth [Acquirer VirtualCard Use MerchantLock NotOnOrAfter]     (KECIS §15.7)
 //	kx:OneTimeCode text (4–10 digits)                                    S
 //	kx:KeyIn [PasswordPrefix BirthDate BusinessNumber]                   S (as a whole)
 //	unknown kx elements *, kept and written back last

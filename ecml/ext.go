@@ -1,6 +1,10 @@
 package ecml
 
-import "github.com/beevik/etree"
+import (
+	"time"
+
+	"github.com/beevik/etree"
+)
 
 // Namespaces of the payload.
 const (
@@ -35,7 +39,7 @@ const (
 //
 //	Ecom
 //	kx:UserData      kx:Device       kx:BankAccount*   kx:Transfer
-//	kx:AmountAuth    kx:VirtualCard  kx:Escrow
+//	kx:AmountAuth    kx:VirtualCard  kx:Escrow        kx:CardAuth
 //	kx:OneTimeCode   kx:KeyIn        (each possibly an xenc:EncryptedData)
 //	unknown elements in ExtNamespace*, in document order
 //
@@ -52,6 +56,7 @@ type Payload struct {
 	AmountAuth   *AmountAuth
 	VirtualCard  *VirtualCard
 	Escrow       *Escrow
+	CardAuth     *CardAuth
 
 	// OneTimeCode is kx:OneTimeCode: a one-time code of 4 to 10 digits (the
 	// code texted to a payee in a 2-WAY transfer, KECIS §15.5). Sensitive.
@@ -192,6 +197,55 @@ const (
 // Escrow is kx:Escrow [State].
 type Escrow struct {
 	State string
+}
+
+// Uses of a virtual card number (kx:CardAuth/@Use, KECIS §15.4).
+const (
+	CardAuthSingleUse = "single"
+	CardAuthMultiUse  = "multi"
+)
+
+// CardAuth is kx:CardAuth [Acquirer VirtualCard Use MerchantLock
+// NotOnOrAfter]: what a requester asks of a cardholder authentication
+// (KECIS §15.7) or of a virtual card number (KECIS §15.4), and, in a
+// vcn:issue response, the controls the issuer granted. Every attribute is
+// public and optional in the schema; the service says which it needs
+// (cardauth:authenticate requires Acquirer).
+type CardAuth struct {
+	// Acquirer is the entityID of the PG the card number is for: the issuer
+	// encrypts the number for it (KECIS §8, §15.7).
+	Acquirer string
+	// VirtualCard is "true" or "false" (default false): ask for a virtual
+	// number instead of the real one.
+	VirtualCard string
+	// Use is CardAuthSingleUse (default) or CardAuthMultiUse.
+	Use string
+	// MerchantLock is "true" (default) or "false": the virtual number is
+	// good only at the requesting merchant.
+	MerchantLock string
+	// NotOnOrAfter is the validity wanted for a virtual number, an
+	// xs:dateTime with a time zone; the issuer clamps it.
+	NotOnOrAfter string
+}
+
+// WantsVirtual reports VirtualCard == "true" (absent means false).
+func (c *CardAuth) WantsVirtual() bool { return c != nil && c.VirtualCard == "true" }
+
+// SingleUse reports whether the number is for one use: Use absent or
+// "single".
+func (c *CardAuth) SingleUse() bool { return c == nil || c.Use != CardAuthMultiUse }
+
+// MerchantLocked reports MerchantLock != "false" (absent means true).
+func (c *CardAuth) MerchantLocked() bool { return c == nil || c.MerchantLock != "false" }
+
+// Expiry parses NotOnOrAfter; ok is false when it is absent or malformed
+// (Validate reports the latter).
+func (c *CardAuth) Expiry() (t time.Time, ok bool) {
+	if c == nil || c.NotOnOrAfter == "" {
+		return time.Time{}, false
+	}
+	t, err := parseDateTime(c.NotOnOrAfter)
+	return t, err == nil
 }
 
 // KeyIn is kx:KeyIn [PasswordPrefix BirthDate BusinessNumber]: the data a

@@ -327,6 +327,12 @@ func buildFields() []field {
 	escrow := elem(root, func(p *Payload) **Escrow { return &p.Escrow })
 	add("/kx:Escrow/@State", "KECIS_Escrow_State", leaf(escrow, func(e *Escrow) *string { return &e.State }), 0,
 		checkEnum(EscrowFunded, EscrowShipped, EscrowConfirmed, EscrowDisputed, EscrowRefunded))
+	ca := elem(root, func(p *Payload) **CardAuth { return &p.CardAuth })
+	add("/kx:CardAuth/@Acquirer", "KECIS_CardAuth_Acquirer", leaf(ca, func(c *CardAuth) *string { return &c.Acquirer }), 1024, checkURI)
+	add("/kx:CardAuth/@VirtualCard", "KECIS_CardAuth_VirtualCard", leaf(ca, func(c *CardAuth) *string { return &c.VirtualCard }), 0, checkEnum("true", "false"))
+	add("/kx:CardAuth/@Use", "KECIS_CardAuth_Use", leaf(ca, func(c *CardAuth) *string { return &c.Use }), 0, checkEnum(CardAuthSingleUse, CardAuthMultiUse))
+	add("/kx:CardAuth/@MerchantLock", "KECIS_CardAuth_MerchantLock", leaf(ca, func(c *CardAuth) *string { return &c.MerchantLock }), 0, checkEnum("true", "false"))
+	add("/kx:CardAuth/@NotOnOrAfter", "KECIS_CardAuth_NotOnOrAfter", leaf(ca, func(c *CardAuth) *string { return &c.NotOnOrAfter }), 0, checkDateTime)
 	add("/kx:OneTimeCode", "KECIS_OneTimeCode", leaf(root, func(p *Payload) *string { return (*string)(&p.OneTimeCode) }), 0, checkDigits(4, 10))
 	secret()
 	keyIn := elem(root, func(p *Payload) **KeyIn { return &p.KeyIn })

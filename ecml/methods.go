@@ -533,3 +533,18 @@ func (x KeyIn) LogValue() slog.Value { return logValue(x) }
 
 // MarshalJSON renders the value masked, for logs; it is not a wire form.
 func (x KeyIn) MarshalJSON() ([]byte, error) { return marshalJSON(x) }
+
+// String implements fmt.Stringer with secrets masked.
+func (x CardAuth) String() string { return describe(x, false) }
+
+// GoString implements fmt.GoStringer with secrets masked.
+func (x CardAuth) GoString() string { return describe(x, true) }
+
+// Format implements fmt.Formatter with secrets masked, for every verb.
+func (x CardAuth) Format(f fmt.State, verb rune) { formatValue(f, verb, x) }
+
+// LogValue implements slog.LogValuer: a group of masked values.
+func (x CardAuth) LogValue() slog.Value { return logValue(x) }
+
+// MarshalJSON renders the value masked, for logs; it is not a wire form.
+func (x CardAuth) MarshalJSON() ([]byte, error) { return marshalJSON(x) }

@@ -194,6 +194,17 @@ func ParsePayload(container *etree.Element) (*Payload, error) {
 			p.Escrow = e
 			return parseLeafElement(el, path, attrs{{"State", &e.State}}, nil)
 		}),
+		ext("CardAuth").with(func(el *etree.Element, path string) error {
+			c := &CardAuth{}
+			p.CardAuth = c
+			return parseLeafElement(el, path, attrs{
+				{"Acquirer", &c.Acquirer},
+				{"VirtualCard", &c.VirtualCard},
+				{"Use", &c.Use},
+				{"MerchantLock", &c.MerchantLock},
+				{"NotOnOrAfter", &c.NotOnOrAfter},
+			}, nil)
+		}),
 		ext("OneTimeCode").with(func(el *etree.Element, path string) error {
 			var s string
 			err := parseLeafElement(el, path, nil, &s)

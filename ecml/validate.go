@@ -108,6 +108,8 @@ func (ps Problems) Err() error {
 //     to 10 digits, key-in password prefix of exactly 2 digits, birth date
 //     YYMMDD or business registration number (exactly one), escrow state,
 //     transfer purpose, virtual card number of 16 digits passing Luhn;
+//     cardholder-authentication controls (an absolute-URI acquirer,
+//     true/false flags, single/multi use, an xs:dateTime with a time zone);
 //   - encryption: stand-ins per AllowEncrypted, clear sensitive elements per
 //     RequireEncrypted, and a slot holding both.
 //
@@ -278,6 +280,14 @@ func (v *validator) payload(p *Payload) {
 			v.missing("/kx:Escrow/@State", "an escrow needs its state")
 		}
 		v.field("/kx:Escrow/@State", e.State)
+	}
+	if c := p.CardAuth; c != nil {
+		const path = "/kx:CardAuth"
+		v.field(path+"/@Acquirer", c.Acquirer)
+		v.field(path+"/@VirtualCard", c.VirtualCard)
+		v.field(path+"/@Use", c.Use)
+		v.field(path+"/@MerchantLock", c.MerchantLock)
+		v.field(path+"/@NotOnOrAfter", c.NotOnOrAfter)
 	}
 	v.slot("/kx:OneTimeCode", p.OneTimeCode != "", p.EncryptedOneTimeCode)
 	v.field("/kx:OneTimeCode", string(p.OneTimeCode))

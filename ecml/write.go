@@ -96,7 +96,7 @@ func pruneCopies(_ *etree.Element, copies []*etree.Element) {
 // hasExt reports whether anything but Ecom is in the payload.
 func (p *Payload) hasExt() bool {
 	return p.UserData != nil || p.Device != nil || len(p.BankAccounts) > 0 || p.Transfer != nil ||
-		p.AmountAuth != nil || p.VirtualCard != nil || p.Escrow != nil ||
+		p.AmountAuth != nil || p.VirtualCard != nil || p.Escrow != nil || p.CardAuth != nil ||
 		p.OneTimeCode != "" || p.EncryptedOneTimeCode != nil ||
 		p.KeyIn != nil || p.EncryptedKeyIn != nil || len(p.Unknown) > 0
 }
@@ -223,6 +223,15 @@ func (p *Payload) write(w *writer, scratch, _ *etree.Element) {
 	if e := p.Escrow; e != nil {
 		el := w.elem(scratch, kx("Escrow"))
 		w.attr(el, "/kx:Escrow", "State", e.State)
+	}
+	if c := p.CardAuth; c != nil {
+		const path = "/kx:CardAuth"
+		el := w.elem(scratch, kx("CardAuth"))
+		w.attr(el, path, "Acquirer", c.Acquirer)
+		w.attr(el, path, "VirtualCard", c.VirtualCard)
+		w.attr(el, path, "Use", c.Use)
+		w.attr(el, path, "MerchantLock", c.MerchantLock)
+		w.attr(el, path, "NotOnOrAfter", c.NotOnOrAfter)
 	}
 	if p.OneTimeCode != "" {
 		w.text(w.elem(scratch, kx("OneTimeCode")), "/kx:OneTimeCode", string(p.OneTimeCode))
