@@ -407,11 +407,19 @@ func (h *Handler) run(ctx context.Context, fn ServiceFunc, req *Request) (resp *
 // answer builds the signed response, its sensitive elements encrypted for
 // the requester.
 func (h *Handler) answer(ctx context.Context, inResponseTo, requester string, r *Response) ([]byte, error) {
+	return h.answerTo(ctx, inResponseTo, requester, "", nil, r)
+}
+
+// answerTo is answer with a Destination (the front channel's, KECIS §10.2;
+// "" on the back channel) and others: sensitive elements by local name
+// encrypted for another participant than the requester (the front
+// channel's card for the acquirer, KECIS §15.7.1).
+func (h *Handler) answerTo(ctx context.Context, inResponseTo, requester, destination string, others map[string]string, r *Response) ([]byte, error) {
 	if inResponseTo == "" {
 		return nil, saml.ErrInternal
 	}
 	b := &saml.Builder{Issuer: h.cfg.EntityID, Now: h.cfg.Now}
-	resp, err := b.NewResponse(inResponseTo, "", r.Status)
+	resp, err := b.NewResponse(inResponseTo, destination, r.Status)
 	if err != nil {
 		return nil, err
 	}
@@ -420,11 +428,14 @@ func (h *Handler) answer(ctx context.Context, inResponseTo, requester string, r 
 	if err != nil {
 		return nil, err
 	}
+	if err := h.encryptFor(ctx, el, others); err != nil {
+		return nil, err
+	}
 	if r.Payload != nil && len(ecml.SensitiveElements(findChild(el, "Payload"))) > 0 {
 		cert, err := h.cfg.Directory.EncryptionCertificate(ctx, requester)
 		if err != nil {
 			h.cfg.Log.ErrorContext(ctx, "no encryption certificate for the requester", "requester", requester, "err", err)
-			return h.answer(ctx, inResponseTo, requester, &Response{Status: saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeProviderUnavailable, Message: "the answer cannot be encrypted for the requester"}})
+			return h.answerTo(ctx, inResponseTo, requester, destination, nil, &Response{Status: saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeProviderUnavailable, Message: "the answer cannot be encrypted for the requester"}})
 		}
 		if _, err := saml.EncryptDocument(el, &saml.Encryptor{Recipient: requester, Cert: cert}); err != nil {
 			return nil, err
