@@ -3,12 +3,9 @@ package amountauth
 import (
 	"bytes"
 	"embed"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"html/template"
-	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -241,7 +238,7 @@ func (p *Page) serveEntry(w http.ResponseWriter, r *http.Request) {
 
 // serveConfirm takes one entry (KECIS §15.3.2).
 func (p *Page) serveConfirm(w http.ResponseWriter, r *http.Request) {
-	if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
+	if httpserver.CrossSite(r) {
 		p.message(w, r, http.StatusForbidden, "forbidden")
 		return
 	}
@@ -309,60 +306,9 @@ func readEntry(form url.Values, s *Session) (Typed, bool) {
 	return Typed{Amount: &m}, true
 }
 
-// clientKey is the rate-limit key of the request's client: its address
-// (behind a trusted proxy, from X-Forwarded-For), an IPv6 address by its
-// /64, which one subscriber usually holds whole.
-func (p *Page) clientKey(r *http.Request) string {
-	a := clientAddr(r, p.trusted)
-	if !a.IsValid() {
-		return "remote:" + r.RemoteAddr
-	}
-	if a.Is6() {
-		return netip.PrefixFrom(a, 64).Masked().String()
-	}
-	return a.String()
-}
-
-// clientAddr is the client's address: the connection's, or, from a trusted
-// proxy, the right-most X-Forwarded-For address that is not a trusted
-// proxy (the left of it is the client's to forge).
-func clientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	a, err := netip.ParseAddr(host)
-	if err != nil {
-		return netip.Addr{}
-	}
-	a = a.Unmap()
-	isTrusted := func(a netip.Addr) bool {
-		for _, p := range trusted {
-			if p.Contains(a) {
-				return true
-			}
-		}
-		return false
-	}
-	if !isTrusted(a) {
-		return a
-	}
-	var hops []string
-	for _, h := range r.Header.Values("X-Forwarded-For") {
-		hops = append(hops, strings.Split(h, ",")...)
-	}
-	for i := len(hops) - 1; i >= 0; i-- {
-		h, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			return a // a malformed hop: believe no further
-		}
-		a = h.Unmap()
-		if !isTrusted(a) {
-			return a
-		}
-	}
-	return a
-}
+// clientKey is the rate-limit key of the request's client
+// (httpserver.ClientKey).
+func (p *Page) clientKey(r *http.Request) string { return httpserver.ClientKey(r, p.trusted) }
 
 // form renders the amount form of s.
 func (p *Page) form(w http.ResponseWriter, r *http.Request, status int, s *Session, f pageForm, notice string) {
@@ -449,14 +395,10 @@ func (p *Page) internal(w http.ResponseWriter, r *http.Request, id string, err e
 // merchant's return URL).
 func (p *Page) render(w http.ResponseWriter, r *http.Request, status int, name string, d *pageData, formOrigin string) {
 	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
-	nonce, err := p.nonce()
+	nonce, err := httpserver.PageNonce(p.e.rand)
 	if err != nil {
 		p.e.log.ErrorContext(r.Context(), "amountauth: page: no nonce", "error", err)
-		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		httpserver.SetBareHeaders(h)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
@@ -464,16 +406,11 @@ func (p *Page) render(w http.ResponseWriter, r *http.Request, status int, name s
 	var b bytes.Buffer
 	if err := pageTemplates.ExecuteTemplate(&b, name, d); err != nil {
 		p.e.log.ErrorContext(r.Context(), "amountauth: page: render", "page", name, "error", err)
-		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		httpserver.SetBareHeaders(h)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	formAction := "'self'"
-	if formOrigin != "" {
-		formAction += " " + formOrigin
-	}
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'nonce-"+nonce+"'; script-src 'nonce-"+nonce+
-		"'; form-action "+formAction+"; frame-ancestors 'none'; base-uri 'none'")
+	httpserver.SetPageHeaders(h, nonce, formOrigin)
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Language", "ko, en")
 	h.Set("Content-Length", strconv.Itoa(b.Len()))
@@ -481,15 +418,6 @@ func (p *Page) render(w http.ResponseWriter, r *http.Request, status int, name s
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(b.Bytes())
 	}
-}
-
-// nonce is a fresh CSP nonce (128 bits from the engine's random source).
-func (p *Page) nonce() (string, error) {
-	b := make([]byte, 16)
-	if _, err := io.ReadFull(p.e.rand, b); err != nil {
-		return "", fmt.Errorf("amountauth: random: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
 var _ http.Handler = (*Page)(nil)
