@@ -361,7 +361,13 @@ func (r *Receiver) payloadStage(ctx context.Context, verified *etree.Element) (*
 		return nil, ErrPayload.WithCause(err)
 	}
 	if r.ValidatePayload {
-		problems := p.Validate(ecml.ValidateOptions{Now: r.now(), AllowEncrypted: r.Decrypter == nil})
+		// Stand-ins are accepted when nothing is decrypted here (the hub),
+		// and those a Decryptor kept for a third party (KECIS §8.3).
+		allow := r.Decrypter == nil
+		if k, ok := r.Decrypter.(interface{ KeepsForOthers() bool }); ok && k.KeepsForOthers() {
+			allow = true
+		}
+		problems := p.Validate(ecml.ValidateOptions{Now: r.now(), AllowEncrypted: allow})
 		if len(problems) > 0 {
 			return nil, ErrPayload.WithCause(problems)
 		}

@@ -396,6 +396,44 @@ type Decryptor struct {
 	Keys     []DecryptionKey
 	// Limits bound the parse of each plaintext.
 	Limits Limits
+	// KeepForOthers leaves in place, unchanged, an xenc:EncryptedData every
+	// one of whose EncryptedKeys names another Recipient: an element
+	// encrypted for a third party travels opaque through this participant
+	// (KECIS §8.3, §15.7: the card number a cardholder authentication
+	// encrypts for the acquirer, which the merchant passes on). An
+	// EncryptedKey without a Recipient, or naming us, still makes the whole
+	// element ours to decrypt (or fail on). It needs EntityID; off, every
+	// EncryptedData must decrypt.
+	KeepForOthers bool
+}
+
+// KeepsForOthers reports whether d leaves third parties' elements in place
+// (KeepForOthers with an EntityID): the receive pipeline then validates
+// the payload accepting the stand-ins that remain (KECIS §14.6).
+func (d *Decryptor) KeepsForOthers() bool { return d.KeepForOthers && d.EntityID != "" }
+
+// forOthers reports whether ed is for third parties only: KeyInfo holds at
+// least one EncryptedKey and every one names a Recipient other than us.
+func (d *Decryptor) forOthers(ed *etree.Element) bool {
+	if !d.KeepsForOthers() {
+		return false
+	}
+	n := 0
+	for _, c := range ed.ChildElements() {
+		if c.Tag != "KeyInfo" {
+			continue
+		}
+		for _, ek := range c.ChildElements() {
+			if ek.Tag != "EncryptedKey" {
+				continue
+			}
+			if r := ek.SelectAttrValue("Recipient", ""); r == "" || r == d.EntityID {
+				return false
+			}
+			n++
+		}
+	}
+	return n > 0
 }
 
 // DecryptPayload implements Decrypter: it replaces every xenc:EncryptedData
@@ -411,12 +449,50 @@ func (d *Decryptor) DecryptPayload(_ context.Context, payload *etree.Element) er
 			}
 		}
 	})
+	var kept []*etree.Element
 	for _, ed := range eds {
+		if slices.ContainsFunc(kept, func(k *etree.Element) bool { return isAncestor(k, ed) }) {
+			continue // inside an opaque element: not ours to touch
+		}
+		if d.forOthers(ed) {
+			if err := checkOpaque(ed); err != nil {
+				return ErrDecryption.WithCause(err)
+			}
+			kept = append(kept, ed)
+			continue
+		}
 		if err := d.decryptOne(ed); err != nil {
 			return ErrDecryption.WithCause(err)
 		}
 	}
 	return nil
+}
+
+// checkOpaque is what a participant checks of an element it keeps for a
+// third party: an element encryption (Type) made only of the parts KECIS
+// uses, so that nothing else rides along unseen.
+func checkOpaque(ed *etree.Element) error {
+	if ed.SelectAttrValue("Type", "") != TypeElement {
+		return errors.New("EncryptedData Type is not Element")
+	}
+	for _, c := range ed.ChildElements() {
+		switch c.Tag {
+		case "EncryptionMethod", "KeyInfo", "CipherData", "EncryptionProperties":
+		default:
+			return fmt.Errorf("unexpected %s in EncryptedData", c.Tag)
+		}
+	}
+	return nil
+}
+
+// isAncestor reports whether a is a proper ancestor of el.
+func isAncestor(a, el *etree.Element) bool {
+	for p := el.Parent(); p != nil; p = p.Parent() {
+		if p == a {
+			return true
+		}
+	}
+	return false
 }
 
 // elementNSAny resolves el's namespace against all its ancestors.
