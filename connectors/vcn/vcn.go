@@ -311,8 +311,12 @@ func (s *Service) Issue(ctx context.Context, cardRef string, real ecml.PAN, typ 
 
 	var number ecml.PAN
 	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		for {
+		number = ""
+		for drawn := 0; ; drawn++ {
 			seed, acc, k, n, err := s.draw(ctx, tx, bin, day, now)
+			if errors.Is(err, ErrExhausted) && drawn > 0 {
+				return nil // keep the count of the live numbers skipped
+			}
 			if err != nil {
 				return err
 			}
@@ -358,6 +362,9 @@ WHERE vcn_number.not_on_or_after <= $13`,
 			}
 		}
 	})
+	if err == nil && number == "" {
+		err = ErrExhausted
+	}
 	if err != nil {
 		if errors.Is(err, ErrExhausted) {
 			s.log.Warn("vcn pool exhausted", "bin", bin, "day", day, "card_type", typ)
