@@ -92,15 +92,24 @@ func TestTypesAndBINs(t *testing.T) {
 	}
 	bad := realCard.Reveal()[:15] + string('0'+(realCard.Reveal()[15]-'0'+1)%10)
 	for name, f := range map[string]func() error{
-		"no BIN for credit": func() error { _, err := e.svc.Issue(ctx, "c", realCard, ecml.VirtualCardCredit, Controls{}); return err },
-		"unknown type":      func() error { _, err := e.svc.Issue(ctx, "c", realCard, "gold", Controls{}); return err },
-		"bad Luhn":          func() error { _, err := e.svc.Issue(ctx, "c", ecml.PAN(bad), ecml.VirtualCardCheck, Controls{}); return err },
+		"no BIN for credit": func() error {
+			_, err := e.svc.Issue(ctx, "c", realCard, ecml.VirtualCardCredit, Controls{})
+			return err
+		},
+		"unknown type": func() error { _, err := e.svc.Issue(ctx, "c", realCard, "gold", Controls{}); return err },
+		"bad Luhn": func() error {
+			_, err := e.svc.Issue(ctx, "c", ecml.PAN(bad), ecml.VirtualCardCheck, Controls{})
+			return err
+		},
 		"virtual as real": func() error {
 			_, err := e.svc.Issue(ctx, "c", iss.Number, ecml.VirtualCardCheck, Controls{})
 			return err
 		},
-		"empty card ref":  func() error { _, err := e.svc.Issue(ctx, "", realCard, ecml.VirtualCardCheck, Controls{}); return err },
-		"card ref is PAN": func() error { _, err := e.svc.Issue(ctx, realCard.Reveal(), realCard, ecml.VirtualCardCheck, Controls{}); return err },
+		"empty card ref": func() error { _, err := e.svc.Issue(ctx, "", realCard, ecml.VirtualCardCheck, Controls{}); return err },
+		"card ref is PAN": func() error {
+			_, err := e.svc.Issue(ctx, realCard.Reveal(), realCard, ecml.VirtualCardCheck, Controls{})
+			return err
+		},
 		"negative cap": func() error {
 			_, err := e.svc.Issue(ctx, "c", realCard, ecml.VirtualCardCheck, Controls{MaxAmount: -1})
 			return err
