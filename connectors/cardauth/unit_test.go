@@ -109,18 +109,36 @@ func TestAAVBinding(t *testing.T) {
 		t.Errorf("method %q %v", m, err)
 	}
 	for name, c := range map[string]func() error{
-		"number":   func() error { _, _, err := a.CheckAuthValue(v, "5555555555554444", 150000, "KRW", "https://shop.test", "O-1", at0); return err },
-		"amount":   func() error { _, _, err := a.CheckAuthValue(v, pan, 150001, "KRW", "https://shop.test", "O-1", at0); return err },
-		"currency": func() error { _, _, err := a.CheckAuthValue(v, pan, 150000, "USD", "https://shop.test", "O-1", at0); return err },
-		"merchant": func() error { _, _, err := a.CheckAuthValue(v, pan, 150000, "KRW", "https://shop2.test", "O-1", at0); return err },
-		"order":    func() error { _, _, err := a.CheckAuthValue(v, pan, 150000, "KRW", "https://shop.test", "O-2", at0); return err },
+		"number": func() error {
+			_, _, err := a.CheckAuthValue(v, "5555555555554444", 150000, "KRW", "https://shop.test", "O-1", at0)
+			return err
+		},
+		"amount": func() error {
+			_, _, err := a.CheckAuthValue(v, pan, 150001, "KRW", "https://shop.test", "O-1", at0)
+			return err
+		},
+		"currency": func() error {
+			_, _, err := a.CheckAuthValue(v, pan, 150000, "USD", "https://shop.test", "O-1", at0)
+			return err
+		},
+		"merchant": func() error {
+			_, _, err := a.CheckAuthValue(v, pan, 150000, "KRW", "https://shop2.test", "O-1", at0)
+			return err
+		},
+		"order": func() error {
+			_, _, err := a.CheckAuthValue(v, pan, 150000, "KRW", "https://shop.test", "O-2", at0)
+			return err
+		},
 		"tampered": func() error {
 			b := []byte(v)
 			b[5] ^= 1
 			_, _, err := a.CheckAuthValue(string(b), pan, 150000, "KRW", "https://shop.test", "O-1", at0)
 			return err
 		},
-		"other key": func() error { _, _, err := newAAV(k2).CheckAuthValue(v, pan, 150000, "KRW", "https://shop.test", "O-1", at0); return err },
+		"other key": func() error {
+			_, _, err := newAAV(k2).CheckAuthValue(v, pan, 150000, "KRW", "https://shop.test", "O-1", at0)
+			return err
+		},
 	} {
 		if err := c(); !errors.Is(err, ErrAAVMismatch) {
 			t.Errorf("%s changed: %v, want mismatch", name, err)
