@@ -61,6 +61,11 @@ var layers = []rule{
 
 	// The issuer's virtual card numbers (KECIS §15.4): plumbing for an
 	// issuer's own database, no protocol.
+	// The issuer's cardholder-authentication page (KECIS §15.7): an SDK
+	// package like amountauth — the receive pipeline of connectors, never
+	// an example's issuer (which implements its Cardholders).
+	{pkg: "connectors/cardauth", layer: "SDK", may: join(envelope, plumbing, []string{"connectors"}), tests: helpers,
+		never: []string{"examples", "federation"}},
 	{pkg: "connectors/vcn", layer: "SDK", may: []string{"ecml", "connectors/sqlstore"}, tests: helpers},
 
 	// The hub: the store at the bottom; router, registry and evidence over
