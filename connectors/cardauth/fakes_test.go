@@ -351,3 +351,14 @@ type anyPending struct{}
 
 func (anyPending) Add(context.Context, string, string, time.Time) error { return nil }
 func (anyPending) Complete(context.Context, string, string) error       { return nil }
+
+func httptestPost(target string, form url.Values, b *browser) *http.Request {
+	req := httptest.NewRequest(http.MethodPost, target, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if b.cookie != nil {
+		req.AddCookie(b.cookie)
+	}
+	return req
+}
+
+func httptestRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }

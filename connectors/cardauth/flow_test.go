@@ -392,3 +392,16 @@ func TestVirtualNumber(t *testing.T) {
 		t.Fatalf("vcn:issue answer %+v", got.payload.VirtualCard)
 	}
 }
+
+func TestCrossSitePostRefused(t *testing.T) {
+	r := newRig(t, nil)
+	b := &browser{}
+	tx := r.begin(t, b, "O-s", 1000, nil)
+	req := httptestPost("/cardauth/card", url.Values{"tx": {tx}, "CardNumber": {goodPAN}, "Password": {goodPW}}, b)
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	w := httptestRecorder()
+	r.e.Handler().ServeHTTP(w, req)
+	if w.Code != http.StatusForbidden {
+		t.Fatalf("cross-site post: %d", w.Code)
+	}
+}

@@ -175,7 +175,11 @@ func (e *Engine) serveStart(w http.ResponseWriter, r *http.Request) {
 // step reads a step's form, checks the browser's binding and the
 // transaction's state, and hands it to h.
 func (e *Engine) step(w http.ResponseWriter, r *http.Request, h func(w http.ResponseWriter, r *http.Request, t *tx)) {
-	if httpserver.CrossSite(r) {
+	// A post from another site is refused. The mutual-TLS endpoint is the
+	// page's host on another port, which browsers call same-site: with
+	// CertURL set, a same-site post (page ↔ certificate endpoint) is
+	// taken; the binding cookie (SameSite=Lax) is required anyway.
+	if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || (site == "same-site" && e.certOrigin == "") {
 		e.message(w, r, http.StatusForbidden, "forbidden")
 		return
 	}
