@@ -193,6 +193,13 @@ type rig struct {
 
 func newRig(t testing.TB, edit func(*Config)) *rig {
 	t.Helper()
+	return newRigOn(t, sqltest.TestSQLiteDSN(t), edit)
+}
+
+// newRigOn is newRig with the page's transactions in the database dsn
+// names (the SDK's own store stays on SQLite).
+func newRigOn(t testing.TB, dsn string, edit func(*Config)) *rig {
+	t.Helper()
 	ctx := context.Background()
 	must := func(err error) {
 		t.Helper()
@@ -237,10 +244,16 @@ func newRig(t testing.TB, edit func(*Config)) *rig {
 		pgID: {EntityID: pgID, Roles: []metadata.Role{metadata.RolePG},
 			Keys: []metadata.KeyDescriptor{{Use: metadata.UseEncryption, Certificate: pgDec.Cert}}},
 	}}
-	db, err := sqlstore.Open(ctx, sqltest.TestSQLiteDSN(t))
+	db, err := sqlstore.Open(ctx, dsn)
 	must(err)
 	t.Cleanup(func() { db.Close() })
-	kstore, err := sqlitestore.New(ctx, db, bytes.Repeat([]byte{3}, 32))
+	kdb := db
+	if db.Dialect != sqlstore.SQLite {
+		kdb, err = sqlstore.Open(ctx, sqltest.TestSQLiteDSN(t))
+		must(err)
+		t.Cleanup(func() { kdb.Close() })
+	}
+	kstore, err := sqlitestore.New(ctx, kdb, bytes.Repeat([]byte{3}, 32))
 	must(err)
 	h, err := connectors.NewHandler(connectors.HandlerConfig{EntityID: issuerID, Signer: issuerSigner, Endpoints: []string{"https://127.0.0.1/soap"},
 		Directory: r.dir, Store: kstore, IdemKey: bytes.Repeat([]byte{4}, 32), Now: r.clock.Now})

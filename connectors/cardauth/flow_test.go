@@ -16,6 +16,7 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/saml"
 )
@@ -404,4 +405,25 @@ func TestCrossSitePostRefused(t *testing.T) {
 	if w.Code != http.StatusForbidden {
 		t.Fatalf("cross-site post: %d", w.Code)
 	}
+}
+
+// TestOnPostgres: the page's transactions on PostgreSQL (the migrations of
+// both dialects): a password, a wrong code and a TOTP second factor, and
+// the transaction's row holds no card number or code.
+func TestOnPostgres(t *testing.T) {
+	r := newRigOn(t, sqltest.TestPostgresDSN(t), nil)
+	b := &browser{}
+	tx := r.begin(t, b, "O-PG", 100000, nil)
+	if body := r.card(t, b, tx, goodPAN, goodPW); !strings.Contains(body, `name="Code"`) {
+		t.Fatalf("no second factor asked:\n%s", body)
+	}
+	if w := r.do(t, b, "/cardauth/totp", url.Values{"tx": {tx}, "Code": {"000000"}}); !strings.Contains(w.Body.String(), "failed") {
+		t.Fatalf("wrong code not told:\n%s", w.Body)
+	}
+	w := r.do(t, b, "/cardauth/totp", url.Values{"tx": {tx}, "Code": {goodTOTP}})
+	got := r.receive(t, w.Body.String())
+	if got.status.Code != saml.StatusSuccess || got.results[0].Method != MethodTOTP || got.results[0].Factors != 2 {
+		t.Fatalf("%+v %+v", got.status, got.results)
+	}
+	r.noSecrets(t)
 }
