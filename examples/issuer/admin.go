@@ -23,6 +23,7 @@ var adminPage = template.Must(template.New("admin").Funcs(template.FuncMap{
 <title>{{.Brand}} — issuer admin</title>
 <style>
 *{box-sizing:border-box}
+form{display:inline;margin:0}
 body{font-family:system-ui,"Apple SD Gothic Neo","Malgun Gothic",sans-serif;margin:0 auto;padding:.5rem 1rem;max-width:72rem;color:#222}
 h1{font-size:1.4rem}h2{font-size:1.1rem}
 .scroll{max-width:100%;overflow-x:auto;margin-bottom:1.5rem}
@@ -35,12 +36,12 @@ td.text{min-width:14rem;overflow-wrap:anywhere}
 <h1>{{.Brand}} — issuer admin</h1>
 <p>{{time .Now $.Loc}}</p>
 <h2>Cards</h2>
-<div class="scroll"><table><tr><th>ID</th><th>Card</th><th>Type</th><th>Status</th><th>Expiry</th><th>Holder</th><th>Phone</th><th>Limit</th><th>Available</th><th>Failures</th></tr>
-{{range .Cards}}<tr><td>{{.ID}}</td><td>{{.Masked}}</td><td>{{.Type}}</td><td>{{.Status}}{{if .ResponseDelay}} (answers after {{.ResponseDelay}}){{end}}</td><td>{{printf "%02d/%d" .ExpMonth .ExpYear}}</td><td>{{.HolderName}}</td><td>{{phone .HolderPhone}}</td><td class="n">{{money .Limit .Currency}}</td><td class="n">{{money .Available .Currency}}</td><td class="n">{{.FailedAttempts}}</td></tr>
-{{else}}<tr><td colspan="10">no cards</td></tr>{{end}}</table></div>
+<div class="scroll"><table><tr><th>ID</th><th>Card</th><th>Type</th><th>Status</th><th>Expiry</th><th>Holder</th><th>Phone</th><th>Limit</th><th>Available</th><th>Failures</th><th>Authentication</th></tr>
+{{range .Cards}}<tr><td>{{.ID}}</td><td>{{.Masked}}</td><td>{{.Type}}</td><td>{{.Status}}{{if .ResponseDelay}} (answers after {{.ResponseDelay}}){{end}}</td><td>{{printf "%02d/%d" .ExpMonth .ExpYear}}</td><td>{{.HolderName}}</td><td>{{phone .HolderPhone}}</td><td class="n">{{money .Limit .Currency}}</td><td class="n">{{money .Available .Currency}}</td><td class="n">{{.FailedAttempts}}</td><td>{{if .AuthPassword}}password{{if .TOTP}} + TOTP{{end}}{{else if .TOTP}}TOTP{{else}}—{{end}}{{if .AuthFailures}}, {{.AuthFailures}} failed{{end}}{{if .AuthLocked}} <strong>locked</strong> <form method="post" action="/admin/cards/{{.ID}}/unlock"><button>Unlock</button></form>{{end}}</td></tr>
+{{else}}<tr><td colspan="11">no cards</td></tr>{{end}}</table></div>
 <h2>Recent approvals</h2>
 <div class="scroll"><table><tr><th>No.</th><th>Time</th><th>Merchant</th><th>Order</th><th>Card</th><th>Kind</th><th>Amount</th><th>Refunded</th><th>Status</th><th>Cut-off</th></tr>
-{{range .Approvals}}<tr><td>{{.Number}}</td><td>{{time .ApprovedAt $.Loc}}</td><td>{{.MerchantName}}{{if ne .MerchantName .MerchantID}}<span class="via">via {{.MerchantID}}</span>{{end}}</td><td>{{.OrderID}}</td><td>{{.CardBIN}}******{{.CardLast4}}</td><td>{{if .Verification}}verification{{else}}payment{{end}}</td><td class="n">{{money .Amount.Minor .Amount.Currency}}</td><td class="n">{{money .Refunded .Amount.Currency}}</td><td>{{.Status}}</td><td>{{time .CutOffAt $.Loc}}</td></tr>
+{{range .Approvals}}<tr><td>{{.Number}}</td><td>{{time .ApprovedAt $.Loc}}</td><td>{{.MerchantName}}{{if ne .MerchantName .MerchantID}}<span class="via">via {{.MerchantID}}</span>{{end}}</td><td>{{.OrderID}}</td><td>{{.CardBIN}}******{{.CardLast4}}{{if .VirtualCard}}<span class="via">virtual {{.VirtualCard}}</span>{{end}}</td><td>{{if .Verification}}verification{{else}}payment{{end}}</td><td class="n">{{money .Amount.Minor .Amount.Currency}}</td><td class="n">{{money .Refunded .Amount.Currency}}</td><td>{{.Status}}</td><td>{{time .CutOffAt $.Loc}}</td></tr>
 {{else}}<tr><td colspan="10">no approvals</td></tr>{{end}}</table></div>
 <h2>Recent SMS</h2>
 <div class="scroll"><table><tr><th>#</th><th>Time</th><th>To</th><th>Text</th><th>State</th><th>Attempts</th><th>Last error</th></tr>
@@ -79,3 +80,21 @@ func (i *Issuer) handleAdminPage(w http.ResponseWriter, r *http.Request) {
 		i.log.ErrorContext(ctx, "admin page", "err", err)
 	}
 }
+
+// handleAdminUnlock is the admin page's unlock button: it clears a card's
+// authentication lock and goes back to the page. A form post from another
+// site is refused (the browser's Basic credentials would go with it).
+func (i *Issuer) handleAdminUnlock(w http.ResponseWriter, r *http.Request) {
+	if crossOrigin.Check(r) != nil {
+		i.writeError(w, r, newError(CodeUnauthorized, "a cross-site form post is refused"))
+		return
+	}
+	if _, err := i.UnlockAuth(r.Context(), r.PathValue("id")); err != nil {
+		i.writeError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/admin", http.StatusSeeOther)
+}
+
+// crossOrigin refuses browsers' cross-origin posts (Sec-Fetch-Site, Origin).
+var crossOrigin = http.NewCrossOriginProtection()

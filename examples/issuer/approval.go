@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kecis/kecis/connectors/sqlstore"
+	"github.com/kecis/kecis/connectors/vcn"
 	"github.com/kecis/kecis/ecml"
 )
 
@@ -27,6 +29,26 @@ import (
 // current state, Replayed set) or the same decline, with no second
 // effect; other parameters give IDEMPOTENCY_CONFLICT. An order of a
 // merchant gets at most one approval (DUPLICATE_ORDER).
+//
+// An approval carrying an authentication value (AuthValue, KECIS
+// §15.7.3) is made only if Config.AuthValues finds it bound to this
+// payment — the number as sent, the amount, the currency, AuthMerchant and
+// the order — and unexpired, and the value was not used before: its id is
+// recorded in the approval's transaction, so that it is accepted once.
+// Otherwise it is declined with AUTHENTICATION_FAILED, whose message says
+// whether the value does not match, has expired or was already used.
+//
+// A number under one of the issuer's virtual BINs (KECIS §15.4) is
+// de-tokenised inside the approval's transaction (connectors/vcn
+// AuthorizeTx): its controls — single use, merchant lock (AuthMerchant),
+// amount cap and currency, expiry — are checked and its use counted, and
+// the approval proceeds on the real card; its expiry must be the virtual
+// number's. A single-use number is spent by the attempt even when the
+// real card then declines. Refused: an unknown virtual number is
+// INVALID_CARD, an expired one EXPIRED, a used or revoked one or one
+// locked to another merchant or currency DECLINED, an amount above its
+// cap LIMIT_EXCEEDED. The ledger keeps the card's id and the virtual
+// number masked, never a number in full.
 func (i *Issuer) Approve(ctx context.Context, req ApproveRequest) (*Approval, error) {
 	return i.approve(ctx, req, nil)
 }
@@ -87,6 +109,12 @@ func (i *Issuer) approve(ctx context.Context, req ApproveRequest, v *verificatio
 	if req.MerchantName == "" {
 		req.MerchantName = req.MerchantID
 	}
+	if e := checkText("auth merchant", req.AuthMerchant, 1024, false); e != nil {
+		return nil, e
+	}
+	if len(req.AuthValue) > 64 || strings.Trim(req.AuthValue, base64URL) != "" {
+		return nil, invalid("an authentication value is at most 64 characters of base64url")
+	}
 	if e := checkMoney(req.Amount); e != nil {
 		return nil, e
 	}
@@ -116,6 +144,13 @@ func (i *Issuer) approve(ctx context.Context, req ApproveRequest, v *verificatio
 		}
 		auth = AuthKeyIn
 	}
+	authMerchant := req.AuthMerchant
+	if authMerchant == "" {
+		authMerchant = req.MerchantID
+	}
+	if req.AuthValue != "" {
+		auth = AuthValue
+	}
 
 	if d := i.responseDelay(ctx, pan); d > 0 {
 		// A slow host for this card: it decides after d, whether or not
@@ -133,8 +168,12 @@ func (i *Issuer) approve(ctx context.Context, req ApproveRequest, v *verificatio
 		op = opVerify
 		fields = append(fields, strconv.FormatInt(v.ceiling.Minor, 10), v.ceiling.Currency, v.code)
 	}
+	if req.AuthValue != "" || authMerchant != req.MerchantID {
+		fields = append(fields, req.AuthValue, authMerchant)
+	}
 	fp := i.vault.fingerprint(op, fields...)
-	x := &approveTx{req: req, verification: v, pan: pan, prefix: prefix, birth: birth, expM: expM, expY: expY, auth: auth, now: now}
+	x := &approveTx{req: req, verification: v, pan: pan, prefix: prefix, birth: birth, expM: expM, expY: expY, auth: auth,
+		authMerchant: authMerchant, now: now}
 	out, err := i.idempotent(ctx, merchantScope(req.MerchantID), req.IdempotencyKey, op, fp, now,
 		func(tx *sql.Tx) (string, *Error, error) { return i.authorize(ctx, tx, x) })
 	if err != nil {
@@ -162,7 +201,11 @@ func (i *Issuer) approve(ctx context.Context, req ApproveRequest, v *verificatio
 	a.Replayed = out.replayed
 	if !out.replayed {
 		args := append([]any{"approval", a.Number, "merchant", a.MerchantID, "order", a.OrderID}, amountAttrs(a.Amount, a.Verification)...)
-		i.log.InfoContext(ctx, "approval approved", append(args, "card", a.CardID, "last4", a.CardLast4, "auth", a.CardholderAuth)...)
+		args = append(args, "card", a.CardID, "last4", a.CardLast4, "auth", a.CardholderAuth)
+		if a.VirtualCard != "" {
+			args = append(args, "virtual", a.VirtualCard)
+		}
+		i.log.InfoContext(ctx, "approval approved", args...)
 		i.deliverAfterCommit(ctx, x.sms)
 	}
 	return a, nil
@@ -186,6 +229,7 @@ type approveTx struct {
 	pan, prefix, birth string
 	expM, expY         int
 	auth               CardholderAuth
+	authMerchant       string // the AAV's and a virtual number's merchant
 	now                time.Time
 
 	sms     queuedSMS     // the approval SMS
@@ -214,7 +258,31 @@ func (i *Issuer) authorize(ctx context.Context, tx *sql.Tx, x *approveTx) (strin
 	if !ecml.LuhnValid(x.pan) || len(x.pan) < 13 || len(x.pan) > 19 {
 		return i.decline(ctx, tx, x, "", CodeInvalidCard, "invalid card number")
 	}
-	c, err := i.cardByPANHash(ctx, tx, i.vault.panHash(x.pan))
+	var aav *usedAuthValue
+	if x.req.AuthValue != "" {
+		var code Code
+		var msg string
+		if aav, code, msg, err = i.checkAuthValue(ctx, tx, x); err != nil {
+			return "", nil, err
+		}
+		if code != "" {
+			return i.decline(ctx, tx, x, "", code, msg)
+		}
+	}
+	pan, virtual := x.pan, ""
+	var virtualExp time.Time
+	if i.vcn != nil && i.vcn.IsVirtual(ecml.PAN(x.pan)) {
+		r, err := i.vcn.AuthorizeTx(ctx, tx, ecml.PAN(x.pan), vcn.Use{Merchant: x.authMerchant,
+			Amount: x.req.Amount.Minor, Currency: x.req.Amount.Currency})
+		if err != nil {
+			if code, msg, ok := virtualDecline(err); ok {
+				return i.decline(ctx, tx, x, "", code, msg)
+			}
+			return "", nil, fmt.Errorf("issuer: virtual number: %w", err)
+		}
+		pan, virtual, virtualExp = r.Real.Reveal(), ecml.MaskPAN(x.pan), r.Controls.NotOnOrAfter.In(i.loc)
+	}
+	c, err := i.cardByPANHash(ctx, tx, i.vault.panHash(pan))
 	if errors.Is(err, sql.ErrNoRows) {
 		return i.decline(ctx, tx, x, "", CodeInvalidCard, "unknown card number")
 	}
@@ -227,13 +295,17 @@ func (i *Issuer) authorize(ctx context.Context, tx *sql.Tx, x *approveTx) (strin
 	case CardBlocked:
 		return i.decline(ctx, tx, x, c.ID, CodeDeclined, "card blocked")
 	}
-	if c.ExpMonth != x.expM || c.ExpYear != x.expY {
+	expM, expY := c.ExpMonth, c.ExpYear
+	if virtual != "" {
+		expM, expY = int(virtualExp.Month()), virtualExp.Year()
+	}
+	if expM != x.expM || expY != x.expY {
 		return i.decline(ctx, tx, x, c.ID, CodeInvalidCard, "card expiry does not match")
 	}
 	if i.expired(c.ExpMonth, c.ExpYear, x.now) {
 		return i.decline(ctx, tx, x, c.ID, CodeExpired, "card expired")
 	}
-	if x.auth == AuthKeyIn {
+	if x.req.Card.KeyIn != nil {
 		ok := true
 		if x.prefix != "" && !hmac.Equal(i.vault.secretHash("pw2", c.salt, x.prefix), c.pw2Hash) {
 			ok = false
@@ -281,12 +353,20 @@ func (i *Issuer) authorize(ctx context.Context, tx *sql.Tx, x *approveTx) (strin
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO issuer_approvals (approval_number, card_id,
 		merchant_id, merchant_name, order_id, amount, currency, installments, cardholder_auth,
-		refunded_amount, status, approved_at, cutoff_at, verification)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $12, $13)`,
+		refunded_amount, status, approved_at, cutoff_at, verification, virtual_masked)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $12, $13, $14)`,
 		number, c.ID, x.req.MerchantID, x.req.MerchantName, x.req.OrderID, x.req.Amount.Minor,
 		x.req.Amount.Currency, x.req.Installments, string(x.auth), string(StatusApproved), i.t(x.now),
-		i.t(i.CutOffAfter(x.now)), x.verification != nil); err != nil {
+		i.t(i.CutOffAfter(x.now)), x.verification != nil, virtual); err != nil {
 		return "", nil, fmt.Errorf("issuer: insert approval: %w", err)
+	}
+	if aav != nil {
+		// Single use: a concurrent approval with the same value violates
+		// the key, and the rerun (Issuer.write) finds it used.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO issuer_auth_values (id, expires_at) VALUES ($1, $2)`,
+			aav.id, i.t(aav.expires)); err != nil {
+			return "", nil, fmt.Errorf("issuer: record authentication value: %w", err)
+		}
 	}
 	text := i.smsText(smsApproval, x.req.MerchantName, code, x.req.Amount, x.req.Installments, x.now, c.Last4)
 	if x.sms, err = i.enqueueSMS(ctx, tx, smsApproval, number, c.HolderPhone, text, x.now); err != nil {
@@ -630,15 +710,15 @@ func (i *Issuer) RecentApprovals(ctx context.Context, limit int) ([]Approval, er
 
 const approvalSelect = `SELECT a.approval_number, a.status, a.merchant_id, a.merchant_name, a.order_id,
 	a.amount, a.currency, a.refunded_amount, a.installments, a.cardholder_auth, a.card_id, c.bin, c.last4,
-	c.card_type, a.approved_at, a.cutoff_at, a.cancelled_at, a.settled_at, COALESCE(a.batch_id, ''), a.verification
-	FROM issuer_approvals a JOIN issuer_cards c ON c.id = a.card_id`
+	c.card_type, a.approved_at, a.cutoff_at, a.cancelled_at, a.settled_at, COALESCE(a.batch_id, ''), a.verification,
+	a.virtual_masked FROM issuer_approvals a JOIN issuer_cards c ON c.id = a.card_id`
 
 func scanApproval(row interface{ Scan(...any) error }, a *Approval) error {
 	var status, auth, typ string
 	if err := row.Scan(&a.Number, &status, &a.MerchantID, &a.MerchantName, &a.OrderID, &a.Amount.Minor,
 		&a.Amount.Currency, &a.Refunded, &a.Installments, &auth, &a.CardID, &a.CardBIN, &a.CardLast4, &typ,
 		sqlstore.ScanTime(&a.ApprovedAt), sqlstore.ScanTime(&a.CutOffAt), sqlstore.ScanTime(&a.CancelledAt),
-		sqlstore.ScanTime(&a.SettledAt), &a.BatchID, &a.Verification); err != nil {
+		sqlstore.ScanTime(&a.SettledAt), &a.BatchID, &a.Verification, &a.VirtualCard); err != nil {
 		return err
 	}
 	a.Status, a.CardholderAuth, a.CardType = Status(status), CardholderAuth(auth), CardType(typ)
@@ -720,3 +800,73 @@ func (i *Issuer) refund(ctx context.Context, id string, now time.Time) (*Refund,
 }
 
 func validApprovalNumber(s string) bool { return len(s) == 8 && ecml.AllDigits(s) }
+
+// base64URL is the alphabet of an authentication value.
+const base64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+// usedAuthValue is an authentication value accepted for an approval.
+type usedAuthValue struct {
+	id      string
+	expires time.Time
+}
+
+// checkAuthValue checks an approval's authentication value (KECIS
+// §15.7.3) in its transaction: bound to the payment, unexpired, and not
+// used before. A refusal is a decline code and message.
+func (i *Issuer) checkAuthValue(ctx context.Context, tx *sql.Tx, x *approveTx) (*usedAuthValue, Code, string, error) {
+	if i.authValues == nil {
+		return nil, CodeAuthenticationFailed, "this issuer checks no authentication values", nil
+	}
+	id, exp, err := i.authValues.CheckAuthValue(x.req.AuthValue, ecml.PAN(x.pan), x.req.Amount.Minor,
+		x.req.Amount.Currency, x.authMerchant, x.req.OrderID, x.now)
+	if err != nil {
+		if !exp.IsZero() && !x.now.Before(exp) {
+			return nil, CodeAuthenticationFailed, "the authentication value has expired", nil
+		}
+		return nil, CodeAuthenticationFailed, "the authentication value does not match the payment", nil
+	}
+	if id == "" || len(id) > 128 {
+		return nil, "", "", errors.New("issuer: the authentication value checker returned no usable id")
+	}
+	var one int
+	err = tx.QueryRowContext(ctx, `SELECT 1 FROM issuer_auth_values WHERE id = $1`, id).Scan(&one)
+	switch {
+	case err == nil:
+		return nil, CodeAuthenticationFailed, "the authentication value was already used", nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return nil, "", "", fmt.Errorf("issuer: check authentication value: %w", err)
+	}
+	return &usedAuthValue{id: id, expires: exp}, "", "", nil
+}
+
+// authValueGrace is how long after its expiry an authentication value's
+// record is kept: an expired value is declined anyway, the grace covers
+// clocks that differ between processes.
+const authValueGrace = 10 * time.Minute
+
+// Prune deletes the records of authentication values expired for longer
+// than a grace of ten minutes and the expired virtual numbers; Run calls
+// it. It returns how many rows it deleted.
+func (i *Issuer) Prune(ctx context.Context) (int64, error) {
+	var n int64
+	err := i.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM issuer_auth_values WHERE expires_at < $1`,
+			i.t(i.now().Add(-authValueGrace)))
+		if err != nil {
+			return fmt.Errorf("issuer: prune authentication values: %w", err)
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	if i.vcn != nil {
+		m, err := i.vcn.Prune(ctx)
+		if err != nil {
+			return n, fmt.Errorf("issuer: %w", err)
+		}
+		n += m
+	}
+	return n, nil
+}

@@ -13,14 +13,15 @@ import (
 )
 
 const cardColumns = `id, card_type, status, bin, last4, exp_month, exp_year, holder_name, holder_phone,
-	currency, credit_limit, available, failed_attempts, response_delay_ms, created_at`
+	currency, credit_limit, available, failed_attempts, response_delay_ms, created_at,
+	auth_pw_hash <> '', totp_seed_enc IS NOT NULL, auth_pw_failures + auth_totp_failures, auth_locked`
 
 func scanCard(row interface{ Scan(...any) error }, c *Card, extra ...any) error {
 	var typ, status string
 	var delayMS int64
 	dst := append([]any{&c.ID, &typ, &status, &c.BIN, &c.Last4, &c.ExpMonth, &c.ExpYear,
 		&c.HolderName, &c.HolderPhone, &c.Currency, &c.Limit, &c.Available, &c.FailedAttempts, &delayMS,
-		sqlstore.ScanTime(&c.CreatedAt)}, extra...)
+		sqlstore.ScanTime(&c.CreatedAt), &c.AuthPassword, &c.TOTP, &c.AuthFailures, &c.AuthLocked}, extra...)
 	if err := row.Scan(dst...); err != nil {
 		return err
 	}
@@ -79,6 +80,8 @@ func (i *Issuer) responseDelay(ctx context.Context, pan string) time.Duration {
 // (and again only to an idempotent repeat of the same request). The number
 // is stored encrypted, the birth date and the password's two leading
 // digits as keyed salted hashes; the rest of the password is discarded.
+// An authentication password given is kept as an argon2id hash; a TOTP
+// seed asked for is stored sealed like the number and returned likewise.
 func (i *Issuer) IssueCard(ctx context.Context, req IssueCardRequest) (*IssuedCard, error) {
 	if e := checkKey(req.IdempotencyKey); e != nil {
 		return nil, e
@@ -110,6 +113,12 @@ func (i *Issuer) IssueCard(ctx context.Context, req IssueCardRequest) (*IssuedCa
 	if req.Limit < 0 {
 		return nil, invalid("limit must not be negative")
 	}
+	authPW := req.AuthPassword.Reveal()
+	if authPW != "" {
+		if e := checkAuthPassword(authPW); e != nil {
+			return nil, e
+		}
+	}
 	now := i.now()
 	expM, expY := req.ExpMonth, req.ExpYear
 	if expM == 0 && expY == 0 {
@@ -122,8 +131,18 @@ func (i *Issuer) IssueCard(ctx context.Context, req IssueCardRequest) (*IssuedCa
 	}
 
 	fp := i.vault.fingerprint(opIssueCard, string(req.Type), req.HolderName, phone, birth, password,
-		strconv.FormatInt(req.Limit, 10), cur, strconv.Itoa(expM), strconv.Itoa(expY))
+		strconv.FormatInt(req.Limit, 10), cur, strconv.Itoa(expM), strconv.Itoa(expY), authPW, strconv.FormatBool(req.EnrolTOTP))
+	var pwHash string
+	if authPW != "" {
+		// Hashed before the transaction, which it would hold for the
+		// hash's time; a replay discards it.
+		var err error
+		if pwHash, err = i.hashAuthPassword(ctx, authPW); err != nil {
+			return nil, err
+		}
+	}
 	var pan string
+	var seed []byte
 	out, err := i.idempotent(ctx, adminScope, req.IdempotencyKey, opIssueCard, fp, now,
 		func(tx *sql.Tx) (string, *Error, error) {
 			id, err := newID(i.rand, "card")
@@ -142,14 +161,25 @@ func (i *Issuer) IssueCard(ctx context.Context, req IssueCardRequest) (*IssuedCa
 			if err != nil {
 				return "", nil, err
 			}
+			var seedEnc []byte
+			seed = nil
+			if req.EnrolTOTP {
+				if seed, err = i.newTOTPSeed(); err != nil {
+					return "", nil, err
+				}
+				if seedEnc, err = i.vault.seal(seed, totpAD(id)); err != nil {
+					return "", nil, err
+				}
+			}
 			_, err = tx.ExecContext(ctx, `INSERT INTO issuer_cards (id, pan_hash, pan_enc, bin, last4,
 				exp_month, exp_year, card_type, status, holder_name, holder_phone, secret_salt, birth_hash,
-				pw2_hash, currency, credit_limit, available, failed_attempts, created_at, updated_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 0, $18, $19)`,
+				pw2_hash, currency, credit_limit, available, failed_attempts, created_at, updated_at,
+				auth_pw_hash, totp_seed_enc)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 0, $18, $19, $20, $21)`,
 				id, i.vault.panHash(pan), sealed, ecml.PAN(pan).BIN(), ecml.PAN(pan).Last4(), expM, expY, string(req.Type),
 				string(CardActive), req.HolderName, phone, salt,
 				i.vault.secretHash("birth", salt, birth), i.vault.secretHash("pw2", salt, password[:2]),
-				cur, req.Limit, req.Limit, i.t(now), i.t(now))
+				cur, req.Limit, req.Limit, i.t(now), i.t(now), pwHash, seedEnc)
 			if err != nil {
 				return "", nil, fmt.Errorf("issuer: insert card: %w", err)
 			}
@@ -169,11 +199,20 @@ func (i *Issuer) IssueCard(ctx context.Context, req IssueCardRequest) (*IssuedCa
 		if pan, err = i.vault.openPAN(c.ID, sealed); err != nil {
 			return nil, err
 		}
+		if seed, err = i.totpSeed(ctx, c.ID); err != nil {
+			return nil, err
+		}
 	} else {
 		i.log.InfoContext(ctx, "card issued", "card", c.ID, "type", c.Type, "masked", c.Masked(),
-			"currency", c.Currency, "limit", c.Limit)
+			"currency", c.Currency, "limit", c.Limit, "auth_password", c.AuthPassword, "totp", c.TOTP)
 	}
-	return &IssuedCard{Card: *c, PAN: ecml.PAN(pan), Replayed: out.replayed}, nil
+	ic := &IssuedCard{Card: *c, PAN: ecml.PAN(pan), Replayed: out.replayed}
+	if seed != nil {
+		if ic.TOTPEnrolment, err = i.totpEnrolment(seed, c.Masked()); err != nil {
+			return nil, err
+		}
+	}
+	return ic, nil
 }
 
 // newPAN draws a 16-digit Luhn-valid card number under bin that no card

@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
@@ -30,6 +31,8 @@ type vault struct {
 	panKey    []byte
 	secretKey []byte
 	fpKey     []byte
+	authKey   []byte // keys the authentication password before argon2id
+	pepper    []byte // for keys derived elsewhere (HKDF: virtual numbers)
 	rand      io.Reader
 }
 
@@ -60,6 +63,8 @@ func newVault(dataKey, pepper []byte, rand io.Reader) (*vault, error) {
 		panKey:    derive("pan-index"),
 		secretKey: derive("cardholder-secret"),
 		fpKey:     derive("idempotency-fingerprint"),
+		authKey:   derive("auth-password"),
+		pepper:    bytes.Clone(pepper),
 		rand:      rand,
 	}, nil
 }
@@ -72,26 +77,52 @@ func (v *vault) panHash(pan string) []byte {
 }
 
 func (v *vault) sealPAN(cardID, pan string) ([]byte, error) {
+	return v.seal([]byte(pan), []byte("card:"+cardID))
+}
+
+// seal encrypts plain bound to ad: version ‖ nonce ‖ AES-256-GCM.
+func (v *vault) seal(plain, ad []byte) ([]byte, error) {
 	nonce := make([]byte, v.aead.NonceSize())
 	if _, err := io.ReadFull(v.rand, nonce); err != nil {
 		return nil, fmt.Errorf("issuer: nonce: %w", err)
 	}
 	out := append([]byte{sealVersion}, nonce...)
-	return v.aead.Seal(out, nonce, []byte(pan), []byte("card:"+cardID)), nil
+	return v.aead.Seal(out, nonce, plain, ad), nil
 }
 
-var errOpen = errors.New("issuer: stored card number does not decrypt (wrong data key or tampered row)")
+var errOpen = errors.New("issuer: stored secret does not decrypt (wrong data key or tampered row)")
 
 func (v *vault) openPAN(cardID string, sealed []byte) (string, error) {
+	pt, err := v.open(sealed, []byte("card:"+cardID))
+	return string(pt), err
+}
+
+func (v *vault) open(sealed, ad []byte) ([]byte, error) {
 	n := v.aead.NonceSize()
 	if len(sealed) < 1+n+v.aead.Overhead() || sealed[0] != sealVersion {
-		return "", errOpen
+		return nil, errOpen
 	}
-	pt, err := v.aead.Open(nil, sealed[1:1+n], sealed[1+n:], []byte("card:"+cardID))
+	pt, err := v.aead.Open(nil, sealed[1:1+n], sealed[1+n:], ad)
 	if err != nil {
-		return "", errOpen
+		return nil, errOpen
 	}
-	return string(pt), nil
+	return pt, nil
+}
+
+// domainSealer is the vault as a connectors/vcn Sealer: its additional
+// data is prefixed with a domain, so that nothing it seals opens as a
+// card number or a TOTP seed, nor the reverse.
+type domainSealer struct {
+	v      *vault
+	domain string
+}
+
+func (d domainSealer) Seal(plain, ad []byte) ([]byte, error) {
+	return d.v.seal(plain, append([]byte(d.domain+":"), ad...))
+}
+
+func (d domainSealer) Open(sealed, ad []byte) ([]byte, error) {
+	return d.v.open(sealed, append([]byte(d.domain+":"), ad...))
 }
 
 // secretHash is the keyed salted hash of a cardholder secret; kind keeps

@@ -23,8 +23,12 @@ const (
 	// CodeExpired: the card's expiry month has passed.
 	CodeExpired Code = "EXPIRED"
 	// CodeLimitExceeded: a credit card's available limit is below the
-	// amount.
+	// amount, or a virtual number's amount cap is.
 	CodeLimitExceeded Code = "LIMIT_EXCEEDED"
+	// CodeAuthenticationFailed: the approval's authentication value (AAV,
+	// KECIS §15.7.3) does not match the payment, has expired or was
+	// already used; the message says which.
+	CodeAuthenticationFailed Code = "AUTHENTICATION_FAILED"
 )
 
 // Other codes: the request was not carried out.
@@ -38,15 +42,17 @@ const (
 	CodeNotSettled          Code = "NOT_SETTLED"        // a refund before the cut-off: cancel instead
 	CodeRefundExceeded      Code = "REFUND_EXCEEDED"    // refunds would exceed the approved amount
 	CodeAmountRequired      Code = "AMOUNT_REQUIRED"    // a refund naming no amount of an approval that is no verification approval
+	CodeNotEnrolled         Code = "NOT_ENROLLED"       // the card has no authentication password, TOTP seed or virtual numbers
+	CodeNoCA                Code = "NO_CA"              // the issuer has no cardholder CA configured
 	CodeUnauthorized        Code = "UNAUTHORIZED"       // HTTP API only: admin token missing or wrong
 	CodeMethodNotAllowed    Code = "METHOD_NOT_ALLOWED" // HTTP API only
 	CodeInternal            Code = "INTERNAL"
 )
 
-// IsDecline reports whether c is one of the five decline codes.
+// IsDecline reports whether c is one of the six decline codes.
 func (c Code) IsDecline() bool {
 	switch c {
-	case CodeDeclined, CodeInsufficientFunds, CodeInvalidCard, CodeExpired, CodeLimitExceeded:
+	case CodeDeclined, CodeInsufficientFunds, CodeInvalidCard, CodeExpired, CodeLimitExceeded, CodeAuthenticationFailed:
 		return true
 	}
 	return false
@@ -69,8 +75,10 @@ func (c Code) HTTPStatus() int {
 		return http.StatusNotFound
 	case CodeIdempotencyConflict, CodeRefundExceeded:
 		return http.StatusUnprocessableEntity
-	case CodeDuplicateOrder, CodeAlreadyCancelled, CodeAlreadySettled, CodeNotSettled:
+	case CodeDuplicateOrder, CodeAlreadyCancelled, CodeAlreadySettled, CodeNotSettled, CodeNotEnrolled:
 		return http.StatusConflict
+	case CodeNoCA:
+		return http.StatusNotImplemented
 	}
 	return http.StatusInternalServerError
 }
@@ -99,20 +107,23 @@ func (e *Error) Is(target error) bool {
 
 // Sentinels for errors.Is; they match any *Error with the same Code.
 var (
-	ErrDeclined            = &Error{Code: CodeDeclined}
-	ErrInsufficientFunds   = &Error{Code: CodeInsufficientFunds}
-	ErrInvalidCard         = &Error{Code: CodeInvalidCard}
-	ErrExpired             = &Error{Code: CodeExpired}
-	ErrLimitExceeded       = &Error{Code: CodeLimitExceeded}
-	ErrInvalidRequest      = &Error{Code: CodeInvalidRequest}
-	ErrNotFound            = &Error{Code: CodeNotFound}
-	ErrIdempotencyConflict = &Error{Code: CodeIdempotencyConflict}
-	ErrDuplicateOrder      = &Error{Code: CodeDuplicateOrder}
-	ErrAlreadyCancelled    = &Error{Code: CodeAlreadyCancelled}
-	ErrAlreadySettled      = &Error{Code: CodeAlreadySettled}
-	ErrNotSettled          = &Error{Code: CodeNotSettled}
-	ErrRefundExceeded      = &Error{Code: CodeRefundExceeded}
-	ErrAmountRequired      = &Error{Code: CodeAmountRequired}
+	ErrDeclined             = &Error{Code: CodeDeclined}
+	ErrInsufficientFunds    = &Error{Code: CodeInsufficientFunds}
+	ErrInvalidCard          = &Error{Code: CodeInvalidCard}
+	ErrExpired              = &Error{Code: CodeExpired}
+	ErrLimitExceeded        = &Error{Code: CodeLimitExceeded}
+	ErrInvalidRequest       = &Error{Code: CodeInvalidRequest}
+	ErrNotFound             = &Error{Code: CodeNotFound}
+	ErrIdempotencyConflict  = &Error{Code: CodeIdempotencyConflict}
+	ErrDuplicateOrder       = &Error{Code: CodeDuplicateOrder}
+	ErrAlreadyCancelled     = &Error{Code: CodeAlreadyCancelled}
+	ErrAlreadySettled       = &Error{Code: CodeAlreadySettled}
+	ErrNotSettled           = &Error{Code: CodeNotSettled}
+	ErrRefundExceeded       = &Error{Code: CodeRefundExceeded}
+	ErrAmountRequired       = &Error{Code: CodeAmountRequired}
+	ErrAuthenticationFailed = &Error{Code: CodeAuthenticationFailed}
+	ErrNotEnrolled          = &Error{Code: CodeNotEnrolled}
+	ErrNoCA                 = &Error{Code: CodeNoCA}
 )
 
 // CodeOf returns the Code of err: that of the *Error it wraps, "" for nil,

@@ -112,6 +112,8 @@ func (e *env) open(seed string, opts ...func(*issuer.Config)) *issuer.Issuer {
 		Logger:   slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:      e.clock.Now,
 		Rand:     testutil.NewDetRand(seed),
+		// Cheap argon2id: the tests check the logic, not the cost.
+		PasswordHashing: issuer.Argon2Params{MemoryKiB: 1024, Threads: 1},
 	}
 	for _, o := range opts {
 		o(&cfg)

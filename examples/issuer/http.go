@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,7 +31,13 @@ const maxBody = 64 << 10
 //	POST /api/v1/approvals/{no}/refunds      (partial) refund after settlement
 //	POST /api/v1/settlement/run              admin: run the settlement job now
 //	POST /api/v1/notifications/deliver       admin: retry pending SMS
+//	POST /api/v1/cards/{id}/auth/unlock      admin: clear the card's authentication lock
+//	POST /api/v1/cards/{id}/certificates     admin: issue a client certificate (PKCS#12, once)
+//	POST /api/v1/certificates/{serial}/revoke admin: revoke a client certificate
+//	GET  /ca/crl                             the cardholder CA's CRL (DER)
+//	GET  /ca/cert                            the cardholder CA's certificate (DER)
 //	GET  /admin                              admin: HTML page of cards, approvals and SMS
+//	POST /admin/cards/{id}/unlock            admin: the page's unlock button
 //
 // Every POST that changes state needs an Idempotency-Key header; a repeat
 // answers with the original result and Idempotent-Replayed: true. Errors
@@ -54,7 +61,13 @@ func (i *Issuer) Handler() http.Handler {
 		{"POST", "/api/v1/approvals/{no}/refunds", i.handleRefund},
 		{"POST", "/api/v1/settlement/run", i.adminOnly(i.handleSettle)},
 		{"POST", "/api/v1/notifications/deliver", i.adminOnly(i.handleDeliver)},
+		{"POST", "/api/v1/cards/{id}/auth/unlock", i.adminOnly(i.handleUnlock)},
+		{"POST", "/api/v1/cards/{id}/certificates", i.adminOnly(i.handleIssueCertificate)},
+		{"POST", "/api/v1/certificates/{serial}/revoke", i.adminOnly(i.handleRevokeCertificate)},
+		{"GET", "/ca/crl", i.handleCRL},
+		{"GET", "/ca/cert", i.handleCACert},
 		{"GET", "/admin", i.adminOnly(i.handleAdminPage)},
+		{"POST", "/admin/cards/{id}/unlock", i.adminOnly(i.handleAdminUnlock)},
 	}
 	mux := http.NewServeMux()
 	allowed := map[string][]string{}
@@ -99,6 +112,8 @@ type wireApproveRequest struct {
 	Currency     string       `json:"currency"`
 	Installments int          `json:"installments,omitempty"`
 	Card         wireCardData `json:"card"`
+	AuthValue    string       `json:"auth_value,omitempty"`
+	AuthMerchant string       `json:"auth_merchant,omitempty"`
 }
 
 type wireCancelRequest struct {
@@ -123,6 +138,21 @@ type wireIssueCardRequest struct {
 	Currency    string `json:"currency,omitempty"`
 	ExpMonth    int    `json:"exp_month,omitempty"`
 	ExpYear     int    `json:"exp_year,omitempty"`
+	// AuthPassword and EnrolTOTP: cardholder authentication (KECIS §15.7).
+	AuthPassword string `json:"auth_password,omitempty"`
+	EnrolTOTP    bool   `json:"enrol_totp,omitempty"`
+}
+
+type wireIssueCertificate struct {
+	HolderName     string `json:"holder_name"`
+	PKCS12Password string `json:"pkcs12_password"`
+}
+
+type wireCertificate struct {
+	Serial      string    `json:"serial"`
+	NotAfter    time.Time `json:"not_after"`
+	Certificate string    `json:"certificate"` // PEM
+	PKCS12      []byte    `json:"pkcs12"`      // base64 in JSON: this response only
 }
 
 type wireCardStatus struct {
@@ -156,6 +186,7 @@ type wireApproval struct {
 	Installments     int          `json:"installments"`
 	CardholderAuth   string       `json:"cardholder_auth"`
 	Card             wireCardRef  `json:"card"`
+	VirtualCard      string       `json:"virtual_card,omitempty"` // masked
 	ApprovedAt       time.Time    `json:"approved_at"`
 	CutOffAt         time.Time    `json:"cut_off_at"`
 	CancelledAt      *time.Time   `json:"cancelled_at,omitempty"`
@@ -186,11 +217,21 @@ type wireCard struct {
 	Available      int64     `json:"available"`
 	FailedAttempts int       `json:"failed_attempts"`
 	CreatedAt      time.Time `json:"created_at"`
+	AuthPassword   bool      `json:"auth_password"`
+	TOTP           bool      `json:"totp"`
+	AuthFailures   int       `json:"auth_failures"`
+	AuthLocked     bool      `json:"auth_locked"`
 }
 
 type wireIssuedCard struct {
-	Card   wireCard `json:"card"`
-	Number string   `json:"number"` // the full card number: this response only
+	Card   wireCard  `json:"card"`
+	Number string    `json:"number"` // the full card number: this response only
+	TOTP   *wireTOTP `json:"totp,omitempty"`
+}
+
+type wireTOTP struct {
+	Seed string `json:"seed"` // base32: this response only
+	URI  string `json:"uri"`  // otpauth://totp/…
 }
 
 type wireSettlement struct {
@@ -213,6 +254,7 @@ func toWireApproval(a *Approval) wireApproval {
 		Installments: a.Installments, CardholderAuth: string(a.CardholderAuth),
 		Card:       wireCardRef{ID: a.CardID, Masked: a.CardBIN + "******" + a.CardLast4, Type: string(a.CardType)},
 		ApprovedAt: a.ApprovedAt, CutOffAt: a.CutOffAt, BatchID: a.BatchID, Verification: a.Verification, Refunds: []wireRefund{},
+		VirtualCard: a.VirtualCard,
 	}
 	if !a.CancelledAt.IsZero() {
 		t := a.CancelledAt
@@ -238,6 +280,7 @@ func toWireCard(c *Card) wireCard {
 		Last4: c.Last4, ExpMonth: c.ExpMonth, ExpYear: c.ExpYear, HolderName: c.HolderName,
 		HolderPhone: MaskPhone(c.HolderPhone), Currency: c.Currency, Limit: c.Limit,
 		Available: c.Available, FailedAttempts: c.FailedAttempts, CreatedAt: c.CreatedAt,
+		AuthPassword: c.AuthPassword, TOTP: c.TOTP, AuthFailures: c.AuthFailures, AuthLocked: c.AuthLocked,
 	}
 }
 
@@ -252,6 +295,7 @@ func (i *Issuer) handleApprove(w http.ResponseWriter, r *http.Request) {
 		Card: CardData{
 			PAN: ecml.PAN(in.Card.Number), ExpMonth: in.Card.ExpMonth, ExpYear: in.Card.ExpYear,
 		},
+		AuthValue: in.AuthValue, AuthMerchant: in.AuthMerchant,
 		IdempotencyKey: r.Header.Get("Idempotency-Key"),
 	}
 	if in.Card.PasswordPrefix != "" || in.Card.BirthDate != "" {
@@ -330,6 +374,7 @@ func (i *Issuer) handleIssueCard(w http.ResponseWriter, r *http.Request) {
 		Type: CardType(in.Type), HolderName: in.HolderName, HolderPhone: in.HolderPhone,
 		BirthDate: ecml.Secret(in.BirthDate), Password: ecml.Secret(in.Password), Limit: in.Limit,
 		Currency: in.Currency, ExpMonth: in.ExpMonth, ExpYear: in.ExpYear,
+		AuthPassword: ecml.Secret(in.AuthPassword), EnrolTOTP: in.EnrolTOTP,
 		IdempotencyKey: r.Header.Get("Idempotency-Key"),
 	})
 	if err != nil {
@@ -337,7 +382,84 @@ func (i *Issuer) handleIssueCard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusCreated, c.Replayed, wireIssuedCard{Card: toWireCard(&c.Card), Number: c.PAN.Reveal()})
+	out := wireIssuedCard{Card: toWireCard(&c.Card), Number: c.PAN.Reveal()}
+	if t := c.TOTPEnrolment; t != nil {
+		out.TOTP = &wireTOTP{Seed: t.Seed.Reveal(), URI: t.URI.Reveal()}
+	}
+	writeJSON(w, http.StatusCreated, c.Replayed, out)
+}
+
+func (i *Issuer) handleUnlock(w http.ResponseWriter, r *http.Request) {
+	c, err := i.UnlockAuth(r.Context(), r.PathValue("id"))
+	if err != nil {
+		i.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, false, toWireCard(c))
+}
+
+// handleIssueCertificate issues a client certificate and answers it with
+// its key as PKCS#12 under the password given — this response only (the
+// issuer keeps no key).
+func (i *Issuer) handleIssueCertificate(w http.ResponseWriter, r *http.Request) {
+	var in wireIssueCertificate
+	if !i.decode(w, r, &in) {
+		return
+	}
+	if len(in.PKCS12Password) < 4 || len(in.PKCS12Password) > 128 {
+		i.writeError(w, r, invalid("pkcs12_password must be 4 to 128 characters"))
+		return
+	}
+	cc, err := i.IssueClientCertificate(r.Context(), r.PathValue("id"), in.HolderName)
+	if err != nil {
+		i.writeError(w, r, err)
+		return
+	}
+	p12, err := cc.PKCS12(in.PKCS12Password, i.rand)
+	if err != nil {
+		i.writeError(w, r, err)
+		return
+	}
+	certPEM, _, err := cc.PEM()
+	if err != nil {
+		i.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, false, wireCertificate{Serial: cc.Serial, NotAfter: cc.Certificate.NotAfter,
+		Certificate: string(certPEM), PKCS12: p12})
+}
+
+func (i *Issuer) handleRevokeCertificate(w http.ResponseWriter, r *http.Request) {
+	if err := i.RevokeCertificate(r.Context(), r.PathValue("serial")); err != nil {
+		i.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, false, map[string]any{"serial": r.PathValue("serial"), "revoked": true})
+}
+
+// handleCRL serves the cardholder CA's CRL (RFC 5280, DER), cacheable
+// until half its validity has passed.
+func (i *Issuer) handleCRL(w http.ResponseWriter, r *http.Request) {
+	crl, err := i.CRL(r.Context())
+	if err != nil {
+		i.writeError(w, r, err)
+		return
+	}
+	age := max(int(crl.NextUpdate.Sub(crl.ThisUpdate).Seconds()/2-i.now().Sub(crl.ThisUpdate).Seconds()), 0)
+	w.Header().Set("Content-Type", "application/pkix-crl")
+	w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(age))
+	_, _ = w.Write(crl.Raw)
+}
+
+func (i *Issuer) handleCACert(w http.ResponseWriter, r *http.Request) {
+	c := i.CACertificate()
+	if c == nil {
+		i.writeError(w, r, newError(CodeNoCA, "the issuer has no cardholder CA"))
+		return
+	}
+	w.Header().Set("Content-Type", "application/pkix-cert")
+	_, _ = w.Write(c.Raw)
 }
 
 func (i *Issuer) handleListCards(w http.ResponseWriter, r *http.Request) {

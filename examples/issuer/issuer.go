@@ -17,6 +17,7 @@ import (
 	"github.com/kecis/kecis/connectors/sqlstore"
 	_ "github.com/kecis/kecis/connectors/sqlstore/postgres" // the dialects its DSN may name
 	_ "github.com/kecis/kecis/connectors/sqlstore/sqlite"
+	"github.com/kecis/kecis/connectors/vcn"
 	"github.com/kecis/kecis/ecml"
 )
 
@@ -86,6 +87,32 @@ type Config struct {
 	// Negative writes it at once, in a transaction of its own.
 	SMSRecordDelay time.Duration `json:"sms_record_delay,omitempty"`
 
+	// MaxAuthFailures is how many failures of the authentication password
+	// and the TOTP code together lock a card's cardholder authentication
+	// until UnlockAuth (KECIS §15.7.2); default 5.
+	MaxAuthFailures int `json:"max_auth_failures,omitempty"`
+	// PasswordHashing are the argon2id parameters of authentication
+	// passwords; defaults as Argon2Params says.
+	PasswordHashing Argon2Params `json:"password_hashing,omitempty"`
+	// CACert and CAKey (PEM: a certificate and its ECDSA P-256 PKCS#8 or
+	// SEC 1 key) are the issuer's cardholder CA, which issues the
+	// cardholders' TLS client certificates; GenerateCA makes a pair for
+	// the caller to keep. Without them the CA's methods answer NO_CA.
+	CACert []byte `json:"ca_cert,omitempty"`
+	CAKey  []byte `json:"ca_key,omitempty"`
+	// ClientCertValidity is how long a client certificate is valid (never
+	// past the card's expiry or the CA's); default 365 days.
+	ClientCertValidity time.Duration `json:"client_cert_validity,omitempty"`
+	// CRLValidity is the CRL's NextUpdate after its ThisUpdate; it is
+	// signed again when half of it has passed or a certificate is revoked.
+	// Default 10 minutes.
+	CRLValidity time.Duration `json:"crl_validity,omitempty"`
+	// Virtual configures virtual card numbers (KECIS §15.4).
+	Virtual VirtualConfig `json:"virtual,omitempty"`
+
+	// AuthValues checks the authentication values (AAV) approvals carry
+	// (KECIS §15.7.3); nil declines every approval that carries one.
+	AuthValues AuthValues `json:"-"`
 	// Notifier sends the cardholder SMS; nil logs them instead.
 	Notifier Notifier `json:"-"`
 	// Logger receives the issuer's logs; slog.Default() if nil.
@@ -112,6 +139,14 @@ type Issuer struct {
 	maxFail  int
 	maxVerif map[string]int64
 	admin    string
+
+	maxAuthFail int
+	argon       Argon2Params
+	hashSlots   chan struct{}
+	authValues  AuthValues
+	ca          *certAuthority
+	virtualCfg  VirtualConfig
+	vcn         *vcn.Service
 
 	notifier      Notifier
 	notifyTimeout time.Duration
@@ -160,6 +195,10 @@ func (i *Issuer) use(ctx context.Context, db *sqlstore.DB) (*Issuer, error) {
 		return nil, fmt.Errorf("issuer: %w", err)
 	}
 	i.db = db
+	if err := i.openVirtual(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if i.admin == "" {
 		i.log.Warn("issuer: admin endpoints are open (no admin token configured)")
 	}
@@ -174,6 +213,10 @@ func newIssuer(cfg Config) (*Issuer, error) {
 		validity:      cfg.CardValidityYears,
 		maxFail:       cfg.MaxKeyInFailures,
 		admin:         cfg.AdminToken,
+		maxAuthFail:   cfg.MaxAuthFailures,
+		argon:         cfg.PasswordHashing.withDefaults(),
+		authValues:    cfg.AuthValues,
+		virtualCfg:    cfg.Virtual,
 		notifier:      cfg.Notifier,
 		notifyTimeout: cfg.NotifyTimeout,
 		notifyMax:     cfg.NotifyMaxAttempts,
@@ -220,6 +263,13 @@ func newIssuer(cfg Config) (*Issuer, error) {
 	if i.maxFail < 1 {
 		return nil, errors.New("issuer: config: max_keyin_failures must be positive")
 	}
+	if i.maxAuthFail == 0 {
+		i.maxAuthFail = 5
+	}
+	if i.maxAuthFail < 1 {
+		return nil, errors.New("issuer: config: max_auth_failures must be positive")
+	}
+	i.hashSlots = make(chan struct{}, i.argon.MaxConcurrent)
 	i.maxVerif = maps.Clone(cfg.MaxVerificationAmount)
 	if i.maxVerif == nil {
 		i.maxVerif = map[string]int64{"KRW": 50_000}
@@ -258,6 +308,9 @@ func newIssuer(cfg Config) (*Issuer, error) {
 		return nil, err
 	}
 	i.vault = v
+	if i.ca, err = newCertAuthority(cfg); err != nil {
+		return nil, err
+	}
 	return i, nil
 }
 

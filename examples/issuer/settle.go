@@ -73,8 +73,9 @@ func (i *Issuer) Settle(ctx context.Context, now time.Time) (*Settlement, error)
 	return s, nil
 }
 
-// Run settles and delivers pending SMS every interval until ctx ends, for
-// a process that hosts the issuer; it returns ctx's error.
+// Run settles, delivers pending SMS and prunes expired authentication
+// values and virtual numbers (Prune) every interval until ctx ends, for a process that hosts the issuer; it
+// returns ctx's error.
 func (i *Issuer) Run(ctx context.Context, interval time.Duration) error {
 	if interval <= 0 {
 		interval = time.Minute
@@ -91,6 +92,9 @@ func (i *Issuer) Run(ctx context.Context, interval time.Duration) error {
 			}
 			if _, err := i.DeliverNotifications(ctx); err != nil && ctx.Err() == nil {
 				i.log.ErrorContext(ctx, "sms delivery run failed", "err", err)
+			}
+			if _, err := i.Prune(ctx); err != nil && ctx.Err() == nil {
+				i.log.ErrorContext(ctx, "pruning failed", "err", err)
 			}
 		}
 	}

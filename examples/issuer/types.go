@@ -49,7 +49,22 @@ type CardholderAuth string
 const (
 	AuthNone  CardholderAuth = "none"  // card number and expiry only
 	AuthKeyIn CardholderAuth = "keyin" // Korean key-in: password digits and/or birth date checked
+	// AuthValue: the issuer's own cardholder authentication (KECIS §15.7),
+	// its authentication value checked at approval.
+	AuthValue CardholderAuth = "aav"
 )
+
+// AuthValues checks the authentication value (AAV) an approval carries
+// (KECIS §15.7.3): that it is bound to the card number as the approval
+// sends it (the virtual number when virtual), the amount in minor units,
+// the currency, the merchant and the order, and unexpired at now. It
+// returns the value's id, which the issuer records to accept it once, and
+// its expiry. An error with a non-zero expiry not after now is an expired
+// value; any other error a value that does not match the payment.
+// connectors/cardauth.AAV implements it.
+type AuthValues interface {
+	CheckAuthValue(aav string, pan ecml.PAN, amount int64, currency, merchant, orderID string, now time.Time) (id string, expires time.Time, err error)
+}
 
 // Card is a card as the issuer shows it: never the full number.
 type Card struct {
@@ -70,17 +85,27 @@ type Card struct {
 	// ResponseDelay is how long the host takes to decide an approval on
 	// the card (SetCardResponseDelay); 0 for every card but a test one.
 	ResponseDelay time.Duration
+	// Cardholder authentication (KECIS §15.7): whether the card has an
+	// authentication password and a TOTP seed, the failures of both that
+	// count towards the lock, and the lock (UnlockAuth clears it).
+	AuthPassword bool
+	TOTP         bool
+	AuthFailures int
+	AuthLocked   bool
 }
 
 // Masked is the card number as it may be displayed: BIN, stars, last four.
 func (c *Card) Masked() string { return c.BIN + "******" + c.Last4 }
 
 // IssuedCard is the result of IssueCard: the card and, this once, its
-// number. PAN prints masked; use PAN.Reveal to read it.
+// number and its TOTP seed. PAN prints masked; use PAN.Reveal to read it.
 type IssuedCard struct {
 	Card
-	PAN      ecml.PAN
-	Replayed bool // an idempotent repeat of an earlier IssueCard
+	PAN ecml.PAN
+	// TOTPEnrolment is the TOTP seed enrolled with
+	// IssueCardRequest.EnrolTOTP, nil without.
+	TOTPEnrolment *TOTPEnrolment
+	Replayed      bool // an idempotent repeat of an earlier IssueCard
 }
 
 // Approval is an entry of the approvals ledger.
@@ -98,11 +123,14 @@ type Approval struct {
 	CardBIN        string
 	CardLast4      string
 	CardType       CardType
-	ApprovedAt     time.Time
-	CutOffAt       time.Time // the settlement cut-off it belongs to; cancellable before it
-	CancelledAt    time.Time // zero unless cancelled
-	SettledAt      time.Time // zero until settled (the cut-off instant)
-	BatchID        string    // the settlement batch, once Settle ran
+	// VirtualCard is the virtual number the approval was made with
+	// (KECIS §15.4), masked; "" for the card's own number.
+	VirtualCard string
+	ApprovedAt  time.Time
+	CutOffAt    time.Time // the settlement cut-off it belongs to; cancellable before it
+	CancelledAt time.Time // zero unless cancelled
+	SettledAt   time.Time // zero until settled (the cut-off instant)
+	BatchID     string    // the settlement batch, once Settle ran
 	// Verification marks a verification approval (ApproveVerification):
 	// its amount is the cardholder's one-time password, and a refund
 	// naming no amount refunds it whole.
@@ -150,12 +178,22 @@ type CardData struct {
 
 // ApproveRequest asks for an approval (승인).
 type ApproveRequest struct {
-	MerchantID     string
-	MerchantName   string // shown in the cardholder's SMS; MerchantID if empty
-	OrderID        string // unique per merchant: one approval per order
-	Amount         ecml.Money
-	Installments   int // 0 (or 1) for a lump sum, 2–36 months
-	Card           CardData
+	MerchantID   string
+	MerchantName string // shown in the cardholder's SMS; MerchantID if empty
+	OrderID      string // unique per merchant: one approval per order
+	Amount       ecml.Money
+	Installments int // 0 (or 1) for a lump sum, 2–36 months
+	Card         CardData
+	// AuthValue is the authentication value (AAV, KECIS §15.7.3) of the
+	// issuer's cardholder authentication for this payment, "" for none:
+	// Config.AuthValues checks it against the number as sent, the amount,
+	// the currency, AuthMerchant and the order, and it is accepted once
+	// (AUTHENTICATION_FAILED otherwise).
+	AuthValue string
+	// AuthMerchant is the merchant the cardholder paid (the shop an
+	// acquirer pays for, else the caller): the AAV's and a virtual number's
+	// merchant. MerchantID when empty.
+	AuthMerchant   string
 	IdempotencyKey string
 }
 
@@ -216,8 +254,15 @@ type IssueCardRequest struct {
 	Currency    string      // KRW if empty
 	// ExpMonth and ExpYear default to the issue month plus
 	// Config.CardValidityYears.
-	ExpMonth       int
-	ExpYear        int
+	ExpMonth int
+	ExpYear  int
+	// AuthPassword, optional, is the card's authentication password for
+	// the issuer's cardholder authentication (안심클릭, KECIS §15.7), 6 to
+	// 64 characters; kept as an argon2id hash.
+	AuthPassword ecml.Secret
+	// EnrolTOTP enrols a TOTP seed (RFC 6238), returned once in
+	// IssuedCard.TOTP.
+	EnrolTOTP      bool
 	IdempotencyKey string
 }
 
