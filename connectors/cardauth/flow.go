@@ -95,7 +95,10 @@ func (e *Engine) readRequest(ctx context.Context, req *connectors.Request) (*req
 		out.WantVirtual = true
 		return out, nil
 	}
-	out.WantVirtual = ca.WantsVirtual()
+	// A virtual number issued during an authentication goes to this
+	// merchant's PG: it is always locked to the merchant (KECIS §15.4); only
+	// vcn:issue, whose cardholder sees the controls, may ask otherwise.
+	out.WantVirtual, out.Lock = ca.WantsVirtual(), true
 	if ca == nil || ca.Acquirer == "" {
 		return nil, errors.New("kx:CardAuth/@Acquirer is required")
 	}

@@ -368,7 +368,9 @@ func TestNoJSPage(t *testing.T) {
 func TestVirtualNumber(t *testing.T) {
 	r := newRig(t, nil)
 	b := &browser{}
-	tx := r.begin(t, b, "O-v", 30000, func(p *ecml.Payload) { p.CardAuth.VirtualCard = "true" })
+	// The merchant asks for no merchant lock: a number issued during an
+	// authentication is locked to it all the same.
+	tx := r.begin(t, b, "O-v", 30000, func(p *ecml.Payload) { p.CardAuth.VirtualCard, p.CardAuth.MerchantLock = "true", "false" })
 	got := r.receive(t, r.card(t, b, tx, goodPAN, goodPW))
 	if got.status.Code != saml.StatusSuccess || got.payload.VirtualCard == nil || got.payload.VirtualCard.Number != "" {
 		t.Fatalf("%+v %+v", got.status, got.payload.VirtualCard)
