@@ -234,7 +234,7 @@ func newRigOn(t testing.TB, dsn string, edit func(*Config)) *rig {
 			Endpoints: []metadata.Endpoint{post(ServiceAuthenticate, pageURL), post(ServiceVCNIssue, pageURL)},
 			Services: []metadata.OfferedService{{Service: ServiceAuthenticate, Callers: []metadata.Role{metadata.RoleMerchant}},
 				{Service: ServiceVCNIssue, Callers: []metadata.Role{metadata.RoleMerchant}}}},
-		merchantID: {EntityID: merchantID, Roles: []metadata.Role{metadata.RoleMerchant},
+		merchantID: {EntityID: merchantID, DisplayName: "Registered Shop", Roles: []metadata.Role{metadata.RoleMerchant},
 			Keys: []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: merchantSigner.Cert}, {Use: metadata.UseEncryption, Certificate: merchantDec.Cert}},
 			Endpoints: []metadata.Endpoint{post(ServiceAuthenticate, returnURL), post(ServiceVCNIssue, returnURL),
 				{Service: metadata.AnyService, Binding: saml.BindingSOAP, Location: "https://shop.test/soap"}}},

@@ -85,7 +85,13 @@ func (e *Engine) readRequest(ctx context.Context, req *connectors.Request) (*req
 	if err != nil || m.Minor <= 0 {
 		return nil, errors.New("Transaction/@Amount and @Currency must be a positive amount")
 	}
-	out := &request{OrderID: p.Ecom.ConsumerOrderID, Amount: m.Minor, Currency: m.Currency, Shop: p.Ecom.Merchant}
+	// The page names the shop as the federation registered it (its
+	// metadata's display name), never as the request calls itself: a
+	// merchant cannot borrow another's name on the issuer's page.
+	out := &request{OrderID: p.Ecom.ConsumerOrderID, Amount: m.Minor, Currency: m.Currency, Shop: req.Merchant()}
+	if ed, err := e.cfg.Directory.Lookup(ctx, req.Merchant()); err == nil && ed.DisplayName != "" {
+		out.Shop = ed.DisplayName
+	}
 	ca := p.CardAuth
 	out.MultiUse, out.Lock = !ca.SingleUse(), ca.MerchantLocked()
 	if t, ok := ca.Expiry(); ok {

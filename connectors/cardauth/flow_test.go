@@ -338,8 +338,12 @@ func TestRequestRefusals(t *testing.T) {
 func TestNoJSPage(t *testing.T) {
 	r := newRig(t, nil)
 	b := &browser{}
-	w := r.start(t, b, r.request(t, merchantID, ServiceAuthenticate, "O-j", 1000, nil), "")
+	w := r.start(t, b, r.request(t, merchantID, ServiceAuthenticate, "O-j", 1000, func(p *ecml.Payload) { p.Ecom.Merchant = "Famous Bank Shop" }), "")
 	body := w.Body.String()
+	// The shop is named as registered, not as the request calls itself.
+	if !strings.Contains(body, "Registered Shop") || strings.Contains(body, "Famous Bank Shop") {
+		t.Error("the page does not name the shop by its registered display name")
+	}
 	if !strings.Contains(body, `<meta name="viewport" content="width=device-width, initial-scale=1">`) {
 		t.Error("no viewport meta")
 	}
