@@ -183,14 +183,8 @@ func (c *Client) once(ctx context.Context, call Call) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p := findChild(el, "Payload"); p != nil && len(ecml.SensitiveElements(p)) > 0 {
-		cert, err := c.cfg.Directory.EncryptionCertificate(ctx, call.Recipient)
-		if err != nil {
-			return nil, fmt.Errorf("connectors: %s's encryption certificate: %w", call.Recipient, err)
-		}
-		if _, err := saml.EncryptDocument(el, &saml.Encryptor{Recipient: call.Recipient, Cert: cert}); err != nil {
-			return nil, err
-		}
+	if err := sealFor(ctx, c.cfg.Directory, call.Recipient, el); err != nil {
+		return nil, err
 	}
 	msg, err := c.cfg.Signer.SignToBytes(el)
 	if err != nil {
@@ -212,6 +206,24 @@ func (c *Client) once(ctx context.Context, call Call) (*Result, error) {
 		return nil, fmt.Errorf("connectors: the answer does not verify: %w", err)
 	}
 	return &Result{Status: got.Response.Status, Payload: got.Response.Payload, From: got.Response.Issuer, Response: got.Response}, nil
+}
+
+// sealFor encrypts the sensitive elements left in clear in a request's
+// payload for its recipient (KECIS §8.1). An xenc:EncryptedData already in
+// the payload — a card encrypted by its issuer for the acquirer, which the
+// caller passes on (KECIS §15.7) — is not a clear element and stays as it
+// is: nothing is encrypted twice.
+func sealFor(ctx context.Context, dir Directory, recipient string, el *etree.Element) error {
+	p := findChild(el, "Payload")
+	if p == nil || len(ecml.SensitiveElements(p)) == 0 {
+		return nil
+	}
+	cert, err := dir.EncryptionCertificate(ctx, recipient)
+	if err != nil {
+		return fmt.Errorf("connectors: %s's encryption certificate: %w", recipient, err)
+	}
+	_, err = saml.EncryptDocument(el, &saml.Encryptor{Recipient: recipient, Cert: cert})
+	return err
 }
 
 // pendingSet matches answers to requests: from the recipient, or from the

@@ -94,6 +94,13 @@ func (a *AuthenticationResult) Sign(s *Signer) (*etree.Element, error) {
 	return el, nil
 }
 
+// DetachAuthResult returns a copy of an embedded, signed
+// kecis:AuthenticationResult that declares on itself every namespace it
+// inherits, so that it can be embedded unchanged in a later message
+// (KECIS §3.2: a merchant passes the issuer's result on with its
+// card:approve); its signature verifies the same on the copy.
+func DetachAuthResult(el *etree.Element) *etree.Element { return detach(el) }
+
 func decodeAuthResult(el *etree.Element) (*AuthenticationResult, error) {
 	r := &AuthenticationResult{}
 	a := attrs(el)
