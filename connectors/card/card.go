@@ -23,6 +23,8 @@
 //	         kx:AmountAuth [SessionID Ceiling Currency]    approve-verification: the session and the public ceiling
 //	           kx:Challenge (encrypted)   the secret amount to approve
 //	         kx:OneTimeCode (encrypted)   approve-verification: the descriptor code the cardholder's text shows (§15.3.5)
+//	         Transaction/Data/AAV         approve: the cardholder authentication value (§15.7)
+//	         kecis:AuthenticationResult   approve: embedded, the issuer's signed result (§3.2, §15.7)
 //	response Transaction/Code/@Approval   the approval number
 //	         Transaction/@Amount,@Currency  the approved amount (never of a verification approval, §15.2)
 //	         Transaction/Data/Response    the state: approved, cancelled, settled, partially-refunded, refunded
@@ -34,6 +36,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+
+	"github.com/beevik/etree"
 
 	"github.com/kecis/kecis/connectors"
 	"github.com/kecis/kecis/connectors/callapi"
@@ -82,6 +86,26 @@ type ApproveRequest struct {
 	// (Ecom/Merchant/@id, the card acceptor ID). The acquirer vouches for
 	// them; empty when the caller sells itself.
 	SubMerchant, SubMerchantID string
+
+	// AuthValue is Transaction/Data/AAV: the authentication value an
+	// issuer's cardholder authentication minted for this payment (KECIS
+	// §15.7), which the issuer checks against the card, amount, merchant
+	// and order; empty without one. It is public.
+	AuthValue string
+	// AuthResults are the request's embedded authentication results, each
+	// verified on its own by the SDK (KECIS §3.2, connectors.Request): the
+	// issuer's cardholder authentication the merchant passes on.
+	AuthResults []*saml.AuthenticationResult
+
+	// Caller's side only (Client.Approve). EncryptedCard is a card already
+	// encrypted for the recipient by someone else — the issuer's
+	// cardholder authentication encrypts it for the acquirer and the
+	// merchant passes it on unread (KECIS §8.3, §15.7) —, sent unchanged
+	// in place of Card, which is then left empty. SignedAuthResults are
+	// signed kecis:AuthenticationResult elements to embed unchanged
+	// (connectors.FrontResponse.SignedAuthResults).
+	EncryptedCard     *etree.Element
+	SignedAuthResults []*etree.Element
 }
 
 // CancelRequest voids an approval before settlement.
@@ -364,6 +388,10 @@ func approveFrom(r *connectors.Request) (*ApproveRequest, error) {
 	}
 	req := &ApproveRequest{Merchant: r.Merchant(), OrderID: p.Ecom.ConsumerOrderID, Amount: money, IdempotencyKey: r.IdempotencyKey, Card: c}
 	req.SubMerchant, req.SubMerchantID = subMerchantFrom(p.Ecom)
+	if d := p.Ecom.Transaction.Data; d != nil && d.AAV != nil {
+		req.AuthValue = d.AAV.Value
+	}
+	req.AuthResults = r.AuthResults
 	if k := p.KeyIn; k != nil {
 		req.KeyIn = &KeyIn{PasswordPrefix: k.PasswordPrefix, BirthDate: k.BirthDate}
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/beevik/etree"
+
 	"github.com/kecis/kecis/connectors"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/saml"
@@ -27,8 +29,8 @@ func (o *Outcome) OK() bool { return o.Result != nil && o.Result.Status.OK() }
 // Code is the second-level code without its prefix ("Declined", "Pending").
 func (o *Outcome) Code() string { return o.Result.Status.Sub() }
 
-func (c *Client) do(ctx context.Context, recipient, service, key string, p *ecml.Payload, routing *saml.Routing) (*Outcome, error) {
-	res, err := c.C.Do(ctx, connectors.Call{Recipient: recipient, Service: service, IdempotencyKey: key, Payload: p, Routing: routing})
+func (c *Client) do(ctx context.Context, recipient, service, key string, p *ecml.Payload, routing *saml.Routing, results ...*etree.Element) (*Outcome, error) {
+	res, err := c.C.Do(ctx, connectors.Call{Recipient: recipient, Service: service, IdempotencyKey: key, Payload: p, Routing: routing, AuthResults: results})
 	if err != nil {
 		return nil, err
 	}
@@ -45,16 +47,41 @@ func (c *Client) do(ctx context.Context, recipient, service, key string, p *ecml
 
 // Approve asks recipient to approve req. The card (and key-in data) are
 // encrypted for the recipient; BIN and last four digits travel as public
-// routing hints.
+// routing hints. A req.EncryptedCard (encrypted for the recipient by the
+// issuer's cardholder authentication, KECIS §15.7) travels unchanged
+// instead, without hints, with req.AuthValue as Transaction/Data/AAV and
+// req.SignedAuthResults embedded unchanged.
 func (c *Client) Approve(ctx context.Context, recipient string, req *ApproveRequest) (*Outcome, error) {
+	p, err := approvePayload(req)
+	if err != nil {
+		return nil, err
+	}
+	routing := cardRouting(req.Card)
+	if req.EncryptedCard != nil {
+		routing = nil
+	}
+	return c.do(ctx, recipient, ServiceApprove, req.IdempotencyKey, p, routing, req.SignedAuthResults...)
+}
+
+// approvePayload is the request payload of Approve.
+func approvePayload(req *ApproveRequest) (*ecml.Payload, error) {
+	if req.EncryptedCard != nil && req.Card.Number != "" {
+		return nil, fmt.Errorf("card: give Card or EncryptedCard, not both")
+	}
 	p := approvalRequest(req.OrderID, req.Card, req.SubMerchant, req.SubMerchantID)
+	if req.EncryptedCard != nil {
+		p.Ecom.Payment = &ecml.Payment{EncryptedCard: req.EncryptedCard}
+	}
 	if err := p.Ecom.Transaction.SetMoney(req.Amount); err != nil {
 		return nil, err
+	}
+	if req.AuthValue != "" {
+		p.Ecom.Transaction.Data = &ecml.Data{AAV: &ecml.Text{Value: req.AuthValue}}
 	}
 	if req.KeyIn != nil {
 		p.KeyIn = &ecml.KeyIn{PasswordPrefix: req.KeyIn.PasswordPrefix, BirthDate: req.KeyIn.BirthDate}
 	}
-	return c.do(ctx, recipient, ServiceApprove, req.IdempotencyKey, p, cardRouting(req.Card))
+	return p, nil
 }
 
 // ApproveVerification asks recipient for a verification approval (KECIS
