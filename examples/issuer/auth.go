@@ -391,3 +391,22 @@ func (i *Issuer) UnlockAuth(ctx context.Context, cardID string) (*Card, error) {
 	i.log.InfoContext(ctx, "cardholder authentication unlocked", "card", cardID)
 	return i.Card(ctx, cardID)
 }
+
+// MaxAuthFailures is the number of failures that lock a card's
+// cardholder authentication (Config.MaxAuthFailures).
+func (i *Issuer) MaxAuthFailures() int { return i.maxAuthFail }
+
+// CardNumber returns the number of an active card, for the issuer's own
+// authentication page (which puts it, encrypted for the acquirer, in its
+// answer; KECIS §15.7). Errors: NOT_FOUND, DECLINED (not active).
+func (i *Issuer) CardNumber(ctx context.Context, cardID string) (ecml.PAN, error) {
+	c, sealed, err := i.cardWithSealed(ctx, cardID)
+	if err != nil {
+		return "", err
+	}
+	if c.Status != CardActive {
+		return "", newError(CodeDeclined, "card "+string(c.Status))
+	}
+	pan, err := i.vault.openPAN(c.ID, sealed)
+	return ecml.PAN(pan), err
+}

@@ -8,17 +8,22 @@ import (
 	"time"
 
 	"github.com/kecis/kecis/connectors/sqlstore"
+	"github.com/kecis/kecis/connectors/vcn"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/examples/issuer"
 )
 
 // TestNoSecretsAtRest runs a full scenario through the Go and the HTTP
-// API, then dumps every column of every table, every log line, every SMS
-// and every error, and checks that no card number, birth date or card
-// password (digits) appears in any of them (KECIS §9.11).
+// API — cardholder authentication (password, TOTP), a client
+// certificate and virtual numbers included — then dumps every column of
+// every table, every log line, every SMS and every error, and checks that
+// no card number (real or virtual), birth date, card password (digits),
+// authentication password or TOTP seed appears in any of them (KECIS
+// §9.11).
 func TestNoSecretsAtRest(t *testing.T) {
 	eachBackend(t, func(t *testing.T, dsn dsnFunc) {
-		e := newEnv(t, dsn, func(c *issuer.Config) { c.AdminToken = adminToken })
+		ca := newCA(t)
+		e := newEnv(t, dsn, ca, func(c *issuer.Config) { c.AdminToken = adminToken; c.Virtual.PoolSize = 20 })
 		h := client{t: t, h: e.iss.Handler()}
 		var errs []string
 		note := func(_ any, err error) {
@@ -31,6 +36,41 @@ func TestNoSecretsAtRest(t *testing.T) {
 		check := e.issue(issuer.Check, 50_000)
 		hc := httpIssueCard(t, h, "http-card", 200_000)
 		pans := []string{c.PAN.Reveal(), check.PAN.Reveal(), hc.str("number")}
+
+		// Cardholder authentication: password, TOTP, a certificate, and
+		// virtual numbers (KECIS §15.4, §15.7).
+		ac := e.issue(issuer.Credit, 100_000, withAuth)
+		pans = append(pans, ac.PAN.Reveal())
+		seed := ac.TOTPEnrolment.Seed.Reveal()
+		for _, pw := range []string{"wrong-password", testAuthPassword} {
+			note(e.iss.CheckAuthPassword(ctx, ac.ID, ecml.Secret(pw)))
+		}
+		note(e.iss.CheckTOTP(ctx, ac.ID, "000000"))
+		note(e.iss.CheckTOTP(ctx, ac.ID, ecml.Secret(code(t, ac, e.clock.Now()))))
+		note(e.iss.CheckTOTP(ctx, ac.ID, ecml.Secret(code(t, ac, e.clock.Now()))))
+		cc, err := e.iss.IssueClientCertificate(ctx, ac.ID, "Hong Gildong")
+		if err != nil {
+			t.Fatal(err)
+		}
+		note(nil, e.iss.RevokeCertificate(ctx, cc.Serial))
+		v, err := e.iss.IssueVirtual(ctx, ac.ID, vcn.DefaultControls(merchant))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pans = append(pans, v.Number.Reveal())
+		if _, err := e.iss.Approve(ctx, e.virtualReq(v, 5_000)); err != nil {
+			t.Fatal(err)
+		}
+		note(e.iss.Approve(ctx, e.virtualReq(v, 5_000)))
+		hac := h.do("POST", "/api/v1/cards", "http-auth-card", true, map[string]any{"type": "credit", "holder_name": "김철수",
+			"holder_phone": testPhone, "birth_date": testBirth, "password": testPassword, "limit": 1000,
+			"auth_password": testAuthPassword, "enrol_totp": true}).want(t, 201, "")
+		pans = append(pans, hac.str("number"))
+		httpSeed := hac.str("totp", "seed")
+		if len(seed) < 16 || len(httpSeed) < 16 {
+			t.Fatalf("no TOTP seed to look for: %d, %d characters", len(seed), len(httpSeed))
+		}
+		h.do("POST", "/api/v1/cards/"+ac.ID+"/auth/unlock", "", true, nil).want(t, 200, "")
 
 		keyIn := func(card *issuer.IssuedCard, amount int64, prefix, birth string) (*issuer.Approval, error) {
 			r := e.approveReq(card, amount)
@@ -74,7 +114,7 @@ func TestNoSecretsAtRest(t *testing.T) {
 			t.Fatalf("the scenario produced only %d errors: %q", len(errs), errs)
 		}
 
-		secrets := append([]string{testBirth, testPassword}, pans...)
+		secrets := append([]string{testBirth, testPassword, testAuthPassword, seed, httpSeed}, pans...)
 		leak := func(where, s string) {
 			if ecml.ContainsPAN(s) {
 				t.Errorf("%s contains a card number: %q", where, s)
@@ -123,7 +163,8 @@ func TestNoSecretsAtRest(t *testing.T) {
 			leak("log line", line)
 		}
 		for _, want := range []string{"approval approved", "approval declined", "key-in verification failed",
-			"sms delivery failed", "approval refunded", "settlement batch"} {
+			"sms delivery failed", "approval refunded", "settlement batch", "cardholder authentication failed",
+			"client certificate revoked", "virtual number issued", "TOTP code of a step already used"} {
 			if !strings.Contains(logs, want) {
 				t.Errorf("no %q in the logs", want)
 			}

@@ -7,6 +7,12 @@
 // issuer's ApproveVerification; every answer about one — to
 // approve-verification, cancel, refund and inquire — reports it without
 // its amount, the cardholder's one-time password.
+//
+// It also implements connectors/cardauth.Cardholders over the issuer's
+// cards and credentials (KECIS §15.7), for the issuer's authentication
+// page, and passes an approval's authentication value (AAV) and merchant
+// to the issuer, whose AUTHENTICATION_FAILED decline is
+// Responder/AuthenticationRequired.
 package kecisadapter
 
 import (
@@ -16,9 +22,12 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/kecis/kecis/connectors"
 	"github.com/kecis/kecis/connectors/card"
+	"github.com/kecis/kecis/connectors/cardauth"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/examples/issuer"
+	"github.com/kecis/kecis/saml"
 )
 
 // Adapter serves the card service over an issuer. The request's Merchant
@@ -34,6 +43,16 @@ type Adapter struct {
 	// BeforeCall, when set, runs before each call (tests use it to stall
 	// the issuer and provoke a relay timeout).
 	BeforeCall func(ctx context.Context, service string)
+	// Acquirers are the callers (PGs) whose sub-merchant ID
+	// (card.ApproveRequest.SubMerchantID) names the merchant the
+	// cardholder authenticated for and a virtual number may be locked to
+	// (KECIS §15.7.3); a caller not listed is that merchant itself. Nil
+	// trusts the sub-merchant ID of every caller that sends one.
+	Acquirers map[string]bool
+	// CardType is the ECML Card/@Type of the issuer's cards
+	// (ecml.RegisteredCardTypes, e.g. "BC") that the authentication page
+	// puts in its answer; "" for none.
+	CardType string
 }
 
 var (
@@ -42,6 +61,8 @@ var (
 	_ card.Refunder = (*Adapter)(nil)
 	_ card.Inquirer = (*Adapter)(nil)
 	_ card.Verifier = (*Adapter)(nil)
+
+	_ cardauth.Cardholders = (*Adapter)(nil)
 )
 
 func (a *Adapter) before(ctx context.Context, s string) {
@@ -58,7 +79,8 @@ func (a *Adapter) Approve(ctx context.Context, r *card.ApproveRequest) (*card.Ap
 		cd.KeyIn = &issuer.KeyIn{PasswordPrefix: r.KeyIn.PasswordPrefix, BirthDate: r.KeyIn.BirthDate}
 	}
 	ap, err := a.Issuer.Approve(ctx, issuer.ApproveRequest{MerchantID: r.Merchant, MerchantName: a.merchantName(r.Merchant, r.SubMerchant),
-		OrderID: r.OrderID, Amount: r.Amount, Card: cd, IdempotencyKey: r.IdempotencyKey})
+		OrderID: r.OrderID, Amount: r.Amount, Card: cd, AuthMerchant: a.authMerchant(r.Merchant, r.SubMerchantID),
+		IdempotencyKey: r.IdempotencyKey})
 	if err != nil {
 		return nil, mapError(err)
 	}
@@ -104,6 +126,15 @@ func (a *Adapter) merchantName(caller, subMerchant string) string {
 		return n
 	}
 	return a.MerchantNames[caller]
+}
+
+// authMerchant is the merchant the cardholder paid (KECIS §15.7.3): the
+// sub-merchant an acquirer names, else the caller.
+func (a *Adapter) authMerchant(caller, subMerchantID string) string {
+	if subMerchantID != "" && (a.Acquirers == nil || a.Acquirers[caller]) {
+		return subMerchantID
+	}
+	return caller
 }
 
 // Cancel implements card.Canceler.
@@ -202,6 +233,9 @@ func mapError(err error) error {
 		return card.NotFound(msg)
 	case issuer.CodeAmountRequired:
 		return card.InvalidPayload("a refund needs Transaction/@Amount and @Currency")
+	case issuer.CodeAuthenticationFailed:
+		return &connectors.StatusError{Status: saml.Status{Code: saml.StatusResponder,
+			SubCode: saml.CodeAuthenticationRequired, Message: msg}}
 	}
 	return err
 }
