@@ -7,9 +7,12 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"fmt"
 	"math/big"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -206,7 +209,7 @@ func TestClientCertificates(t *testing.T) {
 	if k, ok := key.(*ecdsa.PrivateKey); !ok || !k.Equal(cc.Key) || !cert.Equal(cc.Certificate) || len(cas) != 1 || !cas[0].Equal(ca) {
 		t.Fatal("PKCS#12 round trip lost the key, the certificate or the CA")
 	}
-	if _, _, err := pkcs12.Decode(p12, "wrong"); err == nil {
+	if _, _, _, err := pkcs12.DecodeChain(p12, "wrong"); err == nil {
 		t.Fatal("PKCS#12 opened with a wrong password")
 	}
 
@@ -263,3 +266,92 @@ func TestClientCertificates(t *testing.T) {
 	_, err = plain.iss.CRL(ctx)
 	wantCode(t, err, issuer.CodeNoCA)
 }
+
+// TestConcurrentGuesses: a burst of concurrent guesses gets no more
+// checks than the lock allows, on either backend.
+func TestConcurrentGuesses(t *testing.T) {
+	eachBackend(t, func(t *testing.T, dsn dsnFunc) {
+		e := newEnv(t, dsn)
+		c := e.issue(issuer.Credit, 100_000, withAuth)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		checked, locked := 0, 0
+		for k := range 12 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, err := e.iss.CheckAuthPassword(ctx, c.ID, ecml.Secret("guess-"+itoa(int64(k))))
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err != nil:
+					t.Errorf("check: %v", err)
+				case r.Locked:
+					locked++
+				default:
+					checked++
+				}
+			}()
+		}
+		wg.Wait()
+		if checked != 5 || locked != 7 {
+			t.Fatalf("%d guesses checked, %d refused as locked; want 5 and 7", checked, locked)
+		}
+	})
+}
+
+// TestAuthHTTP: the native API issues a card with credentials, a client
+// certificate as PKCS#12, unlocks, and the admin page's unlock button
+// refuses a cross-site post.
+func TestAuthHTTP(t *testing.T) {
+	e := newEnv(t, sqltest.TestSQLiteDSN, newCA(t), func(c *issuer.Config) { c.AdminToken = adminToken })
+	h := client{t: t, h: e.iss.Handler()}
+	res := h.do("POST", "/api/v1/cards", "auth-card", true, map[string]any{"type": "credit", "holder_name": "홍길동",
+		"holder_phone": testPhone, "birth_date": testBirth, "password": testPassword, "limit": 1000,
+		"auth_password": testAuthPassword, "enrol_totp": true}).want(t, 201, "")
+	id := res.str("card", "id")
+	if !strings.HasPrefix(res.str("totp", "uri"), "otpauth://totp/") || res.body["card"].(map[string]any)["auth_password"] != true {
+		t.Fatalf("issued: %s", res.raw)
+	}
+	for range 5 {
+		if _, err := e.iss.CheckAuthPassword(ctx, id, "wrong-password"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cert := h.do("POST", "/api/v1/cards/"+id+"/certificates", "", true, map[string]any{"holder_name": "Hong Gildong",
+		"pkcs12_password": "p12-pass"}).want(t, 201, "")
+	p12, err := base64Std(cert.str("pkcs12"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, c, _, err := pkcs12.DecodeChain(p12, "p12-pass"); err != nil || c.Subject.CommonName != "Hong Gildong" {
+		t.Fatalf("PKCS#12 from the API: %v", err)
+	}
+	h.do("POST", "/api/v1/certificates/"+cert.str("serial")+"/revoke", "", true, nil).want(t, 200, "")
+	h.do("POST", "/api/v1/certificates/"+cert.str("serial")+"/revoke", "", false, nil).want(t, 401, issuer.CodeUnauthorized)
+
+	req := httptest.NewRequest("POST", "/admin/cards/"+id+"/unlock", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	rec := httptest.NewRecorder()
+	e.iss.Handler().ServeHTTP(rec, req)
+	if rec.Code != 401 {
+		t.Fatalf("cross-site unlock: %d", rec.Code)
+	}
+	page := h.do("GET", "/admin", "", true, nil)
+	if !strings.Contains(page.raw, `action="/admin/cards/`+id+`/unlock"`) || !strings.Contains(page.raw, "locked") {
+		t.Fatal("the admin page shows no unlock button for the locked card")
+	}
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	rec = httptest.NewRecorder()
+	e.iss.Handler().ServeHTTP(rec, req)
+	if rec.Code != 303 {
+		t.Fatalf("unlock from the page: %d %s", rec.Code, rec.Body)
+	}
+	if c, _ := e.iss.Card(ctx, id); c.AuthLocked {
+		t.Fatal("still locked")
+	}
+	h.do("POST", "/api/v1/cards/"+id+"/auth/unlock", "", true, nil).want(t, 200, "")
+}
+
+func base64Std(s string) ([]byte, error) { return base64.StdEncoding.DecodeString(s) }

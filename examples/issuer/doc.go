@@ -18,7 +18,13 @@
 //     balance), consecutive key-in failures, and the time the host takes
 //     to decide on the card (0 but for a test card: SetCardResponseDelay
 //     simulates a slow host, whose caller times out and must inquire);
+//     and its cardholder-authentication credentials (below);
 //   - the approvals ledger with refunds, declines and settlement batches;
+//     an approval made with a virtual number keeps the card's ID and the
+//     virtual number masked;
+//   - the client certificates of its cardholder CA (serial → card,
+//     fingerprint, revocation), the authentication values approvals used,
+//     and the virtual numbers (connectors/vcn, component "vcn");
 //   - idempotency records, one per (client, key);
 //   - the SMS outbox.
 //
@@ -28,9 +34,9 @@
 // UPDATE (available >= amount) inside the transaction, so concurrent
 // approvals, from one process or from several sharing the database, never
 // overspend. Declines are *Error values with the codes DECLINED,
-// INSUFFICIENT_FUNDS, INVALID_CARD, EXPIRED and LIMIT_EXCEEDED; wrong key-in
-// data is INVALID_CARD, and Config.MaxKeyInFailures (5) in a row block the
-// card.
+// INSUFFICIENT_FUNDS, INVALID_CARD, EXPIRED, LIMIT_EXCEEDED and
+// AUTHENTICATION_FAILED; wrong key-in data is INVALID_CARD, and
+// Config.MaxKeyInFailures (5) in a row block the card.
 //
 // Each approval belongs to the first daily cut-off after it (Config.CutOff,
 // 23:00 KST by default). Before it, Cancel voids the approval and restores
@@ -63,9 +69,58 @@
 // again after its lease. A failing Notifier never undoes a committed
 // approval.
 //
-// No card number, password digit or birth date appears in clear in a log
-// line, an error, a stored row or an SMS; the request types carry them as
-// ecml.PAN and ecml.Secret, which print masked.
+// # Cardholder authentication (KECIS §15.7)
+//
+// The issuer authenticates its cardholders for its own authentication
+// page (connectors/cardauth, through kecisadapter's Cardholders):
+//
+//   - the authentication password (안심클릭; not the four-digit card
+//     password of key-in), set with IssueCardRequest.AuthPassword: an
+//     argon2id hash (golang.org/x/crypto/argon2, Config.PasswordHashing;
+//     per-card salt, the password keyed with the pepper first; at most
+//     MaxConcurrent hashes at once), checked by CheckAuthPassword;
+//   - a TOTP seed (RFC 6238 with github.com/pquerna/otp: 30-second steps,
+//     six digits, ±1 step), enrolled with IssueCardRequest.EnrolTOTP — the
+//     seed and its otpauth URI are returned once —, sealed like the
+//     number; CheckTOTP refuses a code of a step at or before the last one
+//     accepted;
+//   - one failure count for both: each attempt is counted before it is
+//     checked (no burst of concurrent guesses gets past the limit), a
+//     success clears its own factor's failures only, and
+//     Config.MaxAuthFailures (5) lock the card's authentication until
+//     UnlockAuth (native API, admin page);
+//   - a cardholder CA (ECDSA P-256; Config.CACert/CAKey, GenerateCA for
+//     the caller to keep): IssueClientCertificate issues a TLS client
+//     certificate for a card, exportable as PKCS#12 for a browser
+//     (software.sslmate.com/src/go-pkcs12, Modern2023: PBES2 AES-256,
+//     PBKDF2-SHA256); RevokeCertificate; CRL (NextUpdate
+//     Config.CRLValidity, 10 minutes), also at GET /ca/crl;
+//     CertificateCard maps a certificate the page checked to its card.
+//
+// An approval may carry the authentication value (AAV, KECIS §15.7.3) of
+// such an authentication: Config.AuthValues (connectors/cardauth.AAV)
+// checks it against the number as sent, the amount, the currency, the
+// merchant (ApproveRequest.AuthMerchant: the shop an acquirer pays for)
+// and the order, and its id is recorded in the approval's transaction, so
+// that it is accepted once; otherwise the approval is declined with
+// AUTHENTICATION_FAILED ("does not match the payment", "has expired",
+// "was already used"). Prune (run by Run) deletes the records some time
+// after they expire.
+//
+// # Virtual numbers (KECIS §15.4)
+//
+// IssueVirtual issues a virtual number for a card through connectors/vcn
+// on the issuer's own database (keys derived from the pepper with HKDF
+// unless Config.Virtual gives them; the real number sealed under the data
+// key), with its controls: single use, merchant lock, amount cap, expiry
+// (never past the card's). VirtualBINs are its BINs, to publish. Approve
+// de-tokenises a number under them inside the approval's transaction,
+// checks and counts its use there, and approves on the real card.
+//
+// No card number (real or virtual), password, password digit, TOTP seed
+// or code, or birth date appears in clear in a log line, an error, a
+// stored row or an SMS; the request types carry them as ecml.PAN and
+// ecml.Secret, which print masked.
 //
 // # Use
 //
