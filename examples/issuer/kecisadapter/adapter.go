@@ -79,8 +79,8 @@ func (a *Adapter) Approve(ctx context.Context, r *card.ApproveRequest) (*card.Ap
 		cd.KeyIn = &issuer.KeyIn{PasswordPrefix: r.KeyIn.PasswordPrefix, BirthDate: r.KeyIn.BirthDate}
 	}
 	ap, err := a.Issuer.Approve(ctx, issuer.ApproveRequest{MerchantID: r.Merchant, MerchantName: a.merchantName(r.Merchant, r.SubMerchant),
-		OrderID: r.OrderID, Amount: r.Amount, Card: cd, AuthMerchant: a.authMerchant(r.Merchant, r.SubMerchantID),
-		IdempotencyKey: r.IdempotencyKey})
+		OrderID: r.OrderID, Amount: r.Amount, Card: cd, AuthValue: r.AuthValue,
+		AuthMerchant: a.authMerchant(r.Merchant, r.SubMerchantID), IdempotencyKey: r.IdempotencyKey})
 	if err != nil {
 		return nil, mapError(err)
 	}

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/kecis/kecis/connectors"
+	"github.com/kecis/kecis/connectors/card"
 	"github.com/kecis/kecis/connectors/cardauth"
 	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
 	"github.com/kecis/kecis/ecml"
@@ -129,5 +131,59 @@ func TestAuthenticationFailedStatus(t *testing.T) {
 	if !errors.As(err, &se) || se.Status.Code != saml.StatusResponder || se.Status.SubCode != saml.CodeAuthenticationRequired ||
 		se.Status.Message != "the authentication value was already used" {
 		t.Fatalf("mapError = %#v", err)
+	}
+}
+
+// TestApproveWithAuthValue: an approval through the adapter carries the
+// AAV cardauth minted and the shop the acquirer names; the issuer accepts
+// it once, then answers Responder/AuthenticationRequired.
+func TestApproveWithAuthValue(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	aav := &cardauth.AAV{Keys: [][]byte{bytes.Repeat([]byte{7}, 32)}, Now: func() time.Time { return now }}
+	iss, err := issuer.Open(ctx, issuer.Config{DSN: sqltest.TestSQLiteDSN(t),
+		DataKey: bytes.Repeat([]byte{0x42}, 32), Pepper: bytes.Repeat([]byte{0x17}, 32), Notifier: &issuer.Inbox{},
+		Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now },
+		Rand: rand.NewChaCha8([32]byte{3}), AuthValues: aav})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { iss.Close() })
+	c, err := iss.IssueCard(ctx, issuer.IssueCardRequest{Type: issuer.Credit, HolderName: "홍길동",
+		HolderPhone: "010-2345-6789", BirthDate: "870312", Password: "4821", Limit: 500_000, IdempotencyKey: "card"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const shop = "https://shop.example/kecis"
+	value, err := aav.Mint(c.PAN, 150_000, "KRW", shop, "ORD-1", cardauth.MethodClientCert, now.Add(10*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Adapter{Issuer: iss, Acquirers: map[string]bool{pgID: true}}
+	req := &card.ApproveRequest{Merchant: pgID, OrderID: "ORD-1", Amount: krw(150_000),
+		Card:        card.Card{Number: c.PAN, ExpMonth: strconv.Itoa(c.ExpMonth), ExpYear: strconv.Itoa(c.ExpYear)},
+		SubMerchant: "Shop", SubMerchantID: shop, AuthValue: value, IdempotencyKey: "k1"}
+	if _, err := a.Approve(ctx, req); err != nil {
+		t.Fatalf("approve with the AAV: %v", err)
+	}
+	for k, mod := range []func(r *card.ApproveRequest){
+		func(r *card.ApproveRequest) { r.Merchant = "https://pg2.example/kecis"; a.Acquirers[r.Merchant] = true },
+		func(r *card.ApproveRequest) { r.OrderID = "ORD-3"; r.Amount = krw(150_001) },
+		func(r *card.ApproveRequest) { r.OrderID = "ORD-4"; r.SubMerchantID = "https://other.example" },
+	} {
+		r := *req
+		r.IdempotencyKey = "k" + strconv.Itoa(k+2)
+		mod(&r)
+		if r.OrderID != req.OrderID {
+			// A fresh value for this order, for the original amount and shop.
+			if r.AuthValue, err = aav.Mint(c.PAN, 150_000, "KRW", shop, r.OrderID, cardauth.MethodPassword, now.Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := a.Approve(ctx, &r)
+		var se *connectors.StatusError
+		if !errors.As(err, &se) || se.Status.SubCode != saml.CodeAuthenticationRequired {
+			t.Fatalf("case %d: %v", k, err)
+		}
 	}
 }
