@@ -269,6 +269,17 @@ func TestVirtualNumbers(t *testing.T) {
 		wantCode(t, err, issuer.CodeDeclined)
 		declined(e.virtualReq(vb, 1_000), issuer.CodeDeclined, "blocked")
 
+		// A card reported lost loses its virtual numbers for good.
+		lost := e.issue(issuer.Credit, 10_000)
+		lv := e.virtual(lost, vcn.Controls{})
+		if _, err := e.iss.SetCardStatus(ctx, lost.ID, issuer.CardLost); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.iss.SetCardStatus(ctx, lost.ID, issuer.CardActive); err != nil {
+			t.Fatal(err)
+		}
+		declined(e.virtualReq(lv, 1_000), issuer.CodeDeclined, "revoked")
+
 		// Never a full number in the ledger.
 		for table, rows := range dumpDB(t, e.iss.DB()) {
 			for k, row := range rows {

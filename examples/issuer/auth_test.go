@@ -236,6 +236,23 @@ func TestClientCertificates(t *testing.T) {
 	wantCode(t, err, issuer.CodeDeclined)
 	wantCode(t, e.iss.RevokeCertificate(ctx, "abcdef"), issuer.CodeNotFound)
 
+	// A card reported lost loses its certificates for good.
+	cc2, err := e.iss.IssueClientCertificate(ctx, c.ID, "Hong Gildong")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.iss.SetCardStatus(ctx, c.ID, issuer.CardLost); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.iss.SetCardStatus(ctx, c.ID, issuer.CardActive); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.iss.CertificateCard(ctx, cc2.Certificate)
+	wantCode(t, err, issuer.CodeDeclined)
+	if crl, err := e.iss.CRL(ctx); err != nil || len(crl.RevokedCertificateEntries) != 2 {
+		t.Fatalf("CRL after the card was lost: %v", err)
+	}
+
 	// The same serial from another CA names no card.
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: new(big.Int).Set(cc.Certificate.SerialNumber), Subject: pkix.Name{CommonName: "x"},
@@ -252,7 +269,7 @@ func TestClientCertificates(t *testing.T) {
 	if res.code != 200 || res.header.Get("Content-Type") != "application/pkix-crl" {
 		t.Fatalf("GET /ca/crl: %d %s", res.code, res.raw)
 	}
-	if got, err := x509.ParseRevocationList([]byte(res.raw)); err != nil || len(got.RevokedCertificateEntries) != 1 {
+	if got, err := x509.ParseRevocationList([]byte(res.raw)); err != nil || len(got.RevokedCertificateEntries) != 2 {
 		t.Fatalf("served CRL: %v", err)
 	}
 	if res := h.do("GET", "/ca/cert", "", false, nil); res.code != 200 || !bytes.Equal([]byte(res.raw), ca.Raw) {

@@ -300,8 +300,11 @@ func (i *Issuer) Cards(ctx context.Context, limit int) ([]Card, error) {
 }
 
 // SetCardStatus blocks a card, reports it lost, or reactivates it; a
-// reactivation also clears the count of wrong key-in attempts. Setting
-// the current status again changes nothing.
+// reactivation also clears the count of wrong key-in attempts. A card
+// reported lost also loses its virtual numbers and client certificates
+// (revoked: a reactivation does not bring them back); a blocked card
+// keeps them, useless while it is blocked. Setting the current status
+// again changes nothing.
 func (i *Issuer) SetCardStatus(ctx context.Context, id string, status CardStatus) (*Card, error) {
 	if !status.valid() {
 		return nil, invalid("status must be active, blocked or lost")
@@ -325,7 +328,51 @@ func (i *Issuer) SetCardStatus(ctx context.Context, id string, status CardStatus
 		return nil, newError(CodeNotFound, "no such card")
 	}
 	i.log.InfoContext(ctx, "card status set", "card", id, "status", status)
+	if status == CardLost {
+		if err := i.revokeCardCredentials(ctx, id, now); err != nil {
+			return nil, err
+		}
+	}
 	return i.Card(ctx, id)
+}
+
+// revokeCardCredentials revokes a lost card's virtual numbers and client
+// certificates.
+func (i *Issuer) revokeCardCredentials(ctx context.Context, id string, now time.Time) error {
+	var certs int64
+	err := i.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE issuer_client_certs SET revoked_at = $1
+			WHERE card_id = $2 AND revoked_at IS NULL`, i.t(now), id)
+		if err != nil {
+			return fmt.Errorf("issuer: revoke a lost card's certificates: %w", err)
+		}
+		certs, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if certs > 0 && i.ca != nil {
+		i.ca.mu.Lock()
+		i.ca.crl = nil
+		i.ca.mu.Unlock()
+	}
+	var virtual int64
+	if i.vcn != nil {
+		_, sealed, err := i.cardWithSealed(ctx, id)
+		if err != nil {
+			return err
+		}
+		pan, err := i.vault.openPAN(id, sealed)
+		if err != nil {
+			return err
+		}
+		if virtual, err = i.vcn.RevokeCard(ctx, ecml.PAN(pan)); err != nil {
+			return fmt.Errorf("issuer: %w", err)
+		}
+	}
+	i.log.InfoContext(ctx, "lost card's credentials revoked", "card", id, "certificates", certs, "virtual_numbers", virtual)
+	return nil
 }
 
 // cardForApproval is what Approve needs of a card, the secret hashes
