@@ -47,6 +47,11 @@ type Request struct {
 	Routing        *saml.Routing
 	Payload        *ecml.Payload
 	AuthResults    []*saml.AuthenticationResult
+	// SignedAuthResults are the same results as the signed elements the
+	// request embedded, in the same order, to pass on unchanged (KECIS
+	// §3.2): a PG forwards the issuer's cardholder authentication with the
+	// approval (KECIS §15.7).
+	SignedAuthResults []*etree.Element
 }
 
 // Merchant is whom the request is for — its caller (KECIS §13.1), the

@@ -225,7 +225,7 @@ func (h *Handler) Handle(ctx context.Context, msg []byte) ([]byte, error) {
 	}
 	sr := got.Request
 	req := &Request{ID: sr.ID, Service: sr.Service, Issuer: sr.Issuer, OnBehalfOf: sr.OnBehalfOf,
-		IdempotencyKey: sr.IdempotencyKey, Routing: sr.Routing, Payload: sr.Payload, AuthResults: got.AuthResults}
+		IdempotencyKey: sr.IdempotencyKey, Routing: sr.Routing, Payload: sr.Payload, AuthResults: got.AuthResults, SignedAuthResults: sr.AuthResults}
 	fn := h.cfg.Services[sr.Service]
 	// Object level (KECIS §13.3): what the request creates is claimed for
 	// its caller, what it names must be the caller's.

@@ -114,11 +114,13 @@
 // and the loyalty verification value, 64 for other name parts, ids, types,
 // the language tag, loyalty numbers and the AAV, 128 for names, company,
 // street lines, city, state, order, wallet and user identifiers, transaction
-// ID and date, 32 for the merchant ID and telephone numbers, 254 for e-mail
-// (RFC 5321), 255 for Merchant, Processor and terminal data, 500 for
-// preferences, 999 for private-use data, 2,000 for loan terms, 2,048 for
-// URLs and 4,096 for the base64 transaction signature. Codes, dates, card
-// numbers and amounts are bounded by their formats.
+// ID and date, 32 for telephone numbers, 254 for e-mail (RFC 5321), 255 for
+// Merchant, Processor and terminal data, 500 for preferences, 999 for
+// private-use data, 1,024 for the merchant ID (a PG names the merchant it
+// pays for there by its entityID, which SAML metadata bounds at 1,024,
+// KECIS §15.7), 2,000 for loan terms, 2,048 for URLs and 4,096 for the
+// base64 transaction signature. Codes, dates, card numbers and amounts are
+// bounded by their formats.
 //
 // # Amounts
 //

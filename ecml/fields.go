@@ -265,7 +265,7 @@ func buildFields() []field {
 	// Merchant→processor (ISO 8583; notes 39–51).
 	merchant := elem(ecom, func(e *Ecom) **Merchant { return &e.MerchantInfo })
 	terminal := elem(merchant, func(m *Merchant) **Terminal { return &m.Terminal })
-	add("/Ecom/Merchant/@id", "Ecom_Merchant_ID", leaf(merchant, func(m *Merchant) *string { return &m.ID }), 32, checkASCII)
+	add("/Ecom/Merchant/@id", "Ecom_Merchant_ID", leaf(merchant, func(m *Merchant) *string { return &m.ID }), 1024, checkASCII)
 	add("/Ecom/Merchant/Terminal/@id", "Ecom_Merchant_Terminal_ID", leaf(terminal, func(t *Terminal) *string { return &t.ID }), 16, checkASCII)
 	add("/Ecom/Merchant/Terminal/@Data", "Ecom_Merchant_Terminal_Data", leaf(terminal, func(t *Terminal) *string { return &t.Data }), 255, checkText)
 	code := elem(tx, func(t *Transaction) **Code { return &t.Code })

@@ -161,7 +161,8 @@ func TestValidateLoyaltyUserMerchant(t *testing.T) {
 		{name: "data-language-ok", mutate: func(p *Payload) { p.Ecom.User.DataLanguage = "en-Latn-US" }},
 		{name: "password-length", mutate: func(p *Payload) { p.Ecom.User.Password.Value = Secret(strings.Repeat("p", 129)) }, want: []string{"/Ecom/User/Password"}},
 		{name: "user-id-mode", mutate: func(p *Payload) { p.Ecom.User.UserID.Mode = "x" }, want: []string{"/Ecom/User/UserID/@Mode"}},
-		{name: "merchant-id", mutate: func(p *Payload) { p.Ecom.MerchantInfo.ID = strings.Repeat("M", 33) }, want: []string{"/Ecom/Merchant/@id"}},
+		{name: "merchant-id", mutate: func(p *Payload) { p.Ecom.MerchantInfo.ID = strings.Repeat("M", 1025) }, want: []string{"/Ecom/Merchant/@id"}},
+		{name: "merchant-id-entity", mutate: func(p *Payload) { p.Ecom.MerchantInfo.ID = "https://p0042.merchant.example/kecis" }},
 		{name: "terminal-id", mutate: func(p *Payload) { p.Ecom.MerchantInfo.Terminal.ID = "터미널" }, want: []string{"/Ecom/Merchant/Terminal/@id"}},
 	})
 }

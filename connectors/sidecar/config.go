@@ -192,7 +192,7 @@ type Source struct {
 	ECML      string            `yaml:"ecml"`      // an ECML flat field name (Ecom_…)
 	Const     string            `yaml:"const"`     // a constant
 	Native    string            `yaml:"native"`    // a native response field (dotted path)
-	Merchant  string            `yaml:"merchant"`  // "native": the native merchant ID of the KECIS merchant
+	Merchant  string            `yaml:"merchant"`  // "native": the native merchant ID of the KECIS merchant; "entity": its entityID (MerchantEntity)
 	Capture   string            `yaml:"capture"`   // a field captured by the lookup
 	KECIS     string            `yaml:"kecis"`     // a part of the KECIS request (requests only): KECISAuthenticationResults
 	Transform string            `yaml:"transform"` // see transforms
@@ -408,11 +408,20 @@ var transforms = map[string]bool{
 	"string":   true, // a JSON number → its decimal string
 }
 
+// Values of a {merchant: …} source: the caller's native merchant ID (its
+// account in the merchants table), or its entityID in the federation
+// (KECIS §13.1) — what a PG names the merchant by to an issuer, which
+// binds a cardholder authentication value to it (KECIS §15.7).
+const (
+	MerchantNative = "native"
+	MerchantEntity = "entity"
+)
+
 // KECISAuthenticationResults is the {kecis: …} source of the signed
 // kecis:AuthenticationResult elements the KECIS request carries (requests
 // of a JSON call only): a JSON array of base64 strings, each element
-// embedded unchanged (KECIS §3.2) — those of the purchase the amountauth
-// engine approves (Engine.run). With optional: true the field is left out
+// embedded unchanged (KECIS §3.2) — those the request from the hub embeds,
+// or those of the purchase the amountauth engine approves (Engine.run). With optional: true the field is left out
 // when there are none.
 const KECISAuthenticationResults = "authentication_results"
 
@@ -672,8 +681,8 @@ func (c *Config) checkCall(errs *Errors, base string, call *Call, flat, captured
 			if src.Capture != "" && !captured[src.Capture] {
 				c.fail(errs, p+".capture", "no lookup captures "+src.Capture)
 			}
-			if src.Merchant != "" && src.Merchant != "native" {
-				c.fail(errs, p+".merchant", "must be native")
+			if src.Merchant != "" && src.Merchant != MerchantNative && src.Merchant != MerchantEntity {
+				c.fail(errs, p+".merchant", "must be native or entity")
 			}
 			if !transforms[src.Transform] {
 				c.fail(errs, p+".transform", "unknown transform "+src.Transform)

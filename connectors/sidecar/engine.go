@@ -18,7 +18,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/beevik/etree"
+
 	"github.com/kecis/kecis/connectors"
+	"github.com/kecis/kecis/connectors/callapi"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/saml"
 )
@@ -55,16 +58,31 @@ func (e *Engine) Services() map[string]connectors.ServiceFunc {
 	for uri, s := range e.cfg.Services {
 		uri, s := uri, s
 		out[uri] = func(ctx context.Context, r *connectors.Request) (*connectors.Response, error) {
-			return e.run(ctx, uri, s, r, nil)
+			return e.run(ctx, uri, s, r, signedResults(r))
 		}
 	}
 	return out
 }
 
-// call state: the request's flat fields, the caller's native account,
-// captured values, the signed authentication results it carries (base64).
+// signedResults are the signed kecis:AuthenticationResult elements a
+// request from the hub embeds, standalone and base64, as a {kecis:
+// authentication_results} source yields them: passed on unchanged to the
+// native system, which forwards them with its approval to the issuer
+// (KECIS §3.2, §15.7).
+func signedResults(r *connectors.Request) []string {
+	els := make([]*etree.Element, 0, len(r.SignedAuthResults))
+	for _, el := range r.SignedAuthResults {
+		els = append(els, saml.DetachAuthResult(el))
+	}
+	return callapi.EncodeAuthenticationResults(els)
+}
+
+// call state: the request's flat fields, the caller (its entityID, KECIS
+// §13.1) and its native account, captured values, the signed
+// authentication results it carries (base64).
 type callState struct {
 	fields      url.Values
+	caller      string
 	account     *Merchant
 	captured    map[string]string
 	authResults []string
@@ -84,16 +102,16 @@ func (e *Engine) account(ctx context.Context, uri string, r *connectors.Request)
 
 // run runs the mapping s of service uri for r. authResults are the signed
 // kecis:AuthenticationResult elements of the request, base64 — what a
-// {kecis: authentication_results} source yields: those the sidecar's own
-// amountauth engine attaches to the purchase it approves (a request from
-// the hub reaches the mapping with its results verified and decoded, not
-// as the signed elements, and yields none).
+// {kecis: authentication_results} source yields: those a request from the
+// hub embeds (signedResults: an issuer's cardholder authentication, KECIS
+// §15.7), or those the sidecar's own amountauth engine attaches to the
+// purchase it approves.
 func (e *Engine) run(ctx context.Context, uri string, s *Service, r *connectors.Request, authResults []string) (*connectors.Response, error) {
 	acct, err := e.account(ctx, uri, r)
 	if err != nil {
 		return nil, err
 	}
-	st := &callState{fields: url.Values{}, account: acct, captured: map[string]string{}, authResults: authResults}
+	st := &callState{fields: url.Values{}, caller: r.Merchant(), account: acct, captured: map[string]string{}, authResults: authResults}
 	if r.Payload != nil {
 		st.fields = r.Payload.Form()
 	}
@@ -348,6 +366,8 @@ func (e *Engine) value(src *Source, st *callState) (any, bool, error) {
 		v = src.Const
 	case src.Capture != "":
 		v = st.captured[src.Capture]
+	case src.Merchant == MerchantEntity:
+		v = st.caller
 	case src.Merchant != "":
 		v = st.account.ID // required by the configuration check
 	default:

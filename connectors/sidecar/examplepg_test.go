@@ -27,18 +27,30 @@ import (
 type fakeIssuer struct {
 	mu   sync.Mutex
 	next int
+	// lastApprove is the last approval's body.
+	lastApprove gatewayBody
+}
+
+type gatewayBody struct {
+	Fields                map[string]string `json:"fields"`
+	AuthenticationResults []string          `json:"authentication_results"`
+}
+
+func (f *fakeIssuer) last() gatewayBody {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lastApprove
 }
 
 func (f *fakeIssuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Fields map[string]string `json:"fields"`
-	}
+	var req gatewayBody
 	_ = json.NewDecoder(r.Body).Decode(&req)
 	fields := map[string]string{"Ecom_ConsumerOrderID": req.Fields["Ecom_ConsumerOrderID"], "Ecom_Transaction_Amount": req.Fields["Ecom_Transaction_Amount"]}
 	switch r.URL.Path {
 	case "/v1/card/approve":
 		f.mu.Lock()
 		f.next++
+		f.lastApprove = req
 		fields["Ecom_Transaction_ApprovalCode"] = fmt.Sprintf("A%07d", f.next)
 		f.mu.Unlock()
 		fields["Ecom_Transaction_ResponseData"] = "approved"
@@ -61,12 +73,14 @@ type examplePG struct {
 	mids  map[string]string // entityID → mid
 	svc   map[string]connectors.ServiceFunc
 	calls atomic.Int64 // native API calls
+	iss   *fakeIssuer  // the issuer gateway behind the PG
 }
 
 func newExamplePG(t *testing.T) *examplePG {
 	t.Helper()
 	ctx := context.Background()
-	iss := httptest.NewServer(&fakeIssuer{})
+	e := &examplePG{mids: map[string]string{}, iss: &fakeIssuer{}}
+	iss := httptest.NewServer(e.iss)
 	t.Cleanup(iss.Close)
 	g, err := pg.Open(ctx, pg.Config{DSN: sqltest.TestSQLiteDSN(t), IssuerGatewayURL: iss.URL, DataKey: make([]byte, 32),
 		AdminToken: "admin", GatewayTimeout: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
@@ -74,7 +88,7 @@ func newExamplePG(t *testing.T) *examplePG {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { g.Close() })
-	e := &examplePG{pg: g, mids: map[string]string{}}
+	e.pg = g
 	native := g.Handler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.calls.Add(1)

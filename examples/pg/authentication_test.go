@@ -97,3 +97,54 @@ func TestAuthenticationPassesThrough(t *testing.T) {
 		t.Error("a log line holds the authentication evidence")
 	}
 }
+
+// TestAuthValueAndMerchantRefPassThrough: a payment after an issuer's
+// cardholder authentication (KECIS §15.7) carries the authentication
+// value and the merchant's federation entityID (merchantRef, which the
+// sidecar sends): the approval names the shop to the issuer by that
+// entityID (Ecom_Merchant_ID) with the value (Ecom_Transaction_AAV); a
+// payment without them names its MID and sends no value; neither is kept
+// in any row or log line; bad ones are refused before any transaction.
+func TestAuthValueAndMerchantRefPassThrough(t *testing.T) {
+	e := newEnv(t, sqltest.TestSQLiteDSN)
+	c := client{t: t, h: e.pg.Handler()}
+	merchant := func(idem string) hdr { return hdr{"X-PG-Key": e.m.APIKey, "Idempotency-Key": idem} }
+	const aav, ref = "kVx3l0B2bM1rS9xq4TTw8A-AAVTEST", "https://shop.kecis.test/kecis"
+	c.do("POST", "/pg/v1/payments", merchant("v1"), map[string]any{"orderNo": "AAV-1", "amount": 150000, "cardNo": cardGood,
+		"expMonth": 11, "expYear": 2031, "aav": aav, "merchantRef": ref}).want(t, 200, pg.CodeSuccess)
+	e.pay(cardGood2, 20000)
+	got := e.gw.fieldsOf("approve")
+	if len(got) != 2 || got[0]["Ecom_Transaction_AAV"] != aav || got[0]["Ecom_Merchant_ID"] != ref {
+		t.Fatalf("the gateway got %v", got)
+	}
+	if _, ok := got[1]["Ecom_Transaction_AAV"]; ok || got[1]["Ecom_Merchant_ID"] != e.m.MID {
+		t.Fatalf("a plain payment sent %v", got[1])
+	}
+	for i, bad := range []map[string]any{
+		{"aav": strings.Repeat("A", pg.MaxAuthValueLen+1)},
+		{"aav": "with space"},
+		{"merchantRef": "https://shop .test"},
+		{"merchantRef": strings.Repeat("h", pg.MaxMerchantRefLen+1)},
+	} {
+		body := map[string]any{"orderNo": fmt.Sprintf("AAV-BAD-%d", i), "amount": 15000, "cardNo": cardGood, "expMonth": 11, "expYear": 2031}
+		for k, v := range bad {
+			body[k] = v
+		}
+		c.do("POST", "/pg/v1/payments", merchant(fmt.Sprintf("vbad-%d", i)), body).want(t, 400, pg.CodeInvalidRequest)
+	}
+	if n := e.gw.count("approve"); n != 2 {
+		t.Fatalf("%d approvals reached the gateway", n)
+	}
+	for table, rows := range dumpDB(t, e.pg.DB()) {
+		for k, row := range rows {
+			for col, v := range row {
+				if s, ok := v.(string); ok && strings.Contains(s, "AAVTEST") {
+					t.Errorf("%s[%d].%s holds the authentication value", table, k, col)
+				}
+			}
+		}
+	}
+	if strings.Contains(e.logs.String(), "AAVTEST") {
+		t.Error("a log line holds the authentication value")
+	}
+}

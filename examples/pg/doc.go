@@ -73,12 +73,15 @@
 //	POST /pg/v1/payments                 approve
 //	     {"mid":"M000001","orderNo":"ORD-1","amount":15000,"cardNo":"…",
 //	      "expMonth":"11","expYear":"2031","productName":"Coffee",
-//	      "buyerName":"…","buyerTel":"…","buyerEmail":"…","authentication":["…"]}
-//	     (mid defaults to the key's merchant; productName, buyer* and authentication
-//	     are optional; authentication is opaque evidence that the cardholder was
-//	     authenticated — at most 4 items of at most 12 KiB printable characters —
-//	     which the PG passes on to the issuer gateway with the approval and keeps
-//	     nowhere)
+//	      "buyerName":"…","buyerTel":"…","buyerEmail":"…","authentication":["…"],
+//	      "aav":"…","merchantRef":"https://shop.example/kecis"}
+//	     (mid defaults to the key's merchant; productName, buyer*, authentication,
+//	     aav and merchantRef are optional; authentication is opaque evidence that
+//	     the cardholder was authenticated — at most 4 items of at most 12 KiB
+//	     printable characters —, aav the issuer's authentication value (at most
+//	     64 characters) and merchantRef the shop's federation entityID the value is
+//	     bound to, named to the issuer instead of the mid; the PG passes them on to
+//	     the issuer gateway with the approval and keeps them nowhere)
 //	POST /pg/v1/payments/{tid}/cancel    void the whole approval {"reason":"…"} (body optional)
 //	POST /pg/v1/payments/{tid}/refunds   refund {"amount":5000,"reason":"…"}
 //	GET  /pg/v1/payments/{tid}           inquire

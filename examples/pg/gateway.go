@@ -46,6 +46,8 @@ const (
 	// acceptor ID of ISO 8583 field 42) is the PG's merchant ID for it.
 	fMerchant   = "Ecom_Merchant"
 	fMerchantID = "Ecom_Merchant_ID"
+	// fAAV is the cardholder authentication value (Transaction/Data/AAV).
+	fAAV = "Ecom_Transaction_AAV"
 )
 
 // Issuer-side approval states, as Ecom_Transaction_ResponseData reports

@@ -123,8 +123,9 @@ type fakeGateway struct {
 	sentKeys map[string][]string // op → Idempotency-Keys received
 	nextCode int
 	slow     time.Duration
-	raw      map[string]rawAnswer  // op → a fixed answer, nothing carried out
-	auth     map[string][][]string // op → the authentication_results of each call
+	raw      map[string]rawAnswer           // op → a fixed answer, nothing carried out
+	auth     map[string][][]string          // op → the authentication_results of each call
+	fields   map[string][]map[string]string // op → the fields of each call
 }
 
 type rawAnswer struct {
@@ -146,7 +147,14 @@ func (g *fakeGateway) setRaw(op string, a *rawAnswer) {
 func newFakeGateway(t testing.TB) *fakeGateway {
 	return &fakeGateway{t: t, modes: map[string]mode{}, declines: map[string]string{}, byOrder: map[string]*approval{},
 		keys: map[string]stored{}, calls: map[string]int{}, sentKeys: map[string][]string{}, nextCode: 3427123,
-		raw: map[string]rawAnswer{}, auth: map[string][][]string{}}
+		raw: map[string]rawAnswer{}, auth: map[string][][]string{}, fields: map[string][]map[string]string{}}
+}
+
+// fieldsOf returns the fields of each call of op.
+func (g *fakeGateway) fieldsOf(op string) []map[string]string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]map[string]string(nil), g.fields[op]...)
 }
 
 // authOf returns the authentication_results of each call of op.
@@ -254,8 +262,9 @@ func (g *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if y := f["Ecom_Payment_Card_ExpDate_Year"]; len(y) != 4 {
 			g.t.Errorf("gateway: expiry year %q", y)
 		}
-		// The sub-merchant the PG pays for: its name and MID.
-		if f["Ecom_Merchant"] == "" || !strings.HasPrefix(f["Ecom_Merchant_ID"], "M") {
+		// The sub-merchant the PG pays for: its name and MID, or the
+		// entityID it came through KECIS with (merchantRef).
+		if id := f["Ecom_Merchant_ID"]; f["Ecom_Merchant"] == "" || !strings.HasPrefix(id, "M") && !strings.HasPrefix(id, "https://") {
 			g.t.Errorf("gateway: approve without its sub-merchant: %q %q", f["Ecom_Merchant"], f["Ecom_Merchant_ID"])
 		}
 	}
@@ -263,6 +272,7 @@ func (g *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.mu.Lock()
 	g.calls[op]++
 	g.auth[op] = append(g.auth[op], req.AuthenticationResults)
+	g.fields[op] = append(g.fields[op], f)
 	if key != "" {
 		g.sentKeys[op] = append(g.sentKeys[op], key)
 	}

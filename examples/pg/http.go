@@ -103,6 +103,9 @@ type wirePayRequest struct {
 	BuyerEmail  string  `json:"buyerEmail,omitempty"`
 	// Authentication is opaque (PayRequest.Authentication).
 	Authentication []string `json:"authentication,omitempty"`
+	// AAV and MerchantRef: PayRequest.AuthValue and MerchantRef.
+	AAV         string `json:"aav,omitempty"`
+	MerchantRef string `json:"merchantRef,omitempty"`
 }
 
 type wireCancelRequest struct {
@@ -290,6 +293,7 @@ func (p *PG) handlePay(w http.ResponseWriter, r *http.Request, m *Merchant) {
 		ExpMonth: int(in.ExpMonth), ExpYear: int(in.ExpYear), ProductName: in.ProductName,
 		Buyer:          Buyer{Name: in.BuyerName, Tel: in.BuyerTel, Email: in.BuyerEmail},
 		IdempotencyKey: r.Header.Get("Idempotency-Key"), Authentication: in.Authentication,
+		AuthValue: in.AAV, MerchantRef: in.MerchantRef,
 	})
 	p.writePayment(w, r, pay, err)
 }

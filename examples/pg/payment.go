@@ -32,7 +32,9 @@ import (
 //
 // Refusals before the gateway is called are *Error values and create no
 // transaction. The approval carries req.Authentication, opaque, to the
-// issuer gateway (authentication_results), and nothing keeps it. A repeat with the same Idempotency-Key and request returns
+// issuer gateway (authentication_results), with req.AuthValue
+// (Ecom_Transaction_AAV) and, when set, req.MerchantRef as the shop's ID
+// (Ecom_Merchant_ID), and nothing keeps them. A repeat with the same Idempotency-Key and request returns
 // the same transaction (Replayed set) without calling the issuer again;
 // another request under the key is CodeIdempotencyConflict.
 func (p *PG) Pay(ctx context.Context, req PayRequest) (*Payment, error) {
@@ -52,6 +54,12 @@ func (p *PG) Pay(ctx context.Context, req PayRequest) (*Payment, error) {
 		return nil, e
 	}
 	if e := checkAuthentication(req.Authentication); e != nil {
+		return nil, e
+	}
+	if e := checkToken("aav", req.AuthValue, MaxAuthValueLen); e != nil {
+		return nil, e
+	}
+	if e := checkToken("merchantRef", req.MerchantRef, MaxMerchantRefLen); e != nil {
 		return nil, e
 	}
 	for _, f := range []struct {
@@ -108,6 +116,15 @@ func (p *PG) Pay(ctx context.Context, req PayRequest) (*Payment, error) {
 		// and the PG's ID for it (the card acceptor ID), so that the
 		// issuer's text names the shop rather than the PG.
 		fMerchant: merchantName, fMerchantID: req.MID,
+	}
+	// Through KECIS the issuer knows the shop by its entityID, to which a
+	// cardholder authentication value is bound (KECIS §15.7); the value
+	// goes with the approval and is kept nowhere.
+	if req.MerchantRef != "" {
+		fields[fMerchantID] = req.MerchantRef
+	}
+	if req.AuthValue != "" {
+		fields[fAAV] = req.AuthValue
 	}
 	// From here on the outcome is recorded even if the merchant hangs up.
 	ctx = context.WithoutCancel(ctx)

@@ -278,12 +278,27 @@ type PayRequest struct {
 	// the request an Idempotency-Key stands for (a retry may carry a
 	// freshly made one); only the first call forwards it.
 	Authentication []string
+	// AuthValue is the cardholder authentication value the issuer's
+	// authentication page minted for this payment (ECML
+	// Transaction/Data/AAV, KECIS §15.7): a public token of at most
+	// MaxAuthValueLen printable characters without spaces, which the PG
+	// forwards with the approval and stores nowhere. Like Authentication it
+	// is not part of what the Idempotency-Key stands for.
+	AuthValue string
+	// MerchantRef is the name the issuer knows the shop by when the
+	// payment came through the KECIS federation: the merchant's entityID
+	// (the sidecar sends it), to which the issuer bound AuthValue. The PG
+	// names the shop by it to the issuer (Ecom/Merchant/@id, the card
+	// acceptor ID) instead of the MID; empty: the MID.
+	MerchantRef string
 }
 
-// Bounds of PayRequest.Authentication.
+// Bounds of PayRequest.Authentication, AuthValue and MerchantRef.
 const (
 	MaxAuthentication    = 4
 	MaxAuthenticationLen = 12 << 10
+	MaxAuthValueLen      = 64
+	MaxMerchantRefLen    = 1024
 )
 
 // CancelRequest voids a whole approval (전체취소) before the issuer

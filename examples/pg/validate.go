@@ -85,6 +85,20 @@ func checkAuthentication(items []string) *Error {
 	return nil
 }
 
+// checkToken bounds a public token of the payment (aav, merchantRef): at
+// most max printable ASCII characters without spaces; empty is absent.
+func checkToken(name, v string, max int) *Error {
+	if len(v) > max {
+		return invalid(fmt.Sprintf("%s holds at most %d characters", name, max))
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x21 || v[i] > 0x7e {
+			return invalid(name + " is printable ASCII without spaces")
+		}
+	}
+	return nil
+}
+
 func checkMID(v string) *Error {
 	if v == "" {
 		return invalid("mid is required")
