@@ -19,7 +19,8 @@ func Plans() []*Plan {
 	}
 	return []*Plan{
 		provider("issuer", "Card issuer", string(metadata.RoleIssuer),
-			"A card issuer behind its KECIS adapter: metadata and keys, the envelope, encryption, the clock, the card service, every attack of the security module, authorization (whose payment it is, who may call), and every answer of the run."),
+			"A card issuer behind its KECIS adapter: metadata and keys, the envelope, encryption, the clock, the card service, every attack of the security module, authorization (whose payment it is, who may call), its cardholder authentication and virtual card numbers when it declares them, and every answer of the run.",
+			cardAuthModule(), vcnModule()),
 		provider("pg", "Payment gateway", string(metadata.RolePG),
 			"A PG's KECIS adapter serving the card service to merchants: the issuer plan's modules (the PG answers as the card service's provider), and its amount authentication when it declares it.",
 			amountAuthModule()),

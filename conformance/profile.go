@@ -50,6 +50,9 @@ type Profile struct {
 	// AmountAuth describes the amount authentication a PG offers the
 	// tester (the amountauth module, KECIS §15.3).
 	AmountAuth *AmountAuthProfile `yaml:"amountauth,omitempty"`
+	// CardAuth describes an issuer's cardholder authentication for the
+	// tester (the cardauth and vcn modules, KECIS §15.7, §15.4).
+	CardAuth *CardAuthProfile `yaml:"cardauth,omitempty"`
 	// Router names the provider the hub plan relays to.
 	Router *RouterProfile `yaml:"router,omitempty"`
 	// Hooks are the participant's test hooks: out-of-band steps the suite
@@ -135,6 +138,33 @@ type AmountAuthProfile struct {
 	// seconds: the run waits it out, MaxAmountAuthTimeout at most);
 	// without it the timeout checks are SKIPPED.
 	Timeout Duration `yaml:"timeout,omitempty"`
+}
+
+// CardAuthProfile is what the cardauth and vcn modules need to
+// authenticate as a cardholder of the issuer (KECIS §15.7): a test card
+// with its authentication password (and TOTP seed), and where the issuer
+// must post its answers. The password and the seed are scrubbed from every
+// report, as is each TOTP code the run computes.
+type CardAuthProfile struct {
+	// Currency of the amounts (ISO 4217); default KRW.
+	Currency string `yaml:"currency,omitempty"`
+	// Card is one of the issuer's cards; its Amount is a purchase below
+	// Threshold (one factor).
+	Card TestCard `yaml:"card"`
+	// Password is the card's authentication password (안심클릭).
+	Password string `yaml:"password"`
+	// TOTPSeed is the card's RFC 6238 seed (base32); without it the
+	// second-factor check is SKIPPED.
+	TOTPSeed string `yaml:"totp_seed,omitempty"`
+	// Threshold is the amount from which the issuer's policy asks for a
+	// second factor (default 100000, KECIS §15.7.2's default policy).
+	Threshold string `yaml:"threshold,omitempty"`
+	// Endpoint is the tester's HTTP-POST endpoint for the services, as its
+	// metadata at the hub publishes it: the Destination of every answer.
+	Endpoint string `yaml:"endpoint"`
+	// PageTLSCerts pin the TLS server certificate of the issuer's page
+	// when its metadata does not publish it (PEM files).
+	PageTLSCerts []string `yaml:"page_tls_certs,omitempty"`
 }
 
 // MaxAmountAuthTimeout bounds the profile's amountauth.timeout: the run
@@ -304,6 +334,34 @@ func (p *Profile) check() error {
 			errs = append(errs, fmt.Errorf("amountauth.timeout must be positive and at most %s: the run waits it out (give the tester a short timeout at the PG)", MaxAmountAuthTimeout))
 		}
 	}
+	if a := p.CardAuth; a != nil {
+		if a.Currency == "" {
+			a.Currency = "KRW"
+		}
+		if a.Threshold == "" {
+			a.Threshold = "100000"
+		}
+		if _, ok := ecml.MinorUnits(a.Currency); !ok {
+			errs = append(errs, fmt.Errorf("cardauth.currency %q is not an ISO 4217 code", a.Currency))
+		} else if err := a.Card.check(a.Currency, false); err != nil {
+			errs = append(errs, fmt.Errorf("cardauth.card: %w", err))
+		} else {
+			m, _ := ecml.ParseAmount(a.Card.Amount, a.Currency)
+			th, err := ecml.ParseAmount(a.Threshold, a.Currency)
+			switch {
+			case err != nil:
+				errs = append(errs, fmt.Errorf("cardauth.threshold %q: %w", a.Threshold, err))
+			case m.Minor <= 0 || m.Minor >= th.Minor:
+				errs = append(errs, errors.New("cardauth.card.amount must be above zero and below cardauth.threshold (a one-factor purchase)"))
+			}
+		}
+		if a.Password == "" {
+			errs = append(errs, errors.New("cardauth.password (the card's authentication password) is required"))
+		}
+		if !strings.HasPrefix(a.Endpoint, "https://") {
+			errs = append(errs, errors.New("cardauth.endpoint (the tester's HTTP-POST endpoint in its metadata) must be an https URL"))
+		}
+	}
 	for name, h := range map[string]*Hook{"settle": p.Hooks.Settle, "stall": p.Hooks.Stall, "amountauth": p.Hooks.AmountAuth} {
 		if h != nil && !strings.HasPrefix(h.URL, "http://") && !strings.HasPrefix(h.URL, "https://") {
 			errs = append(errs, fmt.Errorf("hooks.%s.url must be an http(s) URL", name))
@@ -463,5 +521,13 @@ func loadCerts(p *Profile, files []string) ([]*x509.Certificate, error) {
 // secrets returns the strings to scrub from reports.
 func (p *Profile) secrets() []string {
 	// Card numbers need no entry: every Luhn-valid number is masked.
-	return p.Secrets
+	out := slices.Clone(p.Secrets)
+	if a := p.CardAuth; a != nil {
+		for _, s := range []string{a.Password, a.TOTPSeed} {
+			if s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
 }

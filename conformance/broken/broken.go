@@ -112,6 +112,9 @@ type Peer struct {
 	Signing    []*x509.Certificate
 	Encryption *x509.Certificate
 	TLSClient  *x509.Certificate
+	// PostEndpoint is its HTTP-POST endpoint for cardholder
+	// authentication (KECIS §15.7.1): where the page posts its answers.
+	PostEndpoint string
 }
 
 // Card is a card the provider issued.
@@ -130,7 +133,10 @@ type Config struct {
 	// AmountAuth, when set, makes the provider a PG that offers amount
 	// authentication (KECIS §15.3) beside the card service.
 	AmountAuth *AmountAuthConfig
-	Now        func() time.Time
+	// CardAuth, when set, makes the provider an issuer with a cardholder
+	// authentication page and virtual card numbers (KECIS §15.7, §15.4).
+	CardAuth *CardAuthConfig
+	Now      func() time.Time
 	// Rand draws challenges and session IDs (default crypto/rand).
 	Rand io.Reader
 }
@@ -160,6 +166,7 @@ type Provider struct {
 	idem      map[string]*idemRecord
 	stall     map[string]time.Duration
 	sessions  map[string]*aaSession // by session ID
+	ca        *caState
 }
 
 type cardState struct {
@@ -300,10 +307,22 @@ func Start(cfg Config) (*Provider, error) {
 	if cfg.Flaw == AcceptsCBC {
 		dec = &lenientDecrypter{key: ks.encKey}
 	}
+	if cfg.CardAuth != nil {
+		// Approvals embed the results the provider signed itself.
+		keys[p.EntityID] = []*x509.Certificate{ks.signing.Cert}
+	}
 	p.rc = &saml.Receiver{Keys: resolver, Replay: replay, Destinations: []string{p.Endpoint}, Decrypter: dec, ValidatePayload: true, Now: cfg.Now,
 		Authorize: p.authorize}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /kecis/soap", p.serveSOAP)
+	if cfg.CardAuth != nil {
+		p.startCardAuth(mux, keys, replay, dec)
+		if p.Metadata, err = metadata.Marshal(p.Descriptor); err != nil {
+			l.Close()
+			hl.Close()
+			return nil, err
+		}
+	}
 	p.srv = httpserver.New(mux, httpserver.Limits{MaxBodyBytes: httpserver.SOAPMaxBodyBytes}, nil)
 	p.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{ks.tlsCert}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12}
 	go func() { _ = p.srv.ServeTLS(l, "", "") }()
@@ -572,6 +591,14 @@ func (p *Provider) serve(req *saml.ServiceRequest) (saml.Status, *ecml.Payload) 
 			return refusal(saml.StatusRequester, saml.CodeInvalidPayload, "KRW amounts only")
 		}
 		pan := e.Payment.Card.Number.Reveal()
+		var spend func()
+		if p.ca != nil {
+			real, commit, st := p.caCheck(req.Issuer, e, m, pan)
+			if st != nil {
+				return *st, nil
+			}
+			pan, spend = real, commit
+		}
 		c := p.cards[pan]
 		switch {
 		case c == nil:
@@ -590,6 +617,9 @@ func (p *Provider) serve(req *saml.ServiceRequest) (saml.Status, *ecml.Payload) 
 		a := &approval{number: fmt.Sprintf("%08d", n), order: e.ConsumerOrderID, merchant: req.Issuer, pan: pan, amount: m.Minor, state: "approved"}
 		p.approvals[a.number] = a
 		c.available -= m.Minor
+		if spend != nil {
+			spend()
+		}
 		st := saml.Status{Code: saml.StatusSuccess}
 		if p.Flaw == EchoesPAN {
 			st.Message = "approved for card " + pan

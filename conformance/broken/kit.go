@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base32"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -152,7 +153,7 @@ type Kit struct {
 // extra are further peers the provider trusts, such as the hub the suite
 // runs itself (--own-hub).
 func NewKit(dir string, flaw Flaw, hooks bool, extra ...Peer) (*Kit, error) {
-	return newKit(dir, flaw, hooks, nil, extra)
+	return newKit(dir, flaw, hooks, nil, nil, extra)
 }
 
 // PGTimeout is the session timeout of a PG kit's amount authentication:
@@ -164,10 +165,31 @@ const PGTimeout = 2 * time.Second
 // amountauth section (the good card, a purchase of 15,000 KRW, 3 attempts,
 // PGTimeout) and the amountauth hook, and waits 2 s for the truth.
 func NewPGKit(dir string, flaw Flaw, hooks bool, extra ...Peer) (*Kit, error) {
-	return newKit(dir, flaw, hooks, &AmountAuthConfig{Attempts: 3, Timeout: PGTimeout}, extra)
+	return newKit(dir, flaw, hooks, &AmountAuthConfig{Attempts: 3, Timeout: PGTimeout}, nil, extra)
 }
 
-func newKit(dir string, flaw Flaw, hooks bool, aa *AmountAuthConfig, extra []Peer) (*Kit, error) {
+// The cardholder credentials of an issuer kit's cards, and the tester's
+// HTTP-POST endpoint its page answers to (the suite reads the answer from
+// the page; nothing listens there).
+const (
+	KitPassword     = "kit-pw-2718"
+	KitPostEndpoint = "https://tester.conformance.kecis.test/kecis/front"
+)
+
+// NewIssuerKit is NewKit for an issuer that also offers cardholder
+// authentication and virtual card numbers (KECIS §15.7, §15.4): its flaw
+// may be one of CardAuthFlaws. Its cards share KitPassword and a TOTP seed
+// of the kit's (a code at or above 100,000 KRW); the profile gives its
+// cardauth section, the tester's endpoint KitPostEndpoint.
+func NewIssuerKit(dir string, flaw Flaw, extra ...Peer) (*Kit, error) {
+	seed := make([]byte, 20)
+	if _, err := rand.Read(seed); err != nil {
+		return nil, err
+	}
+	return newKit(dir, flaw, false, nil, &CardAuthConfig{Password: KitPassword, TOTPSeed: base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(seed)}, extra)
+}
+
+func newKit(dir string, flaw Flaw, hooks bool, aa *AmountAuthConfig, ca *CardAuthConfig, extra []Peer) (*Kit, error) {
 	t, err := WriteTester(filepath.Join(dir, "tester"))
 	if err != nil {
 		return nil, err
@@ -181,7 +203,11 @@ func newKit(dir string, flaw Flaw, hooks bool, aa *AmountAuthConfig, extra []Pee
 		return nil, err
 	}
 	good, low := TestPAN(1), TestPAN(2)
-	p, err := Start(Config{Flaw: flaw, AmountAuth: aa, Peers: append([]Peer{t.Peer(), second.Peer(), outsider.Peer()}, extra...), Cards: []Card{
+	tp := t.Peer()
+	if ca != nil {
+		tp.PostEndpoint = KitPostEndpoint
+	}
+	p, err := Start(Config{Flaw: flaw, AmountAuth: aa, CardAuth: ca, Peers: append([]Peer{tp, second.Peer(), outsider.Peer()}, extra...), Cards: []Card{
 		{PAN: good, ExpMonth: "12", ExpYear: "2030", Limit: 5_000_000},
 		{PAN: low, ExpMonth: "12", ExpYear: "2030", Limit: 50_000},
 	}})
@@ -224,6 +250,9 @@ card:
 		// voided: the broken PG voids at once, or never.
 		settle = "2s"
 		profile += fmt.Sprintf("amountauth:\n  card: {number: %q, expiry: 12/2030, amount: \"15000\"}\n  attempts: %d\n  timeout: %s\n", good, aa.Attempts, aa.Timeout)
+	}
+	if ca != nil {
+		profile += fmt.Sprintf("cardauth:\n  card: {number: %q, expiry: 12/2030, amount: \"15000\"}\n  password: %q\n  totp_seed: %q\n  endpoint: %s\n", good, ca.Password, ca.TOTPSeed, KitPostEndpoint)
 	}
 	profile += fmt.Sprintf("timeouts: {request: 10s, stall: 1s, settle: %s}\n", settle)
 	profile += fmt.Sprintf("hooks:\n  settle: {url: %s/settle}\n", p.HooksURL)
