@@ -21,7 +21,23 @@ import (
 func TestDemoIssuerPasses(t *testing.T) {
 	rep, d, dir := runDemoPlan(t, demo.IssuerID)
 	good, low := d.Cards[0], d.Cards[1]
-	assertDemoReport(t, rep, "issuer")
+	// Cardholder authentication and virtual numbers run whole once the
+	// demo issuer declares them and its profile has a cardauth section
+	// (issue 17: the demo wires them); until then their modules are
+	// SKIPPED for that reason only.
+	var ca []string
+	for _, m := range rep.Modules {
+		if (m.Name == "cardauth" || m.Name == "vcn") && m.Skipped != "" {
+			if !strings.Contains(m.Skipped, "declares no") && !strings.Contains(m.Skipped, "no cardauth section") {
+				t.Errorf("module %s SKIPPED: %s", m.Name, m.Skipped)
+			}
+			t.Logf("the demo issuer's %s module is not run: %s", m.Name, m.Skipped)
+			for _, c := range m.Conditions {
+				ca = append(ca, c.ID)
+			}
+		}
+	}
+	assertDemoReport(t, rep, "issuer", ca...)
 	if err := rep.WriteFiles(filepath.Join(dir, "out")); err != nil {
 		t.Fatal(err)
 	}
