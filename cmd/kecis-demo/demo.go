@@ -11,10 +11,15 @@ import (
 	"time"
 
 	"github.com/kecis/kecis/connectors/sqlstore"
+	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/examples/demo"
 )
 
-type demoAddrs struct{ hub, ops, issuer, native, telecom, pgNative, pgKECIS, pgCall, pgPage, shop string }
+type demoAddrs struct {
+	hub, ops, issuer, native, telecom, pgNative, pgKECIS, pgCall, pgPage, shop string
+	// issuerPage and issuerCert are the issuer's cardholder-authentication page and its mutual-TLS endpoint.
+	issuerPage, issuerCert string
+}
 
 // demoOptions are the demo's other flags: --tester (register the
 // conformance suite and write its profiles), --relay-timeout, --postgres
@@ -38,7 +43,7 @@ func runFederationDemo(ctx context.Context, w io.Writer, dir string, a demoAddrs
 	}
 	defer logFile.Close()
 	d, err := demo.Start(ctx, demo.Config{Dir: dir, HubListen: a.hub, HubOps: a.ops, IssuerKECIS: a.issuer, IssuerNative: a.native, Telecom: a.telecom,
-		PGNative: a.pgNative, PGKECIS: a.pgKECIS, PGCall: a.pgCall, PGPage: a.pgPage, Shop: a.shop, AmountAuthMethod: o.aaMethod,
+		PGNative: a.pgNative, PGKECIS: a.pgKECIS, PGCall: a.pgCall, PGPage: a.pgPage, Shop: a.shop, IssuerPage: a.issuerPage, IssuerCert: a.issuerCert, AmountAuthMethod: o.aaMethod,
 		AllowClearCard: true, Tester: o.tester, RelayTimeout: o.relayTimeout, Postgres: o.postgres, Log: slog.New(slog.NewJSONHandler(logFile, nil))})
 	if err != nil {
 		return err
@@ -91,7 +96,7 @@ Press Ctrl-C to stop.
 		shops.String(), filepath.Join(dir, demo.ManifestFile),
 		c.PAN.Reveal(), c.ExpMonth, c.ExpYear, c.Holder, c.Phone, c.Description,
 		testCardTable(d), dir, d.IssuerNative+demo.SettlePath,
-		m.Name, curlLine(d, m, c), d.TelecomURL, strings.ReplaceAll(c.Phone, "-", ""), amountAuthGuide(d, c), conformanceNote(dir, o))
+		m.Name, curlLine(d, m, c), d.TelecomURL, strings.ReplaceAll(c.Phone, "-", ""), amountAuthGuide(d, c)+cardAuthGuide(d, dir), conformanceNote(dir, o))
 	if ready != nil {
 		ready <- d
 	}
@@ -166,6 +171,41 @@ approval cancelled too). A script starts one with POST %s
 `, aa.CheckoutURL, c.PAN.Masked(), c.Holder, aa.PageURL, d.TelecomURL, strings.ReplaceAll(c.Phone, "-", ""), text, what,
 		aa.Attempts, shortDuration(time.Duration(aa.TimeoutSeconds)*time.Second), aa.StartURL)
 }
+
+// cardAuthGuide walks a person through a purchase with the issuer's
+// cardholder authentication at the demo shop (docs/demo.md, "Cardholder
+// authentication") with the first test card's credentials.
+func cardAuthGuide(d *demo.Demo, dir string) string {
+	ca := d.CardAuth()
+	if len(ca.Cards) == 0 {
+		return ""
+	}
+	c := ca.Cards[0]
+	return fmt.Sprintf(`
+Cardholder authentication (docs/cardauth.md): the card company authenticates
+its cardholder on its own page; from %s a second factor too:
+  1. open the demo shop's checkout:  %s  ("Pay with card authentication")
+  2. choose KECIS Card and a product (%s, or %s for the second factor),
+     and "Pay with a virtual card number" for a number the PG may see
+  3. on the card company's page type %s and the password %s;
+     then the TOTP code of the seed %s
+     (demo.json cardauth.cards[].totp_uri), or "Use my certificate" with
+     %s (password %s) imported into the browser
+The shop then pays through the PG with the card company's authentication value.
+`, won(ca.Threshold), ca.CheckoutURL, productLine(ca.Products, 0), productLine(ca.Products, 1), c.Number, c.Password, c.TOTPSeed,
+		filepath.Join(dir, c.PKCS12), c.PKCS12Password)
+}
+
+// productLine is a checkout product as the guide names it.
+func productLine(ps []demo.ManifestProduct, i int) string {
+	if i >= len(ps) {
+		return ""
+	}
+	return ps[i].Name + " at " + won(ps[i].Amount)
+}
+
+// won writes a KRW amount: 15,000원.
+func won(n int64) string { return ecml.Money{Minor: n, Currency: "KRW"}.Display() }
 
 // shortDuration writes d without its zero seconds or minutes: 5m, 1h, 90s
 // as 1m30s.

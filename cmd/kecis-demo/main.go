@@ -173,6 +173,8 @@ did not pass or no demo runs in --dir, 2 on a usage error.`,
 	cmd.Flags().StringVar(&addrs.pgCall, "pg-call", "127.0.0.1:8446", "the PG sidecar's local calling endpoint")
 	cmd.Flags().StringVar(&addrs.pgPage, "pg-page", "127.0.0.1:8447", "the PG's amount-authentication page (the cardholder types the texted amount there)")
 	cmd.Flags().StringVar(&addrs.shop, "shop", "127.0.0.1:8084", "the demo shop's checkout (a purchase with amount authentication)")
+	cmd.Flags().StringVar(&addrs.issuerPage, "issuer-page", "127.0.0.1:8448", "the issuer's cardholder-authentication page (HTTPS)")
+	cmd.Flags().StringVar(&addrs.issuerCert, "issuer-cert", "127.0.0.1:8449", "the issuer's mutual-TLS endpoint where the browser presents the cardholder's client certificate")
 	cmd.Flags().StringVar(&opts.aaMethod, "aa-method", "amount", "what the cardholder types on the PG's page: amount (of the card company's text) or descriptor (the code after the shop's name in it)")
 	return cmd
 }

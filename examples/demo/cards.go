@@ -97,11 +97,26 @@ func (d *Demo) issueCards(ctx context.Context) error {
 		if err := d.Telecom.AddSubscriber(ctx, telecom.Subscriber{Phone: c.Phone, HolderName: c.Holder, BirthDate: born}); err != nil && !alreadyThere(err) {
 			return fmt.Errorf("telecom subscriber: %w", err)
 		}
-		ic, err := d.Issuer.IssueCard(ctx, issuer.IssueCardRequest{Type: c.Type, HolderName: c.Holder, HolderPhone: c.Phone,
+		// Every card has an authentication password and a TOTP seed for
+		// the issuer's cardholder authentication (KECIS §15.7).
+		c.AuthPassword = cardAuthPassword(c)
+		req := issuer.IssueCardRequest{Type: c.Type, HolderName: c.Holder, HolderPhone: c.Phone,
 			BirthDate: ecml.Secret(c.BirthDate), Password: ecml.Secret(c.Password), Limit: c.Limit,
-			ExpMonth: c.ExpMonth, ExpYear: c.ExpYear, IdempotencyKey: fmt.Sprintf("demo-test-card-%d", i+1)})
+			ExpMonth: c.ExpMonth, ExpYear: c.ExpYear, AuthPassword: ecml.Secret(c.AuthPassword), EnrolTOTP: true,
+			IdempotencyKey: fmt.Sprintf("demo-test-card-%d", i+1)}
+		ic, err := d.Issuer.IssueCard(ctx, req)
+		if issuer.CodeOf(err) == issuer.CodeIdempotencyConflict {
+			// A directory whose cards were issued before they had
+			// cardholder-authentication credentials: the same card with
+			// them is issued once more, under a key of its own.
+			req.IdempotencyKey += "-cardauth"
+			ic, err = d.Issuer.IssueCard(ctx, req)
+		}
 		if err != nil {
 			return fmt.Errorf("issuing a test card: %w", err)
+		}
+		if ic.TOTPEnrolment != nil {
+			c.TOTPSeed, c.TOTPURI = ic.TOTPEnrolment.Seed.Reveal(), ic.TOTPEnrolment.URI.Reveal()
 		}
 		if ic.Status != c.Status {
 			if _, err := d.Issuer.SetCardStatus(ctx, ic.ID, c.Status); err != nil {
@@ -114,7 +129,14 @@ func (d *Demo) issueCards(ctx context.Context) error {
 			}
 		}
 		c.PAN = ic.PAN
+		if err := d.cardAuthCredentials(ctx, i+1, ic.ID, &c); err != nil {
+			return err
+		}
 		d.Cards = append(d.Cards, c)
 	}
 	return nil
 }
+
+// cardAuthPassword is a test card's authentication password on the
+// issuer's page (KECIS §15.7): "kecis-" and its four-digit card password.
+func cardAuthPassword(c TestCard) string { return "kecis-" + c.Password }

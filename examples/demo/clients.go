@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"path/filepath"
+	"strings"
 
 	"github.com/kecis/kecis/connectors"
 	"github.com/kecis/kecis/connectors/amountauth"
@@ -32,7 +33,13 @@ func (d *Demo) startTester(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := d.register(ctx, k.client(t.id, t.name, metadata.RoleTester)); err != nil {
+		ed := k.client(t.id, t.name, metadata.RoleTester)
+		// Where the issuer's page posts the browser back with the
+		// answer to the suite's cardauth requests: the suite reads the
+		// answer off the page's form and follows it nowhere, so the
+		// address is the tester's name, not a listener of the demo's.
+		ed.Endpoints = frontEndpoints(testerFrontEndpoint(t.id))
+		if err := d.register(ctx, ed); err != nil {
 			return err
 		}
 		if t.id == TesterID {
@@ -47,12 +54,21 @@ func (d *Demo) startTester(ctx context.Context) error {
 // TLS client certificate (their facade API keys the hub issued), and makes
 // each its SDK client for the card service.
 func (d *Demo) startMerchants(ctx context.Context) error {
+	if err := d.listenShop(); err != nil {
+		return err
+	}
 	for i, m := range d.Merchants {
 		k, err := d.keys(merchants[i].dir, true, devpki.TLSClient)
 		if err != nil {
 			return err
 		}
-		if err := d.register(ctx, k.client(m.EntityID, m.Name, metadata.RoleMerchant)); err != nil {
+		ed := k.client(m.EntityID, m.Name, metadata.RoleMerchant)
+		if m.EntityID == MerchantID {
+			// The checkout is Demo shop's web site: the card company's
+			// page posts the browser back there (KECIS §15.7.1).
+			ed.Endpoints = frontEndpoints(d.ShopURL + shopCardAuthReturnPath)
+		}
+		if err := d.register(ctx, ed); err != nil {
 			return err
 		}
 		if m.Client, err = d.cardClient(m.EntityID, m.Dir); err != nil {
@@ -107,4 +123,10 @@ func (d *Demo) cardClient(entityID, dir string) (*card.Client, error) {
 		return nil, err
 	}
 	return &card.Client{C: c}, nil
+}
+
+// testerFrontEndpoint is the HTTP-POST endpoint of a tester identity for
+// the issuer's front-channel services (demo.json cardauth.tester_return_url).
+func testerFrontEndpoint(entityID string) string {
+	return strings.TrimSuffix(entityID, "/kecis") + "/cardauth/return"
 }

@@ -17,12 +17,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/kecis/kecis/connectors/card"
+	"github.com/kecis/kecis/connectors/cardauth"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/examples/issuer"
 	"github.com/kecis/kecis/examples/issuer/kecisadapter"
@@ -90,6 +92,10 @@ type Config struct {
 	// PGPage is the listener of the PG's amount-authentication page (the
 	// sidecar serves it, KECIS §15.3.2); Shop the demo shop's checkout's.
 	PGPage, Shop string
+	// IssuerPage is the listener of the issuer's cardholder-authentication
+	// page (HTTPS, KECIS §15.7), IssuerCert its mutual-TLS endpoint's (the
+	// client-certificate factor): same host, another port.
+	IssuerPage, IssuerCert string
 	// AmountAuthMethod is what the cardholder types on the PG's page:
 	// "amount" (the default) or "descriptor", the code after the shop's
 	// name in the text (KECIS §15.3.5).
@@ -148,6 +154,14 @@ type TestCard struct {
 	// Delay how long the issuer's host takes to decide on it.
 	Status issuer.CardStatus
 	Delay  time.Duration
+	// Cardholder authentication (KECIS §15.7): AuthPassword is the card's
+	// authentication password on the issuer's page; TOTPSeed (base32) and
+	// TOTPURI (otpauth://) its TOTP enrolment; P12 the PKCS#12 file of its
+	// TLS client certificate (absolute path; "" for a card that is not
+	// active) and P12Password its password.
+	AuthPassword      string
+	TOTPSeed, TOTPURI string
+	P12, P12Password  string
 }
 
 // Demo is a running federation.
@@ -158,8 +172,12 @@ type Demo struct {
 	// page itself is PGPage + AmountAuthPagePath); ShopURL the demo shop's
 	// checkout (KECIS §15.3.2).
 	PGPage, ShopURL string
-	HubTLSCert      string // PEM file of the hub's TLS certificate (curl --cacert)
-	Cards           []TestCard
+	// IssuerPage and IssuerCert are the base URLs of the issuer's
+	// cardholder-authentication page (CardAuthPagePath under it) and of
+	// its mutual-TLS endpoint (CardAuthCertPath), KECIS §15.7.
+	IssuerPage, IssuerCert string
+	HubTLSCert             string // PEM file of the hub's TLS certificate (curl --cacert)
+	Cards                  []TestCard
 	// Merchants are the demo's shops, in a stable order (MerchantID first).
 	Merchants []*Merchant
 	// Manifest is the path of demo.json (ManifestFile), written once the
@@ -204,6 +222,12 @@ type Demo struct {
 	// amountAuth its amountauth section (startPG).
 	conformance ManifestConformance
 	amountAuth  ManifestAmountAuth
+	// aav mints (the page) and checks (the issuer) authentication values
+	// with the key kept in the issuer's directory (KECIS §15.7.3).
+	aav *cardauth.AAV
+	// shopListener is the checkout's, bound before the merchants register
+	// (listenShop).
+	shopListener net.Listener
 }
 
 // step is one participant's start: its keys, listeners, state, servers and

@@ -6,12 +6,15 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/kecis/kecis/connectors"
 	"github.com/kecis/kecis/connectors/card"
+	"github.com/kecis/kecis/connectors/cardauth"
 	"github.com/kecis/kecis/connectors/sms"
 	"github.com/kecis/kecis/connectors/store/sqlitestore"
 	"github.com/kecis/kecis/examples/issuer"
@@ -88,11 +91,23 @@ func (d *Demo) startIssuer(ctx context.Context) error {
 	if d.Clock, err = openClock(d.cfg.IssuerNow, d.path("issuer", "clock-offset")); err != nil {
 		return err
 	}
+	// Cardholder authentication (KECIS §15.7): the AAV key the page mints
+	// with and the issuer checks approvals with, and the cardholder CA.
+	aavKey, err := secret(d.path("issuer", "aav-key"), 32)
+	if err != nil {
+		return err
+	}
+	d.aav = &cardauth.AAV{Keys: [][]byte{aavKey}, Now: d.wallNow}
+	caCert, caKey, err := d.cardholderCA()
+	if err != nil {
+		return fmt.Errorf("cardholder CA: %w", err)
+	}
 	iss, err := issuer.Open(ctx, issuer.Config{DSN: "sqlite:" + d.path("issuer", "issuer.db"), Brand: "KECIS Card", DataKey: dataKey, Pepper: pepper,
 		Notifier: issuer.NotifierFunc(func(ctx context.Context, phone, text string) error {
 			_, err := gw.Send(ctx, sms.Message{To: phone, Text: text})
 			return err
-		}), Logger: d.cfg.Log, Now: d.Clock.Now})
+		}), Logger: d.cfg.Log, Now: d.Clock.Now,
+		CACert: caCert, CAKey: caKey, AuthValues: wallClockAAV{aav: d.aav, now: d.wallNow}})
 	if err != nil {
 		return err
 	}
@@ -139,7 +154,10 @@ func (d *Demo) startIssuerAdapter(ctx context.Context) error {
 	}
 	// The cardholder's text names whom the issuer approved for: its
 	// acquirer, the PG (merchants do not call the issuer).
-	d.Adapter = &kecisadapter.Adapter{Issuer: d.Issuer, MerchantNames: map[string]string{PGID: "KECIS Pay"}}
+	// The PG is the acquirer whose sub-merchant ID names the merchant a
+	// cardholder authenticated for (KECIS §15.7.3).
+	d.Adapter = &kecisadapter.Adapter{Issuer: d.Issuer, MerchantNames: map[string]string{PGID: "KECIS Pay"},
+		Acquirers: map[string]bool{PGID: true}}
 	endpoint := d.IssuerKECIS + "/kecis/soap"
 	h, err := connectors.NewHandler(connectors.HandlerConfig{
 		EntityID: IssuerID, Signer: signer, Endpoints: []string{endpoint}, Directory: d.directory(), HubEntityID: HubID,
@@ -152,11 +170,17 @@ func (d *Demo) startIssuerAdapter(ctx context.Context) error {
 	mux := http.NewServeMux()
 	mux.Handle("POST /kecis/soap", h)
 	d.serve(l, mux, &tls.Config{Certificates: []tls.Certificate{k.tls.tls}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12})
+	// The cardholder-authentication page: its HTTP-POST endpoints and
+	// services beside the card services.
+	pageEndpoints, pageServices, err := d.startCardAuth(ctx, h, signer, k.tls.tls)
+	if err != nil {
+		return err
+	}
 	return d.register(ctx, &metadata.EntityDescriptor{EntityID: IssuerID, DisplayName: issuerName, Roles: []metadata.Role{metadata.RoleIssuer},
 		Keys:      []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: k.signing.cert}, {Use: metadata.UseEncryption, Certificate: k.encryption.cert}},
 		TLSKeys:   []metadata.KeyDescriptor{{Use: metadata.UseTLSServer, Certificate: k.tls.cert}},
-		Endpoints: []metadata.Endpoint{{Service: metadata.AnyService, Binding: saml.BindingSOAP, Location: endpoint}},
-		Services:  issuerServices(d.cfg),
+		Endpoints: append([]metadata.Endpoint{{Service: metadata.AnyService, Binding: saml.BindingSOAP, Location: endpoint}}, pageEndpoints...),
+		Services:  append(issuerServices(d.cfg, d.Issuer.VirtualBINs()), pageServices...),
 	})
 }
 
@@ -168,16 +192,21 @@ func (d *Demo) directory() *metadata.Client {
 	return &metadata.Client{HubURL: d.HubURL, HubCerts: []*x509.Certificate{d.hubSigning}, HTTP: hc}
 }
 
-// issuerServices are the issuer's card services, for its own cards' BINs.
+// issuerServices are the issuer's card services, for its own cards' BINs
+// and its virtual BINs (KECIS §15.4: the hub routes an approval with a
+// virtual number to the issuer, which de-tokenises it).
 // The issuer takes card:* from its acquirer, the demo PG, never from a
 // merchant (KECIS §13.2), and from the conformance suite; the verification
 // approval of amount authentication (card:approve-verification, KECIS
 // §15.2, §15.3) from the PG alone: a PG's engine asks for it, never a
 // merchant or the suite, which tests the PG's amount authentication, not
 // the issuer's.
-func issuerServices(cfg Config) []metadata.OfferedService {
+func issuerServices(cfg Config, virtualBINs map[string]string) []metadata.OfferedService {
 	var bins metadata.BINList
 	for _, b := range []string{issuer.DefaultBINs[issuer.Credit], issuer.DefaultBINs[issuer.Check], issuer.DefaultBINs[issuer.Prepaid]} {
+		bins = append(bins, metadata.BINRange{From: b, To: b})
+	}
+	for _, b := range slices.Sorted(maps.Values(virtualBINs)) {
 		bins = append(bins, metadata.BINRange{From: b, To: b})
 	}
 	roles, ids := callers(cfg, metadata.RolePG, PGID)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kecis/kecis/connectors/amountauth"
+	"github.com/kecis/kecis/connectors/cardauth"
 	"github.com/kecis/kecis/connectors/sidecar"
 	"github.com/kecis/kecis/saml/metadata"
 )
@@ -55,6 +56,83 @@ type Manifest struct {
 	// (KECIS §15.3): in a browser at the demo shop, or as a script through
 	// the hub's facade.
 	AmountAuth ManifestAmountAuth `json:"amountauth"`
+	// CardAuth says how to pay with the issuer's cardholder
+	// authentication (KECIS §15.7) and lists the test cards' credentials.
+	CardAuth ManifestCardAuth `json:"cardauth"`
+}
+
+// ManifestCardAuth is demo.json's cardauth section: the issuer's
+// cardholder authentication (docs/cardauth.md) and how to start one.
+type ManifestCardAuth struct {
+	// CheckoutURL is the demo shop's checkout, whose "card authentication"
+	// form (StartURL) starts one in a browser.
+	CheckoutURL string `json:"checkout_url"`
+	// StartURL takes the checkout's form POST: issuer (a card company's
+	// entityID), product (one of Products' id) and virtual ("true": a
+	// virtual card number); it answers the auto-submitting form that
+	// carries the shop's signed request to PageURL.
+	StartURL string `json:"start_url"`
+	// ReturnURL is the shop's HTTP-POST endpoint for the services in its
+	// metadata, where the issuer's page posts the browser back.
+	ReturnURL string `json:"return_url"`
+	// Merchant is the shop (merchants[0]); Acquirer the PG its card numbers
+	// are encrypted for (kx:CardAuth/@Acquirer); Issuer the card company.
+	Merchant string `json:"merchant"`
+	Acquirer string `json:"acquirer"`
+	Issuer   string `json:"issuer"`
+	// Service and VCNService are the front-channel services' URIs.
+	Service    string `json:"service"`
+	VCNService string `json:"vcn_service"`
+	// PageURL is the issuer's page (HTTPS): the HTTP-POST endpoint of both
+	// services in its metadata. CertURL is its mutual-TLS endpoint, where
+	// the browser presents the client certificate.
+	PageURL string `json:"page_url"`
+	CertURL string `json:"cert_url"`
+	// Threshold (minor units of Currency) is where the policy asks for a
+	// second factor beside the password: a TOTP code or the client
+	// certificate.
+	Threshold int64  `json:"threshold"`
+	Currency  string `json:"currency"`
+	// CACert is the PEM file of the issuer's cardholder CA, which issued
+	// the client certificates.
+	CACert string `json:"ca_cert"`
+	// Products are the checkout's products, one below Threshold and one
+	// at or above it.
+	Products []ManifestProduct `json:"products"`
+	// TesterReturnURL is the conformance suite's HTTP-POST endpoint for
+	// the services (test mode, else ""): the issuer's page posts there.
+	TesterReturnURL string `json:"tester_return_url"`
+	// Cards are the test cards' cardholder-authentication credentials, in
+	// test_cards[]' order.
+	Cards []ManifestCardAuthCard `json:"cards"`
+}
+
+// ManifestProduct is a product of the demo shop's checkout.
+type ManifestProduct struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Amount   int64  `json:"amount"`
+	Currency string `json:"currency"`
+}
+
+// ManifestCardAuthCard is a test card's cardholder-authentication
+// credentials at the issuer (KECIS §15.7).
+type ManifestCardAuthCard struct {
+	Number string `json:"number"`
+	Holder string `json:"holder"`
+	// Password is the authentication password on the issuer's page (not
+	// the four-digit card password).
+	Password string `json:"password"`
+	// TOTPSeed is the RFC 6238 seed in base32 (30-second steps, six
+	// digits, SHA-1); TOTPURI the otpauth:// URI an authenticator app
+	// reads. The issuer checks codes on its business clock ("The demo's
+	// clock").
+	TOTPSeed string `json:"totp_seed"`
+	TOTPURI  string `json:"totp_uri"`
+	// PKCS12 is the client certificate and its key for a browser ("" for
+	// a card that is not active); PKCS12Password its password.
+	PKCS12         string `json:"pkcs12"`
+	PKCS12Password string `json:"pkcs12_password"`
 }
 
 // ManifestAmountAuth is demo.json's amountauth section: the demo PG's
@@ -187,6 +265,10 @@ type ManifestAddresses struct {
 	PGCall    string `json:"pg_call"`    // the PG sidecar's local calling endpoint
 	PGPage    string `json:"pg_page"`    // the PG's amount-authentication page (under /amountauth)
 	Shop      string `json:"shop"`       // the demo shop's checkout
+	// IssuerPage is the issuer's cardholder-authentication page (HTTPS,
+	// under /cardauth); IssuerCert its mutual-TLS endpoint.
+	IssuerPage string `json:"issuer_page"`
+	IssuerCert string `json:"issuer_cert"`
 }
 
 // participant is a registered participant of the demo and the directory
@@ -230,10 +312,11 @@ func (d *Demo) manifest(cfg Config) *Manifest {
 		HubCA:          filepath.Join("hub", "tls", "cert.pem"),
 		HubSigningCert: filepath.Join("hub", "signing", "cert.pem"),
 		Addresses: ManifestAddresses{Hub: d.HubURL, HubOps: d.HubOps, Issuer: d.IssuerKECIS, IssuerAPI: d.IssuerNative,
-			Telecom: d.TelecomURL, PGAPI: d.PGNative, PGKECIS: d.PGKECIS, PGCall: d.PGCall, PGPage: d.PGPage, Shop: d.ShopURL},
+			Telecom: d.TelecomURL, PGAPI: d.PGNative, PGKECIS: d.PGKECIS, PGCall: d.PGCall, PGPage: d.PGPage, Shop: d.ShopURL,
+			IssuerPage: d.IssuerPage, IssuerCert: d.IssuerCert},
 		Merchants: []ManifestMerchant{}, Cards: []ManifestCard{}, Participants: []ManifestParticipant{},
 		TestCards: []ManifestTestCard{}, SettleURL: d.IssuerNative + SettlePath, Conformance: d.conformance,
-		AmountAuth: d.amountAuth,
+		AmountAuth: d.amountAuth, CardAuth: d.manifestCardAuth(cfg),
 	}
 	for i, s := range d.Merchants {
 		m.Merchants = append(m.Merchants, ManifestMerchant{EntityID: s.EntityID, Name: s.Name, APIKey: s.APIKey,
@@ -253,6 +336,40 @@ func (d *Demo) manifest(cfg Config) *Manifest {
 			SigningCert: rel(p.dir, "signing", "cert.pem"), SigningKey: rel(p.dir, "signing", "key.pem"),
 			EncryptionCert: rel(p.dir, "encryption", "cert.pem"), EncryptionKey: rel(p.dir, "encryption", "key.pem"),
 			TLSCert: rel(p.dir, "tls", "cert.pem"), TLSKey: rel(p.dir, "tls", "key.pem")})
+	}
+	return m
+}
+
+// CardAuth is demo.json's cardauth section: how to pay with the issuer's
+// cardholder authentication in the running demo, and the test cards'
+// credentials (paths relative to the demo's directory).
+func (d *Demo) CardAuth() ManifestCardAuth { return d.manifestCardAuth(d.cfg) }
+
+// manifestCardAuth is demo.json's cardauth section; paths relative to
+// cfg.Dir.
+func (d *Demo) manifestCardAuth(cfg Config) ManifestCardAuth {
+	rel := func(p string) string {
+		if p == "" {
+			return ""
+		}
+		if r, err := filepath.Rel(cfg.Dir, p); err == nil {
+			return r
+		}
+		return p
+	}
+	m := ManifestCardAuth{CheckoutURL: d.ShopURL + "/", StartURL: d.ShopURL + shopCardAuthPath, ReturnURL: d.ShopURL + shopCardAuthReturnPath,
+		Merchant: MerchantID, Acquirer: PGID, Issuer: IssuerID, Service: cardauth.ServiceAuthenticate, VCNService: cardauth.ServiceVCNIssue,
+		PageURL: d.IssuerPage + CardAuthPagePath, CertURL: d.IssuerCert + CardAuthCertPath, Threshold: cardauth.DefaultThreshold, Currency: "KRW",
+		CACert: filepath.Join("issuer", cardholderDir, "ca.pem"), Products: []ManifestProduct{}, Cards: []ManifestCardAuthCard{}}
+	for _, p := range cardAuthProducts {
+		m.Products = append(m.Products, ManifestProduct{ID: p.ID, Name: p.NameEN, Amount: p.Price, Currency: "KRW"})
+	}
+	if cfg.Tester {
+		m.TesterReturnURL = testerFrontEndpoint(TesterID)
+	}
+	for _, c := range d.Cards {
+		m.Cards = append(m.Cards, ManifestCardAuthCard{Number: c.PAN.Reveal(), Holder: c.Holder, Password: c.AuthPassword,
+			TOTPSeed: c.TOTPSeed, TOTPURI: c.TOTPURI, PKCS12: rel(c.P12), PKCS12Password: c.P12Password})
 	}
 	return m
 }
@@ -352,5 +469,9 @@ func ReadManifest(dir string) (*Manifest, error) {
 		}
 	}
 	m.Conformance.resolve(dir)
+	abs(&m.CardAuth.CACert)
+	for i := range m.CardAuth.Cards {
+		abs(&m.CardAuth.Cards[i].PKCS12)
+	}
 	return &m, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kecis/kecis/connectors/amountauth"
 	"github.com/kecis/kecis/connectors/card"
+	"github.com/kecis/kecis/connectors/cardauth"
 	"github.com/kecis/kecis/saml"
 	"github.com/kecis/kecis/saml/metadata"
 )
@@ -88,6 +89,8 @@ func TestManifestAndCallers(t *testing.T) {
 		PGID:     {Callers: []metadata.Role{metadata.RoleMerchant, metadata.RoleTester}, CallerEntities: []string{MerchantID, Merchant2ID, TesterID, SecondTesterID}},
 	}
 	pgOnly := metadata.OfferedService{Callers: []metadata.Role{metadata.RolePG}, CallerEntities: []string{PGID}}
+	merchantsToo := metadata.OfferedService{Callers: []metadata.Role{metadata.RoleMerchant, metadata.RoleTester},
+		CallerEntities: []string{MerchantID, TesterID, SecondTesterID}}
 	offers := map[string][]string{}
 	for id, w := range want {
 		p, err := d.HubStore.GetParticipant(ctx, id)
@@ -104,8 +107,11 @@ func TestManifestAndCallers(t *testing.T) {
 		for _, s := range ed.Services {
 			offers[id] = append(offers[id], s.Service)
 			w := w
-			if s.Service == card.ServiceApproveVerification {
+			switch s.Service {
+			case card.ServiceApproveVerification:
 				w = pgOnly
+			case cardauth.ServiceAuthenticate, cardauth.ServiceVCNIssue:
+				w = merchantsToo
 			}
 			if !slices.Equal(s.Callers, w.Callers) || !slices.Equal(s.CallerEntities, w.CallerEntities) {
 				t.Errorf("%s %s: callers %v %v, want %v %v", id, s.Service, s.Callers, s.CallerEntities, w.Callers, w.CallerEntities)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -141,7 +142,7 @@ func (d *Demo) sidecarConfig(ctx context.Context, kecis, call, page net.Listener
 		if p, err := d.HubStore.GetParticipant(ctx, a.id); err == nil && p.DisplayName != "" {
 			a.name = p.DisplayName
 		}
-		mid, key, err := pgAccount(ctx, d.PG, d.path("pg", "accounts"), a.id, a.name)
+		mid, key, err := pgAccount(ctx, d.PG, d.path("pg", "accounts"), a.id, a.name, d.pgContract())
 		if err != nil {
 			return nil, err
 		}
@@ -254,15 +255,21 @@ func (d *Demo) routeToPG(ctx context.Context) error {
 // pgAccount returns the PG merchant account of a federation participant:
 // its MID, derived from the entityID, and its API key, kept in dir (the PG
 // keeps only the key's hash), opening the account on first use.
-func pgAccount(ctx context.Context, g *pg.PG, dir, entityID, name string) (mid, key string, err error) {
+func pgAccount(ctx context.Context, g *pg.PG, dir, entityID, name string, contract pg.Contract) (mid, key string, err error) {
 	sum := sha256.Sum256([]byte(entityID))
 	mid = "K" + strings.ToUpper(hex.EncodeToString(sum[:6]))
 	keyFile := filepath.Join(dir, mid)
 	if b, err := os.ReadFile(keyFile); err == nil {
+		// An account opened by an earlier run: its contract as this run's
+		// (a directory made before the virtual BINs gets them).
+		if m, err := g.Merchant(ctx, mid); err == nil && !slices.Equal(m.Contract.BINPrefixes, contract.BINPrefixes) {
+			if _, err := g.UpdateContract(ctx, mid, contract); err != nil {
+				return "", "", fmt.Errorf("PG contract of %s: %w", entityID, err)
+			}
+		}
 		return mid, strings.TrimSpace(string(b)), nil
 	}
-	m, err := g.CreateMerchant(ctx, pg.NewMerchant{MID: mid, Name: name,
-		Contract: pg.Contract{BINPrefixes: []string{"9490"}, FeeBPS: 250, MaxAmount: 10_000_000, DailyLimit: demoDailyLimit}})
+	m, err := g.CreateMerchant(ctx, pg.NewMerchant{MID: mid, Name: name, Contract: contract})
 	if err != nil {
 		return "", "", fmt.Errorf("PG account of %s: %w", entityID, err)
 	}
@@ -270,6 +277,16 @@ func pgAccount(ctx context.Context, g *pg.PG, dir, entityID, name string) (mid, 
 		return "", "", err
 	}
 	return mid, m.APIKey, os.WriteFile(keyFile, []byte(m.APIKey), 0o600)
+}
+
+// pgContract is each demo merchant's contract at the PG: the issuer's
+// cards (BINs 9490xx) and its virtual numbers (KECIS §15.4: a payment
+// with a virtual number is the issuer's to de-tokenise), a 2.5 % fee, at
+// most 10,000,000 KRW a payment and demoDailyLimit a day.
+func (d *Demo) pgContract() pg.Contract {
+	bins := []string{"9490"}
+	bins = append(bins, slices.Sorted(maps.Values(d.Issuer.VirtualBINs()))...)
+	return pg.Contract{BINPrefixes: bins, FeeBPS: 250, MaxAmount: 10_000_000, DailyLimit: demoDailyLimit}
 }
 
 // demoDailyLimit is each demo merchant's daily limit at the PG (KRW): a

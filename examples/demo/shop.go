@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/kecis/kecis/connectors"
 	"github.com/kecis/kecis/connectors/amountauth"
 	"github.com/kecis/kecis/connectors/callapi"
 	"github.com/kecis/kecis/connectors/sidecar"
@@ -93,6 +94,11 @@ type shop struct {
 	log       *slog.Logger
 	rand      io.Reader
 	orders    orderBook
+	// The cardholder-authentication checkout (shop_cardauth.go): the
+	// shop's front channel, the PG its card numbers are for, its orders.
+	front    *connectors.FrontChannel
+	acquirer string
+	cardAuth cardAuthBook
 }
 
 // shopOrder is an order of the shop paid with amount authentication: what
@@ -136,16 +142,29 @@ func (b *orderBook) get(session string) (shopOrder, bool) {
 // (Config.Shop). It is bound before the PG starts, whose merchants table
 // names its return URL.
 func (d *Demo) startShop(context.Context) error {
-	l, err := d.listen("checkout", d.cfg.Shop, "http", &d.ShopURL)
+	front, err := d.shopFront(d.Merchants[0])
 	if err != nil {
 		return err
 	}
 	s := &shop{merchant: d.Merchants[0], cards: d.Cards, hubURL: d.HubURL, phones: d.TelecomURL + "/phones",
 		hub: &http.Client{Timeout: d.clientTimeout, Transport: &http.Transport{
 			TLSClientConfig: saml.PinnedTLS(tls.Certificate{}, []*x509.Certificate{d.hubTLS})}},
-		directory: d.directory(), log: d.cfg.Log.With("component", "demo shop"), rand: rand.Reader}
-	d.serve(l, s.handler(), nil)
+		directory: d.directory(), log: d.cfg.Log.With("component", "demo shop"), rand: rand.Reader,
+		front: front, acquirer: PGID}
+	d.serve(d.shopListener, s.handler(), nil)
 	return nil
+}
+
+// listenShop binds the checkout's listener (Config.Shop) before the
+// merchants register: Demo shop's metadata names its return endpoint of
+// cardholder authentication there (KECIS §15.7.1).
+func (d *Demo) listenShop() error {
+	if d.shopListener != nil {
+		return nil
+	}
+	l, err := d.listen("checkout", d.cfg.Shop, "http", &d.ShopURL)
+	d.shopListener = l
+	return err
 }
 
 // handler serves the checkout (GET /), the purchase (POST /checkout) and
@@ -155,6 +174,8 @@ func (s *shop) handler() http.Handler {
 	mux.HandleFunc("GET /{$}", s.serveCheckout)
 	mux.HandleFunc("POST "+shopCheckoutPath, s.servePay)
 	mux.HandleFunc("POST "+shopReturnPath, s.serveReturn)
+	mux.HandleFunc("POST "+shopCardAuthPath, s.servePayCardAuth)
+	mux.HandleFunc("POST "+shopCardAuthReturnPath, s.serveCardAuthReturn)
 	return mux
 }
 
@@ -180,10 +201,13 @@ type shopPage struct {
 	State, Approval, Amount, Card string
 	// Problem is why the purchase could not start (public text).
 	Problem string
+	// CardAuth is the cardholder-authentication checkout's section, or
+	// its outcome.
+	CardAuth *cardAuthView
 }
 
 func (s *shop) serveCheckout(w http.ResponseWriter, r *http.Request) {
-	p := &shopPage{Product: shopProduct, ProductEN: shopProductEN, Price: won(shopPrice), Phones: s.phones}
+	p := &shopPage{Product: shopProduct, ProductEN: shopProductEN, Price: won(shopPrice), Phones: s.phones, CardAuth: cardAuthCheckout()}
 	for i, c := range s.cards {
 		ko, en := aboutCard(c)
 		p.Cards = append(p.Cards, shopCard{Index: i, Masked: c.PAN.Masked(), Holder: c.Holder, About: ko, AboutEN: en, Selected: i == 0,
@@ -428,11 +452,6 @@ func (s *shop) problem(w http.ResponseWriter, r *http.Request, status int, msg s
 // referrer, a CSP whose nonce admits the page's style and script, and
 // whose form-action admits the shop and, when set, the PG's page.
 func (s *shop) render(w http.ResponseWriter, r *http.Request, status int, name string, p *shopPage, formTo string) {
-	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
 	nonce := make([]byte, 16)
 	if _, err := io.ReadFull(s.rand, nonce); err != nil {
 		s.log.ErrorContext(r.Context(), "demo shop: no nonce", "error", err)
@@ -446,14 +465,7 @@ func (s *shop) render(w http.ResponseWriter, r *http.Request, status int, name s
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	formAction := "'self'"
-	if formTo != "" {
-		formAction += " " + formTo
-	}
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'nonce-"+p.Nonce+"'; script-src 'nonce-"+p.Nonce+
-		"'; form-action "+formAction+"; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Language", "ko, en")
+	setShopHeaders(w.Header(), p.Nonce, formTo)
 	w.WriteHeader(status)
 	_, _ = w.Write(b.Bytes())
 }

@@ -341,7 +341,7 @@ func (m *measurer) startDemo(ctx context.Context, name string, extra ...string) 
 	}
 	defer logf.Close()
 	args := []string{"--dir", dir, "--tester=false"}
-	for _, f := range []string{"hub", "hub-ops", "issuer", "issuer-api", "telecom", "pg-api", "pg-kecis", "pg-call", "pg-page", "shop"} {
+	for _, f := range []string{"hub", "hub-ops", "issuer", "issuer-api", "telecom", "pg-api", "pg-kecis", "pg-call", "pg-page", "shop", "issuer-page", "issuer-cert"} {
 		args = append(args, "--"+f, "127.0.0.1:0")
 	}
 	cmd := exec.Command(m.p.Demo, append(args, extra...)...)
