@@ -83,6 +83,18 @@ func TestAuthValues(t *testing.T) {
 		if !strings.Contains(err.Error(), "already used") {
 			t.Fatalf("reuse: %v", err)
 		}
+		// Voided, and the same value again on the same order (a new key):
+		// still used — the value is judged before the order.
+		if _, err := e.iss.Cancel(ctx, issuer.CancelRequest{MerchantID: req.MerchantID, ApprovalNumber: a.Number, IdempotencyKey: e.key("cancel")}); err != nil {
+			t.Fatal(err)
+		}
+		same := req
+		same.IdempotencyKey = e.key("approve")
+		_, err = e.iss.Approve(ctx, same)
+		wantCode(t, err, issuer.CodeAuthenticationFailed)
+		if !strings.Contains(err.Error(), "already used") {
+			t.Fatalf("reuse after a void: %v", err)
+		}
 
 		decline := func(mod func(r *issuer.ApproveRequest), want string) {
 			t.Helper()
@@ -112,7 +124,7 @@ func TestAuthValues(t *testing.T) {
 		if _, err := e.iss.Approve(ctx, r); err != nil {
 			t.Fatal(err)
 		}
-		if got := e.available(c); got != 1_000_000-160_000 {
+		if got := e.available(c); got != 1_000_000-10_000 { // the 150,000 was voided
 			t.Fatalf("available = %d", got)
 		}
 

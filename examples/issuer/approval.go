@@ -245,8 +245,23 @@ type keyInFailure struct {
 // authorize is the transaction of Approve (see idempotent).
 func (i *Issuer) authorize(ctx context.Context, tx *sql.Tx, x *approveTx) (string, *Error, error) {
 	x.sms, x.failure = queuedSMS{}, nil
+	// The authentication value is checked first: a value replayed on an
+	// order that already has an approval is refused as the replay it is
+	// (KECIS §15.7.3), not as a duplicate order.
+	var aav *usedAuthValue
+	var err error
+	if x.req.AuthValue != "" {
+		var code Code
+		var msg string
+		if aav, code, msg, err = i.checkAuthValue(ctx, tx, x); err != nil {
+			return "", nil, err
+		}
+		if code != "" {
+			return i.decline(ctx, tx, x, "", code, msg)
+		}
+	}
 	var dup int
-	err := tx.QueryRowContext(ctx, `SELECT 1 FROM issuer_approvals WHERE merchant_id = $1 AND order_id = $2`,
+	err = tx.QueryRowContext(ctx, `SELECT 1 FROM issuer_approvals WHERE merchant_id = $1 AND order_id = $2`,
 		x.req.MerchantID, x.req.OrderID).Scan(&dup)
 	switch {
 	case err == nil:
@@ -257,17 +272,6 @@ func (i *Issuer) authorize(ctx context.Context, tx *sql.Tx, x *approveTx) (strin
 
 	if !ecml.LuhnValid(x.pan) || len(x.pan) < 13 || len(x.pan) > 19 {
 		return i.decline(ctx, tx, x, "", CodeInvalidCard, "invalid card number")
-	}
-	var aav *usedAuthValue
-	if x.req.AuthValue != "" {
-		var code Code
-		var msg string
-		if aav, code, msg, err = i.checkAuthValue(ctx, tx, x); err != nil {
-			return "", nil, err
-		}
-		if code != "" {
-			return i.decline(ctx, tx, x, "", code, msg)
-		}
 	}
 	pan, virtual := x.pan, ""
 	var virtualExp time.Time
