@@ -15,6 +15,7 @@ import (
 	"github.com/kecis/kecis/connectors/ratelimit"
 	"github.com/kecis/kecis/connectors/sqlstore"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 // Config configures an Engine (KECIS §15.7).
@@ -47,6 +48,11 @@ type Config struct {
 	// on the host of PageURL (the browser's transaction cookie goes to
 	// both). "" offers no certificate factor.
 	CertURL string
+	// AcquirerRoles are the roles a request's kx:CardAuth/@Acquirer may
+	// have (default: pg). A test federation adds the tester role, so that
+	// a conformance suite, registered by an operator, can receive the card
+	// it authenticated; production keeps the default.
+	AcquirerRoles []metadata.Role
 	// Key keys the hash of card numbers for the per-card limit (at least
 	// 32 bytes, an issuer secret).
 	Key []byte
@@ -86,6 +92,7 @@ type Engine struct {
 	card, client, merchant *ratelimit.Limiter
 	pagePath               string
 	certOrigin, pageOrigin string
+	acquirerRoles          []metadata.Role
 	now                    func() time.Time
 	rand                   io.Reader
 	log                    *slog.Logger
@@ -162,6 +169,10 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e.cfg, e.store, e.now, e.rand, e.log = cfg, st, cfg.Now, cfg.Rand, cfg.Log
+	e.acquirerRoles = cfg.AcquirerRoles
+	if len(e.acquirerRoles) == 0 {
+		e.acquirerRoles = []metadata.Role{metadata.RolePG}
+	}
 	e.card = ratelimit.New(ratelimit.Config{PerSecond: l.CardPerHour / 3600, Burst: max(l.CardBurst, 1)}, cfg.Now)
 	e.client = ratelimit.New(ratelimit.Config{PerSecond: l.ClientPerHour / 3600, Burst: max(l.ClientBurst, 1)}, cfg.Now)
 	e.merchant = ratelimit.New(ratelimit.Config{PerSecond: l.MerchantPerMinute / 60, Burst: max(l.MerchantBurst, 1)}, cfg.Now)

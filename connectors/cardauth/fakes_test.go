@@ -33,6 +33,7 @@ const (
 	merchantID = "https://shop.test/kecis"
 	noEndID    = "https://shop2.test/kecis"
 	pgID       = "https://pg.test/kecis"
+	testerID   = "https://tester.test/kecis"
 	returnURL  = "https://shop.test/cardauth/return"
 	pageURL    = "https://127.0.0.1/cardauth"
 	goodPAN    = "4111111111111111"
@@ -242,6 +243,8 @@ func newRigOn(t testing.TB, dsn string, edit func(*Config)) *rig {
 			Keys:      []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: merchantSigner.Cert}, {Use: metadata.UseEncryption, Certificate: merchantDec.Cert}},
 			Endpoints: []metadata.Endpoint{{Service: metadata.AnyService, Binding: saml.BindingHTTPPOST, Location: "https://shop2.test/any"}}},
 		pgID: {EntityID: pgID, Roles: []metadata.Role{metadata.RolePG},
+			Keys: []metadata.KeyDescriptor{{Use: metadata.UseEncryption, Certificate: pgDec.Cert}}},
+		testerID: {EntityID: testerID, Roles: []metadata.Role{metadata.RoleTester},
 			Keys: []metadata.KeyDescriptor{{Use: metadata.UseEncryption, Certificate: pgDec.Cert}}},
 	}}
 	db, err := sqlstore.Open(ctx, dsn)

@@ -110,7 +110,7 @@ func (e *Engine) readRequest(ctx context.Context, req *connectors.Request) (*req
 	}
 	out.Acquirer = ca.Acquirer
 	ed, err := e.cfg.Directory.Lookup(ctx, ca.Acquirer)
-	if err != nil || !slices.Contains(ed.Roles, metadata.RolePG) {
+	if err != nil || !slices.ContainsFunc(ed.Roles, func(r metadata.Role) bool { return slices.Contains(e.acquirerRoles, r) }) {
 		return nil, fmt.Errorf("the acquirer %s is not an active PG", ca.Acquirer)
 	}
 	if _, err := e.cfg.Directory.EncryptionCertificate(ctx, ca.Acquirer); err != nil {

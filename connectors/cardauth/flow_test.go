@@ -19,6 +19,7 @@ import (
 	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 func newLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
@@ -433,3 +434,21 @@ func TestOnPostgres(t *testing.T) {
 	}
 	r.noSecrets(t)
 }
+
+// TestAcquirerRoles: the acquirer must be a PG — a tester only where the
+// configuration admits it (a test federation).
+func TestAcquirerRoles(t *testing.T) {
+	toTester := func(p *ecml.Payload) { p.CardAuth.Acquirer = testerID }
+	r := newRig(t, nil)
+	w := r.start(t, &browser{}, r.request(t, merchantID, ServiceAuthenticate, "O-ar", 1000, toTester), "")
+	if got := r.receive(t, w.Body.String()); got.status.SubCode != saml.CodeInvalidPayload || !strings.Contains(got.status.Message, "not an active PG") {
+		t.Fatalf("a tester as acquirer by default: %+v", got.status)
+	}
+	r = newRig(t, func(c *Config) { c.AcquirerRoles = []metadata.Role{metadata.RolePG, metadata.RoleTester} })
+	b := &browser{}
+	tx := r.begin(t, b, "O-at", 1000, toTester)
+	if got := r.receive(t, r.card(t, b, tx, goodPAN, goodPW)); got.status.Code != saml.StatusSuccess {
+		t.Fatalf("a tester admitted as acquirer: %+v", got.status)
+	}
+}
+
