@@ -451,4 +451,3 @@ func TestAcquirerRoles(t *testing.T) {
 		t.Fatalf("a tester admitted as acquirer: %+v", got.status)
 	}
 }
-
