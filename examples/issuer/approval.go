@@ -112,6 +112,9 @@ func (i *Issuer) approve(ctx context.Context, req ApproveRequest, v *verificatio
 	if e := checkText("auth merchant", req.AuthMerchant, 1024, false); e != nil {
 		return nil, e
 	}
+	if e := checkText("auth order", req.AuthOrder, 128, false); e != nil {
+		return nil, e
+	}
 	if len(req.AuthValue) > 64 || strings.Trim(req.AuthValue, base64URL) != "" {
 		return nil, invalid("an authentication value is at most 64 characters of base64url")
 	}
@@ -148,6 +151,10 @@ func (i *Issuer) approve(ctx context.Context, req ApproveRequest, v *verificatio
 	if authMerchant == "" {
 		authMerchant = req.MerchantID
 	}
+	authOrder := req.AuthOrder
+	if authOrder == "" {
+		authOrder = req.OrderID
+	}
 	if req.AuthValue != "" {
 		auth = AuthValue
 	}
@@ -171,9 +178,12 @@ func (i *Issuer) approve(ctx context.Context, req ApproveRequest, v *verificatio
 	if req.AuthValue != "" || authMerchant != req.MerchantID {
 		fields = append(fields, req.AuthValue, authMerchant)
 	}
+	if authOrder != req.OrderID {
+		fields = append(fields, "auth-order", authOrder)
+	}
 	fp := i.vault.fingerprint(op, fields...)
 	x := &approveTx{req: req, verification: v, pan: pan, prefix: prefix, birth: birth, expM: expM, expY: expY, auth: auth,
-		authMerchant: authMerchant, now: now}
+		authMerchant: authMerchant, authOrder: authOrder, now: now}
 	out, err := i.idempotent(ctx, merchantScope(req.MerchantID), req.IdempotencyKey, op, fp, now,
 		func(tx *sql.Tx) (string, *Error, error) { return i.authorize(ctx, tx, x) })
 	if err != nil {
@@ -230,6 +240,7 @@ type approveTx struct {
 	expM, expY         int
 	auth               CardholderAuth
 	authMerchant       string // the AAV's and a virtual number's merchant
+	authOrder          string // the AAV's order
 	now                time.Time
 
 	sms     queuedSMS     // the approval SMS
@@ -822,7 +833,7 @@ func (i *Issuer) checkAuthValue(ctx context.Context, tx *sql.Tx, x *approveTx) (
 		return nil, CodeAuthenticationFailed, "this issuer checks no authentication values", nil
 	}
 	id, exp, err := i.authValues.CheckAuthValue(x.req.AuthValue, ecml.PAN(x.pan), x.req.Amount.Minor,
-		x.req.Amount.Currency, x.authMerchant, x.req.OrderID, x.now)
+		x.req.Amount.Currency, x.authMerchant, x.authOrder, x.now)
 	if err != nil {
 		if !exp.IsZero() && !x.now.Before(exp) {
 			return nil, CodeAuthenticationFailed, "the authentication value has expired", nil

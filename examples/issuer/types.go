@@ -193,7 +193,12 @@ type ApproveRequest struct {
 	// AuthMerchant is the merchant the cardholder paid (the shop an
 	// acquirer pays for, else the caller): the AAV's and a virtual number's
 	// merchant. MerchantID when empty.
-	AuthMerchant   string
+	AuthMerchant string
+	// AuthOrder is the order the cardholder authenticated (the AAV's
+	// order): the merchant's own when an acquirer pays for it under an
+	// order of its own (a PG's transaction ID). OrderID when empty. The
+	// AAV's MAC binds it, so a caller cannot pick another.
+	AuthOrder      string
 	IdempotencyKey string
 }
 

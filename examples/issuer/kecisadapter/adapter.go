@@ -80,7 +80,7 @@ func (a *Adapter) Approve(ctx context.Context, r *card.ApproveRequest) (*card.Ap
 	}
 	ap, err := a.Issuer.Approve(ctx, issuer.ApproveRequest{MerchantID: r.Merchant, MerchantName: a.merchantName(r.Merchant, r.SubMerchant),
 		OrderID: r.OrderID, Amount: r.Amount, Card: cd, AuthValue: r.AuthValue,
-		AuthMerchant: a.authMerchant(r.Merchant, r.SubMerchantID), IdempotencyKey: r.IdempotencyKey})
+		AuthMerchant: a.authMerchant(r.Merchant, r.SubMerchantID), AuthOrder: a.authOrder(r), IdempotencyKey: r.IdempotencyKey})
 	if err != nil {
 		return nil, mapError(err)
 	}
@@ -135,6 +135,24 @@ func (a *Adapter) authMerchant(caller, subMerchantID string) string {
 		return subMerchantID
 	}
 	return caller
+}
+
+// authOrder is the order the cardholder authenticated (KECIS §15.7.3)
+// when an acquirer pays for a merchant under an order of its own (a PG's
+// transaction ID): the order of the authentication result the merchant
+// embedded and the acquirer passed on (verified by the SDK); "" — the
+// request's order — otherwise. The AAV's MAC binds the order, so a
+// result naming another cannot make a value match.
+func (a *Adapter) authOrder(r *card.ApproveRequest) string {
+	if r.AuthValue == "" || a.authMerchant(r.Merchant, r.SubMerchantID) == r.Merchant {
+		return ""
+	}
+	for _, ar := range r.AuthResults {
+		if ar != nil && ar.OrderID != "" {
+			return ar.OrderID
+		}
+	}
+	return ""
 }
 
 // Cancel implements card.Canceler.
