@@ -138,5 +138,6 @@ func (d *Demo) issueCards(ctx context.Context) error {
 }
 
 // cardAuthPassword is a test card's authentication password on the
-// issuer's page (KECIS §15.7): "kecis-" and its four-digit card password.
-func cardAuthPassword(c TestCard) string { return "kecis-" + c.Password }
+// issuer's page (KECIS §15.7): its four-digit card password twice — digits
+// only, as the page's on-screen keypad has no other keys.
+func cardAuthPassword(c TestCard) string { return c.Password + c.Password }

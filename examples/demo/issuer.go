@@ -106,7 +106,7 @@ func (d *Demo) startIssuer(ctx context.Context) error {
 		Notifier: issuer.NotifierFunc(func(ctx context.Context, phone, text string) error {
 			_, err := gw.Send(ctx, sms.Message{To: phone, Text: text})
 			return err
-		}), Logger: d.cfg.Log, Now: d.Clock.Now,
+		}), Logger: d.cfg.Log.With("component", "issuer"), Now: d.Clock.Now,
 		CACert: caCert, CAKey: caKey, AuthValues: wallClockAAV{aav: d.aav, now: d.wallNow}})
 	if err != nil {
 		return err
@@ -162,7 +162,7 @@ func (d *Demo) startIssuerAdapter(ctx context.Context) error {
 	h, err := connectors.NewHandler(connectors.HandlerConfig{
 		EntityID: IssuerID, Signer: signer, Endpoints: []string{endpoint}, Directory: d.directory(), HubEntityID: HubID,
 		Decryption: k.encryption.decryption(), BackChannel: backChannel, Services: card.Services(d.Adapter),
-		Store: astore, IdemKey: idemKey, Log: d.cfg.Log,
+		Store: astore, IdemKey: idemKey, Log: d.cfg.Log.With("component", "issuer"),
 	})
 	if err != nil {
 		return err
