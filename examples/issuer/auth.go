@@ -2,15 +2,11 @@ package issuer
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"crypto/subtle"
 	"database/sql"
 	"encoding/base32"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -18,9 +14,9 @@ import (
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/hotp"
 	"github.com/pquerna/otp/totp"
-	"golang.org/x/crypto/argon2"
 
 	"github.com/kecis/kecis/ecml"
+	"github.com/kecis/kecis/internal/passwordhash"
 )
 
 // Cardholder authentication credentials (KECIS §15.7): a card's
@@ -29,35 +25,9 @@ import (
 // issuer checks them for its authentication page; it never shows them.
 
 // Argon2Params are the argon2id parameters of new authentication password
-// hashes (RFC 9106). A hash keeps the parameters it was made with, so
-// changing them affects only passwords set afterwards.
-type Argon2Params struct {
-	// Time is the number of passes; default 1.
-	Time uint32 `json:"time,omitempty"`
-	// MemoryKiB is the memory in KiB; default 65536 (64 MiB).
-	MemoryKiB uint32 `json:"memory_kib,omitempty"`
-	// Threads is the parallelism; default 4.
-	Threads uint8 `json:"threads,omitempty"`
-	// MaxConcurrent bounds the hashes computed at once, so that a burst of
-	// checks cannot take more than MaxConcurrent × MemoryKiB; default 4.
-	MaxConcurrent int `json:"max_concurrent,omitempty"`
-}
-
-func (p Argon2Params) withDefaults() Argon2Params {
-	if p.Time == 0 {
-		p.Time = 1
-	}
-	if p.MemoryKiB == 0 {
-		p.MemoryKiB = 64 * 1024
-	}
-	if p.Threads == 0 {
-		p.Threads = 4
-	}
-	if p.MaxConcurrent <= 0 {
-		p.MaxConcurrent = 4
-	}
-	return p
-}
+// hashes (RFC 9106; internal/passwordhash). A hash keeps the parameters it
+// was made with, so changing them affects only passwords set afterwards.
+type Argon2Params = passwordhash.Params
 
 // TOTP parameters (RFC 6238): 30-second steps, six digits, HMAC-SHA1 (what
 // authenticator apps read from an otpauth URI), one step of skew either way.
@@ -105,60 +75,20 @@ func checkAuthPassword(pw string) *Error {
 	return nil
 }
 
-var b64 = base64.RawStdEncoding
-
 // hashAuthPassword is the PHC string of argon2id over the password keyed
-// with the pepper (HMAC-SHA256), with a fresh 16-byte salt.
+// with the pepper (internal/passwordhash).
 func (i *Issuer) hashAuthPassword(ctx context.Context, pw string) (string, error) {
-	salt, err := randomBytes(i.rand, 16)
-	if err != nil {
-		return "", err
-	}
-	p := i.argon
-	h, err := i.argon2id(ctx, pw, salt, p.Time, p.MemoryKiB, p.Threads)
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.MemoryKiB, p.Time, p.Threads,
-		b64.EncodeToString(salt), b64.EncodeToString(h)), nil
-}
-
-// argon2id computes one hash, waiting for one of the Argon2Params
-// MaxConcurrent slots.
-func (i *Issuer) argon2id(ctx context.Context, pw string, salt []byte, t, m uint32, p uint8) ([]byte, error) {
-	select {
-	case i.hashSlots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	defer func() { <-i.hashSlots }()
-	mac := hmac.New(sha256.New, i.vault.authKey)
-	mac.Write([]byte(pw))
-	return argon2.IDKey(mac.Sum(nil), salt, t, m, p, 32), nil
+	return i.passwords.Hash(ctx, pw)
 }
 
 // verifyAuthPassword checks pw against a PHC string made by
 // hashAuthPassword.
 func (i *Issuer) verifyAuthPassword(ctx context.Context, phc, pw string) (bool, error) {
-	parts := strings.Split(phc, "$")
-	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" || parts[2] != "v="+strconv.Itoa(argon2.Version) {
+	ok, err := i.passwords.Verify(ctx, phc, pw)
+	if errors.Is(err, passwordhash.ErrMalformed) {
 		return false, errors.New("issuer: stored authentication password hash is malformed")
 	}
-	var m, t uint32
-	var p uint8
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || m == 0 || t == 0 || p == 0 {
-		return false, errors.New("issuer: stored authentication password hash has malformed parameters")
-	}
-	salt, err1 := b64.DecodeString(parts[4])
-	want, err2 := b64.DecodeString(parts[5])
-	if err1 != nil || err2 != nil || len(want) == 0 {
-		return false, errors.New("issuer: stored authentication password hash is malformed")
-	}
-	got, err := i.argon2id(ctx, pw, salt, t, m, p)
-	if err != nil {
-		return false, err
-	}
-	return subtle.ConstantTimeCompare(got, want) == 1, nil
+	return ok, err
 }
 
 // newTOTPSeed draws a TOTP seed.

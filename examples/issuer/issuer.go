@@ -19,6 +19,7 @@ import (
 	_ "github.com/kecis/kecis/connectors/sqlstore/sqlite"
 	"github.com/kecis/kecis/connectors/vcn"
 	"github.com/kecis/kecis/ecml"
+	"github.com/kecis/kecis/internal/passwordhash"
 )
 
 // Component is the issuer's name in schema_migrations.
@@ -141,8 +142,7 @@ type Issuer struct {
 	admin    string
 
 	maxAuthFail int
-	argon       Argon2Params
-	hashSlots   chan struct{}
+	passwords   *passwordhash.Hasher
 	authValues  AuthValues
 	ca          *certAuthority
 	virtualCfg  VirtualConfig
@@ -214,7 +214,6 @@ func newIssuer(cfg Config) (*Issuer, error) {
 		maxFail:       cfg.MaxKeyInFailures,
 		admin:         cfg.AdminToken,
 		maxAuthFail:   cfg.MaxAuthFailures,
-		argon:         cfg.PasswordHashing.withDefaults(),
 		authValues:    cfg.AuthValues,
 		virtualCfg:    cfg.Virtual,
 		notifier:      cfg.Notifier,
@@ -269,7 +268,6 @@ func newIssuer(cfg Config) (*Issuer, error) {
 	if i.maxAuthFail < 1 {
 		return nil, errors.New("issuer: config: max_auth_failures must be positive")
 	}
-	i.hashSlots = make(chan struct{}, i.argon.MaxConcurrent)
 	i.maxVerif = maps.Clone(cfg.MaxVerificationAmount)
 	if i.maxVerif == nil {
 		i.maxVerif = map[string]int64{"KRW": 50_000}
@@ -308,6 +306,9 @@ func newIssuer(cfg Config) (*Issuer, error) {
 		return nil, err
 	}
 	i.vault = v
+	if i.passwords, err = passwordhash.New(cfg.PasswordHashing, v.authKey, i.rand); err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
 	if i.ca, err = newCertAuthority(cfg); err != nil {
 		return nil, err
 	}

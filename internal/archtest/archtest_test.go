@@ -97,8 +97,11 @@ var layers = []rule{
 	// Outside companies, each with its own API and database.
 	{pkg: "examples/pg", layer: "company", may: []string{"connectors/sqlstore"}, tests: []string{"internal/testutil"},
 		links: []string{"connectors/sqlstore"}},
-	{pkg: "examples/issuer", layer: "company", may: []string{"ecml", "connectors/sqlstore", "connectors/vcn"}, tests: []string{"internal/testutil"}},
+	{pkg: "examples/issuer", layer: "company", may: []string{"ecml", "connectors/sqlstore", "connectors/vcn", "internal/passwordhash"}, tests: []string{"internal/testutil"}},
 	{pkg: "examples/issuer/kecisadapter", layer: "company", may: join(envelope, []string{"connectors", "examples/issuer"})},
+	// The simulated bank (KECIS §15.8, §15.9): its own ledger, no protocol.
+	{pkg: "examples/bank", layer: "company", may: []string{"ecml", "connectors/sqlstore", "internal/passwordhash"}, tests: []string{"internal/testutil"}},
+	{pkg: "examples/bank/kecisadapter", layer: "company", may: join(envelope, []string{"connectors", "examples/bank"})},
 	{pkg: "examples/telecom", layer: "company", may: []string{"ecml", "connectors/sms", "connectors/sqlstore"}, tests: []string{"internal/testutil"}},
 	// The wiring of the demo federation: everything (the suite too, for
 	// its test profiles and kecis-demo --conformance) but the commands.
