@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"crypto/subtle"
 	"database/sql"
 	"encoding/hex"
 	"errors"
@@ -14,9 +13,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
-
-	"golang.org/x/text/unicode/norm"
 
 	"github.com/kecis/kecis/connectors/sms"
 	"github.com/kecis/kecis/connectors/sqlstore"
@@ -152,30 +148,6 @@ func subscriberStatus(ctx context.Context, q interface {
 	return SubscriberStatus(s), err
 }
 
-// HolderMatches answers the carrier's phone-holder check: whether phone is
-// an active line held by name. It answers only match or no match; an
-// unknown or inactive line does not match. Names compare after Unicode
-// NFKC normalisation, without white space and case-insensitively, so
-// "홍 길동" matches "홍길동".
-func (t *Telecom) HolderMatches(ctx context.Context, phone, name string) (bool, error) {
-	p, err := sms.NormalizePhone(phone)
-	if err != nil {
-		return false, invalid(err)
-	}
-	var holder, status string
-	err = t.db.QueryRowContext(ctx, `SELECT holder_name, status FROM telecom_subscribers WHERE phone = $1`, p).Scan(&holder, &status)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("telecom: holder check: %w", err)
-	}
-	given := normalizeName(name)
-	a, b := sha256.Sum256([]byte(normalizeName(holder))), sha256.Sum256([]byte(given))
-	match := subtle.ConstantTimeCompare(a[:], b[:]) == 1
-	return match && given != "" && status == string(SubscriberActive), nil
-}
-
 // BirthDateMatches reports whether phone is an active line whose holder
 // was born on birth (its calendar date).
 func (t *Telecom) BirthDateMatches(ctx context.Context, phone string, birth time.Time) (bool, error) {
@@ -193,19 +165,6 @@ func (t *Telecom) BirthDateMatches(ctx context.Context, phone string, birth time
 		return false, fmt.Errorf("telecom: birth date check: %w", err)
 	}
 	return hmac.Equal(h, t.birthHash(p, birth)) && status == string(SubscriberActive), nil
-}
-
-// normalizeName folds a holder name for comparison.
-func normalizeName(s string) string {
-	s = norm.NFKC.String(s)
-	var b strings.Builder
-	for _, r := range s {
-		if unicode.IsSpace(r) {
-			continue
-		}
-		b.WriteRune(unicode.ToUpper(r))
-	}
-	return b.String()
 }
 
 // Phones lists the subscribers' lines with their inbox sizes.
