@@ -1,14 +1,20 @@
 package demo
 
 import (
+	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
+	"software.sslmate.com/src/go-pkcs12"
+
+	"github.com/kecis/kecis/connectors"
 	"github.com/kecis/kecis/connectors/amountauth"
 	"github.com/kecis/kecis/connectors/card"
 	"github.com/kecis/kecis/connectors/cardauth"
@@ -143,9 +149,99 @@ func TestManifestAndCallers(t *testing.T) {
 		}
 	}
 
+	checkCardAuthManifest(t, d, m)
+
 	d.Close()
 	if _, err := os.Stat(d.Manifest); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("demo.json outlives the demo: %v", err)
+	}
+	// Started again in its directory, the demo keeps the cards and their
+	// cardholder-authentication credentials: the same numbers, passwords,
+	// TOTP seeds and PKCS#12 files.
+	p12, err := os.ReadFile(m.CardAuth.Cards[0].PKCS12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, err := Start(ctx, Config{Dir: dir, Tester: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	m2, err := ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(m2.CardAuth.Cards, m.CardAuth.Cards) {
+		t.Fatalf("the credentials changed across a restart:\n%+v\n%+v", m.CardAuth.Cards, m2.CardAuth.Cards)
+	}
+	if again, err := os.ReadFile(m2.CardAuth.Cards[0].PKCS12); err != nil || !bytes.Equal(again, p12) {
+		t.Fatalf("the PKCS#12 file was issued again: %v", err)
+	}
+}
+
+// checkCardAuthManifest: demo.json's cardauth section names the shop's
+// checkout and return endpoint, the issuer's page and mutual-TLS
+// endpoint, the default policy's threshold, the cardholder CA and each
+// test card's credentials — a password, a TOTP seed and its otpauth URI,
+// and for an active card a PKCS#12 file that opens with its password and
+// chains to the CA; the hub publishes the issuer's and the shop's HTTP-POST
+// endpoints of the services (KECIS §15.7.1) and the virtual BINs among the
+// issuer's card services' (KECIS §15.4).
+func checkCardAuthManifest(t *testing.T, d *Demo, m *Manifest) {
+	t.Helper()
+	ca := m.CardAuth
+	if ca.CheckoutURL != d.ShopURL+"/" || ca.StartURL != d.ShopURL+shopCardAuthPath || ca.ReturnURL != d.ShopURL+shopCardAuthReturnPath ||
+		ca.PageURL != d.IssuerPage+CardAuthPagePath || ca.CertURL != d.IssuerCert+CardAuthCertPath || ca.Threshold != 100_000 ||
+		ca.Currency != "KRW" || ca.Merchant != MerchantID || ca.Acquirer != PGID || ca.Issuer != IssuerID || len(ca.Products) != 2 ||
+		ca.Products[0].Amount >= ca.Threshold || ca.Products[1].Amount < ca.Threshold || ca.TesterReturnURL == "" ||
+		m.Addresses.IssuerPage != d.IssuerPage || m.Addresses.IssuerCert != d.IssuerCert || len(ca.Cards) != len(d.Cards) {
+		t.Fatalf("demo.json cardauth: %+v", ca)
+	}
+	caPEM, err := os.ReadFile(ca.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	for i, c := range ca.Cards {
+		if c.Number != m.TestCards[i].Number || c.Password == "" || c.TOTPSeed == "" || !strings.HasPrefix(c.TOTPURI, "otpauth://totp/") ||
+			c.PKCS12Password == "" || (c.PKCS12 != "") != (m.TestCards[i].Status == "active" && m.TestCards[i].Outcome != CardExpired) {
+			t.Errorf("cardauth.cards[%d]: %+v (test card %+v)", i, c, m.TestCards[i])
+			continue
+		}
+		if c.PKCS12 == "" {
+			continue
+		}
+		b, err := os.ReadFile(c.PKCS12)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, cert, _, err := pkcs12.DecodeChain(b, c.PKCS12Password)
+		if err != nil {
+			t.Fatalf("cardauth.cards[%d].pkcs12: %v", i, err)
+		}
+		if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+			t.Errorf("cardauth.cards[%d]'s certificate: %v", i, err)
+		}
+	}
+	ctx := context.Background()
+	dir := d.directory()
+	for _, w := range []struct{ who, service, url string }{
+		{IssuerID, cardauth.ServiceAuthenticate, ca.PageURL}, {IssuerID, cardauth.ServiceVCNIssue, ca.PageURL},
+		{MerchantID, cardauth.ServiceAuthenticate, ca.ReturnURL}, {TesterID, cardauth.ServiceAuthenticate, ca.TesterReturnURL},
+	} {
+		if got, err := connectors.PostEndpoint(ctx, dir, w.who, w.service); err != nil || got != w.url {
+			t.Errorf("%s's HTTP-POST endpoint for %s at the hub: %q %v, want %s", w.who, w.service, got, err, w.url)
+		}
+	}
+	ed, err := dir.Lookup(ctx, IssuerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range ed.Services {
+		if s.Service == card.ServiceApprove && !slices.ContainsFunc(s.BINs, func(r metadata.BINRange) bool { return r.From == "404143" }) {
+			t.Errorf("the issuer's card:approve BINs %v lack the virtual credit BIN", s.BINs)
+		}
 	}
 }
 
