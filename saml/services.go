@@ -28,6 +28,10 @@ var readOnlyOperations = map[string]bool{
 	"inquire": true,
 	"query":   true,
 	"status":  true,
+	// The holder checks of KECIS §15.9 (account:holder-inquiry) and
+	// §15.10 (phone:holder-check) only read.
+	"holder-inquiry": true,
+	"holder-check":   true,
 }
 
 // IsMutation reports whether the service changes state at its provider.

@@ -103,6 +103,9 @@ var layers = []rule{
 	{pkg: "examples/bank", layer: "company", may: []string{"ecml", "connectors/sqlstore", "internal/passwordhash"}, tests: []string{"internal/testutil"}},
 	{pkg: "examples/bank/kecisadapter", layer: "company", may: join(envelope, []string{"connectors", "examples/bank"})},
 	{pkg: "examples/telecom", layer: "company", may: []string{"ecml", "connectors/sms", "connectors/sqlstore"}, tests: []string{"internal/testutil"}},
+	// The telecom's KECIS adapter (the phone holder check, KECIS §15.10):
+	// the SDK over the telecom's own API, like the issuer's.
+	{pkg: "examples/telecom/kecisadapter", layer: "company", may: join(envelope, []string{"connectors", "examples/telecom"}), tests: helpers},
 	// The wiring of the demo federation: everything (the suite too, for
 	// its test profiles and kecis-demo --conformance) but the commands.
 	{pkg: "examples/demo", layer: "wiring", may: join(envelope, plumbing, []string{"connectors", "federation", "conformance", "examples"})},
@@ -262,6 +265,8 @@ func TestRulesBite(t *testing.T) {
 		{"examples/pg", "ecml"},
 		{"examples/issuer", "saml"},
 		{"examples/telecom", "connectors"},
+		{"examples/telecom/kecisadapter", "federation"},
+		{"connectors/phone", "examples/telecom"},
 		{"examples/issuer/kecisadapter", "federation/store"},
 		{"examples/demo", "cmd/kecis"},
 	} {
