@@ -3,7 +3,9 @@
 // participants reach through [sms.HTTPGateway], phone inboxes a person can
 // read and answer in a browser, replies forwarded to the sending
 // participant's signed webhook, delivery reports, and the phone-holder
-// check that the two-way transfer service needs (KECIS §15.5, "twoway").
+// check that the two-way transfer service needs (KECIS §15.5, "twoway";
+// [Telecom.HolderCheck], KECIS §15.10, served over KECIS by the package
+// kecisadapter).
 //
 // State lives in its own SQL database (SQLite by default, PostgreSQL too),
 // migrated with embedded migrations; time comes from an injected clock, so
