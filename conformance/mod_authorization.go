@@ -283,6 +283,11 @@ func callerRole(c *C) error {
 	}
 	var targets []metadata.OfferedService
 	for _, s := range c.Descriptor().Services {
+		// The front-channel services (KECIS §15.7.1) are called on the
+		// issuer's page, never over SOAP: the cardauth module checks them.
+		if s.Service == svcCardAuth || s.Service == svcVCNIssue {
+			continue
+		}
 		if !s.AdmitsCaller(c.Outsider.EntityID, roles) {
 			targets = append(targets, s)
 		}
