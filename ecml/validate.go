@@ -231,8 +231,10 @@ func (v *validator) payload(p *Payload) {
 		v.fieldAt(path+"/@Role", "/kx:BankAccount/@Role", b.Role)
 		v.fieldAt(path+"/kx:Holder", "/kx:BankAccount/kx:Holder", b.Holder)
 		v.slot(path+"/kx:AccountNumber", b.AccountNumber != "", b.EncryptedAccountNumber)
-		if b.AccountNumber == "" && b.EncryptedAccountNumber == nil {
-			v.missing(path+"/kx:AccountNumber", "a bank account needs its number")
+		// A remitter named by its holder only (KECIS §15.8) and a holder
+		// inquiry's answer (§15.9, never the number) carry no number.
+		if b.AccountNumber == "" && b.EncryptedAccountNumber == nil && b.Holder == "" {
+			v.missing(path+"/kx:AccountNumber", "a bank account needs its number or its holder")
 		}
 		v.fieldAt(path+"/kx:AccountNumber", "/kx:BankAccount/kx:AccountNumber", string(b.AccountNumber))
 	}

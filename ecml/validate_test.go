@@ -216,7 +216,9 @@ func TestValidateExtensions(t *testing.T) {
 		{name: "account-hyphen", mutate: func(p *Payload) { p.BankAccounts[0].AccountNumber = "123456-" }, want: []string{"/kx:BankAccount[1]/kx:AccountNumber"}},
 		{name: "account-short", mutate: func(p *Payload) { p.BankAccounts[0].AccountNumber = "12345" }, want: []string{"/kx:BankAccount[1]/kx:AccountNumber"}},
 		{name: "account-plain", mutate: func(p *Payload) { p.BankAccounts[0].AccountNumber = "12345678901234" }},
-		{name: "account-missing", mutate: func(p *Payload) { p.BankAccounts[0].AccountNumber = "" }, want: []string{"/kx:BankAccount[1]/kx:AccountNumber"}},
+		{name: "account-missing", mutate: func(p *Payload) { p.BankAccounts[0].AccountNumber, p.BankAccounts[0].Holder = "", "" }, want: []string{"/kx:BankAccount[1]/kx:AccountNumber"}},
+		// A holder without a number: a remitter (KECIS §15.8), a holder inquiry's answer (§15.9).
+		{name: "account-holder-only", mutate: func(p *Payload) { p.BankAccounts[0].AccountNumber, p.BankAccounts[0].Holder = "", "홍길동" }},
 		{name: "holder-length", mutate: func(p *Payload) { p.BankAccounts[0].Holder = strings.Repeat("홍", 65) }, want: []string{"/kx:BankAccount[1]/kx:Holder"}},
 		{name: "purpose", mutate: func(p *Payload) { p.Transfer.Purpose = "gift" }, want: []string{"/kx:Transfer/@Purpose"}},
 		{name: "purpose-missing", mutate: func(p *Payload) { p.Transfer.Purpose = "" }, want: []string{"/kx:Transfer/@Purpose"}},
