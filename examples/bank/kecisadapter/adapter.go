@@ -109,4 +109,3 @@ func mapError(err error) error {
 	}
 	return connectors.Refuse(saml.StatusResponder, saml.CodeDeclined, be.Message)
 }
-
