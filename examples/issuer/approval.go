@@ -183,7 +183,7 @@ func (i *Issuer) approve(ctx context.Context, req ApproveRequest, v *verificatio
 	}
 	fp := i.vault.fingerprint(op, fields...)
 	x := &approveTx{req: req, verification: v, pan: pan, prefix: prefix, birth: birth, expM: expM, expY: expY, auth: auth,
-		authMerchant: authMerchant, authOrder: authOrder, now: now}
+		authMerchant: authMerchant, authOrder: authOrder, now: now, authNow: i.authNow()}
 	out, err := i.idempotent(ctx, merchantScope(req.MerchantID), req.IdempotencyKey, op, fp, now,
 		func(tx *sql.Tx) (string, *Error, error) { return i.authorize(ctx, tx, x) })
 	if err != nil {
@@ -242,6 +242,7 @@ type approveTx struct {
 	authMerchant       string // the AAV's and a virtual number's merchant
 	authOrder          string // the AAV's order
 	now                time.Time
+	authNow            time.Time // Config.AuthNow: the AAV's expiry
 
 	sms     queuedSMS     // the approval SMS
 	failure *keyInFailure // wrong key-in data, for the log
@@ -833,9 +834,9 @@ func (i *Issuer) checkAuthValue(ctx context.Context, tx *sql.Tx, x *approveTx) (
 		return nil, CodeAuthenticationFailed, "this issuer checks no authentication values", nil
 	}
 	id, exp, err := i.authValues.CheckAuthValue(x.req.AuthValue, ecml.PAN(x.pan), x.req.Amount.Minor,
-		x.req.Amount.Currency, x.authMerchant, x.authOrder, x.now)
+		x.req.Amount.Currency, x.authMerchant, x.authOrder, x.authNow)
 	if err != nil {
-		if !exp.IsZero() && !x.now.Before(exp) {
+		if !exp.IsZero() && !x.authNow.Before(exp) {
 			return nil, CodeAuthenticationFailed, "the authentication value has expired", nil
 		}
 		return nil, CodeAuthenticationFailed, "the authentication value does not match the payment", nil
@@ -866,7 +867,7 @@ func (i *Issuer) Prune(ctx context.Context) (int64, error) {
 	var n int64
 	err := i.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM issuer_auth_values WHERE expires_at < $1`,
-			i.t(i.now().Add(-authValueGrace)))
+			i.t(i.authNow().Add(-authValueGrace)))
 		if err != nil {
 			return fmt.Errorf("issuer: prune authentication values: %w", err)
 		}

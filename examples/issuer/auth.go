@@ -158,7 +158,7 @@ const (
 // clears it. It returns the attempts left, or locked when the card's
 // authentication is locked already.
 func (i *Issuer) reserveAttempt(ctx context.Context, cardID, counter string) (left int, locked bool, err error) {
-	now := i.now()
+	now := i.authNow()
 	err = i.write(ctx, func(tx *sql.Tx) error {
 		var sum int
 		err := tx.QueryRowContext(ctx, `UPDATE issuer_cards SET `+counter+` = `+counter+` + 1,
@@ -183,7 +183,7 @@ func (i *Issuer) reserveAttempt(ctx context.Context, cardID, counter string) (le
 // success (step ≥ 0) also records its step, only if it is later than the
 // last one accepted; it reports whether the row was updated.
 func (i *Issuer) clearFailures(ctx context.Context, cardID, counter, other string, step int64) (bool, error) {
-	now := i.now()
+	now := i.authNow()
 	q := `UPDATE issuer_cards SET ` + counter + ` = 0, auth_locked = (` + other + ` >= $1), updated_at = $2`
 	args := []any{i.maxAuthFail, i.t(now), cardID}
 	if step >= 0 {
@@ -237,7 +237,7 @@ func (i *Issuer) CheckAuthPassword(ctx context.Context, cardID string, pw ecml.S
 }
 
 // CheckTOTP checks an RFC 6238 code of the card's TOTP seed (30-second
-// steps, six digits, one step of skew either way). A code of a step at or
+// steps of Config.AuthNow, six digits, one step of skew either way). A code of a step at or
 // before the last one accepted is refused — a code is good once — and
 // counts as a failure, as a wrong code does, towards the lock shared with
 // the password; a right one clears the TOTP failures. A code that is not
@@ -264,7 +264,7 @@ func (i *Issuer) CheckTOTP(ctx context.Context, cardID string, code ecml.Secret)
 		return &AuthCheck{Locked: locked}, err
 	}
 	secret := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(seed)
-	now := i.now().Unix() / totpPeriod
+	now := i.authNow().Unix() / totpPeriod
 	matched := int64(-1)
 	for d := int64(-totpSkew); d <= totpSkew; d++ {
 		want, err := hotp.GenerateCodeCustom(secret, uint64(now+d), hotp.ValidateOpts{Digits: totpDigits, Algorithm: otp.AlgorithmSHA1})
@@ -301,7 +301,7 @@ func (i *Issuer) authFailed(ctx context.Context, cardID, last4, factor string, l
 // administrative operation; also on the admin page). Unlocking an unlocked
 // card changes nothing.
 func (i *Issuer) UnlockAuth(ctx context.Context, cardID string) (*Card, error) {
-	now := i.now()
+	now := i.authNow()
 	var n int64
 	err := i.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE issuer_cards SET auth_pw_failures = 0, auth_totp_failures = 0,

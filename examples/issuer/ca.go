@@ -218,10 +218,12 @@ func (i *Issuer) IssueClientCertificate(ctx context.Context, cardID, holderName 
 	if card.Status != CardActive {
 		return nil, newError(CodeDeclined, "card "+string(card.Status))
 	}
-	now := i.now()
-	if i.expired(card.ExpMonth, card.ExpYear, now) {
+	if i.expired(card.ExpMonth, card.ExpYear, i.now()) {
 		return nil, newError(CodeExpired, "card expired")
 	}
+	// Dated by the authentication clock: a TLS peer checks the validity
+	// against real time (Config.AuthNow).
+	now := i.authNow()
 	end := time.Date(card.ExpYear, time.Month(card.ExpMonth)+1, 1, 0, 0, 0, 0, i.loc)
 	notAfter := now.Add(i.ca.validity)
 	for _, t := range []time.Time{end, i.ca.cert.NotAfter} {
@@ -338,7 +340,7 @@ func (i *Issuer) RevokeCertificate(ctx context.Context, serial string) error {
 		return invalid("a certificate serial is hexadecimal")
 	}
 	hexSerial := n.Text(16)
-	now := i.now()
+	now := i.authNow()
 	var found bool
 	err := i.write(ctx, func(tx *sql.Tx) error {
 		found = false
@@ -380,7 +382,7 @@ func (i *Issuer) CRL(ctx context.Context) (*x509.RevocationList, error) {
 	ca := i.ca
 	ca.mu.Lock()
 	defer ca.mu.Unlock()
-	now := i.now()
+	now := i.authNow()
 	if ca.crl != nil && now.Before(ca.crl.ThisUpdate.Add(ca.crlValidity/2)) && !now.Before(ca.crl.ThisUpdate) {
 		return ca.crl, nil
 	}

@@ -329,7 +329,7 @@ func (i *Issuer) SetCardStatus(ctx context.Context, id string, status CardStatus
 	}
 	i.log.InfoContext(ctx, "card status set", "card", id, "status", status)
 	if status == CardLost {
-		if err := i.revokeCardCredentials(ctx, id, now); err != nil {
+		if err := i.revokeCardCredentials(ctx, id, i.authNow()); err != nil {
 			return nil, err
 		}
 	}
@@ -337,7 +337,7 @@ func (i *Issuer) SetCardStatus(ctx context.Context, id string, status CardStatus
 }
 
 // revokeCardCredentials revokes a lost card's virtual numbers and client
-// certificates.
+// certificates; now is the authentication clock's (the CRL's time).
 func (i *Issuer) revokeCardCredentials(ctx context.Context, id string, now time.Time) error {
 	var certs int64
 	err := i.write(ctx, func(tx *sql.Tx) error {

@@ -446,7 +446,7 @@ func (i *Issuer) handleCRL(w http.ResponseWriter, r *http.Request) {
 		i.writeError(w, r, err)
 		return
 	}
-	age := max(int(crl.NextUpdate.Sub(crl.ThisUpdate).Seconds()/2-i.now().Sub(crl.ThisUpdate).Seconds()), 0)
+	age := max(int(crl.NextUpdate.Sub(crl.ThisUpdate).Seconds()/2-i.authNow().Sub(crl.ThisUpdate).Seconds()), 0)
 	w.Header().Set("Content-Type", "application/pkix-crl")
 	w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(age))
 	_, _ = w.Write(crl.Raw)

@@ -118,8 +118,22 @@ type Config struct {
 	Notifier Notifier `json:"-"`
 	// Logger receives the issuer's logs; slog.Default() if nil.
 	Logger *slog.Logger `json:"-"`
-	// Now is the clock; time.Now if nil.
+	// Now is the issuer's business clock — approvals, the cut-off,
+	// settlement, SMS, card expiry; time.Now if nil.
 	Now func() time.Time `json:"-"`
+	// AuthNow is the authentication clock; Now if nil. Everything that
+	// must follow real time rather than the business day runs on it: TOTP
+	// steps (RFC 6238: the cardholder's authenticator app reads the real
+	// time) and the last step used, the authentication failure records,
+	// client certificates' validity and the CRL's ThisUpdate/NextUpdate
+	// (browsers and TLS peers check them against real time), the expiry
+	// of the authentication values (AAV) approvals carry (the page mints
+	// them on its own clock, KECIS §15.7.3) and the virtual numbers'
+	// issuance day and expiry (connectors/vcn, KECIS §15.4). Two clocks
+	// because a business clock may be moved: the demo's --settle skips to
+	// the next cut-off, and an authenticator's code, a certificate or an
+	// AAV must not move with it.
+	AuthNow func() time.Time `json:"-"`
 	// Rand supplies every random value, GCM nonces included; crypto/rand
 	// if nil. Tests inject a deterministic reader; production must not.
 	Rand io.Reader `json:"-"`
@@ -154,9 +168,10 @@ type Issuer struct {
 	smsDelay      time.Duration
 	sent          sentMarks
 
-	log  *slog.Logger
-	now  func() time.Time
-	rand io.Reader
+	log     *slog.Logger
+	now     func() time.Time
+	authNow func() time.Time
+	rand    io.Reader
 }
 
 // Open validates cfg, opens and migrates the database and returns the
@@ -222,6 +237,7 @@ func newIssuer(cfg Config) (*Issuer, error) {
 		smsDelay:      cfg.SMSRecordDelay,
 		log:           cfg.Logger,
 		now:           cfg.Now,
+		authNow:       cfg.AuthNow,
 		rand:          cfg.Rand,
 	}
 	if i.brand == "" {
@@ -294,6 +310,9 @@ func newIssuer(cfg Config) (*Issuer, error) {
 	}
 	if i.now == nil {
 		i.now = time.Now
+	}
+	if i.authNow == nil {
+		i.authNow = i.now
 	}
 	if i.rand == nil {
 		i.rand = rand.Reader

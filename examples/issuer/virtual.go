@@ -63,7 +63,7 @@ func (i *Issuer) openVirtual(ctx context.Context) error {
 	}
 	s, err := vcn.Open(ctx, i.db, vcn.Config{BINs: maps.Clone(cfg.BINs), Location: i.loc, PoolKey: cfg.PoolKey,
 		HashKey: cfg.HashKey, Sealer: domainSealer{v: i.vault, domain: "vcn"}, PoolSize: cfg.PoolSize,
-		DefaultLifetime: cfg.DefaultLifetime, Now: i.now, Rand: i.rand, Log: i.log})
+		DefaultLifetime: cfg.DefaultLifetime, Now: i.authNow, Rand: i.rand, Log: i.log})
 	if err != nil {
 		return fmt.Errorf("issuer: %w", err)
 	}
@@ -137,10 +137,12 @@ func (i *Issuer) IssueVirtual(ctx context.Context, cardID string, c vcn.Controls
 	if card.Status != CardActive {
 		return nil, newError(CodeDeclined, "card "+string(card.Status))
 	}
-	now := i.now()
-	if i.expired(card.ExpMonth, card.ExpYear, now) {
+	if i.expired(card.ExpMonth, card.ExpYear, i.now()) {
 		return nil, newError(CodeExpired, "card expired")
 	}
+	// A number's day and expiry follow the authentication clock
+	// (Config.AuthNow), as connectors/vcn's does.
+	now := i.authNow()
 	if c.Currency != "" && c.Currency != card.Currency {
 		return nil, invalid("the card pays in " + card.Currency)
 	}
