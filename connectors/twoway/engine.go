@@ -550,6 +550,10 @@ func (e *Engine) judge(ctx context.Context, r *Request, rep sms.Reply) error {
 		}
 		e.log.InfoContext(ctx, "twoway: reply outside the wait", "request", r.ID, "state", r.State, "result", result)
 		e.answer(ctx, r, rep, answer)
+		if !r.Notified {
+			_, err := e.drive(ctx, r)
+			return err
+		}
 		return nil
 	}
 	now := e.now()

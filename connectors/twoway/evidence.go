@@ -134,4 +134,3 @@ func evidenceElement(issuer string, r *Request, events []Event, now time.Time) (
 	}
 	return root, nil
 }
-
