@@ -18,9 +18,7 @@ import (
 
 	"github.com/kecis/kecis/connectors"
 	"github.com/kecis/kecis/connectors/cardauth"
-	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/examples/issuer"
-	"github.com/kecis/kecis/examples/issuer/kecisadapter"
 	"github.com/kecis/kecis/saml"
 	"github.com/kecis/kecis/saml/metadata"
 )
@@ -67,7 +65,7 @@ func (d *Demo) cardholderCA() (certPEM, keyPEM []byte, err error) {
 			return certPEM, keyPEM, nil
 		}
 	}
-	if certPEM, keyPEM, err = issuer.GenerateCA("KECIS Card cardholder CA (demo)", time.Now(), 10*365*24*time.Hour, rand.Reader); err != nil {
+	if certPEM, keyPEM, err = issuer.GenerateCA("KECIS Card cardholder CA (demo)", d.wallNow(), 10*365*24*time.Hour, rand.Reader); err != nil {
 		return nil, nil, err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -79,44 +77,15 @@ func (d *Demo) cardholderCA() (certPEM, keyPEM []byte, err error) {
 	return certPEM, keyPEM, os.WriteFile(cp, certPEM, 0o644)
 }
 
-// wallClockAAV checks authentication values on the wall clock: the page
-// mints them on it, as every KECIS message time, while the issuer runs on
-// its business clock (Demo.Clock), which Settle moves ahead.
-type wallClockAAV struct {
-	aav *cardauth.AAV
-	now func() time.Time
-}
-
-func (w wallClockAAV) CheckAuthValue(aav string, pan ecml.PAN, amount int64, currency, merchant, orderID string, _ time.Time) (string, time.Time, error) {
-	return w.aav.CheckAuthValue(aav, pan, amount, currency, merchant, orderID, w.now())
-}
-
-// wallNow is the wall clock under the issuer's business clock.
+// wallNow is the wall clock under the issuer's business clock
+// (Config.IssuerNow in tests): the clock of the authentication page, of
+// the AAVs it mints and of the issuer's authentication clock
+// (issuer.Config.AuthNow), which Settle never moves.
 func (d *Demo) wallNow() time.Time {
 	if d.cfg.IssuerNow != nil {
 		return d.cfg.IssuerNow()
 	}
 	return time.Now()
-}
-
-// businessCardholders is the issuer adapter as the page's Cardholders,
-// translating the expiry of a virtual number between the page's wall
-// clock and the issuer's business clock.
-type businessCardholders struct {
-	*kecisadapter.Adapter
-	clock *Clock
-}
-
-func (b businessCardholders) IssueVirtual(ctx context.Context, ref string, c cardauth.VirtualControls) (*cardauth.VirtualNumber, error) {
-	skipped := b.clock.Skipped()
-	if !c.NotOnOrAfter.IsZero() {
-		c.NotOnOrAfter = c.NotOnOrAfter.Add(skipped)
-	}
-	v, err := b.Adapter.IssueVirtual(ctx, ref, c)
-	if err == nil && !v.Controls.NotOnOrAfter.IsZero() {
-		v.Controls.NotOnOrAfter = v.Controls.NotOnOrAfter.Add(-skipped)
-	}
-	return v, err
 }
 
 // cardAuthCredentials gives a test card its cardholder-authentication
@@ -144,7 +113,7 @@ func (d *Demo) cardAuthCredentials(ctx context.Context, n int, cardID string, c 
 	}
 	file := filepath.Join(dir, fmt.Sprintf("card-%d.p12", n))
 	if b, err := os.ReadFile(file); err == nil {
-		if _, cert, _, err := pkcs12.DecodeChain(b, c.P12Password); err == nil && time.Now().Add(24*time.Hour).Before(cert.NotAfter) {
+		if _, cert, _, err := pkcs12.DecodeChain(b, c.P12Password); err == nil && d.wallNow().Add(24*time.Hour).Before(cert.NotAfter) {
 			if id, err := d.Issuer.CertificateCard(ctx, cert); err == nil && id == cardID {
 				c.P12 = file
 				return nil
@@ -189,10 +158,10 @@ func (d *Demo) startCardAuth(ctx context.Context, h *connectors.Handler, signer 
 	roots.AddCert(d.Issuer.CACertificate())
 	pageURL := d.IssuerPage + CardAuthPagePath
 	e, err := cardauth.New(ctx, cardauth.Config{EntityID: IssuerID, Signer: signer, Directory: d.directory(), KECIS: h,
-		Store: d.Issuer.DB(), Cardholders: businessCardholders{d.Adapter, d.Clock}, AAV: d.aav,
+		Store: d.Issuer.DB(), Cardholders: d.Adapter, AAV: d.aav,
 		Certs:   &cardauth.CertVerifier{Roots: roots, CRL: d.Issuer.CRL},
 		PageURL: pageURL, CertURL: d.IssuerCert + CardAuthCertPath, Key: key, Limits: cardAuthLimits,
-		Now: d.wallNow, Log: d.cfg.Log.With("component", "cardauth")})
+		AcquirerRoles: cardAuthAcquirers(d.cfg), Now: d.wallNow, Log: d.cfg.Log.With("component", "cardauth")})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -236,6 +205,17 @@ func cardAuthServices(cfg Config) []metadata.OfferedService {
 		out = append(out, metadata.OfferedService{Service: s, Callers: roles, CallerEntities: ids})
 	}
 	return out
+}
+
+// cardAuthAcquirers are the roles the page admits as the acquirer a
+// request names: the PG, and in test mode the conformance suite, which
+// names itself to receive the card it authenticated (docs/conformance.md,
+// the cardauth module).
+func cardAuthAcquirers(cfg Config) []metadata.Role {
+	if cfg.Tester {
+		return []metadata.Role{metadata.RolePG, metadata.RoleTester}
+	}
+	return []metadata.Role{metadata.RolePG}
 }
 
 // frontEndpoints are a requester's HTTP-POST endpoints for the issuer's

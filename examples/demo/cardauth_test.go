@@ -98,7 +98,8 @@ func (b *plainBrowser) post(f htmlForm, extra url.Values) (int, string) {
 // authenticate takes the page that carries a cardauth request (the
 // auto-submitting form) through the issuer's page without JavaScript:
 // the card number and its authentication password, then a TOTP code of
-// the card's seed at the issuer's time when a second factor is asked. It
+// the card's seed at the wall clock (the issuer's authentication clock,
+// whatever Settle skipped) when a second factor is asked. It
 // returns the answer's form (SAMLResponse, RelayState) and whether a
 // second factor was asked.
 func (b *plainBrowser) authenticate(d *Demo, start string, c TestCard) (htmlForm, bool) {
@@ -116,7 +117,7 @@ func (b *plainBrowser) authenticate(d *Demo, start string, c TestCard) (htmlForm
 		if !strings.Contains(page, CardAuthCertPath) {
 			b.t.Errorf("the second factor's page offers no client certificate:\n%s", page)
 		}
-		otp, err := totp.GenerateCode(c.TOTPSeed, d.Clock.Now())
+		otp, err := totp.GenerateCode(c.TOTPSeed, d.wallNow())
 		if err != nil {
 			b.t.Fatal(err)
 		}
@@ -344,5 +345,59 @@ func TestVCNPurchaseHidesTheRealNumber(t *testing.T) {
 		if !found {
 			t.Errorf("no log line with %s names the virtual number %s", what, virtual)
 		}
+	}
+}
+
+// TestCardAuthAfterSettle: the demo's Settle moves the issuer's business
+// clock a day and more ahead (twice: to tonight's cut-off and to the
+// next), and its cardholder authentication does not move with it
+// (issuer.Config.AuthNow, the wall clock): a purchase of 150,000 KRW with
+// a virtual number authenticates with a TOTP code of the wall clock's
+// step, the number carries the wall clock's day of the year and is
+// approved with the AAV the page minted on the wall clock; a client
+// certificate issued now is valid now.
+func TestCardAuthAfterSettle(t *testing.T) {
+	d, _, _ := startForMerchants(t, Config{RelayTimeout: 3 * time.Second})
+	ctx := context.Background()
+	for range 2 {
+		if _, err := d.Settle(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d.Clock.Skipped() < 24*time.Hour {
+		t.Fatalf("skipped %s, want a day and more", d.Clock.Skipped())
+	}
+	c := d.Cards[0]
+	b := newPlainBrowser(t, d)
+	answer, second := b.authenticate(d, b.shopPay(d, "keyboard", true), c)
+	if !second {
+		t.Fatal("150,000 KRW asked for no second factor")
+	}
+	code, page := b.post(answer, nil)
+	approval, seen := outcomeField(page, "approval"), outcomeField(page, "card-seen")
+	if code != http.StatusOK || approval == "" || !strings.Contains(page, `data-state="approved"`) ||
+		!strings.Contains(outcomeField(page, "method"), "TOTP") {
+		t.Fatalf("the shop's outcome after Settle: HTTP %d\n%s", code, page)
+	}
+	virtual := strings.TrimSpace(strings.TrimSuffix(seen, "(가상 · virtual)"))
+	var day string
+	if err := d.Issuer.DB().QueryRowContext(ctx, `SELECT day FROM vcn_number`).Scan(&day); err != nil ||
+		!strings.HasPrefix(virtual, "404143") || day != d.wallNow().In(issuer.KST).Format(time.DateOnly) {
+		t.Fatalf("virtual number %s issued on %q, %v: want the wall clock's day", virtual, day, err)
+	}
+	a := ledgerApproval(t, d, c, approval)
+	if a.CardholderAuth != issuer.AuthValue || a.VirtualCard != virtual || !a.ApprovedAt.After(d.wallNow().Add(23*time.Hour)) {
+		t.Fatalf("the issuer's approval: %+v (virtual %s): want the AAV, stamped on the business clock", a, virtual)
+	}
+	ic, err := d.Issuer.FindCard(ctx, c.PAN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := d.Issuer.IssueClientCertificate(ctx, ic.ID, c.Holder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if now := d.wallNow(); cc.Certificate.NotBefore.After(now) || !cc.Certificate.NotAfter.After(now) {
+		t.Fatalf("client certificate valid %v to %v, wall clock %v", cc.Certificate.NotBefore, cc.Certificate.NotAfter, now)
 	}
 }

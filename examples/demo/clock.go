@@ -28,9 +28,11 @@ import (
 // makes the cut-off come sooner, as Stripe's test clocks make a
 // subscription's month pass. The issuer's texts and admin page show its
 // business time, ahead of the wall clock by what was skipped. Only the
-// issuer runs on it: the hub's and the participants' message times (which
-// the hub checks for freshness) stay on the wall clock, and the PG has no
-// settlement of its own (it learns the issuer's states by inquiry).
+// issuer's business runs on it: its cardholder authentication (TOTP
+// codes, client certificates, AAVs, virtual numbers: issuer.Config.AuthNow)
+// and the hub's and the participants' message times (which the hub checks
+// for freshness) stay on the wall clock, and the PG has no settlement of
+// its own (it learns the issuer's states by inquiry).
 type Clock struct {
 	mu     sync.Mutex
 	base   func() time.Time

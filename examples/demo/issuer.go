@@ -93,6 +93,9 @@ func (d *Demo) startIssuer(ctx context.Context) error {
 	}
 	// Cardholder authentication (KECIS §15.7): the AAV key the page mints
 	// with and the issuer checks approvals with, and the cardholder CA.
+	// The issuer authenticates on the wall clock (AuthNow: TOTP, client
+	// certificates and the CRL, AAVs, virtual numbers), which Settle never
+	// moves; only its business day runs on d.Clock.
 	aavKey, err := secret(d.path("issuer", "aav-key"), 32)
 	if err != nil {
 		return err
@@ -107,7 +110,7 @@ func (d *Demo) startIssuer(ctx context.Context) error {
 			_, err := gw.Send(ctx, sms.Message{To: phone, Text: text})
 			return err
 		}), Logger: d.cfg.Log.With("component", "issuer"), Now: d.Clock.Now,
-		CACert: caCert, CAKey: caKey, AuthValues: wallClockAAV{aav: d.aav, now: d.wallNow}})
+		AuthNow: d.wallNow, CACert: caCert, CAKey: caKey, AuthValues: d.aav})
 	if err != nil {
 		return err
 	}
