@@ -185,6 +185,13 @@ func (st *SQLStore) append(ctx context.Context, tx *sql.Tx, id string, ev []Even
 	if len(ev) == 0 {
 		return nil
 	}
+	if st.db.Dialect == sqlstore.Postgres {
+		// Appends to one request queue on its row (SQLite has one writer).
+		var v int
+		if err := tx.QueryRowContext(ctx, `SELECT version FROM twoway_request WHERE id = $1 FOR UPDATE`, id).Scan(&v); err != nil {
+			return err
+		}
+	}
 	var seq int
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM twoway_event WHERE request_id = $1`, id).Scan(&seq); err != nil {
 		return err
