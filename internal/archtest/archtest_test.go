@@ -66,6 +66,11 @@ var layers = []rule{
 	// an example's issuer (which implements its Cardholders).
 	{pkg: "connectors/cardauth", layer: "SDK", may: join(envelope, plumbing, []string{"connectors"}), tests: helpers,
 		never: []string{"examples", "federation"}},
+	// The remitter's bank's 2-WAY engine (KECIS §15.5): an SDK package like
+	// amountauth; it reaches the banks and the telecom through interfaces
+	// of its own, never an example's code.
+	{pkg: "connectors/twoway", layer: "SDK", may: join(envelope, plumbing, []string{"connectors"}), tests: helpers,
+		never: []string{"examples", "federation"}},
 	{pkg: "connectors/vcn", layer: "SDK", may: []string{"ecml", "connectors/sqlstore"}, tests: helpers},
 
 	// The hub: the store at the bottom; router, registry and evidence over
