@@ -226,8 +226,14 @@ func (e *Engine) Start(ctx context.Context, t *TransferRequest) (*Request, error
 		"remitter_bank": r.RemitterBank, "remitter_account": MaskAccount(r.RemitterAccount), "payee_bank": r.PayeeBank,
 		"payee_account": MaskAccount(r.PayeeAccount), "payee_phone": sms.MaskPhone(r.PayeePhone), "purpose": r.Purpose})
 	if err := e.cfg.Store.Create(ctx, r, ev); err != nil {
-		if errors.Is(err, ErrExists) {
-			return e.Start(ctx, t) // a concurrent submission with the key won
+		if errors.Is(err, ErrExists) && t.IdempotencyKey != "" {
+			// A concurrent submission with the key won: answer its request.
+			if won, gerr := e.cfg.Store.ByKey(ctx, t.Customer, t.IdempotencyKey); gerr == nil {
+				if !sameRequest(won, t) {
+					return nil, errKeyReused
+				}
+				return e.drive(ctx, won)
+			}
 		}
 		return nil, err
 	}

@@ -393,6 +393,7 @@ type world struct {
 	logs    *testutil.SyncBuffer
 	dsn     string
 	replies int
+	engines int
 }
 
 var at0 = time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
@@ -430,6 +431,7 @@ func newWorldOn(t testing.TB, dsn string) *world {
 // engine is a new engine over the world; in injects a crash (nil: none).
 func (w *world) engine(t testing.TB, in *injector, edit func(*Config)) *Engine {
 	t.Helper()
+	w.engines++
 	var st Store = w.store
 	if in != nil {
 		st = faultyStore{Store: w.store, in: in}
@@ -437,7 +439,7 @@ func (w *world) engine(t testing.TB, in *injector, edit func(*Config)) *Engine {
 	cfg := Config{BankCode: bankA, BankName: "KECIS은행", EntityID: bankID, Signer: w.signer, Store: st,
 		Bank: bankA_{w.bank, in}, Holders: holders{w.bank, in}, Phones: telecom{subscribers: w.tel, forced: w.forced, in: in},
 		Credits: crediter{w.bank, in}, SMS: sender{w.gw, in}, From: callerID, Key: testKey,
-		Now: w.clock.Now, Rand: testutil.NewDetRand("engine-" + fmt.Sprint(in != nil)),
+		Now: w.clock.Now, Rand: testutil.NewDetRand(fmt.Sprintf("engine-%d", w.engines)),
 		Log: slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	if edit != nil {
 		edit(&cfg)
