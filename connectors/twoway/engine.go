@@ -115,7 +115,6 @@ func New(cfg Config) (*Engine, error) {
 
 // Refusals the engine answers the remitter's page (public messages).
 var (
-	ErrInvalid      = connectors.Refuse(saml.StatusRequester, saml.CodeInvalidPayload, "the transfer request is incomplete or malformed")
 	errNotYours     = connectors.Refuse(saml.StatusRequester, saml.CodeDeclined, "the withdrawal account is not the customer's")
 	errKeyReused    = connectors.Refuse(saml.StatusRequester, saml.CodeDuplicate, "the idempotency key was used for another transfer")
 	errNotAwaiting  = connectors.Refuse(saml.StatusRequester, saml.CodeDeclined, "the request is not awaiting the remitter's confirmation")
@@ -131,7 +130,8 @@ func (e *Engine) newID() (string, error) {
 	return "tw" + hex.EncodeToString(b), nil
 }
 
-// invalid is ErrInvalid with a detail for the page.
+// invalid is the refusal of a malformed request, with a detail for the
+// page (never a number it was given).
 func invalid(detail string) error {
 	return connectors.Refuse(saml.StatusRequester, saml.CodeInvalidPayload, "the transfer request is invalid: "+detail)
 }
