@@ -16,6 +16,7 @@ import (
 	"github.com/goccy/go-yaml"
 
 	"github.com/kecis/kecis/conformance"
+	"github.com/kecis/kecis/connectors/cardauth"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/examples/issuer"
 	"github.com/kecis/kecis/federation/store"
@@ -347,7 +348,24 @@ func (d *Demo) conformanceProfile(ctx context.Context, participant string) (*con
 		p.AmountAuth = d.conformanceAmountAuth(p.Card)
 		p.Hooks.AmountAuth = &conformance.Hook{URL: d.conformance.Hooks.AmountAuth}
 	}
+	if participant == IssuerID {
+		p.CardAuth = d.conformanceCardAuth()
+	}
 	return p, nil
+}
+
+// conformanceCardAuth is the cardauth and vcn modules' section of the
+// issuer's profile (KECIS §15.7, §15.4): the first test card with its
+// authentication password and TOTP seed, paying its usual amount (below
+// the policy's threshold), and the tester's HTTP-POST endpoint its
+// metadata publishes. The page's TLS certificate is the issuer's, which
+// its metadata publishes.
+func (d *Demo) conformanceCardAuth() *conformance.CardAuthProfile {
+	c := d.Cards[0]
+	return &conformance.CardAuthProfile{Currency: "KRW",
+		Card:     conformance.TestCard{Number: c.PAN.Reveal(), Expiry: fmt.Sprintf("%02d/%d", c.ExpMonth, c.ExpYear), Amount: fmt.Sprint(c.Amount)},
+		Password: c.AuthPassword, TOTPSeed: c.TOTPSeed, Threshold: fmt.Sprint(cardauth.DefaultThreshold),
+		Endpoint: testerFrontEndpoint(TesterID)}
 }
 
 // conformanceAmountAuth is the amountauth module's section of the PG's
