@@ -668,7 +668,7 @@ func (e *Engine) debit(ctx context.Context, r *Request) (*Request, error) {
 		return e.save(ctx, r, e.event(EventCredit, map[string]string{"result": string(Credited), "reference": ref, "internal": "true"}))
 	}
 	ref, err := e.cfg.Bank.SendOut(ctx, &Debit{Account: r.RemitterAccount, Amount: r.Amount, PayeeBank: r.PayeeBank,
-		Reference: r.ID, Memo: "2-WAY", IdempotencyKey: keyDebit(r.ID)})
+		PayeeAccount: r.PayeeAccount, PayeeHolder: r.HolderName, Reference: r.ID, Memo: "2-WAY", IdempotencyKey: keyDebit(r.ID)})
 	if st, ok := refusal(err); ok {
 		return e.fail(ctx, r, st)
 	}
@@ -721,6 +721,11 @@ func (e *Engine) credit(ctx context.Context, r *Request, inquire bool) (*Request
 	case out.Status == Credited:
 		r.State, r.CreditRef, r.Updated = Completed, out.Reference, e.now()
 		e.log.InfoContext(ctx, "twoway: payee credited", "request", r.ID, "reference", out.Reference)
+		if c, ok := e.cfg.Bank.(OutConfirmer); ok && r.DebitRef != "" {
+			if err := c.ConfirmOut(ctx, r.DebitRef, out.Reference); err != nil {
+				e.log.WarnContext(ctx, "twoway: the bank's record of the credit not updated", "request", r.ID, "error", errText(err))
+			}
+		}
 		return e.save(ctx, r, e.event(EventCredit, map[string]string{"result": string(Credited), "reference": out.Reference}))
 	default:
 		r.State, r.Reason, r.Updated = Reversing, "refused by the payee's bank: "+out.Message, e.now()

@@ -164,12 +164,25 @@ type Remitter struct {
 // Debit is a SendOut: the remitter's account debited into the bank's
 // clearing account for the payee's bank (KECIS §15.8).
 type Debit struct {
-	Account        ecml.Secret // the remitter's account number
-	Amount         ecml.Money
-	PayeeBank      string // the payee's bank code
+	Account   ecml.Secret // the remitter's account number
+	Amount    ecml.Money
+	PayeeBank string // the payee's bank code
+	// PayeeAccount and PayeeHolder are the payee's account number at its
+	// bank and its holder's name as that bank answered (for the bank's
+	// record of the transfer out and the statement).
+	PayeeAccount   ecml.Secret
+	PayeeHolder    string
 	Reference      string // the transfer's reference (the request id)
 	Memo           string
 	IdempotencyKey string
+}
+
+// OutConfirmer is optionally implemented by a Bank that records that the
+// payee's bank credited a SendOut (debitRef, the SendOut's reference)
+// under its credit reference. The engine calls it once the credit is
+// known, best effort: its failure is logged, the transfer is complete.
+type OutConfirmer interface {
+	ConfirmOut(ctx context.Context, debitRef, creditRef string) error
 }
 
 // Reversal reverses a SendOut that the payee's bank refused.
