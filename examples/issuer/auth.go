@@ -116,7 +116,7 @@ func (i *Issuer) totpSeed(ctx context.Context, cardID string) ([]byte, error) {
 	if enc == nil {
 		return nil, nil
 	}
-	return i.vault.open(enc, totpAD(cardID))
+	return i.vault.Open(enc, totpAD(cardID))
 }
 
 // authCard is what a credential check reads of a card.
@@ -255,7 +255,7 @@ func (i *Issuer) CheckTOTP(ctx context.Context, cardID string, code ecml.Secret)
 	if c.seedEnc == nil {
 		return nil, newError(CodeNotEnrolled, "the card has no TOTP seed")
 	}
-	seed, err := i.vault.open(c.seedEnc, totpAD(cardID))
+	seed, err := i.vault.Open(c.seedEnc, totpAD(cardID))
 	if err != nil {
 		return nil, err
 	}

@@ -167,7 +167,7 @@ func (i *Issuer) IssueCard(ctx context.Context, req IssueCardRequest) (*IssuedCa
 				if seed, err = i.newTOTPSeed(); err != nil {
 					return "", nil, err
 				}
-				if seedEnc, err = i.vault.seal(seed, totpAD(id)); err != nil {
+				if seedEnc, err = i.vault.Seal(seed, totpAD(id)); err != nil {
 					return "", nil, err
 				}
 			}

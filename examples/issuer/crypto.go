@@ -2,23 +2,18 @@ package issuer
 
 import (
 	"bytes"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base32"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
-	"strings"
+
+	kv "github.com/kecis/kecis/internal/vault"
 )
 
-// vault holds the keys that protect card data at rest.
+// vault holds the keys that protect card data at rest, over
+// internal/vault's format.
 //
 //   - The PAN is sealed with AES-256-GCM under the data key, with the card
 //     ID as additional data so that a ciphertext cannot be moved to another
-//     row: version byte ‖ 12-byte nonce ‖ ciphertext ‖ tag.
+//     row.
 //   - Cards are found by HMAC-SHA256 of the PAN under a key derived from
 //     the pepper, never by the PAN itself.
 //   - The password's two leading digits and the birth date are hashed with
@@ -27,86 +22,43 @@ import (
 //     without the pepper.
 //   - Idempotency fingerprints (which cover card data) use a third key.
 type vault struct {
-	aead      cipher.AEAD
-	panKey    []byte
-	secretKey []byte
-	fpKey     []byte
-	authKey   []byte // keys the authentication password before argon2id
+	*kv.Vault
+	panKey    kv.Key
+	secretKey kv.Key
+	fpKey     kv.Key
+	authKey   kv.Key // keys the authentication password before argon2id
 	pepper    []byte // for keys derived elsewhere (HKDF: virtual numbers)
-	rand      io.Reader
 }
 
-const sealVersion = 1
-
 func newVault(dataKey, pepper []byte, rand io.Reader) (*vault, error) {
-	if len(dataKey) != 32 {
-		return nil, fmt.Errorf("issuer: data key must be 32 bytes (AES-256), got %d", len(dataKey))
-	}
-	if len(pepper) < 32 {
-		return nil, fmt.Errorf("issuer: pepper must be at least 32 bytes, got %d", len(pepper))
-	}
-	block, err := aes.NewCipher(dataKey)
+	v, err := kv.New(dataKey, rand)
 	if err != nil {
-		return nil, fmt.Errorf("issuer: data key: %w", err)
+		return nil, fmt.Errorf("issuer: %w", err)
 	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, fmt.Errorf("issuer: data key: %w", err)
+	if err := kv.CheckPepper(pepper); err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
 	}
-	derive := func(label string) []byte {
-		m := hmac.New(sha256.New, pepper)
-		m.Write([]byte("kecis/examples/issuer/" + label))
-		return m.Sum(nil)
-	}
+	derive := func(label string) kv.Key { return kv.DeriveKey(pepper, "kecis/examples/issuer/"+label) }
 	return &vault{
-		aead:      aead,
+		Vault:     v,
 		panKey:    derive("pan-index"),
 		secretKey: derive("cardholder-secret"),
 		fpKey:     derive("idempotency-fingerprint"),
 		authKey:   derive("auth-password"),
 		pepper:    bytes.Clone(pepper),
-		rand:      rand,
 	}, nil
 }
 
 // panHash is the look-up key of a card number.
-func (v *vault) panHash(pan string) []byte {
-	m := hmac.New(sha256.New, v.panKey)
-	m.Write([]byte(pan))
-	return m.Sum(nil)
-}
+func (v *vault) panHash(pan string) []byte { return v.panKey.Hash(pan) }
 
 func (v *vault) sealPAN(cardID, pan string) ([]byte, error) {
-	return v.seal([]byte(pan), []byte("card:"+cardID))
+	return v.Seal([]byte(pan), []byte("card:"+cardID))
 }
-
-// seal encrypts plain bound to ad: version ‖ nonce ‖ AES-256-GCM.
-func (v *vault) seal(plain, ad []byte) ([]byte, error) {
-	nonce := make([]byte, v.aead.NonceSize())
-	if _, err := io.ReadFull(v.rand, nonce); err != nil {
-		return nil, fmt.Errorf("issuer: nonce: %w", err)
-	}
-	out := append([]byte{sealVersion}, nonce...)
-	return v.aead.Seal(out, nonce, plain, ad), nil
-}
-
-var errOpen = errors.New("issuer: stored secret does not decrypt (wrong data key or tampered row)")
 
 func (v *vault) openPAN(cardID string, sealed []byte) (string, error) {
-	pt, err := v.open(sealed, []byte("card:"+cardID))
+	pt, err := v.Open(sealed, []byte("card:"+cardID))
 	return string(pt), err
-}
-
-func (v *vault) open(sealed, ad []byte) ([]byte, error) {
-	n := v.aead.NonceSize()
-	if len(sealed) < 1+n+v.aead.Overhead() || sealed[0] != sealVersion {
-		return nil, errOpen
-	}
-	pt, err := v.aead.Open(nil, sealed[1:1+n], sealed[1+n:], ad)
-	if err != nil {
-		return nil, errOpen
-	}
-	return pt, nil
 }
 
 // domainSealer is the vault as a connectors/vcn Sealer: its additional
@@ -118,75 +70,29 @@ type domainSealer struct {
 }
 
 func (d domainSealer) Seal(plain, ad []byte) ([]byte, error) {
-	return d.v.seal(plain, append([]byte(d.domain+":"), ad...))
+	return d.v.Seal(plain, append([]byte(d.domain+":"), ad...))
 }
 
 func (d domainSealer) Open(sealed, ad []byte) ([]byte, error) {
-	return d.v.open(sealed, append([]byte(d.domain+":"), ad...))
+	return d.v.Open(sealed, append([]byte(d.domain+":"), ad...))
 }
 
 // secretHash is the keyed salted hash of a cardholder secret; kind keeps
 // the password digits and the birth date apart.
 func (v *vault) secretHash(kind string, salt []byte, value string) []byte {
-	m := hmac.New(sha256.New, v.secretKey)
-	writeField(m, kind)
-	writeField(m, string(salt))
-	writeField(m, value)
-	return m.Sum(nil)
+	return v.secretKey.Fingerprint(kind, string(salt), value)
 }
 
-// fingerprint is the keyed hash of an operation's parameters, fields
-// length-prefixed so that no two parameter lists collide.
+// fingerprint is the keyed hash of an operation's parameters.
 func (v *vault) fingerprint(op string, fields ...string) []byte {
-	m := hmac.New(sha256.New, v.fpKey)
-	writeField(m, op)
-	for _, f := range fields {
-		writeField(m, f)
-	}
-	return m.Sum(nil)
+	return v.fpKey.Fingerprint(append([]string{op}, fields...)...)
 }
 
-func writeField(w io.Writer, s string) {
-	var n [4]byte
-	binary.BigEndian.PutUint32(n[:], uint32(len(s)))
-	w.Write(n[:])
-	io.WriteString(w, s)
-}
-
-// idEncoding is lower-case base32 without padding: its only digits are
-// 2–7, so an ID never looks like a card number to ecml.FindPANs.
-var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
-
-// newID returns prefix_ and 16 random base32 characters (80 bits).
-func newID(r io.Reader, prefix string) (string, error) {
-	var b [10]byte
-	if _, err := io.ReadFull(r, b[:]); err != nil {
-		return "", fmt.Errorf("issuer: random id: %w", err)
-	}
-	return prefix + "_" + strings.ToLower(idEncoding.EncodeToString(b[:])), nil
-}
-
-// randomDigits returns n uniformly random decimal digits.
-func randomDigits(r io.Reader, n int) (string, error) {
-	out := make([]byte, 0, n)
-	var buf [32]byte
-	for len(out) < n {
-		if _, err := io.ReadFull(r, buf[:]); err != nil {
-			return "", fmt.Errorf("issuer: random digits: %w", err)
-		}
-		for _, b := range buf {
-			if b < 250 && len(out) < n { // 250 = 25·10: no modulo bias
-				out = append(out, '0'+b%10)
-			}
-		}
-	}
-	return string(out), nil
-}
-
-func randomBytes(r io.Reader, n int) ([]byte, error) {
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
-		return nil, fmt.Errorf("issuer: random: %w", err)
-	}
-	return b, nil
-}
+// IDs (prefix_ and 80 random bits in lower-case base32, whose digits 2–7
+// never make a card number for ecml.FindPANs), random digits and random
+// bytes come from internal/vault.
+var (
+	newID        = kv.NewID
+	randomDigits = kv.RandomDigits
+	randomBytes  = kv.RandomBytes
+)

@@ -46,7 +46,7 @@ func TestVaultFormat(t *testing.T) {
 	if got, err := ds.Open(dsealed, []byte("row1")); err != nil || string(got) != "virtual" {
 		t.Fatalf("domainSealer.Open = %q, %v", got, err)
 	}
-	if _, err := v.open(dsealed, []byte("row1")); err == nil {
+	if _, err := v.Open(dsealed, []byte("row1")); err == nil {
 		t.Fatal("a domain-sealed value opened without its domain")
 	}
 	id, err := newID(seq(), "card")

@@ -102,10 +102,10 @@ var layers = []rule{
 	// Outside companies, each with its own API and database.
 	{pkg: "examples/pg", layer: "company", may: []string{"connectors/sqlstore"}, tests: []string{"internal/testutil"},
 		links: []string{"connectors/sqlstore"}},
-	{pkg: "examples/issuer", layer: "company", may: []string{"ecml", "connectors/sqlstore", "connectors/vcn", "internal/passwordhash"}, tests: []string{"internal/testutil"}},
+	{pkg: "examples/issuer", layer: "company", may: []string{"ecml", "connectors/sqlstore", "connectors/vcn", "internal/passwordhash", "internal/vault"}, tests: []string{"internal/testutil"}},
 	{pkg: "examples/issuer/kecisadapter", layer: "company", may: join(envelope, []string{"connectors", "examples/issuer"})},
 	// The simulated bank (KECIS §15.8, §15.9): its own ledger, no protocol.
-	{pkg: "examples/bank", layer: "company", may: []string{"ecml", "connectors/sqlstore", "internal/passwordhash"}, tests: []string{"internal/testutil"}},
+	{pkg: "examples/bank", layer: "company", may: []string{"ecml", "connectors/sqlstore", "internal/passwordhash", "internal/vault"}, tests: []string{"internal/testutil"}},
 	{pkg: "examples/bank/kecisadapter", layer: "company", may: join(envelope, []string{"connectors", "examples/bank"})},
 	{pkg: "examples/telecom", layer: "company", may: []string{"ecml", "connectors/sms", "connectors/sqlstore"}, tests: []string{"internal/testutil"}},
 	// The telecom's KECIS adapter (the phone holder check, KECIS §15.10):
