@@ -13,6 +13,7 @@ import (
 	"github.com/kecis/kecis/connectors"
 	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
 	"github.com/kecis/kecis/ecml"
+	"github.com/kecis/kecis/internal/testutil"
 	"github.com/kecis/kecis/saml"
 )
 
@@ -417,42 +418,16 @@ func TestNothingSecretAtRest(t *testing.T) {
 	}
 	challenge := strconv.FormatInt(r.challenge(t, s).Amount.Minor, 10)
 	r.confirm(t, s, r.challenge(t, s))
-	for _, table := range []string{"amountauth_session", "amountauth_profile"} {
-		rows, err := r.db.Query(`SELECT * FROM ` + table)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := rows.Columns()
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			for i, v := range vals {
-				var b []byte
-				switch x := v.(type) {
-				case []byte:
-					b = x
-				case string:
-					b = []byte(x)
-				default:
-					continue
-				}
-				for _, secret := range []string{testPAN, "user-secret-42"} {
-					if bytes.Contains(b, []byte(secret)) {
-						t.Errorf("%s.%s holds %q in clear", table, cols[i], secret)
-					}
-				}
-				if cols[i] != "amount" && cols[i] != "id" && bytes.Equal(b, []byte(challenge)) {
-					t.Errorf("%s.%s holds the challenge", table, cols[i])
+	tables := []string{"amountauth_session", "amountauth_profile"}
+	testutil.AssertNoSecretsInRows(t, r.db.DB, tables, testPAN, "user-secret-42")
+	for table, rows := range testutil.DumpDB(t, r.db.DB, tables...) {
+		for _, row := range rows {
+			for col, v := range row {
+				if s, ok := testutil.Text(v); ok && col != "amount" && col != "id" && s == challenge {
+					t.Errorf("%s.%s holds the challenge", table, col)
 				}
 			}
 		}
-		rows.Close()
 	}
 }
 

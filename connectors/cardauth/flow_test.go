@@ -18,6 +18,7 @@ import (
 
 	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
 	"github.com/kecis/kecis/ecml"
+	"github.com/kecis/kecis/internal/testutil"
 	"github.com/kecis/kecis/saml"
 	"github.com/kecis/kecis/saml/metadata"
 )
@@ -86,34 +87,7 @@ func (r *rig) noSecrets(t testing.TB) {
 			t.Errorf("a secret in the logs: %s", logs)
 		}
 	}
-	rows, err := r.db.QueryContext(context.Background(), `SELECT `+txColumns+` FROM cardauth_tx`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		for i, v := range vals {
-			var s string
-			switch x := v.(type) {
-			case string:
-				s = x
-			case []byte:
-				s = string(x)
-			}
-			if ecml.ContainsPAN(s) || strings.Contains(s, goodPW) {
-				t.Errorf("column %s holds a secret: %q", cols[i], s)
-			}
-		}
-	}
+	testutil.AssertNoSecretsInRows(t, r.db.DB, []string{"cardauth_tx"}, goodPW)
 }
 
 func TestPasswordBelowThreshold(t *testing.T) {

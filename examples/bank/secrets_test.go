@@ -5,9 +5,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kecis/kecis/connectors/sqlstore"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/examples/bank"
+	"github.com/kecis/kecis/internal/testutil"
 )
 
 // TestNoSecretsAtRest runs every movement, refusals and logins included,
@@ -62,7 +62,7 @@ func TestNoSecretsAtRest(t *testing.T) {
 			}
 		}
 		cells := 0
-		for table, rows := range dumpDB(t, e.bk.DB()) {
+		for table, rows := range testutil.DumpDB(t, e.bk.DB().DB) {
 			for _, row := range rows {
 				for col, v := range row {
 					cells++
@@ -88,53 +88,6 @@ func TestNoSecretsAtRest(t *testing.T) {
 			t.Fatalf("only %d errors: %q", len(errs), errs)
 		}
 	})
-}
-
-// dumpDB returns every row of every table as column → value.
-func dumpDB(t *testing.T, db *sqlstore.DB) map[string][]map[string]any {
-	t.Helper()
-	q := `SELECT name FROM sqlite_master WHERE type = 'table'`
-	if db.Dialect == sqlstore.Postgres {
-		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'`
-	}
-	rows, err := db.QueryContext(ctx, q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		tables = append(tables, n)
-	}
-	rows.Close()
-	out := map[string][]map[string]any{}
-	for _, table := range tables {
-		rows, err := db.QueryContext(ctx, `SELECT * FROM `+table)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := rows.Columns()
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for k := range vals {
-				ptrs[k] = &vals[k]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			row := map[string]any{}
-			for k, c := range cols {
-				row[c] = vals[k]
-			}
-			out[table] = append(out[table], row)
-		}
-		rows.Close()
-	}
-	return out
 }
 
 // FuzzAccountDigits: the parser never panics, and what it accepts is 6 to

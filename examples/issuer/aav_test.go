@@ -15,6 +15,7 @@ import (
 	"github.com/kecis/kecis/connectors/vcn"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/examples/issuer"
+	"github.com/kecis/kecis/internal/testutil"
 )
 
 // fakeAAV is an authentication value checker shaped like
@@ -293,7 +294,7 @@ func TestVirtualNumbers(t *testing.T) {
 		declined(e.virtualReq(lv, 1_000), issuer.CodeDeclined, "revoked")
 
 		// Never a full number in the ledger.
-		for table, rows := range dumpDB(t, e.iss.DB()) {
+		for table, rows := range testutil.DumpDB(t, e.iss.DB().DB) {
 			for k, row := range rows {
 				for col, val := range row {
 					if s, ok := val.(string); ok && ecml.ContainsPAN(s) {

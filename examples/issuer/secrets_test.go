@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kecis/kecis/connectors/sqlstore"
 	"github.com/kecis/kecis/connectors/vcn"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/examples/issuer"
+	"github.com/kecis/kecis/internal/testutil"
 )
 
 // TestNoSecretsAtRest runs a full scenario through the Go and the HTTP
@@ -126,7 +126,10 @@ func TestNoSecretsAtRest(t *testing.T) {
 			}
 		}
 		cells := 0
-		for table, rows := range dumpDB(t, e.iss.DB()) {
+		if tables := testutil.Tables(t, e.iss.DB().DB); len(tables) < 7 {
+			t.Fatalf("tables: %v", tables)
+		}
+		for table, rows := range testutil.DumpDB(t, e.iss.DB().DB) {
 			for k, row := range rows {
 				for col, v := range row {
 					where := fmt.Sprintf("%s[%d].%s", table, k, col)
@@ -176,57 +179,4 @@ func TestNoSecretsAtRest(t *testing.T) {
 			leak("error", s)
 		}
 	})
-}
-
-// dumpDB returns every row of every table as column → value.
-func dumpDB(t *testing.T, db *sqlstore.DB) map[string][]map[string]any {
-	t.Helper()
-	q := `SELECT name FROM sqlite_master WHERE type = 'table'`
-	if db.Dialect == sqlstore.Postgres {
-		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'`
-	}
-	rows, err := db.QueryContext(ctx, q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		tables = append(tables, n)
-	}
-	rows.Close()
-	if len(tables) < 7 {
-		t.Fatalf("tables: %v", tables)
-	}
-	out := map[string][]map[string]any{}
-	for _, table := range tables {
-		rows, err := db.QueryContext(ctx, `SELECT * FROM `+table)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := rows.Columns()
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for k := range vals {
-				ptrs[k] = &vals[k]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			row := map[string]any{}
-			for k, c := range cols {
-				row[c] = vals[k]
-			}
-			out[table] = append(out[table], row)
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		rows.Close()
-	}
-	return out
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
 	"github.com/kecis/kecis/examples/pg"
+	"github.com/kecis/kecis/internal/testutil"
 )
 
 // TestAuthenticationPassesThrough: a payment's opaque authentication
@@ -77,7 +78,7 @@ func TestAuthenticationPassesThrough(t *testing.T) {
 	}
 
 	// Stored nowhere.
-	for table, rows := range dumpDB(t, e.pg.DB()) {
+	for table, rows := range testutil.DumpDB(t, e.pg.DB().DB) {
 		for k, row := range rows {
 			for col, v := range row {
 				var s string
@@ -135,7 +136,7 @@ func TestAuthValueAndMerchantRefPassThrough(t *testing.T) {
 	if n := e.gw.count("approve"); n != 2 {
 		t.Fatalf("%d approvals reached the gateway", n)
 	}
-	for table, rows := range dumpDB(t, e.pg.DB()) {
+	for table, rows := range testutil.DumpDB(t, e.pg.DB().DB) {
 		for k, row := range rows {
 			for col, v := range row {
 				if s, ok := v.(string); ok && strings.Contains(s, "AAVTEST") {

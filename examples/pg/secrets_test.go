@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kecis/kecis/connectors/sqlstore"
 	"github.com/kecis/kecis/examples/pg"
+	"github.com/kecis/kecis/internal/testutil"
 )
 
 // TestNoCardNumberAtRest runs a scenario through the Go and the HTTP API —
@@ -79,7 +79,10 @@ func TestNoCardNumberAtRest(t *testing.T) {
 			}
 		}
 		cells := 0
-		for table, rows := range dumpDB(t, e.pg.DB()) {
+		if tables := testutil.Tables(t, e.pg.DB().DB); len(tables) < 6 {
+			t.Fatalf("tables: %v", tables)
+		}
+		for table, rows := range testutil.DumpDB(t, e.pg.DB().DB) {
 			for k, row := range rows {
 				for col, v := range row {
 					where := fmt.Sprintf("%s[%d].%s", table, k, col)
@@ -122,57 +125,4 @@ func TestNoCardNumberAtRest(t *testing.T) {
 			leak("answer", s)
 		}
 	})
-}
-
-// dumpDB returns every row of every table as column → value.
-func dumpDB(t *testing.T, db *sqlstore.DB) map[string][]map[string]any {
-	t.Helper()
-	q := `SELECT name FROM sqlite_master WHERE type = 'table'`
-	if db.Dialect == sqlstore.Postgres {
-		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'`
-	}
-	rows, err := db.QueryContext(ctx, q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		tables = append(tables, n)
-	}
-	rows.Close()
-	if len(tables) < 6 {
-		t.Fatalf("tables: %v", tables)
-	}
-	out := map[string][]map[string]any{}
-	for _, table := range tables {
-		rows, err := db.QueryContext(ctx, `SELECT * FROM `+table)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := rows.Columns()
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for k := range vals {
-				ptrs[k] = &vals[k]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			row := map[string]any{}
-			for k, c := range cols {
-				row[c] = vals[k]
-			}
-			out[table] = append(out[table], row)
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		rows.Close()
-	}
-	return out
 }
