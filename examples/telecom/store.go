@@ -257,6 +257,42 @@ func (t *Telecom) AddSender(ctx context.Context, a SenderAccount) error {
 	return nil
 }
 
+// SetSenderWebhook points the sender account id's replies at url, signed
+// with secret (at least sms.MinSecretLen bytes); an empty url stops
+// forwarding. An operator changes it when the sender's endpoint moves (the
+// demo's banks bind new ports on every run).
+func (t *Telecom) SetSenderWebhook(ctx context.Context, id, webhookURL string, secret []byte) error {
+	if webhookURL != "" {
+		u, err := url.Parse(webhookURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return invalid(errors.New("sender webhook URL must be an absolute http(s) URL"))
+		}
+		if len(secret) < sms.MinSecretLen {
+			return invalid(fmt.Errorf("sender webhook secret must be at least %d bytes", sms.MinSecretLen))
+		}
+	} else {
+		secret = nil
+	}
+	var n int64
+	err := t.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE telecom_senders SET webhook_url = $1, webhook_secret = $2 WHERE id = $3`,
+			webhookURL, sqlstore.Bytes(secret), id)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("telecom: set sender webhook: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: sender %q", ErrNotFound, id)
+	}
+	t.log.InfoContext(ctx, "telecom: sender webhook set", "sender", id, "webhook", webhookURL != "")
+	return nil
+}
+
 func hashAPIKey(k string) string {
 	h := sha256.Sum256([]byte("kecis-telecom/api-key/v1\x00" + k))
 	return hex.EncodeToString(h[:])
