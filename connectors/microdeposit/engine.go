@@ -349,6 +349,9 @@ func (e *Engine) send(ctx context.Context, s *Session, resolve bool) (*Session, 
 			e.log.InfoContext(ctx, "microdeposit: deposit refused", "session", s.ID, "deposit", i+1, "code", refusal.SubCode)
 			return e.settle(ctx, s)
 		}
+		if ref == "" {
+			break // past the deadline and never made: not sent any more
+		}
 		s.Credits[i], s.Updated = ref, e.now()
 		if err := e.cfg.Store.Update(ctx, s); err != nil {
 			return e.reload(ctx, s, err)
@@ -357,7 +360,7 @@ func (e *Engine) send(ctx context.Context, s *Session, resolve bool) (*Session, 
 	}
 	now := e.now()
 	s.Pending, s.Updated = nil, now
-	if now.Before(s.Deadline) {
+	if now.Before(s.Deadline) && s.Credits[s.Deposits-1] != "" {
 		s.State = Awaiting
 	} else {
 		s.State = Expired
@@ -373,7 +376,8 @@ func (e *Engine) send(ctx context.Context, s *Session, resolve bool) (*Session, 
 // deposit makes the session's i-th deposit: it sends it and, when the
 // outcome is unknown, asks the depositor whether it was made and, if not,
 // sends it again under the same key (the bank answers a repeat with the
-// first outcome); with inquireFirst it asks before sending.
+// first outcome); with inquireFirst it asks before sending, and past the
+// session's deadline a deposit never made is not sent (ref "", known).
 func (e *Engine) deposit(ctx context.Context, s *Session, i int, inquireFirst bool) (ref string, refusal *saml.Status, known bool) {
 	d := &Deposit{Reference: depositRef(s.ID, i), IdempotencyKey: depositKey(s.ID, i), Bank: s.Bank, Account: s.Account,
 		Amount: ecml.Money{Minor: s.Pending.Amounts[i], Currency: s.Pending.Currency}, Memo: ecml.Secret(s.Memo)}
@@ -390,6 +394,10 @@ func (e *Engine) deposit(ctx context.Context, s *Session, i int, inquireFirst bo
 			switch {
 			case err == nil && ref != "":
 				return ref, nil, true
+			case errors.Is(err, ErrNoSuchDeposit) && !e.now().Before(s.Deadline):
+				// Never made, and the session is over: nothing is sent
+				// after its deadline.
+				return "", nil, true
 			case errors.Is(err, ErrNoSuchDeposit):
 				continue
 			default:
