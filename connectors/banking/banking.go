@@ -403,3 +403,116 @@ func HolderRequestPayload(bankCode string, account ecml.Secret) *ecml.Payload {
 	return &ecml.Payload{Ecom: &ecml.Ecom{SchemaVersion: ecml.SchemaVersion},
 		BankAccounts: []*ecml.BankAccount{{BankCode: bankCode, Role: RolePayee, AccountNumber: account}}}
 }
+
+// Resolver finds the bank that answers for a bank code (KECIS §13.4):
+// *connectors.Resolver.
+type Resolver interface {
+	RecipientFor(ctx context.Context, service, bin, bank string) (string, error)
+}
+
+// Client calls other banks' transfer and account services through the hub
+// (the caller's side, as phone.Client is for the carrier's): the
+// recipient is the bank of the payee's bank code, found by Resolver.
+type Client struct {
+	C        *connectors.Client
+	Resolver Resolver
+	// BankCode is the caller's own bank code: a credit's remitting bank
+	// when the request names none.
+	BankCode string
+}
+
+// CreditResult is the answer to a credit or an inquiry: the credit when
+// the payee's bank succeeded, and the verified result (its status tells a
+// refusal, or Pending).
+type CreditResult struct {
+	Credit *Credit
+	Result *connectors.Result
+}
+
+// OK reports success.
+func (r *CreditResult) OK() bool { return r.Result != nil && r.Result.Status.OK() }
+
+// HolderResult is the answer to a holder inquiry.
+type HolderResult struct {
+	Holder *Holder
+	Result *connectors.Result
+}
+
+// OK reports success.
+func (r *HolderResult) OK() bool { return r.Result != nil && r.Result.Status.OK() }
+
+func (c *Client) recipient(ctx context.Context, service, bankCode string) (string, error) {
+	if c.Resolver == nil {
+		return "", errors.New("banking: Client needs a Resolver")
+	}
+	return c.Resolver.RecipientFor(ctx, service, "", bankCode)
+}
+
+// Credit asks the payee's bank (req.PayeeBank) to credit the payee
+// (transfer:credit, KECIS §15.8) under req.IdempotencyKey; the account
+// numbers travel encrypted for that bank.
+func (c *Client) Credit(ctx context.Context, req *CreditRequest) (*CreditResult, error) {
+	r := *req
+	if r.RemitterBank == "" {
+		r.RemitterBank = c.BankCode
+	}
+	if r.IdempotencyKey == "" {
+		return nil, errors.New("banking: a credit needs an idempotency key")
+	}
+	p, err := CreditRequestPayload(&r)
+	if err != nil {
+		return nil, err
+	}
+	to, err := c.recipient(ctx, ServiceCredit, r.PayeeBank)
+	if err != nil {
+		return nil, err
+	}
+	return c.creditCall(ctx, connectors.Call{Recipient: to, Service: ServiceCredit, IdempotencyKey: r.IdempotencyKey, Payload: p})
+}
+
+// Inquire asks the payee's bank for the caller's transfer by its
+// reference (transfer:inquire, KECIS §15.8). The caller's bank code is
+// not named: a caller that publishes several must name it (an inquiry
+// then answers RequestDenied).
+func (c *Client) Inquire(ctx context.Context, payeeBank, reference string) (*CreditResult, error) {
+	to, err := c.recipient(ctx, ServiceInquire, payeeBank)
+	if err != nil {
+		return nil, err
+	}
+	p := &ecml.Payload{Ecom: &ecml.Ecom{SchemaVersion: ecml.SchemaVersion, ConsumerOrderID: reference}}
+	return c.creditCall(ctx, connectors.Call{Recipient: to, Service: ServiceInquire, Payload: p})
+}
+
+func (c *Client) creditCall(ctx context.Context, call connectors.Call) (*CreditResult, error) {
+	res, err := c.C.Do(ctx, call)
+	if err != nil {
+		return nil, err
+	}
+	out := &CreditResult{Result: res}
+	if res.Status.OK() {
+		if out.Credit, err = CreditFromPayload(res.Payload); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Holder asks the account's bank for its holder's name
+// (account:holder-inquiry, KECIS §15.9); the number travels encrypted.
+func (c *Client) Holder(ctx context.Context, bankCode string, account ecml.Secret) (*HolderResult, error) {
+	to, err := c.recipient(ctx, ServiceHolderInquiry, bankCode)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.C.Do(ctx, connectors.Call{Recipient: to, Service: ServiceHolderInquiry, Payload: HolderRequestPayload(bankCode, account)})
+	if err != nil {
+		return nil, err
+	}
+	out := &HolderResult{Result: res}
+	if res.Status.OK() {
+		if out.Holder, err = HolderFromPayload(res.Payload); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
