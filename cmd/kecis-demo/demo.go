@@ -19,6 +19,10 @@ type demoAddrs struct {
 	hub, ops, issuer, native, telecom, pgNative, pgKECIS, pgCall, pgPage, shop string
 	// issuerPage and issuerCert are the issuer's cardholder-authentication page and its mutual-TLS endpoint.
 	issuerPage, issuerCert string
+	// telecomKECIS is the telecom's KECIS endpoint; bankA, bankB the
+	// banks' own APIs and pages, bankAKECIS, bankBKECIS their KECIS
+	// endpoints.
+	telecomKECIS, bankA, bankAKECIS, bankB, bankBKECIS string
 }
 
 // demoOptions are the demo's other flags: --tester (register the
@@ -44,6 +48,7 @@ func runFederationDemo(ctx context.Context, w io.Writer, dir string, a demoAddrs
 	defer logFile.Close()
 	d, err := demo.Start(ctx, demo.Config{Dir: dir, HubListen: a.hub, HubOps: a.ops, IssuerKECIS: a.issuer, IssuerNative: a.native, Telecom: a.telecom,
 		PGNative: a.pgNative, PGKECIS: a.pgKECIS, PGCall: a.pgCall, PGPage: a.pgPage, Shop: a.shop, IssuerPage: a.issuerPage, IssuerCert: a.issuerCert, AmountAuthMethod: o.aaMethod,
+		TelecomKECIS: a.telecomKECIS, BankA: a.bankA, BankAKECIS: a.bankAKECIS, BankB: a.bankB, BankBKECIS: a.bankBKECIS,
 		AllowClearCard: true, Tester: o.tester, RelayTimeout: o.relayTimeout, Postgres: o.postgres, Log: slog.New(slog.NewJSONHandler(logFile, nil))})
 	if err != nil {
 		return err
@@ -96,7 +101,7 @@ Press Ctrl-C to stop.
 		shops.String(), filepath.Join(dir, demo.ManifestFile),
 		c.PAN.Reveal(), c.ExpMonth, c.ExpYear, c.Holder, c.Phone, c.Description,
 		testCardTable(d), dir, d.IssuerNative+demo.SettlePath,
-		m.Name, curlLine(d, m, c), d.TelecomURL, strings.ReplaceAll(c.Phone, "-", ""), amountAuthGuide(d, c)+cardAuthGuide(d, dir), conformanceNote(dir, o))
+		m.Name, curlLine(d, m, c), d.TelecomURL, strings.ReplaceAll(c.Phone, "-", ""), amountAuthGuide(d, c)+cardAuthGuide(d, dir)+bankGuide(d), conformanceNote(dir, o))
 	if ready != nil {
 		ready <- d
 	}
@@ -194,6 +199,27 @@ its cardholder on its own page; from %s a second factor too:
 The shop then pays through the PG with the card company's authentication value.
 `, won(ca.Threshold), ca.CheckoutURL, productLine(ca.Products, 0), productLine(ca.Products, 1), c.Number, c.Password, c.TOTPSeed,
 		filepath.Join(dir, c.PKCS12), c.PKCS12Password)
+}
+
+// bankGuide names the demo's banks, their pages and customers (demo.json
+// banks[], docs/demo.md "Banks").
+func bankGuide(d *demo.Demo) string {
+	if len(d.Banks) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("\nBanks (docs/demo.md, \"Banks\"; logins and accounts in demo.json banks[]):\n")
+	for _, bk := range d.Banks {
+		fmt.Fprintf(&b, "  %s (%s)  %s/   (admin: %s/admin)\n", bk.Name, bk.Code, bk.URL, bk.URL)
+		for _, c := range bk.Customers {
+			role := "remitter"
+			if c.Payee != "" {
+				role = "payee, name check " + c.Payee
+			}
+			fmt.Fprintf(&b, "    %-8s / %-16s %-13s %s  account %s  (%s)\n", c.Login, c.Password, c.Name, c.Phone, c.Accounts[0].Number, role)
+		}
+	}
+	return b.String()
 }
 
 // productLine is a checkout product as the guide names it.

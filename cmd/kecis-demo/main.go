@@ -175,6 +175,11 @@ did not pass or no demo runs in --dir, 2 on a usage error.`,
 	cmd.Flags().StringVar(&addrs.shop, "shop", "127.0.0.1:8084", "the demo shop's checkout (a purchase with amount authentication)")
 	cmd.Flags().StringVar(&addrs.issuerPage, "issuer-page", "127.0.0.1:8448", "the issuer's cardholder-authentication page (HTTPS)")
 	cmd.Flags().StringVar(&addrs.issuerCert, "issuer-cert", "127.0.0.1:8449", "the issuer's mutual-TLS endpoint where the browser presents the cardholder's client certificate")
+	cmd.Flags().StringVar(&addrs.telecomKECIS, "telecom-kecis", "127.0.0.1:8452", "the carrier's KECIS endpoint (phone holder checks for banks)")
+	cmd.Flags().StringVar(&addrs.bankA, "bank-a", "127.0.0.1:8085", "bank A's own API and pages (its customers' login; the 2-WAY transfer)")
+	cmd.Flags().StringVar(&addrs.bankAKECIS, "bank-a-kecis", "127.0.0.1:8450", "bank A's KECIS endpoint")
+	cmd.Flags().StringVar(&addrs.bankB, "bank-b", "127.0.0.1:8086", "bank B's own API and pages")
+	cmd.Flags().StringVar(&addrs.bankBKECIS, "bank-b-kecis", "127.0.0.1:8451", "bank B's KECIS endpoint")
 	cmd.Flags().StringVar(&opts.aaMethod, "aa-method", "amount", "what the cardholder types on the PG's page: amount (of the card company's text) or descriptor (the code after the shop's name in it)")
 	return cmd
 }

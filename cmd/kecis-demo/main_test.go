@@ -40,7 +40,7 @@ func TestExitStatus(t *testing.T) {
 	}
 	var out bytes.Buffer
 	run([]string{"--help"}, &out, &out)
-	for _, f := range []string{"--dir", "--hub", "--hub-ops", "--issuer", "--issuer-api", "--telecom", "--pg-api", "--pg-kecis", "--pg-call", "--pg-page", "--shop", "--issuer-page", "--issuer-cert", "--aa-method", "Exit status"} {
+	for _, f := range []string{"--dir", "--hub", "--hub-ops", "--issuer", "--issuer-api", "--telecom", "--pg-api", "--pg-kecis", "--pg-call", "--pg-page", "--shop", "--issuer-page", "--issuer-cert", "--telecom-kecis", "--bank-a", "--bank-a-kecis", "--bank-b", "--bank-b-kecis", "--aa-method", "Exit status"} {
 		if !strings.Contains(out.String(), f) {
 			t.Errorf("--help does not mention %s", f)
 		}

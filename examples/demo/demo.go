@@ -96,6 +96,11 @@ type Config struct {
 	// page (HTTPS, KECIS §15.7), IssuerCert its mutual-TLS endpoint's (the
 	// client-certificate factor): same host, another port.
 	IssuerPage, IssuerCert string
+	// TelecomKECIS is the listener of the telecom's KECIS endpoint (HTTPS,
+	// phone:holder-check, KECIS §15.10); BankA, BankB the banks' native
+	// APIs and pages (http), BankAKECIS, BankBKECIS their KECIS endpoints
+	// (HTTPS, KECIS §15.8, §15.9).
+	TelecomKECIS, BankA, BankAKECIS, BankB, BankBKECIS string
 	// AmountAuthMethod is what the cardholder types on the PG's page:
 	// "amount" (the default) or "descriptor", the code after the shop's
 	// name in the text (KECIS §15.3.5).
@@ -176,8 +181,12 @@ type Demo struct {
 	// cardholder-authentication page (CardAuthPagePath under it) and of
 	// its mutual-TLS endpoint (CardAuthCertPath), KECIS §15.7.
 	IssuerPage, IssuerCert string
-	HubTLSCert             string // PEM file of the hub's TLS certificate (curl --cacert)
-	Cards                  []TestCard
+	// TelecomKECIS is the base URL of the telecom's KECIS endpoint.
+	TelecomKECIS string
+	// Banks are the demo's banks, bank A (the remitters') first.
+	Banks      []*Bank
+	HubTLSCert string // PEM file of the hub's TLS certificate (curl --cacert)
+	Cards      []TestCard
 	// Merchants are the demo's shops, in a stable order (MerchantID first).
 	Merchants []*Merchant
 	// Manifest is the path of demo.json (ManifestFile), written once the
@@ -250,6 +259,8 @@ func (d *Demo) steps() []step {
 		{"telecom", d.startTelecom},
 		{"issuer", d.startIssuer},
 		{"issuer adapter", d.startIssuerAdapter},
+		{"telecom adapter", d.startTelecomAdapter},
+		{"banks", d.startBanks},
 		{"merchants", d.startMerchants},
 		{"shop", d.startShop},
 		{"PG", d.startPG},
@@ -303,6 +314,7 @@ func newDemo(cfg Config) (*Demo, error) {
 	cfg.Dir = dir
 	d := &Demo{cfg: cfg, Manifest: filepath.Join(dir, ManifestFile), clientTimeout: cfg.RelayTimeout + 10*time.Second,
 		HubTLSCert: filepath.Join(dir, "hub", "tls", "cert.pem"), HubSigningCert: filepath.Join(dir, "hub", "signing", "cert.pem")}
+	d.Banks = demoBanks(cfg)
 	for _, m := range merchants {
 		d.Merchants = append(d.Merchants, &Merchant{EntityID: m.id, Name: m.name, Dir: d.path(m.dir)})
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/kecis/kecis/connectors/amountauth"
@@ -59,6 +60,52 @@ type Manifest struct {
 	// CardAuth says how to pay with the issuer's cardholder
 	// authentication (KECIS §15.7) and lists the test cards' credentials.
 	CardAuth ManifestCardAuth `json:"cardauth"`
+	// Banks are the demo's banks (KECIS §15.8, §15.9), bank A first, with
+	// their customers, logins, phones and accounts.
+	Banks []ManifestBank `json:"banks"`
+}
+
+// ManifestBank is a demo bank: its bank code, its pages and APIs, and its
+// customers.
+type ManifestBank struct {
+	Code     string `json:"code"`
+	Name     string `json:"name"`
+	EntityID string `json:"entity_id"`
+	// PageURL is the customers' pages (login, accounts, statements);
+	// APIURL its native API (/api/v1/, Authorization: Bearer
+	// <admin_token>), whose admin page is APIURL + /admin; KECISURL its
+	// KECIS endpoint.
+	PageURL    string `json:"page_url"`
+	APIURL     string `json:"api_url"`
+	KECISURL   string `json:"kecis_url"`
+	AdminToken string `json:"admin_token"`
+	// Customers are its customers, each a subscriber of the telecom.
+	Customers []ManifestBankCustomer `json:"customers"`
+}
+
+// ManifestBankCustomer is a demo bank's customer.
+type ManifestBankCustomer struct {
+	Login    string `json:"login"`
+	Password string `json:"password"`
+	Name     string `json:"name"`
+	// Phone is its registered phone: its texts are at PhoneURL (the
+	// telecom's phone page, where it replies).
+	Phone    string `json:"phone"`
+	PhoneURL string `json:"phone_url"`
+	// Payee is what the 2-WAY name check answers for a transfer to its
+	// account and phone: match, close-match (the telecom holds the name
+	// with family and given name swapped), no-match (the phone is someone
+	// else's); "" for a remitter.
+	Payee    string                `json:"payee"`
+	Accounts []ManifestBankAccount `json:"accounts"`
+}
+
+// ManifestBankAccount is a demo account: its number (demo data) and the
+// test deposit it was funded with, in won.
+type ManifestBankAccount struct {
+	Number   string `json:"number"`
+	Deposit  int64  `json:"deposit"`
+	Currency string `json:"currency"`
 }
 
 // ManifestCardAuth is demo.json's cardauth section: the issuer's
@@ -269,6 +316,14 @@ type ManifestAddresses struct {
 	// under /cardauth); IssuerCert its mutual-TLS endpoint.
 	IssuerPage string `json:"issuer_page"`
 	IssuerCert string `json:"issuer_cert"`
+	// TelecomKECIS is the telecom's KECIS endpoint (HTTPS, /kecis/soap);
+	// BankA, BankB the banks' native APIs and pages, BankAKECIS,
+	// BankBKECIS their KECIS endpoints (HTTPS, /kecis/soap).
+	TelecomKECIS string `json:"telecom_kecis"`
+	BankA        string `json:"bank_a"`
+	BankAKECIS   string `json:"bank_a_kecis"`
+	BankB        string `json:"bank_b"`
+	BankBKECIS   string `json:"bank_b_kecis"`
 }
 
 // participant is a registered participant of the demo and the directory
@@ -294,6 +349,10 @@ func (d *Demo) participants(cfg Config) []participant {
 		ps = append(ps, participant{TesterID, testerName, []metadata.Role{metadata.RoleTester}, "tester"},
 			participant{SecondTesterID, secondTesterName, []metadata.Role{metadata.RoleTester}, "tester2"})
 	}
+	ps = append(ps, participant{TelecomID, telecomName, []metadata.Role{metadata.RoleTelecom}, "telecom"})
+	for _, b := range d.Banks {
+		ps = append(ps, participant{b.EntityID, b.Name, []metadata.Role{metadata.RoleBank}, bankDir(b)})
+	}
 	return ps
 }
 
@@ -313,10 +372,14 @@ func (d *Demo) manifest(cfg Config) *Manifest {
 		HubSigningCert: filepath.Join("hub", "signing", "cert.pem"),
 		Addresses: ManifestAddresses{Hub: d.HubURL, HubOps: d.HubOps, Issuer: d.IssuerKECIS, IssuerAPI: d.IssuerNative,
 			Telecom: d.TelecomURL, PGAPI: d.PGNative, PGKECIS: d.PGKECIS, PGCall: d.PGCall, PGPage: d.PGPage, Shop: d.ShopURL,
-			IssuerPage: d.IssuerPage, IssuerCert: d.IssuerCert},
+			IssuerPage: d.IssuerPage, IssuerCert: d.IssuerCert, TelecomKECIS: d.TelecomKECIS},
 		Merchants: []ManifestMerchant{}, Cards: []ManifestCard{}, Participants: []ManifestParticipant{},
 		TestCards: []ManifestTestCard{}, SettleURL: d.IssuerNative + SettlePath, Conformance: d.conformance,
-		AmountAuth: d.amountAuth, CardAuth: d.manifestCardAuth(cfg),
+		AmountAuth: d.amountAuth, CardAuth: d.manifestCardAuth(cfg), Banks: d.manifestBanks(),
+	}
+	if len(d.Banks) == 2 {
+		m.Addresses.BankA, m.Addresses.BankAKECIS = d.Banks[0].URL, d.Banks[0].KECIS
+		m.Addresses.BankB, m.Addresses.BankBKECIS = d.Banks[1].URL, d.Banks[1].KECIS
 	}
 	for i, s := range d.Merchants {
 		m.Merchants = append(m.Merchants, ManifestMerchant{EntityID: s.EntityID, Name: s.Name, APIKey: s.APIKey,
@@ -338,6 +401,25 @@ func (d *Demo) manifest(cfg Config) *Manifest {
 			TLSCert: rel(p.dir, "tls", "cert.pem"), TLSKey: rel(p.dir, "tls", "key.pem")})
 	}
 	return m
+}
+
+// manifestBanks is demo.json's banks section.
+func (d *Demo) manifestBanks() []ManifestBank {
+	out := []ManifestBank{}
+	for _, b := range d.Banks {
+		mb := ManifestBank{Code: b.Code, Name: b.Name, EntityID: b.EntityID, PageURL: b.URL + "/", APIURL: b.URL,
+			KECISURL: b.KECIS, AdminToken: b.AdminToken, Customers: []ManifestBankCustomer{}}
+		for _, c := range b.Customers {
+			mc := ManifestBankCustomer{Login: c.Login, Password: c.Password, Name: c.Name, Phone: c.Phone,
+				PhoneURL: d.TelecomURL + "/phones/" + strings.ReplaceAll(c.Phone, "-", ""), Payee: c.Payee, Accounts: []ManifestBankAccount{}}
+			for _, a := range c.Accounts {
+				mc.Accounts = append(mc.Accounts, ManifestBankAccount{Number: a.Number, Deposit: a.Deposit, Currency: "KRW"})
+			}
+			mb.Customers = append(mb.Customers, mc)
+		}
+		out = append(out, mb)
+	}
+	return out
 }
 
 // CardAuth is demo.json's cardauth section: how to pay with the issuer's

@@ -86,7 +86,7 @@ func TestManifestAndCallers(t *testing.T) {
 			}
 		}
 	}
-	if want := []string{HubID, IssuerID, PGID, MerchantID, Merchant2ID, TesterID, SecondTesterID}; !slices.Equal(ids, want) {
+	if want := []string{HubID, IssuerID, PGID, MerchantID, Merchant2ID, TesterID, SecondTesterID, TelecomID, BankAID, BankBID}; !slices.Equal(ids, want) {
 		t.Fatalf("participants %v, want %v", ids, want)
 	}
 
@@ -150,6 +150,7 @@ func TestManifestAndCallers(t *testing.T) {
 	}
 
 	checkCardAuthManifest(t, d, m)
+	checkBanksManifest(t, d, m)
 
 	d.Close()
 	if _, err := os.Stat(d.Manifest); !errors.Is(err, os.ErrNotExist) {
@@ -170,6 +171,17 @@ func TestManifestAndCallers(t *testing.T) {
 	m2, err := ReadManifest(dir)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The banks' customers, accounts and test deposits are made once.
+	if !slices.EqualFunc(m2.Banks, m.Banks, func(a, b ManifestBank) bool {
+		return a.Code == b.Code && a.AdminToken == b.AdminToken && slices.EqualFunc(a.Customers, b.Customers, func(x, y ManifestBankCustomer) bool {
+			return x.Login == y.Login && slices.Equal(x.Accounts, y.Accounts)
+		})
+	}) {
+		t.Fatalf("the banks changed across a restart:\n%+v\n%+v", m.Banks, m2.Banks)
+	}
+	if got := balance(t, d2.Banks[0], "jiho"); got != 5_000_000 {
+		t.Fatalf("after a restart the remitter's balance is %d: funded twice?", got)
 	}
 	if !slices.Equal(m2.CardAuth.Cards, m.CardAuth.Cards) {
 		t.Fatalf("the credentials changed across a restart:\n%+v\n%+v", m.CardAuth.Cards, m2.CardAuth.Cards)

@@ -65,7 +65,11 @@ func refused(t *testing.T, after string, urls ...string) {
 }
 
 func (d *Demo) urls() []string {
-	return []string{d.HubURL, d.HubOps, d.IssuerKECIS, d.IssuerNative, d.TelecomURL, d.PGNative, d.PGKECIS, d.PGCall}
+	urls := []string{d.HubURL, d.HubOps, d.IssuerKECIS, d.IssuerNative, d.TelecomURL, d.PGNative, d.PGKECIS, d.PGCall, d.TelecomKECIS}
+	for _, b := range d.Banks {
+		urls = append(urls, b.URL, b.KECIS)
+	}
+	return urls
 }
 
 // TestStartCleansUpAfterEachStep: whichever start step fails, what the

@@ -1,0 +1,364 @@
+package demo
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/kecis/kecis/connectors"
+	"github.com/kecis/kecis/connectors/banking"
+	"github.com/kecis/kecis/connectors/phone"
+	"github.com/kecis/kecis/connectors/sms"
+	"github.com/kecis/kecis/connectors/store/sqlitestore"
+	"github.com/kecis/kecis/ecml"
+	"github.com/kecis/kecis/examples/bank"
+	bankadapter "github.com/kecis/kecis/examples/bank/kecisadapter"
+	"github.com/kecis/kecis/examples/telecom"
+	telecomadapter "github.com/kecis/kecis/examples/telecom/kecisadapter"
+	"github.com/kecis/kecis/internal/devpki"
+	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
+)
+
+// The banks of the demo (KECIS §15.8, §15.9) and the telecom as a
+// participant (§15.10): two simulated banks, each with its own database,
+// native API and pages, and its KECIS endpoint (the SDK's Handler over
+// examples/bank/kecisadapter); the mobile carrier answers phone holder
+// checks on a KECIS endpoint of its own.
+
+// Entity IDs of the banks and of the telecom.
+const (
+	BankAID   = "https://bank-a.kecis.test/kecis"
+	BankBID   = "https://bank-b.kecis.test/kecis"
+	TelecomID = "https://telecom.kecis.test/kecis"
+)
+
+const telecomName = "KECIS Mobile (demo telecom)"
+
+// Payee kinds of a bank's customer (demo.json banks[].customers[].payee):
+// what the 2-WAY name check answers when a remitter names the customer's
+// account and phone (KECIS §15.5, §15.10).
+const (
+	PayeeMatch      = "match"       // the phone's holder is the account's holder
+	PayeeCloseMatch = "close-match" // the telecom holds the name with family and given name swapped
+	PayeeNoMatch    = "no-match"    // the phone is someone else's
+)
+
+// BankCustomer is a customer of a demo bank: its page login, its name, its
+// registered phone (a subscriber of the telecom) and accounts.
+type BankCustomer struct {
+	Login, Password string
+	Name, Phone     string
+	// PhoneHolder is the name the telecom holds for Phone ("" is Name).
+	PhoneHolder string
+	// Payee is PayeeMatch, PayeeCloseMatch or PayeeNoMatch for a payee of
+	// the 2-WAY demo, "" for a remitter.
+	Payee    string
+	Accounts []BankAccount
+	// ID is the customer's id at its bank, once registered.
+	ID string
+}
+
+// BankAccount is a demo account: its number (demo data, in clear in
+// demo.json only), the bank's id and the test deposit it was funded with.
+type BankAccount struct {
+	Number  string
+	Deposit int64
+	ID      string
+}
+
+// Bank is one of the demo's banks.
+type Bank struct {
+	EntityID, Name, Code string
+	// Dir holds its keys (signing/, encryption/, tls/), database and
+	// secrets.
+	Dir string
+	// URL is its native API and pages (http), KECIS its KECIS endpoint
+	// (https, /kecis/soap).
+	URL, KECIS string
+	// AdminToken guards its native API and admin page.
+	AdminToken string
+	Bank       *bank.Bank
+	Customers  []*BankCustomer
+	// Client calls through the hub as the bank; Resolver finds a bank
+	// code's bank in the federation metadata.
+	Client   *connectors.Client
+	Resolver *connectors.Resolver
+	// sender is its SMS sender account at the telecom.
+	sender telecom.SenderAccount
+	// listen, kecisListen are the addresses of its listeners.
+	listen, kecisListen string
+}
+
+// Customer returns the bank's customer with login.
+func (b *Bank) Customer(login string) *BankCustomer {
+	for _, c := range b.Customers {
+		if c.Login == login {
+			return c
+		}
+	}
+	return nil
+}
+
+// demoBanks are the demo's banks and their customers: bank A's remitters,
+// bank B's payees (one per name-check outcome), all subscribers of the
+// telecom.
+func demoBanks(cfg Config) []*Bank {
+	return []*Bank{
+		{EntityID: BankAID, Name: "KECIS Bank A", Code: "088", listen: cfg.BankA, kecisListen: cfg.BankAKECIS,
+			sender: telecom.SenderAccount{ID: "kecis-bank-a", Name: "KECIS Bank A", Numbers: []string{"15880088"}},
+			Customers: []*BankCustomer{
+				{Login: "jiho", Password: "jiho-demo-pw", Name: "Kim Jiho", Phone: "010-8800-0001",
+					Accounts: []BankAccount{{Number: "0880-1000-0001", Deposit: 5_000_000}}},
+				{Login: "seoyeon", Password: "seoyeon-demo-pw", Name: "Yoon Seoyeon", Phone: "010-8800-0002",
+					Accounts: []BankAccount{{Number: "0880-1000-0002", Deposit: 1_000_000}}},
+			}},
+		{EntityID: BankBID, Name: "KECIS Bank B", Code: "089", listen: cfg.BankB, kecisListen: cfg.BankBKECIS,
+			sender: telecom.SenderAccount{ID: "kecis-bank-b", Name: "KECIS Bank B", Numbers: []string{"15880089"}},
+			Customers: []*BankCustomer{
+				{Login: "sora", Password: "sora-demo-pw", Name: "Lee Sora", Phone: "010-8900-0001", Payee: PayeeMatch,
+					Accounts: []BankAccount{{Number: "0890-2000-0001", Deposit: 100_000}}},
+				{Login: "minsu", Password: "minsu-demo-pw", Name: "Park Minsu", Phone: "010-8900-0002", PhoneHolder: "Minsu Park",
+					Payee: PayeeCloseMatch, Accounts: []BankAccount{{Number: "0890-2000-0002", Deposit: 100_000}}},
+				{Login: "daeun", Password: "daeun-demo-pw", Name: "Choi Daeun", Phone: "010-8900-0003", PhoneHolder: "Jung Woojin",
+					Payee: PayeeNoMatch, Accounts: []BankAccount{{Number: "0890-2000-0003", Deposit: 100_000}}},
+			}},
+	}
+}
+
+// bankServices are the services a bank offers for its bank codes, to
+// banks only (KECIS §15.8, §15.9, §13.2).
+func bankServices(code string) []metadata.OfferedService {
+	var out []metadata.OfferedService
+	for _, s := range []string{banking.ServiceCredit, banking.ServiceInquire, banking.ServiceHolderInquiry} {
+		out = append(out, metadata.OfferedService{Service: s, BankCodes: []string{code}, Callers: []metadata.Role{metadata.RoleBank}})
+	}
+	return out
+}
+
+// kecisProvider is a participant's KECIS endpoint: its keys under dir, a
+// listener on addr (its https URL in *url), the SDK's Handler over
+// services with an idempotency store in dir/kecis.db, served with the
+// participant's TLS certificate and admitting the hub's back channel.
+type kecisProvider struct {
+	keys     party
+	signer   *saml.Signer
+	endpoint string
+}
+
+func (d *Demo) kecisProvider(ctx context.Context, entityID, dir, addr string, url *string, log *slog.Logger,
+	services func(dir *metadata.Client) map[string]connectors.ServiceFunc) (*kecisProvider, error) {
+	k, err := d.keys(dir, true, devpki.TLSServer)
+	if err != nil {
+		return nil, err
+	}
+	l, err := d.listen("KECIS endpoint", addr, "https", url)
+	if err != nil {
+		return nil, err
+	}
+	idemKey, err := secret(d.path(dir, "idempotency-key"), 32)
+	if err != nil {
+		return nil, err
+	}
+	atRest, err := secret(d.path(dir, "at-rest-key"), 32)
+	if err != nil {
+		return nil, err
+	}
+	st, err := sqlitestore.Open(ctx, "sqlite:"+d.path(dir, "kecis.db"), atRest)
+	if err != nil {
+		return nil, err
+	}
+	d.onClose(func() { st.Close() })
+	signer, err := k.signing.signer()
+	if err != nil {
+		return nil, err
+	}
+	endpoint := *url + "/kecis/soap"
+	md := d.directory()
+	h, err := connectors.NewHandler(connectors.HandlerConfig{
+		EntityID: entityID, Signer: signer, Endpoints: []string{endpoint}, Directory: md, HubEntityID: HubID,
+		Decryption: k.encryption.decryption(), BackChannel: []string{saml.Fingerprint(d.hubTLS)}, Services: services(md),
+		Store: st, IdemKey: idemKey, Log: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /kecis/soap", h)
+	d.serve(l, mux, &tls.Config{Certificates: []tls.Certificate{k.tls.tls}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12})
+	return &kecisProvider{keys: k, signer: signer, endpoint: endpoint}, nil
+}
+
+// descriptor is the provider's metadata: its keys (its TLS certificate
+// also its client certificate towards the hub, as the PG's), its SOAP
+// endpoint for every service, and services.
+func (p *kecisProvider) descriptor(entityID, name string, role metadata.Role, services []metadata.OfferedService) *metadata.EntityDescriptor {
+	return &metadata.EntityDescriptor{EntityID: entityID, DisplayName: name, Roles: []metadata.Role{role},
+		Keys:      []metadata.KeyDescriptor{{Use: metadata.UseSigning, Certificate: p.keys.signing.cert}, {Use: metadata.UseEncryption, Certificate: p.keys.encryption.cert}},
+		TLSKeys:   []metadata.KeyDescriptor{{Use: metadata.UseTLSServer, Certificate: p.keys.tls.cert}, {Use: metadata.UseTLSClient, Certificate: p.keys.tls.cert}},
+		Endpoints: []metadata.Endpoint{{Service: metadata.AnyService, Binding: saml.BindingSOAP, Location: p.endpoint}},
+		Services:  services,
+	}
+}
+
+// client is an SDK client calling through the hub as the provider.
+func (d *Demo) sdkClient(entityID string, p *kecisProvider) (*connectors.Client, error) {
+	return connectors.NewClient(connectors.ClientConfig{EntityID: entityID, Signer: p.signer, Directory: d.directory(),
+		Decryption: p.keys.encryption.decryption(), HubEntityID: HubID, HubURL: d.HubURL, TLSClient: p.keys.tls.tls,
+		HubTLS: []*x509.Certificate{d.hubTLS}, Attempts: 1, Timeout: d.clientTimeout})
+}
+
+// startTelecomAdapter joins the telecom to the federation as role telecom:
+// phone:holder-check (examples/telecom/kecisadapter) for banks only, on a
+// KECIS endpoint of its own.
+func (d *Demo) startTelecomAdapter(ctx context.Context) error {
+	log := d.cfg.Log.With("component", "telecom")
+	p, err := d.kecisProvider(ctx, TelecomID, "telecom", d.cfg.TelecomKECIS, &d.TelecomKECIS, log,
+		func(md *metadata.Client) map[string]connectors.ServiceFunc {
+			return (&telecomadapter.Adapter{Telecom: d.Telecom, Participants: md, Log: log}).Services()
+		})
+	if err != nil {
+		return err
+	}
+	return d.register(ctx, p.descriptor(TelecomID, telecomName, metadata.RoleTelecom, []metadata.OfferedService{telecomadapter.Offered()}))
+}
+
+// startBanks starts the demo's banks, each a company of its own (database,
+// native API and pages, customers texted through the telecom) joined to
+// the federation through the SDK's Handler: registered as role bank for
+// its bank code, with its customers registered, their accounts opened and
+// funded (idempotently: the same on every run).
+func (d *Demo) startBanks(ctx context.Context) error {
+	for _, b := range d.Banks {
+		if err := d.startBank(ctx, b); err != nil {
+			return fmt.Errorf("%s: %w", b.Name, err)
+		}
+	}
+	return nil
+}
+
+func (d *Demo) startBank(ctx context.Context, b *Bank) error {
+	dir := bankDir(b)
+	b.Dir = d.path(dir)
+	log := d.cfg.Log.With("component", "bank", "bank_code", b.Code)
+	l, err := d.listen("native API", b.listen, "http", &b.URL)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(b.Dir, 0o700); err != nil {
+		return err
+	}
+	var keys [4][]byte // data key, pepper, admin token, SMS API key
+	for i, k := range []struct {
+		name string
+		n    int
+	}{{"data-key", 32}, {"pepper", 32}, {"admin-token", 16}, {"sms-api-key", 16}} {
+		if keys[i], err = secret(d.path(dir, k.name), k.n); err != nil {
+			return err
+		}
+	}
+	b.AdminToken = hex.EncodeToString(keys[2])
+	b.sender.APIKey = hex.EncodeToString(keys[3])
+	if err := d.Telecom.AddSender(ctx, b.sender); err != nil && !alreadyThere(err) {
+		return fmt.Errorf("sender account: %w", err)
+	}
+	gw, err := sms.NewHTTPGateway(sms.GatewayConfig{Logger: log, URL: d.TelecomURL + "/api/sms", APIKey: b.sender.APIKey,
+		MessageIDField: "message_id", DefaultFrom: b.sender.Numbers[0]})
+	if err != nil {
+		return err
+	}
+	bk, err := bank.Open(ctx, bank.Config{BankCode: b.Code, Name: b.Name, DSN: "sqlite:" + d.path(dir, "bank.db"),
+		DataKey: keys[0], Pepper: keys[1], AdminToken: b.AdminToken, Logger: log,
+		Notifier: bank.NotifierFunc(func(ctx context.Context, phone, text string) error {
+			_, err := gw.Send(ctx, sms.Message{To: phone, Text: text})
+			return err
+		})})
+	if err != nil {
+		return err
+	}
+	b.Bank = bk
+	d.onClose(func() { bk.Close() })
+	// Texts that failed are sent again until they are delivered.
+	d.background(func(ctx context.Context) error {
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+				_, _ = bk.DeliverNotifications(ctx)
+			}
+		}
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/", bk.Handler())
+	d.serve(l, mux, nil)
+	if err := d.seedBank(ctx, b); err != nil {
+		return err
+	}
+	p, err := d.kecisProvider(ctx, b.EntityID, dir, b.kecisListen, &b.KECIS, log, func(md *metadata.Client) map[string]connectors.ServiceFunc {
+		return (&bankadapter.Adapter{Bank: bk}).Services(md)
+	})
+	if err != nil {
+		return err
+	}
+	if err := d.register(ctx, p.descriptor(b.EntityID, b.Name, metadata.RoleBank, bankServices(b.Code))); err != nil {
+		return err
+	}
+	if b.Client, err = d.sdkClient(b.EntityID, p); err != nil {
+		return err
+	}
+	b.Resolver = &connectors.Resolver{Metadata: d.directory(), Self: b.EntityID}
+	return nil
+}
+
+// seedBank registers the bank's customers (each a subscriber of the
+// telecom), opens their accounts with the demo's numbers and funds them,
+// idempotently.
+func (d *Demo) seedBank(ctx context.Context, b *Bank) error {
+	born := time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range b.Customers {
+		holder := c.PhoneHolder
+		if holder == "" {
+			holder = c.Name
+		}
+		if err := d.Telecom.AddSubscriber(ctx, telecom.Subscriber{Phone: c.Phone, HolderName: holder, BirthDate: born}); err != nil && !alreadyThere(err) {
+			return fmt.Errorf("telecom subscriber: %w", err)
+		}
+		cu, err := b.Bank.NewCustomer(ctx, bank.NewCustomerRequest{Name: c.Name, Phone: c.Phone, Login: c.Login,
+			Password: ecml.Secret(c.Password), IdempotencyKey: "demo-customer-" + c.Login})
+		if err != nil {
+			return fmt.Errorf("customer %s: %w", c.Login, err)
+		}
+		c.ID = cu.ID
+		for i := range c.Accounts {
+			a := &c.Accounts[i]
+			key := fmt.Sprintf("demo-%s-%d", c.Login, i+1)
+			oa, err := b.Bank.OpenAccount(ctx, bank.OpenAccountRequest{CustomerID: cu.ID, Number: ecml.Secret(a.Number),
+				IdempotencyKey: "account-" + key})
+			if err != nil {
+				return fmt.Errorf("account of %s: %w", c.Login, err)
+			}
+			a.ID = oa.ID
+			if _, err := b.Bank.Deposit(ctx, bank.DepositRequest{AccountID: oa.ID, Amount: ecml.Money{Minor: a.Deposit, Currency: bank.Currency},
+				Memo: "demo deposit", IdempotencyKey: "deposit-" + key}); err != nil {
+				return fmt.Errorf("deposit for %s: %w", c.Login, err)
+			}
+		}
+	}
+	return nil
+}
+
+// bankDir is the directory of a bank's keys, database and secrets under
+// Config.Dir.
+func bankDir(b *Bank) string { return "bank-" + b.Code }
+
+// PhoneClient is a bank's SDK client for the telecom's holder check.
+func (b *Bank) PhoneClient() *phone.Client { return &phone.Client{C: b.Client} }
