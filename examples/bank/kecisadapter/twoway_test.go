@@ -5,10 +5,14 @@ import (
 	"context"
 	"crypto"
 	"errors"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,7 +20,10 @@ import (
 
 	"github.com/kecis/kecis/connectors"
 	"github.com/kecis/kecis/connectors/banking"
+	"github.com/kecis/kecis/connectors/sms"
+	"github.com/kecis/kecis/connectors/sqlstore"
 	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
+	"github.com/kecis/kecis/connectors/store"
 	"github.com/kecis/kecis/connectors/twoway"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/examples/bank"
@@ -263,5 +270,113 @@ func TestTwoWayAdapters(t *testing.T) {
 				t.Fatalf("a log holds %q in clear", secret)
 			}
 		}
+	}
+}
+
+// phoneStub is the carrier's check (the telecom is another package's):
+// bank B's payee phone belongs to its holder.
+type phoneStub struct{ *kecisadapter.TwoWay }
+
+func (phoneStub) HolderCheck(_ context.Context, phone, name string) (twoway.NameCheck, error) {
+	if phone == "+821034567890" && name == "김영희" {
+		return twoway.Match, nil
+	}
+	return twoway.NoMatch, nil
+}
+
+// TestTwoWayPagesAcrossBanks: the remitter's pages at bank A over the
+// engine with the SQLite store and the TwoWay adapter: login, the form,
+// the name check from bank B through the hub, the confirmation, the
+// payee's reply, the transfer executed across the banks.
+func TestTwoWayPagesAcrossBanks(t *testing.T) {
+	r := newTwoWayRig(t)
+	db, err := sqlstore.Open(ctx, sqltest.TestSQLiteDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	sealer, err := store.NewSealer(bytes.Repeat([]byte{8}, 32), rand.NewChaCha8([32]byte{3}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := bytes.Repeat([]byte{6}, 32)
+	st, err := twoway.NewSQLStore(ctx, db, sealer, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []sms.Message
+	sender := sms.SenderFunc(func(_ context.Context, m sms.Message) (string, error) {
+		texts = append(texts, m)
+		return "m-" + strconv.Itoa(len(texts)), nil
+	})
+	e, err := twoway.New(twoway.Config{BankCode: remitCode, BankName: "A은행", EntityID: remitterID, Signer: r.remitter, Store: st,
+		Bank: r.tw, Holders: r.tw, Credits: r.tw, Phones: phoneStub{r.tw}, SMS: sender, From: "15880004", Key: key,
+		Now: func() time.Time { return r.now }, Rand: rand.NewChaCha8([32]byte{4}),
+		Log: slog.New(slog.NewTextHandler(r.logsA, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := twoway.NewPage(twoway.PageConfig{Engine: e, Customers: r.tw, SessionKey: bytes.Repeat([]byte{9}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cookie, csrf string
+	csrfRE := regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+	do := func(method, path string, form url.Values) *httptest.ResponseRecorder {
+		t.Helper()
+		req := httptest.NewRequest(method, "https://bank-a.test"+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		if cookie != "" {
+			req.AddCookie(&http.Cookie{Name: "twoway_session", Value: cookie})
+		}
+		if csrf != "" && method == http.MethodPost {
+			form.Set("csrf", csrf)
+			req.Body = io.NopCloser(strings.NewReader(form.Encode()))
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		for _, c := range w.Result().Cookies() {
+			cookie = c.Value
+		}
+		if m := csrfRE.FindStringSubmatch(w.Body.String()); m != nil {
+			csrf = m[1]
+		}
+		return w
+	}
+	if w := do(http.MethodPost, "/login", url.Values{"login": {"hong"}, "password": {"hong-password"}}); w.Code != http.StatusSeeOther {
+		t.Fatalf("login %d", w.Code)
+	}
+	if w := do(http.MethodGet, "/", url.Values{}); !strings.Contains(w.Body.String(), "****-2333") {
+		t.Fatalf("form:\n%s", w.Body.String())
+	}
+	w := do(http.MethodPost, "/start", url.Values{"account": {r.from.ID}, "amount": {"200,000"}, "bank": {payeeCode},
+		"payee_account": {"081-123-456789"}, "phone": {"010-3456-7890"}, "purpose": {twoway.PhishingPrevention}})
+	loc := w.Header().Get("Location")
+	if w.Code != http.StatusSeeOther || !strings.HasPrefix(loc, "/t/") {
+		t.Fatalf("start %d %q:\n%s", w.Code, loc, w.Body.String())
+	}
+	if w := do(http.MethodGet, loc, url.Values{}); !strings.Contains(w.Body.String(), "Match") || !strings.Contains(w.Body.String(), "김영희") {
+		t.Fatalf("name check:\n%s", w.Body.String())
+	}
+	if w := do(http.MethodPost, loc+"/confirm", url.Values{}); w.Code != http.StatusSeeOther {
+		t.Fatalf("confirm %d", w.Code)
+	}
+	code := regexp.MustCompile(`인증번호 (\d{6}) `).FindStringSubmatch(texts[len(texts)-1].Text)
+	if code == nil {
+		t.Fatalf("texts %v", texts)
+	}
+	if err := e.HandleReply(ctx, sms.Reply{ID: "r1", From: "+821034567890", To: "15880004", Text: code[1], ReceivedAt: r.now,
+		InReplyTo: "m-" + strconv.Itoa(len(texts))}); err != nil {
+		t.Fatal(err)
+	}
+	if w := do(http.MethodGet, loc, url.Values{}); !strings.Contains(w.Body.String(), "Transfer executed") {
+		t.Fatalf("status:\n%s", w.Body.String())
+	}
+	if a, b := r.balance(t, r.a, r.from.ID), r.balance(t, r.bk, r.account.ID); a != 800_000 || b != 200_000 {
+		t.Fatalf("balances %d %d", a, b)
+	}
+	if logs := r.logsA.String() + r.logs.String(); strings.Contains(logs, "456789") || strings.Contains(logs, "222333") || strings.Contains(logs, code[1]) {
+		t.Fatal("a log holds an account number or the code in clear")
 	}
 }
