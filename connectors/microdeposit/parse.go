@@ -26,7 +26,10 @@ func AccountDigits(s string) (string, bool) {
 		}
 	}
 	d := b.String()
-	return d, len(d) >= 6 && len(d) <= 20
+	if len(d) < 6 || len(d) > 20 {
+		return "", false
+	}
+	return d, true
 }
 
 // MaskAccount shows an account's last four digits only ("****-5678"), as
@@ -69,7 +72,7 @@ func ParseAmounts(fields ...string) ([]int64, error) {
 			switch {
 			case r >= '０' && r <= '９':
 				return '0' + (r - '０')
-			case unicode.IsSpace(r), r == ',', r == '/', r == ';', r == '+', r == '，', r == '、':
+			case unicode.IsSpace(r), r == ',', r == '/', r == ';', r == '+', r == '，', r == '、', r == '／', r == '；', r == '＋':
 				return ' '
 			}
 			return r
