@@ -71,6 +71,11 @@ var layers = []rule{
 	// of its own, never an example's code.
 	{pkg: "connectors/twoway", layer: "SDK", may: join(envelope, plumbing, []string{"connectors"}), tests: helpers,
 		never: []string{"examples", "federation"}},
+	// Micro-deposit verification (KECIS §15.8.1): an SDK package like
+	// amountauth; it reaches the verifier's bank through interfaces of its
+	// own (Depositor, Returner), never an example's code.
+	{pkg: "connectors/microdeposit", layer: "SDK", may: join(envelope, plumbing, []string{"connectors"}), tests: helpers,
+		never: []string{"examples", "federation"}},
 	{pkg: "connectors/vcn", layer: "SDK", may: []string{"ecml", "connectors/sqlstore"}, tests: helpers},
 
 	// The hub: the store at the bottom; router, registry and evidence over
