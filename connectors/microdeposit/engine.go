@@ -390,7 +390,7 @@ func (e *Engine) deposit(ctx context.Context, s *Session, i int, inquireFirst bo
 	}
 	for _, inquire := range steps {
 		if inquire {
-			ref, err := e.cfg.Depositor.Inquire(ctx, d.Reference)
+			ref, err := e.cfg.Depositor.Inquire(ctx, d.Bank, d.Reference)
 			switch {
 			case err == nil && ref != "":
 				return ref, nil, true

@@ -87,7 +87,7 @@ func (b *fakeBank) Deposit(_ context.Context, d *Deposit) (string, error) {
 	return c.creditRef, nil
 }
 
-func (b *fakeBank) Inquire(_ context.Context, ref string) (string, error) {
+func (b *fakeBank) Inquire(_ context.Context, _, ref string) (string, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.inquireDown {

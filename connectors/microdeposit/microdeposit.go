@@ -201,11 +201,12 @@ var ErrNoSuchDeposit = errors.New("microdeposit: no such deposit")
 // refusal (no such account, LimitExceeded) is a *connectors.StatusError;
 // any other error leaves the outcome unknown. A repeat with the same
 // idempotency key and reference must answer the first outcome and move no
-// money again. Inquire answers the credit of a reference, or
+// money again. Inquire answers the credit of a reference at the holder's
+// bank (its code), or
 // ErrNoSuchDeposit when none was made; any other error is unknown.
 type Depositor interface {
 	Deposit(ctx context.Context, d *Deposit) (creditRef string, err error)
-	Inquire(ctx context.Context, reference string) (creditRef string, err error)
+	Inquire(ctx context.Context, bank, reference string) (creditRef string, err error)
 }
 
 // Credited is one credited deposit, as a return request names it.
