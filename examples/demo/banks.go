@@ -15,7 +15,9 @@ import (
 	"github.com/kecis/kecis/connectors/banking"
 	"github.com/kecis/kecis/connectors/phone"
 	"github.com/kecis/kecis/connectors/sms"
+	"github.com/kecis/kecis/connectors/store"
 	"github.com/kecis/kecis/connectors/store/sqlitestore"
+	"github.com/kecis/kecis/connectors/twoway"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/examples/bank"
 	bankadapter "github.com/kecis/kecis/examples/bank/kecisadapter"
@@ -90,6 +92,13 @@ type Bank struct {
 	// code's bank in the federation metadata.
 	Client   *connectors.Client
 	Resolver *connectors.Resolver
+	// TwoWay is the bank's 2-WAY engine (KECIS §15.5) when it runs the
+	// remitter's pages (bank A); TwoWayURL those pages, on its native
+	// listener under TwoWayPath.
+	TwoWay    *twoway.Engine
+	TwoWayURL string
+	// twoWay: the bank runs the 2-WAY pages.
+	twoWay bool
 	// sender is its SMS sender account at the telecom.
 	sender telecom.SenderAccount
 	// listen, kecisListen are the addresses of its listeners.
@@ -111,7 +120,7 @@ func (b *Bank) Customer(login string) *BankCustomer {
 // telecom.
 func demoBanks(cfg Config) []*Bank {
 	return []*Bank{
-		{EntityID: BankAID, Name: "KECIS Bank A", Code: "088", listen: cfg.BankA, kecisListen: cfg.BankAKECIS,
+		{EntityID: BankAID, Name: "KECIS Bank A", Code: "088", listen: cfg.BankA, kecisListen: cfg.BankAKECIS, twoWay: true,
 			sender: telecom.SenderAccount{ID: "kecis-bank-a", Name: "KECIS Bank A", Numbers: []string{"15880088"}},
 			Customers: []*BankCustomer{
 				{Login: "jiho", Password: "jiho-demo-pw", Name: "Kim Jiho", Phone: "010-8800-0001",
@@ -299,7 +308,6 @@ func (d *Demo) startBank(ctx context.Context, b *Bank) error {
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/", bk.Handler())
-	d.serve(l, mux, nil)
 	if err := d.seedBank(ctx, b); err != nil {
 		return err
 	}
@@ -316,6 +324,74 @@ func (d *Demo) startBank(ctx context.Context, b *Bank) error {
 		return err
 	}
 	b.Resolver = &connectors.Resolver{Metadata: d.directory(), Self: b.EntityID}
+	if b.twoWay {
+		if err := d.startTwoWay(ctx, b, p, gw, mux, log); err != nil {
+			return fmt.Errorf("2-WAY: %w", err)
+		}
+	}
+	d.serve(l, mux, nil)
+	return nil
+}
+
+// TwoWayPath is the path of a bank's 2-WAY pages under its native listener;
+// SMSRepliesPath the path where the telecom delivers its customers' and
+// payees' SMS replies (the sender account's webhook).
+const (
+	TwoWayPath     = "/twoway"
+	SMSRepliesPath = "/sms/replies"
+)
+
+// startTwoWay runs the 2-WAY transfer (KECIS §15.5) at bank b as the
+// remitter's bank: the engine over examples/bank/kecisadapter.TwoWay (the
+// bank's native API; the payee's bank and the telecom through the hub),
+// its state in the bank's database, the remitter's pages under TwoWayPath,
+// the SMS reply webhook the telecom posts the payee's replies to, and
+// recovery at start-up and every 15 seconds (expiries, work a crash left).
+func (d *Demo) startTwoWay(ctx context.Context, b *Bank, p *kecisProvider, gw sms.Sender, mux *http.ServeMux, log *slog.Logger) error {
+	dir := bankDir(b)
+	var keys [4][]byte // engine key, at-rest key, session key, webhook secret
+	for i, name := range []string{"twoway-key", "twoway-at-rest-key", "twoway-session-key", "sms-webhook-secret"} {
+		var err error
+		if keys[i], err = secret(d.path(dir, name), 32); err != nil {
+			return err
+		}
+	}
+	sealer, err := store.NewSealer(keys[1], nil)
+	if err != nil {
+		return err
+	}
+	st, err := twoway.NewSQLStore(ctx, b.Bank.DB(), sealer, keys[0])
+	if err != nil {
+		return err
+	}
+	tw := &bankadapter.TwoWay{Bank: b.Bank, Banking: &banking.Client{C: b.Client, Resolver: b.Resolver, BankCode: b.Code},
+		Phone: &phone.Client{C: b.Client}, Telecom: TelecomID}
+	e, err := twoway.New(twoway.Config{BankCode: b.Code, BankName: b.Name, EntityID: b.EntityID, Signer: p.signer, Store: st,
+		Bank: tw, Holders: tw, Phones: tw, Credits: tw, SMS: gw, From: b.sender.Numbers[0], Key: keys[0], Log: log.With("component", "twoway")})
+	if err != nil {
+		return err
+	}
+	names := map[string]string{}
+	for _, o := range d.Banks {
+		names[o.Code] = o.Name
+	}
+	pages, err := twoway.NewPage(twoway.PageConfig{Engine: e, Customers: tw, SessionKey: keys[2], Prefix: TwoWayPath, Banks: names})
+	if err != nil {
+		return err
+	}
+	mux.Handle(TwoWayPath+"/", pages)
+	mux.Handle("GET "+TwoWayPath, http.RedirectHandler(TwoWayPath+"/", http.StatusSeeOther))
+	mux.Handle("POST "+SMSRepliesPath, sms.WebhookHandler(keys[3], e, sms.WithLogger(log)))
+	if err := d.Telecom.SetSenderWebhook(ctx, b.sender.ID, b.URL+SMSRepliesPath, keys[3]); err != nil {
+		return fmt.Errorf("the reply webhook: %w", err)
+	}
+	b.TwoWay, b.TwoWayURL = e, b.URL+TwoWayPath+"/"
+	d.background(func(ctx context.Context) error {
+		t := time.NewTicker(15 * time.Second)
+		defer t.Stop()
+		e.Run(ctx, t.C)
+		return nil
+	})
 	return nil
 }
 

@@ -79,6 +79,10 @@ type ManifestBank struct {
 	APIURL     string `json:"api_url"`
 	KECISURL   string `json:"kecis_url"`
 	AdminToken string `json:"admin_token"`
+	// TwoWayURL is its 2-WAY transfer pages (KECIS §15.5): a customer logs
+	// in, asks for a transfer confirmed by the payee, sees the name check
+	// and the outcome ("" for a bank that runs none: bank B).
+	TwoWayURL string `json:"twoway_url"`
 	// Customers are its customers, each a subscriber of the telecom.
 	Customers []ManifestBankCustomer `json:"customers"`
 }
@@ -408,7 +412,7 @@ func (d *Demo) manifestBanks() []ManifestBank {
 	out := []ManifestBank{}
 	for _, b := range d.Banks {
 		mb := ManifestBank{Code: b.Code, Name: b.Name, EntityID: b.EntityID, PageURL: b.URL + "/", APIURL: b.URL,
-			KECISURL: b.KECIS, AdminToken: b.AdminToken, Customers: []ManifestBankCustomer{}}
+			KECISURL: b.KECIS, AdminToken: b.AdminToken, TwoWayURL: b.TwoWayURL, Customers: []ManifestBankCustomer{}}
 		for _, c := range b.Customers {
 			mc := ManifestBankCustomer{Login: c.Login, Password: c.Password, Name: c.Name, Phone: c.Phone,
 				PhoneURL: d.TelecomURL + "/phones/" + strings.ReplaceAll(c.Phone, "-", ""), Payee: c.Payee, Accounts: []ManifestBankAccount{}}
