@@ -333,19 +333,49 @@ func checkSessionID(v *validator, path, val string) {
 // checkAccountNumber: a bank account number, digits in groups joined by
 // single hyphens, 6 to 20 digits. Never quoted.
 func checkAccountNumber(v *validator, path, val string) {
-	digits := 0
-	ok := val[0] != '-' && val[len(val)-1] != '-' && !strings.Contains(val, "--") && len(val) <= 24
-	for i := 0; ok && i < len(val); i++ {
-		switch {
-		case isDigit(val[i]):
-			digits++
-		case val[i] != '-':
-			ok = false
-		}
-	}
-	if !ok || digits < 6 || digits > 20 {
+	if _, ok := AccountDigits(val); !ok {
 		v.add(path, "must be 6 to 20 digits, optionally grouped with single hyphens")
 	}
+}
+
+// AccountDigits returns the digits of a bank account number written as
+// KECIS §14.5 allows — 6 to 20 digits, optionally grouped with single
+// hyphens (110-123-456789) — and whether it is one. It is the one rule for
+// account numbers: the validator, the banks and the services use it.
+func AccountDigits(s string) (string, bool) {
+	if s == "" || s[0] == '-' || s[len(s)-1] == '-' || strings.Contains(s, "--") || len(s) > 24 {
+		return "", false
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case isDigit(c):
+			b.WriteByte(c)
+		case c != '-':
+			return "", false
+		}
+	}
+	d := b.String()
+	if len(d) < 6 || len(d) > 20 {
+		return "", false
+	}
+	return d, true
+}
+
+// MaskAccount shows an account number by its last four digits only
+// (****-6789), as a log line, a text or a page may (KECIS §9.11); given
+// fewer than four digits it shows none.
+func MaskAccount(number string) string {
+	var d []byte
+	for i := 0; i < len(number); i++ {
+		if isDigit(number[i]) {
+			d = append(d, number[i])
+		}
+	}
+	if len(d) < 4 {
+		return "****"
+	}
+	return "****-" + string(d[len(d)-4:])
 }
 
 // checkYYMMDD: a birth date as Korean key-in payments ask for it. The

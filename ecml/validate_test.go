@@ -359,3 +359,20 @@ func TestValidateGolden(t *testing.T) {
 	}
 	golden(t, "invalid.problems", []byte(b.String()))
 }
+
+// TestAccountDigits: the one rule for account numbers (KECIS §14.5) and
+// its mask.
+func TestAccountDigits(t *testing.T) {
+	for in, want := range map[string]string{"110-123-456789": "110123456789", "123456": "123456", "12345678901234567890": "12345678901234567890",
+		"12345": "", "123456789012345678901": "", "-123456": "", "123456-": "", "12--3456": "", "12 3456": "", "": "", "１２３４５６": ""} {
+		got, ok := AccountDigits(in)
+		if got != want || ok != (want != "") {
+			t.Errorf("AccountDigits(%q) = %q, %v; want %q", in, got, ok, want)
+		}
+	}
+	for in, want := range map[string]string{"110-123-456789": "****-6789", "6789": "****-6789", "123": "****", "": "****"} {
+		if got := MaskAccount(in); got != want {
+			t.Errorf("MaskAccount(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

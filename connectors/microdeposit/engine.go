@@ -252,7 +252,7 @@ func returnKey(id string) string         { return "md-" + id + "-return" }
 // answers the same session (carried as far as it can go); the same key
 // for another account or user is refused.
 func (e *Engine) Start(ctx context.Context, r *StartRequest) (*Session, error) {
-	digits, ok := AccountDigits(r.Account.Reveal())
+	digits, ok := ecml.AccountDigits(r.Account.Reveal())
 	switch {
 	case r.Verifier == "" || r.UserID == "" || r.IdempotencyKey == "" || len(r.IdempotencyKey) > 64:
 		return nil, invalid("a verification needs the verifier, the user and an idempotency key of at most 64 characters")
@@ -272,7 +272,7 @@ func (e *Engine) Start(ctx context.Context, r *StartRequest) (*Session, error) {
 	if n, err := e.cfg.Store.Started(ctx, acctMAC, true, now.Add(-24*time.Hour)); err != nil {
 		return nil, err
 	} else if n >= e.cfg.Limits.AccountPerDay {
-		e.log.WarnContext(ctx, "microdeposit: account past its sessions of the day", "bank", r.Bank, "account", MaskAccount(digits))
+		e.log.WarnContext(ctx, "microdeposit: account past its sessions of the day", "bank", r.Bank, "account", ecml.MaskAccount(digits))
 		return nil, errRateLimited
 	}
 	if n, err := e.cfg.Store.Started(ctx, userMAC, false, now.Add(-24*time.Hour)); err != nil {
@@ -298,7 +298,7 @@ func (e *Engine) Start(ctx context.Context, r *StartRequest) (*Session, error) {
 		return nil, err
 	}
 	s := &Session{ID: id, Verifier: r.Verifier, IdempotencyKey: r.IdempotencyKey, State: Sending, Variant: o.Variant,
-		Bank: r.Bank, Account: ecml.Secret(digits), AccountRef: MaskAccount(digits), AccountMAC: acctMAC, UserMAC: userMAC,
+		Bank: r.Bank, Account: ecml.Secret(digits), AccountRef: ecml.MaskAccount(digits), AccountMAC: acctMAC, UserMAC: userMAC,
 		Memo: name, SecretMAC: e.secretMAC(id, o.Variant, d.Amounts, d.Code), Deposits: len(d.Amounts),
 		MaxAttempts: o.Attempts, Deadline: now.Add(o.Expiry), Policy: o.Policy, Created: now, Updated: now, Pending: d}
 	if err := e.cfg.Store.Create(ctx, s); err != nil {

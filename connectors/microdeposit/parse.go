@@ -10,37 +10,6 @@ import (
 // maxEntry bounds what a holder may type in one field.
 const maxEntry = 64
 
-// AccountDigits returns an account number's digits: 6 to 20 digits,
-// optionally grouped with single hyphens (as examples/bank takes them).
-func AccountDigits(s string) (string, bool) {
-	if len(s) < 6 || len(s) > 40 || strings.HasPrefix(s, "-") || strings.HasSuffix(s, "-") || strings.Contains(s, "--") {
-		return "", false
-	}
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r >= '0' && r <= '9':
-			b.WriteRune(r)
-		case r != '-':
-			return "", false
-		}
-	}
-	d := b.String()
-	if len(d) < 6 || len(d) > 20 {
-		return "", false
-	}
-	return d, true
-}
-
-// MaskAccount shows an account's last four digits only ("****-5678"), as
-// bank statements do.
-func MaskAccount(digits string) string {
-	if len(digits) < 6 {
-		return "****"
-	}
-	return "****-" + digits[len(digits)-4:]
-}
-
 func validBankCode(s string) bool {
 	if len(s) != 3 {
 		return false

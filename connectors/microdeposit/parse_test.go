@@ -3,6 +3,8 @@ package microdeposit
 import (
 	"slices"
 	"testing"
+
+	"github.com/kecis/kecis/ecml"
 )
 
 func TestParseAmounts(t *testing.T) {
@@ -48,9 +50,9 @@ func TestAccountDigits(t *testing.T) {
 		"110-234-567890": "110234567890", "110234": "110234", "12345": "", "-110234": "", "110--234": "",
 		"110 234 567": "", "123456789012345678901": "",
 	} {
-		got, ok := AccountDigits(in)
+		got, ok := ecml.AccountDigits(in)
 		if got != want || ok != (want != "") {
-			t.Errorf("AccountDigits(%q) = %q, %v", in, got, ok)
+			t.Errorf("ecml.AccountDigits(%q) = %q, %v", in, got, ok)
 		}
 	}
 }

@@ -35,7 +35,7 @@ type Account struct {
 }
 
 // Masked is the account number as pages and logs show it.
-func (a *Account) Masked() string { return MaskAccount(a.Last4) }
+func (a *Account) Masked() string { return ecml.MaskAccount(a.Last4) }
 
 // OpenAccountRequest opens an account for a customer.
 type OpenAccountRequest struct {
@@ -71,7 +71,7 @@ func (b *Bank) OpenAccount(ctx context.Context, req OpenAccountRequest) (*Opened
 	}
 	given := ""
 	if n := req.Number.Reveal(); n != "" {
-		d, ok := AccountDigits(n)
+		d, ok := ecml.AccountDigits(n)
 		if !ok {
 			return nil, invalid("an account number is 6 to 20 digits, optionally grouped with single hyphens")
 		}
@@ -216,7 +216,7 @@ func (b *Bank) Accounts(ctx context.Context, customerID string) ([]*Account, err
 // FindAccount returns the account with a number, active or closed;
 // NO_SUCH_ACCOUNT if this bank has none.
 func (b *Bank) FindAccount(ctx context.Context, number ecml.Secret) (*Account, error) {
-	d, ok := AccountDigits(number.Reveal())
+	d, ok := ecml.AccountDigits(number.Reveal())
 	if !ok {
 		return nil, noSuchAccount()
 	}

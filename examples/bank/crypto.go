@@ -3,7 +3,6 @@ package bank
 import (
 	"fmt"
 	"io"
-	"strings"
 
 	kv "github.com/kecis/kecis/internal/vault"
 )
@@ -60,26 +59,6 @@ var (
 	randomDigits = kv.RandomDigits
 )
 
-// AccountDigits returns the digits of an account number written with
-// optional single hyphens between groups (KECIS §14.5: 6 to 20 digits),
-// and whether it is one.
-func AccountDigits(s string) (string, bool) {
-	if s == "" || s[0] == '-' || s[len(s)-1] == '-' || strings.Contains(s, "--") || len(s) > 24 {
-		return "", false
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c >= '0' && c <= '9':
-			b.WriteByte(c)
-		case c != '-':
-			return "", false
-		}
-	}
-	d := b.String()
-	return d, len(d) >= 6 && len(d) <= 20
-}
-
 // FormatAccount writes 12 digits as the bank prints them, 3-3-6
 // (110-123-456789); other lengths unchanged.
 func FormatAccount(digits string) string {
@@ -88,7 +67,3 @@ func FormatAccount(digits string) string {
 	}
 	return digits[:3] + "-" + digits[3:6] + "-" + digits[6:]
 }
-
-// MaskAccount shows an account number as its last four digits only:
-// ****-6789.
-func MaskAccount(last4 string) string { return "****-" + last4 }

@@ -79,7 +79,7 @@ func (b *Bank) SendOut(ctx context.Context, req SendOutRequest) (*Outgoing, erro
 	if req.ToBank == b.code {
 		return nil, invalid("a transfer within the bank is Transfer")
 	}
-	to, ok := AccountDigits(req.ToNumber.Reveal())
+	to, ok := ecml.AccountDigits(req.ToNumber.Reveal())
 	if !ok {
 		return nil, invalid("an account number is 6 to 20 digits, optionally grouped with single hyphens")
 	}
@@ -122,7 +122,7 @@ func (b *Bank) SendOut(ctx context.Context, req SendOutRequest) (*Outgoing, erro
 		}
 		name := req.ToHolder
 		if name == "" {
-			name = req.ToBank + " " + MaskAccount(to[len(to)-4:])
+			name = req.ToBank + " " + ecml.MaskAccount(to[len(to)-4:])
 		}
 		j, err := b.journal(ctx, tx, "send_out", n, req.Memo, now,
 			entry{account: from.id, amount: -n, balance: bal, counterparty: name},
@@ -229,7 +229,7 @@ func (b *Bank) ReverseOut(ctx context.Context, req ReverseOutRequest) (*Outgoing
 		}
 		name := toHolder
 		if name == "" {
-			name = toBank + " " + MaskAccount(toLast4)
+			name = toBank + " " + ecml.MaskAccount(toLast4)
 		}
 		j, err := b.journal(ctx, tx, "reverse_out", amount, req.Reason, now,
 			entry{account: clr, amount: -amount, balance: cbal, counterparty: from.holder},
@@ -411,10 +411,10 @@ func (b *Bank) CreditIn(ctx context.Context, req CreditInRequest) (*Credit, erro
 	if e := checkText("purpose", req.Purpose, 40, false); e != nil {
 		return nil, e
 	}
-	to, _ := AccountDigits(req.ToNumber.Reveal()) // a malformed number is no account here
+	to, _ := ecml.AccountDigits(req.ToNumber.Reveal()) // a malformed number is no account here
 	from := ""
 	if n := req.RemitterNumber.Reveal(); n != "" {
-		d, ok := AccountDigits(n)
+		d, ok := ecml.AccountDigits(n)
 		if !ok {
 			return nil, invalid("the remitter's account number is 6 to 20 digits, optionally grouped with single hyphens")
 		}

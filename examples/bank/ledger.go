@@ -57,7 +57,7 @@ func (b *Bank) customerAcct(ctx context.Context, tx *sql.Tx, where string, arg a
 
 // byNumber finds a customer account by its number's keyed hash.
 func (b *Bank) byNumber(ctx context.Context, tx *sql.Tx, number string) (*acct, error) {
-	d, ok := AccountDigits(number)
+	d, ok := ecml.AccountDigits(number)
 	if !ok {
 		return nil, nil
 	}
@@ -279,7 +279,7 @@ func (b *Bank) Transfer(ctx context.Context, req TransferRequest) (*Movement, er
 	if e := checkText("memo", req.Memo, 40, false); e != nil {
 		return nil, e
 	}
-	to, ok := AccountDigits(req.ToNumber.Reveal())
+	to, ok := ecml.AccountDigits(req.ToNumber.Reveal())
 	if !ok {
 		return nil, invalid("an account number is 6 to 20 digits, optionally grouped with single hyphens")
 	}

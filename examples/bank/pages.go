@@ -33,7 +33,7 @@ var funcs = template.FuncMap{
 		return "+" + s
 	},
 	"phone": MaskPhone,
-	"acct":  MaskAccount,
+	"acct":  ecml.MaskAccount,
 	"date":  func(t time.Time) string { return t.Format("2006-01-02 15:04") },
 }
 

@@ -48,7 +48,7 @@ func TestNoSecretsAtRest(t *testing.T) {
 
 		secrets := []string{password, "not-the-password", payee, "110222333444", remitter, "00411778899"}
 		for _, n := range []ecml.Secret{a.Number, b.Number} {
-			d, _ := bank.AccountDigits(n.Reveal())
+			d, _ := ecml.AccountDigits(n.Reveal())
 			secrets = append(secrets, n.Reveal(), d)
 		}
 		if s := fmt.Sprintf("%v %+v %#v", a, a, bank.TransferRequest{ToNumber: b.Number}); strings.Contains(s, b.Number.Reveal()) {
@@ -97,14 +97,14 @@ func FuzzAccountDigits(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		d, ok := bank.AccountDigits(s)
+		d, ok := ecml.AccountDigits(s)
 		if !ok {
 			return
 		}
 		if len(d) < 6 || len(d) > 20 || !ecml.AllDigits(d) {
 			t.Fatalf("%q → %q", s, d)
 		}
-		if d2, ok := bank.AccountDigits(bank.FormatAccount(d)); !ok || d2 != d {
+		if d2, ok := ecml.AccountDigits(bank.FormatAccount(d)); !ok || d2 != d {
 			t.Fatalf("format round trip %q", d)
 		}
 	})

@@ -359,7 +359,7 @@ func TestOnlyBanks(t *testing.T) {
 // of the bank.
 func noSecrets(t *testing.T, r *rig) {
 	t.Helper()
-	digits, _ := bank.AccountDigits(r.account.Number.Reveal())
+	digits, _ := ecml.AccountDigits(r.account.Number.Reveal())
 	for _, s := range []string{digits, r.account.Number.Reveal(), "004-11-222333", "00411222333"} {
 		if strings.Contains(r.logs.String(), s) {
 			t.Fatalf("the logs carry an account number")
