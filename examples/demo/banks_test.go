@@ -55,8 +55,8 @@ func accountForms(numbers ...string) []string {
 	return out
 }
 
-// assertNoSecretInSQLite reads every value of every table of a SQLite
-// database and fails the test for each that contains one of secrets.
+// assertNoSecretInSQLite fails the test for every value of every table of
+// a SQLite database that holds one of secrets (or a card number).
 func assertNoSecretInSQLite(t *testing.T, path string, secrets ...string) {
 	t.Helper()
 	db, err := sql.Open("sqlite", path)
@@ -64,56 +64,7 @@ func assertNoSecretInSQLite(t *testing.T, path string, secrets ...string) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'table'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		tables = append(tables, n)
-	}
-	rows.Close()
-	values := 0
-	for _, table := range tables {
-		rows, err := db.Query(`SELECT * FROM "` + table + `"`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := rows.Columns()
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			for i, v := range vals {
-				var s string
-				switch v := v.(type) {
-				case string:
-					s = v
-				case []byte:
-					s = string(v)
-				default:
-					continue
-				}
-				values++
-				for _, sec := range secrets {
-					if strings.Contains(s, sec) {
-						t.Errorf("%s: %s.%s holds a secret in clear", filepath.Base(path), table, cols[i])
-					}
-				}
-			}
-		}
-		rows.Close()
-	}
-	if values == 0 {
+	if testutil.AssertNoSecretsInRows(t, db, nil, secrets...) == 0 {
 		t.Fatalf("%s: no value read", path)
 	}
 }

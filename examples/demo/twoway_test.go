@@ -8,13 +8,17 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/kecis/kecis/connectors/twoway"
 	"github.com/kecis/kecis/examples/telecom"
+	"github.com/kecis/kecis/internal/testutil"
 )
 
 // plainJar keeps every cookie of the one host a test talks to, Secure ones
@@ -235,5 +239,81 @@ func TestTwoWayOverHTTP(t *testing.T) {
 		if strings.Contains(logs.String(), s) {
 			t.Fatalf("an account number in clear in the logs (…%s)", s[len(s)-4:])
 		}
+	}
+}
+
+// TestTwoWayInTheBrowser drives the 2-WAY demo in headless Chromium 360 px
+// wide, as a person does: Kim Jiho logs in on bank A's pages, fills in the
+// transfer to Lee Sora, sees the name check match and confirms; on Lee
+// Sora's phone page she replies with the texted code; bank A's status page
+// says the transfer executed and Kim Jiho's phone shows the outcome; the
+// balances moved once. Skipped without Chromium, unless CI=true.
+func TestTwoWayInTheBrowser(t *testing.T) {
+	testutil.RequireTool(t, "chromium", "chromium")
+	d, _ := startBanksDemo(t)
+	a, b := d.Banks[0], d.Banks[1]
+	jiho, sora := a.Customer("jiho"), b.Customer("sora")
+	ctx := browser(t, 60*time.Second)
+	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+			t.Fatalf("%s: %v\n%s", what, err, body)
+		}
+	}
+	// waitFor waits until the page shows text, across the navigations a
+	// form post or a meta refresh makes.
+	waitFor := func(text string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!document.body && document.body.innerText.includes(`+strconv.Quote(text)+`)`))
+			if err == nil && ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+				t.Fatalf("the page does not show %q (%v):\n%s", text, err, body)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	run("login", chromedp.EmulateViewport(360, 740, chromedp.EmulateMobile), chromedp.Navigate(a.TwoWayURL),
+		chromedp.WaitVisible(chromedp.ID("login")), chromedp.SendKeys(chromedp.ID("login"), jiho.Login),
+		chromedp.SendKeys(chromedp.ID("password"), jiho.Password), chromedp.Click(chromedp.CSS(`form[action$="/login"] button[type=submit]`)))
+	run("the transfer form", chromedp.WaitVisible(chromedp.ID("amount")),
+		chromedp.SendKeys(chromedp.ID("amount"), "30000"), chromedp.SetValue(chromedp.ID("bank"), b.Code),
+		chromedp.SendKeys(chromedp.ID("payee_account"), sora.Accounts[0].Number), chromedp.SendKeys(chromedp.ID("phone"), sora.Phone),
+		chromedp.Click(chromedp.CSS(`form[action$="/start"] button[type=submit]`)))
+	waitFor("Match: the phone belongs to the account holder, " + sora.Name)
+	width, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`document.documentElement.scrollWidth`))
+	if err != nil || width > 360 {
+		t.Errorf("the name check's page is %.0f px wide on a 360 px screen (%v)", width, err)
+	}
+	status, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("confirm", chromedp.Click(chromedp.CSS(`form[action$="/confirm"] button[type=submit]`)))
+	waitFor("Awaiting the payee")
+	text := waitText(t, d, sora.Phone, "인증번호")
+	code := codeRE.FindStringSubmatch(text.Text)
+	if code == nil {
+		t.Fatalf("the payee's text: %q", text.Text)
+	}
+	form := `form:has(input[name=in_reply_to][value="` + text.ID + `"])`
+	run("the payee's reply", chromedp.Navigate(d.TelecomURL+"/phones/"+strings.ReplaceAll(sora.Phone, "-", "")),
+		chromedp.WaitVisible(chromedp.CSS(form+" textarea")), chromedp.SendKeys(chromedp.CSS(form+" textarea"), code[1]),
+		chromedp.Click(chromedp.CSS(form+" button[type=submit]")))
+	waitFor("delivered to the sender")
+	run("the status page", chromedp.Navigate(status))
+	waitFor("Transfer executed")
+	run("the remitter's phone", chromedp.Navigate(d.TelecomURL+"/phones/"+strings.ReplaceAll(jiho.Phone, "-", "")))
+	waitFor("2-WAY 송금 완료")
+	if got, want := balance(t, a, "jiho"), int64(5_000_000-30_000); got != want {
+		t.Fatalf("the remitter's balance %d, want %d", got, want)
+	}
+	if got, want := balance(t, b, "sora"), int64(100_000+30_000); got != want {
+		t.Fatalf("the payee's balance %d, want %d", got, want)
 	}
 }
