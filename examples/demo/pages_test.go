@@ -37,7 +37,9 @@ func browser(t *testing.T, timeout time.Duration) context.Context {
 
 // TestPagesFitAPhone opens every HTML page of the demo that a GET shows —
 // the issuer's admin page, with approvals and texts in it, the telecom's
-// phone list and a phone's inbox, the demo shop's checkout — in headless
+// phone list and a phone's inbox, the demo shop's checkout, bank A's login
+// and its 2-WAY pages' login (TestTwoWayInTheBrowser checks the name
+// check's page) — in headless
 // Chromium 360 px wide, a small phone: each declares a viewport, and none
 // is wider than the screen (wide tables scroll within the page). The PG's
 // amount-authentication page takes a POST only (TestAmountAuthInTheBrowser
@@ -53,7 +55,8 @@ func TestPagesFitAPhone(t *testing.T) {
 		t.Fatalf("approve: %s", answer(out))
 	}
 	phone := strings.ReplaceAll(c.Phone, "-", "")
-	pages := []string{d.IssuerNative + "/admin", d.TelecomURL + "/phones", d.TelecomURL + "/phones/" + phone, d.ShopURL + "/"}
+	pages := []string{d.IssuerNative + "/admin", d.TelecomURL + "/phones", d.TelecomURL + "/phones/" + phone, d.ShopURL + "/",
+		d.Banks[0].URL + "/login", d.Banks[0].TwoWayURL}
 	for _, u := range pages {
 		if err := chromedp.Do(ctx, chromedp.EmulateViewport(360, 740, chromedp.EmulateMobile), chromedp.Navigate(u),
 			chromedp.WaitVisible(chromedp.CSS("h1"))); err != nil {
