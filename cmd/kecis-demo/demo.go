@@ -211,6 +211,9 @@ func bankGuide(d *demo.Demo) string {
 	b.WriteString("\nBanks (docs/demo.md, \"Banks\"; logins and accounts in demo.json banks[]):\n")
 	for _, bk := range d.Banks {
 		fmt.Fprintf(&b, "  %s (%s)  %s/   (admin: %s/admin)\n", bk.Name, bk.Code, bk.URL, bk.URL)
+		if bk.TwoWayURL != "" {
+			fmt.Fprintf(&b, "    2-WAY transfer (the payee confirms by text): %s\n", bk.TwoWayURL)
+		}
 		for _, c := range bk.Customers {
 			role := "remitter"
 			if c.Payee != "" {
