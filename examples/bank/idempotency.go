@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -93,4 +94,38 @@ func (b *Bank) idempotent(ctx context.Context, scope, key, op string, fp []byte,
 		return nil
 	})
 	return out, err
+}
+
+// Outcome is what an earlier request of the bank's own callers came to,
+// found by its idempotency key.
+type Outcome struct {
+	// Operation is the request's: "transfer", "send_out", "deposit", …
+	Operation string
+	// Reference is what it created or changed: a Transfer's or Deposit's
+	// journal, a SendOut's transfer reference (OutgoingTransfer).
+	Reference string
+	// Err is the business refusal it ended with, nil when it succeeded.
+	Err *Error
+}
+
+// Outcome looks up a request of the bank's own callers by its idempotency
+// key without running anything (a transfer-result inquiry, 이체결과조회): a
+// caller whose call's outcome is unknown learns whether the bank took it.
+// NOT_FOUND when the bank never committed a request under the key (a
+// request still running commits with its key, or not at all).
+func (b *Bank) Outcome(ctx context.Context, idempotencyKey string) (*Outcome, error) {
+	var o Outcome
+	var code, msg string
+	err := b.db.QueryRowContext(ctx, `SELECT operation, result_code, result_message, ref FROM bank_idempotency
+		WHERE scope = $1 AND idem_key = $2`, scopeBank, idempotencyKey).Scan(&o.Operation, &code, &msg, &o.Reference)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, newError(CodeNotFound, "no request under this key")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bank: read idempotency key: %w", err)
+	}
+	if code != "" {
+		o.Err = newError(Code(code), msg)
+	}
+	return &o, nil
 }
