@@ -111,7 +111,7 @@ var layers = []rule{
 	{pkg: "examples/issuer/kecisadapter", layer: "company", may: join(envelope, []string{"connectors", "examples/issuer"})},
 	// The simulated bank (KECIS §15.8, §15.9): its own ledger, no protocol.
 	{pkg: "examples/bank", layer: "company", may: []string{"ecml", "connectors/sqlstore", "internal/passwordhash", "internal/vault"}, tests: []string{"internal/testutil"}},
-	{pkg: "examples/bank/kecisadapter", layer: "company", may: join(envelope, []string{"connectors", "examples/bank"})},
+	{pkg: "examples/bank/kecisadapter", layer: "company", may: join(envelope, []string{"connectors", "examples/bank"}), tests: helpers},
 	{pkg: "examples/telecom", layer: "company", may: []string{"ecml", "connectors/sms", "connectors/sqlstore"}, tests: []string{"internal/testutil"}},
 	// The telecom's KECIS adapter (the phone holder check, KECIS §15.10):
 	// the SDK over the telecom's own API, like the issuer's.

@@ -55,6 +55,9 @@ type twoWayRig struct {
 	own    *bank.OpenedAccount // another customer's at bank A
 	logsA  *syncBuffer
 	relays atomic.Int32
+	// dropRequests and dropAnswers make the hub lose that many messages
+	// before or after bank B handles them (an unknown outcome).
+	dropRequests, dropAnswers atomic.Int32
 }
 
 func newTwoWayRig(t *testing.T) *twoWayRig {
@@ -94,12 +97,22 @@ func newTwoWayRig(t *testing.T) *twoWayRig {
 			saml.WriteFault(w, saml.FaultFor(err))
 			return
 		}
+		if r.dropRequests.Add(-1) >= 0 {
+			http.Error(w, "hub lost the request", http.StatusBadGateway)
+			return
+		}
+		r.dropRequests.Store(0)
 		r.relays.Add(1)
 		out, err := r.h.Handle(req.Context(), msg)
 		if err != nil {
 			saml.WriteFault(w, saml.FaultFor(err))
 			return
 		}
+		if r.dropAnswers.Add(-1) >= 0 {
+			http.Error(w, "hub lost the answer", http.StatusBadGateway)
+			return
+		}
+		r.dropAnswers.Store(0)
 		saml.WriteSOAP(w, out)
 	}))
 	t.Cleanup(hub.Close)
