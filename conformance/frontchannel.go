@@ -66,6 +66,13 @@ func (c *C) newBrowser() (*browser, error) {
 		}
 		pins = append(slices.Clone(pins), extra...)
 	}
+	if a := c.Profile.TwoWay; a != nil && len(a.PageTLSCerts) > 0 {
+		extra, err := loadCerts(c.Profile, a.PageTLSCerts)
+		if err != nil {
+			return nil, fmt.Errorf("twoway.page_tls_certs: %w", err)
+		}
+		pins = append(slices.Clone(pins), extra...)
+	}
 	return &browser{c: c, client: &http.Client{Timeout: c.timeout, Jar: jar,
 		Transport: &http.Transport{TLSClientConfig: saml.PinnedTLS(emptyTLS, pins), DisableKeepAlives: true},
 		// The browser follows redirects as browsers do (GET), within

@@ -25,8 +25,11 @@ func Plans() []*Plan {
 			"A PG's KECIS adapter serving the card service to merchants: the issuer plan's modules (the PG answers as the card service's provider), and its amount authentication when it declares it.",
 			amountAuthModule()),
 		{Name: "bank", Title: "Bank", Roles: []string{string(metadata.RoleBank)},
-			Description: "A bank's adapter: metadata and keys, the envelope, the clock, the security module, who may call its services, and every answer, probed with a read-only request of a declared service. The transfer and two-way service modules are not written yet.",
-			Modules:     []*Module{metadataModule(), envelopeModule(), clockModule(), securityModule(), authorizationModule(), responsesModule()}},
+			Description: "A bank's adapter: metadata and keys, the envelope, the clock, the security module, who may call its services (probed with a read-only request of a declared service), its account transfer, account holder inquiry and 2-WAY transfer, and every answer.",
+			Modules:     []*Module{metadataModule(), envelopeModule(), clockModule(), securityModule(), authorizationModule(), transferModule(), accountModule(), twoWayModule(), responsesModule()}},
+		{Name: "telecom", Title: "Telecom", Roles: []string{string(metadata.RoleTelecom)},
+			Description: "A mobile carrier's adapter: metadata and keys, the envelope, the clock, the security module, who may call its services, the phone holder check, and every answer.",
+			Modules:     []*Module{metadataModule(), envelopeModule(), clockModule(), securityModule(), authorizationModule(), phoneModule(), responsesModule()}},
 		{Name: "merchant", Title: "Merchant client", Roles: []string{string(metadata.RoleMerchant)},
 			Description: "A merchant's client: its metadata and keys. A merchant serves no KECIS endpoint; the client module (the suite as provider, driven through the profile's purchase hook) is not written yet.",
 			Modules:     []*Module{metadataModule()}},
@@ -57,7 +60,7 @@ func SelectPlan(ed *metadata.EntityDescriptor, name string) (*Plan, error) {
 	if ed == nil {
 		return nil, fmt.Errorf("conformance: the participant's metadata could not be read; name the plan (--plan)")
 	}
-	for _, role := range []metadata.Role{metadata.RoleIssuer, metadata.RolePG, metadata.RoleBank, metadata.RoleHub, metadata.RoleMerchant} {
+	for _, role := range []metadata.Role{metadata.RoleIssuer, metadata.RolePG, metadata.RoleBank, metadata.RoleTelecom, metadata.RoleHub, metadata.RoleMerchant} {
 		if !ed.HasRole(role) {
 			continue
 		}

@@ -69,7 +69,8 @@ func TestSelectPlan(t *testing.T) {
 		{[]metadata.Role{metadata.RoleBank}, "bank"},
 		{[]metadata.Role{metadata.RoleMerchant}, "merchant"},
 		{[]metadata.Role{metadata.RoleHub}, "hub"},
-		{[]metadata.Role{metadata.RoleTelecom}, ""},
+		{[]metadata.Role{metadata.RoleTelecom}, "telecom"},
+		{[]metadata.Role{metadata.RoleTester}, ""},
 	} {
 		p, err := SelectPlan(&metadata.EntityDescriptor{EntityID: "https://x.example/kecis", Roles: tc.roles}, "")
 		switch {

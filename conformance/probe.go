@@ -66,6 +66,11 @@ func (e *Env) ProbeRequest(label string) (*saml.ServiceRequest, error) {
 		req.IdempotencyKey = e.Key(label)
 	}
 	req.Payload = &ecml.Payload{Ecom: &ecml.Ecom{SchemaVersion: ecml.SchemaVersion, ConsumerOrderID: e.OrderID(label)}}
+	if svc == svcHolderCheck {
+		// A holder check without a number or a name is InvalidPayload
+		// (KECIS §15.10): the probe asks of a number no carrier has.
+		req.Payload.Ecom.BillTo = &ecml.Address{Postal: &ecml.Postal{Name: &ecml.Name{Last: "KECIS"}}, Telecom: &ecml.Telecom{Phone: &ecml.Phone{Number: "01000000000"}}}
+	}
 	return req, nil
 }
 

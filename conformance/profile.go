@@ -53,6 +53,16 @@ type Profile struct {
 	// CardAuth describes an issuer's cardholder authentication for the
 	// tester (the cardauth and vcn modules, KECIS §15.7, §15.4).
 	CardAuth *CardAuthProfile `yaml:"cardauth,omitempty"`
+	// Bank describes a bank's test accounts (the transfer and account
+	// modules, KECIS §15.8, §15.9).
+	Bank *BankProfile `yaml:"bank,omitempty"`
+	// Phone lists a telecom's holder checks and their outcomes (the phone
+	// module, KECIS §15.10).
+	Phone *PhoneProfile `yaml:"phone,omitempty"`
+	// TwoWay describes a 2-WAY transfer the suite requests as the
+	// requester and drives as the remitter and the payee (the twoway
+	// module, KECIS §15.5).
+	TwoWay *TwoWayProfile `yaml:"twoway,omitempty"`
 	// Router names the provider the hub plan relays to.
 	Router *RouterProfile `yaml:"router,omitempty"`
 	// Hooks are the participant's test hooks: out-of-band steps the suite
@@ -167,6 +177,89 @@ type CardAuthProfile struct {
 	PageTLSCerts []string `yaml:"page_tls_certs,omitempty"`
 }
 
+// BankProfile is what the transfer and account modules need of a bank
+// (KECIS §15.8, §15.9). The tester calls as a bank: in test mode the bank
+// admits the registered tester as a bank-role caller, crediting from
+// CallerCode.
+type BankProfile struct {
+	// Currency of Amount (ISO 4217); default KRW.
+	Currency string `yaml:"currency,omitempty"`
+	// Code is the bank's 3-digit code (the payee's kx:BankAccount/@BankCode).
+	Code string `yaml:"code"`
+	// CallerCode is the bank code the tester credits as (the remitter's
+	// @BankCode), one the bank accepts from the tester.
+	CallerCode string `yaml:"caller_code"`
+	// Account is an active account of the bank, credited by the module,
+	// with its holder's name as the bank records it.
+	Account BankAccountProfile `yaml:"account"`
+	// ClosedAccount and ForeignAccount (a number of another bank's), when
+	// given, must be refused as an unknown one is.
+	ClosedAccount  string `yaml:"closed_account,omitempty"`
+	ForeignAccount string `yaml:"foreign_account,omitempty"`
+	// Amount of each credit (default 1000), below the bank's per-transfer
+	// limit.
+	Amount string `yaml:"amount,omitempty"`
+	// UnknownAccount is a number the bank does not know (default: one the
+	// suite makes up).
+	UnknownAccount string `yaml:"unknown_account,omitempty"`
+}
+
+// BankAccountProfile is an account and its holder's name.
+type BankAccountProfile struct {
+	Number string `yaml:"number"`
+	Holder string `yaml:"holder,omitempty"`
+}
+
+// PhoneProfile lists a telecom's holder checks (KECIS §15.10).
+type PhoneProfile struct {
+	Checks []PhoneCheck `yaml:"checks"`
+}
+
+// PhoneCheck is a number, a name to check and the outcome expected:
+// match, close-match, no-match or not-possible.
+type PhoneCheck struct {
+	Number string `yaml:"number"`
+	Name   string `yaml:"name"`
+	Expect string `yaml:"expect"`
+}
+
+// TwoWayProfile is what the twoway module needs (KECIS §15.5): the
+// remitter's login at the bank's page, the payee (an account whose holder
+// the payee's phone number belongs to), the tester's HTTP-POST endpoint,
+// and another phone number whose replies must not count. The sms and
+// sms_reply hooks read the payee's texts and reply from a phone; the
+// balance hook, when given, reads the payee's balance.
+type TwoWayProfile struct {
+	// Currency of Amount (ISO 4217); default KRW.
+	Currency string `yaml:"currency,omitempty"`
+	// Endpoint is the tester's HTTP-POST endpoint as its metadata at the
+	// hub publishes it: the Destination of the bank's answers.
+	Endpoint string `yaml:"endpoint"`
+	// Login and Password are the remitter's at the bank's page (inputs
+	// `login` and `password`); Password is scrubbed from every report.
+	Login    string `yaml:"login"`
+	Password string `yaml:"password"`
+	// Payee is the payee's account and phone.
+	Payee TwoWayPayee `yaml:"payee"`
+	// OtherPhone is a number that is not the payee's.
+	OtherPhone string `yaml:"other_phone"`
+	// Amount of the first transfer (default 10000); the second is ten
+	// times as much. The remitter's balance must cover both.
+	Amount string `yaml:"amount,omitempty"`
+	// PageTLSCerts pin the TLS server certificate of the bank's page
+	// when its metadata does not publish it (PEM files).
+	PageTLSCerts []string `yaml:"page_tls_certs,omitempty"`
+}
+
+// TwoWayPayee is the payee of the module's transfers.
+type TwoWayPayee struct {
+	BankCode string `yaml:"bank_code"`
+	Account  string `yaml:"account"`
+	Phone    string `yaml:"phone"`
+	// Name, when given, is sent as the payee's expected name.
+	Name string `yaml:"name,omitempty"`
+}
+
 // MaxAmountAuthTimeout bounds the profile's amountauth.timeout: the run
 // waits it out within one check (ConditionTimeout).
 const MaxAmountAuthTimeout = time.Minute
@@ -198,6 +291,17 @@ type Hooks struct {
 	// "currency": ISO 4217}. Test mode only: it reveals the challenge, a
 	// one-time password, which the suite redacts from every report.
 	AmountAuth *Hook `yaml:"amountauth,omitempty"`
+	// SMS: POST {"phone": N} answers {"messages": [{"from": …, "text":
+	// …}]}, the texts phone N received, oldest first (the twoway module
+	// reads the payee's code there; test mode only, the codes are
+	// redacted from every report).
+	SMS *Hook `yaml:"sms,omitempty"`
+	// SMSReply: POST {"from": N, "text": T} sends T from phone N as a
+	// reply to the bank's texts.
+	SMSReply *Hook `yaml:"sms_reply,omitempty"`
+	// Balance: POST {"bank_code": C, "account": A} answers {"balance":
+	// ECML amount, "currency": ISO 4217}, the account's balance.
+	Balance *Hook `yaml:"balance,omitempty"`
 }
 
 // Hook is one test hook.
@@ -362,7 +466,9 @@ func (p *Profile) check() error {
 			errs = append(errs, errors.New("cardauth.endpoint (the tester's HTTP-POST endpoint in its metadata) must be an https URL"))
 		}
 	}
-	for name, h := range map[string]*Hook{"settle": p.Hooks.Settle, "stall": p.Hooks.Stall, "amountauth": p.Hooks.AmountAuth} {
+	errs = append(errs, p.checkBanking()...)
+	for name, h := range map[string]*Hook{"settle": p.Hooks.Settle, "stall": p.Hooks.Stall, "amountauth": p.Hooks.AmountAuth,
+		"sms": p.Hooks.SMS, "sms_reply": p.Hooks.SMSReply, "balance": p.Hooks.Balance} {
 		if h != nil && !strings.HasPrefix(h.URL, "http://") && !strings.HasPrefix(h.URL, "https://") {
 			errs = append(errs, fmt.Errorf("hooks.%s.url must be an http(s) URL", name))
 		}
@@ -522,6 +628,9 @@ func loadCerts(p *Profile, files []string) ([]*x509.Certificate, error) {
 func (p *Profile) secrets() []string {
 	// Card numbers need no entry: every Luhn-valid number is masked.
 	out := slices.Clone(p.Secrets)
+	if a := p.TwoWay; a != nil && a.Password != "" {
+		out = append(out, a.Password)
+	}
 	if a := p.CardAuth; a != nil {
 		for _, s := range []string{a.Password, a.TOTPSeed} {
 			if s != "" {
@@ -530,4 +639,68 @@ func (p *Profile) secrets() []string {
 		}
 	}
 	return out
+}
+
+// phoneOutcomes are the answers of a holder check (KECIS §15.10).
+var phoneOutcomes = []string{"match", "close-match", "no-match", "not-possible"}
+
+func threeDigits(s string) bool { return len(s) == 3 && ecml.AllDigits(s) }
+
+// checkBanking checks the bank, phone and twoway sections, with their
+// defaults.
+func (p *Profile) checkBanking() []error {
+	var errs []error
+	if b := p.Bank; b != nil {
+		if b.Currency == "" {
+			b.Currency = "KRW"
+		}
+		if b.Amount == "" {
+			b.Amount = "1000"
+		}
+		if !threeDigits(b.Code) || !threeDigits(b.CallerCode) {
+			errs = append(errs, errors.New("bank.code and bank.caller_code must be 3-digit bank codes"))
+		}
+		if m, err := ecml.ParseAmount(b.Amount, b.Currency); err != nil || m.Minor <= 0 {
+			errs = append(errs, fmt.Errorf("bank.amount %q must be a positive amount in %s", b.Amount, b.Currency))
+		}
+		for name, n := range map[string]string{"account.number": b.Account.Number, "closed_account": b.ClosedAccount, "foreign_account": b.ForeignAccount, "unknown_account": b.UnknownAccount} {
+			if _, ok := ecml.AccountDigits(n); !ok && (n != "" || name == "account.number") {
+				errs = append(errs, fmt.Errorf("bank.%s is not an account number", name))
+			}
+		}
+	}
+	if ph := p.Phone; ph != nil {
+		if len(ph.Checks) == 0 {
+			errs = append(errs, errors.New("phone.checks: at least one check is required"))
+		}
+		for i, c := range ph.Checks {
+			if c.Number == "" || c.Name == "" || !slices.Contains(phoneOutcomes, c.Expect) {
+				errs = append(errs, fmt.Errorf("phone.checks[%d] needs number, name and expect (one of %s)", i, strings.Join(phoneOutcomes, ", ")))
+			}
+		}
+	}
+	if t := p.TwoWay; t != nil {
+		if t.Currency == "" {
+			t.Currency = "KRW"
+		}
+		if t.Amount == "" {
+			t.Amount = "10000"
+		}
+		if m, err := ecml.ParseAmount(t.Amount, t.Currency); err != nil || m.Minor <= 0 {
+			errs = append(errs, fmt.Errorf("twoway.amount %q must be a positive amount in %s", t.Amount, t.Currency))
+		}
+		if !strings.HasPrefix(t.Endpoint, "https://") {
+			errs = append(errs, errors.New("twoway.endpoint (the tester's HTTP-POST endpoint in its metadata) must be an https URL"))
+		}
+		if t.Login == "" || t.Password == "" {
+			errs = append(errs, errors.New("twoway.login and twoway.password (the remitter's at the bank's page) are required"))
+		}
+		if _, ok := ecml.AccountDigits(t.Payee.Account); !ok || !threeDigits(t.Payee.BankCode) || t.Payee.Phone == "" {
+			errs = append(errs, errors.New("twoway.payee needs bank_code, account and phone"))
+		}
+		if t.OtherPhone == "" || t.OtherPhone == t.Payee.Phone {
+			errs = append(errs, errors.New("twoway.other_phone (a number that is not the payee's) is required"))
+		}
+	}
+	return errs
 }

@@ -136,7 +136,11 @@ type Config struct {
 	// CardAuth, when set, makes the provider an issuer with a cardholder
 	// authentication page and virtual card numbers (KECIS §15.7, §15.4).
 	CardAuth *CardAuthConfig
-	Now      func() time.Time
+	// Bank, when set, makes the provider a bank (KECIS §15.8, §15.9,
+	// §15.5) instead of a card provider; Telecom a telecom (KECIS §15.10).
+	Bank    *BankConfig
+	Telecom *TelecomConfig
+	Now     func() time.Time
 	// Rand draws challenges and session IDs (default crypto/rand).
 	Rand io.Reader
 }
@@ -167,6 +171,7 @@ type Provider struct {
 	stall     map[string]time.Duration
 	sessions  map[string]*aaSession // by session ID
 	ca        *caState
+	bank      *bankState
 }
 
 type cardState struct {
@@ -315,8 +320,16 @@ func Start(cfg Config) (*Provider, error) {
 		Authorize: p.authorize}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /kecis/soap", p.serveSOAP)
+	hooks := http.NewServeMux()
 	if cfg.CardAuth != nil {
 		p.startCardAuth(mux, keys, replay, dec)
+	}
+	if cfg.Bank != nil {
+		p.startBank(mux, hooks, keys, replay, dec)
+	} else if cfg.Telecom != nil {
+		p.startTelecom()
+	}
+	if cfg.CardAuth != nil || cfg.Bank != nil || cfg.Telecom != nil {
 		if p.Metadata, err = metadata.Marshal(p.Descriptor); err != nil {
 			l.Close()
 			hl.Close()
@@ -326,7 +339,6 @@ func Start(cfg Config) (*Provider, error) {
 	p.srv = httpserver.New(mux, httpserver.Limits{MaxBodyBytes: httpserver.SOAPMaxBodyBytes}, nil)
 	p.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{ks.tlsCert}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12}
 	go func() { _ = p.srv.ServeTLS(l, "", "") }()
-	hooks := http.NewServeMux()
 	hooks.HandleFunc("POST /settle", func(w http.ResponseWriter, _ *http.Request) { p.Settle(); w.WriteHeader(http.StatusNoContent) })
 	hooks.HandleFunc("POST /stall", func(w http.ResponseWriter, r *http.Request) {
 		var v struct {
@@ -382,7 +394,7 @@ func (p *Provider) authorize(_ context.Context, req *saml.ServiceRequest) error 
 	if _, ok := p.Descriptor.Offers(req.Service); !ok {
 		return saml.ErrUnknownService.WithCausef("%s", req.Service)
 	}
-	if p.Flaw == AdmitsAnyRole {
+	if p.Flaw == AdmitsAnyRole || (p.Flaw == RevealsHolderToNonBank && req.Service == svcHolderInquiry) {
 		return nil
 	}
 	id := metadata.Caller(req.Issuer, req.OnBehalfOf)
@@ -499,9 +511,12 @@ func (p *Provider) handle(ctx context.Context, msg []byte) ([]byte, error) {
 		payload *ecml.Payload
 		results []*etree.Element
 	)
-	if isAmountAuth(req.Service) {
+	switch {
+	case isAmountAuth(req.Service):
 		st, payload, results = p.serveAA(req)
-	} else {
+	case isBanking(req.Service):
+		st, payload = p.serveBanking(req)
+	default:
 		st, payload = p.serve(req)
 	}
 	if rec != nil {
