@@ -44,6 +44,9 @@ func runTests(m *testing.M) int {
 	if spec := os.Getenv(aaChildEnv); spec != "" {
 		return aaChild(spec) // a child of TestAmountAuthCrashMatrix
 	}
+	if spec := os.Getenv(twCrashChildEnv); spec != "" {
+		return twChild(spec) // a child of TestTwoWayCrashMatrix
+	}
 	dir, err := os.MkdirTemp("", "kecis-faulttest-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "faulttest:", err)
