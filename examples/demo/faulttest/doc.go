@@ -11,7 +11,10 @@
 // creates, never the machine's shared one. Beside them, the amount-
 // authentication crash matrix (aacrash_test.go) SIGKILLs the PG adapter's
 // AA engine — a child process, this test binary re-executed — at every
-// step of its flows and checks the issuer's ledger after its recovery.
+// step of its flows and checks the issuer's ledger after its recovery; the
+// 2-WAY crash matrix (twowaycrash_test.go) does the same to bank A's 2-WAY
+// engine at every step of a transfer to bank B and checks both banks'
+// ledgers and the texts sent.
 //
 // The package has no code of its own: it is wiring (the demo, the hub's
 // binary, the issuer's ledger) under test.

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,7 +82,6 @@ const (
 	twPayeeDeposit    = 100_000
 	twReplyID         = "reply-1"
 	twIdempotencyKey  = "page-1"
-	twRemPhoneE164    = "+821088000001"
 	twPayeePhoneE164  = "+821089000001"
 	twCodeValidity    = 10 * time.Minute
 	twSendAttemptsLog = "sends.log"
@@ -91,11 +92,29 @@ var twStart = time.Date(2026, 12, 3, 1, 0, 0, 0, time.UTC)
 // twWorld is bank A (and its engine), bank B and the telecom on a
 // directory's databases.
 type twWorld struct {
-	a, b    *bank.Bank
-	tel     *telecom.Telecom
-	store   *twoway.SQLStore
-	engine  *twoway.Engine
+	a, b   *bank.Bank
+	tel    *telecom.Telecom
+	store  *twoway.SQLStore
+	engine *twoway.Engine
+	// hook is bank A's SMS reply webhook (as banks.go mounts it at
+	// /sms/replies); deliver posts a reply to it as the telecom does.
+	hook    http.Handler
 	remitID string // the remitter's customer id at bank A
+}
+
+// deliver posts the gateway's signed webhook request for rep, timestamped
+// at; the telecom delivers again until it gets a 2xx.
+func (w *twWorld) deliver(ctx context.Context, rep sms.Reply, at time.Time) error {
+	req, err := sms.NewWebhookRequest(ctx, "http://bank-a.test/sms/replies", twKey(5), rep, at)
+	if err != nil {
+		return err
+	}
+	rec := httptest.NewRecorder()
+	w.hook.ServeHTTP(rec, req)
+	if rec.Code/100 != 2 {
+		return fmt.Errorf("the webhook answered HTTP %d: %s", rec.Code, strings.TrimSpace(rec.Body.String()))
+	}
+	return nil
 }
 
 func (w *twWorld) close() {
@@ -163,7 +182,7 @@ func (t *twBanks) HolderCheck(ctx context.Context, number, name string) (twoway.
 	return twoway.NameCheck(o), err
 }
 
-// creditOutcome maps bank B's adapter answer as kecisadapter.TwoWay maps
+// twCreditOutcome maps bank B's adapter answer as kecisadapter.TwoWay maps
 // the hub's.
 func twCreditOutcome(c *banking.Credit, err error, inquiry bool) (*twoway.CreditOutcome, error) {
 	st, refused := connectors.AsStatus(err)
@@ -279,6 +298,7 @@ func openTWWorld(ctx context.Context, dir string, now time.Time, c *crashPoint) 
 	if err != nil {
 		return nil, err
 	}
+	w.hook = sms.WebhookHandler(twKey(5), w.engine, sms.WithClock(clock), sms.WithLogger(quiet))
 	cs, err := w.a.Customers(ctx, 10)
 	if err != nil {
 		return nil, err
@@ -399,7 +419,7 @@ func twFlow(ctx context.Context, w *twWorld, flow string) error {
 	if err != nil || !ok {
 		return fmt.Errorf("the payee's code text: found %v (%v)", ok, err)
 	}
-	return w.engine.HandleReply(ctx, rep)
+	return w.deliver(ctx, rep, twStart.Add(30*time.Second))
 }
 
 // twCase is one crash point of a flow; resend marks the at-least-once
@@ -513,12 +533,12 @@ func twCrashOnce(t *testing.T, template string, tc twCase) {
 		// The gateway delivers the payee's reply until it is taken (the
 		// first delivery, when the child died before the payee could
 		// answer); the same reply id is judged once.
-		for range 2 {
+		for i := range 2 {
 			if rep, ok, err := w.reply(ctx, tc.flow, twReplyID, now); err != nil {
 				t.Fatal(err)
 			} else if !ok {
 				t.Fatal("no code text reached the payee")
-			} else if err := w.engine.HandleReply(ctx, rep); err != nil {
+			} else if err := w.deliver(ctx, rep, now.Add(-time.Duration(i)*time.Second)); err != nil {
 				t.Fatalf("the reply's redelivery: %v", err)
 			}
 		}
@@ -531,7 +551,7 @@ func twCrashOnce(t *testing.T, template string, tc twCase) {
 	if rep, ok, err := w.reply(ctx, "confirm", "reply-2", now.Add(time.Second)); err != nil || ok == tc.noCode {
 		t.Fatalf("code text reached the payee: %v, want %v (%v)", ok, !tc.noCode, err)
 	} else if ok {
-		if err := w.engine.HandleReply(ctx, rep); err != nil {
+		if err := w.deliver(ctx, rep, now); err != nil {
 			t.Fatalf("a duplicate reply: %v", err)
 		}
 	}
@@ -560,15 +580,25 @@ func twCheck(t *testing.T, w *twWorld, dir string, tc twCase, crash string) {
 	if tc.flow == "confirm" {
 		moved = twAmount
 	}
+	journals := 1 // the test deposit
+	if moved != 0 {
+		journals++ // the send-out at bank A, the credit at bank B: once
+	}
 	for _, p := range []struct {
-		b       *bank.Bank
-		number  string
-		balance int64
-	}{{w.a, twRemAccount, twRemDeposit - moved}, {w.b, twPayeeAccount, twPayeeDeposit + moved}} {
+		b        *bank.Bank
+		number   string
+		balance  int64
+		other    string
+		clearing int64 // what the bank owes the other (+) or is owed (-)
+	}{{w.a, twRemAccount, twRemDeposit - moved, twBankB, moved}, {w.b, twPayeeAccount, twPayeeDeposit + moved, twBankA, -moved}} {
 		rep, err := p.b.CheckLedger(ctx)
 		if err != nil {
 			t.Errorf("%s: bank %s: %v", crash, p.b.Code(), err)
 			continue
+		}
+		if rep.Journals != journals || rep.Clearing[p.other] != p.clearing {
+			t.Errorf("%s: bank %s: %d journals, clearing with %s %d; want %d, %d", crash, p.b.Code(), rep.Journals, p.other,
+				rep.Clearing[p.other], journals, p.clearing)
 		}
 		a, err := p.b.FindAccount(ctx, ecml.Secret(p.number))
 		if err != nil {
