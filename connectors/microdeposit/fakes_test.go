@@ -110,14 +110,6 @@ func (b *fakeBank) statement() []credit {
 	return out
 }
 
-func (b *fakeBank) moved() int64 {
-	var n int64
-	for _, c := range b.statement() {
-		n += c.amount.Minor
-	}
-	return n
-}
-
 // fakeReturner records return requests by key.
 type fakeReturner struct {
 	mu       sync.Mutex

@@ -199,7 +199,7 @@ func TestCardAuthWithoutJavaScript(t *testing.T) {
 	}
 	code, page := b.post(answer, nil)
 	order, approval := outcomeField(page, "order"), outcomeField(page, "approval")
-	if code != http.StatusOK || approval == "" || !strings.Contains(page, `data-state="approved"`) ||
+	if code != http.StatusOK || order == "" || approval == "" || !strings.Contains(page, `data-state="approved"`) ||
 		!strings.Contains(outcomeField(page, "method"), "TOTP") || outcomeField(page, "factors") != "2" || outcomeField(page, "card-seen") != c.PAN.Masked() {
 		t.Fatalf("the shop's outcome: HTTP %d\n%s", code, page)
 	}

@@ -525,7 +525,7 @@ func twCrashOnce(t *testing.T, template string, tc twCase) {
 	// The outside world retries what the dead bank left unanswered.
 	if r.State == twoway.AwaitingConfirmation {
 		// The remitter's page: the confirmation again.
-		if r, err = w.engine.Confirm(ctx, w.remitID, r.ID); err != nil {
+		if _, err = w.engine.Confirm(ctx, w.remitID, r.ID); err != nil {
 			t.Fatalf("Confirm after the restart: %v", err)
 		}
 	}
