@@ -10,7 +10,9 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/kecis/kecis/connectors/store"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 // The provider's side of the front channel (KECIS §10.2): a request a
@@ -34,7 +36,8 @@ type FrontEndpoint struct {
 // and the caller admitted by this provider's metadata (KECIS §13.2),
 // decryption and the ECML payload; its ID is recorded at once in the
 // replay cache (KECIS §7.2), so that the same SAMLRequest posted again is
-// refused. The front channel answers nothing to a refused request (KECIS
+// refused; the objects a service with an object rule creates are claimed
+// for the caller (KECIS §13.3). The front channel answers nothing to a refused request (KECIS
 // §15.7.1): every error is for an error page, a *saml.Error whose
 // category (saml.AsError) may be logged. The idempotency key is the
 // caller's to keep (the page's transaction).
@@ -63,6 +66,21 @@ func (h *Handler) ReceiveFront(ctx context.Context, msg []byte, ep FrontEndpoint
 		return nil, saml.ErrStore.WithCausef("replay cache: %s", st.Message)
 	}
 	sr := got.Request
+	// Object level (KECIS §13.3), as Handle: what a front-channel service
+	// creates (a twoway:request's order) is claimed for its caller, so that
+	// its back-channel operations (twoway:status) admit the caller only.
+	rule, ok := h.objects[sr.Service]
+	if !ok {
+		rule, ok = ObjectRuleOf(sr.Service)
+	}
+	if ok {
+		if err := h.cfg.Store.Objects(ctx, rule.requestObjects(metadata.Caller(sr.Issuer, sr.OnBehalfOf), sr.Payload), h.cfg.Now()); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return nil, saml.ErrNotAuthorized.WithCausef("request %s of %s names another owner's object", sr.ID, sr.Issuer)
+			}
+			return nil, saml.ErrStore.WithCause(err)
+		}
+	}
 	return &Request{ID: sr.ID, Service: sr.Service, Issuer: sr.Issuer, OnBehalfOf: sr.OnBehalfOf,
 		IdempotencyKey: sr.IdempotencyKey, Routing: sr.Routing, Payload: sr.Payload, AuthResults: got.AuthResults}, nil
 }

@@ -89,6 +89,9 @@ type PageConfig struct {
 	// TrustedProxies are the reverse proxies in front of the pages
 	// (httpserver.ClientAddr).
 	TrustedProxies []netip.Prefix
+	// Front, optional, takes twoway:request over HTTP-POST at
+	// Prefix + "/request" (KECIS §15.5.1, front.go).
+	Front *FrontConfig
 	// Now, Rand and Log default to the engine's.
 	Now  func() time.Time
 	Rand io.Reader
@@ -199,6 +202,11 @@ func NewPage(cfg PageConfig) (http.Handler, error) {
 	m.HandleFunc("POST "+pre+"/t/{id}/confirm", p.posts(p.confirm))
 	m.HandleFunc("POST "+pre+"/t/{id}/cancel", p.posts(p.cancel))
 	m.HandleFunc("GET "+pre+"/t/{id}/evidence", p.evidence)
+	if cfg.Front != nil {
+		if err := p.mountFront(m); err != nil {
+			return nil, err
+		}
+	}
 	m.HandleFunc(pre+"/", func(w http.ResponseWriter, r *http.Request) {
 		p.message(w, r, http.StatusNotFound, "notfound")
 	})
@@ -224,6 +232,12 @@ type pageData struct {
 	CanCancel           bool
 	Evidence            bool
 	Deadline            string
+	// A requester's transfer (front.go): its id on the login form, the
+	// requester's name, the request, the answer to post back.
+	Front, Shop, Amount        string
+	F                          *Front
+	Answer, Destination, Relay string
+	FormOrigin, State          string
 }
 
 type bankChoice struct{ Code, Name string }
@@ -334,26 +348,31 @@ func (p *page) home(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *page) login(w http.ResponseWriter, r *http.Request) {
+	// A requester's transfer the login leads to (front.go).
+	front := r.PostForm.Get("front")
+	if p.cfg.Front == nil || !validFrontID(front) {
+		front = ""
+	}
 	if ok, retry := p.byClient.Allow(httpserver.ClientKey(r, p.cfg.TrustedProxies)); !ok {
 		w.Header().Set("Retry-After", httpserver.RetryAfterSeconds(retry))
 		p.log.InfoContext(r.Context(), "twoway: page: login rate-limited")
-		p.render(w, r, http.StatusTooManyRequests, "login", &pageData{Kind: "ratelimited"})
+		p.render(w, r, http.StatusTooManyRequests, "login", &pageData{Kind: "ratelimited", Front: front})
 		return
 	}
 	login, pw := r.PostForm.Get("login"), r.PostForm.Get("password")
 	if login == "" || pw == "" || len(login) > 64 || len(pw) > 256 {
-		p.render(w, r, http.StatusUnauthorized, "login", &pageData{Kind: "failed"})
+		p.render(w, r, http.StatusUnauthorized, "login", &pageData{Kind: "failed", Front: front})
 		return
 	}
 	id, name, err := p.cfg.Customers.Authenticate(r.Context(), login, ecml.Secret(pw))
 	switch {
 	case errors.Is(err, ErrLoginLocked):
 		p.log.InfoContext(r.Context(), "twoway: page: login locked")
-		p.render(w, r, http.StatusForbidden, "login", &pageData{Kind: "locked"})
+		p.render(w, r, http.StatusForbidden, "login", &pageData{Kind: "locked", Front: front})
 		return
 	case errors.Is(err, ErrLoginFailed):
 		p.log.InfoContext(r.Context(), "twoway: page: login failed")
-		p.render(w, r, http.StatusUnauthorized, "login", &pageData{Kind: "failed"})
+		p.render(w, r, http.StatusUnauthorized, "login", &pageData{Kind: "failed", Front: front})
 		return
 	case err != nil:
 		p.internal(w, r, "login", err)
@@ -361,6 +380,10 @@ func (p *page) login(w http.ResponseWriter, r *http.Request) {
 	}
 	p.setCookie(w, p.cookieValue(id, name, p.now().Add(p.cfg.SessionTTL)), int(p.cfg.SessionTTL/time.Second))
 	p.log.InfoContext(r.Context(), "twoway: page: logged in", "customer", id)
+	if front != "" {
+		http.Redirect(w, r, p.cfg.Prefix+"/f/"+front, http.StatusSeeOther)
+		return
+	}
 	http.Redirect(w, r, p.cookiePath, http.StatusSeeOther)
 }
 
@@ -563,6 +586,9 @@ func (p *page) act(w http.ResponseWriter, r *http.Request, what string, fn func(
 
 // show renders a request's page.
 func (p *page) show(w http.ResponseWriter, r *http.Request, s *session, req *Request, status int, errText string) {
+	if errText == "" && p.frontStatus(w, r, s, req) {
+		return // a requester's transfer: its answer is posted back
+	}
 	d := &pageData{Name: s.name, CSRF: p.csrf(s), R: req, Error: errText}
 	switch req.State {
 	case Checking, Confirmed, Debited, Reversing:
@@ -642,7 +668,7 @@ func (p *page) render(w http.ResponseWriter, r *http.Request, status int, name s
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	httpserver.SetPageHeaders(h, nonce)
+	httpserver.SetPageHeaders(h, nonce, d.FormOrigin)
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Language", "ko, en")
 	h.Set("Content-Length", strconv.Itoa(b.Len()))
