@@ -449,14 +449,25 @@ func answerStatus(req *Request, state string) saml.Status {
 	return saml.Status{Code: saml.StatusResponder, SubCode: saml.CodeDeclined, Message: msg}
 }
 
-// frontPayload is an answer's payload; the bank's reference is its
-// request's id.
+// frontPayload is an answer's payload, with the bank's reference of its
+// request (BankReference).
 func frontPayload(f *Front, req *Request, state string) *ecml.Payload {
 	ref := ""
 	if req != nil {
-		ref = req.ID
+		ref = BankReference(req.ID)
 	}
 	return statePayload(f, state, ref)
+}
+
+// BankReference is the bank's reference of a request in an answer to
+// twoway:request (Transaction/Code/@Approval, at most 12 characters,
+// KECIS §14): "2W" and the first 40 bits of the request's random id, in
+// upper-case hex, as the remitter's pages show it.
+func BankReference(id string) string {
+	if !validID(id) {
+		return ""
+	}
+	return "2W" + strings.ToUpper(id[2:12])
 }
 
 // frontEnd answers f — signed once and kept, the same bytes every time —

@@ -88,6 +88,8 @@ func StatusService(e *Engine, fs FrontStore) connectors.ServiceFunc {
 			if req.State == Completed {
 				approval = req.CreditRef
 			}
+		case f.AnswerState != "":
+			state = f.AnswerState // declined or expired before it started
 		case !e.now().Before(f.Expires):
 			state = string(Expired)
 		default:
