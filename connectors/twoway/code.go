@@ -179,11 +179,6 @@ func digitsOnly(s string) string {
 }
 
 // MaskAccount shows the last four digits of an account number only
-// ("****-5678"), as the bank's statements do.
-func MaskAccount(number ecml.Secret) string {
-	d := digitsOnly(number.Reveal())
-	if len(d) < 6 {
-		return "****"
-	}
-	return "****-" + d[len(d)-4:]
-}
+// ("****-5678"), as the bank's statements do: ecml.MaskAccount of a
+// secret.
+func MaskAccount(number ecml.Secret) string { return ecml.MaskAccount(number.Reveal()) }

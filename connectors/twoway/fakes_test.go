@@ -280,7 +280,6 @@ type telecom struct {
 	subscribers map[string]string // E.164 → name
 	forced      map[string]NameCheck
 	in          *injector
-	calls       *int
 }
 
 func (tc telecom) HolderCheck(_ context.Context, phone, name string) (NameCheck, error) {

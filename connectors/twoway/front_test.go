@@ -88,6 +88,13 @@ type frontRig struct {
 
 func newFrontRig(t *testing.T) *frontRig {
 	t.Helper()
+	return newFrontRigOn(t, sqltest.TestSQLiteDSN(t))
+}
+
+// newFrontRigOn is newFrontRig with the engine's and the front channel's
+// tables in the database dsn names.
+func newFrontRigOn(t *testing.T, dsn string) *frontRig {
+	t.Helper()
 	ctx := context.Background()
 	must := func(err error) {
 		t.Helper()
@@ -121,7 +128,7 @@ func newFrontRig(t *testing.T) *frontRig {
 		shopID:  shop(shopID, "등록된 상점", shopReturn),
 		shop2ID: shop(shop2ID, "다른 상점", shop2Return),
 	}
-	pr := newPageRig(t, nil)
+	pr := newPageRigOn(t, dsn, nil)
 	kdb, err := sqlstore.Open(ctx, sqltest.TestSQLiteDSN(t))
 	must(err)
 	t.Cleanup(func() { kdb.Close() })
@@ -287,7 +294,12 @@ func stateOf(p *ecml.Payload) string {
 // order is refused as unknown; the request posted again is refused; the
 // same order asked again with other content is a Duplicate.
 func TestFrontRequest(t *testing.T) {
-	r := newFrontRig(t)
+	for name, dsn := range map[string]func(testing.TB) string{"sqlite": sqltest.TestSQLiteDSN, "postgres": sqltest.TestPostgresDSN} {
+		t.Run(name, func(t *testing.T) { testFrontRequest(t, newFrontRigOn(t, dsn(t))) })
+	}
+}
+
+func testFrontRequest(t *testing.T, r *frontRig) {
 	ctx := context.Background()
 	b := &fbrowser{t: t, h: r.h, cookies: map[string]string{}}
 

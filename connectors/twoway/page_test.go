@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/kecis/kecis/connectors/ratelimit"
+	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/saml"
 )
@@ -130,7 +131,13 @@ type pageRig struct {
 }
 
 func newPageRig(t *testing.T, edit func(*PageConfig)) *pageRig {
-	w := newWorld(t)
+	return newPageRigOn(t, sqltest.TestSQLiteDSN(t), edit)
+}
+
+// newPageRigOn is newPageRig with the engine's store in the database dsn
+// names.
+func newPageRigOn(t *testing.T, dsn string, edit func(*PageConfig)) *pageRig {
+	w := newWorldOn(t, dsn)
 	e := w.engine(t, nil, nil)
 	r := &pageRig{w: w, e: e, cust: &customers{failures: map[string]int{}}}
 	cfg := PageConfig{Engine: e, Customers: r.cust, SessionKey: bytes.Repeat([]byte{5}, 32), Prefix: "/twoway",

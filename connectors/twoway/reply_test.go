@@ -94,9 +94,7 @@ func TestNoSecretInRowsOrLogs(t *testing.T) {
 
 			secrets := []string{remAccount, payeeAccount, digitsOnly(remAccount), digitsOnly(payeeAccount), payeePhone, remPhone,
 				otherPhone, "01033334444", "01011112222"}
-			for _, c := range codes {
-				secrets = append(secrets, c)
-			}
+			secrets = append(secrets, codes...)
 			var dump strings.Builder
 			for _, table := range []string{"twoway_request", "twoway_event"} {
 				rows, err := w.db.QueryContext(ctx, "SELECT * FROM "+table)
