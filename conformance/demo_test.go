@@ -256,3 +256,72 @@ func TestDemoWithoutTesterSaysSo(t *testing.T) {
 		t.Fatalf("Run: %v (report %v), want ErrTesterNotReady", err, rep)
 	}
 }
+
+// TestDemoBankPasses runs the bank plan against the demo's bank A, the
+// bank that offers every service of the plan: transfer (KECIS §15.8) and
+// account holder inquiry (§15.9), the tester crediting as
+// demo.TesterBankCode (test mode admits it beside the demo's banks), and
+// the 2-WAY transfer (§15.5) the suite requests over HTTP-POST, confirms
+// on bank A's page and has the payee at bank B confirm by SMS (the demo's
+// sms, sms_reply and balance hooks). Every module of the plan runs whole;
+// only the authorization module's object checks, which reach a card
+// payment, do not apply to a bank.
+func TestDemoBankPasses(t *testing.T) {
+	rep, d, dir := runDemoPlan(t, demo.BankAID)
+	for _, name := range []string{"transfer", "account", "twoway"} {
+		assertModulePassed(t, rep, name)
+	}
+	assertPlanPasses(t, rep, "bank", notForBanks...)
+	if err := rep.WriteFiles(filepath.Join(dir, "out")); err != nil {
+		t.Fatal(err)
+	}
+	var secrets []string
+	for _, b := range d.Banks {
+		for _, c := range b.Customers {
+			secrets = append(secrets, c.Password)
+		}
+	}
+	assertScrubbed(t, filepath.Join(dir, "out"), secrets...)
+}
+
+// TestDemoTelecomPasses runs the telecom plan against the demo's telecom:
+// its holder check (KECIS §15.10) answers each of bank B's payees' phones
+// with the outcome the demo gives it, a name one character off as a close
+// match and an unknown number as not possible, refuses a non-bank, and
+// names nobody.
+func TestDemoTelecomPasses(t *testing.T) {
+	rep, _, _ := runDemoPlan(t, demo.TelecomID)
+	assertModulePassed(t, rep, "phone")
+	assertPlanPasses(t, rep, "telecom", notForBanks...)
+}
+
+// notForBanks are the checks SKIPPED against a bank or a telecom, which
+// offer no card service: the security module's Transaction encrypted
+// beside a card (its sensitive request is then a read-only probe with a
+// card added, which has no Transaction); the authorization module's
+// object checks, which reach the tester's card payment (KECIS §13.3; the
+// transfer and twoway modules check their own objects' owners); and the
+// encryption of answers, none of which carries an element KECIS §8.1
+// encrypts (a holder inquiry answers the name, never the number).
+var notForBanks = []string{"security.enc-not-sensitive", "authorization.owner-approves", "authorization.other-inquire",
+	"authorization.other-refund", "authorization.other-cancel", "authorization.owner-inquire", "responses.encryption"}
+
+// assertModulePassed requires the module to have run with every check
+// PASSED.
+func assertModulePassed(t *testing.T, rep *conformance.Report, name string) {
+	t.Helper()
+	i := slices.IndexFunc(rep.Modules, func(m *conformance.ModuleReport) bool { return m.Name == name })
+	if i < 0 {
+		t.Errorf("no %s module in the report", name)
+		return
+	}
+	m := rep.Modules[i]
+	if m.Skipped != "" || len(m.Conditions) == 0 {
+		t.Errorf("module %s SKIPPED: %s", name, m.Skipped)
+	}
+	for _, c := range m.Conditions {
+		if c.Result != conformance.Passed {
+			t.Errorf("%s: %s (%s)", c.ID, c.Result, c.Message)
+		}
+	}
+}

@@ -283,9 +283,10 @@ func callerRole(c *C) error {
 	}
 	var targets []metadata.OfferedService
 	for _, s := range c.Descriptor().Services {
-		// The front-channel services (KECIS §15.7.1) are called on the
-		// issuer's page, never over SOAP: the cardauth module checks them.
-		if s.Service == svcCardAuth || s.Service == svcVCNIssue {
+		// The front-channel services (KECIS §15.7.1, §15.5.1) are called
+		// on the provider's page, never over SOAP: the cardauth and twoway
+		// modules check them.
+		if s.Service == svcCardAuth || s.Service == svcVCNIssue || s.Service == svcTwoWayRequest {
 			continue
 		}
 		if !s.AdmitsCaller(c.Outsider.EntityID, roles) {

@@ -9,7 +9,9 @@
 // a bank (role bank, KECIS §13.2): the service's metadata admits no other
 // role, and Services checks the caller's role again in the caller's
 // metadata before the provider runs — defence in depth — and that the
-// remitting bank code of a credit is one the caller publishes.
+// remitting bank code of a credit is one the caller publishes. While a bank
+// is certified its metadata also lists the conformance tester (KECIS
+// §13.2), which the role check then takes for a bank.
 //
 // ECML mapping (KECIS §14.1 rows 4–5, §15.8, §15.9):
 //
@@ -236,7 +238,11 @@ func Services(p any, dir Directory) map[string]connectors.ServiceFunc {
 // callerBanks checks, in the caller's active metadata, that it has role
 // bank (KECIS §13.2: besides the service's Callers, the provider checks
 // again), and returns the bank codes it publishes (the BankCodes of the
-// services it offers).
+// services it offers). A conformance tester stands in for a bank (KECIS
+// §13.2: a provider certified lists `tester` among its callers while the
+// suite runs): it reaches the function only when the provider's own
+// metadata admits it — the SDK's Handler checked that — and credits from
+// the bank codes it publishes, as a bank does.
 func callerBanks(ctx context.Context, dir Directory, r *connectors.Request) ([]string, error) {
 	ed, err := dir.Lookup(ctx, r.Merchant())
 	switch {
@@ -244,7 +250,7 @@ func callerBanks(ctx context.Context, dir Directory, r *connectors.Request) ([]s
 		return nil, denied("the caller is not a participant")
 	case err != nil:
 		return nil, fmt.Errorf("banking: the caller's metadata: %w", err) // ProviderUnavailable, retryable
-	case !ed.HasRole(metadata.RoleBank):
+	case !ed.HasRole(metadata.RoleBank) && !ed.HasRole(metadata.RoleTester):
 		return nil, denied("only banks may call this service")
 	}
 	var codes []string

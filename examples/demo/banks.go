@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/kecis/kecis/connectors"
@@ -97,6 +98,10 @@ type Bank struct {
 	// listener under TwoWayPath.
 	TwoWay    *twoway.Engine
 	TwoWayURL string
+	// TwoWayRequestURL is where twoway:request arrives over HTTP-POST
+	// (KECIS §15.5.1): the 2-WAY pages on the bank's KECIS listener
+	// (HTTPS), as its metadata publishes it.
+	TwoWayRequestURL string
 	// twoWay: the bank runs the 2-WAY pages.
 	twoWay bool
 	// sender is its SMS sender account at the telecom.
@@ -142,13 +147,51 @@ func demoBanks(cfg Config) []*Bank {
 }
 
 // bankServices are the services a bank offers for its bank codes, to
-// banks only (KECIS §15.8, §15.9, §13.2).
-func bankServices(code string) []metadata.OfferedService {
+// banks only (KECIS §15.8, §15.9, §13.2) — and, in test mode, to the
+// conformance suite's tester (testCallers).
+func (d *Demo) bankServices(code string) []metadata.OfferedService {
+	roles, ids := d.testCallers(metadata.RoleBank)
 	var out []metadata.OfferedService
 	for _, s := range []string{banking.ServiceCredit, banking.ServiceInquire, banking.ServiceHolderInquiry} {
-		out = append(out, metadata.OfferedService{Service: s, BankCodes: []string{code}, Callers: []metadata.Role{metadata.RoleBank}})
+		out = append(out, metadata.OfferedService{Service: s, BankCodes: []string{code}, Callers: roles, CallerEntities: ids})
 	}
 	return out
+}
+
+// twoWayServices are the 2-WAY transfer's services at the remitter's bank
+// (KECIS §15.5.1): twoway:request over HTTP-POST and twoway:status, for
+// merchants and banks (and the tester in test mode).
+func (d *Demo) twoWayServices() []metadata.OfferedService {
+	roles, ids := d.testCallers(metadata.RoleMerchant, metadata.RoleBank)
+	return []metadata.OfferedService{{Service: twoway.ServiceRequest, Callers: roles, CallerEntities: ids},
+		{Service: twoway.ServiceStatus, Callers: roles, CallerEntities: ids}}
+}
+
+// TesterBankCode is the bank code the conformance suite's tester credits
+// from in test mode (the bank profile's caller_code): its metadata
+// publishes it on transfer:credit, a service it offers to nobody (no
+// Callers, KECIS §13.2), so that the banks' check that a credit's remitting
+// bank code is the caller's own holds for the tester as for a bank. No
+// demo bank has it.
+const TesterBankCode = "099"
+
+// testCallers is who may call a service of the demo's for roles (KECIS
+// §13.2): those roles; in test mode (Config.Tester) also the tester role,
+// the whole narrowed (CallerEntities) to the demo's participants of those
+// roles and the conformance suite's tester — not its second identity,
+// which no check of these services needs. The least the suite needs: one
+// entity, these services, test mode only.
+func (d *Demo) testCallers(roles ...metadata.Role) ([]metadata.Role, []string) {
+	if !d.cfg.Tester {
+		return roles, nil
+	}
+	var ids []string
+	for _, p := range d.participants(d.cfg) {
+		if slices.ContainsFunc(p.roles, func(r metadata.Role) bool { return slices.Contains(roles, r) }) {
+			ids = append(ids, p.id)
+		}
+	}
+	return append(slices.Clone(roles), metadata.RoleTester), append(ids, TesterID)
 }
 
 // kecisProvider is a participant's KECIS endpoint: its keys under dir, a
@@ -159,6 +202,11 @@ type kecisProvider struct {
 	keys     party
 	signer   *saml.Signer
 	endpoint string
+	// handler is the SDK's Handler (a front-channel service's pages
+	// receive and answer with it); mux the endpoint's routes, where such
+	// pages are mounted too.
+	handler *connectors.Handler
+	mux     *http.ServeMux
 }
 
 func (d *Demo) kecisProvider(ctx context.Context, entityID, dir, addr string, url *string, log *slog.Logger,
@@ -190,9 +238,15 @@ func (d *Demo) kecisProvider(ctx context.Context, entityID, dir, addr string, ur
 	}
 	endpoint := *url + "/kecis/soap"
 	md := d.directory()
+	// The hub calls the provider; so does the tester's attack module, in
+	// test mode.
+	backChannel := []string{saml.Fingerprint(d.hubTLS)}
+	if d.testerTLS != nil {
+		backChannel = append(backChannel, saml.Fingerprint(d.testerTLS))
+	}
 	h, err := connectors.NewHandler(connectors.HandlerConfig{
 		EntityID: entityID, Signer: signer, Endpoints: []string{endpoint}, Directory: md, HubEntityID: HubID,
-		Decryption: k.encryption.decryption(), BackChannel: []string{saml.Fingerprint(d.hubTLS)}, Services: services(md),
+		Decryption: k.encryption.decryption(), BackChannel: backChannel, Services: services(md),
 		Store: st, IdemKey: idemKey, Log: log,
 	})
 	if err != nil {
@@ -201,7 +255,7 @@ func (d *Demo) kecisProvider(ctx context.Context, entityID, dir, addr string, ur
 	mux := http.NewServeMux()
 	mux.Handle("POST /kecis/soap", h)
 	d.serve(l, mux, &tls.Config{Certificates: []tls.Certificate{k.tls.tls}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12})
-	return &kecisProvider{keys: k, signer: signer, endpoint: endpoint}, nil
+	return &kecisProvider{keys: k, signer: signer, endpoint: endpoint, handler: h, mux: mux}, nil
 }
 
 // descriptor is the provider's metadata: its keys (its TLS certificate
@@ -235,7 +289,9 @@ func (d *Demo) startTelecomAdapter(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return d.register(ctx, p.descriptor(TelecomID, telecomName, metadata.RoleTelecom, []metadata.OfferedService{telecomadapter.Offered()}))
+	offered := telecomadapter.Offered()
+	offered.Callers, offered.CallerEntities = d.testCallers(offered.Callers...)
+	return d.register(ctx, p.descriptor(TelecomID, telecomName, metadata.RoleTelecom, []metadata.OfferedService{offered}))
 }
 
 // startBanks starts the demo's banks, each a company of its own (database,
@@ -311,23 +367,36 @@ func (d *Demo) startBank(ctx context.Context, b *Bank) error {
 	if err := d.seedBank(ctx, b); err != nil {
 		return err
 	}
+	// twoway:status needs the 2-WAY engine, which needs the bank's SDK
+	// client, which needs its KECIS keys: the function is bound once the
+	// engine runs (before the bank is registered, so before any call).
+	var status connectors.ServiceFunc
 	p, err := d.kecisProvider(ctx, b.EntityID, dir, b.kecisListen, &b.KECIS, log, func(md *metadata.Client) map[string]connectors.ServiceFunc {
-		return (&bankadapter.Adapter{Bank: bk}).Services(md)
+		svcs := (&bankadapter.Adapter{Bank: bk}).Services(md)
+		if b.twoWay {
+			svcs[twoway.ServiceStatus] = func(ctx context.Context, r *connectors.Request) (*connectors.Response, error) {
+				return status(ctx, r)
+			}
+		}
+		return svcs
 	})
 	if err != nil {
-		return err
-	}
-	if err := d.register(ctx, p.descriptor(b.EntityID, b.Name, metadata.RoleBank, bankServices(b.Code))); err != nil {
 		return err
 	}
 	if b.Client, err = d.sdkClient(b.EntityID, p); err != nil {
 		return err
 	}
 	b.Resolver = &connectors.Resolver{Metadata: d.directory(), Self: b.EntityID}
+	ed := p.descriptor(b.EntityID, b.Name, metadata.RoleBank, d.bankServices(b.Code))
 	if b.twoWay {
-		if err := d.startTwoWay(ctx, b, p, gw, mux, log); err != nil {
+		if status, err = d.startTwoWay(ctx, b, p, gw, mux, log); err != nil {
 			return fmt.Errorf("2-WAY: %w", err)
 		}
+		ed.Endpoints = append(ed.Endpoints, metadata.Endpoint{Service: twoway.ServiceRequest, Binding: saml.BindingHTTPPOST, Location: b.TwoWayRequestURL})
+		ed.Services = append(ed.Services, d.twoWayServices()...)
+	}
+	if err := d.register(ctx, ed); err != nil {
+		return err
 	}
 	d.serve(l, mux, nil)
 	return nil
@@ -344,46 +413,53 @@ const (
 // startTwoWay runs the 2-WAY transfer (KECIS §15.5) at bank b as the
 // remitter's bank: the engine over examples/bank/kecisadapter.TwoWay (the
 // bank's native API; the payee's bank and the telecom through the hub),
-// its state in the bank's database, the remitter's pages under TwoWayPath,
-// the SMS reply webhook the telecom posts the payee's replies to, and
+// its state in the bank's database, the remitter's pages under TwoWayPath
+// — on the native listener for its customers, and on its KECIS endpoint's
+// HTTPS listener, where twoway:request arrives over HTTP-POST (KECIS
+// §15.5.1, §10.2: a requester's browser, whose session cookies are Secure)
+// —, the SMS reply webhook the telecom posts the payee's replies to, and
 // recovery at start-up and every 15 seconds (expiries, work a crash left).
-func (d *Demo) startTwoWay(ctx context.Context, b *Bank, p *kecisProvider, gw sms.Sender, mux *http.ServeMux, log *slog.Logger) error {
+// It returns twoway:status.
+func (d *Demo) startTwoWay(ctx context.Context, b *Bank, p *kecisProvider, gw sms.Sender, mux *http.ServeMux, log *slog.Logger) (connectors.ServiceFunc, error) {
 	dir := bankDir(b)
 	var keys [4][]byte // engine key, at-rest key, session key, webhook secret
 	for i, name := range []string{"twoway-key", "twoway-at-rest-key", "twoway-session-key", "sms-webhook-secret"} {
 		var err error
 		if keys[i], err = secret(d.path(dir, name), 32); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	sealer, err := store.NewSealer(keys[1], nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	st, err := twoway.NewSQLStore(ctx, b.Bank.DB(), sealer, keys[0])
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tw := &bankadapter.TwoWay{Bank: b.Bank, Banking: &banking.Client{C: b.Client, Resolver: b.Resolver, BankCode: b.Code},
 		Phone: &phone.Client{C: b.Client}, Telecom: TelecomID}
 	e, err := twoway.New(twoway.Config{BankCode: b.Code, BankName: b.Name, EntityID: b.EntityID, Signer: p.signer, Store: st,
 		Bank: tw, Holders: tw, Phones: tw, Credits: tw, SMS: gw, From: b.sender.Numbers[0], Key: keys[0], Log: log.With("component", "twoway")})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	names := map[string]string{}
 	for _, o := range d.Banks {
 		names[o.Code] = o.Name
 	}
-	pages, err := twoway.NewPage(twoway.PageConfig{Engine: e, Customers: tw, SessionKey: keys[2], Prefix: TwoWayPath, Banks: names})
+	b.TwoWayRequestURL = b.KECIS + TwoWayPath + "/request"
+	pages, err := twoway.NewPage(twoway.PageConfig{Engine: e, Customers: tw, SessionKey: keys[2], Prefix: TwoWayPath, Banks: names,
+		Front: &twoway.FrontConfig{KECIS: p.handler, URL: b.TwoWayRequestURL, Store: st, Directory: d.directory()}})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	mux.Handle(TwoWayPath+"/", pages)
+	p.mux.Handle(TwoWayPath+"/", pages)
 	mux.Handle("GET "+TwoWayPath, http.RedirectHandler(TwoWayPath+"/", http.StatusSeeOther))
 	mux.Handle("POST "+SMSRepliesPath, sms.WebhookHandler(keys[3], e, sms.WithLogger(log)))
 	if err := d.Telecom.SetSenderWebhook(ctx, b.sender.ID, b.URL+SMSRepliesPath, keys[3]); err != nil {
-		return fmt.Errorf("the reply webhook: %w", err)
+		return nil, fmt.Errorf("the reply webhook: %w", err)
 	}
 	b.TwoWay, b.TwoWayURL = e, b.URL+TwoWayPath+"/"
 	d.background(func(ctx context.Context) error {
@@ -392,7 +468,7 @@ func (d *Demo) startTwoWay(ctx context.Context, b *Bank, p *kecisProvider, gw sm
 		e.Run(ctx, t.C)
 		return nil
 	})
-	return nil
+	return twoway.StatusService(e, st), nil
 }
 
 // seedBank registers the bank's customers (each a subscriber of the

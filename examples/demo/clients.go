@@ -8,8 +8,11 @@ import (
 
 	"github.com/kecis/kecis/connectors"
 	"github.com/kecis/kecis/connectors/amountauth"
+	"github.com/kecis/kecis/connectors/banking"
 	"github.com/kecis/kecis/connectors/card"
+	"github.com/kecis/kecis/connectors/twoway"
 	"github.com/kecis/kecis/internal/devpki"
+	"github.com/kecis/kecis/saml"
 	"github.com/kecis/kecis/saml/metadata"
 )
 
@@ -39,6 +42,16 @@ func (d *Demo) startTester(ctx context.Context) error {
 		// answer off the page's form and follows it nowhere, so the
 		// address is the tester's name, not a listener of the demo's.
 		ed.Endpoints = frontEndpoints(testerFrontEndpoint(t.id))
+		if t.id == TesterID {
+			// The suite requests 2-WAY transfers of bank A as a
+			// requester, which posts its answer here too (KECIS
+			// §15.5.1); and it credits the banks as the bank
+			// TesterBankCode, which it publishes on a service it
+			// offers to nobody.
+			ed.Endpoints = append(ed.Endpoints, metadata.Endpoint{Service: twoway.ServiceRequest, Binding: saml.BindingHTTPPOST,
+				Location: testerFrontEndpoint(t.id)})
+			ed.Services = []metadata.OfferedService{{Service: banking.ServiceCredit, BankCodes: []string{TesterBankCode}}}
+		}
 		if err := d.register(ctx, ed); err != nil {
 			return err
 		}

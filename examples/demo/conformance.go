@@ -42,12 +42,16 @@ const (
 // conformancePlans are the plans run against the demo, each with the
 // participant it certifies: the card providers (the issuer behind
 // connectors.Handler, the PG behind the sidecar), the hub and the first
-// merchant — every plan the suite has for a role the demo has.
+// merchant, bank A (the one bank offering every service of the bank plan:
+// transfer, account and 2-WAY) and the telecom — every plan the suite has
+// for a role the demo has.
 var conformancePlans = []struct{ plan, participant string }{
 	{"issuer", IssuerID},
 	{"pg", PGID},
 	{"hub", HubID},
 	{"merchant", MerchantID},
+	{"bank", BankAID},
+	{"telecom", TelecomID},
 }
 
 // StallPath is the stall hook on the demo's conformance hooks listener
@@ -89,11 +93,16 @@ type ManifestPlan struct {
 // ManifestHooks are the test hooks the profiles name (docs/conformance.md,
 // "Hook semantics"): Settle is the demo's own settle_url, Stall delays the
 // issuer adapter's next call of a service, AmountAuth tells the
-// verification approval of an amount-authentication session at the issuer.
+// verification approval of an amount-authentication session at the issuer;
+// SMS reads a phone's texts and SMSReply replies from a phone (the
+// telecom's), Balance reads an account's balance at a demo bank.
 type ManifestHooks struct {
 	Settle     string `json:"settle"`
 	Stall      string `json:"stall"`
 	AmountAuth string `json:"amountauth"`
+	SMS        string `json:"sms"`
+	SMSReply   string `json:"sms_reply"`
+	Balance    string `json:"balance"`
 }
 
 // resolve makes the section's paths absolute against dir (ReadManifest).
@@ -234,9 +243,9 @@ func (d *Demo) amountAuthHook() http.Handler {
 }
 
 // startConformance, in test mode, serves the test hooks on a loopback
-// port of their own (stall and amountauth; settle is the demo's own
-// settle_url) and writes the test profile of every plan into
-// Dir/conformance/.
+// port of their own (stall, amountauth, sms, sms-reply and balance; settle
+// is the demo's own settle_url), opens bank A's closed account and writes
+// the test profile of every plan into Dir/conformance/.
 func (d *Demo) startConformance(ctx context.Context) error {
 	d.conformance = ManifestConformance{Plans: []ManifestPlan{}}
 	if !d.cfg.Tester {
@@ -252,8 +261,15 @@ func (d *Demo) startConformance(ctx context.Context) error {
 	mux := http.NewServeMux()
 	mux.Handle(StallPath, hook.handler())
 	mux.Handle(AmountAuthHookPath, d.amountAuthHook())
+	mux.Handle(SMSHookPath, d.smsHook())
+	mux.Handle(SMSReplyHookPath, d.smsReplyHook())
+	mux.Handle(BalanceHookPath, d.balanceHook())
 	d.serve(l, mux, nil)
-	d.conformance.Hooks = ManifestHooks{Settle: d.IssuerNative + SettlePath, Stall: hooksURL + StallPath, AmountAuth: hooksURL + AmountAuthHookPath}
+	d.conformance.Hooks = ManifestHooks{Settle: d.IssuerNative + SettlePath, Stall: hooksURL + StallPath, AmountAuth: hooksURL + AmountAuthHookPath,
+		SMS: hooksURL + SMSHookPath, SMSReply: hooksURL + SMSReplyHookPath, Balance: hooksURL + BalanceHookPath}
+	if err := d.seedClosedAccount(ctx); err != nil {
+		return fmt.Errorf("the bank plan's closed account: %w", err)
+	}
 
 	if err := os.MkdirAll(d.path(ConformanceDir), 0o700); err != nil {
 		return err
@@ -343,6 +359,19 @@ func (d *Demo) conformanceProfile(ctx context.Context, participant string) (*con
 			Stall: &conformance.Hook{URL: d.conformance.Hooks.Stall}},
 		Timeouts: conformance.Timeouts{Request: conformance.Duration(d.clientTimeout), Stall: conformance.Duration(stall),
 			Settle: conformance.Duration(stall + 20*time.Second)},
+	}
+	switch participant {
+	case BankAID, TelecomID:
+		// No card service, no router: the bank's and the telecom's
+		// sections instead.
+		p.Card, p.Router, p.Hooks = nil, nil, conformance.Hooks{}
+		if participant == TelecomID {
+			p.Phone = d.conformancePhone()
+			break
+		}
+		p.Bank, p.TwoWay = d.conformanceBank(), d.conformanceTwoWay()
+		p.Hooks = conformance.Hooks{SMS: &conformance.Hook{URL: d.conformance.Hooks.SMS},
+			SMSReply: &conformance.Hook{URL: d.conformance.Hooks.SMSReply}, Balance: &conformance.Hook{URL: d.conformance.Hooks.Balance}}
 	}
 	if participant == PGID {
 		p.AmountAuth = d.conformanceAmountAuth(p.Card)
