@@ -14,6 +14,7 @@ import (
 	"github.com/kecis/kecis/connectors"
 	"github.com/kecis/kecis/connectors/banking"
 	"github.com/kecis/kecis/connectors/phone"
+	"github.com/kecis/kecis/connectors/twoway"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/examples/bank"
 	"github.com/kecis/kecis/internal/testutil"
@@ -198,7 +199,11 @@ func TestCrossBankTransfer(t *testing.T) {
 // their codes, pages and customers (a remitter at bank A; at bank B one
 // payee per name-check outcome), and the hub publishes each bank's
 // transfer and holder-inquiry services for its own code, to banks only,
-// and the telecom's holder check to banks only (KECIS §13.2).
+// and the telecom's holder check to banks only (KECIS §13.2) — in test
+// mode to the demo's banks and the conformance suite's tester (not its
+// second identity), which publishes TesterBankCode on a service it offers
+// to nobody; bank A publishes its 2-WAY services too, for merchants and
+// banks, and twoway:request's HTTP-POST endpoint (KECIS §15.5.1).
 func checkBanksManifest(t *testing.T, d *Demo, m *Manifest) {
 	t.Helper()
 	if len(m.Banks) != 2 || m.Banks[0].Code != "088" || m.Banks[1].Code != "089" || m.Banks[0].EntityID != BankAID ||
@@ -217,6 +222,28 @@ func checkBanksManifest(t *testing.T, d *Demo, m *Manifest) {
 		t.Errorf("payees %v, want %v", payees, want)
 	}
 	ctx := context.Background()
+	tester := d.cfg.Tester
+	banksOnly, banksIDs := []metadata.Role{metadata.RoleBank}, []string(nil)
+	twoWay, twoWayIDs := []metadata.Role{metadata.RoleMerchant, metadata.RoleBank}, []string(nil)
+	if tester {
+		banksOnly, banksIDs = append(banksOnly, metadata.RoleTester), []string{BankAID, BankBID, TesterID}
+		twoWay, twoWayIDs = append(twoWay, metadata.RoleTester), []string{MerchantID, Merchant2ID, BankAID, BankBID, TesterID}
+		p, err := d.HubStore.GetParticipant(ctx, TesterID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ed, err := metadata.Parse(p.Metadata)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ed.Services) != 1 || ed.Services[0].Service != banking.ServiceCredit || !slices.Equal(ed.Services[0].BankCodes, []string{TesterBankCode}) ||
+			len(ed.Services[0].Callers) != 0 {
+			t.Errorf("the tester offers %+v", ed.Services)
+		}
+		if ep, ok := ed.Endpoint(twoway.ServiceRequest, saml.BindingHTTPPOST); !ok || ep.Location != testerFrontEndpoint(TesterID) {
+			t.Errorf("the tester's twoway:request endpoint: %+v", ep)
+		}
+	}
 	for id, codes := range map[string][]string{BankAID: {"088"}, BankBID: {"089"}, TelecomID: nil} {
 		p, err := d.HubStore.GetParticipant(ctx, id)
 		if err != nil {
@@ -229,13 +256,24 @@ func checkBanksManifest(t *testing.T, d *Demo, m *Manifest) {
 		var services []string
 		for _, s := range ed.Services {
 			services = append(services, s.Service)
-			if !slices.Equal(s.Callers, []metadata.Role{metadata.RoleBank}) || !slices.Equal(s.BankCodes, codes) {
-				t.Errorf("%s %s: callers %v, bank codes %v", id, s.Service, s.Callers, s.BankCodes)
+			callers, ids, bankCodes := banksOnly, banksIDs, codes
+			if s.Service == twoway.ServiceRequest || s.Service == twoway.ServiceStatus {
+				callers, ids, bankCodes = twoWay, twoWayIDs, nil
+			}
+			if !slices.Equal(s.Callers, callers) || !slices.Equal(s.CallerEntities, ids) || !slices.Equal(s.BankCodes, bankCodes) {
+				t.Errorf("%s %s: callers %v %v, bank codes %v", id, s.Service, s.Callers, s.CallerEntities, s.BankCodes)
 			}
 		}
 		want := []string{banking.ServiceCredit, banking.ServiceInquire, banking.ServiceHolderInquiry}
-		if id == TelecomID {
+		switch id {
+		case TelecomID:
 			want = []string{phone.ServiceHolderCheck}
+		case BankAID:
+			want = append(want, twoway.ServiceRequest, twoway.ServiceStatus)
+			if ep, ok := ed.Endpoint(twoway.ServiceRequest, saml.BindingHTTPPOST); !ok || ep.Location != d.Banks[0].TwoWayRequestURL ||
+				!strings.HasPrefix(ep.Location, d.Banks[0].KECIS+"/") {
+				t.Errorf("bank A's twoway:request endpoint: %+v", ep)
+			}
 		}
 		if !slices.Equal(services, want) {
 			t.Errorf("%s offers %v, want %v", id, services, want)
