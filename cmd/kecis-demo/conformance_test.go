@@ -37,7 +37,7 @@ func TestConformanceAgainstDemo(t *testing.T) {
 	code := run([]string{"--conformance", "--dir", dir, "--kecis", kecis}, &out, &errs)
 	t.Logf("kecis-demo --conformance in %s:\n%s%s", time.Since(start).Round(time.Second), out.String(), errs.String())
 	if code != 0 {
-		for _, plan := range []string{"issuer", "pg", "hub", "merchant"} {
+		for _, plan := range []string{"issuer", "pg", "hub", "merchant", "bank", "telecom"} {
 			b, _ := os.ReadFile(filepath.Join(dir, demo.ConformanceReportDir, plan, "run.log"))
 			t.Logf("%s run.log:\n%s", plan, b)
 		}
@@ -66,13 +66,13 @@ func TestConformanceAgainstDemo(t *testing.T) {
 			t.Errorf("%s's report.html holds a card number", p.Plan)
 		}
 	}
-	if strings.Join(plans, " ") != "issuer pg hub merchant" {
+	if strings.Join(plans, " ") != "issuer pg hub merchant bank telecom" {
 		t.Errorf("demo.json lists plans %v", plans)
 	}
 	if n := strings.Count(out.String(), " PASS "); n != len(plans) {
 		t.Errorf("%d PASS lines for %d plans", n, len(plans))
 	}
-	if !strings.Contains(out.String(), "4 of 4 plans passed") {
+	if !strings.Contains(out.String(), "6 of 6 plans passed") {
 		t.Error("no summary line")
 	}
 }
