@@ -481,7 +481,7 @@ func (e *Engine) HandleReply(ctx context.Context, rep sms.Reply) error {
 		return err
 	}
 	if errors.Is(err, ErrNotFound) {
-		r, err = e.forPhone(ctx, from)
+		r, err = e.forPhone(ctx, from, rep.Text)
 	}
 	if errors.Is(err, ErrNotFound) {
 		e.log.InfoContext(ctx, "twoway: reply to no request", "from", sms.MaskPhone(from), "reply", rep.ID)
@@ -505,9 +505,12 @@ func (e *Engine) HandleReply(ctx context.Context, rep sms.Reply) error {
 	return err
 }
 
-// forPhone is the request a reply without a known message answers: the
-// newest one of the sender's still waiting for a reply, else its newest.
-func (e *Engine) forPhone(ctx context.Context, from string) (*Request, error) {
+// forPhone is the request a reply without a known message answers: of
+// the sender's requests still waiting for a reply, the one whose code the
+// reply carries — so that a payee with two requests waiting confirms the
+// one whose code they typed, not the newest — else the newest waiting one,
+// else the sender's newest.
+func (e *Engine) forPhone(ctx context.Context, from, text string) (*Request, error) {
 	rs, err := e.cfg.Store.ByPhone(ctx, PhoneMAC(e.cfg.Key, from), 20)
 	if err != nil {
 		return nil, err
@@ -515,10 +518,21 @@ func (e *Engine) forPhone(ctx context.Context, from string) (*Request, error) {
 	if len(rs) == 0 {
 		return nil, ErrNotFound
 	}
+	var newest *Request
+	kind, code := ParseReply(text)
 	for _, r := range rs {
-		if r.State == AwaitingReply || r.State == Texting {
+		if r.State != AwaitingReply && r.State != Texting {
+			continue
+		}
+		if kind == ReplyCode && checkCode(e.cfg.Key, r, code) {
 			return r, nil
 		}
+		if newest == nil {
+			newest = r
+		}
+	}
+	if newest != nil {
+		return newest, nil
 	}
 	return rs[0], nil
 }

@@ -179,3 +179,34 @@ func TestConcurrentReplies(t *testing.T) {
 		})
 	}
 }
+
+// TestReplyPicksTheRequestOfItsCode: two requests wait for the same payee;
+// a reply that names no message carries the OLDER request's code — it
+// confirms that one, and counts no wrong code against the newer one.
+func TestReplyPicksTheRequestOfItsCode(t *testing.T) {
+	w := newWorld(t)
+	e := w.engine(t, nil, nil)
+	first := w.flow(t, e, request(10_000))
+	code1 := w.codeSent(t, payeePhone)
+	second := w.flow(t, e, request(20_000))
+	code2 := w.codeSent(t, payeePhone)
+	if code1 == code2 {
+		t.Fatal("two requests, one code")
+	}
+	w.send(t, e, payeePhone, code1, "")
+	r1, err := e.Lookup(ctx, customer, first.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := e.Lookup(ctx, customer, second.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r1.State != Completed || r2.State != AwaitingReply || r2.Attempts != 0 {
+		t.Fatalf("first %s, second %s with %d wrong", r1.State, r2.State, r2.Attempts)
+	}
+	w.send(t, e, payeePhone, code2, "")
+	if r2, err = e.Lookup(ctx, customer, second.ID); err != nil || r2.State != Completed {
+		t.Fatalf("second after its code: %v %v", r2, err)
+	}
+}
