@@ -62,10 +62,11 @@ func TestDemoOnPostgres(t *testing.T) {
 		WHERE s.kind = 'message.in'`).Scan(&audit); err != nil {
 		t.Fatal(err)
 	}
-	// Four participants (issuer, PG, two merchants), registered once; two
-	// approvals, each two messages in (merchant → PG, PG → issuer).
-	if participants != 4 || audit < 4 {
-		t.Fatalf("schema %s: %d participants, %d messages in; want 4 and ≥ 4", schema, participants, audit)
+	// Seven participants (issuer, PG, two merchants, two banks, the
+	// telecom), registered once; two approvals, each two messages in
+	// (merchant → PG, PG → issuer).
+	if participants != 7 || audit < 4 {
+		t.Fatalf("schema %s: %d participants, %d messages in; want 7 and ≥ 4", schema, participants, audit)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "hub", "hub.db")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a hub.db beside the PostgreSQL store: %v", err)
