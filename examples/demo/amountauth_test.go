@@ -385,12 +385,25 @@ func TestAmountAuthInTheBrowser(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
-	// typeAmount types n on the PG's page and submits it.
+	// typeAmount types n on the PG's page, submits it and waits until the
+	// next page has loaded: a mark set on the page it typed on is gone
+	// (without it, the next entry could find the old page's field just
+	// before the browser replaces it).
 	typeAmount := func(n int64) {
 		t.Helper()
 		if err := chromedp.Do(shopTab, chromedp.WaitVisible(chromedp.ID("entry")), chromedp.SendKeys(chromedp.ID("entry"), won(n)),
-			chromedp.Submit(chromedp.ID("entry"))); err != nil {
+			chromedp.Evaluate[chromedp.Void](`window.kecisTyped = true`), chromedp.Submit(chromedp.ID("entry"))); err != nil {
 			t.Fatalf("typing on the PG's page: %v", err)
+		}
+		// While the browser navigates, an evaluation may fail: ask again.
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			loaded, err := chromedp.Run(shopTab, chromedp.Evaluate[bool](`!window.kecisTyped && document.readyState === "complete"`))
+			if err == nil && loaded {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the page after typing on the PG's page did not load: %v", err)
+			}
 		}
 	}
 	// outcome waits for the shop's page and reads its state and approval.
