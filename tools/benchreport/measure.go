@@ -536,8 +536,9 @@ func (m *measurer) warmUp(ctx context.Context, d *demo) {
 
 // rsaSigners are the demo's participants that sign (kecis-demo
 // --tester=false): each keeps its signing key in DIR/<name>/signing/,
-// generated on first run unless there.
-var rsaSigners = []string{"hub", "issuer", "pg", "merchant", "merchant2"}
+// generated on first run unless there — the two banks (bank-<code>) and
+// the telecom too, since they joined the federation.
+var rsaSigners = []string{"hub", "issuer", "pg", "merchant", "merchant2", "bank-088", "bank-089", "telecom"}
 
 // loadRSA runs the closed-loop load tests against a second demo whose
 // every signing key is RSA 2048: `kecis keys generate --type rsa` writes
