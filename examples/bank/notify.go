@@ -172,10 +172,10 @@ func (b *Bank) DeliverNotifications(ctx context.Context) (int, error) {
 		var phone, text string
 		var attempts int
 		err := b.db.QueryRowContext(ctx, `UPDATE bank_outbox SET attempts = attempts + 1, lease_until = $1
-			WHERE id = $2 AND state = 'pending' AND (lease_until IS NULL OR lease_until <= $3)
+			WHERE id = $2 AND state = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until <= $3)
 			RETURNING phone, body, attempts`, b.t(lease), id, b.t(now)).Scan(&phone, &text, &attempts)
 		if err != nil {
-			continue // taken by another deliverer
+			continue // taken, or rescheduled after a failure, by another deliverer since the SELECT
 		}
 		if err := b.attempt(ctx, id, phone, text, attempts); err != nil {
 			return sent, err
