@@ -208,7 +208,7 @@ func bankGuide(d *demo.Demo) string {
 		return ""
 	}
 	var b strings.Builder
-	b.WriteString("\nBanks (docs/demo.md, \"Banks\"; logins and accounts in demo.json banks[]):\n")
+	b.WriteString("\nBanks (docs/demo.md, \"Banks\"; passwords and account numbers in demo.json banks[]):\n")
 	for _, bk := range d.Banks {
 		fmt.Fprintf(&b, "  %s (%s)  %s/   (admin: %s/admin)\n", bk.Name, bk.Code, bk.URL, bk.URL)
 		if bk.TwoWayURL != "" {
@@ -219,7 +219,9 @@ func bankGuide(d *demo.Demo) string {
 			if c.Payee != "" {
 				role = "payee, name check " + c.Payee
 			}
-			fmt.Fprintf(&b, "    %-8s / %-16s %-13s %s  account %s  (%s)\n", c.Login, c.Password, c.Name, c.Phone, c.Accounts[0].Number, role)
+			// The terminal shows no secret: the password and the whole
+			// account number are in demo.json.
+			fmt.Fprintf(&b, "    %-8s %-13s %s  account %s  (%s)\n", c.Login, c.Name, c.Phone, ecml.MaskAccount(c.Accounts[0].Number), role)
 		}
 	}
 	return b.String()
