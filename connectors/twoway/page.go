@@ -1,10 +1,7 @@
 package twoway
 
 import (
-	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"embed"
 	"encoding/base64"
 	"errors"
@@ -22,6 +19,7 @@ import (
 
 	"github.com/kecis/kecis/connectors"
 	"github.com/kecis/kecis/connectors/httpserver"
+	"github.com/kecis/kecis/connectors/internal/webpage"
 	"github.com/kecis/kecis/connectors/ratelimit"
 	"github.com/kecis/kecis/connectors/sms"
 	"github.com/kecis/kecis/ecml"
@@ -30,19 +28,21 @@ import (
 //go:embed page
 var pageFiles embed.FS
 
-// pageTemplates are the remitter's pages (KECIS §15.5 step 1).
-var pageTemplates = template.Must(template.New("").Funcs(template.FuncMap{
+// pageTemplates are the remitter's pages (KECIS §15.5 step 1), with the
+// style the bank's customer pages share (connectors/internal/webpage).
+var pageTemplates = webpage.Templates(pageFiles, template.FuncMap{
 	"phone": sms.MaskPhone,
 	"acct":  MaskAccount,
 	"time":  func(t time.Time) string { return t.Format("2006-01-02 15:04") },
-}).ParseFS(pageFiles, "page/*.html.tmpl"))
+}, "page/*.html.tmpl")
 
-// Login refusals a PageCustomers answers (wrapped or not).
+// Login refusals a PageCustomers answers (wrapped or not); the escrow
+// buyer's pages take the same (connectors/escrow/page).
 var (
 	// ErrLoginFailed: a wrong login or password (one answer for both).
-	ErrLoginFailed = errors.New("twoway: wrong login or password")
+	ErrLoginFailed = webpage.ErrLoginFailed
 	// ErrLoginLocked: the bank locked the login after repeated failures.
-	ErrLoginLocked = errors.New("twoway: the login is locked")
+	ErrLoginLocked = webpage.ErrLoginLocked
 )
 
 // PageAccount is one of the customer's accounts the transfer form offers
@@ -107,7 +107,7 @@ var (
 )
 
 // kst is the time zone the pages show times in (Korea Standard Time).
-var kst = time.FixedZone("KST", 9*3600)
+var kst = webpage.KST
 
 const (
 	sessionCookieName = "twoway_session"
@@ -127,6 +127,9 @@ type page struct {
 	mux                  *http.ServeMux
 	cookiePath, bankName string
 	bankCodes            []string
+	sessions             *webpage.Sessions
+	logins               *webpage.Login
+	pages                *webpage.Renderer
 }
 
 // NewPage returns the remitter's pages at its own bank (KECIS §15.5, step
@@ -155,8 +158,7 @@ func NewPage(cfg PageConfig) (http.Handler, error) {
 	case len(cfg.SessionKey) < 32:
 		return nil, errors.New("twoway: NewPage: SessionKey must be at least 32 bytes")
 	}
-	if p := cfg.Prefix; p != "" && (p[0] != '/' || strings.HasSuffix(p, "/") ||
-		strings.Trim(p, "/abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~") != "") {
+	if p := cfg.Prefix; !webpage.ValidPrefix(p) {
 		return nil, fmt.Errorf("twoway: page prefix %q: a path starting with / without a trailing / nor characters to escape", p)
 	}
 	for code := range cfg.Banks {
@@ -192,6 +194,10 @@ func NewPage(cfg PageConfig) (http.Handler, error) {
 	}
 	slices.Sort(p.bankCodes)
 	p.cookiePath = cfg.Prefix + "/"
+	p.sessions = &webpage.Sessions{Key: cfg.SessionKey, Cookie: sessionCookieName, Path: p.cookiePath, Domain: "twoway",
+		TTL: p.cfg.SessionTTL, Now: p.now}
+	p.logins = &webpage.Login{Limit: p.byClient, TrustedProxies: cfg.TrustedProxies, Authenticate: cfg.Customers.Authenticate}
+	p.pages = &webpage.Renderer{Templates: pageTemplates, Rand: p.rand, Log: p.log, What: "twoway: page"}
 	pre := cfg.Prefix
 	m := http.NewServeMux()
 	m.HandleFunc("GET "+pre+"/{$}", p.home)
@@ -253,62 +259,29 @@ type session struct {
 	customer, name, value string
 }
 
-// ---- session ----
-
-func (p *page) mac(parts ...string) string {
-	m := hmac.New(sha256.New, p.cfg.SessionKey)
-	for _, s := range parts {
-		m.Write([]byte(strconv.Itoa(len(s)) + ":" + s + ";"))
-	}
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-func (p *page) cookieValue(customer, name string, exp time.Time) string {
-	b := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
-	e := strconv.FormatInt(exp.Unix(), 10)
-	return b(customer) + "." + b(name) + "." + e + "." + p.mac("twoway session", customer, name, e)
-}
+// ---- session (connectors/internal/webpage) ----
 
 // session reads the request's session; nil without a valid one.
 func (p *page) session(r *http.Request) *session {
-	ck, err := r.Cookie(sessionCookieName)
-	if err != nil || len(ck.Value) > 1024 {
+	ws := p.sessions.Read(r)
+	if ws == nil {
 		return nil
 	}
-	parts := strings.Split(ck.Value, ".")
-	if len(parts) != 4 {
-		return nil
-	}
-	c, err1 := base64.RawURLEncoding.DecodeString(parts[0])
-	n, err2 := base64.RawURLEncoding.DecodeString(parts[1])
-	exp, err3 := strconv.ParseInt(parts[2], 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil || len(c) == 0 {
-		return nil
-	}
-	if !hmac.Equal([]byte(parts[3]), []byte(p.mac("twoway session", string(c), string(n), parts[2]))) {
-		return nil
-	}
-	if !p.now().Before(time.Unix(exp, 0)) {
-		return nil
-	}
-	return &session{customer: string(c), name: string(n), value: ck.Value}
+	return &session{customer: ws.Customer, name: ws.Name, value: ws.Value}
 }
 
 // csrf is the forms' token of a session.
-func (p *page) csrf(s *session) string { return p.mac("twoway form", s.value) }
+func (p *page) csrf(s *session) string { return p.sessions.Token(&webpage.Session{Value: s.value}) }
 
 // posts guards every post: cross-site posts are refused, the body is
 // bounded and parsed.
 func (p *page) posts(h func(w http.ResponseWriter, r *http.Request)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if httpserver.CrossSite(r) {
-			p.log.InfoContext(r.Context(), "twoway: page: cross-site post refused", "path", r.URL.Path)
-			p.message(w, r, http.StatusForbidden, "forbidden")
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxPageForm)
-		if err := r.ParseForm(); err != nil {
-			p.message(w, r, http.StatusBadRequest, "badrequest")
+		if kind, status := webpage.ReadPost(w, r, maxPageForm); kind != "" {
+			if kind == "forbidden" {
+				p.log.InfoContext(r.Context(), "twoway: page: cross-site post refused", "path", r.URL.Path)
+			}
+			p.message(w, r, status, kind)
 			return
 		}
 		h(w, r)
@@ -323,17 +296,12 @@ func (p *page) authed(w http.ResponseWriter, r *http.Request) *session {
 		http.Redirect(w, r, p.cookiePath, http.StatusSeeOther)
 		return nil
 	}
-	if !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(p.csrf(s))) {
+	if !p.sessions.TokenOK(r, &webpage.Session{Value: s.value}) {
 		p.log.InfoContext(r.Context(), "twoway: page: post without the session's token", "customer", s.customer)
 		p.message(w, r, http.StatusForbidden, "forbidden")
 		return nil
 	}
 	return s
-}
-
-func (p *page) setCookie(w http.ResponseWriter, value string, maxAge int) {
-	http.SetCookie(w, &http.Cookie{Name: sessionCookieName, Value: value, Path: p.cookiePath, MaxAge: maxAge,
-		HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
 }
 
 // ---- handlers ----
@@ -353,32 +321,18 @@ func (p *page) login(w http.ResponseWriter, r *http.Request) {
 	if p.cfg.Front == nil || !validFrontID(front) {
 		front = ""
 	}
-	if ok, retry := p.byClient.Allow(httpserver.ClientKey(r, p.cfg.TrustedProxies)); !ok {
-		w.Header().Set("Retry-After", httpserver.RetryAfterSeconds(retry))
-		p.log.InfoContext(r.Context(), "twoway: page: login rate-limited")
-		p.render(w, r, http.StatusTooManyRequests, "login", &pageData{Kind: "ratelimited", Front: front})
-		return
-	}
-	login, pw := r.PostForm.Get("login"), r.PostForm.Get("password")
-	if login == "" || pw == "" || len(login) > 64 || len(pw) > 256 {
-		p.render(w, r, http.StatusUnauthorized, "login", &pageData{Kind: "failed", Front: front})
-		return
-	}
-	id, name, err := p.cfg.Customers.Authenticate(r.Context(), login, ecml.Secret(pw))
-	switch {
-	case errors.Is(err, ErrLoginLocked):
-		p.log.InfoContext(r.Context(), "twoway: page: login locked")
-		p.render(w, r, http.StatusForbidden, "login", &pageData{Kind: "locked", Front: front})
-		return
-	case errors.Is(err, ErrLoginFailed):
-		p.log.InfoContext(r.Context(), "twoway: page: login failed")
-		p.render(w, r, http.StatusUnauthorized, "login", &pageData{Kind: "failed", Front: front})
-		return
-	case err != nil:
+	out, err := p.logins.Check(w, r)
+	if err != nil {
 		p.internal(w, r, "login", err)
 		return
 	}
-	p.setCookie(w, p.cookieValue(id, name, p.now().Add(p.cfg.SessionTTL)), int(p.cfg.SessionTTL/time.Second))
+	if out.Refusal != "" {
+		p.log.InfoContext(r.Context(), "twoway: page: login refused", "refusal", out.Refusal)
+		p.render(w, r, out.Status, "login", &pageData{Kind: out.Refusal, Front: front})
+		return
+	}
+	id := out.Customer
+	p.sessions.Start(w, id, out.Name)
 	p.log.InfoContext(r.Context(), "twoway: page: logged in", "customer", id)
 	if front != "" {
 		http.Redirect(w, r, p.cfg.Prefix+"/f/"+front, http.StatusSeeOther)
@@ -391,7 +345,7 @@ func (p *page) logout(w http.ResponseWriter, r *http.Request) {
 	if p.session(r) != nil && p.authed(w, r) == nil {
 		return
 	}
-	p.setCookie(w, "", -1)
+	p.sessions.End(w)
 	http.Redirect(w, r, p.cookiePath, http.StatusSeeOther)
 }
 
@@ -649,31 +603,12 @@ func (p *page) internal(w http.ResponseWriter, r *http.Request, what string, err
 	p.message(w, r, http.StatusInternalServerError, "internal")
 }
 
-// render executes a template into a buffer first and sends it with the
-// page's headers (CSP with a fresh nonce, no-store, never framed).
+// render renders a page (webpage.Renderer) with the pages' prefix and
+// the bank's name.
 func (p *page) render(w http.ResponseWriter, r *http.Request, status int, name string, d *pageData) {
-	h := w.Header()
-	nonce, err := httpserver.PageNonce(p.rand)
-	if err != nil {
-		p.log.ErrorContext(r.Context(), "twoway: page: no nonce", "error", err)
-		httpserver.SetBareHeaders(h)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	d.Nonce, d.Prefix, d.Bank = nonce, p.cfg.Prefix, p.bankName
-	var b bytes.Buffer
-	if err := pageTemplates.ExecuteTemplate(&b, name, d); err != nil {
-		p.log.ErrorContext(r.Context(), "twoway: page: render", "page", name, "error", err)
-		httpserver.SetBareHeaders(h)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	httpserver.SetPageHeaders(h, nonce, d.FormOrigin)
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Language", "ko, en")
-	h.Set("Content-Length", strconv.Itoa(b.Len()))
-	w.WriteHeader(status)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(b.Bytes())
-	}
+	d.Prefix, d.Bank = p.cfg.Prefix, p.bankName
+	p.pages.Render(w, r, status, name, d, d.FormOrigin)
 }
+
+// SetNonce implements webpage.Nonced.
+func (d *pageData) SetNonce(nonce string) { d.Nonce = nonce }
