@@ -2,7 +2,8 @@
 // database — the provider that a KECIS adapter (kecisadapter) is mounted
 // next to for the transfer and account services (KECIS §15.8 transfer:
 // credit, inquire; §15.9 account: holder inquiry), and the remitter's bank
-// of the 2-WAY transfer (KECIS §15.5). It contains no KECIS protocol code.
+// of the 2-WAY transfer (KECIS §15.5), and the escrow holder (KECIS §15.6).
+// It contains no KECIS protocol code.
 // A demonstration runs two of them, one per bank code, each on its own
 // database, so that transfers cross banks through the hub.
 //
@@ -19,7 +20,9 @@
 //     row and a keyed hash to find it by, the last four digits in clear,
 //     KRW balance, status (active/closed), per-transfer limit; and the
 //     bank's own accounts: cash (what funds deposits) and one clearing
-//     account per counter-party bank;
+//     account per counter-party bank, and the escrow holding account
+//     (escrow.go: what buyers paid into escrows until release or refund,
+//     KECIS §15.6);
 //   - a double-entry ledger: every movement is a journal of balanced
 //     entries (they sum to zero), each entry with the balance after it, so
 //     that each account's balance is the sum of its entries (CheckLedger);

@@ -12,15 +12,18 @@ import (
 // Operation names stored with an idempotency key: one key serves one
 // operation only.
 const (
-	opNewCustomer  = "new_customer"
-	opOpenAccount  = "open_account"
-	opCloseAccount = "close_account"
-	opDeposit      = "deposit"
-	opTransfer     = "transfer"
-	opSendOut      = "send_out"
-	opCreditIn     = "credit_in"
-	opReverseOut   = "reverse_out"
-	opConfirmOut   = "confirm_out"
+	opNewCustomer   = "new_customer"
+	opOpenAccount   = "open_account"
+	opCloseAccount  = "close_account"
+	opDeposit       = "deposit"
+	opTransfer      = "transfer"
+	opSendOut       = "send_out"
+	opCreditIn      = "credit_in"
+	opReverseOut    = "reverse_out"
+	opConfirmOut    = "confirm_out"
+	opEscrowFund    = "escrow_fund"
+	opEscrowRelease = "escrow_release"
+	opEscrowRefund  = "escrow_refund"
 )
 
 // scopeBank is the scope of the bank's own callers (its pages, its

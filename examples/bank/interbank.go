@@ -112,37 +112,9 @@ func (b *Bank) SendOut(ctx context.Context, req SendOutRequest) (*Outgoing, erro
 		if !ok {
 			return "", newError(CodeInsufficientFunds, "insufficient balance"), nil
 		}
-		clr := clearingAccount(req.ToBank)
-		if err := b.ensureInternal(ctx, tx, clr, "clearing", req.ToBank, now); err != nil {
-			return "", nil, err
-		}
-		cbal, err := b.move(ctx, tx, clr, n, now)
+		ref, name, err := b.postOut(ctx, tx, from.id, from.holder, bal, req.ToBank, to, req.ToHolder, n, req.Memo, now)
 		if err != nil {
 			return "", nil, err
-		}
-		name := req.ToHolder
-		if name == "" {
-			name = req.ToBank + " " + ecml.MaskAccount(to[len(to)-4:])
-		}
-		j, err := b.journal(ctx, tx, "send_out", n, req.Memo, now,
-			entry{account: from.id, amount: -n, balance: bal, counterparty: name},
-			entry{account: clr, amount: n, balance: cbal, counterparty: from.holder})
-		if err != nil {
-			return "", nil, err
-		}
-		ref, err := newID(b.rand, "tro")
-		if err != nil {
-			return "", nil, err
-		}
-		enc, err := b.vault.seal(to, "outgoing:"+ref)
-		if err != nil {
-			return "", nil, err
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO bank_outgoing (id, account_id, to_bank, to_number_enc, to_last4,
-			to_holder, amount, currency, status, journal_id, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'sent', $9, $10, $10)`,
-			ref, from.id, req.ToBank, enc, to[len(to)-4:], req.ToHolder, n, Currency, j, b.t(now)); err != nil {
-			return "", nil, fmt.Errorf("bank: insert outgoing transfer: %w", err)
 		}
 		if sms, err = b.enqueueSMS(ctx, tx, "send_out", ref, from.phone, b.smsText("출금", req.Amount, name, now, bal, from.last4), now); err != nil {
 			return "", nil, err
@@ -169,6 +141,47 @@ func (b *Bank) SendOut(ctx context.Context, req SendOutRequest) (*Outgoing, erro
 		b.deliverAfterCommit(ctx, sms)
 	}
 	return o, nil
+}
+
+// postOut books a transfer out of account fromID (debited already by n,
+// its balance now bal): the clearing account for the payee's bank takes
+// n in a send_out journal and the transfer is recorded as sent, the
+// payee's number sealed. It returns the transfer's reference and the
+// name the remitter's statement shows for the payee.
+func (b *Bank) postOut(ctx context.Context, tx *sql.Tx, fromID, fromName string, bal int64, toBank, to, toHolder string,
+	n int64, memo string, now time.Time) (ref, name string, err error) {
+	clr := clearingAccount(toBank)
+	if err := b.ensureInternal(ctx, tx, clr, "clearing", toBank, now); err != nil {
+		return "", "", err
+	}
+	cbal, err := b.move(ctx, tx, clr, n, now)
+	if err != nil {
+		return "", "", err
+	}
+	name = toHolder
+	if name == "" {
+		name = toBank + " " + ecml.MaskAccount(to[len(to)-4:])
+	}
+	j, err := b.journal(ctx, tx, "send_out", n, memo, now,
+		entry{account: fromID, amount: -n, balance: bal, counterparty: name},
+		entry{account: clr, amount: n, balance: cbal, counterparty: fromName})
+	if err != nil {
+		return "", "", err
+	}
+	if ref, err = newID(b.rand, "tro"); err != nil {
+		return "", "", err
+	}
+	enc, err := b.vault.seal(to, "outgoing:"+ref)
+	if err != nil {
+		return "", "", err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO bank_outgoing (id, account_id, to_bank, to_number_enc, to_last4,
+		to_holder, amount, currency, status, journal_id, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'sent', $9, $10, $10)`,
+		ref, fromID, toBank, enc, to[len(to)-4:], toHolder, n, Currency, j, b.t(now)); err != nil {
+		return "", "", fmt.Errorf("bank: insert outgoing transfer: %w", err)
+	}
+	return ref, name, nil
 }
 
 // ReverseOutRequest gives back a transfer the payee's bank refused.
@@ -216,6 +229,9 @@ func (b *Bank) ReverseOut(ctx context.Context, req ReverseOutRequest) (*Outgoing
 		if err != nil {
 			return "", nil, err
 		}
+		if from == nil { // a release out of the escrow holding account: it takes the money back
+			from = &acct{id: accountID, holder: escrowName}
+		}
 		clr := clearingAccount(toBank)
 		cbal, err := b.move(ctx, tx, clr, -amount, now)
 		if err != nil {
@@ -241,9 +257,11 @@ func (b *Bank) ReverseOut(ctx context.Context, req ReverseOutRequest) (*Outgoing
 			updated_at = $3 WHERE id = $4`, j, req.Reason, b.t(now), req.Reference); err != nil {
 			return "", nil, fmt.Errorf("bank: reverse outgoing transfer: %w", err)
 		}
-		text := b.smsText("출금취소", ecml.Money{Minor: amount, Currency: Currency}, name, now, balance, from.last4)
-		if sms, err = b.enqueueSMS(ctx, tx, "reverse_out", req.Reference, from.phone, text, now); err != nil {
-			return "", nil, err
+		if from.phone != "" {
+			text := b.smsText("출금취소", ecml.Money{Minor: amount, Currency: Currency}, name, now, balance, from.last4)
+			if sms, err = b.enqueueSMS(ctx, tx, "reverse_out", req.Reference, from.phone, text, now); err != nil {
+				return "", nil, err
+			}
 		}
 		return req.Reference, nil, nil
 	})

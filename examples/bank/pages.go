@@ -81,7 +81,7 @@ var (
 	adminPage = template.Must(template.New("admin").Funcs(funcs).Parse(head + `
 <h2>Ledger</h2>
 {{if .LedgerError}}<p class="err">{{.LedgerError}}</p>{{else}}<p>{{.Ledger.Journals}} journals, {{.Ledger.Entries}} entries, balanced.
-Customers hold {{won .Ledger.Customers}}; cash {{won .Ledger.Cash}};
+Customers hold {{won .Ledger.Customers}}; cash {{won .Ledger.Cash}}; escrow held {{won .Ledger.Escrow}};
 {{range $bank, $bal := .Ledger.Clearing}} clearing {{$bank}} {{won $bal}};{{end}}</p>{{end}}
 <h2>Customers</h2>
 <div class="scroll"><table><tr><th>ID</th><th>Name</th><th>Phone</th><th>Login</th><th>Failures</th></tr>

@@ -57,6 +57,9 @@ type LedgerReport struct {
 	Customers int64
 	Cash      int64
 	Clearing  map[string]int64
+	// Escrow is the escrow holding account's balance: what the bank holds
+	// for open escrows (KECIS §15.6).
+	Escrow int64
 }
 
 // CheckLedger checks the double-entry invariants on one snapshot: every
@@ -120,6 +123,11 @@ func (b *Bank) CheckLedger(ctx context.Context) (*LedgerReport, error) {
 				rep.Cash += bal
 			case "clearing":
 				rep.Clearing[cp] = bal
+			case "escrow":
+				if bal < 0 {
+					return fmt.Errorf("bank: ledger: the escrow holding account is overdrawn (%d)", bal)
+				}
+				rep.Escrow += bal
 			}
 		}
 		if err := rows.Err(); err != nil {
