@@ -79,7 +79,11 @@
 //	kx:VirtualCard [Type]                             (credit|check|prepaid|other)
 //	    kx:Number text (16-digit VCN, Luhn)                              S
 //	    kx:ExpDate [Day Month Year]
-//	kx:Escrow [State]                                 (funded|shipped|confirmed|disputed|refunded)
+//	kx:Escrow [State Carrier Tracking ConfirmBy Reason Auto]           (KECIS §15.6)
+//	    State     awaiting-payment|funded|shipped|confirmed|disputed|refunded|cancelled|expired|paid
+//	    Carrier   text ≤ 64, Tracking printable ASCII ≤ 64 (escrow:ship)
+//	    ConfirmBy xs:dateTime, the automatic confirmation's deadline
+//	    Reason    text ≤ 200, the buyer's dispute reason; Auto true|false
 //	kx:CardAuth [Acquirer VirtualCard Use MerchantLock NotOnOrAfter]     (KECIS §15.7)
 //	kx:OneTimeCode text (4–10 digits)                                    S
 //	kx:KeyIn [PasswordPrefix BirthDate BusinessNumber]                   S (as a whole)

@@ -184,19 +184,42 @@ type VirtualCard struct {
 	ExpDate         *Date // Mode is not allowed here
 }
 
-// Escrow states (kx:Escrow/@State): funded → shipped → confirmed (released),
-// or disputed → refunded (KECIS §15.6).
+// Escrow states (kx:Escrow/@State, KECIS §15.6): an escrow is
+// awaiting-payment → funded → shipped → confirmed (released to the
+// merchant), or disputed, refunded (to the buyer), cancelled (before
+// payment), expired (unpaid in time); a transfer:collect (KECIS §15.8) is
+// awaiting-payment → paid, or cancelled, expired.
 const (
-	EscrowFunded    = "funded"
-	EscrowShipped   = "shipped"
-	EscrowConfirmed = "confirmed"
-	EscrowDisputed  = "disputed"
-	EscrowRefunded  = "refunded"
+	EscrowAwaitingPayment = "awaiting-payment"
+	EscrowFunded          = "funded"
+	EscrowShipped         = "shipped"
+	EscrowConfirmed       = "confirmed"
+	EscrowDisputed        = "disputed"
+	EscrowRefunded        = "refunded"
+	EscrowCancelled       = "cancelled"
+	EscrowExpired         = "expired"
+	EscrowPaid            = "paid"
 )
 
-// Escrow is kx:Escrow [State].
+// EscrowStates lists the states kx:Escrow/@State takes.
+var EscrowStates = []string{EscrowAwaitingPayment, EscrowFunded, EscrowShipped, EscrowConfirmed, EscrowDisputed,
+	EscrowRefunded, EscrowCancelled, EscrowExpired, EscrowPaid}
+
+// EscrowReasonMax bounds kx:Escrow/@Reason, a dispute's reason.
+const EscrowReasonMax = 200
+
+// Escrow is kx:Escrow [State Carrier Tracking ConfirmBy Reason Auto]
+// (KECIS §15.6): the state in answers; Carrier and Tracking, the shipment,
+// in an escrow:ship request and later answers; ConfirmBy (xs:dateTime) the
+// automatic confirmation's deadline; Reason the buyer's dispute reason;
+// Auto "true" when the escrow was confirmed automatically.
 type Escrow struct {
-	State string
+	State     string
+	Carrier   string
+	Tracking  string
+	ConfirmBy string
+	Reason    string
+	Auto      string
 }
 
 // Uses of a virtual card number (kx:CardAuth/@Use, KECIS §15.4).

@@ -67,7 +67,7 @@ func (e *FormError) OnlyUnknown() bool { return len(e.Problems) == 0 }
 // KECIS extension elements (Ecom_UserData_Gender, _BirthDate_*,
 // _Preferences → kx:UserData; Ecom_Device_* → kx:Device), and the
 // extension elements' own values have KECIS names (KECIS_AmountAuth_*,
-// KECIS_Transfer_*, KECIS_VirtualCard_*, KECIS_Escrow_State, KECIS_CardAuth_*,
+// KECIS_Transfer_*, KECIS_VirtualCard_*, KECIS_Escrow_*, KECIS_CardAuth_*,
 // KECIS_OneTimeCode, KECIS_KeyIn_*; KECIS §14.7). The mapping is the
 // package's field table; [FlatNamePath] tells where a name goes.
 //

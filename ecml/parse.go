@@ -192,7 +192,8 @@ func ParsePayload(container *etree.Element) (*Payload, error) {
 		ext("Escrow").with(func(el *etree.Element, path string) error {
 			e := &Escrow{}
 			p.Escrow = e
-			return parseLeafElement(el, path, attrs{{"State", &e.State}}, nil)
+			return parseLeafElement(el, path, attrs{{"State", &e.State}, {"Carrier", &e.Carrier}, {"Tracking", &e.Tracking},
+				{"ConfirmBy", &e.ConfirmBy}, {"Reason", &e.Reason}, {"Auto", &e.Auto}}, nil)
 		}),
 		ext("CardAuth").with(func(el *etree.Element, path string) error {
 			c := &CardAuth{}

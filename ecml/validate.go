@@ -281,7 +281,10 @@ func (v *validator) payload(p *Payload) {
 		if e.State == "" {
 			v.missing("/kx:Escrow/@State", "an escrow needs its state")
 		}
-		v.field("/kx:Escrow/@State", e.State)
+		for _, a := range [][2]string{{"State", e.State}, {"Carrier", e.Carrier}, {"Tracking", e.Tracking},
+			{"ConfirmBy", e.ConfirmBy}, {"Reason", e.Reason}, {"Auto", e.Auto}} {
+			v.field("/kx:Escrow/@"+a[0], a[1])
+		}
 	}
 	if c := p.CardAuth; c != nil {
 		const path = "/kx:CardAuth"

@@ -222,7 +222,10 @@ func (p *Payload) write(w *writer, scratch, _ *etree.Element) {
 	}
 	if e := p.Escrow; e != nil {
 		el := w.elem(scratch, kx("Escrow"))
-		w.attr(el, "/kx:Escrow", "State", e.State)
+		for _, a := range [][2]string{{"State", e.State}, {"Carrier", e.Carrier}, {"Tracking", e.Tracking},
+			{"ConfirmBy", e.ConfirmBy}, {"Reason", e.Reason}, {"Auto", e.Auto}} {
+			w.attr(el, "/kx:Escrow", a[0], a[1])
+		}
 	}
 	if c := p.CardAuth; c != nil {
 		const path = "/kx:CardAuth"
