@@ -186,7 +186,7 @@ type Escrow struct {
 	Auto              bool      // confirmed by the sweep
 	Resolver          string    // the operator who resolved a dispute
 
-	Owed                          Owed
+	Owed                           Owed
 	FundRef, ReleaseRef, RefundRef string // the ledger's references
 	// Attempts counts the owed call's failed attempts (the sweep's
 	// backoff); Retry is when the sweep tries it next.
