@@ -72,7 +72,7 @@ const columns = `reference, merchant, order_id, hold, amount, currency, goods, s
 	settlement_ref, payee_name, buyer, buyer_ref, sealed, carrier, tracking, pay_by, shipped_at, confirm_by, reason, auto,
 	resolver, owed, fund_ref, release_ref, refund_ref, attempts, retry_at, open_key, created_at, updated_at`
 
-// masked is the mask of an account kept next to the sealed number (” for
+// masked is the mask of an account kept next to the sealed number (empty for
 // none).
 func masked(a ecml.Secret) string {
 	if a == "" {
