@@ -16,6 +16,7 @@ import (
 
 	"github.com/kecis/kecis/connectors"
 	"github.com/kecis/kecis/connectors/httpserver"
+	"github.com/kecis/kecis/connectors/internal/webpage"
 	"github.com/kecis/kecis/connectors/sms"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/saml"
@@ -498,7 +499,7 @@ func (p *page) frontEnd(w http.ResponseWriter, r *http.Request, s *session, f *F
 		}
 	}
 	d := &pageData{Name: s.name, CSRF: p.csrf(s), R: req, F: f, Shop: p.shop(ctx, f.Requester), Answer: base64.StdEncoding.EncodeToString(f.Answer),
-		Destination: f.Destination, Relay: f.RelayState, FormOrigin: originOf(f.Destination), State: f.AnswerState}
+		Destination: f.Destination, Relay: f.RelayState, FormOrigin: webpage.Origin(f.Destination), State: f.AnswerState}
 	if req != nil && (req.State == Texting || req.State == AwaitingReply) {
 		d.CanCancel = true
 	}
@@ -515,18 +516,5 @@ func (p *page) postOnce(w http.ResponseWriter, r *http.Request, req *connectors.
 		return
 	}
 	p.render(w, r, http.StatusOK, "answer", &pageData{Answer: base64.StdEncoding.EncodeToString(signed), Destination: dest, Relay: relay,
-		FormOrigin: originOf(dest), Shop: p.shop(r.Context(), req.Merchant()), Error: st.Message})
-}
-
-// originOf is the scheme and host of an absolute URL.
-func originOf(u string) string {
-	i := strings.Index(u, "://")
-	if i < 0 {
-		return ""
-	}
-	rest := u[i+3:]
-	if j := strings.IndexAny(rest, "/?#"); j >= 0 {
-		rest = rest[:j]
-	}
-	return u[:i+3] + rest
+		FormOrigin: webpage.Origin(dest), Shop: p.shop(r.Context(), req.Merchant()), Error: st.Message})
 }

@@ -247,3 +247,18 @@ func (x *Renderer) Render(w http.ResponseWriter, r *http.Request, status int, na
 		_, _ = w.Write(b.Bytes())
 	}
 }
+
+// Origin is the scheme and host of an absolute URL ("" for none): what a
+// page's CSP form-action admits besides 'self' for a form posting back to
+// another participant.
+func Origin(u string) string {
+	i := strings.Index(u, "://")
+	if i < 0 {
+		return ""
+	}
+	rest := u[i+3:]
+	if j := strings.IndexAny(rest, "/?#"); j >= 0 {
+		rest = rest[:j]
+	}
+	return u[:i+3] + rest
+}
