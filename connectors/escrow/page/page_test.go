@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -381,7 +383,7 @@ func TestPayConfirm(t *testing.T) {
 	b.login("hong", "")
 	w = b.get("/escrow/")
 	expect(t, w, http.StatusOK, "My escrow payments", "모두의 상점 · 150,000원", "Shipped, held by the bank", "CJ대한통운", "6543-2109-8765",
-		"Confirmed automatically on", "2026-12-10 20:00", `name="from" value="list"`)
+		"Auto-confirmed on", "2026-12-10 20:00", `name="from" value="list"`)
 
 	// Confirm from the list: back to the list, confirmed, the shop paid.
 	w = b.post("/escrow/pay/"+x.Reference+"/confirm", url.Values{"from": {"list"}})
@@ -669,4 +671,47 @@ func TestNewRefusesBadConfig(t *testing.T) {
 			t.Errorf("New(%+v) accepted", c.Prefix)
 		}
 	}
+}
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden.html")
+
+// golden compares a page with testdata/name.golden.html (go test -update
+// rewrites it): the pages' whole HTML, reviewed once, kept stable.
+func golden(t *testing.T, name string, w *httptest.ResponseRecorder) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden.html")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, w.Body.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Body.String(); got != string(want) {
+		t.Errorf("%s differs from %s (go test -update rewrites it):\n%s", name, path, got)
+	}
+}
+
+// TestGolden: the login, the pay page, a shipped escrow and the list, as
+// a fixed sequence renders them (deterministic clock and random).
+func TestGolden(t *testing.T) {
+	r := newRig(t, nil)
+	x := r.open(t, true, 150_000)
+	b := r.browser(t)
+	golden(t, "login", b.arrive(x.Reference))
+	b.login("hong", x.Reference)
+	golden(t, "pay", b.get("/escrow/pay/"+x.Reference))
+	expect(t, b.post("/escrow/pay/"+x.Reference+"/pay", url.Values{"account": {"acc-1"}}), http.StatusSeeOther)
+	if _, err := r.e.Ship(context.Background(), merchant, escrow.Ref{Reference: x.Reference}, "CJ대한통운", "6543-2109-8765", "ship-1"); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "shipped", b.get("/escrow/pay/"+x.Reference))
+	golden(t, "list", b.get("/escrow/"))
+	golden(t, "notfound", b.get("/escrow/pay/ES"+strings.Repeat("A", 16)))
 }
