@@ -79,8 +79,8 @@ func assertNoSecrets(t *testing.T, rep *conformance.Report, secrets ...string) {
 }
 
 // TestBankCorrectPasses: the whole bank plan passes against the broken
-// package's bank without a flaw, every transfer, account and twoway check
-// among them.
+// package's bank without a flaw, every transfer, account, twoway and
+// escrow check among them.
 func TestBankCorrectPasses(t *testing.T) {
 	t.Parallel()
 	k, err := broken.NewBankKit(t.TempDir(), broken.None)
@@ -96,7 +96,7 @@ func TestBankCorrectPasses(t *testing.T) {
 	if r := rep.WithResult(conformance.Review); len(r) > 0 {
 		t.Errorf("REVIEW: %v", r)
 	}
-	assertModulesPass(t, rep, "bank", "transfer", "account", "twoway")
+	assertModulesPass(t, rep, "bank", "transfer", "account", "twoway", "escrow")
 	assertNoSecrets(t, rep, broken.KitPassword)
 }
 
@@ -125,10 +125,13 @@ var bankFailures = map[broken.Flaw][]string{
 	broken.ExecutesBeforeConfirmation: {"twoway.no-money-before-reply"},
 	broken.CodeNotBoundToAmount:       {"twoway.code-bound"},
 	broken.RevealsHolderToNonBank:     {"account.non-bank-refused"},
+	// Released on the shipment: the answer says confirmed, and the
+	// settlement account moved before the buyer confirmed.
+	broken.ReleasesWithoutConfirmation: {"escrow.ship", "escrow.held"},
 }
 
-// TestBrokenBanksFail: the transfer, account and twoway modules catch
-// each broken bank with exactly the check its flaw breaks.
+// TestBrokenBanksFail: the transfer, account, twoway and escrow modules
+// catch each broken bank with exactly the checks its flaw breaks.
 func TestBrokenBanksFail(t *testing.T) {
 	for _, f := range broken.BankFlaws {
 		t.Run(string(f), func(t *testing.T) {
@@ -138,7 +141,7 @@ func TestBrokenBanksFail(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer k.Close()
-			rep := runPlan(t, k, "bank", "transfer", "account", "twoway")
+			rep := runPlan(t, k, "bank", "transfer", "account", "twoway", "escrow")
 			want := bankFailures[f]
 			if got := rep.WithResult(conformance.Failed); !slices.Equal(got, want) {
 				t.Errorf("FAILED %q\nwant   %q\n%s", got, want, summary(rep))

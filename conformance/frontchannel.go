@@ -47,7 +47,14 @@ type form struct {
 	Action string
 	Inputs []string
 	Values url.Values
+	// Options are the choices of each select input, in page order (the
+	// form's Values keep none of them: the check chooses).
+	Options map[string][]option
 }
+
+// option is one choice of a select input: the value it submits and the
+// text it shows.
+type option struct{ Value, Text string }
 
 // has reports whether the form has an input named name.
 func (f *form) has(name string) bool { return slices.Contains(f.Inputs, name) }
@@ -70,6 +77,13 @@ func (c *C) newBrowser() (*browser, error) {
 		extra, err := loadCerts(c.Profile, a.PageTLSCerts)
 		if err != nil {
 			return nil, fmt.Errorf("twoway.page_tls_certs: %w", err)
+		}
+		pins = append(slices.Clone(pins), extra...)
+	}
+	if a := c.Profile.Escrow; a != nil && len(a.PageTLSCerts) > 0 {
+		extra, err := loadCerts(c.Profile, a.PageTLSCerts)
+		if err != nil {
+			return nil, fmt.Errorf("escrow.page_tls_certs: %w", err)
 		}
 		pins = append(slices.Clone(pins), extra...)
 	}
@@ -238,6 +252,9 @@ func parseForms(base *url.URL, body []byte) []*form {
 							cur.Values.Add(name, v)
 						}
 					}
+					if n.Data == "select" {
+						cur.addOptions(name, n)
+					}
 				}
 			}
 		}
@@ -247,6 +264,45 @@ func parseForms(base *url.URL, body []byte) []*form {
 	}
 	walk(doc)
 	return out
+}
+
+// addOptions records the options of select n named name.
+func (f *form) addOptions(name string, n *html.Node) {
+	var walk func(n *html.Node)
+	walk = func(n *html.Node) {
+		for ch := n.FirstChild; ch != nil; ch = ch.NextSibling {
+			if ch.Type == html.ElementNode && ch.Data == "option" {
+				text := strings.Join(strings.Fields(nodeText(ch)), " ")
+				v, ok := attr(ch, "value")
+				if !ok {
+					v = text
+				}
+				if f.Options == nil {
+					f.Options = map[string][]option{}
+				}
+				f.Options[name] = append(f.Options[name], option{Value: v, Text: text})
+				continue
+			}
+			walk(ch)
+		}
+	}
+	walk(n)
+}
+
+// nodeText is the text under n.
+func nodeText(n *html.Node) string {
+	var b strings.Builder
+	var walk func(n *html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.TextNode {
+			b.WriteString(n.Data)
+		}
+		for ch := n.FirstChild; ch != nil; ch = ch.NextSibling {
+			walk(ch)
+		}
+	}
+	walk(n)
+	return b.String()
 }
 
 // FrontEndpoint returns the participant's HTTP-POST endpoint for service.

@@ -63,6 +63,12 @@ type Profile struct {
 	// requester and drives as the remitter and the payee (the twoway
 	// module, KECIS §15.5).
 	TwoWay *TwoWayProfile `yaml:"twoway,omitempty"`
+	// Escrow describes the escrow and the collect payment a bank holds
+	// for the tester as a merchant (the escrow module, KECIS §15.6,
+	// §15.8): the buyer who pays on the bank's page and the settlement
+	// account the released money goes to. Without it the module is
+	// SKIPPED.
+	Escrow *EscrowProfile `yaml:"escrow,omitempty"`
 	// Router names the provider the hub plan relays to.
 	Router *RouterProfile `yaml:"router,omitempty"`
 	// Hooks are the participant's test hooks: out-of-band steps the suite
@@ -258,6 +264,50 @@ type TwoWayPayee struct {
 	Phone    string `yaml:"phone"`
 	// Name, when given, is sent as the payee's expected name.
 	Name string `yaml:"name,omitempty"`
+}
+
+// EscrowProfile is what the escrow module needs (KECIS §15.6, §15.8
+// transfer:collect): the tester opens escrows as a merchant (test mode),
+// pays them on the bank's buyer page as the profile's buyer, ships,
+// confirms as the buyer and refunds. The buyer's balance must cover two
+// escrows of Amount and one collect of CollectAmount.
+type EscrowProfile struct {
+	// Currency of the amounts (ISO 4217); default KRW.
+	Currency string `yaml:"currency,omitempty"`
+	// BankCode is the bank's 3-digit code (default bank.code): the
+	// requests' routing, the buyer's account's bank.
+	BankCode string `yaml:"bank_code,omitempty"`
+	// Amount of each escrow (default 150000).
+	Amount string `yaml:"amount,omitempty"`
+	// CollectAmount of the transfer:collect payment (default 1000).
+	CollectAmount string `yaml:"collect_amount,omitempty"`
+	// Buyer is a customer of the bank who logs in on its buyer page
+	// (inputs `login` and `password`) and pays from Account; Password is
+	// scrubbed from every report.
+	Buyer EscrowBuyer `yaml:"buyer"`
+	// Settlement is the merchant's settlement account the escrow's money
+	// is released to (kx:BankAccount Role="settlement"); its bank code
+	// defaults to bank.code. With the balance hook the module checks it
+	// moves only on the buyer's confirmation.
+	Settlement EscrowAccount `yaml:"settlement"`
+	// PageTLSCerts pin the TLS server certificate of the bank's buyer
+	// page when its metadata does not publish it (PEM files).
+	PageTLSCerts []string `yaml:"page_tls_certs,omitempty"`
+}
+
+// EscrowBuyer is the buyer of the escrow module's payments.
+type EscrowBuyer struct {
+	Login    string `yaml:"login"`
+	Password string `yaml:"password"`
+	// Account is the buyer's account at the bank the page pays from
+	// (chosen on the page by its masked form, ****-1234).
+	Account string `yaml:"account"`
+}
+
+// EscrowAccount is an account at a bank.
+type EscrowAccount struct {
+	BankCode string `yaml:"bank_code,omitempty"`
+	Account  string `yaml:"account"`
 }
 
 // MaxAmountAuthTimeout bounds the profile's amountauth.timeout: the run
@@ -631,6 +681,9 @@ func (p *Profile) secrets() []string {
 	if a := p.TwoWay; a != nil && a.Password != "" {
 		out = append(out, a.Password)
 	}
+	if a := p.Escrow; a != nil && a.Buyer.Password != "" {
+		out = append(out, a.Buyer.Password)
+	}
 	if a := p.CardAuth; a != nil {
 		for _, s := range []string{a.Password, a.TOTPSeed} {
 			if s != "" {
@@ -679,6 +732,7 @@ func (p *Profile) checkBanking() []error {
 			}
 		}
 	}
+	errs = append(errs, p.checkEscrow()...)
 	if t := p.TwoWay; t != nil {
 		if t.Currency == "" {
 			t.Currency = "KRW"
@@ -701,6 +755,48 @@ func (p *Profile) checkBanking() []error {
 		if t.OtherPhone == "" || t.OtherPhone == t.Payee.Phone {
 			errs = append(errs, errors.New("twoway.other_phone (a number that is not the payee's) is required"))
 		}
+	}
+	return errs
+}
+
+// checkEscrow checks the escrow section, with its defaults.
+func (p *Profile) checkEscrow() []error {
+	e := p.Escrow
+	if e == nil {
+		return nil
+	}
+	var errs []error
+	if e.Currency == "" {
+		e.Currency = "KRW"
+	}
+	if e.Amount == "" {
+		e.Amount = "150000"
+	}
+	if e.CollectAmount == "" {
+		e.CollectAmount = "1000"
+	}
+	for name, a := range map[string]string{"amount": e.Amount, "collect_amount": e.CollectAmount} {
+		if m, err := ecml.ParseAmount(a, e.Currency); err != nil || m.Minor <= 0 {
+			errs = append(errs, fmt.Errorf("escrow.%s %q must be a positive amount in %s", name, a, e.Currency))
+		}
+	}
+	if e.BankCode == "" && p.Bank != nil {
+		e.BankCode = p.Bank.Code
+	}
+	if e.Settlement.BankCode == "" {
+		e.Settlement.BankCode = e.BankCode
+	}
+	if !threeDigits(e.BankCode) {
+		errs = append(errs, errors.New("escrow.bank_code (default bank.code) must be the bank's 3-digit code"))
+	}
+	if _, ok := ecml.AccountDigits(e.Settlement.Account); !ok || !threeDigits(e.Settlement.BankCode) {
+		errs = append(errs, errors.New("escrow.settlement needs account and a 3-digit bank_code (default the bank's)"))
+	}
+	if e.Buyer.Login == "" || e.Buyer.Password == "" {
+		errs = append(errs, errors.New("escrow.buyer.login and escrow.buyer.password (the buyer's at the bank's page) are required"))
+	}
+	if _, ok := ecml.AccountDigits(e.Buyer.Account); !ok {
+		errs = append(errs, errors.New("escrow.buyer.account (the account the buyer pays from) is not an account number"))
 	}
 	return errs
 }

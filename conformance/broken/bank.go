@@ -41,8 +41,8 @@ const (
 )
 
 // BankFlaws lists the flaws of a bank: NewBankKit runs the bank plan's
-// transfer, account and twoway modules against each.
-var BankFlaws = []Flaw{ExecutesBeforeConfirmation, CodeNotBoundToAmount, RevealsHolderToNonBank}
+// transfer, account, twoway and escrow modules against each.
+var BankFlaws = []Flaw{ExecutesBeforeConfirmation, CodeNotBoundToAmount, RevealsHolderToNonBank, ReleasesWithoutConfirmation}
 
 // Service URIs of banks and telecoms (KECIS §15.5, §15.8–§15.10).
 var (
@@ -71,6 +71,9 @@ type BankConfig struct {
 	Accounts []Account
 	// Limit is the per-transfer limit (KRW; default 5,000,000).
 	Limit int64
+	// Escrow, when set, makes the bank offer escrow and collect payments
+	// (KECIS §15.6, §15.8) with a buyer's page; nil: it declares none.
+	Escrow *EscrowConfig
 }
 
 // TelecomConfig makes the provider a telecom: its subscribers by number.
@@ -94,6 +97,7 @@ type bankState struct {
 	twoways   []*twTx
 	sms       map[string][]SMS // by phone digits
 	seq       int
+	escrow    *escrowState
 }
 
 type bankTransfer struct {
@@ -169,6 +173,9 @@ func (p *Provider) startBank(mux, hooks *http.ServeMux, keys saml.StaticKeys, re
 	mux.HandleFunc("POST /kecis/twoway", p.twStart)
 	mux.HandleFunc("POST /kecis/twoway/login", p.twLogin)
 	mux.HandleFunc("POST /kecis/twoway/t/{tx}/{step}", p.twStep)
+	if cfg.Escrow != nil {
+		p.startEscrow(mux)
+	}
 	hooks.HandleFunc("POST /sms", p.smsHook)
 	hooks.HandleFunc("POST /sms/reply", p.smsReplyHook)
 	hooks.HandleFunc("POST /balance", p.balanceHook)
@@ -184,7 +191,7 @@ func (p *Provider) startTelecom() {
 // isBanking reports whether service is a bank's or a telecom's.
 func isBanking(service string) bool {
 	g, _, _ := saml.SplitService(service)
-	return g == "transfer" || g == "account" || g == "phone" || g == "twoway"
+	return g == "transfer" || g == "account" || g == "phone" || g == "twoway" || g == "escrow"
 }
 
 // callerRoles are the roles of a peer.
@@ -243,6 +250,8 @@ func (p *Provider) serveBanking(req *saml.ServiceRequest) (saml.Status, *ecml.Pa
 		return a
 	}
 	switch req.Service {
+	case svcEscrowOpen, svcEscrowShip, svcEscrowRefund, svcEscrowStatus, svcCollect:
+		return p.serveEscrow(req)
 	case svcHolderInquiry:
 		if !p.bankCaller(req.Issuer) && p.Flaw != RevealsHolderToNonBank {
 			return refusal(saml.StatusRequester, saml.StatusRequestDenied, "banks only")

@@ -20,17 +20,26 @@ const (
 	KitClosedAccount  = "110-222-333302"
 	KitRemitterLogin  = "remitter"
 	KitOtherPhone     = "01099990000"
+	// The escrow's buyer (who logs in on the bank's page with
+	// KitPassword) and the merchant's settlement account.
+	KitBuyerLogin        = "buyer"
+	KitBuyerAccount      = "110-222-555501"
+	KitSettlementAccount = "110-222-444401"
 )
 
-// NewBankKit starts a bank (KECIS §15.8, §15.9, §15.5) with flaw (one of
-// BankFlaws, or None) and writes the files of a run into dir: the profile
-// has bank, twoway and the sms, sms_reply and balance hooks.
+// NewBankKit starts a bank (KECIS §15.8, §15.9, §15.5, §15.6) with flaw
+// (one of BankFlaws, or None) and writes the files of a run into dir: the
+// profile has bank, twoway, escrow (the buyer has two accounts, the
+// module pays from the first) and the sms, sms_reply and balance hooks.
 func NewBankKit(dir string, flaw Flaw) (*Kit, error) {
 	cfg := &BankConfig{Code: KitBankCode, Accounts: []Account{
 		{Number: KitPayeeAccount, Holder: KitPayeeHolder, Phone: KitPayeePhone},
 		{Number: KitClosedAccount, Holder: "박닫힘", Closed: true},
 		{Number: "110-222-999901", Holder: "이보냄", Phone: "01098765432", Balance: 50_000_000, Login: KitRemitterLogin, Password: KitPassword},
-	}}
+		{Number: KitBuyerAccount, Holder: "최구매", Phone: "01022223333", Balance: 1_000_000, Login: KitBuyerLogin, Password: KitPassword},
+		{Number: "110-222-555502", Holder: "최구매", Balance: 5_000, Login: KitBuyerLogin, Password: KitPassword},
+		{Number: KitSettlementAccount, Holder: "주식회사 시험상점"},
+	}, Escrow: &EscrowConfig{}}
 	profile := fmt.Sprintf(`bank:
   code: "%s"
   caller_code: "%s"
@@ -45,7 +54,13 @@ twoway:
   payee: {bank_code: "%[1]s", account: "%[3]s", phone: "%[9]s"}
   other_phone: "%[10]s"
   amount: "10000"
-`, KitBankCode, KitCallerBankCode, KitPayeeAccount, KitPayeeHolder, KitClosedAccount, KitPostEndpoint, KitRemitterLogin, KitPassword, KitPayeePhone, KitOtherPhone)
+escrow:
+  amount: "150000"
+  collect_amount: "1000"
+  buyer: {login: %[11]s, password: %[8]q, account: "%[12]s"}
+  settlement: {account: "%[13]s"}
+`, KitBankCode, KitCallerBankCode, KitPayeeAccount, KitPayeeHolder, KitClosedAccount, KitPostEndpoint, KitRemitterLogin, KitPassword, KitPayeePhone, KitOtherPhone,
+		KitBuyerLogin, KitBuyerAccount, KitSettlementAccount)
 	hooks := "  sms: {url: %[1]s/sms}\n  sms_reply: {url: %[1]s/sms/reply}\n  balance: {url: %[1]s/balance}\n"
 	return newBankingKit(dir, Config{Flaw: flaw, Bank: cfg}, profile, hooks)
 }
