@@ -492,9 +492,16 @@ func (p *page) act(w http.ResponseWriter, r *http.Request, what string, fn func(
 		p.view(w, r, s, x, code, st.Message)
 		return
 	}
-	if err != nil {
+	if err != nil && got == nil {
 		p.internal(w, r, what, err)
 		return
+	}
+	if err != nil {
+		// The change is recorded, its ledger call's outcome unknown: the
+		// engine's Sweep carries it on with the same key; the page shows
+		// where it stands.
+		p.log.WarnContext(ctx, "escrow: page: "+what+": the ledger call is pending", "customer", s.Customer, "escrow", got.Reference,
+			"error", ecml.RedactPANs(err.Error()))
 	}
 	p.log.InfoContext(ctx, "escrow: page: "+what, "customer", s.Customer, "escrow", got.Reference, "state", got.State)
 	if r.PostForm.Get("from") == "list" {

@@ -51,6 +51,22 @@ type ledger struct {
 	balance map[string]int64
 	done    map[string]string // idempotency key → reference
 	calls   int
+	// fail makes the next calls of an operation ("fund", "release") fail
+	// with an unknown outcome.
+	fail map[string]int
+}
+
+var errTimeout = errors.New("ledger: timeout")
+
+// failing reports whether op's call fails now.
+func (l *ledger) failing(op string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fail[op] > 0 {
+		l.fail[op]--
+		return true
+	}
+	return false
 }
 
 func newLedger() *ledger {
@@ -58,6 +74,7 @@ func newLedger() *ledger {
 		owner:   map[string]string{hongAcct: "cust-1", hongAcct2: "cust-1", leeAcct: "cust-2"},
 		balance: map[string]int64{hongAcct: 1_000_000, hongAcct2: 1_000, leeAcct: 500_000},
 		done:    map[string]string{},
+		fail:    map[string]int{},
 	}
 }
 
@@ -83,6 +100,9 @@ func (l *ledger) Fund(_ context.Context, f *escrow.Funding) (string, error) {
 	l.mu.Lock()
 	own := l.owner[n]
 	l.mu.Unlock()
+	if l.failing("fund") {
+		return "", errTimeout
+	}
 	if own == "" || own != f.Customer {
 		return "", connectors.Refuse(saml.StatusRequester, saml.CodeDeclined, "no such account of the customer")
 	}
@@ -90,6 +110,9 @@ func (l *ledger) Fund(_ context.Context, f *escrow.Funding) (string, error) {
 }
 
 func (l *ledger) Release(_ context.Context, r *escrow.Release) (*escrow.Outcome, error) {
+	if l.failing("release") {
+		return nil, errTimeout
+	}
 	ref, err := l.move(r.IdempotencyKey, holding, r.SettlementAccount.Reveal(), r.Amount.Minor)
 	if err != nil {
 		return nil, err
@@ -546,6 +569,48 @@ func TestDoublePay(t *testing.T) {
 	b.get("/escrow/pay/" + y.Reference)
 	expect(t, b.post("/escrow/pay/"+y.Reference+"/pay", url.Values{"account": {"acc-2"}}), http.StatusConflict, "insufficient funds", "/pay\"")
 	expect(t, b.post("/escrow/pay/"+y.Reference+"/pay", url.Values{"account": {"acc-1"}}), http.StatusSeeOther)
+}
+
+// TestLedgerPending: a debit or a release whose outcome is unknown: the
+// page shows the payment under way (refreshing) or the release on its
+// way, never an error; the sweep carries them on, once.
+func TestLedgerPending(t *testing.T) {
+	r := newRig(t, nil)
+	x := r.open(t, true, 150_000)
+	b := r.browser(t)
+	b.arrive(x.Reference)
+	b.login("hong", x.Reference)
+	b.get("/escrow/pay/" + x.Reference)
+	r.ledger.fail["fund"] = 1
+	expect(t, b.post("/escrow/pay/"+x.Reference+"/pay", url.Values{"account": {"acc-1"}}), http.StatusSeeOther)
+	w := b.get("/escrow/pay/" + x.Reference)
+	expect(t, w, http.StatusOK, "Paying", `http-equiv="refresh"`)
+	lacks(t, w, "/pay\"")
+	// Another customer cannot take the order meanwhile.
+	lee := r.browser(t)
+	lee.login("lee", x.Reference)
+	expect(t, lee.get("/escrow/pay/"+x.Reference), http.StatusNotFound, "No such payment")
+	// A second submit carries the same payment on (once).
+	expect(t, b.post("/escrow/pay/"+x.Reference+"/pay", url.Values{"account": {"acc-1"}}), http.StatusSeeOther)
+	expect(t, b.get("/escrow/pay/"+x.Reference), http.StatusOK, "Paid, held by the bank")
+	if got := r.ledger.get(hongAcct); got != 850_000 {
+		t.Fatalf("balance %d", got)
+	}
+
+	r.ledger.fail["release"] = 1
+	expect(t, b.post("/escrow/pay/"+x.Reference+"/confirm", nil), http.StatusSeeOther)
+	expect(t, b.get("/escrow/pay/"+x.Reference), http.StatusOK, "Receipt confirmed", "on its way to the shop")
+	r.clock.Advance(time.Minute)
+	if _, err := r.e.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b.login("hong", x.Reference)
+	w = b.get("/escrow/pay/" + x.Reference)
+	expect(t, w, http.StatusOK, "Receipt confirmed")
+	lacks(t, w, "on its way")
+	if got := r.ledger.get(settlement); got != 150_000 {
+		t.Fatalf("settlement %d", got)
+	}
 }
 
 // TestRefusals: the token, cross-site posts, no session, logins refused,
