@@ -212,7 +212,10 @@ func (f *Facade) call(c *gin.Context) {
 		return
 	}
 	audit := router.WithAudit(f.auditAuth(fc.req, fc.merchant, fc.note, fc.signed))
-	f.answer(c, fc, f.rt.Relay(ctx, fc.req, fc.dest, saml.WrapSOAP(fc.signed), audit))
+	// The hub's payment policy counts the embedded results that verify
+	// (KECIS §12.9); the recipient verifies them again.
+	results := router.WithAuthResults(f.rt.VerifyAuthResults(ctx, fc.authResults)...)
+	f.answer(c, fc, f.rt.Relay(ctx, fc.req, fc.dest, saml.WrapSOAP(fc.signed), audit, results))
 }
 
 // facadeCall is one request on its way through call's stages.
@@ -372,9 +375,17 @@ func (f *Facade) answer(c *gin.Context, fc *facadeCall, res *router.Result) {
 	case router.OutcomePending:
 		outcome = callapi.OutcomePending
 	case router.OutcomeRefused:
-		if res.Status.SubCode == saml.CodeIdempotencyConflict {
+		switch res.Status.SubCode {
+		case saml.CodeIdempotencyConflict:
 			f.fail(c, ProblemIdempotencyKeyReused)
-		} else {
+		case saml.CodePolicyViolation:
+			// The rule's public message, and its id (KECIS §12.9).
+			detail := res.Status.Message
+			if res.Decision != nil {
+				detail += " (rule " + res.Decision.RefusedBy + ")"
+			}
+			f.fail(c, ProblemPolicyViolation.WithDetail(detail))
+		default:
 			f.fail(c, ProblemIdempotencyKeyInFlight)
 		}
 		return
@@ -525,6 +536,11 @@ var (
 		"the Idempotency-Key was used with a different request")
 	ProblemIdempotencyKeyInFlight = httpserver.NewProblem("idempotency-key-in-flight", http.StatusConflict,
 		"a request with this Idempotency-Key is being processed")
+	// ProblemPolicyViolation is the hub's payment policy's refusal (KECIS
+	// §12.9): the detail is the rule's public message and its id. Nothing
+	// was forwarded, and the Idempotency-Key was not claimed.
+	ProblemPolicyViolation = httpserver.NewProblem("policy-violation", http.StatusUnprocessableEntity,
+		"refused by the hub's payment policy")
 )
 
 // Problems lists every problem the facade answers: its tests answer each,
@@ -533,7 +549,7 @@ var (
 var Problems = []*httpserver.Problem{ProblemUnauthenticated, ProblemUnknownService, ProblemIdempotencyKeyMissing,
 	ProblemIdempotencyKeyInvalid, ProblemBadRequest, ProblemTooLarge, ProblemUnreadable, ProblemInvalidFields, ProblemMissingFields, ProblemCardNumberInField,
 	ProblemClearSensitive, ProblemInvalidEncryptedCard, ProblemCardTwice, ProblemUnknownEncrypted, ProblemRecipientMismatch,
-	ProblemInvalidAmount, ProblemNoRoute, ProblemIdempotencyKeyReused, ProblemIdempotencyKeyInFlight, ProblemRateLimited, ProblemUnavailable, ProblemInternal}
+	ProblemInvalidAmount, ProblemNoRoute, ProblemIdempotencyKeyReused, ProblemIdempotencyKeyInFlight, ProblemPolicyViolation, ProblemRateLimited, ProblemUnavailable, ProblemInternal}
 
 // fail answers err as a problem document and logs it with its cause: a
 // refusal at Info, an internal error at Error. Nothing logged or sent holds

@@ -22,6 +22,8 @@ import (
 	"github.com/kecis/kecis/connectors/ratelimit"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/federation/facade"
+	"github.com/kecis/kecis/federation/store"
+	"github.com/kecis/kecis/internal/devpki"
 	"github.com/kecis/kecis/saml"
 )
 
@@ -174,6 +176,12 @@ func TestProblems(t *testing.T) {
 		checkProblem(t, env.do(t, request{path: inquire, body: body}), 429, "rate-limited", "")
 	})
 	seen["rate-limited"] = true
+	t.Run("refused by the payment policy", func(t *testing.T) {
+		env := newEnv(t, options{policy: true})
+		big := jsonBody(t, map[string]any{"fields": approveFields("WEB-BIG", "150000"), "encrypted": map[string]string{"card": browserCard(t, env.issuer, issuerID, "4111111111111111")}})
+		checkProblem(t, env.do(t, request{path: approve, key: "big-1", body: big}), 422, "policy-violation", "needs the cardholder's authentication: the issuer's cardholder authentication or the PG's amount authentication (rule kr-2006-card-authentication)")
+	})
+	seen["policy-violation"] = true
 
 	for _, p := range facade.Problems {
 		if !seen[p.Type] {
@@ -627,5 +635,56 @@ func TestAuthenticationResultsEmbedded(t *testing.T) {
 	}
 	if got, _ := e.issuer.received(); len(got) != 1 {
 		t.Fatalf("a refused result reached the issuer (%d requests)", len(got))
+	}
+}
+
+// TestPolicyOnTheFacade: the hub's payment policy (KECIS §12.9) on the
+// JSON facade. A card purchase of 150,000 KRW without the cardholder's
+// authentication is refused (422 policy-violation) and not relayed; the
+// same Idempotency-Key then carries the purchase with the issuer's signed
+// result, which the hub verifies and counts; a result the hub cannot
+// verify counts for nothing.
+func TestPolicyOnTheFacade(t *testing.T) {
+	e := newEnv(t, options{policy: true})
+	e.issuer.rc.Keys = saml.StaticKeys{hubID: e.issuer.rc.Keys.(saml.StaticKeys)[hubID], issuerID: {e.issuer.signer.Cert}}
+	card := browserCard(t, e.issuer, issuerID, "4111111111111111")
+	result := func(signer *saml.Signer, amount string) []string {
+		res := &saml.AuthenticationResult{ID: "_authn-big", IssueInstant: testNow, Issuer: issuerID, Method: "urn:kecis:authn:card-password",
+			Factors: 1, Amount: amount, Currency: "KRW", Merchant: shopID, OrderID: "WEB-BIG", CardRef: "411111******1111",
+			NotOnOrAfter: testNow.Add(5 * time.Minute)}
+		el, err := res.Sign(signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return callapi.EncodeAuthenticationResults([]*etree.Element{el})
+	}
+	body := func(results []string) string {
+		m := map[string]any{"fields": approveFields("WEB-BIG", "150000"), "encrypted": map[string]string{"card": card}}
+		if results != nil {
+			m["authentication_results"] = results
+		}
+		return jsonBody(t, m)
+	}
+	checkProblem(t, e.do(t, request{path: approve, key: "big-1", body: body(nil)}), 422, "policy-violation", "rule kr-2006-card-authentication")
+	checkProblem(t, e.do(t, request{path: approve, key: "big-1", body: body(result(e.issuer.signer, "140000"))}), 422, "policy-violation", "")
+	forger := newSigner(t, devpki.Signing, "not the issuer")
+	checkProblem(t, e.do(t, request{path: approve, key: "big-1", body: body(result(forger, "150000"))}), 422, "policy-violation", "")
+	if got, _ := e.issuer.received(); len(got) != 0 {
+		t.Fatalf("a refused purchase reached the issuer (%d requests)", len(got))
+	}
+	if a := e.do(t, request{path: approve, key: "big-1", body: body(result(e.issuer.signer, "150000"))}); a.status != 200 || a.json["outcome"] != "answered" {
+		t.Fatalf("with the issuer's result: %v", a)
+	}
+	recs, err := e.st.ListAudit(context.Background(), store.AuditFilter{Kind: "policy.decision"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 4 || !strings.Contains(recs[3].Detail, `"allowed":true`) || !strings.Contains(recs[0].Detail, `"refused_by":"kr-2006-card-authentication"`) {
+		t.Fatalf("%d decisions: %v", len(recs), recs)
+	}
+	for _, r := range recs {
+		if r.Actor != hubID || r.TxID != hubID+"|big-1" || strings.Contains(r.Detail, "411111") {
+			t.Fatalf("decision record %+v", r)
+		}
 	}
 }

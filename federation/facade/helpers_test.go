@@ -29,6 +29,7 @@ import (
 	sqldb "github.com/kecis/kecis/connectors/sqlstore"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/federation/facade"
+	"github.com/kecis/kecis/federation/policy"
 	"github.com/kecis/kecis/federation/router"
 	"github.com/kecis/kecis/federation/store"
 	"github.com/kecis/kecis/federation/store/sqlstore"
@@ -73,6 +74,9 @@ type options struct {
 	// db, when set, is the state of the hub's database as the facade and
 	// the router see it: refusing writes, or down.
 	db *dbState
+	// policy gives the router the default payment policy (kr-2006, KECIS
+	// §12.9).
+	policy bool
 }
 
 // dbState is what a dbFault store does: refuse every commit (readOnly),
@@ -178,8 +182,15 @@ func newEnv(t testing.TB, o options) *env {
 		fst, rst = dbFault{st, o.db}, dbFault{st, o.db}
 	}
 	dir := &router.Directory{Store: st, Now: now, Log: log}
-	rt := router.New(router.Config{HubEntityID: hubID, Signer: hub, Timeout: 5 * time.Second, IdemKey: []byte("facade-test-idempotency-key"), ReplicaID: "test"},
-		rst, dir, nil, log, now)
+	rcfg := router.Config{HubEntityID: hubID, Signer: hub, Timeout: 5 * time.Second, IdemKey: []byte("facade-test-idempotency-key"), ReplicaID: "test"}
+	if o.policy {
+		p, err := policy.Compile(policy.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rcfg.Policy = p
+	}
+	rt := router.New(rcfg, rst, dir, nil, log, now)
 	rt.Transport = func([]*x509.Certificate) http.RoundTripper { return iss }
 	keySum := func(k string) string {
 		sum := sha256.Sum256([]byte(k))

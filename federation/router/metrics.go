@@ -12,7 +12,10 @@ type Metrics struct {
 	Refusals     *prometheus.CounterVec   // reason, stage
 	RelayLatency *prometheus.HistogramVec // provider
 	IdemHits     *prometheus.CounterVec   // result
-	InFlight     prometheus.GaugeFunc
+	// PolicyDecisions counts, for each rule that matched a request, whether
+	// it allowed or refused it (KECIS §12.9).
+	PolicyDecisions *prometheus.CounterVec // rule, decision
+	InFlight        prometheus.GaugeFunc
 
 	// reg is where New registers the router's circuit breakers
 	// (kecis_hub_breaker_state{provider,endpoint}).
@@ -32,9 +35,11 @@ func NewMetrics(reg prometheus.Registerer, inFlight func() float64) *Metrics {
 		IdemHits: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "kecis", Subsystem: "router", Name: "idempotency_total",
 			Help: "Idempotency guard outcomes: acquired, reacquired (a retry), in_flight, mismatch."}, []string{"result"}),
 	}
+	m.PolicyDecisions = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "kecis", Subsystem: "hub", Name: "policy_decisions_total",
+		Help: "Payment policy rules that matched a request, by rule and decision: allowed (the rule held) or refused."}, []string{"rule", "decision"})
 	m.InFlight = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "kecis", Subsystem: "router", Name: "idempotency_leases_in_flight",
 		Help: "Unexpired idempotency leases (all replicas)."}, inFlight)
-	reg.MustRegister(m.Requests, m.Refusals, m.RelayLatency, m.IdemHits, m.InFlight)
+	reg.MustRegister(m.Requests, m.Refusals, m.RelayLatency, m.IdemHits, m.PolicyDecisions, m.InFlight)
 	return m
 }
 func (rt *Router) count(service string, st *saml.Status) {

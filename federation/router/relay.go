@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/kecis/kecis/federation/policy"
 	"github.com/kecis/kecis/federation/store"
 	"github.com/kecis/kecis/saml"
+	"github.com/kecis/kecis/saml/metadata"
 )
 
 // Outcome of a relayed exchange.
@@ -22,7 +24,9 @@ const (
 	OutcomePending
 	// OutcomeAnswered: the recipient's verified answer.
 	OutcomeAnswered
-	// OutcomeRefused: the hub's idempotency guard refused (conflict, in flight).
+	// OutcomeRefused: the hub refused: its idempotency guard (conflict, in
+	// flight), a replay, or its payment policy (PolicyViolation, KECIS
+	// §12.9; Result.Decision says why).
 	OutcomeRefused
 )
 
@@ -34,6 +38,9 @@ type Result struct {
 	Response *saml.ServiceResponse // when Answered: the verified response
 	Body     []byte                // when Answered: the HTTP body to pass on unchanged
 	Msg      []byte                // when Answered: the KECIS message inside it
+	// Decision is the payment policy's decision (KECIS §12.9), when the
+	// hub has a policy and got as far as deciding.
+	Decision *policy.Decision
 }
 
 // hubUnavailable is the status of a request the hub could not record
@@ -48,8 +55,9 @@ type RelayOption func(*relayWrites)
 
 // relayWrites is what the caller hands to Relay's first commit.
 type relayWrites struct {
-	remember []store.ReplayEntry
-	audit    []*store.AuditRecord
+	remember    []store.ReplayEntry
+	audit       []*store.AuditRecord
+	authResults []*saml.AuthenticationResult // verified: WithAuthResults
 }
 
 // WithAudit has Relay commit recs in its first commit, the one that
@@ -97,10 +105,24 @@ func (rt *Router) Relay(ctx context.Context, req *saml.ServiceRequest, dest *Ent
 			rt.ensureSnapshot(ctx, m)
 		}
 	}
+	// The payment policy (KECIS §12.9) decides before the idempotency
+	// claim: a refused request claims no key — the merchant may send the
+	// corrected request (escrow instead of a collect, with the
+	// authentication result it lacked) under the same one — and its
+	// decision is committed with the request's records.
+	decision, rec, err := rt.decide(ctx, req, dest.P.EntityID, in.authResults)
+	if err != nil {
+		rt.log.ErrorContext(ctx, "policy: the directory could not answer", "err", err, "unavailable", store.IsUnavailable(err))
+		return &Result{Outcome: OutcomeUnavailable, Status: hubUnavailable}
+	}
+	if rec != nil {
+		in.audit = append(in.audit, rec)
+	}
+	refused := decision != nil && !decision.Allowed
 	now := rt.now()
 	first := &store.Writes{Now: now, Remember: in.remember, Audit: in.audit}
 	var scope, owner string
-	if req.IdempotencyKey != "" {
+	if req.IdempotencyKey != "" && !refused {
 		scope = saml.IdemScope(req.Issuer, req.OnBehalfOf)
 		owner = rt.cfg.ReplicaID + "/" + req.ID
 		first.Claim = &store.IdemClaim{Scope: scope, Key: req.IdempotencyKey, Fingerprint: rt.fingerprint(req, dest.P.EntityID),
@@ -121,7 +143,12 @@ func (rt *Router) Relay(ctx context.Context, req *saml.ServiceRequest, dest *Ent
 			// the provider, which is not to blame, keeps its breaker
 			// (KECIS §12.8).
 			rt.log.ErrorContext(ctx, "store: the request's commit", "err", err, "unavailable", store.IsUnavailable(err))
-			return &Result{Outcome: OutcomeUnavailable, Status: hubUnavailable}
+			return &Result{Outcome: OutcomeUnavailable, Status: hubUnavailable, Decision: decision}
+		}
+		if refused {
+			rt.log.InfoContext(ctx, "refused by the payment policy", "rule", decision.RefusedBy, "service", req.Service,
+				"caller", metadata.Caller(req.Issuer, req.OnBehalfOf), "request", req.ID)
+			return &Result{Outcome: OutcomeRefused, Status: decision.Status(), Decision: decision}
 		}
 		if first.Claim != nil {
 			if rt.metrics != nil {
@@ -143,7 +170,7 @@ func (rt *Router) Relay(ctx context.Context, req *saml.ServiceRequest, dest *Ent
 	switch out {
 	case OutcomeAnswered:
 		rt.count(req.Service, ans.status)
-		return &Result{Outcome: out, Status: *ans.status, Response: ans.resp, Body: ans.body, Msg: ans.msg}
+		return &Result{Outcome: out, Status: *ans.status, Response: ans.resp, Body: ans.body, Msg: ans.msg, Decision: decision}
 	case OutcomePending:
 		return &Result{Outcome: out, Status: saml.Status{Code: saml.StatusResponder, SubCode: saml.CodePending,
 			Message: "the provider has not answered; ask with the service's inquire, or retry with the same idempotency key"}}

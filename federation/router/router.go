@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kecis/kecis/federation/policy"
 	"github.com/kecis/kecis/federation/store"
 	"github.com/kecis/kecis/saml"
 )
@@ -56,6 +57,9 @@ type Config struct {
 	// Breaker configures the circuit breaker of each provider endpoint
 	// (KECIS §12.1.1).
 	Breaker BreakerConfig
+	// Policy is the hub's payment policy (KECIS §12.9), evaluated by Relay
+	// on every request; nil evaluates none.
+	Policy *policy.Policy
 }
 
 // Defaults of Config's pruning (KECIS §12.3).

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kecis/kecis/ecml"
+	"github.com/kecis/kecis/federation/policy"
 	"github.com/kecis/kecis/federation/router"
 	"github.com/kecis/kecis/federation/store"
 	"github.com/kecis/kecis/internal/devpki"
@@ -243,6 +244,7 @@ type fixture struct {
 	hubTLS      tls.Certificate // the hub's TLS client certificate
 	timeout     time.Duration
 	now         func() time.Time // the router's clock (nil: time.Now)
+	policy      *policy.Policy   // the hub's payment policy (nil: none)
 }
 
 func newFixture(t testing.TB, timeout time.Duration) *fixture {
@@ -283,7 +285,7 @@ func (f *fixture) restart(st store.Store) {
 	f.dir = &router.Directory{Store: f.st, Now: f.now}
 	m := router.NewMetrics(f.reg, func() float64 { return 0 })
 	f.rt = router.New(router.Config{HubEntityID: hubID, Signer: f.hub, ClientCert: f.hubTLS, Timeout: f.timeout,
-		IdemKey: []byte("idempotency key of the tests"), ReplicaID: "r1"}, f.st, f.dir, m, nil, f.now)
+		IdemKey: []byte("idempotency key of the tests"), ReplicaID: "r1", Policy: f.policy}, f.st, f.dir, m, nil, f.now)
 }
 
 // addRecipient registers an active card issuer offering card:approve to
@@ -318,7 +320,7 @@ func (f *fixture) request(t testing.TB, key, amount, dest string) (*saml.Service
 
 // requestFrom builds the card approval as request does, issued and signed
 // by issuer with signer.
-func (f *fixture) requestFrom(t testing.TB, issuer string, signer *saml.Signer, key, amount, dest string) (*saml.ServiceRequest, []byte) {
+func (f *fixture) requestFrom(t testing.TB, issuer string, signer *saml.Signer, key, amount, dest string, results ...*etree.Element) (*saml.ServiceRequest, []byte) {
 	t.Helper()
 	b := &saml.Builder{Issuer: issuer}
 	req, err := b.NewRequest(dest, approveService)
@@ -334,6 +336,7 @@ func (f *fixture) requestFrom(t testing.TB, issuer string, signer *saml.Signer, 
 	}); err != nil {
 		t.Fatal(err)
 	}
+	req.AuthResults = results
 	el, err := req.Element()
 	if err != nil {
 		t.Fatal(err)

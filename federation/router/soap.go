@@ -83,7 +83,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	req := got.Request
 	in := rt.auditRecord("message.in", req, dest.P.EntityID, msg, nil)
-	res := rt.Relay(ctx, req, dest, body, withRemember(replay.entries...), WithAudit(in))
+	res := rt.Relay(ctx, req, dest, body, withRemember(replay.entries...), WithAudit(in), WithAuthResults(got.AuthResults...))
 	if res.Outcome == OutcomeAnswered {
 		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 		w.WriteHeader(http.StatusOK)

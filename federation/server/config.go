@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -10,8 +9,8 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
-	"github.com/goccy/go-yaml"
 
+	"github.com/kecis/kecis/federation/policy"
 	"github.com/kecis/kecis/federation/router"
 )
 
@@ -56,6 +55,11 @@ type Config struct {
 	RateLimits RateLimitsConfig `yaml:"rate_limits" envPrefix:"RATE_LIMITS_"`
 	// Debug enables diagnostics for operators.
 	Debug DebugConfig `yaml:"debug" envPrefix:"DEBUG_"`
+	// Policy is the hub's payment policy (KECIS §12.9, docs/policy.md):
+	// a preset (kr-2006 by default, KECIS_POLICY_PRESET), the operator's
+	// rules and service classes. A policy that does not compile stops the
+	// hub at start-up.
+	Policy policy.Config `yaml:"policy" envPrefix:"POLICY_"`
 
 	// dir is the directory of the config file; relative paths resolve
 	// against it.
@@ -239,7 +243,7 @@ func LoadConfig(path string, environ []string) (*Config, error) {
 		return nil, err
 	}
 	c := &Config{}
-	if err := yaml.NewDecoder(bytes.NewReader(data), yaml.Strict(), yaml.DisallowUnknownField()).Decode(c); err != nil {
+	if err := policy.DecodeYAML(data, c); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	envMap := map[string]string{}
@@ -381,6 +385,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Metadata.CacheDuration > c.Metadata.Validity {
 		errs = append(errs, fmt.Errorf("metadata.cache_duration must not exceed metadata.validity"))
+	}
+	if _, err := policy.Compile(c.Policy); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/kecis/kecis/connectors/httpserver"
 	"github.com/kecis/kecis/connectors/ratelimit"
 	"github.com/kecis/kecis/federation/facade"
+	"github.com/kecis/kecis/federation/policy"
 	"github.com/kecis/kecis/federation/registry"
 	"github.com/kecis/kecis/federation/router"
 	"github.com/kecis/kecis/federation/store"
@@ -120,6 +121,10 @@ func New(cfg *Config, st store.Store, pub Publisher, describe registry.Describer
 	if err != nil {
 		return nil, err
 	}
+	pol, err := policy.Compile(cfg.Policy)
+	if err != nil {
+		return nil, err
+	}
 	host, _ := os.Hostname()
 	s.clientCert = clientCert
 	s.Directory = &router.Directory{Store: st, Now: s.now, Log: log}
@@ -135,7 +140,9 @@ func New(cfg *Config, st store.Store, pub Publisher, describe registry.Describer
 		Timeout:       cfg.Limits.RelayTimeout.D(),
 		IdemRetention: cfg.Database.IdempotencyRetention.D(), PruneLimit: cfg.Database.PruneLimit,
 		Breaker: router.BreakerConfig{Failures: uint32(max(cfg.Breaker.Failures, 1)), OpenFor: cfg.Breaker.OpenFor.D(), Disabled: cfg.Breaker.Disabled},
+		Policy:  pol,
 	}, st, s.Directory, rm, log, s.now)
+	log.Info("payment policy", "preset", pol.Preset(), "rules", pol.RuleIDs())
 	s.RegistrationLimiter = s.limiter(cfg.RateLimits.Registration)
 	s.FacadeLimiter = s.limiter(cfg.RateLimits.Facade)
 	keys := make([]facade.APIKey, len(cfg.Facade.APIKeys))

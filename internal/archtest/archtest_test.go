@@ -84,8 +84,11 @@ var layers = []rule{
 	{pkg: "federation", layer: "hub", may: join(envelope, plumbing, shared, []string{"federation"}),
 		tests: join(helpers, []string{"conformance"})}, // federation/server's tests run the suite
 	{pkg: "federation/store", layer: "hub", may: join(envelope, plumbing, []string{"federation/store"}), tests: helpers},
+	// The hub's payment policy (KECIS §12.9): rules over the envelope's
+	// types, evaluated by the router.
+	{pkg: "federation/policy", layer: "hub", may: envelope, tests: helpers},
 	// The router's tests describe participants with server.Describe.
-	{pkg: "federation/router", layer: "hub", may: join(envelope, plumbing, []string{"federation/store"}),
+	{pkg: "federation/router", layer: "hub", may: join(envelope, plumbing, []string{"federation/store", "federation/policy"}),
 		tests: join(helpers, []string{"federation/server"})},
 	{pkg: "federation/registry", layer: "hub", may: join(envelope, plumbing, []string{"federation/store"}), tests: helpers},
 	{pkg: "federation/evidence", layer: "hub", may: join(envelope, plumbing, []string{"federation/store"}), tests: helpers},
