@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -123,9 +124,9 @@ func ValidReference(s string) bool {
 }
 
 // Idempotency keys of the ledger calls, derived from the reference.
-func fundKey(ref string) string    { return "escrow:" + ref + ":fund" }
-func releaseKey(ref string) string { return "escrow:" + ref + ":release" }
-func refundKey(ref string) string  { return "escrow:" + ref + ":refund" }
+func fundKey(ref string, n int) string { return "escrow:" + ref + ":fund:" + strconv.Itoa(n) }
+func releaseKey(ref string) string     { return "escrow:" + ref + ":release" }
+func refundKey(ref string) string      { return "escrow:" + ref + ":refund" }
 
 // Actors of the events.
 func merchantActor(m string) string { return "merchant:" + m }
@@ -368,6 +369,7 @@ func (e *Engine) Pay(ctx context.Context, customer, ref string, account ecml.Sec
 			return nil, wrongState("the order has expired: ask the shop for a new one")
 		case x.State == AwaitingPayment:
 			x.Buyer, x.BuyerAccount, x.Owed, x.Attempts, x.Retry = customer, account, OwesFund, 0, now
+			x.Payments++
 			return &transition{write: true}, nil // the intent, no state change yet
 		case x.Buyer == customer:
 			return nil, nil // paid already

@@ -52,7 +52,8 @@
 // the state, which ledger call it owes (Escrow.Owed): it records the
 // intent before the call and clears it after, so that a crash in between
 // is finished by Sweep with the same idempotency key (derived from the
-// reference: "escrow:<reference>:fund", ":release", ":refund"). The
+// reference: "escrow:<reference>:fund:<n>" for the n-th payment tried,
+// "escrow:<reference>:release", "escrow:<reference>:refund"). The
 // holding account's balance equals the sum of the amounts of the escrows
 // in funded, shipped or disputed, plus those whose release or refund is
 // still owed.
@@ -186,7 +187,10 @@ type Escrow struct {
 	Auto              bool      // confirmed by the sweep
 	Resolver          string    // the operator who resolved a dispute
 
-	Owed                           Owed
+	Owed Owed
+	// Payments counts the payments tried (a refused one leaves the order
+	// unpaid for another): the funding's key names it.
+	Payments                       int
 	FundRef, ReleaseRef, RefundRef string // the ledger's references
 	// Attempts counts the owed call's failed attempts (the sweep's
 	// backoff); Retry is when the sweep tries it next.

@@ -70,7 +70,7 @@ func (st *sqlStore) open(x *Escrow, sealed []byte) error {
 
 const columns = `reference, merchant, order_id, hold, amount, currency, goods, state, version, settlement_bank,
 	settlement_ref, payee_name, buyer, buyer_ref, sealed, carrier, tracking, pay_by, shipped_at, confirm_by, reason, auto,
-	resolver, owed, fund_ref, release_ref, refund_ref, attempts, retry_at, open_key, created_at, updated_at`
+	resolver, owed, payments, fund_ref, release_ref, refund_ref, attempts, retry_at, open_key, created_at, updated_at`
 
 // masked is the mask of an account kept next to the sealed number (empty for
 // none).
@@ -92,11 +92,11 @@ func (st *sqlStore) create(ctx context.Context, x *Escrow, ev *Event) error {
 	d := st.db.Dialect
 	err = st.db.WriteTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO escrow_order (`+columns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
-			$10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)`,
+			$10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33)`,
 			x.Reference, x.Merchant, x.Order, x.Hold, x.Amount.Minor, x.Amount.Currency, x.Goods, string(x.State), x.Version,
 			x.SettlementBank, masked(x.SettlementAccount), x.PayeeName, x.Buyer, masked(x.BuyerAccount), sealed, x.Carrier,
 			x.Tracking, d.Time(x.PayBy), d.Time(x.ShippedAt), d.Time(x.ConfirmBy), x.Reason, x.Auto, x.Resolver, string(x.Owed),
-			x.FundRef, x.ReleaseRef, x.RefundRef, x.Attempts, d.Time(x.Retry), x.OpenKey, d.Time(x.Created), d.Time(x.Updated)); err != nil {
+			x.Payments, x.FundRef, x.ReleaseRef, x.RefundRef, x.Attempts, d.Time(x.Retry), x.OpenKey, d.Time(x.Created), d.Time(x.Updated)); err != nil {
 			return err
 		}
 		return st.append(ctx, tx, x.Reference, ev)
@@ -124,10 +124,10 @@ func (st *sqlStore) update(ctx context.Context, x *Escrow, ev *Event) error {
 		res, err := tx.ExecContext(ctx, `UPDATE escrow_order SET version = $1, state = $2, buyer = $3, buyer_ref = $4,
 			sealed = $5, carrier = $6, tracking = $7, shipped_at = $8, confirm_by = $9, reason = $10, auto = $11,
 			resolver = $12, owed = $13, fund_ref = $14, release_ref = $15, refund_ref = $16, attempts = $17, retry_at = $18,
-			updated_at = $19 WHERE reference = $20 AND version = $21`,
+			updated_at = $19, payments = $20 WHERE reference = $21 AND version = $22`,
 			x.Version+1, string(x.State), x.Buyer, masked(x.BuyerAccount), sealed, x.Carrier, x.Tracking, d.Time(x.ShippedAt),
 			d.Time(x.ConfirmBy), x.Reason, x.Auto, x.Resolver, string(x.Owed), x.FundRef, x.ReleaseRef, x.RefundRef,
-			x.Attempts, d.Time(x.Retry), d.Time(x.Updated), x.Reference, x.Version)
+			x.Attempts, d.Time(x.Retry), d.Time(x.Updated), x.Payments, x.Reference, x.Version)
 		if err != nil {
 			return err
 		}
@@ -225,7 +225,7 @@ func (st *sqlStore) scan(row interface{ Scan(...any) error }) (*Escrow, error) {
 	if err := row.Scan(&x.Reference, &x.Merchant, &x.Order, &x.Hold, &x.Amount.Minor, &x.Amount.Currency, &x.Goods, &state,
 		&x.Version, &x.SettlementBank, &settlementRef, &x.PayeeName, &x.Buyer, &buyerRef, &sealed, &x.Carrier, &x.Tracking,
 		sqlstore.ScanTime(&x.PayBy), sqlstore.ScanTime(&x.ShippedAt), sqlstore.ScanTime(&x.ConfirmBy), &x.Reason, &x.Auto,
-		&x.Resolver, &owed, &x.FundRef, &x.ReleaseRef, &x.RefundRef, &x.Attempts, sqlstore.ScanTime(&x.Retry), &x.OpenKey,
+		&x.Resolver, &owed, &x.Payments, &x.FundRef, &x.ReleaseRef, &x.RefundRef, &x.Attempts, sqlstore.ScanTime(&x.Retry), &x.OpenKey,
 		sqlstore.ScanTime(&x.Created), sqlstore.ScanTime(&x.Updated)); err != nil {
 		return nil, err
 	}

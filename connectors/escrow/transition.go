@@ -20,8 +20,9 @@ type transition struct {
 	detail map[string]string
 }
 
-// maxConflicts bounds the compare-and-set retries of one change.
-const maxConflicts = 8
+// maxConflicts bounds the compare-and-set retries of one change (each lost
+// race means another writer moved the escrow on).
+const maxConflicts = 64
 
 // change reads an escrow, lets fn decide (fn may set fields of x; a nil
 // transition writes nothing and answers x as read), and writes it with
@@ -83,7 +84,7 @@ func (e *Engine) settle(ctx context.Context, x *Escrow) (*Escrow, error) {
 		switch owed {
 		case OwesFund:
 			ref, err := e.cfg.Holder.Fund(ctx, &Funding{Customer: x.Buyer, Account: x.BuyerAccount, Amount: x.Amount,
-				Reference: x.Reference, IdempotencyKey: fundKey(x.Reference)})
+				Reference: x.Reference, IdempotencyKey: fundKey(x.Reference, x.Payments)})
 			if _, refused := connectors.AsStatus(err); refused {
 				return e.unpaid(ctx, x, err)
 			}

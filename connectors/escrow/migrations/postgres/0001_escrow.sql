@@ -27,6 +27,7 @@ CREATE TABLE escrow_order (
     auto             BOOLEAN NOT NULL,
     resolver         TEXT NOT NULL,
     owed             TEXT NOT NULL,         -- the ledger call owed: '', fund, release, refund
+    payments         INTEGER NOT NULL,      -- payments tried: the funding key's number
     fund_ref         TEXT NOT NULL,
     release_ref      TEXT NOT NULL,
     refund_ref       TEXT NOT NULL,
