@@ -76,6 +76,11 @@ var layers = []rule{
 	// own (Depositor, Returner), never an example's code.
 	{pkg: "connectors/microdeposit", layer: "SDK", may: join(envelope, plumbing, []string{"connectors"}), tests: helpers,
 		never: []string{"examples", "federation"}},
+	// Escrow and transfer:collect (KECIS §15.6, §15.8) and its buyer page
+	// (connectors/escrow/page): an SDK package like twoway; it reaches the
+	// bank's ledger through its own Holder, never an example's code.
+	{pkg: "connectors/escrow", layer: "SDK", may: join(envelope, plumbing, []string{"connectors"}), tests: helpers,
+		never: []string{"examples", "federation"}},
 	{pkg: "connectors/vcn", layer: "SDK", may: []string{"ecml", "connectors/sqlstore"}, tests: helpers},
 
 	// The hub: the store at the bottom; router, registry and evidence over
