@@ -578,6 +578,9 @@ func escrowModule() *Module {
 					if err != nil {
 						return err
 					}
+					if control.Response != nil && control.Response.Status.SubCode == saml.StatusRequestDenied {
+						return Skip("the participant does not admit the second identity as a caller of %s (KECIS §13.2): whose escrow it is cannot be checked with it", svcEscrowStatus)
+					}
 					if err := expectStatus(c, control, saml.StatusRequester, saml.CodeDeclined); err != nil {
 						return fmt.Errorf("an unknown escrow: %w", err)
 					}

@@ -164,4 +164,7 @@ func TestDocumentedProfileParses(t *testing.T) {
 		p.Second == nil || p.Outsider == nil || len(p.Outsider.Roles) != 1 || p.AmountAuth == nil || p.Hooks.AmountAuth == nil {
 		t.Fatalf("%+v", p)
 	}
+	if e := p.Escrow; e == nil || e.Settlement.BankCode != "088" || e.Buyer.Login == "" || e.CollectAmount != "1000" {
+		t.Fatalf("escrow: %+v", p.Escrow)
+	}
 }
