@@ -101,7 +101,7 @@ Press Ctrl-C to stop.
 		shops.String(), filepath.Join(dir, demo.ManifestFile),
 		c.PAN.Reveal(), c.ExpMonth, c.ExpYear, c.Holder, c.Phone, c.Description,
 		testCardTable(d), dir, d.IssuerNative+demo.SettlePath,
-		m.Name, curlLine(d, m, c), d.TelecomURL, strings.ReplaceAll(c.Phone, "-", ""), amountAuthGuide(d, c)+cardAuthGuide(d, dir)+bankGuide(d), conformanceNote(dir, o))
+		m.Name, curlLine(d, m, c), d.TelecomURL, strings.ReplaceAll(c.Phone, "-", ""), amountAuthGuide(d, c)+cardAuthGuide(d, dir)+bankGuide(d)+escrowGuide(d), conformanceNote(dir, o))
 	if ready != nil {
 		ready <- d
 	}
@@ -216,7 +216,10 @@ func bankGuide(d *demo.Demo) string {
 		}
 		for _, c := range bk.Customers {
 			role := "remitter"
-			if c.Payee != "" {
+			switch {
+			case c.Merchant != "":
+				role = "the demo shop's settlement account"
+			case c.Payee != "":
 				role = "payee, name check " + c.Payee
 			}
 			// The terminal shows no secret: the password and the whole
@@ -225,6 +228,28 @@ func bankGuide(d *demo.Demo) string {
 		}
 	}
 	return b.String()
+}
+
+// escrowGuide walks a person through a cash purchase that the hub's
+// payment policy steers into escrow (docs/escrow.md, "In the demo").
+func escrowGuide(d *demo.Demo) string {
+	e := d.Escrow()
+	if e.PayURL == "" || len(e.Products) < 2 || len(d.Banks) == 0 || len(d.Banks[0].Customers) == 0 {
+		return ""
+	}
+	buyer := d.Banks[0].Customers[0]
+	return fmt.Sprintf(`
+Escrow (docs/escrow.md): a cash purchase of %s of shipped goods is steered into
+escrow by the hub's payment policy (kr-2006):
+  1. at the demo shop's checkout %s choose "Cash (account transfer)", %s;
+     the hub refuses transfer:collect (PolicyViolation) and the shop opens escrow:open
+  2. on %s's page log in as %s (demo.json banks[0].customers) and pay;
+     "Return to the shop", then "Mark shipped" on the shop's order page
+  3. confirm receipt at %s: the money goes to the shop's
+     account %s at bank %s (log in there as %s to see it)
+%s goes through transfer:collect directly.
+`, won(e.Products[0].Amount), e.CheckoutURL, productLine(e.Products, 0), d.Banks[0].Name, buyer.Login, e.PagesURL,
+		e.SettlementAccount, e.SettlementBank, e.SettlementLogin, productLine(e.Products, 1))
 }
 
 // productLine is a checkout product as the guide names it.

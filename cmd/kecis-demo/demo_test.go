@@ -52,7 +52,8 @@ func TestDemoCurlApproves(t *testing.T) {
 	}
 	aa := d.AmountAuth()
 	for _, want := range []string{demo.MerchantID, demo.Merchant2ID, "Demo shop 2", "demo.json", aa.CheckoutURL, aa.PageURL, aa.StartURL,
-		"Pay with amount authentication", d.TelecomURL + "/phones/" + strings.ReplaceAll(d.Cards[0].Phone, "-", ""), d.Cards[0].PAN.Masked()} {
+		"Pay with amount authentication", d.TelecomURL + "/phones/" + strings.ReplaceAll(d.Cards[0].Phone, "-", ""), d.Cards[0].PAN.Masked(),
+		"Escrow (docs/escrow.md)", d.Escrow().PagesURL, d.Escrow().SettlementAccount} {
 		if !strings.Contains(guide, want) {
 			t.Errorf("the guide does not name %q:\n%s", want, guide)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kecis/kecis/connectors"
 	"github.com/kecis/kecis/connectors/banking"
+	"github.com/kecis/kecis/connectors/escrow"
 	"github.com/kecis/kecis/connectors/phone"
 	"github.com/kecis/kecis/connectors/sms"
 	"github.com/kecis/kecis/connectors/store"
@@ -62,7 +63,11 @@ type BankCustomer struct {
 	PhoneHolder string
 	// Payee is PayeeMatch, PayeeCloseMatch or PayeeNoMatch for a payee of
 	// the 2-WAY demo, "" for a remitter.
-	Payee    string
+	Payee string
+	// Merchant is the entityID of the merchant whose settlement account
+	// the customer's is (the shop's account at bank B, where escrows are
+	// released; "" for a person).
+	Merchant string
 	Accounts []BankAccount
 	// ID is the customer's id at its bank, once registered.
 	ID string
@@ -104,6 +109,14 @@ type Bank struct {
 	TwoWayRequestURL string
 	// twoWay: the bank runs the 2-WAY pages.
 	twoWay bool
+	// Escrow is the bank's escrow engine (KECIS §15.6, escrow.go) when it
+	// holds escrows (bank A); EscrowURL its buyer's pages ("my escrow
+	// payments"), EscrowPayURL their entry, the HTTP-POST endpoint of
+	// escrow:pay in its metadata.
+	Escrow                  *escrow.Engine
+	EscrowURL, EscrowPayURL string
+	// escrow: the bank holds escrows.
+	escrow bool
 	// sender is its SMS sender account at the telecom.
 	sender telecom.SenderAccount
 	// listen, kecisListen are the addresses of its listeners.
@@ -125,7 +138,7 @@ func (b *Bank) Customer(login string) *BankCustomer {
 // telecom.
 func demoBanks(cfg Config) []*Bank {
 	return []*Bank{
-		{EntityID: BankAID, Name: "KECIS Bank A", Code: "088", listen: cfg.BankA, kecisListen: cfg.BankAKECIS, twoWay: true,
+		{EntityID: BankAID, Name: "KECIS Bank A", Code: "088", listen: cfg.BankA, kecisListen: cfg.BankAKECIS, twoWay: true, escrow: true,
 			sender: telecom.SenderAccount{ID: "kecis-bank-a", Name: "KECIS Bank A", Numbers: []string{"15880088"}},
 			Customers: []*BankCustomer{
 				{Login: "jiho", Password: "jiho-demo-pw", Name: "Kim Jiho", Phone: "010-8800-0001",
@@ -142,6 +155,10 @@ func demoBanks(cfg Config) []*Bank {
 					Payee: PayeeCloseMatch, Accounts: []BankAccount{{Number: "0890-2000-0002", Deposit: 100_000}}},
 				{Login: "daeun", Password: "daeun-demo-pw", Name: "Choi Daeun", Phone: "010-8900-0003", PhoneHolder: "Jung Woojin",
 					Payee: PayeeNoMatch, Accounts: []BankAccount{{Number: "0890-2000-0003", Deposit: 100_000}}},
+				// The demo shop's settlement account: escrows and
+				// collects at bank A are released to it (KECIS §15.6).
+				{Login: "demoshop", Password: "demoshop-demo-pw", Name: "Demo shop", Phone: "010-8900-0100", Merchant: MerchantID,
+					Accounts: []BankAccount{{Number: "0890-3000-0001"}}},
 			}},
 	}
 }
@@ -371,12 +388,16 @@ func (d *Demo) startBank(ctx context.Context, b *Bank) error {
 	// client, which needs its KECIS keys: the function is bound once the
 	// engine runs (before the bank is registered, so before any call).
 	var status connectors.ServiceFunc
+	var escrows escrowLate // likewise the escrow services
 	p, err := d.kecisProvider(ctx, b.EntityID, dir, b.kecisListen, &b.KECIS, log, func(md *metadata.Client) map[string]connectors.ServiceFunc {
 		svcs := (&bankadapter.Adapter{Bank: bk}).Services(md)
 		if b.twoWay {
 			svcs[twoway.ServiceStatus] = func(ctx context.Context, r *connectors.Request) (*connectors.Response, error) {
 				return status(ctx, r)
 			}
+		}
+		if b.escrow {
+			escrows.add(svcs, md)
 		}
 		return svcs
 	})
@@ -394,6 +415,13 @@ func (d *Demo) startBank(ctx context.Context, b *Bank) error {
 		}
 		ed.Endpoints = append(ed.Endpoints, metadata.Endpoint{Service: twoway.ServiceRequest, Binding: saml.BindingHTTPPOST, Location: b.TwoWayRequestURL})
 		ed.Services = append(ed.Services, d.twoWayServices()...)
+	}
+	if b.escrow {
+		if err := d.startEscrow(ctx, b, p, mux, &escrows, log); err != nil {
+			return fmt.Errorf("escrow: %w", err)
+		}
+		ed.Endpoints = append(ed.Endpoints, escrowEndpoint(b.EscrowPayURL))
+		ed.Services = append(ed.Services, d.escrowServices()...)
 	}
 	if err := d.register(ctx, ed); err != nil {
 		return err
@@ -499,6 +527,9 @@ func (d *Demo) seedBank(ctx context.Context, b *Bank) error {
 				return fmt.Errorf("account of %s: %w", c.Login, err)
 			}
 			a.ID = oa.ID
+			if a.Deposit == 0 {
+				continue
+			}
 			if _, err := b.Bank.Deposit(ctx, bank.DepositRequest{AccountID: oa.ID, Amount: ecml.Money{Minor: a.Deposit, Currency: bank.Currency},
 				Memo: "demo deposit", IdempotencyKey: "deposit-" + key}); err != nil {
 				return fmt.Errorf("deposit for %s: %w", c.Login, err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kecis/kecis/connectors"
 	"github.com/kecis/kecis/connectors/banking"
+	"github.com/kecis/kecis/connectors/escrow"
 	"github.com/kecis/kecis/connectors/phone"
 	"github.com/kecis/kecis/connectors/twoway"
 	"github.com/kecis/kecis/ecml"
@@ -174,6 +175,9 @@ func TestCrossBankTransfer(t *testing.T) {
 
 	// The telecom's holder check, for banks only (KECIS §15.10).
 	for _, c := range b.Customers {
+		if c.Payee == "" {
+			continue // the shop's settlement account (its phone is its own: match)
+		}
 		r, err := a.PhoneClient().CheckHolder(ctx, TelecomID, c.Phone, c.Name)
 		if err != nil || !r.OK() || string(r.Outcome) != c.Payee {
 			t.Fatalf("holder check of %s: %v %+v, want %s", c.Login, err, r, c.Payee)
@@ -211,8 +215,21 @@ func checkBanksManifest(t *testing.T, d *Demo, m *Manifest) {
 		m.Addresses.TelecomKECIS != d.TelecomKECIS || m.Banks[1].KECISURL != d.Banks[1].KECIS {
 		t.Fatalf("banks: %+v %+v", m.Banks, m.Addresses)
 	}
+	e := m.Escrow
+	if e.Bank != BankAID || e.BankCode != "088" || e.PagesURL != d.Banks[0].URL+EscrowPath+"/" || e.StartURL != d.ShopURL+shopCashPath ||
+		e.ReturnURL != d.ShopURL+shopCashReturnPath || e.Merchant != MerchantID || e.SettlementBank != "089" ||
+		e.SettlementAccount != ecml.MaskAccount("0890-3000-0001") || len(e.Products) != 2 || e.Products[0].Amount != 150_000 ||
+		!slices.Equal(e.Services, escrowServiceNames) {
+		t.Errorf("escrow section %+v", e)
+	}
 	var payees []string
 	for _, c := range m.Banks[1].Customers {
+		if c.Merchant != "" { // the shop's settlement account
+			if c.Merchant != MerchantID || c.Payee != "" || c.Login != m.Escrow.SettlementLogin || len(c.Accounts) != 1 {
+				t.Errorf("the shop's account holder %+v", c)
+			}
+			continue
+		}
 		payees = append(payees, c.Payee)
 		if c.Password == "" || len(c.Accounts) != 1 || c.Accounts[0].Number == "" || !strings.HasPrefix(c.PhoneURL, d.TelecomURL+"/phones/") {
 			t.Errorf("customer %+v", c)
@@ -225,7 +242,9 @@ func checkBanksManifest(t *testing.T, d *Demo, m *Manifest) {
 	tester := d.cfg.Tester
 	banksOnly, banksIDs := []metadata.Role{metadata.RoleBank}, []string(nil)
 	twoWay, twoWayIDs := []metadata.Role{metadata.RoleMerchant, metadata.RoleBank}, []string(nil)
+	escrows, escrowIDs := []metadata.Role{metadata.RoleMerchant}, []string(nil)
 	if tester {
+		escrows, escrowIDs = append(escrows, metadata.RoleTester), []string{MerchantID, Merchant2ID, TesterID}
 		banksOnly, banksIDs = append(banksOnly, metadata.RoleTester), []string{BankAID, BankBID, TesterID}
 		twoWay, twoWayIDs = append(twoWay, metadata.RoleTester), []string{MerchantID, Merchant2ID, BankAID, BankBID, TesterID}
 		p, err := d.HubStore.GetParticipant(ctx, TesterID)
@@ -260,6 +279,9 @@ func checkBanksManifest(t *testing.T, d *Demo, m *Manifest) {
 			if s.Service == twoway.ServiceRequest || s.Service == twoway.ServiceStatus {
 				callers, ids, bankCodes = twoWay, twoWayIDs, nil
 			}
+			if slices.Contains(escrowServiceNames, s.Service) {
+				callers, ids, bankCodes = escrows, escrowIDs, nil
+			}
 			if !slices.Equal(s.Callers, callers) || !slices.Equal(s.CallerEntities, ids) || !slices.Equal(s.BankCodes, bankCodes) {
 				t.Errorf("%s %s: callers %v %v, bank codes %v", id, s.Service, s.Callers, s.CallerEntities, s.BankCodes)
 			}
@@ -270,6 +292,11 @@ func checkBanksManifest(t *testing.T, d *Demo, m *Manifest) {
 			want = []string{phone.ServiceHolderCheck}
 		case BankAID:
 			want = append(want, twoway.ServiceRequest, twoway.ServiceStatus)
+			want = append(want, escrowServiceNames...)
+			if ep, ok := ed.Endpoint(escrow.ServicePay, saml.BindingHTTPPOST); !ok || ep.Location != d.Banks[0].EscrowPayURL ||
+				ep.Location != m.Escrow.PayURL || !strings.HasPrefix(ep.Location, d.Banks[0].URL+EscrowPath+"/") {
+				t.Errorf("bank A's escrow:pay endpoint: %+v", ep)
+			}
 			if ep, ok := ed.Endpoint(twoway.ServiceRequest, saml.BindingHTTPPOST); !ok || ep.Location != d.Banks[0].TwoWayRequestURL ||
 				!strings.HasPrefix(ep.Location, d.Banks[0].KECIS+"/") {
 				t.Errorf("bank A's twoway:request endpoint: %+v", ep)

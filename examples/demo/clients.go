@@ -80,6 +80,9 @@ func (d *Demo) startMerchants(ctx context.Context) error {
 			// The checkout is Demo shop's web site: the card company's
 			// page posts the browser back there (KECIS §15.7.1).
 			ed.Endpoints = frontEndpoints(d.ShopURL + shopCardAuthReturnPath)
+			// And the escrow buyer page's "return to the shop" posts the
+			// reference to its cash checkout (KECIS §15.6).
+			ed.Endpoints = append(ed.Endpoints, escrowEndpoint(d.ShopURL+shopCashReturnPath))
 		}
 		if err := d.register(ctx, ed); err != nil {
 			return err

@@ -27,8 +27,10 @@ import (
 // settled — and nothing at the issuer knows it runs in a demo; the demo
 // makes the cut-off come sooner, as Stripe's test clocks make a
 // subscription's month pass. The issuer's texts and admin page show its
-// business time, ahead of the wall clock by what was skipped. Only the
-// issuer's business runs on it: its cardholder authentication (TOTP
+// business time, ahead of the wall clock by what was skipped. Besides the
+// issuer's business, bank A's escrow deadlines run on it (automatic
+// confirmation, unpaid orders' expiry: escrow.go). Within the issuer, only
+// its business runs on it: its cardholder authentication (TOTP
 // codes, client certificates, AAVs, virtual numbers: issuer.Config.AuthNow)
 // and the hub's and the participants' message times (which the hub checks
 // for freshness) stay on the wall clock, and the PG has no settlement of

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/kecis/kecis/connectors/amountauth"
 	"github.com/kecis/kecis/connectors/cardauth"
 	"github.com/kecis/kecis/connectors/sidecar"
+	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/saml/metadata"
 )
 
@@ -63,6 +65,46 @@ type Manifest struct {
 	// Banks are the demo's banks (KECIS §15.8, §15.9), bank A first, with
 	// their customers, logins, phones and accounts.
 	Banks []ManifestBank `json:"banks"`
+	// Escrow says how to make a cash purchase by account transfer at bank
+	// A: the shop's cash checkout, bank A's buyer page, the shop's
+	// settlement account (KECIS §15.6, §15.8 transfer:collect; docs/escrow.md
+	// "In the demo"). The buyer logs in with a bank A customer's login of
+	// banks[0].customers.
+	Escrow ManifestEscrow `json:"escrow"`
+}
+
+// ManifestEscrow is demo.json's escrow section.
+type ManifestEscrow struct {
+	// CheckoutURL is the demo shop's checkout, whose "cash (account
+	// transfer)" form (StartURL, field product: one of Products' id)
+	// starts a purchase: transfer:collect, or escrow:open when the hub's
+	// payment policy refuses the collect (PolicyViolation).
+	CheckoutURL string            `json:"checkout_url"`
+	StartURL    string            `json:"start_url"`
+	Products    []ManifestProduct `json:"products"`
+	// OrderURL + the order number is the shop's order page (escrow:status,
+	// "mark shipped", refund); ReturnURL the shop's HTTP-POST endpoint of
+	// escrow:pay, where bank A's page returns the buyer.
+	OrderURL  string `json:"order_url"`
+	ReturnURL string `json:"return_url"`
+	// Bank is the holder bank's entityID, BankCode its code; PayURL its
+	// buyer page's entry (the HTTP-POST endpoint of escrow:pay, field
+	// reference), PagesURL its "my escrow payments" (confirm receipt,
+	// dispute).
+	Bank     string `json:"bank"`
+	BankCode string `json:"bank_code"`
+	PayURL   string `json:"pay_url"`
+	PagesURL string `json:"pages_url"`
+	// Merchant is the shop; SettlementBank its settlement account's bank
+	// code, SettlementAccount that account masked, SettlementLogin the
+	// login of its holder at that bank (banks[].customers), whose page
+	// shows the released money.
+	Merchant          string `json:"merchant"`
+	SettlementBank    string `json:"settlement_bank"`
+	SettlementAccount string `json:"settlement_account"`
+	SettlementLogin   string `json:"settlement_login"`
+	// Services are the services the holder bank offers merchants.
+	Services []string `json:"services"`
 }
 
 // ManifestBank is a demo bank: its bank code, its pages and APIs, and its
@@ -100,7 +142,10 @@ type ManifestBankCustomer struct {
 	// account and phone: match, close-match (the telecom holds the name
 	// with family and given name swapped), no-match (the phone is someone
 	// else's); "" for a remitter.
-	Payee    string                `json:"payee"`
+	Payee string `json:"payee"`
+	// Merchant is the entityID of the merchant whose settlement account
+	// the customer's is ("" for a person).
+	Merchant string                `json:"merchant,omitempty"`
 	Accounts []ManifestBankAccount `json:"accounts"`
 }
 
@@ -379,7 +424,7 @@ func (d *Demo) manifest(cfg Config) *Manifest {
 			IssuerPage: d.IssuerPage, IssuerCert: d.IssuerCert, TelecomKECIS: d.TelecomKECIS},
 		Merchants: []ManifestMerchant{}, Cards: []ManifestCard{}, Participants: []ManifestParticipant{},
 		TestCards: []ManifestTestCard{}, SettleURL: d.IssuerNative + SettlePath, Conformance: d.conformance,
-		AmountAuth: d.amountAuth, CardAuth: d.manifestCardAuth(cfg), Banks: d.manifestBanks(),
+		AmountAuth: d.amountAuth, CardAuth: d.manifestCardAuth(cfg), Banks: d.manifestBanks(), Escrow: d.manifestEscrow(),
 	}
 	if len(d.Banks) == 2 {
 		m.Addresses.BankA, m.Addresses.BankAKECIS = d.Banks[0].URL, d.Banks[0].KECIS
@@ -415,7 +460,7 @@ func (d *Demo) manifestBanks() []ManifestBank {
 			KECISURL: b.KECIS, AdminToken: b.AdminToken, TwoWayURL: b.TwoWayURL, Customers: []ManifestBankCustomer{}}
 		for _, c := range b.Customers {
 			mc := ManifestBankCustomer{Login: c.Login, Password: c.Password, Name: c.Name, Phone: c.Phone,
-				PhoneURL: d.TelecomURL + "/phones/" + strings.ReplaceAll(c.Phone, "-", ""), Payee: c.Payee, Accounts: []ManifestBankAccount{}}
+				PhoneURL: d.TelecomURL + "/phones/" + strings.ReplaceAll(c.Phone, "-", ""), Payee: c.Payee, Merchant: c.Merchant, Accounts: []ManifestBankAccount{}}
 			for _, a := range c.Accounts {
 				mc.Accounts = append(mc.Accounts, ManifestBankAccount{Number: a.Number, Deposit: a.Deposit, Currency: "KRW"})
 			}
@@ -424,6 +469,28 @@ func (d *Demo) manifestBanks() []ManifestBank {
 		out = append(out, mb)
 	}
 	return out
+}
+
+// Escrow is demo.json's escrow section: how to make a cash purchase at the
+// demo shop that the hub's policy steers into escrow at bank A.
+func (d *Demo) Escrow() ManifestEscrow { return d.manifestEscrow() }
+
+// manifestEscrow is demo.json's escrow section (empty when no bank holds
+// escrows).
+func (d *Demo) manifestEscrow() ManifestEscrow {
+	holder, settle := d.escrowBank(), d.settlementCustomer()
+	if holder == nil || settle == nil {
+		return ManifestEscrow{Products: []ManifestProduct{}, Services: []string{}}
+	}
+	m := ManifestEscrow{CheckoutURL: d.ShopURL + "/", StartURL: d.ShopURL + shopCashPath, OrderURL: d.ShopURL + shopCashOrdersPath,
+		ReturnURL: d.ShopURL + shopCashReturnPath, Bank: holder.EntityID, BankCode: holder.Code, PayURL: holder.EscrowPayURL,
+		PagesURL: holder.EscrowURL, Merchant: MerchantID, SettlementBank: settle.bank.Code,
+		SettlementAccount: ecml.MaskAccount(settle.c.Accounts[0].Number), SettlementLogin: settle.c.Login,
+		Services: slices.Clone(escrowServiceNames)}
+	for _, p := range cashProducts {
+		m.Products = append(m.Products, ManifestProduct{ID: p.ID, Name: p.Name, Amount: p.Price, Currency: "KRW"})
+	}
+	return m
 }
 
 // CardAuth is demo.json's cardauth section: how to pay with the issuer's

@@ -23,6 +23,7 @@ import (
 	"github.com/kecis/kecis/connectors"
 	"github.com/kecis/kecis/connectors/amountauth"
 	"github.com/kecis/kecis/connectors/callapi"
+	"github.com/kecis/kecis/connectors/escrow"
 	"github.com/kecis/kecis/connectors/sidecar"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/saml"
@@ -99,6 +100,14 @@ type shop struct {
 	front    *connectors.FrontChannel
 	acquirer string
 	cardAuth cardAuthBook
+	// The cash checkout (shop_escrow.go): the merchant's escrow client for
+	// the holder bank (nil: no cash checkout), the bank's name and "my
+	// escrow payments" page, the shop's settlement account, its orders.
+	escrow         *escrow.Client
+	escrowBankName string
+	escrowMyURL    string
+	settlement     cashSettlement
+	cash           cashBook
 }
 
 // shopOrder is an order of the shop paid with amount authentication: what
@@ -151,6 +160,7 @@ func (d *Demo) startShop(context.Context) error {
 			TLSClientConfig: saml.PinnedTLS(tls.Certificate{}, []*x509.Certificate{d.hubTLS})}},
 		directory: d.directory(), log: d.cfg.Log.With("component", "demo shop"), rand: rand.Reader,
 		front: front, acquirer: PGID}
+	d.escrowShop(s)
 	d.serve(d.shopListener, s.handler(), nil)
 	return nil
 }
@@ -176,6 +186,10 @@ func (s *shop) handler() http.Handler {
 	mux.HandleFunc("POST "+shopReturnPath, s.serveReturn)
 	mux.HandleFunc("POST "+shopCardAuthPath, s.servePayCardAuth)
 	mux.HandleFunc("POST "+shopCardAuthReturnPath, s.serveCardAuthReturn)
+	mux.HandleFunc("POST "+shopCashPath, s.servePayCash)
+	mux.HandleFunc("POST "+shopCashReturnPath, s.serveCashReturn)
+	mux.HandleFunc("GET "+shopCashOrdersPath+"{order}", s.serveCashOrder)
+	mux.HandleFunc("POST "+shopCashOrdersPath+"{order}/{action}", s.serveCashAction)
 	return mux
 }
 
@@ -204,10 +218,13 @@ type shopPage struct {
 	// CardAuth is the cardholder-authentication checkout's section, or
 	// its outcome.
 	CardAuth *cardAuthView
+	// Cash is the cash checkout's section, or an order's page.
+	Cash *cashView
 }
 
 func (s *shop) serveCheckout(w http.ResponseWriter, r *http.Request) {
-	p := &shopPage{Product: shopProduct, ProductEN: shopProductEN, Price: won(shopPrice), Phones: s.phones, CardAuth: cardAuthCheckout()}
+	p := &shopPage{Product: shopProduct, ProductEN: shopProductEN, Price: won(shopPrice), Phones: s.phones, CardAuth: cardAuthCheckout(),
+		Cash: s.cashCheckout()}
 	for i, c := range s.cards {
 		ko, en := aboutCard(c)
 		p.Cards = append(p.Cards, shopCard{Index: i, Masked: c.PAN.Masked(), Holder: c.Holder, About: ko, AboutEN: en, Selected: i == 0,

@@ -48,8 +48,9 @@ import (
 type Escrow struct {
 	Bank    *bank.Bank
 	Banking *banking.Client // for settlement accounts at other banks
-	// Shop names the payee on the buyer's statement (optional).
-	Shop func(reference string) string
+	// Shop names the shop of an escrow on the buyer's statement and SMS
+	// (optional; "" names none).
+	Shop func(ctx context.Context, reference string) string
 	Log  *slog.Logger
 }
 
@@ -62,11 +63,11 @@ func (x *Escrow) log() *slog.Logger {
 	return x.Log
 }
 
-func (x *Escrow) shop(reference string) string {
+func (x *Escrow) shop(ctx context.Context, reference string) string {
 	if x.Shop == nil {
 		return ""
 	}
-	s := []rune(x.Shop(reference))
+	s := []rune(x.Shop(ctx, reference))
 	if len(s) > 64 {
 		s = s[:64]
 	}
@@ -77,7 +78,7 @@ func (x *Escrow) shop(reference string) string {
 // reference is the journal.
 func (x *Escrow) Fund(ctx context.Context, f *escrow.Funding) (string, error) {
 	m, err := x.Bank.EscrowFund(ctx, bank.EscrowFundRequest{CustomerID: f.Customer, Account: f.Account, Amount: f.Amount,
-		Payee: x.shop(f.Reference), Reference: f.Reference, IdempotencyKey: f.IdempotencyKey})
+		Payee: x.shop(ctx, f.Reference), Reference: f.Reference, IdempotencyKey: f.IdempotencyKey})
 	if err != nil {
 		return "", bankRefusal(err)
 	}
@@ -87,7 +88,7 @@ func (x *Escrow) Fund(ctx context.Context, f *escrow.Funding) (string, error) {
 // Refund implements escrow.Holder: the bank's EscrowRefund.
 func (x *Escrow) Refund(ctx context.Context, r *escrow.Refund) (string, error) {
 	m, err := x.Bank.EscrowRefund(ctx, bank.EscrowRefundRequest{CustomerID: r.Customer, Account: r.Account, Amount: r.Amount,
-		Payee: x.shop(r.Reference), Reference: r.Reference, IdempotencyKey: r.IdempotencyKey})
+		Payee: x.shop(ctx, r.Reference), Reference: r.Reference, IdempotencyKey: r.IdempotencyKey})
 	if err != nil {
 		return "", bankRefusal(err)
 	}

@@ -2,6 +2,7 @@ package kecisadapter_test
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"math/rand/v2"
 	"testing"
@@ -40,7 +41,7 @@ const escrowShopID = "https://escrow-shop.test/kecis"
 func newEscrowRig(t *testing.T) *escrowRig {
 	t.Helper()
 	r := &escrowRig{twoWayRig: newTwoWayRig(t)}
-	r.h = &kecisadapter.Escrow{Bank: r.a, Banking: r.tw.Banking, Shop: func(string) string { return "KECIS상점" },
+	r.h = &kecisadapter.Escrow{Bank: r.a, Banking: r.tw.Banking, Shop: func(context.Context, string) string { return "KECIS상점" },
 		Log: slog.New(slog.NewTextHandler(r.logsA, nil))}
 	var err error
 	if r.db, err = sqlstore.Open(ctx, sqltest.TestSQLiteDSN(t)); err != nil {
