@@ -89,7 +89,7 @@ func (c *Client) order(ctx context.Context, service string, o *Order) (*Result, 
 // Ship reports the shipment (escrow:ship): carrier and tracking number.
 func (c *Client) Ship(ctx context.Context, r Ref, carrier, tracking, key string) (*Result, error) {
 	p := RefPayload(r)
-	p.Escrow = &ecml.Escrow{Carrier: strings.TrimSpace(carrier), Tracking: strings.TrimSpace(tracking)}
+	p.Escrow = &ecml.Escrow{State: string(Shipped), Carrier: strings.TrimSpace(carrier), Tracking: strings.TrimSpace(tracking)}
 	return c.call(ctx, connectors.Call{Service: ServiceShip, IdempotencyKey: key, Payload: p})
 }
 

@@ -104,23 +104,31 @@ func (e *Engine) now() time.Time { return e.cfg.Now().UTC().Truncate(time.Millis
 // refEncoding is upper-case base32 without padding (A–Z, 2–7).
 var refEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
-// newReference draws a reference: "ES" and 80 random bits (18
-// characters).
+// ReferenceLen is the length of a reference: Transaction/Code/@Approval
+// takes at most 12 characters (RFC 4112).
+const ReferenceLen = 12
+
+// newReference draws a reference: "E" and 55 random bits in 11 base32
+// characters.
 func (e *Engine) newReference() (string, error) {
-	b := make([]byte, 10)
+	b := make([]byte, 7)
 	if _, err := io.ReadFull(e.cfg.Rand, b); err != nil {
 		return "", fmt.Errorf("escrow: random: %w", err)
 	}
-	return "ES" + refEncoding.EncodeToString(b), nil
+	return "E" + refEncoding.EncodeToString(b)[:ReferenceLen-1], nil
 }
 
 // ValidReference reports whether s has the shape of a reference.
 func ValidReference(s string) bool {
-	if len(s) != 18 || !strings.HasPrefix(s, "ES") {
+	if len(s) != ReferenceLen || s[0] != 'E' {
 		return false
 	}
-	_, err := refEncoding.DecodeString(s[2:])
-	return err == nil
+	for _, c := range s[1:] {
+		if (c < 'A' || c > 'Z') && (c < '2' || c > '7') {
+			return false
+		}
+	}
+	return true
 }
 
 // Idempotency keys of the ledger calls, derived from the reference.

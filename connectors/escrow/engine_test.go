@@ -396,7 +396,7 @@ func TestOwnership(t *testing.T) {
 		"view":    second(r.e.View(ctx, buyer2, x.Reference)),
 		"confirm": second(r.e.Confirm(ctx, buyer2, x.Reference)),
 		"dispute": second(r.e.Dispute(ctx, buyer2, x.Reference, "mine")),
-		"unknown": second(r.e.View(ctx, buyer, "ESAAAAAAAAAAAAAAAA")),
+		"unknown": second(r.e.View(ctx, buyer, "EAAAAAAAAAAA")),
 		"garbage": second(r.e.View(ctx, buyer, "../x")),
 		"ship":    second(r.e.Ship(ctx, shop2ID, Ref{Reference: x.Reference}, "CJ", "1", "s")),
 		"refund":  second(r.e.Refund(ctx, shop2ID, Ref{Reference: x.Reference}, "r")),
@@ -565,7 +565,7 @@ func TestNothingInClear(t *testing.T) {
 	if err := r.db.QueryRowContext(ctx, `SELECT sealed FROM escrow_order WHERE reference = $1`, x.Reference).Scan(&sealed); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.e.st.sealer.Open(sealed, sealAD("ESAAAAAAAAAAAAAAAA")); err == nil {
+	if _, err := r.e.st.sealer.Open(sealed, sealAD("EAAAAAAAAAAA")); err == nil {
 		t.Fatal("sealed numbers open under another reference")
 	}
 }

@@ -66,7 +66,7 @@
 //	                       kx:BankAccount Role="settlement"  @BankCode, kx:Holder (optional), kx:AccountNumber (encrypted): where the money goes
 //	                       kecis:IdempotencyKey
 //	ship request           Transaction/Code/@Approval (the reference) or Ecom/@ConsumerOrderID;
-//	                       kx:Escrow @Carrier @Tracking; kecis:IdempotencyKey
+//	                       kx:Escrow State="shipped" @Carrier @Tracking; kecis:IdempotencyKey
 //	refund request         the reference or the order; kecis:IdempotencyKey
 //	status request         the reference or the order
 //	answers                Ecom/@ConsumerOrderID, Transaction/@Amount @Currency,
@@ -154,8 +154,8 @@ const (
 // Escrow is one order: an escrow (Hold) or a collect. Account numbers are
 // in clear only in memory; the store seals them.
 type Escrow struct {
-	// Reference is the bank's reference (Transaction/Code/@Approval): 18
-	// characters, random, unguessable.
+	// Reference is the bank's reference (Transaction/Code/@Approval): 12
+	// characters, "E" and 55 random bits (ValidReference).
 	Reference string
 	// Merchant is the caller that opened it (its owner, KECIS §13.3);
 	// Order its Ecom/@ConsumerOrderID, unique per merchant.

@@ -100,6 +100,9 @@ func Services(e *Engine, dir Directory) map[string]connectors.ServiceFunc {
 			}
 			var carrier, tracking string
 			if k := r.Payload.Escrow; k != nil {
+				if k.State != "" && k.State != string(Shipped) {
+					return nil, nil, invalid(`an escrow:ship request's kx:Escrow has State="shipped"`)
+				}
 				carrier, tracking = k.Carrier, k.Tracking
 			}
 			x, err := e.Ship(ctx, r.Merchant(), ref, carrier, tracking, r.IdempotencyKey)
