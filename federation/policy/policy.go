@@ -347,30 +347,29 @@ func Compile(c Config) (*Policy, error) {
 	}
 	p.escrow = p.classes[ClassEscrow]
 	// The operator's rules replace a preset rule of the same id in place,
-	// the others are appended.
-	custom := map[string]bool{}
+	// the others are appended; where says where each rule was written.
+	where := make([]string, len(rules))
+	for i, r := range rules {
+		where[i] = fmt.Sprintf("preset %s rule %q", name, r.ID)
+	}
+	seen := map[string]bool{}
 	for i, r := range c.Rules {
-		if custom[r.ID] && r.ID != "" {
-			errs = append(errs, fmt.Errorf("policy.rules[%d]: id %q is used twice", i, r.ID))
+		at := fmt.Sprintf("policy.rules[%d] (id %q)", i, r.ID)
+		if r.ID != "" && seen[r.ID] {
+			errs = append(errs, fmt.Errorf("%s: the id is used twice", at))
 			continue
 		}
-		custom[r.ID] = true
-		if j := slices.IndexFunc(rules, func(x Rule) bool { return x.ID == r.ID }); j >= 0 {
-			rules[j] = r
+		seen[r.ID] = true
+		if j := slices.IndexFunc(rules, func(x Rule) bool { return x.ID == r.ID }); j >= 0 && r.ID != "" {
+			rules[j], where[j] = r, at
 		} else {
-			rules = append(rules, r)
+			rules, where = append(rules, r), append(where, at)
 		}
 	}
 	for i, r := range rules {
-		where := fmt.Sprintf("policy.rules[%d] (id %q)", i, r.ID)
-		if !custom[r.ID] {
-			where = fmt.Sprintf("preset %s rule %q", name, r.ID)
-		} else if k := slices.IndexFunc(c.Rules, func(x Rule) bool { return x.ID == r.ID }); k >= 0 {
-			where = fmt.Sprintf("policy.rules[%d] (id %q)", k, r.ID)
-		}
 		cr, rerrs := p.compileRule(r)
 		for _, e := range rerrs {
-			errs = append(errs, fmt.Errorf("%s: %w", where, e))
+			errs = append(errs, fmt.Errorf("%s: %w", where[i], e))
 		}
 		if cr != nil {
 			p.rules = append(p.rules, cr)

@@ -69,7 +69,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown role", "rules:\n  - id: x\n    kind: require-escrow\n    when: {caller_roles: [shop]}\n    message: m\n", []string{`unknown role "shop"`}},
 		{"no message", "rules:\n  - id: x\n    kind: require-escrow\n", []string{"message is required"}},
 		{"no id", "rules:\n  - kind: require-escrow\n    message: m\n", []string{"id is required"}},
-		{"an id twice", "rules:\n  - {id: x, kind: require-escrow, message: m}\n  - {id: x, kind: require-escrow, message: m}\n", []string{`id "x" is used twice`}},
+		{"an id twice", "rules:\n  - {id: x, kind: require-escrow, message: m}\n  - {id: x, kind: require-escrow, message: m}\n", []string{`policy.rules[1] (id "x"): the id is used twice`}},
 		{"authentication without a requirement", "rules:\n  - {id: x, kind: require-authentication, message: m}\n", []string{"needs min_factors or methods"}},
 		{"a field of another kind", "rules:\n  - {id: x, kind: require-escrow, message: m, min_factors: 1}\n", []string{"min_factors, methods and issuer_roles are for kind require-authentication"}},
 		{"max-amount without max", "rules:\n  - {id: x, kind: max-amount, message: m}\n", []string{"needs max"}},
