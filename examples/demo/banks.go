@@ -112,7 +112,7 @@ type Bank struct {
 	// Escrow is the bank's escrow engine (KECIS §15.6, escrow.go) when it
 	// holds escrows (bank A); EscrowURL its buyer's pages ("my escrow
 	// payments"), EscrowPayURL their entry, the HTTP-POST endpoint of
-	// escrow:pay in its metadata.
+	// escrow:pay in its metadata — both on its KECIS listener (HTTPS).
 	Escrow                  *escrow.Engine
 	EscrowURL, EscrowPayURL string
 	// escrow: the bank holds escrows.

@@ -216,7 +216,7 @@ func checkBanksManifest(t *testing.T, d *Demo, m *Manifest) {
 		t.Fatalf("banks: %+v %+v", m.Banks, m.Addresses)
 	}
 	e := m.Escrow
-	if e.Bank != BankAID || e.BankCode != "088" || e.PagesURL != d.Banks[0].URL+EscrowPath+"/" || e.StartURL != d.ShopURL+shopCashPath ||
+	if e.Bank != BankAID || e.BankCode != "088" || e.PagesURL != d.Banks[0].KECIS+EscrowPath+"/" || e.StartURL != d.ShopURL+shopCashPath ||
 		e.ReturnURL != d.ShopURL+shopCashReturnPath || e.Merchant != MerchantID || e.SettlementBank != "089" ||
 		e.SettlementAccount != ecml.MaskAccount("0890-3000-0001") || len(e.Products) != 2 || e.Products[0].Amount != 150_000 ||
 		!slices.Equal(e.Services, escrowServiceNames) {
@@ -244,7 +244,7 @@ func checkBanksManifest(t *testing.T, d *Demo, m *Manifest) {
 	twoWay, twoWayIDs := []metadata.Role{metadata.RoleMerchant, metadata.RoleBank}, []string(nil)
 	escrows, escrowIDs := []metadata.Role{metadata.RoleMerchant}, []string(nil)
 	if tester {
-		escrows, escrowIDs = append(escrows, metadata.RoleTester), []string{MerchantID, Merchant2ID, TesterID}
+		escrows, escrowIDs = append(escrows, metadata.RoleTester), []string{MerchantID, Merchant2ID, TesterID, SecondTesterID}
 		banksOnly, banksIDs = append(banksOnly, metadata.RoleTester), []string{BankAID, BankBID, TesterID}
 		twoWay, twoWayIDs = append(twoWay, metadata.RoleTester), []string{MerchantID, Merchant2ID, BankAID, BankBID, TesterID}
 		p, err := d.HubStore.GetParticipant(ctx, TesterID)
@@ -294,7 +294,7 @@ func checkBanksManifest(t *testing.T, d *Demo, m *Manifest) {
 			want = append(want, twoway.ServiceRequest, twoway.ServiceStatus)
 			want = append(want, escrowServiceNames...)
 			if ep, ok := ed.Endpoint(escrow.ServicePay, saml.BindingHTTPPOST); !ok || ep.Location != d.Banks[0].EscrowPayURL ||
-				ep.Location != m.Escrow.PayURL || !strings.HasPrefix(ep.Location, d.Banks[0].URL+EscrowPath+"/") {
+				ep.Location != m.Escrow.PayURL || !strings.HasPrefix(ep.Location, d.Banks[0].KECIS+EscrowPath+"/") {
 				t.Errorf("bank A's escrow:pay endpoint: %+v", ep)
 			}
 			if ep, ok := ed.Endpoint(twoway.ServiceRequest, saml.BindingHTTPPOST); !ok || ep.Location != d.Banks[0].TwoWayRequestURL ||

@@ -369,7 +369,7 @@ func (d *Demo) conformanceProfile(ctx context.Context, participant string) (*con
 			p.Phone = d.conformancePhone()
 			break
 		}
-		p.Bank, p.TwoWay = d.conformanceBank(), d.conformanceTwoWay()
+		p.Bank, p.TwoWay, p.Escrow = d.conformanceBank(), d.conformanceTwoWay(), d.conformanceEscrow()
 		p.Hooks = conformance.Hooks{SMS: &conformance.Hook{URL: d.conformance.Hooks.SMS},
 			SMSReply: &conformance.Hook{URL: d.conformance.Hooks.SMSReply}, Balance: &conformance.Hook{URL: d.conformance.Hooks.Balance}}
 	}

@@ -72,6 +72,20 @@ func (d *Demo) conformanceTwoWay() *conformance.TwoWayProfile {
 		OtherPhone: a.Customers[1].Phone, Amount: "10000"}
 }
 
+// conformanceEscrow is the escrow module's section of bank A's profile
+// (KECIS §15.6, §15.8 transfer:collect): Yoon Seoyeon pays on bank A's
+// buyer page (two escrows and a collect, within her 1,000,000원), and the
+// money is released to Kim Jiho's account at bank A, whose balance the
+// balance hook reads. The page is on bank A's KECIS listener, whose TLS
+// certificate its metadata publishes.
+func (d *Demo) conformanceEscrow() *conformance.EscrowProfile {
+	a := d.Banks[0]
+	buyer, settle := a.Customer("seoyeon"), a.Customer("jiho")
+	return &conformance.EscrowProfile{Currency: bank.Currency, BankCode: a.Code, Amount: "150000", CollectAmount: "1000",
+		Buyer:      conformance.EscrowBuyer{Login: buyer.Login, Password: buyer.Password, Account: buyer.Accounts[0].Number},
+		Settlement: conformance.EscrowAccount{BankCode: a.Code, Account: settle.Accounts[0].Number}}
+}
+
 // conformancePhone is the phone module's section of the telecom's profile:
 // bank B's payees, one per outcome (KECIS §15.10), a name one character
 // off, and a number no subscriber has.

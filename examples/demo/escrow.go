@@ -22,10 +22,11 @@ import (
 // status and the non-escrow cash payment transfer:collect (KECIS §15.8),
 // the engine of connectors/escrow over the bank's escrow holding account
 // (examples/bank/kecisadapter.Escrow), its state in the bank's database.
-// The buyer's pages (connectors/escrow/page) are on the bank's customer
-// pages listener under EscrowPath; their entry, EscrowPath + "/pay", is
-// the HTTP-POST endpoint of escrow:pay in bank A's metadata, where a shop
-// sends its buyer with the order's reference. A sweep every 15 seconds, on
+// The buyer's pages (connectors/escrow/page) are under EscrowPath on the
+// bank's customer pages listener and on its KECIS endpoint's HTTPS
+// listener; their entry there, EscrowPath + "/pay", is the HTTP-POST
+// endpoint of escrow:pay in bank A's metadata, where a shop sends its
+// buyer with the order's reference. A sweep every 15 seconds, on
 // the demo's clock, confirms shipped escrows whose deadline passed,
 // expires unpaid orders and carries on pending releases (a settlement
 // account at bank B is credited through the hub).
@@ -39,9 +40,14 @@ const EscrowPath = "/escrow"
 var escrowServiceNames = []string{escrow.ServiceOpen, escrow.ServiceShip, escrow.ServiceRefund, escrow.ServiceStatus, escrow.ServiceCollect}
 
 // escrowServices are the escrow services at the holder bank, for
-// merchants (and the tester in test mode).
+// merchants (and, in test mode, the tester and its second identity: the
+// escrow module asks for the tester's escrow as another merchant, which
+// must be answered "no such escrow", KECIS §13.3).
 func (d *Demo) escrowServices() []metadata.OfferedService {
 	roles, ids := d.testCallers(metadata.RoleMerchant)
+	if d.cfg.Tester {
+		ids = append(ids, SecondTesterID)
+	}
 	var out []metadata.OfferedService
 	for _, s := range escrowServiceNames {
 		out = append(out, metadata.OfferedService{Service: s, Callers: roles, CallerEntities: ids})
@@ -110,9 +116,14 @@ func (d *Demo) startEscrow(ctx context.Context, b *Bank, p *kecisProvider, mux *
 	if err != nil {
 		return err
 	}
-	mux.Handle(EscrowPath+"/", pages)
-	mux.Handle("GET "+EscrowPath, http.RedirectHandler(EscrowPath+"/", http.StatusSeeOther))
-	b.Escrow, b.EscrowURL, b.EscrowPayURL = e, b.URL+EscrowPath+"/", b.URL+EscrowPath+"/pay"
+	// On the customer pages' listener, and on the KECIS endpoint's HTTPS
+	// listener, where the shops send their buyers (the session cookie is
+	// Secure; KECIS §10.2), as the 2-WAY request pages are.
+	for _, m := range []*http.ServeMux{mux, p.mux} {
+		m.Handle(EscrowPath+"/", pages)
+		m.Handle("GET "+EscrowPath, http.RedirectHandler(EscrowPath+"/", http.StatusSeeOther))
+	}
+	b.Escrow, b.EscrowURL, b.EscrowPayURL = e, b.KECIS+EscrowPath+"/", b.KECIS+EscrowPath+"/pay"
 	late.fns = escrow.Services(e, late.dir)
 	d.background(func(ctx context.Context) error {
 		t := time.NewTicker(15 * time.Second)
