@@ -65,4 +65,8 @@ func TestEscrowProfile(t *testing.T) {
 			t.Errorf("error %v does not name %s", err, want)
 		}
 	}
+	_, err = ParseProfile([]byte(head + "escrow:\n  buyer: {login: b, password: pw, account: \"110-222-555501\"}\n  settlement: {account: \"110222555501\"}\n"))
+	if err == nil || !strings.Contains(err.Error(), "another account than the buyer's") {
+		t.Errorf("the buyer's account as the settlement: %v", err)
+	}
 }

@@ -795,8 +795,12 @@ func (p *Profile) checkEscrow() []error {
 	if e.Buyer.Login == "" || e.Buyer.Password == "" {
 		errs = append(errs, errors.New("escrow.buyer.login and escrow.buyer.password (the buyer's at the bank's page) are required"))
 	}
-	if _, ok := ecml.AccountDigits(e.Buyer.Account); !ok {
+	bd, ok := ecml.AccountDigits(e.Buyer.Account)
+	if !ok {
 		errs = append(errs, errors.New("escrow.buyer.account (the account the buyer pays from) is not an account number"))
+	}
+	if sd, _ := ecml.AccountDigits(e.Settlement.Account); ok && sd == bd && e.Settlement.BankCode == e.BankCode {
+		errs = append(errs, errors.New("escrow.settlement must be another account than the buyer's: the module follows both balances"))
 	}
 	return errs
 }
