@@ -260,15 +260,17 @@ func TestDemoWithoutTesterSaysSo(t *testing.T) {
 // TestDemoBankPasses runs the bank plan against the demo's bank A, the
 // bank that offers every service of the plan: transfer (KECIS §15.8) and
 // account holder inquiry (§15.9), the tester crediting as
-// demo.TesterBankCode (test mode admits it beside the demo's banks), and
-// the 2-WAY transfer (§15.5) the suite requests over HTTP-POST, confirms
-// on bank A's page and has the payee at bank B confirm by SMS (the demo's
-// sms, sms_reply and balance hooks). Every module of the plan runs whole;
-// only the authorization module's object checks, which reach a card
-// payment, do not apply to a bank.
+// demo.TesterBankCode (test mode admits it beside the demo's banks), the
+// 2-WAY transfer (§15.5) the suite requests over HTTP-POST, confirms on
+// bank A's page and has the payee at bank B confirm by SMS (the demo's
+// sms, sms_reply and balance hooks), and escrow and transfer:collect
+// (§15.6, §15.8: connectors/escrow's engine over bank A's ledger, the
+// buyer paying and confirming on connectors/escrow/page). Every module of
+// the plan runs whole; only the authorization module's object checks,
+// which reach a card payment, do not apply to a bank.
 func TestDemoBankPasses(t *testing.T) {
 	rep, d, dir := runDemoPlan(t, demo.BankAID)
-	for _, name := range []string{"transfer", "account", "twoway"} {
+	for _, name := range []string{"transfer", "account", "twoway", "escrow"} {
 		assertModulePassed(t, rep, name)
 	}
 	assertPlanPasses(t, rep, "bank", notForBanks...)
