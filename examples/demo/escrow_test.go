@@ -8,12 +8,16 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/kecis/kecis/connectors/escrow"
 	"github.com/kecis/kecis/ecml"
+	"github.com/kecis/kecis/internal/testutil"
 )
 
 // newPageClient is a person without JavaScript on the pages at base (a
@@ -242,4 +246,76 @@ func TestEscrowPurchase(t *testing.T) {
 		}
 	}
 	assertNoSecretInSQLite(t, filepath.Join(a.Dir, "bank.db"), secrets...)
+}
+
+// TestEscrowInTheBrowser makes the steered purchase in headless Chromium
+// 360 px wide, as a person does: the keyboard by account transfer at the
+// shop, the policy's notice, bank A's page (log in, pay), back to the
+// shop, "Mark shipped", bank A's "my escrow payments" (confirm receipt),
+// and the shop's order page saying the money was released; no page is
+// wider than the screen. Bank A's pages are on its KECIS listener, whose
+// development certificate Chromium is told to accept. Skipped without
+// Chromium, unless CI=true.
+func TestEscrowInTheBrowser(t *testing.T) {
+	testutil.RequireTool(t, "chromium", "chromium")
+	d, _ := startBanksDemo(t)
+	a, b := d.Banks[0], d.Banks[1]
+	jiho := a.Customer("jiho")
+	seller0 := balance(t, b, "demoshop")
+	ctx := browser(t, 90*time.Second, chromedp.Flag("ignore-certificate-errors", true))
+	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+			t.Fatalf("%s: %v\n%s", what, err, body)
+		}
+	}
+	// waitFor waits until the page shows text and checks that it fits
+	// the screen.
+	waitFor := func(text string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!document.body && document.body.innerText.includes(`+strconv.Quote(text)+`)`))
+			if err == nil && ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+				t.Fatalf("the page does not show %q (%v):\n%s", text, err, body)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		width, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`document.documentElement.scrollWidth`))
+		if err != nil || width > 360 {
+			t.Errorf("the page showing %q is %.0f px wide on a 360 px screen (%v)", text, width, err)
+		}
+	}
+	run("the checkout", chromedp.EmulateViewport(360, 740, chromedp.EmulateMobile), chromedp.Navigate(d.ShopURL+"/"),
+		chromedp.WaitVisible(chromedp.ID("pay-cash")), chromedp.Click(chromedp.ID("cash-keyboard")), chromedp.Click(chromedp.ID("pay-cash")))
+	waitFor("Steered into escrow")
+	run("on to bank A", chromedp.Click(chromedp.ID("go-bank")))
+	waitFor("Log in")
+	run("login", chromedp.WaitVisible(chromedp.ID("login")), chromedp.SendKeys(chromedp.ID("login"), jiho.Login),
+		chromedp.SendKeys(chromedp.ID("password"), jiho.Password), chromedp.Click(chromedp.CSS(`form[action$="/login"] button[type=submit]`)))
+	waitFor("150,000원")
+	run("pay", chromedp.WaitVisible(chromedp.ID("account")), chromedp.Click(chromedp.CSS(`form[action$="/pay"] button[type=submit]`)))
+	waitFor("Paid, held by the bank")
+	run("return to the shop", chromedp.Click(chromedp.CSS(`form[action$="`+shopCashReturnPath+`"] button[type=submit]`)))
+	waitFor("funded")
+	run("mark shipped", chromedp.WaitVisible(chromedp.ID("tracking")), chromedp.SendKeys(chromedp.ID("tracking"), "6012-3456-7890"),
+		chromedp.Click(chromedp.ID("ship")))
+	waitFor("shipped")
+	order, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("my escrow payments", chromedp.Navigate(a.EscrowURL), chromedp.WaitVisible(chromedp.CSS(`form[action$="/confirm"] button[type=submit]`)),
+		chromedp.Click(chromedp.CSS(`form[action$="/confirm"] button[type=submit]`)))
+	waitFor("Receipt confirmed, paid to the shop")
+	run("the shop's order", chromedp.Navigate(order))
+	waitFor("The money was released to the shop's settlement account")
+	if got := balance(t, b, "demoshop") - seller0; got != 150_000 {
+		t.Fatalf("the shop's settlement account got %d", got)
+	}
 }
