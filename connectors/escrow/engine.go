@@ -571,6 +571,9 @@ func (e *Engine) sweepOne(ctx context.Context, x *Escrow, now time.Time, rep *Sw
 		return nil
 	}
 	owed := x.Owed
+	if owed == OwesNothing {
+		return nil // disputed or confirmed by someone else meanwhile
+	}
 	y, err := e.settle(ctx, x)
 	if err != nil {
 		return err
