@@ -575,6 +575,10 @@ func (e *Engine) sweepOne(ctx context.Context, x *Escrow, now time.Time, rep *Sw
 		return nil // disputed or confirmed by someone else meanwhile
 	}
 	y, err := e.settle(ctx, x)
+	if _, refused := connectors.AsStatus(err); refused && owed == OwesFund {
+		rep.Finished++ // the ledger refused the payment for good: the order is payable again
+		return nil
+	}
 	if err != nil {
 		return err
 	}

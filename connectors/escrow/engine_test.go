@@ -581,3 +581,32 @@ func TestEventTableAppendOnly(t *testing.T) {
 		t.Fatal("an event row was deleted")
 	}
 }
+
+// TestSweepFundingRefused: a payment whose answer was lost and that the
+// ledger then refuses (the customer's balance went) leaves the order
+// payable; the sweep reports it finished, not failed.
+func TestSweepFundingRefused(t *testing.T) {
+	r := newRig(t)
+	x := r.ok(t)(r.e.Open(ctx, r.order(40_000)))
+	r.l.fail["fund"] = "before"
+	if _, err := r.e.Pay(ctx, buyer2, x.Reference, buyer2Account); !errors.Is(err, errLost) {
+		t.Fatalf("pay: %v", err)
+	}
+	r.l.mu.Lock()
+	r.l.balances["110555000111"] = 100 // spent meanwhile
+	r.l.balances["funding"] += 49_900
+	r.l.mu.Unlock()
+	r.clock.Advance(time.Minute)
+	rep, err := r.e.Sweep(ctx)
+	if err != nil || rep.Finished != 1 || rep.Failed != 0 {
+		t.Fatalf("%+v %v", rep, err)
+	}
+	y, _ := r.e.Get(ctx, x.Reference)
+	if y.State != AwaitingPayment || y.Buyer != "" || y.Owed != OwesNothing || y.Payments != 1 {
+		t.Fatalf("%+v", y)
+	}
+	r.ok(t)(r.e.Pay(ctx, buyer, x.Reference, buyerAccount))
+	if y, _ = r.e.Get(ctx, x.Reference); y.Payments != 2 || y.State != Funded {
+		t.Fatalf("%+v", y)
+	}
+}
