@@ -213,7 +213,6 @@ func TestEscrowPurchase(t *testing.T) {
 	// Shipped and never confirmed: the sweep confirms it once the demo's
 	// clock passed the deadline, and releases it.
 	_, f = cashPurchase(t, d, shop, "keyboard")
-	ref = f.Fields.Get(escrow.FieldReference)
 	order = returnToShop(t, shop, payAtBank(t, buyer, f, jiho))
 	shop.submit(shop.get(order), "/ship", url.Values{"carrier": {"우체국택배"}, "tracking": {"1234567890123"}})
 	if _, err := d.Clock.advanceTo(d.Clock.Now().Add(a.Escrow.AutoConfirmAfter() + time.Minute)); err != nil {

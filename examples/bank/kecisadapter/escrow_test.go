@@ -32,8 +32,10 @@ type escrowRig struct {
 	db *sqlstore.DB
 	// open is what the test has in escrow (funded, shipped, disputed, or
 	// a release or refund owed); inFlight a release sent to bank B and
-	// not yet credited.
-	open, inFlight int64
+	// not yet credited (in bank A's clearing account for bank B), credited
+	// what bank B credited (its clearing account owes it since).
+	open, inFlight, credited int64
+	refs                     []string
 }
 
 const escrowShopID = "https://escrow-shop.test/kecis"
@@ -69,8 +71,25 @@ func (r *escrowRig) check(t *testing.T, step string) {
 	if err != nil {
 		t.Fatalf("%s: %v", step, err)
 	}
-	if rep.Escrow != r.open {
-		t.Fatalf("%s: escrow holding account %d, open escrows %d", step, rep.Escrow, r.open)
+	if rep.Escrow != r.open-r.inFlight {
+		t.Fatalf("%s: escrow holding account %d, open escrows %d, in flight %d", step, rep.Escrow, r.open, r.inFlight)
+	}
+	// The engine's own account of it: the escrows whose money it holds.
+	var holds int64
+	for _, ref := range r.refs {
+		x, err := r.e.Get(ctx, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if x.Holds() {
+			holds += x.Amount.Minor
+		}
+	}
+	if holds != r.open {
+		t.Fatalf("%s: the engine holds %d, the test %d", step, holds, r.open)
+	}
+	if rep.Clearing[payeeCode] != r.inFlight+r.credited {
+		t.Fatalf("%s: clearing for bank B %d, in flight %d, credited %d", step, rep.Clearing[payeeCode], r.inFlight, r.credited)
 	}
 	if _, err := r.bk.CheckLedger(ctx); err != nil {
 		t.Fatalf("%s: bank B: %v", step, err)
@@ -87,6 +106,7 @@ func (r *escrowRig) openEscrow(t *testing.T, order string, amount int64, settleB
 	if x.State != escrow.AwaitingPayment {
 		t.Fatalf("opened %s", x.State)
 	}
+	r.refs = append(r.refs, x.Reference)
 	return x
 }
 
@@ -226,15 +246,16 @@ func TestEscrowAtTheBank(t *testing.T) {
 	if y, err = r.e.Confirm(ctx, r.hong.ID, x.Reference); err != nil || y.State != escrow.Confirmed || y.Owed != escrow.OwesRelease {
 		t.Fatalf("confirm with the hub down: %+v %v", y, err)
 	}
-	r.open -= 70_000
+	r.inFlight = 70_000 // owed, sent: in the clearing account
 	r.check(t, "release pending")
-	if a, _ := r.a.CheckLedger(ctx); a.Clearing[payeeCode] != 70_000 || bal(r.bk, r.account.ID) != b0 {
-		t.Fatalf("pending: clearing %v, bank B %d", a.Clearing, bal(r.bk, r.account.ID)-b0)
+	if bal(r.bk, r.account.ID) != b0 {
+		t.Fatalf("pending: bank B credited %d", bal(r.bk, r.account.ID)-b0)
 	}
 	r.now = r.now.Add(time.Hour)
 	if rep, err := r.e.Sweep(ctx); err != nil || rep.Released != 1 {
 		t.Fatalf("sweep the pending release: %+v %v", rep, err)
 	}
+	r.open, r.inFlight, r.credited = r.open-70_000, 0, 70_000
 	r.check(t, "released to bank B")
 	if bal(r.bk, r.account.ID) != b0+70_000 {
 		t.Fatalf("bank B credited %d", bal(r.bk, r.account.ID)-b0)
