@@ -21,6 +21,9 @@ func TestOnBothStores(t *testing.T) {
 			t.Run("auto-confirm", func(t *testing.T) { autoConfirm(t, newRigOn(t, dsn(t))) })
 			t.Run("concurrent", func(t *testing.T) { concurrent(t, newRigOn(t, dsn(t))) })
 			t.Run("pending-release", func(t *testing.T) { pendingRelease(t, newRigOn(t, dsn(t))) })
+			t.Run("records", func(t *testing.T) { recordsVerify(t, newRigOn(t, dsn(t))) })
+			t.Run("nothing-in-clear", func(t *testing.T) { nothingInClear(t, newRigOn(t, dsn(t))) })
+			t.Run("append-only", func(t *testing.T) { appendOnly(t, newRigOn(t, dsn(t))) })
 		})
 	}
 }
@@ -536,8 +539,9 @@ func TestCollect(t *testing.T) {
 
 // TestNothingInClear: no account number in a row, an event, a record or a
 // log line; the masks are there.
-func TestNothingInClear(t *testing.T) {
-	r := newRig(t)
+func TestNothingInClear(t *testing.T) { nothingInClear(t, newRig(t)) }
+
+func nothingInClear(t *testing.T, r *rig) {
 	lifecycle(t, r)
 	o := r.order(1000)
 	o.SettlementBank, o.SettlementAccount = otherBank, shopAtOther
@@ -571,8 +575,9 @@ func TestNothingInClear(t *testing.T) {
 }
 
 // TestEventTableAppendOnly: the event rows cannot be changed or deleted.
-func TestEventTableAppendOnly(t *testing.T) {
-	r := newRig(t)
+func TestEventTableAppendOnly(t *testing.T) { appendOnly(t, newRig(t)) }
+
+func appendOnly(t *testing.T, r *rig) {
 	x := r.ok(t)(r.e.Open(ctx, r.order(1000)))
 	if _, err := r.db.ExecContext(ctx, `UPDATE escrow_event SET kind = 'x' WHERE reference = $1`, x.Reference); err == nil {
 		t.Fatal("an event row was updated")

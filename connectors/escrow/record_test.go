@@ -18,8 +18,9 @@ import (
 // record signed by the bank that verifies with xmlsec1 alone (and with
 // saml.VerifyElement), states the change, and holds no account number in
 // clear; a record whose amount or state was changed no longer verifies.
-func TestRecordsVerifyWithXMLSec(t *testing.T) {
-	r := newRig(t)
+func TestRecordsVerifyWithXMLSec(t *testing.T) { recordsVerify(t, newRig(t)) }
+
+func recordsVerify(t *testing.T, r *rig) {
 	x := r.ok(t)(r.e.Open(ctx, r.order(150_000)))
 	r.ok(t)(r.e.Pay(ctx, buyer, x.Reference, buyerAccount))
 	r.ok(t)(r.e.Ship(ctx, shopID, Ref{Reference: x.Reference}, "CJ대한통운", "601234567890", "s"))
