@@ -56,7 +56,9 @@
 // "escrow:<reference>:release", "escrow:<reference>:refund"). The
 // holding account's balance equals the sum of the amounts of the escrows
 // in funded, shipped or disputed, plus those whose release or refund is
-// still owed.
+// still owed (a Holder that books a release to another bank out of the
+// holding account when it sends the credit, as examples/bank does, holds
+// those pending releases in its clearing account instead).
 //
 // # ECML mapping (KECIS §14.1, §15.6)
 //
@@ -73,6 +75,8 @@
 //	                       Transaction/Code/@Approval  the bank's reference,
 //	                       Transaction/Data/Response   the state,
 //	                       kx:Escrow @State @Carrier @Tracking @ConfirmBy @Reason @Auto (escrow only)
+//	status answer adds     Transaction/Date/@Value     the last change's time,
+//	                       Transaction/Data/PrivateUse the last changes as "kind@time" words
 //
 // No answer holds an account number.
 package escrow
