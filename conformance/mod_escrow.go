@@ -541,7 +541,7 @@ func escrowModule() *Module {
 		Applies: escrowApplies,
 		Conditions: []*Condition{
 			{ID: "escrow.open", Title: "escrow:open for shipped goods answers Success: awaiting-payment, the bank's reference, the order and the amount, kx:Escrow — and no account number",
-				Clauses: []string{"KECIS §15.6", "KECIS §8.1"}, Service: svcEscrowOpen, Run: func(c *C) error {
+				Clauses: []string{"KECIS §15.6.1", "KECIS §15.6", "KECIS §8.1"}, Service: svcEscrowOpen, Run: func(c *C) error {
 					if err := c.esKeepBalances("es-a-balances"); err != nil {
 						return err
 					}
@@ -549,7 +549,7 @@ func escrowModule() *Module {
 					return err
 				}},
 			{ID: "escrow.open-retry", Title: "The same escrow:open again under its idempotency key answers the same reference",
-				Clauses: []string{"KECIS §7.1", "KECIS §15.6"}, Service: svcEscrowOpen, Needs: []string{"escrow.open"}, Run: func(c *C) error {
+				Clauses: []string{"KECIS §7.1", "KECIS §15.6.1"}, Service: svcEscrowOpen, Needs: []string{"escrow.open"}, Run: func(c *C) error {
 					f := getES(c, "es-a")
 					x, err := c.esOpen("the same open again", f, c.Key(f.label))
 					if err != nil {
@@ -565,11 +565,11 @@ func escrowModule() *Module {
 					return c.esExpectState(f, esAwaitingPayment, "after the retry")
 				}},
 			{ID: "escrow.status", Title: "escrow:status of the tester's own escrow answers its state, awaiting-payment, with the reference, order and amount",
-				Clauses: []string{"KECIS §15.6"}, Service: svcEscrowStatus, Needs: []string{"escrow.open"}, Run: func(c *C) error {
+				Clauses: []string{"KECIS §15.6.1"}, Service: svcEscrowStatus, Needs: []string{"escrow.open"}, Run: func(c *C) error {
 					return c.esExpectState(getES(c, "es-a"), esAwaitingPayment, "before payment")
 				}},
 			{ID: "escrow.other-merchant", Title: "Another merchant asking the status of the tester's escrow (by reference, by order), shipping or refunding it gets exactly the answer an unknown escrow gets (Requester / Declined \"no such escrow\"), and the escrow is unchanged",
-				Clauses: []string{"KECIS §13.3", "KECIS §15.6"}, Service: svcEscrowStatus, Needs: []string{"escrow.open"}, Run: func(c *C) error {
+				Clauses: []string{"KECIS §13.3", "KECIS §15.6.6"}, Service: svcEscrowStatus, Needs: []string{"escrow.open"}, Run: func(c *C) error {
 					if c.Second == nil {
 						return Skip("the profile has no second identity")
 					}
@@ -597,7 +597,7 @@ func escrowModule() *Module {
 					return nil
 				}},
 			{ID: "escrow.ship-before-payment", Title: "Shipping an escrow before the buyer paid answers Requester / PolicyViolation, and it stays awaiting-payment",
-				Clauses: []string{"KECIS §15.6", "KECIS §6.2"}, Service: svcEscrowShip, Needs: []string{"escrow.open"}, Run: func(c *C) error {
+				Clauses: []string{"KECIS §15.6.6", "KECIS §15.6.2", "KECIS §6.2"}, Service: svcEscrowShip, Needs: []string{"escrow.open"}, Run: func(c *C) error {
 					f := getES(c, "es-a")
 					x, err := c.esCall(c.Tester, "ship before payment", svcEscrowShip, c.Key("es-a-ship-early"), f.ref, "")
 					if err != nil {
@@ -606,7 +606,7 @@ func escrowModule() *Module {
 					return c.esRefused(x, f, saml.StatusRequester, saml.CodePolicyViolation, esAwaitingPayment)
 				}},
 			{ID: "escrow.pay", Title: "The buyer pays on the bank's page (the reference posted to its escrow:pay endpoint, login, the buyer's account chosen): the escrow is funded, the buyer debited, the settlement account unmoved",
-				Clauses: []string{"KECIS §15.6", "KECIS §10.2"}, Service: svcEscrowStatus, Needs: []string{"escrow.open"}, Run: func(c *C) error {
+				Clauses: []string{"KECIS §15.6.3", "KECIS §10.2"}, Service: svcEscrowStatus, Needs: []string{"escrow.open"}, Run: func(c *C) error {
 					f := getES(c, "es-a")
 					if err := c.esPay(f); err != nil {
 						return err
@@ -621,7 +621,7 @@ func escrowModule() *Module {
 					return c.esMoved("es-a-balances", 0, -f.amount.Minor)
 				}},
 			{ID: "escrow.ship", Title: "escrow:ship answers shipped with the carrier, the tracking number and a confirm-by deadline — not confirmed: the bank releases nothing without the buyer's confirmation",
-				Clauses: []string{"KECIS §15.6", "KECIS §14.5"}, Service: svcEscrowShip, Needs: []string{"escrow.pay"}, Run: func(c *C) error {
+				Clauses: []string{"KECIS §15.6.1", "KECIS §15.6.2", "KECIS §15.6.4", "KECIS §14.5"}, Service: svcEscrowShip, Needs: []string{"escrow.pay"}, Run: func(c *C) error {
 					f := getES(c, "es-a")
 					x, err := c.esCall(c.Tester, "ship", svcEscrowShip, c.Key("es-a-ship"), f.ref, "")
 					if err != nil {
@@ -662,7 +662,7 @@ func escrowModule() *Module {
 					return nil
 				}},
 			{ID: "escrow.held", Title: "Until the buyer confirms, the money is held: after payment and shipping the settlement account has not moved (the balance hook)",
-				Clauses: []string{"KECIS §15.6"}, Service: svcEscrowShip, Needs: []string{"escrow.pay"}, Run: func(c *C) error {
+				Clauses: []string{"KECIS §15.6.5", "KECIS §15.6.2"}, Service: svcEscrowShip, Needs: []string{"escrow.pay"}, Run: func(c *C) error {
 					if _, ok := c.Get("es-a-balances"); !ok {
 						return Skip("the profile has no balance hook")
 					}
@@ -672,7 +672,7 @@ func escrowModule() *Module {
 					return nil
 				}},
 			{ID: "escrow.confirm", Title: "The buyer confirms receipt on the bank's page: the escrow is confirmed and the money released to the settlement account",
-				Clauses: []string{"KECIS §15.6"}, Service: svcEscrowStatus, Needs: []string{"escrow.ship"}, Run: func(c *C) error {
+				Clauses: []string{"KECIS §15.6.3", "KECIS §15.6.5"}, Service: svcEscrowStatus, Needs: []string{"escrow.ship"}, Run: func(c *C) error {
 					f := getES(c, "es-a")
 					if err := c.esConfirm(f); err != nil {
 						return err
@@ -701,7 +701,7 @@ func escrowModule() *Module {
 					}
 				}},
 			{ID: "escrow.refund-after-confirm", Title: "A refund of the confirmed escrow answers Requester / PolicyViolation, and it stays confirmed",
-				Clauses: []string{"KECIS §15.6", "KECIS §6.2"}, Service: svcEscrowRefund, Needs: []string{"escrow.confirm"}, Run: func(c *C) error {
+				Clauses: []string{"KECIS §15.6.6", "KECIS §6.2"}, Service: svcEscrowRefund, Needs: []string{"escrow.confirm"}, Run: func(c *C) error {
 					f := getES(c, "es-a")
 					x, err := c.esCall(c.Tester, "refund after confirmation", svcEscrowRefund, c.Key("es-a-refund"), f.ref, "")
 					if err != nil {
@@ -713,7 +713,7 @@ func escrowModule() *Module {
 					return c.esMoved("es-a-balances", f.amount.Minor, -f.amount.Minor)
 				}},
 			{ID: "escrow.refund-before-shipping", Title: "A second escrow, paid and refunded before shipping, answers refunded, and the buyer's balance is restored",
-				Clauses: []string{"KECIS §15.6"}, Service: svcEscrowRefund, Needs: []string{"escrow.pay"}, Run: func(c *C) error {
+				Clauses: []string{"KECIS §15.6.2", "KECIS §15.6.5"}, Service: svcEscrowRefund, Needs: []string{"escrow.pay"}, Run: func(c *C) error {
 					if err := c.esKeepBalances("es-b-balances"); err != nil {
 						return err
 					}
@@ -745,8 +745,8 @@ func escrowModule() *Module {
 					}
 					return c.esMoved("es-b-balances", 0, 0)
 				}},
-			{ID: "escrow.collect", Title: "transfer:collect of a small amount answers awaiting-payment with a reference; paid on the bank's page it is paid, the settlement account credited at once",
-				Clauses: []string{"KECIS §15.8", "KECIS §15.6"}, Service: svcCollect, Run: func(c *C) error {
+			{ID: "escrow.collect", Title: "transfer:collect of a small amount answers awaiting-payment with a reference; paid on the bank's page it is paid, the settlement account credited at once; a refund of it answers Requester / PolicyViolation",
+				Clauses: []string{"KECIS §15.8", "KECIS §15.6.1", "KECIS §15.6.6"}, Service: svcCollect, Run: func(c *C) error {
 					if !c.Declares(svcEscrowStatus) {
 						return Skip("the participant declares no %s to follow the payment", svcEscrowStatus)
 					}
@@ -766,6 +766,20 @@ func escrowModule() *Module {
 					}
 					if v.state != esPaid {
 						return fmt.Errorf("after the buyer paid the collect payment is %q, not %s", v.state, esPaid)
+					}
+					if err := c.esMoved("es-c-balances", f.amount.Minor, -f.amount.Minor); err != nil {
+						return err
+					}
+					if !c.Declares(svcEscrowRefund) {
+						return nil
+					}
+					// The bank does not refund a paid collect (KECIS §15.8).
+					x, err := c.esCall(c.Tester, "refund the paid collect", svcEscrowRefund, c.Key("es-c-refund"), f.ref, "")
+					if err != nil {
+						return err
+					}
+					if err := c.esRefused(x, f, saml.StatusRequester, saml.CodePolicyViolation, esPaid); err != nil {
+						return err
 					}
 					return c.esMoved("es-c-balances", f.amount.Minor, -f.amount.Minor)
 				}},
