@@ -158,8 +158,12 @@ func (s *shop) servePayCash(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, http.StatusBadRequest, "잘못된 요청 · Bad request")
 		return
 	}
+	if s.escrow == nil {
+		s.problem(w, r, http.StatusNotFound, "현금 결제를 받지 않습니다 · No cash payments here")
+		return
+	}
 	i := slices.IndexFunc(cashProducts, func(p shopItem) bool { return p.ID == r.PostForm.Get("product") })
-	if i < 0 || s.escrow == nil {
+	if i < 0 {
 		s.problem(w, r, http.StatusBadRequest, "상품을 고르세요 · Choose a product")
 		return
 	}
