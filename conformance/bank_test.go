@@ -97,7 +97,9 @@ func TestBankCorrectPasses(t *testing.T) {
 		t.Errorf("REVIEW: %v", r)
 	}
 	assertModulesPass(t, rep, "bank", "transfer", "account", "twoway", "escrow")
-	assertNoSecrets(t, rep, broken.KitPassword)
+	// The escrow's accounts travel encrypted and are answered masked at
+	// most: no report names them.
+	assertNoSecrets(t, rep, broken.KitPassword, broken.KitBuyerAccount, broken.KitSettlementAccount)
 }
 
 // TestTelecomCorrectPasses: the whole telecom plan passes against the
@@ -152,6 +154,13 @@ func TestBrokenBanksFail(t *testing.T) {
 			for _, id := range want {
 				if c := rep.Condition(id); len(c.Evidence) == 0 {
 					t.Errorf("%s failed without evidence", id)
+				}
+			}
+			if f == broken.ReleasesWithoutConfirmation {
+				for _, id := range want {
+					if m := rep.Condition(id).Message; !strings.Contains(m, "funds released without the buyer's confirmation") {
+						t.Errorf("%s: %q does not say the funds were released without the buyer's confirmation", id, m)
+					}
 				}
 			}
 			assertNoSecrets(t, rep, broken.KitPassword)
