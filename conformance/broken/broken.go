@@ -11,6 +11,15 @@
 // in its own card ledger; its flaws (PGFlaws) are one that never voids a
 // verification approval and one that names the amounts in its answers.
 //
+// With Config.Bank the provider is a bank (NewBankKit: credits, holder
+// inquiries, a 2-WAY page, escrow and transfer:collect with a buyer's
+// page, texts behind test hooks; KECIS §15.5, §15.6, §15.8, §15.9), and
+// with Config.Telecom a telecom (NewTelecomKit, §15.10); the bank's flaws
+// (BankFlaws) are one that executes a 2-WAY transfer before the payee
+// replies, one whose 2-WAY code is not bound to the amount, one that
+// names account holders to any caller, and one that releases an escrow's
+// money to the merchant when it ships, without the buyer's confirmation.
+//
 // A Provider is a whole participant on loopback: an in-memory card ledger
 // behind the receive pipeline of package saml (not the SDK's Handler, which
 // cannot be broken this way), served over the SOAP binding with TLS and a
