@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/kecis/kecis/connectors/escrow"
 	"github.com/kecis/kecis/ecml"
+	"github.com/kecis/kecis/federation/store"
 	"github.com/kecis/kecis/internal/testutil"
 )
 
@@ -138,6 +140,27 @@ func TestEscrowPurchase(t *testing.T) {
 	page, f := cashPurchase(t, d, shop, "keyboard")
 	if !strings.Contains(page, `id="steered"`) {
 		t.Fatalf("not steered into escrow:\n%s", page)
+	}
+	// The hub's audit explains both decisions (KECIS §12.9): the collect
+	// refused by the escrow rule, the escrow allowed by it.
+	recs, err := d.HubStore.ListAudit(ctx, store.AuditFilter{Kind: "policy.decision"})
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("the hub's policy decisions: %v %d", err, len(recs))
+	}
+	var decided []string
+	for _, r := range recs {
+		if r.Actor != HubID {
+			t.Errorf("a policy decision by %s", r.Actor)
+		}
+		switch {
+		case strings.Contains(r.Detail, `"allowed":false,"refused_by":"kr-2006-escrow"`) && strings.Contains(r.Detail, escrow.ServiceCollect):
+			decided = append(decided, "collect refused")
+		case strings.Contains(r.Detail, `"allowed":true`) && strings.Contains(r.Detail, escrow.ServiceOpen):
+			decided = append(decided, "escrow allowed")
+		}
+	}
+	if slices.Sort(decided); !slices.Equal(decided, []string{"collect refused", "escrow allowed"}) {
+		t.Fatalf("the hub's policy decisions: %v", decided)
 	}
 	ref := f.Fields.Get(escrow.FieldReference)
 	x, err := a.Escrow.Get(ctx, ref)
