@@ -68,22 +68,29 @@ func (rt *Router) decide(ctx context.Context, req *saml.ServiceRequest, dest str
 	if err != nil {
 		return nil, nil, err
 	}
-	if rt.metrics != nil {
-		for _, e := range d.Rules {
-			if !e.Matched {
-				continue
-			}
-			label := "allowed"
-			if !*e.Satisfied {
-				label = "refused"
-			}
-			rt.metrics.PolicyDecisions.WithLabelValues(e.ID, label).Inc()
-		}
-	}
 	if d.Allowed && !d.Matched() {
 		return d, nil, nil
 	}
 	rec := rt.auditRecord("policy.decision", req, dest, nil, nil)
 	rec.Actor, rec.Detail = rt.cfg.HubEntityID, d.JSON()
 	return d, rec, nil
+}
+
+// countDecision counts each rule that matched a request whose decision was
+// committed (kecis_hub_policy_decisions_total): allowed when the rule held,
+// refused when not.
+func (rt *Router) countDecision(d *policy.Decision) {
+	if rt.metrics == nil || d == nil {
+		return
+	}
+	for _, e := range d.Rules {
+		if !e.Matched {
+			continue
+		}
+		label := "allowed"
+		if e.Satisfied == nil || !*e.Satisfied {
+			label = "refused"
+		}
+		rt.metrics.PolicyDecisions.WithLabelValues(e.ID, label).Inc()
+	}
 }

@@ -78,9 +78,14 @@ func withRemember(es ...store.ReplayEntry) RelayOption {
 	return func(w *relayWrites) { w.remember = append(w.remember, es...) }
 }
 
-// Relay applies the idempotency guard to a verified request and forwards
-// soapBody (the request's SOAP HTTP body, unchanged) to dest; it audits the
-// answer. It is shared by the SOAP endpoint and the JSON facade.
+// Relay applies the payment policy (KECIS §12.9, Config.Policy) and the
+// idempotency guard to a verified, authorized request and forwards soapBody
+// (the request's SOAP HTTP body, unchanged) to dest; it audits the answer.
+// It is shared by the SOAP endpoint and the JSON facade. A request the
+// policy refuses is not forwarded: its first commit holds what opts hand
+// it and the decision's policy.decision record, and claims no key; the
+// result is OutcomeRefused with Responder / PolicyViolation and the
+// refusing rule's message (Result.Decision).
 //
 // What it writes costs the store two commits (KECIS §12.3): before it
 // forwards, one with the idempotency claim and what opts hand it (the
@@ -145,19 +150,20 @@ func (rt *Router) Relay(ctx context.Context, req *saml.ServiceRequest, dest *Ent
 			rt.log.ErrorContext(ctx, "store: the request's commit", "err", err, "unavailable", store.IsUnavailable(err))
 			return &Result{Outcome: OutcomeUnavailable, Status: hubUnavailable, Decision: decision}
 		}
-		if refused {
-			rt.log.InfoContext(ctx, "refused by the payment policy", "rule", decision.RefusedBy, "service", req.Service,
-				"caller", metadata.Caller(req.Issuer, req.OnBehalfOf), "request", req.ID)
-			return &Result{Outcome: OutcomeRefused, Status: decision.Status(), Decision: decision}
-		}
+		rt.countDecision(decision)
 		if first.Claim != nil {
 			if rt.metrics != nil {
 				rt.metrics.IdemHits.WithLabelValues(string(c.Claim)).Inc()
 			}
 			if st, refused := c.Claim.Refusal(); refused {
-				return &Result{Outcome: OutcomeRefused, Status: st}
+				return &Result{Outcome: OutcomeRefused, Status: st, Decision: decision}
 			}
 		}
+	}
+	if refused {
+		rt.log.InfoContext(ctx, "refused by the payment policy", "rule", decision.RefusedBy, "service", req.Service,
+			"caller", metadata.Caller(req.Issuer, req.OnBehalfOf), "request", req.ID)
+		return &Result{Outcome: OutcomeRefused, Status: decision.Status(), Decision: decision}
 	}
 	ans, out := rt.forward(ctx, req, dest, soapBody)
 	if recorded := rt.commitAnswer(ctx, req, dest, scope, owner, ans, out); recorded != out {
