@@ -1,6 +1,7 @@
 package bank_test
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -262,4 +263,55 @@ func TestEscrowMigrationKeepsRows(t *testing.T) {
 	if rep := e.checkLedger(); rep.Escrow != 5_000 {
 		t.Fatalf("escrow held %d", rep.Escrow)
 	}
+}
+
+// TestEscrowFundConcurrent: twelve payments into escrow at once from one
+// account that covers five, and each retried at once under its key: five
+// are taken, once each, the others refused INSUFFICIENT_FUNDS; the
+// account never goes below zero and the holding account holds exactly
+// the five.
+func TestEscrowFundConcurrent(t *testing.T) {
+	eachBackend(t, func(t *testing.T, dsn dsnFunc) {
+		e := newEnv(t, dsn)
+		c, a := e.customer("홍길동", "hong", "010-2345-6789", 50_000)
+		type result struct {
+			m   *bank.Movement
+			err error
+		}
+		out := make(chan result, 24)
+		for i := range 12 {
+			for range 2 {
+				go func() {
+					m, err := e.bk.EscrowFund(ctx, bank.EscrowFundRequest{CustomerID: c.ID, Account: a.Number, Amount: krw(10_000),
+						Reference: fmt.Sprintf("ESC-%d", i), IdempotencyKey: fmt.Sprintf("f%d", i)})
+					out <- result{m, err}
+				}()
+			}
+		}
+		journals := map[string]int{}
+		refused := 0
+		for range 24 {
+			r := <-out
+			switch {
+			case r.err == nil:
+				journals[r.m.JournalID]++
+			case bank.CodeOf(r.err) == bank.CodeInsufficientFunds:
+				refused++
+			default:
+				t.Fatal(r.err)
+			}
+		}
+		if len(journals) != 5 || refused != 14 {
+			t.Fatalf("%d payments taken (%v), %d refusals; want 5 taken twice each and 14 refusals", len(journals), journals, refused)
+		}
+		for j, n := range journals {
+			if n != 2 {
+				t.Errorf("journal %s answered %d times, want 2 (the call and its retry)", j, n)
+			}
+		}
+		(&escrowBook{e: e, open: 50_000}).check("concurrent funding")
+		if e.balance(a.ID) != 0 {
+			t.Fatalf("balance %d", e.balance(a.ID))
+		}
+	})
 }
