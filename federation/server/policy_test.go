@@ -1,13 +1,17 @@
 package server_test
 
 import (
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kecis/kecis/federation/policy"
 	"github.com/kecis/kecis/federation/server"
+	"github.com/kecis/kecis/saml"
 )
 
 // TestPolicyConfig: the policy: section of the hub's YAML (KECIS §12.9)
@@ -74,5 +78,40 @@ func TestPolicyConfig(t *testing.T) {
 				t.Fatalf("error %v; want %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestHubPolicy: a running hub enforces its configured policy (KECIS
+// §12.9) — by default kr-2006, whose card rule refuses a merchant's card
+// approval of 150,000 KRW without the cardholder's authentication with
+// the hub's signed Responder / PolicyViolation, counted in /metrics —; a
+// small one, or any under preset none, reaches the issuer.
+func TestHubPolicy(t *testing.T) {
+	f := setupFederation(t, 2*time.Second)
+	st, issuer, err := f.send(t, &f.mTLS, f.approve(t, "policy-1", "150000", f.dest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if issuer != "https://hub.test/kecis" || st.Code != saml.StatusResponder || st.SubCode != saml.CodePolicyViolation ||
+		!strings.Contains(st.Message, "cardholder's authentication") {
+		t.Fatalf("the hub's answer: %s %+v", issuer, st)
+	}
+	if st, issuer, err := f.send(t, &f.mTLS, f.approve(t, "policy-2", "15000", f.dest)); err != nil || issuer != issuerID || !st.OK() {
+		t.Fatalf("a small approval: %v %s %v", st, issuer, err)
+	}
+	resp, err := http.Get(f.h.ops + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	want := `kecis_hub_policy_decisions_total{decision="refused",rule="kr-2006-card-authentication"} 1`
+	if !strings.Contains(string(body), want) {
+		t.Fatalf("metrics lack %s:\n%s", want, grepLines(string(body), "policy"))
+	}
+
+	none := setupFederationWith(t, 2*time.Second, "policy: {preset: none}\n")
+	if st, issuer, err := none.send(t, &none.mTLS, none.approve(t, "policy-3", "150000", none.dest)); err != nil || issuer != issuerID || !st.OK() {
+		t.Fatalf("preset none: %v %s %v", st, issuer, err)
 	}
 }
