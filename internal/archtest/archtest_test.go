@@ -97,7 +97,7 @@ var layers = []rule{
 		tests: join(helpers, []string{"federation/server"})},
 	{pkg: "federation/registry", layer: "hub", may: join(envelope, plumbing, []string{"federation/store"}), tests: helpers},
 	{pkg: "federation/evidence", layer: "hub", may: join(envelope, plumbing, []string{"federation/store"}), tests: helpers},
-	{pkg: "federation/facade", layer: "hub", may: join(envelope, plumbing, shared, []string{"federation/store", "federation/router"}), tests: helpers},
+	{pkg: "federation/facade", layer: "hub", may: join(envelope, plumbing, shared, []string{"federation/store", "federation/router", "federation/policy"}), tests: helpers},
 
 	// The suite tests black boxes; its own hub is `kecis serve`, a process.
 	// Its tests run it against the demo federation.
