@@ -292,26 +292,36 @@ func TestEscrowInTheBrowser(t *testing.T) {
 			t.Fatalf("%s: %v\n%s", what, err, body)
 		}
 	}
-	// waitFor waits until the page shows text and checks that it fits
-	// the screen.
-	waitFor := func(text string) {
+	// waitUntil waits until the page, loaded, makes js true, and checks
+	// that it fits the screen.
+	waitUntil := func(what, js string) {
 		t.Helper()
 		deadline := time.Now().Add(20 * time.Second)
 		for {
-			ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!document.body && document.body.innerText.includes(`+strconv.Quote(text)+`)`))
+			ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.readyState === "complete" && !!document.body && (`+js+`)`))
 			if err == nil && ok {
 				break
 			}
 			if time.Now().After(deadline) {
 				body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
-				t.Fatalf("the page does not show %q (%v):\n%s", text, err, body)
+				t.Fatalf("the page does not show %s (%v):\n%s", what, err, body)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
 		width, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`document.documentElement.scrollWidth`))
 		if err != nil || width > 360 {
-			t.Errorf("the page showing %q is %.0f px wide on a 360 px screen (%v)", text, width, err)
+			t.Errorf("the page showing %s is %.0f px wide on a 360 px screen (%v)", what, width, err)
 		}
+	}
+	// waitFor waits for a text that only the next page shows.
+	waitFor := func(text string) {
+		t.Helper()
+		waitUntil(strconv.Quote(text), `document.body.innerText.includes(`+strconv.Quote(text)+`)`)
+	}
+	// waitState waits for the shop's order page in state.
+	waitState := func(state string) {
+		t.Helper()
+		waitUntil("the order "+state, `!!document.querySelector('#state[data-state="`+state+`"]')`)
 	}
 	run("the checkout", chromedp.EmulateViewport(360, 740, chromedp.EmulateMobile), chromedp.Navigate(d.ShopURL+"/"),
 		chromedp.WaitVisible(chromedp.ID("pay-cash")), chromedp.Click(chromedp.ID("cash-keyboard")), chromedp.Click(chromedp.ID("pay-cash")))
@@ -324,10 +334,10 @@ func TestEscrowInTheBrowser(t *testing.T) {
 	run("pay", chromedp.WaitVisible(chromedp.ID("account")), chromedp.Click(chromedp.CSS(`form[action$="/pay"] button[type=submit]`)))
 	waitFor("Paid, held by the bank")
 	run("return to the shop", chromedp.Click(chromedp.CSS(`form[action$="`+shopCashReturnPath+`"] button[type=submit]`)))
-	waitFor("funded")
+	waitState(string(escrow.Funded))
 	run("mark shipped", chromedp.WaitVisible(chromedp.ID("tracking")), chromedp.SendKeys(chromedp.ID("tracking"), "6012-3456-7890"),
 		chromedp.Click(chromedp.ID("ship")))
-	waitFor("shipped")
+	waitState(string(escrow.Shipped))
 	order, err := chromedp.Run(ctx, chromedp.Location())
 	if err != nil {
 		t.Fatal(err)
@@ -336,6 +346,7 @@ func TestEscrowInTheBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`form[action$="/confirm"] button[type=submit]`)))
 	waitFor("Receipt confirmed, paid to the shop")
 	run("the shop's order", chromedp.Navigate(order))
+	waitState(string(escrow.Confirmed))
 	waitFor("The money was released to the shop's settlement account")
 	if got := balance(t, b, "demoshop") - seller0; got != 150_000 {
 		t.Fatalf("the shop's settlement account got %d", got)
