@@ -4,18 +4,19 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kecis/kecis/internal/javatool"
 )
 
 // modulePath is the module whose root holds the Java source.
@@ -160,11 +161,9 @@ func (s *SantuarioTool) run(args []string, in []byte) ([]byte, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), santuarioTimeout)
 	defer cancel()
-	argv := append([]string{
-		// Start fast: these runs are short.
-		"-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto",
-		"-cp", s.classpath, santuarioMainClass,
-	}, args...)
+	// Start fast: these runs are short.
+	argv := append(slices.Clone(javatool.FastStart), "-cp", s.classpath, santuarioMainClass)
+	argv = append(argv, args...)
 	argv = append(argv, "--in", inPath, "--out", outPath)
 	cmd := exec.CommandContext(ctx, s.java, argv...)
 	var output bytes.Buffer
@@ -261,50 +260,10 @@ func compileSantuario(javac, src, jars string) (dir string, compiled bool, err e
 	if err != nil {
 		return "", false, err
 	}
-	javacReal, err := filepath.EvalSymlinks(javac)
-	if err != nil {
-		javacReal = javac
-	}
-	h := sha256.New()
-	for _, part := range []string{string(source), javacReal, jars} {
-		fmt.Fprintf(h, "%d:%s\n", len(part), part)
-	}
-	sum := hex.EncodeToString(h.Sum(nil))[:16]
-	dir = filepath.Join(os.TempDir(), "kecis-santuario-"+sum)
-	marker := filepath.Join(dir, "ok")
-	if b, err := os.ReadFile(marker); err == nil && string(b) == sum {
-		return dir, false, nil
-	}
-
-	// Compile into a fresh directory and rename it into place, so that test
-	// processes running in parallel never see a half-written cache.
-	tmp, err := os.MkdirTemp(os.TempDir(), "kecis-santuario-build-")
-	if err != nil {
-		return "", false, err
-	}
-	defer os.RemoveAll(tmp)
-	ctx, cancel := context.WithTimeout(context.Background(), santuarioTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, javac,
-		"--release", "17", "-encoding", "UTF-8",
-		"-cp", jars, "-d", tmp, src)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", false, fmt.Errorf("javac %s: %v\n%s", src, err, out)
-	}
-	if err := os.WriteFile(filepath.Join(tmp, "ok"), []byte(sum), 0o644); err != nil {
-		return "", false, err
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		if b, err2 := os.ReadFile(marker); err2 == nil && string(b) == sum {
-			return dir, false, nil // another process won the race
-		}
-		// A stale directory without the marker: replace it once.
-		if err2 := os.RemoveAll(dir); err2 != nil {
-			return "", false, errors.Join(err, err2)
-		}
-		if err2 := os.Rename(tmp, dir); err2 != nil {
-			return "", false, err2
-		}
-	}
-	return dir, true, nil
+	return javatool.Compile(context.Background(), javac, javatool.Program{
+		Name:      "santuario",
+		File:      filepath.Base(src),
+		Source:    source,
+		Classpath: jars,
+	})
 }
