@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -20,6 +21,7 @@ func init() { registerCommand(newLoadtestCmd) }
 func newLoadtestCmd() *cobra.Command {
 	var (
 		demoDir, jsonOut, mix string
+		cpuProfile            string
 		allow, targets        []string
 		o                     loadtest.Options
 		quiet                 bool
@@ -52,7 +54,9 @@ was due, so a hub that falls behind shows its queue); without it each of the
 loopback hosts only, and those --allow-host names.
 
 A progress line goes to stderr every second; the summary to stdout, and as
-JSON to --json FILE. Ctrl-C stops issuing requests: those in flight finish
+JSON to --json FILE. --cpuprofile FILE writes the load generator's own CPU
+profile (go tool pprof FILE), from the start of the run to its
+reconciliation: what driving the load costs the machine the hub shares. Ctrl-C stops issuing requests: those in flight finish
 and what was done is reported and reconciled.
 
 Exit status: 0 when the ledger reconciles; 1 when an approval, cancel or
@@ -106,6 +110,13 @@ not loopback nor allowed.`,
 			if !quiet {
 				o.Progress = cmd.ErrOrStderr()
 			}
+			if cpuProfile != "" {
+				stopProfile, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer stopProfile()
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			sum, err := loadtest.Run(ctx, t, o)
@@ -141,7 +152,25 @@ not loopback nor allowed.`,
 	f.StringVar(&jsonOut, "json", "", "write the summary as JSON to FILE")
 	f.StringSliceVar(&allow, "allow-host", nil, "a host besides loopback the load test may reach (repeatable)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress lines")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write the load generator's CPU profile to FILE (go tool pprof)")
 	return cmd
+}
+
+// startCPUProfile starts profiling this process's CPU into file and returns
+// the function that stops it and closes the file.
+func startCPUProfile(file string) (func(), error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
 
 // splitTargets sorts --target's values into the target file (at most one)

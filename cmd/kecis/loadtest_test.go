@@ -58,3 +58,30 @@ func TestLoadtestExitStatus(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadtestCPUProfile: --cpuprofile FILE writes the load generator's
+// CPU profile (gzip-compressed, what go tool pprof reads) even when the
+// run fails; a file that cannot be created stops the run before it starts.
+func TestLoadtestCPUProfile(t *testing.T) {
+	dir := t.TempDir()
+	dead := filepath.Join(dir, "dead.yaml")
+	if err := os.WriteFile(dead, []byte("hub_url: https://127.0.0.1:1\nmerchants: [{name: shop, api_key: k}]\ncard: {number: '9490101234567893', exp_month: 12, exp_year: 2031}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	prof := filepath.Join(dir, "cpu.pprof")
+	code, _, stderr := kecis(t, nil, "loadtest", "--target", dead, "--requests", "2", "--timeout", "2s", "--retries", "0", "-q", "--cpuprofile", prof)
+	if code != exitFailed {
+		t.Fatalf("exit %d, want %d; stderr %q", code, exitFailed, stderr)
+	}
+	b, err := os.ReadFile(prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("%s is not a gzip-compressed profile (%d bytes)", prof, len(b))
+	}
+	code, _, stderr = kecis(t, nil, "loadtest", "--target", dead, "--requests", "2", "-q", "--cpuprofile", filepath.Join(dir, "none", "cpu.pprof"))
+	if code != exitFailed || !strings.Contains(stderr, "--cpuprofile") {
+		t.Fatalf("exit %d, want %d; stderr %q lacks --cpuprofile", code, exitFailed, stderr)
+	}
+}
