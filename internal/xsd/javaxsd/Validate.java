@@ -42,6 +42,7 @@ import java.util.Deque;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
+import java.util.regex.Pattern;
 import javax.xml.XMLConstants;
 import javax.xml.catalog.CatalogException;
 import javax.xml.catalog.CatalogFeatures;
@@ -67,6 +68,9 @@ import org.xml.sax.XMLReader;
 public final class Validate {
     private static final String DISALLOW_DOCTYPE = "http://apache.org/xml/features/disallow-doctype-decl";
     private static final String FULL_CHECKING = "http://apache.org/xml/features/validation/schema-full-checking";
+    // libxml2's limit without XML_PARSE_HUGE: deeper is refused, as xmllint refuses it.
+    private static final String MAX_DEPTH = "jdk.xml.maxElementDepth";
+    private static final String MAX_DEPTH_VALUE = "256";
 
     public static void main(String[] args) throws Exception {
         String catalog = null;
@@ -309,6 +313,7 @@ public final class Validate {
         try {
             XMLReader r = pf.newSAXParser().getXMLReader();
             r.setProperty(XMLConstants.ACCESS_EXTERNAL_DTD, "");
+            r.setProperty(MAX_DEPTH, MAX_DEPTH_VALUE);
             r.setEntityResolver((publicId, systemId) -> {
                 throw new SAXException("external entity " + systemId + " refused");
             });
@@ -342,7 +347,7 @@ public final class Validate {
 
     private static String line(String path, SAXParseException e, Recorder rec) {
         return path + ":" + Math.max(e.getLineNumber(), 0) + ":" + Math.max(e.getColumnNumber(), 0) + ": "
-                + rec.redact(oneLine(String.valueOf(e.getMessage())));
+                + oneLine(rec.redact(String.valueOf(e.getMessage())));
     }
 
     private static String oneLine(String s) {
@@ -373,8 +378,22 @@ public final class Validate {
             for (String v : values) {
                 out = out.replace("'" + v + "'", "'[value]'").replace("\"" + v + "\"", "\"[value]\"");
             }
+            // Besides, wherever Xerces's templates put a value (a value
+            // normalised in a way not foreseen above).
+            for (Pattern p : VALUE_TEMPLATES) {
+                out = p.matcher(out).replaceFirst("$1'[value]'$2");
+            }
             return out;
         }
+
+        private static final Pattern[] VALUE_TEMPLATES = {
+            // cvc-pattern-valid, cvc-enumeration-valid, cvc-*Length-valid, cvc-m*Inclusive/Exclusive-valid, ...
+            Pattern.compile("^(cvc-[\\w.-]+: Value )'.*'( (?:with length = '[^']*' )?is not facet-valid)", Pattern.DOTALL),
+            // cvc-datatype-valid.1.2.*
+            Pattern.compile("^(cvc-[\\w.-]+: )'.*'( is not a valid value)", Pattern.DOTALL),
+            // cvc-type.3.1.3, cvc-attribute.3, cvc-elt.5.2.2.2.*, cvc-au
+            Pattern.compile("^(cvc-[\\w.-]+: The value )'.*'( of (?:element|attribute) ')", Pattern.DOTALL),
+        };
 
         private static void addForms(Set<String> values, String v) {
             if (v.isEmpty()) {
