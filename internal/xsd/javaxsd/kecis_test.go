@@ -89,47 +89,113 @@ func xmllintVerdicts(t testing.TB, v *Validator, paths []string) map[string]bool
 	return valid
 }
 
+// An edit replaces old by new in a checked-in document (module-relative),
+// or, with no file, is the document new.
+type docEdit struct{ name, file, old, new string }
+
+const goldenRequest = "saml/testdata/golden/request-rsa.xml"
+
 // brokenEdits each break one type of the golden request; both processors
 // must refuse every one.
-var brokenEdits = []struct{ name, old, new string }{
-	{"bad-amount", `Amount="15000"`, `Amount="15,000"`},
-	{"negative-amount", `Amount="15000"`, `Amount="-15000"`},
-	{"missing-issuer", `<saml:Issuer>https://merchant.example/kecis</saml:Issuer>`, ``},
-	{"unknown-child", `</kecis:IdempotencyKey>`, `</kecis:IdempotencyKey><kecis:Unknown/>`},
-	{"wrong-enumeration", `Type="credit"`, `Type="refund"`},
-	{"unknown-attribute", `<kecis:Routing `, `<kecis:Routing Color="red" `},
-	{"bad-instant", `IssueInstant="2026-11-22T10:00:00.000Z"`, `IssueInstant="yesterday"`},
-	{"bad-version", `Version="2.0"`, `Version="3.0"`},
-	{"missing-payload", `<kecis:Payload>`, `<kecis:Ignored>`},
+var brokenEdits = []docEdit{
+	{"bad-amount", goldenRequest, `Amount="15000"`, `Amount="15,000"`},
+	{"negative-amount", goldenRequest, `Amount="15000"`, `Amount="-15000"`},
+	{"missing-issuer", goldenRequest, `<saml:Issuer>https://merchant.example/kecis</saml:Issuer>`, ``},
+	{"unknown-child", goldenRequest, `</kecis:IdempotencyKey>`, `</kecis:IdempotencyKey><kecis:Unknown/>`},
+	{"wrong-enumeration", goldenRequest, `Type="credit"`, `Type="refund"`},
+	{"unknown-attribute", goldenRequest, `<kecis:Routing `, `<kecis:Routing Color="red" `},
+	{"bad-instant", goldenRequest, `IssueInstant="2026-11-22T10:00:00.000Z"`, `IssueInstant="yesterday"`},
+	{"bad-version", goldenRequest, `Version="2.0"`, `Version="3.0"`},
+	{"renamed-payload", goldenRequest, `<kecis:Payload>`, `<kecis:Ignored>`},
 }
 
-// TestAgreesWithXmllint: over the checked-in corpus and the broken edits,
-// the JDK's Xerces and libxml2 give every document the same verdict
-// against docs/spec/schema; the golden messages are valid, every broken
-// edit invalid, under both. A disagreement is a schema construct the two
-// read differently: docs/spec/schema must avoid it.
+// probes are edits where the two processors may part: values at the edge
+// of a type. A probe listed in knownDifferences must get different
+// verdicts (the list says why); any other must get the same one. A new
+// difference, or a listed one that went away, fails the test.
+var probes = []docEdit{
+	// The loyalty card's expiry: EcmlYear24Required, two or four digits.
+	{"year-four-digits", "ecml/testdata/golden/full-from-form.xml", `Day="30" Month="06" Year="30"`, `Day="30" Month="06" Year="2030"`},
+	{"year-three-digits", "ecml/testdata/golden/full-from-form.xml", `Day="30" Month="06" Year="30"`, `Day="30" Month="06" Year="203"`},
+	{"year-five-digits", "ecml/testdata/golden/full-from-form.xml", `Day="30" Month="06" Year="30"`, `Day="30" Month="06" Year="12345"`},
+	{"business-number-dashed", "", "", `<kx:KeyIn xmlns:kx="urn:kecis:ecml-ext:1.0" PasswordPrefix="12" BusinessNumber="123-45-67890"/>`},
+	{"business-number-10-digits", "", "", `<kx:KeyIn xmlns:kx="urn:kecis:ecml-ext:1.0" PasswordPrefix="12" BusinessNumber="0123456789"/>`},
+	{"business-number-12-digits", "", "", `<kx:KeyIn xmlns:kx="urn:kecis:ecml-ext:1.0" PasswordPrefix="12" BusinessNumber="012345678901"/>`},
+	{"base64-not-base64", goldenRequest, `hvHiX1fTLywChcEqB8vQrnNFpPwYPOtNgtCsTUxBO/g=`, `2026-11-22`},
+	{"base64-bad-padding", goldenRequest, `hvHiX1fTLywChcEqB8vQrnNFpPwYPOtNgtCsTUxBO/g=`, `hvHiX1fTLywChcEqB8vQrnNFpPwYPOtNgtCsTUxBO/g`},
+	{"anyuri-scheme-only", goldenRequest, `Destination="https://issuer.example/kecis/soap"`, `Destination="a:"`},
+	{"anyuri-space", goldenRequest, `Destination="https://issuer.example/kecis/soap"`, `Destination="https://issuer.example/a b"`},
+	{"hangul-city", "ecml/testdata/golden/full-from-form.xml", `<City>Seoul</City>`, `<City>서울특별시</City>`},
+	{"emoji-city-64", "ecml/testdata/golden/full-from-form.xml", `<City>Seoul</City>`, `<City>` + strings.Repeat("\U0001F600", 64) + `</City>`},
+	{"emoji-city-65", "ecml/testdata/golden/full-from-form.xml", `<City>Seoul</City>`, `<City>` + strings.Repeat("\U0001F600", 65) + `</City>`},
+	{"instant-24h", goldenRequest, `IssueInstant="2026-11-22T10:00:00.000Z"`, `IssueInstant="2026-11-22T24:00:00Z"`},
+	{"instant-feb-30", goldenRequest, `IssueInstant="2026-11-22T10:00:00.000Z"`, `IssueInstant="2026-02-30T10:00:00Z"`},
+	{"instant-year-zero", goldenRequest, `IssueInstant="2026-11-22T10:00:00.000Z"`, `IssueInstant="0000-11-22T10:00:00Z"`},
+}
+
+// knownDifferences are the probes Xerces (the JDK's, 17) and libxml2
+// (2.9.14) answer differently, and why. Reported to docs/spec/schema's
+// owner (contract 20, Deviations).
+var knownDifferences = map[string]string{
+	// libxml2's regular expressions mis-anchor an alternation of counted
+	// repetitions: [0-9]{2}|[0-9]{4} takes "12345". Rewritten as
+	// [0-9]{2}([0-9]{2})? the schema is read alike by both.
+	"year-five-digits": "libxml2 accepts",
+	// The same bug: ([0-9]{10}|[0-9]{3}-[0-9]{2}-[0-9]{5})? takes 12 digits.
+	"business-number-12-digits": "libxml2 accepts",
+	// libxml2 skips characters outside the base64 alphabet and checks
+	// only the count of the rest (W3C's ds:DigestValue is base64Binary).
+	"base64-not-base64": "libxml2 accepts",
+	// xs:anyURI: Xerces applies RFC 2396 (a scheme needs a non-empty
+	// rest), libxml2 RFC 3986.
+	"anyuri-scheme-only": "libxml2 accepts",
+	// Length facets: Xerces counts a character outside the Basic
+	// Multilingual Plane as two (UTF-16), libxml2 as one, as XML Schema
+	// does: 65 emoji exceed the City's 128 for Xerces only.
+	"emoji-city-65": "libxml2 accepts",
+}
+
+// TestAgreesWithXmllint: over the checked-in corpus, the broken edits and
+// the probes, the JDK's Xerces and libxml2 give every document the same
+// verdict against docs/spec/schema, but for knownDifferences; the golden
+// messages are valid, every broken edit invalid, under both. A difference
+// is a schema construct the two read differently: docs/spec/schema should
+// avoid it where it can.
 func TestAgreesWithXmllint(t *testing.T) {
 	v := kecisValidator(t)
 	paths := glob(t, corpus)
-
-	golden, err := os.ReadFile(filepath.Join(moduleRoot, "saml", "testdata", "golden", "request-rsa.xml"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	var broken []string
-	for _, e := range brokenEdits {
-		doc := edit(t, string(golden), e.old, e.new)
-		if e.name == "missing-payload" {
-			doc = edit(t, doc, `</kecis:Payload>`, `</kecis:Ignored>`)
+	write := func(e docEdit) string {
+		t.Helper()
+		doc := e.new
+		if e.file != "" {
+			b, err := os.ReadFile(filepath.Join(moduleRoot, filepath.FromSlash(e.file)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			doc = edit(t, string(b), e.old, e.new)
+			if e.name == "renamed-payload" {
+				doc = edit(t, doc, `</kecis:Payload>`, `</kecis:Ignored>`)
+			}
 		}
 		p := filepath.Join(dir, e.name+".xml")
 		if err := os.WriteFile(p, []byte(doc), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		broken = append(broken, p)
+		return p
 	}
-	paths = append(paths, broken...)
+	broken := map[string]string{} // path → name
+	for _, e := range brokenEdits {
+		p := write(e)
+		broken[p] = e.name
+		paths = append(paths, p)
+	}
+	probed := map[string]string{}
+	for _, e := range probes {
+		p := write(e)
+		probed[p] = e.name
+		paths = append(paths, p)
+	}
 
 	start := time.Now()
 	java, err := v.Validate(context.Background(), paths)
@@ -141,8 +207,14 @@ func TestAgreesWithXmllint(t *testing.T) {
 
 	for _, p := range paths {
 		jv, xv := java[p] == nil, lint[p]
-		if jv != xv {
+		why, known := knownDifferences[probed[p]]
+		switch {
+		case jv != xv && !known:
 			t.Errorf("%s: Java says valid=%v, xmllint valid=%v; Java's problems: %v", p, jv, xv, java[p])
+		case known && jv == xv:
+			t.Errorf("probe %s: both now say valid=%v; it was a known difference (%s): take it off knownDifferences", probed[p], jv, why)
+		case known && why == "libxml2 accepts" && (jv || !xv):
+			t.Errorf("probe %s: Java valid=%v, xmllint valid=%v; the known difference is %q", probed[p], jv, xv, why)
 		}
 	}
 	for _, p := range glob(t, mustBeValid) {
@@ -150,16 +222,21 @@ func TestAgreesWithXmllint(t *testing.T) {
 			t.Errorf("golden %s is invalid under Java: %v", p, ps)
 		}
 	}
-	for _, p := range broken {
+	for p, name := range broken {
 		if java[p] == nil || lint[p] {
-			t.Errorf("%s: Java valid=%v, xmllint valid=%v; want both to refuse it", filepath.Base(p), java[p] == nil, lint[p])
+			t.Errorf("%s: Java valid=%v, xmllint valid=%v; want both to refuse it", name, java[p] == nil, lint[p])
 		}
 		for _, pr := range java[p] {
 			for _, value := range []string{"15,000", "-15000", "refund", "red", "yesterday"} {
 				if strings.Contains(pr.Message, "'"+value+"'") {
-					t.Errorf("%s: the message holds the value %q: %s", filepath.Base(p), value, pr)
+					t.Errorf("%s: the message holds the value %q: %s", name, value, pr)
 				}
 			}
+		}
+	}
+	for name := range knownDifferences {
+		if !slices.ContainsFunc(probes, func(e docEdit) bool { return e.name == name }) {
+			t.Errorf("knownDifferences names %s, which is no probe", name)
 		}
 	}
 }
