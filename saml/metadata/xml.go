@@ -146,7 +146,11 @@ func Marshal(ed *EntityDescriptor) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return serialize(el, true)
+	b, err := serialize(el, true)
+	if err == nil {
+		captureMarshalled(b) // the test hook of scripts/test.sh (capture.go)
+	}
+	return b, err
 }
 
 // MarshalCompact writes ed without indentation (what the hub signs and
@@ -156,7 +160,11 @@ func MarshalCompact(ed *EntityDescriptor) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return serialize(el, false)
+	b, err := serialize(el, false)
+	if err == nil {
+		captureMarshalled(b)
+	}
+	return b, err
 }
 
 func serialize(el *etree.Element, indent bool) ([]byte, error) {
