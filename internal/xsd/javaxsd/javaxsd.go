@@ -19,7 +19,6 @@ import (
 	"bytes"
 	"context"
 	_ "embed"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -31,6 +30,7 @@ import (
 	"time"
 
 	"github.com/kecis/kecis/internal/javatool"
+	"github.com/kecis/kecis/internal/xsd"
 )
 
 //go:embed Validate.java
@@ -64,8 +64,7 @@ func (p Problem) String() string {
 // Validator validates documents with the JDK's schema processor.
 type Validator struct {
 	// Schema is the driver schema (kecis-all.xsd) and Catalog the XML
-	// catalog beside it; empty means docs/spec/schema's, as DefaultFiles
-	// finds them.
+	// catalog beside it; empty means DefaultFiles.
 	Schema, Catalog string
 	// Java is the java command; empty means exec.LookPath("java").
 	Java string
@@ -77,14 +76,21 @@ type Validator struct {
 }
 
 // DefaultFiles returns the driver schema and catalog a Validator with none
-// set uses.
-var DefaultFiles = moduleSchemaFiles
+// set uses: docs/spec/schema as package xsd writes it to disk from the
+// binary (the same files xmllint reads).
+var DefaultFiles = xsd.SchemaFiles
 
 // Available reports whether validation can run here: java and javac on
-// PATH. Its error names the Debian packages to install.
+// PATH, and the Debian schema files the catalog maps to. Its error names
+// the Debian packages to install.
 func Available() error {
-	_, _, err := javatool.Tools()
-	return err
+	if _, _, err := javatool.Tools(); err != nil {
+		return fmt.Errorf("javaxsd: %w", err)
+	}
+	if _, _, err := DefaultFiles(); err != nil {
+		return fmt.Errorf("javaxsd: %w", err)
+	}
+	return nil
 }
 
 // Validate validates files with a default Validator.
@@ -259,26 +265,4 @@ func splitLine(line string, paths []string) (string, Problem, bool) {
 		return p, Problem{Line: l, Column: c, Message: msg}, true
 	}
 	return "", Problem{}, false
-}
-
-// moduleSchemaFiles finds docs/spec/schema in the module above the working
-// directory.
-func moduleSchemaFiles() (schema, catalog string, err error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", "", err
-	}
-	for dir := wd; ; dir = filepath.Dir(dir) {
-		s := filepath.Join(dir, "docs", "spec", "schema", "kecis-all.xsd")
-		c := filepath.Join(dir, "docs", "spec", "schema", "catalog.xml")
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			if _, err := os.Stat(s); err != nil {
-				return "", "", fmt.Errorf("javaxsd: %w", err)
-			}
-			return s, c, nil
-		}
-		if filepath.Dir(dir) == dir {
-			return "", "", errors.New("javaxsd: no go.mod above the working directory: set Validator.Schema and Catalog")
-		}
-	}
 }
