@@ -268,6 +268,36 @@ func attackCases() []attackCase {
 				root.InsertChildAt(1, ext)
 				return ser(t, root)
 			}},
+		// The two above, and XSW3, made schema-valid (KECIS §9.12): every
+		// element where the schema puts it, the forged element carrying a
+		// copy of the genuine signature. A verifier that checks "a
+		// signature in the document verifies" and then reads another
+		// element is fooled by both; the schema cannot tell.
+		{Name: "xsw-valid-signed-message-in-extensions", Class: "XSW (Extensions, schema-valid)", Kind: "request", Reason: "shape", Stage: pre,
+			Description: "an attacker's request (amount changed, new ID) carrying a copy of the victim's signature, the victim's signed request intact in samlp:Extensions after it: valid against the schemas",
+			build: func(t *testing.T, w *world) []byte {
+				victim := parseRoot(t, signedCancel(t, w, "ext-valid-victim"))
+				evil, _ := w.cancelRequest(t, "ext-valid-evil").Element()
+				setAmount(evil, "9900000")
+				sig := child(victim, "Signature").Copy()
+				ext := etree.NewElement("samlp:Extensions")
+				ext.AddChild(victim)
+				// Issuer, Signature, Extensions: samlp:RequestAbstractType's order.
+				evil.InsertChildAt(1, sig)
+				evil.InsertChildAt(2, ext)
+				return ser(t, evil)
+			}},
+		{Name: "xsw-valid-forged-result-with-copied-signature", Class: "XSW3 (schema-valid)", Kind: "request", Reason: "shape", Stage: pre,
+			Description: "a forged authentication result (new ID, bound amount raised) carrying a copy of the issuer's signature, inserted before the signed original: valid against the schemas",
+			build: func(t *testing.T, w *world) []byte {
+				ar := w.authResult(t, "xsw-valid-ar", w.issuer.Signer, issuerID)
+				return w.withAuthResult(t, "xsw-valid", ar, func(root *etree.Element) {
+					evil := arOf(root).Copy()
+					evil.CreateAttr("ID", "_evil_assertion_ID")
+					child(evil, "BoundTo").CreateAttr("Amount", "9900000")
+					root.InsertChildAt(arOf(root).Index(), evil)
+				})
+			}},
 		{Name: "two-signatures", Class: "multiple signatures", Kind: "request", Reason: "shape", Stage: pre,
 			Description: "a second, attacker-made signature over the root appended to a validly signed request (CVE-2022-41912 class)",
 			build: func(t *testing.T, w *world) []byte {
