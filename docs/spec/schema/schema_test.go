@@ -2,6 +2,7 @@ package schema
 
 import (
 	"bytes"
+	"context"
 	"crypto/x509"
 	"fmt"
 	"io/fs"
@@ -15,6 +16,11 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/kecis/kecis/connectors/escrow"
+	"github.com/kecis/kecis/connectors/sqlstore"
+	_ "github.com/kecis/kecis/connectors/sqlstore/sqlite"
+	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
+	"github.com/kecis/kecis/connectors/store"
 	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/internal/testutil"
 	"github.com/kecis/kecis/saml"
@@ -411,6 +417,15 @@ func servicePayloads() map[string]*ecml.Payload {
 	return p
 }
 
+// services names the service each payload of servicePayloads is sent to.
+var services = map[string]string{
+	"card-approve": "card:approve", "card-approved": "card:inquire", "amountauth": "amountauth:start",
+	"vcn-issue": "vcn:issue", "vcn-issued": "vcn:issue", "cardauth": "cardauth:authenticate", "twoway": "twoway:transfer",
+	"transfer-credit": "transfer:credit", "transfer-collect": "transfer:collect",
+	"account-inquiry": "account:holder-inquiry", "account-answer": "account:holder-inquiry", "phone": "phone:holder-check",
+	"escrow-open": "escrow:open", "escrow-ship": "escrow:ship", "escrow-status": "escrow:status",
+}
+
 // messageKit builds and signs messages as the participants do.
 type messageKit struct {
 	merchant, issuerSigner, ecSigner *saml.Signer
@@ -466,8 +481,12 @@ func TestBuiltMessages(t *testing.T) {
 	docs := map[string][]byte{}
 	encrypted := 0
 	for name, payload := range servicePayloads() {
+		if services[name] == "" {
+			t.Fatalf("payload %s has no service", name)
+		}
 		for _, enc := range []bool{false, true} {
-			req, err := k.b.NewRequest(issuerID+"/soap", saml.ServiceURI(strings.SplitN(name, "-", 2)[0], "approve"))
+			group, op, _ := strings.Cut(services[name], ":")
+			req, err := k.b.NewRequest(issuerID+"/soap", saml.ServiceURI(group, op))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -742,4 +761,158 @@ func TestBrokenDocumentsFail(t *testing.T) {
 		}
 	}
 	t.Logf("%d broken documents refused", len(cases))
+}
+
+// ledger is the escrow holder's ledger for TestSignedRecords: every
+// booking succeeds.
+type ledger struct{ n int }
+
+func (l *ledger) Fund(_ context.Context, f *escrow.Funding) (string, error) {
+	l.n++
+	return fmt.Sprintf("F%06d", l.n), nil
+}
+
+func (l *ledger) Release(_ context.Context, r *escrow.Release) (*escrow.Outcome, error) {
+	l.n++
+	return &escrow.Outcome{Done: true, Ref: fmt.Sprintf("R%06d", l.n)}, nil
+}
+
+func (l *ledger) Refund(_ context.Context, r *escrow.Refund) (string, error) {
+	l.n++
+	return fmt.Sprintf("B%06d", l.n), nil
+}
+
+// TestSignedRecords validates the standalone records a bank signs: every
+// kecis:EscrowRecord of escrows run through the escrow engine (KECIS §15.6:
+// opened, funded, shipped, disputed, refunded; confirmed and released; a
+// collect, §15.8) and the 2-WAY transfer evidence (KECIS §15.5) as
+// twoway.Engine.Evidence signs it.
+func TestSignedRecords(t *testing.T) {
+	l := newLinter(t)
+	ctx := context.Background()
+	db, err := sqlstore.Open(ctx, sqltest.TestSQLiteDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	sealer, err := store.NewSealer(bytes.Repeat([]byte{7}, 32), testutil.NewDetRand("sealer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := testutil.NewClock(at)
+	e, err := escrow.New(ctx, escrow.Config{DB: db, Holder: &ledger{}, Sealer: sealer, Signer: loadSigner(t, "issuer-ec"), Issuer: bankID,
+		Now: clock.Now, Rand: testutil.NewDetRand("escrow")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(order string, hold bool) *escrow.Escrow {
+		req := &escrow.OpenRequest{Merchant: merchantID, Order: order, Amount: ecml.Money{Minor: 150000, Currency: "KRW"}, Goods: true,
+			SettlementBank: "004", SettlementAccount: "123-456-789012", PayeeName: "한빛상사", IdempotencyKey: "open-" + order}
+		open := e.Open
+		if !hold {
+			open = e.Collect
+		}
+		x, err := open(ctx, req)
+		if err != nil {
+			t.Fatalf("%s: %v", order, err)
+		}
+		if _, err := e.Pay(ctx, "buyer-1", x.Reference, "110-123-456789"); err != nil {
+			t.Fatalf("%s: pay: %v", order, err)
+		}
+		return x
+	}
+	ship := func(x *escrow.Escrow) {
+		if _, err := e.Ship(ctx, merchantID, escrow.Ref{Reference: x.Reference, Order: x.Order}, "CJ Logistics", "601234567890", "ship-"+x.Order); err != nil {
+			t.Fatalf("%s: ship: %v", x.Order, err)
+		}
+	}
+	disputed := open("ES-1", true)
+	ship(disputed)
+	if _, err := e.Dispute(ctx, "buyer-1", disputed.Reference, "The parcel arrived damaged"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Resolve(ctx, "operator-1", disputed.Reference, escrow.DecideRefund); err != nil {
+		t.Fatal(err)
+	}
+	confirmed := open("ES-2", true)
+	ship(confirmed)
+	if _, err := e.Confirm(ctx, "buyer-1", confirmed.Reference); err != nil {
+		t.Fatal(err)
+	}
+	collect := open("TR-1", false)
+
+	docs := map[string][]byte{}
+	kinds := map[string]bool{}
+	for _, x := range []*escrow.Escrow{disputed, confirmed, collect} {
+		events, err := e.Events(ctx, x.Reference)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range events {
+			if len(ev.Record) == 0 {
+				t.Fatalf("%s: event %d (%s) has no signed record", x.Order, ev.Seq, ev.Kind)
+			}
+			kinds[ev.Kind] = true
+			docs[fmt.Sprintf("escrow-%s-%02d-%s.xml", x.Order, ev.Seq, ev.Kind)] = ev.Record
+		}
+	}
+	for _, k := range []string{escrow.EventOpened, escrow.EventFunded, escrow.EventShipped, escrow.EventDisputed, escrow.EventRefunded,
+		escrow.EventConfirmed, escrow.EventPaid} {
+		if !kinds[k] {
+			t.Errorf("no %s record among %v", k, slices.Sorted(func(yield func(string) bool) {
+				for k := range kinds {
+					if !yield(k) {
+						return
+					}
+				}
+			}))
+		}
+	}
+
+	// The 2-WAY evidence: the golden record body, signed as Evidence signs it.
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), "connectors", "twoway", "testdata", "evidence.golden.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(data); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"merchant-rsa", "issuer-ec"} {
+		el := doc.Root().Copy()
+		if docs["twoway-evidence-"+name+".xml"], err = loadSigner(t, name).SignToBytes(el); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.mustValidate(t, writeDocs(t, docs))
+	t.Logf("%d signed records valid", len(docs))
+}
+
+// TestEmbeddedFS: schema.FS holds the schemas and the catalog, and they are
+// self-contained — materialised into an empty directory (as internal/xsd
+// does), they validate a golden message.
+func TestEmbeddedFS(t *testing.T) {
+	l := newLinter(t)
+	want := []string{"catalog.xml", "ecml-v2.xsd", "kecis-all.xsd", "kecis-ecml-ext.xsd", "kecis-metadata.xsd", "kecis.xsd"}
+	entries, err := FS.ReadDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	dir := t.TempDir()
+	for _, e := range entries {
+		got = append(got, e.Name())
+		data, err := FS.ReadFile(e.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("schema.FS holds %v, want %v", got, want)
+	}
+	moved := &linter{bin: l.bin, dir: dir}
+	moved.mustValidate(t, []string{filepath.Join(repoRoot(t), "saml", "testdata", "golden", "request-rsa.xml")})
 }
