@@ -28,6 +28,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kecis/kecis/internal/javatool"
 	"github.com/kecis/kecis/internal/xsd"
@@ -117,7 +118,8 @@ var compiled = sync.OnceValues(func() (string, error) {
 // schemas that do not load, a file that cannot be read.
 func (v *Validator) Validate(ctx context.Context, paths []string) (map[string][]Problem, error) {
 	for _, p := range paths {
-		if strings.ContainsAny(p, "\n\r") || p == "" {
+		// The program reads the names as UTF-8 lines and prints them back.
+		if strings.ContainsAny(p, "\n\r") || p == "" || !utf8.ValidString(p) {
 			return nil, fmt.Errorf("javaxsd: unusable file name %q", p)
 		}
 		if fi, err := os.Stat(p); err != nil {

@@ -304,8 +304,10 @@ func TestValidateErrors(t *testing.T) {
 	if _, err := v.Validate(context.Background(), []string{filepath.Join(t.TempDir(), "missing.xml")}); err == nil {
 		t.Error("a missing file: no error")
 	}
-	if _, err := v.Validate(context.Background(), []string{"a\nb.xml"}); err == nil {
-		t.Error("a name with a newline: no error")
+	for _, name := range []string{"a\nb.xml", "a\xffb.xml", ""} {
+		if _, err := v.Validate(context.Background(), []string{name}); err == nil || !strings.Contains(err.Error(), "unusable file name") {
+			t.Errorf("the name %q: %v", name, err)
+		}
 	}
 	got, err := v.Validate(context.Background(), nil)
 	if err != nil || len(got) != 0 {
