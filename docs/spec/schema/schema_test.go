@@ -44,6 +44,7 @@ var debianSchemas = map[string]string{
 	"/usr/share/xml/xmltooling/xenc-schema.xsd":             "xmltooling-schemas",
 	"/usr/share/xml/xmltooling/xenc11-schema.xsd":           "xmltooling-schemas",
 	"/usr/share/xml/xmltooling/xml.xsd":                     "xmltooling-schemas",
+	"/usr/share/xml/xmltooling/soap-envelope.xsd":           "xmltooling-schemas",
 }
 
 // linter runs xmllint against the schemas in dir.
@@ -519,6 +520,7 @@ func TestBuiltMessages(t *testing.T) {
 				t.Fatal(err)
 			}
 			docs["request-"+name+suffix+".xml"] = data
+			docs["soap-request-"+name+suffix+".xml"] = saml.WrapSOAP(data) // the SOAP binding (KECIS §10)
 
 			res, err := k.b.NewResponse(req.ID, "", saml.Status{Code: saml.StatusSuccess})
 			if err != nil {
@@ -564,6 +566,8 @@ func TestBuiltMessages(t *testing.T) {
 	if docs["response-refused.xml"], err = k.issuerSigner.SignToBytes(root); err != nil {
 		t.Fatal(err)
 	}
+	// A SOAP fault (KECIS §10): what a receiver answers before it can sign.
+	docs["soap-fault.xml"] = saml.FaultBody(&saml.Fault{Code: "soap:Client", String: "malformed message"})
 	// A standalone authentication result (KECIS §3.1).
 	if docs["auth-result.xml"], err = saml.Serialize(k.authResult(t, "_standalone")); err != nil {
 		t.Fatal(err)
@@ -737,15 +741,15 @@ func TestBrokenDocumentsFail(t *testing.T) {
 		{"an account number in clear in a record", evidence, `Account="****-6789"`, `Account="123-456-6789"`, "Account"},
 		{"a record without its signature", unsignedEvidence, `<kecis:Transfer `, `<kecis:Transfer `, "Signature"}, // the golden body, unsigned
 	}
+	cases = append(cases, struct{ name, doc, old, new, want string }{
+		"a SOAP body's message with a bad amount", string(saml.WrapSOAP([]byte(request))), `Amount="15000"`, `Amount="15000.5.0"`, "Amount"})
 	docs := map[string][]byte{}
-	names := map[string]string{}
 	for i, c := range cases {
 		if !strings.Contains(c.doc, c.old) {
 			t.Fatalf("%s: %q is not in the document", c.name, c.old)
 		}
 		file := fmt.Sprintf("broken-%02d.xml", i)
 		docs[file] = []byte(strings.Replace(c.doc, c.old, c.new, 1))
-		names[file] = c.name
 	}
 	paths := writeDocs(t, docs)
 	res := l.validate(t, paths)
