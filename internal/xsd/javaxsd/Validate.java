@@ -5,6 +5,12 @@
  *
  *   java Validate --catalog CATALOG --schema DRIVER.xsd [--schema MORE.xsd]... < FILES
  *
+ * It needs nothing but a JDK (11 or later runs the source directly), so
+ * another stack can check its messages the same way, from the repository:
+ *
+ *   ls *.xml | java internal/xsd/javaxsd/Validate.java \
+ *       --catalog docs/spec/schema/catalog.xml --schema docs/spec/schema/kecis-all.xsd
+ *
  * FILES is a list of documents, one path a line (UTF-8); every one is
  * validated in this one JVM. Output, one line per problem on stdout:
  *
