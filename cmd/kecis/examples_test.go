@@ -20,6 +20,7 @@ import (
 	"github.com/kecis/kecis/federation/store"
 	"github.com/kecis/kecis/federation/store/sqlstore"
 	"github.com/kecis/kecis/internal/testutil"
+	"github.com/kecis/kecis/internal/xsd/xsdtest"
 	"github.com/kecis/kecis/saml"
 	"github.com/kecis/kecis/saml/metadata"
 	"github.com/kecis/kecis/saml/metadata/metadatatest"
@@ -60,6 +61,9 @@ var exampleFixtures = map[string]func(t *testing.T, dir string){
 		copyFile(t, certPath("issuer-ec"), dir, "tls/server.pem")
 	},
 	"kecis metadata verify": metadataFixture,
+	// The schema checks run xmllint (TestHelpExamples needs it for them).
+	"kecis envelope validate": envelopeFixture,
+	"kecis metadata validate": metadataFixture,
 }
 
 // TestHelpExamples runs every Example: of every command as written, in a
@@ -98,6 +102,9 @@ func TestHelpExamples(t *testing.T) {
 					t.Logf("skipped by design: %s\n  (%s)", strings.TrimSpace(ex), why)
 					skipped++
 					continue
+				}
+				if strings.HasSuffix(c.CommandPath(), " validate") && c.Parent().Name() != "ecml" {
+					xsdtest.Require(t) // xmllint and the schema packages
 				}
 				if strings.HasPrefix(ex, "sh ") && strings.HasSuffix(strings.TrimSpace(ex), "VERIFY.sh") {
 					testutil.RequireTool(t, "xmlsec1", "xmlsec1")

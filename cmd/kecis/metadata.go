@@ -36,7 +36,7 @@ and binding, and offered services with their limits. The hub signs each
 descriptor on its own (GET /kecis/metadata/entities/{id}, the Metadata Query
 protocol) and an md:EntitiesDescriptor aggregate (GET /kecis/metadata).`,
 	}
-	cmd.AddCommand(newMetadataGenerateCmd(), newMetadataVerifyCmd(), newMetadataExportCmd())
+	cmd.AddCommand(newMetadataGenerateCmd(), newMetadataVerifyCmd(), newMetadataExportCmd(), newMetadataValidateCmd())
 	return cmd
 }
 
