@@ -16,7 +16,10 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/kecis/kecis/connectors/banking"
+	"github.com/kecis/kecis/connectors/card"
 	"github.com/kecis/kecis/connectors/escrow"
+	"github.com/kecis/kecis/connectors/phone"
 	"github.com/kecis/kecis/connectors/sqlstore"
 	_ "github.com/kecis/kecis/connectors/sqlstore/sqlite"
 	"github.com/kecis/kecis/connectors/sqlstore/sqltest"
@@ -348,15 +351,16 @@ func servicePayloads() map[string]*ecml.Payload {
 		return &ecml.Ecom{ConsumerOrderID: order, SchemaVersion: ecml.SchemaVersion,
 			Transaction: &ecml.Transaction{Currency: "KRW", Type: "debit", Amount: amount}}
 	}
-	card := func() *ecml.Payment {
+	payCard := func() *ecml.Payment {
 		return &ecml.Payment{Card: &ecml.Card{Name: "HONG GILDONG", Type: "VISA", Number: "4111111111111111",
 			Verification: "123", ExpDate: &ecml.Date{Month: "12", Year: "2029"}}}
 	}
 	p := map[string]*ecml.Payload{}
+	var err error
 
 	// card:approve with Korean key-in data (§15.2).
 	e := ecom("ORD-1", "150000")
-	e.Payment = card()
+	e.Payment = payCard()
 	e.BillTo = &ecml.Address{Postal: &ecml.Postal{Name: &ecml.Name{First: "Gildong", Last: "Hong"}, CountryCode: "KR",
 		Street: &ecml.Street{Line1: "152 Teheran-ro"}, City: &ecml.Text{Value: "Seoul"}},
 		Telecom: &ecml.Telecom{Phone: &ecml.Phone{Number: "+82 2 1234 5678"}}, Online: &ecml.Online{Email: &ecml.Email{Address: "gildong@example.kr"}}}
@@ -375,7 +379,7 @@ func servicePayloads() map[string]*ecml.Payload {
 		AmountAuth: &ecml.AmountAuth{SessionID: "aa-session-1", Ceiling: "1000", Currency: "KRW", Challenge: "742"}}
 	// vcn:issue: a virtual number asked for and answered (§15.4).
 	e = ecom("ORD-3", "30000")
-	e.Payment = card()
+	e.Payment = payCard()
 	p["vcn-issue"] = &ecml.Payload{Ecom: e, CardAuth: &ecml.CardAuth{Acquirer: "https://pg.example/kecis", VirtualCard: "true", Use: "single",
 		MerchantLock: "true", NotOnOrAfter: "2026-11-22T10:30:00+09:00"}}
 	p["vcn-issued"] = &ecml.Payload{Ecom: ecom("ORD-3", "30000"),
@@ -413,6 +417,25 @@ func servicePayloads() map[string]*ecml.Payload {
 	p["escrow-open"] = &ecml.Payload{Ecom: ecom("ES-1", "150000"),
 		BankAccounts: []*ecml.BankAccount{{BankCode: "004", Role: "settlement", Holder: "한빛상사", AccountNumber: "123-456-789012"}}}
 	p["escrow-ship"] = &ecml.Payload{Ecom: ecom("ES-1", "150000"), Escrow: &ecml.Escrow{State: ecml.EscrowShipped, Carrier: "CJ Logistics", Tracking: "601234567890"}}
+	// Payloads as the connectors' own builders write them.
+	p["card-answer"] = card.ApprovalPayload(&card.Approval{ApprovalNumber: "A1B2C3", OrderID: "ORD-1",
+		Amount: ecml.Money{Minor: 150000, Currency: "KRW"}, Refunded: ecml.Money{Minor: 50000, Currency: "KRW"}, State: "partially-refunded"})
+	p["card-verification-answer"] = card.ApprovalPayload(&card.Approval{ApprovalNumber: "A1B2C4", OrderID: "ORD-2", State: "approved"})
+	if p["phone-connector"], err = phone.RequestPayload("010-3333-4444", "김 민 수"); err != nil {
+		panic(err)
+	}
+	p["phone-answer"] = phone.OutcomePayload(phone.CloseMatch)
+	p["account-connector"] = banking.HolderRequestPayload("088", "110-123-456789")
+	p["account-connector-answer"] = banking.HolderPayload(&banking.Holder{BankCode: "088", Name: "김민수"})
+	if p["transfer-connector"], err = banking.CreditRequestPayload(&banking.CreditRequest{RemitterBank: "004", Reference: "TR-9",
+		Amount: ecml.Money{Minor: 25000, Currency: "KRW"}, PayeeBank: "088", PayeeAccount: "110-123-456789", RemitterName: "홍길동"}); err != nil {
+		panic(err)
+	}
+	if p["transfer-connector-answer"], err = banking.CreditPayload(&banking.Credit{Reference: "TR-9", CreditRef: "C000002",
+		Amount: ecml.Money{Minor: 25000, Currency: "KRW"}, State: banking.StateCredited}); err != nil {
+		panic(err)
+	}
+	p["escrow-connector"] = escrow.RefPayload(escrow.Ref{Reference: "ES0000000001", Order: "ES-1"})
 	p["escrow-status"] = &ecml.Payload{Ecom: ecom("ES-1", "150000"), Escrow: &ecml.Escrow{State: ecml.EscrowDisputed, Carrier: "CJ Logistics",
 		Tracking: "601234567890", ConfirmBy: "2026-11-29T10:00:00Z", Reason: "The parcel arrived damaged", Auto: "false"}}
 	return p
@@ -425,6 +448,9 @@ var services = map[string]string{
 	"transfer-credit": "transfer:credit", "transfer-collect": "transfer:collect",
 	"account-inquiry": "account:holder-inquiry", "account-answer": "account:holder-inquiry", "phone": "phone:holder-check",
 	"escrow-open": "escrow:open", "escrow-ship": "escrow:ship", "escrow-status": "escrow:status",
+	"card-answer": "card:refund", "card-verification-answer": "card:approve-verification", "phone-connector": "phone:holder-check",
+	"phone-answer": "phone:holder-check", "account-connector": "account:holder-inquiry", "account-connector-answer": "account:holder-inquiry",
+	"transfer-connector": "transfer:credit", "transfer-connector-answer": "transfer:credit", "escrow-connector": "escrow:status",
 }
 
 // messageKit builds and signs messages as the participants do.
