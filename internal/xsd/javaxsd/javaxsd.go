@@ -189,6 +189,9 @@ func (v *Validator) command() (argv []string, java string, err error) {
 		// The validator reads everything it needs from the file system:
 		// no proxy, no network, whatever the JVM's defaults.
 		"-Djava.net.useSystemProxies=false",
+		// Standard output is the report: the VM's own warnings go to
+		// standard error.
+		"-XX:+DisplayVMOutputToStderr",
 		"-cp", classes, mainClass, "--catalog", catalog, "--schema", schema)
 	return argv, java, nil
 }
