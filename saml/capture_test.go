@@ -117,6 +117,16 @@ func TestCapture(t *testing.T) {
 	}
 }
 
+// withoutCapture keeps what t signs out of make test's capture (the
+// kecis_capture hook, tools/schemacheck): for a test that signs a
+// deliberately invalid document for the receiver to refuse. Everything a
+// test signs otherwise is schema-checked; a test that calls this must say
+// why. It sets the environment, so t must not be parallel.
+func withoutCapture(t *testing.T) {
+	t.Helper()
+	t.Setenv("KECIS_CAPTURE_DIR", "")
+}
+
 func mustReadDir(t *testing.T, dir string) []os.DirEntry {
 	t.Helper()
 	es, err := os.ReadDir(dir)

@@ -87,6 +87,7 @@ func TestDecryptionKeyRollover(t *testing.T) {
 // TestEncryptedOutputsHoldNoPAN scans every encrypted output of this file's
 // tests and of the attack corpus for Luhn-valid 13–19 digit runs.
 func TestEncryptedOutputsHoldNoPAN(t *testing.T) {
+	withoutCapture(t) // builds the attack corpus's encryption cases
 	w := newWorld(t)
 	for _, kt := range []string{AlgRSAOAEPMGF1P, AlgRSAOAEP} {
 		for i := 0; i < 20; i++ {
