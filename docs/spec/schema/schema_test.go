@@ -702,6 +702,7 @@ func TestBrokenDocumentsFail(t *testing.T) {
 	request := read("saml/testdata/golden/request-rsa.xml")
 	response := read("saml/testdata/golden/response-rsa.xml")
 	result := read("saml/testdata/golden/auth-result-rsa.xml")
+	withResult := read("saml/testdata/golden/request-with-authresult.xml")
 	payload := read("ecml/testdata/full.xml")
 	unsignedEvidence := read("connectors/twoway/testdata/evidence.golden.xml")
 	doc := etree.NewDocument()
@@ -765,6 +766,10 @@ func TestBrokenDocumentsFail(t *testing.T) {
 			`<xenc:EncryptedData xmlns:xenc="http://www.w3.org/2001/04/xmlenc#"><xenc:CipherData><xenc:CipherValue>AA==</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData>`, "EncryptedData"},
 		{"payload without Ecom", request, `<Ecom ConsumerOrderID="ORDER-20261122-0001" SchemaVersion="urn:ietf:params:ecml:v2.0"><Transaction Currency="KRW" Type="credit" Amount="15000"><Id Reference="APV0001234"/></Transaction></Ecom>`, ``, "Payload"},
 		{"an account number in clear in a record", evidence, `Account="****-6789"`, `Account="123-456-6789"`, "Account"},
+		{"a bank account with neither holder nor number", payload, `<kx:Holder>성춘향</kx:Holder>
+    <kx:AccountNumber>110-123-456789</kx:AccountNumber>`, ``, "BankAccount"},
+		{"two limits in one currency", md, `<kecis:Limit Currency="KRW"`, `<kecis:Limit Currency="KRW" Min="1" Max="2"/><kecis:Limit Currency="KRW"`, "OneLimitPerCurrency"},
+		{"an embedded result with the message's ID", withResult, `ID="_5a3183b642aea925ac380b6047a69aa3"`, `ID="_33e3896eb18a7b81b0c80729e582070c"`, "_33e3896eb18a7b81b0c80729e582070c"},
 		{"a record without its signature", unsignedEvidence, `<kecis:Transfer `, `<kecis:Transfer `, "Signature"}, // the golden body, unsigned
 	}
 	cases = append(cases, struct{ name, doc, old, new, want string }{
