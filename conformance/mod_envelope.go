@@ -63,6 +63,10 @@ func envelopeModule() *Module {
 			aspectCondition("envelope.issuer", "The answer's Issuer is the participant", aspIssuer, "KECIS §2.3", "SAML core §3.2.2"),
 			aspectCondition("envelope.in-response-to", "InResponseTo names the request answered", aspInResponseTo, "KECIS §2.3", "SAML core §3.2.2"),
 			aspectCondition("envelope.status", "Top-level SAML status codes only; a refusal carries a second-level code", aspStatus, "KECIS §6.1", "KECIS §2.4", "SAML core §3.2.2.2"),
+			schemaCondition("envelope.schema", "The answer is valid against the KECIS schemas: a kecis:ServiceResponse of kecis:ServiceResponseType",
+				"kecis.xsd", "kecis:ServiceResponseType", saml.NSKECIS, "ServiceResponse", []string{"envelope.probe"}, func(c *C) ([]byte, string) {
+					return answerDoc(probe(c))
+				}),
 			{ID: "envelope.unknown-service", Title: "A request for a service the participant does not offer is refused with a signed Requester / RequestUnsupported",
 				Clauses: []string{"KECIS §5.3.2", "KECIS §2.6"}, Needs: []string{"envelope.probe"}, Run: func(c *C) error {
 					probeReq, err := c.ProbeRequest("unknown-service")
@@ -78,9 +82,18 @@ func envelopeModule() *Module {
 					}
 					// Sent directly: the hub would refuse it first.
 					x := c.Send(c.Context(), "unknown service", Direct, probeReq.Service, req.ID, msg)
+					c.Set("unknown-service", x)
 					c.Record(x)
 					return expectStatus(c, x, saml.StatusRequester, saml.StatusRequestUnsupported)
 				}},
+			// Its own check: a refusal's form is judged whether or not its
+			// codes are the right ones.
+			schemaCondition("envelope.unknown-service-schema", "The refusal of the unoffered service is valid against the KECIS schemas: a kecis:ServiceResponse of kecis:ServiceResponseType",
+				"kecis.xsd", "kecis:ServiceResponseType", saml.NSKECIS, "ServiceResponse", []string{"envelope.probe"}, func(c *C) ([]byte, string) {
+					v, _ := c.Get("unknown-service")
+					x, _ := v.(*Exchange)
+					return answerDoc(x)
+				}),
 		},
 	}
 }
@@ -109,4 +122,18 @@ func expectStatusFrom(x *Exchange, from func(*Exchange) error, code, sub string)
 		return fmt.Errorf("answered %s; expected %s", describeStatus(st), want)
 	}
 	return nil
+}
+
+// answerDoc is the KECIS message an exchange brought back, or why there
+// is none.
+func answerDoc(x *Exchange) ([]byte, string) {
+	switch {
+	case x == nil:
+		return nil, "no answer to check"
+	case x.Message != nil:
+		return x.Message, ""
+	case x.Fault != nil:
+		return nil, "the answer is a SOAP fault, not a KECIS message (the binding's form, KECIS §10.1)"
+	}
+	return nil, "no KECIS message came back: " + x.Describe()
 }

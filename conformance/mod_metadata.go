@@ -35,6 +35,10 @@ func metadataModule() *Module {
 					}
 					return nil
 				}},
+			schemaCondition("metadata.schema", "The descriptor is valid against the KECIS schemas: an md:EntityDescriptor whose role descriptor is of kecis:ParticipantDescriptorType",
+				"kecis-metadata.xsd", "kecis:ParticipantDescriptorType", metadata.NSMD, "EntityDescriptor", []string{"metadata.well-formed"}, func(c *C) ([]byte, string) {
+					return c.Target.Raw, "no metadata was read"
+				}),
 			{ID: "metadata.hub-signed", Title: "The descriptor is the hub's: signed, with validUntil in the future",
 				Clauses: []string{"KECIS §11.2", "SAML metadata §3"}, Severity: SeverityWarning, Needs: []string{"metadata.well-formed"},
 				Run: func(c *C) error {
