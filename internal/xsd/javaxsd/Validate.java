@@ -389,7 +389,7 @@ public final class Validate {
             for (Pattern p : VALUE_TEMPLATES) {
                 out = p.matcher(out).replaceFirst("$1'[value]'$2");
             }
-            return out;
+            return DUPLICATE.matcher(out).replaceFirst("$1[value]$2");
         }
 
         private static final Pattern[] VALUE_TEMPLATES = {
@@ -399,7 +399,14 @@ public final class Validate {
             Pattern.compile("^(cvc-[\\w.-]+: )'.*'( is not a valid value)", Pattern.DOTALL),
             // cvc-type.3.1.3, cvc-attribute.3, cvc-elt.5.2.2.2.*, cvc-au
             Pattern.compile("^(cvc-[\\w.-]+: The value )'.*'( of (?:element|attribute) ')", Pattern.DOTALL),
+            // cvc-identity-constraint.4.3: a keyref's value
+            Pattern.compile("^(cvc-identity-constraint[\\w.-]*: Key '[^']*' with value )'.*'( not found)", Pattern.DOTALL),
         };
+
+        // cvc-identity-constraint.4.1, 4.2.2: a duplicate unique or key
+        // value, which Xerces writes in brackets (fields of other elements).
+        private static final Pattern DUPLICATE = Pattern.compile(
+            "^(cvc-identity-constraint[\\w.-]*: Duplicate (?:unique|key) value )\\[.*\\]( declared for identity constraint)", Pattern.DOTALL);
 
         private static void addForms(Set<String> values, String v) {
             if (v.isEmpty()) {

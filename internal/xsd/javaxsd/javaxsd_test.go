@@ -84,6 +84,7 @@ func TestValidateTypes(t *testing.T) {
 		{"bad-attribute", edit(t, valid, `Version="2.0"`, `Version="2.0" Secret="`+pan+`"`), 3, "cvc-complex-type.3.2.2"},
 		{"bad-instant", edit(t, valid, `IssueInstant="2026-11-22T10:00:00Z"`, `IssueInstant="`+pan+`"`), 3, "cvc-datatype-valid.1.2.1: '[value]'"},
 		{"not-well-formed", edit(t, valid, "</t:Request>", ""), 8, "XML document structures must start and end"},
+		{"duplicate-unique", `<t:Limits xmlns:t="urn:kecis:test:javaxsd"><t:Limit Currency="cash"/><t:Limit Currency="cash"/></t:Limits>`, 1, "Duplicate unique value [value] declared"},
 	}
 	dir := t.TempDir()
 	paths := make([]string, len(cases))
