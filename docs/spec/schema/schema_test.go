@@ -760,6 +760,8 @@ func TestBrokenDocumentsFail(t *testing.T) {
 		{"card expiry year of 5 digits", payload, `Day="31" Month="12" Year="2029"`, `Day="31" Month="12" Year="20291"`, "Year"},
 		{"loyalty expiry year of 5 digits", payload, `Day="30" Month="06" Year="30"`, `Day="30" Month="06" Year="12345"`, "Year"},
 		{"business number of 12 digits", payload, `<kx:KeyIn PasswordPrefix="12" BirthDate="850815"/>`, `<kx:KeyIn PasswordPrefix="12" BusinessNumber="012345678901"/>`, "BusinessNumber"},
+		{"birth date without its day", payload, `<kx:BirthDate Day="15" Month="08" Year="1985"/>`, `<kx:BirthDate Month="08" Year="1985"/>`, "Day"},
+		{"valid-from date without its year", payload, `<ValidDate Mode="Assert" Day="1" Month="01" Year="2024"/>`, `<ValidDate Mode="Assert" Day="1" Month="01"/>`, "Year"},
 		{"card without expiry", payload, `<ExpDate Mode="Assert" Day="31" Month="12" Year="2029"/>`, ``, "ExpDate"},
 		{"bank code of 2 digits", payload, `BankCode="088"`, `BankCode="88"`, "BankCode"},
 		{"one-time code of 3 digits", payload, `<kx:OneTimeCode>482913<`, `<kx:OneTimeCode>482<`, "OneTimeCode"},
