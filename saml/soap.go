@@ -58,6 +58,19 @@ func stripXMLDecl(b []byte) []byte {
 // declaration of the envelope stays broken and is refused as not standalone
 // by the receive pipeline. Headers that must be understood are refused:
 // KECIS defines none.
+//
+// The envelope every KECIS participant writes (WrapSOAP: no header, the
+// message alone in the Body) is recognised by its bytes and the message's
+// extent found by a scan of its tags, without a tokeniser (the receive
+// pipeline parses the message strictly anyway, ParseDocument: tokenising it
+// here too cost the hub 3.5 % of an approval's CPU). Anything else — another
+// envelope, a fault, a comment, CDATA or processing instruction, a second
+// element or text beside the message, a depth over the cap — takes the
+// tokenising path, so every refusal above stays this function's own. What
+// the scan leaves unchecked inside the message — the lexical rules the
+// tokeniser would also enforce there (names, entity references, attribute
+// syntax) — ParseDocument refuses as malformed: every receiver of the
+// message runs it before anything else.
 func UnwrapSOAP(body []byte, lim Limits) ([]byte, error) {
 	if len(body) > lim.maxBytes()+4096 {
 		return nil, ErrTooLarge.WithCausef("SOAP body of %d bytes", len(body))
@@ -65,6 +78,14 @@ func UnwrapSOAP(body []byte, lim Limits) ([]byte, error) {
 	if bytes.Contains(body, doctypeMarker) {
 		return nil, ErrDoctype.WithCausef("DOCTYPE in SOAP envelope")
 	}
+	if msg, ok := unwrapPlain(body, lim); ok {
+		return msg, nil
+	}
+	return unwrapTokens(body, lim)
+}
+
+// unwrapTokens is UnwrapSOAP by the tokeniser: any envelope.
+func unwrapTokens(body []byte, lim Limits) ([]byte, error) {
 	d := xml.NewDecoder(bytes.NewReader(body))
 	d.Strict = true
 	depth := 0
@@ -146,6 +167,101 @@ func UnwrapSOAP(body []byte, lim Limits) ([]byte, error) {
 		return nil, parseFault(msg)
 	}
 	return msg, nil
+}
+
+// unwrapPlain returns the message of an envelope exactly as WrapSOAP
+// writes it (soapPrefix, one element, soapSuffix), and false for any other
+// body, which UnwrapSOAP then tokenises. The message must be one element
+// that is not a Fault, as many end tags as start tags, nested at most lim's depth,
+// without comments, CDATA sections, processing instructions or
+// declarations ("<!", "<?": left to the tokeniser), and nothing after it.
+// Quoted attribute values are skipped whole, so a '>' or '/' in one does
+// not end a tag.
+func unwrapPlain(body []byte, lim Limits) ([]byte, bool) {
+	if !bytes.HasPrefix(body, []byte(soapPrefix)) || !bytes.HasSuffix(body, []byte(soapSuffix)) ||
+		len(body) < len(soapPrefix)+len(soapSuffix) {
+		return nil, false
+	}
+	msg := body[len(soapPrefix) : len(body)-len(soapSuffix)]
+	if len(msg) < 2 || msg[0] != '<' {
+		return nil, false
+	}
+	// The root's name: a Fault is UnwrapSOAP's to read.
+	name := msg[1:]
+	if n := bytes.IndexAny(name, " \t\r\n/>"); n >= 0 {
+		name = name[:n]
+	}
+	if _, local, ok := bytes.Cut(name, []byte(":")); (ok && string(local) == "Fault") || string(name) == "Fault" {
+		return nil, false
+	}
+	depth, maxDepth := 0, lim.maxDepth()
+	for i := 0; i < len(msg); {
+		if msg[i] != '<' {
+			if depth == 0 {
+				return nil, false // text after the message
+			}
+			n := bytes.IndexByte(msg[i:], '<')
+			if n < 0 {
+				return nil, false
+			}
+			i += n
+			continue
+		}
+		if i+1 >= len(msg) {
+			return nil, false
+		}
+		switch msg[i+1] {
+		case '!', '?':
+			return nil, false
+		case '/': // an end tag: no quotes inside
+			n := bytes.IndexByte(msg[i:], '>')
+			if n < 0 || depth == 0 {
+				return nil, false
+			}
+			depth--
+			i += n + 1
+			if depth == 0 {
+				return msg[:i], i == len(msg)
+			}
+			continue
+		}
+		if depth == 0 && i > 0 {
+			return nil, false // a second element
+		}
+		// A start tag: find its '>' outside quoted attribute values.
+		j := i + 1
+		for ; j < len(msg); j++ {
+			c := msg[j]
+			if c == '"' || c == '\'' {
+				n := bytes.IndexByte(msg[j+1:], c)
+				if n < 0 {
+					return nil, false
+				}
+				j += n + 1
+				continue
+			}
+			if c == '<' {
+				return nil, false
+			}
+			if c == '>' {
+				break
+			}
+		}
+		if j >= len(msg) {
+			return nil, false
+		}
+		i = j + 1
+		if msg[j-1] == '/' { // empty-element tag
+			if depth == 0 {
+				return msg[:i], i == len(msg)
+			}
+			continue
+		}
+		if depth++; depth > maxDepth {
+			return nil, false
+		}
+	}
+	return nil, false
 }
 
 // soapNS resolves the element's prefix from its own attributes (the SOAP
