@@ -720,6 +720,8 @@ func TestBrokenDocumentsFail(t *testing.T) {
 		t.Fatal(err)
 	}
 	md := string(mdBytes)
+	_, displayName, _ := strings.Cut(md, `DisplayName="`)
+	displayName, _, _ = strings.Cut(displayName, `"`)
 
 	cases := []struct {
 		name, doc, old, new, want string
@@ -745,6 +747,7 @@ func TestBrokenDocumentsFail(t *testing.T) {
 		{"escrow state unknown", payload, `State="disputed"`, `State="lost"`, "lost"},
 		{"transfer purpose unknown", payload, `Purpose="mutual-agreement"`, `Purpose="gift"`, "gift"},
 		{"bank account role unknown", payload, `Role="payee"`, `Role="beneficiary"`, "beneficiary"},
+		{"display name empty", md, `DisplayName="` + displayName + `"`, `DisplayName=""`, "DisplayName"},
 		{"role unknown", md, `Roles="`, `Roles="admin `, "Roles"},
 		{"mode unknown", payload, `<Ecom id="ecom-1" Mode="Assert"`, `<Ecom id="ecom-1" Mode="Maybe"`, "Mode"},
 		{"version not 2.0", request, `Version="2.0"`, `Version="1.1"`, "Version"},
