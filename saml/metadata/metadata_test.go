@@ -182,6 +182,12 @@ func TestStrictRefusals(t *testing.T) {
 		{"service offered twice", `Service="urn:kecis:service:card:cancel"`, `Service="urn:kecis:service:card:approve"`, "offered twice"},
 		{"endpoint over ftp", `Location="https://pg.example/kecis/soap"`, `Location="ftp://pg.example/kecis/soap"`, "not an absolute http(s) URL"},
 		{"endpoint priority", `Priority="0"`, `Priority="-1"`, "/kecis:Endpoint/@Priority"},
+		{"endpoint with a bracket in the path", `Location="https://pg.example/kecis/soap"`, `Location="https://pg.example/kecis/so]ap"`, "not an absolute http(s) URL"},
+		{"endpoint with a space", `Location="https://pg.example/kecis/soap"`, `Location="https://pg.example/ke cis"`, "not an absolute http(s) URL"},
+		{"endpoint with a brace", `Location="https://pg.example/kecis/soap"`, `Location="https://pg.example/{kecis}"`, "not an absolute http(s) URL"},
+		{"endpoint with a bad percent", `Location="https://pg.example/kecis/soap"`, `Location="https://pg.example/kecis/%zz"`, "not an absolute http(s) URL"},
+		{"caller entity with a quote", `Callers="merchant pg tester"`, `Callers="pg" CallerEntities="https://pg.example/&lt;x"`, `not an absolute URI`},
+		{"organization URL with two fragments", `</md:RoleDescriptor>`, `</md:RoleDescriptor><md:Organization><md:OrganizationName xml:lang="en">A</md:OrganizationName><md:OrganizationDisplayName xml:lang="en">A</md:OrganizationDisplayName><md:OrganizationURL xml:lang="en">https://a/#b#c</md:OrganizationURL></md:Organization>`, "is not an absolute URI"},
 		{"endpoint with content", ep, strings.Replace(ep, `/>`, `><kecis:Note/></kecis:Endpoint>`, 1), "/kecis:Endpoint/kecis:Note: no child elements"},
 		{"endpoint before keys", ep, ``, ""}, // placeholder replaced below
 		{"key use both", `<md:KeyDescriptor use="encryption">`, `<md:KeyDescriptor>`, "/md:KeyDescriptor[1]: attribute use is required"},

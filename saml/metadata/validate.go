@@ -119,19 +119,53 @@ func checkEntityID(id string) error {
 }
 
 func absoluteURI(s string) bool {
-	if strings.ContainsAny(s, " \t\r\n") {
-		return false
-	}
 	u, err := url.Parse(s)
-	return err == nil && u.Scheme != ""
+	return err == nil && u.Scheme != "" && rfc3986(s, u)
 }
 
 func httpURL(s string) bool {
-	if strings.ContainsAny(s, " \t\r\n") {
-		return false
-	}
 	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.User == nil && u.Fragment == ""
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.User == nil && u.Fragment == "" && rfc3986(s, u)
+}
+
+// rfc3986 reports whether s, which parsed as u, is written in the
+// characters of an IRI (RFC 3987 §2.2): ASCII letters and digits, the
+// unreserved "-._~", the reserved ":/?#[]@!$&'()*+,;=", percent-encodings
+// "%HH" and non-ASCII characters (an entityID may name a participant in
+// Hangul); "[" and "]" only around an IP-literal host (RFC 3986 §3.2.2),
+// "#" at most once. net/url accepts more — "<", a "]" in a path, two
+// fragments, a stray "%" — and the schema processors another
+// implementation validates metadata with (libxml2 and Xerces, xs:anyURI of
+// docs/spec/schema) refuse some of it, and with it the whole signed
+// aggregate (KECIS §9.12, §11.2).
+func rfc3986(s string, u *url.URL) bool {
+	hashes, brackets := 0, 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', strings.IndexByte("-._~:/?@!$&'()*+,;=", c) >= 0:
+		case c >= 0x80:
+			if !utf8.ValidString(s) {
+				return false
+			}
+		case c == '%':
+			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+				return false
+			}
+			i += 2
+		case c == '#':
+			hashes++
+		case c == '[' || c == ']':
+			brackets++
+		default:
+			return false
+		}
+	}
+	return hashes <= 1 && brackets == strings.Count(u.Host, "[")+strings.Count(u.Host, "]")
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 // checkString refuses what cannot survive an XML round trip unchanged:
