@@ -79,9 +79,12 @@ func (s *Server) getEntity(c *gin.Context) {
 	seg := strings.TrimPrefix(c.Param("id"), "/")
 	id, err := s.Publisher.DecodeID(seg, func() ([]string, error) {
 		ps, err := s.Store.ListParticipants(c.Request.Context(), store.ParticipantFilter{Status: []store.Status{store.StatusActive}})
-		ids := make([]string, len(ps))
-		for i, p := range ps {
-			ids[i] = p.EntityID
+		ids := make([]string, 0, len(ps)+1)
+		if pub, ok := s.Publisher.(*MetadataPublisher); ok && pub.Hub != nil {
+			ids = append(ids, pub.Hub.EntityID) // served below like any participant's, in either form
+		}
+		for _, p := range ps {
+			ids = append(ids, p.EntityID)
 		}
 		return ids, err
 	})

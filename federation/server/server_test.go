@@ -254,6 +254,16 @@ func TestHubLifecycleAndMetadata(t *testing.T) {
 			t.Fatalf("MDQ document does not verify: %v", err)
 		}
 	}
+	// The hub's own descriptor answers in both forms too (MDQ §2.5).
+	for _, seg := range []string{metadata.EncodeMDQ("https://hub.test/kecis"), metadata.EncodeMDQ(metadata.SHA1ID("https://hub.test/kecis"))} {
+		code, b := h.do(nil, http.MethodGet, "/kecis/metadata/entities/"+seg, nil)
+		if code != 200 {
+			t.Fatalf("MDQ of the hub %s: %d %s", seg, code, b)
+		}
+		if ed, err := metadata.VerifyEntity(b, []*x509.Certificate{h.hubCert}, time.Now()); err != nil || ed.EntityID != "https://hub.test/kecis" {
+			t.Fatalf("the hub's MDQ document: %v", err)
+		}
+	}
 	code, agg := h.do(nil, http.MethodGet, "/kecis/metadata", nil)
 	a, err := metadata.VerifyAggregate(agg, []*x509.Certificate{h.hubCert}, time.Now())
 	if code != 200 || err != nil {
