@@ -53,8 +53,9 @@ var layers = []rule{
 	// The KECIS XML Schemas, embedded (docs/spec/schema.FS), and their
 	// validators: internal/xsd (xmllint) materialises them; javaxsd (the
 	// JDK's validator) reads them through it. The commands, the tools and
-	// the suite import internal/xsd like any plumbing.
-	{pkg: "docs/spec/schema", layer: "plumbing"},
+	// the suite import internal/xsd like any plumbing. The schemas' tests
+	// validate the goldens of the envelope and of the SDK's services.
+	{pkg: "docs/spec/schema", layer: "plumbing", tests: join(envelope, plumbing, helpers, []string{"connectors"})},
 	{pkg: "internal/xsd", layer: "plumbing", may: []string{"ecml", "internal", "docs/spec/schema"}},
 	{pkg: "connectors/sqlstore", layer: "plumbing", may: []string{"connectors/sqlstore", "internal"}},
 	{pkg: "connectors/httpserver", layer: "plumbing", may: []string{"ecml"}, tests: helpers},
