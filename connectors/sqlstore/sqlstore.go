@@ -39,8 +39,10 @@
 // read-write transactions, so that writers queue on SQLite's lock instead of
 // failing on a lock upgrade; each connection keeps the statements it runs
 // prepared (sqlite.DriverName), so that a statement is parsed once per
-// connection rather than on every run. PostgreSQL runs through the database/sql driver
-// of github.com/jackc/pgx/v5.
+// connection rather than on every run. Group commits the writes of
+// concurrent callers on SQLite in shared transactions (one fsync per group;
+// the adapter store and the hub's store use it). PostgreSQL runs through the
+// database/sql driver of github.com/jackc/pgx/v5.
 //
 // Both dialects use $1, $2… placeholders: PostgreSQL natively, and
 // modernc.org/sqlite binds $N to the N-th argument.

@@ -102,9 +102,13 @@ func TestGroupCommit(t *testing.T) {
 			errs[i] = rc.Remember(ctx, owner, id, t0.Add(time.Minute))
 		}()
 	}
-	for k := 0; s.group.waiting.Load()+s.group.running.Load() != n; k++ {
+	for k := 0; ; k++ {
+		waiting, running := s.group.Queued()
+		if waiting+running == n {
+			break
+		}
 		if k > 10_000_000 {
-			t.Fatalf("%d writes queued and %d running, want %d", s.group.waiting.Load(), s.group.running.Load(), n)
+			t.Fatalf("%d writes queued and %d running, want %d", waiting, running, n)
 		}
 		runtime.Gosched()
 	}

@@ -41,7 +41,7 @@ const Component = "kecis-adapter"
 // Store is the adapter's state in a SQL database.
 type Store struct {
 	db     *sqlstore.DB
-	group  *group // SQLite: concurrent requests' writes share commits; nil on PostgreSQL
+	group  *sqlstore.Group // SQLite: concurrent requests' writes share commits; nil on PostgreSQL
 	sealer *store.Sealer
 	refKey []byte
 }
@@ -75,7 +75,7 @@ func New(ctx context.Context, db *sqlstore.DB, atRestKey []byte) (*Store, error)
 	}
 	st := &Store{db: db, sealer: sealer, refKey: objectKey(atRestKey)}
 	if db.Dialect == sqlstore.SQLite {
-		st.group = newGroup(db)
+		st.group = sqlstore.NewGroup(db, "adapter store")
 	}
 	return st, nil
 }
@@ -83,16 +83,16 @@ func New(ctx context.Context, db *sqlstore.DB, atRestKey []byte) (*Store, error)
 // Close stops the writer and closes the database.
 func (s *Store) Close() error {
 	if s.group != nil {
-		s.group.close()
+		s.group.Close()
 	}
 	return s.db.Close()
 }
 
 // write runs fn in a write transaction: the next group's on SQLite (see
-// group), one of its own elsewhere.
+// sqlstore.Group), one of its own elsewhere.
 func (s *Store) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	if s.group != nil {
-		return s.group.write(ctx, fn)
+		return s.group.Write(ctx, fn)
 	}
 	return s.db.WriteTx(ctx, func(tx *sql.Tx) error { return fn(ctx, tx) })
 }
@@ -104,7 +104,7 @@ func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result
 		return s.db.ExecContext(ctx, query, args...)
 	}
 	var res sql.Result
-	err := s.group.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.group.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		res, err = tx.ExecContext(ctx, query, args...)
 		return err
