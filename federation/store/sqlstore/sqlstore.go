@@ -47,6 +47,9 @@ type Store struct {
 	db     *sqldb.DB
 	dicts  dicts  // audit messages' dictionaries (auditcodec.go)
 	scopes scopes // audit records' scopes (auditscope.go)
+	// group commits concurrent Commits together on SQLite (see Commit);
+	// nil on PostgreSQL.
+	group *sqldb.Group
 }
 
 var _ store.Store = (*Store)(nil)
@@ -72,7 +75,11 @@ func New(ctx context.Context, db *sqldb.DB) (*Store, error) {
 	if err := Migrate(ctx, db); err != nil {
 		return nil, err
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db}
+	if db.Dialect == sqldb.SQLite {
+		s.group = sqldb.NewGroup(db, "store")
+	}
+	return s, nil
 }
 
 // Migrate brings the hub's tables in db to the newest schema (safe when
@@ -144,6 +151,9 @@ func (s *Store) Writable(ctx context.Context) error {
 
 // Close implements store.Store.
 func (s *Store) Close() error {
+	if s.group != nil {
+		s.group.Close()
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
@@ -902,6 +912,15 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]*store.Au
 // Commit implements store.Batches: w's parts in one write transaction, in
 // the order and with the semantics store.Writes gives. Audit messages are
 // compressed before the transaction begins.
+//
+// On SQLite, Commits that wait while the database's one writer is busy
+// share its next transaction, each under a savepoint of its own
+// (connectors/sqlstore.Group): each still holds or fails whole, and returns
+// once durable, but the WAL is synced, and the pages the records share (the
+// tables' and time indexes' last leaves) written, once per group. Under 16
+// concurrent approvals the hub's commits queued for its writer (7.5 of the
+// 16 requests waited there): the hub's database was what held the demo
+// below its CPU.
 func (s *Store) Commit(ctx context.Context, w *store.Writes) (*store.Committed, error) {
 	if w == nil {
 		return nil, errors.New("store: commit: nothing to write")
@@ -935,7 +954,7 @@ func (s *Store) Commit(ctx context.Context, w *store.Writes) (*store.Committed, 
 		out               *store.Committed
 		dictIDs, scopeIDs []int64
 	)
-	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		out, dictIDs, scopeIDs = &store.Committed{}, make([]int64, len(enc)), make([]int64, len(enc))
 		for _, e := range w.Remember {
 			if err := s.remember(ctx, tx, e, w.Now); err != nil {
@@ -980,6 +999,16 @@ func (s *Store) Commit(ctx context.Context, w *store.Writes) (*store.Committed, 
 	s.commitDicts(enc, dictIDs)
 	s.commitScopes(enc, scopeIDs)
 	return out, nil
+}
+
+// writeTx runs fn in a write transaction: the next group's on SQLite (its
+// ctx without cancellation, see sqldb.Group.Write), one of its own on
+// PostgreSQL.
+func (s *Store) writeTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	if s.group != nil {
+		return s.group.Write(ctx, fn)
+	}
+	return s.db.WriteTx(ctx, func(tx *sql.Tx) error { return fn(ctx, tx) })
 }
 
 // prune deletes at most p.Limit expired replay records and at most
