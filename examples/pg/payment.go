@@ -81,7 +81,7 @@ func (p *PG) Pay(ctx context.Context, req PayRequest) (*Payment, error) {
 
 	var c claim
 	var gwKey, merchantName string
-	err := p.write(ctx, func(tx *sql.Tx) error {
+	err := p.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		if c, err = p.claim(ctx, tx, req.MID, req.IdempotencyKey, idemPay, fp, now); err != nil || !c.fresh {
 			return err
@@ -318,7 +318,7 @@ func (p *PG) change(ctx context.Context, kind OpKind, mid, tid string, amount in
 	var c claim
 	var gwKey string
 	var t *txRow
-	err := p.write(ctx, func(tx *sql.Tx) error {
+	err := p.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		if c, err = p.claim(ctx, tx, mid, key, idem, fp, now); err != nil || !c.fresh {
 			return err

@@ -78,7 +78,10 @@ type Config struct {
 // database. It is safe for concurrent use, and several PGs may share one
 // database.
 type PG struct {
-	db    *sqlstore.DB
+	db *sqlstore.DB
+	// group commits concurrent payments' writes together on SQLite (see
+	// write); nil on PostgreSQL.
+	group *sqlstore.Group
 	vault *vault
 	gw    *gateway
 	admin string
@@ -125,6 +128,9 @@ func (p *PG) use(ctx context.Context, db *sqlstore.DB) (*PG, error) {
 		return nil, fmt.Errorf("pg: %w", err)
 	}
 	p.db = db
+	if db.Dialect == sqlstore.SQLite {
+		p.group = sqlstore.NewGroup(db, "pg")
+	}
 	if p.admin == "" {
 		p.log.Warn("pg: admin endpoints are open (no admin token configured)")
 	}
@@ -179,8 +185,13 @@ func newPG(cfg Config) (*PG, error) {
 	return p, nil
 }
 
-// Close closes the database.
-func (p *PG) Close() error { return p.db.Close() }
+// Close stops the group's writer and closes the database.
+func (p *PG) Close() error {
+	if p.group != nil {
+		p.group.Close()
+	}
+	return p.db.Close()
+}
 
 // DB is the PG's database, for tools and tests that inspect it.
 func (p *PG) DB() *sqlstore.DB { return p.db }
@@ -205,13 +216,24 @@ func (p *PG) Run(ctx context.Context, interval time.Duration) error {
 	}
 }
 
-// write runs fn in a write transaction. A unique-key violation (two
-// writers racing for the same idempotency key or order) reruns it: the
-// rerun sees the winner's committed row.
-func (p *PG) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+// write runs fn in a write transaction; fn's statements use the ctx it is
+// given. A unique-key violation (two writers racing for the same
+// idempotency key or order) reruns it: the rerun sees the winner's
+// committed row.
+//
+// On SQLite, the writes of payments that wait for the database's one
+// writer share its next transaction, each under a savepoint of its own
+// (sqlstore.Group: one fsync per group); fn then gets ctx without its
+// cancellation, so that a merchant who hangs up cannot interrupt the
+// group's statements.
+func (p *PG) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	var err error
 	for range 3 {
-		err = p.db.WriteTx(ctx, fn)
+		if p.group != nil {
+			err = p.group.Write(ctx, fn)
+		} else {
+			err = p.db.WriteTx(ctx, func(tx *sql.Tx) error { return fn(ctx, tx) })
+		}
 		if !sqlstore.IsUniqueViolation(err) {
 			return err
 		}

@@ -30,7 +30,7 @@ type settled struct {
 func (p *PG) settle(ctx context.Context, opID string, a *answer) error {
 	var s settled
 	now := p.now()
-	err := p.write(ctx, func(tx *sql.Tx) error {
+	err := p.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		s = settled{}
 		o, err := p.opRow(ctx, tx, opID)
 		if err != nil {
