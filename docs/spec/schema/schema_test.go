@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -958,4 +959,60 @@ func TestEmbeddedFS(t *testing.T) {
 	}
 	moved := &linter{bin: l.bin, dir: dir}
 	moved.mustValidate(t, []string{filepath.Join(repoRoot(t), "saml", "testdata", "golden", "request-rsa.xml")})
+}
+
+// typeName is a schema type as docs/spec writes it: `kecis:ServiceRequestType`.
+var typeName = regexp.MustCompile("`((?:kecis|kx):[A-Za-z]+(?:Type|Group)|Ecml[A-Za-z0-9]+|EcomType)`")
+
+// TestSpecNamesTypes: every schema type docs/spec names ("Schema:
+// `kecis:ServiceRequestType` in schema/kecis.xsd") is defined by the schema
+// file of its namespace — so the specification's links do not drift from
+// the schemas.
+func TestSpecNamesTypes(t *testing.T) {
+	files := map[string]string{"kecis": "kecis.xsd kecis-metadata.xsd", "kx": "kecis-ecml-ext.xsd", "": "ecml-v2.xsd"}
+	defined := map[string]bool{}
+	for prefix, names := range files {
+		for _, f := range strings.Fields(names) {
+			data, err := FS.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			doc := etree.NewDocument()
+			if err := doc.ReadFromBytes(data); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			for _, el := range doc.Root().ChildElements() {
+				if n := el.SelectAttrValue("name", ""); n != "" && (el.Tag == "complexType" || el.Tag == "simpleType" || el.Tag == "group") {
+					if prefix != "" {
+						n = prefix + ":" + n
+					}
+					defined[n] = true
+				}
+			}
+		}
+	}
+	specDir := filepath.Join(repoRoot(t), "docs", "spec")
+	mds, err := filepath.Glob(filepath.Join(specDir, "*.md"))
+	if err != nil || len(mds) == 0 {
+		t.Fatalf("no docs/spec/*.md: %v", err)
+	}
+	named := 0
+	for _, md := range mds {
+		data, err := os.ReadFile(md)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(data), "\n") {
+			for _, m := range typeName.FindAllStringSubmatch(line, -1) {
+				named++
+				if !defined[m[1]] {
+					t.Errorf("%s:%d names %s, which docs/spec/schema does not define", filepath.Base(md), i+1, m[1])
+				}
+			}
+		}
+	}
+	if named < 40 {
+		t.Errorf("docs/spec names only %d schema types", named)
+	}
+	t.Logf("docs/spec names %d schema types, all defined", named)
 }
