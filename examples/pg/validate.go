@@ -135,9 +135,11 @@ func checkContract(c Contract) *Error {
 }
 
 // normCardNo strips the spaces and hyphens people type in card numbers.
-func normCardNo(s string) string {
-	return strings.NewReplacer(" ", "", "-", "").Replace(s)
-}
+func normCardNo(s string) string { return cardNoSeparators.Replace(s) }
+
+// cardNoSeparators drops the spaces and dashes of a card number as typed;
+// built once (a Replacer builds its tables on first use: 7 KB a payment).
+var cardNoSeparators = strings.NewReplacer(" ", "", "-", "")
 
 // checkCard checks a card number (13–19 digits, Luhn) and its expiry
 // against now: the PG refuses what no issuer would approve, without
