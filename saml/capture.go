@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 
 	"github.com/beevik/etree"
 )
@@ -28,9 +30,10 @@ const CaptureEnv = "KECIS_CAPTURE_DIR"
 // captureOn: this build captures.
 const captureOn = true
 
-// captureSigned captures root, just signed, as a standalone document.
+// captureSigned captures root, just signed, as a standalone document —
+// unless the conformance suite signed it (fromSuite).
 func captureSigned(root *etree.Element) {
-	if os.Getenv(CaptureEnv) == "" {
+	if os.Getenv(CaptureEnv) == "" || fromSuite() {
 		return
 	}
 	doc, err := Serialize(root.Copy())
@@ -38,6 +41,37 @@ func captureSigned(root *etree.Element) {
 		return // SignToBytes fails the same way for the caller
 	}
 	CaptureDocument(doc)
+}
+
+// suitePkg is the conformance suite's import path: what its code signs
+// (its probes, its broken kits' answers) is built to be refused — another
+// Version, a forged ID, a wrapped message (conformance/mod_security.go) —
+// and is not what KECIS sends in operation, so it is not captured. The
+// participants' answers to the probes are (they are signed elsewhere).
+const suitePkg = "github.com/kecis/kecis/conformance"
+
+// fromSuite reports whether the suite's own code (not its tests) is on
+// the signing goroutine's stack.
+func fromSuite() bool {
+	var pcs [64]uintptr
+	n := runtime.Callers(3, pcs[:])
+	frames := runtime.CallersFrames(pcs[:n])
+	for {
+		f, more := frames.Next()
+		if suiteFrame(f.Function, f.File) {
+			return true
+		}
+		if !more {
+			return false
+		}
+	}
+}
+
+// suiteFrame: a function of the suite's packages, in a file that is not a
+// test.
+func suiteFrame(function, file string) bool {
+	rest, ok := strings.CutPrefix(function, suitePkg)
+	return ok && (strings.HasPrefix(rest, ".") || strings.HasPrefix(rest, "/")) && !strings.HasSuffix(file, "_test.go")
 }
 
 // CaptureDocument writes doc to $KECIS_CAPTURE_DIR/<sha256>.xml, once:
