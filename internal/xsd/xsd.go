@@ -1,8 +1,10 @@
 // Package xsd validates KECIS documents against the KECIS 1.0 XML Schemas
 // (docs/spec/schema, KECIS §2, §3, §11, §14) with xmllint, libxml2's
 // command-line tool: a validator no one here wrote. Validation is offline:
-// the schemas are embedded in the binary (docs/spec/schema.FS), written
-// once per process to a private directory, and their catalog maps every
+// the schemas are embedded in the binary (docs/spec/schema.FS), written to
+// a directory of the temporary directory named by their SHA-256 (made once,
+// shared by this user's processes, checked before reuse), and their
+// catalog maps every
 // OASIS and W3C schema they import to Debian's packaged copies
 // (opensaml-schemas, xmltooling-schemas); xmllint runs with --nonet.
 //
