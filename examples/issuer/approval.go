@@ -865,7 +865,7 @@ const authValueGrace = 10 * time.Minute
 // it. It returns how many rows it deleted.
 func (i *Issuer) Prune(ctx context.Context) (int64, error) {
 	var n int64
-	err := i.write(ctx, func(tx *sql.Tx) error {
+	err := i.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM issuer_auth_values WHERE expires_at < $1`,
 			i.t(i.authNow().Add(-authValueGrace)))
 		if err != nil {

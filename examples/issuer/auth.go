@@ -159,7 +159,7 @@ const (
 // authentication is locked already.
 func (i *Issuer) reserveAttempt(ctx context.Context, cardID, counter string) (left int, locked bool, err error) {
 	now := i.authNow()
-	err = i.write(ctx, func(tx *sql.Tx) error {
+	err = i.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var sum int
 		err := tx.QueryRowContext(ctx, `UPDATE issuer_cards SET `+counter+` = `+counter+` + 1,
 			auth_locked = (auth_pw_failures + auth_totp_failures + 1 >= $1), updated_at = $2
@@ -193,7 +193,7 @@ func (i *Issuer) clearFailures(ctx context.Context, cardID, counter, other strin
 		q += ` WHERE id = $3`
 	}
 	var n int64
-	err := i.write(ctx, func(tx *sql.Tx) error {
+	err := i.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, q, args...)
 		if err != nil {
 			return fmt.Errorf("issuer: clear authentication failures: %w", err)
@@ -303,7 +303,7 @@ func (i *Issuer) authFailed(ctx context.Context, cardID, last4, factor string, l
 func (i *Issuer) UnlockAuth(ctx context.Context, cardID string) (*Card, error) {
 	now := i.authNow()
 	var n int64
-	err := i.write(ctx, func(tx *sql.Tx) error {
+	err := i.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE issuer_cards SET auth_pw_failures = 0, auth_totp_failures = 0,
 			auth_locked = $1, updated_at = $2 WHERE id = $3`, false, i.t(now), cardID)
 		if err != nil {

@@ -259,7 +259,7 @@ func (i *Issuer) IssueClientCertificate(ctx context.Context, cardID, holderName 
 	}
 	fp := sha256.Sum256(der)
 	hexSerial := serial.Text(16)
-	if err := i.write(ctx, func(tx *sql.Tx) error {
+	if err := i.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO issuer_client_certs (serial, card_id, fingerprint, not_after, issued_at)
 			VALUES ($1, $2, $3, $4, $5)`, hexSerial, card.ID, fp[:], i.t(notAfter), i.t(now))
 		return err
@@ -342,7 +342,7 @@ func (i *Issuer) RevokeCertificate(ctx context.Context, serial string) error {
 	hexSerial := n.Text(16)
 	now := i.authNow()
 	var found bool
-	err := i.write(ctx, func(tx *sql.Tx) error {
+	err := i.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		found = false
 		if _, err := tx.ExecContext(ctx, `UPDATE issuer_client_certs SET revoked_at = $1
 			WHERE serial = $2 AND revoked_at IS NULL`, i.t(now), hexSerial); err != nil {

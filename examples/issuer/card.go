@@ -45,7 +45,7 @@ func (i *Issuer) SetCardResponseDelay(ctx context.Context, id string, d time.Dur
 	}
 	now := i.now()
 	var n int64
-	err := i.write(ctx, func(tx *sql.Tx) error {
+	err := i.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE issuer_cards SET response_delay_ms = $1, updated_at = $2 WHERE id = $3`,
 			d.Milliseconds(), i.t(now), id)
 		if err != nil {
@@ -311,7 +311,7 @@ func (i *Issuer) SetCardStatus(ctx context.Context, id string, status CardStatus
 	}
 	now := i.now()
 	var n int64
-	err := i.write(ctx, func(tx *sql.Tx) error {
+	err := i.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE issuer_cards SET status = $1,
 			failed_attempts = CASE WHEN $2 = 'active' THEN 0 ELSE failed_attempts END, updated_at = $3
 			WHERE id = $4`, string(status), string(status), i.t(now), id)
@@ -340,7 +340,7 @@ func (i *Issuer) SetCardStatus(ctx context.Context, id string, status CardStatus
 // certificates; now is the authentication clock's (the CRL's time).
 func (i *Issuer) revokeCardCredentials(ctx context.Context, id string, now time.Time) error {
 	var certs int64
-	err := i.write(ctx, func(tx *sql.Tx) error {
+	err := i.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE issuer_client_certs SET revoked_at = $1
 			WHERE card_id = $2 AND revoked_at IS NULL`, i.t(now), id)
 		if err != nil {

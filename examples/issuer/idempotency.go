@@ -49,7 +49,7 @@ type outcome struct {
 func (i *Issuer) idempotent(ctx context.Context, scope, key, op string, fp []byte, now time.Time,
 	fn func(tx *sql.Tx) (ref string, berr *Error, err error)) (outcome, error) {
 	var out outcome
-	err := i.write(ctx, func(tx *sql.Tx) error {
+	err := i.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		out = outcome{}
 		res, err := tx.ExecContext(ctx, `INSERT INTO issuer_idempotency
 			(scope, idem_key, operation, fingerprint, created_at) VALUES ($1, $2, $3, $4, $5)

@@ -143,7 +143,10 @@ type Config struct {
 // ledger, settlement and cardholder SMS, on its own database. It is safe
 // for concurrent use, and several Issuers may share one database.
 type Issuer struct {
-	db       *sqlstore.DB
+	db *sqlstore.DB
+	// group commits concurrent requests' writes together on SQLite (see
+	// write); nil on PostgreSQL.
+	group    *sqlstore.Group
 	vault    *vault
 	brand    string
 	bins     map[CardType]string
@@ -213,6 +216,9 @@ func (i *Issuer) use(ctx context.Context, db *sqlstore.DB) (*Issuer, error) {
 	if err := i.openVirtual(ctx); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if db.Dialect == sqlstore.SQLite {
+		i.group = sqlstore.NewGroup(db, "issuer")
 	}
 	if i.admin == "" {
 		i.log.Warn("issuer: admin endpoints are open (no admin token configured)")
@@ -341,6 +347,9 @@ func (i *Issuer) Close() error {
 	if err := i.flushSent(context.Background()); err != nil {
 		i.log.Error("sms outbox: recording delivered sms at close failed; they will be sent again after their lease", "err", err)
 	}
+	if i.group != nil {
+		i.group.Close()
+	}
 	return i.db.Close()
 }
 
@@ -365,23 +374,35 @@ func (i *Issuer) expired(expMonth, expYear int, now time.Time) bool {
 	return !now.Before(end)
 }
 
-// write runs fn in a write transaction. A unique-key violation (two
-// writers racing for the same idempotency key, order or random number)
-// reruns it: the rerun sees the winner's committed row.
+// write runs fn in a write transaction; fn's statements use the ctx it is
+// given. A unique-key violation (two writers racing for the same
+// idempotency key, order or random number) reruns it: the rerun sees the
+// winner's committed row.
 //
 // The transaction also carries the 'sent' state of the SMS delivered
 // since the last one (sentMarks), so that a busy issuer commits once per
 // request; marks it did not write (it rolled back) wait for the next.
-func (i *Issuer) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+//
+// On SQLite, the writes of requests that wait for the database's one
+// writer share its next transaction, each under a savepoint of its own
+// (sqlstore.Group: one fsync per group); fn then gets ctx without its
+// cancellation, so that a caller who hangs up cannot interrupt the
+// group's statements.
+func (i *Issuer) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	marks := i.sent.take()
+	run := func(ctx context.Context, tx *sql.Tx) error {
+		if err := fn(ctx, tx); err != nil {
+			return err
+		}
+		return i.recordSent(ctx, tx, marks)
+	}
 	var err error
 	for range 3 {
-		err = i.db.WriteTx(ctx, func(tx *sql.Tx) error {
-			if err := fn(tx); err != nil {
-				return err
-			}
-			return i.recordSent(ctx, tx, marks)
-		})
+		if i.group != nil {
+			err = i.group.Write(ctx, run)
+		} else {
+			err = i.db.WriteTx(ctx, func(tx *sql.Tx) error { return run(ctx, tx) })
+		}
 		if !sqlstore.IsUniqueViolation(err) {
 			break
 		}

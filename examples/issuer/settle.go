@@ -15,7 +15,7 @@ import (
 // settled before the job runs (no cancel, refunds allowed).
 func (i *Issuer) Settle(ctx context.Context, now time.Time) (*Settlement, error) {
 	s := &Settlement{RunAt: now.UTC()}
-	err := i.write(ctx, func(tx *sql.Tx) error {
+	err := i.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		s.BatchID, s.Count, s.Totals = "", 0, map[string]int64{}
 		id, err := newID(i.rand, "stl")
 		if err != nil {
