@@ -190,21 +190,13 @@ func (st *SQLStore) one(ctx context.Context, q string, args ...any) (*Session, e
 // Update implements Store.
 func (st *SQLStore) Update(ctx context.Context, s *Session) error {
 	d := st.db.Dialect
-	res, err := st.db.ExecContext(ctx, `UPDATE amountauth_session SET version = $1, state = $2, attempts = $3,
+	if err := sqlstore.ExecOne(ctx, st.db, ErrConflict, `UPDATE amountauth_session SET version = $1, state = $2, attempts = $3,
 		verify_approval = $4, verify_done = $5, purchase_approval = $6, refusal_code = $7, refusal_message = $8,
 		result = $9, verified_at = $10, updated_at = $11
 		WHERE id = $12 AND version = $13`,
 		s.Version+1, string(s.State), s.Attempts, s.VerifyApproval, s.VerifyDone, s.PurchaseApproval, s.RefusalCode,
-		s.RefusalMessage, nullBytes(s.Result), nullTime(d, s.VerifiedAt), d.Time(s.Updated), s.ID, s.Version)
-	if err != nil {
+		s.RefusalMessage, nullBytes(s.Result), nullTime(d, s.VerifiedAt), d.Time(s.Updated), s.ID, s.Version); err != nil {
 		return err
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return err
-	}
-	if n != 1 {
-		return ErrConflict
 	}
 	s.Version++
 	return nil

@@ -149,20 +149,12 @@ func truth(v any) bool {
 // t.Version (compare-and-set) and increments t.Version.
 func (st *sqlStore) update(ctx context.Context, t *tx) error {
 	d := st.db.Dialect
-	res, err := st.db.ExecContext(ctx, `UPDATE cardauth_tx SET version = $1, state = $2, card_ref = $3, card_masked = $4,
+	if err := sqlstore.ExecOne(ctx, st.db, errConflict, `UPDATE cardauth_tx SET version = $1, state = $2, card_ref = $3, card_masked = $4,
 		factors = $5, attempts = $6, method = $7, status_code = $8, status_msg = $9, updated_at = $10
 		WHERE id = $11 AND version = $12`,
 		t.Version+1, string(t.State), t.CardRef, t.CardMasked, t.Factors, t.Attempts, t.Method, t.StatusCode, t.StatusMsg, d.Time(t.Updated),
-		t.ID, t.Version)
-	if err != nil {
+		t.ID, t.Version); err != nil {
 		return err
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return err
-	}
-	if n != 1 {
-		return errConflict
 	}
 	t.Version++
 	return nil

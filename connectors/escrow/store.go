@@ -121,22 +121,14 @@ func (st *sqlStore) update(ctx context.Context, x *Escrow, ev *Event) error {
 	}
 	d := st.db.Dialect
 	err = st.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE escrow_order SET version = $1, state = $2, buyer = $3, buyer_ref = $4,
+		if err := sqlstore.ExecOne(ctx, tx, ErrConflict, `UPDATE escrow_order SET version = $1, state = $2, buyer = $3, buyer_ref = $4,
 			sealed = $5, carrier = $6, tracking = $7, shipped_at = $8, confirm_by = $9, reason = $10, auto = $11,
 			resolver = $12, owed = $13, fund_ref = $14, release_ref = $15, refund_ref = $16, attempts = $17, retry_at = $18,
 			updated_at = $19, payments = $20 WHERE reference = $21 AND version = $22`,
 			x.Version+1, string(x.State), x.Buyer, masked(x.BuyerAccount), sealed, x.Carrier, x.Tracking, d.Time(x.ShippedAt),
 			d.Time(x.ConfirmBy), x.Reason, x.Auto, x.Resolver, string(x.Owed), x.FundRef, x.ReleaseRef, x.RefundRef,
-			x.Attempts, d.Time(x.Retry), d.Time(x.Updated), x.Payments, x.Reference, x.Version)
-		if err != nil {
+			x.Attempts, d.Time(x.Retry), d.Time(x.Updated), x.Payments, x.Reference, x.Version); err != nil {
 			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n != 1 {
-			return ErrConflict
 		}
 		return st.append(ctx, tx, x.Reference, ev)
 	})

@@ -201,21 +201,13 @@ func (st *SQLStore) Update(ctx context.Context, s *Session) error {
 		return err
 	}
 	d := st.db.Dialect
-	res, err := st.db.ExecContext(ctx, `UPDATE microdeposit_session SET version = $1, state = $2, pending_sealed = $3,
+	if err := sqlstore.ExecOne(ctx, st.db, ErrConflict, `UPDATE microdeposit_session SET version = $1, state = $2, pending_sealed = $3,
 		credit1 = $4, credit2 = $5, attempts = $6, return_state = $7, refusal_code = $8, refusal_message = $9,
 		verified_at = $10, updated_at = $11
 		WHERE id = $12 AND version = $13`,
 		s.Version+1, string(s.State), pend, s.Credits[0], s.Credits[1], s.Attempts, string(s.Return), s.RefusalCode,
-		s.RefusalMessage, d.Time(s.VerifiedAt), d.Time(s.Updated), s.ID, s.Version)
-	if err != nil {
+		s.RefusalMessage, d.Time(s.VerifiedAt), d.Time(s.Updated), s.ID, s.Version); err != nil {
 		return err
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return err
-	}
-	if n != 1 {
-		return ErrConflict
 	}
 	s.Version++
 	return nil

@@ -145,16 +145,7 @@ func (st *SQLStore) SetFrontAnswer(ctx context.Context, id string, answer []byte
 
 func (st *SQLStore) frontExec(ctx context.Context, q string, args ...any) error {
 	return st.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n != 1 {
-			return ErrConflict
-		}
-		return nil
+		return sqlstore.ExecOne(ctx, tx, ErrConflict, q, args...)
 	})
 }
 

@@ -251,23 +251,15 @@ func (st *SQLStore) one(ctx context.Context, q string, args ...any) (*Request, e
 func (st *SQLStore) Update(ctx context.Context, r *Request, ev ...Event) error {
 	d := st.db.Dialect
 	err := st.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE twoway_request SET version = $1, state = $2, holder_name = $3,
+		if err := sqlstore.ExecOne(ctx, tx, ErrConflict, `UPDATE twoway_request SET version = $1, state = $2, holder_name = $3,
 			name_check = $4, nonce = $5, code_mac = $6, attempts = $7, code_message = $8, deadline = $9,
 			confirmed_at = $10, replied_at = $11, reply_id = $12, debit_ref = $13, credit_ref = $14,
 			reversal_done = $15, reason = $16, notified = $17, updated_at = $18
 			WHERE id = $19 AND version = $20`,
 			r.Version+1, string(r.State), r.HolderName, string(r.NameCheck), sqlstore.Bytes(r.Nonce), sqlstore.Bytes(r.CodeMAC),
 			r.Attempts, r.CodeMessage, d.Time(r.Deadline), d.Time(r.ConfirmedAt), d.Time(r.RepliedAt), r.ReplyID,
-			r.DebitRef, r.CreditRef, r.ReversalDone, r.Reason, r.Notified, d.Time(r.Updated), r.ID, r.Version)
-		if err != nil {
+			r.DebitRef, r.CreditRef, r.ReversalDone, r.Reason, r.Notified, d.Time(r.Updated), r.ID, r.Version); err != nil {
 			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n != 1 {
-			return ErrConflict
 		}
 		return st.append(ctx, tx, r.ID, ev)
 	})
