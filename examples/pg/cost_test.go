@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -380,4 +381,43 @@ func TestPaymentSurvivesCrashAtEveryWrite(t *testing.T) {
 			return
 		}
 	}
+}
+
+// TestPayAnswersWhatIsStored: the payment Pay returns, which it builds
+// from the rows its last write returned rather than reading them again,
+// is the transaction as Get reads it afterwards, with the approval's
+// outcome as its result — approved, declined, failed and left pending.
+func TestPayAnswersWhatIsStored(t *testing.T) {
+	eachBackend(t, func(t *testing.T, dsn dsnFunc) {
+		e := newEnv(t, dsn)
+		for _, c := range []struct {
+			name, card string
+			mode       mode
+		}{
+			{"approved", cardGood, normal},
+			{"declined", e.gw.declineCard(1, "InsufficientFunds"), normal},
+			{"failed", cardGood, noRoute},
+			{"pending", cardGood, pendingUnseen},
+		} {
+			e.gw.setMode("approve", c.mode)
+			req := e.payReq(c.card, 12_000)
+			req.Buyer = pg.Buyer{Name: "김철수", Tel: "01012345678", Email: "kim@example.com"}
+			got, err := e.pg.Pay(ctx, req)
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			want, err := e.pg.Get(ctx, e.m.MID, got.TID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(want.Operations) != 1 {
+				t.Fatalf("%s: %d operations", c.name, len(want.Operations))
+			}
+			want.ResultCode, want.ResultDetail = want.Operations[0].ResultCode, want.Operations[0].ResultDetail
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: Pay answers\n%+v\nGet reads\n%+v", c.name, got, want)
+			}
+		}
+		e.gw.setMode("approve", normal)
+	})
 }

@@ -129,10 +129,34 @@ func (p *PG) Pay(ctx context.Context, req PayRequest) (*Payment, error) {
 	// From here on the outcome is recorded even if the merchant hangs up.
 	ctx = context.WithoutCancel(ctx)
 	a := p.gw.callWith(ctx, string(OpApprove), gwKey, binOf(pan), fields, req.Authentication)
-	if err := p.settle(ctx, c.opID, &a); err != nil {
+	s, err := p.settleAs(ctx, c.opID, &a, true)
+	if err != nil {
 		return nil, err
 	}
+	if pay, err := p.settledPayment(s); pay != nil || err != nil {
+		return pay, err
+	}
 	return p.result(ctx, req.MID, c.tid, c.opID, false)
+}
+
+// settledPayment is what result would read after settle finished a new
+// payment's approval, from the rows settle wrote (RETURNING) instead of
+// reading them again: the transaction, no longer waiting, with its one
+// operation, the approval, whose outcome is the result. Nil when the
+// answer left the approval pending (or another caller settled it first):
+// result reads the stored state then.
+func (p *PG) settledPayment(s *settled) (*Payment, error) {
+	if s.pay == nil || s.done == nil || s.pay.PendingOperation != "" {
+		return nil, nil
+	}
+	pay := s.pay
+	var err error
+	if pay.Buyer, err = p.vault.openBuyer(pay.TID, s.buyer); err != nil {
+		return nil, err
+	}
+	pay.Operations = []Operation{s.done.public()}
+	pay.ResultCode, pay.ResultDetail = s.done.code, s.done.detail
+	return pay, nil
 }
 
 // openPayment is the transaction of Pay after the claim: the merchant and
@@ -179,16 +203,33 @@ func (p *PG) openPaymentOf(ctx context.Context, tx *sql.Tx, req *PayRequest, pan
 	}
 	day := p.bizDate(now)
 	if c.DailyLimit > 0 {
-		// The running total, read under the merchant's lock taken above.
-		var used int64
-		err := tx.QueryRowContext(ctx, `SELECT used FROM pgw_daily_totals WHERE mid = $1 AND biz_date = $2`,
-			req.MID, day).Scan(&used)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return "", "", "", nil, fmt.Errorf("pg: daily total: %w", err)
+		// The running total, checked and raised in one statement under the
+		// merchant's lock taken above: the upsert changes nothing when the
+		// payment would pass the limit, and the refusal then reads what is
+		// used for its message.
+		ok := req.Amount <= c.DailyLimit
+		if ok {
+			var used int64
+			err := tx.QueryRowContext(ctx, `INSERT INTO pgw_daily_totals (mid, biz_date, used) VALUES ($1, $2, $3)
+				ON CONFLICT (mid, biz_date) DO UPDATE SET used = pgw_daily_totals.used + excluded.used
+				WHERE pgw_daily_totals.used + excluded.used <= $4 RETURNING used`,
+				req.MID, day, req.Amount, c.DailyLimit).Scan(&used)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return "", "", "", nil, fmt.Errorf("pg: daily total: %w", err)
+			}
+			ok = err == nil
 		}
-		if used+req.Amount > c.DailyLimit {
+		if !ok {
+			var used int64
+			err := tx.QueryRowContext(ctx, `SELECT used FROM pgw_daily_totals WHERE mid = $1 AND biz_date = $2`,
+				req.MID, day).Scan(&used)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return "", "", "", nil, fmt.Errorf("pg: daily total: %w", err)
+			}
 			return "", "", "", newError(CodeDailyLimit, fmt.Sprintf("the daily limit is %d won and %d won are used today", c.DailyLimit, used)), nil
 		}
+	} else if err := p.addDailyTotal(ctx, tx, req.MID, day, req.Amount); err != nil {
+		return "", "", "", nil, err
 	}
 	n, err := p.next(ctx, tx, "tid", day)
 	if err != nil {
@@ -204,18 +245,20 @@ func (p *PG) openPaymentOf(ctx context.Context, tx *sql.Tx, req *PayRequest, pan
 	if err != nil {
 		return "", "", "", nil, err
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO pgw_transactions (tid, mid, order_no, product_name, amount, currency,
-		status, result_code, masked_card, fee_bps, buyer_enc, biz_date, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)`,
-		tid, req.MID, req.OrderNo, req.ProductName, req.Amount, Currency, string(StatusPending), string(CodePending),
-		MaskCardNo(pan), c.FeeBPS, buyer, day, p.t(now)); err != nil {
-		return "", "", "", nil, fmt.Errorf("pg: insert transaction: %w", err)
-	}
-	if err := p.addDailyTotal(ctx, tx, req.MID, day, req.Amount); err != nil {
+	// The transaction's first operation is its approval: it is inserted
+	// already waiting for it (pending_op), as openOperation would mark it.
+	opID = opIDOf(tid, 1)
+	if gwKey, err = p.gatewayKey(opID); err != nil {
 		return "", "", "", nil, err
 	}
-	opID, gwKey, err = p.openOperation(ctx, tx, tid, OpApprove, req.Amount, "", now)
-	if err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO pgw_transactions (tid, mid, order_no, product_name, amount, currency,
+		status, result_code, masked_card, fee_bps, buyer_enc, pending_op, biz_date, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)`,
+		tid, req.MID, req.OrderNo, req.ProductName, req.Amount, Currency, string(StatusPending), string(CodePending),
+		MaskCardNo(pan), c.FeeBPS, buyer, opID, day, p.t(now)); err != nil {
+		return "", "", "", nil, fmt.Errorf("pg: insert transaction: %w", err)
+	}
+	if err := p.insertOperation(ctx, tx, tid, opID, gwKey, OpApprove, req.Amount, "", now); err != nil {
 		return "", "", "", nil, err
 	}
 	return tid, opID, gwKey, nil, nil
@@ -253,22 +296,40 @@ func (p *PG) openOperation(ctx context.Context, tx *sql.Tx, tid string, kind OpK
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pgw_operations WHERE tid = $1`, tid).Scan(&n); err != nil {
 		return "", "", fmt.Errorf("pg: count operations: %w", err)
 	}
-	opID = fmt.Sprintf("%s-%02d", tid, n+1)
-	suffix, err := randomToken(p.rand, 5)
-	if err != nil {
+	opID = opIDOf(tid, n+1)
+	if gwKey, err = p.gatewayKey(opID); err != nil {
 		return "", "", err
 	}
-	gwKey = "pg-" + opID + "-" + suffix
-	if _, err := tx.ExecContext(ctx, `INSERT INTO pgw_operations (op_id, tid, kind, amount, reason, gateway_key, status,
-		result_code, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		opID, tid, string(kind), amount, reason, gwKey, string(OpPending), string(CodePending), p.t(now)); err != nil {
-		return "", "", fmt.Errorf("pg: insert operation: %w", err)
+	if err := p.insertOperation(ctx, tx, tid, opID, gwKey, kind, amount, reason, now); err != nil {
+		return "", "", err
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE pgw_transactions SET pending_op = $1, updated_at = $2 WHERE tid = $3`,
 		opID, p.t(now), tid); err != nil {
 		return "", "", fmt.Errorf("pg: mark pending operation: %w", err)
 	}
 	return opID, gwKey, nil
+}
+
+// opIDOf names the nth operation of tid.
+func opIDOf(tid string, n int) string { return fmt.Sprintf("%s-%02d", tid, n) }
+
+// gatewayKey draws the gateway Idempotency-Key of operation opID.
+func (p *PG) gatewayKey(opID string) (string, error) {
+	suffix, err := randomToken(p.rand, 5)
+	if err != nil {
+		return "", err
+	}
+	return "pg-" + opID + "-" + suffix, nil
+}
+
+// insertOperation stores a PENDING gateway operation.
+func (p *PG) insertOperation(ctx context.Context, tx *sql.Tx, tid, opID, gwKey string, kind OpKind, amount int64, reason string, now time.Time) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO pgw_operations (op_id, tid, kind, amount, reason, gateway_key, status,
+		result_code, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		opID, tid, string(kind), amount, reason, gwKey, string(OpPending), string(CodePending), p.t(now)); err != nil {
+		return fmt.Errorf("pg: insert operation: %w", err)
+	}
+	return nil
 }
 
 // Cancel voids a whole approval (전체취소) at the issuer. Only an APPROVED
@@ -552,6 +613,13 @@ const txSelect = `SELECT t.tid, t.mid, t.order_no, t.product_name, t.status, t.a
 	t.approval_no, t.masked_card, t.fee_bps, t.buyer_enc, t.issuer_state, t.result_code, t.result_detail,
 	COALESCE(o.kind, ''), t.created_at, t.approved_at, t.cancelled_at, t.updated_at
 	FROM pgw_transactions t LEFT JOIN pgw_operations o ON o.op_id = t.pending_op `
+
+// txReturning is txSelect's columns as an UPDATE of pgw_transactions
+// returns them: pending_op, not its kind, in the place of the pending
+// operation (empty when none is pending).
+const txReturning = `tid, mid, order_no, product_name, status, amount, cancelled_amount, currency,
+	approval_no, masked_card, fee_bps, buyer_enc, issuer_state, result_code, result_detail,
+	pending_op, created_at, approved_at, cancelled_at, updated_at`
 
 func scanPayment(s scanner) (*Payment, []byte, error) {
 	var pay Payment

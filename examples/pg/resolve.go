@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/kecis/kecis/connectors/sqlstore"
 )
 
 // settled is what settle decided, for the log.
@@ -20,6 +22,14 @@ type settled struct {
 	txStatus Status
 	reason   string // why it stays pending
 	mismatch string // the issuer's figures disagree with the PG's
+
+	// With want set, finish reads back the rows it wrote (RETURNING):
+	// done is the operation and pay the transaction as they now stand,
+	// with buyer its sealed buyer data.
+	want  bool
+	done  *opRow
+	pay   *Payment
+	buyer []byte
 }
 
 // settle records a gateway answer to a pending operation, in one write
@@ -28,21 +38,19 @@ type settled struct {
 // late and repeated answers are harmless. An answer that decides nothing
 // only counts the attempt: the operation stays pending.
 func (p *PG) settle(ctx context.Context, opID string, a *answer) error {
+	_, err := p.settleAs(ctx, opID, a, false)
+	return err
+}
+
+// settleAs is settle; it returns what it decided, with want the rows
+// finish wrote as they now stand (settled.done, settled.pay).
+func (p *PG) settleAs(ctx context.Context, opID string, a *answer, want bool) (*settled, error) {
 	var s settled
 	now := p.now()
 	err := p.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		s = settled{}
-		o, err := p.opRow(ctx, tx, opID)
+		s = settled{want: want}
+		o, t, err := p.opAndTx(ctx, tx, opID)
 		if err != nil {
-			return err
-		}
-		// Lock order: the transaction, then its operation (as Cancel and
-		// Refund do).
-		t, err := p.txRow(ctx, tx, o.tid, true)
-		if err != nil {
-			return err
-		}
-		if o, err = scanOp(tx.QueryRowContext(ctx, `SELECT `+opColumns+` FROM pgw_operations WHERE op_id = $1`+p.forUpdate(), opID)); err != nil {
 			return err
 		}
 		if o.status != OpPending {
@@ -53,10 +61,52 @@ func (p *PG) settle(ctx context.Context, opID string, a *answer) error {
 		return p.apply(ctx, tx, o, t, a, now, &s)
 	})
 	if err != nil {
-		return fmt.Errorf("pg: record gateway answer for %s: %w", opID, err)
+		return nil, fmt.Errorf("pg: record gateway answer for %s: %w", opID, err)
 	}
 	p.logSettled(ctx, &s, a)
-	return nil
+	return &s, nil
+}
+
+// opAndTx reads a pending operation's row and its transaction's inside a
+// write transaction. On SQLite, whose one writer excludes every other
+// (BEGIN IMMEDIATE), one join reads both. On PostgreSQL the operation is
+// read for its transaction, then both are locked in the lock order of
+// Cancel and Refund: the transaction, then its operation, read again
+// under the lock.
+func (p *PG) opAndTx(ctx context.Context, tx *sql.Tx, opID string) (*opRow, *txRow, error) {
+	if p.db.Dialect == sqlstore.SQLite {
+		var o opRow
+		var t txRow
+		var kind, status, code, tstatus string
+		err := tx.QueryRowContext(ctx, `SELECT o.op_id, o.tid, o.kind, o.amount, o.reason, o.gateway_key, o.status,
+			o.result_code, o.result_detail, o.attempts, o.created_at, o.done_at, o.last_attempt_at,
+			t.tid, t.mid, t.order_no, t.status, t.amount, t.cancelled_amount, t.approval_no, t.masked_card, t.pending_op,
+			t.biz_date FROM pgw_operations o JOIN pgw_transactions t ON t.tid = o.tid WHERE o.op_id = $1`, opID).
+			Scan(&o.id, &o.tid, &kind, &o.amount, &o.reason, &o.gwKey, &status, &code, &o.detail, &o.attempts,
+				sqlstore.ScanTime(&o.createdAt), sqlstore.ScanTime(&o.doneAt), sqlstore.ScanTime(&o.lastAttempt),
+				&t.tid, &t.mid, &t.orderNo, &tstatus, &t.amount, &t.cancelled, &t.approvalNo, &t.masked, &t.pendingOp,
+				&t.bizDate)
+		if err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil, nil, err
+			}
+			return nil, nil, fmt.Errorf("pg: read operation: %w", err)
+		}
+		o.kind, o.status, o.code, t.status = OpKind(kind), OpStatus(status), ResultCode(code), Status(tstatus)
+		return &o, &t, nil
+	}
+	o, err := p.opRow(ctx, tx, opID)
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := p.txRow(ctx, tx, o.tid, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	if o, err = scanOp(tx.QueryRowContext(ctx, `SELECT `+opColumns+` FROM pgw_operations WHERE op_id = $1`+p.forUpdate(), opID)); err != nil {
+		return nil, nil, err
+	}
+	return o, t, nil
 }
 
 // apply decides what an answer means for the operation and its
@@ -109,10 +159,17 @@ func (p *PG) keepPending(ctx context.Context, tx *sql.Tx, o *opRow, a *answer, n
 func (p *PG) finish(ctx context.Context, tx *sql.Tx, o *opRow, t *txRow, a *answer, st OpStatus, code ResultCode,
 	detail string, now time.Time, s *settled) error {
 	s.status, s.code, s.detail = st, code, detail
-	if _, err := tx.ExecContext(ctx, `UPDATE pgw_operations SET status = $1, result_code = $2, result_detail = $3,
+	q := `UPDATE pgw_operations SET status = $1, result_code = $2, result_detail = $3,
 		sub_status = $4, request_id = CASE WHEN $5 = '' THEN request_id ELSE $5 END, attempts = attempts + 1,
-		last_attempt_at = $6, done_at = $6 WHERE op_id = $7`,
-		string(st), string(code), detail, a.subStatus, a.requestID, p.t(now), o.id); err != nil {
+		last_attempt_at = $6, done_at = $6 WHERE op_id = $7`
+	args := []any{string(st), string(code), detail, a.subStatus, a.requestID, p.t(now), o.id}
+	if s.want {
+		done, err := scanOp(tx.QueryRowContext(ctx, q+` RETURNING `+opColumns, args...))
+		if err != nil {
+			return fmt.Errorf("pg: finish operation: %w", err)
+		}
+		s.done = done
+	} else if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 		return fmt.Errorf("pg: finish operation: %w", err)
 	}
 
@@ -174,26 +231,28 @@ func (p *PG) finish(ctx context.Context, tx *sql.Tx, o *opRow, t *txRow, a *answ
 	if n.cancelledAt {
 		cancelledAt = p.t(now)
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE pgw_transactions SET status = $1, cancelled_amount = $2, approval_no = $3,
+	// The approval's outcome is the transaction's result; a cancel's or
+	// refund's leaves it as it was.
+	approval := o.kind == OpApprove
+	q = `UPDATE pgw_transactions SET status = $1, cancelled_amount = $2, approval_no = $3,
 		pending_op = $4, issuer_state = CASE WHEN $5 = '' THEN issuer_state ELSE $5 END,
-		approved_at = COALESCE(approved_at, $6), cancelled_at = COALESCE($7, cancelled_at), updated_at = $8
-		WHERE tid = $9`,
-		string(n.status), n.cancelled, n.approvalNo, pendingOp, n.state, p.nullTime(n.approvedAt), cancelledAt,
-		p.t(now), t.tid); err != nil {
-		return fmt.Errorf("pg: update transaction: %w", err)
-	}
-	if err := p.addDailyTotal(ctx, tx, t.mid, t.bizDate,
-		dailyUse(n.status, t.amount, n.cancelled)-dailyUse(t.status, t.amount, t.cancelled)); err != nil {
-		return err
-	}
-	if o.kind == OpApprove {
-		// The approval's outcome is the transaction's result.
-		if _, err := tx.ExecContext(ctx, `UPDATE pgw_transactions SET result_code = $1, result_detail = $2 WHERE tid = $3`,
-			string(code), detail, t.tid); err != nil {
+		approved_at = COALESCE(approved_at, $6), cancelled_at = COALESCE($7, cancelled_at), updated_at = $8,
+		result_code = CASE WHEN $9 THEN $10 ELSE result_code END,
+		result_detail = CASE WHEN $9 THEN $11 ELSE result_detail END
+		WHERE tid = $12`
+	args = []any{string(n.status), n.cancelled, n.approvalNo, pendingOp, n.state, p.nullTime(n.approvedAt), cancelledAt,
+		p.t(now), approval, string(code), detail, t.tid}
+	if s.want {
+		pay, buyer, err := scanPayment(tx.QueryRowContext(ctx, q+` RETURNING `+txReturning, args...))
+		if err != nil {
 			return fmt.Errorf("pg: update transaction: %w", err)
 		}
+		s.pay, s.buyer = pay, buyer
+	} else if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		return fmt.Errorf("pg: update transaction: %w", err)
 	}
-	return nil
+	return p.addDailyTotal(ctx, tx, t.mid, t.bizDate,
+		dailyUse(n.status, t.amount, n.cancelled)-dailyUse(t.status, t.amount, t.cancelled))
 }
 
 // logSettled writes one line per settled answer: never the card number
@@ -350,14 +409,12 @@ func (p *PG) resolveOp(ctx context.Context, opID string) (done bool, err error) 
 	default:
 		a = answer{kind: unknown, reason: "inquiry: " + describe(&inq)}
 	}
-	if err := p.settle(ctx, opID, &a); err != nil {
+	s, err := p.settleAs(ctx, opID, &a, false)
+	if err != nil {
 		return false, err
 	}
-	o, err = p.opRow(ctx, p.db, opID)
-	if err != nil {
-		return false, fmt.Errorf("pg: resolve %s: %w", opID, err)
-	}
-	return o.status != OpPending, nil
+	// Settled now or by another caller first: no longer pending.
+	return s.skip || s.status != "", nil
 }
 
 // noRecord reports whether an inquiry answer says the issuer does not
