@@ -16,7 +16,7 @@ import (
 	"github.com/kecis/kecis/connectors/card"
 	"github.com/kecis/kecis/connectors/cardauth"
 	"github.com/kecis/kecis/connectors/sms"
-	"github.com/kecis/kecis/connectors/store/sqlitestore"
+	"github.com/kecis/kecis/connectors/store/storesql"
 	"github.com/kecis/kecis/examples/issuer"
 	"github.com/kecis/kecis/examples/issuer/kecisadapter"
 	"github.com/kecis/kecis/examples/telecom"
@@ -140,7 +140,13 @@ func (d *Demo) startIssuerAdapter(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	astore, err := sqlitestore.Open(ctx, "sqlite:"+d.path("issuer", "kecis.db"), atRest)
+	// The adapter store lives in the issuer's own database and joins its
+	// group commit: a request's claim, the issuer's approval and the
+	// outcome of concurrent requests share fsyncs. It is closed before the
+	// issuer (closers run newest first), which closes the group and the
+	// database. (A directory of an older demo may still hold
+	// issuer/kecis.db, the store's file then: it is no longer read.)
+	astore, err := storesql.New(ctx, d.Issuer.DB(), atRest, storesql.Shared(d.Issuer.Group()))
 	if err != nil {
 		return err
 	}

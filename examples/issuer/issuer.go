@@ -353,8 +353,18 @@ func (i *Issuer) Close() error {
 	return i.db.Close()
 }
 
-// DB is the issuer's database, for tools and tests that inspect it.
+// DB is the issuer's database, for tools and tests that inspect it, and
+// for the issuer's adapter store (connectors/store/storesql), whose
+// adapter_* tables may live in it beside the issuer's (see Group).
 func (i *Issuer) DB() *sqlstore.DB { return i.db }
+
+// Group is the group commit of the issuer's writes on its SQLite database
+// (nil on PostgreSQL, whose own group commit serves). The issuer's
+// in-process adapter store joins it (storesql.Shared), so that one
+// database has one writer and the claim, the approval and the outcome of
+// concurrent requests share commits (fsyncs). Close stops it: close the
+// adapter store first.
+func (i *Issuer) Group() *sqlstore.Group { return i.group }
 
 // CutOffAfter returns the first settlement cut-off strictly after t: an
 // approval made at t can be cancelled until then.

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/kecis/kecis/connectors/store"
@@ -24,8 +25,29 @@ func objectKey(atRestKey []byte) []byte {
 // caller chose (an order number may hold anything) never reaches a row.
 func (s *Store) ref(r store.ObjectRef) []byte {
 	m := hmac.New(sha256.New, s.refKey)
-	fmt.Fprintf(m, "%d:%s;%d:%s;", len(r.Kind), r.Kind, len(r.ID), r.ID)
+	b := make([]byte, 0, 48+len(r.Kind)+len(r.ID))
+	b = strconv.AppendInt(b, int64(len(r.Kind)), 10)
+	b = append(append(append(b, ':'), r.Kind...), ';')
+	b = strconv.AppendInt(b, int64(len(r.ID)), 10)
+	b = append(append(append(b, ':'), r.ID...), ';')
+	m.Write(b)
 	return m.Sum(nil)
+}
+
+// objectRefs are the stored forms of an Objects' Check and Claim, in
+// their order: computed before a write takes the database's one writer
+// (sqlstore.Group), which then runs statements only.
+type objectRefs struct{ check, claim [][]byte }
+
+func (s *Store) refs(o store.Objects) objectRefs {
+	var r objectRefs
+	for _, c := range o.Check {
+		r.check = append(r.check, s.ref(c))
+	}
+	for _, c := range o.Claim {
+		r.claim = append(r.claim, s.ref(c))
+	}
+	return r
 }
 
 func scopeOf(owner string, r store.ObjectRef) string {
@@ -37,10 +59,10 @@ func scopeOf(owner string, r store.ObjectRef) string {
 
 // ownerOf returns the recorded owner of r as the request's owner sees it
 // ("" when unknown).
-func (s *Store) ownerOf(ctx context.Context, tx *sql.Tx, owner string, r store.ObjectRef) (string, error) {
+func (s *Store) ownerOf(ctx context.Context, tx *sql.Tx, owner string, r store.ObjectRef, ref []byte) (string, error) {
 	var got string
 	err := tx.QueryRowContext(ctx, `SELECT owner FROM adapter_objects WHERE kind = $1 AND scope = $2 AND ref = $3`,
-		r.Kind, scopeOf(owner, r), s.ref(r)).Scan(&got)
+		r.Kind, scopeOf(owner, r), ref).Scan(&got)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
@@ -56,9 +78,9 @@ func notFound(r store.ObjectRef, other string) error {
 
 // check verifies o.Check and the claims already recorded; missing reports
 // whether a claim still has to be written.
-func (s *Store) check(ctx context.Context, tx *sql.Tx, o store.Objects) (missing bool, err error) {
-	for _, r := range o.Check {
-		got, err := s.ownerOf(ctx, tx, o.Owner, r)
+func (s *Store) check(ctx context.Context, tx *sql.Tx, o store.Objects, refs objectRefs) (missing bool, err error) {
+	for k, r := range o.Check {
+		got, err := s.ownerOf(ctx, tx, o.Owner, r, refs.check[k])
 		if err != nil {
 			return false, err
 		}
@@ -66,8 +88,8 @@ func (s *Store) check(ctx context.Context, tx *sql.Tx, o store.Objects) (missing
 			return false, notFound(r, got)
 		}
 	}
-	for _, r := range o.Claim {
-		got, err := s.ownerOf(ctx, tx, o.Owner, r)
+	for k, r := range o.Claim {
+		got, err := s.ownerOf(ctx, tx, o.Owner, r, refs.claim[k])
 		switch {
 		case err != nil:
 			return false, err
@@ -80,16 +102,16 @@ func (s *Store) check(ctx context.Context, tx *sql.Tx, o store.Objects) (missing
 	return missing, nil
 }
 
-// apply checks and claims o inside a write transaction.
-func (s *Store) apply(ctx context.Context, tx *sql.Tx, o store.Objects, now time.Time) error {
+// apply checks and claims o (refs: s.refs(o)) inside a write transaction.
+func (s *Store) apply(ctx context.Context, tx *sql.Tx, o store.Objects, refs objectRefs, now time.Time) error {
 	if o.IsZero() {
 		return nil
 	}
 	if o.Owner == "" {
 		return store.ErrNoOwner
 	}
-	for _, r := range o.Check {
-		got, err := s.ownerOf(ctx, tx, o.Owner, r)
+	for k, r := range o.Check {
+		got, err := s.ownerOf(ctx, tx, o.Owner, r, refs.check[k])
 		if err != nil {
 			return err
 		}
@@ -98,9 +120,9 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, o store.Objects, now time
 		}
 	}
 	d := s.db.Dialect
-	for _, r := range o.Claim {
+	for k, r := range o.Claim {
 		res, err := tx.ExecContext(ctx, `INSERT INTO adapter_objects (kind, scope, ref, owner, created_at) VALUES ($1, $2, $3, $4, $5)
-			ON CONFLICT (kind, scope, ref) DO NOTHING`, r.Kind, scopeOf(o.Owner, r), s.ref(r), o.Owner, d.Time(now))
+			ON CONFLICT (kind, scope, ref) DO NOTHING`, r.Kind, scopeOf(o.Owner, r), refs.claim[k], o.Owner, d.Time(now))
 		if err != nil {
 			return err
 		}
@@ -112,7 +134,7 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, o store.Objects, now time
 			// Inserted, or an ID of the owner's own: its scope is the owner.
 			continue
 		}
-		got, err := s.ownerOf(ctx, tx, o.Owner, r)
+		got, err := s.ownerOf(ctx, tx, o.Owner, r, refs.claim[k])
 		if err != nil {
 			return err
 		}
@@ -134,13 +156,14 @@ func (s *Store) Objects(ctx context.Context, o store.Objects, now time.Time) err
 	if o.Owner == "" {
 		return store.ErrNoOwner
 	}
+	refs := s.refs(o)
 	var missing bool
 	err := s.db.ReadTx(ctx, func(tx *sql.Tx) (err error) {
-		missing, err = s.check(ctx, tx, o)
+		missing, err = s.check(ctx, tx, o, refs)
 		return err
 	})
 	if err != nil || !missing {
 		return err
 	}
-	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.apply(ctx, tx, o, now) })
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.apply(ctx, tx, o, refs, now) })
 }

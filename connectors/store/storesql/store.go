@@ -11,7 +11,11 @@
 // runs what waits in one transaction, each request under a savepoint of
 // its own, and answers each once the transaction committed (group commit;
 // one request alone waits for nothing). On PostgreSQL each write is a
-// transaction of its own.
+// transaction of its own. A provider whose own writes go to the same
+// SQLite database through a group of their own passes it to New (Shared):
+// the adapter's writes and the provider's then share the database's one
+// writer and its fsyncs, where two groups on one file would take turns,
+// each syncing on its own.
 //
 // It links no database driver: a program opens it through
 // connectors/store/sqlitestore or connectors/store/pgstore, which link
@@ -44,6 +48,32 @@ type Store struct {
 	group  *sqlstore.Group // SQLite: concurrent requests' writes share commits; nil on PostgreSQL
 	sealer *store.Sealer
 	refKey []byte
+	// guest: db (and group, when given to Shared) belong to the caller,
+	// who closes them after the store; Close closes only what New made.
+	guest    bool
+	ownGroup bool
+}
+
+// Option configures New.
+type Option func(*options)
+
+type options struct {
+	shared bool
+	group  *sqlstore.Group
+}
+
+// Shared makes the store a guest in a database the provider owns and
+// writes itself: its writes join g, the group commit of the provider's
+// own writes on that database (on SQLite one group per database, so that
+// the adapter's claim and outcome and the provider's transaction of
+// concurrent requests share one commit and one fsync), and Close closes
+// neither g nor the database — their owner closes them, after the store.
+// g must be a group of the database given to New; nil runs the store's
+// writes as without Shared (a group of its own on SQLite, which Close
+// stops; a transaction each on PostgreSQL), still leaving the database
+// open at Close.
+func Shared(g *sqlstore.Group) Option {
+	return func(o *options) { o.shared, o.group = true, g }
 }
 
 var _ store.Store = (*Store)(nil)
@@ -64,8 +94,14 @@ func Open(ctx context.Context, dsn string, atRestKey []byte) (*Store, error) {
 	return s, nil
 }
 
-// New uses an open database (the provider's own, shared with its tables).
-func New(ctx context.Context, db *sqlstore.DB, atRestKey []byte) (*Store, error) {
+// New uses an open database (the provider's own, shared with its tables:
+// the store's tables are adapter_*, its migrations named Component in
+// schema_migrations). Close closes db, unless Shared says whose it is.
+func New(ctx context.Context, db *sqlstore.DB, atRestKey []byte, opts ...Option) (*Store, error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
 	sealer, err := store.NewSealer(atRestKey, nil)
 	if err != nil {
 		return nil, err
@@ -73,17 +109,22 @@ func New(ctx context.Context, db *sqlstore.DB, atRestKey []byte) (*Store, error)
 	if _, err := db.MigrateFS(ctx, Component, migrations, "migrations"); err != nil {
 		return nil, err
 	}
-	st := &Store{db: db, sealer: sealer, refKey: objectKey(atRestKey)}
-	if db.Dialect == sqlstore.SQLite {
-		st.group = sqlstore.NewGroup(db, "adapter store")
+	st := &Store{db: db, sealer: sealer, refKey: objectKey(atRestKey), guest: o.shared, group: o.group}
+	if st.group == nil && db.Dialect == sqlstore.SQLite {
+		st.group, st.ownGroup = sqlstore.NewGroup(db, "adapter store"), true
 	}
 	return st, nil
 }
 
-// Close stops the writer and closes the database.
+// Close stops the store's own writer and closes the database; a store
+// made Shared leaves the group and the database it was given to their
+// owner.
 func (s *Store) Close() error {
-	if s.group != nil {
+	if s.ownGroup {
 		s.group.Close()
+	}
+	if s.guest {
+		return nil
 	}
 	return s.db.Close()
 }
@@ -188,28 +229,38 @@ func (s *Store) BeginRemembered(ctx context.Context, seen []store.ReplayEntry, s
 		res saml.IdemResult
 		out *store.Outcome
 	)
+	refs := s.refs(obj) // the HMACs, before the writer is held
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, out = "", nil // a retried transaction starts over
 		if err := s.remember(ctx, tx, seen, now); err != nil {
 			return err
 		}
+		// A new key, the usual case, is taken by this one statement; only
+		// a key that exists is read (KECIS §7.1). Under PostgreSQL's READ
+		// COMMITTED a concurrent attempt's INSERT of the same key waits
+		// for this one's commit and then inserts nothing.
+		ins, err := tx.ExecContext(ctx, `INSERT INTO adapter_idempotency (scope, idem_key, fingerprint, state, lease_expires, created_at, updated_at)
+			VALUES ($1, $2, $3, 'in_flight', $4, $5, $5) ON CONFLICT (scope, idem_key) DO NOTHING`,
+			scope, key, fingerprint, d.Time(now.Add(lease)), d.Time(now))
+		if err != nil {
+			return err
+		}
+		if n, err := ins.RowsAffected(); err != nil {
+			return err
+		} else if n == 1 {
+			res = saml.IdemAcquired
+			return s.apply(ctx, tx, obj, refs, now)
+		}
 		var fp, sealed []byte
 		var state string
 		var exp time.Time
-		err := tx.QueryRowContext(ctx, `SELECT fingerprint, state, lease_expires, outcome FROM adapter_idempotency WHERE scope = $1 AND idem_key = $2`,
+		err = tx.QueryRowContext(ctx, `SELECT fingerprint, state, lease_expires, outcome FROM adapter_idempotency WHERE scope = $1 AND idem_key = $2`,
 			scope, key).Scan(&fp, &state, sqlstore.ScanTime(&exp), &sealed)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			_, err := tx.ExecContext(ctx, `INSERT INTO adapter_idempotency (scope, idem_key, fingerprint, state, lease_expires, created_at, updated_at)
-				VALUES ($1, $2, $3, 'in_flight', $4, $5, $5)`, scope, key, fingerprint, d.Time(now.Add(lease)), d.Time(now))
-			if sqlstore.IsUniqueViolation(err) {
-				return refusal(saml.IdemInFlight)
-			}
-			if err != nil {
-				return err
-			}
-			res = saml.IdemAcquired
-			return s.apply(ctx, tx, obj, now)
+			// Abandoned between the two statements (PostgreSQL): busy
+			// for now; the caller's retry takes it.
+			return refusal(saml.IdemInFlight)
 		case err != nil:
 			return err
 		}
@@ -242,7 +293,7 @@ func (s *Store) BeginRemembered(ctx context.Context, seen []store.ReplayEntry, s
 			return refusal(saml.IdemInFlight)
 		}
 		res = saml.IdemReacquired
-		return s.apply(ctx, tx, obj, now)
+		return s.apply(ctx, tx, obj, refs, now)
 	})
 	var r refusal
 	if errors.As(err, &r) {
@@ -280,8 +331,9 @@ func (s *Store) FinishObjects(ctx context.Context, scope, key string, o *store.O
 		_, err = s.exec(ctx, done, scope, key, sealed, d.Time(now))
 		return err
 	}
+	refs := s.refs(obj)
 	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		if err := s.apply(ctx, tx, obj, now); err != nil {
+		if err := s.apply(ctx, tx, obj, refs, now); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, done, scope, key, sealed, d.Time(now))

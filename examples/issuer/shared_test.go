@@ -1,0 +1,180 @@
+package issuer_test
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kecis/kecis/connectors/sqlstore"
+	"github.com/kecis/kecis/connectors/store"
+	"github.com/kecis/kecis/connectors/store/storesql"
+	"github.com/kecis/kecis/saml"
+)
+
+var atRestKey = []byte("0123456789abcdef0123456789abcdef")
+
+// adapterStore opens the issuer's adapter store in p's database: a guest
+// in the issuer's group commit (storesql.Shared), or, own, with a group
+// of its own on the same file (two writers that take turns).
+func (p *probed) adapterStore(t testing.TB, own bool) *storesql.Store {
+	t.Helper()
+	g := p.iss.Group()
+	if own {
+		g = nil // a group of its own; the database stays the issuer's
+	}
+	st, err := storesql.New(ctx, p.db, atRestKey, storesql.Shared(g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() }) // before the issuer's (cleanups run last first)
+	return st
+}
+
+// request is one card:approve as the issuer's KECIS side makes it: the
+// adapter store takes the key with the message's replay record and the
+// order claimed, the issuer approves, the store records the outcome with
+// the approval claimed.
+func (p *probed) request(st *storesql.Store, n int64) error {
+	const caller, owner = "https://hub.test/kecis|https://pg.test", "https://pg.test"
+	id := fmt.Sprint(n)
+	now := p.clock.Now()
+	seen := []store.ReplayEntry{{Issuer: "https://hub.test", ID: "_" + id, Expires: now.Add(time.Minute)}}
+	res, _, err := st.BeginRemembered(ctx, seen, caller, "k"+id, []byte("fp"), time.Minute, now,
+		store.Objects{Owner: owner, Claim: []store.ObjectRef{{Kind: "card:order", ID: "o" + id, PerOwner: true}}})
+	if err != nil || res != saml.IdemAcquired {
+		return fmt.Errorf("begin: %s, %v", res, err)
+	}
+	req := p.approveReq(p.card, 1000)
+	a, err := p.iss.Approve(ctx, req)
+	if err != nil {
+		return err
+	}
+	out := &store.Outcome{Status: saml.Status{Code: saml.StatusSuccess}, Payload: []byte("<approved/>")}
+	return st.FinishObjects(ctx, caller, "k"+id, out, store.Objects{Owner: owner,
+		Claim: []store.ObjectRef{{Kind: "card:approval", ID: a.Number}}}, now)
+}
+
+// TestAdapterStoreSharesGroup: the adapter store made Shared with the
+// issuer's group writes through it — writes of the store and of the issuer
+// that wait for the database's one writer queue in one group and commit
+// together — and its Close leaves the issuer's group and database open.
+func TestAdapterStoreSharesGroup(t *testing.T) {
+	p := newProbed(t, 0)
+	st := p.adapterStore(t, false)
+	if err := p.request(st, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	// Another connection holds the write lock: the writer stops at the
+	// first group it takes, and the others queue behind it — the
+	// store's claims and the issuer's approvals in the same queue.
+	other, err := sqlstore.Open(ctx, "sqlite:"+p.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	lock, err := other.BeginTx(ctx, nil) // BEGIN IMMEDIATE
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 16
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	before := p.probe.Counts()
+	for k := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if k%2 == 0 {
+				_, errs[k] = p.iss.Approve(ctx, p.approveReq(p.card, 1000))
+				return
+			}
+			id := fmt.Sprint("q", k)
+			var res saml.IdemResult
+			res, _, errs[k] = st.BeginRemembered(ctx, []store.ReplayEntry{{Issuer: "https://hub.test", ID: id, Expires: p.clock.Now().Add(time.Minute)}},
+				"caller", id, []byte("fp"), time.Minute, p.clock.Now(), store.Objects{})
+			if errs[k] == nil && res != saml.IdemAcquired {
+				errs[k] = fmt.Errorf("begin %s", res)
+			}
+		}()
+	}
+	for k := 0; ; k++ {
+		waiting, running := p.iss.Group().Queued()
+		if waiting+running == n {
+			break
+		}
+		if k > 10_000_000 {
+			t.Fatalf("%d writes queued in the issuer's group and %d running, want %d (the store's and the issuer's)", waiting, running, n)
+		}
+		runtime.Gosched()
+	}
+	if err := lock.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for k, err := range errs {
+		if err != nil {
+			t.Errorf("write %d: %v", k, err)
+		}
+	}
+	// Two commits: the group the writer took, then the queue behind it.
+	if c := p.probe.Counts().Sub(before); c.Commits > 2 {
+		t.Errorf("8 approvals and 8 claims: %d commits, want at most 2", c.Commits)
+	}
+
+	// The store's Close leaves the issuer's database and group working.
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p.approve(p.card, 1000)
+	var rows int
+	if err := p.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM adapter_idempotency`).Scan(&rows); err != nil || rows != 1+n/2 {
+		t.Errorf("%d keys in the issuer's database (%v), want %d", rows, err, 1+n/2)
+	}
+}
+
+// BenchmarkSharedGroup reports the write transactions (= WAL fsyncs under
+// synchronous=FULL) and writing statements per approval when 16 clients
+// at once make card:approve requests through the adapter store and the
+// issuer on one SQLite database: with the store a guest in the issuer's
+// group commit (shared), and with a group of its own on the same file
+// (own), whose commits and the issuer's take turns at the database's one
+// writer and never merge.
+//
+//	go test ./examples/issuer -run '^$' -bench SharedGroup -benchtime 2000x
+func BenchmarkSharedGroup(b *testing.B) {
+	for _, own := range []bool{false, true} {
+		name := "shared"
+		if own {
+			name = "own"
+		}
+		b.Run(name+"/clients=16", func(b *testing.B) {
+			p := newProbed(b, 0)
+			st := p.adapterStore(b, own)
+			var seq atomic.Int64
+			if err := p.request(st, seq.Add(1)); err != nil {
+				b.Fatal(err)
+			}
+			before := p.probe.Counts()
+			b.SetParallelism((16 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := p.request(st, seq.Add(1)); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			c := p.probe.Counts().Sub(before)
+			n := float64(b.N)
+			b.ReportMetric(float64(c.Commits)/n, "txns/op")
+			b.ReportMetric(float64(c.Commits)/n, "fsyncs/op")
+			b.ReportMetric(float64(c.Writes)/n, "writes/op")
+		})
+	}
+}
