@@ -53,20 +53,31 @@ func newVault(dataKey []byte, rand io.Reader) (*vault, error) {
 	return &vault{aead: aead, fpKey: derive("idempotency-fingerprint"), rand: rand}, nil
 }
 
-// sealBuyer encrypts b for the row of tid; nil for an empty Buyer.
-func (v *vault) sealBuyer(tid string, b Buyer) ([]byte, error) {
+// buyerText is the plaintext of b's sealed form (JSON); nil for an empty
+// Buyer, which is stored as NULL. Payments encode it before they wait for
+// the database's writer.
+func buyerText(b Buyer) ([]byte, error) {
 	if b.empty() {
 		return nil, nil
 	}
-	pt, err := json.Marshal(b)
-	if err != nil {
-		return nil, err
+	return json.Marshal(b)
+}
+
+// sealBuyer encrypts pt, a buyerText, for the row of tid under a fresh
+// nonce; nil for nil pt. The AAD binds it to tid, which is drawn inside
+// the write transaction: so is the nonce, once per attempt.
+func (v *vault) sealBuyer(tid string, pt []byte) ([]byte, error) {
+	if pt == nil {
+		return nil, nil
 	}
-	nonce := make([]byte, v.aead.NonceSize())
+	// version ‖ nonce ‖ ciphertext in one allocation.
+	n := v.aead.NonceSize()
+	out := make([]byte, 1+n, 1+n+len(pt)+v.aead.Overhead())
+	out[0] = sealVersion
+	nonce := out[1:]
 	if _, err := io.ReadFull(v.rand, nonce); err != nil {
 		return nil, fmt.Errorf("pg: nonce: %w", err)
 	}
-	out := append([]byte{sealVersion}, nonce...)
 	return v.aead.Seal(out, nonce, pt, []byte("buyer:"+tid)), nil
 }
 

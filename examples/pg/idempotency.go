@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -62,6 +63,37 @@ func (p *PG) claim(ctx context.Context, tx *sql.Tx, mid, key, op string, fp []by
 		c.err = newError(ResultCode(code), detail)
 	}
 	return c, nil
+}
+
+// errClaimFirst undoes an attempt that took its key with its outcome
+// (claimWith) when the key must be claimed first.
+var errClaimFirst = errors.New("pg: the idempotency key is taken: claim it first")
+
+// claimWith takes (mid, key) for this call inside tx together with the
+// outcome, as claim and record do in two statements; the insert does
+// nothing when the key is taken (a concurrent call's insert is waited
+// for, as in claim), and claimWith then returns errClaimFirst, so that
+// rolling tx back undoes the attempt and the call is decided again by
+// claim.
+func (p *PG) claimWith(ctx context.Context, tx *sql.Tx, mid, key, op string, fp []byte, now time.Time, tid, opID string, refusal *Error) error {
+	var code, detail string
+	if refusal != nil {
+		code, detail = string(refusal.Code), refusal.Detail
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO pgw_idempotency (mid, idem_key, operation, fingerprint, tid, op_id,
+		result_code, result_detail, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (mid, idem_key) DO NOTHING`, mid, key, op, fp, tid, opID, code, detail, p.t(now))
+	if err != nil {
+		return fmt.Errorf("pg: claim idempotency key: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("pg: claim idempotency key: %w", err)
+	}
+	if n != 1 {
+		return errClaimFirst
+	}
+	return nil
 }
 
 // record stores the outcome of a fresh claim: the transaction and

@@ -76,26 +76,59 @@ func (p *PG) Pay(ctx context.Context, req PayRequest) (*Payment, error) {
 	if e != nil {
 		return nil, e
 	}
+	var err error
 	fp := p.vault.fingerprint(idemPay, req.MID, req.OrderNo, strconv.FormatInt(req.Amount, 10), pan,
 		strconv.Itoa(req.ExpMonth), strconv.Itoa(expYear), req.ProductName, req.Buyer.Name, req.Buyer.Tel, req.Buyer.Email)
 
+	// What the payment stores and sends that does not depend on its TID
+	// is encoded here, before it waits for the database's one writer.
+	prep := prepared{masked: MaskCardNo(pan)}
+	if prep.buyer, err = buyerText(req.Buyer); err != nil {
+		return nil, err
+	}
+	if prep.keySuffix, err = randomToken(p.rand, 5); err != nil {
+		return nil, err
+	}
 	var c claim
 	var gwKey, merchantName string
-	err := p.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		var err error
-		if c, err = p.claim(ctx, tx, req.MID, req.IdempotencyKey, idemPay, fp, now); err != nil || !c.fresh {
-			return err
+	// A payment's key is almost always new: the first attempt takes it
+	// with its outcome in one insert at the end (claimWith) instead of
+	// claiming it first and recording the outcome after. When the key
+	// turns out to be taken, or the outcome is a transient refusal (which
+	// a recorded outcome under the key would have answered instead), the
+	// attempt leaves no trace and the payment runs again claiming the key
+	// first, as cancels and refunds always do.
+	claimFirst := false
+	for {
+		err = p.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+			var err error
+			c = claim{fresh: true}
+			if claimFirst {
+				if c, err = p.claim(ctx, tx, req.MID, req.IdempotencyKey, idemPay, fp, now); err != nil || !c.fresh {
+					return err
+				}
+			}
+			tid, opID, key, name, refusal, err := p.openPayment(ctx, tx, &req, pan, &prep, now)
+			if err != nil {
+				return err
+			}
+			if refusal != nil && transient(refusal) {
+				if !claimFirst {
+					return errClaimFirst
+				}
+				return refusal
+			}
+			c.tid, c.opID, c.err, gwKey, merchantName = tid, opID, refusal, key, name
+			if !claimFirst {
+				return p.claimWith(ctx, tx, req.MID, req.IdempotencyKey, idemPay, fp, now, tid, opID, refusal)
+			}
+			return p.record(ctx, tx, req.MID, req.IdempotencyKey, tid, opID, refusal)
+		})
+		if claimFirst || !errors.Is(err, errClaimFirst) {
+			break
 		}
-		tid, opID, key, name, refusal, err := p.openPayment(ctx, tx, &req, pan, now)
-		if err != nil {
-			return err
-		}
-		if refusal != nil && transient(refusal) {
-			return refusal
-		}
-		c.tid, c.opID, c.err, gwKey, merchantName = tid, opID, refusal, key, name
-		return p.record(ctx, tx, req.MID, req.IdempotencyKey, tid, opID, refusal)
-	})
+		claimFirst = true
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -159,16 +192,23 @@ func (p *PG) settledPayment(s *settled) (*Payment, error) {
 	return pay, nil
 }
 
+// prepared is what Pay encodes before its write transaction.
+type prepared struct {
+	masked    string // the masked card number
+	buyer     []byte // buyerText of the request's buyer
+	keySuffix string // the random part of the approval's gateway key
+}
+
 // openPayment is the transaction of Pay after the claim: the merchant and
 // contract checks, then the PENDING transaction and its approve
 // operation. A refusal is returned as an *Error with no effect.
-func (p *PG) openPayment(ctx context.Context, tx *sql.Tx, req *PayRequest, pan string, now time.Time) (tid, opID, gwKey, name string, refusal *Error, err error) {
-	tid, opID, gwKey, refusal, err = p.openPaymentOf(ctx, tx, req, pan, now, &name)
+func (p *PG) openPayment(ctx context.Context, tx *sql.Tx, req *PayRequest, pan string, prep *prepared, now time.Time) (tid, opID, gwKey, name string, refusal *Error, err error) {
+	tid, opID, gwKey, refusal, err = p.openPaymentOf(ctx, tx, req, pan, prep, now, &name)
 	return tid, opID, gwKey, name, refusal, err
 }
 
 // openPaymentOf is openPayment; it reads the merchant's name into name.
-func (p *PG) openPaymentOf(ctx context.Context, tx *sql.Tx, req *PayRequest, pan string, now time.Time, name *string) (tid, opID, gwKey string, refusal *Error, err error) {
+func (p *PG) openPaymentOf(ctx context.Context, tx *sql.Tx, req *PayRequest, pan string, prep *prepared, now time.Time, name *string) (tid, opID, gwKey string, refusal *Error, err error) {
 	var status string
 	var bins string
 	var c Contract
@@ -241,21 +281,19 @@ func (p *PG) openPaymentOf(ctx context.Context, tx *sql.Tx, req *PayRequest, pan
 	// T + YYMMDD + six-digit sequence: a run of twelve digits, too short to
 	// be taken for a card number.
 	tid = "T" + day[2:] + fmt.Sprintf("%06d", n)
-	buyer, err := p.vault.sealBuyer(tid, req.Buyer)
+	buyer, err := p.vault.sealBuyer(tid, prep.buyer)
 	if err != nil {
 		return "", "", "", nil, err
 	}
 	// The transaction's first operation is its approval: it is inserted
 	// already waiting for it (pending_op), as openOperation would mark it.
 	opID = opIDOf(tid, 1)
-	if gwKey, err = p.gatewayKey(opID); err != nil {
-		return "", "", "", nil, err
-	}
+	gwKey = gatewayKey(opID, prep.keySuffix)
 	if _, err := tx.ExecContext(ctx, `INSERT INTO pgw_transactions (tid, mid, order_no, product_name, amount, currency,
 		status, result_code, masked_card, fee_bps, buyer_enc, pending_op, biz_date, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)`,
 		tid, req.MID, req.OrderNo, req.ProductName, req.Amount, Currency, string(StatusPending), string(CodePending),
-		MaskCardNo(pan), c.FeeBPS, buyer, opID, day, p.t(now)); err != nil {
+		prep.masked, c.FeeBPS, buyer, opID, day, p.t(now)); err != nil {
 		return "", "", "", nil, fmt.Errorf("pg: insert transaction: %w", err)
 	}
 	if err := p.insertOperation(ctx, tx, tid, opID, gwKey, OpApprove, req.Amount, "", now); err != nil {
@@ -297,9 +335,11 @@ func (p *PG) openOperation(ctx context.Context, tx *sql.Tx, tid string, kind OpK
 		return "", "", fmt.Errorf("pg: count operations: %w", err)
 	}
 	opID = opIDOf(tid, n+1)
-	if gwKey, err = p.gatewayKey(opID); err != nil {
+	suffix, err := randomToken(p.rand, 5)
+	if err != nil {
 		return "", "", err
 	}
+	gwKey = gatewayKey(opID, suffix)
 	if err := p.insertOperation(ctx, tx, tid, opID, gwKey, kind, amount, reason, now); err != nil {
 		return "", "", err
 	}
@@ -313,14 +353,9 @@ func (p *PG) openOperation(ctx context.Context, tx *sql.Tx, tid string, kind OpK
 // opIDOf names the nth operation of tid.
 func opIDOf(tid string, n int) string { return fmt.Sprintf("%s-%02d", tid, n) }
 
-// gatewayKey draws the gateway Idempotency-Key of operation opID.
-func (p *PG) gatewayKey(opID string) (string, error) {
-	suffix, err := randomToken(p.rand, 5)
-	if err != nil {
-		return "", err
-	}
-	return "pg-" + opID + "-" + suffix, nil
-}
+// gatewayKey is the gateway Idempotency-Key of operation opID: its ID
+// and a random suffix (randomToken of 5 bytes).
+func gatewayKey(opID, suffix string) string { return "pg-" + opID + "-" + suffix }
 
 // insertOperation stores a PENDING gateway operation.
 func (p *PG) insertOperation(ctx context.Context, tx *sql.Tx, tid, opID, gwKey string, kind OpKind, amount int64, reason string, now time.Time) error {

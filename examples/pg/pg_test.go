@@ -734,13 +734,22 @@ func TestMerchants(t *testing.T) {
 
 	// A suspended merchant may not pay, but may still cancel; the refusal
 	// is not recorded under the key.
-	p := e.approved(1000)
+	pr := e.payReq(cardGood, 1000)
+	p, err := e.pg.Pay(ctx, pr)
+	if err != nil || p.Status != pg.StatusApproved {
+		t.Fatalf("Pay: %v %+v", err, p)
+	}
 	if _, err := e.pg.SetMerchantStatus(ctx, e.m.MID, pg.MerchantSuspended); err != nil {
 		t.Fatal(err)
 	}
 	r := e.payReq(cardGood, 1000)
 	_, err = e.pg.Pay(ctx, r)
 	wantCode(t, err, pg.CodeMerchantInactive)
+	// A retry of a payment made before answers it still: the recorded
+	// outcome under its key comes before the merchant's state.
+	if again, err := e.pg.Pay(ctx, pr); err != nil || !again.Replayed || again.TID != p.TID {
+		t.Errorf("retry of an earlier payment by a suspended merchant: %v %+v", err, again)
+	}
 	if c, err := e.cancel(p.TID); err != nil || c.Status != pg.StatusCancelled {
 		t.Errorf("cancel by a suspended merchant: %v %v", c, err)
 	}
