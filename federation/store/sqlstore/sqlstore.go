@@ -553,15 +553,16 @@ func checkReplay(issuer, id string, expires, now time.Time) error {
 	return nil
 }
 
-// remember records (issuer, id) in q, by its digest (replayDigest):
-// ErrAlreadySeen when a live record holds it. A record is live while now <
-// expires; an expired record that was not purged yet is replaced.
-func (s *Store) remember(ctx context.Context, q sqldb.Queryer, e store.ReplayEntry, now time.Time) error {
+// remember records (issuer, id) in q, by its digest (replayDigest, which
+// the caller computes before its transaction): ErrAlreadySeen when a live
+// record holds it. A record is live while now < expires; an expired record
+// that was not purged yet is replaced.
+func (s *Store) remember(ctx context.Context, q sqldb.Queryer, e store.ReplayEntry, digest []byte, now time.Time) error {
 	res, err := q.ExecContext(ctx, `INSERT INTO hub_replay (digest, expires)
 		VALUES ($1, $2)
 		ON CONFLICT (digest) DO UPDATE SET expires = excluded.expires
 		WHERE hub_replay.expires <= $3`,
-		replayDigest(e.Issuer, e.ID), s.ts(e.Expires), s.ts(now))
+		digest, s.ts(e.Expires), s.ts(now))
 	if err != nil {
 		return err
 	}
@@ -580,8 +581,9 @@ func (s *Store) RememberMessage(ctx context.Context, issuer, id string, expires,
 	if err := checkReplay(issuer, id, expires, now); err != nil {
 		return fmt.Errorf("store: remember message %q of %q: %w", id, issuer, err)
 	}
+	digest := replayDigest(issuer, id)
 	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		return s.remember(ctx, tx, store.ReplayEntry{Issuer: issuer, ID: id, Expires: expires}, now)
+		return s.remember(ctx, tx, store.ReplayEntry{Issuer: issuer, ID: id, Expires: expires}, digest, now)
 	})
 	if err != nil {
 		return fmt.Errorf("store: remember: %w", err)
@@ -819,7 +821,8 @@ func (s *Store) AppendAudit(ctx context.Context, r *store.AuditRecord) error {
 // inclusive, Until exclusive, at most Limit when Limit > 0; each message
 // and detail as it was appended. Every filter is served by an index: the
 // transaction by tx_id when the record stores it, else by the idempotency
-// key and the scope's prefix (splitTx); the entity and kind by the scope.
+// key and the scope's prefix (splitTx); the entity and kind by the scope;
+// a time window alone by the scope and time, one range per scope.
 func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]*store.AuditRecord, error) {
 	var (
 		conds []string
@@ -855,6 +858,12 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]*store.Au
 			sc = append(sc, `kind = `+arg(f.Kind))
 		}
 		conds = append(conds, `a.scope_id IN (SELECT id FROM hub_audit_scopes WHERE `+strings.Join(sc, " AND ")+`)`)
+	}
+	if (!f.Since.IsZero() || !f.Until.IsZero()) && len(conds) == 0 {
+		// A window alone: hub_audit_scope (scope_id, time) serves it, one
+		// range per scope (migration 0007 dropped the time index that
+		// every record paid for).
+		conds = append(conds, `a.scope_id IN (SELECT id FROM hub_audit_scopes)`)
 	}
 	if !f.Since.IsZero() {
 		conds = append(conds, `a.time >= `+arg(s.ts(f.Since)))
@@ -925,10 +934,14 @@ func (s *Store) Commit(ctx context.Context, w *store.Writes) (*store.Committed, 
 	if w == nil {
 		return nil, errors.New("store: commit: nothing to write")
 	}
-	for _, e := range w.Remember {
+	// What can be computed before the transaction is: the group's one
+	// writer holds the database for everyone while it runs.
+	digests := make([][]byte, len(w.Remember))
+	for i, e := range w.Remember {
 		if err := checkReplay(e.Issuer, e.ID, e.Expires, w.Now); err != nil {
 			return nil, fmt.Errorf("store: commit: remember message %q of %q: %w", e.ID, e.Issuer, err)
 		}
+		digests[i] = replayDigest(e.Issuer, e.ID)
 	}
 	if w.Claim != nil {
 		if err := checkClaim(w.Claim, w.Now); err != nil {
@@ -956,8 +969,8 @@ func (s *Store) Commit(ctx context.Context, w *store.Writes) (*store.Committed, 
 	)
 	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		out, dictIDs, scopeIDs = &store.Committed{}, make([]int64, len(enc)), make([]int64, len(enc))
-		for _, e := range w.Remember {
-			if err := s.remember(ctx, tx, e, w.Now); err != nil {
+		for i, e := range w.Remember {
+			if err := s.remember(ctx, tx, e, digests[i], w.Now); err != nil {
 				return err
 			}
 		}
@@ -1012,10 +1025,20 @@ func (s *Store) writeTx(ctx context.Context, fn func(ctx context.Context, tx *sq
 }
 
 // prune deletes at most p.Limit expired replay records and at most
-// p.Limit idle idempotency entries, oldest first, each by its index
-// (hub_replay_expires, hub_idempotency_idle): the cost does not grow with
-// the tables. On PostgreSQL rows another replica is deleting are skipped
-// rather than waited for.
+// p.Limit idle idempotency entries, oldest first, each by an index: the
+// cost does not grow with the tables. On PostgreSQL rows another replica
+// is deleting are skipped rather than waited for.
+//
+// Idle entries are found by two partial indexes (migration 0008): the
+// answered ones (state done) by hub_idempotency_done, in the order they
+// were answered; the others (in flight, whose lease expired) by
+// hub_idempotency_leases, which the in-flight count reads too, in the
+// order their leases expired. An entry in flight is changed when its lease
+// is taken or released, and its lease never ends before that change, so an
+// entry whose lease ended by IdemBefore was not changed since: what is
+// taken from either index is idle. One held by a lease longer than the
+// retention waits, after IdemBefore, for its lease to end by IdemBefore
+// too: it is deleted later, never earlier.
 func (s *Store) prune(ctx context.Context, q sqldb.Queryer, p *store.Prune, now time.Time) (int64, error) {
 	if p.Limit <= 0 {
 		return 0, nil
@@ -1036,11 +1059,21 @@ func (s *Store) prune(ctx context.Context, q sqldb.Queryer, p *store.Prune, now 
 	if p.IdemBefore.IsZero() {
 		return total, nil
 	}
-	res, err = q.ExecContext(ctx, `DELETE FROM hub_idempotency WHERE (scope, idem_key) IN
-		(SELECT scope, idem_key FROM hub_idempotency
-			WHERE updated_at <= $1 AND (state = 'done' OR lease_expires <= $2)
-			ORDER BY updated_at LIMIT $3`+lock+`)`,
-		s.ts(p.IdemBefore), s.ts(now), p.Limit)
+	leaseEnded := p.IdemBefore
+	if now.Before(leaseEnded) {
+		leaseEnded = now
+	}
+	res, err = q.ExecContext(ctx, `WITH
+		done AS (SELECT scope, idem_key, updated_at FROM hub_idempotency
+			WHERE state = 'done' AND updated_at <= $1
+			ORDER BY updated_at LIMIT $3`+lock+`),
+		ended AS (SELECT scope, idem_key, updated_at FROM hub_idempotency
+			WHERE state = 'in_flight' AND lease_expires <= $2 AND updated_at <= $1
+			ORDER BY lease_expires LIMIT $3`+lock+`)
+		DELETE FROM hub_idempotency WHERE (scope, idem_key) IN
+			(SELECT scope, idem_key FROM (SELECT * FROM done UNION ALL SELECT * FROM ended) idle
+				ORDER BY updated_at LIMIT $3)`,
+		s.ts(p.IdemBefore), s.ts(leaseEnded), p.Limit)
 	if err != nil {
 		return 0, err
 	}
