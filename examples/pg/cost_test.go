@@ -163,6 +163,12 @@ func TestApprovalCostIndependentOfHistory(t *testing.T) {
 	fresh := newProbed(t, 0)
 	old := newProbed(t, 100_000)
 	checkDailyTotals(t, old.db)
+	// The migrations kept every idempotency record (0004 copies them).
+	var kept int
+	if err := old.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pgw_idempotency WHERE mid = $1 AND idem_key LIKE 'hist-%'
+		AND tid <> '' AND op_id = tid || '-01'`, costMID).Scan(&kept); err != nil || kept != 100_000 {
+		t.Errorf("%d idempotency records after the migrations, want 100000 (%v)", kept, err)
+	}
 
 	fresh.approveOnce(t) // the first payment of the day creates its rows
 	old.approveOnce(t)
