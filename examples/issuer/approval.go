@@ -159,13 +159,6 @@ func (i *Issuer) approve(ctx context.Context, req ApproveRequest, v *verificatio
 		auth = AuthValue
 	}
 
-	if d := i.responseDelay(ctx, pan); d > 0 {
-		// A slow host for this card: it decides after d, whether or not
-		// the caller still waits (SetCardResponseDelay).
-		ctx = context.WithoutCancel(ctx)
-		i.log.InfoContext(ctx, "slow card: deciding after its response delay", "delay", d)
-		time.Sleep(d)
-	}
 	now := i.now()
 	op := opApprove
 	fields := []string{req.MerchantID, req.OrderID, req.MerchantName,
@@ -184,10 +177,31 @@ func (i *Issuer) approve(ctx context.Context, req ApproveRequest, v *verificatio
 	fp := i.vault.fingerprint(op, fields...)
 	x := &approveTx{req: req, verification: v, pan: pan, prefix: prefix, birth: birth, expM: expM, expY: expY, auth: auth,
 		authMerchant: authMerchant, authOrder: authOrder, now: now, authNow: i.authNow()}
-	out, err := i.idempotent(ctx, merchantScope(req.MerchantID), req.IdempotencyKey, op, fp, now,
-		func(tx *sql.Tx) (string, *Error, error) { return i.authorize(ctx, tx, x) })
-	if err != nil {
-		return nil, err
+	var out outcome
+	for {
+		var err error
+		out, err = i.idempotent(ctx, merchantScope(req.MerchantID), req.IdempotencyKey, op, fp, now,
+			func(ctx context.Context, tx *sql.Tx) (string, *Error, error) { return i.authorize(ctx, tx, x) })
+		var slow slowCard
+		if errors.As(err, &slow) && !x.delayed {
+			// A slow host for this card (SetCardResponseDelay): its
+			// transaction found the delay and rolled back; the host
+			// decides after it, whether or not the caller still waits.
+			ctx = i.sleepDelay(ctx, time.Duration(slow))
+			now = i.now()
+			x.now, x.authNow, x.delayed = now, i.authNow(), true
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		break
+	}
+	if out.replayed && !x.delayed {
+		// A repeat on a slow card is answered after its delay too.
+		if d := i.responseDelay(ctx, pan); d > 0 {
+			ctx = i.sleepDelay(ctx, d)
+		}
 	}
 	if out.err != nil {
 		if !out.replayed {
@@ -204,11 +218,16 @@ func (i *Issuer) approve(ctx context.Context, req ApproveRequest, v *verificatio
 		}
 		return nil, out.err
 	}
-	a, err := i.approval(ctx, i.db, out.ref, now)
-	if err != nil {
-		return nil, err
+	// A new approval is what its transaction wrote (x.made); a repeat
+	// reads the approval in its current state.
+	a := x.made
+	if out.replayed {
+		var err error
+		if a, err = i.approval(ctx, i.db, out.ref, now); err != nil {
+			return nil, err
+		}
+		a.Replayed = true
 	}
-	a.Replayed = out.replayed
 	if !out.replayed {
 		args := append([]any{"approval", a.Number, "merchant", a.MerchantID, "order", a.OrderID}, amountAttrs(a.Amount, a.Verification)...)
 		args = append(args, "card", a.CardID, "last4", a.CardLast4, "auth", a.CardholderAuth)
@@ -244,8 +263,27 @@ type approveTx struct {
 	now                time.Time
 	authNow            time.Time // Config.AuthNow: the AAV's expiry
 
+	delayed bool // the card's response delay was served (slowCard)
+
 	sms     queuedSMS     // the approval SMS
 	failure *keyInFailure // wrong key-in data, for the log
+	made    *Approval     // the approval written, as a read of it after the commit would return it
+}
+
+// slowCard ends an approval's transaction that found its card's response
+// delay not yet served: approve rolls it back, waits and runs it again.
+type slowCard time.Duration
+
+func (s slowCard) Error() string { return "issuer: slow card: " + time.Duration(s).String() }
+
+// sleepDelay waits d, a slow card's response delay, and returns ctx
+// without its cancellation: a slow host decides after d whether or not
+// the caller still waits.
+func (i *Issuer) sleepDelay(ctx context.Context, d time.Duration) context.Context {
+	ctx = context.WithoutCancel(ctx)
+	i.log.InfoContext(ctx, "slow card: deciding after its response delay", "delay", d)
+	time.Sleep(d)
+	return ctx
 }
 
 type keyInFailure struct {
@@ -256,7 +294,15 @@ type keyInFailure struct {
 
 // authorize is the transaction of Approve (see idempotent).
 func (i *Issuer) authorize(ctx context.Context, tx *sql.Tx, x *approveTx) (string, *Error, error) {
-	x.sms, x.failure = queuedSMS{}, nil
+	x.sms, x.failure, x.made = queuedSMS{}, nil, nil
+	// The card the number names is read first, for its response delay:
+	// a slow host decides nothing before the delay (approve reruns this
+	// transaction after it), and a fast card costs no read of its own.
+	// A virtual number names no card here; its real card is read below.
+	c, cerr := i.cardByPANHash(ctx, tx, i.vault.panHash(x.pan))
+	if cerr == nil && c.ResponseDelay > 0 && !x.delayed {
+		return "", nil, slowCard(c.ResponseDelay)
+	}
 	// The authentication value is checked first: a value replayed on an
 	// order that already has an approval is refused as the replay it is
 	// (KECIS §15.7.3), not as a duplicate order.
@@ -297,13 +343,13 @@ func (i *Issuer) authorize(ctx context.Context, tx *sql.Tx, x *approveTx) (strin
 			return "", nil, fmt.Errorf("issuer: virtual number: %w", err)
 		}
 		pan, virtual, virtualExp = r.Real.Reveal(), ecml.MaskPAN(x.pan), r.Controls.NotOnOrAfter.In(i.loc)
+		c, cerr = i.cardByPANHash(ctx, tx, i.vault.panHash(pan))
 	}
-	c, err := i.cardByPANHash(ctx, tx, i.vault.panHash(pan))
-	if errors.Is(err, sql.ErrNoRows) {
+	if errors.Is(cerr, sql.ErrNoRows) {
 		return i.decline(ctx, tx, x, "", CodeInvalidCard, "unknown card number")
 	}
-	if err != nil {
-		return "", nil, fmt.Errorf("issuer: find card: %w", err)
+	if cerr != nil {
+		return "", nil, fmt.Errorf("issuer: find card: %w", cerr)
 	}
 	switch c.Status {
 	case CardLost:
@@ -359,22 +405,36 @@ func (i *Issuer) authorize(ctx context.Context, tx *sql.Tx, x *approveTx) (strin
 		}
 		return i.decline(ctx, tx, x, c.ID, CodeInsufficientFunds, "insufficient balance")
 	}
-	number, err := i.newApprovalNumber(ctx, tx)
-	if err != nil {
-		return "", nil, err
-	}
 	var code string
 	if x.verification != nil {
 		code = x.verification.code
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO issuer_approvals (approval_number, card_id,
-		merchant_id, merchant_name, order_id, amount, currency, installments, cardholder_auth,
-		refunded_amount, status, approved_at, cutoff_at, verification, virtual_masked)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $12, $13, $14)`,
-		number, c.ID, x.req.MerchantID, x.req.MerchantName, x.req.OrderID, x.req.Amount.Minor,
-		x.req.Amount.Currency, x.req.Installments, string(x.auth), string(StatusApproved), i.t(x.now),
-		i.t(i.CutOffAfter(x.now)), x.verification != nil, virtual); err != nil {
-		return "", nil, fmt.Errorf("issuer: insert approval: %w", err)
+	// A fresh eight-digit approval number: drawn, and kept if the row
+	// takes it — a number in use inserts nothing and another is drawn.
+	var number string
+	for try := 0; ; try++ {
+		if try == 20 {
+			return "", nil, errors.New("issuer: no free approval number found")
+		}
+		if number, err = randomDigits(i.rand, 8); err != nil {
+			return "", nil, err
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO issuer_approvals (approval_number, card_id,
+			merchant_id, merchant_name, order_id, amount, currency, installments, cardholder_auth,
+			refunded_amount, status, approved_at, cutoff_at, verification, virtual_masked)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $12, $13, $14)
+			ON CONFLICT (approval_number) DO NOTHING`,
+			number, c.ID, x.req.MerchantID, x.req.MerchantName, x.req.OrderID, x.req.Amount.Minor,
+			x.req.Amount.Currency, x.req.Installments, string(x.auth), string(StatusApproved), i.t(x.now),
+			i.t(i.CutOffAfter(x.now)), x.verification != nil, virtual)
+		if err != nil {
+			return "", nil, fmt.Errorf("issuer: insert approval: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return "", nil, fmt.Errorf("issuer: insert approval: %w", err)
+		} else if n == 1 {
+			break
+		}
 	}
 	if aav != nil {
 		// Single use: a concurrent approval with the same value violates
@@ -388,7 +448,19 @@ func (i *Issuer) authorize(ctx context.Context, tx *sql.Tx, x *approveTx) (strin
 	if x.sms, err = i.enqueueSMS(ctx, tx, smsApproval, number, c.HolderPhone, text, x.now); err != nil {
 		return "", nil, err
 	}
+	d := i.db.Dialect
+	x.made = &Approval{Number: number, Status: StatusApproved, MerchantID: x.req.MerchantID, MerchantName: x.req.MerchantName,
+		OrderID: x.req.OrderID, Amount: x.req.Amount, Installments: x.req.Installments, CardholderAuth: x.auth,
+		CardID: c.ID, CardBIN: c.BIN, CardLast4: c.Last4, CardType: c.Type, VirtualCard: virtual,
+		ApprovedAt: stored(d, x.now), CutOffAt: stored(d, i.CutOffAfter(x.now)), Verification: x.verification != nil}
 	return number, nil, nil
+}
+
+// stored is t as a column written with d.Time reads back (ScanTime).
+func stored(d sqlstore.Dialect, t time.Time) time.Time {
+	var out time.Time
+	_ = sqlstore.ScanTime(&out).Scan(d.Time(t))
+	return out
 }
 
 // decline records a declined attempt and returns it as the outcome.
@@ -404,25 +476,6 @@ func (i *Issuer) decline(ctx context.Context, tx *sql.Tx, x *approveTx, cardID s
 		return "", nil, fmt.Errorf("issuer: record decline: %w", err)
 	}
 	return "", newError(code, msg), nil
-}
-
-// newApprovalNumber draws an eight-digit approval number not in use.
-func (i *Issuer) newApprovalNumber(ctx context.Context, tx *sql.Tx) (string, error) {
-	for range 20 {
-		n, err := randomDigits(i.rand, 8)
-		if err != nil {
-			return "", err
-		}
-		var one int
-		err = tx.QueryRowContext(ctx, `SELECT 1 FROM issuer_approvals WHERE approval_number = $1`, n).Scan(&one)
-		if errors.Is(err, sql.ErrNoRows) {
-			return n, nil
-		}
-		if err != nil {
-			return "", fmt.Errorf("issuer: check approval number: %w", err)
-		}
-	}
-	return "", errors.New("issuer: no free approval number found")
 }
 
 // Cancel voids an approval (승인취소): allowed while it is approved and its
@@ -446,7 +499,7 @@ func (i *Issuer) Cancel(ctx context.Context, req CancelRequest) (*Approval, erro
 	fp := i.vault.fingerprint(opCancel, req.MerchantID, req.ApprovalNumber, req.Reason)
 	var sms queuedSMS
 	out, err := i.idempotent(ctx, merchantScope(req.MerchantID), req.IdempotencyKey, opCancel, fp, now,
-		func(tx *sql.Tx) (string, *Error, error) {
+		func(ctx context.Context, tx *sql.Tx) (string, *Error, error) {
 			sms = queuedSMS{}
 			a, berr, err := i.approvalForUpdate(ctx, tx, req.MerchantID, req.ApprovalNumber, now)
 			if berr != nil || err != nil {
@@ -523,7 +576,7 @@ func (i *Issuer) Refund(ctx context.Context, req RefundRequest) (*Refund, error)
 		strconv.FormatInt(req.Amount.Minor, 10), req.Amount.Currency, req.Reason)
 	var sms queuedSMS
 	out, err := i.idempotent(ctx, merchantScope(req.MerchantID), req.IdempotencyKey, opRefund, fp, now,
-		func(tx *sql.Tx) (string, *Error, error) {
+		func(ctx context.Context, tx *sql.Tx) (string, *Error, error) {
 			sms = queuedSMS{}
 			a, berr, err := i.approvalForUpdate(ctx, tx, req.MerchantID, req.ApprovalNumber, now)
 			if berr != nil || err != nil {

@@ -144,7 +144,7 @@ func (i *Issuer) IssueCard(ctx context.Context, req IssueCardRequest) (*IssuedCa
 	var pan string
 	var seed []byte
 	out, err := i.idempotent(ctx, adminScope, req.IdempotencyKey, opIssueCard, fp, now,
-		func(tx *sql.Tx) (string, *Error, error) {
+		func(ctx context.Context, tx *sql.Tx) (string, *Error, error) {
 			id, err := newID(i.rand, "card")
 			if err != nil {
 				return "", nil, err

@@ -49,6 +49,14 @@ func TestResponseDelay(t *testing.T) {
 		if got := e.inquire(a.Number); got.Status != issuer.StatusApproved {
 			t.Fatalf("inquiry: %+v", got)
 		}
+		// Its repeat is the slow host's answer too: after the delay.
+		start = time.Now()
+		if again, err := e.iss.Approve(ctx, req); err != nil || !again.Replayed || again.Number != a.Number {
+			t.Fatalf("repeat: %v %+v", err, again)
+		}
+		if d := time.Since(start); d < delay {
+			t.Fatalf("the repeat on the slow card was answered after %s, before its delay %s", d, delay)
+		}
 		if c, _ := e.iss.SetCardResponseDelay(ctx, slow.ID, 0); c.ResponseDelay != 0 {
 			t.Fatalf("delay not cleared: %+v", c)
 		}

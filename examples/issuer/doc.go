@@ -54,8 +54,10 @@
 // back to the PG. No log line shows its amount or code; after the cut-off
 // a refund naming no amount refunds it whole.
 //
-// Every mutation takes an idempotency key: the key's record is claimed,
-// the effect made and the outcome recorded in one transaction, so a repeat
+// Every mutation takes an idempotency key: the key is looked up, the
+// effect made and the key's record written with the outcome in one
+// transaction (a concurrent use of the key fails that write and sees the
+// committed record when it runs again), so a repeat
 // with the same parameters returns the original outcome (the same approval,
 // or the same decline) without a second effect, and a reuse with other
 // parameters is IDEMPOTENCY_CONFLICT.

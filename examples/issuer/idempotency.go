@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -34,42 +35,33 @@ type outcome struct {
 // idempotent runs fn once per (scope, key) in one write transaction
 // together with the key's record.
 //
-// The record is claimed first (INSERT … ON CONFLICT DO NOTHING), so that a
-// concurrent call with the same key waits on it (PostgreSQL row lock,
-// SQLite write lock) and then finds the committed record. A repeat with
-// the same operation and fingerprint returns the recorded outcome without
-// running fn; any other reuse of the key is an IdempotencyConflict.
+// The key is looked up first: a repeat with the same operation and
+// fingerprint returns the recorded outcome without running fn; any other
+// reuse of the key is an IdempotencyConflict. A new key's record is
+// written after fn, with fn's outcome, by one INSERT: the usual request
+// writes its record once. A concurrent call with the same key (PostgreSQL;
+// SQLite runs one writer at a time) then fails that INSERT with a
+// unique-key violation, which rolls back fn's effects with it, and write
+// reruns the call, which finds the committed record.
 //
 // fn returns the reference of its result, or a business error (*Error)
 // that is committed with the record (a decline still counts a wrong
 // password, and its repeat must not count it again), or an error that
-// rolls everything back, the claim included. Requests refused by input
-// validation never reach here and are not recorded: the same input is
-// refused the same way again.
+// rolls everything back. fn's statements use the ctx it is given (see
+// write). Requests refused by input validation never reach here and are
+// not recorded: the same input is refused the same way again.
 func (i *Issuer) idempotent(ctx context.Context, scope, key, op string, fp []byte, now time.Time,
-	fn func(tx *sql.Tx) (ref string, berr *Error, err error)) (outcome, error) {
+	fn func(ctx context.Context, tx *sql.Tx) (ref string, berr *Error, err error)) (outcome, error) {
 	var out outcome
 	err := i.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		out = outcome{}
-		res, err := tx.ExecContext(ctx, `INSERT INTO issuer_idempotency
-			(scope, idem_key, operation, fingerprint, created_at) VALUES ($1, $2, $3, $4, $5)
-			ON CONFLICT (scope, idem_key) DO NOTHING`,
-			scope, key, op, fp, i.t(now))
-		if err != nil {
-			return fmt.Errorf("issuer: claim idempotency key: %w", err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("issuer: claim idempotency key: %w", err)
-		}
-		if n == 0 {
-			var storedOp, code, msg, ref string
-			var storedFP []byte
-			if err := tx.QueryRowContext(ctx, `SELECT operation, fingerprint, result_code, result_message, ref
-				FROM issuer_idempotency WHERE scope = $1 AND idem_key = $2`, scope, key).
-				Scan(&storedOp, &storedFP, &code, &msg, &ref); err != nil {
-				return fmt.Errorf("issuer: read idempotency key: %w", err)
-			}
+		var storedOp, code, msg, ref string
+		var storedFP []byte
+		err := tx.QueryRowContext(ctx, `SELECT operation, fingerprint, result_code, result_message, ref
+			FROM issuer_idempotency WHERE scope = $1 AND idem_key = $2`, scope, key).
+			Scan(&storedOp, &storedFP, &code, &msg, &ref)
+		switch {
+		case err == nil:
 			if storedOp != op || !hmac.Equal(storedFP, fp) {
 				out.err = newError(CodeIdempotencyConflict,
 					"the idempotency key was already used with different parameters")
@@ -81,18 +73,21 @@ func (i *Issuer) idempotent(ctx context.Context, scope, key, op string, fp []byt
 				out.err = newError(Code(code), msg)
 			}
 			return nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("issuer: read idempotency key: %w", err)
 		}
-		ref, berr, err := fn(tx)
+		ref, berr, err := fn(ctx, tx)
 		if err != nil {
 			return err
 		}
-		var code, msg string
+		code, msg = "", ""
 		if berr != nil {
 			code, msg = string(berr.Code), berr.Message
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE issuer_idempotency
-			SET result_code = $1, result_message = $2, ref = $3 WHERE scope = $4 AND idem_key = $5`,
-			code, msg, ref, scope, key); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO issuer_idempotency
+			(scope, idem_key, operation, fingerprint, result_code, result_message, ref, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			scope, key, op, fp, code, msg, ref, i.t(now)); err != nil {
 			return fmt.Errorf("issuer: record idempotent outcome: %w", err)
 		}
 		out.ref, out.err = ref, berr
