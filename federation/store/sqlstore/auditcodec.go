@@ -291,15 +291,31 @@ func (s *Store) insertAudit(ctx context.Context, q sqldb.Queryer, e *encodedAudi
 		return 0, 0, err
 	}
 	var id int64
-	if err := q.QueryRowContext(ctx, `INSERT INTO hub_audit
-		(time, scope_id, tx_id, request_id, idempotency_key, detail, message, codec, dict_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
+	if err := q.QueryRowContext(ctx, s.insertAuditSQL(),
 		s.ts(r.Time), scopeID, e.txID, r.RequestID, r.IdempotencyKey,
 		e.detail, e.data, e.codec, dictID).Scan(&id); err != nil {
 		return 0, 0, err
 	}
 	r.ID = id
 	return dictUsed, scopeID, nil
+}
+
+// insertAuditSQL is the INSERT of an audit record. On PostgreSQL the
+// record's ID comes from its identity column. On SQLite (migration 0009)
+// it is the one after both the highest ID in the table and the highest
+// ever archived (hub_audit_archived), so that no ID is given twice, as
+// AUTOINCREMENT promised, without rewriting sqlite_sequence's page in
+// every commit: MAX(id) is one seek in the table's b-tree.
+func (s *Store) insertAuditSQL() string {
+	if s.db.Dialect == sqldb.SQLite {
+		return `INSERT INTO hub_audit
+		(id, time, scope_id, tx_id, request_id, idempotency_key, detail, message, codec, dict_id)
+		VALUES (MAX(COALESCE((SELECT MAX(id) FROM hub_audit), 0), COALESCE((SELECT max_id FROM hub_audit_archived WHERE one = 1), 0)) + 1,
+			$1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`
+	}
+	return `INSERT INTO hub_audit
+		(time, scope_id, tx_id, request_id, idempotency_key, detail, message, codec, dict_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`
 }
 
 // commitDicts remembers, after the commit, the row IDs of the

@@ -1063,16 +1063,18 @@ func (s *Store) prune(ctx context.Context, q sqldb.Queryer, p *store.Prune, now 
 	if now.Before(leaseEnded) {
 		leaseEnded = now
 	}
-	res, err = q.ExecContext(ctx, `WITH
-		done AS (SELECT scope, idem_key, updated_at FROM hub_idempotency
-			WHERE state = 'done' AND updated_at <= $1
-			ORDER BY updated_at LIMIT $3`+lock+`),
-		ended AS (SELECT scope, idem_key, updated_at FROM hub_idempotency
-			WHERE state = 'in_flight' AND lease_expires <= $2 AND updated_at <= $1
-			ORDER BY lease_expires LIMIT $3`+lock+`)
-		DELETE FROM hub_idempotency WHERE (scope, idem_key) IN
-			(SELECT scope, idem_key FROM (SELECT * FROM done UNION ALL SELECT * FROM ended) idle
-				ORDER BY updated_at LIMIT $3)`,
+	// One DELETE (a statement that writes, as the crash tests count them),
+	// the two indexes' oldest entries merged.
+	res, err = q.ExecContext(ctx, `DELETE FROM hub_idempotency WHERE (scope, idem_key) IN
+		(SELECT scope, idem_key FROM (
+			SELECT * FROM (SELECT scope, idem_key, updated_at FROM hub_idempotency
+				WHERE state = 'done' AND updated_at <= $1
+				ORDER BY updated_at LIMIT $3`+lock+`) done
+			UNION ALL
+			SELECT * FROM (SELECT scope, idem_key, updated_at FROM hub_idempotency
+				WHERE state = 'in_flight' AND lease_expires <= $2 AND updated_at <= $1
+				ORDER BY lease_expires LIMIT $3`+lock+`) ended
+		) idle ORDER BY updated_at LIMIT $3)`,
 		s.ts(p.IdemBefore), s.ts(leaseEnded), p.Limit)
 	if err != nil {
 		return 0, err

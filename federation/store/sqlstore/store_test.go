@@ -68,6 +68,45 @@ func TestAuditIsAppendOnly(t *testing.T) {
 	})
 }
 
+// TestAuditIDsNotReused: an audit record's ID is never given twice, even
+// after the newest records were archived (deleted by the operator) and the
+// store restarted: on SQLite hub_audit_archived keeps the highest ID
+// deleted (migration 0009), on PostgreSQL the identity's sequence does.
+func TestAuditIDsNotReused(t *testing.T) {
+	eachBackend(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		s := openStore(t, dsn)
+		var last int64
+		for i := range 4 {
+			r := &store.AuditRecord{Time: t0, Kind: "message.in", RequestID: fmt.Sprintf("_r%d", i), Message: []byte("<x/>")}
+			if err := s.AppendAudit(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+			if r.ID <= last {
+				t.Fatalf("record %d has ID %d after %d", i, r.ID, last)
+			}
+			last = r.ID
+		}
+		if _, err := s.DB().ExecContext(ctx, `DELETE FROM hub_audit WHERE id >= $1`, last-1); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		s = openStore(t, dsn)
+		defer s.Close()
+		r := &store.AuditRecord{Time: t0, Kind: "message.in", RequestID: "_after", Message: []byte("<x/>")}
+		if err := s.AppendAudit(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		if r.ID <= last {
+			t.Errorf("after the newest records up to ID %d were archived, a new record has ID %d", last, r.ID)
+		}
+		recs, err := s.ListAudit(ctx, store.AuditFilter{})
+		if err != nil || len(recs) != 3 || recs[2].ID != r.ID {
+			t.Errorf("after archiving: %d records, %v", len(recs), err)
+		}
+	})
+}
+
 func TestParticipantByCertificateAmbiguity(t *testing.T) {
 	eachBackend(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
