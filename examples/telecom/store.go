@@ -26,7 +26,7 @@ func (t *Telecom) setting(ctx context.Context, name string, n int) ([]byte, erro
 		return nil, fmt.Errorf("telecom: random %s: %w", name, err)
 	}
 	var v []byte
-	err := t.db.WriteTx(ctx, func(tx *sql.Tx) error {
+	err := t.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO telecom_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`,
 			name, fresh); err != nil {
@@ -77,7 +77,7 @@ func (t *Telecom) AddSubscriber(ctx context.Context, s Subscriber) error {
 	}
 	now := t.now()
 	var added bool
-	err = t.db.WriteTx(ctx, func(tx *sql.Tx) error {
+	err = t.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO telecom_subscribers
 			(phone, holder_name, birth_date_hash, status, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (phone) DO NOTHING`,
@@ -109,7 +109,7 @@ func (t *Telecom) SetSubscriberStatus(ctx context.Context, phone string, status 
 		return invalid(fmt.Errorf("unknown subscriber status %q", status))
 	}
 	var n int64
-	err = t.db.WriteTx(ctx, func(tx *sql.Tx) error {
+	err = t.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE telecom_subscribers SET status = $1, updated_at = $2 WHERE phone = $3`,
 			string(status), t.db.Dialect.Time(t.now()), p)
 		if err != nil {
@@ -226,7 +226,8 @@ func (t *Telecom) AddSender(ctx context.Context, a SenderAccount) error {
 	}
 	keyHash := hashAPIKey(a.APIKey)
 	var added bool
-	err := t.db.WriteTx(ctx, func(tx *sql.Tx) error {
+	err := t.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		added = false
 		res, err := tx.ExecContext(ctx, `INSERT INTO telecom_senders
 			(id, name, api_key_hash, webhook_url, webhook_secret, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
@@ -274,7 +275,7 @@ func (t *Telecom) SetSenderWebhook(ctx context.Context, id, webhookURL string, s
 		secret = nil
 	}
 	var n int64
-	err := t.db.WriteTx(ctx, func(tx *sql.Tx) error {
+	err := t.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE telecom_senders SET webhook_url = $1, webhook_secret = $2 WHERE id = $3`,
 			webhookURL, sqlstore.Bytes(secret), id)
 		if err != nil {
@@ -311,44 +312,58 @@ func (t *Telecom) senderByAPIKey(ctx context.Context, key string) (senderRow, er
 	if key == "" {
 		return senderRow{}, ErrUnauthorized
 	}
-	var id string
-	err := t.db.QueryRowContext(ctx, `SELECT id FROM telecom_senders WHERE api_key_hash = $1`, hashAPIKey(key)).Scan(&id)
+	s, err := t.loadSender(ctx, "s.api_key_hash", hashAPIKey(key))
 	if errors.Is(err, sql.ErrNoRows) {
 		return senderRow{}, ErrUnauthorized
 	}
 	if err != nil {
 		return senderRow{}, fmt.Errorf("telecom: sender lookup: %w", err)
 	}
-	return t.sender(ctx, id)
+	return s, nil
 }
 
 // sender loads an account by ID.
 func (t *Telecom) sender(ctx context.Context, id string) (senderRow, error) {
-	s := senderRow{id: id}
-	err := t.db.ReadTx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `SELECT webhook_url, webhook_secret FROM telecom_senders WHERE id = $1`, id).
-			Scan(&s.webhookURL, &s.webhookSecret); err != nil {
-			return err
-		}
-		rows, err := tx.QueryContext(ctx, `SELECT number FROM telecom_sender_numbers WHERE sender_id = $1 ORDER BY position`, id)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var n string
-			if err := rows.Scan(&n); err != nil {
-				return err
-			}
-			s.numbers = append(s.numbers, n)
-		}
-		return rows.Err()
-	})
+	s, err := t.loadSender(ctx, "s.id", id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return senderRow{}, fmt.Errorf("%w: sender %q", ErrNotFound, id)
 	}
 	if err != nil {
 		return senderRow{}, fmt.Errorf("telecom: sender %q: %w", id, err)
+	}
+	return s, nil
+}
+
+// loadSender reads the account whose column key (s.id or s.api_key_hash,
+// both unique) is v, with its caller numbers in order, in one statement:
+// every SMS a participant sends looks its account up, and one statement
+// needs no read transaction to be consistent. It fails with sql.ErrNoRows
+// for no account.
+func (t *Telecom) loadSender(ctx context.Context, key string, v any) (senderRow, error) {
+	rows, err := t.db.QueryContext(ctx, `SELECT s.id, s.webhook_url, s.webhook_secret, n.number
+		FROM telecom_senders s LEFT JOIN telecom_sender_numbers n ON n.sender_id = s.id
+		WHERE `+key+` = $1 ORDER BY n.position`, v)
+	if err != nil {
+		return senderRow{}, err
+	}
+	defer rows.Close()
+	var s senderRow
+	found := false
+	for rows.Next() {
+		var n sql.NullString
+		if err := rows.Scan(&s.id, &s.webhookURL, &s.webhookSecret, &n); err != nil {
+			return senderRow{}, err
+		}
+		found = true
+		if n.Valid {
+			s.numbers = append(s.numbers, n.String)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return senderRow{}, err
+	}
+	if !found {
+		return senderRow{}, sql.ErrNoRows
 	}
 	return s, nil
 }
@@ -426,38 +441,46 @@ func (t *Telecom) submit(ctx context.Context, s senderRow, m sms.Message, want s
 		ID: id, SenderID: s.id, From: from, To: to, Text: m.Text, Type: kind, Bytes: info.Bytes,
 		Ref: m.Ref, Status: StatusQueued, CreatedAt: now,
 	}
-	var replayed bool
-	err = t.db.WriteTx(ctx, func(tx *sql.Tx) error {
+	// The message goes in with its ref's unique key as the check for a
+	// repeated ref, rather than a SELECT before every INSERT: a ref is
+	// new but for the sender's retries. When the ref is taken, the write
+	// rolls back (its inbox position too) and the message that holds the
+	// ref, committed by then, is compared with this one.
+	err = t.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		msg.Status, msg.FailureReason, msg.DeliveredAt, msg.InboxSeq = StatusQueued, "", time.Time{}, 0
-		replayed = false
-		if m.Ref != "" {
-			prev, err := scanMessage(tx.QueryRowContext(ctx,
-				`SELECT `+messageColumns+` FROM telecom_messages WHERE sender_id = $1 AND ref = $2`, s.id, m.Ref))
+		if t.cfg.DeliveryDelay == 0 {
+			// The usual message, to an active line and delivered at
+			// once: one statement checks the line and draws its inbox
+			// position.
+			err := tx.QueryRowContext(ctx, `UPDATE telecom_counters SET value = value + 1
+				WHERE name = 'inbox' AND EXISTS
+					(SELECT 1 FROM telecom_subscribers WHERE phone = $1 AND status = 'active')
+				RETURNING value`, to).Scan(&msg.InboxSeq)
 			switch {
 			case err == nil:
-				if prev.From != msg.From || prev.To != msg.To || prev.Text != msg.Text {
-					return ErrIdempotencyConflict
-				}
-				msg, replayed = prev, true
-				return nil
+				msg.Status, msg.DeliveredAt = StatusDelivered, now
 			case !errors.Is(err, sql.ErrNoRows):
 				return err
 			}
 		}
-		status, err := subscriberStatus(ctx, tx, to)
-		if err != nil {
-			return err
-		}
-		switch {
-		case status == "":
-			msg.Status, msg.FailureReason = StatusFailed, "unknown subscriber"
-		case status != SubscriberActive:
-			msg.Status, msg.FailureReason = StatusFailed, "subscriber "+string(status)
-		case t.cfg.DeliveryDelay == 0:
-			if msg.InboxSeq, err = nextInboxSeq(ctx, tx); err != nil {
+		if msg.Status != StatusDelivered {
+			status, err := subscriberStatus(ctx, tx, to)
+			if err != nil {
 				return err
 			}
-			msg.Status, msg.DeliveredAt = StatusDelivered, now
+			switch {
+			case status == "":
+				msg.Status, msg.FailureReason = StatusFailed, "unknown subscriber"
+			case status != SubscriberActive:
+				msg.Status, msg.FailureReason = StatusFailed, "subscriber "+string(status)
+			case t.cfg.DeliveryDelay == 0:
+				// Activated between the two statements (PostgreSQL,
+				// read committed).
+				if msg.InboxSeq, err = nextInboxSeq(ctx, tx); err != nil {
+					return err
+				}
+				msg.Status, msg.DeliveredAt = StatusDelivered, now
+			}
 		}
 		var ref any
 		if m.Ref != "" {
@@ -481,19 +504,32 @@ func (t *Telecom) submit(ctx context.Context, s senderRow, m sms.Message, want s
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n == 0 {
-			// A concurrent submission with the same ref won (PostgreSQL):
-			// run again to compare with it.
-			return errRetrySubmit
+			return errRefTaken
 		}
 		return nil
 	})
-	if errors.Is(err, errRetrySubmit) {
-		return t.submit(ctx, s, m, want)
+	replayed := false
+	if errors.Is(err, errRefTaken) {
+		// The ref's message is committed now: on SQLite the writer is
+		// one (Group.Write and WriteTx return after the commit); on
+		// PostgreSQL the INSERT waited for the transaction that held
+		// the ref to commit.
+		prev, perr := scanMessage(t.db.QueryRowContext(ctx,
+			`SELECT `+messageColumns+` FROM telecom_messages WHERE sender_id = $1 AND ref = $2`, s.id, m.Ref))
+		switch {
+		case errors.Is(perr, sql.ErrNoRows):
+			// What held the ref did not commit after all (its group
+			// failed): submit again.
+			return t.submit(ctx, s, m, want)
+		case perr != nil:
+			err = perr
+		case prev.From != msg.From || prev.To != msg.To || prev.Text != msg.Text:
+			return Message{}, false, ErrIdempotencyConflict
+		default:
+			msg, replayed, err = prev, true, nil
+		}
 	}
 	if err != nil {
-		if errors.Is(err, ErrIdempotencyConflict) {
-			return Message{}, false, err
-		}
 		return Message{}, false, fmt.Errorf("telecom: submit: %w", err)
 	}
 	if msg.Status == StatusDelivered && !replayed {
@@ -505,7 +541,9 @@ func (t *Telecom) submit(ctx context.Context, s senderRow, m sms.Message, want s
 	return msg, replayed, nil
 }
 
-var errRetrySubmit = errors.New("telecom: retry submit")
+// errRefTaken rolls a message's write back when its sender already used
+// its ref.
+var errRefTaken = errors.New("telecom: ref taken")
 
 // nextInboxSeq draws the next inbox position (the counter row's lock
 // orders concurrent deliveries on PostgreSQL).
@@ -524,7 +562,7 @@ func (t *Telecom) DeliverDue(ctx context.Context) (int, error) {
 	}
 	now := t.now()
 	delivered := 0
-	err := t.db.WriteTx(ctx, func(tx *sql.Tx) error {
+	err := t.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		delivered = 0
 		rows, err := tx.QueryContext(ctx, `SELECT seq FROM telecom_messages
 			WHERE status = 'queued' AND deliver_at <= $1 ORDER BY seq`, t.db.Dialect.Time(now))
@@ -705,7 +743,7 @@ func (t *Telecom) Reply(ctx context.Context, phone, text, inReplyTo string) (Pho
 		ID: id, From: p, To: orig.From, SenderID: s.id, InReplyTo: orig.ID, Text: text,
 		ReceivedAt: t.now(), WebhookStatus: WebhookPending,
 	}
-	err = t.db.WriteTx(ctx, func(tx *sql.Tx) error {
+	err = t.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO telecom_replies
 			(id, from_phone, to_number, sender_id, in_reply_to, body, received_at, webhook_status)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
@@ -725,7 +763,7 @@ func (t *Telecom) Reply(ctx context.Context, phone, text, inReplyTo string) (Pho
 	default:
 		r.WebhookStatus, r.WebhookError = WebhookFailed, ferr.Error()
 	}
-	err = t.db.WriteTx(ctx, func(tx *sql.Tx) error {
+	err = t.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE telecom_replies SET webhook_status = $1, webhook_error = $2, forwarded_at = $3 WHERE id = $4`,
 			string(r.WebhookStatus), r.WebhookError, t.db.Dialect.Time(t.now()), r.ID)
 		return err

@@ -37,6 +37,7 @@ package telecom
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
@@ -201,6 +202,7 @@ type PhoneReply struct {
 type Telecom struct {
 	cfg      Config
 	db       *sqlstore.DB
+	group    *sqlstore.Group // SQLite: the writes' group commit (see write)
 	log      *slog.Logger
 	birthKey []byte
 
@@ -275,8 +277,14 @@ func open(ctx context.Context, db *sqlstore.DB, cfg Config) (*Telecom, error) {
 		changed: make(chan struct{}),
 		stop:    make(chan struct{}),
 	}
+	if db.Dialect == sqlstore.SQLite {
+		t.group = sqlstore.NewGroup(db, "telecom")
+	}
 	var err error
 	if t.birthKey, err = t.setting(ctx, "birth_date_key", 32); err != nil {
+		if t.group != nil {
+			t.group.Close()
+		}
 		db.Close()
 		return nil, err
 	}
@@ -287,14 +295,36 @@ func open(ctx context.Context, db *sqlstore.DB, cfg Config) (*Telecom, error) {
 	return t, nil
 }
 
-// Close stops the delivery poller and closes the database.
+// Close stops the delivery poller and the group's writer (once the writes
+// it took are answered) and closes the database.
 func (t *Telecom) Close() error {
 	t.closeOnce.Do(func() {
 		close(t.stop)
 		t.wg.Wait()
+		if t.group != nil {
+			t.group.Close()
+		}
 		t.closeErr = t.db.Close()
 	})
 	return t.closeErr
+}
+
+// write runs fn in a write transaction; fn's statements use the ctx it is
+// given. Like sqlstore.DB.WriteTx, fn may run more than once.
+//
+// On SQLite, the writes that wait for the database's one writer (the
+// messages of concurrent senders, above all: one per card approval when
+// an issuer's outbox sends its SMS) share its next transaction, each under
+// a savepoint of its own (sqlstore.Group: one fsync per group, every
+// caller answered after the commit, synchronous=FULL). fn then gets ctx
+// without its cancellation, so that a sender who hangs up cannot
+// interrupt the group's statements. PostgreSQL commits concurrent
+// transactions together itself: there it is WriteTx.
+func (t *Telecom) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	if t.group != nil {
+		return t.group.Write(ctx, fn)
+	}
+	return t.db.WriteTx(ctx, func(tx *sql.Tx) error { return fn(ctx, tx) })
 }
 
 func (t *Telecom) pollDeliveries() {
