@@ -175,7 +175,7 @@ func (i *Issuer) approve(ctx context.Context, req ApproveRequest, v *verificatio
 		fields = append(fields, "auth-order", authOrder)
 	}
 	fp := i.vault.fingerprint(op, fields...)
-	x := &approveTx{req: req, verification: v, pan: pan, prefix: prefix, birth: birth, expM: expM, expY: expY, auth: auth,
+	x := &approveTx{req: req, verification: v, pan: pan, panHash: i.vault.panHash(pan), prefix: prefix, birth: birth, expM: expM, expY: expY, auth: auth,
 		authMerchant: authMerchant, authOrder: authOrder, now: now, authNow: i.authNow()}
 	var out outcome
 	for {
@@ -256,6 +256,7 @@ type approveTx struct {
 	req                ApproveRequest
 	verification       *verification // nil but for ApproveVerification
 	pan, prefix, birth string
+	panHash            []byte // of pan, computed before the transaction holds the writer
 	expM, expY         int
 	auth               CardholderAuth
 	authMerchant       string // the AAV's and a virtual number's merchant
@@ -299,7 +300,7 @@ func (i *Issuer) authorize(ctx context.Context, tx *sql.Tx, x *approveTx) (strin
 	// a slow host decides nothing before the delay (approve reruns this
 	// transaction after it), and a fast card costs no read of its own.
 	// A virtual number names no card here; its real card is read below.
-	c, cerr := i.cardByPANHash(ctx, tx, i.vault.panHash(x.pan))
+	c, cerr := i.cardByPANHash(ctx, tx, x.panHash)
 	if cerr == nil && c.ResponseDelay > 0 && !x.delayed {
 		return "", nil, slowCard(c.ResponseDelay)
 	}

@@ -278,7 +278,8 @@ func TestApprovalSurvivesCrashAtEveryWrite(t *testing.T) {
 // card: write transactions (txns/op; under WAL with synchronous=FULL each
 // is one fsync, fsyncs/op, checkpoints aside), writing statements and
 // statements — the SMS's 'sent' records included, the last one written
-// when the loop ends.
+// when the loop ends — and the process's CPU time (cpu-µs/op, the SMS's
+// delivery and logging included).
 //
 //	go test ./examples/issuer -run '^$' -bench ApprovalCost -benchtime 300x
 func BenchmarkApprovalCost(b *testing.B) {
@@ -292,7 +293,7 @@ func BenchmarkApprovalCost(b *testing.B) {
 			if _, err := p.iss.Notifications(ctx, 1); err != nil {
 				b.Fatal(err)
 			}
-			before := p.probe.Counts()
+			before, cpu := p.probe.Counts(), cpuTime()
 			stop := p.probe.Record()
 			b.ResetTimer()
 			for b.Loop() {
@@ -302,12 +303,13 @@ func BenchmarkApprovalCost(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.StopTimer()
-			c, stmts := p.probe.Counts().Sub(before), len(stop())
+			c, stmts, used := p.probe.Counts().Sub(before), len(stop()), cpuTime()-cpu
 			n := float64(b.N)
 			b.ReportMetric(float64(c.Commits)/n, "txns/op")
 			b.ReportMetric(float64(c.Commits)/n, "fsyncs/op")
 			b.ReportMetric(float64(c.Writes)/n, "writes/op")
 			b.ReportMetric(float64(stmts)/n, "stmts/op")
+			b.ReportMetric(float64(used.Microseconds())/n, "cpu-µs/op")
 		})
 	}
 }

@@ -160,7 +160,8 @@ func BenchmarkSharedGroup(b *testing.B) {
 			if err := p.request(st, seq.Add(1)); err != nil {
 				b.Fatal(err)
 			}
-			before := p.probe.Counts()
+			before, cpu := p.probe.Counts(), cpuTime()
+			stop := p.probe.Record()
 			b.SetParallelism((16 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
@@ -172,11 +173,13 @@ func BenchmarkSharedGroup(b *testing.B) {
 				}
 			})
 			b.StopTimer()
-			c := p.probe.Counts().Sub(before)
+			c, stmts, used := p.probe.Counts().Sub(before), len(stop()), cpuTime()-cpu
 			n := float64(b.N)
 			b.ReportMetric(float64(c.Commits)/n, "txns/op")
 			b.ReportMetric(float64(c.Commits)/n, "fsyncs/op")
 			b.ReportMetric(float64(c.Writes)/n, "writes/op")
+			b.ReportMetric(float64(stmts)/n, "stmts/op")
+			b.ReportMetric(float64(used.Microseconds())/n, "cpu-µs/op")
 		})
 	}
 }

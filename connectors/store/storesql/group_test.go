@@ -217,7 +217,8 @@ func TestRequestSurvivesCrashAtEveryWrite(t *testing.T) {
 // with the message's replay record and the order claimed, then the
 // outcome recorded with the approval claimed — with
 // one client and with 16 at once: write transactions (txns/op; one WAL
-// fsync each under synchronous=FULL, fsyncs/op) and writing statements.
+// fsync each under synchronous=FULL, fsyncs/op), writing statements,
+// statements (the group's SAVEPOINTs included) and the process's CPU time.
 // With 16 clients the requests' writes share commits (group).
 //
 //	go test ./connectors/store/storesql -run '^$' -bench RequestCost -benchtime 2000x
@@ -248,7 +249,8 @@ func BenchmarkRequestCost(b *testing.B) {
 				return s.FinishObjects(ctx, caller, "k"+id, out, store.Objects{Owner: owner,
 					Claim: []store.ObjectRef{{Kind: "card:approval", ID: fmt.Sprintf("%08d", n)}}}, t0)
 			}
-			before := p.Counts()
+			before, cpu := p.Counts(), cpuTime()
+			stop := p.Record()
 			b.SetParallelism((clients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
 			b.ResetTimer()
 			if clients == 1 {
@@ -268,11 +270,13 @@ func BenchmarkRequestCost(b *testing.B) {
 				})
 			}
 			b.StopTimer()
-			c := p.Counts().Sub(before)
+			c, stmts, used := p.Counts().Sub(before), len(stop()), cpuTime()-cpu
 			n := float64(b.N)
 			b.ReportMetric(float64(c.Commits)/n, "txns/op")
 			b.ReportMetric(float64(c.Commits)/n, "fsyncs/op")
 			b.ReportMetric(float64(c.Writes)/n, "writes/op")
+			b.ReportMetric(float64(stmts)/n, "stmts/op")
+			b.ReportMetric(float64(used.Microseconds())/n, "cpu-µs/op")
 		})
 	}
 }
