@@ -13,6 +13,7 @@ import (
 	"github.com/kecis/kecis/connectors/store"
 	"github.com/kecis/kecis/connectors/store/storesql"
 	"github.com/kecis/kecis/examples/issuer"
+	"github.com/kecis/kecis/internal/testutil"
 	"github.com/kecis/kecis/saml"
 )
 
@@ -217,4 +218,99 @@ func TestApproveAnswersWhatItWrote(t *testing.T) {
 			t.Errorf("ApproveVerification answered\n%+v\nan inquiry reads\n%+v", v, got)
 		}
 	})
+}
+
+// TestSharedRequestSurvivesCrashAtEveryWrite kills the database's writer
+// at each write of one card:approve request made through the adapter store
+// and the issuer sharing one database and one group commit — the key taken
+// with the message's replay record and the order claimed, the approval,
+// the outcome recorded with the approval claimed — restarts both on the
+// file and retries with the same key after the lease: an outcome that was
+// recorded is the retry's answer; an approval that was acknowledged is the
+// one the retry gets; the order is approved, and its amount taken, once.
+func TestSharedRequestSurvivesCrashAtEveryWrite(t *testing.T) {
+	const caller, owner, key, lease = "https://hub.test/kecis|https://pg.test", "https://pg.test", "order-1/approve", time.Minute
+	fp := []byte("fingerprint")
+	order := store.Objects{Owner: owner, Claim: []store.ObjectRef{{Kind: "card:order", ID: "order-1", PerOwner: true}}}
+	finish := func(st *storesql.Store, number string, now time.Time) error {
+		return st.FinishObjects(ctx, caller, key, &store.Outcome{Status: saml.Status{Code: saml.StatusSuccess}, Payload: []byte(number)},
+			store.Objects{Owner: owner, Claim: []store.ObjectRef{{Kind: "card:approval", ID: number}}}, now)
+	}
+	for n := int64(1); ; n++ {
+		p := newProbed(t, 0)
+		st := p.adapterStore(t, false)
+		req := p.approveReq(p.card, 3000)
+		p.probe.CrashAt(n)
+		now := p.clock.Now()
+		var acked, recorded string
+		seen := []store.ReplayEntry{{Issuer: "https://hub.test", ID: "_msg1", Expires: now.Add(time.Minute)}}
+		if res, _, err := st.BeginRemembered(ctx, seen, caller, key, fp, lease, now, order); err == nil && res == saml.IdemAcquired {
+			if a, err := p.iss.Approve(ctx, req); err == nil {
+				acked = a.Number
+				if finish(st, a.Number, now) == nil {
+					recorded = a.Number
+				}
+			}
+		}
+		crashed := p.probe.Crashed()
+		st.Close()
+		p.iss.Close()
+
+		cfg := p.cfg
+		cfg.DSN = "sqlite:" + p.path
+		cfg.Rand = testutil.NewDetRand(fmt.Sprint(t.Name(), n))
+		again, err := issuer.Open(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast, err := storesql.New(ctx, again.DB(), atRestKey, storesql.Shared(again.Group()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		later := now.Add(lease + time.Second)
+		retry := []store.ReplayEntry{{Issuer: "https://hub.test", ID: "_msg2", Expires: later.Add(time.Minute)}}
+		res, out, err := ast.BeginRemembered(ctx, retry, caller, key, fp, lease, later, order)
+		switch {
+		case err != nil:
+			t.Fatalf("crash at write %d: retry: %v", n, err)
+		case recorded != "":
+			if res != saml.IdemDone || out == nil || string(out.Payload) != recorded {
+				t.Errorf("crash at write %d: the recorded outcome %s was lost: retry %s %+v", n, recorded, res, out)
+			}
+		case res != saml.IdemAcquired && res != saml.IdemReacquired:
+			t.Errorf("crash at write %d: retry %s, want the key taken again", n, res)
+		default:
+			a, err := again.Approve(ctx, req)
+			if err != nil {
+				t.Fatalf("crash at write %d: the retry's approval: %v", n, err)
+			}
+			if acked != "" && (a.Number != acked || !a.Replayed) {
+				t.Errorf("crash at write %d: the retry got approval %s (replayed %t), the first answer was %s", n, a.Number, a.Replayed, acked)
+			}
+			if err := finish(ast, a.Number, later); err != nil {
+				t.Errorf("crash at write %d: finish the retry: %v", n, err)
+			}
+		}
+		var approvals int
+		var available int64
+		db := again.DB()
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM issuer_approvals WHERE order_id = $1`, req.OrderID).Scan(&approvals); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.QueryRowContext(ctx, `SELECT available FROM issuer_cards WHERE id = $1`, p.card.ID).Scan(&available); err != nil {
+			t.Fatal(err)
+		}
+		if want := int64(1<<50 - 3000); approvals != 1 || available != want {
+			t.Errorf("crash at write %d: %d approvals of the order, available %d; want 1 and %d", n, approvals, available, want)
+		}
+		ast.Close()
+		again.Close()
+		if !crashed {
+			if n < 6 {
+				t.Errorf("only %d writes in a request: nothing was crashed", n-1)
+			}
+			t.Logf("a request writes %d statements through the shared group; crashed at each", n-1)
+			return
+		}
+	}
 }
