@@ -332,7 +332,7 @@ func (i *Issuer) authorize(ctx context.Context, tx *sql.Tx, x *approveTx) (strin
 	if !ecml.LuhnValid(x.pan) || len(x.pan) < 13 || len(x.pan) > 19 {
 		return i.decline(ctx, tx, x, "", CodeInvalidCard, "invalid card number")
 	}
-	pan, virtual := x.pan, ""
+	var virtual string
 	var virtualExp time.Time
 	if i.vcn != nil && i.vcn.IsVirtual(ecml.PAN(x.pan)) {
 		r, err := i.vcn.AuthorizeTx(ctx, tx, ecml.PAN(x.pan), vcn.Use{Merchant: x.authMerchant,
@@ -343,8 +343,8 @@ func (i *Issuer) authorize(ctx context.Context, tx *sql.Tx, x *approveTx) (strin
 			}
 			return "", nil, fmt.Errorf("issuer: virtual number: %w", err)
 		}
-		pan, virtual, virtualExp = r.Real.Reveal(), ecml.MaskPAN(x.pan), r.Controls.NotOnOrAfter.In(i.loc)
-		c, cerr = i.cardByPANHash(ctx, tx, i.vault.panHash(pan))
+		virtual, virtualExp = ecml.MaskPAN(x.pan), r.Controls.NotOnOrAfter.In(i.loc)
+		c, cerr = i.cardByPANHash(ctx, tx, i.vault.panHash(r.Real.Reveal()))
 	}
 	if errors.Is(cerr, sql.ErrNoRows) {
 		return i.decline(ctx, tx, x, "", CodeInvalidCard, "unknown card number")
