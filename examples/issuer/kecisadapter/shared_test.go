@@ -1,8 +1,17 @@
-package issuer_test
+package kecisadapter_test
+
+// The issuer's adapter store as a guest in the issuer's own database,
+// sharing its group commit (storesql.Shared, issuer.Issuer.Group): what
+// the demo runs (examples/demo/issuer.go). Here, not in examples/issuer:
+// the issuer's own tests link no KECIS code (internal/archtest).
 
 import (
+	"bytes"
+	"context"
 	"fmt"
-	"reflect"
+	"log/slog"
+	"math/rand/v2"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -10,14 +19,74 @@ import (
 	"time"
 
 	"github.com/kecis/kecis/connectors/sqlstore"
+	"github.com/kecis/kecis/connectors/sqlstore/sqlprobe"
 	"github.com/kecis/kecis/connectors/store"
 	"github.com/kecis/kecis/connectors/store/storesql"
+	"github.com/kecis/kecis/ecml"
 	"github.com/kecis/kecis/examples/issuer"
-	"github.com/kecis/kecis/internal/testutil"
 	"github.com/kecis/kecis/saml"
 )
 
-var atRestKey = []byte("0123456789abcdef0123456789abcdef")
+var (
+	ctx       = context.Background()
+	atRestKey = []byte("0123456789abcdef0123456789abcdef")
+)
+
+// clock is a fixed clock: nothing in these tests waits.
+type clock struct{ now time.Time }
+
+func (c *clock) Now() time.Time { return c.now }
+
+// probed is an issuer on a SQLite file whose statements, commits and
+// crashes a sqlprobe.Probe counts and injects, with one credit card.
+type probed struct {
+	db    *sqlstore.DB
+	probe *sqlprobe.Probe
+	path  string
+	cfg   issuer.Config
+	clock *clock
+	iss   *issuer.Issuer
+	card  *issuer.IssuedCard
+	seq   atomic.Int64
+}
+
+func newProbed(t testing.TB) *probed {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "issuer.db")
+	db, probe, err := sqlprobe.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &probed{db: db, probe: probe, path: path, clock: &clock{now: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}}
+	p.cfg = issuer.Config{DataKey: bytes.Repeat([]byte{0x42}, 32), Pepper: bytes.Repeat([]byte{0x17}, 32),
+		Notifier: &issuer.Inbox{}, Now: p.clock.Now, Rand: rand.NewChaCha8([32]byte{7}),
+		// The 'sent' state of delivered SMS waits for the next write
+		// transaction for the whole test (no timer fires in it).
+		NotifyTimeout: 8 * time.Hour, SMSRecordDelay: time.Hour, Logger: slog.New(slog.DiscardHandler)}
+	if p.iss, err = issuer.OpenDB(ctx, db, p.cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.iss.Close() })
+	if p.card, err = p.iss.IssueCard(ctx, issuer.IssueCardRequest{Type: issuer.Credit, HolderName: "홍길동",
+		HolderPhone: "010-2345-6789", BirthDate: "870312", Password: "4821", Limit: 1 << 50, IdempotencyKey: "card-1"}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// approveReq is an approval of amount on c for a fresh order.
+func (p *probed) approveReq(c *issuer.IssuedCard, amount int64) issuer.ApproveRequest {
+	n := p.seq.Add(1)
+	return issuer.ApproveRequest{MerchantID: "M-EXAMPLE", MerchantName: "Example Shop", OrderID: fmt.Sprint("ORD-", n),
+		Amount: ecml.Money{Minor: amount, Currency: "KRW"},
+		Card:   issuer.CardData{PAN: c.PAN, ExpMonth: c.ExpMonth, ExpYear: c.ExpYear}, IdempotencyKey: fmt.Sprint("approve-", n)}
+}
+
+func (p *probed) approve(c *issuer.IssuedCard, amount int64) {
+	if _, err := p.iss.Approve(ctx, p.approveReq(c, amount)); err != nil {
+		panic(err)
+	}
+}
 
 // adapterStore opens the issuer's adapter store in p's database: a guest
 // in the issuer's group commit (storesql.Shared), or, own, with a group
@@ -65,7 +134,7 @@ func (p *probed) request(st *storesql.Store, n int64) error {
 // that wait for the database's one writer queue in one group and commit
 // together — and its Close leaves the issuer's group and database open.
 func TestAdapterStoreSharesGroup(t *testing.T) {
-	p := newProbed(t, 0)
+	p := newProbed(t)
 	st := p.adapterStore(t, false)
 	if err := p.request(st, 0); err != nil {
 		t.Fatal(err)
@@ -147,7 +216,7 @@ func TestAdapterStoreSharesGroup(t *testing.T) {
 // (own), whose commits and the issuer's take turns at the database's one
 // writer and never merge.
 //
-//	go test ./examples/issuer -run '^$' -bench SharedGroup -benchtime 2000x
+//	go test ./examples/issuer/kecisadapter -run '^$' -bench SharedGroup -benchtime 2000x
 func BenchmarkSharedGroup(b *testing.B) {
 	for _, own := range []bool{false, true} {
 		name := "shared"
@@ -155,7 +224,7 @@ func BenchmarkSharedGroup(b *testing.B) {
 			name = "own"
 		}
 		b.Run(name+"/clients=16", func(b *testing.B) {
-			p := newProbed(b, 0)
+			p := newProbed(b)
 			st := p.adapterStore(b, own)
 			var seq atomic.Int64
 			if err := p.request(st, seq.Add(1)); err != nil {
@@ -185,41 +254,6 @@ func BenchmarkSharedGroup(b *testing.B) {
 	}
 }
 
-// TestApproveAnswersWhatItWrote: a new approval's answer is built from
-// what its transaction wrote, not read back after the commit; it is what
-// an inquiry then reads, field for field — a lump sum and an instalment
-// plan, key-in, a verification approval — and a repeat answers the same.
-func TestApproveAnswersWhatItWrote(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dsn dsnFunc) {
-		e := newEnv(t, dsn)
-		c := e.issue(issuer.Credit, 1_000_000)
-		keyIn := e.approveReq(c, 2000)
-		keyIn.Installments, keyIn.MerchantName = 3, ""
-		keyIn.Card.KeyIn = &issuer.KeyIn{PasswordPrefix: testPrefix, BirthDate: testBirth}
-		for _, req := range []issuer.ApproveRequest{e.approveReq(c, 1000), keyIn} {
-			a, err := e.iss.Approve(ctx, req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := e.inquire(a.Number); !reflect.DeepEqual(a, got) {
-				t.Errorf("Approve answered\n%+v\nan inquiry reads\n%+v", a, got)
-			}
-			again, err := e.iss.Approve(ctx, req)
-			if err != nil || !again.Replayed {
-				t.Fatalf("repeat: %v %+v", err, again)
-			}
-			again.Replayed = false
-			if !reflect.DeepEqual(a, again) {
-				t.Errorf("Approve answered\n%+v\nits repeat\n%+v", a, again)
-			}
-		}
-		v := e.verify(c, 1234, "5678")
-		if got := e.inquire(v.Number); !reflect.DeepEqual(v, got) {
-			t.Errorf("ApproveVerification answered\n%+v\nan inquiry reads\n%+v", v, got)
-		}
-	})
-}
-
 // TestSharedRequestSurvivesCrashAtEveryWrite kills the database's writer
 // at each write of one card:approve request made through the adapter store
 // and the issuer sharing one database and one group commit — the key taken
@@ -237,7 +271,7 @@ func TestSharedRequestSurvivesCrashAtEveryWrite(t *testing.T) {
 			store.Objects{Owner: owner, Claim: []store.ObjectRef{{Kind: "card:approval", ID: number}}}, now)
 	}
 	for n := int64(1); ; n++ {
-		p := newProbed(t, 0)
+		p := newProbed(t)
 		st := p.adapterStore(t, false)
 		req := p.approveReq(p.card, 3000)
 		p.probe.CrashAt(n)
@@ -258,7 +292,7 @@ func TestSharedRequestSurvivesCrashAtEveryWrite(t *testing.T) {
 
 		cfg := p.cfg
 		cfg.DSN = "sqlite:" + p.path
-		cfg.Rand = testutil.NewDetRand(fmt.Sprint(t.Name(), n))
+		cfg.Rand = rand.NewChaCha8([32]byte{byte(n)})
 		again, err := issuer.Open(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)
