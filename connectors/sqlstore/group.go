@@ -29,7 +29,8 @@ const MaxGroup = 64
 // busy handler's sleeps, and under load the commits of waiting writers
 // merge instead of each syncing on its own. PostgreSQL needs no group: its
 // own group commit (commit_delay) and row locks serve concurrent
-// transactions, so a program uses WriteTx there.
+// transactions, so there a Group starts no writer and Write is WriteTx —
+// a program writes through its Group whatever the dialect.
 type Group struct {
 	db      *DB
 	name    string
@@ -47,10 +48,16 @@ type groupWrite struct {
 	err chan error
 }
 
-// NewGroup starts the writer of db's group; name (e.g. "adapter store")
+// NewGroup starts the writer of db's group on SQLite (on PostgreSQL none:
+// each Write is a transaction of its own); name (e.g. "adapter store")
 // begins its errors. Close stops it.
 func NewGroup(db *DB, name string) *Group {
-	g := &Group{db: db, name: name, reqs: make(chan *groupWrite), stop: make(chan struct{}), done: make(chan struct{})}
+	g := &Group{db: db, name: name, stop: make(chan struct{}), done: make(chan struct{})}
+	if db.Dialect != SQLite {
+		close(g.done)
+		return g
+	}
+	g.reqs = make(chan *groupWrite)
 	go g.loop()
 	return g
 }
@@ -62,7 +69,18 @@ func NewGroup(db *DB, name string) *Group {
 // interrupted statement would roll back the whole group's transaction
 // (SQLite), so a caller that gives up while its write runs only stops
 // waiting before the group takes it.
+//
+// Without a writer (PostgreSQL) fn runs in a transaction of its own
+// (DB.WriteTx) with ctx as it is.
 func (g *Group) Write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	if g.reqs == nil {
+		select {
+		case <-g.stop:
+			return fmt.Errorf("%s: closed", g.name)
+		default:
+		}
+		return g.db.WriteTx(ctx, func(tx *sql.Tx) error { return fn(ctx, tx) })
+	}
 	w := &groupWrite{ctx: ctx, fn: fn, err: make(chan error, 1)}
 	g.waiting.Add(1)
 	select {

@@ -217,9 +217,7 @@ func (i *Issuer) use(ctx context.Context, db *sqlstore.DB) (*Issuer, error) {
 		db.Close()
 		return nil, err
 	}
-	if db.Dialect == sqlstore.SQLite {
-		i.group = sqlstore.NewGroup(db, "issuer")
-	}
+	i.group = sqlstore.NewGroup(db, "issuer")
 	if i.admin == "" {
 		i.log.Warn("issuer: admin endpoints are open (no admin token configured)")
 	}
@@ -347,9 +345,7 @@ func (i *Issuer) Close() error {
 	if err := i.flushSent(context.Background()); err != nil {
 		i.log.Error("sms outbox: recording delivered sms at close failed; they will be sent again after their lease", "err", err)
 	}
-	if i.group != nil {
-		i.group.Close()
-	}
+	i.group.Close()
 	return i.db.Close()
 }
 
@@ -358,8 +354,8 @@ func (i *Issuer) Close() error {
 // adapter_* tables may live in it beside the issuer's (see Group).
 func (i *Issuer) DB() *sqlstore.DB { return i.db }
 
-// Group is the group commit of the issuer's writes on its SQLite database
-// (nil on PostgreSQL, whose own group commit serves). The issuer's
+// Group is the group commit of the issuer's writes on its database (on
+// PostgreSQL, whose own group commit serves, a transaction each). The issuer's
 // in-process adapter store joins it (storesql.Shared), so that one
 // database has one writer and the claim, the approval and the outcome of
 // concurrent requests share commits (fsyncs). Close stops it: close the
@@ -408,11 +404,7 @@ func (i *Issuer) write(ctx context.Context, fn func(ctx context.Context, tx *sql
 	}
 	var err error
 	for range 3 {
-		if i.group != nil {
-			err = i.group.Write(ctx, run)
-		} else {
-			err = i.db.WriteTx(ctx, func(tx *sql.Tx) error { return run(ctx, tx) })
-		}
+		err = i.group.Write(ctx, run)
 		if !sqlstore.IsUniqueViolation(err) {
 			break
 		}

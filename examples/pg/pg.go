@@ -127,10 +127,7 @@ func (p *PG) use(ctx context.Context, db *sqlstore.DB) (*PG, error) {
 		db.Close()
 		return nil, fmt.Errorf("pg: %w", err)
 	}
-	p.db = db
-	if db.Dialect == sqlstore.SQLite {
-		p.group = sqlstore.NewGroup(db, "pg")
-	}
+	p.db, p.group = db, sqlstore.NewGroup(db, "pg")
 	if p.admin == "" {
 		p.log.Warn("pg: admin endpoints are open (no admin token configured)")
 	}
@@ -187,9 +184,7 @@ func newPG(cfg Config) (*PG, error) {
 
 // Close stops the group's writer and closes the database.
 func (p *PG) Close() error {
-	if p.group != nil {
-		p.group.Close()
-	}
+	p.group.Close()
 	return p.db.Close()
 }
 
@@ -229,11 +224,7 @@ func (p *PG) Run(ctx context.Context, interval time.Duration) error {
 func (p *PG) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	var err error
 	for range 3 {
-		if p.group != nil {
-			err = p.group.Write(ctx, fn)
-		} else {
-			err = p.db.WriteTx(ctx, func(tx *sql.Tx) error { return fn(ctx, tx) })
-		}
+		err = p.group.Write(ctx, fn)
 		if !sqlstore.IsUniqueViolation(err) {
 			return err
 		}

@@ -276,15 +276,11 @@ func open(ctx context.Context, db *sqlstore.DB, cfg Config) (*Telecom, error) {
 		log:     cfg.Logger.With("component", "telecom"),
 		changed: make(chan struct{}),
 		stop:    make(chan struct{}),
-	}
-	if db.Dialect == sqlstore.SQLite {
-		t.group = sqlstore.NewGroup(db, "telecom")
+		group:   sqlstore.NewGroup(db, "telecom"),
 	}
 	var err error
 	if t.birthKey, err = t.setting(ctx, "birth_date_key", 32); err != nil {
-		if t.group != nil {
-			t.group.Close()
-		}
+		t.group.Close()
 		db.Close()
 		return nil, err
 	}
@@ -301,9 +297,7 @@ func (t *Telecom) Close() error {
 	t.closeOnce.Do(func() {
 		close(t.stop)
 		t.wg.Wait()
-		if t.group != nil {
-			t.group.Close()
-		}
+		t.group.Close()
 		t.closeErr = t.db.Close()
 	})
 	return t.closeErr
@@ -321,10 +315,7 @@ func (t *Telecom) Close() error {
 // interrupt the group's statements. PostgreSQL commits concurrent
 // transactions together itself: there it is WriteTx.
 func (t *Telecom) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
-	if t.group != nil {
-		return t.group.Write(ctx, fn)
-	}
-	return t.db.WriteTx(ctx, func(tx *sql.Tx) error { return fn(ctx, tx) })
+	return t.group.Write(ctx, fn)
 }
 
 func (t *Telecom) pollDeliveries() {

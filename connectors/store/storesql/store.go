@@ -45,7 +45,7 @@ const Component = "kecis-adapter"
 // Store is the adapter's state in a SQL database.
 type Store struct {
 	db     *sqlstore.DB
-	group  *sqlstore.Group // SQLite: concurrent requests' writes share commits; nil on PostgreSQL
+	group  *sqlstore.Group // concurrent requests' writes share commits on SQLite (a transaction each on PostgreSQL)
 	sealer *store.Sealer
 	refKey []byte
 	// guest: db (and group, when given to Shared) belong to the caller,
@@ -110,7 +110,7 @@ func New(ctx context.Context, db *sqlstore.DB, atRestKey []byte, opts ...Option)
 		return nil, err
 	}
 	st := &Store{db: db, sealer: sealer, refKey: objectKey(atRestKey), guest: o.shared, group: o.group}
-	if st.group == nil && db.Dialect == sqlstore.SQLite {
+	if st.group == nil {
 		st.group, st.ownGroup = sqlstore.NewGroup(db, "adapter store"), true
 	}
 	return st, nil
@@ -132,16 +132,13 @@ func (s *Store) Close() error {
 // write runs fn in a write transaction: the next group's on SQLite (see
 // sqlstore.Group), one of its own elsewhere.
 func (s *Store) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
-	if s.group != nil {
-		return s.group.Write(ctx, fn)
-	}
-	return s.db.WriteTx(ctx, func(tx *sql.Tx) error { return fn(ctx, tx) })
+	return s.group.Write(ctx, fn)
 }
 
 // exec runs one writing statement: in the group on SQLite, alone
 // (autocommit) elsewhere.
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if s.group == nil {
+	if s.db.Dialect != sqlstore.SQLite {
 		return s.db.ExecContext(ctx, query, args...)
 	}
 	var res sql.Result

@@ -75,11 +75,7 @@ func New(ctx context.Context, db *sqldb.DB) (*Store, error) {
 	if err := Migrate(ctx, db); err != nil {
 		return nil, err
 	}
-	s := &Store{db: db}
-	if db.Dialect == sqldb.SQLite {
-		s.group = sqldb.NewGroup(db, "store")
-	}
-	return s, nil
+	return &Store{db: db, group: sqldb.NewGroup(db, "store")}, nil
 }
 
 // Migrate brings the hub's tables in db to the newest schema (safe when
@@ -151,9 +147,7 @@ func (s *Store) Writable(ctx context.Context) error {
 
 // Close implements store.Store.
 func (s *Store) Close() error {
-	if s.group != nil {
-		s.group.Close()
-	}
+	s.group.Close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
@@ -1018,10 +1012,7 @@ func (s *Store) Commit(ctx context.Context, w *store.Writes) (*store.Committed, 
 // ctx without cancellation, see sqldb.Group.Write), one of its own on
 // PostgreSQL.
 func (s *Store) writeTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
-	if s.group != nil {
-		return s.group.Write(ctx, fn)
-	}
-	return s.db.WriteTx(ctx, func(tx *sql.Tx) error { return fn(ctx, tx) })
+	return s.group.Write(ctx, fn)
 }
 
 // prune deletes at most p.Limit expired replay records and at most
