@@ -41,7 +41,7 @@ bench: ## benchmarks, machine-readable (go test -bench output; RESULT lines from
 bench-peers: ## kecis vs libxmlsec1 (C) on one pinned core, interleaved rounds: medians and ratios (needs libxmlsec1-dev)
 	./scripts/bench-peers.sh
 
-bench-report: ## measure and write docs/performance.md with its plots (~35 min; QUICK=1 ~4 min; scripts/bench-report.sh)
+bench-report: ## measure and write docs/performance.md with its plots (~55 min; QUICK=1 ~5 min; scripts/bench-report.sh)
 	./scripts/bench-report.sh
 
 lint: ## gofmt, go vet, staticcheck (pinned) and go mod tidy -diff (scripts/lint.sh)

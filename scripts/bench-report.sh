@@ -2,8 +2,8 @@
 # The performance report: measures, then writes docs/performance.md, its SVG
 # plots and docs/performance/data.json (tools/benchreport).
 #
-#   scripts/bench-report.sh            # make bench-report: the full run (~35 min here)
-#   QUICK=1 scripts/bench-report.sh    # a short run (~4 min)
+#   scripts/bench-report.sh            # make bench-report: the full run (~55 min here)
+#   QUICK=1 scripts/bench-report.sh    # a short run (~5 min)
 #
 # Builds bin/kecis and bin/kecis-demo, and bin/kecis-boring with
 # GOEXPERIMENT=boringcrypto when cgo and a C compiler are there (else the
@@ -13,7 +13,8 @@
 #
 # Env:
 #   QUICK=1          fewer and shorter rounds, 2,000 approvals of history
-#   HISTORY=N        approvals pushed before the after-history runs (default 100000, quick 2000)
+#   HISTORY=N        approvals pushed through each demo (ECDSA, RSA) before its after-history runs
+#                    (default 100000, quick 2000)
 #   ROUNDS=N         interleaved rounds of the closed-loop load tests (default 3, quick 1)
 #   RUN_DURATION=D   each load test run (default 20s, quick 6s)
 #   PEERS=skip       leave out the libxmlsec1 comparison (default: run it when libxmlsec1-dev is installed)

@@ -51,6 +51,11 @@ type Data struct {
 	History          int         `json:"history"`
 	HistoryDurationS float64     `json:"history_duration_s"`
 	HubStorage       *HubStorage `json:"hub_storage,omitempty"`
+	// RSAHistory and RSAHistoryDurationS: the same push through the demo
+	// with RSA signing keys (Load points of phase "rsa-push"), before its
+	// "rsa-history" points; 0 when it was not made (runs before it was).
+	RSAHistory          int     `json:"rsa_history,omitempty"`
+	RSAHistoryDurationS float64 `json:"rsa_history_duration_s,omitempty"`
 	// HubBytesPerApproval is what runs before HubStorage measured: the
 	// growth of hub.db and its WAL together (the WAL's size is not the
 	// data's). Rendered only when HubStorage is absent.
@@ -100,11 +105,12 @@ type GoBench struct {
 
 // LoadPoint is one `kecis loadtest` run.
 type LoadPoint struct {
-	// Phase: "fresh" (the demo as started), "history" (after History
-	// approvals), "rsa" (the demo with RSA signing keys) or "replicas"
-	// (the demo's hub on PostgreSQL, with Replicas hubs on it taking the
-	// requests in turn). Kind: "closed" (as fast as the workers go) or
-	// "open" (at OfferedPct of the fresh peak).
+	// Phase: "fresh" (the demo as started), "push" (the History
+	// approvals), "history" (after them), "rsa" (the demo with RSA signing
+	// keys), "rsa-push" and "rsa-history" (its push and the runs after
+	// it), or "replicas" (the demo's hub on PostgreSQL, with Replicas hubs
+	// on it taking the requests in turn). Kind: "closed" (as fast as the
+	// workers go) or "open" (at OfferedPct of the fresh peak).
 	Phase      string `json:"phase"`
 	Kind       string `json:"kind"`
 	Round      int    `json:"round"`

@@ -18,7 +18,9 @@
 //     the time of one SQLite commit on this disk;
 //   - kecis-demo in a scratch directory, and `kecis loadtest` against it:
 //     as fast as possible at each concurrency, at shares of the measured
-//     peak, then after a number of approvals;
+//     peak, then after a number of approvals; and a second kecis-demo
+//     whose signing keys are RSA 2048, as fast as possible at each
+//     concurrency, before and after as many approvals;
 //   - kecis-demo with its hub on PostgreSQL and 1, 2, 3 hub replicas
 //     (`kecis serve` on the demo's hub.yaml), and `kecis loadtest --target
 //     URL,…` against them (replicas.go).
@@ -61,7 +63,7 @@ func run(args []string) error {
 	fs.StringVar(&p.Kecis, "kecis", "bin/kecis", "the kecis binary (standard build)")
 	fs.StringVar(&p.Boring, "kecis-boring", "", "kecis built with GOEXPERIMENT=boringcrypto (empty: no BoringCrypto comparison)")
 	fs.StringVar(&p.Demo, "kecis-demo", "bin/kecis-demo", "the kecis-demo binary")
-	fs.BoolVar(&p.Quick, "quick", false, "a short run (about 4 minutes): fewer and shorter rounds, a small history")
+	fs.BoolVar(&p.Quick, "quick", false, "a short run (about 5 minutes): fewer and shorter rounds, a small history")
 	fs.StringVar(&p.Peers, "peers", "auto", "the xmlsec peer comparison: auto (run it when libxmlsec1-dev is installed) or skip")
 	fs.IntVar(&p.PinCPU, "pin-cpu", 1, "CPU the envelope benchmarks are pinned to (-1: none)")
 	fs.StringVar(&out, "out", "docs/performance.md", "the page to write")
@@ -72,7 +74,7 @@ func run(args []string) error {
 	fs.IntVar(&envRounds, "envelope-rounds", 0, "envelope bench rounds (default 5, quick 2)")
 	fs.IntVar(&loadRounds, "rounds", 0, "interleaved rounds of the closed-loop load tests (default 3, quick 1)")
 	fs.DurationVar(&runDur, "run-duration", 0, "length of each load test run (default 20s, quick 6s)")
-	fs.IntVar(&history, "history", -1, "approvals pushed through the demo before the after-history runs (default 100000, quick 2000; 0: none)")
+	fs.IntVar(&history, "history", -1, "approvals pushed through each demo (ECDSA, RSA) before its after-history runs (default 100000, quick 2000; 0: none)")
 	fs.StringVar(&conc, "concurrency", "1,4,16", "concurrencies of the closed-loop runs")
 	fs.StringVar(&offered, "offered", "10,25,50,100", "offered rates of the open-loop runs, in % of the measured peak")
 	fs.BoolVar(&p.RSA, "rsa", true, "also load-test a demo whose signing keys are RSA 2048")

@@ -453,7 +453,8 @@ func firstLine(s string) string {
 
 // load starts the demo and runs the load tests: closed loop at each
 // concurrency (rounds interleaved), open loop at shares of the measured
-// peak, then History approvals, then the after-history points.
+// peak, then History approvals, then the after-history points: the same
+// closed-loop rounds, and one open-loop run at the middle share.
 func (m *measurer) load(ctx context.Context) {
 	d, err := m.startDemo(ctx, "demo")
 	if err != nil {
@@ -463,12 +464,7 @@ func (m *measurer) load(ctx context.Context) {
 	defer d.stop()
 	record := m.recorder(ctx, d)
 	m.warmUp(ctx, d)
-	for r := 1; r <= m.p.LoadRounds; r++ {
-		for _, c := range m.p.Concurrencies {
-			m.log("load round %d/%d, concurrency %d, %s", r, m.p.LoadRounds, c, m.p.RunDur)
-			record(LoadPoint{Phase: "fresh", Kind: "closed", Round: r}, c, 0, 0, m.p.RunDur)
-		}
-	}
+	m.closedRounds(record, "fresh", "load round")
 	pk, _ := peak(m.d, "fresh")
 	if pk <= 0 {
 		m.problem("no peak throughput measured: the open-loop and history runs are skipped")
@@ -480,20 +476,16 @@ func (m *measurer) load(ctx context.Context) {
 		record(LoadPoint{Phase: "fresh", Kind: "open", Round: 1, OfferedPct: pct}, m.p.OpenConc, rates[i], 0, m.p.RunDur)
 	}
 	if m.p.History > 0 {
-		m.log("history: %d approvals at concurrency 16", m.p.History)
 		b0, err := sqlprobe.MeasureSQLite(ctx, d.hubDB())
 		if err != nil {
 			m.problem("hub storage before the history run: %v", err)
 		}
-		t0 := time.Now()
-		p, err := m.loadtest(ctx, d, LoadPoint{Phase: "push", Kind: "closed", Round: 1}, 16, 0, m.p.History, 0)
-		if err != nil {
-			m.problem("history run: %v", firstLine(err.Error()))
+		p, secs := m.push(ctx, d, "push", "history")
+		if p == nil {
 			return
 		}
-		m.d.Load = append(m.d.Load, *p)
 		m.d.History = p.Summary.Approvals
-		m.d.HistoryDurationS = time.Since(t0).Seconds()
+		m.d.HistoryDurationS = secs
 		if p.Summary.Approvals > 0 && b0 != nil {
 			if b1, err := sqlprobe.MeasureSQLite(ctx, d.hubDB()); err != nil {
 				m.problem("hub storage after the history run: %v", err)
@@ -503,12 +495,38 @@ func (m *measurer) load(ctx context.Context) {
 					m.d.HubStorage.Class(storageRetained), m.d.HubStorage.Class(storageRetention), m.d.HubStorage.FileBytes)
 			}
 		}
-		for _, c := range m.p.Concurrencies {
-			record(LoadPoint{Phase: "history", Kind: "closed", Round: 1}, c, 0, 0, m.p.RunDur)
-		}
+		m.closedRounds(record, "history", "after-history load round")
 		i := len(m.p.OfferedPcts) / 2
 		if len(m.p.OfferedPcts) > 0 {
 			record(LoadPoint{Phase: "history", Kind: "open", Round: 1, OfferedPct: m.p.OfferedPcts[i]}, m.p.OpenConc, rates[i], 0, m.p.RunDur)
+		}
+	}
+}
+
+// push sends History approvals through d at 16 clients, as one point of
+// the phase (what names the run in the log and problems), and returns
+// that point and the push's wall time; nil if the run failed.
+func (m *measurer) push(ctx context.Context, d *demo, phase, what string) (*LoadPoint, float64) {
+	m.log("%s: %d approvals at concurrency 16", what, m.p.History)
+	t0 := time.Now()
+	p, err := m.loadtest(ctx, d, LoadPoint{Phase: phase, Kind: "closed", Round: 1}, 16, 0, m.p.History, 0)
+	if err != nil {
+		m.problem("%s run: %v", what, firstLine(err.Error()))
+		return nil, 0
+	}
+	m.d.Load = append(m.d.Load, *p)
+	return p, time.Since(t0).Seconds()
+}
+
+// closedRounds runs the closed-loop load tests of a phase: LoadRounds
+// rounds, each at every concurrency in turn (the rounds interleaved, so
+// that a slow stretch of the machine touches every concurrency alike),
+// logged as what.
+func (m *measurer) closedRounds(record func(pt LoadPoint, conc int, rate float64, requests int, dur time.Duration), phase, what string) {
+	for r := 1; r <= m.p.LoadRounds; r++ {
+		for _, c := range m.p.Concurrencies {
+			m.log("%s %d/%d, concurrency %d, %s", what, r, m.p.LoadRounds, c, m.p.RunDur)
+			record(LoadPoint{Phase: phase, Kind: "closed", Round: r}, c, 0, 0, m.p.RunDur)
 		}
 	}
 }
@@ -544,7 +562,10 @@ var rsaSigners = []string{"hub", "issuer", "pg", "merchant", "merchant2", "bank-
 // every signing key is RSA 2048: `kecis keys generate --type rsa` writes
 // them where the demo looks for its keys before it first starts, so that
 // it keeps them. Every signing certificate the demo ends up with is
-// checked to be RSA; if one is not, the figures are dropped.
+// checked to be RSA; if one is not, the figures are dropped. Then, as
+// with the ECDSA demo, History approvals (phase "rsa-push") and the same
+// closed-loop rounds again (phase "rsa-history"): issue 15 asks for the
+// rate after 100,000 approvals of both deployments.
 func (m *measurer) loadRSA(ctx context.Context) {
 	dir := filepath.Join(m.p.Work, "demo-rsa")
 	for _, p := range rsaSigners {
@@ -570,12 +591,17 @@ func (m *measurer) loadRSA(ctx context.Context) {
 	}
 	record := m.recorder(ctx, d)
 	m.warmUp(ctx, d)
-	for r := 1; r <= m.p.LoadRounds; r++ {
-		for _, c := range m.p.Concurrencies {
-			m.log("RSA load round %d/%d, concurrency %d, %s", r, m.p.LoadRounds, c, m.p.RunDur)
-			record(LoadPoint{Phase: "rsa", Kind: "closed", Round: r}, c, 0, 0, m.p.RunDur)
-		}
+	m.closedRounds(record, "rsa", "RSA load round")
+	if m.p.History <= 0 {
+		return
 	}
+	p, secs := m.push(ctx, d, "rsa-push", "RSA history")
+	if p == nil {
+		return
+	}
+	m.d.RSAHistory = p.Summary.Approvals
+	m.d.RSAHistoryDurationS = secs
+	m.closedRounds(record, "rsa-history", "RSA after-history load round")
 }
 
 // allRSA checks that every signing certificate under a demo's directory

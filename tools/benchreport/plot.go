@@ -111,8 +111,8 @@ func latencyPlot(d *Data) (*plot.Plot, error) {
 	return p, nil
 }
 
-// concurrencyPlot: throughput against clients (closed loop), at the start,
-// after history, and with RSA signing keys.
+// concurrencyPlot: throughput against clients (closed loop), at the start
+// and after history, with ECDSA signing keys and with RSA ones.
 func concurrencyPlot(d *Data) (*plot.Plot, error) {
 	cs := concurrencies(d, "fresh")
 	if len(cs) == 0 {
@@ -138,11 +138,14 @@ func concurrencyPlot(d *Data) (*plot.Plot, error) {
 	if r := series("rsa"); len(r) > 0 {
 		args = append(args, "RSA keys, fresh", r)
 	}
+	if h := series("rsa-history"); len(h) > 0 {
+		args = append(args, fmt.Sprintf("RSA keys, after %s", thousands(d.RSAHistory)), h)
+	}
 	if err := plotutil.AddLinePoints(p, args...); err != nil {
 		return nil, err
 	}
 	p.Legend.Top = true
-	headroom(p, series("fresh"), series("history"), series("rsa"))
+	headroom(p, series("fresh"), series("history"), series("rsa"), series("rsa-history"))
 	p.X.Max = float64(cs[len(cs)-1]) + 1
 	p.Add(plotter.NewGrid())
 	return p, nil
