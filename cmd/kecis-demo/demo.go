@@ -110,6 +110,19 @@ Press Ctrl-C to stop.
 	return nil
 }
 
+// sqliteWriters is how many SQLite databases the demo writes, for
+// sqlstore.RaiseProcs: the hub's (unless --postgres), the issuer's (its
+// adapter's store shares it), the PG's and its sidecar's store, the
+// telecom's and its adapter's, and each of the two banks' and its
+// adapter's. TestDemoSQLiteWriters counts the files.
+func sqliteWriters(o demoOptions) int {
+	n := 10
+	if o.postgres != "" {
+		n--
+	}
+	return n
+}
+
 func openDemoLog(dir string) (*os.File, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -40,7 +41,9 @@ func (l *lockedBuf) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l
 // JSON facade; the cardholder's phone gets the issuer's text.
 func TestDemoCurlApproves(t *testing.T) {
 	testutil.RequireTool(t, "curl", "curl")
-	d, out := startFederationDemo(t, t.TempDir())
+	dir := t.TempDir()
+	d, out := startFederationDemo(t, dir)
+	checkSQLiteWriters(t, dir, demoOptions{tester: true})
 	guide := out.String()
 	start := strings.Index(guide, "  T=$(date")
 	end := strings.Index(guide, "\n\nThen open")
@@ -274,5 +277,26 @@ func TestDemoOnPostgres(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "hub", "hub.db")); err == nil {
 		t.Fatal("a hub.db beside the PostgreSQL store")
+	}
+	checkSQLiteWriters(t, dir, demoOptions{postgres: dsn})
+}
+
+// checkSQLiteWriters: sqliteWriters, what kecis-demo raises GOMAXPROCS
+// by (sqlstore.RaiseProcs), counts the SQLite databases the running demo
+// in dir has.
+func checkSQLiteWriters(t *testing.T, dir string, o demoOptions) {
+	t.Helper()
+	var dbs []string
+	err := filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
+		if err == nil && !e.IsDir() && strings.HasSuffix(path, ".db") {
+			dbs = append(dbs, strings.TrimPrefix(path, dir))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dbs) != sqliteWriters(o) {
+		t.Errorf("the demo writes %d SQLite databases %v; sqliteWriters says %d", len(dbs), dbs, sqliteWriters(o))
 	}
 }

@@ -17,10 +17,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kecis/kecis/connectors/sqlstore"
 )
 
 func main() {
@@ -147,6 +150,11 @@ did not pass or no demo runs in --dir, 2 on a usage error.`,
 				}
 				defer stopPProf()
 				fmt.Fprintf(cmd.ErrOrStderr(), "profiles: http://%s/debug/pprof/\n", bound)
+			}
+			// One more P per SQLite database the demo writes, at most
+			// twice the CPUs (sqlstore.RaiseProcs; GOMAXPROCS overrides).
+			if was, n := runtime.GOMAXPROCS(0), sqlstore.RaiseProcs(sqliteWriters(opts)); n != was {
+				fmt.Fprintf(cmd.ErrOrStderr(), "GOMAXPROCS %d, raised from %d for the demo's SQLite writers (set GOMAXPROCS to choose)\n", n, was)
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()

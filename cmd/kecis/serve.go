@@ -7,11 +7,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	sqldb "github.com/kecis/kecis/connectors/sqlstore"
 	"github.com/kecis/kecis/federation/server"
 	"github.com/kecis/kecis/federation/store/sqlstore"
 	"github.com/kecis/kecis/internal/devpki"
@@ -82,6 +84,14 @@ func serveHub(ctx context.Context, cfgPath string, devKeys bool, public, ops net
 		return fmt.Errorf("database: %w", err)
 	}
 	defer st.Close()
+	if dsn, err := sqldb.ParseDSN(cfg.SQLiteDSN()); err == nil && dsn.Dialect == sqldb.SQLite && !dsn.Memory && public == nil {
+		// The hub's group-commit writer blocks a thread, with its P, in
+		// fsync: one more P (sqldb.RaiseProcs; GOMAXPROCS overrides).
+		// Not for tests (public set): the runtime is the test binary's.
+		if was, n := runtime.GOMAXPROCS(0), sqldb.RaiseProcs(1); n != was {
+			log.Info("GOMAXPROCS raised for the SQLite store's writer", "gomaxprocs", n, "was", was)
+		}
+	}
 	srv, err := server.New(cfg, st, nil, server.Describe, log)
 	if err != nil {
 		return err

@@ -357,7 +357,9 @@ func (r *report) loadSection(w writer, assets string, plots map[string]string) {
 	w("--mix %s` against it, each run %s; a 50-request warm-up first. Throughput is acknowledged approvals per second;\n", d.Mix, runLength(d))
 	w("latency is from the time a request was due (at a fixed rate) or sent to its answer, retries included. CPU per\n")
 	w("approval is the demo process's user+system time over the run (every participant runs in it; the load generator\n")
-	w("does not) divided by the approvals. Every run ends with `kecis loadtest`'s reconciliation with the issuer's ledger.\n\n")
+	w("does not) divided by the approvals. Every run ends with `kecis loadtest`'s reconciliation with the issuer's ledger.\n")
+	w("The demo runs with GOMAXPROCS twice the cores (it raises it for its ten SQLite writers, whose fsyncs block their\n")
+	w("thread with its P: [hub.md](hub.md#storage), \"GOMAXPROCS on SQLite\").\n\n")
 	w("**As fast as the clients go** (closed loop, %s; medians, min–max of throughput):\n\n", roundsOf(r.closed[maxConc(r.closed)].Runs))
 	r.closedTable(w, "fresh", 0)
 	if cs := concurrencies(d, "rsa"); len(cs) > 0 {
